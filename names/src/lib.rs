@@ -1,0 +1,453 @@
+//! One definition of every name that the generator, the functions and the agent share: tables,
+//! attributes, indexes, environment variables, S3 keys, statuses, routes and log names.
+//!
+//! Renaming anything here is one change the compiler carries to every crate. Patterns that depend on
+//! the deployment (project and environment) take a `prefix`: infra-gen passes a Terraform expression
+//! (`${local.name_prefix}`), the local stack passes a concrete `infra-demo-dev`.
+
+/// Default Terraform variable values that other crates (the local stack) must agree with.
+pub mod defaults {
+    pub const PROJECT_NAME: &str = "infra-demo";
+    pub const ENVIRONMENT: &str = "dev";
+    pub const AWS_REGION: &str = "us-east-1";
+    pub const AGENT_CPU: u32 = 1024;
+    pub const AGENT_MEMORY: u32 = 2048;
+    pub const API_RATE_LIMIT: u32 = 10;
+    pub const API_BURST_LIMIT: u32 = 20;
+    pub const TENANTS: &[&str] = &["test-tenant"];
+    pub const LOG_RETENTION_DAYS: u32 = 30;
+    pub const OUTPUT_EXPIRY_DAYS: u32 = 30;
+    pub const MAX_RECEIVE_COUNT: u32 = 3;
+    pub const JOB_TTL_DAYS: u32 = 90;
+    /// Seconds the process function may run per batch; the queue's visibility timeout is 6x this.
+    pub const PROCESS_TIMEOUT_SECONDS: u32 = 60;
+    pub const PROCESS_MAX_CONCURRENCY: u32 = 5;
+    /// Grace after a job's own timeout before the sweep stops it.
+    pub const TIMEOUT_GRACE_SECONDS: u32 = 120;
+
+    /// The name prefix every physical resource name starts with, for concrete values.
+    pub fn name_prefix(project: &str, environment: &str) -> String {
+        format!("{project}-{environment}")
+    }
+}
+
+/// The jobs table: its name pattern, key, index and attribute names.
+pub mod table {
+    pub fn name(prefix: &str) -> String {
+        format!("{prefix}-jobs")
+    }
+    /// Partition key.
+    pub const TASK_ID: &str = "task_id";
+    /// Global secondary index for listing a tenant's jobs, newest first.
+    pub const TENANT_INDEX: &str = "tenant_id-created_at-index";
+    pub const TENANT_ID: &str = "tenant_id";
+    pub const CREATED_AT: &str = "created_at";
+    pub const UPDATED_AT: &str = "updated_at";
+    pub const STATUS: &str = "status";
+    pub const QUERY: &str = "query";
+    pub const URL: &str = "url";
+    pub const OPTIONS: &str = "options";
+    pub const ECS_TASK_ARN: &str = "ecs_task_arn";
+    pub const ECS_TASK_ID: &str = "ecs_task_id";
+    pub const ERROR_CODE: &str = "error_code";
+    pub const ERROR_MESSAGE: &str = "error_message";
+    pub const EXIT_CODE: &str = "exit_code";
+    pub const ATTEMPTS: &str = "attempts";
+    pub const IDEMPOTENCY_KEY: &str = "idempotency_key";
+    pub const REQUEST_HASH: &str = "request_hash";
+    pub const STARTED_AT: &str = "started_at";
+    pub const FINISHED_AT: &str = "finished_at";
+    pub const DEADLINE_AT: &str = "deadline_at";
+    /// TTL attribute: epoch seconds after which DynamoDB deletes the item.
+    pub const EXPIRES_AT: &str = "expires_at";
+    /// Attribute types of the keys (DynamoDB scalar types).
+    pub const KEY_TYPE_STRING: &str = "S";
+}
+
+/// Queues: the job queue and its dead-letter queue.
+pub mod queue {
+    pub fn jobs_name(prefix: &str) -> String {
+        format!("{prefix}-jobs")
+    }
+    pub fn dlq_name(prefix: &str) -> String {
+        format!("{prefix}-jobs-dlq")
+    }
+    /// The one field of a job message body: `{"task_id": "..."}`.
+    pub const MESSAGE_TASK_ID: &str = "task_id";
+}
+
+/// The outputs bucket and the key layout of a job's outputs.
+pub mod bucket {
+    /// Bucket names are global, so the account id is part of the pattern.
+    pub fn name(prefix: &str, account_id: &str) -> String {
+        format!("{prefix}-outputs-{account_id}")
+    }
+    /// Every object of a job lives under this prefix.
+    pub const JOBS_PREFIX: &str = "jobs/";
+
+    pub fn job_prefix(task_id: &str) -> String {
+        format!("{JOBS_PREFIX}{task_id}/")
+    }
+
+    pub fn output_key(task_id: &str, output: super::Output) -> String {
+        format!("{JOBS_PREFIX}{task_id}/{}", output.file_name())
+    }
+}
+
+/// One file a job can produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Output {
+    Screenshot,
+    Result,
+    Log,
+    Html,
+    Error,
+}
+
+impl Output {
+    pub const ALL: [Output; 5] = [
+        Output::Screenshot,
+        Output::Result,
+        Output::Log,
+        Output::Html,
+        Output::Error,
+    ];
+
+    /// The name used in API responses and in the agent's upload map.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Output::Screenshot => "screenshot",
+            Output::Result => "result",
+            Output::Log => "logs",
+            Output::Html => "html",
+            Output::Error => "error",
+        }
+    }
+
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Output::Screenshot => "screenshot.png",
+            Output::Result => "result.json",
+            Output::Log => "agent.log",
+            Output::Html => "page.html",
+            Output::Error => "error.json",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Output::Screenshot => "image/png",
+            Output::Result | Output::Error => "application/json",
+            Output::Log => "text/plain; charset=utf-8",
+            Output::Html => "text/html; charset=utf-8",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Output> {
+        Output::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+/// Job status values and the lifecycle between them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum JobStatus {
+    Queued,
+    Provisioning,
+    Provisioned,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 7] = [
+        JobStatus::Queued,
+        JobStatus::Provisioning,
+        JobStatus::Provisioned,
+        JobStatus::Running,
+        JobStatus::Completed,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "QUEUED",
+            JobStatus::Provisioning => "PROVISIONING",
+            JobStatus::Provisioned => "PROVISIONED",
+            JobStatus::Running => "RUNNING",
+            JobStatus::Completed => "COMPLETED",
+            JobStatus::Failed => "FAILED",
+            JobStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobStatus> {
+        JobStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled)
+    }
+
+    /// The states a job may be in for a write to move it to `self`. Terminal states have no
+    /// successors, so nothing ever leaves them.
+    pub fn allowed_predecessors(self) -> &'static [JobStatus] {
+        use JobStatus::*;
+        match self {
+            Queued => &[],
+            Provisioning => &[Queued],
+            Provisioned => &[Provisioning],
+            // ECS events arrive out of order: RUNNING may be seen before the process function
+            // recorded PROVISIONED.
+            Running => &[Provisioning, Provisioned],
+            Completed => &[Provisioning, Provisioned, Running],
+            Failed => &[Queued, Provisioning, Provisioned, Running],
+            Cancelled => &[Queued, Provisioning, Provisioned, Running],
+        }
+    }
+
+    pub fn can_move_to(self, next: JobStatus) -> bool {
+        next.allowed_predecessors().contains(&self)
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// API routes: the REST API's resource paths and path parameter.
+pub mod routes {
+    pub const JOBS: &str = "/jobs";
+    pub const JOB: &str = "/jobs/{task_id}";
+    pub const JOB_LOGS: &str = "/jobs/{task_id}/logs";
+    pub const TASK_ID_PARAM: &str = "task_id";
+    pub const API_KEY_HEADER: &str = "x-api-key";
+    pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
+
+    /// One route of the API and the function that serves it.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Route {
+        pub method: &'static str,
+        pub path: &'static str,
+        pub function: super::Function,
+    }
+
+    pub const ALL: [Route; 5] = [
+        Route { method: "POST", path: JOBS, function: super::Function::Submit },
+        Route { method: "GET", path: JOBS, function: super::Function::List },
+        Route { method: "GET", path: JOB, function: super::Function::Status },
+        Route { method: "DELETE", path: JOB, function: super::Function::Cancel },
+        Route { method: "GET", path: JOB_LOGS, function: super::Function::Logs },
+    ];
+}
+
+/// The Lambda functions of the stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Function {
+    Submit,
+    Status,
+    Logs,
+    List,
+    Cancel,
+    Process,
+    Reconcile,
+}
+
+impl Function {
+    pub const ALL: [Function; 7] = [
+        Function::Submit,
+        Function::Status,
+        Function::Logs,
+        Function::List,
+        Function::Cancel,
+        Function::Process,
+        Function::Reconcile,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Function::Submit => "submit",
+            Function::Status => "status",
+            Function::Logs => "logs",
+            Function::List => "list",
+            Function::Cancel => "cancel",
+            Function::Process => "process",
+            Function::Reconcile => "reconcile",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Function> {
+        Function::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
+    /// Physical function name.
+    pub fn name(self, prefix: &str) -> String {
+        format!("{prefix}-{}", self.as_str())
+    }
+
+    /// Where `make build` puts the function's deployment package, relative to the workspace root.
+    pub fn zip_path(self) -> String {
+        format!("target/lambda/{}/bootstrap.zip", self.as_str())
+    }
+}
+
+/// Environment variables: what infra-gen sets on each function and on the agent container.
+pub mod env {
+    /// Set on every function: which handler the shared binary runs.
+    pub const FUNCTION: &str = "JOB_FUNCTION";
+    pub const TABLE_NAME: &str = "JOBS_TABLE";
+    pub const QUEUE_URL: &str = "JOBS_QUEUE_URL";
+    pub const BUCKET_NAME: &str = "OUTPUTS_BUCKET";
+    pub const CLUSTER_ARN: &str = "ECS_CLUSTER_ARN";
+    pub const TASK_DEFINITION: &str = "ECS_TASK_DEFINITION";
+    pub const SUBNET_IDS: &str = "AGENT_SUBNET_IDS";
+    pub const SECURITY_GROUP_IDS: &str = "AGENT_SECURITY_GROUP_IDS";
+    pub const CONTAINER_NAME: &str = "AGENT_CONTAINER_NAME";
+    pub const LOG_GROUP: &str = "AGENT_LOG_GROUP";
+    /// JSON object mapping API Gateway key ids to tenant ids.
+    pub const TENANT_KEYS: &str = "TENANT_API_KEYS";
+    pub const MAX_ATTEMPTS: &str = "MAX_ATTEMPTS";
+    pub const TIMEOUT_GRACE_SECONDS: &str = "TIMEOUT_GRACE_SECONDS";
+    pub const JOB_TTL_DAYS: &str = "JOB_TTL_DAYS";
+    pub const LOG_LEVEL: &str = "RUST_LOG";
+
+    /// Set on the agent container (by the task definition or the RunTask override).
+    pub mod agent {
+        /// The job spec as compact JSON.
+        pub const JOB: &str = "AGENT_JOB";
+        /// JSON object of output name -> pre-signed PUT URL.
+        pub const UPLOAD_URLS: &str = "AGENT_UPLOAD_URLS";
+        pub const TASK_ID: &str = "AGENT_TASK_ID";
+        /// Search URL template with a `{query}` placeholder.
+        pub const SEARCH_URL_TEMPLATE: &str = "AGENT_SEARCH_URL_TEMPLATE";
+        /// Comma-separated hosts/CIDRs the egress guard lets through (tests and local mode only).
+        pub const EGRESS_ALLOW: &str = "AGENT_EGRESS_ALLOW";
+        pub const CHROMIUM_PATH: &str = "AGENT_CHROMIUM";
+        pub const CHROMEDRIVER_PATH: &str = "AGENT_CHROMEDRIVER";
+        /// The writable scratch directory (the root filesystem is read-only).
+        pub const SCRATCH_DIR: &str = "AGENT_SCRATCH_DIR";
+    }
+}
+
+/// The agent container and its task.
+pub mod agent {
+    pub const CONTAINER_NAME: &str = "agent";
+    pub const SCRATCH_VOLUME: &str = "scratch";
+    pub const SCRATCH_MOUNT: &str = "/scratch";
+    /// Non-root uid:gid the image creates.
+    pub const USER: &str = "10001:10001";
+    pub const DEFAULT_SEARCH_URL_TEMPLATE: &str = "https://duckduckgo.com/html/?q={query}";
+
+    pub fn task_family(prefix: &str) -> String {
+        format!("{prefix}-agent")
+    }
+    pub fn cluster_name(prefix: &str) -> String {
+        format!("{prefix}-cluster")
+    }
+    pub fn repository_name(prefix: &str) -> String {
+        format!("{prefix}-agent")
+    }
+}
+
+/// CloudWatch Logs names.
+pub mod logs {
+    /// awslogs stream prefix of the agent container.
+    pub const AGENT_STREAM_PREFIX: &str = "agent";
+
+    pub fn agent_group(prefix: &str) -> String {
+        format!("/ecs/{prefix}-agent")
+    }
+
+    /// The stream awslogs writes for one task: `prefix/container/ecs-task-id`.
+    pub fn agent_stream(ecs_task_id: &str) -> String {
+        format!("{AGENT_STREAM_PREFIX}/{}/{ecs_task_id}", super::agent::CONTAINER_NAME)
+    }
+
+    pub fn function_group(function_name: &str) -> String {
+        format!("/aws/lambda/{function_name}")
+    }
+
+    pub fn api_access_group(prefix: &str) -> String {
+        format!("/aws/apigateway/{prefix}-api")
+    }
+
+    pub fn flow_log_group(prefix: &str) -> String {
+        format!("/aws/vpc/{prefix}-flow-logs")
+    }
+}
+
+/// SSM parameters injected into the agent as container secrets.
+pub mod ssm {
+    /// Parameters under `/<project>/agent/`: (name, container env var).
+    pub const AGENT_SECRETS: &[(&str, &str)] = &[("search-api-key", "AGENT_SEARCH_API_KEY")];
+
+    pub fn agent_parameter(project: &str, name: &str) -> String {
+        format!("/{project}/agent/{name}")
+    }
+}
+
+/// ECS tags and `startedBy` that carry the job's id on its task.
+pub mod ecs {
+    pub const TASK_ID_TAG: &str = "task_id";
+    pub const TENANT_TAG: &str = "tenant_id";
+    /// `startedBy` is limited to 36 characters: exactly a UUID.
+    pub const STARTED_BY_MAX: usize = 36;
+    pub const TASK_STATE_CHANGE: &str = "ECS Task State Change";
+    pub const EVENT_SOURCE: &str = "aws.ecs";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_states_never_change() {
+        for from in JobStatus::ALL.into_iter().filter(|s| s.is_terminal()) {
+            for to in JobStatus::ALL {
+                assert!(!from.can_move_to(to), "{from} -> {to} must be refused");
+            }
+        }
+    }
+
+    #[test]
+    fn transitions_table() {
+        use JobStatus::*;
+        let allowed = [
+            (Queued, Provisioning),
+            (Provisioning, Provisioned),
+            (Provisioned, Running),
+            (Provisioning, Running),
+            (Running, Completed),
+            (Running, Failed),
+            (Queued, Cancelled),
+            (Running, Cancelled),
+            (Queued, Failed),
+        ];
+        let refused = [(Queued, Running), (Queued, Completed), (Running, Provisioned), (Running, Queued)];
+        for (a, b) in allowed {
+            assert!(a.can_move_to(b), "{a} -> {b} should be allowed");
+        }
+        for (a, b) in refused {
+            assert!(!a.can_move_to(b), "{a} -> {b} should be refused");
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for s in JobStatus::ALL {
+            assert_eq!(JobStatus::parse(s.as_str()), Some(s));
+        }
+        for o in Output::ALL {
+            assert_eq!(Output::parse(o.as_str()), Some(o));
+        }
+        for f in Function::ALL {
+            assert_eq!(Function::parse(f.as_str()), Some(f));
+        }
+        assert_eq!(bucket::output_key("abc", Output::Screenshot), "jobs/abc/screenshot.png");
+        assert_eq!(logs::agent_stream("123"), "agent/agent/123");
+    }
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the test tools into .tools/ (ignored by git), idempotently: a Python virtualenv with
+# checkov and the moto server, and (with `chromium`) Debian's Chromium and chromedriver.
+# Quick when everything is already there: each step checks before it installs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CHECKOV_VERSION=3.3.30
+MOTO_VERSION=5.2.5
+VENV=.tools/venv
+
+python_tools() {
+  local stamp="$VENV/.installed-checkov-$CHECKOV_VERSION-moto-$MOTO_VERSION"
+  [ -f "$stamp" ] && return 0
+  echo "tools: installing checkov $CHECKOV_VERSION and moto $MOTO_VERSION into $VENV (a few minutes, once)"
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check \
+    "checkov==$CHECKOV_VERSION" "moto[server]==$MOTO_VERSION"
+  touch "$stamp"
+}
+
+chromium() {
+  if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then return 0; fi
+  echo "tools: installing Debian chromium and chromium-driver (about a minute, once)"
+  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+}
+
+case "${1:-python}" in
+  python) python_tools ;;
+  chromium) chromium ;;
+  all) python_tools; chromium ;;
+  *) echo "usage: $0 [python|chromium|all]" >&2; exit 2 ;;
+esac
