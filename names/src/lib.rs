@@ -5,6 +5,72 @@
 //! the deployment (project and environment) take a `prefix`: infra-gen passes a Terraform expression
 //! (`${local.name_prefix}`), the local stack passes a concrete `infra-demo-dev`.
 
+/// The job as the API accepts it, the table stores it and the agent receives it (`AGENT_JOB`).
+pub mod job {
+    use serde::{Deserialize, Serialize};
+
+    pub const QUERY_MAX_CHARS: usize = 512;
+    pub const URL_MAX_CHARS: usize = 2048;
+    pub const BODY_MAX_BYTES: usize = 16 * 1024;
+    pub const VIEWPORT_WIDTH: std::ops::RangeInclusive<u32> = 320..=3840;
+    pub const VIEWPORT_HEIGHT: std::ops::RangeInclusive<u32> = 240..=2160;
+    pub const TIMEOUT_SECONDS: std::ops::RangeInclusive<u32> = 10..=600;
+    pub const DEFAULT_TIMEOUT_SECONDS: u32 = 120;
+    pub const DEFAULT_VIEWPORT: Viewport = Viewport { width: 1280, height: 800 };
+
+    /// What the agent is asked to do. Exactly one of `query` and `url` is set; the API validates
+    /// that before a spec exists.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct JobSpec {
+        pub task_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub query: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub url: Option<String>,
+        #[serde(default)]
+        pub options: JobOptions,
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct JobOptions {
+        pub full_page: bool,
+        pub viewport: Viewport,
+        pub timeout_seconds: u32,
+        pub capture_html: bool,
+    }
+
+    impl Default for JobOptions {
+        fn default() -> Self {
+            JobOptions {
+                full_page: false,
+                viewport: DEFAULT_VIEWPORT,
+                timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
+                capture_html: false,
+            }
+        }
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Viewport {
+        pub width: u32,
+        pub height: u32,
+    }
+
+    /// The outputs a job can produce, so only these get pre-signed upload URLs (the RunTask
+    /// override is limited to 8 KiB and each URL is ~1.3 KB).
+    pub fn possible_outputs(options: &JobOptions) -> Vec<super::Output> {
+        use super::Output::*;
+        let mut outputs = vec![Screenshot, Result, Log, Error];
+        if options.capture_html {
+            outputs.push(Html);
+        }
+        outputs
+    }
+}
+
 /// Default Terraform variable values that other crates (the local stack) must agree with.
 pub mod defaults {
     pub const PROJECT_NAME: &str = "infra-demo";

@@ -1,0 +1,2 @@
+//! infra-gen: typed AWS resources (model), constructs with secure defaults, and the app that wires
+//! them into the whole stack, synthesized as Terraform JSON.

@@ -1,0 +1,1 @@
+//! Terraform JSON expressions and provider-schema conformance (filled in by the conformance work).
