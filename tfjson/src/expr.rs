@@ -37,7 +37,10 @@ impl fmt::Display for ExprError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ExprError::Unterminated { offset } => {
-                write!(f, "template sequence opened at byte {offset} is never closed with `}}`")
+                write!(
+                    f,
+                    "template sequence opened at byte {offset} is never closed with `}}`"
+                )
             }
         }
     }
@@ -118,9 +121,17 @@ fn string_end(b: &[u8], mut i: usize, nested: &mut dyn FnMut(usize, usize)) -> O
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Reference {
     /// `aws_sqs_queue.jobs.arn`; `attr` is the first attribute after the name (indexes skipped).
-    Resource { ty: String, name: String, attr: Option<String> },
+    Resource {
+        ty: String,
+        name: String,
+        attr: Option<String>,
+    },
     /// `data.aws_iam_policy_document.x.json`.
-    Data { ty: String, name: String, attr: Option<String> },
+    Data {
+        ty: String,
+        name: String,
+        attr: Option<String>,
+    },
     /// `var.name`.
     Var(String),
     /// `local.name`.
@@ -267,9 +278,17 @@ fn classify(root: &str, steps: &[Step<'_>]) -> Option<Reference> {
     match root {
         "var" => attr_name(0).map(Reference::Var),
         "local" => attr_name(0).map(Reference::Local),
-        "data" => Some(Reference::Data { ty: attr_name(0)?, name: attr_name(1)?, attr: first_attr(2) }),
+        "data" => Some(Reference::Data {
+            ty: attr_name(0)?,
+            name: attr_name(1)?,
+            attr: first_attr(2),
+        }),
         "each" | "count" | "path" | "self" | "terraform" | "module" => None,
-        ty if is_resource_type(ty) => Some(Reference::Resource { ty: ty.to_string(), name: attr_name(0)?, attr: first_attr(1) }),
+        ty if is_resource_type(ty) => Some(Reference::Resource {
+            ty: ty.to_string(),
+            name: attr_name(0)?,
+            attr: first_attr(1),
+        }),
         _ => None,
     }
 }
@@ -280,7 +299,8 @@ fn is_resource_type(s: &str) -> bool {
     !b.is_empty()
         && b[0].is_ascii_lowercase()
         && b.contains(&b'_')
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
 }
 
 /// Splits an expression into the tokens that matter for traversals; records the byte ranges of templates
@@ -295,7 +315,8 @@ fn tokenize<'a>(s: &'a str, nested: &mut Vec<(usize, usize)>) -> Vec<Tok<'a>> {
             c if c.is_ascii_whitespace() => i += 1,
             c if c.is_ascii_alphabetic() || c == b'_' => {
                 let start = i;
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'-') {
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'-')
+                {
                     i += 1;
                 }
                 toks.push(Tok::Ident(&s[start..i]));
@@ -319,7 +340,8 @@ fn tokenize<'a>(s: &'a str, nested: &mut Vec<(usize, usize)>) -> Vec<Tok<'a>> {
                 toks.push(Tok::Number);
             }
             b'"' => {
-                let end = string_end(b, i + 1, &mut |start, end| nested.push((start, end))).unwrap_or(b.len());
+                let end = string_end(b, i + 1, &mut |start, end| nested.push((start, end)))
+                    .unwrap_or(b.len());
                 toks.push(Tok::Str);
                 i = end + 1;
             }
@@ -356,7 +378,10 @@ fn tokenize<'a>(s: &'a str, nested: &mut Vec<(usize, usize)>) -> Vec<Tok<'a>> {
 }
 
 fn line_end(b: &[u8], i: usize) -> usize {
-    b[i..].iter().position(|&c| c == b'\n').map_or(b.len(), |k| i + k)
+    b[i..]
+        .iter()
+        .position(|&c| c == b'\n')
+        .map_or(b.len(), |k| i + k)
 }
 
 #[cfg(test)]
@@ -368,7 +393,10 @@ mod tests {
         let cases = [
             ("plain", "plain"),
             ("", ""),
-            ("arn:aws:s3:::b/${aws:username}/*", "arn:aws:s3:::b/$${aws:username}/*"),
+            (
+                "arn:aws:s3:::b/${aws:username}/*",
+                "arn:aws:s3:::b/$${aws:username}/*",
+            ),
             ("%{ if x }", "%%{ if x }"),
             ("$${already}", "$$${already}"),
             ("cost: $5 and 50%", "cost: $5 and 50%"),
@@ -392,7 +420,10 @@ mod tests {
         let cases: &[(&str, Result<&[&str], ExprError>)] = &[
             ("no template", Ok(&[])),
             ("${aws_sqs_queue.jobs.arn}", Ok(&["aws_sqs_queue.jobs.arn"])),
-            ("arn:${data.aws_partition.current.partition}:s3:::${var.bucket}/*", Ok(&["data.aws_partition.current.partition", "var.bucket"])),
+            (
+                "arn:${data.aws_partition.current.partition}:s3:::${var.bucket}/*",
+                Ok(&["data.aws_partition.current.partition", "var.bucket"]),
+            ),
             ("$${aws:username} ${var.x}", Ok(&["var.x"])),
             ("${ var.x }", Ok(&["var.x"])),
             ("${~ var.x ~}", Ok(&["var.x"])),
@@ -400,25 +431,49 @@ mod tests {
                 "${jsonencode({for k, v in aws_api_gateway_api_key.tenant : v.id => k})}",
                 Ok(&["jsonencode({for k, v in aws_api_gateway_api_key.tenant : v.id => k})"]),
             ),
-            (r#"${replace(var.name, "}", "-")}"#, Ok(&[r#"replace(var.name, "}", "-")"#])),
+            (
+                r#"${replace(var.name, "}", "-")}"#,
+                Ok(&[r#"replace(var.name, "}", "-")"#]),
+            ),
             (r#"${"${var.a}-${var.b}"}"#, Ok(&[r#""${var.a}-${var.b}""#])),
-            (r#"${jsonencode({a = "say \"}\""})}"#, Ok(&[r#"jsonencode({a = "say \"}\""})"#])),
+            (
+                r#"${jsonencode({a = "say \"}\""})}"#,
+                Ok(&[r#"jsonencode({a = "say \"}\""})"#]),
+            ),
             ("%{ if var.on }on${var.x}%{ endif }", Ok(&["var.x"])),
             ("${var.x", Err(ExprError::Unterminated { offset: 0 })),
-            ("ok ${jsonencode({a = 1}", Err(ExprError::Unterminated { offset: 3 })),
-            (r#"${"unterminated}"#, Err(ExprError::Unterminated { offset: 0 })),
+            (
+                "ok ${jsonencode({a = 1}",
+                Err(ExprError::Unterminated { offset: 3 }),
+            ),
+            (
+                r#"${"unterminated}"#,
+                Err(ExprError::Unterminated { offset: 0 }),
+            ),
             ("%{ if x ", Err(ExprError::Unterminated { offset: 0 })),
         ];
         for (input, want) in cases {
-            assert_eq!(interpolations(input), want.clone().map(<[&str]>::to_vec), "interpolations({input:?})");
+            assert_eq!(
+                interpolations(input),
+                want.clone().map(<[&str]>::to_vec),
+                "interpolations({input:?})"
+            );
         }
     }
 
     fn res(ty: &str, name: &str, attr: Option<&str>) -> Reference {
-        Reference::Resource { ty: ty.into(), name: name.into(), attr: attr.map(Into::into) }
+        Reference::Resource {
+            ty: ty.into(),
+            name: name.into(),
+            attr: attr.map(Into::into),
+        }
     }
     fn data(ty: &str, name: &str, attr: Option<&str>) -> Reference {
-        Reference::Data { ty: ty.into(), name: name.into(), attr: attr.map(Into::into) }
+        Reference::Data {
+            ty: ty.into(),
+            name: name.into(),
+            attr: attr.map(Into::into),
+        }
     }
     fn var(n: &str) -> Reference {
         Reference::Var(n.into())
@@ -430,35 +485,98 @@ mod tests {
     #[test]
     fn references_table() {
         let cases: Vec<(&str, Vec<Reference>)> = vec![
-            ("aws_sqs_queue.jobs.arn", vec![res("aws_sqs_queue", "jobs", Some("arn"))]),
-            ("aws_sqs_queue.jobs", vec![res("aws_sqs_queue", "jobs", None)]),
-            (r#"aws_api_gateway_api_key.tenant["x"].id"#, vec![res("aws_api_gateway_api_key", "tenant", Some("id"))]),
-            ("aws_api_gateway_api_key.tenant[each.key].value", vec![res("aws_api_gateway_api_key", "tenant", Some("value"))]),
-            ("aws_subnet.private[0].id", vec![res("aws_subnet", "private", Some("id"))]),
-            ("aws_subnet.private[*].id", vec![res("aws_subnet", "private", Some("id"))]),
-            ("aws_subnet.private.*.id", vec![res("aws_subnet", "private", Some("id"))]),
-            ("aws_subnet.private.0.id", vec![res("aws_subnet", "private", Some("id"))]),
-            ("aws_vpc_endpoint.s3.dns_entry[0].dns_name", vec![res("aws_vpc_endpoint", "s3", Some("dns_entry"))]),
-            ("aws_instance.my-server.id", vec![res("aws_instance", "my-server", Some("id"))]),
-            ("random_id.suffix.hex", vec![res("random_id", "suffix", Some("hex"))]),
-            ("aws_subnet.private[var.index].id", vec![res("aws_subnet", "private", Some("id")), var("index")]),
-            ("data.aws_iam_policy_document.x.json", vec![data("aws_iam_policy_document", "x", Some("json"))]),
-            ("data.aws_availability_zones.all.names[0]", vec![data("aws_availability_zones", "all", Some("names"))]),
-            ("data.aws_region.current", vec![data("aws_region", "current", None)]),
+            (
+                "aws_sqs_queue.jobs.arn",
+                vec![res("aws_sqs_queue", "jobs", Some("arn"))],
+            ),
+            (
+                "aws_sqs_queue.jobs",
+                vec![res("aws_sqs_queue", "jobs", None)],
+            ),
+            (
+                r#"aws_api_gateway_api_key.tenant["x"].id"#,
+                vec![res("aws_api_gateway_api_key", "tenant", Some("id"))],
+            ),
+            (
+                "aws_api_gateway_api_key.tenant[each.key].value",
+                vec![res("aws_api_gateway_api_key", "tenant", Some("value"))],
+            ),
+            (
+                "aws_subnet.private[0].id",
+                vec![res("aws_subnet", "private", Some("id"))],
+            ),
+            (
+                "aws_subnet.private[*].id",
+                vec![res("aws_subnet", "private", Some("id"))],
+            ),
+            (
+                "aws_subnet.private.*.id",
+                vec![res("aws_subnet", "private", Some("id"))],
+            ),
+            (
+                "aws_subnet.private.0.id",
+                vec![res("aws_subnet", "private", Some("id"))],
+            ),
+            (
+                "aws_vpc_endpoint.s3.dns_entry[0].dns_name",
+                vec![res("aws_vpc_endpoint", "s3", Some("dns_entry"))],
+            ),
+            (
+                "aws_instance.my-server.id",
+                vec![res("aws_instance", "my-server", Some("id"))],
+            ),
+            (
+                "random_id.suffix.hex",
+                vec![res("random_id", "suffix", Some("hex"))],
+            ),
+            (
+                "aws_subnet.private[var.index].id",
+                vec![res("aws_subnet", "private", Some("id")), var("index")],
+            ),
+            (
+                "data.aws_iam_policy_document.x.json",
+                vec![data("aws_iam_policy_document", "x", Some("json"))],
+            ),
+            (
+                "data.aws_availability_zones.all.names[0]",
+                vec![data("aws_availability_zones", "all", Some("names"))],
+            ),
+            (
+                "data.aws_region.current",
+                vec![data("aws_region", "current", None)],
+            ),
             ("var.name", vec![var("name")]),
             ("local.tags", vec![local("tags")]),
-            ("merge(local.tags, {Name = var.name})", vec![local("tags"), var("name")]),
+            (
+                "merge(local.tags, {Name = var.name})",
+                vec![local("tags"), var("name")],
+            ),
             ("provider::aws::arn_parse(var.arn).region", vec![var("arn")]),
             (
                 "jsonencode({for k, v in aws_api_gateway_api_key.tenant : v.id => k})",
                 vec![res("aws_api_gateway_api_key", "tenant", None)],
             ),
-            ("[for sub_net in aws_subnet.private : sub_net.id]", vec![res("aws_subnet", "private", None)]),
-            ("{for az_name in var.azs : az_name => az_name.x}", vec![var("azs")]),
-            ("[for s in var.list : s if s != local.skip]", vec![var("list"), local("skip")]),
+            (
+                "[for sub_net in aws_subnet.private : sub_net.id]",
+                vec![res("aws_subnet", "private", None)],
+            ),
+            (
+                "{for az_name in var.azs : az_name => az_name.x}",
+                vec![var("azs")],
+            ),
+            (
+                "[for s in var.list : s if s != local.skip]",
+                vec![var("list"), local("skip")],
+            ),
             (r#""aws_sqs_queue.jobs.arn is text""#, vec![]),
             (r#"format("%s-%s", var.a, "var.b")"#, vec![var("a")]),
-            (r#""arn:${data.aws_partition.current.partition}:s3:::${var.b}""#, vec![data("aws_partition", "current", Some("partition")), var("b")]),
+            (
+                r#""arn:${data.aws_partition.current.partition}:s3:::${var.b}""#,
+                vec![
+                    data("aws_partition", "current", Some("partition")),
+                    var("b"),
+                ],
+            ),
             ("each.value.name", vec![]),
             ("each.key", vec![]),
             ("count.index", vec![]),
@@ -472,7 +590,14 @@ mod tests {
             ("Foo_bar.x", vec![]),
             ("plain.x", vec![]),
             ("jsondecode(var.doc).some_key.other", vec![var("doc")]),
-            ("var.a ? aws_sqs_queue.a.url : aws_sqs_queue.b.url", vec![var("a"), res("aws_sqs_queue", "a", Some("url")), res("aws_sqs_queue", "b", Some("url"))]),
+            (
+                "var.a ? aws_sqs_queue.a.url : aws_sqs_queue.b.url",
+                vec![
+                    var("a"),
+                    res("aws_sqs_queue", "a", Some("url")),
+                    res("aws_sqs_queue", "b", Some("url")),
+                ],
+            ),
             ("1.5 * var.n", vec![var("n")]),
             ("var.x # aws_sqs_queue.commented.arn", vec![var("x")]),
             ("var.x /* aws_sqs_queue.commented.arn */", vec![var("x")]),
@@ -485,7 +610,13 @@ mod tests {
 
     #[test]
     fn reference_display_round_trips() {
-        for s in ["aws_sqs_queue.jobs.arn", "aws_sqs_queue.jobs", "data.aws_region.current.name", "var.x", "local.y"] {
+        for s in [
+            "aws_sqs_queue.jobs.arn",
+            "aws_sqs_queue.jobs",
+            "data.aws_region.current.name",
+            "var.x",
+            "local.y",
+        ] {
             assert_eq!(references(s)[0].to_string(), s);
         }
     }

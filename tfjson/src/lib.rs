@@ -2,4 +2,10 @@
 //! committed slice of the AWS provider schema ([`schema`]), and checks of generated documents against it
 //! ([`conformance`]).
 
+pub mod conformance;
 pub mod expr;
+pub mod schema;
+
+pub use conformance::{check, Counts, Problem, Report, Violation};
+pub use expr::{escape_literal, interpolations, references, ExprError, Reference};
+pub use schema::{Schema, SchemaError};
