@@ -210,6 +210,26 @@ mod tests {
     }
 
     #[test]
+    fn committed_aws_schema_covers_exactly_the_listed_types() {
+        let listed: BTreeSet<&str> = include_str!("../../infra-gen/provider-schema/types.txt")
+            .lines()
+            .map(|l| l.split('#').next().unwrap_or("").trim())
+            .filter(|l| !l.is_empty())
+            .collect();
+        let s = Schema::from_json(AWS).unwrap();
+        let extracted: BTreeSet<&str> = s
+            .types
+            .keys()
+            .chain(&s.missing_types)
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            listed, extracted,
+            "provider-schema/aws.json is stale: run scripts/provider-schema.sh"
+        );
+    }
+
+    #[test]
     fn errors_say_what_is_wrong() {
         let cases = [
             ("{", "not in the format"),
