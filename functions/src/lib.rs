@@ -1,5 +1,90 @@
 //! The Lambda functions of the job API (submit, status, logs, list, cancel) and of job processing
-//! (process, reconcile). Their handlers arrive with the functions issue; the names they share with
-//! the generator come from the `names` crate.
+//! (process, reconcile).
+//!
+//! One binary serves every function: `JOB_FUNCTION` (`names::env::FUNCTION`) selects the
+//! handler, so the AWS SDKs compile once, while each function is still deployed as its own zip with
+//! its own least-privilege role. Handlers are thin: [`lambda`] decodes the Lambda event into plain
+//! types, [`api`], [`process`] and [`reconcile`] hold the logic, and [`aws`] holds the AWS calls.
+//!
+//! The AWS calls each function makes (what its IAM role must allow, no more):
+//!
+//! | function  | calls |
+//! |-----------|-------|
+//! | submit    | dynamodb:PutItem, GetItem, UpdateItem (table); sqs:SendMessage (jobs queue) |
+//! | status    | dynamodb:GetItem (table); s3:ListBucket (bucket, prefix `jobs/`); s3:GetObject (bucket/`jobs/*`, pre-signing) |
+//! | logs      | dynamodb:GetItem (table); logs:GetLogEvents (agent log group's streams) |
+//! | list      | dynamodb:Query (table's tenant index) |
+//! | cancel    | dynamodb:GetItem, UpdateItem (table); ecs:StopTask (tasks of the cluster) |
+//! | process   | dynamodb:GetItem, UpdateItem (table); s3:PutObject (bucket/`jobs/*`, pre-signing); ecs:RunTask (task definition), ecs:TagResource (tasks), iam:PassRole (the task's execution role); ecs:StopTask; plus the SQS event source's sqs:ReceiveMessage, DeleteMessage, GetQueueAttributes |
+//! | reconcile | dynamodb:GetItem, UpdateItem, Scan (table); ecs:StopTask |
 
+pub mod api;
+pub mod aws;
+pub mod config;
+pub mod lambda;
+pub mod model;
+pub mod process;
+pub mod reconcile;
+pub mod time;
+
+pub use config::Config;
 pub use names::Function;
+
+/// Seconds a queued job may wait before the sweep gives up on it (the queue retries a message for
+/// `max attempts x visibility timeout` at most, well under this).
+pub const QUEUE_ALLOWANCE_SECONDS: i64 = 30 * 60;
+/// Seconds allowed for Fargate to pull the image and start the agent, on top of the job's timeout.
+pub const PROVISIONING_ALLOWANCE_SECONDS: i64 = 10 * 60;
+
+/// The configured functions and their AWS clients. Creating a client makes no AWS call, so every
+/// function holds all of them and uses only its own.
+#[derive(Clone, Debug)]
+pub struct App {
+    pub config: Config,
+    pub store: aws::JobStore,
+    pub queue: aws::JobQueue,
+    pub outputs: aws::Outputs,
+    pub tasks: aws::Tasks,
+    pub logs: aws::AgentLogs,
+    /// The functions this process serves; an HTTP route of another function is answered 404
+    /// (each deployed function's role allows only its own calls).
+    pub serves: Vec<Function>,
+}
+
+impl App {
+    pub fn new(sdk: &aws_config::SdkConfig, config: Config, serves: Vec<Function>) -> App {
+        App {
+            store: aws::JobStore { client: aws_sdk_dynamodb::Client::new(sdk), table: config.table.clone() },
+            queue: aws::JobQueue { client: aws_sdk_sqs::Client::new(sdk), url: config.queue_url.clone() },
+            outputs: aws::Outputs { client: aws_sdk_s3::Client::new(sdk), bucket: config.bucket.clone() },
+            tasks: aws::Tasks {
+                client: aws_sdk_ecs::Client::new(sdk),
+                cluster: config.cluster_arn.clone(),
+                task_definition: config.task_definition.clone(),
+                subnets: config.subnet_ids.clone(),
+                security_groups: config.security_group_ids.clone(),
+                container: config.container_name.clone(),
+            },
+            logs: aws::AgentLogs { client: aws_sdk_cloudwatchlogs::Client::new(sdk), group: config.log_group.clone() },
+            config,
+            serves,
+        }
+    }
+
+    /// Loads the SDK configuration the standard way (region, credentials and `AWS_ENDPOINT_URL`
+    /// from the environment) and the functions' configuration from their environment variables.
+    pub async fn from_env(serves: Vec<Function>) -> Result<App, String> {
+        let config = Config::from_env(&serves)?;
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Ok(App::new(&sdk, config, serves))
+    }
+}
+
+/// A one-line JSON log record on stderr (CloudWatch keeps it with the request id).
+pub(crate) fn log(level: &str, msg: &str, fields: serde_json::Value) {
+    let mut line = serde_json::json!({"level": level, "msg": msg});
+    if let (Some(l), serde_json::Value::Object(f)) = (line.as_object_mut(), fields) {
+        l.extend(f);
+    }
+    eprintln!("{line}");
+}

@@ -1,0 +1,359 @@
+//! The HTTP API: a request of plain types in, a status and a JSON body out. The Lambda adapter
+//! ([`crate::lambda`]) and the local gateway both call [`handle`].
+
+pub mod error;
+pub mod request;
+
+use crate::aws::{attr_s, AwsError};
+use crate::model::{Job, TaskId, TenantId};
+use crate::time::{now_millis, parse_rfc3339, rfc3339};
+use crate::{App, Function};
+pub use error::ApiError;
+use names::{routes, table as t, JobStatus};
+use request::Params;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// An HTTP request as the API sees it.
+#[derive(Clone, Debug, Default)]
+pub struct ApiRequest {
+    pub method: String,
+    /// The concrete path, e.g. `/jobs/<uuid>/logs` (no stage prefix).
+    pub path: String,
+    /// Query-string parameters in order; a name may repeat.
+    pub query: Vec<(String, String)>,
+    /// Headers; names compare case-insensitively.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// `requestContext.identity.apiKeyId`: the API key API Gateway checked.
+    pub api_key_id: Option<String>,
+    pub request_id: String,
+}
+
+impl ApiRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub body: Value,
+}
+
+/// Pre-signed GET links to outputs last this long.
+pub const OUTPUT_LINK_TTL: Duration = Duration::from_secs(3600);
+pub const LOGS_LIMIT: std::ops::RangeInclusive<u32> = 1..=500;
+pub const LOGS_DEFAULT_LIMIT: u32 = 200;
+pub const LIST_LIMIT: std::ops::RangeInclusive<u32> = 1..=100;
+pub const LIST_DEFAULT_LIMIT: u32 = 20;
+
+/// Resolves a concrete path to its route template and the `task_id` segment.
+pub fn route_of(method: &str, path: &str) -> Option<(routes::Route, Option<String>)> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let jobs = routes::JOBS.trim_start_matches('/');
+    let (template, id) = match segs.as_slice() {
+        [j] if *j == jobs => (routes::JOBS, None),
+        [j, id] if *j == jobs => (routes::JOB, Some(*id)),
+        [j, id, "logs"] if *j == jobs && routes::JOB_LOGS.ends_with("/logs") => (routes::JOB_LOGS, Some(*id)),
+        _ => return None,
+    };
+    let route = routes::ALL.into_iter().find(|r| r.path == template && r.method.eq_ignore_ascii_case(method))?;
+    Some((route, id.map(str::to_owned)))
+}
+
+/// Answers one API request. Never panics on input; AWS failures become a 500 with the request id.
+pub async fn handle(app: &App, req: &ApiRequest) -> ApiResponse {
+    match dispatch(app, req).await {
+        Ok(r) => r,
+        Err(e) => {
+            if e.status() >= 500 {
+                crate::log("error", "request failed", json!({"request_id": req.request_id}));
+            }
+            ApiResponse { status: e.status(), body: e.body() }
+        }
+    }
+}
+
+async fn dispatch(app: &App, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    let (route, id) = route_of(&req.method, &req.path).ok_or(ApiError::NoRoute)?;
+    if !app.serves.contains(&route.function) {
+        return Err(ApiError::NoRoute);
+    }
+    let tenant = req
+        .api_key_id
+        .as_deref()
+        .and_then(|k| app.config.tenants.tenant_of(k))
+        .ok_or(ApiError::Forbidden("the API key is not assigned to a tenant"))?;
+    let internal = |e: AwsError| {
+        crate::log("error", "AWS call failed", json!({"request_id": req.request_id, "error": e.to_string()}));
+        ApiError::Internal { request_id: req.request_id.clone() }
+    };
+    let ctx = Ctx { app, tenant, internal: &internal };
+    match route.function {
+        Function::Submit => submit(&ctx, req).await,
+        Function::List => list(&ctx, req).await,
+        Function::Status => status(&ctx, &request::task_id(id.as_deref())?).await,
+        Function::Cancel => cancel(&ctx, &request::task_id(id.as_deref())?).await,
+        Function::Logs => logs(&ctx, req, &request::task_id(id.as_deref())?).await,
+        Function::Process | Function::Reconcile => Err(ApiError::NoRoute),
+    }
+}
+
+struct Ctx<'a> {
+    app: &'a App,
+    tenant: TenantId,
+    internal: &'a (dyn Fn(AwsError) -> ApiError + Sync),
+}
+
+impl Ctx<'_> {
+    /// The caller's job: another tenant's job is not found, exactly like a missing one.
+    async fn job(&self, task_id: &TaskId) -> Result<Job, ApiError> {
+        match self.app.store.get(task_id).await.map_err(self.internal)? {
+            Some(job) if job.tenant_id == self.tenant => Ok(job),
+            _ => Err(ApiError::NotFound),
+        }
+    }
+}
+
+fn ok(status: u16, body: Value) -> Result<ApiResponse, ApiError> {
+    Ok(ApiResponse { status, body })
+}
+
+async fn submit(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    let body = request::parse_submit(&req.body, req.header("content-type"))?;
+    let key = request::idempotency_key(req.header(routes::IDEMPOTENCY_KEY_HEADER))?;
+    if body.tenant_id.as_deref().is_some_and(|t| t != ctx.tenant.as_str()) {
+        return Err(ApiError::Forbidden("`tenant_id` does not match the API key's tenant"));
+    }
+    let task_id = match &key {
+        Some(k) => TaskId::for_idempotency_key(&ctx.tenant, k),
+        None => TaskId::new_random(),
+    };
+    let now = now_millis();
+    let created_at = rfc3339(now);
+    let job = Job {
+        task_id: task_id.clone(),
+        tenant_id: ctx.tenant.clone(),
+        status: JobStatus::Queued,
+        target: body.request.target.clone(),
+        options: body.request.options,
+        created_at: created_at.clone(),
+        updated_at: created_at,
+        started_at: None,
+        finished_at: None,
+        ecs_task_arn: None,
+        ecs_task_id: None,
+        error_code: None,
+        error_message: None,
+        exit_code: None,
+        attempts: 0,
+        idempotency_key: key,
+        request_hash: body.request.fingerprint(),
+        deadline_at: Some(now / 1000 + crate::QUEUE_ALLOWANCE_SECONDS),
+        expires_at: now / 1000 + i64::from(ctx.app.config.job_ttl_days) * 86_400,
+    };
+    let store = &ctx.app.store;
+    if !store.put_new(&job).await.map_err(ctx.internal)? {
+        // The Idempotency-Key was used before: same request -> the same job; else a conflict.
+        let existing = store.get(&task_id).await.map_err(ctx.internal)?;
+        return match existing {
+            Some(e) if e.tenant_id == ctx.tenant && e.request_hash == job.request_hash => ok(202, accepted(&e)),
+            Some(_) => Err(ApiError::IdempotencyConflict),
+            None => Err((ctx.internal)(AwsError {
+                op: "dynamodb:GetItem",
+                code: None,
+                detail: "idempotent job vanished".into(),
+            })),
+        };
+    }
+    if let Err(e) = ctx.app.queue.send(&task_id).await {
+        // Never leave a job QUEUED that no message will ever start.
+        let reason = vec![
+            (t::ERROR_CODE, attr_s("ENQUEUE_FAILED")),
+            (t::ERROR_MESSAGE, attr_s("the job could not be queued; submit it again")),
+            (t::FINISHED_AT, attr_s(rfc3339(now_millis()))),
+        ];
+        if let Err(e2) = store.transition(&task_id, JobStatus::Failed, reason).await {
+            crate::log("error", "could not mark unqueued job failed", json!({"task_id": task_id.as_str(), "error": e2.to_string()}));
+        }
+        return Err((ctx.internal)(e));
+    }
+    ok(202, accepted(&job))
+}
+
+fn accepted(job: &Job) -> Value {
+    json!({"task_id": job.task_id.as_str(), "status": job.status.as_str(), "created_at": job.created_at})
+}
+
+async fn status(ctx: &Ctx<'_>, task_id: &TaskId) -> Result<ApiResponse, ApiError> {
+    let job = ctx.job(task_id).await?;
+    let mut view = job.view();
+    let mut outputs = serde_json::Map::new();
+    // Nothing can exist before the agent runs: skip the listing for a job still queued.
+    if job.status != JobStatus::Queued {
+        let out = &ctx.app.outputs;
+        for o in out.existing(task_id).await.map_err(ctx.internal)? {
+            let url = out.presign_get(task_id, o, OUTPUT_LINK_TTL).await.map_err(ctx.internal)?;
+            outputs.insert(o.as_str().into(), json!(url));
+        }
+    }
+    view["outputs"] = Value::Object(outputs);
+    ok(200, view)
+}
+
+async fn cancel(ctx: &Ctx<'_>, task_id: &TaskId) -> Result<ApiResponse, ApiError> {
+    // A concurrent status change can refuse the conditional write; read again and retry.
+    for _ in 0..3 {
+        let job = ctx.job(task_id).await?;
+        if job.status.is_terminal() {
+            return Err(ApiError::JobFinished(job.status));
+        }
+        let updates = vec![
+            (t::FINISHED_AT, attr_s(rfc3339(now_millis()))),
+            (t::ERROR_CODE, attr_s("CANCELLED")),
+            (t::ERROR_MESSAGE, attr_s("cancelled by the API caller")),
+        ];
+        let Some(cancelled) =
+            ctx.app.store.transition(task_id, JobStatus::Cancelled, updates).await.map_err(ctx.internal)?
+        else {
+            continue;
+        };
+        // The write returned the job as stored, so a task ARN recorded meanwhile is seen here;
+        // a task started after it is stopped by the process function, which finds CANCELLED.
+        if let Some(arn) = &cancelled.ecs_task_arn {
+            if let Err(e) = ctx.app.tasks.stop(arn, "job cancelled").await {
+                // The job is cancelled either way; the agent also exits by its own deadline.
+                crate::log("error", "could not stop cancelled task", json!({"task_id": task_id.as_str(), "error": e.to_string()}));
+            }
+        }
+        return ok(200, cancelled.view());
+    }
+    Err((ctx.internal)(AwsError { op: "cancel", code: None, detail: "status kept changing".into() }))
+}
+
+async fn logs(ctx: &Ctx<'_>, req: &ApiRequest, task_id: &TaskId) -> Result<ApiResponse, ApiError> {
+    let params = Params::new(&req.query, &["limit", "next_token"])?;
+    let limit = params.limit(LOGS_LIMIT, LOGS_DEFAULT_LIMIT)?;
+    let token = params.next_token()?;
+    let job = ctx.job(task_id).await?;
+    let group = ctx.app.logs.group.clone();
+    let stream = job.ecs_task_id.as_deref().map(names::logs::agent_stream);
+    let mut body = json!({
+        "task_id": task_id.as_str(),
+        "ecs_task_id": job.ecs_task_id,
+        "log_group": group,
+        "log_stream": stream,
+        "status": job.status.as_str(),
+        "events": [],
+        "count": 0,
+    });
+    let Some(stream) = stream else { return ok(200, body) };
+    let start = parse_rfc3339(&job.created_at).unwrap_or(0);
+    let page = match ctx.app.logs.events(&stream, start, limit, token).await {
+        Ok(p) => p,
+        Err(None) => return Err(ApiError::invalid("next_token", "`next_token` is not a token this API issued")),
+        Err(Some(e)) => return Err((ctx.internal)(e)),
+    };
+    let events: Vec<Value> = page
+        .events
+        .iter()
+        .map(|e| json!({"timestamp": e.timestamp, "time": rfc3339(e.timestamp), "message": e.message}))
+        .collect();
+    body["count"] = json!(events.len());
+    // CloudWatch hands back the token it was given at the end of the stream: stop there.
+    if let Some(next) = page.forward_token.filter(|n| Some(n.as_str()) != token && !events.is_empty()) {
+        body["next_token"] = json!(next);
+    }
+    body["events"] = Value::Array(events);
+    ok(200, body)
+}
+
+async fn list(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    let params = Params::new(&req.query, &["status", "limit", "next_token"])?;
+    let status = match params.get("status")? {
+        None => None,
+        Some(s) => Some(JobStatus::parse(s).ok_or_else(|| {
+            let all: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::invalid("status", format!("`status` must be one of {}", all.join(", ")))
+        })?),
+    };
+    let limit = params.limit(LIST_LIMIT, LIST_DEFAULT_LIMIT)?;
+    let start = match params.next_token()? {
+        None => None,
+        Some(tok) => Some(list_token::decode(tok, &ctx.tenant).ok_or_else(|| {
+            ApiError::invalid("next_token", "`next_token` is not a token this API issued")
+        })?),
+    };
+    let page = ctx.app.store.list_tenant(&ctx.tenant, status, limit, start).await.map_err(ctx.internal)?;
+    let jobs: Vec<Value> = page.jobs.iter().map(Job::view).collect();
+    let mut body = json!({"count": jobs.len(), "jobs": jobs});
+    if let Some(key) = page.last_key.as_ref().and_then(list_token::encode) {
+        body["next_token"] = json!(key);
+    }
+    ok(200, body)
+}
+
+/// The list route's `next_token`: DynamoDB's last evaluated key of the tenant index, as hex of
+/// compact JSON. Decoding checks it names the caller's tenant, so a token cannot read others' jobs.
+mod list_token {
+    use crate::model::{TaskId, TenantId};
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use names::table as t;
+    use std::collections::HashMap;
+
+    pub fn encode(key: &HashMap<String, AttributeValue>) -> Option<String> {
+        let get = |k: &str| key.get(k).and_then(|v| v.as_s().ok()).cloned();
+        let v = serde_json::json!([get(t::TASK_ID)?, get(t::TENANT_ID)?, get(t::CREATED_AT)?]);
+        Some(v.to_string().bytes().map(|b| format!("{b:02x}")).collect())
+    }
+
+    pub fn decode(token: &str, tenant: &TenantId) -> Option<HashMap<String, AttributeValue>> {
+        if token.len() % 2 != 0 {
+            return None;
+        }
+        let bytes: Option<Vec<u8>> =
+            (0..token.len()).step_by(2).map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok()).collect();
+        let (task_id, tenant_id, created_at): (String, String, String) = serde_json::from_slice(&bytes?).ok()?;
+        if tenant_id != tenant.as_str() || TaskId::parse(&task_id).is_none() || crate::time::parse_rfc3339(&created_at).is_none() {
+            return None;
+        }
+        Some(HashMap::from([
+            (t::TASK_ID.to_owned(), AttributeValue::S(task_id)),
+            (t::TENANT_ID.to_owned(), AttributeValue::S(tenant_id)),
+            (t::CREATED_AT.to_owned(), AttributeValue::S(created_at)),
+        ]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_resolve() {
+        let id = "6f1c2b9e-4d3a-4e8f-9a51-0c7d2e6b8f40";
+        assert_eq!(route_of("POST", "/jobs").unwrap().0.function, Function::Submit);
+        assert_eq!(route_of("GET", "/jobs/").unwrap().0.function, Function::List);
+        let (r, got) = route_of("GET", &format!("/jobs/{id}/logs")).unwrap();
+        assert_eq!((r.function, got.as_deref()), (Function::Logs, Some(id)));
+        assert_eq!(route_of("DELETE", &format!("/jobs/{id}")).unwrap().0.function, Function::Cancel);
+        assert!(route_of("PUT", "/jobs").is_none());
+        assert!(route_of("GET", "/other").is_none());
+        assert!(route_of("GET", "/jobs/a/b/c").is_none());
+    }
+
+    #[test]
+    fn list_tokens_round_trip_and_stay_with_their_tenant() {
+        let mut key = std::collections::HashMap::new();
+        key.insert(t::TASK_ID.to_owned(), attr_s("6f1c2b9e-4d3a-4e8f-9a51-0c7d2e6b8f40"));
+        key.insert(t::TENANT_ID.to_owned(), attr_s("a"));
+        key.insert(t::CREATED_AT.to_owned(), attr_s("2024-05-01T12:00:00.000Z"));
+        let tok = list_token::encode(&key).unwrap();
+        assert_eq!(list_token::decode(&tok, &TenantId::new("a")), Some(key));
+        assert_eq!(list_token::decode(&tok, &TenantId::new("b")), None);
+        assert_eq!(list_token::decode("zz", &TenantId::new("a")), None);
+        assert_eq!(list_token::decode("abc", &TenantId::new("a")), None);
+    }
+}

@@ -1,0 +1,244 @@
+//! Parsing at the edge: raw bodies, headers and parameters become validated types or an
+//! [`ApiError`] that names the field. Nothing here does I/O.
+
+use super::error::ApiError;
+use crate::model::{JobRequest, Target, TaskId};
+use names::job::{self, JobOptions, Viewport};
+use serde_json::{Map, Value};
+
+/// What a submit body asks for, once valid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubmitBody {
+    pub request: JobRequest,
+    /// The tenant the body names, if any; it must equal the API key's tenant.
+    pub tenant_id: Option<String>,
+}
+
+const BODY_FIELDS: &[&str] = &["query", "tenant_id", "url", "options"];
+const OPTION_FIELDS: &[&str] = &["full_page", "viewport", "timeout_seconds", "capture_html"];
+const VIEWPORT_FIELDS: &[&str] = &["width", "height"];
+
+/// The longest Idempotency-Key accepted.
+pub const IDEMPOTENCY_KEY_MAX: usize = 255;
+
+pub fn parse_submit(body: &[u8], content_type: Option<&str>) -> Result<SubmitBody, ApiError> {
+    if body.len() > job::BODY_MAX_BYTES {
+        return Err(ApiError::PayloadTooLarge { limit: job::BODY_MAX_BYTES });
+    }
+    if let Some(ct) = content_type {
+        let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if media != "application/json" && !media.is_empty() {
+            return Err(ApiError::UnsupportedMediaType(media));
+        }
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        // serde's message names line and column, which helps; it never echoes the input.
+        ApiError::MalformedJson(e.to_string())
+    })?;
+    let Value::Object(obj) = value else {
+        return Err(ApiError::MalformedJson("expected a JSON object".into()));
+    };
+    reject_unknown(&obj, BODY_FIELDS, "")?;
+
+    let query = opt_string(&obj, "query")?;
+    let url = opt_string(&obj, "url")?;
+    let tenant_id = opt_string(&obj, "tenant_id")?;
+    let target = match (query, url) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid("url", "give either `query` or `url`, not both"))
+        }
+        (None, None) => {
+            return Err(ApiError::MissingField {
+                field: "query".into(),
+                message: "`query` (or `url`) is required".into(),
+            })
+        }
+        (Some(q), None) => Target::Query(validate_query(q)?),
+        (None, Some(u)) => Target::Url(validate_url(u)?),
+    };
+    let options = match obj.get("options") {
+        None | Some(Value::Null) => JobOptions::default(),
+        Some(Value::Object(o)) => parse_options(o)?,
+        Some(_) => return Err(ApiError::InvalidType { field: "options".into(), expected: "an object" }),
+    };
+    Ok(SubmitBody { request: JobRequest { target, options }, tenant_id: tenant_id.map(str::to_owned) })
+}
+
+fn reject_unknown(obj: &Map<String, Value>, known: &[&str], prefix: &str) -> Result<(), ApiError> {
+    let unknown: Vec<String> = obj
+        .keys()
+        .filter(|k| !known.contains(&k.as_str()))
+        .map(|k| format!("{prefix}{k}"))
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::UnknownFields(unknown))
+    }
+}
+
+fn opt_string<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, ApiError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::InvalidType { field: field.into(), expected: "a string" }),
+    }
+}
+
+fn validate_query(q: &str) -> Result<String, ApiError> {
+    let q = q.trim();
+    if q.is_empty() {
+        return Err(ApiError::invalid("query", "`query` must not be empty"));
+    }
+    if q.chars().count() > job::QUERY_MAX_CHARS {
+        return Err(ApiError::invalid(
+            "query",
+            format!("`query` must be at most {} characters", job::QUERY_MAX_CHARS),
+        ));
+    }
+    if q.chars().any(char::is_control) {
+        return Err(ApiError::invalid("query", "`query` must not contain control characters"));
+    }
+    Ok(q.to_owned())
+}
+
+fn validate_url(u: &str) -> Result<String, ApiError> {
+    let bad = |m: &str| ApiError::invalid("url", m.to_owned());
+    if u.len() > job::URL_MAX_CHARS {
+        return Err(bad(&format!("`url` must be at most {} characters", job::URL_MAX_CHARS)));
+    }
+    let uri: http::Uri = u.parse().map_err(|_| bad("`url` is not a valid URL"))?;
+    match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
+        Some("http") | Some("https") => {}
+        _ => return Err(bad("`url` must be an http or https URL")),
+    }
+    let authority = uri.authority().ok_or_else(|| bad("`url` must name a host"))?;
+    if authority.as_str().contains('@') {
+        return Err(bad("`url` must not carry credentials"));
+    }
+    if authority.host().is_empty() {
+        return Err(bad("`url` must name a host"));
+    }
+    Ok(u.to_owned())
+}
+
+fn parse_options(o: &Map<String, Value>) -> Result<JobOptions, ApiError> {
+    reject_unknown(o, OPTION_FIELDS, "options.")?;
+    let mut options = JobOptions::default();
+    if let Some(v) = present(o, "full_page") {
+        options.full_page = boolean(v, "options.full_page")?;
+    }
+    if let Some(v) = present(o, "capture_html") {
+        options.capture_html = boolean(v, "options.capture_html")?;
+    }
+    if let Some(v) = present(o, "timeout_seconds") {
+        options.timeout_seconds = bounded(v, "options.timeout_seconds", job::TIMEOUT_SECONDS)?;
+    }
+    if let Some(v) = present(o, "viewport") {
+        let Value::Object(vp) = v else {
+            return Err(ApiError::InvalidType { field: "options.viewport".into(), expected: "an object" });
+        };
+        reject_unknown(vp, VIEWPORT_FIELDS, "options.viewport.")?;
+        let dim = |name: &str, range| -> Result<u32, ApiError> {
+            let field = format!("options.viewport.{name}");
+            match present(vp, name) {
+                Some(v) => bounded(v, &field, range),
+                None => Err(ApiError::MissingField {
+                    message: format!("`{field}` is required when a viewport is given"),
+                    field,
+                }),
+            }
+        };
+        options.viewport = Viewport {
+            width: dim("width", job::VIEWPORT_WIDTH)?,
+            height: dim("height", job::VIEWPORT_HEIGHT)?,
+        };
+    }
+    Ok(options)
+}
+
+fn present<'a>(o: &'a Map<String, Value>, k: &str) -> Option<&'a Value> {
+    o.get(k).filter(|v| !v.is_null())
+}
+
+fn boolean(v: &Value, field: &str) -> Result<bool, ApiError> {
+    v.as_bool().ok_or_else(|| ApiError::InvalidType { field: field.into(), expected: "true or false" })
+}
+
+fn bounded(v: &Value, field: &str, range: std::ops::RangeInclusive<u32>) -> Result<u32, ApiError> {
+    let Some(n) = v.as_i64().or_else(|| v.as_u64().map(|u| u.min(i64::MAX as u64) as i64)) else {
+        return Err(ApiError::InvalidType { field: field.into(), expected: "an integer" });
+    };
+    if n < i64::from(*range.start()) || n > i64::from(*range.end()) {
+        return Err(ApiError::invalid(
+            field,
+            format!("`{field}` must be between {} and {}", range.start(), range.end()),
+        ));
+    }
+    Ok(n as u32)
+}
+
+/// The `Idempotency-Key` header: 1..=255 visible ASCII characters.
+pub fn idempotency_key(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let field = names::routes::IDEMPOTENCY_KEY_HEADER;
+    if raw.is_empty() || raw.len() > IDEMPOTENCY_KEY_MAX || !raw.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::invalid(
+            field,
+            format!("`{field}` must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"),
+        ));
+    }
+    Ok(Some(raw.to_owned()))
+}
+
+pub fn task_id(raw: Option<&str>) -> Result<TaskId, ApiError> {
+    let field = names::routes::TASK_ID_PARAM;
+    raw.and_then(TaskId::parse)
+        .ok_or_else(|| ApiError::invalid(field, format!("`{field}` must be a UUID")))
+}
+
+/// Query-string parameters of the GET routes, checked against the names a route accepts.
+pub struct Params<'a> {
+    pairs: &'a [(String, String)],
+}
+
+impl<'a> Params<'a> {
+    pub fn new(pairs: &'a [(String, String)], known: &[&str]) -> Result<Params<'a>, ApiError> {
+        let mut unknown: Vec<String> =
+            pairs.iter().filter(|(k, _)| !known.contains(&k.as_str())).map(|(k, _)| k.clone()).collect();
+        unknown.dedup();
+        if !unknown.is_empty() {
+            return Err(ApiError::UnknownFields(unknown));
+        }
+        Ok(Params { pairs })
+    }
+
+    pub fn get(&self, name: &str) -> Result<Option<&'a str>, ApiError> {
+        let mut values = self.pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(ApiError::invalid(name, format!("`{name}` may be given only once")));
+        }
+        Ok(first)
+    }
+
+    pub fn limit(&self, range: std::ops::RangeInclusive<u32>, default: u32) -> Result<u32, ApiError> {
+        let Some(raw) = self.get("limit")? else { return Ok(default) };
+        match raw.parse::<u32>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(ApiError::invalid(
+                "limit",
+                format!("`limit` must be an integer between {} and {}", range.start(), range.end()),
+            )),
+        }
+    }
+
+    /// An opaque pagination token: non-empty, printable ASCII, bounded.
+    pub fn next_token(&self) -> Result<Option<&'a str>, ApiError> {
+        let Some(raw) = self.get("next_token")? else { return Ok(None) };
+        if raw.is_empty() || raw.len() > 2048 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ApiError::invalid("next_token", "`next_token` is not a token this API issued"));
+        }
+        Ok(Some(raw))
+    }
+}

@@ -1,0 +1,154 @@
+//! Configuration from the environment infra-gen sets on each function. Each function reads only
+//! what it uses ([`env_vars`]); a missing required variable stops it at start-up with a message
+//! naming the variable, not on the first request.
+
+use crate::model::TenantId;
+use names::env;
+use names::Function;
+use std::collections::HashMap;
+
+/// The environment variables a function reads: (name, required). The Terraform generator must set
+/// the required ones; the others have defaults from `names::defaults`.
+pub fn env_vars(f: Function) -> &'static [(&'static str, bool)] {
+    use Function::*;
+    match f {
+        Submit => &[(env::TABLE_NAME, true), (env::QUEUE_URL, true), (env::TENANT_KEYS, true), (env::JOB_TTL_DAYS, false)],
+        Status => &[(env::TABLE_NAME, true), (env::BUCKET_NAME, true), (env::TENANT_KEYS, true)],
+        Logs => &[(env::TABLE_NAME, true), (env::LOG_GROUP, true), (env::TENANT_KEYS, true)],
+        List => &[(env::TABLE_NAME, true), (env::TENANT_KEYS, true)],
+        Cancel => &[(env::TABLE_NAME, true), (env::CLUSTER_ARN, true), (env::TENANT_KEYS, true)],
+        Process => &[
+            (env::TABLE_NAME, true),
+            (env::BUCKET_NAME, true),
+            (env::CLUSTER_ARN, true),
+            (env::TASK_DEFINITION, true),
+            (env::SUBNET_IDS, true),
+            (env::SECURITY_GROUP_IDS, true),
+            (env::CONTAINER_NAME, false),
+            (env::MAX_ATTEMPTS, false),
+            (env::TIMEOUT_GRACE_SECONDS, false),
+        ],
+        Reconcile => &[
+            (env::TABLE_NAME, true),
+            (env::CLUSTER_ARN, true),
+            (env::CONTAINER_NAME, false),
+            (env::TIMEOUT_GRACE_SECONDS, false),
+        ],
+    }
+}
+
+/// Maps API Gateway API key ids to tenants.
+#[derive(Clone, Debug, Default)]
+pub struct Tenants(HashMap<String, String>);
+
+impl Tenants {
+    pub fn from_json(s: &str) -> Result<Tenants, String> {
+        serde_json::from_str::<HashMap<String, String>>(s)
+            .map(Tenants)
+            .map_err(|e| format!("{} must be a JSON object of API key id -> tenant id: {e}", env::TENANT_KEYS))
+    }
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Tenants {
+        Tenants(pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+    }
+    pub fn tenant_of(&self, api_key_id: &str) -> Option<TenantId> {
+        self.0.get(api_key_id).map(TenantId::new)
+    }
+}
+
+/// Everything a function is configured with. Fields a function does not use stay empty.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    pub table: String,
+    pub queue_url: String,
+    pub bucket: String,
+    pub cluster_arn: String,
+    pub task_definition: String,
+    pub subnet_ids: Vec<String>,
+    pub security_group_ids: Vec<String>,
+    pub container_name: String,
+    pub log_group: String,
+    pub tenants: Tenants,
+    pub max_attempts: u32,
+    pub timeout_grace_seconds: u32,
+    pub job_ttl_days: u32,
+}
+
+impl Config {
+    /// Defaults for everything optional; strings empty.
+    pub fn defaults() -> Config {
+        Config {
+            container_name: names::agent::CONTAINER_NAME.to_owned(),
+            max_attempts: names::defaults::MAX_RECEIVE_COUNT,
+            timeout_grace_seconds: names::defaults::TIMEOUT_GRACE_SECONDS,
+            job_ttl_days: names::defaults::JOB_TTL_DAYS,
+            ..Config::default()
+        }
+    }
+
+    /// Reads the variables of `functions` (several when one process serves several, as locally).
+    pub fn from_env(functions: &[Function]) -> Result<Config, String> {
+        Config::from_lookup(functions, |k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(
+        functions: &[Function],
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, String> {
+        let mut c = Config::defaults();
+        let mut missing = Vec::new();
+        for f in functions {
+            for &(name, required) in env_vars(*f) {
+                let Some(value) = lookup(name).filter(|v| !v.trim().is_empty()) else {
+                    if required && !missing.contains(&name) {
+                        missing.push(name);
+                    }
+                    continue;
+                };
+                let number = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("{name} must be a number, got {v:?}"));
+                let list = |v: &str| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+                match name {
+                    env::TABLE_NAME => c.table = value,
+                    env::QUEUE_URL => c.queue_url = value,
+                    env::BUCKET_NAME => c.bucket = value,
+                    env::CLUSTER_ARN => c.cluster_arn = value,
+                    env::TASK_DEFINITION => c.task_definition = value,
+                    env::SUBNET_IDS => c.subnet_ids = list(&value),
+                    env::SECURITY_GROUP_IDS => c.security_group_ids = list(&value),
+                    env::CONTAINER_NAME => c.container_name = value,
+                    env::LOG_GROUP => c.log_group = value,
+                    env::TENANT_KEYS => c.tenants = Tenants::from_json(&value)?,
+                    env::MAX_ATTEMPTS => c.max_attempts = number(&value)?.max(1),
+                    env::TIMEOUT_GRACE_SECONDS => c.timeout_grace_seconds = number(&value)?,
+                    env::JOB_TTL_DAYS => c.job_ttl_days = number(&value)?.max(1),
+                    _ => unreachable!("env_vars lists only the names matched here"),
+                }
+            }
+        }
+        if missing.is_empty() {
+            Ok(c)
+        } else {
+            Err(format!("missing environment variables: {}", missing.join(", ")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_only_what_a_function_needs() {
+        let err = Config::from_lookup(&[Function::List], |_| None).unwrap_err();
+        assert!(err.contains(env::TABLE_NAME) && err.contains(env::TENANT_KEYS), "{err}");
+        let c = Config::from_lookup(&[Function::Process], |k| match k {
+            env::SUBNET_IDS => Some("subnet-a, subnet-b".into()),
+            env::MAX_ATTEMPTS => Some("5".into()),
+            _ => Some("x".into()),
+        })
+        .unwrap();
+        assert_eq!(c.subnet_ids, ["subnet-a", "subnet-b"]);
+        assert_eq!(c.max_attempts, 5);
+        assert!(c.queue_url.is_empty(), "process does not read the queue URL");
+        assert!(Config::from_lookup(&[Function::Submit], |k| Some(if k == env::TENANT_KEYS { "[]".into() } else { "x".into() })).is_err());
+    }
+}

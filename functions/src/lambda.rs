@@ -1,0 +1,91 @@
+//! The Lambda adapters: decode each function's event into the plain types of [`crate::api`],
+//! [`crate::process`] and [`crate::reconcile`], and encode their answers.
+
+use crate::api::{self, ApiRequest, ApiResponse};
+use crate::{process, reconcile, App, Function};
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_http::{Body, RequestExt};
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+use std::sync::Arc;
+
+pub type Error = lambda_runtime::Error;
+
+/// Runs the Lambda runtime loop for `function` until the runtime API goes away.
+pub async fn run(function: Function) -> Result<(), Error> {
+    let app = Arc::new(App::from_env(vec![function]).await?);
+    match function {
+        Function::Process => {
+            lambda_runtime::run(service_fn(move |ev: LambdaEvent<SqsEvent>| {
+                let app = app.clone();
+                async move { Ok::<_, Error>(process::batch(&app, ev.payload).await) }
+            }))
+            .await
+        }
+        Function::Reconcile => {
+            lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| {
+                let app = app.clone();
+                async move {
+                    let outcome = reconcile::event(&app, &ev.payload).await?;
+                    crate::log("info", "reconciled", serde_json::json!({"outcome": format!("{outcome:?}")}));
+                    Ok::<_, Error>(serde_json::json!({"outcome": format!("{outcome:?}")}))
+                }
+            }))
+            .await
+        }
+        _ => {
+            lambda_http::run(service_fn(move |req: lambda_http::Request| {
+                let app = app.clone();
+                async move { Ok::<_, Error>(http_response(api::handle(&app, &api_request(&req)).await)) }
+            }))
+            .await
+        }
+    }
+}
+
+/// An API Gateway REST proxy request as an [`ApiRequest`].
+pub fn api_request(req: &lambda_http::Request) -> ApiRequest {
+    let params = req.path_parameters();
+    let (mut request_id, mut api_key_id, mut resource) = (None, None, None);
+    if let Some(lambda_http::request::RequestContext::ApiGatewayV1(ctx)) = req.request_context_ref() {
+        request_id = ctx.request_id.clone();
+        api_key_id = ctx.identity.api_key_id.clone();
+        resource = ctx.resource_path.clone();
+    }
+    // The resource template with its parameter filled in is the path without any stage prefix.
+    let path = match resource {
+        Some(r) => match params.first(names::routes::TASK_ID_PARAM) {
+            Some(id) => r.replace(&format!("{{{}}}", names::routes::TASK_ID_PARAM), id),
+            None => r,
+        },
+        None => req.raw_http_path().to_owned(),
+    };
+    let request_id = request_id
+        .or_else(|| req.lambda_context_ref().map(|c| c.request_id.clone()))
+        .unwrap_or_default();
+    ApiRequest {
+        method: req.method().as_str().to_owned(),
+        path,
+        query: req.query_string_parameters().iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+        headers: req
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect(),
+        body: match req.body() {
+            Body::Empty => Vec::new(),
+            Body::Text(t) => t.as_bytes().to_vec(),
+            Body::Binary(b) => b.clone(),
+            _ => Vec::new(),
+        },
+        api_key_id,
+        request_id,
+    }
+}
+
+pub fn http_response(r: ApiResponse) -> lambda_http::Response<Body> {
+    let mut resp = lambda_http::Response::new(Body::Text(r.body.to_string()));
+    *resp.status_mut() = http::StatusCode::from_u16(r.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    resp
+}

@@ -1,0 +1,11 @@
+//! The one binary of every function: `JOB_FUNCTION` names the handler to run.
+
+#[tokio::main]
+async fn main() -> Result<(), functions::lambda::Error> {
+    let name = std::env::var(names::env::FUNCTION).unwrap_or_default();
+    let Some(function) = names::Function::parse(&name) else {
+        let all: Vec<&str> = names::Function::ALL.iter().map(|f| f.as_str()).collect();
+        return Err(format!("{} must be one of {}, got {name:?}", names::env::FUNCTION, all.join(", ")).into());
+    };
+    functions::lambda::run(function).await
+}

@@ -1,0 +1,174 @@
+//! The job's types once validated: ids that are known to be well formed, the request the API
+//! accepted, and the job record as the table stores it.
+
+use names::job::{JobOptions, JobSpec};
+use names::JobStatus;
+use serde_json::{json, Value};
+
+/// A job id: a UUID in its lowercase hyphenated form.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(String);
+
+impl TaskId {
+    pub fn new_random() -> TaskId {
+        TaskId(uuid::Uuid::new_v4().hyphenated().to_string())
+    }
+
+    /// The id an idempotency key names: the same tenant and key always give the same job, so the
+    /// table's key condition enforces idempotency without a second table or index.
+    pub fn for_idempotency_key(tenant: &TenantId, key: &str) -> TaskId {
+        const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6f1c_2b9e_4d3a_4e8f_9a51_0c7d_2e6b_8f40);
+        let name = format!("{}\n{}", tenant.as_str(), key);
+        TaskId(uuid::Uuid::new_v5(&NAMESPACE, name.as_bytes()).hyphenated().to_string())
+    }
+
+    pub fn parse(s: &str) -> Option<TaskId> {
+        // Only the hyphenated form: it is what we hand out, and ECS `startedBy` holds exactly 36 chars.
+        if s.len() != 36 {
+            return None;
+        }
+        uuid::Uuid::try_parse(s).ok().map(|u| TaskId(u.hyphenated().to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A tenant, as configuration maps an API key to it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TenantId(String);
+
+impl TenantId {
+    pub fn new(s: impl Into<String>) -> TenantId {
+        TenantId(s.into())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What the job does: search for a query or open a URL; never both, never neither.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Query(String),
+    Url(String),
+}
+
+/// A submit request after validation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobRequest {
+    pub target: Target,
+    pub options: JobOptions,
+}
+
+impl JobRequest {
+    pub fn spec(&self, task_id: &TaskId) -> JobSpec {
+        let (query, url) = match &self.target {
+            Target::Query(q) => (Some(q.clone()), None),
+            Target::Url(u) => (None, Some(u.clone())),
+        };
+        JobSpec { task_id: task_id.as_str().to_owned(), query, url, options: self.options }
+    }
+
+    /// A fingerprint of the normalized request: equal for requests that mean the same job, so
+    /// a retried POST with the same Idempotency-Key is recognized even if its JSON is spelled
+    /// differently.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let canonical = serde_json::to_string(&self.spec(&TaskId(String::new()))).unwrap_or_default();
+        Sha256::digest(canonical.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// A job as stored in the table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    pub task_id: TaskId,
+    pub tenant_id: TenantId,
+    pub status: JobStatus,
+    pub target: Target,
+    pub options: JobOptions,
+    pub created_at: String,
+    pub updated_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub ecs_task_arn: Option<String>,
+    pub ecs_task_id: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub exit_code: Option<i64>,
+    pub attempts: u32,
+    pub idempotency_key: Option<String>,
+    pub request_hash: String,
+    /// Epoch seconds after which the sweep fails the job.
+    pub deadline_at: Option<i64>,
+    /// Epoch seconds: DynamoDB TTL.
+    pub expires_at: i64,
+}
+
+impl Job {
+    pub fn request(&self) -> JobRequest {
+        JobRequest { target: self.target.clone(), options: self.options }
+    }
+
+    pub fn spec(&self) -> JobSpec {
+        self.request().spec(&self.task_id)
+    }
+
+    /// The job as the API shows it (without outputs, which the status route adds).
+    pub fn view(&self) -> Value {
+        let mut v = json!({
+            "task_id": self.task_id.as_str(),
+            "status": self.status.as_str(),
+            "options": self.options,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        });
+        let o = v.as_object_mut().expect("object literal");
+        match &self.target {
+            Target::Query(q) => o.insert("query".into(), json!(q)),
+            Target::Url(u) => o.insert("url".into(), json!(u)),
+        };
+        let mut opt = |k: &str, val: &Option<String>| {
+            if let Some(val) = val {
+                o.insert(k.into(), json!(val));
+            }
+        };
+        opt("started_at", &self.started_at);
+        opt("finished_at", &self.finished_at);
+        opt("ecs_task_id", &self.ecs_task_id);
+        if self.error_code.is_some() || self.error_message.is_some() {
+            o.insert(
+                "error".into(),
+                json!({"code": self.error_code, "message": self.error_message}),
+            );
+        }
+        if let Some(code) = self.exit_code {
+            o.insert("exit_code".into(), json!(code));
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_ids() {
+        assert!(TaskId::parse("not-a-uuid").is_none());
+        assert!(TaskId::parse("6F1C2B9E-4D3A-4E8F-9A51-0C7D2E6B8F40").is_some());
+        assert!(TaskId::parse("6f1c2b9e4d3a4e8f9a510c7d2e6b8f40").is_none());
+        let t = TenantId::new("t");
+        assert_eq!(TaskId::for_idempotency_key(&t, "k"), TaskId::for_idempotency_key(&t, "k"));
+        assert_ne!(TaskId::for_idempotency_key(&t, "k"), TaskId::for_idempotency_key(&TenantId::new("u"), "k"));
+        assert_eq!(TaskId::new_random().as_str().len(), 36);
+    }
+}

@@ -1,0 +1,175 @@
+//! The process function: each SQS message names a queued job; claim it, start its Fargate task,
+//! record the task. Failures worth retrying go back to the queue as batch item failures; on the
+//! last attempt the job fails with the reason instead.
+
+use crate::aws::{attr_n, attr_s, ecs_task_id, AwsError, RunOutcome, RunRequest};
+use crate::model::{Job, TaskId};
+use crate::time::{now_millis, now_secs, rfc3339};
+use crate::App;
+use names::{table as t, JobStatus, Output};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// RunTask's limit on the overrides, JSON formatting included.
+pub const OVERRIDE_LIMIT_CHARS: usize = 8192;
+
+/// What happened to one message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The task was started and recorded.
+    Started { task_arn: String },
+    /// Acknowledged with no side effect: malformed, unknown, duplicate or cancelled.
+    Ignored(&'static str),
+    /// Back to the queue for another attempt.
+    Retry(String),
+    /// The job was marked FAILED (last attempt, or a job that can never start).
+    Failed(String),
+}
+
+/// One SQS record, decoded.
+#[derive(Clone, Debug)]
+pub struct Message<'a> {
+    pub body: Option<&'a str>,
+    /// `ApproximateReceiveCount`: 1 on the first delivery.
+    pub receive_count: u32,
+}
+
+/// Processes a batch; returns the ids of the messages to retry.
+pub async fn batch(app: &App, event: aws_lambda_events::event::sqs::SqsEvent) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+    let mut resp = aws_lambda_events::event::sqs::SqsBatchResponse::default();
+    for record in &event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let receive_count =
+            record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
+        let outcome = message(app, &Message { body: record.body.as_deref(), receive_count }).await;
+        crate::log("info", "processed message", json!({"message_id": id, "outcome": format!("{outcome:?}")}));
+        if let Outcome::Retry(_) = outcome {
+            resp.add_failure(id);
+        }
+    }
+    resp
+}
+
+/// Reads `{"task_id": "..."}`.
+pub fn parse_body(body: Option<&str>) -> Option<TaskId> {
+    let v: serde_json::Value = serde_json::from_str(body?).ok()?;
+    TaskId::parse(v.get(names::queue::MESSAGE_TASK_ID)?.as_str()?)
+}
+
+pub async fn message(app: &App, msg: &Message<'_>) -> Outcome {
+    let Some(task_id) = parse_body(msg.body) else { return Outcome::Ignored("malformed message") };
+    match start(app, &task_id, msg.receive_count).await {
+        Ok(o) => o,
+        Err(e) => Outcome::Retry(e.to_string()),
+    }
+}
+
+async fn start(app: &App, task_id: &TaskId, receive_count: u32) -> Result<Outcome, AwsError> {
+    let store = &app.store;
+    let Some(job) = store.get(task_id).await? else { return Ok(Outcome::Ignored("unknown job")) };
+    let job = match job.status {
+        JobStatus::Queued => {
+            let deadline = now_secs() + crate::PROVISIONING_ALLOWANCE_SECONDS + i64::from(job.options.timeout_seconds);
+            let claim = vec![(t::ATTEMPTS, attr_n(receive_count)), (t::DEADLINE_AT, attr_n(deadline))];
+            match store.transition(task_id, JobStatus::Provisioning, claim).await? {
+                Some(job) => job,
+                None => return Ok(Outcome::Ignored("claimed by another delivery")),
+            }
+        }
+        // An earlier attempt claimed it but did not record a task: try again. The clientToken
+        // makes ECS answer with the same task if that attempt did start one.
+        JobStatus::Provisioning => job,
+        JobStatus::Cancelled => return Ok(Outcome::Ignored("cancelled")),
+        _ => return Ok(Outcome::Ignored("duplicate delivery")),
+    };
+    let last_attempt = receive_count >= app.config.max_attempts;
+
+    let environment = match overrides(app, &job).await? {
+        Ok(env) => env,
+        Err(why) => return fail(app, task_id, "OVERRIDE_TOO_LARGE", &why).await,
+    };
+    let req = RunRequest { task_id: task_id.clone(), tenant_id: job.tenant_id.clone(), environment };
+    let reason = match app.tasks.run(&req).await {
+        Ok(RunOutcome::Started { task_arn }) => return record(app, task_id, task_arn).await,
+        Ok(RunOutcome::Refused { reason }) => reason,
+        Err(e) => {
+            crate::log("warn", "RunTask failed", json!({"task_id": task_id.as_str(), "error": e.to_string()}));
+            match e.code {
+                Some(code) => format!("RunTask failed: {code}"),
+                None => "RunTask failed".to_owned(),
+            }
+        }
+    };
+    if last_attempt {
+        let msg = format!("the task could not be started after {receive_count} attempts: {reason}");
+        fail(app, task_id, "RUN_TASK_FAILED", &msg).await
+    } else {
+        Ok(Outcome::Retry(reason))
+    }
+}
+
+async fn record(app: &App, task_id: &TaskId, task_arn: String) -> Result<Outcome, AwsError> {
+    let updates = vec![(t::ECS_TASK_ARN, attr_s(&task_arn)), (t::ECS_TASK_ID, attr_s(ecs_task_id(&task_arn)))];
+    if app.store.transition(task_id, JobStatus::Provisioned, updates).await?.is_none() {
+        // Refused: a task event got there first (fine), or the job was cancelled meanwhile, and
+        // then nobody else knows this task: stop it.
+        if let Some(job) = app.store.get(task_id).await? {
+            if job.status == JobStatus::Cancelled {
+                app.tasks.stop(&task_arn, "job cancelled").await?;
+            }
+        }
+    }
+    Ok(Outcome::Started { task_arn })
+}
+
+async fn fail(app: &App, task_id: &TaskId, code: &str, message: &str) -> Result<Outcome, AwsError> {
+    let updates = vec![
+        (t::ERROR_CODE, attr_s(code)),
+        (t::ERROR_MESSAGE, attr_s(message)),
+        (t::FINISHED_AT, attr_s(rfc3339(now_millis()))),
+    ];
+    app.store.transition(task_id, JobStatus::Failed, updates).await?;
+    Ok(Outcome::Failed(message.to_owned()))
+}
+
+/// The agent container's environment overrides: the job spec and an upload URL for each output
+/// the job can produce. `Ok(Err(_))` when they cannot fit RunTask's limit even without the log
+/// upload (the agent's log also lands in CloudWatch, so it is the one output dropped first).
+pub async fn overrides(app: &App, job: &Job) -> Result<Result<Vec<(String, String)>, String>, AwsError> {
+    let expires = Duration::from_secs(
+        u64::from(job.options.timeout_seconds)
+            + crate::PROVISIONING_ALLOWANCE_SECONDS as u64
+            + u64::from(app.config.timeout_grace_seconds),
+    );
+    let spec = serde_json::to_string(&job.spec()).unwrap_or_default();
+    let mut urls = BTreeMap::new();
+    for o in names::job::possible_outputs(&job.options) {
+        urls.insert(o, app.outputs.presign_put(&job.task_id, o, expires).await?);
+    }
+    let env = |urls: &BTreeMap<Output, String>| {
+        let map: BTreeMap<&str, &str> = urls.iter().map(|(o, u)| (o.as_str(), u.as_str())).collect();
+        vec![
+            (names::env::agent::JOB.to_owned(), spec.clone()),
+            (names::env::agent::UPLOAD_URLS.to_owned(), serde_json::to_string(&map).unwrap_or_default()),
+        ]
+    };
+    let mut environment = env(&urls);
+    if override_chars(&app.config.container_name, &environment) > OVERRIDE_LIMIT_CHARS {
+        urls.remove(&Output::Log);
+        environment = env(&urls);
+    }
+    let size = override_chars(&app.config.container_name, &environment);
+    if size > OVERRIDE_LIMIT_CHARS {
+        return Ok(Err(format!(
+            "the job's task overrides would be {size} characters, over ECS's limit of {OVERRIDE_LIMIT_CHARS}"
+        )));
+    }
+    Ok(Ok(environment))
+}
+
+/// The size of the overrides as ECS counts them: the JSON of the `overrides` structure.
+pub fn override_chars(container: &str, environment: &[(String, String)]) -> usize {
+    let env: Vec<_> = environment.iter().map(|(k, v)| json!({"name": k, "value": v})).collect();
+    json!({"containerOverrides": [{"name": container, "environment": env}]}).to_string().chars().count()
+}

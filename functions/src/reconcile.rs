@@ -1,0 +1,161 @@
+//! The reconcile function: ECS task state changes move jobs to RUNNING, COMPLETED or FAILED, and
+//! a scheduled sweep fails (and stops) jobs that overran their timeout. Events arrive at least once
+//! and out of order, so every write is conditional on the allowed predecessors; a refused write
+//! is a stale event, acknowledged.
+
+use crate::aws::{attr_n, attr_s, ecs_task_id, AwsError, Updates};
+use crate::model::TaskId;
+use crate::time::{now_millis, now_secs, rfc3339};
+use crate::App;
+use names::{table as t, JobStatus};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// `detail-type` of EventBridge scheduled events.
+pub const SCHEDULED_EVENT: &str = "Scheduled Event";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Applied(JobStatus),
+    Ignored(&'static str),
+    Swept { failed: usize },
+}
+
+/// The part of an `ECS Task State Change` event's `detail` that reconcile reads.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskDetail {
+    pub task_arn: String,
+    #[serde(default)]
+    pub cluster_arn: Option<String>,
+    pub last_status: String,
+    #[serde(default)]
+    pub started_by: Option<String>,
+    #[serde(default)]
+    pub stop_code: Option<String>,
+    #[serde(default)]
+    pub stopped_reason: Option<String>,
+    #[serde(default)]
+    pub containers: Vec<ContainerDetail>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerDetail {
+    pub name: String,
+    #[serde(default)]
+    pub exit_code: Option<i64>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Handles one EventBridge event. An error (an AWS call failed) makes EventBridge retry it.
+pub async fn event(app: &App, event: &Value) -> Result<Outcome, AwsError> {
+    let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or("");
+    let source = event.get("source").and_then(Value::as_str).unwrap_or("");
+    if detail_type == names::ecs::TASK_STATE_CHANGE && source == names::ecs::EVENT_SOURCE {
+        match event.get("detail").cloned().map(serde_json::from_value::<TaskDetail>) {
+            Some(Ok(detail)) => task_change(app, &detail).await,
+            _ => Ok(Outcome::Ignored("malformed task event")),
+        }
+    } else if detail_type == SCHEDULED_EVENT {
+        sweep(app).await
+    } else {
+        Ok(Outcome::Ignored("unknown event"))
+    }
+}
+
+/// What a stopped task means for its job.
+pub fn stopped_status(d: &TaskDetail, container: &str) -> (JobStatus, Updates) {
+    let c = d.containers.iter().find(|c| c.name == container);
+    let exit = c.and_then(|c| c.exit_code);
+    let mut updates: Updates = vec![(t::FINISHED_AT, attr_s(rfc3339(now_millis())))];
+    if let Some(code) = exit {
+        updates.push((t::EXIT_CODE, attr_n(code)));
+    }
+    if exit == Some(0) {
+        return (JobStatus::Completed, updates);
+    }
+    let container_reason = c.and_then(|c| c.reason.clone()).unwrap_or_default();
+    let code = if d.stop_code.as_deref() == Some("TaskFailedToStart") {
+        "TASK_FAILED_TO_START"
+    } else if container_reason.contains("OutOfMemory") {
+        "OUT_OF_MEMORY"
+    } else if exit.is_some() {
+        "AGENT_FAILED"
+    } else {
+        "TASK_STOPPED"
+    };
+    let mut parts = Vec::new();
+    if let Some(sc) = &d.stop_code {
+        parts.push(sc.clone());
+    }
+    if let Some(r) = &d.stopped_reason {
+        parts.push(r.clone());
+    }
+    if !container_reason.is_empty() {
+        parts.push(container_reason);
+    }
+    if let Some(code) = exit {
+        parts.push(format!("exit code {code}"));
+    }
+    let mut message = parts.join("; ");
+    if message.is_empty() {
+        message = "the task stopped".into();
+    }
+    message.truncate(message.char_indices().nth(1000).map_or(message.len(), |(i, _)| i));
+    updates.push((t::ERROR_CODE, attr_s(code)));
+    updates.push((t::ERROR_MESSAGE, attr_s(message)));
+    (JobStatus::Failed, updates)
+}
+
+pub async fn task_change(app: &App, d: &TaskDetail) -> Result<Outcome, AwsError> {
+    if let Some(cluster) = &d.cluster_arn {
+        if !app.config.cluster_arn.is_empty() && cluster != &app.config.cluster_arn {
+            return Ok(Outcome::Ignored("another cluster"));
+        }
+    }
+    let Some(task_id) = d.started_by.as_deref().and_then(TaskId::parse) else {
+        return Ok(Outcome::Ignored("not a job's task"));
+    };
+    let Some(job) = app.store.get(&task_id).await? else { return Ok(Outcome::Ignored("unknown job")) };
+    let task = vec![(t::ECS_TASK_ARN, attr_s(&d.task_arn)), (t::ECS_TASK_ID, attr_s(ecs_task_id(&d.task_arn)))];
+    let (to, mut updates) = match d.last_status.as_str() {
+        "RUNNING" => {
+            let deadline = now_secs() + i64::from(job.options.timeout_seconds);
+            (JobStatus::Running, vec![(t::STARTED_AT, attr_s(rfc3339(now_millis()))), (t::DEADLINE_AT, attr_n(deadline))])
+        }
+        "STOPPED" => stopped_status(d, &app.config.container_name),
+        _ => return Ok(Outcome::Ignored("intermediate task state")),
+    };
+    updates.extend(task);
+    Ok(match app.store.transition(&task_id, to, updates).await? {
+        Some(_) => Outcome::Applied(to),
+        None => Outcome::Ignored("stale event"),
+    })
+}
+
+/// Fails every unfinished job past its deadline plus grace, and stops its task.
+pub async fn sweep(app: &App) -> Result<Outcome, AwsError> {
+    let cutoff = now_secs() - i64::from(app.config.timeout_grace_seconds);
+    let mut failed = 0;
+    for job in app.store.overdue(cutoff).await? {
+        let updates = vec![
+            (t::ERROR_CODE, attr_s("TIMEOUT")),
+            (
+                t::ERROR_MESSAGE,
+                attr_s(format!("the job did not finish within its timeout of {} seconds", job.options.timeout_seconds)),
+            ),
+            (t::FINISHED_AT, attr_s(rfc3339(now_millis()))),
+        ];
+        if let Some(j) = app.store.transition(&job.task_id, JobStatus::Failed, updates).await? {
+            failed += 1;
+            if let Some(arn) = &j.ecs_task_arn {
+                if let Err(e) = app.tasks.stop(arn, "job timed out").await {
+                    crate::log("error", "could not stop timed-out task", json!({"task_id": j.task_id.as_str(), "error": e.to_string()}));
+                }
+            }
+        }
+    }
+    Ok(Outcome::Swept { failed })
+}
