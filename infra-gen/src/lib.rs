@@ -1,2 +1,9 @@
 //! infra-gen: typed AWS resources (model), constructs with secure defaults, and the app that wires
 //! them into the whole stack, synthesized as Terraform JSON.
+
+pub mod model;
+pub mod app;
+pub mod constructs;
+
+pub use app::{build, synth, AppConfig};
+pub mod output;

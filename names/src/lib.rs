@@ -287,6 +287,8 @@ impl std::fmt::Display for JobStatus {
 
 /// API routes: the REST API's resource paths and path parameter.
 pub mod routes {
+    /// The API Gateway stage the routes are deployed to.
+    pub const STAGE: &str = "v1";
     pub const JOBS: &str = "/jobs";
     pub const JOB: &str = "/jobs/{task_id}";
     pub const JOB_LOGS: &str = "/jobs/{task_id}/logs";
@@ -402,6 +404,43 @@ pub mod env {
 /// The agent container and its task.
 pub mod agent {
     pub const CONTAINER_NAME: &str = "agent";
+
+    /// Exit codes of the agent process, so the reconciler can say why a container failed even when
+    /// no `error.json` was uploaded.
+    pub mod exit {
+        pub const OK: i32 = 0;
+        pub const INVALID_JOB: i32 = 2;
+        pub const BROWSER_START: i32 = 3;
+        /// The page could not be loaded (network error, unreachable server, redirect loop).
+        pub const NAVIGATION: i32 = 4;
+        /// The egress guard refused a loopback, private, link-local or other special address.
+        pub const EGRESS_REFUSED: i32 = 5;
+        pub const DEADLINE: i32 = 6;
+        pub const CAPTURE: i32 = 7;
+        pub const UPLOAD: i32 = 8;
+        pub const INTERNAL: i32 = 9;
+        /// Rust's exit code after a panic the agent could not turn into an error.
+        pub const PANIC: i32 = 101;
+        /// Stopped by SIGTERM (ECS StopTask), 128 + 15.
+        pub const TERMINATED: i32 = 143;
+
+        pub fn describe(code: i32) -> &'static str {
+            match code {
+                OK => "completed",
+                INVALID_JOB => "invalid job",
+                BROWSER_START => "browser failed to start",
+                NAVIGATION => "page could not be loaded",
+                EGRESS_REFUSED => "destination refused by the egress guard",
+                DEADLINE => "deadline exceeded",
+                CAPTURE => "capture failed",
+                UPLOAD => "upload failed",
+                INTERNAL => "internal error",
+                PANIC => "agent crashed",
+                TERMINATED => "stopped",
+                _ => "unknown failure",
+            }
+        }
+    }
     pub const SCRATCH_VOLUME: &str = "scratch";
     pub const SCRATCH_MOUNT: &str = "/scratch";
     /// Non-root uid:gid the image creates.

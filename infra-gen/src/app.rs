@@ -1,0 +1,340 @@
+//! The app: every resource of the stack wired together. Variables keep the seed's names and
+//! defaults; every shared name comes from the `names` crate.
+
+use std::collections::BTreeMap;
+
+use names::{defaults as d, env, Function as Fn};
+use serde_json::json;
+
+use crate::constructs::agent::{AgentProps, AgentService};
+use crate::constructs::api::{ApiProps, RestApiConstruct, TenantKeys};
+use crate::constructs::bucket::OutputsBucket;
+use crate::constructs::function::{Function, FunctionProps};
+use crate::constructs::key::Key;
+use crate::constructs::network::{Network, NetworkProps};
+use crate::constructs::queue::{JobQueue, QueueProps};
+use crate::constructs::table::JobTable;
+use crate::constructs::{events, Context};
+use crate::model::resources::iam::{CallerIdentity, Partition, Region};
+use crate::model::resources::observability::SnsTopic;
+use crate::model::{Error, File, Output, Stack, Val, ValMap, Variable};
+
+/// Choices made when synthesizing (not Terraform variables: they change the resource graph).
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    /// One NAT gateway per AZ instead of one for the VPC.
+    pub nat_per_az: bool,
+    /// The tenants' default (`var.tenants`); the benchmark synthesizes 1000.
+    pub tenants: Vec<String>,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig { nat_per_az: false, tenants: d::TENANTS.iter().map(|t| t.to_string()).collect() }
+    }
+}
+
+/// The AWS provider version the generated JSON is written for (and checked against).
+pub const AWS_PROVIDER_VERSION: &str = "~> 6.0";
+
+pub fn build(config: &AppConfig) -> Result<Stack, Error> {
+    let mut s = Stack::new();
+    s.set_header(
+        File::Versions,
+        "terraform",
+        json!({
+            "required_version": ">= 1.5",
+            "required_providers": {"aws": {"source": "hashicorp/aws", "version": AWS_PROVIDER_VERSION}}
+        }),
+    );
+
+    // Variables: the seed's names and defaults, then what the stack adds.
+    let region = s.variable("aws_region", Variable::new("string", d::AWS_REGION, "AWS region to deploy into"))?;
+    let project = s.variable(
+        "project_name",
+        Variable::new("string", d::PROJECT_NAME, "Project name; the start of every resource name")
+            .validate("can(regex(\"^[a-z][a-z0-9-]{1,20}$\", {v}))", "project_name: 2-21 lower-case letters, digits or dashes, starting with a letter."),
+    )?;
+    let environment = s.variable(
+        "environment",
+        Variable::new("string", d::ENVIRONMENT, "Environment name (dev, staging, prod)")
+            .validate("can(regex(\"^[a-z][a-z0-9-]{0,9}$\", {v}))", "environment: up to 10 lower-case letters, digits or dashes."),
+    )?;
+    let agent_cpu = s.variable(
+        "agent_cpu",
+        Variable::new("number", d::AGENT_CPU, "CPU units of an agent task (1024 = 1 vCPU)")
+            .validate("contains([256, 512, 1024, 2048, 4096], {v})", "agent_cpu must be a Fargate CPU size: 256, 512, 1024, 2048 or 4096."),
+    )?;
+    let agent_memory = s.variable(
+        "agent_memory",
+        Variable::new("number", d::AGENT_MEMORY, "Memory (MiB) of an agent task; must fit the CPU size")
+            .validate("{v} >= 512 && {v} <= 30720", "agent_memory must be between 512 and 30720 MiB."),
+    )?;
+    let rate = s.variable(
+        "api_rate_limit",
+        Variable::new("number", d::API_RATE_LIMIT, "Steady-state requests per second per API key")
+            .validate("{v} > 0", "api_rate_limit must be positive."),
+    )?;
+    let burst = s.variable(
+        "api_burst_limit",
+        Variable::new("number", d::API_BURST_LIMIT, "Burst of requests per API key")
+            .validate("{v} > 0", "api_burst_limit must be positive."),
+    )?;
+    let tenants = s.variable(
+        "tenants",
+        Variable::new("list(string)", json!(config.tenants), "Tenant ids; each gets its own API key")
+            .validate(
+                "length({v}) > 0 && alltrue([for t in {v} : can(regex(\"^[a-z0-9][a-z0-9-]{0,62}$\", t))])",
+                "tenants: at least one; each lower-case letters, digits and dashes.",
+            ),
+    )?;
+    let retention = s.variable(
+        "log_retention_days",
+        Variable::new("number", d::LOG_RETENTION_DAYS, "Days CloudWatch keeps every log group's events")
+            .validate(
+                "contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], {v})",
+                "log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, ... 3653).",
+            ),
+    )?;
+    let expiry = s.variable(
+        "output_expiry_days",
+        Variable::new("number", d::OUTPUT_EXPIRY_DAYS, "Days job outputs stay in S3").validate("{v} >= 1", "output_expiry_days must be at least 1."),
+    )?;
+    let image_tag = s.variable(
+        "agent_image_tag",
+        Variable::new("string", "bootstrap", "Agent image tag in ECR; `make deploy` sets a content-derived tag"),
+    )?;
+    let architecture = s.variable(
+        "lambda_architecture",
+        Variable::new("string", "arm64", "Lambda and agent CPU architecture: arm64 or x86_64")
+            .validate("contains([\"arm64\", \"x86_64\"], {v})", "lambda_architecture must be arm64 or x86_64."),
+    )?;
+    let max_attempts = s.variable(
+        "max_receive_count",
+        Variable::new("number", d::MAX_RECEIVE_COUNT, "Deliveries of a job message before it goes to the dead-letter queue")
+            .validate("{v} >= 1 && {v} <= 10", "max_receive_count must be between 1 and 10."),
+    )?;
+    let zones = s.variable(
+        "availability_zones",
+        Variable::new("list(string)", json!([]), "Exactly two availability zone names for the subnets; empty means <region>a and <region>b")
+            .validate("length({v}) == 0 || length({v}) == 2", "availability_zones: give exactly two zone names, or none."),
+    )?;
+    let search_template = s.variable(
+        "agent_search_url_template",
+        Variable::new("string", names::agent::DEFAULT_SEARCH_URL_TEMPLATE, "Search page the agent opens; {query} is replaced"),
+    )?;
+
+    s.set_header(
+        File::Main,
+        "provider",
+        json!({"aws": [{
+            "region": region.val(),
+            "default_tags": [{"tags": {
+                "Project": project.val(),
+                "Environment": environment.val(),
+                "ManagedBy": "infra-gen"
+            }}]
+        }]}),
+    );
+    let prefix = s.local("name_prefix", project.val() + "-" + &environment.val())?;
+    let caller = s.data(File::Main, "current", CallerIdentity {})?;
+    let region_data = s.data(File::Main, "current", Region {})?;
+    let partition = s.data(File::Main, "current", Partition {})?;
+    let ctx = Context {
+        prefix: prefix.val(),
+        project: project.val(),
+        account_id: caller.account_id(),
+        region: region_data.region(),
+        partition: partition.partition(),
+        dns_suffix: partition.dns_suffix(),
+        log_retention_days: retention.val(),
+    };
+
+    let key = Key::new(&mut s, &ctx)?;
+    let alarms = s.add(
+        File::Observability,
+        "alarms",
+        SnsTopic { name: ctx.prefix.clone() + "-alarms", kms_master_key_id: Some(key.arn()), tags: None },
+    )?;
+    let network = Network::new(&mut s, &ctx, &key, NetworkProps { cidr: "10.0.0.0/16", nat_per_az: config.nat_per_az, zones })?;
+    let table = JobTable::new(&mut s, &ctx, &key)?;
+    let queue = JobQueue::new(
+        &mut s,
+        &ctx,
+        &key,
+        &alarms,
+        QueueProps { consumer_timeout_seconds: d::PROCESS_TIMEOUT_SECONDS, max_receive_count: max_attempts.val() },
+    )?;
+    let bucket = OutputsBucket::new(&mut s, &ctx, &key, expiry.val())?;
+    let agent = AgentService::new(
+        &mut s,
+        &ctx,
+        &key,
+        AgentProps {
+            cpu: agent_cpu,
+            memory: agent_memory,
+            image_tag,
+            architecture: architecture.clone(),
+            search_url_template: search_template,
+        },
+    )?;
+
+    // The functions map a request's API key id to its tenant, so the keys come before them.
+    let keys = TenantKeys::new(&mut s, &ctx, &tenants)?;
+    let tenant_keys = s.local("tenant_by_api_key_id", keys.tenant_by_key_id())?;
+
+    let env = |pairs: &[(&str, Val)]| -> ValMap { pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect() };
+    let subnets = Val::expr(format!(
+        "join(\",\", [{}])",
+        network.private_subnets.iter().map(|s| s.id().as_expr()).collect::<Vec<_>>().join(", ")
+    ));
+    let function = |s: &mut Stack, f: Fn, description: &'static str, timeout: u32, environment: ValMap| {
+        Function::new(
+            s,
+            &ctx,
+            &key,
+            FunctionProps { function: f, description, timeout_seconds: timeout, memory_mb: 256, architecture: architecture.clone(), environment },
+        )
+    };
+    let api_env = |extra: &[(&str, Val)]| {
+        let mut m = env(&[(env::TABLE_NAME, table.table.name()), (env::TENANT_KEYS, tenant_keys.val())]);
+        m.extend(env(extra));
+        m
+    };
+
+    let submit = function(
+        &mut s,
+        Fn::Submit,
+        "POST /jobs: validates and records a job, then queues it",
+        10,
+        api_env(&[(env::QUEUE_URL, queue.queue.url()), (env::JOB_TTL_DAYS, Val::Int(d::JOB_TTL_DAYS.into()))]),
+    )?;
+    table.grant_read_write(&mut s, &submit.role)?;
+    queue.grant_send(&mut s, &submit.role, &key)?;
+
+    let status = function(
+        &mut s,
+        Fn::Status,
+        "GET /jobs/{task_id}: a job and pre-signed links to its outputs",
+        10,
+        api_env(&[(env::BUCKET_NAME, bucket.bucket.bucket())]),
+    )?;
+    table.grant_read(&mut s, &status.role)?;
+    bucket.grant_read(&mut s, &status.role, &key, names::bucket::JOBS_PREFIX)?;
+
+    let logs = function(
+        &mut s,
+        Fn::Logs,
+        "GET /jobs/{task_id}/logs: the job container's log events",
+        10,
+        api_env(&[(env::LOG_GROUP, agent.log_group.name())]),
+    )?;
+    table.grant_read(&mut s, &logs.role)?;
+    agent.grant_read_logs(&mut s, &logs.role)?;
+
+    let list = function(&mut s, Fn::List, "GET /jobs: the caller's jobs, newest first", 10, api_env(&[]))?;
+    table.grant_read(&mut s, &list.role)?;
+
+    let cancel = function(
+        &mut s,
+        Fn::Cancel,
+        "DELETE /jobs/{task_id}: cancels a job and stops its task",
+        10,
+        api_env(&[(env::CLUSTER_ARN, agent.cluster.arn())]),
+    )?;
+    table.grant_read_write(&mut s, &cancel.role)?;
+    agent.grant_stop(&mut s, &ctx, &cancel.role)?;
+
+    let process = function(
+        &mut s,
+        Fn::Process,
+        "Job queue consumer: claims a job and starts its agent task",
+        d::PROCESS_TIMEOUT_SECONDS,
+        env(&[
+            (env::TABLE_NAME, table.table.name()),
+            (env::BUCKET_NAME, bucket.bucket.bucket()),
+            (env::CLUSTER_ARN, agent.cluster.arn()),
+            (env::TASK_DEFINITION, agent.task_definition.arn_without_revision()),
+            (env::SUBNET_IDS, subnets),
+            (env::SECURITY_GROUP_IDS, network.agent_security_group.id()),
+            (env::CONTAINER_NAME, names::agent::CONTAINER_NAME.into()),
+            (env::MAX_ATTEMPTS, max_attempts.val()),
+        ]),
+    )?;
+    table.grant_read_write(&mut s, &process.role)?;
+    queue.grant_consume(&mut s, &process.role, &key)?;
+    bucket.grant_put(&mut s, &process.role, &key, names::bucket::JOBS_PREFIX)?;
+    agent.grant_run(&mut s, &ctx, &process.role)?;
+    s.add(
+        File::Functions,
+        "process_jobs",
+        crate::model::resources::compute::LambdaEventSourceMapping {
+            event_source_arn: queue.queue.arn(),
+            function_name: process.lambda.arn(),
+            batch_size: Some(Val::Int(10)),
+            maximum_batching_window_in_seconds: Some(Val::Int(1)),
+            function_response_types: vec!["ReportBatchItemFailures".into()],
+            scaling_config: Some(crate::model::resources::compute::ScalingConfig {
+                maximum_concurrency: Val::Int(d::PROCESS_MAX_CONCURRENCY.into()),
+            }),
+        },
+    )?;
+
+    let reconcile = function(
+        &mut s,
+        Fn::Reconcile,
+        "ECS task state changes and the timeout sweep: moves jobs through their lifecycle",
+        60,
+        env(&[
+            (env::TABLE_NAME, table.table.name()),
+            (env::CLUSTER_ARN, agent.cluster.arn()),
+            (env::TIMEOUT_GRACE_SECONDS, Val::Int(d::TIMEOUT_GRACE_SECONDS.into())),
+        ]),
+    )?;
+    table.grant_read_write(&mut s, &reconcile.role)?;
+    table.grant_scan(&mut s, &reconcile.role)?;
+    agent.grant_stop(&mut s, &ctx, &reconcile.role)?;
+    agent.grant_describe(&mut s, &ctx, &reconcile.role)?;
+    events::task_state_changes(&mut s, &ctx, &agent, &reconcile)?;
+    events::schedule(&mut s, &ctx, "rate(5 minutes)", &reconcile)?;
+
+    process.alarm_on_errors(&mut s, &ctx, &alarms)?;
+    reconcile.alarm_on_errors(&mut s, &ctx, &alarms)?;
+
+    let by_fn: BTreeMap<Fn, &Function> =
+        [&submit, &status, &logs, &list, &cancel].into_iter().map(|f| (f.function, f)).collect();
+    let api = RestApiConstruct::new(
+        &mut s,
+        &ctx,
+        &key,
+        &by_fn,
+        ApiProps { keys: &keys, rate_limit: rate, burst_limit: burst },
+    )?;
+
+    let out = |s: &mut Stack, name: &str, value: Val, description: &str, sensitive: bool| {
+        s.output(name, Output { value, description: description.into(), sensitive: sensitive.then_some(true) })
+    };
+    out(&mut s, "api_gateway_url", api.stage.invoke_url(), "Base URL of the API (append /jobs)", false)?;
+    out(
+        &mut s,
+        "api_key",
+        keys.value_of(&tenants, 0),
+        "API key of the first tenant (terraform output -raw api_key)",
+        true,
+    )?;
+    out(&mut s, "tenant_api_keys", keys.key_by_tenant(), "API key of every tenant, by tenant id", true)?;
+    out(&mut s, "ecr_repository_url", agent.repository.repository_url(), "Push the agent image here", false)?;
+    out(&mut s, "s3_bucket", bucket.bucket.bucket(), "Bucket holding job outputs", false)?;
+    out(&mut s, "jobs_table", table.table.name(), "DynamoDB table of jobs", false)?;
+    out(&mut s, "jobs_queue_url", queue.queue.url(), "SQS queue of jobs to start", false)?;
+    out(&mut s, "jobs_dlq_url", queue.dlq.url(), "Dead-letter queue: jobs that failed every attempt", false)?;
+    out(&mut s, "ecs_cluster", agent.cluster.name(), "ECS cluster the agent tasks run in", false)?;
+    out(&mut s, "agent_log_group", agent.log_group.name(), "CloudWatch log group of the agent containers", false)?;
+    out(&mut s, "alarm_topic_arn", alarms.arn(), "SNS topic the alarms notify; subscribe to it", false)?;
+    Ok(s)
+}
+
+/// The whole default stack, synthesized: file name -> JSON text.
+pub fn synth() -> Result<BTreeMap<String, String>, Error> {
+    build(&AppConfig::default())?.synth()
+}

@@ -1,0 +1,290 @@
+//! The agent service: the image repository, the Fargate cluster, the task definition (non-root,
+//! read-only root filesystem with a scratch volume, secrets from SSM, awslogs), the execution
+//! role, and **no task role**: the container never holds AWS credentials, it uploads through the
+//! pre-signed URLs it is given.
+
+use std::collections::BTreeMap;
+
+use crate::model::iam::Statement;
+use crate::model::resources::compute::*;
+use crate::model::resources::observability::CloudwatchLogGroup;
+use crate::model::resources::storage::SsmParameter;
+use crate::model::{Error, File, Meta, Ref, Stack, Val, VarRef};
+
+use super::key::Key;
+use super::role::Role;
+use super::Context;
+
+pub struct AgentProps {
+    pub cpu: VarRef,
+    pub memory: VarRef,
+    pub image_tag: VarRef,
+    pub architecture: VarRef,
+    pub search_url_template: VarRef,
+}
+
+pub struct AgentService {
+    pub repository: Ref<EcrRepository>,
+    pub cluster: Ref<EcsCluster>,
+    pub task_definition: Ref<EcsTaskDefinition>,
+    pub log_group: Ref<CloudwatchLogGroup>,
+    pub execution_role: Role,
+    pub parameters: Vec<Ref<SsmParameter>>,
+}
+
+/// Keep this many tagged images; untagged layers go after a day.
+const KEEP_IMAGES: i64 = 20;
+
+fn obj(entries: Vec<(&str, Val)>) -> Val {
+    Val::Map(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>())
+}
+
+impl AgentService {
+    pub fn new(stack: &mut Stack, ctx: &Context, key: &Key, props: AgentProps) -> Result<AgentService, Error> {
+        let f = File::Compute;
+        let repository = stack.add(
+            f,
+            "agent",
+            EcrRepository {
+                name: ctx.name(names::agent::repository_name),
+                image_tag_mutability: "IMMUTABLE".into(),
+                force_delete: None,
+                image_scanning_configuration: Some(EcrScanning { scan_on_push: true }),
+                encryption_configuration: vec![EcrEncryption { encryption_type: "KMS".into(), kms_key: Some(key.arn()) }],
+                tags: None,
+            },
+        )?;
+        let lifecycle = serde_json::json!({
+            "rules": [
+                {
+                    "rulePriority": 1,
+                    "description": "Expire untagged images after a day",
+                    "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 1},
+                    "action": {"type": "expire"}
+                },
+                {
+                    "rulePriority": 2,
+                    "description": format!("Keep the newest {KEEP_IMAGES} images"),
+                    "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": KEEP_IMAGES},
+                    "action": {"type": "expire"}
+                }
+            ]
+        });
+        stack.add(f, "agent", EcrLifecyclePolicy { repository: repository.name(), policy: lifecycle.to_string().into() })?;
+
+        let cluster = stack.add(
+            f,
+            "main",
+            EcsCluster {
+                name: ctx.name(names::agent::cluster_name),
+                setting: vec![NameValue { name: "containerInsights".into(), value: "enabled".into() }],
+                tags: None,
+            },
+        )?;
+        stack.add(
+            f,
+            "main",
+            EcsClusterCapacityProviders {
+                cluster_name: cluster.name(),
+                capacity_providers: vec!["FARGATE".into(), "FARGATE_SPOT".into()],
+                default_capacity_provider_strategy: vec![CapacityProviderStrategy {
+                    capacity_provider: "FARGATE".into(),
+                    weight: Some(Val::Int(1)),
+                    base: None,
+                }],
+            },
+        )?;
+
+        let log_group = stack.add(
+            File::Compute,
+            "agent",
+            CloudwatchLogGroup {
+                name: ctx.name(names::logs::agent_group),
+                retention_in_days: ctx.log_retention_days.clone(),
+                kms_key_id: Some(key.arn()),
+                tags: None,
+            },
+        )?;
+
+        let mut parameters = Vec::new();
+        let mut secrets = Vec::new();
+        for (name, env) in names::ssm::AGENT_SECRETS {
+            let logical = format!("agent_{}", name.replace('-', "_"));
+            let param = stack.add_with(
+                f,
+                &logical,
+                SsmParameter {
+                    name: super::render_pattern(|p| names::ssm::agent_parameter(p, name), &ctx.project),
+                    description: Some(format!("Agent secret {env}; set the real value out of band").into()),
+                    type_: "SecureString".into(),
+                    value: "change-me".into(),
+                    key_id: Some(key.arn()),
+                    tags: None,
+                },
+                // The value is managed outside Terraform (console, CLI); Terraform only creates the slot.
+                Meta {
+                    lifecycle: Some(crate::model::stack::Lifecycle { ignore_changes: vec!["value".into()], ..Default::default() }),
+                    ..Meta::default()
+                },
+            )?;
+            secrets.push(obj(vec![("name", Val::lit(*env)), ("valueFrom", param.arn())]));
+            parameters.push(param);
+        }
+
+        let execution_role = Role::new(
+            stack,
+            f,
+            "agent_execution",
+            ctx.prefix.clone() + "-agent-execution",
+            "ecs-tasks.amazonaws.com",
+            "ECS agent: pulls the image, writes the container's logs, reads its SSM secrets",
+        )?;
+        execution_role.grant(stack, Statement::allow_unscoped("EcrLogin", &["ecr:GetAuthorizationToken"])?)?;
+        execution_role.grant(
+            stack,
+            Statement::allow(
+                "PullAgentImage",
+                &["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                vec![repository.arn()],
+            ),
+        )?;
+        execution_role.grant(
+            stack,
+            Statement::allow(
+                "WriteAgentLogs",
+                &["logs:CreateLogStream", "logs:PutLogEvents"],
+                vec![log_group.arn() + ":log-stream:*"],
+            ),
+        )?;
+        if !parameters.is_empty() {
+            execution_role.grant(
+                stack,
+                Statement::allow("ReadAgentSecrets", &["ssm:GetParameters"], parameters.iter().map(|p| p.arn()).collect()),
+            )?;
+            key.grant_decrypt(stack, &execution_role)?;
+        }
+
+        let container = obj(vec![
+            ("name", names::agent::CONTAINER_NAME.into()),
+            ("image", repository.repository_url() + ":" + &props.image_tag.val()),
+            ("essential", Val::Bool(true)),
+            // moto (the local stand-in) requires a container-level memory figure; on Fargate it must
+            // not exceed the task's.
+            ("memory", props.memory.val()),
+            ("user", names::agent::USER.into()),
+            ("readonlyRootFilesystem", Val::Bool(true)),
+            ("privileged", Val::Bool(false)),
+            ("stopTimeout", Val::Int(30)),
+            ("linuxParameters", obj(vec![("initProcessEnabled", Val::Bool(true))])),
+            (
+                "mountPoints",
+                Val::List(vec![obj(vec![
+                    ("sourceVolume", names::agent::SCRATCH_VOLUME.into()),
+                    ("containerPath", names::agent::SCRATCH_MOUNT.into()),
+                    ("readOnly", Val::Bool(false)),
+                ])]),
+            ),
+            (
+                "environment",
+                Val::List(vec![
+                    obj(vec![("name", names::env::agent::SCRATCH_DIR.into()), ("value", names::agent::SCRATCH_MOUNT.into())]),
+                    obj(vec![
+                        ("name", names::env::agent::SEARCH_URL_TEMPLATE.into()),
+                        ("value", props.search_url_template.val()),
+                    ]),
+                ]),
+            ),
+            ("secrets", Val::List(secrets)),
+            (
+                "logConfiguration",
+                obj(vec![
+                    ("logDriver", "awslogs".into()),
+                    (
+                        "options",
+                        obj(vec![
+                            ("awslogs-group", log_group.name()),
+                            ("awslogs-region", ctx.region.clone()),
+                            ("awslogs-stream-prefix", names::logs::AGENT_STREAM_PREFIX.into()),
+                        ]),
+                    ),
+                ]),
+            ),
+        ]);
+        let task_definition = stack.add(
+            f,
+            "agent",
+            EcsTaskDefinition {
+                family: ctx.name(names::agent::task_family),
+                requires_compatibilities: vec!["FARGATE".into()],
+                network_mode: "awsvpc".into(),
+                cpu: props.cpu.val(),
+                memory: props.memory.val(),
+                execution_role_arn: execution_role.arn(),
+                task_role_arn: None,
+                container_definitions: Val::expr(format!("jsonencode({})", Val::List(vec![container]).as_expr())),
+                volume: vec![EcsVolume { name: names::agent::SCRATCH_VOLUME.into() }],
+                runtime_platform: Some(RuntimePlatform {
+                    operating_system_family: "LINUX".into(),
+                    cpu_architecture: Val::expr(format!("upper({})", props.architecture.expr())),
+                }),
+                tags: None,
+            },
+        )?;
+        Ok(AgentService { repository, cluster, task_definition, log_group, execution_role, parameters })
+    }
+
+    /// Tasks of this cluster: `arn:...:task/<cluster>/*`.
+    fn tasks(&self, ctx: &Context) -> Val {
+        ctx.arn("ecs", Val::lit("task/") + &self.cluster.name() + "/*")
+    }
+
+    /// Start agent tasks (any revision of the family) in this cluster, tag them, and hand them
+    /// the execution role.
+    pub fn grant_run(&self, stack: &mut Stack, ctx: &Context, role: &Role) -> Result<(), Error> {
+        role.grant(
+            stack,
+            Statement::allow("RunAgentTasks", &["ecs:RunTask"], vec![self.task_definition.arn_without_revision() + ":*"])
+                .with_condition("ArnEquals", "ecs:cluster", vec![self.cluster.arn()]),
+        )?;
+        role.grant(
+            stack,
+            Statement::allow("TagAgentTasks", &["ecs:TagResource"], vec![self.tasks(ctx)])
+                .with_condition("StringEquals", "ecs:CreateAction", vec![Val::lit("RunTask")]),
+        )?;
+        role.grant(
+            stack,
+            Statement::allow("PassAgentExecutionRole", &["iam:PassRole"], vec![self.execution_role.arn()])
+                .with_condition("StringEquals", "iam:PassedToService", vec![Val::lit("ecs-tasks.amazonaws.com")]),
+        )
+    }
+
+    /// Stop agent tasks of this cluster.
+    pub fn grant_stop(&self, stack: &mut Stack, ctx: &Context, role: &Role) -> Result<(), Error> {
+        role.grant(
+            stack,
+            Statement::allow("StopAgentTasks", &["ecs:StopTask"], vec![self.tasks(ctx)])
+                .with_condition("ArnEquals", "ecs:cluster", vec![self.cluster.arn()]),
+        )
+    }
+
+    /// Describe agent tasks of this cluster.
+    pub fn grant_describe(&self, stack: &mut Stack, ctx: &Context, role: &Role) -> Result<(), Error> {
+        role.grant(
+            stack,
+            Statement::allow("DescribeAgentTasks", &["ecs:DescribeTasks"], vec![self.tasks(ctx)])
+                .with_condition("ArnEquals", "ecs:cluster", vec![self.cluster.arn()]),
+        )
+    }
+
+    /// Read the agent containers' log events.
+    pub fn grant_read_logs(&self, stack: &mut Stack, role: &Role) -> Result<(), Error> {
+        role.grant(
+            stack,
+            Statement::allow(
+                "ReadAgentLogs",
+                &["logs:FilterLogEvents", "logs:GetLogEvents"],
+                vec![self.log_group.arn(), self.log_group.arn() + ":log-stream:*"],
+            ),
+        )
+    }
+}

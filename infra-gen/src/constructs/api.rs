@@ -1,0 +1,322 @@
+//! The REST API: one resource per path segment, every method behind an API key with Lambda proxy
+//! integrations, a stage with access logging and tracing, a usage plan with rate and burst
+//! limits, and one API key per tenant.
+
+use std::collections::BTreeMap;
+
+use names::routes;
+
+use crate::model::iam::Statement;
+use crate::model::resources::api::*;
+use crate::model::resources::compute::LambdaPermission;
+use crate::model::resources::observability::CloudwatchLogGroup;
+use crate::model::{Error, File, Meta, Ref, Stack, Val, VarRef};
+
+use super::function::Function;
+use super::key::Key;
+use super::role::Role;
+use super::Context;
+
+pub struct ApiProps<'a> {
+    pub keys: &'a TenantKeys,
+    pub rate_limit: VarRef,
+    pub burst_limit: VarRef,
+}
+
+pub struct RestApiConstruct {
+    pub api: Ref<RestApi>,
+    pub stage: Ref<Stage>,
+}
+
+/// The access log line: one JSON object per request, with the API key id (tenant) and no body.
+const ACCESS_LOG_FORMAT: &str = r#"{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","apiKeyId":"$context.identity.apiKeyId","method":"$context.httpMethod","path":"$context.resourcePath","status":"$context.status","latencyMs":"$context.responseLatency","integrationError":"$context.integration.error","time":"$context.requestTime"}"#;
+
+/// A logical name for a path: `/jobs/{task_id}/logs` -> `jobs_task_id_logs`.
+fn path_id(path: &str) -> String {
+    path.trim_matches('/')
+        .replace(['{', '}'], "")
+        .replace('/', "_")
+}
+
+impl RestApiConstruct {
+    pub fn new(
+        stack: &mut Stack,
+        ctx: &Context,
+        key: &Key,
+        functions: &BTreeMap<names::Function, &Function>,
+        props: ApiProps<'_>,
+    ) -> Result<RestApiConstruct, Error> {
+        let f = File::Api;
+        let api = stack.add_with(
+            f,
+            "main",
+            RestApi {
+                name: ctx.prefix.clone() + "-api",
+                description: Some("Browser automation jobs".into()),
+                api_key_source: Some("HEADER".into()),
+                disable_execute_api_endpoint: None,
+                minimum_compression_size: Some(Val::Int(1024)),
+                endpoint_configuration: Some(EndpointConfiguration { types: vec!["REGIONAL".into()] }),
+                tags: None,
+            },
+            Meta {
+                lifecycle: Some(crate::model::stack::Lifecycle { create_before_destroy: Some(true), ..Default::default() }),
+                ..Meta::default()
+            },
+        )?;
+        let validator = stack.add(
+            f,
+            "parameters",
+            RequestValidator {
+                name: "parameters".into(),
+                rest_api_id: api.id(),
+                validate_request_body: false,
+                validate_request_parameters: true,
+            },
+        )?;
+
+        // One API Gateway resource per distinct path prefix, parents before children.
+        let mut resources: BTreeMap<String, Ref<ApiResource>> = BTreeMap::new();
+        for route in routes::ALL {
+            let mut parent_path = String::new();
+            for segment in route.path.trim_matches('/').split('/') {
+                let path = format!("{parent_path}/{segment}");
+                if !resources.contains_key(&path) {
+                    let parent_id = match resources.get(&parent_path) {
+                        Some(parent) => parent.id(),
+                        None => api.root_resource_id(),
+                    };
+                    let r = stack.add(
+                        f,
+                        &path_id(&path),
+                        ApiResource { rest_api_id: api.id(), parent_id, path_part: segment.into() },
+                    )?;
+                    resources.insert(path.clone(), r);
+                }
+                parent_path = path;
+            }
+        }
+
+        let mut redeploy_on = Vec::new();
+        let mut depends = Vec::new();
+        for route in routes::ALL {
+            let function = functions.get(&route.function).ok_or_else(|| {
+                Error::Invalid(format!("route {} {} needs the {} function", route.method, route.path, route.function.as_str()))
+            })?;
+            let resource = &resources[route.path];
+            let logical = format!("{}_{}", route.method.to_lowercase(), path_id(route.path));
+            let path_params: BTreeMap<String, bool> = route
+                .path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                .map(|p| (format!("method.request.path.{p}"), true))
+                .collect();
+            let method = stack.add(
+                f,
+                &logical,
+                Method {
+                    rest_api_id: api.id(),
+                    resource_id: resource.id(),
+                    http_method: route.method.into(),
+                    authorization: "NONE".into(),
+                    api_key_required: true,
+                    request_validator_id: Some(validator.id()),
+                    request_parameters: (!path_params.is_empty()).then_some(path_params),
+                },
+            )?;
+            let integration = stack.add(
+                f,
+                &logical,
+                Integration {
+                    rest_api_id: api.id(),
+                    resource_id: resource.id(),
+                    http_method: method.http_method(),
+                    integration_http_method: "POST".into(),
+                    type_: "AWS_PROXY".into(),
+                    uri: function.lambda.invoke_arn(),
+                    timeout_milliseconds: None,
+                },
+            )?;
+            // Only this route of this API's stages may invoke the function.
+            let source_path = route
+                .path
+                .split('/')
+                .map(|s| if s.starts_with('{') { "*" } else { s })
+                .collect::<Vec<_>>()
+                .join("/");
+            stack.add(
+                f,
+                &logical,
+                LambdaPermission {
+                    statement_id: "AllowApiGateway".into(),
+                    action: "lambda:InvokeFunction".into(),
+                    function_name: function.lambda.function_name(),
+                    principal: "apigateway.amazonaws.com".into(),
+                    source_arn: Some(api.execution_arn() + "/*/" + route.method + &source_path),
+                    source_account: None,
+                },
+            )?;
+            redeploy_on.push(method.id());
+            redeploy_on.push(integration.id());
+            depends.push(method.address().to_string());
+            depends.push(integration.address().to_string());
+        }
+
+        let deployment = stack.add_with(
+            f,
+            "main",
+            Deployment {
+                rest_api_id: api.id(),
+                description: None,
+                triggers: Some(
+                    [("redeployment".to_string(), Val::expr(format!("sha1(jsonencode({}))", Val::List(redeploy_on).as_expr())))]
+                        .into_iter()
+                        .collect(),
+                ),
+            },
+            Meta {
+                depends_on: depends,
+                lifecycle: Some(crate::model::stack::Lifecycle { create_before_destroy: Some(true), ..Default::default() }),
+                ..Meta::default()
+            },
+        )?;
+
+        // API Gateway writes logs through an account-wide role; this stack sets it for the region.
+        let access_logs = stack.add(
+            f,
+            "access",
+            CloudwatchLogGroup {
+                name: super::render_pattern(names::logs::api_access_group, &ctx.prefix),
+                retention_in_days: ctx.log_retention_days.clone(),
+                kms_key_id: Some(key.arn()),
+                tags: None,
+            },
+        )?;
+        let logging_role = Role::new(
+            stack,
+            f,
+            "api_gateway_logging",
+            ctx.prefix.clone() + "-api-gateway-logging",
+            "apigateway.amazonaws.com",
+            "API Gateway (account setting): writes access and execution logs",
+        )?;
+        logging_role.grant(
+            stack,
+            Statement::allow(
+                "WriteApiLogs",
+                &[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:DescribeLogGroups",
+                    "logs:DescribeLogStreams",
+                    "logs:PutLogEvents",
+                ],
+                vec![
+                    access_logs.arn(),
+                    access_logs.arn() + ":log-stream:*",
+                    ctx.arn("logs", Val::lit("log-group:API-Gateway-Execution-Logs_") + &api.id() + "/*"),
+                ],
+            ),
+        )?;
+        let account = stack.add(f, "main", ApiGatewayAccount { cloudwatch_role_arn: logging_role.arn() })?;
+
+        let stage = stack.add_with(
+            f,
+            "main",
+            Stage {
+                rest_api_id: api.id(),
+                deployment_id: deployment.id(),
+                stage_name: routes::STAGE.into(),
+                xray_tracing_enabled: Some(true),
+                cache_cluster_enabled: None,
+                access_log_settings: Some(AccessLogSettings {
+                    destination_arn: access_logs.arn(),
+                    format: ACCESS_LOG_FORMAT.into(),
+                }),
+                tags: None,
+            },
+            Meta::depends_on(&[&account]),
+        )?;
+        stack.add(
+            f,
+            "all",
+            MethodSettings {
+                rest_api_id: api.id(),
+                stage_name: stage.stage_name(),
+                method_path: "*/*".into(),
+                settings: MethodSettingsSettings {
+                    metrics_enabled: Some(true),
+                    logging_level: Some("ERROR".into()),
+                    data_trace_enabled: Some(false),
+                    caching_enabled: Some(false),
+                    ..Default::default()
+                },
+            },
+        )?;
+
+        let plan = stack.add(
+            f,
+            "main",
+            UsagePlan {
+                name: ctx.prefix.clone() + "-usage",
+                description: Some("Per-key rate and burst limits for every tenant".into()),
+                api_stages: vec![UsagePlanApiStage { api_id: api.id(), stage: stage.stage_name() }],
+                throttle_settings: Some(ThrottleSettings {
+                    rate_limit: props.rate_limit.val(),
+                    burst_limit: props.burst_limit.val(),
+                }),
+                tags: None,
+            },
+        )?;
+        stack.add_with(
+            f,
+            "tenant",
+            UsagePlanKey {
+                key_id: props.keys.keys.at(&Val::expr("each.key")).id(),
+                key_type: "API_KEY".into(),
+                usage_plan_id: plan.id(),
+            },
+            Meta::for_each(props.keys.for_each.clone()),
+        )?;
+        Ok(RestApiConstruct { api, stage })
+    }
+}
+
+/// One API key per tenant (`for_each` over the tenants variable).
+pub struct TenantKeys {
+    pub keys: Ref<ApiKey>,
+    for_each: Val,
+}
+
+impl TenantKeys {
+    pub fn new(stack: &mut Stack, ctx: &Context, tenants: &VarRef) -> Result<TenantKeys, Error> {
+        let for_each = Val::expr(format!("toset({})", tenants.expr()));
+        let keys = stack.add_with(
+            File::Api,
+            "tenant",
+            ApiKey {
+                name: ctx.prefix.clone() + "-" + &Val::expr("each.key"),
+                description: Some(Val::lit("API key of tenant ") + &Val::expr("each.key")),
+                enabled: Some(true),
+                tags: None,
+            },
+            Meta::for_each(for_each.clone()),
+        )?;
+        Ok(TenantKeys { keys, for_each })
+    }
+
+    /// `{api key id: tenant}` as JSON: how the functions map a request's key to its tenant.
+    pub fn tenant_by_key_id(&self) -> Val {
+        Val::expr(format!("jsonencode({{for tenant, key in {} : key.id => tenant}})", self.keys.expr()))
+    }
+
+    /// `{tenant: api key value}`.
+    pub fn key_by_tenant(&self) -> Val {
+        Val::expr(format!("{{for tenant, key in {} : tenant => key.value}}", self.keys.expr()))
+    }
+
+    /// The key of the tenant at `index` of the tenants list.
+    pub fn value_of(&self, tenants: &VarRef, index: usize) -> Val {
+        self.keys.at(&Val::expr(format!("{}[{index}]", tenants.expr()))).value()
+    }
+}

@@ -1,0 +1,133 @@
+//! The outputs bucket: private (public access blocked, objects owned by the bucket owner),
+//! encrypted with the stack key, TLS-only, versioned, and expiring job outputs after a set number
+//! of days.
+
+use crate::model::iam::{PolicyDocument, Statement};
+use crate::model::resources::storage::*;
+use crate::model::{Error, File, Ref, Stack, Val};
+
+use super::key::Key;
+use super::role::Role;
+use super::Context;
+
+pub struct OutputsBucket {
+    pub bucket: Ref<S3Bucket>,
+}
+
+impl OutputsBucket {
+    pub fn new(stack: &mut Stack, ctx: &Context, key: &Key, expiry_days: Val) -> Result<OutputsBucket, Error> {
+        let f = File::Storage;
+        let name = {
+            let prefix = ctx.prefix.clone();
+            let account = ctx.account_id.clone();
+            const P: &str = "\u{1}P\u{1}";
+            const A: &str = "\u{1}A\u{1}";
+            let pattern = names::bucket::name(P, A);
+            let (before, rest) = pattern.split_once(P).expect("the bucket pattern contains the prefix");
+            let (middle, after) = rest.split_once(A).expect("the bucket pattern contains the account id");
+            Val::lit(before) + &prefix + middle + &account + after
+        };
+        let bucket = stack.add(f, "outputs", S3Bucket { bucket: name, force_destroy: None, tags: None })?;
+        stack.add(
+            f,
+            "outputs",
+            S3BucketPublicAccessBlock {
+                bucket: bucket.id(),
+                block_public_acls: true,
+                block_public_policy: true,
+                ignore_public_acls: true,
+                restrict_public_buckets: true,
+            },
+        )?;
+        stack.add(
+            f,
+            "outputs",
+            S3BucketOwnershipControls {
+                bucket: bucket.id(),
+                rule: S3OwnershipRule { object_ownership: "BucketOwnerEnforced".into() },
+            },
+        )?;
+        stack.add(
+            f,
+            "outputs",
+            S3BucketSse {
+                bucket: bucket.id(),
+                rule: vec![S3SseRule {
+                    apply_server_side_encryption_by_default: S3SseDefault {
+                        sse_algorithm: "aws:kms".into(),
+                        kms_master_key_id: Some(key.arn()),
+                    },
+                    bucket_key_enabled: Some(true),
+                }],
+            },
+        )?;
+        stack.add(
+            f,
+            "outputs",
+            S3BucketVersioning {
+                bucket: bucket.id(),
+                versioning_configuration: S3VersioningConfiguration { status: "Enabled".into() },
+            },
+        )?;
+        stack.add(
+            f,
+            "outputs",
+            S3BucketLifecycle {
+                bucket: bucket.id(),
+                rule: vec![
+                    S3LifecycleRule {
+                        id: "expire-job-outputs".into(),
+                        status: "Enabled".into(),
+                        filter: vec![S3LifecycleFilter { prefix: Some(names::bucket::JOBS_PREFIX.into()) }],
+                        expiration: vec![S3Expiration { days: expiry_days }],
+                        noncurrent_version_expiration: vec![S3NoncurrentExpiration { noncurrent_days: Val::Int(1) }],
+                        abort_incomplete_multipart_upload: Vec::new(),
+                    },
+                    S3LifecycleRule {
+                        id: "abort-incomplete-uploads".into(),
+                        status: "Enabled".into(),
+                        filter: vec![S3LifecycleFilter { prefix: None }],
+                        expiration: Vec::new(),
+                        noncurrent_version_expiration: Vec::new(),
+                        abort_incomplete_multipart_upload: vec![S3AbortMultipart { days_after_initiation: Val::Int(1) }],
+                    },
+                ],
+            },
+        )?;
+        let policy = stack.data(
+            f,
+            "outputs_bucket_policy",
+            PolicyDocument {
+                statement: vec![Statement::deny("DenyInsecureTransport", &["s3:*"], vec![bucket.arn(), bucket.arn() + "/*"])
+                    .with_principal("AWS", vec![Val::lit("*")])
+                    .with_condition("Bool", "aws:SecureTransport", vec![Val::lit("false")])],
+            },
+        )?;
+        stack.add(f, "outputs", S3BucketPolicy { bucket: bucket.id(), policy: policy.json() })?;
+        Ok(OutputsBucket { bucket })
+    }
+
+    fn objects(&self, prefix: &str) -> Val {
+        self.bucket.arn() + "/" + prefix + "*"
+    }
+
+    /// Write objects under `prefix` (the process function signs the agent's upload URLs with it).
+    pub fn grant_put(&self, stack: &mut Stack, role: &Role, key: &Key, prefix: &str) -> Result<(), Error> {
+        role.grant(stack, Statement::allow("PutOutputs", &["s3:PutObject"], vec![self.objects(prefix)]))?;
+        key.grant_encrypt_decrypt(stack, role)
+    }
+
+    /// Read objects under `prefix`, and list it so a missing object is a 404, not a 403.
+    pub fn grant_read(&self, stack: &mut Stack, role: &Role, key: &Key, prefix: &str) -> Result<(), Error> {
+        role.grant(stack, Statement::allow("ReadOutputs", &["s3:GetObject"], vec![self.objects(prefix)]))?;
+        role.grant(
+            stack,
+            Statement::allow("ListOutputs", &["s3:ListBucket"], vec![self.bucket.arn()]).with_condition(
+                "StringLike",
+                "s3:prefix",
+                vec![Val::lit(format!("{prefix}*"))],
+            ),
+        )?;
+        key.grant_decrypt(stack, role)
+    }
+}

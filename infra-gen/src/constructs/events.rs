@@ -1,0 +1,78 @@
+//! EventBridge: ECS task state changes of the agent cluster, and a schedule, both delivered to a
+//! function with retries.
+
+use crate::model::resources::compute::LambdaPermission;
+use crate::model::resources::observability::{EventRetryPolicy, EventRule, EventTarget};
+use crate::model::{Error, File, Ref, Stack, Val};
+
+use super::agent::AgentService;
+use super::function::Function;
+use super::Context;
+
+fn target(stack: &mut Stack, ctx: &Context, logical: &str, rule: &Ref<EventRule>, function: &Function) -> Result<(), Error> {
+    stack.add(
+        File::Observability,
+        logical,
+        EventTarget {
+            rule: rule.name(),
+            target_id: function.function.as_str().into(),
+            arn: function.lambda.arn(),
+            retry_policy: Some(EventRetryPolicy {
+                maximum_event_age_in_seconds: Val::Int(3600),
+                maximum_retry_attempts: Val::Int(10),
+            }),
+            dead_letter_config: None,
+        },
+    )?;
+    stack.add(
+        File::Observability,
+        logical,
+        LambdaPermission {
+            statement_id: "AllowEventBridge".into(),
+            action: "lambda:InvokeFunction".into(),
+            function_name: function.lambda.function_name(),
+            principal: "events.amazonaws.com".into(),
+            source_arn: Some(rule.arn()),
+            source_account: Some(ctx.account_id.clone()),
+        },
+    )?;
+    Ok(())
+}
+
+/// Every `ECS Task State Change` of the agent cluster goes to `function`.
+pub fn task_state_changes(stack: &mut Stack, ctx: &Context, agent: &AgentService, function: &Function) -> Result<(), Error> {
+    let pattern = Val::expr(format!(
+        "jsonencode({{source = [\"{}\"], \"detail-type\" = [\"{}\"], detail = {{clusterArn = [{}]}}}})",
+        names::ecs::EVENT_SOURCE,
+        names::ecs::TASK_STATE_CHANGE,
+        agent.cluster.arn().as_expr()
+    ));
+    let rule = stack.add(
+        File::Observability,
+        "task_state_changes",
+        EventRule {
+            name: ctx.prefix.clone() + "-task-state-changes",
+            description: Some("Agent task state changes, to reconcile job status".into()),
+            event_pattern: Some(pattern),
+            schedule_expression: None,
+            tags: None,
+        },
+    )?;
+    target(stack, ctx, "task_state_changes", &rule, function)
+}
+
+/// A schedule that invokes `function` (the timeout sweep).
+pub fn schedule(stack: &mut Stack, ctx: &Context, expression: &str, function: &Function) -> Result<(), Error> {
+    let rule = stack.add(
+        File::Observability,
+        "sweep",
+        EventRule {
+            name: ctx.prefix.clone() + "-sweep",
+            description: Some("Stops and fails jobs that overran their timeout".into()),
+            event_pattern: None,
+            schedule_expression: Some(expression.into()),
+            tags: None,
+        },
+    )?;
+    target(stack, ctx, "sweep", &rule, function)
+}

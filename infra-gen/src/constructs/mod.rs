@@ -1,0 +1,63 @@
+//! Constructs: groups of resources with secure defaults and least-privilege grant helpers
+//! (`queue.grant_send(stack, &role)`), in the spirit of the AWS CDK's L2 constructs.
+
+pub mod agent;
+pub mod api;
+pub mod bucket;
+pub mod events;
+pub mod function;
+pub mod key;
+pub mod network;
+pub mod queue;
+pub mod role;
+pub mod table;
+
+use crate::model::Val;
+
+/// What every construct needs to know about the deployment it is part of.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// `${local.name_prefix}`: project and environment, the start of every physical name.
+    pub prefix: Val,
+    /// `${var.project_name}`, for names that are per project (SSM paths).
+    pub project: Val,
+    pub account_id: Val,
+    pub region: Val,
+    pub partition: Val,
+    pub dns_suffix: Val,
+    /// Days every log group keeps its events.
+    pub log_retention_days: Val,
+}
+
+impl Context {
+    /// `arn:<partition>:<service>:<region>:<account>:<resource>`.
+    pub fn arn(&self, service: &str, resource: Val) -> Val {
+        Val::lit("arn:") + &self.partition + ":" + service + ":" + &self.region + ":" + &self.account_id + ":" + resource
+    }
+
+    /// A physical name: `<prefix>-<suffix>` where the pattern comes from the names crate.
+    pub fn name(&self, pattern: impl Fn(&str) -> String) -> Val {
+        render_pattern(pattern, &self.prefix)
+    }
+
+    /// A service principal in this partition, e.g. `logs.<region>.amazonaws.com`.
+    pub fn regional_principal(&self, service: &str) -> Val {
+        Val::lit(format!("{service}.")) + &self.region + "." + &self.dns_suffix
+    }
+}
+
+/// Applies a naming pattern from the names crate to a Terraform expression prefix. Patterns take
+/// plain strings, so the expression goes through a placeholder that cannot occur in a name.
+pub fn render_pattern(pattern: impl Fn(&str) -> String, prefix: &Val) -> Val {
+    const MARK: &str = "\u{1}PREFIX\u{1}";
+    let rendered = pattern(MARK);
+    let mut out = Val::lit("");
+    let mut parts = rendered.split(MARK).peekable();
+    while let Some(part) = parts.next() {
+        out = out + part;
+        if parts.peek().is_some() {
+            out = out + prefix;
+        }
+    }
+    out
+}

@@ -1,0 +1,248 @@
+//! The network: a VPC over two availability zones with public subnets (NAT only; nothing gets a
+//! public IP on launch) and private subnets for agent tasks, flow logs, gateway endpoints for S3
+//! and DynamoDB, the default security group stripped of every rule, and the agent's security group
+//! (no ingress; egress to 80/443 only).
+
+use crate::model::iam::Statement;
+use crate::model::resources::network::*;
+use crate::model::resources::observability::CloudwatchLogGroup;
+use crate::model::{Error, File, Ref, Stack, Val, VarRef};
+
+use super::key::Key;
+use super::role::Role;
+use super::Context;
+
+pub struct NetworkProps {
+    pub cidr: &'static str,
+    /// One NAT gateway per AZ (resilient to an AZ outage) instead of one (cheaper).
+    pub nat_per_az: bool,
+    /// A `list(string)` variable of zone names; when empty, `<region>a` and `<region>b`.
+    pub zones: VarRef,
+}
+
+pub struct Network {
+    pub vpc: Ref<Vpc>,
+    pub public_subnets: Vec<Ref<Subnet>>,
+    pub private_subnets: Vec<Ref<Subnet>>,
+    pub agent_security_group: Ref<SecurityGroup>,
+}
+
+const AZ_COUNT: usize = 2;
+
+/// `10.0.0.0/16` split into /20s: public subnets first, private after.
+fn subnet_cidr(vpc_cidr: &str, index: usize) -> String {
+    let base: Vec<u8> = vpc_cidr.split('/').next().unwrap_or("10.0.0.0").split('.').filter_map(|p| p.parse().ok()).collect();
+    let third = (index * 16) as u8;
+    format!("{}.{}.{third}.0/20", base.first().copied().unwrap_or(10), base.get(1).copied().unwrap_or(0))
+}
+
+impl Network {
+    pub fn new(stack: &mut Stack, ctx: &Context, key: &Key, props: NetworkProps) -> Result<Network, Error> {
+        let f = File::Network;
+        let name = |suffix: &str| Val::lit("") + &ctx.prefix + "-" + suffix;
+        let tags = |suffix: &str| Some([("Name".to_string(), name(suffix))].into_iter().collect());
+
+        let vpc = stack.add(
+            f,
+            "main",
+            Vpc {
+                cidr_block: props.cidr.into(),
+                enable_dns_hostnames: Some(true),
+                enable_dns_support: Some(true),
+                tags: tags("vpc"),
+            },
+        )?;
+        stack.add(f, "main", DefaultSecurityGroup { vpc_id: vpc.id(), tags: tags("default-deny-all") })?;
+        // The zones are pinned by name, so the subnets never move when AWS adds a zone.
+        let default_zones = Val::List(vec![ctx.region.clone() + "a", ctx.region.clone() + "b"]);
+        let azs = stack.data(
+            f,
+            "selected",
+            AvailabilityZones {
+                state: "available".into(),
+                filter: vec![AzFilter {
+                    name: "zone-name".into(),
+                    values: Val::expr(format!("coalescelist({}, {})", props.zones.expr(), default_zones.as_expr())),
+                }],
+            },
+        )?;
+
+        let igw = stack.add(f, "main", InternetGateway { vpc_id: vpc.id(), tags: tags("igw") })?;
+        let public_rt = stack.add(f, "public", RouteTable { vpc_id: vpc.id(), tags: tags("public") })?;
+        stack.add(
+            f,
+            "public_internet",
+            Route {
+                route_table_id: public_rt.id(),
+                destination_cidr_block: "0.0.0.0/0".into(),
+                gateway_id: Some(igw.id()),
+                nat_gateway_id: None,
+            },
+        )?;
+
+        let mut public_subnets = Vec::new();
+        let mut private_subnets = Vec::new();
+        let mut private_tables = Vec::new();
+        let mut nats = Vec::new();
+        for i in 0..AZ_COUNT {
+            let az = azs.name_at(i);
+            let public = stack.add(
+                f,
+                &format!("public_{i}"),
+                Subnet {
+                    vpc_id: vpc.id(),
+                    cidr_block: subnet_cidr(props.cidr, i).into(),
+                    availability_zone: az.clone(),
+                    map_public_ip_on_launch: Some(false),
+                    tags: tags(&format!("public-{i}")),
+                },
+            )?;
+            stack.add(
+                f,
+                &format!("public_{i}"),
+                RouteTableAssociation { route_table_id: public_rt.id(), subnet_id: public.id() },
+            )?;
+            let private = stack.add(
+                f,
+                &format!("private_{i}"),
+                Subnet {
+                    vpc_id: vpc.id(),
+                    cidr_block: subnet_cidr(props.cidr, AZ_COUNT + i).into(),
+                    availability_zone: az,
+                    map_public_ip_on_launch: Some(false),
+                    tags: tags(&format!("private-{i}")),
+                },
+            )?;
+            if i == 0 || props.nat_per_az {
+                let eip = stack.add(f, &format!("nat_{i}"), Eip { domain: "vpc".into(), tags: tags(&format!("nat-{i}")) })?;
+                let nat = stack.add_with(
+                    f,
+                    &format!("nat_{i}"),
+                    NatGateway { allocation_id: eip.id(), subnet_id: public.id(), tags: tags(&format!("nat-{i}")) },
+                    crate::model::Meta::depends_on(&[&igw]),
+                )?;
+                nats.push(nat);
+            }
+            let nat = nats.last().expect("the first AZ always has a NAT gateway").clone();
+            let rt = if i == 0 || props.nat_per_az {
+                let rt = stack.add(f, &format!("private_{i}"), RouteTable { vpc_id: vpc.id(), tags: tags(&format!("private-{i}")) })?;
+                stack.add(
+                    f,
+                    &format!("private_{i}_nat"),
+                    Route {
+                        route_table_id: rt.id(),
+                        destination_cidr_block: "0.0.0.0/0".into(),
+                        gateway_id: None,
+                        nat_gateway_id: Some(nat.id()),
+                    },
+                )?;
+                private_tables.push(rt.clone());
+                rt
+            } else {
+                private_tables[0].clone()
+            };
+            stack.add(f, &format!("private_{i}"), RouteTableAssociation { route_table_id: rt.id(), subnet_id: private.id() })?;
+            public_subnets.push(public);
+            private_subnets.push(private);
+        }
+
+        // Gateway endpoints keep S3 and DynamoDB traffic off the NAT gateway (cost) and the internet.
+        let mut endpoint_tables: Vec<Val> = private_tables.iter().map(|t| t.id()).collect();
+        endpoint_tables.push(public_rt.id());
+        for service in ["s3", "dynamodb"] {
+            stack.add(
+                f,
+                service,
+                VpcEndpoint {
+                    vpc_id: vpc.id(),
+                    service_name: Val::lit("com.amazonaws.") + &ctx.region + "." + service,
+                    vpc_endpoint_type: "Gateway".into(),
+                    route_table_ids: endpoint_tables.clone(),
+                    policy: None,
+                    tags: tags(&format!("{service}-endpoint")),
+                },
+            )?;
+        }
+
+        // Flow logs of all traffic, to an encrypted log group.
+        let flow_group = stack.add(
+            File::Network,
+            "flow_logs",
+            CloudwatchLogGroup {
+                name: super::render_pattern(names::logs::flow_log_group, &ctx.prefix),
+                retention_in_days: ctx.log_retention_days.clone(),
+                kms_key_id: Some(key.arn()),
+                tags: None,
+            },
+        )?;
+        let flow_role = Role::new(
+            stack,
+            f,
+            "flow_logs",
+            name("flow-logs"),
+            "vpc-flow-logs.amazonaws.com",
+            "Lets VPC Flow Logs write to its log group",
+        )?;
+        flow_role.grant(
+            stack,
+            Statement::allow(
+                "WriteFlowLogs",
+                &["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                vec![flow_group.arn(), flow_group.arn() + ":log-stream:*"],
+            ),
+        )?;
+        stack.add(
+            f,
+            "main",
+            FlowLog {
+                vpc_id: vpc.id(),
+                traffic_type: "ALL".into(),
+                log_destination_type: "cloud-watch-logs".into(),
+                log_destination: flow_group.arn(),
+                iam_role_arn: flow_role.arn(),
+                max_aggregation_interval: Some(Val::Int(60)),
+                tags: tags("flow-logs"),
+            },
+        )?;
+
+        // Agent tasks: nothing may connect in; out only to the web (and DNS through the VPC resolver,
+        // which security groups do not filter).
+        let agent_security_group = stack.add(
+            f,
+            "agent",
+            SecurityGroup {
+                name: name("agent"),
+                description: "Agent tasks: no ingress; egress to HTTP and HTTPS only".into(),
+                vpc_id: vpc.id(),
+                tags: tags("agent"),
+            },
+        )?;
+        for (logical, port, what) in [("agent_https", 443, "HTTPS"), ("agent_http", 80, "HTTP")] {
+            stack.add(
+                f,
+                logical,
+                VpcSecurityGroupEgressRule {
+                    security_group_id: agent_security_group.id(),
+                    description: format!("{what} to the web (pages, image pulls through NAT, AWS APIs)").into(),
+                    ip_protocol: "tcp".into(),
+                    from_port: Some(Val::Int(port)),
+                    to_port: Some(Val::Int(port)),
+                    cidr_ipv4: Some("0.0.0.0/0".into()),
+                    prefix_list_id: None,
+                    tags: None,
+                },
+            )?;
+        }
+
+        Ok(Network { vpc, public_subnets, private_subnets, agent_security_group })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn subnets_do_not_overlap() {
+        let cidrs: Vec<String> = (0..4).map(|i| super::subnet_cidr("10.0.0.0/16", i)).collect();
+        assert_eq!(cidrs, ["10.0.0.0/20", "10.0.16.0/20", "10.0.32.0/20", "10.0.48.0/20"]);
+    }
+}

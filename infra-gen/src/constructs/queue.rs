@@ -1,0 +1,138 @@
+//! The job queue: encrypted with the stack key, TLS-only, a visibility timeout of at least six
+//! times its consumer's timeout, redrive to a dead-letter queue after `max_receive_count`
+//! attempts, and an alarm as soon as anything lands in the dead-letter queue.
+
+use crate::model::iam::{PolicyDocument, Statement};
+use crate::model::resources::observability::{MetricAlarm, SnsTopic};
+use crate::model::resources::storage::*;
+use crate::model::{Error, File, Ref, Stack, Val};
+
+use super::key::Key;
+use super::role::Role;
+use super::Context;
+
+pub struct QueueProps {
+    pub consumer_timeout_seconds: u32,
+    pub max_receive_count: Val,
+}
+
+pub struct JobQueue {
+    pub queue: Ref<SqsQueue>,
+    pub dlq: Ref<SqsQueue>,
+}
+
+/// Queues keep messages for the longest SQS allows, so a stuck consumer loses nothing for 14 days.
+const RETENTION_SECONDS: i64 = 14 * 24 * 3600;
+
+impl JobQueue {
+    pub fn new(
+        stack: &mut Stack,
+        ctx: &Context,
+        key: &Key,
+        alarms: &Ref<SnsTopic>,
+        props: QueueProps,
+    ) -> Result<JobQueue, Error> {
+        let f = File::Storage;
+        let dlq = stack.add(
+            f,
+            "jobs_dlq",
+            SqsQueue {
+                name: ctx.name(names::queue::dlq_name),
+                message_retention_seconds: Some(Val::Int(RETENTION_SECONDS)),
+                kms_master_key_id: Some(key.arn()),
+                kms_data_key_reuse_period_seconds: Some(Val::Int(300)),
+                visibility_timeout_seconds: None,
+                receive_wait_time_seconds: None,
+                redrive_policy: None,
+                tags: None,
+            },
+        )?;
+        let redrive = Val::expr(format!(
+            "jsonencode({{deadLetterTargetArn = {}, maxReceiveCount = {}}})",
+            dlq.arn().as_expr(),
+            props.max_receive_count.as_expr()
+        ));
+        let queue = stack.add(
+            f,
+            "jobs",
+            SqsQueue {
+                name: ctx.name(names::queue::jobs_name),
+                visibility_timeout_seconds: Some(Val::Int(6 * i64::from(props.consumer_timeout_seconds))),
+                message_retention_seconds: Some(Val::Int(RETENTION_SECONDS)),
+                receive_wait_time_seconds: Some(Val::Int(20)),
+                kms_master_key_id: Some(key.arn()),
+                kms_data_key_reuse_period_seconds: Some(Val::Int(300)),
+                redrive_policy: Some(redrive),
+                tags: None,
+            },
+        )?;
+        // Only the job queue may use the DLQ as its dead-letter target.
+        stack.add(
+            f,
+            "jobs_dlq",
+            SqsQueueRedriveAllowPolicy {
+                queue_url: dlq.url(),
+                redrive_allow_policy: Val::expr(format!(
+                    "jsonencode({{redrivePermission = \"byQueue\", sourceQueueArns = [{}]}})",
+                    queue.arn().as_expr()
+                )),
+            },
+        )?;
+        for (logical, q) in [("jobs", &queue), ("jobs_dlq", &dlq)] {
+            let doc = stack.data(
+                f,
+                &format!("{logical}_queue_policy"),
+                PolicyDocument {
+                    statement: vec![Statement::deny("DenyInsecureTransport", &["sqs:*"], vec![q.arn()])
+                        .with_principal("AWS", vec![Val::lit("*")])
+                        .with_condition("Bool", "aws:SecureTransport", vec![Val::lit("false")])],
+                },
+            )?;
+            stack.add(f, logical, SqsQueuePolicy { queue_url: q.url(), policy: doc.json() })?;
+        }
+        stack.add(
+            File::Observability,
+            "jobs_dlq_not_empty",
+            MetricAlarm {
+                alarm_name: ctx.prefix.clone() + "-jobs-dlq-not-empty",
+                alarm_description: Some("Jobs failed processing after every attempt; inspect and redrive the DLQ".into()),
+                namespace: "AWS/SQS".into(),
+                metric_name: "ApproximateNumberOfMessagesVisible".into(),
+                dimensions: [("QueueName".to_string(), dlq.name())].into_iter().collect(),
+                statistic: "Maximum".into(),
+                period: Val::Int(60),
+                evaluation_periods: Val::Int(1),
+                threshold: Val::Int(0),
+                comparison_operator: "GreaterThanThreshold".into(),
+                treat_missing_data: Some("notBreaching".into()),
+                alarm_actions: vec![alarms.arn()],
+                ok_actions: vec![alarms.arn()],
+                tags: None,
+            },
+        )?;
+        Ok(JobQueue { queue, dlq })
+    }
+
+    pub fn grant_send(&self, stack: &mut Stack, role: &Role, key: &Key) -> Result<(), Error> {
+        role.grant(stack, Statement::allow("SendJobs", &["sqs:SendMessage"], vec![self.queue.arn()]))?;
+        key.grant_encrypt_decrypt(stack, role)
+    }
+
+    /// What a Lambda event source mapping needs from its function's role.
+    pub fn grant_consume(&self, stack: &mut Stack, role: &Role, key: &Key) -> Result<(), Error> {
+        role.grant(
+            stack,
+            Statement::allow(
+                "ConsumeJobs",
+                &[
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:ReceiveMessage",
+                ],
+                vec![self.queue.arn()],
+            ),
+        )?;
+        key.grant_decrypt(stack, role)
+    }
+}

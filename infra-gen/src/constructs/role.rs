@@ -1,0 +1,58 @@
+//! IAM roles: a role trusted by exactly one service, whose inline policy is the sum of the grants
+//! made to it.
+
+use crate::model::iam::{PolicyDocument, Statement};
+use crate::model::resources::iam::IamRole;
+use crate::model::{Error, File, Grantee, Ref, Stack, Val};
+
+#[derive(Clone, Debug)]
+pub struct Role {
+    pub role: Ref<IamRole>,
+    pub grantee: Grantee,
+}
+
+impl Role {
+    /// A role that only `service` (e.g. `lambda.amazonaws.com`) may assume. `name` is the physical
+    /// name; `logical` the Terraform name of the role and its policy.
+    pub fn new(
+        stack: &mut Stack,
+        file: File,
+        logical: &str,
+        name: Val,
+        service: &str,
+        description: &str,
+    ) -> Result<Role, Error> {
+        let trust = stack.data(
+            file,
+            &format!("{logical}_trust"),
+            PolicyDocument { statement: vec![Statement::assume_role(service)] },
+        )?;
+        let role = stack.add(
+            file,
+            logical,
+            IamRole {
+                name: name.clone(),
+                description: Some(description.into()),
+                assume_role_policy: trust.json(),
+                max_session_duration: None,
+                tags: None,
+            },
+        )?;
+        let grantee = Grantee {
+            logical: logical.to_string(),
+            file,
+            role_id: role.id(),
+            role_name: logical.replace('_', "-"),
+        };
+        stack.register_grantee(grantee.clone())?;
+        Ok(Role { role, grantee })
+    }
+
+    pub fn arn(&self) -> Val {
+        self.role.arn()
+    }
+
+    pub fn grant(&self, stack: &mut Stack, statement: Statement) -> Result<(), Error> {
+        stack.grant(&self.grantee, statement)
+    }
+}

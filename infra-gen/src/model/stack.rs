@@ -1,0 +1,567 @@
+//! The stack: every declared resource, data source, variable, local and output, keyed by the
+//! logical name a person chose, and its synthesis into Terraform JSON files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::iam::{PolicyDocument, Statement};
+use super::resources::iam::IamRolePolicy;
+use super::val::Val;
+
+/// A Terraform resource type.
+pub trait Resource: Serialize {
+    const TYPE: &'static str;
+}
+
+/// A Terraform data source type.
+pub trait DataSource: Serialize {
+    const TYPE: &'static str;
+}
+
+/// The file a block is written to: split by concern so a pull request's diff stays local.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum File {
+    /// Terraform and provider version constraints only.
+    Versions,
+    Main,
+    Network,
+    Security,
+    Storage,
+    Compute,
+    Functions,
+    Api,
+    Observability,
+    Outputs,
+}
+
+impl File {
+    pub const ALL: [File; 10] = [
+        File::Versions,
+        File::Main,
+        File::Network,
+        File::Security,
+        File::Storage,
+        File::Compute,
+        File::Functions,
+        File::Api,
+        File::Observability,
+        File::Outputs,
+    ];
+
+    pub fn file_name(self) -> &'static str {
+        match self {
+            File::Versions => "versions.tf.json",
+            File::Main => "main.tf.json",
+            File::Network => "network.tf.json",
+            File::Security => "security.tf.json",
+            File::Storage => "storage.tf.json",
+            File::Compute => "compute.tf.json",
+            File::Functions => "functions.tf.json",
+            File::Api => "api.tf.json",
+            File::Observability => "observability.tf.json",
+            File::Outputs => "outputs.tf.json",
+        }
+    }
+}
+
+/// What can go wrong while building or synthesizing a stack.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    #[error("`{0}` is declared twice; logical names must be unique per type")]
+    Duplicate(String),
+    #[error("`{0}` is not a valid logical name (use lower-case letters, digits and underscores, starting with a letter)")]
+    InvalidName(String),
+    #[error("references to undeclared names:\n  {}", .0.join("\n  "))]
+    Unresolved(Vec<String>),
+    #[error("malformed expression in {at}: {message}")]
+    Expression { at: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A typed reference to a declared resource; its attribute methods (per type) render
+/// `${type.name.attr}`.
+pub struct Ref<T> {
+    address: String,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Ref<T> {
+    fn clone(&self) -> Self {
+        Ref { address: self.address.clone(), _type: PhantomData }
+    }
+}
+
+impl<T> fmt::Debug for Ref<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.address)
+    }
+}
+
+impl<T> Ref<T> {
+    fn new(address: String) -> Self {
+        Ref { address, _type: PhantomData }
+    }
+
+    /// `type.name`, as used in `depends_on`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// One instance of a `for_each` resource: `type.name[key]`.
+    pub fn at(&self, key: &Val) -> Ref<T> {
+        Ref::new(format!("{}[{}]", self.address, key.as_expr()))
+    }
+
+    pub(crate) fn attr(&self, name: &str) -> Val {
+        Val::expr(format!("{}.{name}", self.address))
+    }
+
+    /// The address as an expression, e.g. for iterating a `for_each` resource.
+    pub(crate) fn expr(&self) -> String {
+        self.address.clone()
+    }
+
+    /// Every Terraform resource and data source exports `id`.
+    pub fn id(&self) -> Val {
+        self.attr("id")
+    }
+}
+
+/// Declares the attributes a resource or data source type exports, as methods on its `Ref`.
+macro_rules! exports {
+    ($ty:ty { $($attr:ident),* $(,)? }) => {
+        impl $crate::model::Ref<$ty> {
+            $(
+                pub fn $attr(&self) -> $crate::model::Val {
+                    self.attr(stringify!($attr))
+                }
+            )*
+        }
+    };
+}
+pub(crate) use exports;
+
+/// Meta-arguments any resource may carry.
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Meta {
+    pub count: Option<Val>,
+    pub for_each: Option<Val>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    pub lifecycle: Option<Lifecycle>,
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Lifecycle {
+    pub create_before_destroy: Option<bool>,
+    pub prevent_destroy: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignore_changes: Vec<String>,
+}
+
+impl Meta {
+    pub fn for_each(v: Val) -> Meta {
+        Meta { for_each: Some(v), ..Meta::default() }
+    }
+    pub fn depends_on<T>(refs: &[&Ref<T>]) -> Meta {
+        Meta { depends_on: refs.iter().map(|r| r.address().to_string()).collect(), ..Meta::default() }
+    }
+}
+
+/// A Terraform input variable.
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Serialize)]
+pub struct Variable {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub default: Option<Value>,
+    pub description: String,
+    pub sensitive: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub validation: Vec<Validation>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Validation {
+    pub condition: String,
+    pub error_message: String,
+}
+
+impl Variable {
+    pub fn new(type_: &str, default: impl Into<Value>, description: &str) -> Variable {
+        Variable {
+            type_: type_.into(),
+            default: Some(default.into()),
+            description: description.into(),
+            sensitive: None,
+            validation: Vec::new(),
+        }
+    }
+
+    /// Adds a validation; `condition` uses `{v}` for the variable's own reference.
+    pub fn validate(mut self, condition: &str, error_message: &str) -> Variable {
+        self.validation.push(Validation {
+            condition: condition.to_string(),
+            error_message: error_message.into(),
+        });
+        self
+    }
+}
+
+/// A reference to a declared variable.
+#[derive(Clone, Debug)]
+pub struct VarRef(String);
+
+impl VarRef {
+    pub fn val(&self) -> Val {
+        Val::expr(format!("var.{}", self.0))
+    }
+    pub(crate) fn expr(&self) -> String {
+        format!("var.{}", self.0)
+    }
+}
+
+/// A reference to a declared local value.
+#[derive(Clone, Debug)]
+pub struct LocalRef(String);
+
+impl LocalRef {
+    pub fn val(&self) -> Val {
+        Val::expr(format!("local.{}", self.0))
+    }
+}
+
+/// A Terraform output.
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Serialize)]
+pub struct Output {
+    pub value: Val,
+    pub description: String,
+    pub sensitive: Option<bool>,
+}
+
+/// An IAM role's logical name and where its inline policy goes, for grants.
+#[derive(Clone, Debug)]
+pub struct Grantee {
+    pub(crate) logical: String,
+    pub(crate) file: File,
+    pub(crate) role_id: Val,
+    pub(crate) role_name: String,
+}
+
+#[derive(Clone, Debug)]
+struct Block {
+    file: File,
+    body: Value,
+}
+
+/// Everything declared so far. Logical names are chosen by people and never hashed.
+#[derive(Default)]
+pub struct Stack {
+    resources: BTreeMap<(String, String), Block>,
+    data: BTreeMap<(String, String), Block>,
+    variables: BTreeMap<String, Variable>,
+    locals: BTreeMap<String, Val>,
+    outputs: BTreeMap<String, Output>,
+    /// Inline policy statements per role, emitted at synthesis as one policy document each.
+    grants: BTreeMap<String, (Grantee, Vec<Statement>)>,
+    header: BTreeMap<String, (File, Value)>,
+}
+
+fn check_name(name: &str) -> Result<(), Error> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidName(name.to_string()))
+    }
+}
+
+fn to_value<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).expect("model types always serialize to JSON")
+}
+
+impl Stack {
+    pub fn new() -> Stack {
+        Stack::default()
+    }
+
+    /// A top-level block other than the declarations (`terraform`, `provider`) and its file.
+    pub fn set_header(&mut self, file: File, key: &str, value: Value) {
+        self.header.insert(key.to_string(), (file, value));
+    }
+
+    pub fn add<T: Resource>(&mut self, file: File, name: &str, resource: T) -> Result<Ref<T>, Error> {
+        self.add_with(file, name, resource, Meta::default())
+    }
+
+    pub fn add_with<T: Resource>(
+        &mut self,
+        file: File,
+        name: &str,
+        resource: T,
+        meta: Meta,
+    ) -> Result<Ref<T>, Error> {
+        check_name(name)?;
+        let key = (T::TYPE.to_string(), name.to_string());
+        if self.resources.contains_key(&key) {
+            return Err(Error::Duplicate(format!("{}.{name}", T::TYPE)));
+        }
+        let mut body = to_value(&resource);
+        if let (Value::Object(b), Value::Object(m)) = (&mut body, to_value(&meta)) {
+            b.extend(m);
+        }
+        self.resources.insert(key, Block { file, body });
+        Ok(Ref::new(format!("{}.{name}", T::TYPE)))
+    }
+
+    pub fn data<T: DataSource>(&mut self, file: File, name: &str, source: T) -> Result<Ref<T>, Error> {
+        check_name(name)?;
+        let key = (T::TYPE.to_string(), name.to_string());
+        if self.data.contains_key(&key) {
+            return Err(Error::Duplicate(format!("data.{}.{name}", T::TYPE)));
+        }
+        self.data.insert(key, Block { file, body: to_value(&source) });
+        Ok(Ref::new(format!("data.{}.{name}", T::TYPE)))
+    }
+
+    pub fn variable(&mut self, name: &str, mut variable: Variable) -> Result<VarRef, Error> {
+        check_name(name)?;
+        if self.variables.contains_key(name) {
+            return Err(Error::Duplicate(format!("var.{name}")));
+        }
+        for v in &mut variable.validation {
+            v.condition = v.condition.replace("{v}", &format!("var.{name}"));
+        }
+        self.variables.insert(name.to_string(), variable);
+        Ok(VarRef(name.to_string()))
+    }
+
+    pub fn local(&mut self, name: &str, value: Val) -> Result<LocalRef, Error> {
+        check_name(name)?;
+        if self.locals.insert(name.to_string(), value).is_some() {
+            return Err(Error::Duplicate(format!("local.{name}")));
+        }
+        Ok(LocalRef(name.to_string()))
+    }
+
+    pub fn output(&mut self, name: &str, output: Output) -> Result<(), Error> {
+        check_name(name)?;
+        if self.outputs.insert(name.to_string(), output).is_some() {
+            return Err(Error::Duplicate(format!("output.{name}")));
+        }
+        Ok(())
+    }
+
+    /// Registers a role so grants can be attached to it.
+    pub(crate) fn register_grantee(&mut self, grantee: Grantee) -> Result<(), Error> {
+        if self.grants.contains_key(&grantee.logical) {
+            return Err(Error::Duplicate(format!("role {}", grantee.logical)));
+        }
+        self.grants.insert(grantee.logical.clone(), (grantee, Vec::new()));
+        Ok(())
+    }
+
+    /// Adds a statement to a role's inline policy. Statements with the same `sid` merge their
+    /// resources, so granting twice never duplicates a statement.
+    pub fn grant(&mut self, role: &Grantee, statement: Statement) -> Result<(), Error> {
+        let (_, statements) = self
+            .grants
+            .get_mut(&role.logical)
+            .ok_or_else(|| Error::Invalid(format!("role `{}` was not registered", role.logical)))?;
+        if let Some(existing) = statements.iter_mut().find(|s| s.sid == statement.sid) {
+            if existing.actions != statement.actions || existing.condition != statement.condition {
+                return Err(Error::Invalid(format!(
+                    "role `{}` has two different statements with sid {:?}",
+                    role.logical, statement.sid
+                )));
+            }
+            for r in statement.resources {
+                if !existing.resources.contains(&r) {
+                    existing.resources.push(r);
+                }
+            }
+        } else {
+            statements.push(statement);
+        }
+        Ok(())
+    }
+
+    /// Number of resources declared, including the policies grants will emit.
+    pub fn resource_count(&self) -> usize {
+        self.resources.len() + self.grants.values().filter(|(_, s)| !s.is_empty()).count()
+    }
+
+    /// The role policies implied by the grants, as resources and data sources.
+    fn grant_blocks(&self) -> (Vec<((String, String), Block)>, Vec<((String, String), Block)>) {
+        let mut resources = Vec::new();
+        let mut data = Vec::new();
+        for (logical, (grantee, statements)) in &self.grants {
+            if statements.is_empty() {
+                continue;
+            }
+            let doc_name = format!("{logical}_policy");
+            let doc = PolicyDocument { statement: statements.clone() };
+            data.push((
+                (PolicyDocument::TYPE.to_string(), doc_name.clone()),
+                Block { file: grantee.file, body: to_value(&doc) },
+            ));
+            let doc_ref: Ref<PolicyDocument> = Ref::new(format!("data.{}.{doc_name}", PolicyDocument::TYPE));
+            let policy = IamRolePolicy {
+                name: Val::lit(&grantee.role_name),
+                role: grantee.role_id.clone(),
+                policy: doc_ref.json(),
+            };
+            resources.push((
+                (IamRolePolicy::TYPE.to_string(), logical.clone()),
+                Block { file: grantee.file, body: to_value(&policy) },
+            ));
+        }
+        (resources, data)
+    }
+
+    /// The Terraform JSON documents, one per file, keyed by file name.
+    pub fn documents(&self) -> Result<BTreeMap<String, Value>, Error> {
+        let mut resources = self.resources.clone();
+        let mut data = self.data.clone();
+        let (extra_resources, extra_data) = self.grant_blocks();
+        for (k, b) in extra_resources {
+            if resources.insert(k.clone(), b).is_some() {
+                return Err(Error::Duplicate(format!("{}.{}", k.0, k.1)));
+            }
+        }
+        for (k, b) in extra_data {
+            if data.insert(k.clone(), b).is_some() {
+                return Err(Error::Duplicate(format!("data.{}.{}", k.0, k.1)));
+            }
+        }
+
+        let mut files: BTreeMap<File, Map<String, Value>> = BTreeMap::new();
+        let mut put = |file: File, section: &str, ty: Option<&str>, name: &str, body: Value| {
+            let doc = files.entry(file).or_default();
+            let mut slot = doc.entry(section.to_string()).or_insert_with(|| Value::Object(Map::new()));
+            if let Some(ty) = ty {
+                slot = slot
+                    .as_object_mut()
+                    .expect("sections are objects")
+                    .entry(ty.to_string())
+                    .or_insert_with(|| Value::Object(Map::new()));
+            }
+            slot.as_object_mut().expect("sections are objects").insert(name.to_string(), body);
+        };
+        for (name, v) in &self.variables {
+            put(File::Main, "variable", None, name, to_value(v));
+        }
+        for (name, v) in &self.locals {
+            put(File::Main, "locals", None, name, to_value(v));
+        }
+        for ((ty, name), b) in &data {
+            put(b.file, "data", Some(ty), name, b.body.clone());
+        }
+        for ((ty, name), b) in &resources {
+            put(b.file, "resource", Some(ty), name, b.body.clone());
+        }
+        for (name, o) in &self.outputs {
+            put(File::Outputs, "output", None, name, to_value(o));
+        }
+
+        for (k, (file, v)) in &self.header {
+            files.entry(*file).or_default().insert(k.clone(), v.clone());
+        }
+        let documents: BTreeMap<String, Value> = files
+            .into_iter()
+            .map(|(f, m)| (f.file_name().to_string(), Value::Object(m)))
+            .collect();
+        self.check_references(&documents, &resources, &data)?;
+        Ok(documents)
+    }
+
+    fn check_references(
+        &self,
+        documents: &BTreeMap<String, Value>,
+        resources: &BTreeMap<(String, String), Block>,
+        data: &BTreeMap<(String, String), Block>,
+    ) -> Result<(), Error> {
+        use tfjson::expr::{interpolations, references, Reference};
+        let mut unresolved = BTreeSet::new();
+        for (file, doc) in documents {
+            let mut strings = Vec::new();
+            collect_strings(doc, file.clone(), &mut strings);
+            for (at, s) in strings {
+                let exprs = interpolations(&s)
+                    .map_err(|e| Error::Expression { at: at.clone(), message: e.to_string() })?;
+                for e in exprs {
+                    for r in references(e) {
+                        let found = match &r {
+                            Reference::Resource { ty, name, .. } => {
+                                resources.contains_key(&(ty.clone(), name.clone()))
+                            }
+                            Reference::Data { ty, name, .. } => data.contains_key(&(ty.clone(), name.clone())),
+                            Reference::Var(name) => self.variables.contains_key(name),
+                            Reference::Local(name) => self.locals.contains_key(name),
+                        };
+                        if !found {
+                            unresolved.insert(format!("{at}: {}", describe(&r)));
+                        }
+                    }
+                }
+            }
+        }
+        if unresolved.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Unresolved(unresolved.into_iter().collect()))
+        }
+    }
+
+    /// Synthesizes every file: pretty JSON with sorted keys and a trailing newline.
+    pub fn synth(&self) -> Result<BTreeMap<String, String>, Error> {
+        Ok(self
+            .documents()?
+            .into_iter()
+            .map(|(name, doc)| {
+                let mut text = serde_json::to_string_pretty(&doc).expect("JSON values serialize");
+                text.push('\n');
+                (name, text)
+            })
+            .collect())
+    }
+}
+
+fn describe(r: &tfjson::expr::Reference) -> String {
+    use tfjson::expr::Reference;
+    match r {
+        Reference::Resource { ty, name, .. } => format!("{ty}.{name}"),
+        Reference::Data { ty, name, .. } => format!("data.{ty}.{name}"),
+        Reference::Var(n) => format!("var.{n}"),
+        Reference::Local(n) => format!("local.{n}"),
+    }
+}
+
+/// Every string in a JSON document with its path (`file: a.b[2].c`).
+pub fn collect_strings(v: &Value, path: String, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::String(s) => out.push((path, s.clone())),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                collect_strings(item, format!("{path}[{i}]"), out);
+            }
+        }
+        Value::Object(m) => {
+            for (k, item) in m {
+                let sep = if path.ends_with(".json") { ": " } else { "." };
+                collect_strings(item, format!("{path}{sep}{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
