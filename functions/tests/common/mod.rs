@@ -1,0 +1,337 @@
+//! The AWS emulator the tests run against: one moto server per test binary on a free loopback
+//! port, with the table, queue, bucket, log group, cluster and task definition the functions
+//! use. The SDK clients reach it through the standard `AWS_ENDPOINT_URL`. The server stops when
+//! the test binary exits (a shell holds it and kills it when its stdin, our pipe, closes).
+#![allow(dead_code)]
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType,
+};
+use functions::api::{ApiRequest, ApiResponse};
+use functions::config::{Config, Tenants};
+use functions::{App, Function};
+use std::io::{Read, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub const PREFIX: &str = "fn-test";
+pub const ACCOUNT: &str = "123456789012";
+
+pub struct Emulator {
+    pub endpoint: String,
+    pub port: u16,
+    pub queue_url: String,
+    pub cluster_arn: String,
+    pub task_definition: String,
+    pub subnet: String,
+    pub security_group: String,
+    _guard: Mutex<(Child, ChildStdin)>,
+}
+
+static EMULATOR: OnceLock<Emulator> = OnceLock::new();
+
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+pub fn emulator() -> &'static Emulator {
+    EMULATOR.get_or_init(start)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start() -> Emulator {
+    let venv = workspace_root().join(".tools/venv/bin");
+    let moto = venv.join("moto_server");
+    assert!(moto.exists(), "{} is missing: run `scripts/tools.sh python` (make test does)", moto.display());
+    let port = free_port();
+    let script = format!(
+        "{} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; trap 'kill $m 2>/dev/null' EXIT; read -r _ || true",
+        moto.display()
+    );
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start moto_server");
+    let stdin = child.stdin.take().unwrap();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(30), "moto_server did not start on port {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Set once, before any SDK configuration is loaded, by the first test that needs it.
+    for (k, v) in [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ] {
+        std::env::set_var(k, v);
+    }
+    // The network RunTask needs: EC2 is not among the functions' SDKs, so boto3 (in the same
+    // virtualenv as moto) creates it.
+    let out = Command::new(venv.join("python"))
+        .arg("-c")
+        .arg(
+            r#"
+import boto3
+ec2 = boto3.client("ec2")
+vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+sg = ec2.create_security_group(GroupName="agent", Description="agent", VpcId=vpc)["GroupId"]
+print(subnet, sg)
+"#,
+        )
+        .output()
+        .expect("run boto3");
+    assert!(out.status.success(), "EC2 setup failed: {}", String::from_utf8_lossy(&out.stderr));
+    let ids = String::from_utf8(out.stdout).unwrap();
+    let mut ids = ids.split_whitespace();
+    let (subnet, security_group) = (ids.next().unwrap().to_owned(), ids.next().unwrap().to_owned());
+
+    let (queue_url, cluster_arn, task_definition) = std::thread::spawn(|| {
+        tokio::runtime::Runtime::new().unwrap().block_on(create_resources())
+    })
+    .join()
+    .unwrap();
+    Emulator {
+        endpoint,
+        port,
+        queue_url,
+        cluster_arn,
+        task_definition,
+        subnet,
+        security_group,
+        _guard: Mutex::new((child, stdin)),
+    }
+}
+
+pub async fn sdk() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+pub fn table() -> String {
+    names::table::name(PREFIX)
+}
+pub fn bucket() -> String {
+    names::bucket::name(PREFIX, ACCOUNT)
+}
+pub fn log_group() -> String {
+    names::logs::agent_group(PREFIX)
+}
+
+async fn create_resources() -> (String, String, String) {
+    let sdk = sdk().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let attr = |n: &str| {
+        AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build().unwrap()
+    };
+    let key = |n: &str, t| KeySchemaElement::builder().attribute_name(n).key_type(t).build().unwrap();
+    ddb.create_table()
+        .table_name(table())
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr(names::table::TASK_ID))
+        .attribute_definitions(attr(names::table::TENANT_ID))
+        .attribute_definitions(attr(names::table::CREATED_AT))
+        .key_schema(key(names::table::TASK_ID, KeyType::Hash))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(names::table::TENANT_INDEX)
+                .key_schema(key(names::table::TENANT_ID, KeyType::Hash))
+                .key_schema(key(names::table::CREATED_AT, KeyType::Range))
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue_url =
+        sqs.create_queue().queue_name(names::queue::jobs_name(PREFIX)).send().await.unwrap().queue_url.unwrap();
+    aws_sdk_s3::Client::new(&sdk).create_bucket().bucket(bucket()).send().await.unwrap();
+    aws_sdk_cloudwatchlogs::Client::new(&sdk).create_log_group().log_group_name(log_group()).send().await.unwrap();
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
+    let cluster = ecs.create_cluster().cluster_name(names::agent::cluster_name(PREFIX)).send().await.unwrap();
+    let cluster_arn = cluster.cluster.unwrap().cluster_arn.unwrap();
+    use aws_sdk_ecs::types::{Compatibility, ContainerDefinition, NetworkMode};
+    let td = ecs
+        .register_task_definition()
+        .family(names::agent::task_family(PREFIX))
+        .network_mode(NetworkMode::Awsvpc)
+        .requires_compatibilities(Compatibility::Fargate)
+        .cpu("1024")
+        .memory("2048")
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name(names::agent::CONTAINER_NAME)
+                .image("agent:test")
+                .memory(2048)
+                .essential(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let td_arn = td.task_definition.unwrap().task_definition_arn.unwrap();
+    (queue_url, cluster_arn, td_arn)
+}
+
+/// The configuration infra-gen would set, pointing at the emulator's resources.
+pub fn config(tenants: &[(&str, &str)]) -> Config {
+    let e = emulator();
+    Config {
+        table: table(),
+        queue_url: e.queue_url.clone(),
+        bucket: bucket(),
+        cluster_arn: e.cluster_arn.clone(),
+        task_definition: e.task_definition.clone(),
+        subnet_ids: vec![e.subnet.clone()],
+        security_group_ids: vec![e.security_group.clone()],
+        log_group: log_group(),
+        tenants: Tenants::from_pairs(tenants.iter().copied()),
+        ..Config::defaults()
+    }
+}
+
+pub async fn app_with(config: Config) -> App {
+    emulator();
+    App::new(&sdk().await, config, Function::ALL.to_vec())
+}
+
+/// An app whose API keys `key-<tenant>` map to the given tenants.
+pub async fn app(tenants: &[&str]) -> App {
+    let keys: Vec<(String, String)> = tenants.iter().map(|t| (format!("key-{t}"), t.to_string())).collect();
+    let pairs: Vec<(&str, &str)> = keys.iter().map(|(k, t)| (k.as_str(), t.as_str())).collect();
+    app_with(config(&pairs)).await
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name no other test uses (tests share one emulator).
+pub fn unique(what: &str) -> String {
+    format!("{what}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+pub fn request(tenant: &str, method: &str, path: &str, body: &str) -> ApiRequest {
+    ApiRequest {
+        method: method.into(),
+        path: path.into(),
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: body.as_bytes().to_vec(),
+        api_key_id: Some(format!("key-{tenant}")),
+        request_id: "test-request".into(),
+        ..ApiRequest::default()
+    }
+}
+
+pub async fn call(app: &App, req: &ApiRequest) -> ApiResponse {
+    functions::api::handle(app, req).await
+}
+
+pub async fn submit(app: &App, tenant: &str, body: &str) -> String {
+    let r = call(app, &request(tenant, "POST", "/jobs", body)).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    r.body["task_id"].as_str().unwrap().to_owned()
+}
+
+pub async fn get(app: &App, tenant: &str, path: &str) -> ApiResponse {
+    let (p, q) = path.split_once('?').unwrap_or((path, ""));
+    let mut req = request(tenant, "GET", p, "");
+    req.query = q
+        .split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    call(app, &req).await
+}
+
+/// A plain HTTP/1.1 request (for pre-signed URLs, as the agent and API clients use them).
+pub fn http(method: &str, url: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let uri: http::Uri = url.parse().unwrap();
+    let authority = uri.authority().unwrap().as_str().to_owned();
+    let mut s = std::net::TcpStream::connect(&authority).unwrap();
+    let path = uri.path_and_query().unwrap().as_str();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let text_end = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&resp[..text_end]).to_string();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, resp[text_end + 4..].to_vec())
+}
+
+/// An SQS event as Lambda delivers it.
+pub fn sqs_event(messages: &[(&str, u32)]) -> aws_lambda_events::event::sqs::SqsEvent {
+    let records: Vec<_> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, (body, count))| {
+            serde_json::json!({
+                "messageId": format!("m{i}"),
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": count.to_string()},
+                "eventSource": "aws:sqs",
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+}
+
+pub fn job_message(task_id: &str) -> String {
+    serde_json::json!({ names::queue::MESSAGE_TASK_ID: task_id }).to_string()
+}
+
+/// An `ECS Task State Change` event as EventBridge delivers it.
+pub fn task_event(cluster: &str, task_arn: &str, task_id: &str, last_status: &str, container: serde_json::Value, stop_code: Option<&str>) -> serde_json::Value {
+    let mut detail = serde_json::json!({
+        "taskArn": task_arn,
+        "clusterArn": cluster,
+        "lastStatus": last_status,
+        "desiredStatus": if last_status == "STOPPED" { "STOPPED" } else { "RUNNING" },
+        "startedBy": task_id,
+        "containers": [container],
+    });
+    if let Some(sc) = stop_code {
+        detail["stopCode"] = sc.into();
+        detail["stoppedReason"] = "stopped for a test".into();
+    }
+    serde_json::json!({
+        "version": "0",
+        "id": "e",
+        "detail-type": names::ecs::TASK_STATE_CHANGE,
+        "source": names::ecs::EVENT_SOURCE,
+        "account": ACCOUNT,
+        "time": "2024-05-01T12:00:00Z",
+        "region": "us-east-1",
+        "resources": [task_arn],
+        "detail": detail,
+    })
+}
+
+pub fn container(exit_code: Option<i64>, reason: Option<&str>) -> serde_json::Value {
+    let mut c = serde_json::json!({"name": names::agent::CONTAINER_NAME, "lastStatus": "STOPPED"});
+    if let Some(e) = exit_code {
+        c["exitCode"] = e.into();
+    }
+    if let Some(r) = reason {
+        c["reason"] = r.into();
+    }
+    c
+}
