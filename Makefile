@@ -31,7 +31,7 @@ test: $(TEST_TARGETS)
 	@echo "make test: all suites passed"
 
 test-infra: tools
-	$(CARGO) test -p names -p infra-gen
+	$(CARGO) test -p names -p tfjson -p infra-gen
 	$(CARGO) run -q -p infra-gen -- --check
 	scripts/checkov.sh
 

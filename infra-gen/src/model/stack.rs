@@ -565,3 +565,76 @@ pub fn collect_strings(v: &Value, path: String, out: &mut Vec<(String, String)>)
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::resources::storage::SqsQueue;
+
+    fn queue(name: Val) -> SqsQueue {
+        SqsQueue {
+            name,
+            visibility_timeout_seconds: None,
+            message_retention_seconds: None,
+            receive_wait_time_seconds: None,
+            kms_master_key_id: None,
+            kms_data_key_reuse_period_seconds: None,
+            redrive_policy: None,
+            tags: None,
+        }
+    }
+
+    #[test]
+    fn duplicate_and_invalid_names_are_errors() {
+        let mut s = Stack::new();
+        s.add(File::Storage, "jobs", queue("a".into())).unwrap();
+        assert_eq!(
+            s.add(File::Storage, "jobs", queue("b".into())).unwrap_err(),
+            Error::Duplicate("aws_sqs_queue.jobs".into())
+        );
+        assert_eq!(s.add(File::Storage, "Jobs-1", queue("c".into())).unwrap_err(), Error::InvalidName("Jobs-1".into()));
+        s.variable("x", Variable::new("string", "d", "x")).unwrap();
+        assert!(matches!(s.variable("x", Variable::new("string", "d", "x")), Err(Error::Duplicate(_))));
+    }
+
+    #[test]
+    fn references_to_undeclared_names_are_reported_not_panicked() {
+        let mut other = Stack::new();
+        let foreign = other.add(File::Storage, "elsewhere", queue("x".into())).unwrap();
+        let mut s = Stack::new();
+        // A reference from another stack, and a variable this one never declared.
+        s.add(File::Storage, "jobs", queue(foreign.arn() + "-" + &Val::expr("var.missing"))).unwrap();
+        let err = s.synth().unwrap_err();
+        let Error::Unresolved(items) = &err else { panic!("expected Unresolved, got {err:?}") };
+        assert_eq!(items.len(), 2, "{items:?}");
+        assert!(err.to_string().contains("aws_sqs_queue.elsewhere"), "{err}");
+        assert!(err.to_string().contains("var.missing"), "{err}");
+    }
+
+    #[test]
+    fn literals_survive_synthesis_escaped_and_options_are_omitted() {
+        let mut s = Stack::new();
+        s.add(File::Storage, "jobs", queue("${aws:username}-%{x}".into())).unwrap();
+        let text = &s.synth().unwrap()["storage.tf.json"];
+        assert!(text.contains(r#""name": "$${aws:username}-%%{x}""#), "{text}");
+        assert!(!text.contains("null"), "{text}");
+        assert!(!text.contains("visibility_timeout_seconds"), "{text}");
+    }
+
+    #[test]
+    fn grants_merge_by_sid_and_emit_one_policy_per_role() {
+        use crate::model::iam::Statement;
+        let mut s = Stack::new();
+        let q = s.add(File::Storage, "jobs", queue("q".into())).unwrap();
+        let grantee = Grantee { logical: "worker".into(), file: File::Functions, role_id: Val::lit("r"), role_name: "worker".into() };
+        s.register_grantee(grantee.clone()).unwrap();
+        s.grant(&grantee, Statement::allow("Send", &["sqs:SendMessage"], vec![q.arn()])).unwrap();
+        s.grant(&grantee, Statement::allow("Send", &["sqs:SendMessage"], vec![q.arn()])).unwrap();
+        let docs = s.documents().unwrap();
+        let doc = &docs["functions.tf.json"]["data"]["aws_iam_policy_document"]["worker_policy"];
+        assert_eq!(doc["statement"].as_array().unwrap().len(), 1);
+        assert_eq!(doc["statement"][0]["resources"].as_array().unwrap().len(), 1);
+        assert!(s.grant(&grantee, Statement::allow("Send", &["sqs:DeleteMessage"], vec![q.arn()])).is_err());
+        assert!(Statement::allow_unscoped("Bad", &["sqs:SendMessage"]).is_err());
+    }
+}

@@ -1,0 +1,262 @@
+//! Invariants of the synthesized stack that a snapshot cannot show: least privilege, trust,
+//! retention, exposure, determinism, and that `generated/` is exactly a fresh synthesis.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use infra_gen::model::iam::UNSCOPABLE_ACTIONS;
+use serde_json::Value;
+
+fn docs() -> BTreeMap<String, Value> {
+    infra_gen::build(&infra_gen::AppConfig::default()).unwrap().documents().unwrap()
+}
+
+/// Every block of `section` ("resource" or "data") of type `ty`, across files: (name, body).
+fn blocks<'a>(docs: &'a BTreeMap<String, Value>, section: &str, ty: &str) -> Vec<(&'a str, &'a Value)> {
+    let mut out = Vec::new();
+    for doc in docs.values() {
+        if let Some(Value::Object(types)) = doc.get(section) {
+            if let Some(Value::Object(named)) = types.get(ty) {
+                out.extend(named.iter().map(|(n, b)| (n.as_str(), b)));
+            }
+        }
+    }
+    out
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or_else(|| panic!("`{key}` missing or not a string in {v}"))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
+}
+
+/// Policy documents attached to KMS keys: in a key policy `*` means the key itself.
+fn key_policy_docs(docs: &BTreeMap<String, Value>) -> BTreeSet<String> {
+    blocks(docs, "resource", "aws_kms_key")
+        .into_iter()
+        .map(|(_, b)| str_of(b, "policy").trim_start_matches("${data.aws_iam_policy_document.").trim_end_matches(".json}").to_string())
+        .collect()
+}
+
+#[test]
+fn no_allow_statement_has_a_wildcard_action() {
+    let docs = docs();
+    let mut checked = 0;
+    for (name, doc) in blocks(&docs, "data", "aws_iam_policy_document") {
+        for st in doc["statement"].as_array().unwrap() {
+            if st.get("effect").and_then(Value::as_str) == Some("Deny") {
+                continue; // a Deny with a wildcard narrows, never broadens
+            }
+            for action in strings(&st["actions"]) {
+                checked += 1;
+                assert!(!action.contains('*'), "{name}: wildcard action {action}");
+            }
+        }
+    }
+    assert!(checked > 40, "only {checked} actions checked");
+}
+
+#[test]
+fn star_resources_only_for_actions_aws_cannot_scope() {
+    let docs = docs();
+    let key_policies = key_policy_docs(&docs);
+    assert_eq!(key_policies.len(), 1, "the stack has one key policy");
+    let unscopable: BTreeSet<&str> = UNSCOPABLE_ACTIONS.iter().map(|(a, _)| *a).collect();
+    for (_, reason) in UNSCOPABLE_ACTIONS {
+        assert!(reason.len() > 20, "each unscopable action needs a real reason");
+    }
+    let mut star_statements = 0;
+    for (name, doc) in blocks(&docs, "data", "aws_iam_policy_document") {
+        if key_policies.contains(name) {
+            continue;
+        }
+        for st in doc["statement"].as_array().unwrap() {
+            let is_deny = st.get("effect").and_then(Value::as_str) == Some("Deny");
+            if strings(&st["resources"]).iter().any(|r| r == "*") && !is_deny {
+                star_statements += 1;
+                for action in strings(&st["actions"]) {
+                    assert!(unscopable.contains(action.as_str()), "{name}: {action} on * but it can be scoped");
+                }
+            }
+        }
+    }
+    assert!(star_statements > 0, "the X-Ray and ECR login statements should have been seen");
+}
+
+#[test]
+fn every_log_group_has_retention_and_encryption() {
+    let docs = docs();
+    let groups = blocks(&docs, "resource", "aws_cloudwatch_log_group");
+    assert!(groups.len() >= 10, "expected a log group per function plus agent, API and flow logs");
+    for (name, g) in groups {
+        assert_eq!(str_of(g, "retention_in_days"), "${var.log_retention_days}", "{name}");
+        assert!(g.get("kms_key_id").is_some(), "{name} is not encrypted with the stack key");
+    }
+}
+
+/// Which argument of which resource type uses a role, and the service that must be trusted.
+const ROLE_USES: &[(&str, &str, &str)] = &[
+    ("aws_lambda_function", "role", "lambda.amazonaws.com"),
+    ("aws_ecs_task_definition", "execution_role_arn", "ecs-tasks.amazonaws.com"),
+    ("aws_ecs_task_definition", "task_role_arn", "ecs-tasks.amazonaws.com"),
+    ("aws_flow_log", "iam_role_arn", "vpc-flow-logs.amazonaws.com"),
+    ("aws_api_gateway_account", "cloudwatch_role_arn", "apigateway.amazonaws.com"),
+];
+
+#[test]
+fn each_role_trusts_only_the_service_that_uses_it_and_has_a_policy() {
+    let docs = docs();
+    let policies: BTreeSet<String> =
+        blocks(&docs, "resource", "aws_iam_role_policy").into_iter().map(|(_, p)| str_of(p, "role").to_string()).collect();
+    let roles = blocks(&docs, "resource", "aws_iam_role");
+    assert!(roles.len() >= 10);
+    for (name, role) in roles {
+        // Trusted service, from the trust document.
+        let trust_doc = str_of(role, "assume_role_policy")
+            .trim_start_matches("${data.aws_iam_policy_document.")
+            .trim_end_matches(".json}")
+            .to_string();
+        let trust = blocks(&docs, "data", "aws_iam_policy_document")
+            .into_iter()
+            .find(|(n, _)| *n == trust_doc)
+            .unwrap_or_else(|| panic!("{name}: trust document {trust_doc} not found"))
+            .1;
+        let statements = trust["statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 1, "{name}: one trust statement");
+        assert_eq!(strings(&statements[0]["actions"]), ["sts:AssumeRole"], "{name}");
+        let principals = statements[0]["principals"].as_array().unwrap();
+        assert_eq!(principals.len(), 1, "{name}: one principal");
+        assert_eq!(principals[0]["type"], "Service", "{name}");
+        let trusted = strings(&principals[0]["identifiers"]);
+        assert_eq!(trusted.len(), 1, "{name}: exactly one trusted service");
+
+        // Who uses it.
+        let arn = format!("${{aws_iam_role.{name}.arn}}");
+        let mut users = Vec::new();
+        for (ty, arg, service) in ROLE_USES {
+            for (user, body) in blocks(&docs, "resource", ty) {
+                if body.get(*arg).and_then(Value::as_str) == Some(arn.as_str()) {
+                    users.push((format!("{ty}.{user}"), *service));
+                }
+            }
+        }
+        assert_eq!(users.len(), 1, "{name} must be used by exactly one resource, got {users:?}");
+        assert_eq!(trusted[0], users[0].1, "{name} trusts {} but is used by {}", trusted[0], users[0].0);
+        assert!(policies.contains(&format!("${{aws_iam_role.{name}.id}}")), "{name} has no policy");
+    }
+}
+
+#[test]
+fn the_agent_task_has_no_task_role() {
+    let docs = docs();
+    for (name, td) in blocks(&docs, "resource", "aws_ecs_task_definition") {
+        assert!(td.get("task_role_arn").is_none(), "{name}: the container must hold no AWS credentials");
+        let defs = str_of(td, "container_definitions");
+        assert!(defs.contains("\"readonlyRootFilesystem\" = true"), "{name}: read-only root filesystem");
+        assert!(defs.contains(&format!("\"user\" = \"{}\"", names::agent::USER)), "{name}: non-root user");
+        assert!(defs.contains("\"memory\" ="), "{name}: container memory (moto requires it)");
+    }
+}
+
+#[test]
+fn every_api_method_requires_an_api_key() {
+    let docs = docs();
+    let methods = blocks(&docs, "resource", "aws_api_gateway_method");
+    assert_eq!(methods.len(), names::routes::ALL.len());
+    for (name, m) in methods {
+        assert_eq!(m["api_key_required"], true, "{name}");
+    }
+}
+
+#[test]
+fn queue_visibility_is_six_times_the_consumer_timeout() {
+    let docs = docs();
+    let process = blocks(&docs, "resource", "aws_lambda_function").into_iter().find(|(n, _)| *n == "process").unwrap().1;
+    let timeout = process["timeout"].as_i64().unwrap();
+    let queue = blocks(&docs, "resource", "aws_sqs_queue").into_iter().find(|(n, _)| *n == "jobs").unwrap().1;
+    assert!(queue["visibility_timeout_seconds"].as_i64().unwrap() >= 6 * timeout);
+    assert!(str_of(queue, "redrive_policy").contains("maxReceiveCount = var.max_receive_count"));
+}
+
+#[test]
+fn buckets_are_private_encrypted_and_tls_only() {
+    let docs = docs();
+    for (name, _) in blocks(&docs, "resource", "aws_s3_bucket") {
+        let id = format!("${{aws_s3_bucket.{name}.id}}");
+        let pab = blocks(&docs, "resource", "aws_s3_bucket_public_access_block");
+        assert!(pab.iter().any(|(_, b)| b["bucket"] == id.as_str()
+            && ["block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"].iter().all(|k| b[*k] == true)));
+        assert!(blocks(&docs, "resource", "aws_s3_bucket_server_side_encryption_configuration").iter().any(|(_, b)| b["bucket"] == id.as_str()));
+        assert!(blocks(&docs, "resource", "aws_s3_bucket_policy").iter().any(|(_, b)| b["bucket"] == id.as_str()));
+    }
+}
+
+#[test]
+fn no_null_anywhere() {
+    fn walk(v: &Value, path: &str) {
+        match v {
+            Value::Null => panic!("null at {path}"),
+            Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| walk(x, &format!("{path}[{i}]"))),
+            Value::Object(m) => m.iter().for_each(|(k, x)| walk(x, &format!("{path}.{k}"))),
+            _ => {}
+        }
+    }
+    for (file, doc) in docs() {
+        walk(&doc, &file);
+    }
+}
+
+#[test]
+fn output_is_deterministic_and_free_of_machine_details() {
+    let a = infra_gen::synth().unwrap();
+    let b = infra_gen::synth().unwrap();
+    assert_eq!(a, b);
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    for (name, text) in &a {
+        assert!(text.ends_with("}\n"), "{name}: pretty JSON with a trailing newline");
+        assert!(!text.contains(env!("CARGO_MANIFEST_DIR")), "{name} contains a machine path");
+        assert!(!text.contains(&home), "{name} contains the home directory");
+    }
+}
+
+#[test]
+fn generated_folder_is_a_fresh_synthesis() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../generated");
+    let stale = infra_gen::output::stale_files(&dir, &infra_gen::synth().unwrap()).unwrap();
+    assert!(stale.is_empty(), "generated/ is stale, run `cargo run -p infra-gen`: {stale:?}");
+}
+
+/// Shared names come from the `names` crate; none of them may be typed again as a literal in
+/// infra-gen's source. (Names as short as "agent" are left out: they are also logical names.)
+#[test]
+fn infra_gen_spells_no_shared_name_itself() {
+    use names::{env, table};
+    let shared = [
+        table::TASK_ID, table::TENANT_INDEX, table::TENANT_ID, table::CREATED_AT, table::EXPIRES_AT,
+        env::TABLE_NAME, env::QUEUE_URL, env::BUCKET_NAME, env::CLUSTER_ARN, env::TASK_DEFINITION,
+        env::SUBNET_IDS, env::SECURITY_GROUP_IDS, env::CONTAINER_NAME, env::LOG_GROUP, env::TENANT_KEYS,
+        env::MAX_ATTEMPTS, env::FUNCTION, env::agent::SCRATCH_DIR, env::agent::SEARCH_URL_TEMPLATE,
+        names::routes::JOBS, names::routes::JOB, names::routes::JOB_LOGS, names::routes::STAGE,
+        names::agent::SCRATCH_MOUNT,
+        names::ecs::TASK_STATE_CHANGE, names::bucket::JOBS_PREFIX,
+    ];
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut stack = vec![src];
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files += 1;
+                let text = std::fs::read_to_string(&path).unwrap();
+                for name in shared {
+                    assert!(!text.contains(&format!("\"{name}\"")), "{} spells the shared name {name:?}", path.display());
+                }
+            }
+        }
+    }
+    assert!(files > 10);
+}
