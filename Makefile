@@ -25,6 +25,7 @@ tools:
 
 -include agent/agent.mk
 -include functions/functions.mk
+-include validate.mk
 
 ## test: every test of the project
 test: $(TEST_TARGETS)
