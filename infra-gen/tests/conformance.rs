@@ -20,3 +20,26 @@ fn generated_stack_conforms_to_the_provider_schema() {
         assert!(report.counts.references > 200, "suspiciously few references checked: {report}");
     }
 }
+
+/// The committed schema covers exactly the types the stack emits: a type added to the stack must be
+/// added to `types.txt` (and the schema re-extracted), and one no longer used is dropped from both.
+#[test]
+fn schema_covers_exactly_the_emitted_types() {
+    let schema = Schema::from_json(SCHEMA).unwrap();
+    let mut emitted = std::collections::BTreeSet::new();
+    for config in [infra_gen::AppConfig::default(), infra_gen::AppConfig { nat_per_az: true, ..Default::default() }] {
+        for doc in infra_gen::build(&config).unwrap().documents().unwrap().values() {
+            for (section, prefix) in [("resource", ""), ("data", "data.")] {
+                if let Some(types) = doc.get(section).and_then(|v| v.as_object()) {
+                    emitted.extend(types.keys().map(|t| format!("{prefix}{t}")));
+                }
+            }
+        }
+    }
+    let in_schema: std::collections::BTreeSet<String> = schema
+        .types
+        .iter()
+        .map(|(name, t)| if t.kind == tfjson::schema::TypeKind::Data && !name.starts_with("data.") { format!("data.{name}") } else { name.clone() })
+        .collect();
+    assert_eq!(emitted, in_schema, "update infra-gen/provider-schema/types.txt and run scripts/provider-schema.sh");
+}
