@@ -14,6 +14,10 @@ use std::time::Duration;
 /// RunTask's limit on the overrides, JSON formatting included.
 pub const OVERRIDE_LIMIT_CHARS: usize = 8192;
 
+/// Uploads left out, in this order, when the overrides would not fit otherwise; the screenshot,
+/// result and error uploads are always given.
+pub const OPTIONAL_UPLOADS: [Output; 2] = [Output::Log, Output::Html];
+
 /// What happened to one message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -134,8 +138,8 @@ async fn fail(app: &App, task_id: &TaskId, code: &str, message: &str) -> Result<
 }
 
 /// The agent container's environment overrides: the job spec and an upload URL for each output
-/// the job can produce. `Ok(Err(_))` when they cannot fit RunTask's limit even without the log
-/// upload (the agent's log also lands in CloudWatch, so it is the one output dropped first).
+/// the job can produce, less [`OPTIONAL_UPLOADS`] when needed to fit. `Ok(Err(_))` when they
+/// cannot fit RunTask's limit even so.
 pub async fn overrides(app: &App, job: &Job) -> Result<Result<Vec<(String, String)>, String>, AwsError> {
     let expires = Duration::from_secs(
         u64::from(job.options.timeout_seconds)
@@ -155,9 +159,16 @@ pub async fn overrides(app: &App, job: &Job) -> Result<Result<Vec<(String, Strin
         ]
     };
     let mut environment = env(&urls);
-    if override_chars(&app.config.container_name, &environment) > OVERRIDE_LIMIT_CHARS {
-        urls.remove(&Output::Log);
-        environment = env(&urls);
+    // Over the limit (a long URL or query next to URLs carrying a session token): drop the
+    // uploads the job can do without, the agent's log first (it is in CloudWatch too).
+    for optional in OPTIONAL_UPLOADS {
+        if override_chars(&app.config.container_name, &environment) <= OVERRIDE_LIMIT_CHARS {
+            break;
+        }
+        if urls.remove(&optional).is_some() {
+            crate::log("warn", "upload dropped to fit the RunTask overrides", json!({"task_id": job.task_id.as_str(), "output": optional.as_str()}));
+            environment = env(&urls);
+        }
     }
     let size = override_chars(&app.config.container_name, &environment);
     if size > OVERRIDE_LIMIT_CHARS {

@@ -1,0 +1,490 @@
+//! Job processing against the emulator: process (SQS -> RunTask), reconcile (ECS events, sweep),
+//! cancel at every state, logs pagination, and the size of the RunTask overrides.
+
+mod common;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use common::*;
+use functions::aws::RunRequest;
+use functions::model::{TaskId, TenantId};
+use functions::process::{self, Outcome};
+use functions::reconcile;
+use functions::App;
+use names::job::JobSpec;
+use names::{table as t, JobStatus, Output};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+async fn status_of(app: &App, id: &str) -> Value {
+    app.store.get(&TaskId::parse(id).unwrap()).await.unwrap().expect("job exists").view()
+}
+
+/// Sets a job's status (and task) directly, to start a test from any state.
+async fn force(app: &App, id: &str, status: JobStatus, task_arn: Option<&str>) {
+    let mut req = app
+        .store
+        .client
+        .update_item()
+        .table_name(&app.store.table)
+        .key(t::TASK_ID, AttributeValue::S(id.into()))
+        .expression_attribute_names("#s", t::STATUS)
+        .expression_attribute_values(":s", AttributeValue::S(status.as_str().into()));
+    let mut expr = "SET #s = :s".to_owned();
+    if let Some(arn) = task_arn {
+        req = req
+            .expression_attribute_names("#a", t::ECS_TASK_ARN)
+            .expression_attribute_names("#i", t::ECS_TASK_ID)
+            .expression_attribute_values(":a", AttributeValue::S(arn.into()))
+            .expression_attribute_values(":i", AttributeValue::S(functions::aws::ecs_task_id(arn)));
+        expr.push_str(", #a = :a, #i = :i");
+    }
+    req.update_expression(expr).send().await.unwrap();
+}
+
+async fn tasks_started_by(app: &App, id: &str) -> Vec<String> {
+    let r = app.tasks.client.list_tasks().cluster(&app.tasks.cluster).started_by(id).send().await.unwrap();
+    r.task_arns().to_vec()
+}
+
+async fn start_task(app: &App, id: &str) -> String {
+    let req = RunRequest { task_id: TaskId::parse(id).unwrap(), tenant_id: TenantId::new("x"), environment: vec![] };
+    match app.tasks.run(&req).await.unwrap() {
+        functions::aws::RunOutcome::Started { task_arn } => task_arn,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn desired_status(app: &App, arn: &str) -> String {
+    let r = app.tasks.client.describe_tasks().cluster(&app.tasks.cluster).tasks(arn).send().await.unwrap();
+    r.tasks()[0].desired_status().unwrap_or("").to_owned()
+}
+
+async fn reconcile_event(app: &App, id: &str, arn: &str, last: &str, c: Value, stop: Option<&str>) -> reconcile::Outcome {
+    let ev = task_event(&app.config.cluster_arn, arn, id, last, c, stop);
+    reconcile::event(app, &ev).await.unwrap()
+}
+
+#[tokio::test]
+async fn full_lifecycle_through_process_and_reconcile() {
+    let tenant = unique("life");
+    let mut app = app(&[&tenant]).await;
+    // A queue of its own, so this test receives only its own message.
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    app.queue.url = sqs.create_queue().queue_name(unique("q")).send().await.unwrap().queue_url.unwrap();
+    let id = submit(&app, &tenant, r#"{"query": "lifecycle", "options": {"capture_html": true}}"#).await;
+
+    let got = sqs
+        .receive_message()
+        .queue_url(&app.queue.url)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let msgs: Vec<(String, u32)> = got
+        .messages()
+        .iter()
+        .map(|m| {
+            let count = m
+                .attributes()
+                .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|c| c.parse().ok())
+                .unwrap();
+            (m.body().unwrap().to_owned(), count)
+        })
+        .collect();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].0, job_message(&id));
+    let batch: Vec<(&str, u32)> = msgs.iter().map(|(b, c)| (b.as_str(), *c)).collect();
+    let resp = process::batch(&app, sqs_event(&batch)).await;
+    assert!(resp.batch_item_failures.is_empty());
+
+    let job = status_of(&app, &id).await;
+    assert_eq!(job["status"], "PROVISIONED", "{job}");
+    let arns = tasks_started_by(&app, &id).await;
+    assert_eq!(arns.len(), 1);
+    let arn = arns[0].clone();
+    assert_eq!(job["ecs_task_id"], functions::aws::ecs_task_id(&arn).as_str());
+
+    // What the agent receives: the job spec and an upload URL per possible output.
+    let described = app.tasks.client.describe_tasks().cluster(&app.tasks.cluster).tasks(&arn).send().await.unwrap();
+    let task = &described.tasks()[0];
+    assert_eq!(task.started_by(), Some(id.as_str()));
+    let env: BTreeMap<String, String> = task.overrides().unwrap().container_overrides()[0]
+        .environment()
+        .iter()
+        .map(|kv| (kv.name().unwrap().to_owned(), kv.value().unwrap().to_owned()))
+        .collect();
+    let spec: JobSpec = serde_json::from_str(&env[names::env::agent::JOB]).unwrap();
+    assert_eq!((spec.task_id.as_str(), spec.query.as_deref()), (id.as_str(), Some("lifecycle")));
+    let urls: BTreeMap<String, String> = serde_json::from_str(&env[names::env::agent::UPLOAD_URLS]).unwrap();
+    let expected: Vec<&str> = names::job::possible_outputs(&spec.options).iter().map(|o| o.as_str()).collect();
+    let mut got_names: Vec<&str> = urls.keys().map(String::as_str).collect();
+    got_names.sort();
+    let mut expected_sorted = expected.clone();
+    expected_sorted.sort();
+    assert_eq!(got_names, expected_sorted);
+
+    assert_eq!(reconcile_event(&app, &id, &arn, "RUNNING", json!({"name": "agent", "lastStatus": "RUNNING"}), None).await, reconcile::Outcome::Applied(JobStatus::Running));
+    assert_eq!(status_of(&app, &id).await["status"], "RUNNING");
+
+    // The agent uploads through the pre-signed PUT URLs.
+    let (code, _) = http("PUT", &urls[Output::Screenshot.as_str()], b"\x89PNG fake");
+    assert_eq!(code, 200);
+    let (code, _) = http("PUT", &urls[Output::Result.as_str()], br#"{"title": "t"}"#);
+    assert_eq!(code, 200);
+
+    let stopped = reconcile_event(&app, &id, &arn, "STOPPED", container(Some(0), None), Some("EssentialContainerExited")).await;
+    assert_eq!(stopped, reconcile::Outcome::Applied(JobStatus::Completed));
+
+    let s = get(&app, &tenant, &format!("/jobs/{id}")).await;
+    assert_eq!(s.body["status"], "COMPLETED", "{}", s.body);
+    assert_eq!(s.body["exit_code"], 0);
+    let outputs = s.body["outputs"].as_object().unwrap();
+    let mut names_: Vec<&str> = outputs.keys().map(String::as_str).collect();
+    names_.sort();
+    assert_eq!(names_, ["result", "screenshot"], "only outputs that exist");
+    let (code, body) = http("GET", outputs["result"].as_str().unwrap(), b"");
+    assert_eq!((code, body.as_slice()), (200, br#"{"title": "t"}"#.as_slice()));
+    assert!(outputs["screenshot"].as_str().unwrap().contains("X-Amz-Expires=3600"));
+}
+
+#[tokio::test]
+async fn duplicate_delivery_starts_one_task() {
+    let tenant = unique("dup");
+    let app = app(&[&tenant]).await;
+    let id = submit(&app, &tenant, r#"{"query": "dup"}"#).await;
+    let m = job_message(&id);
+    let resp = process::batch(&app, sqs_event(&[(&m, 1), (&m, 1)])).await;
+    assert!(resp.batch_item_failures.is_empty());
+    let again = process::message(&app, &process::Message { body: Some(&m), receive_count: 2 }).await;
+    assert_eq!(again, Outcome::Ignored("duplicate delivery"));
+    assert_eq!(tasks_started_by(&app, &id).await.len(), 1);
+    assert_eq!(status_of(&app, &id).await["status"], "PROVISIONED");
+}
+
+#[tokio::test]
+async fn malformed_unknown_and_cancelled_messages_are_acknowledged() {
+    let tenant = unique("ack");
+    let app = app(&[&tenant]).await;
+    let id = submit(&app, &tenant, r#"{"query": "x"}"#).await;
+    assert_eq!(call(&app, &request(&tenant, "DELETE", &format!("/jobs/{id}"), "")).await.status, 200);
+    let unknown = job_message(TaskId::new_random().as_str());
+    let cancelled = job_message(&id);
+    let bodies = ["not json", "{}", r#"{"task_id": "nope"}"#, unknown.as_str(), cancelled.as_str()];
+    let batch: Vec<(&str, u32)> = bodies.iter().map(|b| (*b, 1)).collect();
+    let resp = process::batch(&app, sqs_event(&batch)).await;
+    assert!(resp.batch_item_failures.is_empty());
+    assert!(tasks_started_by(&app, &id).await.is_empty());
+    assert_eq!(status_of(&app, &id).await["status"], "CANCELLED");
+}
+
+#[tokio::test]
+async fn run_task_errors_retry_then_fail_on_the_last_attempt() {
+    let tenant = unique("err");
+    let mut config = config(&[]);
+    config.tenants = functions::config::Tenants::from_pairs([(format!("key-{tenant}").as_str(), tenant.as_str())]);
+    // A real fault from the emulator: the task definition does not exist.
+    config.task_definition = "no-such-family".into();
+    let app = app_with(config).await;
+    let id = submit(&app, &tenant, r#"{"query": "x"}"#).await;
+    let m = job_message(&id);
+    let resp = process::batch(&app, sqs_event(&[(&m, 1)])).await;
+    assert_eq!(resp.batch_item_failures.len(), 1, "retried through SQS");
+    assert_eq!(resp.batch_item_failures[0].item_identifier, "m0");
+    assert_eq!(status_of(&app, &id).await["status"], "PROVISIONING");
+    let last = app.config.max_attempts;
+    let resp = process::batch(&app, sqs_event(&[(&m, last)])).await;
+    assert!(resp.batch_item_failures.is_empty(), "the last attempt is acknowledged");
+    let job = status_of(&app, &id).await;
+    assert_eq!(job["status"], "FAILED");
+    assert_eq!(job["error"]["code"], "RUN_TASK_FAILED");
+    assert!(job["error"]["message"].as_str().unwrap().contains("ClientException"), "{job}");
+}
+
+/// A fake ECS endpoint for the one fault the emulator cannot produce: RunTask answering 200 with
+/// `failures[]` (no capacity). Every request gets the same answer.
+async fn fake_ecs_with_failures() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map(|v| v.trim().parse().unwrap())
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let body = r#"{"tasks":[],"failures":[{"arn":"arn:aws:ecs:us-east-1:123456789012:cluster/c","reason":"RESOURCE:MEMORY","detail":"no Fargate capacity"}]}"#;
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn run_task_failures_are_retried_then_recorded() {
+    let tenant = unique("cap");
+    let mut app = app(&[&tenant]).await;
+    let fake = fake_ecs_with_failures().await;
+    let conf = aws_sdk_ecs::config::Builder::from(&sdk().await).endpoint_url(fake).build();
+    app.tasks.client = aws_sdk_ecs::Client::from_conf(conf);
+    let id = submit(&app, &tenant, r#"{"query": "x"}"#).await;
+    let m = job_message(&id);
+    assert!(matches!(process::message(&app, &process::Message { body: Some(&m), receive_count: 1 }).await, Outcome::Retry(r) if r.contains("RESOURCE:MEMORY")));
+    assert!(matches!(process::message(&app, &process::Message { body: Some(&m), receive_count: 2 }).await, Outcome::Retry(_)));
+    let last = process::message(&app, &process::Message { body: Some(&m), receive_count: 3 }).await;
+    assert!(matches!(last, Outcome::Failed(_)), "{last:?}");
+    let job = status_of(&app, &id).await;
+    assert_eq!(job["status"], "FAILED");
+    assert!(job["error"]["message"].as_str().unwrap().contains("no Fargate capacity"), "{job}");
+}
+
+#[tokio::test]
+async fn out_of_order_and_repeated_events_never_move_a_finished_job() {
+    let tenant = unique("ooo");
+    let app = app(&[&tenant]).await;
+    let id = submit(&app, &tenant, r#"{"query": "x"}"#).await;
+    process::message(&app, &process::Message { body: Some(&job_message(&id)), receive_count: 1 }).await;
+    let arn = tasks_started_by(&app, &id).await.remove(0);
+    let running = json!({"name": "agent", "lastStatus": "RUNNING"});
+    // STOPPED arrives first, then its duplicate, then a late RUNNING and PENDING.
+    use reconcile::Outcome::*;
+    assert_eq!(reconcile_event(&app, &id, &arn, "STOPPED", container(Some(0), None), None).await, Applied(JobStatus::Completed));
+    assert_eq!(reconcile_event(&app, &id, &arn, "STOPPED", container(Some(1), None), None).await, Ignored("stale event"));
+    assert_eq!(reconcile_event(&app, &id, &arn, "RUNNING", running.clone(), None).await, Ignored("stale event"));
+    assert_eq!(reconcile_event(&app, &id, &arn, "PENDING", running.clone(), None).await, Ignored("intermediate task state"));
+    assert_eq!(status_of(&app, &id).await["status"], "COMPLETED");
+
+    // RUNNING before the process function recorded PROVISIONED is fine too.
+    let id2 = submit(&app, &tenant, r#"{"query": "y"}"#).await;
+    force(&app, &id2, JobStatus::Provisioning, None).await;
+    assert_eq!(reconcile_event(&app, &id2, "arn:aws:ecs:us-east-1:123456789012:task/c/abc", "RUNNING", running.clone(), None).await, Applied(JobStatus::Running));
+    assert_eq!(status_of(&app, &id2).await["ecs_task_id"], "abc");
+    // Events for queued jobs, other clusters, foreign tasks and malformed details change nothing.
+    let id3 = submit(&app, &tenant, r#"{"query": "z"}"#).await;
+    assert_eq!(reconcile_event(&app, &id3, "arn:t/1", "RUNNING", running.clone(), None).await, Ignored("stale event"));
+    let mut other = task_event("arn:aws:ecs:us-east-1:123456789012:cluster/other", "arn:t/2", &id3, "STOPPED", container(Some(0), None), None);
+    assert_eq!(reconcile::event(&app, &other).await.unwrap(), Ignored("another cluster"));
+    other["detail"]["clusterArn"] = app.config.cluster_arn.clone().into();
+    other["detail"]["startedBy"] = "ecs-svc/123".into();
+    assert_eq!(reconcile::event(&app, &other).await.unwrap(), Ignored("not a job's task"));
+    other["detail"] = json!({"lastStatus": 5});
+    assert_eq!(reconcile::event(&app, &other).await.unwrap(), Ignored("malformed task event"));
+    assert_eq!(reconcile::event(&app, &json!({"hello": "world"})).await.unwrap(), Ignored("unknown event"));
+    assert_eq!(status_of(&app, &id3).await["status"], "QUEUED");
+}
+
+#[tokio::test]
+async fn stopped_tasks_fail_with_their_reason() {
+    let tenant = unique("why");
+    let app = app(&[&tenant]).await;
+    let cases = [
+        (container(Some(1), None), None, "AGENT_FAILED", Some(1)),
+        (container(Some(137), Some("OutOfMemoryError: Container killed due to memory usage")), Some("EssentialContainerExited"), "OUT_OF_MEMORY", Some(137)),
+        (container(None, Some("CannotPullContainerError: pull access denied")), Some("TaskFailedToStart"), "TASK_FAILED_TO_START", None),
+        (container(None, None), Some("UserInitiated"), "TASK_STOPPED", None),
+    ];
+    for (c, stop, code, exit) in cases {
+        let id = submit(&app, &tenant, r#"{"query": "x"}"#).await;
+        force(&app, &id, JobStatus::Running, Some("arn:aws:ecs:us-east-1:123456789012:task/c/t1")).await;
+        assert_eq!(reconcile_event(&app, &id, "arn:aws:ecs:us-east-1:123456789012:task/c/t1", "STOPPED", c, stop).await, reconcile::Outcome::Applied(JobStatus::Failed));
+        let job = status_of(&app, &id).await;
+        assert_eq!(job["error"]["code"], code, "{job}");
+        assert_eq!(job.get("exit_code").and_then(Value::as_i64), exit, "{job}");
+        if let Some(stop) = stop {
+            assert!(job["error"]["message"].as_str().unwrap().contains(stop), "{job}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn cancel_at_every_state() {
+    let tenant = unique("cancel");
+    let app = app(&[&tenant]).await;
+    for status in JobStatus::ALL {
+        let id = submit(&app, &tenant, r#"{"query": "x"}"#).await;
+        let arn = match status {
+            JobStatus::Provisioned | JobStatus::Running => Some(start_task(&app, &id).await),
+            _ => None,
+        };
+        force(&app, &id, status, arn.as_deref()).await;
+        let r = call(&app, &request(&tenant, "DELETE", &format!("/jobs/{id}"), "")).await;
+        if status.is_terminal() {
+            assert_eq!(r.status, 409, "{status}: {}", r.body);
+            assert_eq!(r.body["error"]["code"], "job_finished");
+            assert_eq!(status_of(&app, &id).await["status"], status.as_str());
+        } else {
+            assert_eq!(r.status, 200, "{status}: {}", r.body);
+            assert_eq!(r.body["status"], "CANCELLED");
+            if let Some(arn) = &arn {
+                assert_eq!(desired_status(&app, arn).await, "STOPPED", "{status}: the task is stopped");
+            }
+            // Whatever arrives afterwards leaves it cancelled.
+            let m = job_message(&id);
+            assert!(matches!(process::message(&app, &process::Message { body: Some(&m), receive_count: 1 }).await, Outcome::Ignored(_)));
+            let any_arn = arn.clone().unwrap_or_else(|| "arn:t/x".into());
+            reconcile_event(&app, &id, &any_arn, "STOPPED", container(Some(0), None), None).await;
+            assert_eq!(status_of(&app, &id).await["status"], "CANCELLED");
+            let again = call(&app, &request(&tenant, "DELETE", &format!("/jobs/{id}"), "")).await;
+            assert_eq!(again.status, 409);
+        }
+    }
+}
+
+#[tokio::test]
+async fn sweep_fails_and_stops_overdue_jobs() {
+    let tenant = unique("sweep");
+    let app = app(&[&tenant]).await;
+    let overdue = submit(&app, &tenant, r#"{"query": "slow", "options": {"timeout_seconds": 10}}"#).await;
+    let fresh = submit(&app, &tenant, r#"{"query": "fine"}"#).await;
+    let arn = start_task(&app, &overdue).await;
+    force(&app, &overdue, JobStatus::Running, Some(&arn)).await;
+    // Its deadline passed long ago.
+    app.store
+        .client
+        .update_item()
+        .table_name(&app.store.table)
+        .key(t::TASK_ID, AttributeValue::S(overdue.clone()))
+        .update_expression("SET #d = :d")
+        .expression_attribute_names("#d", t::DEADLINE_AT)
+        .expression_attribute_values(":d", AttributeValue::N((functions::time::now_secs() - 3600).to_string()))
+        .send()
+        .await
+        .unwrap();
+    let scheduled = json!({"detail-type": reconcile::SCHEDULED_EVENT, "source": "aws.events", "detail": {}});
+    let out = reconcile::event(&app, &scheduled).await.unwrap();
+    assert!(matches!(out, reconcile::Outcome::Swept { failed } if failed >= 1), "{out:?}");
+    let job = status_of(&app, &overdue).await;
+    assert_eq!((job["status"].as_str(), job["error"]["code"].as_str()), (Some("FAILED"), Some("TIMEOUT")));
+    assert_eq!(desired_status(&app, &arn).await, "STOPPED");
+    assert_eq!(status_of(&app, &fresh).await["status"], "QUEUED");
+}
+
+#[tokio::test]
+async fn logs_page_through_the_container_stream_and_end() {
+    let tenant = unique("logs");
+    let app = app(&[&tenant]).await;
+    let id = submit(&app, &tenant, r#"{"query": "x"}"#).await;
+    let before = get(&app, &tenant, &format!("/jobs/{id}/logs")).await;
+    assert_eq!((before.status, before.body["count"].as_u64()), (200, Some(0)));
+    assert!(before.body.get("next_token").is_none());
+
+    let ecs_id = unique("ecs").replace('-', "");
+    force(&app, &id, JobStatus::Running, Some(&format!("arn:aws:ecs:us-east-1:123456789012:task/c/{ecs_id}"))).await;
+    let stream = names::logs::agent_stream(&ecs_id);
+    let logs = &app.logs.client;
+    logs.create_log_stream().log_group_name(&app.logs.group).log_stream_name(&stream).send().await.unwrap();
+    let now = functions::time::now_millis();
+    let mut put = logs.put_log_events().log_group_name(&app.logs.group).log_stream_name(&stream);
+    for i in 0..25 {
+        put = put.log_events(
+            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder().timestamp(now + i).message(format!("line {i}")).build().unwrap(),
+        );
+    }
+    put.send().await.unwrap();
+
+    let mut lines = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        pages += 1;
+        assert!(pages <= 10, "pagination must end");
+        let path = match &token {
+            Some(t) => format!("/jobs/{id}/logs?limit=10&next_token={t}"),
+            None => format!("/jobs/{id}/logs?limit=10"),
+        };
+        let r = get(&app, &tenant, &path).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["log_stream"], stream.as_str());
+        assert_eq!(r.body["log_group"], app.logs.group.as_str());
+        assert_eq!(r.body["status"], "RUNNING");
+        let events = r.body["events"].as_array().unwrap();
+        assert_eq!(r.body["count"].as_u64(), Some(events.len() as u64));
+        assert!(events.len() <= 10);
+        for e in events {
+            assert!(functions::time::parse_rfc3339(e["time"].as_str().unwrap()).is_some());
+            lines.push(e["message"].as_str().unwrap().to_owned());
+        }
+        match r.body.get("next_token").and_then(Value::as_str) {
+            Some(next) => {
+                assert_ne!(Some(next), token.as_deref(), "never the token it was given");
+                token = Some(next.to_owned());
+            }
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..25).map(|i| format!("line {i}")).collect();
+    assert_eq!(lines, expected);
+    // The default page takes all of them.
+    let all = get(&app, &tenant, &format!("/jobs/{id}/logs")).await;
+    assert_eq!(all.body["count"], 25);
+}
+
+/// The largest job must fit RunTask's 8,192-character override limit with URLs signed by Lambda
+/// role credentials (their session token makes each URL ~1.3 KB) against the real S3 endpoint.
+#[tokio::test]
+async fn largest_override_fits_runtask_limit() {
+    let tenant = unique("size");
+    let mut app = app(&[&tenant]).await;
+    // A session token shaped like a Lambda role's: ~1 KB of base64 after the usual prefix.
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut x: u32 = 12345;
+    let mut token = String::from("IQoJb3JpZ2luX2VjEPv//////////wEaCXVzLWVhc3QtMSJHMEUCIQD");
+    while token.len() < 1000 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        token.push(B64[(x >> 16) as usize % 64] as char);
+    }
+    token.push('=');
+    let creds = aws_sdk_s3::config::Credentials::new("ASIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", Some(token), None, "lambda");
+    let mut conf = aws_sdk_s3::config::Builder::from(&sdk().await);
+    conf.set_endpoint_url(None);
+    let conf = conf.credentials_provider(creds).build();
+    app.outputs.client = aws_sdk_s3::Client::from_conf(conf);
+    app.outputs.bucket = names::bucket::name(&names::defaults::name_prefix(names::defaults::PROJECT_NAME, names::defaults::ENVIRONMENT), ACCOUNT);
+
+    let url = format!("https://example.com/{}", "a".repeat(names::job::URL_MAX_CHARS - 20));
+    let quotes = "\"".repeat(names::job::QUERY_MAX_CHARS);
+    let opts = r#"{"full_page": true, "viewport": {"width": 3840, "height": 2160}, "timeout_seconds": 600, "capture_html": true}"#;
+    // (case, body, uploads given): only the longest inputs lose the optional uploads.
+    for (what, body, uploads) in [
+        ("typical", json!({"query": "rust lambda fargate", "options": serde_json::from_str::<Value>(opts).unwrap()}), 5),
+        ("typical without html", json!({"query": "rust lambda fargate"}), 4),
+        ("longest query, all quotes", json!({"query": quotes, "options": serde_json::from_str::<Value>(opts).unwrap()}), 3),
+        ("longest url", json!({"url": url, "options": serde_json::from_str::<Value>(opts).unwrap()}), 3),
+        ("longest url without html", json!({"url": url}), 3),
+    ] {
+        let id = submit(&app, &tenant, &body.to_string()).await;
+        let job = app.store.get(&TaskId::parse(&id).unwrap()).await.unwrap().unwrap();
+        let env = process::overrides(&app, &job).await.unwrap().expect("fits");
+        let size = process::override_chars(&app.config.container_name, &env);
+        let urls: BTreeMap<String, String> = serde_json::from_str(&env[1].1).unwrap();
+        let url_len = urls.values().map(String::len).max().unwrap();
+        println!("{what}: override {size} chars, {} upload URLs of up to {url_len} chars", urls.len());
+        assert!(size <= process::OVERRIDE_LIMIT_CHARS, "{what}: {size}");
+        assert!(url_len > 1200, "URLs as long as real ones: {url_len}");
+        assert_eq!(urls.len(), uploads, "{what}: {:?}", urls.keys());
+        assert!(urls.contains_key("error") && urls.contains_key("screenshot") && urls.contains_key("result"));
+    }
+}
