@@ -143,12 +143,14 @@ mod tests {
         let c = Config::from_lookup(&[Function::Process], |k| match k {
             env::SUBNET_IDS => Some("subnet-a, subnet-b".into()),
             env::MAX_ATTEMPTS => Some("5".into()),
+            env::TIMEOUT_GRACE_SECONDS => None,
             _ => Some("x".into()),
         })
         .unwrap();
         assert_eq!(c.subnet_ids, ["subnet-a", "subnet-b"]);
         assert_eq!(c.max_attempts, 5);
         assert!(c.queue_url.is_empty(), "process does not read the queue URL");
+        assert_eq!(c.timeout_grace_seconds, names::defaults::TIMEOUT_GRACE_SECONDS);
         assert!(Config::from_lookup(&[Function::Submit], |k| Some(if k == env::TENANT_KEYS { "[]".into() } else { "x".into() })).is_err());
     }
 }

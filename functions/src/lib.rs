@@ -88,3 +88,28 @@ pub(crate) fn log(level: &str, msg: &str, fields: serde_json::Value) {
     }
     eprintln!("{line}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `make build` copies the one zip to each function's path; its list must be the functions'.
+    #[test]
+    fn makefile_builds_every_function_where_terraform_expects_it() {
+        let mk = include_str!("../functions.mk");
+        let line = mk.lines().find_map(|l| l.strip_prefix("LAMBDA_FUNCTIONS :=")).expect("LAMBDA_FUNCTIONS");
+        let listed: Vec<&str> = line.split_whitespace().collect();
+        let all: Vec<&str> = Function::ALL.iter().map(|f| f.as_str()).collect();
+        assert_eq!(listed, all);
+        for f in Function::ALL {
+            assert_eq!(f.zip_path(), format!("target/lambda/{}/bootstrap.zip", f.as_str()));
+        }
+    }
+
+    #[test]
+    fn every_function_reads_the_table() {
+        for f in Function::ALL {
+            assert!(config::env_vars(f).contains(&(names::env::TABLE_NAME, true)), "{f:?}");
+        }
+    }
+}

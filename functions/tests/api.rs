@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use common::runtime;
 use functions::api::ApiRequest;
 use serde_json::json;
 
@@ -261,4 +262,34 @@ async fn enqueue_failure_fails_the_job_and_answers_500_with_request_id() {
     let list = get(&app, &t, "/jobs").await;
     assert_eq!(list.body["jobs"][0]["status"], "FAILED", "{}", list.body);
     assert_eq!(list.body["jobs"][0]["error"]["code"], "ENQUEUE_FAILED");
+}
+
+/// The real binary under a Lambda runtime API: the API Gateway event decodes, the tenant comes
+/// from `requestContext.identity.apiKeyId`, and the answer is an API Gateway proxy response.
+#[tokio::test]
+async fn bootstrap_binary_serves_api_gateway_events() {
+    let t = unique("bin");
+    let app = app(&[&t]).await;
+    let tenants = json!({ format!("key-{t}"): t }).to_string();
+    let bin = env!("CARGO_BIN_EXE_functions");
+    let submit_env = runtime::function_env(functions::Function::Submit, &app.config, &tenants);
+    let ev = runtime::api_gateway_event("POST", "/jobs", "/jobs", None, &format!("key-{t}"), Some(r#"{"query": "from the binary"}"#));
+    let inv = runtime::invoke(bin, &submit_env, ev).await;
+    assert!(inv.ok, "{}", inv.response);
+    assert_eq!(inv.response["statusCode"], 202, "{}", inv.response);
+    let body: serde_json::Value = serde_json::from_str(inv.response["body"].as_str().unwrap()).unwrap();
+    let id = body["task_id"].as_str().unwrap().to_owned();
+
+    let status_env = runtime::function_env(functions::Function::Status, &app.config, &tenants);
+    let path = format!("/jobs/{id}");
+    let ev = runtime::api_gateway_event("GET", names::routes::JOB, &path, Some(&id), &format!("key-{t}"), None);
+    let inv = runtime::invoke(bin, &status_env, ev).await;
+    assert_eq!(inv.response["statusCode"], 200, "{}", inv.response);
+    let body: serde_json::Value = serde_json::from_str(inv.response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["query"], "from the binary");
+
+    // A route of another function is not served by this one (its role would not allow it).
+    let ev = runtime::api_gateway_event("DELETE", names::routes::JOB, &path, Some(&id), &format!("key-{t}"), None);
+    let inv = runtime::invoke(bin, &status_env, ev).await;
+    assert_eq!(inv.response["statusCode"], 404, "{}", inv.response);
 }

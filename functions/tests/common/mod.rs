@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub mod runtime;
+
 pub const PREFIX: &str = "fn-test";
 pub const ACCOUNT: &str = "123456789012";
 
