@@ -22,6 +22,7 @@ check:
 
 tools:
 	scripts/tools.sh python
+	scripts/tools.sh mermaid
 
 -include agent/agent.mk
 -include functions/functions.mk
@@ -35,6 +36,7 @@ test-infra: tools
 	$(CARGO) test -p names -p tfjson -p infra-gen
 	$(CARGO) run -q -p infra-gen -- --check
 	scripts/checkov.sh
+	node .tools/mermaid/check.mjs --self-test generated/README.md
 
 ## bench: benchmarks (release builds)
 bench: $(BENCH_TARGETS)

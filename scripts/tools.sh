@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the test tools into .tools/ (ignored by git), idempotently: a Python virtualenv with
-# checkov and the moto server, and (with `chromium`) Debian's Chromium and chromedriver.
+# checkov and the moto server, (with `chromium`) Debian's Chromium and chromedriver, and (with
+# `mermaid`) the Mermaid parser from npm.
 # Quick when everything is already there: each step checks before it installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,9 +28,25 @@ chromium() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
 }
 
+# The Mermaid parser (npm, pinned by scripts/mermaid/package-lock.json) under .tools/mermaid,
+# with the checker beside it so Node resolves the packages.
+mermaid() {
+  local dir=.tools/mermaid
+  local stamp="$dir/.installed-$(sha256sum scripts/mermaid/package-lock.json | cut -c1-16)"
+  mkdir -p "$dir"
+  cp scripts/mermaid/check.mjs "$dir/check.mjs"
+  [ -f "$stamp" ] && return 0
+  echo "tools: installing the Mermaid parser into $dir (once)"
+  cp scripts/mermaid/package.json scripts/mermaid/package-lock.json "$dir/"
+  (cd "$dir" && npm ci --silent --no-audit --no-fund >/dev/null)
+  rm -f "$dir"/.installed-*
+  touch "$stamp"
+}
+
 case "${1:-python}" in
   python) python_tools ;;
   chromium) chromium ;;
-  all) python_tools; chromium ;;
-  *) echo "usage: $0 [python|chromium|all]" >&2; exit 2 ;;
+  mermaid) mermaid ;;
+  all) python_tools; chromium; mermaid ;;
+  *) echo "usage: $0 [python|chromium|mermaid|all]" >&2; exit 2 ;;
 esac

@@ -334,7 +334,20 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
     Ok(s)
 }
 
-/// The whole default stack, synthesized: file name -> JSON text.
+/// Every file of `generated/` for a configuration: the Terraform JSON and the README summarizing it.
+pub fn synth_files(config: &AppConfig) -> Result<BTreeMap<String, String>, Error> {
+    let stack = build(config)?;
+    let mut files = stack.synth()?;
+    let readme = crate::summary::render(&stack.documents()?)
+        .map_err(|e| Error::Invalid(format!("rendering README.md: {e:?}")))?;
+    files.insert(README.to_string(), readme);
+    Ok(files)
+}
+
+/// The summary written beside the Terraform JSON.
+pub const README: &str = "README.md";
+
+/// The whole default stack, synthesized: file name -> text.
 pub fn synth() -> Result<BTreeMap<String, String>, Error> {
-    build(&AppConfig::default())?.synth()
+    synth_files(&AppConfig::default())
 }

@@ -5,5 +5,8 @@ pub mod model;
 pub mod app;
 pub mod constructs;
 
-pub use app::{build, synth, AppConfig};
+pub use app::{build, synth, synth_files, AppConfig};
 pub mod output;
+pub mod analysis;
+pub mod review;
+pub mod summary;

@@ -214,7 +214,9 @@ fn output_is_deterministic_and_free_of_machine_details() {
     assert_eq!(a, b);
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
     for (name, text) in &a {
-        assert!(text.ends_with("}\n"), "{name}: pretty JSON with a trailing newline");
+        if name.ends_with(".json") {
+            assert!(text.ends_with("}\n"), "{name}: pretty JSON with a trailing newline");
+        }
         assert!(!text.contains(env!("CARGO_MANIFEST_DIR")), "{name} contains a machine path");
         assert!(!text.contains(&home), "{name} contains the home directory");
     }
