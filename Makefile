@@ -8,7 +8,7 @@ export CARGO_TERM_COLOR ?= never
 TEST_TARGETS := test-infra
 BENCH_TARGETS := bench-infra
 
-.PHONY: all gen check test bench tools $(TEST_TARGETS) $(BENCH_TARGETS)
+.PHONY: all gen check test bench tools deploy destroy $(TEST_TARGETS) $(BENCH_TARGETS)
 
 all: gen
 
@@ -43,3 +43,26 @@ bench: $(BENCH_TARGETS)
 
 bench-infra:
 	$(CARGO) run -q --release -p infra-gen --bin synth-bench
+
+# Deploying: the steps of README.md's "Deploy", in order. `make -n deploy` prints them.
+TF := terraform -chdir=generated
+LAMBDA_ARCH ?= arm64
+TF_VARS := -var lambda_architecture=$(LAMBDA_ARCH)
+
+## deploy: check prerequisites, build the Lambda zips, synthesize, apply, push the agent image, apply its tag
+deploy:
+	scripts/deploy.sh check
+	$(MAKE) build LAMBDA_ARCH=$(LAMBDA_ARCH)
+	$(CARGO) run -q -p infra-gen
+	$(TF) init -input=false
+	$(TF) apply -input=false $(TF_VARS) -target=aws_ecr_repository.agent -target=aws_ecr_lifecycle_policy.agent
+	LAMBDA_ARCH=$(LAMBDA_ARCH) scripts/deploy.sh push-image
+	$(TF) apply -input=false $(TF_VARS) -var agent_image_tag=$$(scripts/deploy.sh image-tag)
+
+## destroy: let Terraform delete the bucket and repository with their contents, then destroy everything
+destroy:
+	scripts/deploy.sh check destroy
+	$(MAKE) build LAMBDA_ARCH=$(LAMBDA_ARCH)
+	$(TF) init -input=false
+	$(TF) apply -input=false $(TF_VARS) -var allow_destroy_with_data=true -target=aws_s3_bucket.outputs -target=aws_ecr_repository.agent
+	$(TF) destroy -input=false $(TF_VARS) -var allow_destroy_with_data=true

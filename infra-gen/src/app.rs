@@ -119,6 +119,10 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         Variable::new("list(string)", json!([]), "Exactly two availability zone names for the subnets; empty means <region>a and <region>b")
             .validate("length({v}) == 0 || length({v}) == 2", "availability_zones: give exactly two zone names, or none."),
     )?;
+    let destroy_data = s.variable(
+        "allow_destroy_with_data",
+        Variable::new("bool", false, "Let `terraform destroy` delete the outputs bucket and image repository with their contents (`make destroy` sets it)"),
+    )?;
     let search_template = s.variable(
         "agent_search_url_template",
         Variable::new("string", names::agent::DEFAULT_SEARCH_URL_TEMPLATE, "Search page the agent opens; {query} is replaced"),
@@ -165,12 +169,13 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         &alarms,
         QueueProps { consumer_timeout_seconds: d::PROCESS_TIMEOUT_SECONDS, max_receive_count: max_attempts.val() },
     )?;
-    let bucket = OutputsBucket::new(&mut s, &ctx, &key, expiry.val())?;
+    let bucket = OutputsBucket::new(&mut s, &ctx, &key, expiry.val(), destroy_data.val())?;
     let agent = AgentService::new(
         &mut s,
         &ctx,
         &key,
         AgentProps {
+            force_delete: destroy_data.val(),
             cpu: agent_cpu,
             memory: agent_memory,
             image_tag,

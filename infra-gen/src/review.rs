@@ -284,7 +284,7 @@ pub fn default_base(repo: &std::path::Path) -> String {
         let out = std::process::Command::new("git").arg("-C").arg(repo).args(["merge-base", "HEAD", main]).output();
         if let Ok(out) = out {
             if out.status.success() {
-                let rev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                let rev: String = String::from_utf8_lossy(&out.stdout).trim().chars().take(12).collect();
                 if !rev.is_empty() {
                     return rev;
                 }

@@ -16,6 +16,8 @@ use super::role::Role;
 use super::Context;
 
 pub struct AgentProps {
+    /// Whether `terraform destroy` may delete the repository with its images.
+    pub force_delete: Val,
     pub cpu: VarRef,
     pub memory: VarRef,
     pub image_tag: VarRef,
@@ -48,7 +50,7 @@ impl AgentService {
             EcrRepository {
                 name: ctx.name(names::agent::repository_name),
                 image_tag_mutability: "IMMUTABLE".into(),
-                force_delete: None,
+                force_delete: Some(props.force_delete.clone()),
                 image_scanning_configuration: Some(EcrScanning { scan_on_push: true }),
                 encryption_configuration: vec![EcrEncryption { encryption_type: "KMS".into(), kms_key: Some(key.arn()) }],
                 tags: None,

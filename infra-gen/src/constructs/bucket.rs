@@ -15,7 +15,7 @@ pub struct OutputsBucket {
 }
 
 impl OutputsBucket {
-    pub fn new(stack: &mut Stack, ctx: &Context, key: &Key, expiry_days: Val) -> Result<OutputsBucket, Error> {
+    pub fn new(stack: &mut Stack, ctx: &Context, key: &Key, expiry_days: Val, force_destroy: Val) -> Result<OutputsBucket, Error> {
         let f = File::Storage;
         let name = {
             let prefix = ctx.prefix.clone();
@@ -27,7 +27,7 @@ impl OutputsBucket {
             let (middle, after) = rest.split_once(A).expect("the bucket pattern contains the account id");
             Val::lit(before) + &prefix + middle + &account + after
         };
-        let bucket = stack.add(f, "outputs", S3Bucket { bucket: name, force_destroy: None, tags: None })?;
+        let bucket = stack.add(f, "outputs", S3Bucket { bucket: name, force_destroy: Some(force_destroy), tags: None })?;
         stack.add(
             f,
             "outputs",

@@ -11,7 +11,7 @@ use crate::model::val::{Val, ValMap};
 pub struct EcrRepository {
     pub name: Val,
     pub image_tag_mutability: Val,
-    pub force_delete: Option<bool>,
+    pub force_delete: Option<Val>,
     pub image_scanning_configuration: Option<EcrScanning>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub encryption_configuration: Vec<EcrEncryption>,

@@ -100,7 +100,7 @@ pub struct DynamodbSse {
 #[derive(Clone, Debug, Serialize)]
 pub struct S3Bucket {
     pub bucket: Val,
-    pub force_destroy: Option<bool>,
+    pub force_destroy: Option<Val>,
     pub tags: Option<ValMap>,
 }
 impl Resource for S3Bucket {
