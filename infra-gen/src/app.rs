@@ -188,12 +188,37 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
     let keys = TenantKeys::new(&mut s, &ctx, &tenants)?;
     let tenant_keys = s.local("tenant_by_api_key_id", keys.tenant_by_key_id())?;
 
-    let env = |pairs: &[(&str, Val)]| -> ValMap { pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect() };
+    // Every value a function may read; each function gets exactly the variables the shared
+    // contract (`names::contract::env_vars`) names for it.
     let subnets = Val::expr(format!(
         "join(\",\", [{}])",
         network.private_subnets.iter().map(|s| s.id().as_expr()).collect::<Vec<_>>().join(", ")
     ));
-    let function = |s: &mut Stack, f: Fn, description: &'static str, timeout: u32, environment: ValMap| {
+    let values: BTreeMap<&str, Val> = [
+        (env::TABLE_NAME, table.table.name()),
+        (env::QUEUE_URL, queue.queue.url()),
+        (env::TENANT_KEYS, tenant_keys.val()),
+        (env::JOB_TTL_DAYS, Val::Int(d::JOB_TTL_DAYS.into())),
+        (env::BUCKET_NAME, bucket.bucket.bucket()),
+        (env::LOG_GROUP, agent.log_group.name()),
+        (env::CLUSTER_ARN, agent.cluster.arn()),
+        (env::TASK_DEFINITION, agent.task_definition.arn_without_revision()),
+        (env::SUBNET_IDS, subnets),
+        (env::SECURITY_GROUP_IDS, network.agent_security_group.id()),
+        (env::CONTAINER_NAME, names::agent::CONTAINER_NAME.into()),
+        (env::MAX_ATTEMPTS, max_attempts.val()),
+        (env::TIMEOUT_GRACE_SECONDS, Val::Int(d::TIMEOUT_GRACE_SECONDS.into())),
+    ]
+    .into_iter()
+    .collect();
+    let function = |s: &mut Stack, f: Fn, description: &'static str, timeout: u32| -> Result<Function, Error> {
+        let mut environment = ValMap::new();
+        for (name, _) in names::contract::env_vars(f) {
+            let value = values
+                .get(name)
+                .ok_or_else(|| Error::Invalid(format!("the {} function reads {name}, which the stack does not provide", f.as_str())))?;
+            environment.insert(name.to_string(), value.clone());
+        }
         Function::new(
             s,
             &ctx,
@@ -201,75 +226,34 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
             FunctionProps { function: f, description, timeout_seconds: timeout, memory_mb: 256, architecture: architecture.clone(), environment },
         )
     };
-    let api_env = |extra: &[(&str, Val)]| {
-        let mut m = env(&[(env::TABLE_NAME, table.table.name()), (env::TENANT_KEYS, tenant_keys.val())]);
-        m.extend(env(extra));
-        m
-    };
 
-    let submit = function(
-        &mut s,
-        Fn::Submit,
-        "POST /jobs: validates and records a job, then queues it",
-        10,
-        api_env(&[(env::QUEUE_URL, queue.queue.url()), (env::JOB_TTL_DAYS, Val::Int(d::JOB_TTL_DAYS.into()))]),
-    )?;
-    table.grant_read_write(&mut s, &submit.role)?;
+    // Grants: exactly the calls of `names::contract::calls` (a test holds them equal).
+    let jobs = names::bucket::JOBS_PREFIX;
+    let submit = function(&mut s, Fn::Submit, "POST /jobs: validates and records a job, then queues it", 10)?;
+    table.grant_items(&mut s, &submit.role, &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"])?;
     queue.grant_send(&mut s, &submit.role, &key)?;
 
-    let status = function(
-        &mut s,
-        Fn::Status,
-        "GET /jobs/{task_id}: a job and pre-signed links to its outputs",
-        10,
-        api_env(&[(env::BUCKET_NAME, bucket.bucket.bucket())]),
-    )?;
-    table.grant_read(&mut s, &status.role)?;
-    bucket.grant_read(&mut s, &status.role, &key, names::bucket::JOBS_PREFIX)?;
+    let status = function(&mut s, Fn::Status, "GET /jobs/{task_id}: a job and pre-signed links to its outputs", 10)?;
+    table.grant_items(&mut s, &status.role, &["dynamodb:GetItem"])?;
+    bucket.grant_read(&mut s, &status.role, &key, jobs)?;
 
-    let logs = function(
-        &mut s,
-        Fn::Logs,
-        "GET /jobs/{task_id}/logs: the job container's log events",
-        10,
-        api_env(&[(env::LOG_GROUP, agent.log_group.name())]),
-    )?;
-    table.grant_read(&mut s, &logs.role)?;
+    let logs = function(&mut s, Fn::Logs, "GET /jobs/{task_id}/logs: the job container's log events", 10)?;
+    table.grant_items(&mut s, &logs.role, &["dynamodb:GetItem"])?;
     agent.grant_read_logs(&mut s, &logs.role)?;
 
-    let list = function(&mut s, Fn::List, "GET /jobs: the caller's jobs, newest first", 10, api_env(&[]))?;
-    table.grant_read(&mut s, &list.role)?;
+    let list = function(&mut s, Fn::List, "GET /jobs: the caller's jobs, newest first", 10)?;
+    table.grant_query_by_tenant(&mut s, &list.role)?;
 
-    let cancel = function(
-        &mut s,
-        Fn::Cancel,
-        "DELETE /jobs/{task_id}: cancels a job and stops its task",
-        10,
-        api_env(&[(env::CLUSTER_ARN, agent.cluster.arn())]),
-    )?;
-    table.grant_read_write(&mut s, &cancel.role)?;
+    let cancel = function(&mut s, Fn::Cancel, "DELETE /jobs/{task_id}: cancels a job and stops its task", 10)?;
+    table.grant_items(&mut s, &cancel.role, &["dynamodb:GetItem", "dynamodb:UpdateItem"])?;
     agent.grant_stop(&mut s, &ctx, &cancel.role)?;
 
-    let process = function(
-        &mut s,
-        Fn::Process,
-        "Job queue consumer: claims a job and starts its agent task",
-        d::PROCESS_TIMEOUT_SECONDS,
-        env(&[
-            (env::TABLE_NAME, table.table.name()),
-            (env::BUCKET_NAME, bucket.bucket.bucket()),
-            (env::CLUSTER_ARN, agent.cluster.arn()),
-            (env::TASK_DEFINITION, agent.task_definition.arn_without_revision()),
-            (env::SUBNET_IDS, subnets),
-            (env::SECURITY_GROUP_IDS, network.agent_security_group.id()),
-            (env::CONTAINER_NAME, names::agent::CONTAINER_NAME.into()),
-            (env::MAX_ATTEMPTS, max_attempts.val()),
-        ]),
-    )?;
-    table.grant_read_write(&mut s, &process.role)?;
+    let process = function(&mut s, Fn::Process, "Job queue consumer: claims a job and starts its agent task", d::PROCESS_TIMEOUT_SECONDS)?;
+    table.grant_items(&mut s, &process.role, &["dynamodb:GetItem", "dynamodb:UpdateItem"])?;
     queue.grant_consume(&mut s, &process.role, &key)?;
-    bucket.grant_put(&mut s, &process.role, &key, names::bucket::JOBS_PREFIX)?;
+    bucket.grant_put(&mut s, &process.role, &key, jobs)?;
     agent.grant_run(&mut s, &ctx, &process.role)?;
+    agent.grant_stop(&mut s, &ctx, &process.role)?;
     s.add(
         File::Functions,
         "process_jobs",
@@ -290,16 +274,9 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         Fn::Reconcile,
         "ECS task state changes and the timeout sweep: moves jobs through their lifecycle",
         60,
-        env(&[
-            (env::TABLE_NAME, table.table.name()),
-            (env::CLUSTER_ARN, agent.cluster.arn()),
-            (env::TIMEOUT_GRACE_SECONDS, Val::Int(d::TIMEOUT_GRACE_SECONDS.into())),
-        ]),
     )?;
-    table.grant_read_write(&mut s, &reconcile.role)?;
-    table.grant_scan(&mut s, &reconcile.role)?;
+    table.grant_items(&mut s, &reconcile.role, &["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan"])?;
     agent.grant_stop(&mut s, &ctx, &reconcile.role)?;
-    agent.grant_describe(&mut s, &ctx, &reconcile.role)?;
     events::task_state_changes(&mut s, &ctx, &agent, &reconcile)?;
     events::schedule(&mut s, &ctx, "rate(5 minutes)", &reconcile)?;
 

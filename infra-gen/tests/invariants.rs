@@ -262,3 +262,68 @@ fn infra_gen_spells_no_shared_name_itself() {
     }
     assert!(files > 10);
 }
+
+/// The functions' roles allow exactly the calls `names::contract::calls` lists (none missing, none
+/// unused) on the right resources, plus what every function needs to run (its own log stream,
+/// traces, the stack key); and each function gets exactly the environment the contract names.
+#[test]
+fn functions_get_exactly_their_contract() {
+    use names::contract::{calls, env_vars, Target};
+    let stack = infra_gen::build(&infra_gen::AppConfig::default()).unwrap();
+    let docs = stack.documents().unwrap();
+    let index = infra_gen::analysis::Index::new(&docs);
+    let permissions = infra_gen::analysis::permissions(&index);
+    let runtime: BTreeSet<&str> = [
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+    ]
+    .into();
+    let target_resource = |t: Target| -> String {
+        match t {
+            Target::Table => "aws_dynamodb_table.jobs.arn".into(),
+            Target::TenantIndex => format!("aws_dynamodb_table.jobs.arn/index/{}", names::table::TENANT_INDEX),
+            Target::JobsQueue => "aws_sqs_queue.jobs.arn".into(),
+            Target::Bucket => "aws_s3_bucket.outputs.arn".into(),
+            Target::JobObjects => format!("aws_s3_bucket.outputs.arn/{}*", names::bucket::JOBS_PREFIX),
+            Target::TaskDefinition => "aws_ecs_task_definition.agent.arn_without_revision:*".into(),
+            Target::ClusterTasks => ":task/aws_ecs_cluster.main.name/*".into(),
+            Target::ExecutionRole => "aws_iam_role.agent_execution.arn".into(),
+            Target::AgentLogStreams => "aws_cloudwatch_log_group.agent.arn:log-stream:*".into(),
+        }
+    };
+    for f in names::Function::ALL {
+        let role = format!("aws_iam_role.{}_function", f.as_str());
+        let granted: BTreeSet<(String, String)> = permissions
+            .iter()
+            .filter(|p| p.principal == role && p.effect == "Allow" && !runtime.contains(p.action.as_str()))
+            .map(|p| (p.action.clone(), p.resource.clone()))
+            .collect();
+        let actions: BTreeSet<&str> = granted.iter().map(|(a, _)| a.as_str()).collect();
+        let expected: BTreeSet<&str> = calls(f).iter().map(|(a, _)| *a).collect();
+        assert_eq!(actions, expected, "{}: granted actions differ from the contract", f.as_str());
+        for (action, target) in calls(f) {
+            let want = target_resource(*target);
+            assert!(
+                granted.iter().any(|(a, r)| a == action && (r == &want || r.ends_with(&want))),
+                "{}: {action} is not granted on {want}; granted: {granted:?}",
+                f.as_str()
+            );
+            assert!(
+                granted.iter().filter(|(a, _)| a == action).count() == 1,
+                "{}: {action} is granted on more than its target",
+                f.as_str()
+            );
+        }
+
+        let lambda = index.resources.get(&format!("aws_lambda_function.{}", f.as_str())).unwrap();
+        let vars: BTreeSet<&str> = lambda["environment"]["variables"].as_object().unwrap().keys().map(String::as_str).collect();
+        let mut want: BTreeSet<&str> = env_vars(f).iter().map(|(n, _)| *n).collect();
+        want.insert(names::env::FUNCTION);
+        want.insert(names::env::LOG_LEVEL);
+        assert_eq!(vars, want, "{}: environment differs from the contract", f.as_str());
+    }
+}

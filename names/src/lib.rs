@@ -401,6 +401,97 @@ pub mod env {
     }
 }
 
+/// What each function needs from its deployment: the environment variables it reads and the AWS
+/// calls it makes. infra-gen sets exactly these variables and grants exactly these calls; the
+/// functions read their configuration from the same table.
+pub mod contract {
+    use super::{env, Function};
+
+    /// `(variable, required)`: the environment each function reads. Optional ones fall back to
+    /// `names::defaults`.
+    pub fn env_vars(f: Function) -> &'static [(&'static str, bool)] {
+        use Function::*;
+        match f {
+            Submit => &[(env::TABLE_NAME, true), (env::QUEUE_URL, true), (env::TENANT_KEYS, true), (env::JOB_TTL_DAYS, false)],
+            Status => &[(env::TABLE_NAME, true), (env::BUCKET_NAME, true), (env::TENANT_KEYS, true)],
+            Logs => &[(env::TABLE_NAME, true), (env::LOG_GROUP, true), (env::TENANT_KEYS, true)],
+            List => &[(env::TABLE_NAME, true), (env::TENANT_KEYS, true)],
+            Cancel => &[(env::TABLE_NAME, true), (env::CLUSTER_ARN, true), (env::TENANT_KEYS, true)],
+            Process => &[
+                (env::TABLE_NAME, true),
+                (env::BUCKET_NAME, true),
+                (env::CLUSTER_ARN, true),
+                (env::TASK_DEFINITION, true),
+                (env::SUBNET_IDS, true),
+                (env::SECURITY_GROUP_IDS, true),
+                (env::CONTAINER_NAME, false),
+                (env::MAX_ATTEMPTS, false),
+                (env::TIMEOUT_GRACE_SECONDS, false),
+            ],
+            Reconcile => &[
+                (env::TABLE_NAME, true),
+                (env::CLUSTER_ARN, true),
+                (env::CONTAINER_NAME, false),
+                (env::TIMEOUT_GRACE_SECONDS, false),
+            ],
+        }
+    }
+
+    /// The resource an AWS call acts on.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum Target {
+        Table,
+        TenantIndex,
+        JobsQueue,
+        /// The bucket itself (listing).
+        Bucket,
+        /// Objects under the jobs prefix (pre-signed URLs act with the signer's permissions).
+        JobObjects,
+        TaskDefinition,
+        ClusterTasks,
+        /// The agent task's execution role (passed to ECS by RunTask).
+        ExecutionRole,
+        AgentLogStreams,
+    }
+
+    /// `(IAM action, target)`: every AWS call a function makes, including those its event source
+    /// makes with its role (SQS polling).
+    pub fn calls(f: Function) -> &'static [(&'static str, Target)] {
+        use Function::*;
+        use Target::*;
+        match f {
+            Submit => &[
+                ("dynamodb:GetItem", Table),
+                ("dynamodb:PutItem", Table),
+                ("dynamodb:UpdateItem", Table),
+                ("sqs:SendMessage", JobsQueue),
+            ],
+            Status => &[("dynamodb:GetItem", Table), ("s3:ListBucket", Bucket), ("s3:GetObject", JobObjects)],
+            Logs => &[("dynamodb:GetItem", Table), ("logs:GetLogEvents", AgentLogStreams)],
+            List => &[("dynamodb:Query", TenantIndex)],
+            Cancel => &[("dynamodb:GetItem", Table), ("dynamodb:UpdateItem", Table), ("ecs:StopTask", ClusterTasks)],
+            Process => &[
+                ("dynamodb:GetItem", Table),
+                ("dynamodb:UpdateItem", Table),
+                ("s3:PutObject", JobObjects),
+                ("ecs:RunTask", TaskDefinition),
+                ("ecs:TagResource", ClusterTasks),
+                ("iam:PassRole", ExecutionRole),
+                ("ecs:StopTask", ClusterTasks),
+                ("sqs:ReceiveMessage", JobsQueue),
+                ("sqs:DeleteMessage", JobsQueue),
+                ("sqs:GetQueueAttributes", JobsQueue),
+            ],
+            Reconcile => &[
+                ("dynamodb:GetItem", Table),
+                ("dynamodb:UpdateItem", Table),
+                ("dynamodb:Scan", Table),
+                ("ecs:StopTask", ClusterTasks),
+            ],
+        }
+    }
+}
+
 /// The agent container and its task.
 pub mod agent {
     pub const CONTAINER_NAME: &str = "agent";

@@ -269,24 +269,11 @@ impl AgentService {
         )
     }
 
-    /// Describe agent tasks of this cluster.
-    pub fn grant_describe(&self, stack: &mut Stack, ctx: &Context, role: &Role) -> Result<(), Error> {
-        role.grant(
-            stack,
-            Statement::allow("DescribeAgentTasks", &["ecs:DescribeTasks"], vec![self.tasks(ctx)])
-                .with_condition("ArnEquals", "ecs:cluster", vec![self.cluster.arn()]),
-        )
-    }
-
     /// Read the agent containers' log events.
     pub fn grant_read_logs(&self, stack: &mut Stack, role: &Role) -> Result<(), Error> {
         role.grant(
             stack,
-            Statement::allow(
-                "ReadAgentLogs",
-                &["logs:FilterLogEvents", "logs:GetLogEvents"],
-                vec![self.log_group.arn(), self.log_group.arn() + ":log-stream:*"],
-            ),
+            Statement::allow("ReadAgentLogs", &["logs:GetLogEvents"], vec![self.log_group.arn() + ":log-stream:*"]),
         )
     }
 }

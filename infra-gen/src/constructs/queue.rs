@@ -124,12 +124,7 @@ impl JobQueue {
             stack,
             Statement::allow(
                 "ConsumeJobs",
-                &[
-                    "sqs:ChangeMessageVisibility",
-                    "sqs:DeleteMessage",
-                    "sqs:GetQueueAttributes",
-                    "sqs:ReceiveMessage",
-                ],
+                &["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
                 vec![self.queue.arn()],
             ),
         )?;

@@ -5,7 +5,7 @@ use names::table as t;
 
 use crate::model::iam::Statement;
 use crate::model::resources::storage::*;
-use crate::model::{Error, File, Ref, Stack, Val};
+use crate::model::{Error, File, Ref, Stack};
 
 use super::key::Key;
 use super::role::Role;
@@ -43,30 +43,19 @@ impl JobTable {
         Ok(JobTable { table })
     }
 
-    fn with_indexes(&self) -> Vec<Val> {
-        vec![self.table.arn(), self.table.arn() + "/index/*"]
+    /// Item-level actions (`dynamodb:GetItem`, `PutItem`, `UpdateItem`, `Scan`, ...) on the table.
+    pub fn grant_items(&self, stack: &mut Stack, role: &Role, actions: &[&str]) -> Result<(), Error> {
+        if let Some(bad) = actions.iter().find(|a| !a.starts_with("dynamodb:") || a.contains('*')) {
+            return Err(Error::Invalid(format!("`{bad}` is not a DynamoDB item action")));
+        }
+        role.grant(stack, Statement::allow("JobsTable", actions, vec![self.table.arn()]))
     }
 
-    /// Read single items and query the table and its indexes.
-    pub fn grant_read(&self, stack: &mut Stack, role: &Role) -> Result<(), Error> {
-        role.grant(stack, Statement::allow("ReadJobs", &["dynamodb:GetItem", "dynamodb:Query"], self.with_indexes()))
-    }
-
-    /// Create and update items (conditional writes included).
-    pub fn grant_write(&self, stack: &mut Stack, role: &Role) -> Result<(), Error> {
+    /// Query the tenant index (listing a tenant's jobs), and nothing else.
+    pub fn grant_query_by_tenant(&self, stack: &mut Stack, role: &Role) -> Result<(), Error> {
         role.grant(
             stack,
-            Statement::allow("WriteJobs", &["dynamodb:PutItem", "dynamodb:UpdateItem"], vec![self.table.arn()]),
+            Statement::allow("JobsByTenant", &["dynamodb:Query"], vec![self.table.arn() + "/index/" + t::TENANT_INDEX]),
         )
-    }
-
-    pub fn grant_read_write(&self, stack: &mut Stack, role: &Role) -> Result<(), Error> {
-        self.grant_read(stack, role)?;
-        self.grant_write(stack, role)
-    }
-
-    /// Scan the whole table (the timeout sweep).
-    pub fn grant_scan(&self, stack: &mut Stack, role: &Role) -> Result<(), Error> {
-        role.grant(stack, Statement::allow("ScanJobs", &["dynamodb:Scan"], vec![self.table.arn()]))
     }
 }
