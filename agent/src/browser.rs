@@ -1,0 +1,273 @@
+//! Chromium through chromedriver: starting both, talking WebDriver and CDP, and making sure neither
+//! outlives the agent.
+
+use crate::log::Log;
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder};
+use names::job::Viewport;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+pub struct BrowserConfig<'a> {
+    pub chromium: &'a Path,
+    pub chromedriver: &'a Path,
+    /// A fresh directory of this run: HOME, TMPDIR and the profile of Chromium. The caller
+    /// removes it after the uploads, off the job's critical path.
+    pub scratch: &'a Path,
+    pub proxy: SocketAddr,
+    pub viewport: Viewport,
+}
+
+pub struct Browser {
+    pub client: Client,
+    pub version: String,
+    _driver: tokio::process::Child,
+}
+
+/// A CDP command sent through chromedriver's `goog/cdp/execute` endpoint.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: Value,
+}
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(json!({ "cmd": self.cmd, "params": self.params }).to_string()))
+    }
+}
+
+/// Replaces the blocking dialogs before any page script runs, so an `alert()` neither stalls the
+/// job nor gets lost: the messages end up in `result.json`.
+const DIALOG_SHIM: &str = r#"(() => {
+  const seen = [];
+  Object.defineProperty(window, '__agentDialogs', { value: seen });
+  window.alert = (m) => { seen.push({ type: 'alert', message: String(m) }); };
+  window.confirm = (m) => { seen.push({ type: 'confirm', message: String(m) }); return true; };
+  window.prompt = (m, d) => { seen.push({ type: 'prompt', message: String(m) }); return d === undefined ? null : d; };
+})();"#;
+
+impl Browser {
+    pub async fn launch(cfg: &BrowserConfig<'_>, log: &Log) -> Result<Browser, String> {
+        let started = Instant::now();
+        let profile = cfg.scratch.join("chromium-profile");
+        let port = free_port().map_err(|e| format!("no free loopback port: {e}"))?;
+        let mut cmd = tokio::process::Command::new(cfg.chromedriver);
+        cmd.arg(format!("--port={port}"))
+            .env("HOME", cfg.scratch)
+            .env("TMPDIR", cfg.scratch)
+            .env("XDG_CONFIG_HOME", cfg.scratch.join(".config"))
+            .env("XDG_CACHE_HOME", cfg.scratch.join(".cache"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe; between fork and exec it only sets the death signal.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let driver = cmd
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", cfg.chromedriver.display()))?;
+        let base = format!("http://127.0.0.1:{port}");
+        wait_ready(&base).await?;
+        log.info("chromedriver ready", json!({ "port": port, "ms": started.elapsed().as_millis() as u64 }));
+
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert("pageLoadStrategy".into(), json!("normal"));
+        // Backstop for prompts the shim cannot replace (e.g. beforeunload).
+        caps.insert("unhandledPromptBehavior".into(), json!("accept"));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({ "binary": cfg.chromium, "args": chromium_args(&profile, cfg.proxy, cfg.viewport) }),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&base)
+            .await
+            .map_err(|e| format!("chromedriver could not start Chromium: {e}"))?;
+        let mut browser = Browser { client, version: String::new(), _driver: driver };
+        let v = browser.cdp("Browser.getVersion", json!({})).await.map_err(|e| format!("Browser.getVersion: {e}"))?;
+        browser.version = v["product"].as_str().unwrap_or_default().to_string();
+        let Viewport { width, height } = cfg.viewport;
+        browser
+            .cdp(
+                "Emulation.setDeviceMetricsOverride",
+                json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false }),
+            )
+            .await
+            .map_err(|e| format!("setting the viewport: {e}"))?;
+        browser
+            .cdp("Page.addScriptToEvaluateOnNewDocument", json!({ "source": DIALOG_SHIM }))
+            .await
+            .map_err(|e| format!("installing the dialog shim: {e}"))?;
+        log.info(
+            "browser started",
+            json!({ "version": browser.version, "ms": started.elapsed().as_millis() as u64 }),
+        );
+        Ok(browser)
+    }
+
+    pub async fn cdp(&self, cmd: &'static str, params: Value) -> Result<Value, fantoccini::error::CmdError> {
+        self.client.issue_cmd(Cdp { cmd, params }).await
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // Killing beats a WebDriver quit here: it is instant and cannot hang on a wedged page.
+        kill_descendants();
+    }
+}
+
+/// The flags for Chromium in a one-job container.
+fn chromium_args(profile: &Path, proxy: SocketAddr, viewport: Viewport) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--headless=new",
+        // Fargate grants neither SYS_ADMIN nor user namespaces, so Chromium's own sandbox cannot
+        // start. The boundary is the throw-away one-job task: non-root user, read-only root
+        // filesystem, no task-role credentials, and the egress guard below.
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--disable-default-apps",
+        "--disable-breakpad",
+        "--disable-crash-reporter",
+        "--disable-client-side-phishing-detection",
+        "--disable-domain-reliability",
+        "--disable-field-trial-config",
+        "--disable-search-engine-choice-screen",
+        "--no-service-autorun",
+        "--no-pings",
+        "--metrics-recording-only",
+        "--disable-features=Translate,MediaRouter,DialMediaRouteProvider,OptimizationHints,\
+         CertificateTransparencyComponentUpdater,AutofillServerCommunication,LensOverlay",
+        "--mute-audio",
+        "--hide-scrollbars",
+        "--password-store=basic",
+        // Every request goes through the egress guard: no implicit loopback bypass, no QUIC, and
+        // WebRTC may not send UDP around the proxy.
+        "--proxy-bypass-list=<-loopback>",
+        "--disable-quic",
+        "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+        "--dns-prefetch-disable",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    args.push(format!("--proxy-server=http://{proxy}"));
+    args.push(format!("--window-size={},{}", viewport.width, viewport.height));
+    args.push(format!("--user-data-dir={}", profile.display()));
+    args
+}
+
+async fn wait_ready(base: &str) -> Result<(), String> {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let status = format!("{base}/status");
+    loop {
+        if let Ok(resp) = http.get(&status).send().await {
+            if let Ok(body) = resp.bytes().await {
+                let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+                if v["value"]["ready"].as_bool() == Some(true) {
+                    return Ok(());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A fresh directory under `parent` (the scratch volume; the root filesystem is read-only).
+pub fn tempdir(parent: &Path, prefix: &str) -> Result<PathBuf, String> {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+    let dir = parent.join(format!("{prefix}-{}-{n}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Makes the agent the reaper of every orphan it leaves (Chromium's helpers double-fork), so
+/// [`kill_descendants`] still finds them.
+pub fn become_subreaper() {
+    // SAFETY: plain prctl on the calling process.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+    }
+}
+
+/// SIGKILLs every process below this one (chromedriver, Chromium and its helpers). Safe to call
+/// from a panic hook, a signal path or a watchdog thread: it only reads /proc and sends signals.
+pub fn kill_descendants() {
+    let me = std::process::id() as i32;
+    let mut signalled: Vec<i32> = Vec::new();
+    // Another round only when the last one found processes not signalled before (a fork in
+    // flight); processes already signalled are dying and need no wait.
+    for _ in 0..5 {
+        let fresh: Vec<i32> = descendants(me).into_iter().filter(|p| !signalled.contains(p)).collect();
+        if fresh.is_empty() {
+            return;
+        }
+        for &pid in &fresh {
+            // SAFETY: sending a signal to a pid we just found as our descendant.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        signalled.extend(fresh);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Live (non-zombie) descendants of `root`.
+pub fn descendants(root: i32) -> Vec<i32> {
+    let mut parent_of = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            // Fields after the command name, which may itself contain spaces and parentheses.
+            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+            let mut fields = rest.split_whitespace();
+            let state = fields.next().unwrap_or("");
+            let Some(ppid) = fields.next().and_then(|p| p.parse::<i32>().ok()) else { continue };
+            if state != "Z" {
+                parent_of.push((pid, ppid));
+            }
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let p = found[i];
+        found.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(pid, _)| *pid));
+        i += 1;
+    }
+    found.remove(0);
+    found
+}

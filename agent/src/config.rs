@@ -1,0 +1,199 @@
+//! The agent's configuration, read from its environment and validated before anything starts.
+
+use crate::guard::EgressPolicy;
+use names::env::agent as env;
+use names::job::{self, JobSpec};
+use names::Output;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use url::Url;
+
+/// Where the job's outputs go: one pre-signed PUT URL per output.
+pub type UploadUrls = BTreeMap<Output, Url>;
+
+/// What the agent opens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Search { query: String, url: Url },
+    Page { url: Url },
+}
+
+impl Target {
+    pub fn url(&self) -> &Url {
+        match self {
+            Target::Search { url, .. } | Target::Page { url } => url,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub task_id: String,
+    pub target: Target,
+    pub options: job::JobOptions,
+    pub egress: EgressPolicy,
+    pub chromium: PathBuf,
+    pub chromedriver: PathBuf,
+    pub scratch: PathBuf,
+}
+
+impl Config {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.options.timeout_seconds.into())
+    }
+}
+
+/// Default Chromium binary: Debian's real binary, not its `/usr/bin/chromium` shell wrapper.
+pub const DEFAULT_CHROMIUM: &str = "/usr/lib/chromium/chromium";
+pub const DEFAULT_CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// The upload URLs come first and alone: with them, even an invalid job gets its `error.json`.
+pub fn upload_urls(get: &dyn Fn(&str) -> Option<String>) -> Result<UploadUrls, String> {
+    let raw = get(env::UPLOAD_URLS).ok_or_else(|| format!("{} is not set", env::UPLOAD_URLS))?;
+    let map: BTreeMap<String, String> = serde_json::from_str(&raw)
+        .map_err(|e| format!("{} is not a JSON object of strings: {e}", env::UPLOAD_URLS))?;
+    let mut urls = UploadUrls::new();
+    for (name, url) in map {
+        let output = Output::parse(&name)
+            .ok_or_else(|| format!("{} names an unknown output `{name}`", env::UPLOAD_URLS))?;
+        let url = Url::parse(&url).ok().filter(|u| matches!(u.scheme(), "http" | "https"));
+        let url = url.ok_or_else(|| format!("the upload URL for `{name}` is not an http(s) URL"))?;
+        urls.insert(output, url);
+    }
+    Ok(urls)
+}
+
+/// The task id for log lines before the job spec is parsed.
+pub fn task_id_hint(get: &dyn Fn(&str) -> Option<String>) -> String {
+    get(env::TASK_ID)
+        .or_else(|| {
+            let raw = get(env::JOB)?;
+            let v: serde_json::Value = serde_json::from_str(&raw).ok()?;
+            v.get("task_id")?.as_str().map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> {
+    let raw = get(env::JOB).ok_or_else(|| format!("{} is not set", env::JOB))?;
+    let spec: JobSpec = serde_json::from_str(&raw).map_err(|e| format!("{} is not a valid job: {e}", env::JOB))?;
+    let options = spec.options;
+    check_range("options.viewport.width", options.viewport.width, job::VIEWPORT_WIDTH)?;
+    check_range("options.viewport.height", options.viewport.height, job::VIEWPORT_HEIGHT)?;
+    check_range("options.timeout_seconds", options.timeout_seconds, job::TIMEOUT_SECONDS)?;
+    if spec.task_id.trim().is_empty() {
+        return Err("task_id is empty".into());
+    }
+    let template = get(env::SEARCH_URL_TEMPLATE)
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| names::agent::DEFAULT_SEARCH_URL_TEMPLATE.to_string());
+    let target = match (spec.query, spec.url) {
+        (Some(query), None) => {
+            let query = query.trim().to_string();
+            if query.is_empty() || query.chars().count() > job::QUERY_MAX_CHARS {
+                return Err(format!("query must have 1 to {} characters", job::QUERY_MAX_CHARS));
+            }
+            let url = search_url(&template, &query)?;
+            Target::Search { query, url }
+        }
+        (None, Some(url)) => {
+            if url.len() > job::URL_MAX_CHARS {
+                return Err(format!("url is longer than {} characters", job::URL_MAX_CHARS));
+            }
+            Target::Page { url: http_url(&url).map_err(|e| format!("url: {e}"))? }
+        }
+        _ => return Err("exactly one of query and url must be set".into()),
+    };
+    let egress = EgressPolicy::parse(&get(env::EGRESS_ALLOW).unwrap_or_default())
+        .map_err(|e| format!("{}: {e}", env::EGRESS_ALLOW))?;
+    let path = |name: &str, default: &str| PathBuf::from(get(name).filter(|p| !p.is_empty()).unwrap_or_else(|| default.to_string()));
+    Ok(Config {
+        task_id: spec.task_id,
+        target,
+        options,
+        egress,
+        chromium: path(env::CHROMIUM_PATH, DEFAULT_CHROMIUM),
+        chromedriver: path(env::CHROMEDRIVER_PATH, DEFAULT_CHROMEDRIVER),
+        scratch: get(env::SCRATCH_DIR).filter(|p| !p.is_empty()).map(PathBuf::from).unwrap_or_else(std::env::temp_dir),
+    })
+}
+
+fn check_range(field: &str, value: u32, range: std::ops::RangeInclusive<u32>) -> Result<(), String> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(format!("{field} must be between {} and {}, not {value}", range.start(), range.end()))
+    }
+}
+
+fn http_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s.trim()).map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+    match url.scheme() {
+        "http" | "https" if url.host().is_some() => Ok(url),
+        _ => Err(format!("`{s}` is not an http(s) URL")),
+    }
+}
+
+/// Fills the template's `{query}` with the form-encoded query.
+pub fn search_url(template: &str, query: &str) -> Result<Url, String> {
+    if !template.contains("{query}") {
+        return Err(format!("{} has no {{query}} placeholder", env::SEARCH_URL_TEMPLATE));
+    }
+    let encoded: String = url::form_urlencoded::byte_serialize(query.as_bytes()).collect();
+    http_url(&template.replace("{query}", &encoded)).map_err(|e| format!("{}: {e}", env::SEARCH_URL_TEMPLATE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn jobs_table() {
+        let cases: &[(&str, Result<(), &str>)] = &[
+            (r#"{"task_id":"t","query":"rust lang"}"#, Ok(())),
+            (r#"{"task_id":"t","url":"https://example.com/a?b=c"}"#, Ok(())),
+            (r#"{"task_id":"t"}"#, Err("exactly one")),
+            (r#"{"task_id":"t","query":"a","url":"https://x.org"}"#, Err("exactly one")),
+            (r#"{"task_id":"t","query":"   "}"#, Err("query must have")),
+            (r#"{"task_id":"t","url":"file:///etc/passwd"}"#, Err("not an http(s) URL")),
+            (r#"{"task_id":"t","url":"javascript:alert(1)"}"#, Err("not an http(s) URL")),
+            (r#"{"task_id":"t","url":"https://x.org","options":{"timeout_seconds":5}}"#, Err("timeout_seconds")),
+            (r#"{"task_id":"t","url":"https://x.org","options":{"viewport":{"width":100,"height":800}}}"#, Err("viewport.width")),
+            (r#"{"task_id":"t","url":"https://x.org","extra":1}"#, Err("unknown field")),
+            (r#"{"task_id":"","url":"https://x.org"}"#, Err("task_id")),
+            ("not json", Err("not a valid job")),
+        ];
+        for (job, expected) in cases {
+            let got = from_env(&env_of(&[(env::JOB, job)]));
+            match (expected, got) {
+                (Ok(()), Ok(_)) => {}
+                (Err(want), Err(e)) => assert!(e.contains(want), "{job}: {e}"),
+                (want, got) => panic!("{job}: expected {want:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn search_url_is_encoded_into_the_template() {
+        let u = search_url("http://127.0.0.1:9/search?q={query}", "a b&c=d").unwrap();
+        assert_eq!(u.as_str(), "http://127.0.0.1:9/search?q=a+b%26c%3Dd");
+        assert!(search_url("http://x/search", "a").is_err());
+    }
+
+    #[test]
+    fn upload_urls_parse() {
+        let get = env_of(&[(env::UPLOAD_URLS, r#"{"screenshot":"http://s3/b/k?X-Amz-Signature=x","logs":"https://s3/b/l"}"#)]);
+        let urls = upload_urls(&get).unwrap();
+        assert_eq!(urls.len(), 2);
+        assert!(urls.contains_key(&Output::Screenshot));
+        assert!(upload_urls(&env_of(&[(env::UPLOAD_URLS, r#"{"nope":"http://x"}"#)])).is_err());
+        assert!(upload_urls(&env_of(&[(env::UPLOAD_URLS, r#"{"logs":"ftp://x"}"#)])).is_err());
+        assert!(upload_urls(&env_of(&[])).is_err());
+    }
+}

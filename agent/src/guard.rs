@@ -1,0 +1,210 @@
+//! The egress policy: which destination addresses the browser may reach. Pure functions; the proxy
+//! in `proxy.rs` applies them to every connection after resolving the name itself, so DNS answers
+//! and redirects cannot route around them.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// A CIDR block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Net {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Net {
+    pub fn parse(s: &str) -> Option<Net> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.parse().ok().filter(|p| *p <= max)?,
+            None => max,
+        };
+        Some(Net { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(n) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(n) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Address ranges no job may reach, with the reason a refusal gives. IPv4-mapped, NAT64 and 6to4
+/// IPv6 addresses are checked by the IPv4 address they embed.
+const BLOCKED_V4: &[(&str, &str)] = &[
+    ("0.0.0.0/8", "this-network"),
+    ("10.0.0.0/8", "private"),
+    ("100.64.0.0/10", "shared address space (CGNAT)"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local (incl. instance and task metadata)"),
+    ("172.16.0.0/12", "private"),
+    ("192.0.0.0/24", "IETF protocol assignments"),
+    ("192.0.2.0/24", "documentation"),
+    ("192.88.99.0/24", "6to4 relay anycast"),
+    ("192.168.0.0/16", "private"),
+    ("198.18.0.0/15", "benchmarking"),
+    ("198.51.100.0/24", "documentation"),
+    ("203.0.113.0/24", "documentation"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved and broadcast"),
+];
+
+const BLOCKED_V6: &[(&str, &str)] = &[
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    ("100::/64", "discard-only"),
+    ("2001::/23", "IETF protocol assignments (incl. Teredo)"),
+    ("2001:db8::/32", "documentation"),
+    ("fc00::/7", "unique local (incl. the EC2 IPv6 metadata endpoint)"),
+    ("fe80::/10", "link-local"),
+    ("fec0::/10", "site-local"),
+    ("ff00::/8", "multicast"),
+];
+
+/// Why an address is special, or `None` for a public unicast address.
+pub fn special_range(ip: IpAddr) -> Option<&'static str> {
+    let ip = match ip {
+        IpAddr::V6(v6) => match embedded_v4(v6) {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    };
+    let table = if ip.is_ipv4() { BLOCKED_V4 } else { BLOCKED_V6 };
+    table
+        .iter()
+        .find(|(net, _)| Net::parse(net).is_some_and(|n| n.contains(ip)))
+        .map(|(_, why)| *why)
+}
+
+/// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`),
+/// NAT64 (`64:ff9b::/96`) or 6to4 (`2002::/16`) address.
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let seg = ip.segments();
+    let low = Ipv4Addr::new((seg[6] >> 8) as u8, seg[6] as u8, (seg[7] >> 8) as u8, seg[7] as u8);
+    match seg {
+        [0, 0, 0, 0, 0, 0xffff, _, _] => Some(low),
+        // `::` and `::1` stay IPv6 so they are named as such.
+        [0, 0, 0, 0, 0, 0, hi, _] if hi != 0 => Some(low),
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(low),
+        [0x2002, a, b, ..] => Some(Ipv4Addr::new((a >> 8) as u8, a as u8, (b >> 8) as u8, b as u8)),
+        _ => None,
+    }
+}
+
+/// What `AGENT_EGRESS_ALLOW` lets through despite the blocked ranges: hosts by name and
+/// networks by CIDR. Empty in production.
+#[derive(Clone, Debug, Default)]
+pub struct EgressPolicy {
+    hosts: Vec<String>,
+    nets: Vec<Net>,
+}
+
+impl EgressPolicy {
+    /// Parses a comma-separated list of host names, IP addresses and CIDR blocks.
+    pub fn parse(s: &str) -> Result<EgressPolicy, String> {
+        let mut policy = EgressPolicy::default();
+        for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            if let Some(net) = Net::parse(item) {
+                policy.nets.push(net);
+            } else if item.contains('/') || item.contains(char::is_whitespace) {
+                return Err(format!("`{item}` is neither a host name nor an IP address or CIDR block"));
+            } else {
+                policy.hosts.push(item.to_ascii_lowercase());
+            }
+        }
+        Ok(policy)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty() && self.nets.is_empty()
+    }
+
+    /// `Ok` when `host` (as the browser named it) may be reached at `ip`; otherwise the reason.
+    pub fn check(&self, host: &str, ip: IpAddr) -> Result<(), String> {
+        let Some(why) = special_range(ip) else { return Ok(()) };
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        if self.hosts.iter().any(|h| *h == host) || self.nets.iter().any(|n| n.contains(ip)) {
+            return Ok(());
+        }
+        Err(format!("{ip} is {why}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_addresses_table() {
+        let cases: &[(&str, bool)] = &[
+            ("127.0.0.1", true),
+            ("127.255.0.9", true),
+            ("10.1.2.3", true),
+            ("172.16.0.1", true),
+            ("172.31.255.255", true),
+            ("172.32.0.1", false),
+            ("192.168.1.1", true),
+            ("169.254.169.254", true),
+            ("169.254.170.2", true),
+            ("100.64.0.1", true),
+            ("0.0.0.0", true),
+            ("224.0.0.1", true),
+            ("255.255.255.255", true),
+            ("8.8.8.8", false),
+            ("93.184.216.34", false),
+            ("::1", true),
+            ("::", true),
+            ("fe80::1", true),
+            ("fd00:ec2::254", true),
+            ("fc00::1", true),
+            ("ff02::1", true),
+            ("::ffff:127.0.0.1", true),
+            ("::ffff:169.254.170.2", true),
+            ("::ffff:8.8.8.8", false),
+            ("64:ff9b::a00:1", true),
+            ("2002:a00:1::1", true),
+            ("2002:808:808::1", false),
+            ("2001:db8::1", true),
+            ("2606:4700:4700::1111", false),
+        ];
+        for (ip, blocked) in cases {
+            let addr: IpAddr = ip.parse().unwrap();
+            assert_eq!(special_range(addr).is_some(), *blocked, "{ip}");
+        }
+    }
+
+    #[test]
+    fn allow_list_by_net_and_host() {
+        let p = EgressPolicy::parse("127.0.0.1, fixture.test ,10.0.0.0/24").unwrap();
+        assert!(p.check("127.0.0.1", "127.0.0.1".parse().unwrap()).is_ok());
+        assert!(p.check("x", "127.0.0.2".parse().unwrap()).is_err());
+        assert!(p.check("FIXTURE.test", "192.168.0.5".parse().unwrap()).is_ok());
+        assert!(p.check("x", "10.0.0.200".parse().unwrap()).is_ok());
+        assert!(p.check("x", "10.0.1.1".parse().unwrap()).is_err());
+        assert!(p.check("x", "169.254.170.2".parse().unwrap()).unwrap_err().contains("link-local"));
+        assert!(p.check("x", "1.1.1.1".parse().unwrap()).is_ok());
+        assert!(EgressPolicy::parse("10.0.0.0/33").is_err());
+        assert!(EgressPolicy::parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn default_policy_refuses_every_special_range() {
+        let p = EgressPolicy::default();
+        for ip in ["127.0.0.1", "10.0.0.1", "169.254.170.2", "::1", "fd00::1"] {
+            assert!(p.check("h", ip.parse().unwrap()).is_err(), "{ip}");
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The browser agent: runs one job inside its throw-away container. It reads the job and its
+//! pre-signed upload URLs from the environment, drives headless Chromium through chromedriver
+//! behind the egress guard, uploads the outputs and exits with a documented code within its
+//! deadline, whatever happens.
+//!
+//! Exit codes are `names::agent::exit`: 0 done; 2 invalid job; 3 browser did not start; 4 page
+//! could not be loaded; 5 egress refused; 6 deadline exceeded; 7 capture failed; 8 upload failed;
+//! 9 internal error; 101 panic outside the job; 143 stopped by SIGTERM.
+
+pub mod browser;
+pub mod config;
+pub mod error;
+pub mod guard;
+pub mod job;
+pub mod log;
+pub mod proxy;
+pub mod upload;
+
+use error::{AgentError, Stage};
+use job::Ctx;
+use log::Log;
+use names::agent::exit;
+use names::Output;
+use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use upload::Uploader;
+
+/// How long after SIGTERM the agent may spend uploading: ECS sends SIGKILL 30 s after it.
+const SIGTERM_GRACE: Duration = Duration::from_secs(20);
+
+/// Runs the job described by the process environment and returns the exit code.
+pub fn main_entry() -> i32 {
+    let started = Instant::now();
+    browser::become_subreaper();
+    let get = |k: &str| std::env::var(k).ok();
+    let task_id = config::task_id_hint(&get);
+    install_panic_hook(task_id.clone());
+    let log = Arc::new(Log::new(task_id));
+    // Also runs when main unwinds from a panic.
+    let _reap = KillOnDrop;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+    let runtime = match runtime {
+        Ok(rt) => rt,
+        Err(e) => {
+            log.error("cannot start the async runtime", json!({ "error": e.to_string() }));
+            return exit::INTERNAL;
+        }
+    };
+    let code = runtime.block_on(supervise(started, log));
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    code
+}
+
+struct KillOnDrop;
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        browser::kill_descendants();
+    }
+}
+
+fn install_panic_hook(task_id: String) {
+    std::panic::set_hook(Box::new(move |info| {
+        let line = log::line("error", &task_id, "panic", json!({ "panic": info.to_string() }));
+        println!("{line}");
+    }));
+}
+
+/// The hard stop: a thread that ends the process at the deadline even if the runtime is wedged.
+static HARD_DEADLINE_MS: AtomicU64 = AtomicU64::new(u64::MAX);
+
+fn arm_watchdog(started: Instant, at: Duration, task_id: String) {
+    HARD_DEADLINE_MS.fetch_min(at.as_millis() as u64, Ordering::SeqCst);
+    static ARMED: std::sync::Once = std::sync::Once::new();
+    ARMED.call_once(|| {
+        std::thread::spawn(move || loop {
+            let due = Duration::from_millis(HARD_DEADLINE_MS.load(Ordering::SeqCst));
+            let now = started.elapsed();
+            if now >= due {
+                let line = log::line("error", &task_id, "hard deadline reached; exiting", json!({ "exit_code": exit::DEADLINE }));
+                println!("{line}");
+                browser::kill_descendants();
+                std::process::exit(exit::DEADLINE);
+            }
+            std::thread::sleep((due - now).min(Duration::from_millis(100)));
+        });
+    });
+}
+
+async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut sigterm = signal(SignalKind::terminate()).ok();
+    let mut sigint = signal(SignalKind::interrupt()).ok();
+    let get = |k: &str| std::env::var(k).ok();
+    let config = config::from_env(&get);
+    let timeout = match &config {
+        Ok(c) => c.timeout(),
+        Err(_) => Duration::from_secs(names::job::DEFAULT_TIMEOUT_SECONDS.into()),
+    };
+    arm_watchdog(started, timeout, log_task_id(&config));
+    let t0 = tokio::time::Instant::from_std(started);
+    // Uploads must finish a little before the watchdog fires.
+    let deadline = t0 + timeout - Duration::from_millis(150);
+    let reserve = (timeout / 6).clamp(Duration::from_secs(2), Duration::from_secs(10));
+    let work_deadline = t0 + timeout - reserve;
+
+    let uploader = match config::upload_urls(&get).and_then(|urls| Uploader::new(urls, log.clone())) {
+        Ok(u) => u,
+        Err(e) => {
+            // Without upload URLs nothing can be reported but the log on stdout.
+            log.error("job failed", json!({ "code": "invalid_job", "message": e, "exit_code": exit::INVALID_JOB }));
+            return exit::INVALID_JOB;
+        }
+    };
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            let err = AgentError::InvalidJob(e);
+            return finish(&log, &uploader, Default::default(), Some((err, Stage::Config)), deadline).await;
+        }
+    };
+    log.info(
+        "job started",
+        json!({
+            "target": config.target.url().as_str(),
+            "options": config.options,
+            "timeout_s": timeout.as_secs(),
+            "egress_allow": !config.egress.is_empty(),
+        }),
+    );
+    let guard = match proxy::start(config.egress.clone(), log.clone()).await {
+        Ok(g) => g,
+        Err(e) => {
+            let err = AgentError::Internal(format!("the egress guard could not start: {e}"));
+            return finish(&log, &uploader, Default::default(), Some((err, Stage::Launch)), deadline).await;
+        }
+    };
+    let run_dir = match browser::tempdir(&config.scratch, "agent-run") {
+        Ok(d) => d,
+        Err(e) => {
+            let err = AgentError::BrowserStart(format!("the scratch directory is not writable: {e}"));
+            return finish(&log, &uploader, Default::default(), Some((err, Stage::Launch)), deadline).await;
+        }
+    };
+    let ctx = Arc::new(Ctx {
+        run_dir: run_dir.clone(),
+        config,
+        log: log.clone(),
+        guard,
+        work_deadline,
+        stage: Mutex::new(Stage::Launch),
+        artifacts: Mutex::new(Default::default()),
+    });
+    let mut task = tokio::spawn(job::run(ctx.clone()));
+    let mut upload_deadline = deadline;
+    let failure = tokio::select! {
+        joined = &mut task => match joined {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(e) if e.is_panic() => Some(AgentError::Internal("the job panicked".into())),
+            Err(e) => Some(AgentError::Internal(e.to_string())),
+        },
+        _ = tokio::time::sleep_until(work_deadline) => Some(AgentError::Deadline(ctx.config.options.timeout_seconds)),
+        _ = recv(&mut sigterm) => Some(terminated(&log, started, &mut upload_deadline)),
+        _ = recv(&mut sigint) => Some(terminated(&log, started, &mut upload_deadline)),
+    };
+    if failure.is_some() {
+        // Dropping the job drops its browser, which kills Chromium and chromedriver.
+        task.abort();
+        let _ = task.await;
+    }
+    browser::kill_descendants();
+    let stage = ctx.stage();
+    let artifacts = std::mem::take(&mut *ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner()));
+    let code = finish(&log, &uploader, artifacts, failure.map(|e| (e, stage)), upload_deadline).await;
+    let _ = std::fs::remove_dir_all(&run_dir);
+    code
+}
+
+fn log_task_id(config: &Result<config::Config, String>) -> String {
+    config.as_ref().map(|c| c.task_id.clone()).unwrap_or_default()
+}
+
+async fn recv(sig: &mut Option<tokio::signal::unix::Signal>) {
+    match sig {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn terminated(log: &Log, started: Instant, upload_deadline: &mut tokio::time::Instant) -> AgentError {
+    log.warn("SIGTERM received; uploading what there is", json!({}));
+    *upload_deadline = (*upload_deadline).min(tokio::time::Instant::now() + SIGTERM_GRACE);
+    arm_watchdog(started, started.elapsed() + SIGTERM_GRACE + Duration::from_secs(2), String::new());
+    AgentError::Terminated
+}
+
+/// Uploads what the job produced, `error.json` when it failed, and `agent.log` last, so the log
+/// tells how the uploads went. Returns the exit code.
+async fn finish(
+    log: &Log,
+    uploader: &Uploader,
+    artifacts: job::Artifacts,
+    failure: Option<(AgentError, Stage)>,
+    deadline: tokio::time::Instant,
+) -> i32 {
+    let result = artifacts.result.map(|r| serde_json::to_vec_pretty(&r).unwrap_or_default());
+    let (shot, res, html) = tokio::join!(
+        put_some(uploader, Output::Screenshot, artifacts.screenshot, deadline),
+        put_some(uploader, Output::Result, result, deadline),
+        put_some(uploader, Output::Html, artifacts.html.map(String::into_bytes), deadline),
+    );
+    let mut failure = failure;
+    if failure.is_none() {
+        if let Some(e) = [shot, res, html].into_iter().find_map(Result::err) {
+            failure = Some((e, Stage::Upload));
+        }
+    }
+    let code = match &failure {
+        None => exit::OK,
+        Some((e, stage)) => {
+            let error = json!({
+                "code": e.code(),
+                "message": e.to_string(),
+                "stage": stage,
+                "exit_code": e.exit_code(),
+                "failed_at": log::now_rfc3339(),
+            });
+            log.error("job failed", error.clone());
+            let body = serde_json::to_vec_pretty(&error).unwrap_or_default();
+            if let Err(up) = uploader.put(Output::Error, body, deadline).await {
+                log.error("error.json could not be uploaded", json!({ "error": up.to_string() }));
+            }
+            e.exit_code()
+        }
+    };
+    if code == exit::OK {
+        log.info("job completed", json!({ "exit_code": code }));
+    }
+    if uploader.can_upload(Output::Log) {
+        if let Err(e) = uploader.put(Output::Log, log.contents(), deadline).await {
+            log.error("agent.log could not be uploaded", json!({ "error": e.to_string() }));
+        }
+    }
+    code
+}
+
+async fn put_some(uploader: &Uploader, output: Output, body: Option<Vec<u8>>, deadline: tokio::time::Instant) -> Result<(), AgentError> {
+    match body {
+        Some(body) => uploader.put(output, body, deadline).await,
+        None => Ok(()),
+    }
+}
