@@ -97,7 +97,7 @@ export TF_DATA_DIR="$scratch/.terraform"
 export HOME="$scratch/home"
 # Dummy credentials: the stand-in never calls AWS, and no real credentials should reach it.
 export AWS_ACCESS_KEY_ID=AKIATFSTANDIN0000000 AWS_SECRET_ACCESS_KEY=tfstandin AWS_REGION="${AWS_REGION:-us-east-1}"
-unset AWS_PROFILE AWS_SESSION_TOKEN TF_LOG
+unset AWS_PROFILE AWS_SESSION_TOKEN TF_LOG RUST_BACKTRACE RUST_LIB_BACKTRACE
 
 # Every command warns that development overrides are in effect; that warning is ours, so drop it.
 filter() {

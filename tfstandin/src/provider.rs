@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use rmpv::Value;
 use tf_provider::schema::Schema;
 use tf_provider::{
-    AttributePath, DataSource, Diagnostics, DynamicDataSource, DynamicResource, Provider, Resource,
+    AttributePath, DataSource, Diagnostic, Diagnostics, DynamicDataSource, DynamicResource, Provider, Resource,
 };
 
 use crate::data;
@@ -108,10 +108,11 @@ impl StandinResource {
     }
 
     fn never_applies(&self, diags: &mut Diagnostics) {
-        diags.root_error(
-            "The AWS provider stand-in cannot apply",
-            format!("tfstandin serves the schema of {} for validate and plan only.", self.name),
-        );
+        diags.add_error(Diagnostic {
+            summary: "The AWS provider stand-in cannot apply".into(),
+            detail: format!("tfstandin serves the schema of {} for validate and plan only.", self.name).into(),
+            attribute: AttributePath::root(),
+        });
     }
 }
 

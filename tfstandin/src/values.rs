@@ -3,7 +3,7 @@
 //! tf-provider cannot put in the served schema.
 
 use rmpv::Value;
-use tf_provider::{AttributePath, Diagnostics};
+use tf_provider::{AttributePath, Diagnostic, Diagnostics};
 
 use crate::schema::{AttrDef, BlockDef, Nesting};
 
@@ -100,18 +100,18 @@ pub fn check_item_limits(
         let n = items.len() as u32;
         if nested.nesting != Nesting::Single && countable {
             if n < nested.min_items {
-                diags.error(
+                diags.add_error(error(
                     format!("Insufficient {name} blocks"),
                     format!("At least {} \"{name}\" blocks are required.", nested.min_items),
                     at.clone(),
-                );
+                ));
             }
             if nested.max_items > 0 && n > nested.max_items {
-                diags.error(
+                diags.add_error(error(
                     format!("Too many {name} blocks"),
                     format!("No more than {} \"{name}\" blocks are allowed", nested.max_items),
                     at.clone(),
-                );
+                ));
             }
         }
         for (i, item) in items.into_iter().enumerate() {
@@ -122,6 +122,12 @@ pub fn check_item_limits(
             check_item_limits(&nested.block, item, &at, diags);
         }
     }
+}
+
+/// A diagnostic built field by field: `Diagnostic::new` appends a backtrace to the detail whenever
+/// RUST_BACKTRACE is set, and Terraform would print it to the user.
+fn error(summary: String, detail: String, attribute: AttributePath) -> Diagnostic {
+    Diagnostic { summary: summary.into(), detail: detail.into(), attribute }
 }
 
 #[cfg(test)]
