@@ -60,7 +60,9 @@ impl Browser {
         let profile = cfg.scratch.join("chromium-profile");
         let port = free_port().map_err(|e| format!("no free loopback port: {e}"))?;
         let mut cmd = tokio::process::Command::new(cfg.chromedriver);
+        let driver_log = cfg.scratch.join("chromedriver.log");
         cmd.arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", driver_log.display()))
             .env("HOME", cfg.scratch)
             .env("TMPDIR", cfg.scratch)
             .env("XDG_CONFIG_HOME", cfg.scratch.join(".config"))
@@ -96,7 +98,13 @@ impl Browser {
             .capabilities(caps)
             .connect(&base)
             .await
-            .map_err(|e| format!("chromedriver could not start Chromium: {e}"))?;
+            .map_err(|e| {
+                // chromedriver's own log says why Chromium would not start.
+                let text = std::fs::read_to_string(&driver_log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                log.error("chromedriver log", json!({ "tail": tail }));
+                format!("chromedriver could not start Chromium: {e}")
+            })?;
         let mut browser = Browser { client, version: String::new(), _driver: driver };
         let v = browser.cdp("Browser.getVersion", json!({})).await.map_err(|e| format!("Browser.getVersion: {e}"))?;
         browser.version = v["product"].as_str().unwrap_or_default().to_string();

@@ -71,10 +71,23 @@ pub async fn run(ctx: Arc<Ctx>) -> Result<(), AgentError> {
         proxy: ctx.guard.addr,
         viewport: cfg.options.viewport,
     };
-    let browser = timeout_at(ctx.step_deadline(Duration::from_secs(45)), Browser::launch(&browser_cfg, &ctx.log))
-        .await
-        .map_err(|_| AgentError::BrowserStart("Chromium did not start in time".into()))?
-        .map_err(AgentError::BrowserStart)?;
+    // One retry: a Chromium that dies while starting is rare and rarely dies twice.
+    let mut attempt = 1;
+    let browser = loop {
+        let launched = timeout_at(ctx.step_deadline(Duration::from_secs(45)), Browser::launch(&browser_cfg, &ctx.log))
+            .await
+            .map_err(|_| AgentError::BrowserStart("Chromium did not start in time".into()))
+            .and_then(|r| r.map_err(AgentError::BrowserStart));
+        match launched {
+            Ok(b) => break b,
+            Err(e) if attempt == 1 && ctx.work_deadline > tokio::time::Instant::now() + Duration::from_secs(5) => {
+                ctx.log.warn("browser start failed; retrying", json!({ "error": e.to_string() }));
+                crate::browser::kill_descendants();
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let launch_ms = started.elapsed().as_millis() as u64;
 
     ctx.enter(Stage::Navigate);
@@ -101,13 +114,19 @@ pub async fn run(ctx: Arc<Ctx>) -> Result<(), AgentError> {
         .ok()
         .and_then(Result::ok);
     check_navigation(&ctx, mark, nav, final_url.as_ref())?;
+    let facts = script(&ctx, &browser, FACTS_SCRIPT).await?;
+    // Chromium answers some failures (a redirect loop, say) with its own error page and
+    // chromedriver reports the navigation as done.
+    if facts["href"].as_str().is_some_and(|h| h.starts_with("chrome-error:")) {
+        let code = facts["error_code"].as_str().map(str::trim).filter(|c| !c.is_empty()).unwrap_or("unknown network error");
+        return Err(AgentError::Navigation(format!("net::{}", code.trim_start_matches("net::"))));
+    }
     let final_url = final_url.map(|u| u.to_string()).unwrap_or_else(|| url.to_string());
     let navigate_ms = nav_started.elapsed().as_millis() as u64;
     ctx.log.info("page loaded", json!({ "final_url": final_url, "ms": navigate_ms }));
 
     ctx.enter(Stage::Capture);
     let capture_started = Instant::now();
-    let facts = script(&ctx, &browser, FACTS_SCRIPT).await?;
     let (png, shot) = screenshot(&ctx, &browser).await?;
     ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner()).screenshot = Some(png);
     let results = match &cfg.target {
@@ -197,7 +216,10 @@ async fn script(ctx: &Ctx, browser: &Browser, source: &str) -> Result<Value, Age
 
 const FACTS_SCRIPT: &str = r#"
 const nav = performance.getEntriesByType('navigation')[0];
+const code = document.querySelector('.error-code');
 return {
+  href: location.href,
+  error_code: code ? code.textContent : null,
   title: document.title,
   timing: nav ? nav.toJSON() : null,
   dialogs: window.__agentDialogs ? Array.from(window.__agentDialogs) : [],

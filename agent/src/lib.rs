@@ -155,8 +155,9 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
     });
     let mut task = tokio::spawn(job::run(ctx.clone()));
     let mut upload_deadline = deadline;
+    let mut finished = false;
     let failure = tokio::select! {
-        joined = &mut task => match joined {
+        joined = &mut task => match { finished = true; joined } {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e),
             Err(e) if e.is_panic() => Some(AgentError::Internal("the job panicked".into())),
@@ -166,7 +167,7 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
         _ = recv(&mut sigterm) => Some(terminated(&log, started, &mut upload_deadline)),
         _ = recv(&mut sigint) => Some(terminated(&log, started, &mut upload_deadline)),
     };
-    if failure.is_some() {
+    if !finished {
         // Dropping the job drops its browser, which kills Chromium and chromedriver.
         task.abort();
         let _ = task.await;

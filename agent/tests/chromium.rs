@@ -1,0 +1,193 @@
+//! The agent end to end with real Chromium and chromedriver: fixture pages on 127.0.0.1, uploads
+//! through pre-signed PUT URLs into a moto S3 server, every object read back and checked.
+
+mod support;
+
+use names::agent::exit;
+use names::Output;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+use support::{env, png_size, run_agent, Options, Run};
+
+fn agent() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_agent"))
+}
+
+fn run(job: Value) -> Run {
+    run_agent(agent(), job, Options::default())
+}
+
+/// The checks every successful job must pass: a PNG of the expected size, result.json, agent.log
+/// of JSON lines, and no error.json.
+fn assert_completed(run: &Run, width: u32, height: u32) -> Value {
+    run.assert_code(exit::OK);
+    let png = run.object(Output::Screenshot).expect("screenshot.png uploaded");
+    assert_eq!(png_size(&png), (width, height));
+    let result = run.json(Output::Result);
+    assert_eq!(result["task_id"], run.task_id.as_str());
+    assert_eq!(result["screenshot"]["width"], width);
+    assert_eq!(result["screenshot"]["height"], height);
+    assert_log_uploaded(run);
+    assert!(run.object(Output::Error).is_none(), "no error.json on success");
+    result
+}
+
+fn assert_log_uploaded(run: &Run) {
+    let log = String::from_utf8(run.object(Output::Log).expect("agent.log uploaded")).unwrap();
+    assert!(log.lines().count() >= 2, "{log}");
+    for line in log.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert_eq!(v["task_id"], run.task_id.as_str());
+    }
+}
+
+/// The checks every failed job must pass: error.json with the code and stage, the exit code,
+/// and agent.log.
+fn assert_failed(run: &Run, code: &str, exit_code: i32, stage: &str) -> Value {
+    run.assert_code(exit_code);
+    let error = run.json(Output::Error);
+    assert_eq!(error["code"], code, "{error}");
+    assert_eq!(error["stage"], stage, "{error}");
+    assert_eq!(error["exit_code"], exit_code);
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert_log_uploaded(run);
+    error
+}
+
+#[test]
+fn search_results_are_extracted() {
+    let run = run(json!({ "query": "rust lang", "options": { "capture_html": true } }));
+    let result = assert_completed(&run, 1280, 800);
+    assert_eq!(result["kind"], "search");
+    assert_eq!(result["query"], "rust lang");
+    assert_eq!(result["title"], "rust lang at Fixture Search");
+    assert_eq!(result["http_status"], 200);
+    assert!(result["final_url"].as_str().unwrap().ends_with("/search?q=rust+lang"));
+    let results = result["results"].as_array().unwrap();
+    assert_eq!(results.len(), support::SEARCH_RESULTS.len());
+    for (i, (title, url)) in support::SEARCH_RESULTS.iter().enumerate() {
+        assert_eq!(results[i]["rank"], i + 1);
+        assert_eq!(results[i]["title"], *title);
+        // The first one was a search-engine redirect link, unwrapped.
+        assert_eq!(results[i]["url"], *url);
+    }
+    assert!(result["timings"]["time_to_first_byte"].as_f64().is_some());
+    let html = String::from_utf8(run.object(Output::Html).expect("page.html uploaded")).unwrap();
+    assert!(html.contains("result__a"), "{html}");
+}
+
+#[test]
+fn url_job_screenshot_has_the_requested_viewport() {
+    let run = run(json!({ "url": env().page("/tall"), "options": { "viewport": { "width": 1024, "height": 700 } } }));
+    let result = assert_completed(&run, 1024, 700);
+    assert_eq!(result["kind"], "url");
+    assert_eq!(result["title"], "Tall page");
+    assert!(result.get("results").is_none());
+    assert!(run.object(Output::Html).is_none(), "no HTML unless asked");
+}
+
+#[test]
+fn full_page_screenshot_is_taller_than_the_viewport() {
+    let run = run(json!({ "url": env().page("/tall"), "options": { "full_page": true, "viewport": { "width": 800, "height": 600 } } }));
+    run.assert_code(exit::OK);
+    let (w, h) = png_size(&run.object(Output::Screenshot).unwrap());
+    assert_eq!(w, 800);
+    assert!(h >= 3000, "full page height {h}");
+    let result = run.json(Output::Result);
+    assert_eq!(result["screenshot"]["full_page"], true);
+    assert_eq!(result["screenshot"]["height"], h);
+}
+
+#[test]
+fn slow_page_is_waited_for() {
+    let run = run(json!({ "url": env().page("/slow") }));
+    let result = assert_completed(&run, 1280, 800);
+    assert_eq!(result["title"], "Slow page");
+    let ttfb = result["timings"]["time_to_first_byte"].as_f64().unwrap();
+    assert!(ttfb >= 1400.0, "time to first byte {ttfb} ms");
+}
+
+#[test]
+fn page_that_never_loads_hits_the_deadline() {
+    let timeout = *names::job::TIMEOUT_SECONDS.start();
+    let run = run(json!({ "url": env().page("/hang"), "options": { "timeout_seconds": timeout } }));
+    let error = assert_failed(&run, "deadline_exceeded", exit::DEADLINE, "navigate");
+    assert!(error["message"].as_str().unwrap().contains(&timeout.to_string()));
+    assert!(run.elapsed < Duration::from_secs(timeout.into()), "exited after {:?}", run.elapsed);
+    assert!(run.elapsed > Duration::from_secs(u64::from(timeout) / 2), "gave up early: {:?}", run.elapsed);
+}
+
+#[test]
+fn redirect_loop_fails_with_the_browser_error() {
+    let run = run(json!({ "url": env().page("/loop") }));
+    let error = assert_failed(&run, "navigation_failed", exit::NAVIGATION, "navigate");
+    assert!(error["message"].as_str().unwrap().contains("ERR_TOO_MANY_REDIRECTS"), "{error}");
+}
+
+#[test]
+fn javascript_alert_neither_blocks_nor_gets_lost() {
+    let run = run(json!({ "url": env().page("/alert") }));
+    let result = assert_completed(&run, 1280, 800);
+    assert_eq!(result["title"], "Alert done");
+    assert_eq!(result["dialogs"], json!([{ "type": "alert", "message": "hello from the fixture" }]));
+}
+
+#[test]
+fn redirects_to_link_local_and_private_addresses_are_refused() {
+    // Nothing is ever sent to these addresses: the guard refuses before it connects.
+    for (to, needle) in [
+        ("http://169.254.170.2/v2/credentials", "169.254.170.2 is link-local"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is link-local"),
+        ("http://10.0.0.1/", "10.0.0.1 is private"),
+        ("https://192.168.1.1/", "192.168.1.1 is private"),
+        ("http://[fd00:ec2::254]/", "unique local"),
+    ] {
+        let url = format!("{}?to={}", env().page("/redirect"), url::form_urlencoded::byte_serialize(to.as_bytes()).collect::<String>());
+        let run = run(json!({ "url": url }));
+        let error = assert_failed(&run, "egress_refused", exit::EGRESS_REFUSED, "navigate");
+        assert!(error["message"].as_str().unwrap().contains(needle), "{to}: {error}");
+        assert!(run.object(Output::Screenshot).is_none());
+    }
+}
+
+#[test]
+fn loopback_is_refused_without_the_allow_list_even_by_name() {
+    for host in ["127.0.0.1", "localhost"] {
+        let url = format!("http://{host}:{}/page", env().fixture.port());
+        let run = run_agent(agent(), json!({ "url": url }), Options { egress_allow: None, ..Options::default() });
+        let error = assert_failed(&run, "egress_refused", exit::EGRESS_REFUSED, "navigate");
+        assert!(error["message"].as_str().unwrap().contains("is loopback"), "{error}");
+    }
+}
+
+#[test]
+fn not_found_page_is_captured_with_its_status() {
+    let run = run(json!({ "url": env().page("/missing") }));
+    let result = assert_completed(&run, 1280, 800);
+    assert_eq!(result["http_status"], 404);
+    assert_eq!(result["title"], "Not found");
+}
+
+#[test]
+fn connection_refused_is_reported() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let run = run(json!({ "url": format!("http://{closed}/") }));
+    let error = assert_failed(&run, "page_unreachable", exit::NAVIGATION, "navigate");
+    assert!(error["message"].as_str().unwrap().contains(&closed.to_string()), "{error}");
+}
+
+#[test]
+fn invalid_job_gets_error_json_without_a_browser() {
+    let run = run(json!({ "query": "a", "url": "https://example.org/" }));
+    let error = assert_failed(&run, "invalid_job", exit::INVALID_JOB, "config");
+    assert!(error["message"].as_str().unwrap().contains("exactly one of query and url"));
+}
+
+#[test]
+fn sigterm_uploads_what_there_is_and_exits_promptly() {
+    let opts = Options { sigterm_after: Some(Duration::from_secs(4)), ..Options::default() };
+    let run = run_agent(agent(), json!({ "url": env().page("/hang"), "options": { "timeout_seconds": 60 } }), opts);
+    assert_failed(&run, "terminated", exit::TERMINATED, "navigate");
+    assert!(run.elapsed < Duration::from_secs(8), "took {:?} after SIGTERM at 4 s", run.elapsed);
+}

@@ -1,0 +1,416 @@
+//! What the agent tests and the benchmark share: a moto S3 server, a SigV4 presigner for its
+//! PUT URLs, fixture pages on 127.0.0.1 and a runner that starts the real agent binary.
+#![allow(dead_code)]
+
+use hmac::{Hmac, Mac};
+use names::Output;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const BUCKET: &str = "agent-test-outputs";
+const REGION: &str = "us-east-1";
+
+/// The services every test shares, started once per test binary and killed when it exits.
+pub struct Env {
+    pub s3: SocketAddr,
+    pub fixture: SocketAddr,
+}
+
+pub fn env() -> &'static Env {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let s3 = start_moto();
+        let fixture = start_fixture();
+        Env { s3, fixture }
+    })
+}
+
+impl Env {
+    pub fn page(&self, path: &str) -> String {
+        format!("http://{}{path}", self.fixture)
+    }
+
+    pub fn object_url(&self, key: &str) -> String {
+        format!("http://{}/{BUCKET}/{key}", self.s3)
+    }
+
+    /// Reads an object back from S3, `None` when it does not exist.
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let url = presign("GET", self.s3, key);
+        let path_and_query = &url[url.find(&format!("/{BUCKET}/")).unwrap()..];
+        let (status, body) = http("GET", self.s3, path_and_query, b"");
+        (status == 200).then_some(body)
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts moto from a thread that lives as long as the process: the server gets SIGKILL when
+/// that thread, and so the test binary, ends.
+fn start_moto() -> SocketAddr {
+    let moto = std::env::var("AGENT_TEST_MOTO_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join(".tools/venv/bin/moto_server"));
+    assert!(moto.exists(), "{} is missing: run `make test-agent` (it runs scripts/tools.sh python)", moto.display());
+    let port = free_port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new(&moto);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn();
+        tx.send(child.is_ok()).unwrap();
+        let _child = child;
+        loop {
+            std::thread::park();
+        }
+    });
+    assert!(rx.recv().unwrap(), "moto_server did not start");
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let started = Instant::now();
+    loop {
+        if TcpStream::connect(addr).is_ok() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "moto_server did not listen on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, body) = http("PUT", addr, &format!("/{BUCKET}"), b"");
+    assert_eq!(status, 200, "create bucket: {}", String::from_utf8_lossy(&body));
+    addr
+}
+
+/// A tiny HTTP/1.1 client for the test side (moto and fixtures), one request per connection.
+pub fn http(method: &str, addr: SocketAddr, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let length = match body.is_empty() && method == "GET" {
+        true => String::new(),
+        false => format!("Content-Length: {}\r\n", body.len()),
+    };
+    let head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{length}Connection: close\r\n\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP response");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut body = raw[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else { return out };
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
+        b = &b[eol + 4 + size..];
+    }
+}
+
+/// A SigV4 query-string presigned PUT URL, as the process function makes them (moto checks
+/// neither signature nor expiry, but the agent must carry the query through untouched).
+pub fn presign_put(s3: SocketAddr, key: &str) -> String {
+    presign("PUT", s3, key)
+}
+
+/// Reading back goes through a pre-signed GET too, as the status function's links do.
+pub fn presign(method: &str, s3: SocketAddr, key: &str) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let date = format!("{:04}{:02}{:02}", now.year(), u8::from(now.month()), now.day());
+    let amz_date = format!("{date}T{:02}{:02}{:02}Z", now.hour(), now.minute(), now.second());
+    let scope = format!("{date}/{REGION}/s3/aws4_request");
+    let credential = format!("AKIDTEST/{scope}");
+    let path = format!("/{BUCKET}/{}", key.split('/').map(uri_encode).collect::<Vec<_>>().join("/"));
+    let mut query = [
+        ("X-Amz-Algorithm", "AWS4-HMAC-SHA256".to_string()),
+        ("X-Amz-Credential", credential),
+        ("X-Amz-Date", amz_date.clone()),
+        ("X-Amz-Expires", "3600".to_string()),
+        ("X-Amz-SignedHeaders", "host".to_string()),
+    ]
+    .map(|(k, v)| format!("{}={}", uri_encode(k), uri_encode(&v)));
+    query.sort();
+    let query = query.join("&");
+    let canonical = format!("{method}\n{path}\n{query}\nhost:{s3}\n\nhost\nUNSIGNED-PAYLOAD");
+    let to_sign = format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", hex(&Sha256::digest(canonical.as_bytes())));
+    let mut key = hmac(format!("AWS4{}", "secret-test-key").as_bytes(), date.as_bytes());
+    for part in [REGION, "s3", "aws4_request"] {
+        key = hmac(&key, part.as_bytes());
+    }
+    let signature = hex(&hmac(&key, to_sign.as_bytes()));
+    format!("http://{s3}{path}?{query}&X-Amz-Signature={signature}")
+}
+
+fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    m.update(data);
+    m.finalize().into_bytes().to_vec()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn uri_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// One finished agent run.
+pub struct Run {
+    pub task_id: String,
+    pub code: i32,
+    pub elapsed: Duration,
+    pub stdout: String,
+}
+
+impl Run {
+    pub fn object(&self, output: Output) -> Option<Vec<u8>> {
+        env().get(&names::bucket::output_key(&self.task_id, output))
+    }
+
+    pub fn json(&self, output: Output) -> Value {
+        let bytes = self.object(output).unwrap_or_else(|| panic!("{} was not uploaded\n{}", output.file_name(), self.stdout));
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{} is not JSON: {e}", output.file_name()))
+    }
+
+    pub fn assert_code(&self, code: i32) {
+        assert_eq!(self.code, code, "exit code; agent stdout:\n{}", self.stdout);
+    }
+}
+
+pub struct Options {
+    pub egress_allow: Option<String>,
+    /// Sends SIGTERM this long after the start.
+    pub sigterm_after: Option<Duration>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { egress_allow: Some("127.0.0.1".into()), sigterm_after: None }
+    }
+}
+
+pub fn unique_task_id() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("t-{}-{}-{nanos:08x}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Pre-signed PUT URLs for every output of a task.
+pub fn upload_urls(task_id: &str) -> String {
+    let s3 = env().s3;
+    let map: serde_json::Map<String, Value> = Output::ALL
+        .into_iter()
+        .map(|o| (o.as_str().to_string(), Value::String(presign_put(s3, &names::bucket::output_key(task_id, o)))))
+        .collect();
+    Value::Object(map).to_string()
+}
+
+/// Runs the agent binary on `job` (its `task_id` is filled in) and waits for it.
+pub fn run_agent(agent: &Path, mut job: Value, opts: Options) -> Run {
+    use names::env::agent as var;
+    let env = env();
+    let task_id = unique_task_id();
+    job["task_id"] = Value::String(task_id.clone());
+    let scratch = std::env::temp_dir().join(format!("agent-test-{task_id}"));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let mut cmd = std::process::Command::new(agent);
+    cmd.env(var::JOB, job.to_string())
+        .env(var::UPLOAD_URLS, upload_urls(&task_id))
+        .env(var::SEARCH_URL_TEMPLATE, format!("http://{}/search?q={{query}}", env.fixture))
+        .env(var::SCRATCH_DIR, &scratch)
+        .env_remove(var::EGRESS_ALLOW)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+    if let Some(allow) = &opts.egress_allow {
+        cmd.env(var::EGRESS_ALLOW, allow);
+    }
+    let started = Instant::now();
+    let mut child = cmd.spawn().expect("the agent binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::BufReader::new(stdout).read_to_string(&mut s);
+        s
+    });
+    let limit = Duration::from_secs(job["options"]["timeout_seconds"].as_u64().unwrap_or(120) + 10);
+    let mut termed = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if let Some(after) = opts.sigterm_after {
+            if !termed && started.elapsed() >= after {
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                termed = true;
+            }
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("the agent ran longer than {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let elapsed = started.elapsed();
+    let stdout = reader.join().unwrap();
+    let leaked = processes_mentioning(&scratch);
+    assert!(leaked.is_empty(), "processes outlived the agent: {leaked:?}\n{stdout}");
+    let _ = std::fs::remove_dir_all(&scratch);
+    Run { task_id, code: status.code().unwrap_or(-1), elapsed, stdout }
+}
+
+/// Live processes whose command line mentions `path` (Chromium's profile lives below it).
+fn processes_mentioning(path: &Path) -> Vec<String> {
+    let needle = path.to_string_lossy().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().filter(|s| s.chars().all(|c| c.is_ascii_digit())) else { continue };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z') {
+            continue;
+        }
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(&needle) {
+            found.push(format!("{pid}: {}", cmdline.chars().take(120).collect::<String>()));
+        }
+    }
+    found
+}
+
+/// Width and height of a PNG, checking its signature.
+pub fn png_size(png: &[u8]) -> (u32, u32) {
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG signature");
+    assert_eq!(&png[12..16], b"IHDR");
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    (be(&png[16..20]), be(&png[20..24]))
+}
+
+// ---- fixture pages -------------------------------------------------------------------------
+
+/// Serves the fixture pages on 127.0.0.1 from a thread of its own.
+fn start_fixture() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || serve(stream));
+        }
+    });
+    addr
+}
+
+pub const SEARCH_RESULTS: &[(&str, &str)] = &[
+    ("Rust Programming Language", "https://www.rust-lang.org/"),
+    ("The Rust Book", "https://doc.rust-lang.org/book/"),
+    ("crates.io: Rust Package Registry", "https://crates.io/"),
+];
+
+fn serve(mut s: TcpStream) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let param = |name: &str| {
+        url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.to_string())
+    };
+    let html = |status: &str, body: String| {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let response = match path {
+        "/page" => html("200 OK", page("Fixture page", "<h1>Hello from the fixture</h1><p>A small page.</p>")),
+        "/search" => {
+            let q = param("q").unwrap_or_default();
+            let items: String = SEARCH_RESULTS
+                .iter()
+                .enumerate()
+                .map(|(i, (title, url))| {
+                    // The first link is wrapped like DuckDuckGo's HTML results.
+                    let href = if i == 0 {
+                        format!("//duckduckgo.com/l/?uddg={}&rut=x", url::form_urlencoded::byte_serialize(url.as_bytes()).collect::<String>())
+                    } else {
+                        url.to_string()
+                    };
+                    format!("<div class=\"result\"><h2><a class=\"result__a\" href=\"{href}\">{title}</a></h2><p>snippet {i}</p></div>")
+                })
+                .collect();
+            html("200 OK", page(&format!("{} at Fixture Search", escape(&q)), &format!("<form><input name=q value=\"{}\"></form>{items}", escape(&q))))
+        }
+        "/tall" => html(
+            "200 OK",
+            page("Tall page", "<div style=\"height:3000px;background:linear-gradient(#c33,#33c)\">top</div><p>bottom</p>"),
+        ),
+        "/slow" => {
+            std::thread::sleep(Duration::from_millis(1500));
+            html("200 OK", page("Slow page", "<p>finally</p>"))
+        }
+        "/hang" => {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n<html><head><title>Hanging</title></head><body><p>loading");
+            // Never finishes: hold the connection until the agent gives up.
+            let _ = s.set_read_timeout(Some(Duration::from_secs(120)));
+            let _ = s.read(&mut chunk);
+            return;
+        }
+        "/loop" => "HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+        "/redirect" => format!(
+            "HTTP/1.1 302 Found\r\nLocation: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            param("to").unwrap_or_else(|| "/page".into())
+        ),
+        "/alert" => html("200 OK", page("Alert page", "<script>alert('hello from the fixture'); document.title = 'Alert done';</script><p>after</p>")),
+        _ => html("404 Not Found", page("Not found", "<h1>404</h1>")),
+    };
+    let _ = s.write_all(response.as_bytes());
+}
+
+fn page(title: &str, body: &str) -> String {
+    format!("<!doctype html><html><head><meta charset=utf-8><title>{title}</title></head><body style=\"margin:0\">{body}</body></html>")
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
