@@ -20,7 +20,9 @@ pub fn read(name: &str, block: &BlockDef, mut config: Value, region: &str) -> Va
     fill_nulls(block, &mut config, &mut |attr, def| {
         Some(match (name, attr) {
             ("aws_caller_identity", "account_id" | "id") => ACCOUNT_ID.into(),
-            ("aws_caller_identity", "arn") => format!("arn:aws:iam::{ACCOUNT_ID}:user/tfstandin").into(),
+            ("aws_caller_identity", "arn") => {
+                format!("arn:aws:iam::{ACCOUNT_ID}:user/tfstandin").into()
+            }
             ("aws_caller_identity", "user_id") => "AIDATFSTANDIN00000000".into(),
             ("aws_region", "region" | "name" | "id") => region.as_str().into(),
             ("aws_region", "endpoint") => format!("ec2.{region}.amazonaws.com").into(),
@@ -28,7 +30,9 @@ pub fn read(name: &str, block: &BlockDef, mut config: Value, region: &str) -> Va
             ("aws_partition", "partition" | "id") => "aws".into(),
             ("aws_partition", "dns_suffix") => "amazonaws.com".into(),
             ("aws_partition", "reverse_dns_prefix") => "com.amazonaws".into(),
-            ("aws_availability_zones", "names") => strings(&[&format!("{region}a"), &format!("{region}b")]),
+            ("aws_availability_zones", "names") => {
+                strings(&[&format!("{region}a"), &format!("{region}b")])
+            }
             ("aws_availability_zones", "zone_ids") => strings(&["use1-az1", "use1-az2"]),
             ("aws_availability_zones", "group_names") => strings(&[&region]),
             ("aws_availability_zones", "id" | "region") => region.as_str().into(),
@@ -72,12 +76,19 @@ fn placeholder(def: &AttrDef) -> Option<Value> {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3))
+    bytes.iter().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    })
 }
 
 fn string_list(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|items| items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -94,12 +105,17 @@ fn one_or_many(mut items: Vec<String>) -> Json {
 /// The IAM policy JSON that the AWS provider renders for an `aws_iam_policy_document` configuration.
 pub fn policy_document(config: &Value) -> Json {
     let mut doc = Map::new();
-    let version = get(config, "version").and_then(Value::as_str).unwrap_or("2012-10-17");
+    let version = get(config, "version")
+        .and_then(Value::as_str)
+        .unwrap_or("2012-10-17");
     doc.insert("Version".into(), version.into());
     if let Some(id) = get(config, "policy_id").and_then(Value::as_str) {
         doc.insert("Id".into(), id.into());
     }
-    let statements = get(config, "statement").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    let statements = get(config, "statement")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     let rendered: Vec<Json> = statements.iter().map(statement).collect();
     doc.insert("Statement".into(), Json::from(rendered));
     Json::Object(doc)
@@ -110,36 +126,74 @@ fn statement(s: &Value) -> Json {
     if let Some(sid) = get(s, "sid").and_then(Value::as_str) {
         out.insert("Sid".into(), sid.into());
     }
-    out.insert("Effect".into(), get(s, "effect").and_then(Value::as_str).unwrap_or("Allow").into());
-    for (attr, key) in [("actions", "Action"), ("not_actions", "NotAction"), ("resources", "Resource"), ("not_resources", "NotResource")] {
+    out.insert(
+        "Effect".into(),
+        get(s, "effect")
+            .and_then(Value::as_str)
+            .unwrap_or("Allow")
+            .into(),
+    );
+    for (attr, key) in [
+        ("actions", "Action"),
+        ("not_actions", "NotAction"),
+        ("resources", "Resource"),
+        ("not_resources", "NotResource"),
+    ] {
         let items = string_list(get(s, attr));
         if !items.is_empty() {
             out.insert(key.into(), one_or_many(items));
         }
     }
-    for (attr, key) in [("principals", "Principal"), ("not_principals", "NotPrincipal")] {
-        let blocks = get(s, attr).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    for (attr, key) in [
+        ("principals", "Principal"),
+        ("not_principals", "NotPrincipal"),
+    ] {
+        let blocks = get(s, attr)
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         if blocks.is_empty() {
             continue;
         }
         let mut by_type = Map::new();
         let mut wildcard = false;
         for p in blocks {
-            let ty = get(p, "type").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let ty = get(p, "type")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             let ids = string_list(get(p, "identifiers"));
             wildcard |= ty == "*" && ids.iter().all(|i| i == "*");
             by_type.insert(ty, one_or_many(ids));
         }
-        out.insert(key.into(), if wildcard { json!("*") } else { Json::Object(by_type) });
+        out.insert(
+            key.into(),
+            if wildcard {
+                json!("*")
+            } else {
+                Json::Object(by_type)
+            },
+        );
     }
-    let conditions = get(s, "condition").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    let conditions = get(s, "condition")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     if !conditions.is_empty() {
         let mut by_test = Map::new();
         for c in conditions {
-            let test = get(c, "test").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let variable = get(c, "variable").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let test = get(c, "test")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let variable = get(c, "variable")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             let values = string_list(get(c, "values"));
-            let entry = by_test.entry(test).or_insert_with(|| Json::Object(Map::new()));
+            let entry = by_test
+                .entry(test)
+                .or_insert_with(|| Json::Object(Map::new()));
             if let Json::Object(vars) = entry {
                 vars.insert(variable, one_or_many(values));
             }
@@ -155,19 +209,51 @@ mod tests {
     use crate::schema::SchemaFile;
 
     fn map(entries: Vec<(&str, Value)>) -> Value {
-        Value::Map(entries.into_iter().map(|(k, v)| (Value::from(k), v)).collect())
+        Value::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| (Value::from(k), v))
+                .collect(),
+        )
     }
 
     #[test]
     fn account_region_and_zones_are_plausible() {
         let s = SchemaFile::load();
-        let nulls = |b: &BlockDef| map(b.attributes.keys().map(|k| (k.as_str(), Value::Nil)).collect());
-        let me = read("aws_caller_identity", &s.data_sources["aws_caller_identity"], nulls(&s.data_sources["aws_caller_identity"]), "eu-west-1");
+        let nulls = |b: &BlockDef| {
+            map(b
+                .attributes
+                .keys()
+                .map(|k| (k.as_str(), Value::Nil))
+                .collect())
+        };
+        let me = read(
+            "aws_caller_identity",
+            &s.data_sources["aws_caller_identity"],
+            nulls(&s.data_sources["aws_caller_identity"]),
+            "eu-west-1",
+        );
         assert_eq!(get(&me, "account_id").unwrap().as_str(), Some(ACCOUNT_ID));
-        let zones = read("aws_availability_zones", &s.data_sources["aws_availability_zones"], nulls(&s.data_sources["aws_availability_zones"]), "eu-west-1");
-        assert_eq!(string_list(get(&zones, "names")), ["eu-west-1a", "eu-west-1b"]);
-        let part = read("aws_partition", &s.data_sources["aws_partition"], nulls(&s.data_sources["aws_partition"]), "eu-west-1");
-        assert_eq!(get(&part, "dns_suffix").unwrap().as_str(), Some("amazonaws.com"));
+        let zones = read(
+            "aws_availability_zones",
+            &s.data_sources["aws_availability_zones"],
+            nulls(&s.data_sources["aws_availability_zones"]),
+            "eu-west-1",
+        );
+        assert_eq!(
+            string_list(get(&zones, "names")),
+            ["eu-west-1a", "eu-west-1b"]
+        );
+        let part = read(
+            "aws_partition",
+            &s.data_sources["aws_partition"],
+            nulls(&s.data_sources["aws_partition"]),
+            "eu-west-1",
+        );
+        assert_eq!(
+            get(&part, "dns_suffix").unwrap().as_str(),
+            Some("amazonaws.com")
+        );
     }
 
     #[test]
@@ -176,12 +262,18 @@ mod tests {
             ("sid", "Send".into()),
             ("effect", Value::Nil),
             ("actions", Value::Array(vec!["sqs:SendMessage".into()])),
-            ("resources", Value::Array(vec!["arn:b".into(), "arn:a".into()])),
+            (
+                "resources",
+                Value::Array(vec!["arn:b".into(), "arn:a".into()]),
+            ),
             (
                 "principals",
                 Value::Array(vec![map(vec![
                     ("type", "Service".into()),
-                    ("identifiers", Value::Array(vec!["lambda.amazonaws.com".into()])),
+                    (
+                        "identifiers",
+                        Value::Array(vec!["lambda.amazonaws.com".into()]),
+                    ),
                 ])]),
             ),
             (

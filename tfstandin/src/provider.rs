@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use rmpv::Value;
 use tf_provider::schema::Schema;
 use tf_provider::{
-    AttributePath, DataSource, Diagnostic, Diagnostics, DynamicDataSource, DynamicResource, Provider, Resource,
+    AttributePath, DataSource, Diagnostic, Diagnostics, DynamicDataSource, DynamicResource,
+    Provider, Resource,
 };
 
 use crate::data;
@@ -26,7 +27,10 @@ pub struct AwsStandin {
 
 impl AwsStandin {
     pub fn new() -> Self {
-        Self { schema: Arc::new(SchemaFile::load()), region: Arc::default() }
+        Self {
+            schema: Arc::new(SchemaFile::load()),
+            region: Arc::default(),
+        }
     }
 }
 
@@ -56,7 +60,9 @@ impl Provider for AwsStandin {
         config: Self::Config<'a>,
     ) -> Option<()> {
         let region = crate::values::get(&config, "region").and_then(Value::as_str);
-        let _ = self.region.set(region.unwrap_or(data::DEFAULT_REGION).to_owned());
+        let _ = self
+            .region
+            .set(region.unwrap_or(data::DEFAULT_REGION).to_owned());
         Some(())
     }
 
@@ -69,7 +75,10 @@ impl Provider for AwsStandin {
                 .resources
                 .keys()
                 .map(|name| {
-                    let r = StandinResource { schema: self.schema.clone(), name: name.clone() };
+                    let r = StandinResource {
+                        schema: self.schema.clone(),
+                        name: name.clone(),
+                    };
                     (unprefixed(name), Box::new(r) as Box<dyn DynamicResource>)
                 })
                 .collect(),
@@ -110,7 +119,11 @@ impl StandinResource {
     fn never_applies(&self, diags: &mut Diagnostics) {
         diags.add_error(Diagnostic {
             summary: "The AWS provider stand-in cannot apply".into(),
-            detail: format!("tfstandin serves the schema of {} for validate and plan only.", self.name).into(),
+            detail: format!(
+                "tfstandin serves the schema of {} for validate and plan only.",
+                self.name
+            )
+            .into(),
             attribute: AttributePath::root(),
         });
     }
@@ -160,7 +173,11 @@ impl Resource for StandinResource {
         prior_private_state: Self::PrivateState<'a>,
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
-        Some((plan(self.def(), proposed_state), prior_private_state, Vec::new()))
+        Some((
+            plan(self.def(), proposed_state),
+            prior_private_state,
+            Vec::new(),
+        ))
     }
 
     async fn plan_destroy<'a>(
@@ -242,7 +259,11 @@ impl DataSource for StandinDataSource {
         config: Self::State<'a>,
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<Self::State<'a>> {
-        let region = self.region.get().map(String::as_str).unwrap_or(data::DEFAULT_REGION);
+        let region = self
+            .region
+            .get()
+            .map(String::as_str)
+            .unwrap_or(data::DEFAULT_REGION);
         Some(data::read(&self.name, self.def(), config, region))
     }
 }

@@ -195,7 +195,30 @@ mod tests {
             to_schema(b);
         }
         let (types, attributes, blocks) = s.size();
-        assert!(types > 50 && attributes > 1000 && blocks > 100, "{types} {attributes} {blocks}");
+        assert!(
+            types > 50 && attributes > 1000 && blocks > 100,
+            "{types} {attributes} {blocks}"
+        );
+    }
+
+    #[test]
+    fn serves_exactly_the_types_the_generator_may_emit() {
+        let listed = include_str!("../../infra-gen/provider-schema/types.txt");
+        let mut want: Vec<String> = listed
+            .lines()
+            .map(|l| l.split('#').next().unwrap().trim())
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        want.sort();
+        let s = SchemaFile::load();
+        let mut served: Vec<String> = s.resources.keys().cloned().collect();
+        served.extend(s.data_sources.keys().map(|d| format!("data.{d}")));
+        served.sort();
+        assert_eq!(
+            served, want,
+            "rerun scripts/provider-schema-full.sh after changing types.txt"
+        );
     }
 
     #[test]
@@ -203,7 +226,10 @@ mod tests {
         let s = SchemaFile::load();
         let versioning = &s.resources["aws_s3_bucket_versioning"];
         let vc = &versioning.blocks["versioning_configuration"];
-        assert_eq!((vc.nesting, vc.min_items, vc.max_items), (Nesting::List, 1, 1));
+        assert_eq!(
+            (vc.nesting, vc.min_items, vc.max_items),
+            (Nesting::List, 1, 1)
+        );
         assert!(vc.block.attributes["status"].required);
         let queue = &s.resources["aws_sqs_queue"];
         assert!(queue.attributes["arn"].computed && !queue.attributes["arn"].optional);

@@ -53,7 +53,9 @@ pub fn fill_nulls(
         }
     }
     for (name, nested) in &block.blocks {
-        let Some(v) = get_mut(value, name) else { continue };
+        let Some(v) = get_mut(value, name) else {
+            continue;
+        };
         match (nested.nesting, v) {
             (Nesting::Single, v @ Value::Map(_)) => fill_nulls(&nested.block, v, fill),
             (Nesting::List | Nesting::Set, Value::Array(items)) => {
@@ -69,7 +71,9 @@ pub fn fill_nulls(
 /// The planned new state of a resource: the proposed state with every null computed attribute unknown, as
 /// a provider that learns them on create would plan it.
 pub fn plan(block: &BlockDef, mut proposed: Value) -> Value {
-    fill_nulls(block, &mut proposed, &mut |_, attr| attr.computed.then(unknown));
+    fill_nulls(block, &mut proposed, &mut |_, attr| {
+        attr.computed.then(unknown)
+    });
     proposed
 }
 
@@ -102,14 +106,20 @@ pub fn check_item_limits(
             if n < nested.min_items {
                 diags.add_error(error(
                     format!("Insufficient {name} blocks"),
-                    format!("At least {} \"{name}\" blocks are required.", nested.min_items),
+                    format!(
+                        "At least {} \"{name}\" blocks are required.",
+                        nested.min_items
+                    ),
                     at.clone(),
                 ));
             }
             if nested.max_items > 0 && n > nested.max_items {
                 diags.add_error(error(
                     format!("Too many {name} blocks"),
-                    format!("No more than {} \"{name}\" blocks are allowed", nested.max_items),
+                    format!(
+                        "No more than {} \"{name}\" blocks are allowed",
+                        nested.max_items
+                    ),
                     at.clone(),
                 ));
             }
@@ -127,7 +137,11 @@ pub fn check_item_limits(
 /// A diagnostic built field by field: `Diagnostic::new` appends a backtrace to the detail whenever
 /// RUST_BACKTRACE is set, and Terraform would print it to the user.
 fn error(summary: String, detail: String, attribute: AttributePath) -> Diagnostic {
-    Diagnostic { summary: summary.into(), detail: detail.into(), attribute }
+    Diagnostic {
+        summary: summary.into(),
+        detail: detail.into(),
+        attribute,
+    }
 }
 
 #[cfg(test)]
@@ -136,7 +150,12 @@ mod tests {
     use crate::schema::SchemaFile;
 
     fn map(entries: Vec<(&str, Value)>) -> Value {
-        Value::Map(entries.into_iter().map(|(k, v)| (Value::from(k), v)).collect())
+        Value::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| (Value::from(k), v))
+                .collect(),
+        )
     }
 
     #[test]
@@ -159,9 +178,15 @@ mod tests {
         ]);
         let planned = plan(versioning, proposed);
         assert!(is_unknown(get(&planned, "id").unwrap()));
-        assert!(get(&planned, "mfa").unwrap().is_nil(), "optional, not computed: stays null");
+        assert!(
+            get(&planned, "mfa").unwrap().is_nil(),
+            "optional, not computed: stays null"
+        );
         assert_eq!(get(&planned, "bucket").unwrap().as_str(), Some("b"));
-        let vc = &get(&planned, "versioning_configuration").unwrap().as_array().unwrap()[0];
+        let vc = &get(&planned, "versioning_configuration")
+            .unwrap()
+            .as_array()
+            .unwrap()[0];
         assert!(is_unknown(get(vc, "mfa_delete").unwrap()));
     }
 
@@ -170,9 +195,15 @@ mod tests {
         let s = SchemaFile::load();
         let versioning = &s.resources["aws_s3_bucket_versioning"];
         let mut diags = Diagnostics::default();
-        let config = map(vec![("bucket", Value::from("b")), ("versioning_configuration", Value::Array(vec![]))]);
+        let config = map(vec![
+            ("bucket", Value::from("b")),
+            ("versioning_configuration", Value::Array(vec![])),
+        ]);
         check_item_limits(versioning, &config, &AttributePath::root(), &mut diags);
         assert_eq!(diags.errors.len(), 1);
-        assert_eq!(diags.errors[0].summary, "Insufficient versioning_configuration blocks");
+        assert_eq!(
+            diags.errors[0].summary,
+            "Insufficient versioning_configuration blocks"
+        );
     }
 }

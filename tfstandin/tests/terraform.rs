@@ -8,7 +8,10 @@ use std::process::Command;
 use serde_json::{json, Value};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn terraform() -> Option<PathBuf> {
@@ -23,7 +26,12 @@ fn terraform() -> Option<PathBuf> {
 macro_rules! require_terraform {
     () => {
         if terraform().is_none() {
-            eprintln!("note: no terraform binary on PATH; skipping Terraform's own checks");
+            // Straight to stderr: the test harness captures eprintln!, and a skip must be seen.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: no terraform binary on PATH; skipping Terraform's own checks"
+            );
             return;
         }
     };
@@ -41,7 +49,10 @@ fn validate(dir: &Path, plan: bool) -> Run {
     }
     let out = cmd
         .arg(dir)
-        .env("TFSTANDIN_BIN", env!("CARGO_BIN_EXE_terraform-provider-aws"))
+        .env(
+            "TFSTANDIN_BIN",
+            env!("CARGO_BIN_EXE_terraform-provider-aws"),
+        )
         .output()
         .expect("scripts/validate.sh runs");
     let output = format!(
@@ -49,8 +60,15 @@ fn validate(dir: &Path, plan: bool) -> Run {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_ne!(out.status.code(), Some(2), "validate.sh could not run:\n{output}");
-    Run { ok: out.status.success(), output }
+    assert_ne!(
+        out.status.code(),
+        Some(2),
+        "validate.sh could not run:\n{output}"
+    );
+    Run {
+        ok: out.status.success(),
+        output,
+    }
 }
 
 /// A scratch configuration: the provider requirement plus `body` in main.tf.json.
@@ -63,7 +81,11 @@ fn config(name: &str, body: &Value) -> PathBuf {
         "provider": {"aws": {"region": "eu-west-1"}}
     });
     std::fs::write(dir.join("versions.tf.json"), versions.to_string()).unwrap();
-    std::fs::write(dir.join("main.tf.json"), serde_json::to_string_pretty(body).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("main.tf.json"),
+        serde_json::to_string_pretty(body).unwrap(),
+    )
+    .unwrap();
     dir
 }
 
@@ -74,17 +96,26 @@ fn crafted() -> Vec<(&'static str, Value, [&'static str; 2])> {
             "unknown argument",
             json!({"resource": {"aws_sqs_queue": {"jobs": {"name": "jobs", "nmae": "jobs"}}}}),
             // In JSON syntax Terraform words it so; `.tf` files say "Unsupported argument".
-            ["Error: Extraneous JSON object property", r#"No argument or block type is named "nmae"."#],
+            [
+                "Error: Extraneous JSON object property",
+                r#"No argument or block type is named "nmae"."#,
+            ],
         ),
         (
             "wrong type",
             json!({"resource": {"aws_sqs_queue": {"jobs": {"name": "jobs", "fifo_queue": "maybe"}}}}),
-            ["Error: Incorrect attribute value type", r#"Inappropriate value for attribute "fifo_queue": a bool is required."#],
+            [
+                "Error: Incorrect attribute value type",
+                r#"Inappropriate value for attribute "fifo_queue": a bool is required."#,
+            ],
         ),
         (
             "wrong collection type",
             json!({"resource": {"aws_sqs_queue": {"jobs": {"name": "jobs", "tags": ["a"]}}}}),
-            ["Error: Incorrect attribute value type", r#"Inappropriate value for attribute "tags": map of string required."#],
+            [
+                "Error: Incorrect attribute value type",
+                r#"Inappropriate value for attribute "tags": map of string required."#,
+            ],
         ),
         (
             "reference to a missing attribute",
@@ -92,29 +123,44 @@ fn crafted() -> Vec<(&'static str, Value, [&'static str; 2])> {
                 "resource": {"aws_sqs_queue": {"jobs": {"name": "jobs"}}},
                 "output": {"queue": {"value": "${aws_sqs_queue.jobs.arnn}"}}
             }),
-            ["Error: Unsupported attribute", r#"This object has no argument, nested block, or exported attribute named "arnn"."#],
+            [
+                "Error: Unsupported attribute",
+                r#"This object has no argument, nested block, or exported attribute named "arnn"."#,
+            ],
         ),
         (
             "missing required argument",
             json!({"resource": {"aws_s3_bucket_versioning": {"v": {"versioning_configuration": {"status": "Enabled"}}}}}),
-            ["Error: Missing required argument", r#"The argument "bucket" is required, but no definition was found."#],
+            [
+                "Error: Missing required argument",
+                r#"The argument "bucket" is required, but no definition was found."#,
+            ],
         ),
         (
             "block given as a value",
             json!({"resource": {"aws_s3_bucket_versioning": {"v": {"bucket": "b", "versioning_configuration": "Enabled"}}}}),
-            ["Error: Incorrect JSON value type", r#"representing the contents"#],
+            [
+                "Error: Incorrect JSON value type",
+                r#"representing the contents"#,
+            ],
         ),
         (
             "too many blocks of an at-most-one block",
             json!({"resource": {"aws_s3_bucket_versioning": {"v": {"bucket": "b", "versioning_configuration": [
                 {"status": "Enabled"}, {"status": "Suspended"}
             ]}}}}),
-            ["Error: Too many versioning_configuration blocks", r#"No more than 1 "versioning_configuration" blocks are allowed"#],
+            [
+                "Error: Too many versioning_configuration blocks",
+                r#"No more than 1 "versioning_configuration" blocks are allowed"#,
+            ],
         ),
         (
             "a block's argument given at the top level",
             json!({"resource": {"aws_s3_bucket_versioning": {"v": {"bucket": "b", "status": "Enabled"}}}}),
-            ["Error: Extraneous JSON object property", r#"No argument or block type is named "status"."#],
+            [
+                "Error: Extraneous JSON object property",
+                r#"No argument or block type is named "status"."#,
+            ],
         ),
         (
             "set-nested block indexed like a list",
@@ -125,18 +171,27 @@ fn crafted() -> Vec<(&'static str, Value, [&'static str; 2])> {
                 }]}}},
                 "output": {"test": {"value": "${data.aws_iam_policy_document.d.statement[0].condition[0].test}"}}
             }),
-            ["Error: Cannot index a set value", r#"Block type "condition" is represented by a set of objects"#],
+            [
+                "Error: Cannot index a set value",
+                r#"Block type "condition" is represented by a set of objects"#,
+            ],
         ),
         (
             "unknown resource type",
             json!({"resource": {"aws_sqs_queu": {"jobs": {"name": "jobs"}}}}),
-            ["Error: Invalid resource type", r#"The provider hashicorp/aws does not support resource type "aws_sqs_queu"."#],
+            [
+                "Error: Invalid resource type",
+                r#"The provider hashicorp/aws does not support resource type "aws_sqs_queu"."#,
+            ],
         ),
         (
             // Checked by the stand-in, in Terraform's words: tf-provider cannot put a list's minimum in the schema.
             "missing required block",
             json!({"resource": {"aws_s3_bucket_versioning": {"v": {"bucket": "b"}}}}),
-            ["Error: Insufficient versioning_configuration blocks", r#"At least 1 "versioning_configuration" blocks are required."#],
+            [
+                "Error: Insufficient versioning_configuration blocks",
+                r#"At least 1 "versioning_configuration" blocks are required."#,
+            ],
         ),
         (
             // In JSON syntax an expression is a "${...}" template; a bare string is a constant.
@@ -144,7 +199,10 @@ fn crafted() -> Vec<(&'static str, Value, [&'static str; 2])> {
             json!({"variable": {"n": {"type": "number", "default": 1, "validation": [
                 {"condition": "var.n > 0", "error_message": "n must be positive."}
             ]}}}),
-            ["Error: Invalid variable validation condition", r#"The condition for variable "n" must refer to var.n"#],
+            [
+                "Error: Invalid variable validation condition",
+                r#"The condition for variable "n" must refer to var.n"#,
+            ],
         ),
     ]
 }
@@ -154,14 +212,24 @@ fn each_crafted_breakage_fails_validate_with_terraforms_message() {
     require_terraform!();
     let mut failures = Vec::new();
     for (name, body, expected) in crafted() {
-        let dir = config(&name.replace(|c: char| !c.is_ascii_alphanumeric(), "-"), &body);
+        let dir = config(
+            &name.replace(|c: char| !c.is_ascii_alphanumeric(), "-"),
+            &body,
+        );
         let run = validate(&dir, false);
         // Terraform wraps long details; compare with line breaks as spaces.
         let flat = run.output.split_whitespace().collect::<Vec<_>>().join(" ");
         if run.ok || !expected.iter().all(|e| flat.contains(e)) {
-            failures.push(format!("{name}: expected failure with {expected:?}, got:\n{}", run.output));
+            failures.push(format!(
+                "{name}: expected failure with {expected:?}, got:\n{}",
+                run.output
+            ));
         }
-        assert!(!run.output.contains("development overrides"), "{name}: warning not filtered:\n{}", run.output);
+        assert!(
+            !run.output.contains("development overrides"),
+            "{name}: warning not filtered:\n{}",
+            run.output
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -198,8 +266,17 @@ fn a_valid_configuration_validates_and_plans_with_computed_values_unknown() {
     let run = validate(&dir, true);
     let _ = std::fs::remove_dir_all(&dir);
     assert!(run.ok, "{}", run.output);
-    assert!(run.output.contains("Success! The configuration is valid."), "{}", run.output);
-    assert!(run.output.contains("Plan: 3 to add, 0 to change, 0 to destroy."), "{}", run.output);
+    assert!(
+        run.output.contains("Success! The configuration is valid."),
+        "{}",
+        run.output
+    );
+    assert!(
+        run.output
+            .contains("Plan: 3 to add, 0 to change, 0 to destroy."),
+        "{}",
+        run.output
+    );
 }
 
 /// Resource instances generated/ declares: one per resource block, one per tenant for the blocks that
@@ -214,16 +291,29 @@ fn resources_in_generated() -> usize {
     }
     let tenants = files
         .iter()
-        .find_map(|f| f.pointer("/variable/tenants/default")?.as_array().map(Vec::len))
+        .find_map(|f| {
+            f.pointer("/variable/tenants/default")?
+                .as_array()
+                .map(Vec::len)
+        })
         .expect("generated/ declares variable tenants with a default");
     let mut count = 0;
     for f in &files {
-        for (ty, blocks) in f.get("resource").and_then(Value::as_object).into_iter().flatten() {
+        for (ty, blocks) in f
+            .get("resource")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
             for (name, body) in blocks.as_object().unwrap() {
                 count += match (body.get("for_each"), body.get("count")) {
                     (None, None) => 1,
-                    (Some(e), None) if e.as_str().is_some_and(|e| e.contains("var.tenants")) => tenants,
-                    _ => panic!("{ty}.{name}: teach this test how many instances its count/for_each makes"),
+                    (Some(e), None) if e.as_str().is_some_and(|e| e.contains("var.tenants")) => {
+                        tenants
+                    }
+                    _ => panic!(
+                        "{ty}.{name}: teach this test how many instances its count/for_each makes"
+                    ),
                 };
             }
         }
@@ -238,5 +328,9 @@ fn generated_validates_and_plans_every_resource_infra_gen_emitted() {
     assert!(run.ok, "terraform rejects generated/:\n{}", run.output);
     let expected = resources_in_generated();
     let want = format!("Plan: {expected} to add, 0 to change, 0 to destroy.");
-    assert!(run.output.contains(&want), "expected `{want}`, got:\n{}", run.output);
+    assert!(
+        run.output.contains(&want),
+        "expected `{want}`, got:\n{}",
+        run.output
+    );
 }
