@@ -339,8 +339,9 @@ impl Stack {
         if self.variables.contains_key(name) {
             return Err(Error::Duplicate(format!("var.{name}")));
         }
+        // In Terraform JSON a bare string is a constant: the condition must be a template.
         for v in &mut variable.validation {
-            v.condition = v.condition.replace("{v}", &format!("var.{name}"));
+            v.condition = format!("${{{}}}", v.condition.replace("{v}", &format!("var.{name}")));
         }
         self.variables.insert(name.to_string(), variable);
         Ok(VarRef(name.to_string()))
