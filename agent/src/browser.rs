@@ -211,13 +211,21 @@ fn free_port() -> std::io::Result<u16> {
 }
 
 /// A fresh directory under `parent` (the scratch volume; the root filesystem is read-only).
+/// Kept short on purpose: Chromium puts a Unix socket below TMPDIR, and socket paths are limited
+/// to 107 bytes.
 pub fn tempdir(parent: &Path, prefix: &str) -> Result<PathBuf, String> {
-    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
-    let dir = parent.join(format!("{prefix}-{}-{n}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    Ok(dir)
+    std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    let pid = std::process::id();
+    let mut last = String::new();
+    for n in 0..100 {
+        let dir = parent.join(format!("{prefix}{pid}-{n}"));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => last = format!("cannot create {}: {e}", dir.display()),
+        }
+    }
+    Err(last)
 }
 
 /// Makes the agent the reaper of every orphan it leaves (Chromium's helpers double-fork), so
@@ -232,12 +240,19 @@ pub fn become_subreaper() {
 /// SIGKILLs every process below this one (chromedriver, Chromium and its helpers). Safe to call
 /// from a panic hook, a signal path or a watchdog thread: it only reads /proc and sends signals.
 pub fn kill_descendants() {
+    kill_descendants_except(&[]);
+}
+
+/// [`kill_descendants`], sparing the subtrees of `spare` (the benchmark keeps its S3 server).
+pub fn kill_descendants_except(spare: &[i32]) {
     let me = std::process::id() as i32;
     let mut signalled: Vec<i32> = Vec::new();
     // Another round only when the last one found processes not signalled before (a fork in
     // flight); processes already signalled are dying and need no wait.
     for _ in 0..5 {
-        let fresh: Vec<i32> = descendants(me).into_iter().filter(|p| !signalled.contains(p)).collect();
+        let spared: Vec<i32> = spare.iter().flat_map(|&p| descendants(p).into_iter().chain([p])).collect();
+        let fresh: Vec<i32> =
+            descendants(me).into_iter().filter(|p| !signalled.contains(p) && !spared.contains(p)).collect();
         if fresh.is_empty() {
             return;
         }

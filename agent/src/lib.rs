@@ -49,7 +49,8 @@ pub fn main_entry() -> i32 {
         }
     };
     let code = runtime.block_on(supervise(started, log));
-    runtime.shutdown_timeout(Duration::from_millis(100));
+    // Nothing left is worth waiting for (a DNS lookup of a background request, say).
+    runtime.shutdown_background();
     code
 }
 
@@ -137,13 +138,16 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
             return finish(&log, &uploader, Default::default(), Some((err, Stage::Launch)), deadline).await;
         }
     };
-    let run_dir = match browser::tempdir(&config.scratch, "agent-run") {
+    let run_dir = match browser::tempdir(&config.scratch, "run-") {
         Ok(d) => d,
         Err(e) => {
             let err = AgentError::BrowserStart(format!("the scratch directory is not writable: {e}"));
             return finish(&log, &uploader, Default::default(), Some((err, Stage::Launch)), deadline).await;
         }
     };
+    if run_dir.as_os_str().len() > 60 {
+        log.warn("the scratch path is long; Chromium's sockets below it may not fit", json!({ "path": run_dir }));
+    }
     let ctx = Arc::new(Ctx {
         run_dir: run_dir.clone(),
         config,
@@ -175,8 +179,10 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
     browser::kill_descendants();
     let stage = ctx.stage();
     let artifacts = std::mem::take(&mut *ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner()));
+    // Chromium's profile takes a while to delete: do it while the uploads run.
+    let cleanup = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&run_dir));
     let code = finish(&log, &uploader, artifacts, failure.map(|e| (e, stage)), upload_deadline).await;
-    let _ = std::fs::remove_dir_all(&run_dir);
+    let _ = tokio::time::timeout_at(deadline, cleanup).await;
     code
 }
 

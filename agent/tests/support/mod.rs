@@ -18,15 +18,16 @@ const REGION: &str = "us-east-1";
 /// The services every test shares, started once per test binary and killed when it exits.
 pub struct Env {
     pub s3: SocketAddr,
+    pub moto_pid: u32,
     pub fixture: SocketAddr,
 }
 
 pub fn env() -> &'static Env {
     static ENV: OnceLock<Env> = OnceLock::new();
     ENV.get_or_init(|| {
-        let s3 = start_moto();
+        let (s3, moto_pid) = start_moto();
         let fixture = start_fixture();
-        Env { s3, fixture }
+        Env { s3, moto_pid, fixture }
     })
 }
 
@@ -58,7 +59,7 @@ fn free_port() -> u16 {
 
 /// Starts moto from a thread that lives as long as the process: the server gets SIGKILL when
 /// that thread, and so the test binary, ends.
-fn start_moto() -> SocketAddr {
+fn start_moto() -> (SocketAddr, u32) {
     let moto = std::env::var("AGENT_TEST_MOTO_SERVER")
         .map(PathBuf::from)
         .unwrap_or_else(|_| workspace_root().join(".tools/venv/bin/moto_server"));
@@ -78,13 +79,13 @@ fn start_moto() -> SocketAddr {
             });
         }
         let child = cmd.spawn();
-        tx.send(child.is_ok()).unwrap();
+        tx.send(child.as_ref().map(|c| c.id()).ok()).unwrap();
         let _child = child;
         loop {
             std::thread::park();
         }
     });
-    assert!(rx.recv().unwrap(), "moto_server did not start");
+    let pid = rx.recv().unwrap().expect("moto_server starts");
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let started = Instant::now();
     loop {
@@ -96,7 +97,7 @@ fn start_moto() -> SocketAddr {
     }
     let (status, body) = http("PUT", addr, &format!("/{BUCKET}"), b"");
     assert_eq!(status, 200, "create bucket: {}", String::from_utf8_lossy(&body));
-    addr
+    (addr, pid)
 }
 
 /// A tiny HTTP/1.1 client for the test side (moto and fixtures), one request per connection.
@@ -246,7 +247,7 @@ pub fn run_agent(agent: &Path, mut job: Value, opts: Options) -> Run {
     let env = env();
     let task_id = unique_task_id();
     job["task_id"] = Value::String(task_id.clone());
-    let scratch = std::env::temp_dir().join(format!("agent-test-{task_id}"));
+    let scratch = std::env::temp_dir().join(format!("at-{task_id}"));
     std::fs::create_dir_all(&scratch).unwrap();
     let mut cmd = std::process::Command::new(agent);
     cmd.env(var::JOB, job.to_string())
