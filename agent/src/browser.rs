@@ -25,6 +25,7 @@ pub struct Browser {
     pub client: Client,
     pub version: String,
     _driver: tokio::process::Child,
+    _chromium: tokio::process::Child,
 }
 
 /// A CDP command sent through chromedriver's `goog/cdp/execute` endpoint.
@@ -58,54 +59,53 @@ impl Browser {
     pub async fn launch(cfg: &BrowserConfig<'_>, log: &Log) -> Result<Browser, String> {
         let started = Instant::now();
         let profile = cfg.scratch.join("chromium-profile");
+        // A retry starts from an empty profile.
+        let _ = std::fs::remove_dir_all(&profile);
+        std::fs::create_dir_all(&profile).map_err(|e| format!("cannot create {}: {e}", profile.display()))?;
         let port = free_port().map_err(|e| format!("no free loopback port: {e}"))?;
-        let mut cmd = tokio::process::Command::new(cfg.chromedriver);
         let driver_log = cfg.scratch.join("chromedriver.log");
-        cmd.arg(format!("--port={port}"))
-            .arg(format!("--log-path={}", driver_log.display()))
-            .env("HOME", cfg.scratch)
-            .env("TMPDIR", cfg.scratch)
-            .env("XDG_CONFIG_HOME", cfg.scratch.join(".config"))
-            .env("XDG_CACHE_HOME", cfg.scratch.join(".cache"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
-        // SAFETY: prctl is async-signal-safe; between fork and exec it only sets the death signal.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let driver = cmd
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", cfg.chromedriver.display()))?;
+        let driver = spawn(
+            cfg.chromedriver,
+            &[format!("--port={port}"), format!("--log-path={}", driver_log.display())],
+            cfg.scratch,
+            Stdio::null(),
+        )?;
+        // Chromium starts alongside chromedriver, which then attaches to it instead of launching
+        // it: the two startups overlap.
+        let chromium_log = cfg.scratch.join("chromium.log");
+        let stderr = std::fs::File::create(&chromium_log).map(Stdio::from).unwrap_or_else(|_| Stdio::null());
+        let mut args = chromium_args(&profile, cfg.proxy, cfg.viewport);
+        args.extend(["--remote-debugging-port=0".to_string(), "about:blank".to_string()]);
+        let mut chromium = spawn(cfg.chromium, &args, cfg.scratch, stderr)?;
         let base = format!("http://127.0.0.1:{port}");
-        wait_ready(&base).await?;
-        log.info("chromedriver ready", json!({ "port": port, "ms": started.elapsed().as_millis() as u64 }));
+        let (ready, devtools) = tokio::join!(wait_ready(&base), wait_devtools(&profile, &mut chromium));
+        let devtools = devtools.map_err(|e| {
+            let text = std::fs::read_to_string(&chromium_log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().filter(|l| !l.contains("dbus")).take(10).collect();
+            log.error("chromium log", json!({ "tail": tail }));
+            e
+        })?;
+        ready?;
+        log.info("chromium and chromedriver ready", json!({ "ms": started.elapsed().as_millis() as u64 }));
 
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
         caps.insert("pageLoadStrategy".into(), json!("normal"));
         // Backstop for prompts the shim cannot replace (e.g. beforeunload).
         caps.insert("unhandledPromptBehavior".into(), json!("accept"));
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({ "binary": cfg.chromium, "args": chromium_args(&profile, cfg.proxy, cfg.viewport) }),
-        );
+        caps.insert("goog:chromeOptions".into(), json!({ "debuggerAddress": format!("127.0.0.1:{devtools}") }));
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&base)
             .await
             .map_err(|e| {
-                // chromedriver's own log says why Chromium would not start.
+                // chromedriver's own log says why it could not attach.
                 let text = std::fs::read_to_string(&driver_log).unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(15).collect();
                 log.error("chromedriver log", json!({ "tail": tail }));
-                format!("chromedriver could not start Chromium: {e}")
+                format!("chromedriver could not attach to Chromium: {e}")
             })?;
-        let mut browser = Browser { client, version: String::new(), _driver: driver };
+        let mut browser = Browser { client, version: String::new(), _driver: driver, _chromium: chromium };
         let v = browser.cdp("Browser.getVersion", json!({})).await.map_err(|e| format!("Browser.getVersion: {e}"))?;
         browser.version = v["product"].as_str().unwrap_or_default().to_string();
         let Viewport { width, height } = cfg.viewport;
@@ -168,6 +168,15 @@ fn chromium_args(profile: &Path, proxy: SocketAddr, viewport: Viewport) -> Vec<S
         "--disable-features=Translate,MediaRouter,DialMediaRouteProvider,OptimizationHints,\
          CertificateTransparencyComponentUpdater,AutofillServerCommunication,LensOverlay",
         "--mute-audio",
+        // What chromedriver adds when it launches Chromium itself; here it attaches instead.
+        "--enable-automation",
+        "--disable-hang-monitor",
+        "--disable-popup-blocking",
+        "--disable-prompt-on-repost",
+        "--disable-background-timer-throttling",
+        "--disable-backgrounding-occluded-windows",
+        "--disable-renderer-backgrounding",
+        "--use-mock-keychain",
         "--hide-scrollbars",
         "--password-store=basic",
         // Every request goes through the egress guard: no implicit loopback bypass, no QUIC, and
@@ -184,6 +193,45 @@ fn chromium_args(profile: &Path, proxy: SocketAddr, viewport: Viewport) -> Vec<S
     args.push(format!("--window-size={},{}", viewport.width, viewport.height));
     args.push(format!("--user-data-dir={}", profile.display()));
     args
+}
+
+/// Starts a helper process with its home and temp files on the scratch volume; it gets SIGKILL
+/// if the agent dies.
+fn spawn(program: &Path, args: &[String], scratch: &Path, stderr: Stdio) -> Result<tokio::process::Child, String> {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .env("HOME", scratch)
+        .env("TMPDIR", scratch)
+        .env("XDG_CONFIG_HOME", scratch.join(".config"))
+        .env("XDG_CACHE_HOME", scratch.join(".cache"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .kill_on_drop(true);
+    // SAFETY: prctl is async-signal-safe; between fork and exec it only sets the death signal.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd.spawn().map_err(|e| format!("cannot run {}: {e}", program.display()))
+}
+
+/// Waits for Chromium to write the port of its DevTools endpoint into the profile.
+async fn wait_devtools(profile: &Path, chromium: &mut tokio::process::Child) -> Result<u16, String> {
+    let file = profile.join("DevToolsActivePort");
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            if let Some(port) = text.lines().next().and_then(|l| l.trim().parse().ok()) {
+                return Ok(port);
+            }
+        }
+        if let Ok(Some(status)) = chromium.try_wait() {
+            return Err(format!("Chromium exited while starting ({status})"));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 async fn wait_ready(base: &str) -> Result<(), String> {
