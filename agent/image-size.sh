@@ -5,10 +5,13 @@
 # Usage: agent/image-size.sh [package=version ...]   (defaults to the Dockerfile's list)
 set -euo pipefail
 cd "$(dirname "$0")"
-version=$(sed -n 's/^ARG CHROMIUM_VERSION=//p' Dockerfile)
+version=$(sed -n 's/^ARG CHROMIUM_VERSION=//p' Dockerfile | head -1)
 fonts=$(grep -o 'fonts-liberation=[^ ]*' Dockerfile)
+driver_note=""
 if [ $# -eq 0 ]; then
-  set -- "chromium=$version" "chromium-common=$version" "chromium-driver=$version" "$fonts"
+  set -- "chromium-headless-shell=$version" "chromium-common=$version" "$fonts"
+  driver_kib=$(apt-cache show "chromium-driver=$version" | sed -n 's/^Installed-Size: //p' | head -1)
+  driver_note="plus the chromedriver binary copied from chromium-driver: $((driver_kib / 1024)) MiB ($driver_kib KiB)"
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -43,3 +46,4 @@ done < "$work/inst"
 echo "base (simulated debian:bookworm-slim): $(wc -l < "$work/base") packages"
 echo "added by agent/Dockerfile: $(wc -l < "$work/inst") packages, installed size $((total / 1024)) MiB ($total KiB)"
 echo "  for: $*"
+[ -z "$driver_note" ] || echo "  $driver_note"

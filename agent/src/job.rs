@@ -118,7 +118,17 @@ pub async fn run(ctx: Arc<Ctx>) -> Result<(), AgentError> {
     // Chromium answers some failures (a redirect loop, say) with its own error page and
     // chromedriver reports the navigation as done.
     if facts["href"].as_str().is_some_and(|h| h.starts_with("chrome-error:")) {
-        let code = facts["error_code"].as_str().map(str::trim).filter(|c| !c.is_empty()).unwrap_or("unknown network error");
+        let mut code = facts["error_code"].as_str().map(str::trim).unwrap_or_default().to_string();
+        if code.is_empty() {
+            // chrome-headless-shell's error page is blank: navigating once more through CDP
+            // returns the net error as `errorText`.
+            let retry = timeout_at(ctx.step_deadline(STEP_CAP), browser.cdp("Page.navigate", json!({ "url": url.as_str() }))).await;
+            code = match retry {
+                Ok(Ok(v)) => v["errorText"].as_str().unwrap_or_default().to_string(),
+                _ => String::new(),
+            };
+        }
+        let code = if code.is_empty() { "unknown network error".to_string() } else { code };
         return Err(AgentError::Navigation(format!("net::{}", code.trim_start_matches("net::"))));
     }
     let final_url = final_url.map(|u| u.to_string()).unwrap_or_else(|| url.to_string());
