@@ -5,10 +5,10 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
 # Crate fragments add their own targets to these lists (agent/agent.mk, functions/functions.mk).
-TEST_TARGETS := test-infra
-BENCH_TARGETS := bench-infra
+TEST_TARGETS := test-infra e2e
+BENCH_TARGETS := bench-infra bench-local
 
-.PHONY: all gen check test bench tools deploy destroy $(TEST_TARGETS) $(BENCH_TARGETS)
+.PHONY: all gen check test bench tools local deploy destroy $(TEST_TARGETS) $(BENCH_TARGETS)
 
 all: gen
 
@@ -38,11 +38,27 @@ test-infra: tools
 	scripts/checkov.sh
 	node .tools/mermaid/check.mjs --self-test generated/README.md
 
+## local: the whole system on this machine, no AWS, no Docker (Ctrl-C stops everything)
+local: tools
+	scripts/tools.sh chromium
+	$(CARGO) build -q -p agent -p local-stack
+	$(CARGO) run -q -p local-stack --
+
+## e2e: one job end to end through the local stack, over HTTP as a client would
+e2e: tools
+	scripts/tools.sh chromium
+	$(CARGO) build -q -p agent
+	$(CARGO) test -p local-stack --test e2e -- --nocapture
+
 ## bench: benchmarks (release builds)
 bench: $(BENCH_TARGETS)
 
 bench-infra:
 	$(CARGO) run -q --release -p infra-gen --bin synth-bench
+
+# 1000 jobs through the local stack with the agent replaced by `true` (the runner's test mode).
+bench-local: tools
+	$(CARGO) bench -p local-stack --bench load
 
 # Deploying: the steps of README.md's "Deploy", in order. `make -n deploy` prints them.
 TF := terraform -chdir=generated

@@ -10,31 +10,7 @@ use std::collections::HashMap;
 /// The environment variables a function reads: (name, required). The Terraform generator must set
 /// the required ones; the others have defaults from `names::defaults`.
 pub fn env_vars(f: Function) -> &'static [(&'static str, bool)] {
-    use Function::*;
-    match f {
-        Submit => &[(env::TABLE_NAME, true), (env::QUEUE_URL, true), (env::TENANT_KEYS, true), (env::JOB_TTL_DAYS, false)],
-        Status => &[(env::TABLE_NAME, true), (env::BUCKET_NAME, true), (env::TENANT_KEYS, true)],
-        Logs => &[(env::TABLE_NAME, true), (env::LOG_GROUP, true), (env::TENANT_KEYS, true)],
-        List => &[(env::TABLE_NAME, true), (env::TENANT_KEYS, true)],
-        Cancel => &[(env::TABLE_NAME, true), (env::CLUSTER_ARN, true), (env::TENANT_KEYS, true)],
-        Process => &[
-            (env::TABLE_NAME, true),
-            (env::BUCKET_NAME, true),
-            (env::CLUSTER_ARN, true),
-            (env::TASK_DEFINITION, true),
-            (env::SUBNET_IDS, true),
-            (env::SECURITY_GROUP_IDS, true),
-            (env::CONTAINER_NAME, false),
-            (env::MAX_ATTEMPTS, false),
-            (env::TIMEOUT_GRACE_SECONDS, false),
-        ],
-        Reconcile => &[
-            (env::TABLE_NAME, true),
-            (env::CLUSTER_ARN, true),
-            (env::CONTAINER_NAME, false),
-            (env::TIMEOUT_GRACE_SECONDS, false),
-        ],
-    }
+    names::contract::env_vars(f)
 }
 
 /// Maps API Gateway API key ids to tenants.

@@ -6,17 +6,8 @@
 //! its own least-privilege role. Handlers are thin: [`lambda`] decodes the Lambda event into plain
 //! types, [`api`], [`process`] and [`reconcile`] hold the logic, and [`aws`] holds the AWS calls.
 //!
-//! The AWS calls each function makes (what its IAM role must allow, no more):
-//!
-//! | function  | calls |
-//! |-----------|-------|
-//! | submit    | dynamodb:PutItem, GetItem, UpdateItem (table); sqs:SendMessage (jobs queue) |
-//! | status    | dynamodb:GetItem (table); s3:ListBucket (bucket, prefix `jobs/`); s3:GetObject (bucket/`jobs/*`, pre-signing) |
-//! | logs      | dynamodb:GetItem (table); logs:GetLogEvents (agent log group's streams) |
-//! | list      | dynamodb:Query (table's tenant index) |
-//! | cancel    | dynamodb:GetItem, UpdateItem (table); ecs:StopTask (tasks of the cluster) |
-//! | process   | dynamodb:GetItem, UpdateItem (table); s3:PutObject (bucket/`jobs/*`, pre-signing); ecs:RunTask (task definition), ecs:TagResource (tasks), iam:PassRole (the task's execution role); ecs:StopTask; plus the SQS event source's sqs:ReceiveMessage, DeleteMessage, GetQueueAttributes |
-//! | reconcile | dynamodb:GetItem, UpdateItem, Scan (table); ecs:StopTask |
+//! The AWS calls each function makes, and so what its IAM role must allow, are listed once in
+//! `names::contract::calls`; infra-gen grants exactly those.
 
 pub mod api;
 pub mod aws;

@@ -1,0 +1,82 @@
+//! `local-stack` (`make local`): the whole system on this machine until Ctrl-C.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use local_stack::runner::AgentCommand;
+use local_stack::stack::{workspace_root, LocalStack, Options};
+
+#[derive(Parser, Debug)]
+#[command(about = "Run the job API, queue processing and agent locally against an AWS emulator")]
+struct Cli {
+    /// Port of the API on 127.0.0.1.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Tenants; each gets the API key `local-<tenant>-key`.
+    #[arg(long, value_delimiter = ',', default_value = "test-tenant,other-tenant")]
+    tenants: Vec<String>,
+    /// Requests per second per API key (usage plan rate).
+    #[arg(long, default_value_t = names::defaults::API_RATE_LIMIT)]
+    rate_limit: u32,
+    /// Burst per API key (usage plan burst).
+    #[arg(long, default_value_t = names::defaults::API_BURST_LIMIT)]
+    burst_limit: u32,
+    /// Agents running at once; further tasks wait.
+    #[arg(long, default_value_t = 2)]
+    max_tasks: usize,
+    /// The agent binary.
+    #[arg(long)]
+    agent: Option<PathBuf>,
+    /// Test mode: run this trivial program (e.g. `true`) instead of the agent.
+    #[arg(long, conflicts_with = "agent")]
+    trivial_agent: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    let command = match (&cli.trivial_agent, &cli.agent) {
+        (Some(program), _) => AgentCommand::Trivial(program.clone()),
+        (None, Some(path)) => AgentCommand::Agent(path.clone()),
+        (None, None) => AgentCommand::Agent(root.join("target/debug/agent")),
+    };
+    if let AgentCommand::Agent(path) = &command {
+        if !path.exists() {
+            eprintln!("local-stack: the agent binary {} is missing: build it with `cargo build -p agent` (make local does)", path.display());
+            return std::process::ExitCode::from(2);
+        }
+    }
+    let options = Options {
+        root,
+        api_port: cli.port,
+        tenants: cli.tenants,
+        rate_limit: cli.rate_limit,
+        burst_limit: cli.burst_limit,
+        max_tasks: cli.max_tasks.max(1),
+        command,
+        verbose: true,
+    };
+    let stack = match LocalStack::start(options).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("local-stack: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    eprintln!("local-stack: ready");
+    println!("API:       {}", stack.api_url);
+    for (tenant, key) in &stack.keys {
+        println!("API key:   {key}   (tenant {tenant})");
+    }
+    println!("Emulator:  {}", stack.endpoint);
+    println!("Try:       curl -s -X POST {}/jobs -H 'x-api-key: {}' -H 'content-type: application/json' -d '{{\"query\": \"rust\"}}'", stack.api_url, stack.keys[0].1);
+    println!("Ctrl-C stops everything.");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+    }
+    stack.stop(true).await;
+    std::process::ExitCode::SUCCESS
+}

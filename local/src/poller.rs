@@ -1,0 +1,92 @@
+//! The SQS event source stand-in: long-polls the job queue and hands batches to the process
+//! handler as Lambda would (the same `SqsEvent` shape, receive counts included). Messages the
+//! handler reports as failed stay on the queue, come back after the visibility timeout, and go to
+//! the dead-letter queue after the redrive policy's attempts — the emulator enforces that.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+pub async fn run(app: std::sync::Arc<functions::App>, sqs: aws_sdk_sqs::Client, queue_url: String, mut stop: watch::Receiver<bool>) {
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .ok()
+        .and_then(|a| a.attributes)
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+        .unwrap_or_default();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let received = tokio::select! {
+            r = sqs.receive_message()
+                .queue_url(&queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send() => r,
+            _ = stop.changed() => return,
+        };
+        let messages = match received {
+            Ok(r) => r.messages.unwrap_or_default(),
+            Err(e) => {
+                eprintln!("local-stack: poller: receive failed: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            continue;
+        }
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                let attributes: serde_json::Map<String, Value> = m
+                    .attributes
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (k.as_str().to_string(), json!(v)))
+                    .collect();
+                json!({
+                    "messageId": m.message_id,
+                    "receiptHandle": m.receipt_handle,
+                    "body": m.body,
+                    "md5OfBody": m.md5_of_body,
+                    "attributes": attributes,
+                    "messageAttributes": {},
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": queue_arn,
+                    "awsRegion": names::defaults::AWS_REGION
+                })
+            })
+            .collect();
+        let event = match serde_json::from_value::<aws_lambda_events::event::sqs::SqsEvent>(json!({ "Records": records })) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("local-stack: poller: cannot build the SQS event: {e}");
+                continue;
+            }
+        };
+        let response = functions::process::batch(&app, event).await;
+        let failed: Vec<String> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+        let done: Vec<DeleteMessageBatchRequestEntry> = messages
+            .iter()
+            .filter(|m| !m.message_id.as_ref().is_some_and(|id| failed.contains(id)))
+            .enumerate()
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(m.receipt_handle.clone()?).build().ok()
+            })
+            .collect();
+        if !done.is_empty() {
+            if let Err(e) = sqs.delete_message_batch().queue_url(&queue_url).set_entries(Some(done)).send().await {
+                eprintln!("local-stack: poller: delete failed (the messages will be redelivered): {e}");
+            }
+        }
+    }
+}

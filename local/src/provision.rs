@@ -1,0 +1,203 @@
+//! Creates, in the emulator, the resources the infra-gen model defines, named by the same `names`
+//! patterns with the default project and environment: the jobs table (key, tenant index, TTL), the
+//! job queue and its dead-letter queue (redrive after the same attempts), the outputs bucket, the
+//! agent log group, the SSM parameters, the ECS cluster and the agent task definition, and the
+//! network RunTask needs.
+
+use std::path::Path;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_ecs::types::{Compatibility, ContainerDefinition, KeyValuePair, NetworkMode};
+use functions::config::{Config, Tenants};
+use names::{defaults as d, table as t};
+
+/// What the local stack serves and how it is configured.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub prefix: String,
+    pub account: String,
+    /// (tenant, API key value, API key id)
+    pub tenants: Vec<(String, String, String)>,
+    /// Visibility timeout of the job queue: short locally so a failed attempt is retried quickly.
+    pub visibility_seconds: u32,
+    pub search_url_template: String,
+}
+
+impl Settings {
+    pub fn new(tenants: &[String], search_url_template: String) -> Settings {
+        Settings {
+            prefix: d::name_prefix(d::PROJECT_NAME, d::ENVIRONMENT),
+            account: "123456789012".into(),
+            tenants: tenants.iter().map(|t| (t.clone(), format!("local-{t}-key"), format!("key-{t}"))).collect(),
+            visibility_seconds: 10,
+            search_url_template,
+        }
+    }
+}
+
+fn err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
+    move |e| format!("creating {what}: {e}")
+}
+
+/// The network RunTask needs (moto requires DNS hostnames and a security group) and the SSM
+/// parameters. EC2 and SSM are not among the functions' SDKs, so boto3 (in moto's virtualenv,
+/// pointed at the emulator by AWS_ENDPOINT_URL) creates them.
+const BOTO3: &str = r#"
+import boto3, sys
+prefix, params = sys.argv[1], sys.argv[2:]
+ec2 = boto3.client("ec2")
+vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{32 + 16 * i}.0/20")["Subnet"]["SubnetId"] for i in range(2)]
+sg = ec2.create_security_group(GroupName=prefix + "-agent", Description="Agent tasks: no ingress; egress to HTTP and HTTPS only", VpcId=vpc)["GroupId"]
+ssm = boto3.client("ssm")
+for name in params:
+    ssm.put_parameter(Name=name, Type="SecureString", Value="change-me", Overwrite=True)
+print(",".join(subnets), sg)
+"#;
+
+pub async fn provision(root: &Path, sdk: &aws_config::SdkConfig, s: &Settings) -> Result<Config, String> {
+    let p = &s.prefix;
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    let attr = |n: &str| AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build();
+    let key = |n: &str, k| KeySchemaElement::builder().attribute_name(n).key_type(k).build();
+    let table = t::name(p);
+    ddb.create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr(t::TASK_ID).map_err(err("table"))?)
+        .attribute_definitions(attr(t::TENANT_ID).map_err(err("table"))?)
+        .attribute_definitions(attr(t::CREATED_AT).map_err(err("table"))?)
+        .key_schema(key(t::TASK_ID, KeyType::Hash).map_err(err("table"))?)
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(t::TENANT_INDEX)
+                .key_schema(key(t::TENANT_ID, KeyType::Hash).map_err(err("table"))?)
+                .key_schema(key(t::CREATED_AT, KeyType::Range).map_err(err("table"))?)
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .map_err(err("table index"))?,
+        )
+        .send()
+        .await
+        .map_err(err("table"))?;
+    ddb.update_time_to_live()
+        .table_name(&table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder().attribute_name(t::EXPIRES_AT).enabled(true).build().map_err(err("TTL"))?,
+        )
+        .send()
+        .await
+        .map_err(err("TTL"))?;
+
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    use aws_sdk_sqs::types::QueueAttributeName as Q;
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name(names::queue::dlq_name(p))
+        .send()
+        .await
+        .map_err(err("dead-letter queue"))?
+        .queue_url
+        .unwrap_or_default();
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(Q::QueueArn)
+        .send()
+        .await
+        .map_err(err("dead-letter queue"))?
+        .attributes
+        .and_then(|a| a.get(&Q::QueueArn).cloned())
+        .unwrap_or_default();
+    let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": d::MAX_RECEIVE_COUNT}).to_string();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(names::queue::jobs_name(p))
+        .attributes(Q::VisibilityTimeout, s.visibility_seconds.to_string())
+        .attributes(Q::RedrivePolicy, redrive)
+        .send()
+        .await
+        .map_err(err("job queue"))?
+        .queue_url
+        .unwrap_or_default();
+
+    let bucket = names::bucket::name(p, &s.account);
+    aws_sdk_s3::Client::new(sdk).create_bucket().bucket(&bucket).send().await.map_err(err("bucket"))?;
+    let log_group = names::logs::agent_group(p);
+    aws_sdk_cloudwatchlogs::Client::new(sdk)
+        .create_log_group()
+        .log_group_name(&log_group)
+        .send()
+        .await
+        .map_err(err("log group"))?;
+
+    let params: Vec<String> =
+        names::ssm::AGENT_SECRETS.iter().map(|(name, _)| names::ssm::agent_parameter(d::PROJECT_NAME, name)).collect();
+    let out = tokio::process::Command::new(crate::emulator::venv(root).join("python"))
+        .arg("-c")
+        .arg(BOTO3)
+        .arg(p)
+        .args(&params)
+        .output()
+        .await
+        .map_err(err("network"))?;
+    if !out.status.success() {
+        return Err(format!("creating the network: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    let ids = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut ids = ids.split_whitespace();
+    let subnets: Vec<String> = ids.next().unwrap_or_default().split(',').map(str::to_owned).collect();
+    let security_group = ids.next().unwrap_or_default().to_owned();
+
+    let ecs = aws_sdk_ecs::Client::new(sdk);
+    let cluster_arn = ecs
+        .create_cluster()
+        .cluster_name(names::agent::cluster_name(p))
+        .send()
+        .await
+        .map_err(err("cluster"))?
+        .cluster
+        .and_then(|c| c.cluster_arn)
+        .unwrap_or_default();
+    let env = |k: &str, v: &str| KeyValuePair::builder().name(k).value(v).build();
+    let task_definition = ecs
+        .register_task_definition()
+        .family(names::agent::task_family(p))
+        .network_mode(NetworkMode::Awsvpc)
+        .requires_compatibilities(Compatibility::Fargate)
+        .cpu(d::AGENT_CPU.to_string())
+        .memory(d::AGENT_MEMORY.to_string())
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name(names::agent::CONTAINER_NAME)
+                .image("agent:local")
+                .memory(d::AGENT_MEMORY as i32)
+                .essential(true)
+                .user(names::agent::USER)
+                .readonly_root_filesystem(true)
+                .environment(env(names::env::agent::SEARCH_URL_TEMPLATE, &s.search_url_template))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(err("task definition"))?
+        .task_definition
+        .and_then(|t| t.task_definition_arn)
+        .unwrap_or_default();
+
+    let mut config = Config::defaults();
+    config.table = table;
+    config.queue_url = queue_url;
+    config.bucket = bucket;
+    config.cluster_arn = cluster_arn;
+    config.task_definition = task_definition;
+    config.subnet_ids = subnets;
+    config.security_group_ids = vec![security_group];
+    config.log_group = log_group;
+    config.tenants = Tenants::from_pairs(s.tenants.iter().map(|(t, _, id)| (id.as_str(), t.as_str())));
+    Ok(config)
+}

@@ -1,0 +1,414 @@
+//! The Fargate stand-in: finds tasks started through RunTask on the emulator, runs the agent as a
+//! local process with the task definition's environment and the task's overrides (at most N at a
+//! time), ships its stdout to the emulator's CloudWatch Logs under the stream the logs handler
+//! reads, honours StopTask (SIGTERM, then SIGKILL after the ECS grace period), and sends
+//! ECS-shaped `Task State Change` events (RUNNING, STOPPED with exit code) to the reconcile handler.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+use aws_sdk_ecs::types::DesiredStatus;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::{mpsc, watch};
+
+/// What to run for a task.
+#[derive(Clone, Debug)]
+pub enum AgentCommand {
+    /// The agent binary.
+    Agent(PathBuf),
+    /// Test mode: a trivial program instead of the agent (e.g. `true`), for load tests of the
+    /// control plane without browsers.
+    Trivial(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct RunnerSettings {
+    pub command: AgentCommand,
+    pub max_tasks: usize,
+    pub scratch: PathBuf,
+    /// Extra environment for every agent (the fixture allow-list, browser paths).
+    pub extra_env: Vec<(String, String)>,
+    /// ECS gives a stopped container this long between SIGTERM and SIGKILL.
+    pub stop_grace: Duration,
+    /// Agent processes started, by the task's `startedBy` (the job id): lets a test check that no
+    /// job ran twice.
+    pub launches: Arc<std::sync::Mutex<HashMap<String, u32>>>,
+}
+
+/// A task found through ListTasks/DescribeTasks.
+#[derive(Clone, Debug)]
+struct Task {
+    arn: String,
+    id: String,
+    started_by: Option<String>,
+    group: Option<String>,
+    env: Vec<(String, String)>,
+}
+
+/// What a running agent process reports back to the loop.
+enum Exit {
+    Finished { arn: String, code: Option<i32>, stopped_by_user: bool },
+}
+
+pub struct Runner {
+    app: Arc<functions::App>,
+    ecs: aws_sdk_ecs::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+    settings: RunnerSettings,
+    /// Container environment of each task definition revision.
+    definitions: HashMap<String, Vec<(String, String)>>,
+}
+
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    // Days-from-civil conversion, so no date crate is needed for one timestamp.
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+impl Runner {
+    pub fn new(app: Arc<functions::App>, sdk: &aws_config::SdkConfig, settings: RunnerSettings) -> Runner {
+        Runner {
+            app,
+            ecs: aws_sdk_ecs::Client::new(sdk),
+            logs: aws_sdk_cloudwatchlogs::Client::new(sdk),
+            settings,
+            definitions: HashMap::new(),
+        }
+    }
+
+    fn event(&self, task: &Task, last_status: &str, extra: Value) -> Value {
+        let mut detail = json!({
+            "taskArn": task.arn,
+            "clusterArn": self.app.config.cluster_arn,
+            "lastStatus": last_status,
+            "desiredStatus": if last_status == "STOPPED" { "STOPPED" } else { "RUNNING" },
+            "startedBy": task.started_by,
+            "group": task.group,
+            "launchType": "FARGATE",
+            "containers": [{"name": self.app.config.container_name, "lastStatus": last_status}],
+        });
+        if let (Value::Object(d), Value::Object(e)) = (&mut detail, extra) {
+            for (k, v) in e {
+                d.insert(k, v);
+            }
+        }
+        json!({
+            "version": "0",
+            "id": uuid::Uuid::new_v4().to_string(),
+            "detail-type": names::ecs::TASK_STATE_CHANGE,
+            "source": names::ecs::EVENT_SOURCE,
+            "account": "123456789012",
+            "time": now_rfc3339(),
+            "region": names::defaults::AWS_REGION,
+            "resources": [task.arn],
+            "detail": detail,
+        })
+    }
+
+    /// Delivers an event to reconcile, retrying like EventBridge does when the handler fails.
+    async fn deliver(&self, event: Value) {
+        for attempt in 0..5 {
+            match functions::reconcile::event(&self.app, &event).await {
+                Ok(_) => return,
+                Err(e) if attempt < 4 => {
+                    eprintln!("local-stack: runner: reconcile failed ({e}); retrying");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+                Err(e) => eprintln!("local-stack: runner: reconcile failed, event dropped: {e}"),
+            }
+        }
+    }
+
+    async fn definition_env(&mut self, arn: &str) -> Vec<(String, String)> {
+        if let Some(env) = self.definitions.get(arn) {
+            return env.clone();
+        }
+        let env: Vec<(String, String)> = match self.ecs.describe_task_definition().task_definition(arn).send().await {
+            Ok(d) => d
+                .task_definition
+                .map(|t| t.container_definitions.unwrap_or_default())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| c.name.as_deref() == Some(self.app.config.container_name.as_str()))
+                .flat_map(|c| c.environment.unwrap_or_default())
+                .filter_map(|kv| Some((kv.name?, kv.value?)))
+                .collect(),
+            Err(e) => {
+                eprintln!("local-stack: runner: cannot describe {arn}: {e}");
+                Vec::new()
+            }
+        };
+        self.definitions.insert(arn.to_string(), env.clone());
+        env
+    }
+
+    /// Tasks the emulator wants running.
+    async fn wanted(&self) -> Result<Vec<String>, String> {
+        let mut arns = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .ecs
+                .list_tasks()
+                .cluster(&self.app.config.cluster_arn)
+                .desired_status(DesiredStatus::Running)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| format!("ListTasks: {e}"))?;
+            arns.extend(page.task_arns.unwrap_or_default());
+            token = page.next_token;
+            if token.is_none() {
+                return Ok(arns);
+            }
+        }
+    }
+
+    async fn describe(&mut self, arns: &[String]) -> Vec<Task> {
+        let mut tasks = Vec::new();
+        for chunk in arns.chunks(100) {
+            let described = match self.ecs.describe_tasks().cluster(&self.app.config.cluster_arn).set_tasks(Some(chunk.to_vec())).send().await {
+                Ok(d) => d.tasks.unwrap_or_default(),
+                Err(e) => {
+                    eprintln!("local-stack: runner: DescribeTasks: {e}");
+                    continue;
+                }
+            };
+            for t in described {
+                let Some(arn) = t.task_arn.clone() else { continue };
+                let mut env = match &t.task_definition_arn {
+                    Some(td) => self.definition_env(td).await,
+                    None => Vec::new(),
+                };
+                for o in t.overrides.and_then(|o| o.container_overrides).unwrap_or_default() {
+                    if o.name.as_deref() == Some(self.app.config.container_name.as_str()) {
+                        for kv in o.environment.unwrap_or_default() {
+                            if let (Some(k), Some(v)) = (kv.name, kv.value) {
+                                env.retain(|(name, _)| name != &k);
+                                env.push((k, v));
+                            }
+                        }
+                    }
+                }
+                tasks.push(Task {
+                    id: functions::aws::ecs_task_id(&arn),
+                    arn,
+                    started_by: t.started_by,
+                    group: t.group,
+                    env,
+                });
+            }
+        }
+        tasks
+    }
+
+    /// Starts the agent for `task`; its exit is reported on `exits`. Returns the process group id.
+    async fn launch(&self, task: &Task, exits: mpsc::Sender<Exit>, stop: watch::Receiver<bool>) -> Option<i32> {
+        let stream = names::logs::agent_stream(&task.id);
+        let _ = self.logs.create_log_stream().log_group_name(&self.app.config.log_group).log_stream_name(&stream).send().await;
+        let scratch = self.settings.scratch.join(&task.id);
+        let _ = std::fs::create_dir_all(&scratch);
+        let mut cmd = match &self.settings.command {
+            AgentCommand::Agent(path) => Command::new(path),
+            AgentCommand::Trivial(program) => Command::new(program),
+        };
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &scratch)
+            .env(names::env::agent::SCRATCH_DIR, &scratch)
+            .envs(names::ssm::AGENT_SECRETS.iter().map(|(_, var)| (*var, "change-me")))
+            .envs(self.settings.extra_env.iter().cloned())
+            .envs(task.env.iter().cloned())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("local-stack: runner: cannot start the agent for task {}: {e}", task.id);
+                let _ = exits.send(Exit::Finished { arn: task.arn.clone(), code: None, stopped_by_user: false }).await;
+                return None;
+            }
+        };
+        let pgid = child.id().map(|p| p as i32);
+        let (lines_tx, mut lines_rx) = mpsc::channel::<String>(1024);
+        for reader in [child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>)].into_iter().flatten() {
+            let tx = lines_tx.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(reader).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if tx.send(line).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(lines_tx);
+        // Ships log lines in batches, like the awslogs driver.
+        let logs = self.logs.clone();
+        let group = self.app.config.log_group.clone();
+        let shipper = tokio::spawn(async move {
+            let mut batch = Vec::new();
+            loop {
+                let next = tokio::time::timeout(Duration::from_millis(300), lines_rx.recv()).await;
+                let closed = matches!(next, Ok(None));
+                if let Ok(Some(line)) = next {
+                    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+                    if let Ok(ev) = InputLogEvent::builder().timestamp(ts).message(line).build() {
+                        batch.push(ev);
+                    }
+                    if batch.len() < 500 {
+                        continue;
+                    }
+                }
+                if !batch.is_empty() {
+                    let events = std::mem::take(&mut batch);
+                    if let Err(e) = logs.put_log_events().log_group_name(&group).log_stream_name(&stream).set_log_events(Some(events)).send().await {
+                        eprintln!("local-stack: runner: PutLogEvents: {e}");
+                    }
+                }
+                if closed {
+                    return;
+                }
+            }
+        });
+        let arn = task.arn.clone();
+        let grace = self.settings.stop_grace;
+        let mut stop = stop;
+        tokio::spawn(async move {
+            let mut stopped_by_user = false;
+            let status = tokio::select! {
+                s = child.wait() => s.ok(),
+                _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => {
+                    stopped_by_user = true;
+                    if let Some(pg) = pgid {
+                        // SAFETY: signals the agent's own process group.
+                        unsafe { libc::kill(-pg, libc::SIGTERM); }
+                    }
+                    match tokio::time::timeout(grace, child.wait()).await {
+                        Ok(s) => s.ok(),
+                        Err(_) => {
+                            if let Some(pg) = pgid {
+                                // SAFETY: as above; the grace period is over.
+                                unsafe { libc::kill(-pg, libc::SIGKILL); }
+                            }
+                            child.wait().await.ok()
+                        }
+                    }
+                }
+            };
+            // Nothing the agent started may outlive it.
+            if let Some(pg) = pgid {
+                // SAFETY: as above; the group may already be gone (ESRCH is harmless).
+                unsafe { libc::kill(-pg, libc::SIGKILL); }
+            }
+            let _ = shipper.await;
+            let code = status.and_then(|s| {
+                use std::os::unix::process::ExitStatusExt;
+                s.code().or_else(|| s.signal().map(|sig| 128 + sig))
+            });
+            let _ = exits.send(Exit::Finished { arn, code, stopped_by_user }).await;
+        });
+        pgid
+    }
+
+    /// Runs until `shutdown` turns true; then stops every agent it started.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut known: HashSet<String> = HashSet::new();
+        let mut pending: VecDeque<Task> = VecDeque::new();
+        let mut running: BTreeMap<String, (Task, watch::Sender<bool>)> = BTreeMap::new();
+        let (exits_tx, mut exits_rx) = mpsc::channel::<Exit>(256);
+        loop {
+            // Reap finished agents first.
+            while let Ok(Exit::Finished { arn, code, stopped_by_user }) = exits_rx.try_recv() {
+                let Some((task, _)) = running.remove(&arn) else { continue };
+                let container = self.app.config.container_name.clone();
+                let (stop_code, reason) = if stopped_by_user {
+                    ("UserInitiated", "Task stopped by user")
+                } else {
+                    ("EssentialContainerExited", "Essential container in task exited")
+                };
+                let event = self.event(
+                    &task,
+                    "STOPPED",
+                    json!({
+                        "stopCode": stop_code,
+                        "stoppedReason": reason,
+                        "containers": [{"name": container, "lastStatus": "STOPPED", "exitCode": code}],
+                    }),
+                );
+                self.deliver(event).await;
+                if !stopped_by_user {
+                    let _ = self.ecs.stop_task().cluster(&self.app.config.cluster_arn).task(&task.arn).reason(reason).send().await;
+                }
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            match self.wanted().await {
+                Ok(wanted) => {
+                    let fresh: Vec<String> = wanted.iter().filter(|a| !known.contains(*a)).cloned().collect();
+                    if !fresh.is_empty() {
+                        for task in self.describe(&fresh).await {
+                            known.insert(task.arn.clone());
+                            pending.push_back(task);
+                        }
+                    }
+                    // StopTask: a running task the emulator no longer wants.
+                    let wanted: HashSet<&String> = wanted.iter().collect();
+                    for (arn, (_, stop)) in &running {
+                        if !wanted.contains(arn) {
+                            let _ = stop.send(true);
+                        }
+                    }
+                    pending.retain(|t| wanted.contains(&t.arn));
+                }
+                Err(e) => eprintln!("local-stack: runner: {e}"),
+            }
+            while running.len() < self.settings.max_tasks {
+                let Some(task) = pending.pop_front() else { break };
+                let (stop_tx, stop_rx) = watch::channel(false);
+                if let Ok(mut l) = self.settings.launches.lock() {
+                    *l.entry(task.started_by.clone().unwrap_or_else(|| task.id.clone())).or_default() += 1;
+                }
+                self.launch(&task, exits_tx.clone(), stop_rx).await;
+                self.deliver(self.event(&task, "RUNNING", json!({}))).await;
+                running.insert(task.arn.clone(), (task, stop_tx));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        // Shutting down: stop every agent and wait for them, so nothing is left running.
+        for (_, stop) in running.values() {
+            let _ = stop.send(true);
+        }
+        while !running.is_empty() {
+            match tokio::time::timeout(self.settings.stop_grace + Duration::from_secs(5), exits_rx.recv()).await {
+                Ok(Some(Exit::Finished { arn, .. })) => {
+                    running.remove(&arn);
+                }
+                _ => break,
+            }
+        }
+    }
+}

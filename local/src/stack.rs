@@ -1,0 +1,149 @@
+//! Starting and stopping the whole local system, in order, with progress on stderr.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::emulator::Emulator;
+use crate::gateway::{ApiKey, Gateway};
+use crate::provision::{provision, Settings};
+use crate::runner::{AgentCommand, Runner, RunnerSettings};
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub root: PathBuf,
+    pub api_port: u16,
+    pub tenants: Vec<String>,
+    pub rate_limit: u32,
+    pub burst_limit: u32,
+    pub max_tasks: usize,
+    pub command: AgentCommand,
+    /// Log progress to stderr.
+    pub verbose: bool,
+}
+
+pub struct LocalStack {
+    pub api_url: String,
+    pub fixture: SocketAddr,
+    pub endpoint: String,
+    /// (tenant, API key)
+    pub keys: Vec<(String, String)>,
+    pub config: functions::config::Config,
+    emulator: Emulator,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    runner: JoinHandle<()>,
+    scratch: PathBuf,
+    /// Agent processes started per job id.
+    pub launches: Arc<std::sync::Mutex<HashMap<String, u32>>>,
+}
+
+fn say(verbose: bool, what: &str) {
+    if verbose {
+        eprintln!("local-stack: {what}");
+    }
+}
+
+impl LocalStack {
+    pub async fn start(o: Options) -> Result<LocalStack, String> {
+        let v = o.verbose;
+        say(v, "starting the AWS emulator (moto server)");
+        let emulator = Emulator::start(&o.root, None).await?;
+        // Handlers, runner and boto3 reach the emulator through the standard SDK settings.
+        for (k, val) in [
+            ("AWS_ENDPOINT_URL", emulator.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "local"),
+            ("AWS_SECRET_ACCESS_KEY", "local"),
+            ("AWS_REGION", names::defaults::AWS_REGION),
+            ("AWS_DEFAULT_REGION", names::defaults::AWS_REGION),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ] {
+            std::env::set_var(k, val);
+        }
+        say(v, &format!("emulator on {}", emulator.endpoint));
+
+        say(v, "starting the fixture search page");
+        let (fixture, fixture_task) = crate::fixture::start(0).await.map_err(|e| format!("fixture server: {e}"))?;
+        let template = format!("http://{fixture}/search?q={{query}}");
+
+        say(v, "creating the table, queues, bucket, log group, parameters, cluster and task definition");
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let settings = Settings::new(&o.tenants, template);
+        let config = provision(&o.root, &sdk, &settings).await?;
+        let app = Arc::new(functions::App::new(&sdk, config.clone(), names::Function::ALL.to_vec()));
+
+        let (stop, stop_rx) = watch::channel(false);
+        say(v, "starting the SQS poller");
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let poller = tokio::spawn(crate::poller::run(app.clone(), sqs, config.queue_url.clone(), stop_rx.clone()));
+
+        let scratch = std::env::temp_dir().join(format!("local-stack-{}", std::process::id()));
+        std::fs::create_dir_all(&scratch).map_err(|e| format!("scratch directory: {e}"))?;
+        say(v, &format!("starting the Fargate stand-in (at most {} agents at a time)", o.max_tasks));
+        let launches = Arc::new(std::sync::Mutex::new(HashMap::new()));
+        let runner = Runner::new(
+            app.clone(),
+            &sdk,
+            RunnerSettings {
+                command: o.command.clone(),
+                max_tasks: o.max_tasks,
+                scratch: scratch.clone(),
+                // The fixture page and the emulator are on loopback: allowed here, refused in AWS.
+                extra_env: vec![(names::env::agent::EGRESS_ALLOW.to_string(), "127.0.0.1".to_string())],
+                stop_grace: Duration::from_secs(30),
+                launches: launches.clone(),
+            },
+        );
+        let runner = tokio::spawn(runner.run(stop_rx.clone()));
+
+        say(v, "starting the API gateway");
+        let keys: HashMap<String, ApiKey> = settings
+            .tenants
+            .iter()
+            .map(|(tenant, value, id)| (value.clone(), ApiKey { id: id.clone(), tenant: tenant.clone() }))
+            .collect();
+        let gateway = Arc::new(Gateway::new((*app).clone(), keys, o.rate_limit, o.burst_limit));
+        let (api, api_task) = crate::gateway::serve(o.api_port, move |req| gateway.clone().handle(req))
+            .await
+            .map_err(|e| format!("API gateway on 127.0.0.1:{}: {e}", o.api_port))?;
+
+        Ok(LocalStack {
+            api_url: format!("http://{api}/{}", names::routes::STAGE),
+            fixture,
+            endpoint: emulator.endpoint.clone(),
+            keys: settings.tenants.iter().map(|(t, k, _)| (t.clone(), k.clone())).collect(),
+            config,
+            emulator,
+            stop,
+            tasks: vec![poller, fixture_task, api_task],
+            runner,
+            scratch,
+            launches,
+        })
+    }
+
+    /// Stops the agents (SIGTERM, then SIGKILL), the servers and the emulator.
+    pub async fn stop(mut self, verbose: bool) {
+        say(verbose, "stopping: agents, poller, gateway, emulator");
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(40), &mut self.runner).await;
+        self.runner.abort();
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.emulator.stop().await;
+        let _ = std::fs::remove_dir_all(&self.scratch);
+        say(verbose, "stopped; nothing left running");
+    }
+}
+
+/// The workspace root: where `.tools/` and `target/` are.
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}

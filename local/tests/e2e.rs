@@ -1,0 +1,205 @@
+//! End to end, as a client would: starts `local-stack` (the binary `make local` runs), then over
+//! HTTP submits a job, polls it to COMPLETED, downloads its screenshot and result through the
+//! pre-signed links, pages through its logs; cancels a second, slow job; checks tenancy, a missing
+//! key and the burst limit; stops the stack with Ctrl-C (SIGINT) and checks nothing is left running.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+struct Stack {
+    child: Child,
+    api: String,
+    keys: Vec<String>,
+    emulator_port: String,
+}
+
+fn start() -> Stack {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let agent = root.join("target/debug/agent");
+    assert!(agent.exists(), "build the agent first (`cargo build -p agent`; make e2e does)");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_local-stack"))
+        .args(["--port", &port.to_string(), "--agent"])
+        .arg(&agent)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start local-stack");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut api, mut keys, mut emulator) = (String::new(), Vec::new(), String::new());
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(u) = line.strip_prefix("API:") {
+            api = u.trim().to_string();
+        } else if let Some(k) = line.strip_prefix("API key:") {
+            keys.push(k.split_whitespace().next().unwrap().to_string());
+        } else if let Some(e) = line.strip_prefix("Emulator:") {
+            emulator = e.trim().rsplit(':').next().unwrap().to_string();
+        } else if line.starts_with("Ctrl-C") {
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    assert!(!api.is_empty() && keys.len() >= 2, "local-stack did not print its API URL and keys");
+    Stack { child, api, keys, emulator_port: emulator }
+}
+
+async fn call(client: &reqwest::Client, method: reqwest::Method, url: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let mut req = client.request(method, url);
+    if let Some(k) = key {
+        req = req.header("x-api-key", k);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("the API answers");
+    let status = resp.status().as_u16();
+    let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+async fn wait_for(client: &reqwest::Client, url: &str, key: &str, want: &[&str], within: Duration) -> Value {
+    let started = Instant::now();
+    loop {
+        let (status, job) = call(client, reqwest::Method::GET, url, Some(key), None).await;
+        assert_eq!(status, 200, "{job}");
+        if want.contains(&job["status"].as_str().unwrap_or("")) {
+            return job;
+        }
+        assert!(started.elapsed() < within, "job did not reach {want:?} within {within:?}: {job}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Processes of this machine whose command line or environment contains `needle` (agents are
+/// found by the scratch directory in their environment, Chromium by its profile in the scratch).
+fn processes_with(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let read = |f: &str| std::fs::read(entry.path().join(f)).map(|b| String::from_utf8_lossy(&b).replace('\0', " ")).unwrap_or_default();
+        let (cmd, environ) = (read("cmdline"), read("environ"));
+        if cmd.contains(needle) || environ.contains(needle) {
+            found.push(format!("{}: {cmd}", entry.file_name().to_string_lossy()));
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_end_to_end_through_the_local_stack() {
+    let started = Instant::now();
+    let mut stack = start();
+    let pid = stack.child.id();
+    let client = reqwest::Client::new();
+    let (key, other) = (stack.keys[0].clone(), stack.keys[1].clone());
+    let jobs = format!("{}/jobs", stack.api);
+
+    // Submit, then poll to COMPLETED.
+    let (status, created) =
+        call(&client, reqwest::Method::POST, &jobs, Some(&key), Some(json!({"query": "rust lang", "options": {"capture_html": true}}))).await;
+    assert_eq!(status, 202, "{created}");
+    assert_eq!(created["status"], "QUEUED");
+    let id = created["task_id"].as_str().unwrap().to_string();
+    let job_url = format!("{jobs}/{id}");
+    let job = wait_for(&client, &job_url, &key, &["COMPLETED", "FAILED"], Duration::from_secs(120)).await;
+    assert_eq!(job["status"], "COMPLETED", "{job}");
+
+    // Outputs through the pre-signed links.
+    let outputs = &job["outputs"];
+    let png = client.get(outputs["screenshot"].as_str().expect("a screenshot link")).send().await.unwrap();
+    assert_eq!(png.status().as_u16(), 200);
+    let png = png.bytes().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "the screenshot is a PNG");
+    let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+    assert_eq!(width, 1280, "the default viewport's width");
+    let result: Value = client.get(outputs["result"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
+    assert!(result.to_string().contains("Fixture Search"), "result.json names the fixture page: {result}");
+    assert!(result.to_string().contains("Result 1 for rust lang"), "result.json lists the results: {result}");
+    let html = client.get(outputs["html"].as_str().expect("an html link (capture_html)")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Results for rust lang"));
+
+    // Logs, a page at a time, until the token runs out.
+    let (mut events, mut token, mut pages) = (0, None::<String>, 0);
+    loop {
+        let mut url = format!("{job_url}/logs?limit=2");
+        if let Some(t) = &token {
+            url.push_str(&format!("&next_token={}", form_urlencoded_encode(t)));
+        }
+        let (status, page) = call(&client, reqwest::Method::GET, &url, Some(&key), None).await;
+        assert_eq!(status, 200, "{page}");
+        events += page["events"].as_array().unwrap().len();
+        pages += 1;
+        match page["next_token"].as_str() {
+            Some(next) => {
+                assert_ne!(Some(next.to_string()), token, "a token must never repeat");
+                token = Some(next.to_string());
+            }
+            None => break,
+        }
+        assert!(pages < 500, "logs paging does not end");
+    }
+    assert!(events >= 2 && pages >= 2, "{events} log events in {pages} pages");
+
+    // Tenancy, a missing key, an unknown route.
+    let (status, _) = call(&client, reqwest::Method::GET, &job_url, Some(&other), None).await;
+    assert_eq!(status, 404, "another tenant's job is not found");
+    let (status, body) = call(&client, reqwest::Method::GET, &job_url, None, None).await;
+    assert_eq!((status, body), (403, json!({"message": "Forbidden"})));
+    let (status, body) = call(&client, reqwest::Method::GET, &job_url, Some("not-a-key"), None).await;
+    assert_eq!((status, body), (403, json!({"message": "Forbidden"})));
+
+    // A slow job, cancelled while its agent runs.
+    let fixture = result["final_url"].as_str().or(result["url"].as_str()).unwrap_or_default().to_string();
+    let origin: String = fixture.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+    let (status, slow) =
+        call(&client, reqwest::Method::POST, &jobs, Some(&key), Some(json!({"url": format!("{origin}/slow?seconds=120")}))).await;
+    assert_eq!(status, 202, "{slow}");
+    let slow_url = format!("{jobs}/{}", slow["task_id"].as_str().unwrap());
+    wait_for(&client, &slow_url, &key, &["RUNNING"], Duration::from_secs(60)).await;
+    let (status, cancelled) = call(&client, reqwest::Method::DELETE, &slow_url, Some(&key), None).await;
+    assert!(status == 200 || status == 202, "{status} {cancelled}");
+    let job = wait_for(&client, &slow_url, &key, &["CANCELLED"], Duration::from_secs(10)).await;
+    assert_eq!(job["status"], "CANCELLED");
+    let (status, again) = call(&client, reqwest::Method::DELETE, &slow_url, Some(&key), None).await;
+    assert_eq!(status, 409, "a finished job cannot be cancelled: {again}");
+    let stopped = Instant::now();
+    while !processes_with(&format!("local-stack-{pid}")).is_empty() {
+        assert!(stopped.elapsed() < Duration::from_secs(40), "the cancelled agent is still running: {:?}", processes_with(&format!("local-stack-{pid}")));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The burst limit: more requests at once than the burst allows.
+    let burst = names::defaults::API_BURST_LIMIT as usize;
+    let mut statuses = Vec::new();
+    let requests: Vec<_> = (0..burst + 10).map(|_| call(&client, reqwest::Method::GET, &jobs, Some(&other), None)).collect();
+    for r in requests {
+        statuses.push(r.await.0);
+    }
+    assert!(statuses.contains(&429), "no 429 in {statuses:?}");
+    assert!(statuses.iter().filter(|s| **s == 200).count() >= burst - 2, "{statuses:?}");
+
+    // Ctrl-C stops everything.
+    // SAFETY: signals our own child process.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGINT);
+    }
+    let exit = stack.child.wait().unwrap();
+    assert!(exit.success(), "local-stack exit: {exit:?}");
+    assert!(processes_with(&format!("-p {}", stack.emulator_port)).iter().all(|p| !p.contains("moto_server")), "moto is still running");
+    assert!(processes_with(&format!("local-stack-{pid}")).is_empty(), "agents are still running");
+    eprintln!("e2e: passed in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+fn form_urlencoded_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
