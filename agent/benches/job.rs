@@ -32,7 +32,10 @@ fn main() {
     let chromium = std::env::var(names::env::agent::CHROMIUM_PATH)
         .unwrap_or_else(|_| agent::config::DEFAULT_CHROMIUM.to_string());
     println!("bench-agent: {RUNS} runs each, alternating, on {url}");
-    println!("  agent:  {} (chromedriver + Chromium behind the egress guard, upload to moto S3)", agent.display());
+    println!(
+        "  agent:  {} (chromedriver + Chromium behind the egress guard, upload to moto S3)",
+        agent.display()
+    );
     println!("  bare:   {chromium} --headless --screenshot");
     // Warm the page cache for both.
     let _ = run_agent_once(agent, &url, env.moto_pid);
@@ -62,7 +65,9 @@ fn main() {
     report("wall time:", "ms", |s| ms(s.wall));
     report("peak PSS (tree):", "MiB", |s| mib(s.peak_pss));
     report("peak RSS (largest):", "MiB", |s| mib(s.peak_max_rss));
-    println!("(PSS: proportional set sizes of agent + chromedriver + every Chromium process, summed and");
+    println!(
+        "(PSS: proportional set sizes of agent + chromedriver + every Chromium process, summed and"
+    );
     println!(" sampled every 5 ms; RSS of the largest process is the figure `time -v` reports)");
 }
 
@@ -70,18 +75,32 @@ fn run_agent_once(agent: &Path, url: &str, moto: u32) -> Sample {
     let task_id = support::unique_task_id();
     let scratch = scratch_dir(&task_id);
     let mut cmd = std::process::Command::new(agent);
-    cmd.env(names::env::agent::JOB, json!({ "task_id": task_id, "url": url }).to_string())
-        .env(names::env::agent::UPLOAD_URLS, support::upload_urls(&task_id))
-        .env(names::env::agent::EGRESS_ALLOW, "127.0.0.1")
-        .env(names::env::agent::SCRATCH_DIR, &scratch)
-        .stdout(std::fs::File::create(scratch.with_extension("log")).unwrap());
+    cmd.env(
+        names::env::agent::JOB,
+        json!({ "task_id": task_id, "url": url }).to_string(),
+    )
+    .env(
+        names::env::agent::UPLOAD_URLS,
+        support::upload_urls(&task_id),
+    )
+    .env(names::env::agent::EGRESS_ALLOW, "127.0.0.1")
+    .env(names::env::agent::SCRATCH_DIR, &scratch)
+    .stdout(std::fs::File::create(scratch.with_extension("log")).unwrap());
     let sample = measure(cmd, moto);
     if sample.code != Some(0) {
         let log = std::fs::read_to_string(scratch.with_extension("log")).unwrap_or_default();
         panic!("the agent failed ({:?}):\n{log}", sample.code);
     }
     let _ = std::fs::remove_file(scratch.with_extension("log"));
-    assert!(support::env().get(&names::bucket::output_key(&task_id, names::Output::Screenshot)).is_some(), "the agent uploaded no screenshot");
+    assert!(
+        support::env()
+            .get(&names::bucket::output_key(
+                &task_id,
+                names::Output::Screenshot
+            ))
+            .is_some(),
+        "the agent uploaded no screenshot"
+    );
     let _ = std::fs::remove_dir_all(scratch);
     sample
 }
@@ -90,14 +109,24 @@ fn run_bare_once(chromium: &str, url: &str, moto: u32) -> Sample {
     let scratch = scratch_dir(&support::unique_task_id());
     let shot = scratch.join("bare.png");
     let mut cmd = std::process::Command::new(chromium);
-    cmd.args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--window-size=1280,800"])
-        .arg(format!("--user-data-dir={}", scratch.join("profile").display()))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(url)
-        .env("HOME", &scratch)
-        .env("TMPDIR", &scratch)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--window-size=1280,800",
+    ])
+    .arg(format!(
+        "--user-data-dir={}",
+        scratch.join("profile").display()
+    ))
+    .arg(format!("--screenshot={}", shot.display()))
+    .arg(url)
+    .env("HOME", &scratch)
+    .env("TMPDIR", &scratch)
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
     let sample = measure(cmd, moto);
     assert_eq!(sample.code, Some(0), "bare chromium failed");
     assert!(shot.exists(), "bare chromium wrote no screenshot");
@@ -166,7 +195,12 @@ fn descends_from(pid: i32, ancestor: i32) -> bool {
 
 fn ppid(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')').next()?.split_whitespace().nth(1)?.parse().ok()
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 fn pss_bytes(pid: i32) -> u64 {

@@ -36,12 +36,22 @@ struct Cdp {
 }
 
 impl WebDriverCompatibleCommand for Cdp {
-    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
-        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or_default()))
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
     }
 
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(json!({ "cmd": self.cmd, "params": self.params }).to_string()))
+        (
+            http::Method::POST,
+            Some(json!({ "cmd": self.cmd, "params": self.params }).to_string()),
+        )
     }
 }
 
@@ -61,39 +71,59 @@ impl Browser {
         let profile = cfg.scratch.join("chromium-profile");
         // A retry starts from an empty profile.
         let _ = std::fs::remove_dir_all(&profile);
-        std::fs::create_dir_all(&profile).map_err(|e| format!("cannot create {}: {e}", profile.display()))?;
+        std::fs::create_dir_all(&profile)
+            .map_err(|e| format!("cannot create {}: {e}", profile.display()))?;
         let port = free_port().map_err(|e| format!("no free loopback port: {e}"))?;
         let driver_log = cfg.scratch.join("chromedriver.log");
         let driver = spawn(
             cfg.chromedriver,
-            &[format!("--port={port}"), format!("--log-path={}", driver_log.display())],
+            &[
+                format!("--port={port}"),
+                format!("--log-path={}", driver_log.display()),
+            ],
             cfg.scratch,
             Stdio::null(),
         )?;
         // Chromium starts alongside chromedriver, which then attaches to it instead of launching
         // it: the two startups overlap.
         let chromium_log = cfg.scratch.join("chromium.log");
-        let stderr = std::fs::File::create(&chromium_log).map(Stdio::from).unwrap_or_else(|_| Stdio::null());
+        let stderr = std::fs::File::create(&chromium_log)
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null());
         let mut args = chromium_args(&profile, cfg.proxy, cfg.viewport);
-        args.extend(["--remote-debugging-port=0".to_string(), "about:blank".to_string()]);
+        args.extend([
+            "--remote-debugging-port=0".to_string(),
+            "about:blank".to_string(),
+        ]);
         let mut chromium = spawn(cfg.chromium, &args, cfg.scratch, stderr)?;
         let base = format!("http://127.0.0.1:{port}");
-        let (ready, devtools) = tokio::join!(wait_ready(&base), wait_devtools(&profile, &mut chromium));
-        let devtools = devtools.map_err(|e| {
+        let (ready, devtools) =
+            tokio::join!(wait_ready(&base), wait_devtools(&profile, &mut chromium));
+        let devtools = devtools.inspect_err(|_| {
             let text = std::fs::read_to_string(&chromium_log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().filter(|l| !l.contains("dbus")).take(10).collect();
+            let tail: Vec<&str> = text
+                .lines()
+                .rev()
+                .filter(|l| !l.contains("dbus"))
+                .take(10)
+                .collect();
             log.error("chromium log", json!({ "tail": tail }));
-            e
         })?;
         ready?;
-        log.info("chromium and chromedriver ready", json!({ "ms": started.elapsed().as_millis() as u64 }));
+        log.info(
+            "chromium and chromedriver ready",
+            json!({ "ms": started.elapsed().as_millis() as u64 }),
+        );
 
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
         caps.insert("pageLoadStrategy".into(), json!("normal"));
         // Backstop for prompts the shim cannot replace (e.g. beforeunload).
         caps.insert("unhandledPromptBehavior".into(), json!("accept"));
-        caps.insert("goog:chromeOptions".into(), json!({ "debuggerAddress": format!("127.0.0.1:{devtools}") }));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({ "debuggerAddress": format!("127.0.0.1:{devtools}") }),
+        );
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&base)
@@ -105,8 +135,16 @@ impl Browser {
                 log.error("chromedriver log", json!({ "tail": tail }));
                 format!("chromedriver could not attach to Chromium: {e}")
             })?;
-        let mut browser = Browser { client, version: String::new(), _driver: driver, _chromium: chromium };
-        let v = browser.cdp("Browser.getVersion", json!({})).await.map_err(|e| format!("Browser.getVersion: {e}"))?;
+        let mut browser = Browser {
+            client,
+            version: String::new(),
+            _driver: driver,
+            _chromium: chromium,
+        };
+        let v = browser
+            .cdp("Browser.getVersion", json!({}))
+            .await
+            .map_err(|e| format!("Browser.getVersion: {e}"))?;
         browser.version = v["product"].as_str().unwrap_or_default().to_string();
         let Viewport { width, height } = cfg.viewport;
         browser
@@ -117,7 +155,10 @@ impl Browser {
             .await
             .map_err(|e| format!("setting the viewport: {e}"))?;
         browser
-            .cdp("Page.addScriptToEvaluateOnNewDocument", json!({ "source": DIALOG_SHIM }))
+            .cdp(
+                "Page.addScriptToEvaluateOnNewDocument",
+                json!({ "source": DIALOG_SHIM }),
+            )
             .await
             .map_err(|e| format!("installing the dialog shim: {e}"))?;
         log.info(
@@ -127,7 +168,11 @@ impl Browser {
         Ok(browser)
     }
 
-    pub async fn cdp(&self, cmd: &'static str, params: Value) -> Result<Value, fantoccini::error::CmdError> {
+    pub async fn cdp(
+        &self,
+        cmd: &'static str,
+        params: Value,
+    ) -> Result<Value, fantoccini::error::CmdError> {
         self.client.issue_cmd(Cdp { cmd, params }).await
     }
 }
@@ -190,14 +235,22 @@ fn chromium_args(profile: &Path, proxy: SocketAddr, viewport: Viewport) -> Vec<S
     .map(String::from)
     .collect();
     args.push(format!("--proxy-server=http://{proxy}"));
-    args.push(format!("--window-size={},{}", viewport.width, viewport.height));
+    args.push(format!(
+        "--window-size={},{}",
+        viewport.width, viewport.height
+    ));
     args.push(format!("--user-data-dir={}", profile.display()));
     args
 }
 
 /// Starts a helper process with its home and temp files on the scratch volume; it gets SIGKILL
 /// if the agent dies.
-fn spawn(program: &Path, args: &[String], scratch: &Path, stderr: Stdio) -> Result<tokio::process::Child, String> {
+fn spawn(
+    program: &Path,
+    args: &[String],
+    scratch: &Path,
+    stderr: Stdio,
+) -> Result<tokio::process::Child, String> {
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .env("HOME", scratch)
@@ -215,11 +268,15 @@ fn spawn(program: &Path, args: &[String], scratch: &Path, stderr: Stdio) -> Resu
             Ok(())
         });
     }
-    cmd.spawn().map_err(|e| format!("cannot run {}: {e}", program.display()))
+    cmd.spawn()
+        .map_err(|e| format!("cannot run {}: {e}", program.display()))
 }
 
 /// Waits for Chromium to write the port of its DevTools endpoint into the profile.
-async fn wait_devtools(profile: &Path, chromium: &mut tokio::process::Child) -> Result<u16, String> {
+async fn wait_devtools(
+    profile: &Path,
+    chromium: &mut tokio::process::Child,
+) -> Result<u16, String> {
     let file = profile.join("DevToolsActivePort");
     loop {
         if let Ok(text) = std::fs::read_to_string(&file) {
@@ -255,14 +312,17 @@ async fn wait_ready(base: &str) -> Result<(), String> {
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// A fresh directory under `parent` (the scratch volume; the root filesystem is read-only).
 /// Kept short on purpose: Chromium puts a Unix socket below TMPDIR, and socket paths are limited
 /// to 107 bytes.
 pub fn tempdir(parent: &Path, prefix: &str) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    std::fs::create_dir_all(parent)
+        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     let pid = std::process::id();
     let mut last = String::new();
     for n in 0..100 {
@@ -298,9 +358,14 @@ pub fn kill_descendants_except(spare: &[i32]) {
     // Another round only when the last one found processes not signalled before (a fork in
     // flight); processes already signalled are dying and need no wait.
     for _ in 0..5 {
-        let spared: Vec<i32> = spare.iter().flat_map(|&p| descendants(p).into_iter().chain([p])).collect();
-        let fresh: Vec<i32> =
-            descendants(me).into_iter().filter(|p| !signalled.contains(p) && !spared.contains(p)).collect();
+        let spared: Vec<i32> = spare
+            .iter()
+            .flat_map(|&p| descendants(p).into_iter().chain([p]))
+            .collect();
+        let fresh: Vec<i32> = descendants(me)
+            .into_iter()
+            .filter(|p| !signalled.contains(p) && !spared.contains(p))
+            .collect();
         if fresh.is_empty() {
             return;
         }
@@ -320,13 +385,25 @@ pub fn descendants(root: i32) -> Vec<i32> {
     let mut parent_of = Vec::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for entry in dir.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
             // Fields after the command name, which may itself contain spaces and parentheses.
-            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+                continue;
+            };
             let mut fields = rest.split_whitespace();
             let state = fields.next().unwrap_or("");
-            let Some(ppid) = fields.next().and_then(|p| p.parse::<i32>().ok()) else { continue };
+            let Some(ppid) = fields.next().and_then(|p| p.parse::<i32>().ok()) else {
+                continue;
+            };
             if state != "Z" {
                 parent_of.push((pid, ppid));
             }
@@ -336,7 +413,12 @@ pub fn descendants(root: i32) -> Vec<i32> {
     let mut i = 0;
     while i < found.len() {
         let p = found[i];
-        found.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(pid, _)| *pid));
+        found.extend(
+            parent_of
+                .iter()
+                .filter(|(_, pp)| *pp == p)
+                .map(|(pid, _)| *pid),
+        );
         i += 1;
     }
     found.remove(0);

@@ -57,8 +57,11 @@ pub fn upload_urls(get: &dyn Fn(&str) -> Option<String>) -> Result<UploadUrls, S
     for (name, url) in map {
         let output = Output::parse(&name)
             .ok_or_else(|| format!("{} names an unknown output `{name}`", env::UPLOAD_URLS))?;
-        let url = Url::parse(&url).ok().filter(|u| matches!(u.scheme(), "http" | "https"));
-        let url = url.ok_or_else(|| format!("the upload URL for `{name}` is not an http(s) URL"))?;
+        let url = Url::parse(&url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"));
+        let url =
+            url.ok_or_else(|| format!("the upload URL for `{name}` is not an http(s) URL"))?;
         urls.insert(output, url);
     }
     Ok(urls)
@@ -77,11 +80,24 @@ pub fn task_id_hint(get: &dyn Fn(&str) -> Option<String>) -> String {
 
 pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> {
     let raw = get(env::JOB).ok_or_else(|| format!("{} is not set", env::JOB))?;
-    let spec: JobSpec = serde_json::from_str(&raw).map_err(|e| format!("{} is not a valid job: {e}", env::JOB))?;
+    let spec: JobSpec =
+        serde_json::from_str(&raw).map_err(|e| format!("{} is not a valid job: {e}", env::JOB))?;
     let options = spec.options;
-    check_range("options.viewport.width", options.viewport.width, job::VIEWPORT_WIDTH)?;
-    check_range("options.viewport.height", options.viewport.height, job::VIEWPORT_HEIGHT)?;
-    check_range("options.timeout_seconds", options.timeout_seconds, job::TIMEOUT_SECONDS)?;
+    check_range(
+        "options.viewport.width",
+        options.viewport.width,
+        job::VIEWPORT_WIDTH,
+    )?;
+    check_range(
+        "options.viewport.height",
+        options.viewport.height,
+        job::VIEWPORT_HEIGHT,
+    )?;
+    check_range(
+        "options.timeout_seconds",
+        options.timeout_seconds,
+        job::TIMEOUT_SECONDS,
+    )?;
     if spec.task_id.trim().is_empty() {
         return Err("task_id is empty".into());
     }
@@ -92,22 +108,36 @@ pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> 
         (Some(query), None) => {
             let query = query.trim().to_string();
             if query.is_empty() || query.chars().count() > job::QUERY_MAX_CHARS {
-                return Err(format!("query must have 1 to {} characters", job::QUERY_MAX_CHARS));
+                return Err(format!(
+                    "query must have 1 to {} characters",
+                    job::QUERY_MAX_CHARS
+                ));
             }
             let url = search_url(&template, &query)?;
             Target::Search { query, url }
         }
         (None, Some(url)) => {
             if url.len() > job::URL_MAX_CHARS {
-                return Err(format!("url is longer than {} characters", job::URL_MAX_CHARS));
+                return Err(format!(
+                    "url is longer than {} characters",
+                    job::URL_MAX_CHARS
+                ));
             }
-            Target::Page { url: http_url(&url).map_err(|e| format!("url: {e}"))? }
+            Target::Page {
+                url: http_url(&url).map_err(|e| format!("url: {e}"))?,
+            }
         }
         _ => return Err("exactly one of query and url must be set".into()),
     };
     let egress = EgressPolicy::parse(&get(env::EGRESS_ALLOW).unwrap_or_default())
         .map_err(|e| format!("{}: {e}", env::EGRESS_ALLOW))?;
-    let path = |name: &str, default: &str| PathBuf::from(get(name).filter(|p| !p.is_empty()).unwrap_or_else(|| default.to_string()));
+    let path = |name: &str, default: &str| {
+        PathBuf::from(
+            get(name)
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| default.to_string()),
+        )
+    };
     Ok(Config {
         task_id: spec.task_id,
         target,
@@ -115,15 +145,26 @@ pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> 
         egress,
         chromium: path(env::CHROMIUM_PATH, DEFAULT_CHROMIUM),
         chromedriver: path(env::CHROMEDRIVER_PATH, DEFAULT_CHROMEDRIVER),
-        scratch: get(env::SCRATCH_DIR).filter(|p| !p.is_empty()).map(PathBuf::from).unwrap_or_else(std::env::temp_dir),
+        scratch: get(env::SCRATCH_DIR)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir),
     })
 }
 
-fn check_range(field: &str, value: u32, range: std::ops::RangeInclusive<u32>) -> Result<(), String> {
+fn check_range(
+    field: &str,
+    value: u32,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<(), String> {
     if range.contains(&value) {
         Ok(())
     } else {
-        Err(format!("{field} must be between {} and {}, not {value}", range.start(), range.end()))
+        Err(format!(
+            "{field} must be between {} and {}, not {value}",
+            range.start(),
+            range.end()
+        ))
     }
 }
 
@@ -138,10 +179,14 @@ fn http_url(s: &str) -> Result<Url, String> {
 /// Fills the template's `{query}` with the form-encoded query.
 pub fn search_url(template: &str, query: &str) -> Result<Url, String> {
     if !template.contains("{query}") {
-        return Err(format!("{} has no {{query}} placeholder", env::SEARCH_URL_TEMPLATE));
+        return Err(format!(
+            "{} has no {{query}} placeholder",
+            env::SEARCH_URL_TEMPLATE
+        ));
     }
     let encoded: String = url::form_urlencoded::byte_serialize(query.as_bytes()).collect();
-    http_url(&template.replace("{query}", &encoded)).map_err(|e| format!("{}: {e}", env::SEARCH_URL_TEMPLATE))
+    http_url(&template.replace("{query}", &encoded))
+        .map_err(|e| format!("{}: {e}", env::SEARCH_URL_TEMPLATE))
 }
 
 #[cfg(test)]
@@ -149,7 +194,10 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
@@ -157,15 +205,36 @@ mod tests {
     fn jobs_table() {
         let cases: &[(&str, Result<(), &str>)] = &[
             (r#"{"task_id":"t","query":"rust lang"}"#, Ok(())),
-            (r#"{"task_id":"t","url":"https://example.com/a?b=c"}"#, Ok(())),
+            (
+                r#"{"task_id":"t","url":"https://example.com/a?b=c"}"#,
+                Ok(()),
+            ),
             (r#"{"task_id":"t"}"#, Err("exactly one")),
-            (r#"{"task_id":"t","query":"a","url":"https://x.org"}"#, Err("exactly one")),
+            (
+                r#"{"task_id":"t","query":"a","url":"https://x.org"}"#,
+                Err("exactly one"),
+            ),
             (r#"{"task_id":"t","query":"   "}"#, Err("query must have")),
-            (r#"{"task_id":"t","url":"file:///etc/passwd"}"#, Err("not an http(s) URL")),
-            (r#"{"task_id":"t","url":"javascript:alert(1)"}"#, Err("not an http(s) URL")),
-            (r#"{"task_id":"t","url":"https://x.org","options":{"timeout_seconds":5}}"#, Err("timeout_seconds")),
-            (r#"{"task_id":"t","url":"https://x.org","options":{"viewport":{"width":100,"height":800}}}"#, Err("viewport.width")),
-            (r#"{"task_id":"t","url":"https://x.org","extra":1}"#, Err("unknown field")),
+            (
+                r#"{"task_id":"t","url":"file:///etc/passwd"}"#,
+                Err("not an http(s) URL"),
+            ),
+            (
+                r#"{"task_id":"t","url":"javascript:alert(1)"}"#,
+                Err("not an http(s) URL"),
+            ),
+            (
+                r#"{"task_id":"t","url":"https://x.org","options":{"timeout_seconds":5}}"#,
+                Err("timeout_seconds"),
+            ),
+            (
+                r#"{"task_id":"t","url":"https://x.org","options":{"viewport":{"width":100,"height":800}}}"#,
+                Err("viewport.width"),
+            ),
+            (
+                r#"{"task_id":"t","url":"https://x.org","extra":1}"#,
+                Err("unknown field"),
+            ),
             (r#"{"task_id":"","url":"https://x.org"}"#, Err("task_id")),
             ("not json", Err("not a valid job")),
         ];
@@ -188,7 +257,10 @@ mod tests {
 
     #[test]
     fn upload_urls_parse() {
-        let get = env_of(&[(env::UPLOAD_URLS, r#"{"screenshot":"http://s3/b/k?X-Amz-Signature=x","logs":"https://s3/b/l"}"#)]);
+        let get = env_of(&[(
+            env::UPLOAD_URLS,
+            r#"{"screenshot":"http://s3/b/k?X-Amz-Signature=x","logs":"https://s3/b/l"}"#,
+        )]);
         let urls = upload_urls(&get).unwrap();
         assert_eq!(urls.len(), 2);
         assert!(urls.contains_key(&Output::Screenshot));

@@ -44,7 +44,10 @@ pub enum AgentError {
     #[error("capturing the page failed: {0}")]
     Capture(String),
     #[error("uploading {output} failed: {reason}")]
-    Upload { output: &'static str, reason: String },
+    Upload {
+        output: &'static str,
+        reason: String,
+    },
     #[error("the agent was asked to stop")]
     Terminated,
     #[error("internal error: {0}")]

@@ -17,7 +17,11 @@ impl Net {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let addr: IpAddr = a.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+        let addr: IpAddr = a
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok()?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match p {
             Some(p) => p.parse().ok().filter(|p| *p <= max)?,
@@ -29,11 +33,15 @@ impl Net {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(n) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(n) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -48,7 +56,10 @@ const BLOCKED_V4: &[(&str, &str)] = &[
     ("10.0.0.0/8", "private"),
     ("100.64.0.0/10", "shared address space (CGNAT)"),
     ("127.0.0.0/8", "loopback"),
-    ("169.254.0.0/16", "link-local (incl. instance and task metadata)"),
+    (
+        "169.254.0.0/16",
+        "link-local (incl. instance and task metadata)",
+    ),
     ("172.16.0.0/12", "private"),
     ("192.0.0.0/24", "IETF protocol assignments"),
     ("192.0.2.0/24", "documentation"),
@@ -67,7 +78,10 @@ const BLOCKED_V6: &[(&str, &str)] = &[
     ("100::/64", "discard-only"),
     ("2001::/23", "IETF protocol assignments (incl. Teredo)"),
     ("2001:db8::/32", "documentation"),
-    ("fc00::/7", "unique local (incl. the EC2 IPv6 metadata endpoint)"),
+    (
+        "fc00::/7",
+        "unique local (incl. the EC2 IPv6 metadata endpoint)",
+    ),
     ("fe80::/10", "link-local"),
     ("fec0::/10", "site-local"),
     ("ff00::/8", "multicast"),
@@ -93,13 +107,23 @@ pub fn special_range(ip: IpAddr) -> Option<&'static str> {
 /// NAT64 (`64:ff9b::/96`) or 6to4 (`2002::/16`) address.
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let seg = ip.segments();
-    let low = Ipv4Addr::new((seg[6] >> 8) as u8, seg[6] as u8, (seg[7] >> 8) as u8, seg[7] as u8);
+    let low = Ipv4Addr::new(
+        (seg[6] >> 8) as u8,
+        seg[6] as u8,
+        (seg[7] >> 8) as u8,
+        seg[7] as u8,
+    );
     match seg {
         [0, 0, 0, 0, 0, 0xffff, _, _] => Some(low),
         // `::` and `::1` stay IPv6 so they are named as such.
         [0, 0, 0, 0, 0, 0, hi, _] if hi != 0 => Some(low),
         [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(low),
-        [0x2002, a, b, ..] => Some(Ipv4Addr::new((a >> 8) as u8, a as u8, (b >> 8) as u8, b as u8)),
+        [0x2002, a, b, ..] => Some(Ipv4Addr::new(
+            (a >> 8) as u8,
+            a as u8,
+            (b >> 8) as u8,
+            b as u8,
+        )),
         _ => None,
     }
 }
@@ -120,7 +144,9 @@ impl EgressPolicy {
             if let Some(net) = Net::parse(item) {
                 policy.nets.push(net);
             } else if item.contains('/') || item.contains(char::is_whitespace) {
-                return Err(format!("`{item}` is neither a host name nor an IP address or CIDR block"));
+                return Err(format!(
+                    "`{item}` is neither a host name nor an IP address or CIDR block"
+                ));
             } else {
                 policy.hosts.push(item.to_ascii_lowercase());
             }
@@ -134,9 +160,14 @@ impl EgressPolicy {
 
     /// `Ok` when `host` (as the browser named it) may be reached at `ip`; otherwise the reason.
     pub fn check(&self, host: &str, ip: IpAddr) -> Result<(), String> {
-        let Some(why) = special_range(ip) else { return Ok(()) };
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-        if self.hosts.iter().any(|h| *h == host) || self.nets.iter().any(|n| n.contains(ip)) {
+        let Some(why) = special_range(ip) else {
+            return Ok(());
+        };
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        if self.hosts.contains(&host) || self.nets.iter().any(|n| n.contains(ip)) {
             return Ok(());
         }
         Err(format!("{ip} is {why}"))
@@ -191,10 +222,15 @@ mod tests {
         let p = EgressPolicy::parse("127.0.0.1, fixture.test ,10.0.0.0/24").unwrap();
         assert!(p.check("127.0.0.1", "127.0.0.1".parse().unwrap()).is_ok());
         assert!(p.check("x", "127.0.0.2".parse().unwrap()).is_err());
-        assert!(p.check("FIXTURE.test", "192.168.0.5".parse().unwrap()).is_ok());
+        assert!(p
+            .check("FIXTURE.test", "192.168.0.5".parse().unwrap())
+            .is_ok());
         assert!(p.check("x", "10.0.0.200".parse().unwrap()).is_ok());
         assert!(p.check("x", "10.0.1.1".parse().unwrap()).is_err());
-        assert!(p.check("x", "169.254.170.2".parse().unwrap()).unwrap_err().contains("link-local"));
+        assert!(p
+            .check("x", "169.254.170.2".parse().unwrap())
+            .unwrap_err()
+            .contains("link-local"));
         assert!(p.check("x", "1.1.1.1".parse().unwrap()).is_ok());
         assert!(EgressPolicy::parse("10.0.0.0/33").is_err());
         assert!(EgressPolicy::parse("").unwrap().is_empty());

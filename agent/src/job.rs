@@ -74,14 +74,23 @@ pub async fn run(ctx: Arc<Ctx>) -> Result<(), AgentError> {
     // One retry: a Chromium that dies while starting is rare and rarely dies twice.
     let mut attempt = 1;
     let browser = loop {
-        let launched = timeout_at(ctx.step_deadline(Duration::from_secs(45)), Browser::launch(&browser_cfg, &ctx.log))
-            .await
-            .map_err(|_| AgentError::BrowserStart("Chromium did not start in time".into()))
-            .and_then(|r| r.map_err(AgentError::BrowserStart));
+        let launched = timeout_at(
+            ctx.step_deadline(Duration::from_secs(45)),
+            Browser::launch(&browser_cfg, &ctx.log),
+        )
+        .await
+        .map_err(|_| AgentError::BrowserStart("Chromium did not start in time".into()))
+        .and_then(|r| r.map_err(AgentError::BrowserStart));
         match launched {
             Ok(b) => break b,
-            Err(e) if attempt == 1 && ctx.work_deadline > tokio::time::Instant::now() + Duration::from_secs(5) => {
-                ctx.log.warn("browser start failed; retrying", json!({ "error": e.to_string() }));
+            Err(e)
+                if attempt == 1
+                    && ctx.work_deadline > tokio::time::Instant::now() + Duration::from_secs(5) =>
+            {
+                ctx.log.warn(
+                    "browser start failed; retrying",
+                    json!({ "error": e.to_string() }),
+                );
                 crate::browser::kill_descendants();
                 attempt += 1;
             }
@@ -93,7 +102,9 @@ pub async fn run(ctx: Arc<Ctx>) -> Result<(), AgentError> {
     ctx.enter(Stage::Navigate);
     let nav_started = Instant::now();
     let url = cfg.target.url().clone();
-    let page_load = ctx.work_deadline.saturating_duration_since(tokio::time::Instant::now());
+    let page_load = ctx
+        .work_deadline
+        .saturating_duration_since(tokio::time::Instant::now());
     let timeouts = fantoccini::wd::TimeoutConfiguration::new(
         Some(STEP_CAP),
         Some(page_load),
@@ -117,30 +128,58 @@ pub async fn run(ctx: Arc<Ctx>) -> Result<(), AgentError> {
     let facts = script(&ctx, &browser, FACTS_SCRIPT).await?;
     // Chromium answers some failures (a redirect loop, say) with its own error page and
     // chromedriver reports the navigation as done.
-    if facts["href"].as_str().is_some_and(|h| h.starts_with("chrome-error:")) {
-        let mut code = facts["error_code"].as_str().map(str::trim).unwrap_or_default().to_string();
+    if facts["href"]
+        .as_str()
+        .is_some_and(|h| h.starts_with("chrome-error:"))
+    {
+        let mut code = facts["error_code"]
+            .as_str()
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string();
         if code.is_empty() {
             // chrome-headless-shell's error page is blank: navigating once more through CDP
             // returns the net error as `errorText`.
-            let retry = timeout_at(ctx.step_deadline(STEP_CAP), browser.cdp("Page.navigate", json!({ "url": url.as_str() }))).await;
+            let retry = timeout_at(
+                ctx.step_deadline(STEP_CAP),
+                browser.cdp("Page.navigate", json!({ "url": url.as_str() })),
+            )
+            .await;
             code = match retry {
                 Ok(Ok(v)) => v["errorText"].as_str().unwrap_or_default().to_string(),
                 _ => String::new(),
             };
         }
-        let code = if code.is_empty() { "unknown network error".to_string() } else { code };
-        return Err(AgentError::Navigation(format!("net::{}", code.trim_start_matches("net::"))));
+        let code = if code.is_empty() {
+            "unknown network error".to_string()
+        } else {
+            code
+        };
+        return Err(AgentError::Navigation(format!(
+            "net::{}",
+            code.trim_start_matches("net::")
+        )));
     }
-    let final_url = final_url.map(|u| u.to_string()).unwrap_or_else(|| url.to_string());
+    let final_url = final_url
+        .map(|u| u.to_string())
+        .unwrap_or_else(|| url.to_string());
     let navigate_ms = nav_started.elapsed().as_millis() as u64;
-    ctx.log.info("page loaded", json!({ "final_url": final_url, "ms": navigate_ms }));
+    ctx.log.info(
+        "page loaded",
+        json!({ "final_url": final_url, "ms": navigate_ms }),
+    );
 
     ctx.enter(Stage::Capture);
     let capture_started = Instant::now();
     let (png, shot) = screenshot(&ctx, &browser).await?;
-    ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner()).screenshot = Some(png);
+    ctx.artifacts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .screenshot = Some(png);
     let results = match &cfg.target {
-        Target::Search { .. } => Some(search_results(script(&ctx, &browser, RESULTS_SCRIPT).await?)),
+        Target::Search { .. } => Some(search_results(
+            script(&ctx, &browser, RESULTS_SCRIPT).await?,
+        )),
         Target::Page { .. } => None,
     };
     if cfg.options.capture_html {
@@ -151,11 +190,14 @@ pub async fn run(ctx: Arc<Ctx>) -> Result<(), AgentError> {
         ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner()).html = Some(html);
     }
     let capture_ms = capture_started.elapsed().as_millis() as u64;
+    // Subresources the guard refused; unreachable hosts (Chromium's own background requests
+    // among them) are only logged.
     let blocked: Vec<Value> = ctx
         .guard
         .events_since(0)
         .into_iter()
-        .map(|e| json!({ "target": e.target, "reason": e.reason, "refused": e.kind == EventKind::Refused }))
+        .filter(|e| e.kind == EventKind::Refused)
+        .map(|e| json!({ "target": e.target, "reason": e.reason }))
         .collect();
 
     let mut result = json!({
@@ -174,7 +216,7 @@ pub async fn run(ctx: Arc<Ctx>) -> Result<(), AgentError> {
         "viewport": { "width": cfg.options.viewport.width, "height": cfg.options.viewport.height },
         "screenshot": shot,
         "dialogs": facts["dialogs"],
-        "egress_events": blocked,
+        "blocked_requests": blocked,
         "browser_version": browser.version,
         "agent_version": env!("CARGO_PKG_VERSION"),
         "captured_at": crate::log::now_rfc3339(),
@@ -185,7 +227,10 @@ pub async fn run(ctx: Arc<Ctx>) -> Result<(), AgentError> {
     if let Some(results) = results {
         result["results"] = json!(results);
     }
-    ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner()).result = Some(result);
+    ctx.artifacts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .result = Some(result);
     drop(browser);
     Ok(())
 }
@@ -193,35 +238,63 @@ pub async fn run(ctx: Arc<Ctx>) -> Result<(), AgentError> {
 /// Turns how the navigation ended into success or the error a client can act on. Refusals and
 /// unreachable servers are told by the guard, which saw the connection; other failures by
 /// chromedriver, which reports Chromium's net error (`net::ERR_TOO_MANY_REDIRECTS`, ...).
-fn check_navigation(ctx: &Ctx, mark: usize, nav: Result<(), CmdError>, final_url: Option<&url::Url>) -> Result<(), AgentError> {
+fn check_navigation(
+    ctx: &Ctx,
+    mark: usize,
+    nav: Result<(), CmdError>,
+    final_url: Option<&url::Url>,
+) -> Result<(), AgentError> {
     let events = ctx.guard.events_since(mark);
-    let authority = final_url.map(|u| format!("{}:{}", u.host_str().unwrap_or_default(), u.port_or_known_default().unwrap_or(0)));
+    let authority = final_url.map(|u| {
+        format!(
+            "{}:{}",
+            u.host_str().unwrap_or_default(),
+            u.port_or_known_default().unwrap_or(0)
+        )
+    });
     let for_document = |kind: EventKind| {
         events
             .iter()
             .find(|e| e.kind == kind && Some(&e.target) == authority.as_ref())
-            .or_else(|| if nav.is_err() { events.iter().find(|e| e.kind == kind) } else { None })
+            .or_else(|| {
+                if nav.is_err() {
+                    events.iter().find(|e| e.kind == kind)
+                } else {
+                    None
+                }
+            })
             .cloned()
     };
     if let Some(e) = for_document(EventKind::Refused) {
-        return Err(AgentError::EgressRefused { target: e.target, reason: e.reason });
+        return Err(AgentError::EgressRefused {
+            target: e.target,
+            reason: e.reason,
+        });
     }
     if let Some(e) = for_document(EventKind::Unreachable) {
-        return Err(AgentError::Unreachable { target: e.target, reason: e.reason });
+        return Err(AgentError::Unreachable {
+            target: e.target,
+            reason: e.reason,
+        });
     }
     match nav {
         Ok(()) => Ok(()),
         Err(e) if e.is_timeout() => Err(ctx.deadline_error()),
-        Err(CmdError::Standard(wd)) => Err(AgentError::Navigation(wd.message.lines().next().unwrap_or_default().to_string())),
+        Err(CmdError::Standard(wd)) => Err(AgentError::Navigation(
+            wd.message.lines().next().unwrap_or_default().to_string(),
+        )),
         Err(e) => Err(AgentError::Navigation(e.to_string())),
     }
 }
 
 async fn script(ctx: &Ctx, browser: &Browser, source: &str) -> Result<Value, AgentError> {
-    timeout_at(ctx.step_deadline(STEP_CAP), browser.client.execute(source, vec![]))
-        .await
-        .map_err(|_| ctx.deadline_error())?
-        .map_err(|e| AgentError::Capture(format!("reading the page: {e}")))
+    timeout_at(
+        ctx.step_deadline(STEP_CAP),
+        browser.client.execute(source, vec![]),
+    )
+    .await
+    .map_err(|_| ctx.deadline_error())?
+    .map_err(|e| AgentError::Capture(format!("reading the page: {e}")))
 }
 
 const FACTS_SCRIPT: &str = r#"
@@ -254,7 +327,7 @@ pub fn search_results(raw: Value) -> Vec<Value> {
         .filter_map(|r| {
             let title = r["title"].as_str()?.trim().to_string();
             let url = unwrap_redirect(url::Url::parse(r["url"].as_str()?).ok()?);
-            (matches!(url.scheme(), "http" | "https") && !title.is_empty()).then(|| (title, url))
+            (matches!(url.scheme(), "http" | "https") && !title.is_empty()).then_some((title, url))
         })
         .take(MAX_RESULTS)
         .enumerate()
@@ -330,9 +403,16 @@ async fn screenshot(ctx: &Ctx, browser: &Browser) -> Result<(Vec<u8>, Value), Ag
     let png = base64::engine::general_purpose::STANDARD
         .decode(shot["data"].as_str().unwrap_or_default())
         .map_err(|e| AgentError::Capture(format!("the screenshot is not base64: {e}")))?;
-    let (width, height) = png_size(&png).ok_or_else(|| AgentError::Capture("the screenshot is not a PNG".into()))?;
-    ctx.log.info("screenshot taken", json!({ "width": width, "height": height, "bytes": png.len() }));
-    Ok((png, json!({ "width": width, "height": height, "full_page": ctx.config.options.full_page, "truncated": truncated })))
+    let (width, height) =
+        png_size(&png).ok_or_else(|| AgentError::Capture("the screenshot is not a PNG".into()))?;
+    ctx.log.info(
+        "screenshot taken",
+        json!({ "width": width, "height": height, "bytes": png.len() }),
+    );
+    Ok((
+        png,
+        json!({ "width": width, "height": height, "full_page": ctx.config.options.full_page, "truncated": truncated }),
+    ))
 }
 
 /// Width and height from a PNG's IHDR chunk.
@@ -359,7 +439,10 @@ mod tests {
         ]);
         let got = search_results(raw);
         assert_eq!(got.len(), 2);
-        assert_eq!(got[0], json!({ "rank": 1, "title": "Rust", "url": "https://www.rust-lang.org/" }));
+        assert_eq!(
+            got[0],
+            json!({ "rank": 1, "title": "Rust", "url": "https://www.rust-lang.org/" })
+        );
         assert_eq!(got[1]["url"], "https://example.org/a");
     }
 

@@ -40,11 +40,17 @@ pub fn main_entry() -> i32 {
     let log = Arc::new(Log::new(task_id));
     // Also runs when main unwinds from a panic.
     let _reap = KillOnDrop;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build();
     let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
-            log.error("cannot start the async runtime", json!({ "error": e.to_string() }));
+            log.error(
+                "cannot start the async runtime",
+                json!({ "error": e.to_string() }),
+            );
             return exit::INTERNAL;
         }
     };
@@ -64,7 +70,12 @@ impl Drop for KillOnDrop {
 
 fn install_panic_hook(task_id: String) {
     std::panic::set_hook(Box::new(move |info| {
-        let line = log::line("error", &task_id, "panic", json!({ "panic": info.to_string() }));
+        let line = log::line(
+            "error",
+            &task_id,
+            "panic",
+            json!({ "panic": info.to_string() }),
+        );
         println!("{line}");
     }));
 }
@@ -80,7 +91,12 @@ fn arm_watchdog(started: Instant, at: Duration, task_id: String) {
             let due = Duration::from_millis(HARD_DEADLINE_MS.load(Ordering::SeqCst));
             let now = started.elapsed();
             if now >= due {
-                let line = log::line("error", &task_id, "hard deadline reached; exiting", json!({ "exit_code": exit::DEADLINE }));
+                let line = log::line(
+                    "error",
+                    &task_id,
+                    "hard deadline reached; exiting",
+                    json!({ "exit_code": exit::DEADLINE }),
+                );
                 println!("{line}");
                 browser::kill_descendants();
                 std::process::exit(exit::DEADLINE);
@@ -107,11 +123,15 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
     let reserve = (timeout / 6).clamp(Duration::from_secs(2), Duration::from_secs(10));
     let work_deadline = t0 + timeout - reserve;
 
-    let uploader = match config::upload_urls(&get).and_then(|urls| Uploader::new(urls, log.clone())) {
+    let uploader = match config::upload_urls(&get).and_then(|urls| Uploader::new(urls, log.clone()))
+    {
         Ok(u) => u,
         Err(e) => {
             // Without upload URLs nothing can be reported but the log on stdout.
-            log.error("job failed", json!({ "code": "invalid_job", "message": e, "exit_code": exit::INVALID_JOB }));
+            log.error(
+                "job failed",
+                json!({ "code": "invalid_job", "message": e, "exit_code": exit::INVALID_JOB }),
+            );
             return exit::INVALID_JOB;
         }
     };
@@ -119,7 +139,14 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
         Ok(c) => c,
         Err(e) => {
             let err = AgentError::InvalidJob(e);
-            return finish(&log, &uploader, Default::default(), Some((err, Stage::Config)), deadline).await;
+            return finish(
+                &log,
+                &uploader,
+                Default::default(),
+                Some((err, Stage::Config)),
+                deadline,
+            )
+            .await;
         }
     };
     log.info(
@@ -135,18 +162,36 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
         Ok(g) => g,
         Err(e) => {
             let err = AgentError::Internal(format!("the egress guard could not start: {e}"));
-            return finish(&log, &uploader, Default::default(), Some((err, Stage::Launch)), deadline).await;
+            return finish(
+                &log,
+                &uploader,
+                Default::default(),
+                Some((err, Stage::Launch)),
+                deadline,
+            )
+            .await;
         }
     };
     let run_dir = match browser::tempdir(&config.scratch, "run-") {
         Ok(d) => d,
         Err(e) => {
-            let err = AgentError::BrowserStart(format!("the scratch directory is not writable: {e}"));
-            return finish(&log, &uploader, Default::default(), Some((err, Stage::Launch)), deadline).await;
+            let err =
+                AgentError::BrowserStart(format!("the scratch directory is not writable: {e}"));
+            return finish(
+                &log,
+                &uploader,
+                Default::default(),
+                Some((err, Stage::Launch)),
+                deadline,
+            )
+            .await;
         }
     };
     if run_dir.as_os_str().len() > 60 {
-        log.warn("the scratch path is long; Chromium's sockets below it may not fit", json!({ "path": run_dir }));
+        log.warn(
+            "the scratch path is long; Chromium's sockets below it may not fit",
+            json!({ "path": run_dir }),
+        );
     }
     let ctx = Arc::new(Ctx {
         run_dir: run_dir.clone(),
@@ -161,11 +206,14 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
     let mut upload_deadline = deadline;
     let mut finished = false;
     let failure = tokio::select! {
-        joined = &mut task => match { finished = true; joined } {
+        joined = &mut task => {
+            finished = true;
+            match joined {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e),
             Err(e) if e.is_panic() => Some(AgentError::Internal("the job panicked".into())),
             Err(e) => Some(AgentError::Internal(e.to_string())),
+            }
         },
         _ = tokio::time::sleep_until(work_deadline) => Some(AgentError::Deadline(ctx.config.options.timeout_seconds)),
         _ = recv(&mut sigterm) => Some(terminated(&log, started, &mut upload_deadline)),
@@ -181,13 +229,23 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
     let artifacts = std::mem::take(&mut *ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner()));
     // Chromium's profile takes a while to delete: do it while the uploads run.
     let cleanup = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&run_dir));
-    let code = finish(&log, &uploader, artifacts, failure.map(|e| (e, stage)), upload_deadline).await;
+    let code = finish(
+        &log,
+        &uploader,
+        artifacts,
+        failure.map(|e| (e, stage)),
+        upload_deadline,
+    )
+    .await;
     let _ = tokio::time::timeout_at(deadline, cleanup).await;
     code
 }
 
 fn log_task_id(config: &Result<config::Config, String>) -> String {
-    config.as_ref().map(|c| c.task_id.clone()).unwrap_or_default()
+    config
+        .as_ref()
+        .map(|c| c.task_id.clone())
+        .unwrap_or_default()
 }
 
 async fn recv(sig: &mut Option<tokio::signal::unix::Signal>) {
@@ -199,10 +257,18 @@ async fn recv(sig: &mut Option<tokio::signal::unix::Signal>) {
     }
 }
 
-fn terminated(log: &Log, started: Instant, upload_deadline: &mut tokio::time::Instant) -> AgentError {
+fn terminated(
+    log: &Log,
+    started: Instant,
+    upload_deadline: &mut tokio::time::Instant,
+) -> AgentError {
     log.warn("SIGTERM received; uploading what there is", json!({}));
     *upload_deadline = (*upload_deadline).min(tokio::time::Instant::now() + SIGTERM_GRACE);
-    arm_watchdog(started, started.elapsed() + SIGTERM_GRACE + Duration::from_secs(2), String::new());
+    arm_watchdog(
+        started,
+        started.elapsed() + SIGTERM_GRACE + Duration::from_secs(2),
+        String::new(),
+    );
     AgentError::Terminated
 }
 
@@ -215,11 +281,18 @@ async fn finish(
     failure: Option<(AgentError, Stage)>,
     deadline: tokio::time::Instant,
 ) -> i32 {
-    let result = artifacts.result.map(|r| serde_json::to_vec_pretty(&r).unwrap_or_default());
+    let result = artifacts
+        .result
+        .map(|r| serde_json::to_vec_pretty(&r).unwrap_or_default());
     let (shot, res, html) = tokio::join!(
         put_some(uploader, Output::Screenshot, artifacts.screenshot, deadline),
         put_some(uploader, Output::Result, result, deadline),
-        put_some(uploader, Output::Html, artifacts.html.map(String::into_bytes), deadline),
+        put_some(
+            uploader,
+            Output::Html,
+            artifacts.html.map(String::into_bytes),
+            deadline
+        ),
     );
     let mut failure = failure;
     if failure.is_none() {
@@ -240,7 +313,10 @@ async fn finish(
             log.error("job failed", error.clone());
             let body = serde_json::to_vec_pretty(&error).unwrap_or_default();
             if let Err(up) = uploader.put(Output::Error, body, deadline).await {
-                log.error("error.json could not be uploaded", json!({ "error": up.to_string() }));
+                log.error(
+                    "error.json could not be uploaded",
+                    json!({ "error": up.to_string() }),
+                );
             }
             e.exit_code()
         }
@@ -250,13 +326,21 @@ async fn finish(
     }
     if uploader.can_upload(Output::Log) {
         if let Err(e) = uploader.put(Output::Log, log.contents(), deadline).await {
-            log.error("agent.log could not be uploaded", json!({ "error": e.to_string() }));
+            log.error(
+                "agent.log could not be uploaded",
+                json!({ "error": e.to_string() }),
+            );
         }
     }
     code
 }
 
-async fn put_some(uploader: &Uploader, output: Output, body: Option<Vec<u8>>, deadline: tokio::time::Instant) -> Result<(), AgentError> {
+async fn put_some(
+    uploader: &Uploader,
+    output: Output,
+    body: Option<Vec<u8>>,
+    deadline: tokio::time::Instant,
+) -> Result<(), AgentError> {
     match body {
         Some(body) => uploader.put(output, body, deadline).await,
         None => Ok(()),

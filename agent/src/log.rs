@@ -12,7 +12,10 @@ pub struct Log {
 
 impl Log {
     pub fn new(task_id: impl Into<String>) -> Log {
-        Log { task_id: task_id.into(), buffer: Mutex::new(Vec::new()) }
+        Log {
+            task_id: task_id.into(),
+            buffer: Mutex::new(Vec::new()),
+        }
     }
 
     pub fn info(&self, msg: &str, fields: Value) {
@@ -34,12 +37,18 @@ impl Log {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(line.as_bytes());
         let _ = out.flush();
-        self.buffer.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(line.as_bytes());
+        self.buffer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(line.as_bytes());
     }
 
     /// Everything logged so far, for `agent.log`.
     pub fn contents(&self) -> Vec<u8> {
-        self.buffer.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.buffer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 

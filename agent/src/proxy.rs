@@ -56,7 +56,10 @@ impl Guard {
 
     pub fn events_since(&self, mark: usize) -> Vec<GuardEvent> {
         let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        events.get(mark..).map(<[GuardEvent]>::to_vec).unwrap_or_default()
+        events
+            .get(mark..)
+            .map(<[GuardEvent]>::to_vec)
+            .unwrap_or_default()
     }
 }
 
@@ -75,11 +78,14 @@ impl State {
             },
             json!({ "target": target, "reason": reason }),
         );
-        self.events.lock().unwrap_or_else(|e| e.into_inner()).push(GuardEvent {
-            target: target.to_string(),
-            kind,
-            reason,
-        });
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(GuardEvent {
+                target: target.to_string(),
+                kind,
+                reason,
+            });
     }
 
     /// Resolves `host`, drops every address the policy refuses and connects to the first that
@@ -90,8 +96,18 @@ impl State {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
             Err(_) => tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host((bare, port)))
                 .await
-                .map_err(|_| (EventKind::Unreachable, "name resolution timed out".to_string()))?
-                .map_err(|e| (EventKind::Unreachable, format!("name resolution failed: {e}")))?
+                .map_err(|_| {
+                    (
+                        EventKind::Unreachable,
+                        "name resolution timed out".to_string(),
+                    )
+                })?
+                .map_err(|e| {
+                    (
+                        EventKind::Unreachable,
+                        format!("name resolution failed: {e}"),
+                    )
+                })?
                 .collect(),
         };
         let mut refusals = Vec::new();
@@ -107,7 +123,10 @@ impl State {
             .collect();
         if allowed.is_empty() {
             return Err(match refusals.is_empty() {
-                true => (EventKind::Unreachable, "the name has no addresses".to_string()),
+                true => (
+                    EventKind::Unreachable,
+                    "the name has no addresses".to_string(),
+                ),
                 false => (EventKind::Refused, refusals.join("; ")),
             });
         }
@@ -131,10 +150,16 @@ pub async fn start(policy: EgressPolicy, log: Arc<Log>) -> std::io::Result<Guard
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let events = Arc::new(Mutex::new(Vec::new()));
-    let state = Arc::new(State { policy, events: events.clone(), log });
+    let state = Arc::new(State {
+        policy,
+        events: events.clone(),
+        log,
+    });
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let state = state.clone();
             tokio::spawn(async move {
@@ -177,23 +202,44 @@ async fn tunnel(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     Response::new(empty())
 }
 
-async fn forward(state: Arc<State>, mut req: Request<Incoming>) -> Result<Response<Body>, hyper::Error> {
+async fn forward(
+    state: Arc<State>,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, hyper::Error> {
     let uri = req.uri().clone();
     if uri.scheme_str() != Some("http") {
-        return Ok(refusal(StatusCode::BAD_REQUEST, "the proxy forwards absolute http:// URLs only"));
+        return Ok(refusal(
+            StatusCode::BAD_REQUEST,
+            "the proxy forwards absolute http:// URLs only",
+        ));
     }
     let Some(authority) = uri.authority().cloned() else {
         return Ok(refusal(StatusCode::BAD_REQUEST, "the URL has no host"));
     };
-    let target = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
-    let upstream = match state.connect(authority.host(), authority.port_u16().unwrap_or(80)).await {
+    let target = format!(
+        "{}:{}",
+        authority.host(),
+        authority.port_u16().unwrap_or(80)
+    );
+    let upstream = match state
+        .connect(authority.host(), authority.port_u16().unwrap_or(80))
+        .await
+    {
         Ok(s) => s,
         Err((kind, reason)) => return Ok(failed(&state, &target, kind, reason)),
     };
-    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await {
-        Ok(pair) => pair,
-        Err(e) => return Ok(failed(&state, &target, EventKind::Unreachable, e.to_string())),
-    };
+    let (mut sender, conn) =
+        match hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await {
+            Ok(pair) => pair,
+            Err(e) => {
+                return Ok(failed(
+                    &state,
+                    &target,
+                    EventKind::Unreachable,
+                    e.to_string(),
+                ))
+            }
+        };
     tokio::spawn(conn);
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     *req.uri_mut() = path.parse().unwrap_or_default();
@@ -209,7 +255,12 @@ async fn forward(state: Arc<State>, mut req: Request<Incoming>) -> Result<Respon
             strip_hop_by_hop(&mut parts.headers);
             Ok(Response::from_parts(parts, body.boxed()))
         }
-        Err(e) => Ok(failed(&state, &target, EventKind::Unreachable, e.to_string())),
+        Err(e) => Ok(failed(
+            &state,
+            &target,
+            EventKind::Unreachable,
+            e.to_string(),
+        )),
     }
 }
 
@@ -224,11 +275,21 @@ fn failed(state: &State, target: &str, kind: EventKind, reason: String) -> Respo
 }
 
 fn refusal(status: StatusCode, text: &str) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(format!("egress guard: {text}\n"))).map_err(|n| match n {}).boxed());
+    let mut resp = Response::new(
+        Full::new(Bytes::from(format!("egress guard: {text}\n")))
+            .map_err(|n| match n {})
+            .boxed(),
+    );
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
-    headers.insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    headers.insert(HeaderName::from_static(GUARD_HEADER), HeaderValue::from_static("1"));
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        HeaderName::from_static(GUARD_HEADER),
+        HeaderValue::from_static("1"),
+    );
     resp
 }
 
@@ -248,7 +309,16 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in ["connection", "proxy-connection", "keep-alive", "proxy-authorization", "proxy-authenticate", "te", "trailer", "upgrade"] {
+    for name in [
+        "connection",
+        "proxy-connection",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "te",
+        "trailer",
+        "upgrade",
+    ] {
         headers.remove(name);
     }
 }

@@ -35,12 +35,23 @@ impl Uploader {
     /// PUTs `body` as `output`, retrying transport errors, 408, 429 and 5xx until `deadline`.
     /// An output without a URL is skipped with a warning: the API only asks for URLs of outputs
     /// the job can produce.
-    pub async fn put(&self, output: Output, body: Vec<u8>, deadline: Instant) -> Result<(), AgentError> {
+    pub async fn put(
+        &self,
+        output: Output,
+        body: Vec<u8>,
+        deadline: Instant,
+    ) -> Result<(), AgentError> {
         let Some(url) = self.urls.get(&output) else {
-            self.log.warn("no upload URL; output skipped", json!({ "output": output.as_str() }));
+            self.log.warn(
+                "no upload URL; output skipped",
+                json!({ "output": output.as_str() }),
+            );
             return Ok(());
         };
-        let failed = |reason: String| AgentError::Upload { output: output.file_name(), reason };
+        let failed = |reason: String| AgentError::Upload {
+            output: output.file_name(),
+            reason,
+        };
         let bytes = body.len();
         let started = std::time::Instant::now();
         let mut backoff = FIRST_BACKOFF;
@@ -66,7 +77,13 @@ impl Uploader {
                 }
                 Ok(resp) => {
                     let status = resp.status();
-                    let text: String = resp.text().await.unwrap_or_default().chars().take(300).collect();
+                    let text: String = resp
+                        .text()
+                        .await
+                        .unwrap_or_default()
+                        .chars()
+                        .take(300)
+                        .collect();
                     last = format!("HTTP {status}: {text}");
                     status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429
                 }
@@ -76,7 +93,10 @@ impl Uploader {
                     true
                 }
             };
-            self.log.warn("upload attempt failed", json!({ "output": output.as_str(), "attempt": attempt, "error": last }));
+            self.log.warn(
+                "upload attempt failed",
+                json!({ "output": output.as_str(), "attempt": attempt, "error": last }),
+            );
             if !retry {
                 break;
             }

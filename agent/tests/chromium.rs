@@ -22,14 +22,19 @@ fn run(job: Value) -> Run {
 /// of JSON lines, and no error.json.
 fn assert_completed(run: &Run, width: u32, height: u32) -> Value {
     run.assert_code(exit::OK);
-    let png = run.object(Output::Screenshot).expect("screenshot.png uploaded");
+    let png = run
+        .object(Output::Screenshot)
+        .expect("screenshot.png uploaded");
     assert_eq!(png_size(&png), (width, height));
     let result = run.json(Output::Result);
     assert_eq!(result["task_id"], run.task_id.as_str());
     assert_eq!(result["screenshot"]["width"], width);
     assert_eq!(result["screenshot"]["height"], height);
     assert_log_uploaded(run);
-    assert!(run.object(Output::Error).is_none(), "no error.json on success");
+    assert!(
+        run.object(Output::Error).is_none(),
+        "no error.json on success"
+    );
     result
 }
 
@@ -37,7 +42,8 @@ fn assert_log_uploaded(run: &Run) {
     let log = String::from_utf8(run.object(Output::Log).expect("agent.log uploaded")).unwrap();
     assert!(log.lines().count() >= 2, "{log}");
     for line in log.lines() {
-        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
         assert_eq!(v["task_id"], run.task_id.as_str());
     }
 }
@@ -63,7 +69,10 @@ fn search_results_are_extracted() {
     assert_eq!(result["query"], "rust lang");
     assert_eq!(result["title"], "rust lang at Fixture Search");
     assert_eq!(result["http_status"], 200);
-    assert!(result["final_url"].as_str().unwrap().ends_with("/search?q=rust+lang"));
+    assert!(result["final_url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/search?q=rust+lang"));
     let results = result["results"].as_array().unwrap();
     assert_eq!(results.len(), support::SEARCH_RESULTS.len());
     for (i, (title, url)) in support::SEARCH_RESULTS.iter().enumerate() {
@@ -79,7 +88,9 @@ fn search_results_are_extracted() {
 
 #[test]
 fn url_job_screenshot_has_the_requested_viewport() {
-    let run = run(json!({ "url": env().page("/tall"), "options": { "viewport": { "width": 1024, "height": 700 } } }));
+    let run = run(
+        json!({ "url": env().page("/tall"), "options": { "viewport": { "width": 1024, "height": 700 } } }),
+    );
     let result = assert_completed(&run, 1024, 700);
     assert_eq!(result["kind"], "url");
     assert_eq!(result["title"], "Tall page");
@@ -89,7 +100,9 @@ fn url_job_screenshot_has_the_requested_viewport() {
 
 #[test]
 fn full_page_screenshot_is_taller_than_the_viewport() {
-    let run = run(json!({ "url": env().page("/tall"), "options": { "full_page": true, "viewport": { "width": 800, "height": 600 } } }));
+    let run = run(
+        json!({ "url": env().page("/tall"), "options": { "full_page": true, "viewport": { "width": 800, "height": 600 } } }),
+    );
     run.assert_code(exit::OK);
     let (w, h) = png_size(&run.object(Output::Screenshot).unwrap());
     assert_eq!(w, 800);
@@ -113,16 +126,33 @@ fn page_that_never_loads_hits_the_deadline() {
     let timeout = *names::job::TIMEOUT_SECONDS.start();
     let run = run(json!({ "url": env().page("/hang"), "options": { "timeout_seconds": timeout } }));
     let error = assert_failed(&run, "deadline_exceeded", exit::DEADLINE, "navigate");
-    assert!(error["message"].as_str().unwrap().contains(&timeout.to_string()));
-    assert!(run.elapsed < Duration::from_secs(timeout.into()), "exited after {:?}", run.elapsed);
-    assert!(run.elapsed > Duration::from_secs(u64::from(timeout) / 2), "gave up early: {:?}", run.elapsed);
+    assert!(error["message"]
+        .as_str()
+        .unwrap()
+        .contains(&timeout.to_string()));
+    assert!(
+        run.elapsed < Duration::from_secs(timeout.into()),
+        "exited after {:?}",
+        run.elapsed
+    );
+    assert!(
+        run.elapsed > Duration::from_secs(u64::from(timeout) / 2),
+        "gave up early: {:?}",
+        run.elapsed
+    );
 }
 
 #[test]
 fn redirect_loop_fails_with_the_browser_error() {
     let run = run(json!({ "url": env().page("/loop") }));
     let error = assert_failed(&run, "navigation_failed", exit::NAVIGATION, "navigate");
-    assert!(error["message"].as_str().unwrap().contains("ERR_TOO_MANY_REDIRECTS"), "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("ERR_TOO_MANY_REDIRECTS"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -130,34 +160,72 @@ fn javascript_alert_neither_blocks_nor_gets_lost() {
     let run = run(json!({ "url": env().page("/alert") }));
     let result = assert_completed(&run, 1280, 800);
     assert_eq!(result["title"], "Alert done");
-    assert_eq!(result["dialogs"], json!([{ "type": "alert", "message": "hello from the fixture" }]));
+    assert_eq!(
+        result["dialogs"],
+        json!([{ "type": "alert", "message": "hello from the fixture" }])
+    );
 }
 
 #[test]
 fn redirects_to_link_local_and_private_addresses_are_refused() {
     // Nothing is ever sent to these addresses: the guard refuses before it connects.
     for (to, needle) in [
-        ("http://169.254.170.2/v2/credentials", "169.254.170.2 is link-local"),
-        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is link-local"),
+        (
+            "http://169.254.170.2/v2/credentials",
+            "169.254.170.2 is link-local",
+        ),
+        (
+            "http://169.254.169.254/latest/meta-data/",
+            "169.254.169.254 is link-local",
+        ),
         ("http://10.0.0.1/", "10.0.0.1 is private"),
         ("https://192.168.1.1/", "192.168.1.1 is private"),
         ("http://[fd00:ec2::254]/", "unique local"),
     ] {
-        let url = format!("{}?to={}", env().page("/redirect"), url::form_urlencoded::byte_serialize(to.as_bytes()).collect::<String>());
+        let url = format!(
+            "{}?to={}",
+            env().page("/redirect"),
+            url::form_urlencoded::byte_serialize(to.as_bytes()).collect::<String>()
+        );
         let run = run(json!({ "url": url }));
         let error = assert_failed(&run, "egress_refused", exit::EGRESS_REFUSED, "navigate");
-        assert!(error["message"].as_str().unwrap().contains(needle), "{to}: {error}");
+        assert!(
+            error["message"].as_str().unwrap().contains(needle),
+            "{to}: {error}"
+        );
         assert!(run.object(Output::Screenshot).is_none());
     }
+}
+
+#[test]
+fn private_subresource_is_refused_and_listed_while_the_page_completes() {
+    let run = run(json!({ "url": env().page("/subresource") }));
+    let result = assert_completed(&run, 1280, 800);
+    let blocked = result["blocked_requests"].as_array().unwrap();
+    assert!(
+        blocked.iter().any(|b| b["target"] == "169.254.169.254:80"
+            && b["reason"].as_str().unwrap().contains("link-local")),
+        "{blocked:?}"
+    );
 }
 
 #[test]
 fn loopback_is_refused_without_the_allow_list_even_by_name() {
     for host in ["127.0.0.1", "localhost"] {
         let url = format!("http://{host}:{}/page", env().fixture.port());
-        let run = run_agent(agent(), json!({ "url": url }), Options { egress_allow: None, ..Options::default() });
+        let run = run_agent(
+            agent(),
+            json!({ "url": url }),
+            Options {
+                egress_allow: None,
+                ..Options::default()
+            },
+        );
         let error = assert_failed(&run, "egress_refused", exit::EGRESS_REFUSED, "navigate");
-        assert!(error["message"].as_str().unwrap().contains("is loopback"), "{error}");
+        assert!(
+            error["message"].as_str().unwrap().contains("is loopback"),
+            "{error}"
+        );
     }
 }
 
@@ -171,23 +239,46 @@ fn not_found_page_is_captured_with_its_status() {
 
 #[test]
 fn connection_refused_is_reported() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let run = run(json!({ "url": format!("http://{closed}/") }));
     let error = assert_failed(&run, "page_unreachable", exit::NAVIGATION, "navigate");
-    assert!(error["message"].as_str().unwrap().contains(&closed.to_string()), "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains(&closed.to_string()),
+        "{error}"
+    );
 }
 
 #[test]
 fn invalid_job_gets_error_json_without_a_browser() {
     let run = run(json!({ "query": "a", "url": "https://example.org/" }));
     let error = assert_failed(&run, "invalid_job", exit::INVALID_JOB, "config");
-    assert!(error["message"].as_str().unwrap().contains("exactly one of query and url"));
+    assert!(error["message"]
+        .as_str()
+        .unwrap()
+        .contains("exactly one of query and url"));
 }
 
 #[test]
 fn sigterm_uploads_what_there_is_and_exits_promptly() {
-    let opts = Options { sigterm_after: Some(Duration::from_secs(4)), ..Options::default() };
-    let run = run_agent(agent(), json!({ "url": env().page("/hang"), "options": { "timeout_seconds": 60 } }), opts);
+    let opts = Options {
+        sigterm_after: Some(Duration::from_secs(4)),
+        ..Options::default()
+    };
+    let run = run_agent(
+        agent(),
+        json!({ "url": env().page("/hang"), "options": { "timeout_seconds": 60 } }),
+        opts,
+    );
     assert_failed(&run, "terminated", exit::TERMINATED, "navigate");
-    assert!(run.elapsed < Duration::from_secs(8), "took {:?} after SIGTERM at 4 s", run.elapsed);
+    assert!(
+        run.elapsed < Duration::from_secs(8),
+        "took {:?} after SIGTERM at 4 s",
+        run.elapsed
+    );
 }

@@ -14,16 +14,25 @@ fn dockerfile_uses_the_shared_names() {
     assert!(DOCKERFILE.contains(&format!("VOLUME [\"{scratch}\"]")));
     for (name, value) in [
         (var::SCRATCH_DIR, scratch),
-        (var::CHROMIUM_PATH, "/usr/lib/chromium/chromium-headless-shell"),
+        (
+            var::CHROMIUM_PATH,
+            "/usr/lib/chromium/chromium-headless-shell",
+        ),
         (var::CHROMEDRIVER_PATH, "/usr/bin/chromedriver"),
     ] {
-        assert!(DOCKERFILE.contains(&format!("{name}={value}")), "ENV {name}={value}");
+        assert!(
+            DOCKERFILE.contains(&format!("{name}={value}")),
+            "ENV {name}={value}"
+        );
     }
 }
 
 #[test]
 fn chromium_and_chromedriver_versions_match() {
-    let versions: Vec<&str> = DOCKERFILE.lines().filter_map(|l| l.strip_prefix("ARG CHROMIUM_VERSION=")).collect();
+    let versions: Vec<&str> = DOCKERFILE
+        .lines()
+        .filter_map(|l| l.strip_prefix("ARG CHROMIUM_VERSION="))
+        .collect();
     assert!(versions.len() >= 2, "every stage pins the version");
     assert!(versions.iter().all(|v| *v == versions[0]), "{versions:?}");
 }

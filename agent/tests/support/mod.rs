@@ -27,7 +27,11 @@ pub fn env() -> &'static Env {
     ENV.get_or_init(|| {
         let (s3, moto_pid) = start_moto();
         let fixture = start_fixture();
-        Env { s3, moto_pid, fixture }
+        Env {
+            s3,
+            moto_pid,
+            fixture,
+        }
     })
 }
 
@@ -50,11 +54,18 @@ impl Env {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Starts moto from a thread that lives as long as the process: the server gets SIGKILL when
@@ -63,7 +74,11 @@ fn start_moto() -> (SocketAddr, u32) {
     let moto = std::env::var("AGENT_TEST_MOTO_SERVER")
         .map(PathBuf::from)
         .unwrap_or_else(|_| workspace_root().join(".tools/venv/bin/moto_server"));
-    assert!(moto.exists(), "{} is missing: run `make test-agent` (it runs scripts/tools.sh python)", moto.display());
+    assert!(
+        moto.exists(),
+        "{} is missing: run `make test-agent` (it runs scripts/tools.sh python)",
+        moto.display()
+    );
     let port = free_port();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -92,11 +107,19 @@ fn start_moto() -> (SocketAddr, u32) {
         if TcpStream::connect(addr).is_ok() {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "moto_server did not listen on {addr}");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "moto_server did not listen on {addr}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let (status, body) = http("PUT", addr, &format!("/{BUCKET}"), b"");
-    assert_eq!(status, 200, "create bucket: {}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        status,
+        200,
+        "create bucket: {}",
+        String::from_utf8_lossy(&body)
+    );
     (addr, pid)
 }
 
@@ -108,16 +131,27 @@ pub fn http(method: &str, addr: SocketAddr, path: &str, body: &[u8]) -> (u16, Ve
         true => String::new(),
         false => format!("Content-Length: {}\r\n", body.len()),
     };
-    let head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{length}Connection: close\r\n\r\n");
+    let head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{length}Connection: close\r\n\r\n");
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(body).unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP response");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP response");
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let mut body = raw[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     (status, body)
@@ -126,8 +160,11 @@ pub fn http(method: &str, addr: SocketAddr, path: &str, body: &[u8]) -> (u16, Ve
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else { return out };
-        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
         if size == 0 {
             return out;
         }
@@ -145,11 +182,24 @@ pub fn presign_put(s3: SocketAddr, key: &str) -> String {
 /// Reading back goes through a pre-signed GET too, as the status function's links do.
 pub fn presign(method: &str, s3: SocketAddr, key: &str) -> String {
     let now = time::OffsetDateTime::now_utc();
-    let date = format!("{:04}{:02}{:02}", now.year(), u8::from(now.month()), now.day());
-    let amz_date = format!("{date}T{:02}{:02}{:02}Z", now.hour(), now.minute(), now.second());
+    let date = format!(
+        "{:04}{:02}{:02}",
+        now.year(),
+        u8::from(now.month()),
+        now.day()
+    );
+    let amz_date = format!(
+        "{date}T{:02}{:02}{:02}Z",
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
     let scope = format!("{date}/{REGION}/s3/aws4_request");
     let credential = format!("AKIDTEST/{scope}");
-    let path = format!("/{BUCKET}/{}", key.split('/').map(uri_encode).collect::<Vec<_>>().join("/"));
+    let path = format!(
+        "/{BUCKET}/{}",
+        key.split('/').map(uri_encode).collect::<Vec<_>>().join("/")
+    );
     let mut query = [
         ("X-Amz-Algorithm", "AWS4-HMAC-SHA256".to_string()),
         ("X-Amz-Credential", credential),
@@ -161,8 +211,14 @@ pub fn presign(method: &str, s3: SocketAddr, key: &str) -> String {
     query.sort();
     let query = query.join("&");
     let canonical = format!("{method}\n{path}\n{query}\nhost:{s3}\n\nhost\nUNSIGNED-PAYLOAD");
-    let to_sign = format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", hex(&Sha256::digest(canonical.as_bytes())));
-    let mut key = hmac(format!("AWS4{}", "secret-test-key").as_bytes(), date.as_bytes());
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        hex(&Sha256::digest(canonical.as_bytes()))
+    );
+    let mut key = hmac(
+        format!("AWS4{}", "secret-test-key").as_bytes(),
+        date.as_bytes(),
+    );
     for part in [REGION, "s3", "aws4_request"] {
         key = hmac(&key, part.as_bytes());
     }
@@ -183,7 +239,9 @@ fn hex(b: &[u8]) -> String {
 fn uri_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -203,8 +261,11 @@ impl Run {
     }
 
     pub fn json(&self, output: Output) -> Value {
-        let bytes = self.object(output).unwrap_or_else(|| panic!("{} was not uploaded\n{}", output.file_name(), self.stdout));
-        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{} is not JSON: {e}", output.file_name()))
+        let bytes = self
+            .object(output)
+            .unwrap_or_else(|| panic!("{} was not uploaded\n{}", output.file_name(), self.stdout));
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{} is not JSON: {e}", output.file_name()))
     }
 
     pub fn assert_code(&self, code: i32) {
@@ -220,15 +281,25 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { egress_allow: Some("127.0.0.1".into()), sigterm_after: None }
+        Options {
+            egress_allow: Some("127.0.0.1".into()),
+            sigterm_after: None,
+        }
     }
 }
 
 pub fn unique_task_id() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("t-{}-{}-{nanos:08x}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "t-{}-{}-{nanos:08x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Pre-signed PUT URLs for every output of a task.
@@ -236,7 +307,12 @@ pub fn upload_urls(task_id: &str) -> String {
     let s3 = env().s3;
     let map: serde_json::Map<String, Value> = Output::ALL
         .into_iter()
-        .map(|o| (o.as_str().to_string(), Value::String(presign_put(s3, &names::bucket::output_key(task_id, o)))))
+        .map(|o| {
+            (
+                o.as_str().to_string(),
+                Value::String(presign_put(s3, &names::bucket::output_key(task_id, o))),
+            )
+        })
         .collect();
     Value::Object(map).to_string()
 }
@@ -252,7 +328,10 @@ pub fn run_agent(agent: &Path, mut job: Value, opts: Options) -> Run {
     let mut cmd = std::process::Command::new(agent);
     cmd.env(var::JOB, job.to_string())
         .env(var::UPLOAD_URLS, upload_urls(&task_id))
-        .env(var::SEARCH_URL_TEMPLATE, format!("http://{}/search?q={{query}}", env.fixture))
+        .env(
+            var::SEARCH_URL_TEMPLATE,
+            format!("http://{}/search?q={{query}}", env.fixture),
+        )
         .env(var::SCRATCH_DIR, &scratch)
         .env_remove(var::EGRESS_ALLOW)
         .stdout(std::process::Stdio::piped())
@@ -289,9 +368,17 @@ pub fn run_agent(agent: &Path, mut job: Value, opts: Options) -> Run {
     let elapsed = started.elapsed();
     let stdout = reader.join().unwrap();
     let leaked = processes_mentioning(&scratch);
-    assert!(leaked.is_empty(), "processes outlived the agent: {leaked:?}\n{stdout}");
+    assert!(
+        leaked.is_empty(),
+        "processes outlived the agent: {leaked:?}\n{stdout}"
+    );
     let _ = std::fs::remove_dir_all(&scratch);
-    Run { task_id, code: status.code().unwrap_or(-1), elapsed, stdout }
+    Run {
+        task_id,
+        code: status.code().unwrap_or(-1),
+        elapsed,
+        stdout,
+    }
 }
 
 /// Live processes whose command line mentions `path` (Chromium's profile lives below it).
@@ -300,15 +387,29 @@ fn processes_mentioning(path: &Path) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().filter(|s| s.chars().all(|c| c.is_ascii_digit())) else { continue };
+        let Some(pid) = name
+            .to_str()
+            .filter(|s| s.chars().all(|c| c.is_ascii_digit()))
+        else {
+            continue;
+        };
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z') {
+        if stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+        {
             continue;
         }
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         if cmdline.contains(&needle) {
-            found.push(format!("{pid}: {}", cmdline.chars().take(120).collect::<String>()));
+            found.push(format!(
+                "{pid}: {}",
+                cmdline.chars().take(120).collect::<String>()
+            ));
         }
     }
     found
@@ -355,7 +456,9 @@ fn serve(mut s: TcpStream) {
     let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     let param = |name: &str| {
-        url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.to_string())
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.to_string())
     };
     let html = |status: &str, body: String| {
         format!(
@@ -402,6 +505,10 @@ fn serve(mut s: TcpStream) {
             "HTTP/1.1 302 Found\r\nLocation: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             param("to").unwrap_or_else(|| "/page".into())
         ),
+        "/subresource" => html(
+            "200 OK",
+            page("Page with a private image", "<img src=\"http://169.254.169.254/latest/meta-data/x.png\"><p>text</p>"),
+        ),
         "/alert" => html("200 OK", page("Alert page", "<script>alert('hello from the fixture'); document.title = 'Alert done';</script><p>after</p>")),
         _ => html("404 Not Found", page("Not found", "<h1>404</h1>")),
     };
@@ -413,5 +520,8 @@ fn page(title: &str, body: &str) -> String {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
