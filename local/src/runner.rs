@@ -222,7 +222,8 @@ impl Runner {
     async fn launch(&self, task: &Task, exits: mpsc::Sender<Exit>, stop: watch::Receiver<bool>) -> Option<i32> {
         let stream = names::logs::agent_stream(&task.id);
         let _ = self.logs.create_log_stream().log_group_name(&self.app.config.log_group).log_stream_name(&stream).send().await;
-        let scratch = self.settings.scratch.join(&task.id);
+        // The task id's first block keeps the path short (see `stack::scratch_dir`).
+        let scratch = self.settings.scratch.join(task.id.split('-').next().unwrap_or(&task.id));
         let _ = std::fs::create_dir_all(&scratch);
         let mut cmd = match &self.settings.command {
             AgentCommand::Agent(path) => Command::new(path),

@@ -82,7 +82,7 @@ impl LocalStack {
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let poller = tokio::spawn(crate::poller::run(app.clone(), sqs, config.queue_url.clone(), stop_rx.clone()));
 
-        let scratch = std::env::temp_dir().join(format!("local-stack-{}", std::process::id()));
+        let scratch = scratch_dir(std::process::id());
         std::fs::create_dir_all(&scratch).map_err(|e| format!("scratch directory: {e}"))?;
         say(v, &format!("starting the Fargate stand-in (at most {} agents at a time)", o.max_tasks));
         let launches = Arc::new(std::sync::Mutex::new(HashMap::new()));
@@ -140,6 +140,12 @@ impl LocalStack {
         let _ = std::fs::remove_dir_all(&self.scratch);
         say(verbose, "stopped; nothing left running");
     }
+}
+
+/// Where a local stack keeps its agents' scratch directories. Short on purpose: Chromium puts Unix
+/// sockets below it, and socket paths are limited to about 100 bytes.
+pub fn scratch_dir(pid: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("ls{pid}"))
 }
 
 /// The workspace root: where `.tools/` and `target/` are.

@@ -16,6 +16,26 @@ struct Stack {
     emulator_port: String,
 }
 
+/// A failing test still stops the stack it started.
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: signals our own child process.
+            unsafe {
+                libc::kill(self.child.id() as i32, libc::SIGINT);
+            }
+            let deadline = Instant::now() + Duration::from_secs(45);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = self.child.kill();
+        }
+    }
+}
+
 fn start() -> Stack {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let agent = root.join("target/debug/agent");
@@ -166,9 +186,10 @@ async fn a_job_end_to_end_through_the_local_stack() {
     assert_eq!(job["status"], "CANCELLED");
     let (status, again) = call(&client, reqwest::Method::DELETE, &slow_url, Some(&key), None).await;
     assert_eq!(status, 409, "a finished job cannot be cancelled: {again}");
+    let scratch = local_stack::stack::scratch_dir(pid).display().to_string();
     let stopped = Instant::now();
-    while !processes_with(&format!("local-stack-{pid}")).is_empty() {
-        assert!(stopped.elapsed() < Duration::from_secs(40), "the cancelled agent is still running: {:?}", processes_with(&format!("local-stack-{pid}")));
+    while !processes_with(&scratch).is_empty() {
+        assert!(stopped.elapsed() < Duration::from_secs(40), "the cancelled agent is still running: {:?}", processes_with(&scratch));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -188,9 +209,11 @@ async fn a_job_end_to_end_through_the_local_stack() {
         libc::kill(pid as i32, libc::SIGINT);
     }
     let exit = stack.child.wait().unwrap();
+    let emulator_port = stack.emulator_port.clone();
+    drop(stack);
     assert!(exit.success(), "local-stack exit: {exit:?}");
-    assert!(processes_with(&format!("-p {}", stack.emulator_port)).iter().all(|p| !p.contains("moto_server")), "moto is still running");
-    assert!(processes_with(&format!("local-stack-{pid}")).is_empty(), "agents are still running");
+    assert!(processes_with(&format!("-p {emulator_port}")).iter().all(|p| !p.contains("moto_server")), "moto is still running");
+    assert!(processes_with(&scratch).is_empty(), "agents are still running");
     eprintln!("e2e: passed in {:.1} s", started.elapsed().as_secs_f64());
 }
 
