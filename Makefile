@@ -4,11 +4,15 @@ SHELL := bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-# Crate fragments add their own targets to these lists (agent/agent.mk, functions/functions.mk).
-TEST_TARGETS := test-infra e2e
+# Every cargo command that builds the workspace's crates uses --workspace: one feature resolution,
+# so the AWS SDKs and their HTTP stack compile once for every crate (a `-p` selection resolves
+# features differently and rebuilds them).
+CARGO_WS := $(CARGO) test --workspace
+
+# Crate fragments add their benchmarks here (agent/agent.mk, functions/functions.mk).
 BENCH_TARGETS := bench-infra bench-local
 
-.PHONY: all gen check test bench tools local deploy destroy $(TEST_TARGETS) $(BENCH_TARGETS)
+.PHONY: all gen check test test-tools test-infra bench tools local e2e deploy destroy $(BENCH_TARGETS)
 
 all: gen
 
@@ -28,27 +32,46 @@ tools:
 -include functions/functions.mk
 -include validate.mk
 
-## test: every test of the project
-test: $(TEST_TARGETS)
+## test-tools: everything the tests need, installed when missing (quick when present)
+test-tools: tools agent-tools tfstandin-tools
+
+## test: every test of the project: unit, snapshot, conformance, invariants, review, the functions
+## against moto, the agent with real Chromium, one job end to end through the local stack, the
+## provider stand-in with Terraform, then the checks of generated/ (fresh, checkov, Mermaid,
+## terraform validate and plan) and the Dockerfile lint
+test: test-tools
+	$(CARGO_WS)
+	AGENT_CHROMIUM=$(HEADLESS_SHELL) $(CARGO_WS) --test chromium
+	$(MAKE) --no-print-directory generated-checks lint-agent
 	@echo "make test: all suites passed"
 
-test-infra: tools
-	$(CARGO) test -p names -p tfjson -p infra-gen
-	$(CARGO) run -q -p infra-gen -- --check
+# The checks of generated/ beyond cargo's tests.
+generated-checks: tools
+	$(CARGO) build -q --workspace --bins
+	target/debug/infra-gen --check
 	scripts/checkov.sh
 	node .tools/mermaid/check.mjs --self-test generated/README.md
+	@if command -v terraform >/dev/null; then \
+	  $(MAKE) --no-print-directory validate; \
+	else \
+	  echo "note: no terraform binary on PATH; Terraform's own checks of generated/ skipped (need terraform >= 1.5)"; \
+	fi
+
+## test-infra: the generator's tests and the checks of generated/ only
+test-infra: tools
+	$(CARGO) test -p names -p tfjson -p infra-gen
+	$(MAKE) --no-print-directory generated-checks
 
 ## local: the whole system on this machine, no AWS, no Docker (Ctrl-C stops everything)
 local: tools
 	scripts/tools.sh chromium
-	$(CARGO) build -q -p agent -p local-stack
-	$(CARGO) run -q -p local-stack --
+	$(CARGO) build -q --workspace --bins
+	target/debug/local-stack
 
 ## e2e: one job end to end through the local stack, over HTTP as a client would
 e2e: tools
 	scripts/tools.sh chromium
-	$(CARGO) build -q -p agent
-	$(CARGO) test -p local-stack --test e2e -- --nocapture
+	$(CARGO_WS) --test e2e -- --nocapture
 
 ## bench: benchmarks (release builds)
 bench: $(BENCH_TARGETS)

@@ -1,14 +1,13 @@
 # Terraform's own checks of generated/ (validate and plan, offline) through tfstandin, a stand-in for the AWS
 # provider that serves its schema; see tfstandin/README.md. Included by the root Makefile.
 
-TEST_TARGETS += test-validate
 TFSTANDIN_BIN ?= $(abspath $(or $(CARGO_TARGET_DIR),target)/debug/terraform-provider-aws)
 
 .PHONY: validate test-validate tfstandin-tools
 
 ## validate: terraform validate and plan -refresh=false of generated/, no network, no AWS
 validate: tfstandin-tools
-	$(CARGO) build -q -p tfstandin --bin terraform-provider-aws
+	$(CARGO) build -q --workspace --bins
 	TFSTANDIN_BIN=$(TFSTANDIN_BIN) scripts/validate.sh
 
 # The stand-in's unit tests, the crafted breakages against Terraform, then generated/ itself.

@@ -7,7 +7,6 @@ HADOLINT := .tools/venv/bin/hadolint
 # Debian's full chromium.
 HEADLESS_SHELL := /usr/lib/chromium/chromium-headless-shell
 
-TEST_TARGETS += test-agent
 BENCH_TARGETS += bench-agent
 .PHONY: test-agent bench-agent agent-tools lint-agent agent-image-size
 

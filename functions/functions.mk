@@ -11,7 +11,6 @@ LAMBDA_ARCH ?= arm64
 CARGO_LAMBDA_VERSION := 1.9.2
 FUNCTIONS_VENV := .tools/venv/bin
 
-TEST_TARGETS += test-functions
 BENCH_TARGETS += bench-functions
 .PHONY: test-functions bench-functions build lambda-tools
 

@@ -18,6 +18,7 @@ async fn main() {
     let stack = LocalStack::start(Options {
         root: workspace_root(),
         api_port: 0,
+        fixture_port: 0,
         tenants: vec!["load-tenant".into()],
         // The usage plan would throttle a single key long before this; the load test measures the
         // pipeline behind the gateway.

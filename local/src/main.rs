@@ -12,6 +12,9 @@ struct Cli {
     /// Port of the API on 127.0.0.1.
     #[arg(long, default_value_t = 8080)]
     port: u16,
+    /// Port of the fixture search page on 127.0.0.1 (the agent's search engine locally).
+    #[arg(long, default_value_t = 8081)]
+    fixture_port: u16,
     /// Tenants; each gets the API key `local-<tenant>-key`.
     #[arg(long, value_delimiter = ',', default_value = "test-tenant,other-tenant")]
     tenants: Vec<String>,
@@ -50,6 +53,7 @@ async fn main() -> std::process::ExitCode {
     let options = Options {
         root,
         api_port: cli.port,
+        fixture_port: cli.fixture_port,
         tenants: cli.tenants,
         rate_limit: cli.rate_limit,
         burst_limit: cli.burst_limit,
@@ -70,6 +74,7 @@ async fn main() -> std::process::ExitCode {
         println!("API key:   {key}   (tenant {tenant})");
     }
     println!("Emulator:  {}", stack.endpoint);
+    println!("Fixtures:  http://{}/search?q=rust", stack.fixture);
     println!("Try:       curl -s -X POST {}/jobs -H 'x-api-key: {}' -H 'content-type: application/json' -d '{{\"query\": \"rust\"}}'", stack.api_url, stack.keys[0].1);
     println!("Ctrl-C stops everything.");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

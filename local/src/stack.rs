@@ -18,6 +18,8 @@ use crate::runner::{AgentCommand, Runner, RunnerSettings};
 pub struct Options {
     pub root: PathBuf,
     pub api_port: u16,
+    /// Port of the fixture search page (0 = any free port).
+    pub fixture_port: u16,
     pub tenants: Vec<String>,
     pub rate_limit: u32,
     pub burst_limit: u32,
@@ -68,7 +70,7 @@ impl LocalStack {
         say(v, &format!("emulator on {}", emulator.endpoint));
 
         say(v, "starting the fixture search page");
-        let (fixture, fixture_task) = crate::fixture::start(0).await.map_err(|e| format!("fixture server: {e}"))?;
+        let (fixture, fixture_task) = crate::fixture::start(o.fixture_port).await.map_err(|e| format!("fixture server: {e}"))?;
         let template = format!("http://{fixture}/search?q={{query}}");
 
         say(v, "creating the table, queues, bucket, log group, parameters, cluster and task definition");

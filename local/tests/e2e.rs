@@ -42,7 +42,7 @@ fn start() -> Stack {
     assert!(agent.exists(), "build the agent first (`cargo build -p agent`; make e2e does)");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_local-stack"))
-        .args(["--port", &port.to_string(), "--agent"])
+        .args(["--port", &port.to_string(), "--fixture-port", "0", "--agent"])
         .arg(&agent)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

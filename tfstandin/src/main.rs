@@ -19,5 +19,8 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    // Terraform's automatic mTLS: with both of rustls' crypto providers compiled in (the workspace
+    // unifies features), rustls needs to be told which one to use.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tf_provider::serve("aws", AwsStandin::new()).await
 }
