@@ -6,7 +6,7 @@ use names::Function as Fn;
 
 use crate::model::iam::Statement;
 use crate::model::resources::compute::*;
-use crate::model::resources::observability::{CloudwatchLogGroup, MetricAlarm, SnsTopic};
+use crate::model::resources::observability::{CloudwatchLogGroup, SnsTopic};
 use crate::model::{Error, File, Meta, Ref, Stack, Val, ValMap, VarRef};
 
 use super::key::Key;
@@ -99,26 +99,20 @@ impl Function {
     /// An alarm on any error of this function.
     pub fn alarm_on_errors(&self, stack: &mut Stack, ctx: &Context, topic: &Ref<SnsTopic>) -> Result<(), Error> {
         let id = self.function.as_str();
-        stack.add(
-            File::Observability,
-            &format!("{id}_errors"),
-            MetricAlarm {
-                alarm_name: ctx.prefix.clone() + "-" + id + "-errors",
-                alarm_description: Some(format!("The {id} function reported errors").into()),
-                namespace: "AWS/Lambda".into(),
-                metric_name: "Errors".into(),
-                dimensions: [("FunctionName".to_string(), self.lambda.function_name())].into_iter().collect(),
-                statistic: "Sum".into(),
-                period: Val::Int(300),
-                evaluation_periods: Val::Int(1),
-                threshold: Val::Int(0),
-                comparison_operator: "GreaterThanThreshold".into(),
-                treat_missing_data: Some("notBreaching".into()),
-                alarm_actions: vec![topic.arn()],
-                ok_actions: vec![topic.arn()],
-                tags: None,
+        super::alarm_above_zero(
+            stack,
+            ctx,
+            topic,
+            super::AlarmSpec {
+                logical: &format!("{id}_errors"),
+                name_suffix: &format!("{id}-errors"),
+                description: format!("The {id} function reported errors"),
+                namespace: "AWS/Lambda",
+                metric: "Errors",
+                dimension: ("FunctionName", self.lambda.function_name()),
+                statistic: "Sum",
+                period_seconds: 300,
             },
-        )?;
-        Ok(())
+        )
     }
 }

@@ -12,7 +12,8 @@ pub mod queue;
 pub mod role;
 pub mod table;
 
-use crate::model::Val;
+use crate::model::resources::observability::{MetricAlarm, SnsTopic};
+use crate::model::{Error, File, Ref, Stack, Val};
 
 /// What every construct needs to know about the deployment it is part of.
 #[derive(Clone, Debug)]
@@ -60,4 +61,43 @@ pub fn render_pattern(pattern: impl Fn(&str) -> String, prefix: &Val) -> Val {
         }
     }
     out
+}
+
+/// A metric and what to call the alarm on it.
+pub struct AlarmSpec<'a> {
+    pub logical: &'a str,
+    /// Appended to the name prefix: `<prefix>-<suffix>`.
+    pub name_suffix: &'a str,
+    pub description: String,
+    pub namespace: &'a str,
+    pub metric: &'a str,
+    pub dimension: (&'a str, Val),
+    pub statistic: &'a str,
+    pub period_seconds: i64,
+}
+
+/// An alarm that fires as soon as the metric is above zero and notifies `topic` (and again when it
+/// clears); missing data is not a breach.
+pub fn alarm_above_zero(stack: &mut Stack, ctx: &Context, topic: &Ref<SnsTopic>, spec: AlarmSpec<'_>) -> Result<(), Error> {
+    stack.add(
+        File::Observability,
+        spec.logical,
+        MetricAlarm {
+            alarm_name: ctx.prefix.clone() + "-" + spec.name_suffix,
+            alarm_description: Some(spec.description.into()),
+            namespace: spec.namespace.into(),
+            metric_name: spec.metric.into(),
+            dimensions: [(spec.dimension.0.to_string(), spec.dimension.1)].into_iter().collect(),
+            statistic: spec.statistic.into(),
+            period: Val::Int(spec.period_seconds),
+            evaluation_periods: Val::Int(1),
+            threshold: Val::Int(0),
+            comparison_operator: "GreaterThanThreshold".into(),
+            treat_missing_data: Some("notBreaching".into()),
+            alarm_actions: vec![topic.arn()],
+            ok_actions: vec![topic.arn()],
+            tags: None,
+        },
+    )?;
+    Ok(())
 }

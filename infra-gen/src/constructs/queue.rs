@@ -3,7 +3,7 @@
 //! attempts, and an alarm as soon as anything lands in the dead-letter queue.
 
 use crate::model::iam::{PolicyDocument, Statement};
-use crate::model::resources::observability::{MetricAlarm, SnsTopic};
+use crate::model::resources::observability::SnsTopic;
 use crate::model::resources::storage::*;
 use crate::model::{Error, File, Ref, Stack, Val};
 
@@ -90,24 +90,19 @@ impl JobQueue {
             )?;
             stack.add(f, logical, SqsQueuePolicy { queue_url: q.url(), policy: doc.json() })?;
         }
-        stack.add(
-            File::Observability,
-            "jobs_dlq_not_empty",
-            MetricAlarm {
-                alarm_name: ctx.prefix.clone() + "-jobs-dlq-not-empty",
-                alarm_description: Some("Jobs failed processing after every attempt; inspect and redrive the DLQ".into()),
-                namespace: "AWS/SQS".into(),
-                metric_name: "ApproximateNumberOfMessagesVisible".into(),
-                dimensions: [("QueueName".to_string(), dlq.name())].into_iter().collect(),
-                statistic: "Maximum".into(),
-                period: Val::Int(60),
-                evaluation_periods: Val::Int(1),
-                threshold: Val::Int(0),
-                comparison_operator: "GreaterThanThreshold".into(),
-                treat_missing_data: Some("notBreaching".into()),
-                alarm_actions: vec![alarms.arn()],
-                ok_actions: vec![alarms.arn()],
-                tags: None,
+        super::alarm_above_zero(
+            stack,
+            ctx,
+            alarms,
+            super::AlarmSpec {
+                logical: "jobs_dlq_not_empty",
+                name_suffix: "jobs-dlq-not-empty",
+                description: "Jobs failed processing after every attempt; inspect and redrive the DLQ".into(),
+                namespace: "AWS/SQS",
+                metric: "ApproximateNumberOfMessagesVisible",
+                dimension: ("QueueName", dlq.name()),
+                statistic: "Maximum",
+                period_seconds: 60,
             },
         )?;
         Ok(JobQueue { queue, dlq })
