@@ -1,0 +1,196 @@
+//! What the handlers actually call equals what infra-gen grants: each function runs its paths
+//! against the emulator with SDK clients that record every operation, and the recorded calls,
+//! as IAM actions, must equal `names::contract::calls` (no permission missing, none unused).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_types::config_bag::ConfigBag;
+use common::*;
+use functions::{process, reconcile, App, Function};
+use names::table as t;
+use serde_json::json;
+
+/// Records `service:Operation` of every call made through the clients it is installed in.
+#[derive(Clone, Debug, Default)]
+struct Recorder(Arc<Mutex<BTreeSet<(String, String)>>>);
+
+impl Intercept for Recorder {
+    fn name(&self) -> &'static str {
+        "contract-recorder"
+    }
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if let Some(m) = cfg.load::<Metadata>() {
+            self.0.lock().unwrap().insert((m.service().to_owned(), m.name().to_owned()));
+        }
+        Ok(())
+    }
+}
+
+impl Recorder {
+    /// The recorded calls as IAM actions (`HeadObject` is authorized as `s3:GetObject`, a list as
+    /// `s3:ListBucket`, ...).
+    fn actions(&self) -> BTreeSet<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(service, op)| {
+                let prefix = match service.to_ascii_lowercase().as_str() {
+                    "dynamodb" => "dynamodb",
+                    "sqs" => "sqs",
+                    "s3" => "s3",
+                    "ecs" => "ecs",
+                    "cloudwatchlogs" | "cloudwatch logs" | "logs" => "logs",
+                    other => panic!("unexpected service {other}"),
+                };
+                let action = match (prefix, op.as_str()) {
+                    ("s3", "HeadObject") => "GetObject",
+                    ("s3", "ListObjectsV2") | ("s3", "ListObjects") => "ListBucket",
+                    (_, op) => op,
+                };
+                format!("{prefix}:{action}")
+            })
+            .collect()
+    }
+}
+
+/// An app serving only `f`, whose every client records into `rec`.
+async fn recording_app(f: Function, config: functions::config::Config, rec: &Recorder) -> App {
+    let sdk = sdk().await;
+    let mut app = App::new(&sdk, config, vec![f]);
+    app.store.client = aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(rec.clone()).build());
+    app.queue.client = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&sdk).interceptor(rec.clone()).build());
+    app.outputs.client = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).interceptor(rec.clone()).build());
+    app.tasks.client = aws_sdk_ecs::Client::from_conf(aws_sdk_ecs::config::Builder::from(&sdk).interceptor(rec.clone()).build());
+    app.logs.client =
+        aws_sdk_cloudwatchlogs::Client::from_conf(aws_sdk_cloudwatchlogs::config::Builder::from(&sdk).interceptor(rec.clone()).build());
+    app
+}
+
+/// Calls IAM authorizes without an API call of their own, and calls the Lambda service makes with
+/// the function's role (the SQS event source), which a handler therefore never records.
+fn not_recordable(f: Function, action: &str) -> Option<&'static str> {
+    match (f, action) {
+        (Function::Process, "ecs:TagResource") => Some("authorized inside RunTask (the task is tagged)"),
+        (Function::Process, "iam:PassRole") => Some("authorized inside RunTask (the execution role is passed)"),
+        (Function::Process, "sqs:ReceiveMessage" | "sqs:DeleteMessage" | "sqs:GetQueueAttributes") => {
+            Some("made by the Lambda event source mapping with the function's role")
+        }
+        // Only when a job is cancelled between its claim and RunTask's answer: a race this test
+        // cannot schedule against the emulator.
+        (Function::Process, "ecs:StopTask") => Some("a race: cancelled while RunTask was under way"),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn handlers_call_exactly_what_their_roles_allow() {
+    let tenant = unique("contract");
+    let base = app(&[&tenant]).await;
+    let config = base.config.clone();
+    let recorders: BTreeMap<Function, Recorder> = Function::ALL.into_iter().map(|f| (f, Recorder::default())).collect();
+    let rec = |f: Function| recorders[&f].clone();
+
+    // submit: a new job, the same job again (idempotency), and one whose enqueue fails.
+    let submit = recording_app(Function::Submit, config.clone(), &rec(Function::Submit)).await;
+    let mut req = request(&tenant, "POST", "/jobs", r#"{"query": "contract"}"#);
+    req.headers.push(("Idempotency-Key".into(), unique("idem")));
+    let first = call(&submit, &req).await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    assert_eq!(call(&submit, &req).await.status, 202);
+    let id = first.body["task_id"].as_str().unwrap().to_owned();
+    let mut broken = config.clone();
+    broken.queue_url = format!("{}/123456789012/no-such-queue", emulator().endpoint);
+    let submit_broken = recording_app(Function::Submit, broken, &rec(Function::Submit)).await;
+    assert_eq!(call(&submit_broken, &request(&tenant, "POST", "/jobs", r#"{"query": "lost"}"#)).await.status, 500);
+
+    // process: claim the job, sign its uploads, start its task.
+    let process = recording_app(Function::Process, config.clone(), &rec(Function::Process)).await;
+    let resp = process::batch(&process, sqs_event(&[(&job_message(&id), 1)])).await;
+    assert!(resp.batch_item_failures.is_empty());
+    let job = base.store.get(&functions::model::TaskId::parse(&id).unwrap()).await.unwrap().unwrap().view();
+    let task_arn = job["ecs_task_arn"].as_str().or(job["ecs_task_id"].as_str()).map(str::to_owned);
+    let task_arn = task_arn.expect("process recorded the task");
+
+    // An output exists and the container wrote a log line.
+    base.outputs.client.put_object().bucket(&config.bucket).key(names::bucket::output_key(&id, names::Output::Result)).body(b"{}".to_vec().into()).send().await.unwrap();
+    let ecs_task_id = functions::aws::ecs_task_id(&task_arn);
+    let stream = names::logs::agent_stream(&ecs_task_id);
+    let _ = base.logs.client.create_log_stream().log_group_name(&config.log_group).log_stream_name(&stream).send().await;
+    base.logs
+        .client
+        .put_log_events()
+        .log_group_name(&config.log_group)
+        .log_stream_name(&stream)
+        .log_events(aws_sdk_cloudwatchlogs::types::InputLogEvent::builder().timestamp(functions::time::now_millis()).message("hello").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    // status, logs, list.
+    let status = recording_app(Function::Status, config.clone(), &rec(Function::Status)).await;
+    let r = get(&status, &tenant, &format!("/jobs/{id}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body["outputs"]["result"].is_string(), "{}", r.body);
+    let logs = recording_app(Function::Logs, config.clone(), &rec(Function::Logs)).await;
+    let r = get(&logs, &tenant, &format!("/jobs/{id}/logs")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let list = recording_app(Function::List, config.clone(), &rec(Function::List)).await;
+    assert_eq!(get(&list, &tenant, "/jobs").await.status, 200);
+
+    // reconcile: the task runs; then the sweep stops and fails an overdue job.
+    let reconciler = recording_app(Function::Reconcile, config.clone(), &rec(Function::Reconcile)).await;
+    let running = json!({
+        "detail-type": names::ecs::TASK_STATE_CHANGE, "source": names::ecs::EVENT_SOURCE,
+        "detail": {"taskArn": task_arn, "clusterArn": config.cluster_arn, "lastStatus": "RUNNING", "startedBy": id,
+                   "containers": [{"name": names::agent::CONTAINER_NAME}]}
+    });
+    reconcile::event(&reconciler, &running).await.unwrap();
+    let overdue = submit_job(&base, &tenant).await;
+    process::batch(&base, sqs_event(&[(&job_message(&overdue), 1)])).await;
+    base.store
+        .client
+        .update_item()
+        .table_name(&config.table)
+        .key(t::TASK_ID, AttributeValue::S(overdue.clone()))
+        .update_expression("SET #d = :d")
+        .expression_attribute_names("#d", t::DEADLINE_AT)
+        .expression_attribute_values(":d", AttributeValue::N((functions::time::now_secs() - 3600).to_string()))
+        .send()
+        .await
+        .unwrap();
+    let scheduled = json!({"detail-type": reconcile::SCHEDULED_EVENT, "source": "aws.events", "detail": {}});
+    reconcile::event(&reconciler, &scheduled).await.unwrap();
+
+    // cancel: the running job, which stops its task.
+    let cancel = recording_app(Function::Cancel, config.clone(), &rec(Function::Cancel)).await;
+    let r = call(&cancel, &request(&tenant, "DELETE", &format!("/jobs/{id}"), "")).await;
+    assert!(r.status == 200 || r.status == 202, "{} {}", r.status, r.body);
+
+    for f in Function::ALL {
+        let recorded = recorders[&f].actions();
+        let granted: BTreeSet<String> = names::contract::calls(f).iter().map(|(a, _)| a.to_string()).collect();
+        let unused: Vec<&String> = granted.iter().filter(|a| !recorded.contains(*a) && not_recordable(f, a).is_none()).collect();
+        let missing: Vec<&String> = recorded.difference(&granted).collect();
+        assert!(missing.is_empty(), "{}: calls without a grant: {missing:?}", f.as_str());
+        assert!(unused.is_empty(), "{}: grants never used: {unused:?} (recorded {recorded:?})", f.as_str());
+        println!("{}: {} calls recorded, all granted; granted and unused only by design: {:?}", f.as_str(), recorded.len(),
+            granted.iter().filter(|a| !recorded.contains(*a)).map(|a| (a, not_recordable(f, a).unwrap())).collect::<Vec<_>>());
+    }
+}
+
+async fn submit_job(app: &App, tenant: &str) -> String {
+    submit(app, tenant, r#"{"query": "overdue", "options": {"timeout_seconds": 10}}"#).await
+}
