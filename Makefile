@@ -81,7 +81,7 @@ bench-infra:
 
 # 1000 jobs through the local stack with the agent replaced by `true` (the runner's test mode).
 bench-local: tools
-	$(CARGO) bench -p local-stack --bench load
+	$(CARGO) bench --workspace --bench load
 
 # Deploying: the steps of README.md's "Deploy", in order. `make -n deploy` prints them.
 TF := terraform -chdir=generated
