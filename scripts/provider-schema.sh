@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Regenerates infra-gen/provider-schema/aws.json, the slice of the AWS provider schema that the conformance
-# checks (tfjson::conformance) read, from the pinned CDK for Terraform bindings' jsii manifest.
+# Regenerates both committed slices of the AWS provider schema from the pinned CDK for Terraform bindings
+# (one download, one unpack): infra-gen/provider-schema/aws.json, which the conformance checks
+# (tfjson::conformance) read, and tfstandin/schema/aws.json, the full Terraform schema (types, flags,
+# nesting) the provider stand-in serves to `terraform validate` and `plan`.
 #
 #   scripts/provider-schema.sh                    # npm pack the pinned package into a temp dir
 #   PROVIDER_AWS_TGZ=/path/to.tgz scripts/provider-schema.sh   # use an already downloaded tarball
@@ -29,3 +31,4 @@ tar -xzf "$tgz" -C "$tmp" --wildcards 'package/.jsii' 'package/lib/*/index.js'
 
 # The manifest is 153 MB of JSON; parsing it needs more than Node's default heap.
 node --max-old-space-size=3072 "$here/provider-schema.mjs" "$tmp/package" "$schema_dir/types.txt" "$schema_dir/aws.json"
+node --max-old-space-size=3072 "$here/provider-schema-full.mjs" "$tmp/package" "$schema_dir/types.txt" "$root/tfstandin/schema/aws.json"

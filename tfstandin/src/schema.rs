@@ -1,4 +1,4 @@
-//! The committed AWS provider schema (`schema/aws.json`, written by `scripts/provider-schema-full.sh`) and its
+//! The committed AWS provider schema (`schema/aws.json`, written by `scripts/provider-schema.sh`) and its
 //! translation into the schema that tf-provider serves over the plugin protocol.
 
 use std::collections::{BTreeMap, HashMap};
@@ -217,7 +217,7 @@ mod tests {
         served.sort();
         assert_eq!(
             served, want,
-            "rerun scripts/provider-schema-full.sh after changing types.txt"
+            "rerun scripts/provider-schema.sh after changing types.txt"
         );
     }
 
