@@ -119,13 +119,17 @@ impl Gateway {
         for (name, value) in req.headers() {
             let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
             headers.insert(name.as_str().to_string(), json!(v));
-            multi_headers.entry(name.as_str().to_string()).or_insert_with(|| json!([])).as_array_mut().map(|a| a.push(json!(v)));
+            if let Some(values) = multi_headers.entry(name.as_str().to_string()).or_insert_with(|| json!([])).as_array_mut() {
+                values.push(json!(v));
+            }
         }
         let mut query = serde_json::Map::new();
         let mut multi_query = serde_json::Map::new();
         for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
             query.insert(k.to_string(), json!(v));
-            multi_query.entry(k.to_string()).or_insert_with(|| json!([])).as_array_mut().map(|a| a.push(json!(v)));
+            if let Some(values) = multi_query.entry(k.to_string()).or_insert_with(|| json!([])).as_array_mut() {
+                values.push(json!(v));
+            }
         }
         let body = match Limited::new(req.into_body(), MAX_PAYLOAD).collect().await {
             Ok(b) => b.to_bytes(),

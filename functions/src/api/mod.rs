@@ -310,7 +310,7 @@ mod list_token {
     }
 
     pub fn decode(token: &str, tenant: &TenantId) -> Option<HashMap<String, AttributeValue>> {
-        if token.len() % 2 != 0 {
+        if !token.len().is_multiple_of(2) {
             return None;
         }
         let bytes: Option<Vec<u8>> =

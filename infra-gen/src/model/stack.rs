@@ -256,6 +256,10 @@ pub struct Grantee {
     pub(crate) role_name: String,
 }
 
+/// (type, logical name)
+type Key = (String, String);
+type Blocks = Vec<(Key, Block)>;
+
 #[derive(Clone, Debug)]
 struct Block {
     file: File,
@@ -402,8 +406,8 @@ impl Stack {
         self.resources.len() + self.grants.values().filter(|(_, s)| !s.is_empty()).count()
     }
 
-    /// The role policies implied by the grants, as resources and data sources.
-    fn grant_blocks(&self) -> (Vec<((String, String), Block)>, Vec<((String, String), Block)>) {
+    /// The role policies implied by the grants: (resources, data sources).
+    fn grant_blocks(&self) -> (Blocks, Blocks) {
         let mut resources = Vec::new();
         let mut data = Vec::new();
         for (logical, (grantee, statements)) in &self.grants {
