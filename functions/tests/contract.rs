@@ -7,14 +7,12 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_types::config_bag::ConfigBag;
 use common::*;
 use functions::{process, reconcile, App, Function};
-use names::table as t;
 use serde_json::json;
 
 /// Records `service:Operation` of every call made through the clients it is installed in.
@@ -160,17 +158,7 @@ async fn handlers_call_exactly_what_their_roles_allow() {
     reconcile::event(&reconciler, &running).await.unwrap();
     let overdue = submit_job(&base, &tenant).await;
     process::batch(&base, sqs_event(&[(&job_message(&overdue), 1)])).await;
-    base.store
-        .client
-        .update_item()
-        .table_name(&config.table)
-        .key(t::TASK_ID, AttributeValue::S(overdue.clone()))
-        .update_expression("SET #d = :d")
-        .expression_attribute_names("#d", t::DEADLINE_AT)
-        .expression_attribute_values(":d", AttributeValue::N((functions::time::now_secs() - 3600).to_string()))
-        .send()
-        .await
-        .unwrap();
+    make_overdue(&base, &overdue).await;
     let scheduled = json!({"detail-type": reconcile::SCHEDULED_EVENT, "source": "aws.events", "detail": {}});
     reconcile::event(&reconciler, &scheduled).await.unwrap();
 

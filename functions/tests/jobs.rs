@@ -362,17 +362,7 @@ async fn sweep_fails_and_stops_overdue_jobs() {
     let arn = start_task(&app, &overdue).await;
     force(&app, &overdue, JobStatus::Running, Some(&arn)).await;
     // Its deadline passed long ago.
-    app.store
-        .client
-        .update_item()
-        .table_name(&app.store.table)
-        .key(t::TASK_ID, AttributeValue::S(overdue.clone()))
-        .update_expression("SET #d = :d")
-        .expression_attribute_names("#d", t::DEADLINE_AT)
-        .expression_attribute_values(":d", AttributeValue::N((functions::time::now_secs() - 3600).to_string()))
-        .send()
-        .await
-        .unwrap();
+    make_overdue(&app, &overdue).await;
     let scheduled = json!({"detail-type": reconcile::SCHEDULED_EVENT, "source": "aws.events", "detail": {}});
     let out = reconcile::event(&app, &scheduled).await.unwrap();
     assert!(matches!(out, reconcile::Outcome::Swept { failed } if failed >= 1), "{out:?}");
