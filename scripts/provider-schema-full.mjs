@@ -243,7 +243,7 @@ if (missing.length) throw new Error(`not in ${PACKAGE}@${VERSION}: ${missing.joi
 
 const schema = {
   source: { package: `${PACKAGE}@${VERSION}`, provider: 'hashicorp/aws', provider_version: providerVersion },
-  generated_by: 'scripts/provider-schema-full.sh (do not edit by hand)',
+  generated_by: 'scripts/provider-schema.sh (do not edit by hand)',
   provider,
   resources,
   data_sources: dataSources,
