@@ -207,15 +207,7 @@ fn statement(s: &Value) -> Json {
 mod tests {
     use super::*;
     use crate::schema::SchemaFile;
-
-    fn map(entries: Vec<(&str, Value)>) -> Value {
-        Value::Map(
-            entries
-                .into_iter()
-                .map(|(k, v)| (Value::from(k), v))
-                .collect(),
-        )
-    }
+    use crate::values::map;
 
     #[test]
     fn account_region_and_zones_are_plausible() {

@@ -144,19 +144,16 @@ fn error(summary: String, detail: String, attribute: AttributePath) -> Diagnosti
     }
 }
 
+/// A msgpack map from string keys, for tests.
+#[cfg(test)]
+pub(crate) fn map(entries: Vec<(&str, Value)>) -> Value {
+    Value::Map(entries.into_iter().map(|(k, v)| (Value::from(k), v)).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::schema::SchemaFile;
-
-    fn map(entries: Vec<(&str, Value)>) -> Value {
-        Value::Map(
-            entries
-                .into_iter()
-                .map(|(k, v)| (Value::from(k), v))
-                .collect(),
-        )
-    }
 
     #[test]
     fn plan_marks_null_computed_attributes_unknown_in_nested_blocks_too() {

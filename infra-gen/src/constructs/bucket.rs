@@ -17,16 +17,7 @@ pub struct OutputsBucket {
 impl OutputsBucket {
     pub fn new(stack: &mut Stack, ctx: &Context, key: &Key, expiry_days: Val, force_destroy: Val) -> Result<OutputsBucket, Error> {
         let f = File::Storage;
-        let name = {
-            let prefix = ctx.prefix.clone();
-            let account = ctx.account_id.clone();
-            const P: &str = "\u{1}P\u{1}";
-            const A: &str = "\u{1}A\u{1}";
-            let pattern = names::bucket::name(P, A);
-            let (before, rest) = pattern.split_once(P).expect("the bucket pattern contains the prefix");
-            let (middle, after) = rest.split_once(A).expect("the bucket pattern contains the account id");
-            Val::lit(before) + &prefix + middle + &account + after
-        };
+        let name = super::render_pattern2(names::bucket::name, &ctx.prefix, &ctx.account_id);
         let bucket = stack.add(f, "outputs", S3Bucket { bucket: name, force_destroy: Some(force_destroy), tags: None })?;
         stack.add(
             f,

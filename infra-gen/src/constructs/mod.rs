@@ -50,15 +50,21 @@ impl Context {
 /// Applies a naming pattern from the names crate to a Terraform expression prefix. Patterns take
 /// plain strings, so the expression goes through a placeholder that cannot occur in a name.
 pub fn render_pattern(pattern: impl Fn(&str) -> String, prefix: &Val) -> Val {
-    const MARK: &str = "\u{1}PREFIX\u{1}";
-    let rendered = pattern(MARK);
+    render_pattern2(|p, _| pattern(p), prefix, &Val::lit(""))
+}
+
+/// As [`render_pattern`], for patterns of two values (e.g. prefix and account id).
+pub fn render_pattern2(pattern: impl Fn(&str, &str) -> String, a: &Val, b: &Val) -> Val {
+    const A: &str = "\u{1}A\u{1}";
+    const B: &str = "\u{1}B\u{1}";
     let mut out = Val::lit("");
-    let mut parts = rendered.split(MARK).peekable();
-    while let Some(part) = parts.next() {
-        out = out + part;
-        if parts.peek().is_some() {
-            out = out + prefix;
-        }
+    for (i, part) in pattern(A, B).split('\u{1}').enumerate() {
+        // Odd pieces are the placeholder names between the markers.
+        out = match (i % 2, part) {
+            (1, "A") => out + a,
+            (1, "B") => out + b,
+            (_, text) => out + text,
+        };
     }
     out
 }
