@@ -165,7 +165,7 @@ impl Gateway {
                 "accountId": "123456789012",
                 "apiId": "local",
                 "protocol": "HTTP/1.1",
-                "requestTimeEpoch": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+                "requestTimeEpoch": functions::time::now_millis(),
                 "identity": {"apiKey": key_value, "apiKeyId": key.id, "sourceIp": "127.0.0.1", "userAgent": null}
             },
             "body": body,

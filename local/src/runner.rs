@@ -65,22 +65,6 @@ pub struct Runner {
     definitions: HashMap<String, Vec<(String, String)>>,
 }
 
-fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    // Days-from-civil conversion, so no date crate is needed for one timestamp.
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 impl Runner {
     pub fn new(app: Arc<functions::App>, sdk: &aws_config::SdkConfig, settings: RunnerSettings) -> Runner {
         Runner {
@@ -114,7 +98,7 @@ impl Runner {
             "detail-type": names::ecs::TASK_STATE_CHANGE,
             "source": names::ecs::EVENT_SOURCE,
             "account": "123456789012",
-            "time": now_rfc3339(),
+            "time": functions::time::rfc3339(functions::time::now_millis()),
             "region": names::defaults::AWS_REGION,
             "resources": [task.arn],
             "detail": detail,
@@ -272,8 +256,7 @@ impl Runner {
                 let next = tokio::time::timeout(Duration::from_millis(300), lines_rx.recv()).await;
                 let closed = matches!(next, Ok(None));
                 if let Ok(Some(line)) = next {
-                    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-                    if let Ok(ev) = InputLogEvent::builder().timestamp(ts).message(line).build() {
+                    if let Ok(ev) = InputLogEvent::builder().timestamp(functions::time::now_millis()).message(line).build() {
                         batch.push(ev);
                     }
                     if batch.len() < 500 {
