@@ -12,7 +12,7 @@ CARGO_WS := $(CARGO) test --workspace
 # Crate fragments add their benchmarks here (agent/agent.mk, functions/functions.mk).
 BENCH_TARGETS := bench-infra bench-local
 
-.PHONY: all gen check test test-tools test-infra bench tools local e2e deploy destroy $(BENCH_TARGETS)
+.PHONY: all gen check test test-tools test-infra bench tools system-packages local e2e deploy destroy $(BENCH_TARGETS)
 
 all: gen
 
@@ -24,7 +24,12 @@ gen:
 check:
 	$(CARGO) run -q -p infra-gen -- --check
 
-tools:
+## system-packages: every Debian package the build, tests and local stack need (each named with its
+## reason in scripts/system-packages.sh), installed when missing
+system-packages:
+	scripts/system-packages.sh
+
+tools: system-packages
 	scripts/tools.sh python
 	scripts/tools.sh mermaid
 
@@ -33,16 +38,17 @@ tools:
 -include validate.mk
 
 ## test-tools: everything the tests need, installed when missing (quick when present)
-test-tools: tools agent-tools tfstandin-tools
+test-tools: tools agent-tools
 
 ## test: every test of the project: unit, snapshot, conformance, invariants, review, the functions
-## against moto, the agent with real Chromium, one job end to end through the local stack, the
-## provider stand-in with Terraform, then the checks of generated/ (fresh, checkov, Mermaid,
-## terraform validate and plan) and the Dockerfile lint
-test: test-tools
+## against moto, the agent with real Chromium and as the built image in a container, one job end
+## to end through the local stack (in containers), the provider stand-in with Terraform, then the
+## checks of generated/ (fresh, checkov, Mermaid, terraform validate and plan), the Dockerfile lint
+## and the image's package scheme against today's archive
+test: test-tools image
 	$(CARGO_WS)
 	AGENT_CHROMIUM=$(HEADLESS_SHELL) $(CARGO_WS) --test chromium
-	$(MAKE) --no-print-directory generated-checks lint-agent
+	$(MAKE) --no-print-directory generated-checks lint-agent image-resolves
 	@echo "make test: all suites passed"
 
 # The checks of generated/ beyond cargo's tests.
@@ -62,15 +68,14 @@ test-infra: tools
 	$(CARGO) test -p names -p tfjson -p infra-gen
 	$(MAKE) --no-print-directory generated-checks
 
-## local: the whole system on this machine, no AWS, no Docker (Ctrl-C stops everything)
-local: tools
-	scripts/tools.sh chromium
+## local: the whole system on this machine, no AWS, no Docker engine (Ctrl-C stops everything);
+## agents run as containers of the image (make image) where podman works, else as processes
+local: tools image
 	$(CARGO) build -q --workspace --bins
 	target/debug/local-stack
 
 ## e2e: one job end to end through the local stack, over HTTP as a client would
-e2e: tools
-	scripts/tools.sh chromium
+e2e: tools image
 	$(CARGO_WS) --test e2e -- --nocapture
 
 ## bench: benchmarks (release builds)

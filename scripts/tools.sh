@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the test tools into .tools/ (ignored by git), idempotently: a Python virtualenv with
-# checkov and the moto server, (with `chromium`) Debian's Chromium and chromedriver, and (with
-# `mermaid`) the Mermaid parser from npm.
+# checkov and the moto server, and (with `mermaid`) the Mermaid parser from npm. Debian packages
+# come from scripts/system-packages.sh.
 # Quick when everything is already there: each step checks before it installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,14 +18,6 @@ python_tools() {
   "$VENV/bin/pip" install --quiet --disable-pip-version-check \
     "checkov==$CHECKOV_VERSION" "moto[server]==$MOTO_VERSION"
   touch "$stamp"
-}
-
-chromium() {
-  if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then return 0; fi
-  echo "tools: installing Debian chromium and chromium-driver (about a minute, once)"
-  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
 }
 
 # The Mermaid parser (npm, pinned by scripts/mermaid/package-lock.json) under .tools/mermaid,
@@ -45,8 +37,7 @@ mermaid() {
 
 case "${1:-python}" in
   python) python_tools ;;
-  chromium) chromium ;;
   mermaid) mermaid ;;
-  all) python_tools; chromium; mermaid ;;
-  *) echo "usage: $0 [python|chromium|mermaid|all]" >&2; exit 2 ;;
+  all) python_tools; mermaid ;;
+  *) echo "usage: $0 [python|mermaid|all]" >&2; exit 2 ;;
 esac

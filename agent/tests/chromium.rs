@@ -1,5 +1,6 @@
 //! The agent end to end with real Chromium and chromedriver: fixture pages on 127.0.0.1, uploads
-//! through pre-signed PUT URLs into a moto S3 server, every object read back and checked.
+//! through pre-signed PUT URLs into a moto S3 server, every object read back and checked; all of
+//! it inside a loopback-only network namespace (support::env).
 
 mod support;
 
@@ -8,7 +9,7 @@ use names::Output;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
-use support::{env, png_size, run_agent, Options, Run};
+use support::{assert_completed, assert_failed, env, png_size, run_agent, Options, Run};
 
 fn agent() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_agent"))
@@ -16,49 +17,6 @@ fn agent() -> &'static Path {
 
 fn run(job: Value) -> Run {
     run_agent(agent(), job, Options::default())
-}
-
-/// The checks every successful job must pass: a PNG of the expected size, result.json, agent.log
-/// of JSON lines, and no error.json.
-fn assert_completed(run: &Run, width: u32, height: u32) -> Value {
-    run.assert_code(exit::OK);
-    let png = run
-        .object(Output::Screenshot)
-        .expect("screenshot.png uploaded");
-    assert_eq!(png_size(&png), (width, height));
-    let result = run.json(Output::Result);
-    assert_eq!(result["task_id"], run.task_id.as_str());
-    assert_eq!(result["screenshot"]["width"], width);
-    assert_eq!(result["screenshot"]["height"], height);
-    assert_log_uploaded(run);
-    assert!(
-        run.object(Output::Error).is_none(),
-        "no error.json on success"
-    );
-    result
-}
-
-fn assert_log_uploaded(run: &Run) {
-    let log = String::from_utf8(run.object(Output::Log).expect("agent.log uploaded")).unwrap();
-    assert!(log.lines().count() >= 2, "{log}");
-    for line in log.lines() {
-        let v: Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
-        assert_eq!(v["task_id"], run.task_id.as_str());
-    }
-}
-
-/// The checks every failed job must pass: error.json with the code and stage, the exit code,
-/// and agent.log.
-fn assert_failed(run: &Run, code: &str, exit_code: i32, stage: &str) -> Value {
-    run.assert_code(exit_code);
-    let error = run.json(Output::Error);
-    assert_eq!(error["code"], code, "{error}");
-    assert_eq!(error["stage"], stage, "{error}");
-    assert_eq!(error["exit_code"], exit_code);
-    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
-    assert_log_uploaded(run);
-    error
 }
 
 #[test]
@@ -276,7 +234,10 @@ fn sigterm_uploads_what_there_is_and_exits_promptly() {
         opts,
     );
     // Under load the browser may still be starting at 4 s: either stage is right.
-    let stage = run.json(Output::Error)["stage"].as_str().unwrap_or_default().to_string();
+    let stage = run.json(Output::Error)["stage"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(stage == "navigate" || stage == "launch", "stage {stage}");
     assert_failed(&run, "terminated", exit::TERMINATED, &stage);
     assert!(

@@ -1,36 +1,53 @@
-//! What the agent tests and the benchmark share: a moto S3 server, a SigV4 presigner for its
-//! PUT URLs, fixture pages on 127.0.0.1 and a runner that starts the real agent binary.
+//! What the agent tests and the benchmark share: a moto S3 server (testenv's), a SigV4 presigner
+//! for its PUT URLs, fixture pages on 127.0.0.1, and runners that start the real agent, as a
+//! process or as the built image in a container the way Fargate runs it. Everything runs inside
+//! testenv's loopback-only network namespace: the tests aim the browser at link-local and
+//! private addresses to prove they are refused, and nothing may leave the machine even if the
+//! guard had a hole.
 #![allow(dead_code)]
 
 use hmac::{Hmac, Mac};
+use names::agent::exit;
 use names::Output;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+use testenv::container::{Podman, RunSpec};
+use testenv::taskdef::TaskDefinition;
 
 pub const BUCKET: &str = "agent-test-outputs";
 const REGION: &str = "us-east-1";
 
-/// The services every test shares, started once per test binary and killed when it exits.
+/// The services every test shares, started once per test binary and stopped when it exits.
 pub struct Env {
     pub s3: SocketAddr,
-    pub moto_pid: u32,
     pub fixture: SocketAddr,
+    _moto: testenv::moto::Moto,
 }
 
+/// The shared services; first moves the calling test's thread into the loopback-only namespace
+/// where they run.
 pub fn env() -> &'static Env {
+    testenv::netns::enter_or_panic();
     static ENV: OnceLock<Env> = OnceLock::new();
     ENV.get_or_init(|| {
-        let (s3, moto_pid) = start_moto();
-        let fixture = start_fixture();
+        let moto = testenv::moto::Moto::start(&testenv::root()).unwrap_or_else(|e| panic!("{e}"));
+        let s3: SocketAddr = ([127, 0, 0, 1], moto.port).into();
+        let (status, body) = http("PUT", s3, &format!("/{BUCKET}"), b"");
+        assert_eq!(
+            status,
+            200,
+            "create bucket: {}",
+            String::from_utf8_lossy(&body)
+        );
         Env {
             s3,
-            moto_pid,
-            fixture,
+            fixture: start_fixture(),
+            _moto: moto,
         }
     })
 }
@@ -51,76 +68,6 @@ impl Env {
         let (status, body) = http("GET", self.s3, path_and_query, b"");
         (status == 200).then_some(body)
     }
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts moto from a thread that lives as long as the process: the server gets SIGKILL when
-/// that thread, and so the test binary, ends.
-fn start_moto() -> (SocketAddr, u32) {
-    let moto = std::env::var("AGENT_TEST_MOTO_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| workspace_root().join(".tools/venv/bin/moto_server"));
-    assert!(
-        moto.exists(),
-        "{} is missing: run `make test-agent` (it runs scripts/tools.sh python)",
-        moto.display()
-    );
-    let port = free_port();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::os::unix::process::CommandExt;
-        let mut cmd = std::process::Command::new(&moto);
-        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn();
-        tx.send(child.as_ref().map(|c| c.id()).ok()).unwrap();
-        let _child = child;
-        loop {
-            std::thread::park();
-        }
-    });
-    let pid = rx.recv().unwrap().expect("moto_server starts");
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let started = Instant::now();
-    loop {
-        if TcpStream::connect(addr).is_ok() {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "moto_server did not listen on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let (status, body) = http("PUT", addr, &format!("/{BUCKET}"), b"");
-    assert_eq!(
-        status,
-        200,
-        "create bucket: {}",
-        String::from_utf8_lossy(&body)
-    );
-    (addr, pid)
 }
 
 /// A tiny HTTP/1.1 client for the test side (moto and fixtures), one request per connection.
@@ -253,6 +200,8 @@ pub struct Run {
     pub code: i32,
     pub elapsed: Duration,
     pub stdout: String,
+    /// Container runs: what the job changed in the root filesystem (`podman diff`).
+    pub root_changes: Option<Vec<String>>,
 }
 
 impl Run {
@@ -273,9 +222,52 @@ impl Run {
     }
 }
 
+/// The checks every successful job must pass: a PNG of the expected size, result.json, agent.log
+/// of JSON lines, and no error.json.
+pub fn assert_completed(run: &Run, width: u32, height: u32) -> Value {
+    run.assert_code(exit::OK);
+    let png = run
+        .object(Output::Screenshot)
+        .expect("screenshot.png uploaded");
+    assert_eq!(png_size(&png), (width, height));
+    let result = run.json(Output::Result);
+    assert_eq!(result["task_id"], run.task_id.as_str());
+    assert_eq!(result["screenshot"]["width"], width);
+    assert_eq!(result["screenshot"]["height"], height);
+    assert_log_uploaded(run);
+    assert!(
+        run.object(Output::Error).is_none(),
+        "no error.json on success"
+    );
+    result
+}
+
+pub fn assert_log_uploaded(run: &Run) {
+    let log = String::from_utf8(run.object(Output::Log).expect("agent.log uploaded")).unwrap();
+    assert!(log.lines().count() >= 2, "{log}");
+    for line in log.lines() {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert_eq!(v["task_id"], run.task_id.as_str());
+    }
+}
+
+/// The checks every failed job must pass: error.json with the code and stage, the exit code,
+/// and agent.log.
+pub fn assert_failed(run: &Run, code: &str, exit_code: i32, stage: &str) -> Value {
+    run.assert_code(exit_code);
+    let error = run.json(Output::Error);
+    assert_eq!(error["code"], code, "{error}");
+    assert_eq!(error["stage"], stage, "{error}");
+    assert_eq!(error["exit_code"], exit_code);
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert_log_uploaded(run);
+    error
+}
+
 pub struct Options {
     pub egress_allow: Option<String>,
-    /// Sends SIGTERM this long after the start.
+    /// Sends SIGTERM this long after the start (for a container: `podman stop`, as StopTask).
     pub sigterm_after: Option<Duration>,
 }
 
@@ -317,37 +309,197 @@ pub fn upload_urls(task_id: &str) -> String {
     Value::Object(map).to_string()
 }
 
+/// The job's part of the environment (what the process function's overrides carry, plus the
+/// fixture search engine and the allow-list).
+fn job_env(task_id: &str, job: &Value, opts: &Options) -> Vec<(String, String)> {
+    use names::env::agent as var;
+    let mut env = vec![
+        (var::JOB.to_string(), job.to_string()),
+        (var::UPLOAD_URLS.to_string(), upload_urls(task_id)),
+        (
+            var::SEARCH_URL_TEMPLATE.to_string(),
+            format!("http://{}/search?q={{query}}", env().fixture),
+        ),
+    ];
+    if let Some(allow) = &opts.egress_allow {
+        env.push((var::EGRESS_ALLOW.to_string(), allow.clone()));
+    }
+    env
+}
+
 /// Runs the agent binary on `job` (its `task_id` is filled in) and waits for it.
 pub fn run_agent(agent: &Path, mut job: Value, opts: Options) -> Run {
     use names::env::agent as var;
-    let env = env();
+    env();
     let task_id = unique_task_id();
     job["task_id"] = Value::String(task_id.clone());
     let scratch = std::env::temp_dir().join(format!("at-{task_id}"));
     std::fs::create_dir_all(&scratch).unwrap();
     let mut cmd = std::process::Command::new(agent);
-    cmd.env(var::JOB, job.to_string())
-        .env(var::UPLOAD_URLS, upload_urls(&task_id))
-        .env(
-            var::SEARCH_URL_TEMPLATE,
-            format!("http://{}/search?q={{query}}", env.fixture),
-        )
+    cmd.envs(job_env(&task_id, &job, &opts))
         .env(var::SCRATCH_DIR, &scratch)
-        .env_remove(var::EGRESS_ALLOW)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit());
-    if let Some(allow) = &opts.egress_allow {
-        cmd.env(var::EGRESS_ALLOW, allow);
+    if opts.egress_allow.is_none() {
+        cmd.env_remove(var::EGRESS_ALLOW);
     }
+    let pid_target = |child: &std::process::Child| {
+        // SAFETY: signals the agent process this test started.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    };
+    let (code, elapsed, stdout) = supervise(cmd, &job, &opts, pid_target);
+    let leaked = processes_mentioning(&scratch);
+    assert!(
+        leaked.is_empty(),
+        "processes outlived the agent: {leaked:?}\n{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+    Run {
+        task_id,
+        code,
+        elapsed,
+        stdout,
+        root_changes: None,
+    }
+}
+
+/// The image the container tests run (`make image` builds it).
+pub fn image() -> String {
+    std::env::var("AGENT_IMAGE").unwrap_or_else(|_| testenv::container::LOCAL_IMAGE.to_string())
+}
+
+/// The task definition of generated/, evaluated once.
+pub fn task_definition() -> &'static TaskDefinition {
+    static TD: OnceLock<TaskDefinition> = OnceLock::new();
+    TD.get_or_init(|| {
+        TaskDefinition::from_generated(&testenv::root()).unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+pub fn podman() -> &'static Podman {
+    static PODMAN: OnceLock<Podman> = OnceLock::new();
+    PODMAN.get_or_init(|| {
+        let podman = Podman::detect().unwrap_or_else(|e| panic!("{e}"));
+        podman
+            .require_image(&image())
+            .unwrap_or_else(|e| panic!("{e}"));
+        podman
+    })
+}
+
+/// Runs the job in a container of the built image, as generated/'s task definition declares it
+/// (limits, user, read-only root, scratch volume, init, capabilities, environment), with the job
+/// as the process function's overrides would give it. Returns what the root filesystem changed.
+pub fn run_container(mut job: Value, opts: Options) -> Run {
+    env();
+    let podman = podman();
+    let td = task_definition();
+    let task_id = unique_task_id();
+    job["task_id"] = Value::String(task_id.clone());
+    let name = format!("agent-test-{task_id}");
+    let secrets = td
+        .container
+        .secrets
+        .iter()
+        .map(|s| (s.name.clone(), format!("test value of {}", s.value_from)))
+        .collect();
+    let spec = RunSpec {
+        name: name.clone(),
+        image: image(),
+        env: job_env(&task_id, &job, &opts),
+        secrets,
+        labels: vec![("infra-demo-test".into(), std::process::id().to_string())],
+        remove: false,
+    };
+    let args = testenv::container::run_args(td, &spec).unwrap_or_else(|e| panic!("{e}"));
+    let mut cmd = podman.command();
+    cmd.args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+    let stop_grace = td.container.stop_timeout.unwrap_or(30);
+    let stopper = {
+        let name = name.clone();
+        move |_: &std::process::Child| {
+            let name = name.clone();
+            // As ECS StopTask: SIGTERM, SIGKILL after the stop timeout.
+            std::thread::spawn(move || self::podman().stop(&name, stop_grace));
+        }
+    };
+    let (code, elapsed, stdout) = supervise(cmd, &job, &opts, stopper);
+    let changes = podman
+        .diff(&name)
+        .unwrap_or_else(|e| panic!("podman diff {name}: {e}"));
+    podman.remove(&name);
+    let baseline = runtime_root_changes();
+    let changes = changes
+        .into_iter()
+        .filter(|c| !baseline.contains(c))
+        .collect();
+    Run {
+        task_id,
+        code,
+        elapsed,
+        stdout,
+        root_changes: Some(changes),
+    }
+}
+
+/// What podman itself changes in a container's root filesystem before anything runs in it (the
+/// mount points of /etc/hosts, /etc/resolv.conf and the like, as ECS writes them too): the diff
+/// of a container of the same image and arguments whose entrypoint exits at once.
+fn runtime_root_changes() -> &'static Vec<String> {
+    static BASELINE: OnceLock<Vec<String>> = OnceLock::new();
+    BASELINE.get_or_init(|| {
+        let name = format!("agent-test-baseline-{}", std::process::id());
+        let spec = RunSpec {
+            name: name.clone(),
+            image: image(),
+            env: Vec::new(),
+            secrets: task_definition()
+                .container
+                .secrets
+                .iter()
+                .map(|s| (s.name.clone(), String::new()))
+                .collect(),
+            labels: Vec::new(),
+            remove: false,
+        };
+        let mut args = testenv::container::run_args(task_definition(), &spec)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let image = args.pop().unwrap();
+        args.extend(["--entrypoint".into(), "/bin/true".into(), image]);
+        let status = podman()
+            .command()
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "the baseline container failed: {status}");
+        let changes = podman()
+            .diff(&name)
+            .unwrap_or_else(|e| panic!("podman diff {name}: {e}"));
+        podman().remove(&name);
+        changes
+    })
+}
+
+/// Starts `cmd`, sends it SIGTERM (through `term`) when asked, and waits; the exit code, the
+/// time taken and stdout.
+fn supervise(
+    mut cmd: std::process::Command,
+    job: &Value,
+    opts: &Options,
+    term: impl Fn(&std::process::Child),
+) -> (i32, Duration, String) {
     let started = Instant::now();
-    let mut child = cmd.spawn().expect("the agent binary starts");
+    let mut child = cmd.spawn().expect("the agent starts");
     let stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = std::io::BufReader::new(stdout).read_to_string(&mut s);
         s
     });
-    let limit = Duration::from_secs(job["options"]["timeout_seconds"].as_u64().unwrap_or(120) + 10);
+    let limit = Duration::from_secs(job["options"]["timeout_seconds"].as_u64().unwrap_or(120) + 30);
     let mut termed = false;
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -355,7 +507,7 @@ pub fn run_agent(agent: &Path, mut job: Value, opts: Options) -> Run {
         }
         if let Some(after) = opts.sigterm_after {
             if !termed && started.elapsed() >= after {
-                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                term(&child);
                 termed = true;
             }
         }
@@ -367,18 +519,7 @@ pub fn run_agent(agent: &Path, mut job: Value, opts: Options) -> Run {
     };
     let elapsed = started.elapsed();
     let stdout = reader.join().unwrap();
-    let leaked = processes_mentioning(&scratch);
-    assert!(
-        leaked.is_empty(),
-        "processes outlived the agent: {leaked:?}\n{stdout}"
-    );
-    let _ = std::fs::remove_dir_all(&scratch);
-    Run {
-        task_id,
-        code: status.code().unwrap_or(-1),
-        elapsed,
-        stdout,
-    }
+    (status.code().unwrap_or(-1), elapsed, stdout)
 }
 
 /// Live processes whose command line mentions `path` (Chromium's profile lives below it).

@@ -177,7 +177,15 @@ impl AgentService {
             ("readonlyRootFilesystem", Val::Bool(true)),
             ("privileged", Val::Bool(false)),
             ("stopTimeout", Val::Int(30)),
-            ("linuxParameters", obj(vec![("initProcessEnabled", Val::Bool(true))])),
+            (
+                "linuxParameters",
+                obj(vec![
+                    ("initProcessEnabled", Val::Bool(true)),
+                    // Chromium runs without its sandbox and needs no capability; a browser exploit
+                    // gets none either.
+                    ("capabilities", obj(vec![("drop", Val::List(vec![Val::lit("ALL")]))])),
+                ]),
+            ),
             (
                 "mountPoints",
                 Val::List(vec![obj(vec![

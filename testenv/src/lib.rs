@@ -1,0 +1,37 @@
+//! The one test environment of the workspace, used by the tests, the benchmarks and the local
+//! stack: the moto server (started one way), free loopback ports, loopback-only network
+//! namespaces for tests that aim at addresses that must be refused, and the agent's task
+//! definition read from `generated/` and run as a container the way Fargate runs it.
+//!
+//! Depends on `names` and `tfjson`, never on the functions or the agent, so every crate can use it.
+
+pub mod container;
+pub mod moto;
+pub mod netns;
+pub mod taskdef;
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root: where `generated/`, `.tools/` and `target/` are.
+pub fn root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// The project's Python virtualenv (`scripts/tools.sh python`): moto, boto3, checkov.
+pub fn venv_bin(root: &Path) -> PathBuf {
+    root.join(".tools/venv/bin")
+}
+
+/// A free TCP port on 127.0.0.1 (the listener is dropped; the port is free a moment later).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Whether this run is CI (`CI=true`): a tool that `make test` installs and that is missing
+/// fails the run there instead of being skipped.
+pub fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}

@@ -1,0 +1,167 @@
+//! The AWS emulator: a moto server on a free loopback port. Started one way for every user: from
+//! a thread that lives as long as the process, in a process group of its own, with
+//! `PR_SET_PDEATHSIG`, so it dies with its parent even when the parent is killed, and dropping the
+//! handle stops it and anything it started.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Moto {
+    pub endpoint: String,
+    pub port: u16,
+    pid: i32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MotoError {
+    #[error("{0} is missing: run `scripts/tools.sh python` (make test and make local do)")]
+    Missing(PathBuf),
+    #[error("no free port on 127.0.0.1: {0}")]
+    Port(std::io::Error),
+    #[error("cannot start {path}: {source}")]
+    Spawn {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("moto_server did not listen on 127.0.0.1:{0} within 30 s")]
+    NotListening(u16),
+    #[error("moto control API {path}: {message}")]
+    Control { path: &'static str, message: String },
+}
+
+impl Moto {
+    /// Starts moto from the project's virtualenv and waits until it listens.
+    pub fn start(root: &Path) -> Result<Moto, MotoError> {
+        let moto = crate::venv_bin(root).join("moto_server");
+        if !moto.exists() {
+            return Err(MotoError::Missing(moto));
+        }
+        let port = crate::free_port().map_err(MotoError::Port)?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = moto.clone();
+        // The keeper thread never ends, so the death signal comes only when the process does.
+        std::thread::Builder::new()
+            .name("moto-keeper".into())
+            .spawn(move || {
+                use std::os::unix::process::CommandExt;
+                let mut cmd = Command::new(&path);
+                cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .process_group(0);
+                // SAFETY: prctl is async-signal-safe; it only sets this child's death signal.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        Ok(())
+                    });
+                }
+                let child = cmd.spawn();
+                let _ = tx.send(
+                    child
+                        .as_ref()
+                        .map(|c| c.id() as i32)
+                        .map_err(|e| e.to_string()),
+                );
+                let _child = child;
+                loop {
+                    std::thread::park();
+                }
+            })
+            .map_err(|source| MotoError::Spawn {
+                path: moto.clone(),
+                source,
+            })?;
+        let pid = match rx.recv() {
+            Ok(Ok(pid)) => pid,
+            Ok(Err(e)) => {
+                return Err(MotoError::Spawn {
+                    path: moto,
+                    source: std::io::Error::other(e),
+                })
+            }
+            Err(e) => {
+                return Err(MotoError::Spawn {
+                    path: moto,
+                    source: std::io::Error::other(e),
+                })
+            }
+        };
+        let server = Moto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+            pid,
+        };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > Duration::from_secs(30) {
+                return Err(MotoError::NotListening(port));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(server)
+    }
+
+    /// moto advances an ECS task one state per DescribeTasks; where a Fargate stand-in owns task
+    /// lifecycles, moto must leave them alone.
+    pub fn manual_task_progression(&self) -> Result<(), MotoError> {
+        const PATH: &str = "/moto-api/state-manager/set-transition";
+        let body =
+            r#"{"model_name":"ecs::task","transition":{"progression":"manual","times":1000000}}"#;
+        let response = reqwest::blocking::Client::new()
+            .post(format!("{}{PATH}", self.endpoint))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .map_err(|e| MotoError::Control {
+                path: PATH,
+                message: e.to_string(),
+            })?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(MotoError::Control {
+                path: PATH,
+                message: response.status().to_string(),
+            })
+        }
+    }
+
+    /// The environment that points the AWS SDKs (and boto3) at this server with dummy credentials.
+    pub fn sdk_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", names::defaults::AWS_REGION.into()),
+            ("AWS_DEFAULT_REGION", names::defaults::AWS_REGION.into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
+    /// Stops moto and everything in its process group.
+    pub fn stop(&self) {
+        // SAFETY: kill(2) with a negative pid signals the process group created for moto.
+        unsafe {
+            libc::kill(-self.pid, libc::SIGTERM);
+        }
+        let started = Instant::now();
+        // SAFETY: signal 0 only checks whether the group still exists.
+        while unsafe { libc::kill(-self.pid, 0) } == 0 && started.elapsed() < Duration::from_secs(5)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: as above; ESRCH when it is already gone is harmless.
+        unsafe {
+            libc::kill(-self.pid, libc::SIGKILL);
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
