@@ -89,23 +89,30 @@ bench-local: tools
 	$(CARGO) bench --workspace --bench load
 
 # Deploying: the steps of README.md's "Deploy", in order. `make -n deploy` prints them.
+# One source for each choice: AWS_REGION is Terraform's aws_region and every AWS CLI call's region
+# (the CLI profile's region is not used); LAMBDA_ARCH is the functions' architecture, AGENT_ARCH
+# the agent image's and its Fargate tasks' (each also in the image tag).
 TF := terraform -chdir=generated
+AWS_REGION ?= us-east-1
 LAMBDA_ARCH ?= arm64
-TF_VARS := -var lambda_architecture=$(LAMBDA_ARCH)
+AGENT_ARCH ?= arm64
+TF_VARS := -var aws_region=$(AWS_REGION) -var lambda_architecture=$(LAMBDA_ARCH) -var agent_architecture=$(AGENT_ARCH)
+DEPLOY_ENV := AWS_REGION=$(AWS_REGION) AWS_DEFAULT_REGION=$(AWS_REGION) AGENT_ARCH=$(AGENT_ARCH)
 
-## deploy: check prerequisites, build the Lambda zips, synthesize, apply, push the agent image, apply its tag
+## deploy: check prerequisites, build the Lambda zips, synthesize, apply, build and push the agent
+## image for AGENT_ARCH (base pinned by digest), apply its tag
 deploy:
-	scripts/deploy.sh check
+	$(DEPLOY_ENV) scripts/deploy.sh check
 	$(MAKE) build LAMBDA_ARCH=$(LAMBDA_ARCH)
 	$(CARGO) run -q -p infra-gen
 	$(TF) init -input=false
 	$(TF) apply -input=false $(TF_VARS) -target=aws_ecr_repository.agent -target=aws_ecr_lifecycle_policy.agent
-	LAMBDA_ARCH=$(LAMBDA_ARCH) scripts/deploy.sh push-image
-	$(TF) apply -input=false $(TF_VARS) -var agent_image_tag=$$(scripts/deploy.sh image-tag)
+	$(DEPLOY_ENV) scripts/deploy.sh push-image
+	$(TF) apply -input=false $(TF_VARS) -var agent_image_tag=$$($(DEPLOY_ENV) scripts/deploy.sh image-tag)
 
 ## destroy: let Terraform delete the bucket and repository with their contents, then destroy everything
 destroy:
-	scripts/deploy.sh check destroy
+	$(DEPLOY_ENV) scripts/deploy.sh check destroy
 	$(MAKE) build LAMBDA_ARCH=$(LAMBDA_ARCH)
 	$(TF) init -input=false
 	$(TF) apply -input=false $(TF_VARS) -var allow_destroy_with_data=true -target=aws_s3_bucket.outputs -target=aws_ecr_repository.agent

@@ -7,8 +7,8 @@ HADOLINT := .tools/venv/bin/hadolint
 # Debian's full chromium.
 HEADLESS_SHELL := /usr/lib/chromium/chromium-headless-shell
 
-BENCH_TARGETS += bench-agent
-.PHONY: test-agent bench-agent agent-tools lint-agent agent-image-size image image-resolves
+BENCH_TARGETS += bench-agent bench-image
+.PHONY: test-agent bench-agent bench-image agent-tools lint-agent agent-image-size image image-resolves
 
 ## agent-tools: Debian chromium, chromium-driver and chromium-headless-shell (one version), podman,
 ## moto, hadolint (idempotent)
@@ -40,6 +40,11 @@ lint-agent:
 ## bench-agent: the agent's whole job against bare `chromium --headless --screenshot` of the same page
 bench-agent: agent-tools
 	$(CARGO) bench -p agent --bench job
+
+## bench-image: the image's size and packages, container start to first log line, and a job in
+## the container against the same job as a bare process
+bench-image: agent-tools image
+	$(CARGO) bench -p agent --bench image
 
 ## agent-image-size: installed size of the runtime image's packages on top of Debian slim
 agent-image-size:

@@ -64,16 +64,20 @@ binary() {
   local arch target
   arch=$(normalize_arch "$1")
   target=$(rust_target "$arch")
+  local bin="target/$target/release/agent"
   if [ "$arch" = "$(normalize_arch)" ]; then
     CARGO_PROFILE_RELEASE_STRIP=symbols cargo build -q --release --locked -p agent --target "$target" >&2
   else
-    # cargo-lambda's zig is a cross linker for any binary of the workspace (C code of ring too).
+    # cargo-lambda's zig is a cross linker for any binary of the workspace (C code of ring too);
+    # it leaves the binary as <lambda-dir>/agent/bootstrap.
     make -s lambda-tools LAMBDA_ARCH="$arch" >&2
     PATH="$PWD/.tools/venv/bin:$PATH" CARGO_PROFILE_RELEASE_STRIP=symbols \
-      cargo lambda build -q --release --locked -p agent --bin agent \
+      cargo lambda build -q --release --locked -p agent --bin agent --lambda-dir target/agent-cross \
       "$([ "$arch" = arm64 ] && echo --arm64 || echo --x86-64)" >&2
+    bin="target/agent-cross/$arch/agent"
+    mkdir -p "$(dirname "$bin")"
+    mv target/agent-cross/agent/bootstrap "$bin"
   fi
-  local bin="target/$target/release/agent"
   [ -x "$bin" ] || die "the agent binary for $arch was not built ($bin)"
   echo "$bin"
 }
@@ -100,9 +104,8 @@ base() {
 }
 
 # A build context holding only the binary (the Dockerfile comes with -f).
-context() {
-  local bin=$1 dir
-  dir="target/agent-image/$(basename "$(dirname "$(dirname "$bin")")")"
+context() { # binary arch
+  local bin=$1 dir="target/agent-image/$2"
   rm -rf "$dir"
   mkdir -p "$dir"
   cp "$bin" "$dir/agent"
@@ -114,7 +117,7 @@ build() {
   arch=$(normalize_arch "${1:-}")
   base
   bin=$(binary "$arch")
-  dir=$(context "$bin")
+  dir=$(context "$bin" "$arch")
   echo "agent image: building $AGENT_IMAGE for linux/$(oci_arch "$arch") on $BASE_IMAGE"
   # --network host: apt reaches Debian's archive without a container network.
   # --format docker: the OCI format has no SHELL instruction; ECR takes both.
@@ -161,7 +164,7 @@ docker_build() {
   local arch tag base_ref bin dir
   arch=$(normalize_arch "$1"); tag=$2; base_ref=$3
   bin=$(binary "$arch")
-  dir=$(context "$bin")
+  dir=$(context "$bin" "$arch")
   docker build --platform "linux/$(oci_arch "$arch")" --build-arg "DEBIAN_IMAGE=$base_ref" \
     --label "org.opencontainers.image.base.name=$base_ref" -f agent/Dockerfile -t "$tag" "$dir"
 }

@@ -2,6 +2,7 @@
 # Helpers for `make deploy` and `make destroy`: prerequisite checks, the agent image's
 # content-derived tag, building and pushing the image, and emptying what Terraform cannot delete.
 # The Makefile holds the sequence of steps; this script holds the parts that are not one command.
+# It reads AWS_REGION and AGENT_ARCH from the Makefile (one source for each).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,9 @@ check() {
       missing+=("docker: to build and push the agent image")
     elif ! docker info >/dev/null 2>&1; then
       missing+=("a running Docker engine (docker info failed)")
+    elif ! docker buildx inspect --bootstrap 2>/dev/null | grep -q "linux/$(oci_arch)"; then
+      # The image's RUN steps execute for the target architecture.
+      missing+=("docker buildx for linux/$(oci_arch) (on another architecture: docker run --privileged --rm tonistiigi/binfmt --install $(oci_arch))")
     fi
   fi
   if command -v aws >/dev/null && ! aws sts get-caller-identity >/dev/null 2>&1; then
@@ -38,26 +42,39 @@ check() {
   echo "deploy: prerequisites present (aws, terraform, docker, credentials)"
 }
 
-# The agent image tag: the git tree of everything the image is built from, so the same sources
-# always give the same tag (ECR tags are immutable) and any change gives a new one.
+region() { echo "${AWS_REGION:?AWS_REGION is set by the Makefile}"; }
+arch() { echo "${AGENT_ARCH:?AGENT_ARCH is set by the Makefile}"; }
+
+# The agent image tag: the git tree of everything the image is built from and its architecture,
+# so the same sources always give the same tag (ECR tags are immutable), any change gives a new
+# one, and an image of one architecture is never taken for the other.
 image_tag() {
   local tree
-  tree=$( { git rev-parse HEAD:agent HEAD:names HEAD:Cargo.lock 2>/dev/null; git diff HEAD -- agent names Cargo.lock; } | sha256sum | cut -c1-16)
-  echo "agent-$tree"
+  tree=$( { git rev-parse HEAD:agent HEAD:names HEAD:testenv HEAD:Cargo.lock 2>/dev/null; git diff HEAD -- agent names Cargo.lock; } | sha256sum | cut -c1-16)
+  echo "agent-$tree-$(arch)"
 }
 
+# The base image by digest: the tag moves, the digest does not, and the image records it.
+BASE_TAG=${AGENT_BASE_IMAGE:-debian:bookworm-slim}
+base_digest() {
+  docker pull --quiet --platform "linux/$(oci_arch)" "$BASE_TAG" >/dev/null
+  docker image inspect --format '{{index .RepoDigests 0}}' "$BASE_TAG"
+}
+
+oci_arch() { [ "$(arch)" = x86_64 ] && echo amd64 || echo arm64; }
+
 push_image() {
-  local repo tag region arch
+  local repo tag base
   repo=$($TF output -raw ecr_repository_url)
-  region=${AWS_REGION:-$(aws configure get region || echo us-east-1)}
   tag=$(image_tag)
-  arch=${LAMBDA_ARCH:-arm64}
-  if aws ecr describe-images --region "$region" --repository-name "${repo#*/}" --image-ids "imageTag=$tag" >/dev/null 2>&1; then
+  if aws ecr describe-images --region "$(region)" --repository-name "${repo#*/}" --image-ids "imageTag=$tag" >/dev/null 2>&1; then
     echo "deploy: image $repo:$tag already pushed"
     return 0
   fi
-  aws ecr get-login-password --region "$region" | docker login --username AWS --password-stdin "${repo%%/*}"
-  docker build --platform "linux/$arch" -f agent/Dockerfile -t "$repo:$tag" .
+  base=$(base_digest)
+  echo "deploy: building $repo:$tag for linux/$(oci_arch) on $base"
+  agent/image.sh docker-build "$(arch)" "$repo:$tag" "$base"
+  aws ecr get-login-password --region "$(region)" | docker login --username AWS --password-stdin "${repo%%/*}"
   docker push "$repo:$tag"
 }
 

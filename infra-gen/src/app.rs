@@ -106,8 +106,13 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
     )?;
     let architecture = s.variable(
         "lambda_architecture",
-        Variable::new("string", "arm64", "Lambda and agent CPU architecture: arm64 or x86_64")
+        Variable::new("string", "arm64", "CPU architecture of the Lambda functions: arm64 or x86_64 (`make deploy LAMBDA_ARCH=`)")
             .validate("contains([\"arm64\", \"x86_64\"], {v})", "lambda_architecture must be arm64 or x86_64."),
+    )?;
+    let agent_architecture = s.variable(
+        "agent_architecture",
+        Variable::new("string", "arm64", "CPU architecture of the agent's Fargate tasks and image: arm64 (about 20% cheaper) or x86_64 (`make deploy AGENT_ARCH=`)")
+            .validate("contains([\"arm64\", \"x86_64\"], {v})", "agent_architecture must be arm64 or x86_64."),
     )?;
     let max_attempts = s.variable(
         "max_receive_count",
@@ -124,7 +129,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         Variable::new("bool", false, "Let `terraform destroy` delete the outputs bucket and image repository with their contents (`make destroy` sets it)"),
     )?;
     let search_template = s.variable(
-        "agent_search_url_template",
+        names::vars::AGENT_SEARCH_URL_TEMPLATE,
         Variable::new("string", names::agent::DEFAULT_SEARCH_URL_TEMPLATE, "Search page the agent opens; {query} is replaced"),
     )?;
 
@@ -179,7 +184,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
             cpu: agent_cpu,
             memory: agent_memory,
             image_tag,
-            architecture: architecture.clone(),
+            architecture: agent_architecture,
             search_url_template: search_template,
         },
     )?;

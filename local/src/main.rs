@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use local_stack::runner::AgentCommand;
+use testenv::container::Podman;
 use local_stack::stack::{workspace_root, LocalStack, Options};
 
 #[derive(Parser, Debug)]
@@ -27,7 +28,15 @@ struct Cli {
     /// Agents running at once; further tasks wait.
     #[arg(long, default_value_t = 2)]
     max_tasks: usize,
-    /// The agent binary.
+    /// How agent tasks run: `container` (the image, as Fargate runs it), `process` (the agent
+    /// binary; for machines without a container runtime), or `auto`: a container where podman
+    /// works and the image exists, else a process.
+    #[arg(long, value_enum, default_value_t = Runtime::Auto)]
+    agent_runtime: Runtime,
+    /// The agent image for `container` (built by `make image`).
+    #[arg(long, default_value = testenv::container::LOCAL_IMAGE)]
+    agent_image: String,
+    /// The agent binary for `process`.
     #[arg(long)]
     agent: Option<PathBuf>,
     /// Test mode: run this trivial program (e.g. `true`) instead of the agent.
@@ -35,21 +44,52 @@ struct Cli {
     trivial_agent: Option<String>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Runtime {
+    Auto,
+    Container,
+    Process,
+}
+
+/// What runs the agent tasks, or why nothing can.
+fn agent_command(cli: &Cli, root: &std::path::Path) -> Result<AgentCommand, String> {
+    if let Some(program) = &cli.trivial_agent {
+        return Ok(AgentCommand::Trivial(program.clone()));
+    }
+    let container = || -> Result<AgentCommand, String> {
+        let podman = Podman::detect().map_err(|e| e.to_string())?;
+        podman.require_image(&cli.agent_image).map_err(|e| e.to_string())?;
+        Ok(AgentCommand::Container { podman, image: cli.agent_image.clone() })
+    };
+    let process = |why: String| -> Result<AgentCommand, String> {
+        let path = cli.agent.clone().unwrap_or_else(|| root.join("target/debug/agent"));
+        if !path.exists() {
+            return Err(format!("the agent binary {} is missing: build it with `cargo build -p agent` (make local does)", path.display()));
+        }
+        Ok(AgentCommand::Agent { path, why })
+    };
+    match cli.agent_runtime {
+        Runtime::Container => container(),
+        Runtime::Process => process("--agent-runtime process".into()),
+        Runtime::Auto if cli.agent.is_some() => process("--agent given".into()),
+        Runtime::Auto => container().or_else(|why| {
+            eprintln!("local-stack: agents run as processes, not containers: {why}");
+            process(why)
+        }),
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let root = workspace_root();
-    let command = match (&cli.trivial_agent, &cli.agent) {
-        (Some(program), _) => AgentCommand::Trivial(program.clone()),
-        (None, Some(path)) => AgentCommand::Agent(path.clone()),
-        (None, None) => AgentCommand::Agent(root.join("target/debug/agent")),
-    };
-    if let AgentCommand::Agent(path) = &command {
-        if !path.exists() {
-            eprintln!("local-stack: the agent binary {} is missing: build it with `cargo build -p agent` (make local does)", path.display());
+    let command = match agent_command(&cli, &root) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("local-stack: {e}");
             return std::process::ExitCode::from(2);
         }
-    }
+    };
     let options = Options {
         root,
         api_port: cli.port,
@@ -74,6 +114,7 @@ async fn main() -> std::process::ExitCode {
         println!("API key:   {key}   (tenant {tenant})");
     }
     println!("Emulator:  {}", stack.endpoint);
+    println!("Agents:    {}", stack.agents);
     println!("Fixtures:  http://{}/search?q=rust", stack.fixture);
     println!("Try:       curl -s -X POST {}/jobs -H 'x-api-key: {}' -H 'content-type: application/json' -d '{{\"query\": \"rust\"}}'", stack.api_url, stack.keys[0].1);
     println!("Ctrl-C stops everything.");

@@ -1,8 +1,8 @@
 //! Creates, in the emulator, the resources the infra-gen model defines, named by the same `names`
 //! patterns with the default project and environment: the jobs table (key, tenant index, TTL), the
 //! job queue and its dead-letter queue (redrive after the same attempts), the outputs bucket, the
-//! agent log group, the SSM parameters, the ECS cluster and the agent task definition, and the
-//! network RunTask needs.
+//! agent log group, the SSM parameters, the ECS cluster and the agent task definition (the one of
+//! generated/, evaluated by testenv, with the local search page), and the network RunTask needs.
 
 use std::path::Path;
 
@@ -10,9 +10,14 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
     ScalarAttributeType, TimeToLiveSpecification,
 };
-use aws_sdk_ecs::types::{Compatibility, ContainerDefinition, KeyValuePair, NetworkMode};
+use std::collections::BTreeMap;
+
+use aws_sdk_ecs::types::{
+    Compatibility, ContainerDefinition, KernelCapabilities, KeyValuePair, LinuxParameters, MountPoint, NetworkMode, Secret, Volume,
+};
 use functions::config::{Config, Tenants};
 use names::{defaults as d, table as t};
+use testenv::taskdef::TaskDefinition;
 
 /// What the local stack serves and how it is configured.
 #[derive(Clone, Debug)]
@@ -36,7 +41,16 @@ impl Settings {
             search_url_template,
         }
     }
+
+    /// The values of the agent's SSM parameters here (placeholders, as Terraform creates them),
+    /// by the container environment name the task definition injects them as.
+    pub fn secrets(&self) -> BTreeMap<String, String> {
+        names::ssm::AGENT_SECRETS.iter().map(|(_, var)| (var.to_string(), PARAMETER_PLACEHOLDER.to_string())).collect()
+    }
 }
+
+/// What Terraform writes into a new SSM parameter; the real value is set out of band.
+const PARAMETER_PLACEHOLDER: &str = "change-me";
 
 fn err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
     move |e| format!("creating {what}: {e}")
@@ -54,12 +68,15 @@ ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
 subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{32 + 16 * i}.0/20")["Subnet"]["SubnetId"] for i in range(2)]
 sg = ec2.create_security_group(GroupName=prefix + "-agent", Description="Agent tasks: no ingress; egress to HTTP and HTTPS only", VpcId=vpc)["GroupId"]
 ssm = boto3.client("ssm")
+placeholder = params.pop(0)
 for name in params:
-    ssm.put_parameter(Name=name, Type="SecureString", Value="change-me", Overwrite=True)
+    ssm.put_parameter(Name=name, Type="SecureString", Value=placeholder, Overwrite=True)
 print(",".join(subnets), sg)
 "#;
 
-pub async fn provision(root: &Path, sdk: &aws_config::SdkConfig, s: &Settings) -> Result<Config, String> {
+pub async fn provision(root: &Path, sdk: &aws_config::SdkConfig, s: &Settings) -> Result<(Config, TaskDefinition), String> {
+    let vars = BTreeMap::from([(names::vars::AGENT_SEARCH_URL_TEMPLATE.to_string(), s.search_url_template.clone().into())]);
+    let td = TaskDefinition::from_dir(&root.join("generated"), &vars).map_err(|e| format!("the agent task definition: {e}"))?;
     let p = &s.prefix;
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
     let attr = |n: &str| AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build();
@@ -137,10 +154,11 @@ pub async fn provision(root: &Path, sdk: &aws_config::SdkConfig, s: &Settings) -
 
     let params: Vec<String> =
         names::ssm::AGENT_SECRETS.iter().map(|(name, _)| names::ssm::agent_parameter(d::PROJECT_NAME, name)).collect();
-    let out = tokio::process::Command::new(crate::emulator::venv(root).join("python"))
+    let out = tokio::process::Command::new(testenv::venv_bin(root).join("python"))
         .arg("-c")
         .arg(BOTO3)
         .arg(p)
+        .arg(PARAMETER_PLACEHOLDER)
         .args(&params)
         .output()
         .await
@@ -163,25 +181,15 @@ pub async fn provision(root: &Path, sdk: &aws_config::SdkConfig, s: &Settings) -
         .cluster
         .and_then(|c| c.cluster_arn)
         .unwrap_or_default();
-    let env = |k: &str, v: &str| KeyValuePair::builder().name(k).value(v).build();
     let task_definition = ecs
         .register_task_definition()
-        .family(names::agent::task_family(p))
+        .family(&td.family)
         .network_mode(NetworkMode::Awsvpc)
         .requires_compatibilities(Compatibility::Fargate)
-        .cpu(d::AGENT_CPU.to_string())
-        .memory(d::AGENT_MEMORY.to_string())
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name(names::agent::CONTAINER_NAME)
-                .image("agent:local")
-                .memory(d::AGENT_MEMORY as i32)
-                .essential(true)
-                .user(names::agent::USER)
-                .readonly_root_filesystem(true)
-                .environment(env(names::env::agent::SEARCH_URL_TEMPLATE, &s.search_url_template))
-                .build(),
-        )
+        .cpu(td.cpu.to_string())
+        .memory(td.memory.to_string())
+        .set_volumes(Some(td.volumes.iter().map(|v| Volume::builder().name(v).build()).collect()))
+        .container_definitions(container_definition(&td))
         .send()
         .await
         .map_err(err("task definition"))?
@@ -199,5 +207,43 @@ pub async fn provision(root: &Path, sdk: &aws_config::SdkConfig, s: &Settings) -
     config.security_group_ids = vec![security_group];
     config.log_group = log_group;
     config.tenants = Tenants::from_pairs(s.tenants.iter().map(|(t, _, id)| (id.as_str(), t.as_str())));
-    Ok(config)
+    Ok((config, td))
+}
+
+/// The evaluated container definition in the ECS API's shape; the image is the one `make image`
+/// builds (the repository URL has no value before a deploy).
+fn container_definition(td: &TaskDefinition) -> ContainerDefinition {
+    let c = &td.container;
+    let params = c.linux_parameters.clone().unwrap_or_default();
+    ContainerDefinition::builder()
+        .name(&c.name)
+        .image(testenv::container::LOCAL_IMAGE)
+        .essential(c.essential)
+        .set_memory(c.memory.map(|m| m as i32))
+        .set_user(c.user.clone())
+        .readonly_root_filesystem(c.readonly_root_filesystem)
+        .privileged(c.privileged)
+        .set_stop_timeout(c.stop_timeout.map(|t| t as i32))
+        .linux_parameters(
+            LinuxParameters::builder()
+                .init_process_enabled(params.init_process_enabled)
+                .capabilities(
+                    KernelCapabilities::builder()
+                        .set_add(Some(params.capabilities.add.clone()))
+                        .set_drop(Some(params.capabilities.drop.clone()))
+                        .build(),
+                )
+                .build(),
+        )
+        .set_mount_points(Some(
+            c.mount_points
+                .iter()
+                .map(|m| MountPoint::builder().source_volume(&m.source_volume).container_path(&m.container_path).read_only(m.read_only).build())
+                .collect(),
+        ))
+        .set_environment(Some(c.environment.iter().map(|kv| KeyValuePair::builder().name(&kv.name).value(&kv.value).build()).collect()))
+        .set_secrets(Some(
+            c.secrets.iter().filter_map(|s| Secret::builder().name(&s.name).value_from(&s.value_from).build().ok()).collect(),
+        ))
+        .build()
 }

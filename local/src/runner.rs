@@ -1,8 +1,11 @@
-//! The Fargate stand-in: finds tasks started through RunTask on the emulator, runs the agent as a
-//! local process with the task definition's environment and the task's overrides (at most N at a
-//! time), ships its stdout to the emulator's CloudWatch Logs under the stream the logs handler
-//! reads, honours StopTask (SIGTERM, then SIGKILL after the ECS grace period), and sends
-//! ECS-shaped `Task State Change` events (RUNNING, STOPPED with exit code) to the reconcile handler.
+//! The Fargate stand-in: finds tasks started through RunTask on the emulator and runs each (at
+//! most N at a time) as a container of the agent image, the way Fargate would: with the limits,
+//! user, read-only root, scratch volume, init process, capabilities and environment of the task
+//! definition in generated/ (testenv::container) and the task's overrides. Where no container
+//! runtime works, it runs the agent binary as a local process instead (and says so). Either way it
+//! ships stdout to the emulator's CloudWatch Logs under the stream the logs handler reads, honours
+//! StopTask (SIGTERM, then SIGKILL after the stop timeout), and sends ECS-shaped `Task State
+//! Change` events (RUNNING, STOPPED with exit code) to the reconcile handler.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -15,27 +18,49 @@ use aws_sdk_ecs::types::DesiredStatus;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
+use testenv::container::{Podman, RunSpec};
+use testenv::taskdef::TaskDefinition;
 use tokio::sync::{mpsc, watch};
 
 /// What to run for a task.
 #[derive(Clone, Debug)]
 pub enum AgentCommand {
-    /// The agent binary.
-    Agent(PathBuf),
+    /// A container of the agent image, as Fargate runs it.
+    Container { podman: Podman, image: String },
+    /// The agent binary as a local process (machines without a container runtime); `why` says
+    /// why not a container.
+    Agent { path: PathBuf, why: String },
     /// Test mode: a trivial program instead of the agent (e.g. `true`), for load tests of the
     /// control plane without browsers.
     Trivial(String),
 }
 
+impl AgentCommand {
+    pub fn describe(&self) -> String {
+        match self {
+            AgentCommand::Container { image, .. } => format!("containers of {image}"),
+            AgentCommand::Agent { path, why } => format!("processes of {} ({why})", path.display()),
+            AgentCommand::Trivial(p) => format!("`{p}` (test mode, no agent)"),
+        }
+    }
+}
+
+/// The label of every container a local stack starts, with the stack's id as its value.
+pub const CONTAINER_LABEL: &str = "infra-demo-local-stack";
+
 #[derive(Clone, Debug)]
 pub struct RunnerSettings {
     pub command: AgentCommand,
+    /// The task definition of generated/, as registered in the emulator.
+    pub task_definition: TaskDefinition,
+    /// Values of the task definition's secrets (its SSM parameters in the emulator).
+    pub secrets: BTreeMap<String, String>,
+    /// Labels this stack's containers, so they can be found and removed.
+    pub stack_id: String,
     pub max_tasks: usize,
     pub scratch: PathBuf,
-    /// Extra environment for every agent (the fixture allow-list, browser paths).
+    /// Extra environment for every agent (the fixture allow-list).
     pub extra_env: Vec<(String, String)>,
-    /// ECS gives a stopped container this long between SIGTERM and SIGKILL.
-    pub stop_grace: Duration,
     /// Agent processes started, by the task's `startedBy` (the job id): lets a test check that no
     /// job ran twice.
     pub launches: Arc<std::sync::Mutex<HashMap<String, u32>>>,
@@ -48,7 +73,8 @@ struct Task {
     id: String,
     started_by: Option<String>,
     group: Option<String>,
-    env: Vec<(String, String)>,
+    /// The container overrides' environment.
+    overrides: Vec<(String, String)>,
 }
 
 /// What a running agent process reports back to the loop.
@@ -61,8 +87,6 @@ pub struct Runner {
     ecs: aws_sdk_ecs::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
     settings: RunnerSettings,
-    /// Container environment of each task definition revision.
-    definitions: HashMap<String, Vec<(String, String)>>,
 }
 
 impl Runner {
@@ -72,8 +96,12 @@ impl Runner {
             ecs: aws_sdk_ecs::Client::new(sdk),
             logs: aws_sdk_cloudwatchlogs::Client::new(sdk),
             settings,
-            definitions: HashMap::new(),
         }
+    }
+
+    /// ECS gives a stopped container this long between SIGTERM and SIGKILL.
+    fn stop_grace(&self) -> Duration {
+        Duration::from_secs(self.settings.task_definition.container.stop_timeout.unwrap_or(30).into())
     }
 
     fn event(&self, task: &Task, last_status: &str, extra: Value) -> Value {
@@ -119,29 +147,6 @@ impl Runner {
         }
     }
 
-    async fn definition_env(&mut self, arn: &str) -> Vec<(String, String)> {
-        if let Some(env) = self.definitions.get(arn) {
-            return env.clone();
-        }
-        let env: Vec<(String, String)> = match self.ecs.describe_task_definition().task_definition(arn).send().await {
-            Ok(d) => d
-                .task_definition
-                .map(|t| t.container_definitions.unwrap_or_default())
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|c| c.name.as_deref() == Some(self.app.config.container_name.as_str()))
-                .flat_map(|c| c.environment.unwrap_or_default())
-                .filter_map(|kv| Some((kv.name?, kv.value?)))
-                .collect(),
-            Err(e) => {
-                eprintln!("local-stack: runner: cannot describe {arn}: {e}");
-                Vec::new()
-            }
-        };
-        self.definitions.insert(arn.to_string(), env.clone());
-        env
-    }
-
     /// Tasks the emulator wants running.
     async fn wanted(&self) -> Result<Vec<String>, String> {
         let mut arns = Vec::new();
@@ -176,10 +181,7 @@ impl Runner {
             };
             for t in described {
                 let Some(arn) = t.task_arn.clone() else { continue };
-                let mut env = match &t.task_definition_arn {
-                    Some(td) => self.definition_env(td).await,
-                    None => Vec::new(),
-                };
+                let mut env: Vec<(String, String)> = Vec::new();
                 for o in t.overrides.and_then(|o| o.container_overrides).unwrap_or_default() {
                     if o.name.as_deref() == Some(self.app.config.container_name.as_str()) {
                         for kv in o.environment.unwrap_or_default() {
@@ -195,36 +197,65 @@ impl Runner {
                     arn,
                     started_by: t.started_by,
                     group: t.group,
-                    env,
+                    overrides: env,
                 });
             }
         }
         tasks
     }
 
+    /// The agent as a local process. It has no scratch volume: a directory of its own stands in
+    /// for it (the task id's first block keeps the path short, see `stack::scratch_dir`).
+    fn process_command(&self, program: &std::ffi::OsStr, task: &Task, mut env: Vec<(String, String)>) -> Command {
+        let scratch = self.settings.scratch.join(task.id.split('-').next().unwrap_or(&task.id));
+        let _ = std::fs::create_dir_all(&scratch);
+        let scratch = scratch.display().to_string();
+        env.retain(|(k, _)| k != names::env::agent::SCRATCH_DIR);
+        env.extend([("HOME".to_string(), scratch.clone()), (names::env::agent::SCRATCH_DIR.to_string(), scratch)]);
+        env.extend(task.overrides.iter().cloned());
+        let mut cmd = Command::new(program);
+        cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).envs(env).process_group(0);
+        cmd
+    }
+
     /// Starts the agent for `task`; its exit is reported on `exits`. Returns the process group id.
     async fn launch(&self, task: &Task, exits: mpsc::Sender<Exit>, stop: watch::Receiver<bool>) -> Option<i32> {
         let stream = names::logs::agent_stream(&task.id);
         let _ = self.logs.create_log_stream().log_group_name(&self.app.config.log_group).log_stream_name(&stream).send().await;
-        // The task id's first block keeps the path short (see `stack::scratch_dir`).
-        let scratch = self.settings.scratch.join(task.id.split('-').next().unwrap_or(&task.id));
-        let _ = std::fs::create_dir_all(&scratch);
+        let td = &self.settings.task_definition;
+        // The container's environment: the task definition's, its secrets, then the overrides.
+        let mut env: Vec<(String, String)> = td.container.environment.iter().map(|kv| (kv.name.clone(), kv.value.clone())).collect();
+        env.extend(self.settings.secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.extend(self.settings.extra_env.iter().cloned());
+        let container = format!("ls{}-{}", self.settings.stack_id, task.id);
         let mut cmd = match &self.settings.command {
-            AgentCommand::Agent(path) => Command::new(path),
-            AgentCommand::Trivial(program) => Command::new(program),
+            AgentCommand::Container { podman, image } => {
+                env.extend(task.overrides.iter().cloned());
+                let spec = RunSpec {
+                    name: container.clone(),
+                    image: image.clone(),
+                    env,
+                    secrets: self.settings.secrets.clone(),
+                    labels: vec![(CONTAINER_LABEL.to_string(), self.settings.stack_id.clone())],
+                    remove: true,
+                };
+                match testenv::container::run_args(td, &spec) {
+                    Ok(args) => {
+                        let mut cmd = podman.tokio_command();
+                        cmd.args(args);
+                        cmd
+                    }
+                    Err(e) => {
+                        eprintln!("local-stack: runner: cannot run task {}: {e}", task.id);
+                        let _ = exits.send(Exit::Finished { arn: task.arn.clone(), code: None, stopped_by_user: false }).await;
+                        return None;
+                    }
+                }
+            }
+            AgentCommand::Agent { path, .. } => self.process_command(path.as_os_str(), task, env),
+            AgentCommand::Trivial(program) => self.process_command(std::ffi::OsStr::new(program), task, env),
         };
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", &scratch)
-            .env(names::env::agent::SCRATCH_DIR, &scratch)
-            .envs(names::ssm::AGENT_SECRETS.iter().map(|(_, var)| (*var, "change-me")))
-            .envs(self.settings.extra_env.iter().cloned())
-            .envs(task.env.iter().cloned())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .process_group(0);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -233,7 +264,15 @@ impl Runner {
                 return None;
             }
         };
-        let pgid = child.id().map(|p| p as i32);
+        // A process is stopped through its process group, a container through podman.
+        let pgid = match &self.settings.command {
+            AgentCommand::Container { .. } => None,
+            _ => child.id().map(|p| p as i32),
+        };
+        let podman = match &self.settings.command {
+            AgentCommand::Container { podman, .. } => Some(podman.clone()),
+            _ => None,
+        };
         let (lines_tx, mut lines_rx) = mpsc::channel::<String>(1024);
         for reader in [child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>)].into_iter().flatten() {
             let tx = lines_tx.clone();
@@ -275,7 +314,7 @@ impl Runner {
             }
         });
         let arn = task.arn.clone();
-        let grace = self.settings.stop_grace;
+        let grace = self.stop_grace();
         let mut stop = stop;
         tokio::spawn(async move {
             let mut stopped_by_user = false;
@@ -283,11 +322,17 @@ impl Runner {
                 s = child.wait() => s.ok(),
                 _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => {
                     stopped_by_user = true;
+                    if let Some(podman) = &podman {
+                        // SIGTERM, and SIGKILL after the grace period, as ECS does.
+                        let mut stop = podman.tokio_command();
+                        stop.args(["stop", "--time", &grace.as_secs().to_string(), &container]).stdout(Stdio::null()).stderr(Stdio::null());
+                        tokio::spawn(async move { let _ = stop.status().await; });
+                    }
                     if let Some(pg) = pgid {
                         // SAFETY: signals the agent's own process group.
                         unsafe { libc::kill(-pg, libc::SIGTERM); }
                     }
-                    match tokio::time::timeout(grace, child.wait()).await {
+                    match tokio::time::timeout(grace + Duration::from_secs(5), child.wait()).await {
                         Ok(s) => s.ok(),
                         Err(_) => {
                             if let Some(pg) = pgid {
@@ -387,11 +432,21 @@ impl Runner {
             let _ = stop.send(true);
         }
         while !running.is_empty() {
-            match tokio::time::timeout(self.settings.stop_grace + Duration::from_secs(5), exits_rx.recv()).await {
+            match tokio::time::timeout(self.stop_grace() + Duration::from_secs(5), exits_rx.recv()).await {
                 Ok(Some(Exit::Finished { arn, .. })) => {
                     running.remove(&arn);
                 }
                 _ => break,
+            }
+        }
+        // Nothing of this stack may outlive it, even a container whose podman client died.
+        if let AgentCommand::Container { podman, .. } = &self.settings.command {
+            let label = format!("label={CONTAINER_LABEL}={}", self.settings.stack_id);
+            if let Ok(out) = podman.tokio_command().args(["ps", "--all", "--quiet", "--filter", &label]).output().await {
+                let ids: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect();
+                if !ids.is_empty() {
+                    let _ = podman.tokio_command().args(["rm", "--force", "--volumes"]).args(&ids).output().await;
+                }
             }
         }
     }

@@ -9,7 +9,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::emulator::Emulator;
 use crate::gateway::{ApiKey, Gateway};
 use crate::provision::{provision, Settings};
 use crate::runner::{AgentCommand, Runner, RunnerSettings};
@@ -36,7 +35,9 @@ pub struct LocalStack {
     /// (tenant, API key)
     pub keys: Vec<(String, String)>,
     pub config: functions::config::Config,
-    emulator: Emulator,
+    /// How agents run: "containers of <image>" or "processes (<why>)".
+    pub agents: String,
+    emulator: testenv::moto::Moto,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     runner: JoinHandle<()>,
@@ -55,16 +56,17 @@ impl LocalStack {
     pub async fn start(o: Options) -> Result<LocalStack, String> {
         let v = o.verbose;
         say(v, "starting the AWS emulator (moto server)");
-        let emulator = Emulator::start(&o.root, None).await?;
+        let root = o.root.clone();
+        let emulator = tokio::task::spawn_blocking(move || {
+            let moto = testenv::moto::Moto::start(&root)?;
+            moto.manual_task_progression()?;
+            Ok::<_, testenv::moto::MotoError>(moto)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
         // Handlers, runner and boto3 reach the emulator through the standard SDK settings.
-        for (k, val) in [
-            ("AWS_ENDPOINT_URL", emulator.endpoint.as_str()),
-            ("AWS_ACCESS_KEY_ID", "local"),
-            ("AWS_SECRET_ACCESS_KEY", "local"),
-            ("AWS_REGION", names::defaults::AWS_REGION),
-            ("AWS_DEFAULT_REGION", names::defaults::AWS_REGION),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ] {
+        for (k, val) in emulator.sdk_env() {
             std::env::set_var(k, val);
         }
         say(v, &format!("emulator on {}", emulator.endpoint));
@@ -76,7 +78,7 @@ impl LocalStack {
         say(v, "creating the table, queues, bucket, log group, parameters, cluster and task definition");
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let settings = Settings::new(&o.tenants, template);
-        let config = provision(&o.root, &sdk, &settings).await?;
+        let (config, task_definition) = provision(&o.root, &sdk, &settings).await?;
         let app = Arc::new(functions::App::new(&sdk, config.clone(), names::Function::ALL.to_vec()));
 
         let (stop, stop_rx) = watch::channel(false);
@@ -86,18 +88,21 @@ impl LocalStack {
 
         let scratch = scratch_dir(std::process::id());
         std::fs::create_dir_all(&scratch).map_err(|e| format!("scratch directory: {e}"))?;
-        say(v, &format!("starting the Fargate stand-in (at most {} agents at a time)", o.max_tasks));
+        let agents = o.command.describe();
+        say(v, &format!("starting the Fargate stand-in (at most {} agents at a time, as {agents})", o.max_tasks));
         let launches = Arc::new(std::sync::Mutex::new(HashMap::new()));
         let runner = Runner::new(
             app.clone(),
             &sdk,
             RunnerSettings {
                 command: o.command.clone(),
+                task_definition,
+                secrets: settings.secrets(),
+                stack_id: std::process::id().to_string(),
                 max_tasks: o.max_tasks,
                 scratch: scratch.clone(),
                 // The fixture page and the emulator are on loopback: allowed here, refused in AWS.
                 extra_env: vec![(names::env::agent::EGRESS_ALLOW.to_string(), "127.0.0.1".to_string())],
-                stop_grace: Duration::from_secs(30),
                 launches: launches.clone(),
             },
         );
@@ -120,6 +125,7 @@ impl LocalStack {
             endpoint: emulator.endpoint.clone(),
             keys: settings.tenants.iter().map(|(t, k, _)| (t.clone(), k.clone())).collect(),
             config,
+            agents,
             emulator,
             stop,
             tasks: vec![poller, fixture_task, api_task],
@@ -138,7 +144,7 @@ impl LocalStack {
         for t in &self.tasks {
             t.abort();
         }
-        self.emulator.stop().await;
+        tokio::task::spawn_blocking(move || self.emulator.stop()).await.ok();
         let _ = std::fs::remove_dir_all(&self.scratch);
         say(verbose, "stopped; nothing left running");
     }

@@ -1,7 +1,9 @@
-//! End to end, as a client would: starts `local-stack` (the binary `make local` runs), then over
-//! HTTP submits a job, polls it to COMPLETED, downloads its screenshot and result through the
-//! pre-signed links, pages through its logs; cancels a second, slow job; checks tenancy, a missing
-//! key and the burst limit; stops the stack with Ctrl-C (SIGINT) and checks nothing is left running.
+//! End to end, as a client would: starts `local-stack` (the binary `make local` runs) with its
+//! agents in containers of the built image, then over HTTP submits a job, polls it to COMPLETED,
+//! downloads its screenshot and result through the pre-signed links, pages through its logs;
+//! cancels a second, slow job while its container runs; checks tenancy, a missing key and the
+//! burst limit; stops the stack with Ctrl-C (SIGINT) and checks nothing is left running. All of it
+//! inside a loopback-only network namespace (testenv::netns).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -14,6 +16,7 @@ struct Stack {
     api: String,
     keys: Vec<String>,
     emulator_port: String,
+    agents: String,
 }
 
 /// A failing test still stops the stack it started.
@@ -37,26 +40,24 @@ impl Drop for Stack {
 }
 
 fn start() -> Stack {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let agent = root.join("target/debug/agent");
-    assert!(agent.exists(), "build the agent first (`cargo build -p agent`; make e2e does)");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = testenv::free_port().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_local-stack"))
-        .args(["--port", &port.to_string(), "--fixture-port", "0", "--agent"])
-        .arg(&agent)
+        .args(["--port", &port.to_string(), "--fixture-port", "0", "--agent-runtime", "container"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start local-stack");
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
-    let (mut api, mut keys, mut emulator) = (String::new(), Vec::new(), String::new());
+    let (mut api, mut keys, mut emulator, mut agents) = (String::new(), Vec::new(), String::new(), String::new());
     for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(u) = line.strip_prefix("API:") {
             api = u.trim().to_string();
         } else if let Some(k) = line.strip_prefix("API key:") {
             keys.push(k.split_whitespace().next().unwrap().to_string());
+        } else if let Some(a) = line.strip_prefix("Agents:") {
+            agents = a.trim().to_string();
         } else if let Some(e) = line.strip_prefix("Emulator:") {
             emulator = e.trim().rsplit(':').next().unwrap().to_string();
         } else if line.starts_with("Ctrl-C") {
@@ -65,7 +66,15 @@ fn start() -> Stack {
     }
     std::thread::spawn(move || lines.for_each(drop));
     assert!(!api.is_empty() && keys.len() >= 2, "local-stack did not print its API URL and keys");
-    Stack { child, api, keys, emulator_port: emulator }
+    Stack { child, api, keys, emulator_port: emulator, agents }
+}
+
+/// Containers the stack with process id `pid` started that still exist.
+fn containers_of(pid: u32) -> Vec<String> {
+    let podman = testenv::container::Podman::detect().unwrap_or_else(|e| panic!("{e}"));
+    let label = format!("label={}={pid}", local_stack::runner::CONTAINER_LABEL);
+    let out = podman.command().args(["ps", "--all", "--format", "{{.Names}} {{.Status}}", "--filter", &label]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
 }
 
 async fn call(client: &reqwest::Client, method: reqwest::Method, url: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
@@ -111,9 +120,11 @@ fn processes_with(needle: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_end_to_end_through_the_local_stack() {
+    testenv::netns::enter_or_panic();
     let started = Instant::now();
     let mut stack = start();
     let pid = stack.child.id();
+    assert!(stack.agents.starts_with("containers of"), "agents run as: {}", stack.agents);
     let client = reqwest::Client::new();
     let (key, other) = (stack.keys[0].clone(), stack.keys[1].clone());
     let jobs = format!("{}/jobs", stack.api);
@@ -180,6 +191,9 @@ async fn a_job_end_to_end_through_the_local_stack() {
     assert_eq!(status, 202, "{slow}");
     let slow_url = format!("{jobs}/{}", slow["task_id"].as_str().unwrap());
     wait_for(&client, &slow_url, &key, &["RUNNING"], Duration::from_secs(60)).await;
+    let running = containers_of(pid);
+    assert_eq!(running.len(), 1, "the slow job's container: {running:?}");
+    assert!(running[0].starts_with(&format!("ls{pid}-")) && running[0].contains(" Up "), "{running:?}");
     let (status, cancelled) = call(&client, reqwest::Method::DELETE, &slow_url, Some(&key), None).await;
     assert!(status == 200 || status == 202, "{status} {cancelled}");
     let job = wait_for(&client, &slow_url, &key, &["CANCELLED"], Duration::from_secs(10)).await;
@@ -188,8 +202,8 @@ async fn a_job_end_to_end_through_the_local_stack() {
     assert_eq!(status, 409, "a finished job cannot be cancelled: {again}");
     let scratch = local_stack::stack::scratch_dir(pid).display().to_string();
     let stopped = Instant::now();
-    while !processes_with(&scratch).is_empty() {
-        assert!(stopped.elapsed() < Duration::from_secs(40), "the cancelled agent is still running: {:?}", processes_with(&scratch));
+    while !processes_with(&scratch).is_empty() || !containers_of(pid).is_empty() {
+        assert!(stopped.elapsed() < Duration::from_secs(40), "the cancelled agent is still running: {:?} {:?}", processes_with(&scratch), containers_of(pid));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -214,6 +228,7 @@ async fn a_job_end_to_end_through_the_local_stack() {
     assert!(exit.success(), "local-stack exit: {exit:?}");
     assert!(processes_with(&format!("-p {emulator_port}")).iter().all(|p| !p.contains("moto_server")), "moto is still running");
     assert!(processes_with(&scratch).is_empty(), "agents are still running");
+    assert!(containers_of(pid).is_empty(), "containers are left: {:?}", containers_of(pid));
     eprintln!("e2e: passed in {:.1} s", started.elapsed().as_secs_f64());
 }
 

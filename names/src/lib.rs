@@ -98,6 +98,12 @@ pub mod defaults {
 }
 
 /// The jobs table: its name pattern, key, index and attribute names.
+/// Terraform variables that code outside infra-gen sets (the local stack evaluates generated/
+/// with its own values for them).
+pub mod vars {
+    pub const AGENT_SEARCH_URL_TEMPLATE: &str = "agent_search_url_template";
+}
+
 pub mod table {
     pub fn name(prefix: &str) -> String {
         format!("{prefix}-jobs")

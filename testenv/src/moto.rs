@@ -141,6 +141,11 @@ impl Moto {
         ]
     }
 
+    /// The server's process id (also its process group's).
+    pub fn pid(&self) -> u32 {
+        self.pid as u32
+    }
+
     /// Stops moto and everything in its process group.
     pub fn stop(&self) {
         // SAFETY: kill(2) with a negative pid signals the process group created for moto.

@@ -26,6 +26,7 @@ const REGION: &str = "us-east-1";
 pub struct Env {
     pub s3: SocketAddr,
     pub fixture: SocketAddr,
+    pub moto_pid: u32,
     _moto: testenv::moto::Moto,
 }
 
@@ -47,6 +48,7 @@ pub fn env() -> &'static Env {
         Env {
             s3,
             fixture: start_fixture(),
+            moto_pid: moto.pid(),
             _moto: moto,
         }
     })
@@ -311,7 +313,7 @@ pub fn upload_urls(task_id: &str) -> String {
 
 /// The job's part of the environment (what the process function's overrides carry, plus the
 /// fixture search engine and the allow-list).
-fn job_env(task_id: &str, job: &Value, opts: &Options) -> Vec<(String, String)> {
+pub fn job_env(task_id: &str, job: &Value, opts: &Options) -> Vec<(String, String)> {
     use names::env::agent as var;
     let mut env = vec![
         (var::JOB.to_string(), job.to_string()),

@@ -1,7 +1,7 @@
 //! The AWS emulator the tests run against: one moto server per test binary on a free loopback
 //! port, with the table, queue, bucket, log group, cluster and task definition the functions
-//! use. The SDK clients reach it through the standard `AWS_ENDPOINT_URL`. The server stops when
-//! the test binary exits (a shell holds it and kills it when its stdin, our pipe, closes).
+//! use. The SDK clients reach it through the standard `AWS_ENDPOINT_URL`. testenv starts the
+//! server and stops it with the test binary.
 #![allow(dead_code)]
 
 use aws_sdk_dynamodb::types::{
@@ -12,10 +12,9 @@ use functions::api::{ApiRequest, ApiResponse};
 use functions::config::{Config, Tenants};
 use functions::{App, Function};
 use std::io::{Read, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
 
 pub mod runtime;
 
@@ -30,55 +29,21 @@ pub struct Emulator {
     pub task_definition: String,
     pub subnet: String,
     pub security_group: String,
-    _guard: Mutex<(Child, ChildStdin)>,
+    _moto: testenv::moto::Moto,
 }
 
 static EMULATOR: OnceLock<Emulator> = OnceLock::new();
-
-fn workspace_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
-}
 
 pub fn emulator() -> &'static Emulator {
     EMULATOR.get_or_init(start)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn start() -> Emulator {
-    let venv = workspace_root().join(".tools/venv/bin");
-    let moto = venv.join("moto_server");
-    assert!(moto.exists(), "{} is missing: run `scripts/tools.sh python` (make test does)", moto.display());
-    let port = free_port();
-    let script = format!(
-        "{} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; trap 'kill $m 2>/dev/null' EXIT; read -r _ || true",
-        moto.display()
-    );
-    let mut child = Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start moto_server");
-    let stdin = child.stdin.take().unwrap();
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "moto_server did not start on port {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let venv = testenv::venv_bin(&testenv::root());
+    let moto = testenv::moto::Moto::start(&testenv::root()).unwrap_or_else(|e| panic!("{e}"));
+    let (endpoint, port) = (moto.endpoint.clone(), moto.port);
     // Set once, before any SDK configuration is loaded, by the first test that needs it.
-    for (k, v) in [
-        ("AWS_ENDPOINT_URL", endpoint.as_str()),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ] {
+    for (k, v) in moto.sdk_env() {
         std::env::set_var(k, v);
     }
     // The network RunTask needs: EC2 is not among the functions' SDKs, so boto3 (in the same
@@ -116,7 +81,7 @@ print(subnet, sg)
         task_definition,
         subnet,
         security_group,
-        _guard: Mutex::new((child, stdin)),
+        _moto: moto,
     }
 }
 
