@@ -47,19 +47,21 @@ pub struct Podman {
     program: PathBuf,
 }
 
-fn on_path(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
+fn on_path(path: &std::ffi::OsStr, program: &str) -> Option<PathBuf> {
+    std::env::split_paths(path).map(|d| d.join(program)).find(|p| p.is_file())
 }
 
 impl Podman {
-    /// Finds podman and runc and checks that podman answers; the error names what is missing.
+    /// Finds podman and runc on PATH and checks that podman answers; the error names what is
+    /// missing or what podman said.
     pub fn detect() -> Result<Podman, ContainerError> {
-        let program = on_path("podman").ok_or(ContainerError::Missing("podman"))?;
-        on_path("runc").ok_or(ContainerError::Missing("runc"))?;
+        Podman::detect_in(&std::env::var_os("PATH").unwrap_or_default())
+    }
+
+    /// [`detect`](Self::detect) with this search path.
+    pub fn detect_in(path: &std::ffi::OsStr) -> Result<Podman, ContainerError> {
+        let program = on_path(path, "podman").ok_or(ContainerError::Missing("podman"))?;
+        on_path(path, "runc").ok_or(ContainerError::Missing("runc"))?;
         let podman = Podman { program };
         let out = podman
             .command()
@@ -297,6 +299,30 @@ mod tests {
             "the override wins"
         );
         assert!(args.ends_with(LOCAL_IMAGE));
+    }
+
+    #[test]
+    fn a_missing_or_broken_runtime_is_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("podman-detect-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tool = |name: &str, script: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{script}\n")).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        let path = dir.clone().into_os_string();
+        let e = Podman::detect_in(&path).unwrap_err();
+        assert!(e.to_string().contains("podman is not on PATH"), "{e}");
+        tool("podman", "echo 'Error: cannot set up namespaces: Operation not permitted' >&2; exit 125");
+        let e = Podman::detect_in(&path).unwrap_err();
+        assert!(e.to_string().contains("runc is not on PATH"), "{e}");
+        tool("runc", "exit 0");
+        let e = Podman::detect_in(&path).unwrap_err();
+        assert!(e.to_string().contains("cannot run containers here: Error: cannot set up namespaces"), "{e}");
+        tool("podman", "echo runc");
+        assert!(Podman::detect_in(&path).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
