@@ -46,8 +46,8 @@ for g in "${groups[@]}"; do
   done <<< "$PACKAGES"
 done
 
-installed() { # package -> its version when installed, else nothing
-  dpkg-query -W -f='${db:Status-Abbrev} ${Version}\n' "$1" 2>/dev/null | awk '$1 == "ii" {print $2}'
+installed() { # package -> its version when installed, else nothing (and success either way)
+  { dpkg-query -W -f='${db:Status-Abbrev} ${Version}\n' "$1" 2>/dev/null || true; } | awk '$1 == "ii" {print $2}'
 }
 
 missing=()
