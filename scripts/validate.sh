@@ -11,7 +11,9 @@
 # bootstrap.zip`) are copied from target/ when built, else stubbed by an empty zip in the scratch folder.
 #
 # Environment: TFSTANDIN_BIN (the stand-in binary; default: build it with cargo), TERRAFORM (default: the
-# terraform on PATH), KEEP_SCRATCH=1 keeps the scratch folder. Exit codes: 0 valid (and planned), 1
+# terraform on PATH), KEEP_SCRATCH=1 keeps the scratch folder, PLAN_JSON=FILE writes the plan as JSON
+# (`terraform show -json`), TF_VAR_* set variables (agent_image_tag defaults to `validate`: a deploy sets
+# it), TFSTANDIN_AVAILABILITY_ZONES the stand-in's zone letters (default a,b). Exit codes: 0 valid (and planned), 1
 # Terraform found errors, 2 usage or environment problem (no terraform, too old).
 set -euo pipefail
 
@@ -97,6 +99,8 @@ export TF_DATA_DIR="$scratch/.terraform"
 export HOME="$scratch/home"
 # Dummy credentials: the stand-in never calls AWS, and no real credentials should reach it.
 export AWS_ACCESS_KEY_ID=AKIATFSTANDIN0000000 AWS_SECRET_ACCESS_KEY=tfstandin AWS_REGION="${AWS_REGION:-us-east-1}"
+# The image tag `make deploy` sets; set but empty stays empty (the plan must then refuse it).
+export TF_VAR_agent_image_tag="${TF_VAR_agent_image_tag-validate}"
 unset AWS_PROFILE AWS_SESSION_TOKEN TF_LOG RUST_BACKTRACE RUST_LIB_BACKTRACE
 
 # Every command warns that development overrides are in effect; that warning is ours, so drop it.
@@ -132,3 +136,6 @@ if (( status != 0 )); then
   exit 1
 fi
 grep -E '^(Plan:|No changes\.)' "$scratch/plan.txt" || { cat "$scratch/plan.txt"; exit 1; }
+if [[ -n "${PLAN_JSON:-}" ]]; then
+  "$terraform" -chdir="$work" show -json "$scratch/plan.bin" >"$PLAN_JSON"
+fi

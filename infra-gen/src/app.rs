@@ -34,6 +34,18 @@ impl Default for AppConfig {
     }
 }
 
+/// Most tenants the stack takes. Every API function carries the map of API key id to tenant in its
+/// environment, and Lambda caps an environment at 4 KB: 40 entries of the longest tenant id (63
+/// characters) and key id (10) take 3,161 bytes, which leaves room for the other variables (a
+/// test computes every function's environment at this cap with the longest names).
+pub const MAX_TENANTS: usize = 40;
+
+/// A name part AWS accepts everywhere the stack uses it: lower-case letters and digits in
+/// dash-separated words (ECR refuses `--`, S3 refuses `xn--` and a trailing dash).
+pub const NAME_PART_REGEX: &str = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$";
+/// Prefixes S3 reserves for bucket names (every bucket name here starts with `project_name`).
+pub const RESERVED_BUCKET_PREFIXES: &[&str] = &["xn--", "sthree-", "amzn-s3-demo-"];
+
 /// The AWS provider version the generated JSON is written for (and checked against).
 pub const AWS_PROVIDER_VERSION: &str = "~> 6.0";
 
@@ -50,25 +62,32 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
 
     // Variables: the seed's names and defaults, then what the stack adds.
     let region = s.variable("aws_region", Variable::new("string", d::AWS_REGION, "AWS region to deploy into"))?;
+    let reserved = RESERVED_BUCKET_PREFIXES.iter().map(|p| format!(" && !startswith({{v}}, \"{p}\")")).collect::<String>();
     let project = s.variable(
         "project_name",
         Variable::new("string", d::PROJECT_NAME, "Project name; the start of every resource name")
-            .validate("can(regex(\"^[a-z][a-z0-9-]{1,20}$\", {v}))", "project_name: 2-21 lower-case letters, digits or dashes, starting with a letter."),
+            .validate(
+                &format!("can(regex(\"{NAME_PART_REGEX}\", {{v}})) && length({{v}}) >= 2 && length({{v}}) <= 21{reserved}"),
+                "project_name: 2-21 lower-case letters and digits, starting with a letter, in words joined by single dashes (no dash at the end), not starting with sthree- or amzn-s3-demo-.",
+            ),
     )?;
     let environment = s.variable(
         "environment",
         Variable::new("string", d::ENVIRONMENT, "Environment name (dev, staging, prod)")
-            .validate("can(regex(\"^[a-z][a-z0-9-]{0,9}$\", {v}))", "environment: up to 10 lower-case letters, digits or dashes."),
+            .validate(
+                &format!("can(regex(\"{NAME_PART_REGEX}\", {{v}})) && length({{v}}) <= 10"),
+                "environment: up to 10 lower-case letters and digits, starting with a letter, in words joined by single dashes (no dash at the end).",
+            ),
     )?;
     let agent_cpu = s.variable(
         "agent_cpu",
         Variable::new("number", d::AGENT_CPU, "CPU units of an agent task (1024 = 1 vCPU)")
-            .validate("contains([256, 512, 1024, 2048, 4096], {v})", "agent_cpu must be a Fargate CPU size: 256, 512, 1024, 2048 or 4096."),
+            .validate("contains([256, 512, 1024, 2048, 4096, 8192, 16384], {v})", "agent_cpu must be a Fargate CPU size: 256, 512, 1024, 2048, 4096, 8192 or 16384."),
     )?;
     let agent_memory = s.variable(
         "agent_memory",
-        Variable::new("number", d::AGENT_MEMORY, "Memory (MiB) of an agent task; must fit the CPU size")
-            .validate("{v} >= 512 && {v} <= 30720", "agent_memory must be between 512 and 30720 MiB."),
+        Variable::new("number", d::AGENT_MEMORY, "Memory (MiB) of an agent task; must form a Fargate pair with agent_cpu (checked at plan)")
+            .validate("{v} >= 512 && {v} <= 122880", "agent_memory must be between 512 and 122880 MiB."),
     )?;
     let rate = s.variable(
         "api_rate_limit",
@@ -84,8 +103,8 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         "tenants",
         Variable::new("list(string)", json!(config.tenants), "Tenant ids; each gets its own API key")
             .validate(
-                "length({v}) > 0 && alltrue([for t in {v} : can(regex(\"^[a-z0-9][a-z0-9-]{0,62}$\", t))])",
-                "tenants: at least one; each lower-case letters, digits and dashes.",
+                &format!("length({{v}}) > 0 && length({{v}}) <= {MAX_TENANTS} && alltrue([for t in {{v}} : can(regex(\"^[a-z0-9][a-z0-9-]{{0,62}}$\", t))])"),
+                &format!("tenants: 1 to {MAX_TENANTS} (the API functions' environment holds the key map, and Lambda caps it at 4 KB); each up to 63 lower-case letters, digits and dashes."),
             ),
     )?;
     let retention = s.variable(
@@ -102,7 +121,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
     )?;
     let image_tag = s.variable(
         "agent_image_tag",
-        Variable::new("string", "bootstrap", "Agent image tag in ECR; `make deploy` sets a content-derived tag"),
+        Variable::new("string", "", "Agent image tag in ECR; `make deploy` pushes the image and sets it (agent-<hash>-<arch>); empty stops the plan"),
     )?;
     let architecture = s.variable(
         "lambda_architecture",
@@ -121,7 +140,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
     )?;
     let zones = s.variable(
         "availability_zones",
-        Variable::new("list(string)", json!([]), "Exactly two availability zone names for the subnets; empty means <region>a and <region>b")
+        Variable::new("list(string)", json!([]), "Exactly two availability zone names for the subnets; empty means the region's first two available zones")
             .validate("length({v}) == 0 || length({v}) == 2", "availability_zones: give exactly two zone names, or none."),
     )?;
     let destroy_data = s.variable(
@@ -259,7 +278,8 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
     bucket.grant_put(&mut s, &process.role, &key, jobs)?;
     agent.grant_run(&mut s, &ctx, &process.role)?;
     agent.grant_stop(&mut s, &ctx, &process.role)?;
-    s.add(
+    // After the role may read the queue: a mapping created first fails its first polls.
+    s.add_with(
         File::Functions,
         "process_jobs",
         crate::model::resources::compute::LambdaEventSourceMapping {
@@ -272,6 +292,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
                 maximum_concurrency: Val::Int(d::PROCESS_MAX_CONCURRENCY.into()),
             }),
         },
+        crate::model::Meta { depends_on: vec![process.role.policy_address()], ..Default::default() },
     )?;
 
     let reconcile = function(

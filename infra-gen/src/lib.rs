@@ -5,7 +5,7 @@ pub mod model;
 pub mod app;
 pub mod constructs;
 
-pub use app::{build, synth, synth_files, AppConfig};
+pub use app::{build, synth, synth_files, AppConfig, MAX_TENANTS};
 pub mod output;
 pub mod analysis;
 pub mod review;

@@ -43,7 +43,13 @@ struct Run {
 }
 
 fn validate(dir: &Path, plan: bool) -> Run {
+    validate_with(dir, plan, &[])
+}
+
+/// `validate` with environment for validate.sh, Terraform (`TF_VAR_*`) and the stand-in.
+fn validate_with(dir: &Path, plan: bool, env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(root().join("scripts/validate.sh"));
+    cmd.envs(env.iter().copied());
     if !plan {
         cmd.arg("--validate-only");
     }
@@ -333,4 +339,86 @@ fn generated_validates_and_plans_every_resource_infra_gen_emitted() {
         "expected `{want}`, got:\n{}",
         run.output
     );
+}
+
+/// A plan of generated/ with `vars` (`name`, HCL value) set, as JSON when it succeeds.
+fn plan_generated(vars: &[(&str, &str)], extra: &[(&str, &str)]) -> (Run, Option<Value>) {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let json = std::env::temp_dir().join(format!("tfstandin-plan-{}-{n}.json", std::process::id()));
+    let names: Vec<(String, String)> = vars.iter().map(|(k, v)| (format!("TF_VAR_{k}"), v.to_string())).collect();
+    let mut env: Vec<(&str, &str)> = names.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.extend(extra.iter().copied());
+    let path = json.to_string_lossy().to_string();
+    env.push(("PLAN_JSON", &path));
+    let run = validate_with(&root().join("generated"), true, &env);
+    let plan = std::fs::read_to_string(&json).ok().and_then(|t| serde_json::from_str(&t).ok());
+    let _ = std::fs::remove_file(&json);
+    let plan = if run.ok { plan } else { None };
+    (run, plan)
+}
+
+fn planned<'a>(plan: &'a Value, ty: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    plan.pointer("/planned_values/root_module/resources")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(move |r| r["type"] == ty)
+}
+
+#[test]
+fn zones_are_the_first_two_available_and_fewer_than_two_stop_the_plan() {
+    require_terraform!();
+    // A region whose zones are a, c and d (no b), as in ap-northeast-1 for most accounts.
+    let (run, plan) = plan_generated(&[], &[("TFSTANDIN_AVAILABILITY_ZONES", "a,c,d")]);
+    assert!(run.ok, "{}", run.output);
+    let plan = plan.expect("the plan as JSON");
+    let zones: std::collections::BTreeSet<String> =
+        planned(&plan, "aws_subnet").map(|s| s["values"]["availability_zone"].as_str().unwrap().to_string()).collect();
+    assert_eq!(zones, ["us-east-1a", "us-east-1c"].map(String::from).into(), "subnets in the first two zones");
+    let (run, _) = plan_generated(&[], &[("TFSTANDIN_AVAILABILITY_ZONES", "a")]);
+    assert!(!run.ok, "a one-zone region must stop the plan:\n{}", run.output);
+    assert!(run.output.contains("The VPC needs two available availability zones"), "{}", run.output);
+}
+
+#[test]
+fn the_plan_refuses_what_aws_would_refuse_at_apply() {
+    require_terraform!();
+    let forty_one = format!("[{}]", (0..41).map(|i| format!("\"t{i}\"")).collect::<Vec<_>>().join(","));
+    let refused: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (vec![("agent_cpu", "1024"), ("agent_memory", "1024")], "agent_memory does not fit agent_cpu on Fargate"),
+        (vec![("agent_cpu", "256"), ("agent_memory", "4096")], "agent_memory does not fit agent_cpu on Fargate"),
+        (vec![("agent_cpu", "4096"), ("agent_memory", "8500")], "agent_memory does not fit agent_cpu on Fargate"),
+        (vec![("agent_image_tag", "")], "agent_image_tag is empty"),
+        (vec![("project_name", "infra--demo")], "project_name: 2-21"),
+        (vec![("project_name", "infra-demo-")], "project_name: 2-21"),
+        (vec![("project_name", "sthree-jobs")], "project_name: 2-21"),
+        (vec![("project_name", "amzn-s3-demo-jobs")], "project_name: 2-21"),
+        (vec![("project_name", "a234567890123456789012")], "project_name: 2-21"),
+        (vec![("environment", "dev-")], "environment: up to 10"),
+        (vec![("environment", "prod--eu")], "environment: up to 10"),
+        (vec![("tenants", forty_one.as_str())], "tenants: 1 to 40"),
+    ];
+    // Three plans at a time: each is its own Terraform process and scratch folder.
+    for chunk in refused.chunks(3) {
+        let runs: Vec<Run> = std::thread::scope(|s| {
+            let handles: Vec<_> = chunk.iter().map(|(vars, _)| s.spawn(move || plan_generated(vars, &[]).0)).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for ((vars, message), run) in chunk.iter().zip(runs) {
+            assert!(!run.ok, "{vars:?} must stop the plan:\n{}", run.output);
+            let flat = run.output.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(flat.contains(message), "{vars:?}: expected {message:?} in:\n{}", run.output);
+        }
+    }
+    // The edges of what is allowed still plan.
+    for vars in [
+        vec![("agent_cpu", "256"), ("agent_memory", "512")],
+        vec![("agent_cpu", "16384"), ("agent_memory", "122880")],
+        vec![("agent_cpu", "4096"), ("agent_memory", "30720")],
+        vec![("project_name", "a23456789-123456789-1"), ("environment", "prod-eu-12")],
+    ] {
+        let (run, _) = plan_generated(&vars, &[]);
+        assert!(run.ok, "{vars:?} must plan:\n{}", run.output);
+    }
 }

@@ -9,6 +9,7 @@ use crate::model::iam::Statement;
 use crate::model::resources::compute::*;
 use crate::model::resources::observability::CloudwatchLogGroup;
 use crate::model::resources::storage::SsmParameter;
+use crate::model::stack::Condition;
 use crate::model::{Error, File, Meta, Ref, Stack, Val, VarRef};
 
 use super::key::Key;
@@ -36,6 +37,26 @@ pub struct AgentService {
 
 /// Keep this many tagged images; untagged layers go after a day.
 const KEEP_IMAGES: i64 = 20;
+
+/// Fargate's CPU and memory pairs (Linux, platform 1.4): for each CPU size, the memory sizes in
+/// MiB (`first..=last` in steps of `step`). Any other pair fails at registration with "No Fargate
+/// configuration exists for given values".
+pub const FARGATE_SIZES: &[(u32, &[u32])] = &[
+    (256, &[512, 1024, 2048]),
+    (512, &[1024, 2048, 3072, 4096]),
+];
+/// The sizes given as ranges: (cpu, first, last, step).
+pub const FARGATE_RANGES: &[(u32, u32, u32, u32)] =
+    &[(1024, 2048, 8192, 1024), (2048, 4096, 16384, 1024), (4096, 8192, 30720, 1024), (8192, 16384, 61440, 4096), (16384, 32768, 122880, 8192)];
+
+/// The pairs as a Terraform map from CPU (as a string) to the list of memory sizes.
+fn fargate_table() -> String {
+    let lists = FARGATE_SIZES
+        .iter()
+        .map(|(cpu, mems)| format!("\"{cpu}\" = [{}]", mems.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")));
+    let ranges = FARGATE_RANGES.iter().map(|(cpu, first, last, step)| format!("\"{cpu}\" = range({first}, {}, {step})", last + 1));
+    format!("{{{}}}", lists.chain(ranges).collect::<Vec<_>>().join(", "))
+}
 
 fn obj(entries: Vec<(&str, Val)>) -> Val {
     Val::Map(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>())
@@ -220,7 +241,7 @@ impl AgentService {
                 ]),
             ),
         ]);
-        let task_definition = stack.add(
+        let task_definition = stack.add_with(
             f,
             "agent",
             EcsTaskDefinition {
@@ -239,6 +260,21 @@ impl AgentService {
                 }),
                 tags: None,
             },
+            Meta::preconditions(vec![
+                Condition::new(
+                    Val::expr(format!(
+                        "contains(lookup({}, tostring({}), []), {})",
+                        fargate_table(),
+                        props.cpu.expr(),
+                        props.memory.expr()
+                    )),
+                    "agent_memory does not fit agent_cpu on Fargate: 256 takes 512, 1024 or 2048 MiB; 512 takes 1024-4096; 1024 takes 2048-8192; 2048 takes 4096-16384 (in steps of 1024); 4096 takes 8192-30720 (1024); 8192 takes 16384-61440 (4096); 16384 takes 32768-122880 (8192).",
+                ),
+                Condition::new(
+                    Val::expr(format!("{} != \"\"", props.image_tag.expr())),
+                    "agent_image_tag is empty: `make deploy` builds and pushes the agent image and sets it (tasks of an image that was never pushed cannot start).",
+                ),
+            ]),
         )?;
         Ok(AgentService { repository, cluster, task_definition, log_group, execution_role, parameters })
     }

@@ -97,7 +97,8 @@ impl RestApiConstruct {
             }
         }
 
-        let mut redeploy_on = Vec::new();
+        let mut redeploy_on: Vec<Val> = resources.values().map(|r| Val::expr(r.expr())).collect();
+        redeploy_on.push(Val::expr(validator.expr()));
         let mut depends = Vec::new();
         for route in routes::ALL {
             let function = functions.get(&route.function).ok_or_else(|| {
@@ -148,7 +149,8 @@ impl RestApiConstruct {
                 f,
                 &logical,
                 LambdaPermission {
-                    statement_id: "AllowApiGateway".into(),
+                    // Unique per function, whatever routes share one.
+                    statement_id: Val::lit("AllowApiGateway-") + &logical.replace('_', "-"),
                     action: "lambda:InvokeFunction".into(),
                     function_name: function.lambda.function_name(),
                     principal: "apigateway.amazonaws.com".into(),
@@ -156,8 +158,11 @@ impl RestApiConstruct {
                     source_account: None,
                 },
             )?;
-            redeploy_on.push(method.id());
-            redeploy_on.push(integration.id());
+            // The whole objects, not their ids: an in-place change (api_key_required, a request
+            // parameter, the validator, the integration's uri) keeps the ids, and a stage would
+            // keep serving the old snapshot.
+            redeploy_on.push(Val::expr(method.expr()));
+            redeploy_on.push(Val::expr(integration.expr()));
             depends.push(method.address().to_string());
             depends.push(integration.address().to_string());
         }

@@ -28,7 +28,9 @@ fn target(stack: &mut Stack, ctx: &Context, logical: &str, rule: &Ref<EventRule>
         File::Observability,
         logical,
         LambdaPermission {
-            statement_id: "AllowEventBridge".into(),
+            // Unique per function: two permissions with one id on one function fail at apply
+            // ("The statement id ... provided already exists").
+            statement_id: Val::lit("AllowEventBridge-") + &logical.replace('_', "-"),
             action: "lambda:InvokeFunction".into(),
             function_name: function.lambda.function_name(),
             principal: "events.amazonaws.com".into(),

@@ -42,7 +42,21 @@ const ACCOUNT_ACTIONS: &[&str] = &[
     "kms:UpdateKeyDescription",
 ];
 
-const SERVICE_USE: &[&str] = &["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo"];
+
+/// What AWS documents for CloudWatch Logs on a key (`kms:Encrypt*`, `kms:Decrypt*`,
+/// `kms:ReEncrypt*`, `kms:GenerateDataKey*`, `kms:Describe*`), written out: the wildcards expand to
+/// exactly these actions, and the stack's policies hold no wildcard action.
+const LOGS_USE: &[&str] = &[
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyPair",
+    "kms:GenerateDataKeyPairWithoutPlaintext",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+];
 
 pub struct Key {
     pub key: Ref<KmsKey>,
@@ -60,7 +74,7 @@ impl Key {
                 statement: vec![
                     Statement::allow("AccountAdministersKeyThroughIam", ACCOUNT_ACTIONS, this_key())
                         .with_principal("AWS", vec![root]),
-                    Statement::allow("CloudWatchLogsEncryptsLogGroups", SERVICE_USE, this_key())
+                    Statement::allow("CloudWatchLogsEncryptsLogGroups", LOGS_USE, this_key())
                         .with_principal("Service", vec![ctx.regional_principal("logs")])
                         .with_condition(
                             "ArnLike",

@@ -6,6 +6,7 @@
 use crate::model::iam::Statement;
 use crate::model::resources::network::*;
 use crate::model::resources::observability::CloudwatchLogGroup;
+use crate::model::stack::Condition;
 use crate::model::{Error, File, Ref, Stack, Val, VarRef};
 
 use super::key::Key;
@@ -16,7 +17,7 @@ pub struct NetworkProps {
     pub cidr: &'static str,
     /// One NAT gateway per AZ (resilient to an AZ outage) instead of one (cheaper).
     pub nat_per_az: bool,
-    /// A `list(string)` variable of zone names; when empty, `<region>a` and `<region>b`.
+    /// A `list(string)` variable of zone names; when empty, the region's first two available zones.
     pub zones: VarRef,
 }
 
@@ -53,18 +54,26 @@ impl Network {
             },
         )?;
         stack.add(f, "main", DefaultSecurityGroup { vpc_id: vpc.id(), tags: tags("default-deny-all") })?;
-        // The zones are pinned by name, so the subnets never move when AWS adds a zone.
-        let default_zones = Val::List(vec![ctx.region.clone() + "a", ctx.region.clone() + "b"]);
-        let azs = stack.data(
+        // The first two available zones of the region (by name; Local and Wavelength Zones are not
+        // availability zones), or the two `availability_zones` names. Not `<region>a`/`b`: some
+        // regions and accounts have no `b` zone. Fewer than two stops the plan with a message.
+        let azs = stack.data_with(
             f,
             "selected",
             AvailabilityZones {
                 state: "available".into(),
-                filter: vec![AzFilter {
-                    name: "zone-name".into(),
-                    values: Val::expr(format!("coalescelist({}, {})", props.zones.expr(), default_zones.as_expr())),
-                }],
+                filter: vec![
+                    AzFilter { name: "zone-type".into(), values: Val::List(vec!["availability-zone".into()]) },
+                    AzFilter {
+                        name: "zone-name".into(),
+                        values: Val::expr(format!("coalescelist({}, [\"*\"])", props.zones.expr())),
+                    },
+                ],
             },
+            crate::model::Meta::postconditions(vec![Condition::new(
+                Val::expr(format!("length(self.names) >= {AZ_COUNT}")),
+                "The VPC needs two available availability zones: this region has fewer, or the availability_zones given are not both available here.",
+            )]),
         )?;
 
         let igw = stack.add(f, "main", InternetGateway { vpc_id: vpc.id(), tags: tags("igw") })?;

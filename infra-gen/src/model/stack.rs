@@ -164,9 +164,35 @@ pub struct Lifecycle {
     pub prevent_destroy: Option<bool>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ignore_changes: Vec<String>,
+    /// Checked at plan, before the resource is created or changed: a clear message instead of an
+    /// error from AWS at apply (or after it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub precondition: Vec<Condition>,
+    /// Checked once the resource or data source is known (`self` refers to it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub postcondition: Vec<Condition>,
+}
+
+/// A custom condition: `condition` must be true, or Terraform stops with `error_message`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Condition {
+    pub condition: Val,
+    pub error_message: String,
+}
+
+impl Condition {
+    pub fn new(condition: Val, error_message: impl Into<String>) -> Condition {
+        Condition { condition, error_message: error_message.into() }
+    }
 }
 
 impl Meta {
+    pub fn preconditions(conditions: Vec<Condition>) -> Meta {
+        Meta { lifecycle: Some(Lifecycle { precondition: conditions, ..Lifecycle::default() }), ..Meta::default() }
+    }
+    pub fn postconditions(conditions: Vec<Condition>) -> Meta {
+        Meta { lifecycle: Some(Lifecycle { postcondition: conditions, ..Lifecycle::default() }), ..Meta::default() }
+    }
     pub fn for_each(v: Val) -> Meta {
         Meta { for_each: Some(v), ..Meta::default() }
     }
@@ -329,12 +355,21 @@ impl Stack {
     }
 
     pub fn data<T: DataSource>(&mut self, file: File, name: &str, source: T) -> Result<Ref<T>, Error> {
+        self.data_with(file, name, source, Meta::default())
+    }
+
+    /// A data source with meta-arguments (a postcondition on what it read).
+    pub fn data_with<T: DataSource>(&mut self, file: File, name: &str, source: T, meta: Meta) -> Result<Ref<T>, Error> {
         check_name(name)?;
         let key = (T::TYPE.to_string(), name.to_string());
         if self.data.contains_key(&key) {
             return Err(Error::Duplicate(format!("data.{}.{name}", T::TYPE)));
         }
-        self.data.insert(key, Block { file, body: to_value(&source) });
+        let mut body = to_value(&source);
+        if let (Value::Object(b), Value::Object(m)) = (&mut body, to_value(&meta)) {
+            b.extend(m);
+        }
+        self.data.insert(key, Block { file, body });
         Ok(Ref::new(format!("data.{}.{name}", T::TYPE)))
     }
 

@@ -1,0 +1,252 @@
+//! What `terraform plan` against the stand-in cannot see and AWS rejects at apply (or after it),
+//! held as invariants over the synthesized JSON: unique Lambda permission statement ids per
+//! function, Fargate's CPU/memory table, names within every service's rules for the longest and
+//! oddest values the variable validations allow, and every function's environment within Lambda's
+//! 4 KB at the tenant cap. `make -n deploy` is checked for one region and the architecture in the
+//! image tag. (tfstandin/tests/terraform.rs plans the failing cases through Terraform itself.)
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn docs() -> BTreeMap<String, Value> {
+    infra_gen::build(&infra_gen::AppConfig::default()).unwrap().documents().unwrap()
+}
+
+fn resources<'a>(docs: &'a BTreeMap<String, Value>, ty: &str) -> Vec<(&'a str, &'a Value)> {
+    docs.values()
+        .filter_map(|d| d.pointer(&format!("/resource/{ty}")).and_then(Value::as_object))
+        .flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), v)))
+        .collect()
+}
+
+fn variable<'a>(docs: &'a BTreeMap<String, Value>, name: &str) -> &'a Value {
+    docs.values().find_map(|d| d.pointer(&format!("/variable/{name}"))).unwrap_or_else(|| panic!("no variable {name}"))
+}
+
+#[test]
+fn lambda_permission_statement_ids_are_unique_per_function() {
+    let docs = docs();
+    let mut seen = BTreeSet::new();
+    let permissions = resources(&docs, "aws_lambda_permission");
+    for (name, p) in &permissions {
+        let key = (p["function_name"].as_str().unwrap().to_string(), p["statement_id"].as_str().unwrap().to_string());
+        assert!(seen.insert(key.clone()), "{name}: {key:?} is used twice; the second create fails at apply");
+        let id = &key.1;
+        assert!(id.len() <= 100 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{id}");
+    }
+    assert!(permissions.len() >= 7, "{} permissions checked", permissions.len());
+}
+
+/// Fargate's table as AWS documents it (Linux, platform 1.4), written here independently of the
+/// constructs.
+fn fargate_pairs() -> BTreeMap<u32, Vec<u32>> {
+    let steps = |first: u32, last: u32, step: u32| (first..=last).step_by(step as usize).collect::<Vec<_>>();
+    BTreeMap::from([
+        (256, vec![512, 1024, 2048]),
+        (512, steps(1024, 4096, 1024)),
+        (1024, steps(2048, 8192, 1024)),
+        (2048, steps(4096, 16384, 1024)),
+        (4096, steps(8192, 30720, 1024)),
+        (8192, steps(16384, 61440, 4096)),
+        (16384, steps(32768, 122880, 8192)),
+    ])
+}
+
+#[test]
+fn the_task_definition_refuses_every_pair_fargate_refuses() {
+    use infra_gen::constructs::agent::{FARGATE_RANGES, FARGATE_SIZES};
+    let mut emitted: BTreeMap<u32, Vec<u32>> = FARGATE_SIZES.iter().map(|(c, m)| (*c, m.to_vec())).collect();
+    for (cpu, first, last, step) in FARGATE_RANGES {
+        emitted.insert(*cpu, (*first..=*last).step_by(*step as usize).collect());
+    }
+    assert_eq!(emitted, fargate_pairs());
+    // The precondition holds that table, and the CPU validation exactly its keys.
+    let docs = docs();
+    let (_, td) = resources(&docs, "aws_ecs_task_definition")[0];
+    let condition = td["lifecycle"]["precondition"][0]["condition"].as_str().unwrap();
+    for (cpu, first, last, step) in FARGATE_RANGES {
+        assert!(condition.contains(&format!("\"{cpu}\" = range({first}, {}, {step})", last + 1)), "{condition}");
+    }
+    assert!(condition.contains("tostring(var.agent_cpu)") && condition.contains("var.agent_memory"), "{condition}");
+    let cpu_rule = variable(&docs, "agent_cpu")["validation"][0]["condition"].as_str().unwrap();
+    let listed = fargate_pairs().keys().map(u32::to_string).collect::<Vec<_>>().join(", ");
+    assert!(cpu_rule.contains(&format!("[{listed}]")), "{cpu_rule}");
+}
+
+/// The regular expression of a variable's validation (`can(regex("...", var.x))`).
+fn validation_regex(docs: &BTreeMap<String, Value>, name: &str) -> regex_lite::Regex {
+    let condition = variable(docs, name)["validation"][0]["condition"].as_str().unwrap();
+    let start = condition.find("regex(\"").unwrap() + 7;
+    let end = start + condition[start..].find("\",").unwrap();
+    regex_lite::Regex::new(&condition[start..end].replace("\\\\", "\\")).unwrap()
+}
+
+/// Whether `value` passes the variable's whole validation, evaluated here as Terraform would: the
+/// regex, the length bounds and the reserved prefixes the condition lists.
+fn allowed(docs: &BTreeMap<String, Value>, name: &str, value: &str) -> bool {
+    let condition = variable(docs, name)["validation"][0]["condition"].as_str().unwrap();
+    let max = condition.split("length(var.").filter_map(|p| p.split_once(") <= ")).filter_map(|(_, n)| n.split(|c: char| !c.is_ascii_digit()).next()?.parse::<usize>().ok()).next().unwrap();
+    let min = condition.split("length(var.").filter_map(|p| p.split_once(") >= ")).filter_map(|(_, n)| n.split(|c: char| !c.is_ascii_digit()).next()?.parse::<usize>().ok()).next().unwrap_or(1);
+    let reserved = condition.split("!startswith(var.").filter_map(|p| p.split('"').nth(1)).any(|prefix| value.starts_with(prefix));
+    validation_regex(docs, name).is_match(value) && value.len() >= min && value.len() <= max && !reserved
+}
+
+#[test]
+fn every_name_the_validations_allow_is_one_aws_accepts() {
+    let docs = docs();
+    for (name, value, ok) in [
+        ("project_name", "infra-demo", true),
+        ("project_name", "a1", true),
+        ("project_name", "a23456789-123456789-1", true),
+        ("project_name", "a", false),
+        ("project_name", "a234567890123456789012", false),
+        ("project_name", "infra-", false),
+        ("project_name", "infra--demo", false),
+        ("project_name", "xn--infra", false),
+        ("project_name", "sthree-jobs", false),
+        ("project_name", "amzn-s3-demo-jobs", false),
+        ("project_name", "1infra", false),
+        ("project_name", "Infra", false),
+        ("environment", "dev", true),
+        ("environment", "prod-eu-12", true),
+        ("environment", "prod-eu-123", false),
+        ("environment", "dev-", false),
+        ("environment", "a--b", false),
+    ] {
+        assert_eq!(allowed(&docs, name, value), ok, "{name} = {value:?}");
+    }
+    // The longest and oddest prefixes allowed, through every name pattern, against each
+    // service's rules.
+    let account = "123456789012";
+    let bucket_re = regex_lite::Regex::new(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$").unwrap();
+    let ecr_re = regex_lite::Regex::new(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$").unwrap();
+    let simple_re = regex_lite::Regex::new(r"^[A-Za-z0-9_-]+$").unwrap();
+    let mut checked = 0;
+    for (project, environment) in [("a23456789-123456789-1", "prod-eu-12"), ("a1", "d"), ("x0-0-0-0-0-0-0-0-0-0", "e-e-e-e-e1")] {
+        assert!(allowed(&docs, "project_name", project) && allowed(&docs, "environment", environment));
+        let p = names::defaults::name_prefix(project, environment);
+        let bucket = names::bucket::name(&p, account);
+        assert!(bucket_re.is_match(&bucket) && !bucket.contains("..") && bucket.len() <= 63, "S3 bucket {bucket}");
+        assert!(!bucket.starts_with("xn--") && !bucket.ends_with("-s3alias") && !bucket.ends_with("--ol-s3"), "{bucket}");
+        let repo = names::agent::repository_name(&p);
+        assert!(ecr_re.is_match(&repo) && repo.len() <= 256, "ECR repository {repo}");
+        let table = names::table::name(&p);
+        assert!(table.len() <= 255 && regex_lite::Regex::new(r"^[A-Za-z0-9_.-]{3,}$").unwrap().is_match(&table), "table {table}");
+        for q in [names::queue::jobs_name(&p), names::queue::dlq_name(&p)] {
+            assert!(q.len() <= 80 && simple_re.is_match(&q), "SQS queue {q}");
+        }
+        for f in names::Function::ALL {
+            let name = f.name(&p);
+            assert!(name.len() <= 64 && simple_re.is_match(&name), "Lambda function {name}");
+            checked += 1;
+        }
+        let cluster = names::agent::cluster_name(&p);
+        assert!(cluster.len() <= 255 && simple_re.is_match(&cluster), "ECS cluster {cluster}");
+        let family = names::agent::task_family(&p);
+        assert!(family.len() <= 255 && simple_re.is_match(&family), "task family {family}");
+        // Role names: the prefix plus the longest suffix the constructs add (64 allowed).
+        for (_, role) in resources(&docs, "aws_iam_role") {
+            let name = role["name"].as_str().unwrap().replace("${local.name_prefix}", &p);
+            assert!(name.len() <= 64 && !name.contains("${"), "IAM role {name}");
+            checked += 1;
+        }
+        for (_, rule) in resources(&docs, "aws_cloudwatch_event_rule") {
+            let name = rule["name"].as_str().unwrap().replace("${local.name_prefix}", &p);
+            assert!(name.len() <= 64 && regex_lite::Regex::new(r"^[.\-_A-Za-z0-9]+$").unwrap().is_match(&name), "event rule {name}");
+        }
+        for (_, alarm) in resources(&docs, "aws_cloudwatch_metric_alarm") {
+            let name = alarm["alarm_name"].as_str().unwrap().replace("${local.name_prefix}", &p);
+            assert!(name.len() <= 255, "alarm {name}");
+        }
+        checked += 1;
+    }
+    assert!(checked > 30, "{checked}");
+}
+
+/// The longest value each function environment variable can hold at the tenant cap, with the
+/// longest names the validations allow, in the longest-named region and partition.
+fn longest_value(var: &str) -> usize {
+    let p = names::defaults::name_prefix("a23456789-123456789-1", "prod-eu-12");
+    let (partition, region, account) = ("aws-iso-b", "ap-southeast-5", "123456789012");
+    let arn = |service: &str, rest: &str| format!("arn:{partition}:{service}:{region}:{account}:{rest}").len();
+    match var {
+        v if v == names::env::TABLE_NAME => names::table::name(&p).len(),
+        v if v == names::env::QUEUE_URL => format!("https://sqs.{region}.amazonaws.com/{account}/{}", names::queue::jobs_name(&p)).len(),
+        // {"<key id>":"<tenant>",...}: API Gateway key ids are 10 characters, tenants at most 63.
+        v if v == names::env::TENANT_KEYS => 2 + infra_gen::MAX_TENANTS * (2 + 10 + 1 + 2 + 63 + 1) - 1,
+        v if v == names::env::JOB_TTL_DAYS => 5,
+        v if v == names::env::BUCKET_NAME => names::bucket::name(&p, account).len(),
+        v if v == names::env::LOG_GROUP => names::logs::agent_group(&p).len(),
+        v if v == names::env::CLUSTER_ARN => arn("ecs", &format!("cluster/{}", names::agent::cluster_name(&p))),
+        v if v == names::env::TASK_DEFINITION => arn("ecs", &format!("task-definition/{}", names::agent::task_family(&p))),
+        v if v == names::env::SUBNET_IDS => 2 * "subnet-0123456789abcdef0".len() + 1,
+        v if v == names::env::SECURITY_GROUP_IDS => "sg-0123456789abcdef0".len(),
+        v if v == names::env::CONTAINER_NAME => names::agent::CONTAINER_NAME.len(),
+        v if v == names::env::MAX_ATTEMPTS => 2,
+        v if v == names::env::TIMEOUT_GRACE_SECONDS => 5,
+        v if v == names::env::FUNCTION => names::Function::ALL.iter().map(|f| f.as_str().len()).max().unwrap(),
+        v if v == names::env::LOG_LEVEL => "debug".len(),
+        other => panic!("teach this test the longest value of {other}"),
+    }
+}
+
+#[test]
+fn every_function_environment_fits_lambdas_4_kb_at_the_tenant_cap() {
+    let docs = docs();
+    let functions = resources(&docs, "aws_lambda_function");
+    assert_eq!(functions.len(), names::Function::ALL.len());
+    let mut largest = 0;
+    for (name, f) in functions {
+        let vars = f["environment"]["variables"].as_object().unwrap();
+        let size: usize = vars.keys().map(|k| k.len() + longest_value(k)).sum();
+        assert!(size <= 4096, "{name}: up to {size} bytes of environment at {} tenants", infra_gen::MAX_TENANTS);
+        largest = largest.max(size);
+    }
+    // The cap is the validation's.
+    let rule = variable(&docs, "tenants")["validation"][0]["condition"].as_str().unwrap().to_string();
+    assert!(rule.contains(&format!("length(var.tenants) <= {}", infra_gen::MAX_TENANTS)), "{rule}");
+    eprintln!("largest function environment at the tenant cap: {largest} bytes of 4096");
+}
+
+fn make_n_deploy(vars: &[&str]) -> String {
+    let out = Command::new("make")
+        .args(["-n", "--no-print-directory", "deploy"])
+        .args(vars)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("make runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn deploy_uses_one_region_and_puts_the_architecture_in_the_image_tag() {
+    let plan = make_n_deploy(&["AWS_REGION=eu-central-2", "AGENT_ARCH=x86_64", "LAMBDA_ARCH=arm64"]);
+    let applies: Vec<&str> = plan.lines().filter(|l| l.contains("terraform -chdir=generated apply")).collect();
+    assert_eq!(applies.len(), 2, "{plan}");
+    for apply in &applies {
+        assert!(apply.contains("-var aws_region=eu-central-2"), "{apply}");
+        assert!(apply.contains("-var agent_architecture=x86_64") && apply.contains("-var lambda_architecture=arm64"), "{apply}");
+    }
+    // Every AWS CLI step (check, push, tag) gets the same region and the agent's architecture.
+    let scripts: Vec<&str> = plan.lines().filter(|l| l.contains("scripts/deploy.sh")).collect();
+    assert!(scripts.len() >= 3, "{plan}");
+    for s in scripts {
+        assert!(s.contains("AWS_REGION=eu-central-2") && s.contains("AWS_DEFAULT_REGION=eu-central-2") && s.contains("AGENT_ARCH=x86_64"), "{s}");
+    }
+    assert!(plan.contains("make build LAMBDA_ARCH=arm64"), "{plan}");
+    // The tag the last apply uses names the architecture.
+    let tag = Command::new("scripts/deploy.sh")
+        .arg("image-tag")
+        .env("AWS_REGION", "eu-central-2")
+        .env("AGENT_ARCH", "x86_64")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap();
+    let tag = String::from_utf8(tag.stdout).unwrap();
+    assert!(tag.trim().starts_with("agent-") && tag.trim().ends_with("-x86_64"), "{tag}");
+    let defaults = make_n_deploy(&[]);
+    assert!(defaults.contains("-var aws_region=us-east-1") && defaults.contains("-var agent_architecture=arm64"), "{defaults}");
+}
