@@ -94,9 +94,14 @@ base() {
   for p in "${SLIM[@]}"; do opts+=(--dpkgopt="path-exclude=$p"); done
   opts+=(--dpkgopt='path-include=/usr/share/doc/*/copyright')
   echo "agent image: making the bookworm base with mmdebstrap (about a minute, once)"
-  mmdebstrap --quiet --variant=minbase --format=tar "${opts[@]}" \
-    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr --aptopt='APT::Install-Recommends "false"' bookworm "$work/base.tar" "${SOURCES[@]}" \
-    >/dev/null || { rm -rf "$work"; die "mmdebstrap could not make the base (is deb.debian.org reachable?)"; }
+  # The merged-/usr hook talks on stderr even with --quiet: kept in a log, shown on failure.
+  if ! mmdebstrap --quiet --variant=minbase --format=tar "${opts[@]}" \
+    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr --aptopt='APT::Install-Recommends "false"' \
+    bookworm "$work/base.tar" "${SOURCES[@]}" >"$work/mmdebstrap.log" 2>&1; then
+    tail -20 "$work/mmdebstrap.log" >&2
+    rm -rf "$work"
+    die "mmdebstrap could not make the base (its last lines are above; is deb.debian.org reachable?)"
+  fi
   "${PODMAN[@]}" import --quiet \
     --change 'CMD ["/bin/bash"]' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     "$work/base.tar" "$BASE_IMAGE" >/dev/null
