@@ -9,7 +9,7 @@ use names::Output;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
-use support::{assert_completed, assert_failed, env, png_size, run_agent, Options, Run};
+use support::{assert_completed, assert_failed, env, png_size, run_agent, scenarios, Options, Run};
 
 fn agent() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_agent"))
@@ -81,23 +81,7 @@ fn slow_page_is_waited_for() {
 
 #[test]
 fn page_that_never_loads_hits_the_deadline() {
-    let timeout = *names::job::TIMEOUT_SECONDS.start();
-    let run = run(json!({ "url": env().page("/hang"), "options": { "timeout_seconds": timeout } }));
-    let error = assert_failed(&run, "deadline_exceeded", exit::DEADLINE, "navigate");
-    assert!(error["message"]
-        .as_str()
-        .unwrap()
-        .contains(&timeout.to_string()));
-    assert!(
-        run.elapsed < Duration::from_secs(timeout.into()),
-        "exited after {:?}",
-        run.elapsed
-    );
-    assert!(
-        run.elapsed > Duration::from_secs(u64::from(timeout) / 2),
-        "gave up early: {:?}",
-        run.elapsed
-    );
+    scenarios::never_loading(|job, opts| run_agent(agent(), job, opts), Duration::ZERO);
 }
 
 #[test]
@@ -126,32 +110,16 @@ fn javascript_alert_neither_blocks_nor_gets_lost() {
 
 #[test]
 fn redirects_to_link_local_and_private_addresses_are_refused() {
-    // Nothing is ever sent to these addresses: the guard refuses before it connects.
+    // Nothing is ever sent to these addresses: the guard refuses before it connects (and the
+    // tests run in a loopback-only namespace).
     for (to, needle) in [
-        (
-            "http://169.254.170.2/v2/credentials",
-            "169.254.170.2 is link-local",
-        ),
-        (
-            "http://169.254.169.254/latest/meta-data/",
-            "169.254.169.254 is link-local",
-        ),
+        ("http://169.254.170.2/v2/credentials", "169.254.170.2 is link-local"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is link-local"),
         ("http://10.0.0.1/", "10.0.0.1 is private"),
         ("https://192.168.1.1/", "192.168.1.1 is private"),
         ("http://[fd00:ec2::254]/", "unique local"),
     ] {
-        let url = format!(
-            "{}?to={}",
-            env().page("/redirect"),
-            url::form_urlencoded::byte_serialize(to.as_bytes()).collect::<String>()
-        );
-        let run = run(json!({ "url": url }));
-        let error = assert_failed(&run, "egress_refused", exit::EGRESS_REFUSED, "navigate");
-        assert!(
-            error["message"].as_str().unwrap().contains(needle),
-            "{to}: {error}"
-        );
-        assert!(run.object(Output::Screenshot).is_none());
+        scenarios::redirect_refused(|job, opts| run_agent(agent(), job, opts), to, needle);
     }
 }
 
@@ -224,25 +192,5 @@ fn invalid_job_gets_error_json_without_a_browser() {
 
 #[test]
 fn sigterm_uploads_what_there_is_and_exits_promptly() {
-    let opts = Options {
-        sigterm_after: Some(Duration::from_secs(4)),
-        ..Options::default()
-    };
-    let run = run_agent(
-        agent(),
-        json!({ "url": env().page("/hang"), "options": { "timeout_seconds": 60 } }),
-        opts,
-    );
-    // Under load the browser may still be starting at 4 s: either stage is right.
-    let stage = run.json(Output::Error)["stage"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert!(stage == "navigate" || stage == "launch", "stage {stage}");
-    assert_failed(&run, "terminated", exit::TERMINATED, &stage);
-    assert!(
-        run.elapsed < Duration::from_secs(8),
-        "took {:?} after SIGTERM at 4 s",
-        run.elapsed
-    );
+    scenarios::stopped(|job, opts| run_agent(agent(), job, opts), Duration::from_secs(4), Duration::from_secs(4));
 }

@@ -10,7 +10,7 @@ use names::agent::exit;
 use names::Output;
 use serde_json::json;
 use std::time::Duration;
-use support::{assert_completed, assert_failed, env, png_size, run_container, Options, Run};
+use support::{assert_completed, env, png_size, run_container, scenarios, Options, Run};
 
 fn run(job: serde_json::Value) -> Run {
     run_container(job, Options::default())
@@ -65,70 +65,21 @@ fn full_page_screenshot_in_the_image() {
 
 #[test]
 fn redirect_to_task_metadata_is_refused_inside_the_container() {
-    let to = "http://169.254.170.2/v2/credentials";
-    let url = format!(
-        "{}?to={}",
-        env().page("/redirect"),
-        url::form_urlencoded::byte_serialize(to.as_bytes()).collect::<String>()
-    );
-    let run = run(json!({ "url": url }));
-    let error = assert_failed(&run, "egress_refused", exit::EGRESS_REFUSED, "navigate");
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap()
-            .contains("169.254.170.2 is link-local"),
-        "{error}"
-    );
-    assert!(run.object(Output::Screenshot).is_none());
+    let run = scenarios::redirect_refused(run_container, "http://169.254.170.2/v2/credentials", "169.254.170.2 is link-local");
     assert_root_unchanged(&run);
 }
 
 #[test]
 fn never_loading_page_ends_before_its_deadline_with_error_json() {
-    let timeout = *names::job::TIMEOUT_SECONDS.start();
-    let run = run(json!({ "url": env().page("/hang"), "options": { "timeout_seconds": timeout } }));
-    let error = assert_failed(&run, "deadline_exceeded", exit::DEADLINE, "navigate");
-    assert!(error["message"]
-        .as_str()
-        .unwrap()
-        .contains(&timeout.to_string()));
     // The container's own start (podman, the init process) counts too: the whole run ends in time.
-    assert!(
-        run.elapsed < Duration::from_secs(u64::from(timeout) + 3),
-        "exited after {:?}",
-        run.elapsed
-    );
+    let run = scenarios::never_loading(run_container, Duration::from_secs(3));
     assert_root_unchanged(&run);
 }
 
 #[test]
 fn stop_task_uploads_what_there_is_and_exits_143_within_the_grace_period() {
-    let opts = Options {
-        sigterm_after: Some(Duration::from_secs(5)),
-        ..Options::default()
-    };
-    let run = run_container(
-        json!({ "url": env().page("/hang"), "options": { "timeout_seconds": 60 } }),
-        opts,
-    );
-    let stage = run.json(Output::Error)["stage"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert!(stage == "navigate" || stage == "launch", "stage {stage}");
-    assert_failed(&run, "terminated", exit::TERMINATED, &stage);
     // ECS sends SIGKILL 30 s after SIGTERM; the agent is done long before.
-    assert!(
-        run.elapsed < Duration::from_secs(5 + 30),
-        "took {:?} after the stop at 5 s",
-        run.elapsed
-    );
-    assert!(
-        run.elapsed < Duration::from_secs(5 + 10),
-        "slow to stop: {:?}",
-        run.elapsed
-    );
+    let run = scenarios::stopped(run_container, Duration::from_secs(5), Duration::from_secs(10));
     assert_root_unchanged(&run);
 }
 

@@ -296,6 +296,53 @@ pub fn unique_task_id() -> String {
     )
 }
 
+/// The scenarios the process and container suites share; `run` starts the agent one way or the
+/// other.
+pub mod scenarios {
+    use super::*;
+    use serde_json::json;
+
+    /// A redirect from the fixture to `to`, refused by the guard with `needle` in the message.
+    pub fn redirect_refused(run: impl Fn(Value, Options) -> Run, to: &str, needle: &str) -> Run {
+        let url = format!(
+            "{}?to={}",
+            env().page("/redirect"),
+            url::form_urlencoded::byte_serialize(to.as_bytes()).collect::<String>()
+        );
+        let run = run(json!({ "url": url }), Options::default());
+        let error = assert_failed(&run, "egress_refused", exit::EGRESS_REFUSED, "navigate");
+        assert!(error["message"].as_str().unwrap().contains(needle), "{to}: {error}");
+        assert!(run.object(Output::Screenshot).is_none());
+        run
+    }
+
+    /// A page that never loads: error.json at the shortest deadline, within `slack` after it and
+    /// not before half of it.
+    pub fn never_loading(run: impl Fn(Value, Options) -> Run, slack: Duration) -> Run {
+        let timeout = *names::job::TIMEOUT_SECONDS.start();
+        let run = run(json!({ "url": env().page("/hang"), "options": { "timeout_seconds": timeout } }), Options::default());
+        let error = assert_failed(&run, "deadline_exceeded", exit::DEADLINE, "navigate");
+        assert!(error["message"].as_str().unwrap().contains(&timeout.to_string()));
+        let deadline = Duration::from_secs(timeout.into());
+        assert!(run.elapsed < deadline + slack, "exited after {:?}", run.elapsed);
+        assert!(run.elapsed > deadline / 2, "gave up early: {:?}", run.elapsed);
+        run
+    }
+
+    /// SIGTERM (StopTask) `after` the start: error.json `terminated`, the uploads, exit 143, all
+    /// within `within` of the signal.
+    pub fn stopped(run: impl Fn(Value, Options) -> Run, after: Duration, within: Duration) -> Run {
+        let opts = Options { sigterm_after: Some(after), ..Options::default() };
+        let run = run(json!({ "url": env().page("/hang"), "options": { "timeout_seconds": 60 } }), opts);
+        // Under load the browser may still be starting: either stage is right.
+        let stage = run.json(Output::Error)["stage"].as_str().unwrap_or_default().to_string();
+        assert!(stage == "navigate" || stage == "launch", "stage {stage}");
+        assert_failed(&run, "terminated", exit::TERMINATED, &stage);
+        assert!(run.elapsed < after + within, "took {:?} after the signal at {after:?}", run.elapsed);
+        run
+    }
+}
+
 /// Pre-signed PUT URLs for every output of a task.
 pub fn upload_urls(task_id: &str) -> String {
     let s3 = env().s3;
