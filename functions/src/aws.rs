@@ -73,6 +73,7 @@ pub fn attr_n(v: impl ToString) -> AttributeValue {
 pub struct JobStore {
     pub client: aws_sdk_dynamodb::Client,
     pub table: String,
+    pub clock: crate::time::Clock,
 }
 
 /// One page of a tenant's jobs.
@@ -137,7 +138,7 @@ impl JobStore {
             .expression_attribute_names("#st", t::STATUS)
             .expression_attribute_names("#ua", t::UPDATED_AT)
             .expression_attribute_values(":st", s(to.as_str()))
-            .expression_attribute_values(":ua", s(crate::time::rfc3339(crate::time::now_millis())));
+            .expression_attribute_values(":ua", s(crate::time::rfc3339(self.clock.now_millis())));
         let mut set = vec!["#st = :st".to_owned(), "#ua = :ua".to_owned()];
         for (i, (name, value)) in updates.into_iter().enumerate() {
             req = req

@@ -40,12 +40,18 @@ pub struct App {
     /// The functions this process serves; an HTTP route of another function is answered 404
     /// (each deployed function's role allows only its own calls).
     pub serves: Vec<Function>,
+    /// "Now" for every timestamp and deadline the functions write.
+    pub clock: time::Clock,
 }
 
 impl App {
     pub fn new(sdk: &aws_config::SdkConfig, config: Config, serves: Vec<Function>) -> App {
         App {
-            store: aws::JobStore { client: aws_sdk_dynamodb::Client::new(sdk), table: config.table.clone() },
+            store: aws::JobStore {
+                client: aws_sdk_dynamodb::Client::new(sdk),
+                table: config.table.clone(),
+                clock: time::Clock::system(),
+            },
             queue: aws::JobQueue { client: aws_sdk_sqs::Client::new(sdk), url: config.queue_url.clone() },
             outputs: aws::Outputs { client: aws_sdk_s3::Client::new(sdk), bucket: config.bucket.clone() },
             tasks: aws::Tasks {
@@ -59,7 +65,15 @@ impl App {
             logs: aws::AgentLogs { client: aws_sdk_cloudwatchlogs::Client::new(sdk), group: config.log_group.clone() },
             config,
             serves,
+            clock: time::Clock::system(),
         }
+    }
+
+    /// The same app on another clock (tests move a manual one instead of sleeping).
+    pub fn with_clock(mut self, clock: time::Clock) -> App {
+        self.store.clock = clock.clone();
+        self.clock = clock;
+        self
     }
 
     /// Loads the SDK configuration the standard way (region, credentials and `AWS_ENDPOINT_URL`

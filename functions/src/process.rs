@@ -4,7 +4,7 @@
 
 use crate::aws::{attr_n, attr_s, ecs_task_id, AwsError, RunOutcome, RunRequest};
 use crate::model::{Job, TaskId};
-use crate::time::{now_millis, now_secs, rfc3339};
+use crate::time::rfc3339;
 use crate::App;
 use names::{table as t, JobStatus, Output};
 use serde_json::json;
@@ -74,7 +74,7 @@ async fn start(app: &App, task_id: &TaskId, receive_count: u32) -> Result<Outcom
     let Some(job) = store.get(task_id).await? else { return Ok(Outcome::Ignored("unknown job")) };
     let job = match job.status {
         JobStatus::Queued => {
-            let deadline = now_secs() + crate::PROVISIONING_ALLOWANCE_SECONDS + i64::from(job.options.timeout_seconds);
+            let deadline = app.clock.now_secs() + crate::PROVISIONING_ALLOWANCE_SECONDS + i64::from(job.options.timeout_seconds);
             let claim = vec![(t::ATTEMPTS, attr_n(receive_count)), (t::DEADLINE_AT, attr_n(deadline))];
             match store.transition(task_id, JobStatus::Provisioning, claim).await? {
                 Some(job) => job,
@@ -131,7 +131,7 @@ async fn fail(app: &App, task_id: &TaskId, code: &str, message: &str) -> Result<
     let updates = vec![
         (t::ERROR_CODE, attr_s(code)),
         (t::ERROR_MESSAGE, attr_s(message)),
-        (t::FINISHED_AT, attr_s(rfc3339(now_millis()))),
+        (t::FINISHED_AT, attr_s(rfc3339(app.clock.now_millis()))),
     ];
     app.store.transition(task_id, JobStatus::Failed, updates).await?;
     Ok(Outcome::Failed(message.to_owned()))

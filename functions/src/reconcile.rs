@@ -5,7 +5,7 @@
 
 use crate::aws::{attr_n, attr_s, ecs_task_id, AwsError, Updates};
 use crate::model::TaskId;
-use crate::time::{now_millis, now_secs, rfc3339};
+use crate::time::rfc3339;
 use crate::App;
 use names::{table as t, JobStatus};
 use serde::Deserialize;
@@ -66,10 +66,10 @@ pub async fn event(app: &App, event: &Value) -> Result<Outcome, AwsError> {
 }
 
 /// What a stopped task means for its job.
-pub fn stopped_status(d: &TaskDetail, container: &str) -> (JobStatus, Updates) {
+pub fn stopped_status(d: &TaskDetail, container: &str, now_millis: i64) -> (JobStatus, Updates) {
     let c = d.containers.iter().find(|c| c.name == container);
     let exit = c.and_then(|c| c.exit_code);
-    let mut updates: Updates = vec![(t::FINISHED_AT, attr_s(rfc3339(now_millis())))];
+    let mut updates: Updates = vec![(t::FINISHED_AT, attr_s(rfc3339(now_millis)))];
     if let Some(code) = exit {
         updates.push((t::EXIT_CODE, attr_n(code)));
     }
@@ -122,10 +122,10 @@ pub async fn task_change(app: &App, d: &TaskDetail) -> Result<Outcome, AwsError>
     let task = vec![(t::ECS_TASK_ARN, attr_s(&d.task_arn)), (t::ECS_TASK_ID, attr_s(ecs_task_id(&d.task_arn)))];
     let (to, mut updates) = match d.last_status.as_str() {
         "RUNNING" => {
-            let deadline = now_secs() + i64::from(job.options.timeout_seconds);
-            (JobStatus::Running, vec![(t::STARTED_AT, attr_s(rfc3339(now_millis()))), (t::DEADLINE_AT, attr_n(deadline))])
+            let deadline = app.clock.now_secs() + i64::from(job.options.timeout_seconds);
+            (JobStatus::Running, vec![(t::STARTED_AT, attr_s(rfc3339(app.clock.now_millis()))), (t::DEADLINE_AT, attr_n(deadline))])
         }
-        "STOPPED" => stopped_status(d, &app.config.container_name),
+        "STOPPED" => stopped_status(d, &app.config.container_name, app.clock.now_millis()),
         _ => return Ok(Outcome::Ignored("intermediate task state")),
     };
     updates.extend(task);
@@ -137,7 +137,7 @@ pub async fn task_change(app: &App, d: &TaskDetail) -> Result<Outcome, AwsError>
 
 /// Fails every unfinished job past its deadline plus grace, and stops its task.
 pub async fn sweep(app: &App) -> Result<Outcome, AwsError> {
-    let cutoff = now_secs() - i64::from(app.config.timeout_grace_seconds);
+    let cutoff = app.clock.now_secs() - i64::from(app.config.timeout_grace_seconds);
     let mut failed = 0;
     for job in app.store.overdue(cutoff).await? {
         let updates = vec![
@@ -146,7 +146,7 @@ pub async fn sweep(app: &App) -> Result<Outcome, AwsError> {
                 t::ERROR_MESSAGE,
                 attr_s(format!("the job did not finish within its timeout of {} seconds", job.options.timeout_seconds)),
             ),
-            (t::FINISHED_AT, attr_s(rfc3339(now_millis()))),
+            (t::FINISHED_AT, attr_s(rfc3339(app.clock.now_millis()))),
         ];
         if let Some(j) = app.store.transition(&job.task_id, JobStatus::Failed, updates).await? {
             failed += 1;

@@ -1,84 +1,73 @@
 //! Timestamps as the API shows and the table sorts them: RFC 3339 UTC with exactly three fractional
-//! digits (`2024-05-01T12:00:00.000Z`), so string order is time order in the tenant index.
+//! digits (`2024-05-01T12:00:00.000Z`), so string order is time order in the tenant index. The
+//! calendar is the `time` crate's; the clock is the [`Clock`] of the app, which tests can hold still
+//! and move instead of sleeping.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
-/// Milliseconds since the Unix epoch.
-pub fn now_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as i64
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+/// Where "now" comes from: the system clock, or a manual one that moves only when told.
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    manual: Option<Arc<AtomicI64>>,
 }
 
-pub fn now_secs() -> i64 {
-    now_millis() / 1000
-}
-
-/// Formats epoch milliseconds as fixed-width RFC 3339 UTC.
-pub fn rfc3339(millis: i64) -> String {
-    let secs = millis.div_euclid(1000);
-    let ms = millis.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60
-    )
-}
-
-/// Parses what [`rfc3339`] writes (and RFC 3339 UTC with any fractional digits) back to epoch
-/// milliseconds.
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
-        return None;
+impl Clock {
+    pub fn system() -> Clock {
+        Clock { manual: None }
     }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let rest = &s[19..];
-    let frac = rest.strip_suffix('Z')?;
-    let ms = match frac.strip_prefix('.') {
-        None if frac.is_empty() => 0,
-        Some(digits) if !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit()) => {
-            let mut three: String = digits.chars().take(3).collect();
-            while three.len() < 3 {
-                three.push('0');
-            }
-            three.parse::<i64>().ok()?
+
+    /// A clock that stands at `start_millis` until [`advance`](Clock::advance)d.
+    pub fn manual(start_millis: i64) -> Clock {
+        Clock { manual: Some(Arc::new(AtomicI64::new(start_millis))) }
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn now_millis(&self) -> i64 {
+        match &self.manual {
+            Some(t) => t.load(Ordering::SeqCst),
+            None => now_millis(),
         }
-        _ => return None,
-    };
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+    }
+
+    pub fn now_secs(&self) -> i64 {
+        self.now_millis().div_euclid(1000)
+    }
+
+    /// Moves a manual clock on; the system clock cannot be moved (a no-op).
+    pub fn advance(&self, millis: i64) {
+        if let Some(t) = &self.manual {
+            t.fetch_add(millis, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, by the system clock.
+pub fn now_millis() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Formats epoch milliseconds as fixed-width RFC 3339 UTC (years 0000-9999; others are clamped).
+pub fn rfc3339(millis: i64) -> String {
+    let fixed = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&fixed).ok())
+        .unwrap_or_else(|| if millis < 0 { "0000-01-01T00:00:00.000Z".into() } else { "9999-12-31T23:59:59.999Z".into() })
+}
+
+/// Parses RFC 3339 UTC (`Z`, any fractional digits) back to epoch milliseconds; another offset or
+/// anything that is not RFC 3339 is `None`.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    if !s.ends_with('Z') {
         return None;
     }
-    let days = days_from_civil(y, mo, d);
-    Some(((days * 86_400) + h * 3600 + mi * 60 + se) * 1000 + ms)
-}
-
-// Howard Hinnant's algorithms for the proleptic Gregorian calendar.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+    Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
 #[cfg(test)]
@@ -95,7 +84,20 @@ mod tests {
         }
         assert_eq!(parse_rfc3339("2024-05-01T12:00:00Z"), Some(1_714_564_800_000));
         assert_eq!(parse_rfc3339("2024-05-01T12:00:00.5Z"), Some(1_714_564_800_500));
-        assert_eq!(parse_rfc3339("2024-05-01 12:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2024-05-01T12:00Z"), None);
+        assert_eq!(parse_rfc3339("2024-05-01T12:00:00+02:00"), None);
         assert_eq!(parse_rfc3339("garbage"), None);
+    }
+
+    #[test]
+    fn a_manual_clock_moves_only_when_told() {
+        let c = Clock::manual(1_000);
+        assert_eq!(c.now_millis(), 1_000);
+        c.advance(5);
+        assert_eq!((c.now_millis(), c.now_secs()), (1_005, 1));
+        let shared = c.clone();
+        shared.advance(1_000);
+        assert_eq!(c.now_millis(), 2_005, "clones share the clock");
+        assert!(Clock::system().now_millis() > 1_700_000_000_000);
     }
 }

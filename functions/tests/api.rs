@@ -210,11 +210,13 @@ async fn idempotency_key_returns_the_same_job_or_409() {
 #[tokio::test]
 async fn list_pages_newest_first_and_filters_by_status() {
     let t = unique("lister");
-    let app = app(&[&t]).await;
+    // A clock that moves a millisecond between submits, so every created_at differs.
+    let clock = functions::time::Clock::manual(functions::time::now_millis());
+    let app = app(&[&t]).await.with_clock(clock.clone());
     let mut ids = Vec::new();
     for i in 0..7 {
         ids.push(submit(&app, &t, &format!(r#"{{"query": "job {i}"}}"#)).await);
-        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        clock.advance(1);
     }
     ids.reverse();
     let mut seen = Vec::new();

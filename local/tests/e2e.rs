@@ -207,13 +207,14 @@ async fn a_job_end_to_end_through_the_local_stack() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // The burst limit: more requests at once than the burst allows.
+    // The burst limit: more requests at once than the burst allows, all in flight together.
     let burst = names::defaults::API_BURST_LIMIT as usize;
-    let mut statuses = Vec::new();
-    let requests: Vec<_> = (0..burst + 10).map(|_| call(&client, reqwest::Method::GET, &jobs, Some(&other), None)).collect();
-    for r in requests {
-        statuses.push(r.await.0);
+    let mut inflight = tokio::task::JoinSet::new();
+    for _ in 0..burst + 10 {
+        let (client, jobs, other) = (client.clone(), jobs.clone(), other.clone());
+        inflight.spawn(async move { call(&client, reqwest::Method::GET, &jobs, Some(&other), None).await.0 });
     }
+    let statuses: Vec<u16> = inflight.join_all().await;
     assert!(statuses.contains(&429), "no 429 in {statuses:?}");
     assert!(statuses.iter().filter(|s| **s == 200).count() >= burst - 2, "{statuses:?}");
 

@@ -6,7 +6,7 @@ pub mod request;
 
 use crate::aws::{attr_s, AwsError};
 use crate::model::{Job, TaskId, TenantId};
-use crate::time::{now_millis, parse_rfc3339, rfc3339};
+use crate::time::{parse_rfc3339, rfc3339};
 use crate::{App, Function};
 pub use error::ApiError;
 use names::{routes, table as t, JobStatus};
@@ -131,7 +131,7 @@ async fn submit(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError
         Some(k) => TaskId::for_idempotency_key(&ctx.tenant, k),
         None => TaskId::new_random(),
     };
-    let now = now_millis();
+    let now = ctx.app.clock.now_millis();
     let created_at = rfc3339(now);
     let job = Job {
         task_id: task_id.clone(),
@@ -173,7 +173,7 @@ async fn submit(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError
         let reason = vec![
             (t::ERROR_CODE, attr_s("ENQUEUE_FAILED")),
             (t::ERROR_MESSAGE, attr_s("the job could not be queued; submit it again")),
-            (t::FINISHED_AT, attr_s(rfc3339(now_millis()))),
+            (t::FINISHED_AT, attr_s(rfc3339(ctx.app.clock.now_millis()))),
         ];
         if let Err(e2) = store.transition(&task_id, JobStatus::Failed, reason).await {
             crate::log("error", "could not mark unqueued job failed", json!({"task_id": task_id.as_str(), "error": e2.to_string()}));
@@ -211,7 +211,7 @@ async fn cancel(ctx: &Ctx<'_>, task_id: &TaskId) -> Result<ApiResponse, ApiError
             return Err(ApiError::JobFinished(job.status));
         }
         let updates = vec![
-            (t::FINISHED_AT, attr_s(rfc3339(now_millis()))),
+            (t::FINISHED_AT, attr_s(rfc3339(ctx.app.clock.now_millis()))),
             (t::ERROR_CODE, attr_s("CANCELLED")),
             (t::ERROR_MESSAGE, attr_s("cancelled by the API caller")),
         ];

@@ -313,7 +313,7 @@ pub async fn make_overdue(app: &App, id: &str) {
         .key(names::table::TASK_ID, AttributeValue::S(id.to_owned()))
         .update_expression("SET #d = :d")
         .expression_attribute_names("#d", names::table::DEADLINE_AT)
-        .expression_attribute_values(":d", AttributeValue::N((functions::time::now_secs() - 3600).to_string()))
+        .expression_attribute_values(":d", AttributeValue::N((functions::time::now_millis() / 1000 - 3600).to_string()))
         .send()
         .await
         .unwrap();
