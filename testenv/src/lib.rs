@@ -1,5 +1,5 @@
 //! The one test environment of the workspace, used by the tests, the benchmarks and the local
-//! stack: the moto server (started one way), free loopback ports, loopback-only network
+//! stack: the moto server (started one way), a bucket with SDK-signed links, free loopback ports, loopback-only network
 //! namespaces for tests that aim at addresses that must be refused, and the agent's task
 //! definition read from `generated/` and run as a container the way Fargate runs it.
 //!
@@ -8,6 +8,7 @@
 pub mod container;
 pub mod moto;
 pub mod netns;
+pub mod s3;
 pub mod taskdef;
 
 use std::path::{Path, PathBuf};

@@ -1,16 +1,14 @@
-//! What the agent tests and the benchmark share: a moto S3 server (testenv's), a SigV4 presigner
-//! for its PUT URLs, fixture pages on 127.0.0.1, and runners that start the real agent, as a
+//! What the agent tests and the benchmark share: a moto S3 bucket with SDK-signed upload links
+//! (testenv's), fixture pages on 127.0.0.1, and runners that start the real agent, as a
 //! process or as the built image in a container the way Fargate runs it. Everything runs inside
 //! testenv's loopback-only network namespace: the tests aim the browser at link-local and
 //! private addresses to prove they are refused, and nothing may leave the machine even if the
 //! guard had a hole.
 #![allow(dead_code)]
 
-use hmac::{Hmac, Mac};
 use names::agent::exit;
 use names::Output;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -20,13 +18,12 @@ use testenv::container::{Podman, RunSpec};
 use testenv::taskdef::TaskDefinition;
 
 pub const BUCKET: &str = "agent-test-outputs";
-const REGION: &str = "us-east-1";
 
 /// The services every test shares, started once per test binary and stopped when it exits.
 pub struct Env {
-    pub s3: SocketAddr,
     pub fixture: SocketAddr,
     pub moto_pid: u32,
+    pub bucket: testenv::s3::Bucket,
     _moto: testenv::moto::Moto,
 }
 
@@ -37,18 +34,11 @@ pub fn env() -> &'static Env {
     static ENV: OnceLock<Env> = OnceLock::new();
     ENV.get_or_init(|| {
         let moto = testenv::moto::Moto::start(&testenv::root()).unwrap_or_else(|e| panic!("{e}"));
-        let s3: SocketAddr = ([127, 0, 0, 1], moto.port).into();
-        let (status, body) = http("PUT", s3, &format!("/{BUCKET}"), b"");
-        assert_eq!(
-            status,
-            200,
-            "create bucket: {}",
-            String::from_utf8_lossy(&body)
-        );
+        let bucket = testenv::s3::Bucket::create(&moto, BUCKET).unwrap_or_else(|e| panic!("{e}"));
         Env {
-            s3,
             fixture: start_fixture(),
             moto_pid: moto.pid(),
+            bucket,
             _moto: moto,
         }
     })
@@ -59,141 +49,10 @@ impl Env {
         format!("http://{}{path}", self.fixture)
     }
 
-    pub fn object_url(&self, key: &str) -> String {
-        format!("http://{}/{BUCKET}/{key}", self.s3)
-    }
-
     /// Reads an object back from S3, `None` when it does not exist.
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        let url = presign("GET", self.s3, key);
-        let path_and_query = &url[url.find(&format!("/{BUCKET}/")).unwrap()..];
-        let (status, body) = http("GET", self.s3, path_and_query, b"");
-        (status == 200).then_some(body)
+        self.bucket.get(key).unwrap_or_else(|e| panic!("{e}"))
     }
-}
-
-/// A tiny HTTP/1.1 client for the test side (moto and fixtures), one request per connection.
-pub fn http(method: &str, addr: SocketAddr, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let length = match body.is_empty() && method == "GET" {
-        true => String::new(),
-        false => format!("Content-Length: {}\r\n", body.len()),
-    };
-    let head =
-        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{length}Connection: close\r\n\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("an HTTP response");
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let mut body = raw[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    (status, body)
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
-            return out;
-        };
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
-        b = &b[eol + 4 + size..];
-    }
-}
-
-/// A SigV4 query-string presigned PUT URL, as the process function makes them (moto checks
-/// neither signature nor expiry, but the agent must carry the query through untouched).
-pub fn presign_put(s3: SocketAddr, key: &str) -> String {
-    presign("PUT", s3, key)
-}
-
-/// Reading back goes through a pre-signed GET too, as the status function's links do.
-pub fn presign(method: &str, s3: SocketAddr, key: &str) -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let date = format!(
-        "{:04}{:02}{:02}",
-        now.year(),
-        u8::from(now.month()),
-        now.day()
-    );
-    let amz_date = format!(
-        "{date}T{:02}{:02}{:02}Z",
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
-    let scope = format!("{date}/{REGION}/s3/aws4_request");
-    let credential = format!("AKIDTEST/{scope}");
-    let path = format!(
-        "/{BUCKET}/{}",
-        key.split('/').map(uri_encode).collect::<Vec<_>>().join("/")
-    );
-    let mut query = [
-        ("X-Amz-Algorithm", "AWS4-HMAC-SHA256".to_string()),
-        ("X-Amz-Credential", credential),
-        ("X-Amz-Date", amz_date.clone()),
-        ("X-Amz-Expires", "3600".to_string()),
-        ("X-Amz-SignedHeaders", "host".to_string()),
-    ]
-    .map(|(k, v)| format!("{}={}", uri_encode(k), uri_encode(&v)));
-    query.sort();
-    let query = query.join("&");
-    let canonical = format!("{method}\n{path}\n{query}\nhost:{s3}\n\nhost\nUNSIGNED-PAYLOAD");
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex(&Sha256::digest(canonical.as_bytes()))
-    );
-    let mut key = hmac(
-        format!("AWS4{}", "secret-test-key").as_bytes(),
-        date.as_bytes(),
-    );
-    for part in [REGION, "s3", "aws4_request"] {
-        key = hmac(&key, part.as_bytes());
-    }
-    let signature = hex(&hmac(&key, to_sign.as_bytes()));
-    format!("http://{s3}{path}?{query}&X-Amz-Signature={signature}")
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
-    m.update(data);
-    m.finalize().into_bytes().to_vec()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn uri_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// One finished agent run.
@@ -345,14 +204,12 @@ pub mod scenarios {
 
 /// Pre-signed PUT URLs for every output of a task.
 pub fn upload_urls(task_id: &str) -> String {
-    let s3 = env().s3;
+    let bucket = &env().bucket;
     let map: serde_json::Map<String, Value> = Output::ALL
         .into_iter()
         .map(|o| {
-            (
-                o.as_str().to_string(),
-                Value::String(presign_put(s3, &names::bucket::output_key(task_id, o))),
-            )
+            let url = bucket.presign_put(&names::bucket::output_key(task_id, o)).unwrap_or_else(|e| panic!("{e}"));
+            (o.as_str().to_string(), Value::String(url))
         })
         .collect();
     Value::Object(map).to_string()
