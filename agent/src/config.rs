@@ -178,14 +178,14 @@ fn http_url(s: &str) -> Result<Url, String> {
 
 /// Fills the template's `{query}` with the form-encoded query.
 pub fn search_url(template: &str, query: &str) -> Result<Url, String> {
-    if !template.contains("{query}") {
+    if !template.contains(names::agent::QUERY_PLACEHOLDER) {
         return Err(format!(
             "{} has no {{query}} placeholder",
             env::SEARCH_URL_TEMPLATE
         ));
     }
     let encoded: String = url::form_urlencoded::byte_serialize(query.as_bytes()).collect();
-    http_url(&template.replace("{query}", &encoded))
+    http_url(&template.replace(names::agent::QUERY_PLACEHOLDER, &encoded))
         .map_err(|e| format!("{}: {e}", env::SEARCH_URL_TEMPLATE))
 }
 

@@ -5,6 +5,7 @@
 use crate::aws::{attr_n, attr_s, ecs_task_id, AwsError, RunOutcome, RunRequest};
 use crate::model::{Job, TaskId};
 use crate::time::rfc3339;
+use names::job::ErrorCode;
 use crate::App;
 use names::{table as t, JobStatus, Output};
 use serde_json::json;
@@ -91,7 +92,7 @@ async fn start(app: &App, task_id: &TaskId, receive_count: u32) -> Result<Outcom
 
     let environment = match overrides(app, &job).await? {
         Ok(env) => env,
-        Err(why) => return fail(app, task_id, "OVERRIDE_TOO_LARGE", &why).await,
+        Err(why) => return fail(app, task_id, ErrorCode::OverrideTooLarge, &why).await,
     };
     let req = RunRequest { task_id: task_id.clone(), tenant_id: job.tenant_id.clone(), environment };
     let reason = match app.tasks.run(&req).await {
@@ -107,7 +108,7 @@ async fn start(app: &App, task_id: &TaskId, receive_count: u32) -> Result<Outcom
     };
     if last_attempt {
         let msg = format!("the task could not be started after {receive_count} attempts: {reason}");
-        fail(app, task_id, "RUN_TASK_FAILED", &msg).await
+        fail(app, task_id, ErrorCode::RunTaskFailed, &msg).await
     } else {
         Ok(Outcome::Retry(reason))
     }
@@ -127,9 +128,9 @@ async fn record(app: &App, task_id: &TaskId, task_arn: String) -> Result<Outcome
     Ok(Outcome::Started { task_arn })
 }
 
-async fn fail(app: &App, task_id: &TaskId, code: &str, message: &str) -> Result<Outcome, AwsError> {
+async fn fail(app: &App, task_id: &TaskId, code: ErrorCode, message: &str) -> Result<Outcome, AwsError> {
     let updates = vec![
-        (t::ERROR_CODE, attr_s(code)),
+        (t::ERROR_CODE, attr_s(code.as_str())),
         (t::ERROR_MESSAGE, attr_s(message)),
         (t::FINISHED_AT, attr_s(rfc3339(app.clock.now_millis()))),
     ];

@@ -7,8 +7,9 @@ use crate::aws::{attr_n, attr_s, ecs_task_id, AwsError, Updates};
 use crate::model::TaskId;
 use crate::time::rfc3339;
 use crate::App;
+use names::ecs::{StopCode, TaskStatus};
+use names::job::ErrorCode;
 use names::{table as t, JobStatus};
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// `detail-type` of EventBridge scheduled events.
@@ -21,33 +22,8 @@ pub enum Outcome {
     Swept { failed: usize },
 }
 
-/// The part of an `ECS Task State Change` event's `detail` that reconcile reads.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskDetail {
-    pub task_arn: String,
-    #[serde(default)]
-    pub cluster_arn: Option<String>,
-    pub last_status: String,
-    #[serde(default)]
-    pub started_by: Option<String>,
-    #[serde(default)]
-    pub stop_code: Option<String>,
-    #[serde(default)]
-    pub stopped_reason: Option<String>,
-    #[serde(default)]
-    pub containers: Vec<ContainerDetail>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ContainerDetail {
-    pub name: String,
-    #[serde(default)]
-    pub exit_code: Option<i64>,
-    #[serde(default)]
-    pub reason: Option<String>,
-}
+/// The `detail` of an `ECS Task State Change` event, the shape the Fargate stand-in writes too.
+pub use names::ecs::TaskStateChange as TaskDetail;
 
 /// Handles one EventBridge event. An error (an AWS call failed) makes EventBridge retry it.
 pub async fn event(app: &App, event: &Value) -> Result<Outcome, AwsError> {
@@ -77,18 +53,18 @@ pub fn stopped_status(d: &TaskDetail, container: &str, now_millis: i64) -> (JobS
         return (JobStatus::Completed, updates);
     }
     let container_reason = c.and_then(|c| c.reason.clone()).unwrap_or_default();
-    let code = if d.stop_code.as_deref() == Some("TaskFailedToStart") {
-        "TASK_FAILED_TO_START"
+    let code = if d.stop_code == Some(StopCode::TaskFailedToStart) {
+        ErrorCode::TaskFailedToStart
     } else if container_reason.contains("OutOfMemory") {
-        "OUT_OF_MEMORY"
+        ErrorCode::OutOfMemory
     } else if exit.is_some() {
-        "AGENT_FAILED"
+        ErrorCode::AgentFailed
     } else {
-        "TASK_STOPPED"
+        ErrorCode::TaskStopped
     };
     let mut parts = Vec::new();
-    if let Some(sc) = &d.stop_code {
-        parts.push(sc.clone());
+    if let Some(sc) = d.stop_code {
+        parts.push(sc.as_str().to_string());
     }
     if let Some(r) = &d.stopped_reason {
         parts.push(r.clone());
@@ -104,7 +80,7 @@ pub fn stopped_status(d: &TaskDetail, container: &str, now_millis: i64) -> (JobS
         message = "the task stopped".into();
     }
     message.truncate(message.char_indices().nth(1000).map_or(message.len(), |(i, _)| i));
-    updates.push((t::ERROR_CODE, attr_s(code)));
+    updates.push((t::ERROR_CODE, attr_s(code.as_str())));
     updates.push((t::ERROR_MESSAGE, attr_s(message)));
     (JobStatus::Failed, updates)
 }
@@ -120,12 +96,12 @@ pub async fn task_change(app: &App, d: &TaskDetail) -> Result<Outcome, AwsError>
     };
     let Some(job) = app.store.get(&task_id).await? else { return Ok(Outcome::Ignored("unknown job")) };
     let task = vec![(t::ECS_TASK_ARN, attr_s(&d.task_arn)), (t::ECS_TASK_ID, attr_s(ecs_task_id(&d.task_arn)))];
-    let (to, mut updates) = match d.last_status.as_str() {
-        "RUNNING" => {
+    let (to, mut updates) = match d.last_status {
+        TaskStatus::Running => {
             let deadline = app.clock.now_secs() + i64::from(job.options.timeout_seconds);
             (JobStatus::Running, vec![(t::STARTED_AT, attr_s(rfc3339(app.clock.now_millis()))), (t::DEADLINE_AT, attr_n(deadline))])
         }
-        "STOPPED" => stopped_status(d, &app.config.container_name, app.clock.now_millis()),
+        TaskStatus::Stopped => stopped_status(d, &app.config.container_name, app.clock.now_millis()),
         _ => return Ok(Outcome::Ignored("intermediate task state")),
     };
     updates.extend(task);
@@ -141,7 +117,7 @@ pub async fn sweep(app: &App) -> Result<Outcome, AwsError> {
     let mut failed = 0;
     for job in app.store.overdue(cutoff).await? {
         let updates = vec![
-            (t::ERROR_CODE, attr_s("TIMEOUT")),
+            (t::ERROR_CODE, attr_s(ErrorCode::Timeout.as_str())),
             (
                 t::ERROR_MESSAGE,
                 attr_s(format!("the job did not finish within its timeout of {} seconds", job.options.timeout_seconds)),

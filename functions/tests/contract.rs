@@ -150,11 +150,7 @@ async fn handlers_call_exactly_what_their_roles_allow() {
 
     // reconcile: the task runs; then the sweep stops and fails an overdue job.
     let reconciler = recording_app(Function::Reconcile, config.clone(), &rec(Function::Reconcile)).await;
-    let running = json!({
-        "detail-type": names::ecs::TASK_STATE_CHANGE, "source": names::ecs::EVENT_SOURCE,
-        "detail": {"taskArn": task_arn, "clusterArn": config.cluster_arn, "lastStatus": "RUNNING", "startedBy": id,
-                   "containers": [{"name": names::agent::CONTAINER_NAME}]}
-    });
+    let running = task_event(&config.cluster_arn, &task_arn, &id, names::ecs::TaskStatus::Running, running_container(), None);
     reconcile::event(&reconciler, &running).await.unwrap();
     let overdue = submit_job(&base, &tenant).await;
     process::batch(&base, sqs_event(&[(&job_message(&overdue), 1)])).await;

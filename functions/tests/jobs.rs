@@ -10,7 +10,8 @@ use functions::model::{TaskId, TenantId};
 use functions::process::{self, Outcome};
 use functions::reconcile;
 use functions::App;
-use names::job::JobSpec;
+use names::ecs::{ContainerState, StopCode, TaskStatus};
+use names::job::{ErrorCode, JobSpec};
 use names::{table as t, JobStatus, Output};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -59,7 +60,7 @@ async fn desired_status(app: &App, arn: &str) -> String {
     r.tasks()[0].desired_status().unwrap_or("").to_owned()
 }
 
-async fn reconcile_event(app: &App, id: &str, arn: &str, last: &str, c: Value, stop: Option<&str>) -> reconcile::Outcome {
+async fn reconcile_event(app: &App, id: &str, arn: &str, last: TaskStatus, c: ContainerState, stop: Option<StopCode>) -> reconcile::Outcome {
     let ev = task_event(&app.config.cluster_arn, arn, id, last, c, stop);
     reconcile::event(app, &ev).await.unwrap()
 }
@@ -125,7 +126,7 @@ async fn full_lifecycle_through_process_and_reconcile() {
     expected_sorted.sort();
     assert_eq!(got_names, expected_sorted);
 
-    assert_eq!(reconcile_event(&app, &id, &arn, "RUNNING", json!({"name": "agent", "lastStatus": "RUNNING"}), None).await, reconcile::Outcome::Applied(JobStatus::Running));
+    assert_eq!(reconcile_event(&app, &id, &arn, TaskStatus::Running, running_container(), None).await, reconcile::Outcome::Applied(JobStatus::Running));
     assert_eq!(status_of(&app, &id).await["status"], "RUNNING");
 
     // The agent uploads through the pre-signed PUT URLs.
@@ -134,7 +135,7 @@ async fn full_lifecycle_through_process_and_reconcile() {
     let (code, _) = http("PUT", &urls[Output::Result.as_str()], br#"{"title": "t"}"#);
     assert_eq!(code, 200);
 
-    let stopped = reconcile_event(&app, &id, &arn, "STOPPED", container(Some(0), None), Some("EssentialContainerExited")).await;
+    let stopped = reconcile_event(&app, &id, &arn, TaskStatus::Stopped, container(Some(0), None), Some(StopCode::EssentialContainerExited)).await;
     assert_eq!(stopped, reconcile::Outcome::Applied(JobStatus::Completed));
 
     let s = get(&app, &tenant, &format!("/jobs/{id}")).await;
@@ -268,24 +269,24 @@ async fn out_of_order_and_repeated_events_never_move_a_finished_job() {
     let id = submit(&app, &tenant, r#"{"query": "x"}"#).await;
     process::message(&app, &process::Message { body: Some(&job_message(&id)), receive_count: 1 }).await;
     let arn = tasks_started_by(&app, &id).await.remove(0);
-    let running = json!({"name": "agent", "lastStatus": "RUNNING"});
+    let running = running_container();
     // STOPPED arrives first, then its duplicate, then a late RUNNING and PENDING.
     use reconcile::Outcome::*;
-    assert_eq!(reconcile_event(&app, &id, &arn, "STOPPED", container(Some(0), None), None).await, Applied(JobStatus::Completed));
-    assert_eq!(reconcile_event(&app, &id, &arn, "STOPPED", container(Some(1), None), None).await, Ignored("stale event"));
-    assert_eq!(reconcile_event(&app, &id, &arn, "RUNNING", running.clone(), None).await, Ignored("stale event"));
-    assert_eq!(reconcile_event(&app, &id, &arn, "PENDING", running.clone(), None).await, Ignored("intermediate task state"));
+    assert_eq!(reconcile_event(&app, &id, &arn, TaskStatus::Stopped, container(Some(0), None), None).await, Applied(JobStatus::Completed));
+    assert_eq!(reconcile_event(&app, &id, &arn, TaskStatus::Stopped, container(Some(1), None), None).await, Ignored("stale event"));
+    assert_eq!(reconcile_event(&app, &id, &arn, TaskStatus::Running, running.clone(), None).await, Ignored("stale event"));
+    assert_eq!(reconcile_event(&app, &id, &arn, TaskStatus::Pending, running.clone(), None).await, Ignored("intermediate task state"));
     assert_eq!(status_of(&app, &id).await["status"], "COMPLETED");
 
     // RUNNING before the process function recorded PROVISIONED is fine too.
     let id2 = submit(&app, &tenant, r#"{"query": "y"}"#).await;
     force(&app, &id2, JobStatus::Provisioning, None).await;
-    assert_eq!(reconcile_event(&app, &id2, "arn:aws:ecs:us-east-1:123456789012:task/c/abc", "RUNNING", running.clone(), None).await, Applied(JobStatus::Running));
+    assert_eq!(reconcile_event(&app, &id2, "arn:aws:ecs:us-east-1:123456789012:task/c/abc", TaskStatus::Running, running.clone(), None).await, Applied(JobStatus::Running));
     assert_eq!(status_of(&app, &id2).await["ecs_task_id"], "abc");
     // Events for queued jobs, other clusters, foreign tasks and malformed details change nothing.
     let id3 = submit(&app, &tenant, r#"{"query": "z"}"#).await;
-    assert_eq!(reconcile_event(&app, &id3, "arn:t/1", "RUNNING", running.clone(), None).await, Ignored("stale event"));
-    let mut other = task_event("arn:aws:ecs:us-east-1:123456789012:cluster/other", "arn:t/2", &id3, "STOPPED", container(Some(0), None), None);
+    assert_eq!(reconcile_event(&app, &id3, "arn:t/1", TaskStatus::Running, running.clone(), None).await, Ignored("stale event"));
+    let mut other = task_event("arn:aws:ecs:us-east-1:123456789012:cluster/other", "arn:t/2", &id3, TaskStatus::Stopped, container(Some(0), None), None);
     assert_eq!(reconcile::event(&app, &other).await.unwrap(), Ignored("another cluster"));
     other["detail"]["clusterArn"] = app.config.cluster_arn.clone().into();
     other["detail"]["startedBy"] = "ecs-svc/123".into();
@@ -301,20 +302,20 @@ async fn stopped_tasks_fail_with_their_reason() {
     let tenant = unique("why");
     let app = app(&[&tenant]).await;
     let cases = [
-        (container(Some(1), None), None, "AGENT_FAILED", Some(1)),
-        (container(Some(137), Some("OutOfMemoryError: Container killed due to memory usage")), Some("EssentialContainerExited"), "OUT_OF_MEMORY", Some(137)),
-        (container(None, Some("CannotPullContainerError: pull access denied")), Some("TaskFailedToStart"), "TASK_FAILED_TO_START", None),
-        (container(None, None), Some("UserInitiated"), "TASK_STOPPED", None),
+        (container(Some(1), None), None, ErrorCode::AgentFailed, Some(1)),
+        (container(Some(137), Some("OutOfMemoryError: Container killed due to memory usage")), Some(StopCode::EssentialContainerExited), ErrorCode::OutOfMemory, Some(137)),
+        (container(None, Some("CannotPullContainerError: pull access denied")), Some(StopCode::TaskFailedToStart), ErrorCode::TaskFailedToStart, None),
+        (container(None, None), Some(StopCode::UserInitiated), ErrorCode::TaskStopped, None),
     ];
     for (c, stop, code, exit) in cases {
         let id = submit(&app, &tenant, r#"{"query": "x"}"#).await;
         force(&app, &id, JobStatus::Running, Some("arn:aws:ecs:us-east-1:123456789012:task/c/t1")).await;
-        assert_eq!(reconcile_event(&app, &id, "arn:aws:ecs:us-east-1:123456789012:task/c/t1", "STOPPED", c, stop).await, reconcile::Outcome::Applied(JobStatus::Failed));
+        assert_eq!(reconcile_event(&app, &id, "arn:aws:ecs:us-east-1:123456789012:task/c/t1", TaskStatus::Stopped, c, stop).await, reconcile::Outcome::Applied(JobStatus::Failed));
         let job = status_of(&app, &id).await;
-        assert_eq!(job["error"]["code"], code, "{job}");
+        assert_eq!(job["error"]["code"], code.as_str(), "{job}");
         assert_eq!(job.get("exit_code").and_then(Value::as_i64), exit, "{job}");
         if let Some(stop) = stop {
-            assert!(job["error"]["message"].as_str().unwrap().contains(stop), "{job}");
+            assert!(job["error"]["message"].as_str().unwrap().contains(stop.as_str()), "{job}");
         }
     }
 }
@@ -339,13 +340,13 @@ async fn cancel_at_every_state() {
             assert_eq!(r.status, 200, "{status}: {}", r.body);
             assert_eq!(r.body["status"], "CANCELLED");
             if let Some(arn) = &arn {
-                assert_eq!(desired_status(&app, arn).await, "STOPPED", "{status}: the task is stopped");
+                assert_eq!(desired_status(&app, arn).await, TaskStatus::Stopped.as_str(), "{status}: the task is stopped");
             }
             // Whatever arrives afterwards leaves it cancelled.
             let m = job_message(&id);
             assert!(matches!(process::message(&app, &process::Message { body: Some(&m), receive_count: 1 }).await, Outcome::Ignored(_)));
             let any_arn = arn.clone().unwrap_or_else(|| "arn:t/x".into());
-            reconcile_event(&app, &id, &any_arn, "STOPPED", container(Some(0), None), None).await;
+            reconcile_event(&app, &id, &any_arn, TaskStatus::Stopped, container(Some(0), None), None).await;
             assert_eq!(status_of(&app, &id).await["status"], "CANCELLED");
             let again = call(&app, &request(&tenant, "DELETE", &format!("/jobs/{id}"), "")).await;
             assert_eq!(again.status, 409);
@@ -367,7 +368,7 @@ async fn sweep_fails_and_stops_overdue_jobs() {
     let out = reconcile::event(&app, &scheduled).await.unwrap();
     assert!(matches!(out, reconcile::Outcome::Swept { failed } if failed >= 1), "{out:?}");
     let job = status_of(&app, &overdue).await;
-    assert_eq!((job["status"].as_str(), job["error"]["code"].as_str()), (Some("FAILED"), Some("TIMEOUT")));
+    assert_eq!((job["status"].as_str(), job["error"]["code"].as_str()), (Some(JobStatus::Failed.as_str()), Some(ErrorCode::Timeout.as_str())));
     assert_eq!(desired_status(&app, &arn).await, "STOPPED");
     assert_eq!(status_of(&app, &fresh).await["status"], "QUEUED");
 }

@@ -37,7 +37,7 @@ async fn main() {
     let started = Instant::now();
     let mut ids = Vec::with_capacity(jobs);
     for i in 0..jobs {
-        let resp = client.post(&url).header("x-api-key", &key).json(&json!({"query": format!("load {i}")})).send().await.unwrap();
+        let resp = client.post(&url).header(names::routes::API_KEY_HEADER, &key).json(&json!({"query": format!("load {i}")})).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 202);
         let body: Value = resp.json().await.unwrap();
         ids.push(body["task_id"].as_str().unwrap().to_string());
@@ -53,7 +53,7 @@ async fn main() {
             if done.contains_key(id) {
                 continue;
             }
-            let job: Value = client.get(format!("{url}/{id}")).header("x-api-key", &key).send().await.unwrap().json().await.unwrap();
+            let job: Value = client.get(format!("{url}/{id}")).header(names::routes::API_KEY_HEADER, &key).send().await.unwrap().json().await.unwrap();
             let status = job["status"].as_str().unwrap_or("").to_string();
             if ["COMPLETED", "FAILED", "CANCELLED"].contains(&status.as_str()) {
                 done.insert(id.clone(), status);

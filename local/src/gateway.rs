@@ -114,64 +114,35 @@ impl Gateway {
             return Ok(message(429, "Too Many Requests"));
         }
 
-        let mut headers = serde_json::Map::new();
-        let mut multi_headers = serde_json::Map::new();
-        for (name, value) in req.headers() {
-            let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            headers.insert(name.as_str().to_string(), json!(v));
-            if let Some(values) = multi_headers.entry(name.as_str().to_string()).or_insert_with(|| json!([])).as_array_mut() {
-                values.push(json!(v));
-            }
-        }
-        let mut query = serde_json::Map::new();
-        let mut multi_query = serde_json::Map::new();
-        for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
-            query.insert(k.to_string(), json!(v));
-            if let Some(values) = multi_query.entry(k.to_string()).or_insert_with(|| json!([])).as_array_mut() {
-                values.push(json!(v));
-            }
-        }
+        let headers: Vec<(String, String)> =
+            req.headers().iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+        let query: Vec<(String, String)> =
+            form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
         let body = match Limited::new(req.into_body(), MAX_PAYLOAD).collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => return Ok(message(413, "Request Too Long")),
         };
-        let (body, base64) = match std::str::from_utf8(&body) {
-            _ if body.is_empty() => (Value::Null, false),
-            Ok(text) => (json!(text), false),
-            Err(_) => (json!(base64::engine::general_purpose::STANDARD.encode(&body)), true),
+        let (body, is_base64_encoded) = match std::str::from_utf8(&body) {
+            _ if body.is_empty() => (None, false),
+            Ok(text) => (Some(text.to_string()), false),
+            Err(_) => (Some(base64::engine::general_purpose::STANDARD.encode(&body)), true),
         };
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let path_parameters = match task_id {
-            Some(id) => json!({ names::routes::TASK_ID_PARAM: id }),
-            None => Value::Null,
-        };
-        let nonempty = |m: serde_json::Map<String, Value>| if m.is_empty() { Value::Null } else { Value::Object(m) };
-        let event = json!({
-            "resource": route.path,
-            "path": path,
-            "httpMethod": method,
-            "headers": headers,
-            "multiValueHeaders": multi_headers,
-            "queryStringParameters": nonempty(query),
-            "multiValueQueryStringParameters": nonempty(multi_query),
-            "pathParameters": path_parameters,
-            "stageVariables": null,
-            "requestContext": {
-                "resourcePath": route.path,
-                "httpMethod": method,
-                "path": full_path,
-                "stage": names::routes::STAGE,
-                "requestId": request_id,
-                "accountId": "123456789012",
-                "apiId": "local",
-                "protocol": "HTTP/1.1",
-                "requestTimeEpoch": functions::time::now_millis(),
-                "identity": {"apiKey": key_value, "apiKeyId": key.id, "sourceIp": "127.0.0.1", "userAgent": null}
-            },
-            "body": body,
-            "isBase64Encoded": base64
+        let event = testenv::events::api_gateway_proxy(testenv::events::ProxyRequest {
+            method,
+            resource: route.path.to_string(),
+            path,
+            path_parameters: task_id.map(|id| (names::routes::TASK_ID_PARAM.to_string(), id)).into_iter().collect(),
+            query,
+            headers,
+            body,
+            is_base64_encoded,
+            api_key: key_value,
+            api_key_id: key.id.clone(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            time_epoch_millis: functions::time::now_millis(),
         });
-        let lambda_request = match lambda_http::request::from_str(&event.to_string()) {
+        // Through lambda_http's own decoding of the event, as in the deployed function.
+        let lambda_request = match serde_json::to_string(&event).map_err(|e| e.to_string()).and_then(|e| lambda_http::request::from_str(&e).map_err(|e| e.to_string())) {
             Ok(r) => r,
             Err(e) => return Ok(json_response(500, &json!({"message": format!("gateway could not build the proxy event: {e}")}))),
         };

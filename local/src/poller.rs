@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
-use serde_json::{json, Value};
 use tokio::sync::watch;
 
 pub async fn run(app: std::sync::Arc<functions::App>, sqs: aws_sdk_sqs::Client, queue_url: String, mut stop: watch::Receiver<bool>) {
@@ -44,35 +43,22 @@ pub async fn run(app: std::sync::Arc<functions::App>, sqs: aws_sdk_sqs::Client, 
         if messages.is_empty() {
             continue;
         }
-        let records: Vec<Value> = messages
-            .iter()
-            .map(|m| {
-                let attributes: serde_json::Map<String, Value> = m
-                    .attributes
-                    .iter()
-                    .flatten()
-                    .map(|(k, v)| (k.as_str().to_string(), json!(v)))
-                    .collect();
-                json!({
-                    "messageId": m.message_id,
-                    "receiptHandle": m.receipt_handle,
-                    "body": m.body,
-                    "md5OfBody": m.md5_of_body,
-                    "attributes": attributes,
-                    "messageAttributes": {},
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": queue_arn,
-                    "awsRegion": names::defaults::AWS_REGION
-                })
-            })
-            .collect();
-        let event = match serde_json::from_value::<aws_lambda_events::event::sqs::SqsEvent>(json!({ "Records": records })) {
-            Ok(e) => e,
-            Err(e) => {
-                eprintln!("local-stack: poller: cannot build the SQS event: {e}");
-                continue;
+        let event = testenv::events::sqs_event(messages.iter().map(|m| {
+            let count = m
+                .attributes
+                .as_ref()
+                .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1);
+            testenv::events::Delivery {
+                message_id: m.message_id.clone().unwrap_or_default(),
+                body: m.body.clone().unwrap_or_default(),
+                receive_count: count,
+                receipt_handle: m.receipt_handle.clone(),
+                md5_of_body: m.md5_of_body.clone(),
+                queue_arn: Some(queue_arn.clone()),
             }
-        };
+        }));
         let response = functions::process::batch(&app, event).await;
         let failed: Vec<String> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
         let done: Vec<DeleteMessageBatchRequestEntry> = messages

@@ -50,7 +50,7 @@ impl Settings {
 }
 
 /// What Terraform writes into a new SSM parameter; the real value is set out of band.
-const PARAMETER_PLACEHOLDER: &str = "change-me";
+const PARAMETER_PLACEHOLDER: &str = names::ssm::PLACEHOLDER_VALUE;
 
 fn err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
     move |e| format!("creating {what}: {e}")

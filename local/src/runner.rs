@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_ecs::types::DesiredStatus;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
+use names::ecs::{ContainerState, StopCode, TaskStateChange, TaskStatus};
 use testenv::container::{Podman, RunSpec};
 use testenv::taskdef::TaskDefinition;
 use tokio::sync::{mpsc, watch};
@@ -104,33 +105,27 @@ impl Runner {
         Duration::from_secs(self.settings.task_definition.container.stop_timeout.unwrap_or(30).into())
     }
 
-    fn event(&self, task: &Task, last_status: &str, extra: Value) -> Value {
-        let mut detail = json!({
-            "taskArn": task.arn,
-            "clusterArn": self.app.config.cluster_arn,
-            "lastStatus": last_status,
-            "desiredStatus": if last_status == "STOPPED" { "STOPPED" } else { "RUNNING" },
-            "startedBy": task.started_by,
-            "group": task.group,
-            "launchType": "FARGATE",
-            "containers": [{"name": self.app.config.container_name, "lastStatus": last_status}],
-        });
-        if let (Value::Object(d), Value::Object(e)) = (&mut detail, extra) {
-            for (k, v) in e {
-                d.insert(k, v);
-            }
-        }
-        json!({
-            "version": "0",
-            "id": uuid::Uuid::new_v4().to_string(),
-            "detail-type": names::ecs::TASK_STATE_CHANGE,
-            "source": names::ecs::EVENT_SOURCE,
-            "account": "123456789012",
-            "time": functions::time::rfc3339(functions::time::now_millis()),
-            "region": names::defaults::AWS_REGION,
-            "resources": [task.arn],
-            "detail": detail,
-        })
+    /// The `ECS Task State Change` event ECS would send for `task` in `status`; a stopped task
+    /// also says why and how its container exited.
+    fn event(&self, task: &Task, status: TaskStatus, stopped: Option<(StopCode, &str, Option<i32>)>) -> Value {
+        let detail = TaskStateChange {
+            task_arn: task.arn.clone(),
+            cluster_arn: Some(self.app.config.cluster_arn.clone()),
+            last_status: status,
+            desired_status: Some(if status == TaskStatus::Stopped { TaskStatus::Stopped } else { TaskStatus::Running }),
+            started_by: task.started_by.clone(),
+            group: task.group.clone(),
+            launch_type: Some("FARGATE".into()),
+            stop_code: stopped.map(|(code, _, _)| code),
+            stopped_reason: stopped.map(|(_, reason, _)| reason.to_string()),
+            containers: vec![ContainerState {
+                name: self.app.config.container_name.clone(),
+                last_status: Some(status),
+                exit_code: stopped.and_then(|(_, _, code)| code).map(i64::from),
+                reason: None,
+            }],
+        };
+        testenv::events::to_json(&testenv::events::task_state_change(detail))
     }
 
     /// Delivers an event to reconcile, retrying like EventBridge does when the handler fails.
@@ -369,21 +364,12 @@ impl Runner {
             // Reap finished agents first.
             while let Ok(Exit::Finished { arn, code, stopped_by_user }) = exits_rx.try_recv() {
                 let Some((task, _)) = running.remove(&arn) else { continue };
-                let container = self.app.config.container_name.clone();
                 let (stop_code, reason) = if stopped_by_user {
-                    ("UserInitiated", "Task stopped by user")
+                    (StopCode::UserInitiated, "Task stopped by user")
                 } else {
-                    ("EssentialContainerExited", "Essential container in task exited")
+                    (StopCode::EssentialContainerExited, "Essential container in task exited")
                 };
-                let event = self.event(
-                    &task,
-                    "STOPPED",
-                    json!({
-                        "stopCode": stop_code,
-                        "stoppedReason": reason,
-                        "containers": [{"name": container, "lastStatus": "STOPPED", "exitCode": code}],
-                    }),
-                );
+                let event = self.event(&task, TaskStatus::Stopped, Some((stop_code, reason, code)));
                 self.deliver(event).await;
                 if !stopped_by_user {
                     let _ = self.ecs.stop_task().cluster(&self.app.config.cluster_arn).task(&task.arn).reason(reason).send().await;
@@ -419,7 +405,7 @@ impl Runner {
                     *l.entry(task.started_by.clone().unwrap_or_else(|| task.id.clone())).or_default() += 1;
                 }
                 self.launch(&task, exits_tx.clone(), stop_rx).await;
-                self.deliver(self.event(&task, "RUNNING", json!({}))).await;
+                self.deliver(self.event(&task, TaskStatus::Running, None)).await;
                 running.insert(task.arn.clone(), (task, stop_tx));
             }
             tokio::select! {

@@ -73,7 +73,7 @@ impl LocalStack {
 
         say(v, "starting the fixture search page");
         let (fixture, fixture_task) = crate::fixture::start(o.fixture_port).await.map_err(|e| format!("fixture server: {e}"))?;
-        let template = format!("http://{fixture}/search?q={{query}}");
+        let template = names::agent::search_url_template(&format!("http://{fixture}"));
 
         say(v, "creating the table, queues, bucket, log group, parameters, cluster and task definition");
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;

@@ -80,7 +80,7 @@ fn containers_of(pid: u32) -> Vec<String> {
 async fn call(client: &reqwest::Client, method: reqwest::Method, url: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
     let mut req = client.request(method, url);
     if let Some(k) = key {
-        req = req.header("x-api-key", k);
+        req = req.header(names::routes::API_KEY_HEADER, k);
     }
     if let Some(b) = body {
         req = req.json(&b);
@@ -118,9 +118,14 @@ fn processes_with(needle: &str) -> Vec<String> {
     found
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_end_to_end_through_the_local_stack() {
+#[test]
+fn a_job_end_to_end_through_the_local_stack() {
+    // Into the namespace first, then the runtime: its worker threads must be inside it too.
     testenv::netns::enter_or_panic();
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(end_to_end());
+}
+
+async fn end_to_end() {
     let started = Instant::now();
     let mut stack = start();
     let pid = stack.child.id();

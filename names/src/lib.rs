@@ -18,6 +18,58 @@ pub mod job {
     pub const DEFAULT_TIMEOUT_SECONDS: u32 = 120;
     pub const DEFAULT_VIEWPORT: Viewport = Viewport { width: 1280, height: 800 };
 
+    /// Why a job failed or ended, as the status response's `error.code` says it.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum ErrorCode {
+        /// The job ran past its timeout plus grace; the sweep stopped it.
+        Timeout,
+        /// The agent container exited non-zero (the exit code and `error.json` say why).
+        AgentFailed,
+        /// The container was killed for using more than the task's memory.
+        OutOfMemory,
+        /// ECS could not start the task (image pull, network, capacity).
+        TaskFailedToStart,
+        /// The task was stopped from outside the job.
+        TaskStopped,
+        /// RunTask kept failing until the last attempt.
+        RunTaskFailed,
+        /// The job's spec and upload links do not fit RunTask's overrides.
+        OverrideTooLarge,
+        /// The job was recorded but could not be queued.
+        EnqueueFailed,
+        /// The client cancelled the job.
+        Cancelled,
+    }
+
+    impl ErrorCode {
+        pub const ALL: [ErrorCode; 9] = [
+            ErrorCode::Timeout,
+            ErrorCode::AgentFailed,
+            ErrorCode::OutOfMemory,
+            ErrorCode::TaskFailedToStart,
+            ErrorCode::TaskStopped,
+            ErrorCode::RunTaskFailed,
+            ErrorCode::OverrideTooLarge,
+            ErrorCode::EnqueueFailed,
+            ErrorCode::Cancelled,
+        ];
+
+        pub fn as_str(self) -> &'static str {
+            match self {
+                ErrorCode::Timeout => "TIMEOUT",
+                ErrorCode::AgentFailed => "AGENT_FAILED",
+                ErrorCode::OutOfMemory => "OUT_OF_MEMORY",
+                ErrorCode::TaskFailedToStart => "TASK_FAILED_TO_START",
+                ErrorCode::TaskStopped => "TASK_STOPPED",
+                ErrorCode::RunTaskFailed => "RUN_TASK_FAILED",
+                ErrorCode::OverrideTooLarge => "OVERRIDE_TOO_LARGE",
+                ErrorCode::EnqueueFailed => "ENQUEUE_FAILED",
+                ErrorCode::Cancelled => "CANCELLED",
+            }
+        }
+    }
+
     /// What the agent is asked to do. Exactly one of `query` and `url` is set; the API validates
     /// that before a spec exists.
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -543,6 +595,13 @@ pub mod agent {
     /// Non-root uid:gid the image creates.
     pub const USER: &str = "10001:10001";
     pub const DEFAULT_SEARCH_URL_TEMPLATE: &str = "https://duckduckgo.com/html/?q={query}";
+    /// Where a search URL template takes the (form-encoded) query.
+    pub const QUERY_PLACEHOLDER: &str = "{query}";
+
+    /// A search URL template for a search page at `origin` (`http://host:port`).
+    pub fn search_url_template(origin: &str) -> String {
+        format!("{origin}/search?q={QUERY_PLACEHOLDER}")
+    }
 
     pub fn task_family(prefix: &str) -> String {
         format!("{prefix}-agent")
@@ -584,6 +643,8 @@ pub mod logs {
 
 /// SSM parameters injected into the agent as container secrets.
 pub mod ssm {
+    /// The value Terraform writes into a new parameter; the real one is set out of band.
+    pub const PLACEHOLDER_VALUE: &str = "change-me";
     /// Parameters under `/<project>/agent/`: (name, container env var).
     pub const AGENT_SECRETS: &[(&str, &str)] = &[("search-api-key", "AGENT_SEARCH_API_KEY")];
 
@@ -594,17 +655,133 @@ pub mod ssm {
 
 /// ECS tags and `startedBy` that carry the job's id on its task.
 pub mod ecs {
+    use serde::{Deserialize, Serialize};
+
     pub const TASK_ID_TAG: &str = "task_id";
     pub const TENANT_TAG: &str = "tenant_id";
     /// `startedBy` is limited to 36 characters: exactly a UUID.
     pub const STARTED_BY_MAX: usize = 36;
     pub const TASK_STATE_CHANGE: &str = "ECS Task State Change";
     pub const EVENT_SOURCE: &str = "aws.ecs";
+
+    /// A task's or container's `lastStatus`/`desiredStatus`.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum TaskStatus {
+        Provisioning,
+        Pending,
+        Activating,
+        Running,
+        Deactivating,
+        Stopping,
+        Deprovisioning,
+        Stopped,
+        /// A status this code does not know (ECS adds some from time to time).
+        #[serde(other)]
+        #[default]
+        Other,
+    }
+
+    /// Why ECS stopped a task.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum StopCode {
+        TaskFailedToStart,
+        EssentialContainerExited,
+        UserInitiated,
+        ServiceSchedulerInitiated,
+        SpotInterruption,
+        TerminationNotice,
+        #[serde(other)]
+        Other,
+    }
+
+    impl TaskStatus {
+        pub fn as_str(self) -> &'static str {
+            match self {
+                TaskStatus::Provisioning => "PROVISIONING",
+                TaskStatus::Pending => "PENDING",
+                TaskStatus::Activating => "ACTIVATING",
+                TaskStatus::Running => "RUNNING",
+                TaskStatus::Deactivating => "DEACTIVATING",
+                TaskStatus::Stopping => "STOPPING",
+                TaskStatus::Deprovisioning => "DEPROVISIONING",
+                TaskStatus::Stopped => "STOPPED",
+                TaskStatus::Other => "OTHER",
+            }
+        }
+    }
+
+    impl StopCode {
+        pub fn as_str(self) -> &'static str {
+            match self {
+                StopCode::TaskFailedToStart => "TaskFailedToStart",
+                StopCode::EssentialContainerExited => "EssentialContainerExited",
+                StopCode::UserInitiated => "UserInitiated",
+                StopCode::ServiceSchedulerInitiated => "ServiceSchedulerInitiated",
+                StopCode::SpotInterruption => "SpotInterruption",
+                StopCode::TerminationNotice => "TerminationNotice",
+                StopCode::Other => "Other",
+            }
+        }
+    }
+
+    /// The `detail` of an `ECS Task State Change` event (the fields this system reads or, in the
+    /// Fargate stand-in, writes); unknown fields are ignored, as EventBridge adds them freely.
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct TaskStateChange {
+        pub task_arn: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub cluster_arn: Option<String>,
+        pub last_status: TaskStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub desired_status: Option<TaskStatus>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub started_by: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub group: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub launch_type: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub stop_code: Option<StopCode>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub stopped_reason: Option<String>,
+        #[serde(default)]
+        pub containers: Vec<ContainerState>,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ContainerState {
+        pub name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub last_status: Option<TaskStatus>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub exit_code: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub reason: Option<String>,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_codes_serialize_as_they_print() {
+        for c in job::ErrorCode::ALL {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
+        use ecs::{StopCode, TaskStatus};
+        for s in [TaskStatus::Provisioning, TaskStatus::Running, TaskStatus::Stopped] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for c in [StopCode::TaskFailedToStart, StopCode::EssentialContainerExited, StopCode::UserInitiated] {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
+        let unknown: TaskStatus = serde_json::from_str("\"SOMETHING_NEW\"").unwrap();
+        assert_eq!(unknown, TaskStatus::Other);
+    }
 
     #[test]
     fn terminal_states_never_change() {

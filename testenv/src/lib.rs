@@ -6,6 +6,7 @@
 //! Depends on `names` and `tfjson`, never on the functions or the agent, so every crate can use it.
 
 pub mod container;
+pub mod events;
 pub mod moto;
 pub mod netns;
 pub mod s3;

@@ -6,7 +6,9 @@
 //! into the process's one loopback-only namespace (made on first use); every socket the thread
 //! opens afterwards, every thread it spawns and every child process it starts (moto, the agent,
 //! Chromium, podman and its containers with `--network host`) lives there too. Each test calls it
-//! first, because the test harness runs every test on a thread of its own.
+//! first, because the test harness runs every test on a thread of its own; an async test enters
+//! before it builds its runtime (`#[tokio::test]` starts its worker threads before the body runs,
+//! outside the namespace).
 
 use std::fs::File;
 use std::os::fd::AsRawFd;

@@ -224,7 +224,7 @@ pub fn job_env(task_id: &str, job: &Value, opts: &Options) -> Vec<(String, Strin
         (var::UPLOAD_URLS.to_string(), upload_urls(task_id)),
         (
             var::SEARCH_URL_TEMPLATE.to_string(),
-            format!("http://{}/search?q={{query}}", env().fixture),
+            names::agent::search_url_template(&format!("http://{}", env().fixture)),
         ),
     ];
     if let Some(allow) = &opts.egress_allow {

@@ -171,7 +171,7 @@ async fn submit(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError
     if let Err(e) = ctx.app.queue.send(&task_id).await {
         // Never leave a job QUEUED that no message will ever start.
         let reason = vec![
-            (t::ERROR_CODE, attr_s("ENQUEUE_FAILED")),
+            (t::ERROR_CODE, attr_s(names::job::ErrorCode::EnqueueFailed.as_str())),
             (t::ERROR_MESSAGE, attr_s("the job could not be queued; submit it again")),
             (t::FINISHED_AT, attr_s(rfc3339(ctx.app.clock.now_millis()))),
         ];
@@ -212,7 +212,7 @@ async fn cancel(ctx: &Ctx<'_>, task_id: &TaskId) -> Result<ApiResponse, ApiError
         }
         let updates = vec![
             (t::FINISHED_AT, attr_s(rfc3339(ctx.app.clock.now_millis()))),
-            (t::ERROR_CODE, attr_s("CANCELLED")),
+            (t::ERROR_CODE, attr_s(names::job::ErrorCode::Cancelled.as_str())),
             (t::ERROR_MESSAGE, attr_s("cancelled by the API caller")),
         ];
         let Some(cancelled) =

@@ -11,6 +11,7 @@ use aws_sdk_dynamodb::types::{
 use functions::api::{ApiRequest, ApiResponse};
 use functions::config::{Config, Tenants};
 use functions::{App, Function};
+use names::ecs::{ContainerState, StopCode, TaskStateChange, TaskStatus};
 use std::io::{Read, Write};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -246,19 +247,7 @@ pub fn http(method: &str, url: &str, body: &[u8]) -> (u16, Vec<u8>) {
 
 /// An SQS event as Lambda delivers it.
 pub fn sqs_event(messages: &[(&str, u32)]) -> aws_lambda_events::event::sqs::SqsEvent {
-    let records: Vec<_> = messages
-        .iter()
-        .enumerate()
-        .map(|(i, (body, count))| {
-            serde_json::json!({
-                "messageId": format!("m{i}"),
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": count.to_string()},
-                "eventSource": "aws:sqs",
-            })
-        })
-        .collect();
-    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+    testenv::events::sqs_event(messages.iter().enumerate().map(|(i, (body, count))| testenv::events::Delivery::new(format!("m{i}"), *body, *count)))
 }
 
 pub fn job_message(task_id: &str) -> String {
@@ -266,41 +255,29 @@ pub fn job_message(task_id: &str) -> String {
 }
 
 /// An `ECS Task State Change` event as EventBridge delivers it.
-pub fn task_event(cluster: &str, task_arn: &str, task_id: &str, last_status: &str, container: serde_json::Value, stop_code: Option<&str>) -> serde_json::Value {
-    let mut detail = serde_json::json!({
-        "taskArn": task_arn,
-        "clusterArn": cluster,
-        "lastStatus": last_status,
-        "desiredStatus": if last_status == "STOPPED" { "STOPPED" } else { "RUNNING" },
-        "startedBy": task_id,
-        "containers": [container],
-    });
-    if let Some(sc) = stop_code {
-        detail["stopCode"] = sc.into();
-        detail["stoppedReason"] = "stopped for a test".into();
-    }
-    serde_json::json!({
-        "version": "0",
-        "id": "e",
-        "detail-type": names::ecs::TASK_STATE_CHANGE,
-        "source": names::ecs::EVENT_SOURCE,
-        "account": ACCOUNT,
-        "time": "2024-05-01T12:00:00Z",
-        "region": "us-east-1",
-        "resources": [task_arn],
-        "detail": detail,
-    })
+pub fn task_event(cluster: &str, task_arn: &str, task_id: &str, last_status: TaskStatus, container: ContainerState, stop_code: Option<StopCode>) -> serde_json::Value {
+    let detail = TaskStateChange {
+        task_arn: task_arn.into(),
+        cluster_arn: Some(cluster.into()),
+        last_status,
+        desired_status: Some(if last_status == TaskStatus::Stopped { TaskStatus::Stopped } else { TaskStatus::Running }),
+        started_by: Some(task_id.into()),
+        stop_code,
+        stopped_reason: stop_code.map(|_| "stopped for a test".into()),
+        containers: vec![container],
+        ..TaskStateChange::default()
+    };
+    testenv::events::to_json(&testenv::events::task_state_change(detail))
 }
 
-pub fn container(exit_code: Option<i64>, reason: Option<&str>) -> serde_json::Value {
-    let mut c = serde_json::json!({"name": names::agent::CONTAINER_NAME, "lastStatus": "STOPPED"});
-    if let Some(e) = exit_code {
-        c["exitCode"] = e.into();
-    }
-    if let Some(r) = reason {
-        c["reason"] = r.into();
-    }
-    c
+/// The agent container, stopped with `exit_code` and `reason`.
+pub fn container(exit_code: Option<i64>, reason: Option<&str>) -> ContainerState {
+    ContainerState { name: names::agent::CONTAINER_NAME.into(), last_status: Some(TaskStatus::Stopped), exit_code, reason: reason.map(str::to_owned) }
+}
+
+/// The agent container, running.
+pub fn running_container() -> ContainerState {
+    ContainerState { name: names::agent::CONTAINER_NAME.into(), last_status: Some(TaskStatus::Running), exit_code: None, reason: None }
 }
 
 /// Moves a job's deadline an hour into the past, so the sweep treats it as overdue.

@@ -129,28 +129,17 @@ async fn connection(
 
 /// An API Gateway REST proxy event, as API Gateway sends it to a Lambda proxy integration.
 pub fn api_gateway_event(method: &str, resource: &str, path: &str, task_id: Option<&str>, api_key_id: &str, body: Option<&str>) -> serde_json::Value {
-    serde_json::json!({
-        "resource": resource,
-        "path": path,
-        "httpMethod": method,
-        "headers": {"Content-Type": "application/json", "x-api-key": "secret"},
-        "multiValueHeaders": {"Content-Type": ["application/json"], "x-api-key": ["secret"]},
-        "queryStringParameters": null,
-        "multiValueQueryStringParameters": null,
-        "pathParameters": task_id.map(|id| serde_json::json!({ names::routes::TASK_ID_PARAM: id })),
-        "stageVariables": null,
-        "requestContext": {
-            "accountId": "123456789012",
-            "resourceId": "abc123",
-            "stage": "dev",
-            "requestId": "api-request-1",
-            "identity": {"apiKeyId": api_key_id, "sourceIp": "127.0.0.1"},
-            "resourcePath": resource,
-            "httpMethod": method,
-            "apiId": "api",
-            "path": format!("/dev{path}"),
-        },
-        "body": body,
-        "isBase64Encoded": false,
-    })
+    let event = testenv::events::api_gateway_proxy(testenv::events::ProxyRequest {
+        method: method.into(),
+        resource: resource.into(),
+        path: path.into(),
+        path_parameters: task_id.map(|id| (names::routes::TASK_ID_PARAM.to_string(), id.to_string())).into_iter().collect(),
+        headers: vec![("Content-Type".into(), "application/json".into()), (names::routes::API_KEY_HEADER.into(), "secret".into())],
+        body: body.map(str::to_owned),
+        api_key: Some("secret".into()),
+        api_key_id: api_key_id.into(),
+        request_id: "api-request-1".into(),
+        ..Default::default()
+    });
+    testenv::events::to_json(&event)
 }

@@ -140,7 +140,7 @@ impl AgentService {
                     name: super::render_pattern(|p| names::ssm::agent_parameter(p, name), &ctx.project),
                     description: Some(format!("Agent secret {env}; set the real value out of band").into()),
                     type_: "SecureString".into(),
-                    value: "change-me".into(),
+                    value: names::ssm::PLACEHOLDER_VALUE.into(),
                     key_id: Some(key.arn()),
                     tags: None,
                 },

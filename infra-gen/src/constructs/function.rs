@@ -38,7 +38,7 @@ impl Function {
             f,
             id,
             CloudwatchLogGroup {
-                name: Val::lit("/aws/lambda/") + &physical,
+                name: super::render_pattern(names::logs::function_group, &physical),
                 retention_in_days: ctx.log_retention_days.clone(),
                 kms_key_id: Some(key.arn()),
                 tags: None,
