@@ -49,18 +49,26 @@ pub const LOGS_DEFAULT_LIMIT: u32 = 200;
 pub const LIST_LIMIT: std::ops::RangeInclusive<u32> = 1..=100;
 pub const LIST_DEFAULT_LIMIT: u32 = 20;
 
-/// Resolves a concrete path to its route template and the `task_id` segment.
+/// The route templates of `names::routes` (`/jobs/{task_id}`: matchit's syntax too), matched.
+fn router() -> &'static matchit::Router<&'static str> {
+    static ROUTER: std::sync::OnceLock<matchit::Router<&'static str>> = std::sync::OnceLock::new();
+    ROUTER.get_or_init(|| {
+        let mut r = matchit::Router::new();
+        for route in routes::ALL {
+            // Two methods share a path; the first insert of it is the one kept.
+            let _ = r.insert(route.path, route.path);
+        }
+        r
+    })
+}
+
+/// Resolves a concrete path to its route and the `task_id` segment.
 pub fn route_of(method: &str, path: &str) -> Option<(routes::Route, Option<String>)> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let jobs = routes::JOBS.trim_start_matches('/');
-    let (template, id) = match segs.as_slice() {
-        [j] if *j == jobs => (routes::JOBS, None),
-        [j, id] if *j == jobs => (routes::JOB, Some(*id)),
-        [j, id, "logs"] if *j == jobs && routes::JOB_LOGS.ends_with("/logs") => (routes::JOB_LOGS, Some(*id)),
-        _ => return None,
-    };
+    let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    let matched = router().at(path).ok()?;
+    let template = *matched.value;
     let route = routes::ALL.into_iter().find(|r| r.path == template && r.method.eq_ignore_ascii_case(method))?;
-    Some((route, id.map(str::to_owned)))
+    Some((route, matched.params.get(routes::TASK_ID_PARAM).map(str::to_owned)))
 }
 
 /// Answers one API request. Never panics on input; AWS failures become a 500 with the request id.
@@ -303,19 +311,20 @@ mod list_token {
     use names::table as t;
     use std::collections::HashMap;
 
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    /// The last key of a page as an opaque, URL-safe token (base64url of a JSON triple).
     pub fn encode(key: &HashMap<String, AttributeValue>) -> Option<String> {
         let get = |k: &str| key.get(k).and_then(|v| v.as_s().ok()).cloned();
         let v = serde_json::json!([get(t::TASK_ID)?, get(t::TENANT_ID)?, get(t::CREATED_AT)?]);
-        Some(v.to_string().bytes().map(|b| format!("{b:02x}")).collect())
+        Some(URL_SAFE_NO_PAD.encode(v.to_string()))
     }
 
+    /// The key back, only for the tenant it was made for and only when well-formed.
     pub fn decode(token: &str, tenant: &TenantId) -> Option<HashMap<String, AttributeValue>> {
-        if !token.len().is_multiple_of(2) {
-            return None;
-        }
-        let bytes: Option<Vec<u8>> =
-            (0..token.len()).step_by(2).map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok()).collect();
-        let (task_id, tenant_id, created_at): (String, String, String) = serde_json::from_slice(&bytes?).ok()?;
+        let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
+        let (task_id, tenant_id, created_at): (String, String, String) = serde_json::from_slice(&bytes).ok()?;
         if tenant_id != tenant.as_str() || TaskId::parse(&task_id).is_none() || crate::time::parse_rfc3339(&created_at).is_none() {
             return None;
         }
@@ -342,6 +351,8 @@ mod tests {
         assert!(route_of("PUT", "/jobs").is_none());
         assert!(route_of("GET", "/other").is_none());
         assert!(route_of("GET", "/jobs/a/b/c").is_none());
+        assert!(route_of("GET", &format!("/jobs/{id}/other")).is_none());
+        assert!(route_of("GET", "/").is_none());
     }
 
     #[test]
