@@ -1,20 +1,19 @@
 #!/usr/bin/env bash
-# Regenerates both committed slices of the AWS provider schema from the pinned CDK for Terraform bindings
-# (one download, one unpack): infra-gen/provider-schema/aws.json, which the conformance checks
-# (tfjson::conformance) read, and tfstandin/schema/aws.json, the full Terraform schema (types, flags,
-# nesting) the provider stand-in serves to `terraform validate` and `plan`.
+# Regenerates the one committed AWS provider schema, tfjson/provider-schema/aws.json, from the pinned CDK for
+# Terraform bindings: the Terraform schema (types, flags, nesting) that the provider stand-in serves to
+# `terraform validate` and `plan`, and that tfjson projects for the conformance checks.
 #
 #   scripts/provider-schema.sh                    # npm pack the pinned package into a temp dir
 #   PROVIDER_AWS_TGZ=/path/to.tgz scripts/provider-schema.sh   # use an already downloaded tarball
 #
-# The types to extract are listed in infra-gen/provider-schema/types.txt. Idempotent: the output only
+# The types to extract are listed in tfjson/provider-schema/types.txt. Idempotent: the output only
 # changes when the package or the type list does.
 set -euo pipefail
 
 PACKAGE="@cdktn/provider-aws@25.7.0"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-schema_dir="$root/infra-gen/provider-schema"
+schema_dir="$root/tfjson/provider-schema"
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
@@ -31,4 +30,3 @@ tar -xzf "$tgz" -C "$tmp" --wildcards 'package/.jsii' 'package/lib/*/index.js'
 
 # The manifest is 153 MB of JSON; parsing it needs more than Node's default heap.
 node --max-old-space-size=3072 "$here/provider-schema.mjs" "$tmp/package" "$schema_dir/types.txt" "$schema_dir/aws.json"
-node --max-old-space-size=3072 "$here/provider-schema-full.mjs" "$tmp/package" "$schema_dir/types.txt" "$root/tfstandin/schema/aws.json"

@@ -386,60 +386,45 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// A tiny schema in the format of aws.json.
+    /// A tiny schema in the format of provider-schema/aws.json.
     fn schema() -> Schema {
+        let opt = |ty: &str| json!({"optional": true, "type": ty});
+        let req = |ty: &str| json!({"required": true, "type": ty});
+        let computed = |ty: &str| json!({"computed": true, "type": ty});
+        let block = |nesting: &str, min: u32, max: u32, attributes: Value, blocks: Value| {
+            json!({"nesting": nesting, "min_items": min, "max_items": max, "block": {"attributes": attributes, "blocks": blocks}})
+        };
         Schema::from_json(
             &json!({
                 "source": {"package": "test", "provider": "hashicorp/aws", "provider_version": "0"},
-                "meta_arguments": ["connection", "count", "depends_on", "for_each", "lifecycle", "provider", "provisioner"],
-                "missing_types": [],
-                "types": {
+                "provider": {"attributes": {}, "blocks": {}},
+                "resources": {
                     "aws_sqs_queue": {
-                        "kind": "resource",
-                        "arguments": {
-                            "name": {"required": false, "type": "string"},
-                            "policy": {"required": false, "type": "string"},
-                            "tags": {"required": false, "type": "map(string)"}
-                        },
-                        "blocks": {},
-                        "attributes": ["arn", "id", "name", "policy", "tags", "url"]
+                        "attributes": {"arn": computed("string"), "id": computed("string"), "name": opt("string"),
+                                       "policy": opt("string"), "tags": opt("map(string)"), "url": computed("string")},
+                        "blocks": {}
                     },
                     "aws_ecs_task_definition": {
-                        "kind": "resource",
-                        "arguments": {
-                            "family": {"required": true, "type": "string"},
-                            "container_definitions": {"required": true, "type": "string"}
-                        },
+                        "attributes": {"arn": computed("string"), "id": computed("string"),
+                                       "family": req("string"), "container_definitions": req("string")},
                         "blocks": {
-                            "volume": {"nesting": "list", "required": false, "arguments": {
-                                "name": {"required": true, "type": "string"}
-                            }, "blocks": {
-                                "efs_volume_configuration": {"nesting": "single", "required": false, "arguments": {
-                                    "file_system_id": {"required": true, "type": "string"}
-                                }, "blocks": {}}
-                            }},
-                            "runtime_platform": {"nesting": "single", "required": false, "arguments": {
-                                "cpu_architecture": {"required": false, "type": "string"}
-                            }, "blocks": {}}
-                        },
-                        "attributes": ["arn", "family", "id"]
+                            "volume": block("set", 0, 0, json!({"name": req("string")}), json!({
+                                "efs_volume_configuration": block("list", 0, 1, json!({"file_system_id": req("string")}), json!({}))
+                            })),
+                            "runtime_platform": block("list", 0, 1, json!({"cpu_architecture": opt("string")}), json!({}))
+                        }
                     },
                     "aws_s3_bucket_versioning": {
-                        "kind": "resource",
-                        "arguments": {"bucket": {"required": true, "type": "string"}},
-                        "blocks": {"versioning_configuration": {"nesting": "single", "required": true, "arguments": {
-                            "status": {"required": true, "type": "string"}
-                        }, "blocks": {}}},
-                        "attributes": ["bucket", "id"]
-                    },
-                    "data.aws_iam_policy_document": {
-                        "kind": "data",
-                        "arguments": {},
-                        "blocks": {"statement": {"nesting": "list", "required": false, "arguments": {
-                            "actions": {"required": false, "type": "list(string)"},
-                            "resources": {"required": false, "type": "list(string)"}
-                        }, "blocks": {}}},
-                        "attributes": ["id", "json", "minified_json", "statement"]
+                        "attributes": {"bucket": req("string"), "id": computed("string")},
+                        "blocks": {"versioning_configuration": block("list", 1, 1, json!({"status": req("string")}), json!({}))}
+                    }
+                },
+                "data_sources": {
+                    "aws_iam_policy_document": {
+                        "attributes": {"id": computed("string"), "json": computed("string"), "minified_json": computed("string")},
+                        "blocks": {"statement": block("list", 0, 0, json!({
+                            "actions": opt("list(string)"), "resources": opt("list(string)")
+                        }), json!({}))}
                     }
                 }
             })

@@ -1,9 +1,10 @@
 //! Terraform JSON support for the generator: template escaping and reference scanning ([`expr`]), the
-//! committed slice of the AWS provider schema ([`schema`]), and checks of generated documents against it
-//! ([`conformance`]).
+//! one committed copy of the AWS provider schema ([`provider`]; tfstandin serves it), its projection for
+//! the checks ([`schema`]), and checks of generated documents against it ([`conformance`]).
 
 pub mod conformance;
 pub mod expr;
+pub mod provider;
 pub mod schema;
 
 pub use conformance::{check, Counts, Problem, Report, Violation};

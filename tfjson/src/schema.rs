@@ -1,40 +1,29 @@
-//! The AWS provider schema slice that `scripts/provider-schema.sh` extracts into
-//! `infra-gen/provider-schema/aws.json`: for each resource and data source type we emit, its arguments, nested
-//! blocks and exported attributes.
+//! What the conformance check needs of the provider schema, projected from the one committed copy
+//! ([`crate::provider`]): for each resource and data source type we may emit, its arguments (the
+//! attributes a configuration may set), nested blocks with the JSON shape they take (a block of at
+//! most one item is an object, others arrays) and the attributes other expressions may read.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
-use serde::Deserialize;
+use crate::provider::{BlockDef, ProviderSchema, ProviderSchemaError};
+pub use crate::provider::Source;
+
+/// Terraform's meta-arguments, accepted on every resource and data source.
+pub const META_ARGUMENTS: [&str; 7] = ["connection", "count", "depends_on", "for_each", "lifecycle", "provider", "provisioner"];
 
 /// The provider schema: the types we may emit and the meta-arguments every type accepts.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schema {
     /// Where the schema came from (package and provider version).
     pub source: Source,
     /// Terraform's meta-arguments (`count`, `for_each`, `depends_on`, ...), allowed on every type.
     pub meta_arguments: BTreeSet<String>,
-    /// Types asked for in `types.txt` that the provider does not have.
-    #[serde(default)]
-    pub missing_types: Vec<String>,
     /// Keyed by Terraform type; data sources carry a `data.` prefix (`data.aws_region`).
     pub types: BTreeMap<String, TypeSchema>,
 }
 
-/// Provenance of the schema.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Source {
-    /// npm package and version, e.g. `@cdktn/provider-aws@25.7.0`.
-    pub package: String,
-    /// Terraform provider source, `hashicorp/aws`.
-    pub provider: String,
-    /// Version of the Terraform provider the package was generated from.
-    pub provider_version: String,
-}
-
 /// Whether a type is declared under `resource` or `data`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TypeKind {
     Resource,
     Data,
@@ -51,45 +40,41 @@ impl TypeKind {
 }
 
 /// One resource or data source type.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TypeSchema {
     pub kind: TypeKind,
     /// The type's top-level body: arguments and nested blocks (meta-arguments excluded).
-    #[serde(flatten)]
     pub body: Body,
-    /// Attributes other expressions may read: computed ones (`arn`, `id`, `url`) and the arguments.
+    /// Attributes other expressions may read: every attribute (computed ones such as `arn`, `id`,
+    /// `url` included) and every block.
     pub attributes: BTreeSet<String>,
 }
 
 /// What a body (a type's top level or a nested block) accepts.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Body {
     pub arguments: BTreeMap<String, Argument>,
     pub blocks: BTreeMap<String, Block>,
 }
 
 /// An argument: a key whose value is an expression.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Argument {
     pub required: bool,
-    /// Value type as the bindings declare it: `string`, `number`, `bool`, `any`, `list(string)`,
-    /// `map(string)`, `map(object)`, ...
-    #[serde(rename = "type")]
+    /// The cty type in Terraform's JSON notation, compact (`"string"`, `["list","string"]`).
     pub value_type: String,
 }
 
 /// A nested block.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Block {
     pub nesting: Nesting,
     pub required: bool,
-    #[serde(flatten)]
     pub body: Body,
 }
 
-/// How many times a nested block may appear, which decides its JSON shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// The JSON shape a nested block takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Nesting {
     /// At most once: written as a JSON object.
     Single,
@@ -97,50 +82,49 @@ pub enum Nesting {
     List,
 }
 
-/// The schema file could not be read.
-#[derive(Debug)]
-pub enum SchemaError {
-    /// Not JSON of the shape `scripts/provider-schema.sh` writes.
-    Malformed(serde_json::Error),
-    /// A `data.`-prefixed key that is not a data source, or the other way round.
-    KindMismatch { ty: String },
+/// The schema could not be read.
+pub type SchemaError = ProviderSchemaError;
+
+fn body(b: &BlockDef) -> Body {
+    let arguments = b
+        .attributes
+        .iter()
+        .filter(|(_, a)| a.required || a.optional)
+        .map(|(name, a)| (name.clone(), Argument { required: a.required, value_type: a.ty.to_string() }))
+        .collect();
+    let blocks = b
+        .blocks
+        .iter()
+        .map(|(name, n)| {
+            let nesting = if n.max_items == 1 { Nesting::Single } else { Nesting::List };
+            (name.clone(), Block { nesting, required: n.min_items >= 1, body: body(&n.block) })
+        })
+        .collect();
+    Body { arguments, blocks }
 }
 
-impl fmt::Display for SchemaError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SchemaError::Malformed(e) => write!(
-                f,
-                "the provider schema is not in the format scripts/provider-schema.sh writes (line {}, column {}); regenerate it",
-                e.line(),
-                e.column()
-            ),
-            SchemaError::KindMismatch { ty } => {
-                write!(f, "provider schema type `{ty}`: only data sources, and all of them, are prefixed with `data.`")
-            }
-        }
-    }
-}
-
-impl std::error::Error for SchemaError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            SchemaError::Malformed(e) => Some(e),
-            SchemaError::KindMismatch { .. } => None,
-        }
-    }
+fn type_schema(kind: TypeKind, b: &BlockDef) -> TypeSchema {
+    let attributes = b.attributes.keys().chain(b.blocks.keys()).cloned().collect();
+    TypeSchema { kind, body: body(b), attributes }
 }
 
 impl Schema {
-    /// Parses the schema JSON (typically `include_str!` of `provider-schema/aws.json`).
+    /// The projection of a provider schema.
+    pub fn from_provider(p: &ProviderSchema) -> Schema {
+        let mut types: BTreeMap<String, TypeSchema> =
+            p.resources.iter().map(|(name, b)| (name.clone(), type_schema(TypeKind::Resource, b))).collect();
+        types.extend(p.data_sources.iter().map(|(name, b)| (format!("data.{name}"), type_schema(TypeKind::Data, b))));
+        Schema { source: p.source.clone(), meta_arguments: META_ARGUMENTS.iter().map(|m| m.to_string()).collect(), types }
+    }
+
+    /// Parses a provider schema in the format `scripts/provider-schema.sh` writes, and projects it.
     pub fn from_json(json: &str) -> Result<Schema, SchemaError> {
-        let schema: Schema = serde_json::from_str(json).map_err(SchemaError::Malformed)?;
-        for (key, ty) in &schema.types {
-            if key.starts_with("data.") != (ty.kind == TypeKind::Data) {
-                return Err(SchemaError::KindMismatch { ty: key.clone() });
-            }
-        }
-        Ok(schema)
+        Ok(Schema::from_provider(&ProviderSchema::from_json(json)?))
+    }
+
+    /// The committed AWS schema, projected.
+    pub fn aws() -> Schema {
+        Schema::from_provider(&ProviderSchema::aws())
     }
 
     /// The schema of a type, by kind and bare Terraform name (`aws_region`, not `data.aws_region`).
@@ -172,35 +156,27 @@ impl Schema {
 mod tests {
     use super::*;
 
-    const AWS: &str = include_str!("../../infra-gen/provider-schema/aws.json");
-
     #[test]
     fn committed_aws_schema_loads_and_has_what_the_generator_relies_on() {
-        let s = Schema::from_json(AWS).unwrap();
-        assert!(s.missing_types.is_empty(), "{:?}", s.missing_types);
+        let s = Schema::aws();
         assert!(s.is_meta_argument("for_each") && s.is_meta_argument("depends_on"));
 
         let queue = s.resource("aws_sqs_queue").unwrap();
         assert!(queue.attributes.contains("arn") && queue.attributes.contains("url"));
-        assert!(
-            !queue.body.arguments.contains_key("arn"),
-            "computed-only attributes are not arguments"
-        );
+        assert!(!queue.body.arguments.contains_key("arn"), "computed-only attributes are not arguments");
         assert_eq!(queue.body.blocks["timeouts"].nesting, Nesting::Single);
 
         let task = s.resource("aws_ecs_task_definition").unwrap();
         assert!(task.body.arguments["family"].required);
-        assert_eq!(
-            task.body.arguments["container_definitions"].value_type,
-            "string"
-        );
+        assert_eq!(task.body.arguments["container_definitions"].value_type, "\"string\"");
         assert_eq!(task.body.blocks["volume"].nesting, Nesting::List);
         assert!(task.body.blocks["volume"].body.arguments["name"].required);
-        // Not s3_files_volume_configuration: names come from the provider docs, not camelCase.
-        assert!(task.body.blocks["volume"]
-            .body
-            .blocks
-            .contains_key("s3files_volume_configuration"));
+        assert!(task.body.blocks["volume"].body.blocks.contains_key("s3files_volume_configuration"));
+        // A list block of at most one item takes an object, and a required one says so.
+        let versioning = s.resource("aws_s3_bucket_versioning").unwrap();
+        let vc = &versioning.body.blocks["versioning_configuration"];
+        assert_eq!((vc.nesting, vc.required), (Nesting::Single, true));
+        assert!(versioning.attributes.contains("versioning_configuration"), "blocks are readable too");
 
         let doc = s.data("aws_iam_policy_document").unwrap();
         assert!(doc.attributes.contains("json"));
@@ -210,39 +186,10 @@ mod tests {
     }
 
     #[test]
-    fn committed_aws_schema_covers_exactly_the_listed_types() {
-        let listed: BTreeSet<&str> = include_str!("../../infra-gen/provider-schema/types.txt")
-            .lines()
-            .map(|l| l.split('#').next().unwrap_or("").trim())
-            .filter(|l| !l.is_empty())
-            .collect();
-        let s = Schema::from_json(AWS).unwrap();
-        let extracted: BTreeSet<&str> = s
-            .types
-            .keys()
-            .chain(&s.missing_types)
-            .map(String::as_str)
-            .collect();
-        assert_eq!(
-            listed, extracted,
-            "provider-schema/aws.json is stale: run scripts/provider-schema.sh"
-        );
-    }
-
-    #[test]
     fn errors_say_what_is_wrong() {
-        let cases = [
-            ("{", "not in the format"),
-            ("[]", "not in the format"),
-            (
-                r#"{"source": {"package": "p", "provider": "hashicorp/aws", "provider_version": "1"}, "meta_arguments": [],
-                   "types": {"aws_region": {"kind": "data", "arguments": {}, "blocks": {}, "attributes": []}}}"#,
-                "`aws_region`",
-            ),
-        ];
-        for (json, want) in cases {
+        for json in ["{", "[]", r#"{"source": {}}"#] {
             let err = Schema::from_json(json).unwrap_err().to_string();
-            assert!(err.contains(want), "{json}: {err}");
+            assert!(err.contains("not in the format"), "{json}: {err}");
         }
     }
 }

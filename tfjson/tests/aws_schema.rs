@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 use tfjson::{check, escape_literal, Schema};
 
-const AWS: &str = include_str!("../../infra-gen/provider-schema/aws.json");
+const AWS: &str = tfjson::provider::AWS_JSON;
 
 fn files() -> BTreeMap<String, Value> {
     let policy = json!({

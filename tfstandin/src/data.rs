@@ -229,7 +229,7 @@ mod tests {
 
     #[test]
     fn account_region_and_zones_are_plausible() {
-        let s = SchemaFile::load();
+        let s = SchemaFile::aws();
         let nulls = |b: &BlockDef| {
             map(b
                 .attributes

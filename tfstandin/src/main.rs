@@ -7,8 +7,8 @@ use tfstandin::schema::SchemaFile;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     if std::env::args().any(|a| a == "--summary") {
-        let schema = SchemaFile::load();
-        let (types, attributes, blocks) = schema.size();
+        let schema = SchemaFile::aws();
+        let (types, attributes, blocks) = tfstandin::schema::size(&schema);
         println!(
             "tfstandin: AWS provider {} schema from {}: {} resource types, {} data sources \
              ({types} types), {attributes} attributes, {blocks} nested blocks",

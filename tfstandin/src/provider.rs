@@ -28,7 +28,7 @@ pub struct AwsStandin {
 impl AwsStandin {
     pub fn new() -> Self {
         Self {
-            schema: Arc::new(SchemaFile::load()),
+            schema: Arc::new(SchemaFile::aws()),
             region: Arc::default(),
         }
     }

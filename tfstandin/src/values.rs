@@ -78,7 +78,7 @@ pub fn plan(block: &BlockDef, mut proposed: Value) -> Value {
 }
 
 /// Reports block item counts outside the schema's limits with Terraform's own wording, for the limits the
-/// served schema cannot carry (see [`BlockDef::to_block`]).
+/// served schema cannot carry (see [`crate::schema::to_block`]).
 pub fn check_item_limits(
     block: &BlockDef,
     value: &Value,
@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn plan_marks_null_computed_attributes_unknown_in_nested_blocks_too() {
-        let s = SchemaFile::load();
+        let s = SchemaFile::aws();
         let versioning = &s.resources["aws_s3_bucket_versioning"];
         let proposed = map(vec![
             ("bucket", Value::from("b")),
@@ -189,7 +189,7 @@ mod tests {
 
     #[test]
     fn item_limits_use_terraforms_words() {
-        let s = SchemaFile::load();
+        let s = SchemaFile::aws();
         let versioning = &s.resources["aws_s3_bucket_versioning"];
         let mut diags = Diagnostics::default();
         let config = map(vec![
