@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
-use tfjson::expr::{interpolations, references, Reference};
+use tfjson::expr::Reference;
 
 /// `type.name` (resources) or `data.type.name`.
 pub type Address = String;
@@ -81,39 +81,23 @@ impl Index {
 
 /// Every reference in a template string.
 pub fn refs(text: &str) -> Vec<Reference> {
-    interpolations(text).unwrap_or_default().into_iter().flat_map(references).collect()
+    tfjson::walk::references_of(&Value::String(text.to_string()))
 }
 
-/// The resource addresses (`type.name`) a value refers to, anywhere inside it.
+/// The resource addresses (`type.name`) a value refers to, anywhere inside it (`depends_on`
+/// included), by the one walk of tfjson.
 pub fn referenced_resources(v: &Value) -> BTreeSet<Address> {
-    let mut out = BTreeSet::new();
-    walk_strings(v, &mut |s| {
-        for r in refs(s) {
-            if let Reference::Resource { ty, name, .. } = r {
-                out.insert(format!("{ty}.{name}"));
-            }
-        }
-    });
-    out
+    tfjson::walk::references_of(v)
+        .into_iter()
+        .filter_map(|r| match r {
+            Reference::Resource { ty, name, .. } => Some(format!("{ty}.{name}")),
+            _ => None,
+        })
+        .collect()
 }
 
 fn mentions(v: &Value, address: &str) -> bool {
-    let mut found = false;
-    walk_strings(v, &mut |s| {
-        if refs(s).iter().any(|r| matches!(r, Reference::Resource { ty, name, .. } if format!("{ty}.{name}") == address)) {
-            found = true;
-        }
-    });
-    found
-}
-
-pub fn walk_strings(v: &Value, f: &mut dyn FnMut(&str)) {
-    match v {
-        Value::String(s) => f(s),
-        Value::Array(a) => a.iter().for_each(|x| walk_strings(x, f)),
-        Value::Object(m) => m.values().for_each(|x| walk_strings(x, f)),
-        _ => {}
-    }
+    referenced_resources(v).contains(address)
 }
 
 /// A template shown to a reader: `${aws_sqs_queue.jobs.arn}/x` -> `aws_sqs_queue.jobs.arn/x`.

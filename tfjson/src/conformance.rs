@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::expr::{self, ExprError, Reference};
+use crate::expr::{ExprError, Reference};
 use crate::schema::{Body, Nesting, Schema, TypeKind};
 
 /// What is wrong at a place in a document.
@@ -283,62 +283,19 @@ impl Checker<'_> {
         }
     }
 
-    /// Walks every string of the document. The `terraform` block, variable types and defaults, `provider`
-    /// meta-arguments and `lifecycle.ignore_changes` are not templates; `depends_on` and
-    /// `lifecycle.replace_triggered_by` entries are bare references.
+    /// Resolves every reference of the document ([`crate::walk`] knows which strings are templates).
     fn check_references(&mut self, file: &str, doc: &Value) {
-        for (section, v) in objects(doc) {
-            match section.as_str() {
-                "terraform" => {}
-                "variable" => {
-                    for (name, var) in objects(v) {
-                        for (key, field) in objects(var) {
-                            if !matches!(key.as_str(), "type" | "default") {
-                                self.walk(file, &format!("variable.{name}.{key}"), field, false);
-                            }
-                        }
+        let mut found = Vec::new();
+        crate::walk::document(doc, &mut |path, f| found.push((path.to_string(), f)));
+        for (path, f) in found {
+            match f {
+                crate::walk::Found::Reference(r) => {
+                    self.report.counts.references += 1;
+                    if let Some(problem) = self.resolve(&r) {
+                        self.violation(file, path, problem);
                     }
                 }
-                _ => self.walk(file, section, v, false),
-            }
-        }
-    }
-
-    fn walk(&mut self, file: &str, path: &str, v: &Value, bare: bool) {
-        match v {
-            Value::String(s) if bare && !s.contains("${") => self.resolve_all(file, path, s),
-            Value::String(s) => match expr::interpolations(s) {
-                Ok(exprs) => {
-                    for e in exprs {
-                        self.resolve_all(file, path, e);
-                    }
-                }
-                Err(e) => self.violation(file, path.to_string(), Problem::Template(e)),
-            },
-            Value::Array(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    self.walk(file, &format!("{path}[{i}]"), item, bare);
-                }
-            }
-            Value::Object(map) => {
-                for (key, item) in map {
-                    let at = format!("{path}.{key}");
-                    match key.as_str() {
-                        "depends_on" | "replace_triggered_by" => self.walk(file, &at, item, true),
-                        "provider" | "ignore_changes" if is_meta_position(path) => {}
-                        _ => self.walk(file, &at, item, false),
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn resolve_all(&mut self, file: &str, path: &str, expression: &str) {
-        for r in expr::references(expression) {
-            self.report.counts.references += 1;
-            if let Some(problem) = self.resolve(&r) {
-                self.violation(file, path.to_string(), problem);
+                crate::walk::Found::BadTemplate(e) => self.violation(file, path, Problem::Template(e)),
             }
         }
     }
@@ -369,16 +326,6 @@ impl Checker<'_> {
             _ => None,
         }
     }
-}
-
-/// Whether `path` is a declaration body or its `lifecycle` block, where `provider` and `ignore_changes` are
-/// meta-arguments rather than provider arguments.
-fn is_meta_position(path: &str) -> bool {
-    let parts: Vec<&str> = path.split('.').collect();
-    matches!(
-        parts.as_slice(),
-        ["resource" | "data", _, _] | ["resource" | "data", _, _, "lifecycle"]
-    )
 }
 
 #[cfg(test)]

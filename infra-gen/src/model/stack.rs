@@ -531,30 +531,30 @@ impl Stack {
         resources: &BTreeMap<(String, String), Block>,
         data: &BTreeMap<(String, String), Block>,
     ) -> Result<(), Error> {
-        use tfjson::expr::{interpolations, references, Reference};
+        use tfjson::expr::Reference;
+        use tfjson::walk::Found;
         let mut unresolved = BTreeSet::new();
+        let mut bad = None;
         for (file, doc) in documents {
-            let mut strings = Vec::new();
-            collect_strings(doc, file.clone(), &mut strings);
-            for (at, s) in strings {
-                let exprs = interpolations(&s)
-                    .map_err(|e| Error::Expression { at: at.clone(), message: e.to_string() })?;
-                for e in exprs {
-                    for r in references(e) {
-                        let found = match &r {
-                            Reference::Resource { ty, name, .. } => {
-                                resources.contains_key(&(ty.clone(), name.clone()))
-                            }
-                            Reference::Data { ty, name, .. } => data.contains_key(&(ty.clone(), name.clone())),
-                            Reference::Var(name) => self.variables.contains_key(name),
-                            Reference::Local(name) => self.locals.contains_key(name),
-                        };
-                        if !found {
-                            unresolved.insert(format!("{at}: {}", describe(&r)));
-                        }
+            tfjson::walk::document(doc, &mut |path, found| match found {
+                Found::BadTemplate(e) => {
+                    bad.get_or_insert_with(|| Error::Expression { at: format!("{file}: {path}"), message: e.to_string() });
+                }
+                Found::Reference(r) => {
+                    let declared = match &r {
+                        Reference::Resource { ty, name, .. } => resources.contains_key(&(ty.clone(), name.clone())),
+                        Reference::Data { ty, name, .. } => data.contains_key(&(ty.clone(), name.clone())),
+                        Reference::Var(name) => self.variables.contains_key(name),
+                        Reference::Local(name) => self.locals.contains_key(name),
+                    };
+                    if !declared {
+                        unresolved.insert(format!("{file}: {path}: {}", describe(&r)));
                     }
                 }
-            }
+            });
+        }
+        if let Some(e) = bad {
+            return Err(e);
         }
         if unresolved.is_empty() {
             Ok(())
@@ -584,25 +584,6 @@ fn describe(r: &tfjson::expr::Reference) -> String {
         Reference::Data { ty, name, .. } => format!("data.{ty}.{name}"),
         Reference::Var(n) => format!("var.{n}"),
         Reference::Local(n) => format!("local.{n}"),
-    }
-}
-
-/// Every string in a JSON document with its path (`file: a.b[2].c`).
-pub fn collect_strings(v: &Value, path: String, out: &mut Vec<(String, String)>) {
-    match v {
-        Value::String(s) => out.push((path, s.clone())),
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                collect_strings(item, format!("{path}[{i}]"), out);
-            }
-        }
-        Value::Object(m) => {
-            for (k, item) in m {
-                let sep = if path.ends_with(".json") { ": " } else { "." };
-                collect_strings(item, format!("{path}{sep}{k}"), out);
-            }
-        }
-        _ => {}
     }
 }
 
