@@ -346,7 +346,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
 pub fn synth_files(config: &AppConfig) -> Result<BTreeMap<String, String>, Error> {
     let stack = build(config)?;
     let mut files = stack.synth()?;
-    let readme = crate::summary::render(&stack.documents()?)
+    let readme = crate::review::summary::render(&stack.documents()?)
         .map_err(|e| Error::Invalid(format!("rendering README.md: {e:?}")))?;
     files.insert(README.to_string(), readme);
     Ok(files)

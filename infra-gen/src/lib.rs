@@ -7,6 +7,4 @@ pub mod constructs;
 
 pub use app::{build, synth, synth_files, AppConfig, MAX_TENANTS};
 pub mod output;
-pub mod analysis;
 pub mod review;
-pub mod summary;

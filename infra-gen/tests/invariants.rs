@@ -271,8 +271,8 @@ fn functions_get_exactly_their_contract() {
     use names::contract::{calls, env_vars, Target};
     let stack = infra_gen::build(&infra_gen::AppConfig::default()).unwrap();
     let docs = stack.documents().unwrap();
-    let index = infra_gen::analysis::Index::new(&docs);
-    let permissions = infra_gen::analysis::permissions(&index);
+    let index = infra_gen::review::analysis::Index::new(&docs);
+    let permissions = infra_gen::review::analysis::permissions(&index);
     let runtime: BTreeSet<&str> = [
         "logs:CreateLogStream",
         "logs:PutLogEvents",
@@ -326,4 +326,21 @@ fn functions_get_exactly_their_contract() {
         want.insert(names::env::LOG_LEVEL);
         assert_eq!(vars, want, "{}: environment differs from the contract", f.as_str());
     }
+}
+
+/// The review tree reads Terraform JSON back at any revision: it must not lean on the model that
+/// wrote the current one.
+#[test]
+fn the_review_tree_never_touches_the_model() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/review");
+    let mut read = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for forbidden in ["crate::model", "crate::constructs", "crate::app", "super::super"] {
+            assert!(!text.contains(forbidden), "{} uses {forbidden}", path.display());
+        }
+        read += 1;
+    }
+    assert!(read >= 4, "{read} files read");
 }

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::Value;
-use crate::analysis::{self, referenced_resources, Index};
+use crate::review::analysis::{self, referenced_resources, Index};
 
-const TEMPLATE: &str = include_str!("../templates/README.md.tera");
+const TEMPLATE: &str = include_str!("../../templates/README.md.tera");
 
 #[derive(Serialize)]
 struct Kind {

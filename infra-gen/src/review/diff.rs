@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use crate::analysis::{self, Index, NetworkRule, Permission};
+use crate::review::analysis::{self, Index, NetworkRule, Permission};
 
 /// Arguments whose change makes Terraform destroy and recreate the resource (by type; `*` = every
 /// change, as for task definitions, which get a new revision).
