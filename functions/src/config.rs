@@ -3,13 +3,15 @@
 //! naming the variable, not on the first request.
 
 use crate::model::TenantId;
+use names::contract::EnvVar;
+#[cfg(test)]
 use names::env;
 use names::Function;
 use std::collections::HashMap;
 
 /// The environment variables a function reads: (name, required). The Terraform generator must set
 /// the required ones; the others have defaults from `names::defaults`.
-pub fn env_vars(f: Function) -> &'static [(&'static str, bool)] {
+pub fn env_vars(f: Function) -> &'static [(EnvVar, bool)] {
     names::contract::env_vars(f)
 }
 
@@ -21,7 +23,7 @@ impl Tenants {
     pub fn from_json(s: &str) -> Result<Tenants, String> {
         serde_json::from_str::<HashMap<String, String>>(s)
             .map(Tenants)
-            .map_err(|e| format!("{} must be a JSON object of API key id -> tenant id: {e}", env::TENANT_KEYS))
+            .map_err(|e| format!("{} must be a JSON object of API key id -> tenant id: {e}", EnvVar::TenantKeys.name()))
     }
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Tenants {
         Tenants(pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
@@ -73,7 +75,8 @@ impl Config {
         let mut c = Config::defaults();
         let mut missing = Vec::new();
         for f in functions {
-            for &(name, required) in env_vars(*f) {
+            for &(var, required) in env_vars(*f) {
+                let name = var.name();
                 let Some(value) = lookup(name).filter(|v| !v.trim().is_empty()) else {
                     if required && !missing.contains(&name) {
                         missing.push(name);
@@ -82,21 +85,20 @@ impl Config {
                 };
                 let number = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("{name} must be a number, got {v:?}"));
                 let list = |v: &str| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
-                match name {
-                    env::TABLE_NAME => c.table = value,
-                    env::QUEUE_URL => c.queue_url = value,
-                    env::BUCKET_NAME => c.bucket = value,
-                    env::CLUSTER_ARN => c.cluster_arn = value,
-                    env::TASK_DEFINITION => c.task_definition = value,
-                    env::SUBNET_IDS => c.subnet_ids = list(&value),
-                    env::SECURITY_GROUP_IDS => c.security_group_ids = list(&value),
-                    env::CONTAINER_NAME => c.container_name = value,
-                    env::LOG_GROUP => c.log_group = value,
-                    env::TENANT_KEYS => c.tenants = Tenants::from_json(&value)?,
-                    env::MAX_ATTEMPTS => c.max_attempts = number(&value)?.max(1),
-                    env::TIMEOUT_GRACE_SECONDS => c.timeout_grace_seconds = number(&value)?,
-                    env::JOB_TTL_DAYS => c.job_ttl_days = number(&value)?.max(1),
-                    _ => unreachable!("env_vars lists only the names matched here"),
+                match var {
+                    EnvVar::TableName => c.table = value,
+                    EnvVar::QueueUrl => c.queue_url = value,
+                    EnvVar::BucketName => c.bucket = value,
+                    EnvVar::ClusterArn => c.cluster_arn = value,
+                    EnvVar::TaskDefinition => c.task_definition = value,
+                    EnvVar::SubnetIds => c.subnet_ids = list(&value),
+                    EnvVar::SecurityGroupIds => c.security_group_ids = list(&value),
+                    EnvVar::ContainerName => c.container_name = value,
+                    EnvVar::LogGroup => c.log_group = value,
+                    EnvVar::TenantKeys => c.tenants = Tenants::from_json(&value)?,
+                    EnvVar::MaxAttempts => c.max_attempts = number(&value)?.max(1),
+                    EnvVar::TimeoutGraceSeconds => c.timeout_grace_seconds = number(&value)?,
+                    EnvVar::JobTtlDays => c.job_ttl_days = number(&value)?.max(1),
                 }
             }
         }

@@ -114,7 +114,7 @@ mod tests {
     #[test]
     fn every_function_reads_the_table() {
         for f in Function::ALL {
-            assert!(config::env_vars(f).contains(&(names::env::TABLE_NAME, true)), "{f:?}");
+            assert!(config::env_vars(f).contains(&(names::contract::EnvVar::TableName, true)), "{f:?}");
         }
     }
 }

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use names::{defaults as d, env, Function as Fn};
+use names::contract::{Action, EnvVar, Target};
+use names::{defaults as d, Function as Fn};
 use serde_json::json;
 
 use crate::constructs::agent::{AgentProps, AgentService};
@@ -218,66 +219,46 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         "join(\",\", [{}])",
         network.private_subnets.iter().map(|s| s.id().as_expr()).collect::<Vec<_>>().join(", ")
     ));
-    let values: BTreeMap<&str, Val> = [
-        (env::TABLE_NAME, table.table.name()),
-        (env::QUEUE_URL, queue.queue.url()),
-        (env::TENANT_KEYS, tenant_keys.val()),
-        (env::JOB_TTL_DAYS, Val::Int(d::JOB_TTL_DAYS.into())),
-        (env::BUCKET_NAME, bucket.bucket.bucket()),
-        (env::LOG_GROUP, agent.log_group.name()),
-        (env::CLUSTER_ARN, agent.cluster.arn()),
-        (env::TASK_DEFINITION, agent.task_definition.arn_without_revision()),
-        (env::SUBNET_IDS, subnets),
-        (env::SECURITY_GROUP_IDS, network.agent_security_group.id()),
-        (env::CONTAINER_NAME, names::agent::CONTAINER_NAME.into()),
-        (env::MAX_ATTEMPTS, max_attempts.val()),
-        (env::TIMEOUT_GRACE_SECONDS, Val::Int(d::TIMEOUT_GRACE_SECONDS.into())),
-    ]
-    .into_iter()
-    .collect();
+    // Every value a function may read; a new variable in the contract is a compile error here.
+    let value = |var: EnvVar| -> Val {
+        match var {
+            EnvVar::TableName => table.table.name(),
+            EnvVar::QueueUrl => queue.queue.url(),
+            EnvVar::TenantKeys => tenant_keys.val(),
+            EnvVar::JobTtlDays => Val::Int(d::JOB_TTL_DAYS.into()),
+            EnvVar::BucketName => bucket.bucket.bucket(),
+            EnvVar::LogGroup => agent.log_group.name(),
+            EnvVar::ClusterArn => agent.cluster.arn(),
+            EnvVar::TaskDefinition => agent.task_definition.arn_without_revision(),
+            EnvVar::SubnetIds => subnets.clone(),
+            EnvVar::SecurityGroupIds => network.agent_security_group.id(),
+            EnvVar::ContainerName => names::agent::CONTAINER_NAME.into(),
+            EnvVar::MaxAttempts => max_attempts.val(),
+            EnvVar::TimeoutGraceSeconds => Val::Int(d::TIMEOUT_GRACE_SECONDS.into()),
+        }
+    };
     let function = |s: &mut Stack, f: Fn, description: &'static str, timeout: u32| -> Result<Function, Error> {
         let mut environment = ValMap::new();
-        for (name, _) in names::contract::env_vars(f) {
-            let value = values
-                .get(name)
-                .ok_or_else(|| Error::Invalid(format!("the {} function reads {name}, which the stack does not provide", f.as_str())))?;
-            environment.insert(name.to_string(), value.clone());
+        for (var, _) in names::contract::env_vars(f) {
+            environment.insert(var.name().to_string(), value(*var));
         }
-        Function::new(
+        let function = Function::new(
             s,
             &ctx,
             &key,
             FunctionProps { function: f, description, timeout_seconds: timeout, memory_mb: 256, architecture: architecture.clone(), environment },
-        )
+        )?;
+        grant_contract(s, &ctx, &function, Grantors { table: &table, queue: &queue, bucket: &bucket, agent: &agent, key: &key })?;
+        Ok(function)
     };
 
-    // Grants: exactly the calls of `names::contract::calls` (a test holds them equal).
-    let jobs = names::bucket::JOBS_PREFIX;
+    // Each function's environment and grants come from its contract (`names::contract`).
     let submit = function(&mut s, Fn::Submit, "POST /jobs: validates and records a job, then queues it", 10)?;
-    table.grant_items(&mut s, &submit.role, &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"])?;
-    queue.grant_send(&mut s, &submit.role, &key)?;
-
     let status = function(&mut s, Fn::Status, "GET /jobs/{task_id}: a job and pre-signed links to its outputs", 10)?;
-    table.grant_items(&mut s, &status.role, &["dynamodb:GetItem"])?;
-    bucket.grant_read(&mut s, &status.role, &key, jobs)?;
-
     let logs = function(&mut s, Fn::Logs, "GET /jobs/{task_id}/logs: the job container's log events", 10)?;
-    table.grant_items(&mut s, &logs.role, &["dynamodb:GetItem"])?;
-    agent.grant_read_logs(&mut s, &logs.role)?;
-
     let list = function(&mut s, Fn::List, "GET /jobs: the caller's jobs, newest first", 10)?;
-    table.grant_query_by_tenant(&mut s, &list.role)?;
-
     let cancel = function(&mut s, Fn::Cancel, "DELETE /jobs/{task_id}: cancels a job and stops its task", 10)?;
-    table.grant_items(&mut s, &cancel.role, &["dynamodb:GetItem", "dynamodb:UpdateItem"])?;
-    agent.grant_stop(&mut s, &ctx, &cancel.role)?;
-
     let process = function(&mut s, Fn::Process, "Job queue consumer: claims a job and starts its agent task", d::PROCESS_TIMEOUT_SECONDS)?;
-    table.grant_items(&mut s, &process.role, &["dynamodb:GetItem", "dynamodb:UpdateItem"])?;
-    queue.grant_consume(&mut s, &process.role, &key)?;
-    bucket.grant_put(&mut s, &process.role, &key, jobs)?;
-    agent.grant_run(&mut s, &ctx, &process.role)?;
-    agent.grant_stop(&mut s, &ctx, &process.role)?;
     // After the role may read the queue: a mapping created first fails its first polls.
     s.add_with(
         File::Functions,
@@ -301,8 +282,6 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         "ECS task state changes and the timeout sweep: moves jobs through their lifecycle",
         60,
     )?;
-    table.grant_items(&mut s, &reconcile.role, &["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan"])?;
-    agent.grant_stop(&mut s, &ctx, &reconcile.role)?;
     events::task_state_changes(&mut s, &ctx, &agent, &reconcile)?;
     events::schedule(&mut s, &ctx, "rate(5 minutes)", &reconcile)?;
 
@@ -340,6 +319,70 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
     out(&mut s, "agent_log_group", agent.log_group.name(), "CloudWatch log group of the agent containers", false)?;
     out(&mut s, "alarm_topic_arn", alarms.arn(), "SNS topic the alarms notify; subscribe to it", false)?;
     Ok(s)
+}
+
+/// The constructs that grant what a function's contract asks for.
+struct Grantors<'a> {
+    table: &'a JobTable,
+    queue: &'a JobQueue,
+    bucket: &'a OutputsBucket,
+    agent: &'a AgentService,
+    key: &'a Key,
+}
+
+/// Grants `function` exactly the calls of `names::contract::calls`, each through the construct that
+/// owns its target, in intent-sized groups (the queue's consumer calls, the bucket's reads, the
+/// agent's run); a call no construct grants is a synthesis error.
+fn grant_contract(s: &mut Stack, ctx: &Context, function: &Function, g: Grantors<'_>) -> Result<(), Error> {
+    use names::contract::{calls, Action::*, Target::*};
+    let mut wanted: Vec<(Action, Target)> = calls(function.function).to_vec();
+    let mut take = |group: &[(Action, Target)]| -> bool {
+        let all = group.iter().all(|c| wanted.contains(c));
+        if all {
+            wanted.retain(|c| !group.contains(c));
+        }
+        all
+    };
+    let role = &function.role;
+    let jobs = names::bucket::JOBS_PREFIX;
+    let items: Vec<&str> = calls(function.function).iter().filter(|(_, t)| *t == Table).map(|(a, _)| a.as_str()).collect();
+    if !items.is_empty() {
+        let group: Vec<(Action, Target)> = calls(function.function).iter().copied().filter(|(_, t)| *t == Table).collect();
+        take(&group);
+        g.table.grant_items(s, role, &items)?;
+    }
+    if take(&[(DynamodbQuery, TenantIndex)]) {
+        g.table.grant_query_by_tenant(s, role)?;
+    }
+    if take(&[(SqsSendMessage, JobsQueue)]) {
+        g.queue.grant_send(s, role, g.key)?;
+    }
+    if take(&[(SqsReceiveMessage, JobsQueue), (SqsDeleteMessage, JobsQueue), (SqsGetQueueAttributes, JobsQueue)]) {
+        g.queue.grant_consume(s, role, g.key)?;
+    }
+    if take(&[(S3ListBucket, Bucket), (S3GetObject, JobObjects)]) {
+        g.bucket.grant_read(s, role, g.key, jobs)?;
+    }
+    if take(&[(S3PutObject, JobObjects)]) {
+        g.bucket.grant_put(s, role, g.key, jobs)?;
+    }
+    if take(&[(EcsRunTask, TaskDefinition), (EcsTagResource, ClusterTasks), (IamPassRole, ExecutionRole)]) {
+        g.agent.grant_run(s, ctx, role)?;
+    }
+    if take(&[(EcsStopTask, ClusterTasks)]) {
+        g.agent.grant_stop(s, ctx, role)?;
+    }
+    if take(&[(LogsGetLogEvents, AgentLogStreams)]) {
+        g.agent.grant_read_logs(s, role)?;
+    }
+    if wanted.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "the {} function's contract asks for {wanted:?}, which no construct grants (teach app::grant_contract)",
+            function.function.as_str()
+        )))
+    }
 }
 
 /// Every file of `generated/` for a configuration: the Terraform JSON and the README summarizing it.

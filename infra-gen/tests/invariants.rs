@@ -303,17 +303,17 @@ fn functions_get_exactly_their_contract() {
             .map(|p| (p.action.clone(), p.resource.clone()))
             .collect();
         let actions: BTreeSet<&str> = granted.iter().map(|(a, _)| a.as_str()).collect();
-        let expected: BTreeSet<&str> = calls(f).iter().map(|(a, _)| *a).collect();
+        let expected: BTreeSet<&str> = calls(f).iter().map(|(a, _)| a.as_str()).collect();
         assert_eq!(actions, expected, "{}: granted actions differ from the contract", f.as_str());
         for (action, target) in calls(f) {
             let want = target_resource(*target);
             assert!(
-                granted.iter().any(|(a, r)| a == action && (r == &want || r.ends_with(&want))),
+                granted.iter().any(|(a, r)| a == action.as_str() && (r == &want || r.ends_with(&want))),
                 "{}: {action} is not granted on {want}; granted: {granted:?}",
                 f.as_str()
             );
             assert!(
-                granted.iter().filter(|(a, _)| a == action).count() == 1,
+                granted.iter().filter(|(a, _)| a == action.as_str()).count() == 1,
                 "{}: {action} is granted on more than its target",
                 f.as_str()
             );
@@ -321,7 +321,7 @@ fn functions_get_exactly_their_contract() {
 
         let lambda = index.resources.get(&format!("aws_lambda_function.{}", f.as_str())).unwrap();
         let vars: BTreeSet<&str> = lambda["environment"]["variables"].as_object().unwrap().keys().map(String::as_str).collect();
-        let mut want: BTreeSet<&str> = env_vars(f).iter().map(|(n, _)| *n).collect();
+        let mut want: BTreeSet<&str> = env_vars(f).iter().map(|(v, _)| v.name()).collect();
         want.insert(names::env::FUNCTION);
         want.insert(names::env::LOG_LEVEL);
         assert_eq!(vars, want, "{}: environment differs from the contract", f.as_str());

@@ -465,33 +465,121 @@ pub mod env {
 pub mod contract {
     use super::{env, Function};
 
+    /// A variable of a function's environment, set by infra-gen from the contract.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum EnvVar {
+        TableName,
+        QueueUrl,
+        TenantKeys,
+        JobTtlDays,
+        BucketName,
+        LogGroup,
+        ClusterArn,
+        TaskDefinition,
+        SubnetIds,
+        SecurityGroupIds,
+        ContainerName,
+        MaxAttempts,
+        TimeoutGraceSeconds,
+    }
+
+    impl EnvVar {
+        /// The variable's name in the environment.
+        pub fn name(self) -> &'static str {
+            match self {
+                EnvVar::TableName => env::TABLE_NAME,
+                EnvVar::QueueUrl => env::QUEUE_URL,
+                EnvVar::TenantKeys => env::TENANT_KEYS,
+                EnvVar::JobTtlDays => env::JOB_TTL_DAYS,
+                EnvVar::BucketName => env::BUCKET_NAME,
+                EnvVar::LogGroup => env::LOG_GROUP,
+                EnvVar::ClusterArn => env::CLUSTER_ARN,
+                EnvVar::TaskDefinition => env::TASK_DEFINITION,
+                EnvVar::SubnetIds => env::SUBNET_IDS,
+                EnvVar::SecurityGroupIds => env::SECURITY_GROUP_IDS,
+                EnvVar::ContainerName => env::CONTAINER_NAME,
+                EnvVar::MaxAttempts => env::MAX_ATTEMPTS,
+                EnvVar::TimeoutGraceSeconds => env::TIMEOUT_GRACE_SECONDS,
+            }
+        }
+    }
+
     /// `(variable, required)`: the environment each function reads. Optional ones fall back to
     /// `names::defaults`.
-    pub fn env_vars(f: Function) -> &'static [(&'static str, bool)] {
+    pub fn env_vars(f: Function) -> &'static [(EnvVar, bool)] {
+        use EnvVar::*;
         use Function::*;
         match f {
-            Submit => &[(env::TABLE_NAME, true), (env::QUEUE_URL, true), (env::TENANT_KEYS, true), (env::JOB_TTL_DAYS, false)],
-            Status => &[(env::TABLE_NAME, true), (env::BUCKET_NAME, true), (env::TENANT_KEYS, true)],
-            Logs => &[(env::TABLE_NAME, true), (env::LOG_GROUP, true), (env::TENANT_KEYS, true)],
-            List => &[(env::TABLE_NAME, true), (env::TENANT_KEYS, true)],
-            Cancel => &[(env::TABLE_NAME, true), (env::CLUSTER_ARN, true), (env::TENANT_KEYS, true)],
+            Submit => &[(TableName, true), (QueueUrl, true), (TenantKeys, true), (JobTtlDays, false)],
+            Status => &[(TableName, true), (BucketName, true), (TenantKeys, true)],
+            Logs => &[(TableName, true), (LogGroup, true), (TenantKeys, true)],
+            List => &[(TableName, true), (TenantKeys, true)],
+            Cancel => &[(TableName, true), (ClusterArn, true), (TenantKeys, true)],
             Process => &[
-                (env::TABLE_NAME, true),
-                (env::BUCKET_NAME, true),
-                (env::CLUSTER_ARN, true),
-                (env::TASK_DEFINITION, true),
-                (env::SUBNET_IDS, true),
-                (env::SECURITY_GROUP_IDS, true),
-                (env::CONTAINER_NAME, false),
-                (env::MAX_ATTEMPTS, false),
-                (env::TIMEOUT_GRACE_SECONDS, false),
+                (TableName, true),
+                (BucketName, true),
+                (ClusterArn, true),
+                (TaskDefinition, true),
+                (SubnetIds, true),
+                (SecurityGroupIds, true),
+                (ContainerName, false),
+                (MaxAttempts, false),
+                (TimeoutGraceSeconds, false),
             ],
-            Reconcile => &[
-                (env::TABLE_NAME, true),
-                (env::CLUSTER_ARN, true),
-                (env::CONTAINER_NAME, false),
-                (env::TIMEOUT_GRACE_SECONDS, false),
-            ],
+            Reconcile => &[(TableName, true), (ClusterArn, true), (ContainerName, false), (TimeoutGraceSeconds, false)],
+        }
+    }
+
+    /// An AWS API call, by the IAM action that authorizes it.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum Action {
+        DynamodbGetItem,
+        DynamodbPutItem,
+        DynamodbUpdateItem,
+        DynamodbQuery,
+        DynamodbScan,
+        SqsSendMessage,
+        SqsReceiveMessage,
+        SqsDeleteMessage,
+        SqsGetQueueAttributes,
+        S3ListBucket,
+        S3GetObject,
+        S3PutObject,
+        EcsRunTask,
+        EcsStopTask,
+        EcsTagResource,
+        IamPassRole,
+        LogsGetLogEvents,
+    }
+
+    impl Action {
+        /// The action as IAM spells it (`dynamodb:GetItem`).
+        pub fn as_str(self) -> &'static str {
+            match self {
+                Action::DynamodbGetItem => "dynamodb:GetItem",
+                Action::DynamodbPutItem => "dynamodb:PutItem",
+                Action::DynamodbUpdateItem => "dynamodb:UpdateItem",
+                Action::DynamodbQuery => "dynamodb:Query",
+                Action::DynamodbScan => "dynamodb:Scan",
+                Action::SqsSendMessage => "sqs:SendMessage",
+                Action::SqsReceiveMessage => "sqs:ReceiveMessage",
+                Action::SqsDeleteMessage => "sqs:DeleteMessage",
+                Action::SqsGetQueueAttributes => "sqs:GetQueueAttributes",
+                Action::S3ListBucket => "s3:ListBucket",
+                Action::S3GetObject => "s3:GetObject",
+                Action::S3PutObject => "s3:PutObject",
+                Action::EcsRunTask => "ecs:RunTask",
+                Action::EcsStopTask => "ecs:StopTask",
+                Action::EcsTagResource => "ecs:TagResource",
+                Action::IamPassRole => "iam:PassRole",
+                Action::LogsGetLogEvents => "logs:GetLogEvents",
+            }
+        }
+    }
+
+    impl std::fmt::Display for Action {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.as_str())
         }
     }
 
@@ -514,38 +602,29 @@ pub mod contract {
 
     /// `(IAM action, target)`: every AWS call a function makes, including those its event source
     /// makes with its role (SQS polling).
-    pub fn calls(f: Function) -> &'static [(&'static str, Target)] {
+    pub fn calls(f: Function) -> &'static [(Action, Target)] {
+        use Action::*;
         use Function::*;
         use Target::*;
         match f {
-            Submit => &[
-                ("dynamodb:GetItem", Table),
-                ("dynamodb:PutItem", Table),
-                ("dynamodb:UpdateItem", Table),
-                ("sqs:SendMessage", JobsQueue),
-            ],
-            Status => &[("dynamodb:GetItem", Table), ("s3:ListBucket", Bucket), ("s3:GetObject", JobObjects)],
-            Logs => &[("dynamodb:GetItem", Table), ("logs:GetLogEvents", AgentLogStreams)],
-            List => &[("dynamodb:Query", TenantIndex)],
-            Cancel => &[("dynamodb:GetItem", Table), ("dynamodb:UpdateItem", Table), ("ecs:StopTask", ClusterTasks)],
+            Submit => &[(DynamodbGetItem, Table), (DynamodbPutItem, Table), (DynamodbUpdateItem, Table), (SqsSendMessage, JobsQueue)],
+            Status => &[(DynamodbGetItem, Table), (S3ListBucket, Bucket), (S3GetObject, JobObjects)],
+            Logs => &[(DynamodbGetItem, Table), (LogsGetLogEvents, AgentLogStreams)],
+            List => &[(DynamodbQuery, TenantIndex)],
+            Cancel => &[(DynamodbGetItem, Table), (DynamodbUpdateItem, Table), (EcsStopTask, ClusterTasks)],
             Process => &[
-                ("dynamodb:GetItem", Table),
-                ("dynamodb:UpdateItem", Table),
-                ("s3:PutObject", JobObjects),
-                ("ecs:RunTask", TaskDefinition),
-                ("ecs:TagResource", ClusterTasks),
-                ("iam:PassRole", ExecutionRole),
-                ("ecs:StopTask", ClusterTasks),
-                ("sqs:ReceiveMessage", JobsQueue),
-                ("sqs:DeleteMessage", JobsQueue),
-                ("sqs:GetQueueAttributes", JobsQueue),
+                (DynamodbGetItem, Table),
+                (DynamodbUpdateItem, Table),
+                (S3PutObject, JobObjects),
+                (EcsRunTask, TaskDefinition),
+                (EcsTagResource, ClusterTasks),
+                (IamPassRole, ExecutionRole),
+                (EcsStopTask, ClusterTasks),
+                (SqsReceiveMessage, JobsQueue),
+                (SqsDeleteMessage, JobsQueue),
+                (SqsGetQueueAttributes, JobsQueue),
             ],
-            Reconcile => &[
-                ("dynamodb:GetItem", Table),
-                ("dynamodb:UpdateItem", Table),
-                ("dynamodb:Scan", Table),
-                ("ecs:StopTask", ClusterTasks),
-            ],
+            Reconcile => &[(DynamodbGetItem, Table), (DynamodbUpdateItem, Table), (DynamodbScan, Table), (EcsStopTask, ClusterTasks)],
         }
     }
 }
