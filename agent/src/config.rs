@@ -82,52 +82,18 @@ pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> 
     let raw = get(env::JOB).ok_or_else(|| format!("{} is not set", env::JOB))?;
     let spec: JobSpec =
         serde_json::from_str(&raw).map_err(|e| format!("{} is not a valid job: {e}", env::JOB))?;
+    // The API's rules, once more: the agent never opens what the API would not have accepted.
+    let valid = spec.validate().map_err(|e| e.message)?;
     let options = spec.options;
-    check_range(
-        "options.viewport.width",
-        options.viewport.width,
-        job::VIEWPORT_WIDTH,
-    )?;
-    check_range(
-        "options.viewport.height",
-        options.viewport.height,
-        job::VIEWPORT_HEIGHT,
-    )?;
-    check_range(
-        "options.timeout_seconds",
-        options.timeout_seconds,
-        job::TIMEOUT_SECONDS,
-    )?;
-    if spec.task_id.trim().is_empty() {
-        return Err("task_id is empty".into());
-    }
     let template = get(env::SEARCH_URL_TEMPLATE)
         .filter(|t| !t.trim().is_empty())
         .unwrap_or_else(|| names::agent::DEFAULT_SEARCH_URL_TEMPLATE.to_string());
-    let target = match (spec.query, spec.url) {
-        (Some(query), None) => {
-            let query = query.trim().to_string();
-            if query.is_empty() || query.chars().count() > job::QUERY_MAX_CHARS {
-                return Err(format!(
-                    "query must have 1 to {} characters",
-                    job::QUERY_MAX_CHARS
-                ));
-            }
+    let target = match valid {
+        job::ValidTarget::Query(query) => {
             let url = search_url(&template, &query)?;
             Target::Search { query, url }
         }
-        (None, Some(url)) => {
-            if url.len() > job::URL_MAX_CHARS {
-                return Err(format!(
-                    "url is longer than {} characters",
-                    job::URL_MAX_CHARS
-                ));
-            }
-            Target::Page {
-                url: http_url(&url).map_err(|e| format!("url: {e}"))?,
-            }
-        }
-        _ => return Err("exactly one of query and url must be set".into()),
+        job::ValidTarget::Url(url) => Target::Page { url },
     };
     let egress = EgressPolicy::parse(&get(env::EGRESS_ALLOW).unwrap_or_default())
         .map_err(|e| format!("{}: {e}", env::EGRESS_ALLOW))?;
@@ -150,22 +116,6 @@ pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> 
             .map(PathBuf::from)
             .unwrap_or_else(std::env::temp_dir),
     })
-}
-
-fn check_range(
-    field: &str,
-    value: u32,
-    range: std::ops::RangeInclusive<u32>,
-) -> Result<(), String> {
-    if range.contains(&value) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{field} must be between {} and {}, not {value}",
-            range.start(),
-            range.end()
-        ))
-    }
 }
 
 fn http_url(s: &str) -> Result<Url, String> {
@@ -209,19 +159,23 @@ mod tests {
                 r#"{"task_id":"t","url":"https://example.com/a?b=c"}"#,
                 Ok(()),
             ),
-            (r#"{"task_id":"t"}"#, Err("exactly one")),
+            (r#"{"task_id":"t"}"#, Err("`query` (or `url`) is required")),
             (
                 r#"{"task_id":"t","query":"a","url":"https://x.org"}"#,
-                Err("exactly one"),
+                Err("not both"),
             ),
-            (r#"{"task_id":"t","query":"   "}"#, Err("query must have")),
+            (r#"{"task_id":"t","query":"   "}"#, Err("`query` must not be empty")),
             (
                 r#"{"task_id":"t","url":"file:///etc/passwd"}"#,
-                Err("not an http(s) URL"),
+                Err("must be an http or https URL"),
             ),
             (
                 r#"{"task_id":"t","url":"javascript:alert(1)"}"#,
-                Err("not an http(s) URL"),
+                Err("must be an http or https URL"),
+            ),
+            (
+                r#"{"task_id":"t","url":"https://user:pw@x.org/"}"#,
+                Err("must not carry credentials"),
             ),
             (
                 r#"{"task_id":"t","url":"https://x.org","options":{"timeout_seconds":5}}"#,

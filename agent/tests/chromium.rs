@@ -187,7 +187,7 @@ fn invalid_job_gets_error_json_without_a_browser() {
     assert!(error["message"]
         .as_str()
         .unwrap()
-        .contains("exactly one of query and url"));
+        .contains("not both"));
 }
 
 #[test]

@@ -70,8 +70,116 @@ pub mod job {
         }
     }
 
+    /// A job field that breaks a rule: its path (`options.viewport.width`) and what is wrong, in
+    /// words for the client.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct SpecError {
+        pub field: String,
+        pub message: String,
+    }
+
+    impl SpecError {
+        fn new(field: &str, message: impl Into<String>) -> SpecError {
+            SpecError { field: field.to_string(), message: message.into() }
+        }
+    }
+
+    impl std::fmt::Display for SpecError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.message)
+        }
+    }
+
+    /// The one set of rules for what a job may ask, applied by the API when a job is submitted and
+    /// by the agent when it starts one: a search query (trimmed, 1 to 512 characters, no control
+    /// characters), or an http(s) URL with a host and no credentials, and options within bounds.
+    pub mod rules {
+        use super::*;
+
+        /// The query as it will be searched for.
+        pub fn query(q: &str) -> Result<String, SpecError> {
+            let q = q.trim();
+            if q.is_empty() {
+                return Err(SpecError::new("query", "`query` must not be empty"));
+            }
+            if q.chars().count() > QUERY_MAX_CHARS {
+                return Err(SpecError::new("query", format!("`query` must be at most {QUERY_MAX_CHARS} characters")));
+            }
+            if q.chars().any(char::is_control) {
+                return Err(SpecError::new("query", "`query` must not contain control characters"));
+            }
+            Ok(q.to_owned())
+        }
+
+        /// The URL, parsed (WHATWG URL rules, as the browser reads it).
+        pub fn url(u: &str) -> Result<url::Url, SpecError> {
+            url_field("url", u)
+        }
+
+        /// A URL at `field`.
+        pub fn url_field(field: &str, u: &str) -> Result<url::Url, SpecError> {
+            let bad = |m: String| SpecError::new(field, m);
+            if u.len() > URL_MAX_CHARS {
+                return Err(bad(format!("`{field}` must be at most {URL_MAX_CHARS} characters")));
+            }
+            if u.trim() != u || u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(bad(format!("`{field}` must not contain spaces or control characters")));
+            }
+            let url = url::Url::parse(u).map_err(|e| bad(format!("`{field}` is not a valid URL ({e})")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(bad(format!("`{field}` must be an http or https URL")));
+            }
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(bad(format!("`{field}` must name a host")));
+            }
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(bad(format!("`{field}` must not carry credentials")));
+            }
+            Ok(url)
+        }
+
+        /// `value` of `field` within `range`.
+        pub fn bounded(field: &str, value: i64, range: &std::ops::RangeInclusive<u32>) -> Result<u32, SpecError> {
+            if value < i64::from(*range.start()) || value > i64::from(*range.end()) {
+                return Err(SpecError::new(field, format!("`{field}` must be between {} and {}", range.start(), range.end())));
+            }
+            Ok(value as u32)
+        }
+
+        /// Every option within its bounds.
+        pub fn options(o: &JobOptions) -> Result<(), SpecError> {
+            bounded("options.viewport.width", o.viewport.width.into(), &VIEWPORT_WIDTH)?;
+            bounded("options.viewport.height", o.viewport.height.into(), &VIEWPORT_HEIGHT)?;
+            bounded("options.timeout_seconds", o.timeout_seconds.into(), &TIMEOUT_SECONDS)?;
+            Ok(())
+        }
+    }
+
+    /// What a valid spec asks the browser to open.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum ValidTarget {
+        Query(String),
+        Url(url::Url),
+    }
+
+    impl JobSpec {
+        /// The spec by [`rules`]: its target, or the first field that breaks one.
+        pub fn validate(&self) -> Result<ValidTarget, SpecError> {
+            if self.task_id.trim().is_empty() {
+                return Err(SpecError::new("task_id", "`task_id` must not be empty"));
+            }
+            rules::options(&self.options)?;
+            match (&self.query, &self.url) {
+                (Some(q), None) => rules::query(q).map(ValidTarget::Query),
+                (None, Some(u)) => rules::url(u).map(ValidTarget::Url),
+                (Some(_), Some(_)) => Err(SpecError::new("url", "give either `query` or `url`, not both")),
+                (None, None) => Err(SpecError::new("query", "`query` (or `url`) is required")),
+            }
+        }
+    }
+
     /// What the agent is asked to do. Exactly one of `query` and `url` is set; the API validates
-    /// that before a spec exists.
+    /// that before a spec exists, and the agent again before it starts ([`JobSpec::validate`]).
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct JobSpec {

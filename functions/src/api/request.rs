@@ -85,40 +85,19 @@ fn opt_string<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<Option<&'a
     }
 }
 
+impl From<job::SpecError> for ApiError {
+    fn from(e: job::SpecError) -> ApiError {
+        ApiError::invalid(&e.field, e.message)
+    }
+}
+
 fn validate_query(q: &str) -> Result<String, ApiError> {
-    let q = q.trim();
-    if q.is_empty() {
-        return Err(ApiError::invalid("query", "`query` must not be empty"));
-    }
-    if q.chars().count() > job::QUERY_MAX_CHARS {
-        return Err(ApiError::invalid(
-            "query",
-            format!("`query` must be at most {} characters", job::QUERY_MAX_CHARS),
-        ));
-    }
-    if q.chars().any(char::is_control) {
-        return Err(ApiError::invalid("query", "`query` must not contain control characters"));
-    }
-    Ok(q.to_owned())
+    Ok(job::rules::query(q)?)
 }
 
 fn validate_url(u: &str) -> Result<String, ApiError> {
-    let bad = |m: &str| ApiError::invalid("url", m.to_owned());
-    if u.len() > job::URL_MAX_CHARS {
-        return Err(bad(&format!("`url` must be at most {} characters", job::URL_MAX_CHARS)));
-    }
-    let uri: http::Uri = u.parse().map_err(|_| bad("`url` is not a valid URL"))?;
-    match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
-        Some("http") | Some("https") => {}
-        _ => return Err(bad("`url` must be an http or https URL")),
-    }
-    let authority = uri.authority().ok_or_else(|| bad("`url` must name a host"))?;
-    if authority.as_str().contains('@') {
-        return Err(bad("`url` must not carry credentials"));
-    }
-    if authority.host().is_empty() {
-        return Err(bad("`url` must name a host"));
-    }
+    job::rules::url(u)?;
+    // Stored as the client wrote it; the agent parses it by the same rules.
     Ok(u.to_owned())
 }
 
@@ -169,13 +148,7 @@ fn bounded(v: &Value, field: &str, range: std::ops::RangeInclusive<u32>) -> Resu
     let Some(n) = v.as_i64().or_else(|| v.as_u64().map(|u| u.min(i64::MAX as u64) as i64)) else {
         return Err(ApiError::InvalidType { field: field.into(), expected: "an integer" });
     };
-    if n < i64::from(*range.start()) || n > i64::from(*range.end()) {
-        return Err(ApiError::invalid(
-            field,
-            format!("`{field}` must be between {} and {}", range.start(), range.end()),
-        ));
-    }
-    Ok(n as u32)
+    Ok(job::rules::bounded(field, n, &range)?)
 }
 
 /// The `Idempotency-Key` header: 1..=255 visible ASCII characters.
