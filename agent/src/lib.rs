@@ -36,8 +36,8 @@ pub fn main_entry() -> i32 {
     browser::become_subreaper();
     let get = |k: &str| std::env::var(k).ok();
     let task_id = config::task_id_hint(&get);
-    install_panic_hook(task_id.clone());
     let log = Arc::new(Log::new(task_id));
+    install_panic_hook();
     // Also runs when main unwinds from a panic.
     let _reap = KillOnDrop;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -68,22 +68,16 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn install_panic_hook(task_id: String) {
+fn install_panic_hook() {
     std::panic::set_hook(Box::new(move |info| {
-        let line = log::line(
-            "error",
-            &task_id,
-            "panic",
-            json!({ "panic": info.to_string() }),
-        );
-        println!("{line}");
+        tracing::error!(panic = %info, "panic");
     }));
 }
 
 /// The hard stop: a thread that ends the process at the deadline even if the runtime is wedged.
 static HARD_DEADLINE_MS: AtomicU64 = AtomicU64::new(u64::MAX);
 
-fn arm_watchdog(started: Instant, at: Duration, task_id: String) {
+fn arm_watchdog(started: Instant, at: Duration) {
     HARD_DEADLINE_MS.fetch_min(at.as_millis() as u64, Ordering::SeqCst);
     static ARMED: std::sync::Once = std::sync::Once::new();
     ARMED.call_once(|| {
@@ -91,13 +85,7 @@ fn arm_watchdog(started: Instant, at: Duration, task_id: String) {
             let due = Duration::from_millis(HARD_DEADLINE_MS.load(Ordering::SeqCst));
             let now = started.elapsed();
             if now >= due {
-                let line = log::line(
-                    "error",
-                    &task_id,
-                    "hard deadline reached; exiting",
-                    json!({ "exit_code": exit::DEADLINE }),
-                );
-                println!("{line}");
+                tracing::error!(exit_code = exit::DEADLINE, "hard deadline reached; exiting");
                 browser::kill_descendants();
                 std::process::exit(exit::DEADLINE);
             }
@@ -116,7 +104,7 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
         Ok(c) => c.timeout(),
         Err(_) => Duration::from_secs(names::job::DEFAULT_TIMEOUT_SECONDS.into()),
     };
-    arm_watchdog(started, timeout, log_task_id(&config));
+    arm_watchdog(started, timeout);
     let t0 = tokio::time::Instant::from_std(started);
     // Uploads must finish a little before the watchdog fires.
     let deadline = t0 + timeout - Duration::from_millis(150);
@@ -241,13 +229,6 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
     code
 }
 
-fn log_task_id(config: &Result<config::Config, String>) -> String {
-    config
-        .as_ref()
-        .map(|c| c.task_id.clone())
-        .unwrap_or_default()
-}
-
 async fn recv(sig: &mut Option<tokio::signal::unix::Signal>) {
     match sig {
         Some(s) => {
@@ -264,11 +245,7 @@ fn terminated(
 ) -> AgentError {
     log.warn("SIGTERM received; uploading what there is", json!({}));
     *upload_deadline = (*upload_deadline).min(tokio::time::Instant::now() + SIGTERM_GRACE);
-    arm_watchdog(
-        started,
-        started.elapsed() + SIGTERM_GRACE + Duration::from_secs(2),
-        String::new(),
-    );
+    arm_watchdog(started, started.elapsed() + SIGTERM_GRACE + Duration::from_secs(2));
     AgentError::Terminated
 }
 

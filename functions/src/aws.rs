@@ -46,6 +46,8 @@ impl AwsError {
         self.code.as_deref().is_some_and(|c| codes.contains(&c))
     }
 
+    /// Throttling is not a modeled error of any operation (each service spells it its own way), so
+    /// it is told by the code.
     pub fn is_throttling(&self) -> bool {
         self.code_is(&["ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"])
     }
@@ -96,14 +98,8 @@ impl JobStore {
             .await;
         match r {
             Ok(_) => Ok(true),
-            Err(e) => {
-                let e = AwsError::from_sdk("dynamodb:PutItem", e);
-                if e.code_is(&["ConditionalCheckFailedException"]) {
-                    Ok(false)
-                } else {
-                    Err(e)
-                }
-            }
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(AwsError::from_sdk("dynamodb:PutItem", e)),
         }
     }
 
@@ -159,14 +155,8 @@ impl JobStore {
             .await;
         match r {
             Ok(r) => Ok(r.attributes.as_ref().and_then(from_item)),
-            Err(e) => {
-                let e = AwsError::from_sdk("dynamodb:UpdateItem", e);
-                if e.code_is(&["ConditionalCheckFailedException"]) {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(None),
+            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e)),
         }
     }
 
@@ -485,9 +475,12 @@ impl Tasks {
         let r = self.client.stop_task().cluster(&self.cluster).task(task_arn).reason(reason).send().await;
         match r {
             Ok(_) => Ok(()),
+            // ECS answers a task it no longer knows with InvalidParameterException (moto with a
+            // ResourceNotFoundException, which StopTask does not model).
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_invalid_parameter_exception()) => Ok(()),
             Err(e) => {
                 let e = AwsError::from_sdk("ecs:StopTask", e);
-                if e.code_is(&["InvalidParameterException", "ResourceNotFoundException"]) {
+                if e.code_is(&["ResourceNotFoundException"]) {
                     Ok(())
                 } else {
                     Err(e)
@@ -552,16 +545,11 @@ impl AgentLogs {
                     .collect(),
                 forward_token: r.next_forward_token,
             }),
-            Err(e) => {
-                let e = AwsError::from_sdk("logs:GetLogEvents", e);
-                if e.code_is(&["ResourceNotFoundException"]) {
-                    Ok(LogPage { events: vec![], forward_token: None })
-                } else if token.is_some() && e.code_is(&["InvalidParameterException"]) {
-                    Err(None)
-                } else {
-                    Err(Some(e))
-                }
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+                Ok(LogPage { events: vec![], forward_token: None })
             }
+            Err(e) if token.is_some() && e.as_service_error().is_some_and(|e| e.is_invalid_parameter_exception()) => Err(None),
+            Err(e) => Err(Some(AwsError::from_sdk("logs:GetLogEvents", e))),
         }
     }
 }

@@ -27,7 +27,7 @@ pub async fn run(function: Function) -> Result<(), Error> {
                 let app = app.clone();
                 async move {
                     let outcome = reconcile::event(&app, &ev.payload).await?;
-                    crate::log("info", "reconciled", serde_json::json!({"outcome": format!("{outcome:?}")}));
+                    tracing::info!(outcome = ?outcome, "reconciled");
                     Ok::<_, Error>(serde_json::json!({"outcome": format!("{outcome:?}")}))
                 }
             }))

@@ -85,15 +85,6 @@ impl App {
     }
 }
 
-/// A one-line JSON log record on stderr (CloudWatch keeps it with the request id).
-pub(crate) fn log(level: &str, msg: &str, fields: serde_json::Value) {
-    let mut line = serde_json::json!({"level": level, "msg": msg});
-    if let (Some(l), serde_json::Value::Object(f)) = (line.as_object_mut(), fields) {
-        l.extend(f);
-    }
-    eprintln!("{line}");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,7 +48,7 @@ pub async fn batch(app: &App, event: aws_lambda_events::event::sqs::SqsEvent) ->
         let receive_count =
             record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
         let outcome = message(app, &Message { body: record.body.as_deref(), receive_count }).await;
-        crate::log("info", "processed message", json!({"message_id": id, "outcome": format!("{outcome:?}")}));
+        tracing::info!(message_id = %id, outcome = ?outcome, "processed message");
         if let Outcome::Retry(_) = outcome {
             resp.add_failure(id);
         }
@@ -99,7 +99,7 @@ async fn start(app: &App, task_id: &TaskId, receive_count: u32) -> Result<Outcom
         Ok(RunOutcome::Started { task_arn }) => return record(app, task_id, task_arn).await,
         Ok(RunOutcome::Refused { reason }) => reason,
         Err(e) => {
-            crate::log("warn", "RunTask failed", json!({"task_id": task_id.as_str(), "error": e.to_string()}));
+            tracing::warn!(task_id = task_id.as_str(), error = %e, "RunTask failed");
             match e.code {
                 Some(code) => format!("RunTask failed: {code}"),
                 None => "RunTask failed".to_owned(),
@@ -167,7 +167,7 @@ pub async fn overrides(app: &App, job: &Job) -> Result<Result<Vec<(String, Strin
             break;
         }
         if urls.remove(&optional).is_some() {
-            crate::log("warn", "upload dropped to fit the RunTask overrides", json!({"task_id": job.task_id.as_str(), "output": optional.as_str()}));
+            tracing::warn!(task_id = job.task_id.as_str(), output = optional.as_str(), "upload dropped to fit the RunTask overrides");
             environment = env(&urls);
         }
     }

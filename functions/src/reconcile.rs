@@ -10,7 +10,7 @@ use crate::App;
 use names::ecs::{StopCode, TaskStatus};
 use names::job::ErrorCode;
 use names::{table as t, JobStatus};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// `detail-type` of EventBridge scheduled events.
 pub const SCHEDULED_EVENT: &str = "Scheduled Event";
@@ -128,7 +128,7 @@ pub async fn sweep(app: &App) -> Result<Outcome, AwsError> {
             failed += 1;
             if let Some(arn) = &j.ecs_task_arn {
                 if let Err(e) = app.tasks.stop(arn, "job timed out").await {
-                    crate::log("error", "could not stop timed-out task", json!({"task_id": j.task_id.as_str(), "error": e.to_string()}));
+                    tracing::error!(task_id = j.task_id.as_str(), error = %e, "could not stop timed-out task");
                 }
             }
         }

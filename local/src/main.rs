@@ -82,6 +82,8 @@ fn agent_command(cli: &Cli, root: &std::path::Path) -> Result<AgentCommand, Stri
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // The handlers' JSON log lines, on stderr as in a Lambda.
+    logging::init(logging::level_from_env(), std::io::stderr);
     let root = workspace_root();
     let command = match agent_command(&cli, &root) {
         Ok(c) => c,

@@ -77,7 +77,7 @@ pub async fn handle(app: &App, req: &ApiRequest) -> ApiResponse {
         Ok(r) => r,
         Err(e) => {
             if e.status() >= 500 {
-                crate::log("error", "request failed", json!({"request_id": req.request_id}));
+                tracing::error!(request_id = ?req.request_id, status = e.status(), "request failed");
             }
             ApiResponse { status: e.status(), body: e.body() }
         }
@@ -94,8 +94,9 @@ async fn dispatch(app: &App, req: &ApiRequest) -> Result<ApiResponse, ApiError> 
         .as_deref()
         .and_then(|k| app.config.tenants.tenant_of(k))
         .ok_or(ApiError::Forbidden("the API key is not assigned to a tenant"))?;
-    let internal = |e: AwsError| {
-        crate::log("error", "AWS call failed", json!({"request_id": req.request_id, "error": e.to_string()}));
+    let tenant_name = tenant.as_str().to_string();
+    let internal = move |e: AwsError| {
+        tracing::error!(request_id = ?req.request_id, tenant = tenant_name.as_str(), error = %e, "AWS call failed");
         ApiError::Internal { request_id: req.request_id.clone() }
     };
     let ctx = Ctx { app, tenant, internal: &internal };
@@ -184,7 +185,7 @@ async fn submit(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError
             (t::FINISHED_AT, attr_s(rfc3339(ctx.app.clock.now_millis()))),
         ];
         if let Err(e2) = store.transition(&task_id, JobStatus::Failed, reason).await {
-            crate::log("error", "could not mark unqueued job failed", json!({"task_id": task_id.as_str(), "error": e2.to_string()}));
+            tracing::error!(task_id = task_id.as_str(), error = %e2, "could not mark unqueued job failed");
         }
         return Err((ctx.internal)(e));
     }
@@ -233,7 +234,7 @@ async fn cancel(ctx: &Ctx<'_>, task_id: &TaskId) -> Result<ApiResponse, ApiError
         if let Some(arn) = &cancelled.ecs_task_arn {
             if let Err(e) = ctx.app.tasks.stop(arn, "job cancelled").await {
                 // The job is cancelled either way; the agent also exits by its own deadline.
-                crate::log("error", "could not stop cancelled task", json!({"task_id": task_id.as_str(), "error": e.to_string()}));
+                tracing::error!(task_id = task_id.as_str(), tenant = ctx.tenant.as_str(), error = %e, "could not stop cancelled task");
             }
         }
         return ok(200, cancelled.view());

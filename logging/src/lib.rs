@@ -1,0 +1,221 @@
+//! The one JSON logger of the functions and the agent, through `tracing`: one object per line with
+//! `ts`, `level`, `msg`, the process's own fields (`function`, `task_id`), the fields of the spans
+//! the event is in and the event's fields, all at the top level, so CloudWatch Logs Insights
+//! queries `task_id`, `tenant`, `function` and `level` directly (`filter level = "error"`).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Fields on every line of this process (`function`, `task_id`), set once known.
+fn globals() -> &'static RwLock<Map<String, Value>> {
+    static GLOBALS: OnceLock<RwLock<Map<String, Value>>> = OnceLock::new();
+    GLOBALS.get_or_init(Default::default)
+}
+
+/// Puts `key` = `value` on every line from now on.
+pub fn set_global(key: &str, value: &str) {
+    if let Ok(mut g) = globals().write() {
+        g.insert(key.to_string(), Value::String(value.to_string()));
+    }
+}
+
+/// The line format: flat JSON.
+pub struct FlatJson;
+
+impl<S, N> FormatEvent<S, N> for FlatJson
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> std::fmt::Result {
+        let mut line = Map::new();
+        line.insert("ts".into(), Value::String(now_rfc3339()));
+        line.insert("level".into(), Value::String(event.metadata().level().as_str().to_ascii_lowercase()));
+        if let Ok(g) = globals().read() {
+            line.extend(g.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                if let Some(fields) = span.extensions().get::<FormattedFields<N>>() {
+                    if let Ok(Value::Object(f)) = serde_json::from_str::<Value>(fields) {
+                        line.extend(f);
+                    }
+                }
+            }
+        }
+        event.record(&mut Fields(&mut line));
+        writeln!(writer, "{}", Value::Object(line))
+    }
+}
+
+/// An event's fields into the line; `message` becomes `msg`, a field given with `%` or `?` whose
+/// text is a JSON object or array is kept as that value, and the object of a field named `fields`
+/// is merged into the line (for callers whose fields are JSON values already, as the agent's).
+struct Fields<'a>(&'a mut Map<String, Value>);
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, Value::String(value.to_string()));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, value.into());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let text = format!("{value:?}");
+        let value = match serde_json::from_str::<Value>(&text) {
+            Ok(v @ (Value::Object(_) | Value::Array(_))) => v,
+            _ => Value::String(text),
+        };
+        self.put(field, value);
+    }
+}
+
+impl Fields<'_> {
+    fn put(&mut self, field: &Field, value: Value) {
+        match (field.name(), value) {
+            ("fields", Value::Object(m)) => {
+                for (k, v) in m {
+                    if !matches!(k.as_str(), "ts" | "level" | "msg") {
+                        self.0.insert(k, v);
+                    }
+                }
+            }
+            ("message", v) => {
+                self.0.insert("msg".into(), v);
+            }
+            (name, v) => {
+                self.0.insert(name.to_string(), v);
+            }
+        }
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// Installs the logger for the process, writing to `writer`, at `level` and above.
+pub fn init<W>(level: tracing::Level, writer: W)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let _ = tracing_subscriber::fmt()
+        .fmt_fields(JsonFields::new())
+        .event_format(FlatJson)
+        .with_max_level(level)
+        .with_writer(writer)
+        .try_init();
+}
+
+/// The level named by `RUST_LOG` (`error`, `warn`, `info`, `debug`, `trace`), else `info`.
+pub fn level_from_env() -> tracing::Level {
+    std::env::var("RUST_LOG").ok().and_then(|l| l.trim().parse().ok()).unwrap_or(tracing::Level::INFO)
+}
+
+/// Every line, to stdout and into a buffer as well (the agent uploads it as `agent.log`).
+#[derive(Clone, Default)]
+pub struct Tee {
+    buffer: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Tee {
+    /// Everything written so far.
+    pub fn contents(&self) -> Vec<u8> {
+        self.buffer.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+pub struct TeeWriter {
+    buffer: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Write for TeeWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // stdout first: if the upload never happens, CloudWatch still has the line.
+        let mut out = std::io::stdout().lock();
+        out.write_all(buf)?;
+        out.flush()?;
+        self.buffer.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stdout().flush()
+    }
+}
+
+impl<'a> MakeWriter<'a> for Tee {
+    type Writer = TeeWriter;
+    fn make_writer(&'a self) -> TeeWriter {
+        TeeWriter { buffer: self.buffer.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    struct BufWriter(Arc<Mutex<Vec<u8>>>);
+    impl Write for BufWriter {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl<'a> MakeWriter<'a> for Buf {
+        type Writer = BufWriter;
+        fn make_writer(&'a self) -> BufWriter {
+            BufWriter(self.0.clone())
+        }
+    }
+
+    #[test]
+    fn lines_are_flat_json_with_globals_span_and_event_fields() {
+        let buf = Buf::default();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(JsonFields::new())
+            .event_format(FlatJson)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(buf.clone())
+            .finish();
+        set_global("function", "submit");
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("request", tenant = "acme", request_id = "r-1");
+            let _g = span.enter();
+            tracing::warn!(task_id = "t-1", attempt = 2, options = %r#"{"full_page":true}"#, "retrying");
+            tracing::debug!("not at this level");
+            tracing::info!(fields = %serde_json::json!({"stage": "launch", "level": "x"}), "merged");
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!((lines[1]["stage"].as_str(), lines[1]["level"].as_str()), (Some("launch"), Some("info")), "merged, never over the line's own");
+        let l = &lines[0];
+        assert_eq!(l["level"], "warn");
+        assert_eq!(l["msg"], "retrying");
+        assert_eq!((l["function"].as_str(), l["tenant"].as_str(), l["task_id"].as_str()), (Some("submit"), Some("acme"), Some("t-1")));
+        assert_eq!(l["attempt"], 2);
+        assert_eq!(l["options"]["full_page"], true, "a JSON object given as text stays an object");
+        assert!(l["ts"].as_str().unwrap().ends_with('Z'));
+    }
+}
