@@ -5,6 +5,38 @@
 //! the deployment (project and environment) take a `prefix`: infra-gen passes a Terraform expression
 //! (`${local.name_prefix}`), the local stack passes a concrete `infra-demo-dev`.
 
+/// An enum whose variants each have one spelling, declared once: the enum, `ALL`, `as_str`,
+/// `parse` and `Display` come from one table (`Variant = "spelling"`).
+macro_rules! spelled_enum {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:expr),+ $(,)? }) => {
+        $(#[$meta])*
+        $vis enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: [$name; [$(stringify!($variant)),+].len()] = [$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<$name> {
+                $name::ALL.into_iter().find(|v| v.as_str() == s)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 /// The job as the API accepts it, the table stores it and the agent receives it (`AGENT_JOB`).
 pub mod job {
     use serde::{Deserialize, Serialize};
@@ -18,55 +50,29 @@ pub mod job {
     pub const DEFAULT_TIMEOUT_SECONDS: u32 = 120;
     pub const DEFAULT_VIEWPORT: Viewport = Viewport { width: 1280, height: 800 };
 
-    /// Why a job failed or ended, as the status response's `error.code` says it.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-    pub enum ErrorCode {
-        /// The job ran past its timeout plus grace; the sweep stopped it.
-        Timeout,
-        /// The agent container exited non-zero (the exit code and `error.json` say why).
-        AgentFailed,
-        /// The container was killed for using more than the task's memory.
-        OutOfMemory,
-        /// ECS could not start the task (image pull, network, capacity).
-        TaskFailedToStart,
-        /// The task was stopped from outside the job.
-        TaskStopped,
-        /// RunTask kept failing until the last attempt.
-        RunTaskFailed,
-        /// The job's spec and upload links do not fit RunTask's overrides.
-        OverrideTooLarge,
-        /// The job was recorded but could not be queued.
-        EnqueueFailed,
-        /// The client cancelled the job.
-        Cancelled,
-    }
-
-    impl ErrorCode {
-        pub const ALL: [ErrorCode; 9] = [
-            ErrorCode::Timeout,
-            ErrorCode::AgentFailed,
-            ErrorCode::OutOfMemory,
-            ErrorCode::TaskFailedToStart,
-            ErrorCode::TaskStopped,
-            ErrorCode::RunTaskFailed,
-            ErrorCode::OverrideTooLarge,
-            ErrorCode::EnqueueFailed,
-            ErrorCode::Cancelled,
-        ];
-
-        pub fn as_str(self) -> &'static str {
-            match self {
-                ErrorCode::Timeout => "TIMEOUT",
-                ErrorCode::AgentFailed => "AGENT_FAILED",
-                ErrorCode::OutOfMemory => "OUT_OF_MEMORY",
-                ErrorCode::TaskFailedToStart => "TASK_FAILED_TO_START",
-                ErrorCode::TaskStopped => "TASK_STOPPED",
-                ErrorCode::RunTaskFailed => "RUN_TASK_FAILED",
-                ErrorCode::OverrideTooLarge => "OVERRIDE_TOO_LARGE",
-                ErrorCode::EnqueueFailed => "ENQUEUE_FAILED",
-                ErrorCode::Cancelled => "CANCELLED",
-            }
+    spelled_enum! {
+        /// Why a job failed or ended, as the status response's `error.code` says it.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+        pub enum ErrorCode {
+            /// The job ran past its timeout plus grace; the sweep stopped it.
+            Timeout = "TIMEOUT",
+            /// The agent container exited non-zero (the exit code and `error.json` say why).
+            AgentFailed = "AGENT_FAILED",
+            /// The container was killed for using more than the task's memory.
+            OutOfMemory = "OUT_OF_MEMORY",
+            /// ECS could not start the task (image pull, network, capacity).
+            TaskFailedToStart = "TASK_FAILED_TO_START",
+            /// The task was stopped from outside the job.
+            TaskStopped = "TASK_STOPPED",
+            /// RunTask kept failing until the last attempt.
+            RunTaskFailed = "RUN_TASK_FAILED",
+            /// The job's spec and upload links do not fit RunTask's overrides.
+            OverrideTooLarge = "OVERRIDE_TOO_LARGE",
+            /// The job was recorded but could not be queued.
+            EnqueueFailed = "ENQUEUE_FAILED",
+            /// The client cancelled the job.
+            Cancelled = "CANCELLED",
         }
     }
 
@@ -326,36 +332,19 @@ pub mod bucket {
     }
 }
 
-/// One file a job can produce.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Output {
-    Screenshot,
-    Result,
-    Log,
-    Html,
-    Error,
+spelled_enum! {
+    /// One file a job can produce, by the name API responses and the agent's upload map use.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum Output {
+        Screenshot = "screenshot",
+        Result = "result",
+        Log = "logs",
+        Html = "html",
+        Error = "error",
+    }
 }
 
 impl Output {
-    pub const ALL: [Output; 5] = [
-        Output::Screenshot,
-        Output::Result,
-        Output::Log,
-        Output::Html,
-        Output::Error,
-    ];
-
-    /// The name used in API responses and in the agent's upload map.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Output::Screenshot => "screenshot",
-            Output::Result => "result",
-            Output::Log => "logs",
-            Output::Html => "html",
-            Output::Error => "error",
-        }
-    }
-
     pub fn file_name(self) -> &'static str {
         match self {
             Output::Screenshot => "screenshot.png",
@@ -375,50 +364,23 @@ impl Output {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Output> {
-        Output::ALL.into_iter().find(|o| o.as_str() == s)
-    }
 }
 
-/// Job status values and the lifecycle between them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum JobStatus {
-    Queued,
-    Provisioning,
-    Provisioned,
-    Running,
-    Completed,
-    Failed,
-    Cancelled,
+spelled_enum! {
+    /// Job status values; the lifecycle between them is below.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum JobStatus {
+        Queued = "QUEUED",
+        Provisioning = "PROVISIONING",
+        Provisioned = "PROVISIONED",
+        Running = "RUNNING",
+        Completed = "COMPLETED",
+        Failed = "FAILED",
+        Cancelled = "CANCELLED",
+    }
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 7] = [
-        JobStatus::Queued,
-        JobStatus::Provisioning,
-        JobStatus::Provisioned,
-        JobStatus::Running,
-        JobStatus::Completed,
-        JobStatus::Failed,
-        JobStatus::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Queued => "QUEUED",
-            JobStatus::Provisioning => "PROVISIONING",
-            JobStatus::Provisioned => "PROVISIONED",
-            JobStatus::Running => "RUNNING",
-            JobStatus::Completed => "COMPLETED",
-            JobStatus::Failed => "FAILED",
-            JobStatus::Cancelled => "CANCELLED",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<JobStatus> {
-        JobStatus::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-
     pub fn is_terminal(self) -> bool {
         matches!(self, JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled)
     }
@@ -442,12 +404,6 @@ impl JobStatus {
 
     pub fn can_move_to(self, next: JobStatus) -> bool {
         next.allowed_predecessors().contains(&self)
-    }
-}
-
-impl std::fmt::Display for JobStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -479,45 +435,21 @@ pub mod routes {
     ];
 }
 
-/// The Lambda functions of the stack.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Function {
-    Submit,
-    Status,
-    Logs,
-    List,
-    Cancel,
-    Process,
-    Reconcile,
+spelled_enum! {
+    /// The Lambda functions of the stack.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum Function {
+        Submit = "submit",
+        Status = "status",
+        Logs = "logs",
+        List = "list",
+        Cancel = "cancel",
+        Process = "process",
+        Reconcile = "reconcile",
+    }
 }
 
 impl Function {
-    pub const ALL: [Function; 7] = [
-        Function::Submit,
-        Function::Status,
-        Function::Logs,
-        Function::List,
-        Function::Cancel,
-        Function::Process,
-        Function::Reconcile,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Function::Submit => "submit",
-            Function::Status => "status",
-            Function::Logs => "logs",
-            Function::List => "list",
-            Function::Cancel => "cancel",
-            Function::Process => "process",
-            Function::Reconcile => "reconcile",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Function> {
-        Function::ALL.into_iter().find(|f| f.as_str() == s)
-    }
-
     /// Physical function name.
     pub fn name(self, prefix: &str) -> String {
         format!("{prefix}-{}", self.as_str())
@@ -573,42 +505,31 @@ pub mod env {
 pub mod contract {
     use super::{env, Function};
 
-    /// A variable of a function's environment, set by infra-gen from the contract.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-    pub enum EnvVar {
-        TableName,
-        QueueUrl,
-        TenantKeys,
-        JobTtlDays,
-        BucketName,
-        LogGroup,
-        ClusterArn,
-        TaskDefinition,
-        SubnetIds,
-        SecurityGroupIds,
-        ContainerName,
-        MaxAttempts,
-        TimeoutGraceSeconds,
+    spelled_enum! {
+        /// A variable of a function's environment, set by infra-gen from the contract; spelled as
+        /// its name in the environment.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum EnvVar {
+            TableName = env::TABLE_NAME,
+            QueueUrl = env::QUEUE_URL,
+            TenantKeys = env::TENANT_KEYS,
+            JobTtlDays = env::JOB_TTL_DAYS,
+            BucketName = env::BUCKET_NAME,
+            LogGroup = env::LOG_GROUP,
+            ClusterArn = env::CLUSTER_ARN,
+            TaskDefinition = env::TASK_DEFINITION,
+            SubnetIds = env::SUBNET_IDS,
+            SecurityGroupIds = env::SECURITY_GROUP_IDS,
+            ContainerName = env::CONTAINER_NAME,
+            MaxAttempts = env::MAX_ATTEMPTS,
+            TimeoutGraceSeconds = env::TIMEOUT_GRACE_SECONDS,
+        }
     }
 
     impl EnvVar {
         /// The variable's name in the environment.
         pub fn name(self) -> &'static str {
-            match self {
-                EnvVar::TableName => env::TABLE_NAME,
-                EnvVar::QueueUrl => env::QUEUE_URL,
-                EnvVar::TenantKeys => env::TENANT_KEYS,
-                EnvVar::JobTtlDays => env::JOB_TTL_DAYS,
-                EnvVar::BucketName => env::BUCKET_NAME,
-                EnvVar::LogGroup => env::LOG_GROUP,
-                EnvVar::ClusterArn => env::CLUSTER_ARN,
-                EnvVar::TaskDefinition => env::TASK_DEFINITION,
-                EnvVar::SubnetIds => env::SUBNET_IDS,
-                EnvVar::SecurityGroupIds => env::SECURITY_GROUP_IDS,
-                EnvVar::ContainerName => env::CONTAINER_NAME,
-                EnvVar::MaxAttempts => env::MAX_ATTEMPTS,
-                EnvVar::TimeoutGraceSeconds => env::TIMEOUT_GRACE_SECONDS,
-            }
+            self.as_str()
         }
     }
 
@@ -638,56 +559,27 @@ pub mod contract {
         }
     }
 
-    /// An AWS API call, by the IAM action that authorizes it.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-    pub enum Action {
-        DynamodbGetItem,
-        DynamodbPutItem,
-        DynamodbUpdateItem,
-        DynamodbQuery,
-        DynamodbScan,
-        SqsSendMessage,
-        SqsReceiveMessage,
-        SqsDeleteMessage,
-        SqsGetQueueAttributes,
-        S3ListBucket,
-        S3GetObject,
-        S3PutObject,
-        EcsRunTask,
-        EcsStopTask,
-        EcsTagResource,
-        IamPassRole,
-        LogsGetLogEvents,
-    }
-
-    impl Action {
-        /// The action as IAM spells it (`dynamodb:GetItem`).
-        pub fn as_str(self) -> &'static str {
-            match self {
-                Action::DynamodbGetItem => "dynamodb:GetItem",
-                Action::DynamodbPutItem => "dynamodb:PutItem",
-                Action::DynamodbUpdateItem => "dynamodb:UpdateItem",
-                Action::DynamodbQuery => "dynamodb:Query",
-                Action::DynamodbScan => "dynamodb:Scan",
-                Action::SqsSendMessage => "sqs:SendMessage",
-                Action::SqsReceiveMessage => "sqs:ReceiveMessage",
-                Action::SqsDeleteMessage => "sqs:DeleteMessage",
-                Action::SqsGetQueueAttributes => "sqs:GetQueueAttributes",
-                Action::S3ListBucket => "s3:ListBucket",
-                Action::S3GetObject => "s3:GetObject",
-                Action::S3PutObject => "s3:PutObject",
-                Action::EcsRunTask => "ecs:RunTask",
-                Action::EcsStopTask => "ecs:StopTask",
-                Action::EcsTagResource => "ecs:TagResource",
-                Action::IamPassRole => "iam:PassRole",
-                Action::LogsGetLogEvents => "logs:GetLogEvents",
-            }
-        }
-    }
-
-    impl std::fmt::Display for Action {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(self.as_str())
+    spelled_enum! {
+        /// An AWS API call, spelled as the IAM action that authorizes it (`dynamodb:GetItem`).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Action {
+            DynamodbGetItem = "dynamodb:GetItem",
+            DynamodbPutItem = "dynamodb:PutItem",
+            DynamodbUpdateItem = "dynamodb:UpdateItem",
+            DynamodbQuery = "dynamodb:Query",
+            DynamodbScan = "dynamodb:Scan",
+            SqsSendMessage = "sqs:SendMessage",
+            SqsReceiveMessage = "sqs:ReceiveMessage",
+            SqsDeleteMessage = "sqs:DeleteMessage",
+            SqsGetQueueAttributes = "sqs:GetQueueAttributes",
+            S3ListBucket = "s3:ListBucket",
+            S3GetObject = "s3:GetObject",
+            S3PutObject = "s3:PutObject",
+            EcsRunTask = "ecs:RunTask",
+            EcsStopTask = "ecs:StopTask",
+            EcsTagResource = "ecs:TagResource",
+            IamPassRole = "iam:PassRole",
+            LogsGetLogEvents = "logs:GetLogEvents",
         }
     }
 
@@ -851,64 +743,38 @@ pub mod ecs {
     pub const TASK_STATE_CHANGE: &str = "ECS Task State Change";
     pub const EVENT_SOURCE: &str = "aws.ecs";
 
-    /// A task's or container's `lastStatus`/`desiredStatus`.
-    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-    pub enum TaskStatus {
-        Provisioning,
-        Pending,
-        Activating,
-        Running,
-        Deactivating,
-        Stopping,
-        Deprovisioning,
-        Stopped,
-        /// A status this code does not know (ECS adds some from time to time).
-        #[serde(other)]
-        #[default]
-        Other,
-    }
-
-    /// Why ECS stopped a task.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-    pub enum StopCode {
-        TaskFailedToStart,
-        EssentialContainerExited,
-        UserInitiated,
-        ServiceSchedulerInitiated,
-        SpotInterruption,
-        TerminationNotice,
-        #[serde(other)]
-        Other,
-    }
-
-    impl TaskStatus {
-        pub fn as_str(self) -> &'static str {
-            match self {
-                TaskStatus::Provisioning => "PROVISIONING",
-                TaskStatus::Pending => "PENDING",
-                TaskStatus::Activating => "ACTIVATING",
-                TaskStatus::Running => "RUNNING",
-                TaskStatus::Deactivating => "DEACTIVATING",
-                TaskStatus::Stopping => "STOPPING",
-                TaskStatus::Deprovisioning => "DEPROVISIONING",
-                TaskStatus::Stopped => "STOPPED",
-                TaskStatus::Other => "OTHER",
-            }
+    spelled_enum! {
+        /// A task's or container's `lastStatus`/`desiredStatus`.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+        pub enum TaskStatus {
+            Provisioning = "PROVISIONING",
+            Pending = "PENDING",
+            Activating = "ACTIVATING",
+            Running = "RUNNING",
+            Deactivating = "DEACTIVATING",
+            Stopping = "STOPPING",
+            Deprovisioning = "DEPROVISIONING",
+            Stopped = "STOPPED",
+            /// A status this code does not know (ECS adds some from time to time).
+            #[serde(other)]
+            #[default]
+            Other = "OTHER",
         }
     }
 
-    impl StopCode {
-        pub fn as_str(self) -> &'static str {
-            match self {
-                StopCode::TaskFailedToStart => "TaskFailedToStart",
-                StopCode::EssentialContainerExited => "EssentialContainerExited",
-                StopCode::UserInitiated => "UserInitiated",
-                StopCode::ServiceSchedulerInitiated => "ServiceSchedulerInitiated",
-                StopCode::SpotInterruption => "SpotInterruption",
-                StopCode::TerminationNotice => "TerminationNotice",
-                StopCode::Other => "Other",
-            }
+    spelled_enum! {
+        /// Why ECS stopped a task.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum StopCode {
+            TaskFailedToStart = "TaskFailedToStart",
+            EssentialContainerExited = "EssentialContainerExited",
+            UserInitiated = "UserInitiated",
+            ServiceSchedulerInitiated = "ServiceSchedulerInitiated",
+            SpotInterruption = "SpotInterruption",
+            TerminationNotice = "TerminationNotice",
+            #[serde(other)]
+            Other = "Other",
         }
     }
 
