@@ -183,7 +183,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
     let alarms = s.add(
         File::Observability,
         "alarms",
-        SnsTopic { name: ctx.prefix.clone() + "-alarms", kms_master_key_id: Some(key.arn()), tags: None },
+        SnsTopic { name: ctx.prefix.clone() + "-alarms", kms_master_key_id: Some(key.arn()), ..Default::default() },
     )?;
     let network = Network::new(&mut s, &ctx, &key, NetworkProps { cidr: "10.0.0.0/16", nat_per_az: config.nat_per_az, zones })?;
     let table = JobTable::new(&mut s, &ctx, &key)?;

@@ -74,7 +74,7 @@ impl AgentService {
                 force_delete: Some(props.force_delete.clone()),
                 image_scanning_configuration: Some(EcrScanning { scan_on_push: true }),
                 encryption_configuration: vec![EcrEncryption { encryption_type: "KMS".into(), kms_key: Some(key.arn()) }],
-                tags: None,
+                ..Default::default()
             },
         )?;
         let lifecycle = serde_json::json!({
@@ -101,7 +101,7 @@ impl AgentService {
             EcsCluster {
                 name: ctx.name(names::agent::cluster_name),
                 setting: vec![NameValue { name: "containerInsights".into(), value: "enabled".into() }],
-                tags: None,
+                ..Default::default()
             },
         )?;
         stack.add(
@@ -113,7 +113,7 @@ impl AgentService {
                 default_capacity_provider_strategy: vec![CapacityProviderStrategy {
                     capacity_provider: "FARGATE".into(),
                     weight: Some(Val::Int(1)),
-                    base: None,
+                    ..Default::default()
                 }],
             },
         )?;
@@ -125,7 +125,7 @@ impl AgentService {
                 name: ctx.name(names::logs::agent_group),
                 retention_in_days: ctx.log_retention_days.clone(),
                 kms_key_id: Some(key.arn()),
-                tags: None,
+                ..Default::default()
             },
         )?;
 
@@ -142,7 +142,7 @@ impl AgentService {
                     type_: "SecureString".into(),
                     value: names::ssm::PLACEHOLDER_VALUE.into(),
                     key_id: Some(key.arn()),
-                    tags: None,
+                    ..Default::default()
                 },
                 // The value is managed outside Terraform (console, CLI); Terraform only creates the slot.
                 Meta {
@@ -251,14 +251,13 @@ impl AgentService {
                 cpu: props.cpu.val(),
                 memory: props.memory.val(),
                 execution_role_arn: execution_role.arn(),
-                task_role_arn: None,
                 container_definitions: Val::expr(format!("jsonencode({})", Val::List(vec![container]).as_expr())),
                 volume: vec![EcsVolume { name: names::agent::SCRATCH_VOLUME.into() }],
                 runtime_platform: Some(RuntimePlatform {
                     operating_system_family: "LINUX".into(),
                     cpu_architecture: Val::expr(format!("upper({})", props.architecture.expr())),
                 }),
-                tags: None,
+                ..Default::default()
             },
             Meta::preconditions(vec![
                 Condition::new(

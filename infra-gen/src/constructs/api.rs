@@ -54,10 +54,9 @@ impl RestApiConstruct {
                 name: ctx.prefix.clone() + "-api",
                 description: Some("Browser automation jobs".into()),
                 api_key_source: Some("HEADER".into()),
-                disable_execute_api_endpoint: None,
                 minimum_compression_size: Some(Val::Int(1024)),
                 endpoint_configuration: Some(EndpointConfiguration { types: vec!["REGIONAL".into()] }),
-                tags: None,
+                ..Default::default()
             },
             Meta {
                 lifecycle: Some(crate::model::stack::Lifecycle { create_before_destroy: Some(true), ..Default::default() }),
@@ -135,7 +134,7 @@ impl RestApiConstruct {
                     integration_http_method: "POST".into(),
                     type_: "AWS_PROXY".into(),
                     uri: function.lambda.invoke_arn(),
-                    timeout_milliseconds: None,
+                    ..Default::default()
                 },
             )?;
             // Only this route of this API's stages may invoke the function.
@@ -155,7 +154,7 @@ impl RestApiConstruct {
                     function_name: function.lambda.function_name(),
                     principal: "apigateway.amazonaws.com".into(),
                     source_arn: Some(api.execution_arn() + "/*/" + route.method + &source_path),
-                    source_account: None,
+                    ..Default::default()
                 },
             )?;
             // The whole objects, not their ids: an in-place change (api_key_required, a request
@@ -172,12 +171,12 @@ impl RestApiConstruct {
             "main",
             Deployment {
                 rest_api_id: api.id(),
-                description: None,
                 triggers: Some(
                     [("redeployment".to_string(), Val::expr(format!("sha1(jsonencode({}))", Val::List(redeploy_on).as_expr())))]
                         .into_iter()
                         .collect(),
                 ),
+                ..Default::default()
             },
             Meta {
                 depends_on: depends,
@@ -194,7 +193,7 @@ impl RestApiConstruct {
                 name: super::render_pattern(names::logs::api_access_group, &ctx.prefix),
                 retention_in_days: ctx.log_retention_days.clone(),
                 kms_key_id: Some(key.arn()),
-                tags: None,
+                ..Default::default()
             },
         )?;
         let logging_role = Role::new(
@@ -233,12 +232,11 @@ impl RestApiConstruct {
                 deployment_id: deployment.id(),
                 stage_name: routes::STAGE.into(),
                 xray_tracing_enabled: Some(true),
-                cache_cluster_enabled: None,
                 access_log_settings: Some(AccessLogSettings {
                     destination_arn: access_logs.arn(),
                     format: ACCESS_LOG_FORMAT.into(),
                 }),
-                tags: None,
+                ..Default::default()
             },
             Meta::depends_on(&[&account]),
         )?;
@@ -270,7 +268,7 @@ impl RestApiConstruct {
                     rate_limit: props.rate_limit.val(),
                     burst_limit: props.burst_limit.val(),
                 }),
-                tags: None,
+                ..Default::default()
             },
         )?;
         stack.add_with(
@@ -303,7 +301,7 @@ impl TenantKeys {
                 name: ctx.prefix.clone() + "-" + &Val::expr("each.key"),
                 description: Some(Val::lit("API key of tenant ") + &Val::expr("each.key")),
                 enabled: Some(true),
-                tags: None,
+                ..Default::default()
             },
             Meta::for_each(for_each.clone()),
         )?;

@@ -18,7 +18,7 @@ impl OutputsBucket {
     pub fn new(stack: &mut Stack, ctx: &Context, key: &Key, expiry_days: Val, force_destroy: Val) -> Result<OutputsBucket, Error> {
         let f = File::Storage;
         let name = super::render_pattern2(names::bucket::name, &ctx.prefix, &ctx.account_id);
-        let bucket = stack.add(f, "outputs", S3Bucket { bucket: name, force_destroy: Some(force_destroy), tags: None })?;
+        let bucket = stack.add(f, "outputs", S3Bucket { bucket: name, force_destroy: Some(force_destroy), ..Default::default() })?;
         stack.add(
             f,
             "outputs",

@@ -21,7 +21,7 @@ fn target(stack: &mut Stack, ctx: &Context, logical: &str, rule: &Ref<EventRule>
                 maximum_event_age_in_seconds: Val::Int(3600),
                 maximum_retry_attempts: Val::Int(10),
             }),
-            dead_letter_config: None,
+            ..Default::default()
         },
     )?;
     stack.add(
@@ -56,8 +56,7 @@ pub fn task_state_changes(stack: &mut Stack, ctx: &Context, agent: &AgentService
             name: ctx.prefix.clone() + "-task-state-changes",
             description: Some("Agent task state changes, to reconcile job status".into()),
             event_pattern: Some(pattern),
-            schedule_expression: None,
-            tags: None,
+            ..Default::default()
         },
     )?;
     target(stack, ctx, "task_state_changes", &rule, function)
@@ -71,9 +70,8 @@ pub fn schedule(stack: &mut Stack, ctx: &Context, expression: &str, function: &F
         EventRule {
             name: ctx.prefix.clone() + "-sweep",
             description: Some("Stops and fails jobs that overran their timeout".into()),
-            event_pattern: None,
             schedule_expression: Some(expression.into()),
-            tags: None,
+            ..Default::default()
         },
     )?;
     target(stack, ctx, "sweep", &rule, function)

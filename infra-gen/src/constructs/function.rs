@@ -41,7 +41,7 @@ impl Function {
                 name: super::render_pattern(names::logs::function_group, &physical),
                 retention_in_days: ctx.log_retention_days.clone(),
                 kms_key_id: Some(key.arn()),
-                tags: None,
+                ..Default::default()
             },
         )?;
         let role = Role::new(
@@ -82,13 +82,11 @@ impl Function {
                 source_code_hash: Some(Val::expr(format!("filebase64sha256(\"{zip}\")"))),
                 memory_size: Some(props.memory_mb.into()),
                 timeout: Some(props.timeout_seconds.into()),
-                reserved_concurrent_executions: None,
                 kms_key_arn: Some(key.arn()),
                 environment: Some(LambdaEnvironment { variables }),
                 tracing_config: Some(TracingConfig { mode: "Active".into() }),
-                dead_letter_config: None,
                 logging_config: Some(LambdaLogging { log_format: "JSON".into(), log_group: Some(log_group.name()) }),
-                tags: None,
+                ..Default::default()
             },
             // The log group must exist (with retention and encryption) before Lambda creates it.
             Meta::depends_on(&[&log_group]),

@@ -95,7 +95,7 @@ impl Key {
                 enable_key_rotation: true,
                 deletion_window_in_days: Some(Val::Int(30)),
                 policy: policy.json(),
-                tags: None,
+                ..Default::default()
             },
         )?;
         stack.add(

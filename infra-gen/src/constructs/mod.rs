@@ -102,7 +102,7 @@ pub fn alarm_above_zero(stack: &mut Stack, ctx: &Context, topic: &Ref<SnsTopic>,
             treat_missing_data: Some("notBreaching".into()),
             alarm_actions: vec![topic.arn()],
             ok_actions: vec![topic.arn()],
-            tags: None,
+            ..Default::default()
         },
     )?;
     Ok(())

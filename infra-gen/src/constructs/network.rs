@@ -85,7 +85,7 @@ impl Network {
                 route_table_id: public_rt.id(),
                 destination_cidr_block: "0.0.0.0/0".into(),
                 gateway_id: Some(igw.id()),
-                nat_gateway_id: None,
+                ..Default::default()
             },
         )?;
 
@@ -141,8 +141,8 @@ impl Network {
                     Route {
                         route_table_id: rt.id(),
                         destination_cidr_block: "0.0.0.0/0".into(),
-                        gateway_id: None,
                         nat_gateway_id: Some(nat.id()),
+                        ..Default::default()
                     },
                 )?;
                 private_tables.push(rt.clone());
@@ -167,8 +167,8 @@ impl Network {
                     service_name: Val::lit("com.amazonaws.") + &ctx.region + "." + service,
                     vpc_endpoint_type: "Gateway".into(),
                     route_table_ids: endpoint_tables.clone(),
-                    policy: None,
                     tags: tags(&format!("{service}-endpoint")),
+                    ..Default::default()
                 },
             )?;
         }
@@ -181,7 +181,7 @@ impl Network {
                 name: super::render_pattern(names::logs::flow_log_group, &ctx.prefix),
                 retention_in_days: ctx.log_retention_days.clone(),
                 kms_key_id: Some(key.arn()),
-                tags: None,
+                ..Default::default()
             },
         )?;
         let flow_role = Role::new(
@@ -237,8 +237,7 @@ impl Network {
                     from_port: Some(Val::Int(port)),
                     to_port: Some(Val::Int(port)),
                     cidr_ipv4: Some("0.0.0.0/0".into()),
-                    prefix_list_id: None,
-                    tags: None,
+                    ..Default::default()
                 },
             )?;
         }

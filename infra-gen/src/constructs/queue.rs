@@ -41,10 +41,7 @@ impl JobQueue {
                 message_retention_seconds: Some(Val::Int(RETENTION_SECONDS)),
                 kms_master_key_id: Some(key.arn()),
                 kms_data_key_reuse_period_seconds: Some(Val::Int(300)),
-                visibility_timeout_seconds: None,
-                receive_wait_time_seconds: None,
-                redrive_policy: None,
-                tags: None,
+                ..Default::default()
             },
         )?;
         let redrive = Val::expr(format!(
@@ -63,7 +60,7 @@ impl JobQueue {
                 kms_master_key_id: Some(key.arn()),
                 kms_data_key_reuse_period_seconds: Some(Val::Int(300)),
                 redrive_policy: Some(redrive),
-                tags: None,
+                ..Default::default()
             },
         )?;
         // Only the job queue may use the DLQ as its dead-letter target.

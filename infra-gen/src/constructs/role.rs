@@ -34,8 +34,7 @@ impl Role {
                 name: name.clone(),
                 description: Some(description.into()),
                 assume_role_policy: trust.json(),
-                max_session_duration: None,
-                tags: None,
+                ..Default::default()
             },
         )?;
         let grantee = Grantee {

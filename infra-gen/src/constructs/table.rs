@@ -25,8 +25,6 @@ impl JobTable {
                 name: ctx.name(t::name),
                 billing_mode: "PAY_PER_REQUEST".into(),
                 hash_key: t::TASK_ID.into(),
-                range_key: None,
-                deletion_protection_enabled: None,
                 attribute: vec![string_attr(t::TASK_ID), string_attr(t::TENANT_ID), string_attr(t::CREATED_AT)],
                 global_secondary_index: vec![DynamodbGsi {
                     name: t::TENANT_INDEX.into(),
@@ -37,7 +35,7 @@ impl JobTable {
                 ttl: Some(DynamodbTtl { attribute_name: t::EXPIRES_AT.into(), enabled: true }),
                 point_in_time_recovery: Some(Enabled { enabled: true }),
                 server_side_encryption: Some(DynamodbSse { enabled: true, kms_key_arn: Some(key.arn()) }),
-                tags: None,
+                ..Default::default()
             },
         )?;
         Ok(JobTable { table })

@@ -347,6 +347,7 @@ impl Stack {
             return Err(Error::Duplicate(format!("{}.{name}", T::TYPE)));
         }
         let mut body = to_value(&resource);
+        refuse_unset(&format!("{}.{name}", T::TYPE), &body)?;
         if let (Value::Object(b), Value::Object(m)) = (&mut body, to_value(&meta)) {
             b.extend(m);
         }
@@ -366,6 +367,7 @@ impl Stack {
             return Err(Error::Duplicate(format!("data.{}.{name}", T::TYPE)));
         }
         let mut body = to_value(&source);
+        refuse_unset(&format!("data.{}.{name}", T::TYPE), &body)?;
         if let (Value::Object(b), Value::Object(m)) = (&mut body, to_value(&meta)) {
             b.extend(m);
         }
@@ -577,6 +579,25 @@ impl Stack {
     }
 }
 
+/// A required argument left at `Val::default()` is an error naming it.
+fn refuse_unset(address: &str, body: &Value) -> Result<(), Error> {
+    fn find(v: &Value, path: String, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) if s.contains(super::val::UNSET_MARKER) => out.push(path),
+            Value::Array(items) => items.iter().enumerate().for_each(|(i, x)| find(x, format!("{path}[{i}]"), out)),
+            Value::Object(m) => m.iter().for_each(|(k, x)| find(x, if path.is_empty() { k.clone() } else { format!("{path}.{k}") }, out)),
+            _ => {}
+        }
+    }
+    let mut unset = Vec::new();
+    find(body, String::new(), &mut unset);
+    if unset.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!("{address}: required {} not set", unset.join(", "))))
+    }
+}
+
 fn describe(r: &tfjson::expr::Reference) -> String {
     use tfjson::expr::Reference;
     match r {
@@ -584,6 +605,19 @@ fn describe(r: &tfjson::expr::Reference) -> String {
         Reference::Data { ty, name, .. } => format!("data.{ty}.{name}"),
         Reference::Var(n) => format!("var.{n}"),
         Reference::Local(n) => format!("local.{n}"),
+    }
+}
+
+#[cfg(test)]
+mod unset_tests {
+    use super::*;
+    use crate::model::resources::storage::SqsQueue;
+
+    #[test]
+    fn a_required_argument_left_at_its_default_is_named() {
+        let mut s = Stack::new();
+        let e = s.add(File::Storage, "q", SqsQueue { ..Default::default() }).unwrap_err().to_string();
+        assert!(e.contains("aws_sqs_queue.q: required name not set"), "{e}");
     }
 }
 

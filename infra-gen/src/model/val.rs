@@ -10,14 +10,21 @@ use serde::{Serialize, Serializer};
 ///
 /// A `Str` holds the *rendered* template: literal text already escaped (`$${`), references already
 /// wrapped in `${...}`. Concatenating two rendered templates is therefore always correct.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Val {
     Str(String),
     Int(i64),
     Bool(bool),
     List(Vec<Val>),
     Map(BTreeMap<String, Val>),
+    /// A required argument left at its default (`..Default::default()`): synthesis refuses it,
+    /// naming the argument, so a model struct's `Default` can never stand in for a value.
+    #[default]
+    Unset,
 }
+
+/// How an unset value serializes, so that [`crate::model::Stack`] can find and name it.
+pub(crate) const UNSET_MARKER: &str = "\u{1}unset\u{1}";
 
 impl Val {
     /// A literal string: `${` and `%{` in it are escaped.
@@ -54,6 +61,7 @@ impl Val {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            Val::Unset => serde_json::to_string(UNSET_MARKER).expect("a string always serializes"),
         }
     }
 
@@ -78,6 +86,7 @@ impl Serialize for Val {
             Val::Bool(v) => s.serialize_bool(*v),
             Val::List(v) => v.serialize(s),
             Val::Map(v) => v.serialize(s),
+            Val::Unset => s.serialize_str(UNSET_MARKER),
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::model::stack::{exports, Resource};
 use crate::model::val::{Val, ValMap};
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct RestApi {
     pub name: Val,
     pub description: Option<Val>,
@@ -22,12 +22,12 @@ impl Resource for RestApi {
 }
 exports!(RestApi { arn, execution_arn, root_resource_id });
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct EndpointConfiguration {
     pub types: Vec<Val>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct ApiResource {
     pub rest_api_id: Val,
     pub parent_id: Val,
@@ -39,7 +39,7 @@ impl Resource for ApiResource {
 exports!(ApiResource { path });
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Method {
     pub rest_api_id: Val,
     pub resource_id: Val,
@@ -55,7 +55,7 @@ impl Resource for Method {
 exports!(Method { http_method });
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Integration {
     pub rest_api_id: Val,
     pub resource_id: Val,
@@ -71,7 +71,7 @@ impl Resource for Integration {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Deployment {
     pub rest_api_id: Val,
     pub description: Option<Val>,
@@ -82,7 +82,7 @@ impl Resource for Deployment {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Stage {
     pub rest_api_id: Val,
     pub deployment_id: Val,
@@ -97,13 +97,13 @@ impl Resource for Stage {
 }
 exports!(Stage { arn, invoke_url, execution_arn, stage_name });
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct AccessLogSettings {
     pub destination_arn: Val,
     pub format: Val,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct MethodSettings {
     pub rest_api_id: Val,
     pub stage_name: Val,
@@ -127,7 +127,7 @@ pub struct MethodSettingsSettings {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct UsagePlan {
     pub name: Val,
     pub description: Option<Val>,
@@ -139,20 +139,20 @@ impl Resource for UsagePlan {
     const TYPE: &'static str = "aws_api_gateway_usage_plan";
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct UsagePlanApiStage {
     pub api_id: Val,
     pub stage: Val,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct ThrottleSettings {
     pub rate_limit: Val,
     pub burst_limit: Val,
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct ApiKey {
     pub name: Val,
     pub description: Option<Val>,
@@ -164,7 +164,7 @@ impl Resource for ApiKey {
 }
 exports!(ApiKey { value, arn });
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct UsagePlanKey {
     pub key_id: Val,
     pub key_type: Val,
@@ -174,7 +174,7 @@ impl Resource for UsagePlanKey {
     const TYPE: &'static str = "aws_api_gateway_usage_plan_key";
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct RequestValidator {
     pub name: Val,
     pub rest_api_id: Val,
@@ -185,7 +185,7 @@ impl Resource for RequestValidator {
     const TYPE: &'static str = "aws_api_gateway_request_validator";
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct ApiGatewayAccount {
     pub cloudwatch_role_arn: Val,
 }

@@ -7,7 +7,7 @@ use crate::model::stack::{exports, Resource};
 use crate::model::val::{Val, ValMap};
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct EcrRepository {
     pub name: Val,
     pub image_tag_mutability: Val,
@@ -22,19 +22,19 @@ impl Resource for EcrRepository {
 }
 exports!(EcrRepository { arn, repository_url, name });
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct EcrScanning {
     pub scan_on_push: bool,
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct EcrEncryption {
     pub encryption_type: Val,
     pub kms_key: Option<Val>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct EcrLifecyclePolicy {
     pub repository: Val,
     pub policy: Val,
@@ -44,7 +44,7 @@ impl Resource for EcrLifecyclePolicy {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct EcsCluster {
     pub name: Val,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -56,13 +56,13 @@ impl Resource for EcsCluster {
 }
 exports!(EcsCluster { arn, name });
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct NameValue {
     pub name: Val,
     pub value: Val,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct EcsClusterCapacityProviders {
     pub cluster_name: Val,
     pub capacity_providers: Vec<Val>,
@@ -73,7 +73,7 @@ impl Resource for EcsClusterCapacityProviders {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct CapacityProviderStrategy {
     pub capacity_provider: Val,
     pub weight: Option<Val>,
@@ -81,7 +81,7 @@ pub struct CapacityProviderStrategy {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct EcsTaskDefinition {
     pub family: Val,
     pub requires_compatibilities: Vec<Val>,
@@ -101,19 +101,19 @@ impl Resource for EcsTaskDefinition {
 }
 exports!(EcsTaskDefinition { arn, arn_without_revision, family, revision });
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct EcsVolume {
     pub name: Val,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct RuntimePlatform {
     pub operating_system_family: Val,
     pub cpu_architecture: Val,
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct LambdaFunction {
     pub function_name: Val,
     pub description: Option<Val>,
@@ -138,30 +138,30 @@ impl Resource for LambdaFunction {
 }
 exports!(LambdaFunction { arn, invoke_arn, function_name });
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct LambdaEnvironment {
     pub variables: ValMap,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct TracingConfig {
     pub mode: Val,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct DeadLetterConfig {
     pub target_arn: Val,
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct LambdaLogging {
     pub log_format: Val,
     pub log_group: Option<Val>,
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct LambdaPermission {
     pub statement_id: Val,
     pub action: Val,
@@ -175,7 +175,7 @@ impl Resource for LambdaPermission {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct LambdaEventSourceMapping {
     pub event_source_arn: Val,
     pub function_name: Val,
@@ -189,7 +189,7 @@ impl Resource for LambdaEventSourceMapping {
     const TYPE: &'static str = "aws_lambda_event_source_mapping";
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct ScalingConfig {
     pub maximum_concurrency: Val,
 }

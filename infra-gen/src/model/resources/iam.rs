@@ -6,7 +6,7 @@ use crate::model::stack::{exports, DataSource, Resource};
 use crate::model::val::{Val, ValMap};
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct IamRole {
     pub name: Val,
     pub description: Option<Val>,
@@ -19,7 +19,7 @@ impl Resource for IamRole {
 }
 exports!(IamRole { arn, name, unique_id });
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct IamRolePolicy {
     pub name: Val,
     pub role: Val,
@@ -30,7 +30,7 @@ impl Resource for IamRolePolicy {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct KmsKey {
     pub description: Val,
     pub enable_key_rotation: bool,
@@ -43,7 +43,7 @@ impl Resource for KmsKey {
 }
 exports!(KmsKey { arn, key_id });
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct KmsAlias {
     pub name: Val,
     pub target_key_id: Val,

@@ -7,7 +7,7 @@ use crate::model::stack::{exports, DataSource, Resource};
 use crate::model::val::{Val, ValMap};
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Vpc {
     pub cidr_block: Val,
     pub enable_dns_hostnames: Option<bool>,
@@ -20,7 +20,7 @@ impl Resource for Vpc {
 exports!(Vpc { arn, default_security_group_id, default_network_acl_id, cidr_block });
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Subnet {
     pub vpc_id: Val,
     pub cidr_block: Val,
@@ -34,7 +34,7 @@ impl Resource for Subnet {
 exports!(Subnet { arn });
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct InternetGateway {
     pub vpc_id: Val,
     pub tags: Option<ValMap>,
@@ -44,7 +44,7 @@ impl Resource for InternetGateway {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Eip {
     pub domain: Val,
     pub tags: Option<ValMap>,
@@ -55,7 +55,7 @@ impl Resource for Eip {
 exports!(Eip { public_ip });
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct NatGateway {
     pub allocation_id: Val,
     pub subnet_id: Val,
@@ -66,7 +66,7 @@ impl Resource for NatGateway {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct RouteTable {
     pub vpc_id: Val,
     pub tags: Option<ValMap>,
@@ -76,7 +76,7 @@ impl Resource for RouteTable {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Route {
     pub route_table_id: Val,
     pub destination_cidr_block: Val,
@@ -87,7 +87,7 @@ impl Resource for Route {
     const TYPE: &'static str = "aws_route";
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct RouteTableAssociation {
     pub route_table_id: Val,
     pub subnet_id: Val,
@@ -98,7 +98,7 @@ impl Resource for RouteTableAssociation {
 
 /// Adopting the VPC's default security group with no rules removes all of its rules.
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct DefaultSecurityGroup {
     pub vpc_id: Val,
     pub tags: Option<ValMap>,
@@ -108,7 +108,7 @@ impl Resource for DefaultSecurityGroup {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct SecurityGroup {
     pub name: Val,
     pub description: Val,
@@ -122,7 +122,7 @@ exports!(SecurityGroup { arn });
 
 /// One egress rule of a security group (the standalone rule resource, one rule per resource).
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct VpcSecurityGroupEgressRule {
     pub security_group_id: Val,
     pub description: Val,
@@ -138,7 +138,7 @@ impl Resource for VpcSecurityGroupEgressRule {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct FlowLog {
     pub vpc_id: Val,
     pub traffic_type: Val,
@@ -153,7 +153,7 @@ impl Resource for FlowLog {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct VpcEndpoint {
     pub vpc_id: Val,
     pub service_name: Val,
@@ -169,13 +169,13 @@ impl Resource for VpcEndpoint {
 exports!(VpcEndpoint { prefix_list_id });
 
 /// `data.aws_availability_zones`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct AvailabilityZones {
     pub state: Val,
     pub filter: Vec<AzFilter>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct AzFilter {
     pub name: Val,
     pub values: Val,

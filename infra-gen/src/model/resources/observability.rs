@@ -6,7 +6,7 @@ use crate::model::stack::{exports, Resource};
 use crate::model::val::{Val, ValMap};
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct CloudwatchLogGroup {
     pub name: Val,
     pub retention_in_days: Val,
@@ -19,7 +19,7 @@ impl Resource for CloudwatchLogGroup {
 exports!(CloudwatchLogGroup { arn, name });
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct MetricAlarm {
     pub alarm_name: Val,
     pub alarm_description: Option<Val>,
@@ -43,7 +43,7 @@ impl Resource for MetricAlarm {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct SnsTopic {
     pub name: Val,
     pub kms_master_key_id: Option<Val>,
@@ -55,7 +55,7 @@ impl Resource for SnsTopic {
 exports!(SnsTopic { arn });
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct EventRule {
     pub name: Val,
     pub description: Option<Val>,
@@ -69,7 +69,7 @@ impl Resource for EventRule {
 exports!(EventRule { arn, name });
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct EventTarget {
     pub rule: Val,
     pub target_id: Val,
@@ -81,7 +81,7 @@ impl Resource for EventTarget {
     const TYPE: &'static str = "aws_cloudwatch_event_target";
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct EventRetryPolicy {
     pub maximum_event_age_in_seconds: Val,
     pub maximum_retry_attempts: Val,

@@ -7,7 +7,7 @@ use crate::model::stack::{exports, Resource};
 use crate::model::val::{Val, ValMap};
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct SqsQueue {
     pub name: Val,
     pub visibility_timeout_seconds: Option<Val>,
@@ -23,7 +23,7 @@ impl Resource for SqsQueue {
 }
 exports!(SqsQueue { arn, url, name });
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct SqsQueuePolicy {
     pub queue_url: Val,
     pub policy: Val,
@@ -32,7 +32,7 @@ impl Resource for SqsQueuePolicy {
     const TYPE: &'static str = "aws_sqs_queue_policy";
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct SqsQueueRedriveAllowPolicy {
     pub queue_url: Val,
     pub redrive_allow_policy: Val,
@@ -42,7 +42,7 @@ impl Resource for SqsQueueRedriveAllowPolicy {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct DynamodbTable {
     pub name: Val,
     pub billing_mode: Val,
@@ -62,7 +62,7 @@ impl Resource for DynamodbTable {
 }
 exports!(DynamodbTable { arn, name });
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct DynamodbAttribute {
     pub name: Val,
     #[serde(rename = "type")]
@@ -70,7 +70,7 @@ pub struct DynamodbAttribute {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct DynamodbGsi {
     pub name: Val,
     pub hash_key: Val,
@@ -78,26 +78,26 @@ pub struct DynamodbGsi {
     pub projection_type: Val,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct DynamodbTtl {
     pub attribute_name: Val,
     pub enabled: bool,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Enabled {
     pub enabled: bool,
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct DynamodbSse {
     pub enabled: bool,
     pub kms_key_arn: Option<Val>,
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct S3Bucket {
     pub bucket: Val,
     pub force_destroy: Option<Val>,
@@ -108,7 +108,7 @@ impl Resource for S3Bucket {
 }
 exports!(S3Bucket { arn, bucket });
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct S3BucketPublicAccessBlock {
     pub bucket: Val,
     pub block_public_acls: bool,
@@ -120,7 +120,7 @@ impl Resource for S3BucketPublicAccessBlock {
     const TYPE: &'static str = "aws_s3_bucket_public_access_block";
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct S3BucketOwnershipControls {
     pub bucket: Val,
     pub rule: S3OwnershipRule,
@@ -129,12 +129,12 @@ impl Resource for S3BucketOwnershipControls {
     const TYPE: &'static str = "aws_s3_bucket_ownership_controls";
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct S3OwnershipRule {
     pub object_ownership: Val,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct S3BucketSse {
     pub bucket: Val,
     pub rule: Vec<S3SseRule>,
@@ -144,20 +144,20 @@ impl Resource for S3BucketSse {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct S3SseRule {
     pub apply_server_side_encryption_by_default: S3SseDefault,
     pub bucket_key_enabled: Option<bool>,
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct S3SseDefault {
     pub sse_algorithm: Val,
     pub kms_master_key_id: Option<Val>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct S3BucketVersioning {
     pub bucket: Val,
     pub versioning_configuration: S3VersioningConfiguration,
@@ -166,12 +166,12 @@ impl Resource for S3BucketVersioning {
     const TYPE: &'static str = "aws_s3_bucket_versioning";
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct S3VersioningConfiguration {
     pub status: Val,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct S3BucketLifecycle {
     pub bucket: Val,
     pub rule: Vec<S3LifecycleRule>,
@@ -181,7 +181,7 @@ impl Resource for S3BucketLifecycle {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct S3LifecycleRule {
     pub id: Val,
     pub status: Val,
@@ -196,27 +196,27 @@ pub struct S3LifecycleRule {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct S3LifecycleFilter {
     pub prefix: Option<Val>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct S3Expiration {
     pub days: Val,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct S3NoncurrentExpiration {
     pub noncurrent_days: Val,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct S3AbortMultipart {
     pub days_after_initiation: Val,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct S3BucketPolicy {
     pub bucket: Val,
     pub policy: Val,
@@ -226,7 +226,7 @@ impl Resource for S3BucketPolicy {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct SsmParameter {
     pub name: Val,
     pub description: Option<Val>,
