@@ -18,7 +18,7 @@ use crate::constructs::table::JobTable;
 use crate::constructs::{events, Context};
 use crate::model::resources::iam::{CallerIdentity, Partition, Region};
 use crate::model::resources::observability::SnsTopic;
-use crate::model::{Error, File, Output, Stack, Val, ValMap, Variable};
+use crate::model::{func, Error, File, Output, Stack, Val, ValMap, Variable};
 
 /// Choices made when synthesizing (not Terraform variables: they change the resource graph).
 #[derive(Clone, Debug)]
@@ -215,10 +215,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
 
     // Every value a function may read; each function gets exactly the variables the shared
     // contract (`names::contract::env_vars`) names for it.
-    let subnets = Val::expr(format!(
-        "join(\",\", [{}])",
-        network.private_subnets.iter().map(|s| s.id().as_expr()).collect::<Vec<_>>().join(", ")
-    ));
+    let subnets = func::join(",", &Val::List(network.private_subnets.iter().map(|s| s.id()).collect()));
     // Every value a function may read; a new variable in the contract is a compile error here.
     let value = |var: EnvVar| -> Val {
         match var {

@@ -176,7 +176,7 @@ fn queue_visibility_is_six_times_the_consumer_timeout() {
     let timeout = process["timeout"].as_i64().unwrap();
     let queue = blocks(&docs, "resource", "aws_sqs_queue").into_iter().find(|(n, _)| *n == "jobs").unwrap().1;
     assert!(queue["visibility_timeout_seconds"].as_i64().unwrap() >= 6 * timeout);
-    assert!(str_of(queue, "redrive_policy").contains("maxReceiveCount = var.max_receive_count"));
+    assert!(str_of(queue, "redrive_policy").contains("\"maxReceiveCount\" = var.max_receive_count"));
 }
 
 #[test]

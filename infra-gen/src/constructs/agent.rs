@@ -10,7 +10,7 @@ use crate::model::resources::compute::*;
 use crate::model::resources::observability::CloudwatchLogGroup;
 use crate::model::resources::storage::SsmParameter;
 use crate::model::stack::Condition;
-use crate::model::{Error, File, Meta, Ref, Stack, Val, VarRef};
+use crate::model::{func, Error, File, Meta, Ref, Stack, Val, VarRef};
 
 use super::key::Key;
 use super::role::Role;
@@ -50,12 +50,12 @@ pub const FARGATE_RANGES: &[(u32, u32, u32, u32)] =
     &[(1024, 2048, 8192, 1024), (2048, 4096, 16384, 1024), (4096, 8192, 30720, 1024), (8192, 16384, 61440, 4096), (16384, 32768, 122880, 8192)];
 
 /// The pairs as a Terraform map from CPU (as a string) to the list of memory sizes.
-fn fargate_table() -> String {
-    let lists = FARGATE_SIZES
+fn fargate_table() -> Val {
+    let lists = FARGATE_SIZES.iter().map(|(cpu, mems)| (cpu.to_string(), Val::List(mems.iter().map(|m| Val::Int((*m).into())).collect())));
+    let ranges = FARGATE_RANGES
         .iter()
-        .map(|(cpu, mems)| format!("\"{cpu}\" = [{}]", mems.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")));
-    let ranges = FARGATE_RANGES.iter().map(|(cpu, first, last, step)| format!("\"{cpu}\" = range({first}, {}, {step})", last + 1));
-    format!("{{{}}}", lists.chain(ranges).collect::<Vec<_>>().join(", "))
+        .map(|(cpu, first, last, step)| (cpu.to_string(), func::range((*first).into(), i64::from(*last) + 1, (*step).into())));
+    Val::Map(lists.chain(ranges).collect())
 }
 
 fn obj(entries: Vec<(&str, Val)>) -> Val {
@@ -251,26 +251,21 @@ impl AgentService {
                 cpu: props.cpu.val(),
                 memory: props.memory.val(),
                 execution_role_arn: execution_role.arn(),
-                container_definitions: Val::expr(format!("jsonencode({})", Val::List(vec![container]).as_expr())),
+                container_definitions: func::jsonencode(&Val::List(vec![container])),
                 volume: vec![EcsVolume { name: names::agent::SCRATCH_VOLUME.into() }],
                 runtime_platform: Some(RuntimePlatform {
                     operating_system_family: "LINUX".into(),
-                    cpu_architecture: Val::expr(format!("upper({})", props.architecture.expr())),
+                    cpu_architecture: func::upper(&props.architecture.val()),
                 }),
                 ..Default::default()
             },
             Meta::preconditions(vec![
                 Condition::new(
-                    Val::expr(format!(
-                        "contains(lookup({}, tostring({}), []), {})",
-                        fargate_table(),
-                        props.cpu.expr(),
-                        props.memory.expr()
-                    )),
+                    func::contains(&func::lookup(&fargate_table(), &func::tostring(&props.cpu.val()), &Val::List(vec![])), &props.memory.val()),
                     "agent_memory does not fit agent_cpu on Fargate: 256 takes 512, 1024 or 2048 MiB; 512 takes 1024-4096; 1024 takes 2048-8192; 2048 takes 4096-16384 (in steps of 1024); 4096 takes 8192-30720 (1024); 8192 takes 16384-61440 (4096); 16384 takes 32768-122880 (8192).",
                 ),
                 Condition::new(
-                    Val::expr(format!("{} != \"\"", props.image_tag.expr())),
+                    func::ne(&props.image_tag.val(), &Val::lit("")),
                     "agent_image_tag is empty: `make deploy` builds and pushes the agent image and sets it (tasks of an image that was never pushed cannot start).",
                 ),
             ]),

@@ -10,7 +10,7 @@ use crate::model::iam::Statement;
 use crate::model::resources::api::*;
 use crate::model::resources::compute::LambdaPermission;
 use crate::model::resources::observability::CloudwatchLogGroup;
-use crate::model::{Error, File, Meta, Ref, Stack, Val, VarRef};
+use crate::model::{func, Error, File, Meta, Ref, Stack, Val, VarRef};
 
 use super::function::Function;
 use super::key::Key;
@@ -172,7 +172,7 @@ impl RestApiConstruct {
             Deployment {
                 rest_api_id: api.id(),
                 triggers: Some(
-                    [("redeployment".to_string(), Val::expr(format!("sha1(jsonencode({}))", Val::List(redeploy_on).as_expr())))]
+                    [("redeployment".to_string(), func::sha1(&func::jsonencode(&Val::List(redeploy_on))))]
                         .into_iter()
                         .collect(),
                 ),
@@ -293,7 +293,7 @@ pub struct TenantKeys {
 
 impl TenantKeys {
     pub fn new(stack: &mut Stack, ctx: &Context, tenants: &VarRef) -> Result<TenantKeys, Error> {
-        let for_each = Val::expr(format!("toset({})", tenants.expr()));
+        let for_each = func::toset(&tenants.val());
         let keys = stack.add_with(
             File::Api,
             "tenant",

@@ -3,7 +3,7 @@
 
 use crate::model::resources::compute::LambdaPermission;
 use crate::model::resources::observability::{EventRetryPolicy, EventRule, EventTarget};
-use crate::model::{Error, File, Ref, Stack, Val};
+use crate::model::{func, Error, File, Ref, Stack, Val};
 
 use super::agent::AgentService;
 use super::function::Function;
@@ -43,12 +43,11 @@ fn target(stack: &mut Stack, ctx: &Context, logical: &str, rule: &Ref<EventRule>
 
 /// Every `ECS Task State Change` of the agent cluster goes to `function`.
 pub fn task_state_changes(stack: &mut Stack, ctx: &Context, agent: &AgentService, function: &Function) -> Result<(), Error> {
-    let pattern = Val::expr(format!(
-        "jsonencode({{source = [\"{}\"], \"detail-type\" = [\"{}\"], detail = {{clusterArn = [{}]}}}})",
-        names::ecs::EVENT_SOURCE,
-        names::ecs::TASK_STATE_CHANGE,
-        agent.cluster.arn().as_expr()
-    ));
+    let pattern = func::jsonencode(&func::object([
+        ("source", Val::List(vec![Val::lit(names::ecs::EVENT_SOURCE)])),
+        ("detail-type", Val::List(vec![Val::lit(names::ecs::TASK_STATE_CHANGE)])),
+        ("detail", func::object([("clusterArn", Val::List(vec![agent.cluster.arn()]))])),
+    ]));
     let rule = stack.add(
         File::Observability,
         "task_state_changes",

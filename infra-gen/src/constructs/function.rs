@@ -7,7 +7,7 @@ use names::Function as Fn;
 use crate::model::iam::Statement;
 use crate::model::resources::compute::*;
 use crate::model::resources::observability::{CloudwatchLogGroup, SnsTopic};
-use crate::model::{Error, File, Meta, Ref, Stack, Val, ValMap, VarRef};
+use crate::model::{func, Error, File, Meta, Ref, Stack, Val, ValMap, VarRef};
 
 use super::key::Key;
 use super::role::Role;
@@ -67,7 +67,6 @@ impl Function {
         let mut variables = props.environment;
         variables.insert(names::env::FUNCTION.to_string(), id.into());
         variables.insert(names::env::LOG_LEVEL.to_string(), "info".into());
-        let zip = format!("${{path.module}}/../{}", props.function.zip_path());
         let lambda = stack.add_with(
             f,
             id,
@@ -79,7 +78,7 @@ impl Function {
                 handler: "bootstrap".into(),
                 architectures: vec![props.architecture.val()],
                 filename: Val::expr("path.module") + "/../" + &props.function.zip_path(),
-                source_code_hash: Some(Val::expr(format!("filebase64sha256(\"{zip}\")"))),
+                source_code_hash: Some(func::filebase64sha256(&(Val::expr("path.module") + "/../" + &props.function.zip_path()))),
                 memory_size: Some(props.memory_mb.into()),
                 timeout: Some(props.timeout_seconds.into()),
                 kms_key_arn: Some(key.arn()),

@@ -7,7 +7,7 @@ use crate::model::iam::Statement;
 use crate::model::resources::network::*;
 use crate::model::resources::observability::CloudwatchLogGroup;
 use crate::model::stack::Condition;
-use crate::model::{Error, File, Ref, Stack, Val, VarRef};
+use crate::model::{func, Error, File, Ref, Stack, Val, VarRef};
 
 use super::key::Key;
 use super::role::Role;
@@ -66,12 +66,12 @@ impl Network {
                     AzFilter { name: "zone-type".into(), values: Val::List(vec!["availability-zone".into()]) },
                     AzFilter {
                         name: "zone-name".into(),
-                        values: Val::expr(format!("coalescelist({}, [\"*\"])", props.zones.expr())),
+                        values: func::coalescelist(&props.zones.val(), &Val::List(vec![Val::lit("*")])),
                     },
                 ],
             },
             crate::model::Meta::postconditions(vec![Condition::new(
-                Val::expr(format!("length(self.names) >= {AZ_COUNT}")),
+                func::ge(&func::length(&func::self_attr("names")), &Val::Int(AZ_COUNT as i64)),
                 "The VPC needs two available availability zones: this region has fewer, or the availability_zones given are not both available here.",
             )]),
         )?;

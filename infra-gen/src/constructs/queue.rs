@@ -5,7 +5,7 @@
 use crate::model::iam::{PolicyDocument, Statement};
 use crate::model::resources::observability::SnsTopic;
 use crate::model::resources::storage::*;
-use crate::model::{Error, File, Ref, Stack, Val};
+use crate::model::{func, Error, File, Ref, Stack, Val};
 
 use super::key::Key;
 use super::role::Role;
@@ -44,11 +44,10 @@ impl JobQueue {
                 ..Default::default()
             },
         )?;
-        let redrive = Val::expr(format!(
-            "jsonencode({{deadLetterTargetArn = {}, maxReceiveCount = {}}})",
-            dlq.arn().as_expr(),
-            props.max_receive_count.as_expr()
-        ));
+        let redrive = func::jsonencode(&func::object([
+            ("deadLetterTargetArn", dlq.arn()),
+            ("maxReceiveCount", props.max_receive_count.clone()),
+        ]));
         let queue = stack.add(
             f,
             "jobs",
@@ -69,10 +68,10 @@ impl JobQueue {
             "jobs_dlq",
             SqsQueueRedriveAllowPolicy {
                 queue_url: dlq.url(),
-                redrive_allow_policy: Val::expr(format!(
-                    "jsonencode({{redrivePermission = \"byQueue\", sourceQueueArns = [{}]}})",
-                    queue.arn().as_expr()
-                )),
+                redrive_allow_policy: func::jsonencode(&func::object([
+                    ("redrivePermission", Val::lit("byQueue")),
+                    ("sourceQueueArns", Val::List(vec![queue.arn()])),
+                ])),
             },
         )?;
         for (logical, q) in [("jobs", &queue), ("jobs_dlq", &dlq)] {

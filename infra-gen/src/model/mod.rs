@@ -1,5 +1,6 @@
 //! The model: values, typed references, resources and the stack that synthesizes them.
 
+pub mod func;
 pub mod iam;
 pub mod resources;
 pub mod stack;
