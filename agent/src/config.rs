@@ -164,7 +164,10 @@ mod tests {
                 r#"{"task_id":"t","query":"a","url":"https://x.org"}"#,
                 Err("not both"),
             ),
-            (r#"{"task_id":"t","query":"   "}"#, Err("`query` must not be empty")),
+            (
+                r#"{"task_id":"t","query":"   "}"#,
+                Err("`query` must not be empty"),
+            ),
             (
                 r#"{"task_id":"t","url":"file:///etc/passwd"}"#,
                 Err("must be an http or https URL"),

@@ -123,19 +123,19 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
             return exit::INVALID_JOB;
         }
     };
+    // A failure before the job runs: error.json and agent.log, nothing else to upload.
+    let early = |err: AgentError, stage: Stage| {
+        finish(
+            &log,
+            &uploader,
+            Default::default(),
+            Some((err, stage)),
+            deadline,
+        )
+    };
     let config = match config {
         Ok(c) => c,
-        Err(e) => {
-            let err = AgentError::InvalidJob(e);
-            return finish(
-                &log,
-                &uploader,
-                Default::default(),
-                Some((err, Stage::Config)),
-                deadline,
-            )
-            .await;
-        }
+        Err(e) => return early(AgentError::InvalidJob(e), Stage::Config).await,
     };
     log.info(
         "job started",
@@ -149,30 +149,21 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
     let guard = match proxy::start(config.egress.clone(), log.clone()).await {
         Ok(g) => g,
         Err(e) => {
-            let err = AgentError::Internal(format!("the egress guard could not start: {e}"));
-            return finish(
-                &log,
-                &uploader,
-                Default::default(),
-                Some((err, Stage::Launch)),
-                deadline,
+            return early(
+                AgentError::Internal(format!("the egress guard could not start: {e}")),
+                Stage::Launch,
             )
-            .await;
+            .await
         }
     };
     let run_dir = match browser::tempdir(&config.scratch, "run-") {
         Ok(d) => d,
         Err(e) => {
-            let err =
-                AgentError::BrowserStart(format!("the scratch directory is not writable: {e}"));
-            return finish(
-                &log,
-                &uploader,
-                Default::default(),
-                Some((err, Stage::Launch)),
-                deadline,
+            return early(
+                AgentError::BrowserStart(format!("the scratch directory is not writable: {e}")),
+                Stage::Launch,
             )
-            .await;
+            .await
         }
     };
     if run_dir.as_os_str().len() > 60 {
@@ -245,7 +236,10 @@ fn terminated(
 ) -> AgentError {
     log.warn("SIGTERM received; uploading what there is", json!({}));
     *upload_deadline = (*upload_deadline).min(tokio::time::Instant::now() + SIGTERM_GRACE);
-    arm_watchdog(started, started.elapsed() + SIGTERM_GRACE + Duration::from_secs(2));
+    arm_watchdog(
+        started,
+        started.elapsed() + SIGTERM_GRACE + Duration::from_secs(2),
+    );
     AgentError::Terminated
 }
 

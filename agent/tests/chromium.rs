@@ -9,7 +9,7 @@ use names::Output;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
-use support::{assert_completed, assert_failed, env, png_size, run_agent, scenarios, Options, Run};
+use support::{assert_completed, assert_failed, env, run_agent, scenarios, Options, Run};
 
 fn agent() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_agent"))
@@ -58,16 +58,7 @@ fn url_job_screenshot_has_the_requested_viewport() {
 
 #[test]
 fn full_page_screenshot_is_taller_than_the_viewport() {
-    let run = run(
-        json!({ "url": env().page("/tall"), "options": { "full_page": true, "viewport": { "width": 800, "height": 600 } } }),
-    );
-    run.assert_code(exit::OK);
-    let (w, h) = png_size(&run.object(Output::Screenshot).unwrap());
-    assert_eq!(w, 800);
-    assert!(h >= 3000, "full page height {h}");
-    let result = run.json(Output::Result);
-    assert_eq!(result["screenshot"]["full_page"], true);
-    assert_eq!(result["screenshot"]["height"], h);
+    scenarios::full_page(|job, opts| run_agent(agent(), job, opts));
 }
 
 #[test]
@@ -113,8 +104,14 @@ fn redirects_to_link_local_and_private_addresses_are_refused() {
     // Nothing is ever sent to these addresses: the guard refuses before it connects (and the
     // tests run in a loopback-only namespace).
     for (to, needle) in [
-        ("http://169.254.170.2/v2/credentials", "169.254.170.2 is link-local"),
-        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is link-local"),
+        (
+            "http://169.254.170.2/v2/credentials",
+            "169.254.170.2 is link-local",
+        ),
+        (
+            "http://169.254.169.254/latest/meta-data/",
+            "169.254.169.254 is link-local",
+        ),
         ("http://10.0.0.1/", "10.0.0.1 is private"),
         ("https://192.168.1.1/", "192.168.1.1 is private"),
         ("http://[fd00:ec2::254]/", "unique local"),
@@ -184,13 +181,14 @@ fn connection_refused_is_reported() {
 fn invalid_job_gets_error_json_without_a_browser() {
     let run = run(json!({ "query": "a", "url": "https://example.org/" }));
     let error = assert_failed(&run, "invalid_job", exit::INVALID_JOB, "config");
-    assert!(error["message"]
-        .as_str()
-        .unwrap()
-        .contains("not both"));
+    assert!(error["message"].as_str().unwrap().contains("not both"));
 }
 
 #[test]
 fn sigterm_uploads_what_there_is_and_exits_promptly() {
-    scenarios::stopped(|job, opts| run_agent(agent(), job, opts), Duration::from_secs(4), Duration::from_secs(4));
+    scenarios::stopped(
+        |job, opts| run_agent(agent(), job, opts),
+        Duration::from_secs(4),
+        Duration::from_secs(4),
+    );
 }

@@ -6,11 +6,10 @@
 
 mod support;
 
-use names::agent::exit;
 use names::Output;
 use serde_json::json;
 use std::time::Duration;
-use support::{assert_completed, env, png_size, run_container, scenarios, Options, Run};
+use support::{assert_completed, run_container, scenarios, Options, Run};
 
 fn run(job: serde_json::Value) -> Run {
     run_container(job, Options::default())
@@ -53,19 +52,17 @@ fn search_job_in_the_image_uploads_through_presigned_puts() {
 
 #[test]
 fn full_page_screenshot_in_the_image() {
-    let run = run(
-        json!({ "url": env().page("/tall"), "options": { "full_page": true, "viewport": { "width": 800, "height": 600 } } }),
-    );
-    run.assert_code(exit::OK);
-    let (w, h) = png_size(&run.object(Output::Screenshot).unwrap());
-    assert_eq!(w, 800);
-    assert!(h >= 3000, "full page height {h}");
+    let run = scenarios::full_page(run_container);
     assert_root_unchanged(&run);
 }
 
 #[test]
 fn redirect_to_task_metadata_is_refused_inside_the_container() {
-    let run = scenarios::redirect_refused(run_container, "http://169.254.170.2/v2/credentials", "169.254.170.2 is link-local");
+    let run = scenarios::redirect_refused(
+        run_container,
+        "http://169.254.170.2/v2/credentials",
+        "169.254.170.2 is link-local",
+    );
     assert_root_unchanged(&run);
 }
 
@@ -79,7 +76,11 @@ fn never_loading_page_ends_before_its_deadline_with_error_json() {
 #[test]
 fn stop_task_uploads_what_there_is_and_exits_143_within_the_grace_period() {
     // ECS sends SIGKILL 30 s after SIGTERM; the agent is done long before.
-    let run = scenarios::stopped(run_container, Duration::from_secs(5), Duration::from_secs(10));
+    let run = scenarios::stopped(
+        run_container,
+        Duration::from_secs(5),
+        Duration::from_secs(10),
+    );
     assert_root_unchanged(&run);
 }
 

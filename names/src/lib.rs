@@ -780,38 +780,30 @@ pub mod ecs {
 
     /// The `detail` of an `ECS Task State Change` event (the fields this system reads or, in the
     /// Fargate stand-in, writes); unknown fields are ignored, as EventBridge adds them freely.
+    #[serde_with::skip_serializing_none]
     #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
     #[serde(rename_all = "camelCase")]
     pub struct TaskStateChange {
         pub task_arn: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         pub cluster_arn: Option<String>,
         pub last_status: TaskStatus,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         pub desired_status: Option<TaskStatus>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         pub started_by: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         pub group: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         pub launch_type: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         pub stop_code: Option<StopCode>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         pub stopped_reason: Option<String>,
         #[serde(default)]
         pub containers: Vec<ContainerState>,
     }
 
+    #[serde_with::skip_serializing_none]
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
     #[serde(rename_all = "camelCase")]
     pub struct ContainerState {
         pub name: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         pub last_status: Option<TaskStatus>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         pub exit_code: Option<i64>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         pub reason: Option<String>,
     }
 }

@@ -161,6 +161,22 @@ pub mod scenarios {
     use super::*;
     use serde_json::json;
 
+    /// A full-page screenshot of the tall fixture: at the viewport's width, taller than it.
+    pub fn full_page(run: impl Fn(Value, Options) -> Run) -> Run {
+        let run = run(
+            json!({ "url": env().page("/tall"), "options": { "full_page": true, "viewport": { "width": 800, "height": 600 } } }),
+            Options::default(),
+        );
+        run.assert_code(exit::OK);
+        let (w, h) = png_size(&run.object(Output::Screenshot).unwrap());
+        assert_eq!(w, 800);
+        assert!(h >= 3000, "full page height {h}");
+        let result = run.json(Output::Result);
+        assert_eq!(result["screenshot"]["full_page"], true);
+        assert_eq!(result["screenshot"]["height"], h);
+        run
+    }
+
     /// A redirect from the fixture to `to`, refused by the guard with `needle` in the message.
     pub fn redirect_refused(run: impl Fn(Value, Options) -> Run, to: &str, needle: &str) -> Run {
         let url = format!(
@@ -170,7 +186,10 @@ pub mod scenarios {
         );
         let run = run(json!({ "url": url }), Options::default());
         let error = assert_failed(&run, "egress_refused", exit::EGRESS_REFUSED, "navigate");
-        assert!(error["message"].as_str().unwrap().contains(needle), "{to}: {error}");
+        assert!(
+            error["message"].as_str().unwrap().contains(needle),
+            "{to}: {error}"
+        );
         assert!(run.object(Output::Screenshot).is_none());
         run
     }
@@ -179,25 +198,52 @@ pub mod scenarios {
     /// not before half of it.
     pub fn never_loading(run: impl Fn(Value, Options) -> Run, slack: Duration) -> Run {
         let timeout = *names::job::TIMEOUT_SECONDS.start();
-        let run = run(json!({ "url": env().page("/hang"), "options": { "timeout_seconds": timeout } }), Options::default());
+        let run = run(
+            json!({ "url": env().page("/hang"), "options": { "timeout_seconds": timeout } }),
+            Options::default(),
+        );
         let error = assert_failed(&run, "deadline_exceeded", exit::DEADLINE, "navigate");
-        assert!(error["message"].as_str().unwrap().contains(&timeout.to_string()));
+        assert!(error["message"]
+            .as_str()
+            .unwrap()
+            .contains(&timeout.to_string()));
         let deadline = Duration::from_secs(timeout.into());
-        assert!(run.elapsed < deadline + slack, "exited after {:?}", run.elapsed);
-        assert!(run.elapsed > deadline / 2, "gave up early: {:?}", run.elapsed);
+        assert!(
+            run.elapsed < deadline + slack,
+            "exited after {:?}",
+            run.elapsed
+        );
+        assert!(
+            run.elapsed > deadline / 2,
+            "gave up early: {:?}",
+            run.elapsed
+        );
         run
     }
 
     /// SIGTERM (StopTask) `after` the start: error.json `terminated`, the uploads, exit 143, all
     /// within `within` of the signal.
     pub fn stopped(run: impl Fn(Value, Options) -> Run, after: Duration, within: Duration) -> Run {
-        let opts = Options { sigterm_after: Some(after), ..Options::default() };
-        let run = run(json!({ "url": env().page("/hang"), "options": { "timeout_seconds": 60 } }), opts);
+        let opts = Options {
+            sigterm_after: Some(after),
+            ..Options::default()
+        };
+        let run = run(
+            json!({ "url": env().page("/hang"), "options": { "timeout_seconds": 60 } }),
+            opts,
+        );
         // Under load the browser may still be starting: either stage is right.
-        let stage = run.json(Output::Error)["stage"].as_str().unwrap_or_default().to_string();
+        let stage = run.json(Output::Error)["stage"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         assert!(stage == "navigate" || stage == "launch", "stage {stage}");
         assert_failed(&run, "terminated", exit::TERMINATED, &stage);
-        assert!(run.elapsed < after + within, "took {:?} after the signal at {after:?}", run.elapsed);
+        assert!(
+            run.elapsed < after + within,
+            "took {:?} after the signal at {after:?}",
+            run.elapsed
+        );
         run
     }
 }
@@ -208,7 +254,9 @@ pub fn upload_urls(task_id: &str) -> String {
     let map: serde_json::Map<String, Value> = Output::ALL
         .into_iter()
         .map(|o| {
-            let url = bucket.presign_put(&names::bucket::output_key(task_id, o)).unwrap_or_else(|e| panic!("{e}"));
+            let url = bucket
+                .presign_put(&names::bucket::output_key(task_id, o))
+                .unwrap_or_else(|e| panic!("{e}"));
             (o.as_str().to_string(), Value::String(url))
         })
         .collect();
