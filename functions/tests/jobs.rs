@@ -130,9 +130,9 @@ async fn full_lifecycle_through_process_and_reconcile() {
     assert_eq!(status_of(&app, &id).await["status"], "RUNNING");
 
     // The agent uploads through the pre-signed PUT URLs.
-    let (code, _) = http("PUT", &urls[Output::Screenshot.as_str()], b"\x89PNG fake");
+    let (code, _) = http("PUT", &urls[Output::Screenshot.as_str()], b"\x89PNG fake").await;
     assert_eq!(code, 200);
-    let (code, _) = http("PUT", &urls[Output::Result.as_str()], br#"{"title": "t"}"#);
+    let (code, _) = http("PUT", &urls[Output::Result.as_str()], br#"{"title": "t"}"#).await;
     assert_eq!(code, 200);
 
     let stopped = reconcile_event(&app, &id, &arn, TaskStatus::Stopped, container(Some(0), None), Some(StopCode::EssentialContainerExited)).await;
@@ -145,7 +145,7 @@ async fn full_lifecycle_through_process_and_reconcile() {
     let mut names_: Vec<&str> = outputs.keys().map(String::as_str).collect();
     names_.sort();
     assert_eq!(names_, ["result", "screenshot"], "only outputs that exist");
-    let (code, body) = http("GET", outputs["result"].as_str().unwrap(), b"");
+    let (code, body) = http("GET", outputs["result"].as_str().unwrap(), b"").await;
     assert_eq!((code, body.as_slice()), (200, br#"{"title": "t"}"#.as_slice()));
     assert!(outputs["screenshot"].as_str().unwrap().contains("X-Amz-Expires=3600"));
 }

@@ -157,7 +157,7 @@ mod tests {
         let json = to_json(&task_state_change(detail.clone()));
         assert_eq!(json["detail-type"], names::ecs::TASK_STATE_CHANGE);
         assert_eq!(json["detail"]["lastStatus"], "STOPPED");
-        assert_eq!(json["detail"]["stopCode"], "EssentialContainerExited");
+        assert_eq!(json["detail"]["stopCode"], StopCode::EssentialContainerExited.as_str());
         assert_eq!(json["detail"]["containers"][0]["exitCode"], 5);
         let back: EventBridgeEvent<TaskStateChange> = serde_json::from_value(json).unwrap();
         assert_eq!(back.detail, detail);

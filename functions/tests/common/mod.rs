@@ -12,7 +12,6 @@ use functions::api::{ApiRequest, ApiResponse};
 use functions::config::{Config, Tenants};
 use functions::{App, Function};
 use names::ecs::{ContainerState, StopCode, TaskStateChange, TaskStatus};
-use std::io::{Read, Write};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
@@ -229,20 +228,11 @@ pub async fn get(app: &App, tenant: &str, path: &str) -> ApiResponse {
     call(app, &req).await
 }
 
-/// A plain HTTP/1.1 request (for pre-signed URLs, as the agent and API clients use them).
-pub fn http(method: &str, url: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    let uri: http::Uri = url.parse().unwrap();
-    let authority = uri.authority().unwrap().as_str().to_owned();
-    let mut s = std::net::TcpStream::connect(&authority).unwrap();
-    let path = uri.path_and_query().unwrap().as_str();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
-    s.write_all(body).unwrap();
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).unwrap();
-    let text_end = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&resp[..text_end]).to_string();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, resp[text_end + 4..].to_vec())
+/// An HTTP request to a pre-signed URL, as the agent and API clients make them.
+pub async fn http(method: &str, url: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let resp = reqwest::Client::new().request(method, url).body(body.to_vec()).send().await.unwrap();
+    (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
 }
 
 /// An SQS event as Lambda delivers it.
