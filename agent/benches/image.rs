@@ -82,6 +82,7 @@ fn run_container(url: &str) -> Sample {
         env: support::job_env(&task_id, &job, &support::Options::default()),
         secrets: td.container.secrets.iter().map(|s| (s.name.clone(), "bench".to_string())).collect(),
         labels: Vec::new(),
+        hosts: Vec::new(),
         remove: true,
     };
     let args = testenv::container::run_args(td, &spec).unwrap_or_else(|e| panic!("{e}"));

@@ -245,6 +245,12 @@ fn chromium_args(profile: &Path, proxy: SocketAddr, viewport: Viewport) -> Vec<S
 
 /// Starts a helper process with its home and temp files on the scratch volume; it gets SIGKILL
 /// if the agent dies.
+/// The search path Chromium and chromedriver get.
+const BROWSER_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+/// The only variables of the agent's own environment the browser inherits: locale and time zone,
+/// which change how pages render, and nothing that could be a secret.
+pub const BROWSER_ENV_PASSED: &[&str] = &["LANG", "LC_ALL", "TZ"];
+
 fn spawn(
     program: &Path,
     args: &[String],
@@ -252,11 +258,17 @@ fn spawn(
     stderr: Stdio,
 ) -> Result<tokio::process::Child, String> {
     let mut cmd = tokio::process::Command::new(program);
+    // A cleared environment and an allow-list: the browser is the part a page can attack, and
+    // the agent's environment holds the job, its upload links, and whatever secrets and AWS or
+    // ECS variables the task carries. None of that is Chromium's business.
     cmd.args(args)
+        .env_clear()
+        .env("PATH", BROWSER_PATH)
         .env("HOME", scratch)
         .env("TMPDIR", scratch)
         .env("XDG_CONFIG_HOME", scratch.join(".config"))
         .env("XDG_CACHE_HOME", scratch.join(".cache"))
+        .envs(BROWSER_ENV_PASSED.iter().filter_map(|k| std::env::var_os(k).map(|v| (*k, v))))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)

@@ -95,8 +95,15 @@ pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> 
         }
         job::ValidTarget::Url(url) => Target::Page { url },
     };
-    let egress = EgressPolicy::parse(&get(env::EGRESS_ALLOW).unwrap_or_default())
-        .map_err(|e| format!("{}: {e}", env::EGRESS_ALLOW))?;
+    let allow = get(env::EGRESS_ALLOW).unwrap_or_default();
+    if !allow.trim().is_empty() && get(env::ECS_METADATA).is_some() {
+        // The allow-list opens private addresses for tests and local mode; in AWS nothing may.
+        return Err(format!("{} is set, but this is an ECS task ({} is set): refused", env::EGRESS_ALLOW, env::ECS_METADATA));
+    }
+    let mut egress = EgressPolicy::parse(&allow).map_err(|e| format!("{}: {e}", env::EGRESS_ALLOW))?;
+    if let Some(ports) = get(env::EGRESS_PORTS).filter(|p| !p.trim().is_empty()) {
+        egress = egress.with_ports(&ports).map_err(|e| format!("{}: {e}", env::EGRESS_PORTS))?;
+    }
     let path = |name: &str, default: &str| {
         PathBuf::from(
             get(name)
@@ -149,6 +156,17 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn the_allow_list_is_refused_in_ecs_and_ports_are_read() {
+        let job = r#"{"task_id":"t","url":"https://x.org"}"#;
+        let e = from_env(&env_of(&[(env::JOB, job), (env::EGRESS_ALLOW, "10.0.0.1"), (env::ECS_METADATA, "http://169.254.170.2/v4/x")])).unwrap_err();
+        assert!(e.contains("refused"), "{e}");
+        assert!(from_env(&env_of(&[(env::JOB, job), (env::ECS_METADATA, "http://169.254.170.2/v4/x")])).is_ok());
+        let c = from_env(&env_of(&[(env::JOB, job), (env::EGRESS_PORTS, "443")])).unwrap();
+        assert!(c.egress.check("x.org", "1.1.1.1".parse().unwrap(), 80).is_err());
+        assert!(from_env(&env_of(&[(env::JOB, job), (env::EGRESS_PORTS, "http")])).unwrap_err().contains(env::EGRESS_PORTS));
     }
 
     #[test]

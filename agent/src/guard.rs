@@ -83,6 +83,7 @@ const BLOCKED_V6: &[(&str, &str)] = &[
         "unique local (incl. the EC2 IPv6 metadata endpoint)",
     ),
     ("fe80::/10", "link-local"),
+    ("64:ff9b:1::/48", "local-use NAT64 (RFC 8215)"),
     ("fec0::/10", "site-local"),
     ("ff00::/8", "multicast"),
 ];
@@ -103,8 +104,9 @@ pub fn special_range(ip: IpAddr) -> Option<&'static str> {
         .map(|(_, why)| *why)
 }
 
-/// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`),
-/// NAT64 (`64:ff9b::/96`) or 6to4 (`2002::/16`) address.
+/// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-translated
+/// (`::ffff:0:a.b.c.d`), IPv4-compatible (`::a.b.c.d`, all of `::/96` but `::` and `::1`), NAT64
+/// (`64:ff9b::/96`) or 6to4 (`2002::/16`) address.
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let seg = ip.segments();
     let low = Ipv4Addr::new(
@@ -115,8 +117,9 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     );
     match seg {
         [0, 0, 0, 0, 0, 0xffff, _, _] => Some(low),
+        [0, 0, 0, 0, 0xffff, 0, _, _] => Some(low),
         // `::` and `::1` stay IPv6 so they are named as such.
-        [0, 0, 0, 0, 0, 0, hi, _] if hi != 0 => Some(low),
+        [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 || lo > 1 => Some(low),
         [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(low),
         [0x2002, a, b, ..] => Some(Ipv4Addr::new(
             (a >> 8) as u8,
@@ -128,50 +131,117 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     }
 }
 
-/// What `AGENT_EGRESS_ALLOW` lets through despite the blocked ranges: hosts by name and
-/// networks by CIDR. Empty in production.
-#[derive(Clone, Debug, Default)]
+/// Whether an address is link-local (the instance and task metadata endpoints live there),
+/// directly or embedded in an IPv6 address: never reachable, whatever the allow-list says.
+pub fn is_link_local(ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => embedded_v4(v6).map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    ["169.254.0.0/16", "fe80::/10"].iter().any(|n| Net::parse(n).is_some_and(|n| n.contains(ip)))
+}
+
+/// The ports the browser may connect to unless an allow-list entry names another.
+pub const DEFAULT_PORTS: [u16; 2] = [80, 443];
+
+/// One allow-list entry: a host name or a network, optionally pinned to one port (an origin).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Allowed {
+    Host(String, Option<u16>),
+    Net(Net, Option<u16>),
+}
+
+/// What the browser may reach: public addresses on the allowed ports, plus what the allow-list
+/// (`AGENT_EGRESS_ALLOW`, tests and local mode only) names. Link-local addresses never.
+#[derive(Clone, Debug)]
 pub struct EgressPolicy {
-    hosts: Vec<String>,
-    nets: Vec<Net>,
+    allowed: Vec<Allowed>,
+    ports: Vec<u16>,
+}
+
+impl Default for EgressPolicy {
+    fn default() -> Self {
+        EgressPolicy { allowed: Vec::new(), ports: DEFAULT_PORTS.to_vec() }
+    }
 }
 
 impl EgressPolicy {
-    /// Parses a comma-separated list of host names, IP addresses and CIDR blocks.
+    /// Parses a comma-separated allow-list of host names, IP addresses and CIDR blocks, each
+    /// optionally with `:port` (`127.0.0.1:8081`, `[::1]:8081`, `fixture.test:8081`).
     pub fn parse(s: &str) -> Result<EgressPolicy, String> {
         let mut policy = EgressPolicy::default();
         for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            if let Some(net) = Net::parse(item) {
-                policy.nets.push(net);
-            } else if item.contains('/') || item.contains(char::is_whitespace) {
-                return Err(format!(
-                    "`{item}` is neither a host name nor an IP address or CIDR block"
-                ));
-            } else {
-                policy.hosts.push(item.to_ascii_lowercase());
-            }
+            policy.allowed.push(parse_entry(item)?);
         }
         Ok(policy)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.hosts.is_empty() && self.nets.is_empty()
+    /// The ports allowed for destinations the allow-list does not pin (`AGENT_EGRESS_PORTS`).
+    pub fn with_ports(mut self, s: &str) -> Result<EgressPolicy, String> {
+        let ports: Result<Vec<u16>, String> = s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("`{p}` is not a port")))
+            .collect();
+        let ports = ports?;
+        if ports.is_empty() {
+            return Err("no port is allowed".into());
+        }
+        self.ports = ports;
+        Ok(self)
     }
 
-    /// `Ok` when `host` (as the browser named it) may be reached at `ip`; otherwise the reason.
-    pub fn check(&self, host: &str, ip: IpAddr) -> Result<(), String> {
-        let Some(why) = special_range(ip) else {
-            return Ok(());
-        };
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
-        if self.hosts.contains(&host) || self.nets.iter().any(|n| n.contains(ip)) {
-            return Ok(());
-        }
-        Err(format!("{ip} is {why}"))
+    pub fn is_empty(&self) -> bool {
+        self.allowed.is_empty()
     }
+
+    /// `Ok` when `host` (as the browser named it) may be reached at `ip`:`port`; otherwise why not.
+    pub fn check(&self, host: &str, ip: IpAddr, port: u16) -> Result<(), String> {
+        if is_link_local(ip) {
+            return Err(format!("{ip} is link-local (incl. instance and task metadata)"));
+        }
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let listed = self.allowed.iter().find_map(|a| match a {
+            Allowed::Host(h, p) if *h == host => Some(*p),
+            Allowed::Net(n, p) if n.contains(ip) => Some(*p),
+            _ => None,
+        });
+        match listed {
+            Some(Some(pinned)) if pinned == port => return Ok(()),
+            Some(Some(pinned)) => return Err(format!("{ip} is allowed on port {pinned} only, not {port}")),
+            Some(None) => {}
+            None => {
+                if let Some(why) = special_range(ip) {
+                    return Err(format!("{ip} is {why}"));
+                }
+            }
+        }
+        if self.ports.contains(&port) {
+            Ok(())
+        } else {
+            let ports: Vec<String> = self.ports.iter().map(u16::to_string).collect();
+            Err(format!("port {port} is not allowed (only {})", ports.join(", ")))
+        }
+    }
+}
+
+fn parse_entry(item: &str) -> Result<Allowed, String> {
+    let bad = || format!("`{item}` is neither a host name nor an IP address or CIDR block (with an optional :port)");
+    if let Some(net) = Net::parse(item) {
+        return Ok(Allowed::Net(net, None));
+    }
+    let (base, port) = match item.rsplit_once(':') {
+        Some((b, p)) if !b.is_empty() => (b, Some(p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad)?)),
+        _ => (item, None),
+    };
+    if let Some(net) = Net::parse(base) {
+        return Ok(Allowed::Net(net, port));
+    }
+    if base.is_empty() || base.contains('/') || base.contains(':') || base.contains(char::is_whitespace) {
+        return Err(bad());
+    }
+    Ok(Allowed::Host(base.to_ascii_lowercase(), port))
 }
 
 #[cfg(test)]
@@ -205,6 +275,11 @@ mod tests {
             ("::ffff:127.0.0.1", true),
             ("::ffff:169.254.170.2", true),
             ("::ffff:8.8.8.8", false),
+            ("::ffff:0:169.254.170.2", true),
+            ("::169.254.170.2", true),
+            ("::a9fe:aa02", true),
+            ("64:ff9b:1::a9fe:aa02", true),
+            ("64:ff9b::808:808", false),
             ("64:ff9b::a00:1", true),
             ("2002:a00:1::1", true),
             ("2002:808:808::1", false),
@@ -218,29 +293,48 @@ mod tests {
     }
 
     #[test]
-    fn allow_list_by_net_and_host() {
-        let p = EgressPolicy::parse("127.0.0.1, fixture.test ,10.0.0.0/24").unwrap();
-        assert!(p.check("127.0.0.1", "127.0.0.1".parse().unwrap()).is_ok());
-        assert!(p.check("x", "127.0.0.2".parse().unwrap()).is_err());
-        assert!(p
-            .check("FIXTURE.test", "192.168.0.5".parse().unwrap())
-            .is_ok());
-        assert!(p.check("x", "10.0.0.200".parse().unwrap()).is_ok());
-        assert!(p.check("x", "10.0.1.1".parse().unwrap()).is_err());
-        assert!(p
-            .check("x", "169.254.170.2".parse().unwrap())
-            .unwrap_err()
-            .contains("link-local"));
-        assert!(p.check("x", "1.1.1.1".parse().unwrap()).is_ok());
+    fn allow_list_by_net_host_and_origin() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let p = EgressPolicy::parse("127.0.0.1:8081, fixture.test ,10.0.0.0/24, [::1]:9000").unwrap();
+        assert!(p.check("127.0.0.1", ip("127.0.0.1"), 8081).is_ok());
+        assert!(p.check("127.0.0.1", ip("127.0.0.1"), 8082).unwrap_err().contains("port 8081 only"));
+        assert!(p.check("x", ip("127.0.0.2"), 8081).is_err());
+        assert!(p.check("::1", ip("::1"), 9000).is_ok());
+        assert!(p.check("FIXTURE.test", ip("192.168.0.5"), 443).is_ok());
+        assert!(p.check("fixture.test", ip("192.168.0.5"), 22).unwrap_err().contains("port 22"));
+        assert!(p.check("x", ip("10.0.0.200"), 80).is_ok());
+        assert!(p.check("x", ip("10.0.1.1"), 80).is_err());
+        assert!(p.check("x", ip("1.1.1.1"), 443).is_ok());
+        assert!(p.check("x", ip("1.1.1.1"), 8443).unwrap_err().contains("port 8443 is not allowed (only 80, 443)"));
         assert!(EgressPolicy::parse("10.0.0.0/33").is_err());
+        assert!(EgressPolicy::parse("host:0").is_err());
+        assert!(EgressPolicy::parse("a b").is_err());
         assert!(EgressPolicy::parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn link_local_is_never_allowed_even_when_listed() {
+        let p = EgressPolicy::parse("169.254.0.0/16, 169.254.170.2:80, metadata.test, fe80::/10").unwrap();
+        for (host, addr) in [("169.254.170.2", "169.254.170.2"), ("metadata.test", "169.254.169.254"), ("x", "fe80::1"), ("x", "::ffff:169.254.170.2")] {
+            let e = p.check(host, addr.parse().unwrap(), 80).unwrap_err();
+            assert!(e.contains("link-local"), "{addr}: {e}");
+        }
+    }
+
+    #[test]
+    fn ports_are_configurable() {
+        let p = EgressPolicy::default().with_ports("443").unwrap();
+        assert!(p.check("x", "1.1.1.1".parse().unwrap(), 443).is_ok());
+        assert!(p.check("x", "1.1.1.1".parse().unwrap(), 80).is_err());
+        assert!(EgressPolicy::default().with_ports("").is_err());
+        assert!(EgressPolicy::default().with_ports("80,x").is_err());
     }
 
     #[test]
     fn default_policy_refuses_every_special_range() {
         let p = EgressPolicy::default();
-        for ip in ["127.0.0.1", "10.0.0.1", "169.254.170.2", "::1", "fd00::1"] {
-            assert!(p.check("h", ip.parse().unwrap()).is_err(), "{ip}");
+        for ip in ["127.0.0.1", "10.0.0.1", "169.254.170.2", "::1", "fd00::1", "64:ff9b:1::1"] {
+            assert!(p.check("h", ip.parse().unwrap(), 443).is_err(), "{ip}");
         }
     }
 }

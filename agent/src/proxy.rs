@@ -113,7 +113,7 @@ impl State {
         let mut refusals = Vec::new();
         let allowed: Vec<SocketAddr> = addrs
             .into_iter()
-            .filter(|a| match self.policy.check(bare, a.ip()) {
+            .filter(|a| match self.policy.check(bare, a.ip(), a.port()) {
                 Ok(()) => true,
                 Err(why) => {
                     refusals.push(why);

@@ -115,8 +115,95 @@ fn redirects_to_link_local_and_private_addresses_are_refused() {
         ("http://10.0.0.1/", "10.0.0.1 is private"),
         ("https://192.168.1.1/", "192.168.1.1 is private"),
         ("http://[fd00:ec2::254]/", "unique local"),
+        // The task metadata endpoint spelled every way a URL can spell it: IPv4-mapped and
+        // -translated IPv6, decimal, octal and hex IPv4. Chromium reads them all as 169.254.170.2
+        // (or the IPv6 form), and the guard refuses what it reads.
+        ("http://[::ffff:169.254.170.2]/v2/credentials", "link-local"),
+        ("http://[::ffff:a9fe:aa02]/v2/credentials", "link-local"),
+        ("http://[::ffff:0:a9fe:aa02]/v2/credentials", "link-local"),
+        ("http://2852039170/v2/credentials", "169.254.170.2 is link-local"),
+        ("http://0251.0376.0252.02/v2/credentials", "169.254.170.2 is link-local"),
+        ("http://0xa9.0xfe.0xaa.0x2/v2/credentials", "169.254.170.2 is link-local"),
+        ("http://0xa9feaa02/v2/credentials", "169.254.170.2 is link-local"),
+        ("http://[64:ff9b:1::a9fe:aa02]/", "local-use NAT64"),
+        // A public address on a port other than 80 and 443.
+        ("http://93.184.216.34:8080/", "port 8080 is not allowed"),
     ] {
         scenarios::redirect_refused(|job, opts| run_agent(agent(), job, opts), to, needle);
+    }
+}
+
+#[test]
+fn a_page_reaching_for_private_addresses_gets_nothing_and_completes() {
+    // fetch() and a WebSocket from the page itself, and a service worker's own request.
+    for (path, targets) in [
+        ("/private-requests", vec!["10.0.0.1:80", "169.254.169.254:80"]),
+        ("/sw-page", vec!["10.0.0.2:80"]),
+    ] {
+        let run = run(json!({ "url": env().page(path) }));
+        let result = assert_completed(&run, 1280, 800);
+        let blocked: Vec<&str> = result["blocked_requests"].as_array().unwrap().iter().filter_map(|b| b["target"].as_str()).collect();
+        for t in targets {
+            assert!(blocked.contains(&t), "{path}: {t} not refused; blocked: {blocked:?}; title {}", result["title"]);
+        }
+    }
+}
+
+#[test]
+fn the_browser_inherits_none_of_the_agents_environment() {
+    let task_id = support::unique_task_id();
+    let scratch = support::scratch_of(&task_id).display().to_string();
+    let canaries = [
+        ("AWS_SECRET_ACCESS_KEY", "canary-aws-secret"),
+        ("AWS_SESSION_TOKEN", "canary-aws-session"),
+        ("ECS_AGENT_URI", "canary-ecs-agent"),
+        ("AGENT_OPERATOR_SECRET", "canary-operator-secret"),
+    ];
+    let opts = Options {
+        task_id: Some(task_id),
+        sigterm_after: Some(Duration::from_secs(6)),
+        extra_env: canaries.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..Options::default()
+    };
+    // While the job hangs on a page, read the environment of every process the job started.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<String, String>::new()));
+    let watcher = {
+        let (seen, scratch) = (seen.clone(), scratch.clone());
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            while started.elapsed() < Duration::from_secs(5) {
+                for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+                    let read = |f: &str| std::fs::read(entry.path().join(f)).map(|b| String::from_utf8_lossy(&b).replace('\0', "\n")).unwrap_or_default();
+                    let cmdline = read("cmdline");
+                    let is_browser = cmdline.contains("chromium") || cmdline.contains("chromedriver");
+                    if is_browser && cmdline.contains(&scratch) {
+                        seen.lock().unwrap().insert(cmdline.lines().next().unwrap_or_default().to_string(), read("environ"));
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let run = run_agent(agent(), json!({ "url": env().page("/hang"), "options": { "timeout_seconds": 60 } }), opts);
+    watcher.join().unwrap();
+    run.assert_code(exit::TERMINATED);
+    let seen = seen.lock().unwrap();
+    assert!(seen.keys().any(|c| c.contains("chromedriver")) && seen.keys().any(|c| c.contains("chrom")), "browser processes seen: {:?}", seen.keys());
+    for (cmd, environ) in seen.iter() {
+        for (name, value) in canaries {
+            assert!(!environ.contains(value), "{cmd} inherited {name}");
+        }
+        for leaked in ["AGENT_JOB=", "AGENT_UPLOAD_URLS=", "X-Amz-Signature", "AGENT_EGRESS_ALLOW="] {
+            assert!(!environ.contains(leaked), "{cmd} inherited {leaked}:\n{environ}");
+        }
+        // Nothing of the agent's own environment beyond the allow-list (Chromium adds variables
+        // of its own for its helpers; those are not the agent's).
+        let allowed = ["PATH", "HOME", "TMPDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "LANG", "LC_ALL", "TZ"];
+        let agents: Vec<String> = std::env::vars().map(|(k, _)| k).chain(canaries.iter().map(|(k, _)| k.to_string())).collect();
+        for line in environ.lines() {
+            let name = line.split_once('=').map_or(line, |(k, _)| k);
+            assert!(allowed.contains(&name) || !agents.iter().any(|a| a == name), "{cmd} inherited {name}");
+        }
     }
 }
 
@@ -166,7 +253,8 @@ fn connection_refused_is_reported() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let run = run(json!({ "url": format!("http://{closed}/") }));
+    let opts = Options { egress_allow: Some(closed.to_string()), ..Options::default() };
+    let run = run_agent(agent(), json!({ "url": format!("http://{closed}/") }), opts);
     let error = assert_failed(&run, "page_unreachable", exit::NAVIGATION, "navigate");
     assert!(
         error["message"]

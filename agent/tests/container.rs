@@ -137,3 +137,14 @@ fn the_image_records_its_packages_and_chromedriver_matches_the_browser() {
         );
     }
 }
+
+#[test]
+fn a_name_that_resolves_to_a_private_address_is_refused() {
+    // The container's /etc/hosts gives the name a private address; the guard resolves it itself
+    // and refuses what it finds, whatever the name looks like.
+    let opts = Options { hosts: vec![("intranet.test".into(), "10.0.0.5".into())], ..Options::default() };
+    let run = run_container(json!({ "url": "http://intranet.test/" }), opts);
+    let error = support::assert_failed(&run, "egress_refused", names::agent::exit::EGRESS_REFUSED, "navigate");
+    assert!(error["message"].as_str().unwrap().contains("10.0.0.5 is private"), "{error}");
+    assert_root_unchanged(&run);
+}

@@ -26,6 +26,7 @@ async fn main() {
         burst_limit: 100_000,
         max_tasks: 50,
         command: AgentCommand::Trivial("true".into()),
+        egress_allow: Vec::new(),
         verbose: false,
     })
     .await

@@ -42,6 +42,11 @@ struct Cli {
     /// Test mode: run this trivial program (e.g. `true`) instead of the agent.
     #[arg(long, conflicts_with = "agent")]
     trivial_agent: Option<String>,
+    /// Origins (`host:port`) or networks the agents may reach besides the fixture page, e.g.
+    /// `127.0.0.1:3000` to try jobs against a page of your own. Loopback and private addresses
+    /// are otherwise refused, as in AWS.
+    #[arg(long, value_delimiter = ',')]
+    egress_allow: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -101,6 +106,7 @@ async fn main() -> std::process::ExitCode {
         burst_limit: cli.burst_limit,
         max_tasks: cli.max_tasks.max(1),
         command,
+        egress_allow: cli.egress_allow.clone(),
         verbose: true,
     };
     let stack = match LocalStack::start(options).await {

@@ -232,6 +232,7 @@ impl Runner {
                     env,
                     secrets: self.settings.secrets.clone(),
                     labels: vec![(CONTAINER_LABEL.to_string(), self.settings.stack_id.clone())],
+                    hosts: Vec::new(),
                     remove: true,
                 };
                 match testenv::container::run_args(td, &spec) {

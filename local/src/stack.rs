@@ -24,6 +24,9 @@ pub struct Options {
     pub burst_limit: u32,
     pub max_tasks: usize,
     pub command: AgentCommand,
+    /// Origins (`host:port`) or networks the agents may reach besides the fixture page, for
+    /// testing against one's own pages.
+    pub egress_allow: Vec<String>,
     /// Log progress to stderr.
     pub verbose: bool,
 }
@@ -101,8 +104,12 @@ impl LocalStack {
                 stack_id: std::process::id().to_string(),
                 max_tasks: o.max_tasks,
                 scratch: scratch.clone(),
-                // The fixture page and the emulator are on loopback: allowed here, refused in AWS.
-                extra_env: vec![(names::env::agent::EGRESS_ALLOW.to_string(), "127.0.0.1".to_string())],
+                // The fixture page's origin (and what --egress-allow adds), nothing else of loopback:
+                // not the emulator, not another agent's chromedriver or DevTools.
+                extra_env: vec![(
+                    names::env::agent::EGRESS_ALLOW.to_string(),
+                    std::iter::once(fixture.to_string()).chain(o.egress_allow.iter().cloned()).collect::<Vec<_>>().join(","),
+                )],
                 launches: launches.clone(),
             },
         );

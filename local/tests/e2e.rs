@@ -69,6 +69,10 @@ fn start() -> Stack {
     Stack { child, api, keys, emulator_port: emulator, agents }
 }
 
+fn stack_emulator_url(stack: &Stack) -> String {
+    format!("http://127.0.0.1:{}/", stack.emulator_port)
+}
+
 /// Containers the stack with process id `pid` started that still exist.
 fn containers_of(pid: u32) -> Vec<String> {
     let podman = testenv::container::Podman::detect().unwrap_or_else(|e| panic!("{e}"));
@@ -187,6 +191,15 @@ async fn end_to_end() {
     assert_eq!((status, body), (403, json!({"message": "Forbidden"})));
     let (status, body) = call(&client, reqwest::Method::GET, &job_url, Some("not-a-key"), None).await;
     assert_eq!((status, body), (403, json!({"message": "Forbidden"})));
+
+    // A job aimed at the emulator (loopback, but not the fixture's origin) is refused: local
+    // agents reach the fixture page and nothing else on this machine.
+    let (status, sneaky) = call(&client, reqwest::Method::POST, &jobs, Some(&key), Some(json!({"url": stack_emulator_url(&stack)}))).await;
+    assert_eq!(status, 202, "{sneaky}");
+    let sneaky_url = format!("{jobs}/{}", sneaky["task_id"].as_str().unwrap());
+    let job = wait_for(&client, &sneaky_url, &key, &["COMPLETED", "FAILED"], Duration::from_secs(120)).await;
+    assert_eq!(job["status"], "FAILED", "{job}");
+    assert!(job["error"]["message"].as_str().unwrap_or_default().contains(&format!("exit code {}", names::agent::exit::EGRESS_REFUSED)), "{job}");
 
     // A slow job, cancelled while its agent runs.
     let fixture = result["final_url"].as_str().or(result["url"].as_str()).unwrap_or_default().to_string();

@@ -490,8 +490,13 @@ pub mod env {
         pub const TASK_ID: &str = "AGENT_TASK_ID";
         /// Search URL template with a `{query}` placeholder.
         pub const SEARCH_URL_TEMPLATE: &str = "AGENT_SEARCH_URL_TEMPLATE";
-        /// Comma-separated hosts/CIDRs the egress guard lets through (tests and local mode only).
+        /// Comma-separated hosts/CIDRs (each with an optional `:port`) the egress guard lets
+        /// through: tests and local mode only; the agent refuses it in ECS.
         pub const EGRESS_ALLOW: &str = "AGENT_EGRESS_ALLOW";
+        /// Comma-separated ports the browser may connect to (default 80,443).
+        pub const EGRESS_PORTS: &str = "AGENT_EGRESS_PORTS";
+        /// Set by ECS in every task's containers: how the agent knows it runs in AWS.
+        pub const ECS_METADATA: &str = "ECS_CONTAINER_METADATA_URI_V4";
         pub const CHROMIUM_PATH: &str = "AGENT_CHROMIUM";
         pub const CHROMEDRIVER_PATH: &str = "AGENT_CHROMEDRIVER";
         /// The writable scratch directory (the root filesystem is read-only).

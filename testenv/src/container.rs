@@ -163,6 +163,9 @@ pub struct RunSpec {
     /// Values of the task definition's secrets, by environment name (SSM in AWS).
     pub secrets: BTreeMap<String, String>,
     pub labels: Vec<(String, String)>,
+    /// Names in the container's /etc/hosts (`--add-host name:ip`), for tests that need a name to
+    /// resolve to a given address.
+    pub hosts: Vec<(String, String)>,
     /// `--rm`: remove the container when it exits (off when a test inspects it afterwards).
     pub remove: bool,
 }
@@ -224,6 +227,9 @@ pub fn run_args(td: &TaskDefinition, spec: &RunSpec) -> Result<Vec<String>, Cont
     for (k, v) in &spec.labels {
         a.push(format!("--label={k}={v}"));
     }
+    for (name, ip) in &spec.hosts {
+        a.push(format!("--add-host={name}:{ip}"));
+    }
     let mut env: Vec<(String, String)> = c
         .environment
         .iter()
@@ -264,6 +270,7 @@ mod tests {
                 .map(|(_, var)| (var.to_string(), "s3cret".to_string()))
                 .collect(),
             labels: vec![("stack".into(), "x".into())],
+            hosts: Vec::new(),
             remove: true,
         }
     }

@@ -127,18 +127,33 @@ pub fn assert_failed(run: &Run, code: &str, exit_code: i32, stage: &str) -> Valu
 }
 
 pub struct Options {
+    /// `AGENT_EGRESS_ALLOW`; by default the fixture's origin and nothing else.
     pub egress_allow: Option<String>,
     /// Sends SIGTERM this long after the start (for a container: `podman stop`, as StopTask).
     pub sigterm_after: Option<Duration>,
+    /// The job's task id (default: a unique one).
+    pub task_id: Option<String>,
+    /// More environment for the agent (after the job's).
+    pub extra_env: Vec<(String, String)>,
+    /// Container runs: names in the container's /etc/hosts (`--add-host`).
+    pub hosts: Vec<(String, String)>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
-            egress_allow: Some("127.0.0.1".into()),
+            egress_allow: Some(fixture_origin()),
             sigterm_after: None,
+            task_id: None,
+            extra_env: Vec::new(),
+            hosts: Vec::new(),
         }
     }
+}
+
+/// The fixture server as an allow-list origin (`127.0.0.1:port`).
+pub fn fixture_origin() -> String {
+    env().fixture.to_string()
 }
 
 pub fn unique_task_id() -> String {
@@ -278,6 +293,7 @@ pub fn job_env(task_id: &str, job: &Value, opts: &Options) -> Vec<(String, Strin
     if let Some(allow) = &opts.egress_allow {
         env.push((var::EGRESS_ALLOW.to_string(), allow.clone()));
     }
+    env.extend(opts.extra_env.iter().cloned());
     env
 }
 
@@ -285,9 +301,9 @@ pub fn job_env(task_id: &str, job: &Value, opts: &Options) -> Vec<(String, Strin
 pub fn run_agent(agent: &Path, mut job: Value, opts: Options) -> Run {
     use names::env::agent as var;
     env();
-    let task_id = unique_task_id();
+    let task_id = opts.task_id.clone().unwrap_or_else(unique_task_id);
     job["task_id"] = Value::String(task_id.clone());
-    let scratch = std::env::temp_dir().join(format!("at-{task_id}"));
+    let scratch = scratch_of(&task_id);
     std::fs::create_dir_all(&scratch).unwrap();
     let mut cmd = std::process::Command::new(agent);
     cmd.envs(job_env(&task_id, &job, &opts))
@@ -315,6 +331,11 @@ pub fn run_agent(agent: &Path, mut job: Value, opts: Options) -> Run {
         stdout,
         root_changes: None,
     }
+}
+
+/// Where a process run keeps its scratch directory.
+pub fn scratch_of(task_id: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("at-{task_id}"))
 }
 
 /// The image the container tests run (`make image` builds it).
@@ -348,7 +369,7 @@ pub fn run_container(mut job: Value, opts: Options) -> Run {
     env();
     let podman = podman();
     let td = task_definition();
-    let task_id = unique_task_id();
+    let task_id = opts.task_id.clone().unwrap_or_else(unique_task_id);
     job["task_id"] = Value::String(task_id.clone());
     let name = format!("agent-test-{task_id}");
     let secrets = td
@@ -363,6 +384,7 @@ pub fn run_container(mut job: Value, opts: Options) -> Run {
         env: job_env(&task_id, &job, &opts),
         secrets,
         labels: vec![("infra-demo-test".into(), std::process::id().to_string())],
+        hosts: opts.hosts.clone(),
         remove: false,
     };
     let args = testenv::container::run_args(td, &spec).unwrap_or_else(|e| panic!("{e}"));
@@ -416,6 +438,7 @@ fn runtime_root_changes() -> &'static Vec<String> {
                 .map(|s| (s.name.clone(), String::new()))
                 .collect(),
             labels: Vec::new(),
+            hosts: Vec::new(),
             remove: false,
         };
         let mut args = testenv::container::run_args(task_definition(), &spec)
@@ -605,6 +628,23 @@ fn serve(mut s: TcpStream) {
             page("Page with a private image", "<img src=\"http://169.254.169.254/latest/meta-data/x.png\"><p>text</p>"),
         ),
         "/alert" => html("200 OK", page("Alert page", "<script>alert('hello from the fixture'); document.title = 'Alert done';</script><p>after</p>")),
+        // A page that reaches for private addresses itself; the slow image holds its load event
+        // until the requests have gone through the guard.
+        "/private-requests" => html(
+            "200 OK",
+            page(
+                "Private requests",
+                "<script>fetch('http://10.0.0.1/data').catch(() => {}); try { new WebSocket('ws://169.254.169.254/socket'); } catch (e) {}</script><img src=\"/slow\"><p>text</p>",
+            ),
+        ),
+        "/sw-page" => html(
+            "200 OK",
+            page("Service worker", "<script>navigator.serviceWorker.register('/sw.js').catch(e => document.title = 'no service worker: ' + e);</script><img src=\"/slow\"><p>text</p>"),
+        ),
+        "/sw.js" => {
+            let js = "self.addEventListener('install', e => e.waitUntil(fetch('http://10.0.0.2/from-service-worker').catch(() => {})));";
+            format!("HTTP/1.1 200 OK\r\nContent-Type: application/javascript\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{js}", js.len())
+        }
         _ => html("404 Not Found", page("Not found", "<h1>404</h1>")),
     };
     let _ = s.write_all(response.as_bytes());
