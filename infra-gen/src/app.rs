@@ -148,6 +148,18 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         "allow_destroy_with_data",
         Variable::new("bool", false, "Let `terraform destroy` delete the outputs bucket and image repository with their contents (`make destroy` sets it)"),
     )?;
+    let agent_secrets = s.variable(
+        "agent_secrets",
+        Variable::new(
+            "map(string)",
+            json!({}),
+            "Environment variables of the agent container filled from SSM SecureString parameters: NAME => parameter name below /<project_name>/<environment>/agent/ (none by default; the agent itself reads none)",
+        )
+        .validate(
+            "alltrue([for name, parameter in {v} : can(regex(\"^[A-Z][A-Z0-9_]*$\", name)) && !startswith(name, \"AGENT_\") && !startswith(name, \"AWS_\") && !startswith(name, \"ECS_\") && can(regex(\"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$\", parameter))])",
+            "agent_secrets: upper-case variable names not starting with AGENT_, AWS_ or ECS_, each mapped to a parameter name (letters, digits, _ . - and /) below /<project_name>/<environment>/agent/.",
+        ),
+    )?;
     let search_template = s.variable(
         names::vars::AGENT_SEARCH_URL_TEMPLATE,
         Variable::new("string", names::agent::DEFAULT_SEARCH_URL_TEMPLATE, "Search page the agent opens; {query} is replaced"),
@@ -172,6 +184,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
     let ctx = Context {
         prefix: prefix.val(),
         project: project.val(),
+        environment: environment.val(),
         account_id: caller.account_id(),
         region: region_data.region(),
         partition: partition.partition(),
@@ -206,6 +219,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
             image_tag,
             architecture: agent_architecture,
             search_url_template: search_template,
+            secrets: agent_secrets,
         },
     )?;
 

@@ -1,7 +1,7 @@
 //! Creates, in the emulator, the resources the infra-gen model defines, named by the same `names`
 //! patterns with the default project and environment: the jobs table (key, tenant index, TTL), the
 //! job queue and its dead-letter queue (redrive after the same attempts), the outputs bucket, the
-//! agent log group, the SSM parameters, the ECS cluster and the agent task definition (the one of
+//! agent log group, the ECS cluster and the agent task definition (the one of
 //! generated/, evaluated by testenv, with the local search page), and the network RunTask needs.
 
 use std::path::Path;
@@ -42,35 +42,27 @@ impl Settings {
         }
     }
 
-    /// The values of the agent's SSM parameters here (placeholders, as Terraform creates them),
-    /// by the container environment name the task definition injects them as.
+    /// Values of the task definition's secrets (`agent_secrets`, none by default) here: none.
     pub fn secrets(&self) -> BTreeMap<String, String> {
-        names::ssm::AGENT_SECRETS.iter().map(|(_, var)| (var.to_string(), PARAMETER_PLACEHOLDER.to_string())).collect()
+        BTreeMap::new()
     }
 }
-
-/// What Terraform writes into a new SSM parameter; the real value is set out of band.
-const PARAMETER_PLACEHOLDER: &str = names::ssm::PLACEHOLDER_VALUE;
 
 fn err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
     move |e| format!("creating {what}: {e}")
 }
 
-/// The network RunTask needs (moto requires DNS hostnames and a security group) and the SSM
-/// parameters. EC2 and SSM are not among the functions' SDKs, so boto3 (in moto's virtualenv,
-/// pointed at the emulator by AWS_ENDPOINT_URL) creates them.
+/// The network RunTask needs (moto requires DNS hostnames and a security group). EC2 is not among
+/// the functions' SDKs, so boto3 (in moto's virtualenv, pointed at the emulator by
+/// AWS_ENDPOINT_URL) creates it.
 const BOTO3: &str = r#"
 import boto3, sys
-prefix, params = sys.argv[1], sys.argv[2:]
+prefix = sys.argv[1]
 ec2 = boto3.client("ec2")
 vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
 ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
 subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{32 + 16 * i}.0/20")["Subnet"]["SubnetId"] for i in range(2)]
 sg = ec2.create_security_group(GroupName=prefix + "-agent", Description="Agent tasks: no ingress; egress to HTTP and HTTPS only", VpcId=vpc)["GroupId"]
-ssm = boto3.client("ssm")
-placeholder = params.pop(0)
-for name in params:
-    ssm.put_parameter(Name=name, Type="SecureString", Value=placeholder, Overwrite=True)
 print(",".join(subnets), sg)
 "#;
 
@@ -152,14 +144,10 @@ pub async fn provision(root: &Path, sdk: &aws_config::SdkConfig, s: &Settings) -
         .await
         .map_err(err("log group"))?;
 
-    let params: Vec<String> =
-        names::ssm::AGENT_SECRETS.iter().map(|(name, _)| names::ssm::agent_parameter(d::PROJECT_NAME, name)).collect();
     let out = tokio::process::Command::new(testenv::venv_bin(root).join("python"))
         .arg("-c")
         .arg(BOTO3)
         .arg(p)
-        .arg(PARAMETER_PLACEHOLDER)
-        .args(&params)
         .output()
         .await
         .map_err(err("network"))?;

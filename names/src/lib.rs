@@ -725,15 +725,13 @@ pub mod logs {
     }
 }
 
-/// SSM parameters injected into the agent as container secrets.
+/// SSM parameters the operator creates and the task definition injects into the agent container
+/// as secrets (Terraform variable `agent_secrets`).
 pub mod ssm {
-    /// The value Terraform writes into a new parameter; the real one is set out of band.
-    pub const PLACEHOLDER_VALUE: &str = "change-me";
-    /// Parameters under `/<project>/agent/`: (name, container env var).
-    pub const AGENT_SECRETS: &[(&str, &str)] = &[("search-api-key", "AGENT_SEARCH_API_KEY")];
-
-    pub fn agent_parameter(project: &str, name: &str) -> String {
-        format!("/{project}/agent/{name}")
+    /// Where the agent's parameters live: `/<project>/<environment>/agent/`, one path per stack,
+    /// so two environments in one account never share one.
+    pub fn agent_path(project: &str, environment: &str) -> String {
+        format!("/{project}/{environment}/agent/")
     }
 }
 

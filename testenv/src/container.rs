@@ -265,10 +265,7 @@ mod tests {
                 ("AGENT_JOB".into(), "{}".into()),
                 (names::env::agent::SCRATCH_DIR.into(), "/override".into()),
             ],
-            secrets: names::ssm::AGENT_SECRETS
-                .iter()
-                .map(|(_, var)| (var.to_string(), "s3cret".to_string()))
-                .collect(),
+            secrets: BTreeMap::from([("OPERATOR_SECRET".to_string(), "s3cret".to_string())]),
             labels: vec![("stack".into(), "x".into())],
             hosts: Vec::new(),
             remove: true,
@@ -277,7 +274,11 @@ mod tests {
 
     #[test]
     fn the_run_follows_the_generated_task_definition() {
-        let td = TaskDefinition::from_generated(&crate::root()).unwrap();
+        // With an operator secret, as `agent_secrets` declares one.
+        let vars = BTreeMap::from([("agent_secrets".to_string(), serde_json::json!({"OPERATOR_SECRET": "operator/secret"}))]);
+        let td = TaskDefinition::from_dir(&crate::root().join("generated"), &vars).unwrap();
+        assert_eq!(td.container.secrets.len(), 1);
+        assert!(td.container.secrets[0].value_from.ends_with(":parameter/infra-demo/dev/agent/operator/secret"), "{:?}", td.container.secrets);
         let args = run_args(&td, &spec()).unwrap().join(" ");
         for expected in [
             "--read-only --read-only-tmpfs=false",
@@ -295,6 +296,7 @@ mod tests {
             "--env AGENT_JOB={}",
             "--env AGENT_SCRATCH_DIR=/override",
             "--label=stack=x",
+            "--env OPERATOR_SECRET=s3cret",
         ] {
             assert!(args.contains(expected), "{expected} missing from: {args}");
         }

@@ -306,6 +306,13 @@ impl Evaluator {
             "upper",
             FuncDef::builder().param(ParamType::String).build(upper),
         );
+        ctx.declare_func(
+            "join",
+            FuncDef::builder()
+                .param(ParamType::String)
+                .param(ParamType::Any)
+                .build(join),
+        );
         let to_hcl = |v: &Value| hcl::value::to_value(v).unwrap_or(hcl::Value::Null);
         ctx.declare_var(
             "var",
@@ -387,6 +394,13 @@ fn jsonencode(args: FuncArgs) -> Result<hcl::Value, String> {
     serde_json::to_string(&args[0])
         .map(hcl::Value::String)
         .map_err(|e| e.to_string())
+}
+
+fn join(args: FuncArgs) -> Result<hcl::Value, String> {
+    let sep = args[0].as_str().unwrap_or_default();
+    let items = args[1].as_array().ok_or("join takes a list")?;
+    let parts: Vec<String> = items.iter().map(|v| v.as_str().map(str::to_owned).ok_or("join takes strings")).collect::<Result<_, _>>()?;
+    Ok(hcl::Value::String(parts.join(sep)))
 }
 
 fn upper(args: FuncArgs) -> Result<hcl::Value, String> {

@@ -73,6 +73,17 @@ pub fn interpolations(s: &str) -> Result<Vec<&str>, ExprError> {
     Ok(out)
 }
 
+/// The expression of a template that is exactly one interpolation (`${x}` -> `x`), nested templates
+/// and strings inside it included; `None` for anything else.
+pub fn single_interpolation(s: &str) -> Option<&str> {
+    let b = s.as_bytes();
+    if !s.starts_with("${") {
+        return None;
+    }
+    let end = sequence_end(b, 2)?;
+    (end == b.len() - 1).then(|| trim_expr(&s[2..end]))
+}
+
 fn trim_expr(e: &str) -> &str {
     let e = e.trim();
     let e = e.strip_prefix('~').unwrap_or(e);
@@ -413,6 +424,15 @@ mod tests {
         for s in ["${aws:username}", "a ${b} %{ if c }d%{ endif }", "$${x}"] {
             assert_eq!(interpolations(&escape_literal(s)), Ok(vec![]), "{s:?}");
         }
+    }
+
+    #[test]
+    fn single_interpolations() {
+        assert_eq!(single_interpolation("${var.x}"), Some("var.x"));
+        assert_eq!(single_interpolation(r#"${join("", ["a${var.b}", c])}"#), Some(r#"join("", ["a${var.b}", c])"#));
+        assert_eq!(single_interpolation("${var.x}-${var.y}"), None);
+        assert_eq!(single_interpolation("a${var.x}"), None);
+        assert_eq!(single_interpolation("${unclosed"), None);
     }
 
     #[test]

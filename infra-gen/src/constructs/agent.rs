@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use crate::model::iam::Statement;
 use crate::model::resources::compute::*;
 use crate::model::resources::observability::CloudwatchLogGroup;
-use crate::model::resources::storage::SsmParameter;
 use crate::model::stack::Condition;
 use crate::model::{func, Error, File, Meta, Ref, Stack, Val, VarRef};
 
@@ -24,6 +23,8 @@ pub struct AgentProps {
     pub image_tag: VarRef,
     pub architecture: VarRef,
     pub search_url_template: VarRef,
+    /// `map(string)`: container environment name => parameter name below the stack's agent path.
+    pub secrets: VarRef,
 }
 
 pub struct AgentService {
@@ -32,7 +33,8 @@ pub struct AgentService {
     pub task_definition: Ref<EcsTaskDefinition>,
     pub log_group: Ref<CloudwatchLogGroup>,
     pub execution_role: Role,
-    pub parameters: Vec<Ref<SsmParameter>>,
+    /// `arn:...:parameter/<project>/<environment>/agent/`: where the agent's secrets live.
+    pub parameter_arns: Val,
 }
 
 /// Keep this many tagged images; untagged layers go after a day.
@@ -129,30 +131,19 @@ impl AgentService {
             },
         )?;
 
-        let mut parameters = Vec::new();
-        let mut secrets = Vec::new();
-        for (name, env) in names::ssm::AGENT_SECRETS {
-            let logical = format!("agent_{}", name.replace('-', "_"));
-            let param = stack.add_with(
-                f,
-                &logical,
-                SsmParameter {
-                    name: super::render_pattern(|p| names::ssm::agent_parameter(p, name), &ctx.project),
-                    description: Some(format!("Agent secret {env}; set the real value out of band").into()),
-                    type_: "SecureString".into(),
-                    value: names::ssm::PLACEHOLDER_VALUE.into(),
-                    key_id: Some(key.arn()),
-                    ..Default::default()
-                },
-                // The value is managed outside Terraform (console, CLI); Terraform only creates the slot.
-                Meta {
-                    lifecycle: Some(crate::model::stack::Lifecycle { ignore_changes: vec!["value".into()], ..Default::default() }),
-                    ..Meta::default()
-                },
-            )?;
-            secrets.push(obj(vec![("name", Val::lit(*env)), ("valueFrom", param.arn())]));
-            parameters.push(param);
-        }
+        // Operator secrets (`agent_secrets`): parameters below this stack's own path, created out
+        // of band (`aws ssm put-parameter`), injected by ECS as container environment variables.
+        let parameter_path = super::render_pattern2(names::ssm::agent_path, &ctx.project, &ctx.environment);
+        let parameter_arns = ctx.arn("ssm", Val::lit("parameter") + &parameter_path);
+        let secrets = func::for_entries(
+            &props.secrets.val(),
+            "name",
+            "parameter",
+            &func::object([
+                ("name", func::bound("name")),
+                ("valueFrom", func::join("", &Val::List(vec![parameter_arns.clone(), func::bound("parameter")]))),
+            ]),
+        );
 
         let execution_role = Role::new(
             stack,
@@ -179,13 +170,11 @@ impl AgentService {
                 vec![log_group.arn() + ":log-stream:*"],
             ),
         )?;
-        if !parameters.is_empty() {
-            execution_role.grant(
-                stack,
-                Statement::allow("ReadAgentSecrets", &["ssm:GetParameters"], parameters.iter().map(|p| p.arn()).collect()),
-            )?;
-            key.grant_decrypt(stack, &execution_role)?;
-        }
+        execution_role.grant(
+            stack,
+            Statement::allow("ReadAgentSecrets", &["ssm:GetParameters"], vec![parameter_arns.clone() + "*"]),
+        )?;
+        key.grant_decrypt(stack, &execution_role)?;
 
         let container = obj(vec![
             ("name", names::agent::CONTAINER_NAME.into()),
@@ -225,7 +214,7 @@ impl AgentService {
                     ]),
                 ]),
             ),
-            ("secrets", Val::List(secrets)),
+            ("secrets", secrets),
             (
                 "logConfiguration",
                 obj(vec![
@@ -270,7 +259,7 @@ impl AgentService {
                 ),
             ]),
         )?;
-        Ok(AgentService { repository, cluster, task_definition, log_group, execution_role, parameters })
+        Ok(AgentService { repository, cluster, task_definition, log_group, execution_role, parameter_arns })
     }
 
     /// Tasks of this cluster: `arn:...:task/<cluster>/*`.

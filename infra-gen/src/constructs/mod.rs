@@ -22,6 +22,8 @@ pub struct Context {
     pub prefix: Val,
     /// `${var.project_name}`, for names that are per project (SSM paths).
     pub project: Val,
+    /// `${var.environment}`, the second part of per-stack paths.
+    pub environment: Val,
     pub account_id: Val,
     pub region: Val,
     pub partition: Val,

@@ -84,6 +84,17 @@ pub fn self_attr(attr: &str) -> Val {
     Val::expr(format!("self.{attr}"))
 }
 
+/// `[for key, value in collection : body]`: a list made from each entry of a map (`body` refers to
+/// the entry as `Val::for_var(key)` / `Val::for_var(value)`).
+pub fn for_entries(collection: &Val, key: &str, value: &str, body: &Val) -> Val {
+    Val::expr(format!("[for {key}, {value} in {} : {}]", collection.as_expr(), body.as_expr()))
+}
+
+/// A variable a for-expression binds.
+pub fn bound(name: &str) -> Val {
+    Val::expr(name)
+}
+
 /// An object (`{key = value, ...}`) from pairs; keys are written quoted.
 pub fn object<'a>(entries: impl IntoIterator<Item = (&'a str, Val)>) -> Val {
     Val::Map(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>())

@@ -41,14 +41,10 @@ impl Val {
     /// be nested into a larger expression; a literal becomes a quoted HCL string.
     pub(crate) fn as_expr(&self) -> String {
         match self {
-            Val::Str(s) => {
-                if let Some(inner) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
-                    if !inner.contains("${") {
-                        return inner.to_string();
-                    }
-                }
-                serde_json::to_string(s).expect("a string always serializes")
-            }
+            Val::Str(s) => match tfjson::expr::single_interpolation(s) {
+                Some(inner) => inner.to_string(),
+                None => serde_json::to_string(s).expect("a string always serializes"),
+            },
             Val::Int(i) => i.to_string(),
             Val::Bool(b) => b.to_string(),
             Val::List(items) => {

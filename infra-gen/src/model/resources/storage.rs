@@ -224,19 +224,3 @@ pub struct S3BucketPolicy {
 impl Resource for S3BucketPolicy {
     const TYPE: &'static str = "aws_s3_bucket_policy";
 }
-
-#[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct SsmParameter {
-    pub name: Val,
-    pub description: Option<Val>,
-    #[serde(rename = "type")]
-    pub type_: Val,
-    pub value: Val,
-    pub key_id: Option<Val>,
-    pub tags: Option<ValMap>,
-}
-impl Resource for SsmParameter {
-    const TYPE: &'static str = "aws_ssm_parameter";
-}
-exports!(SsmParameter { arn, name });
