@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the test tools into .tools/ (ignored by git), idempotently: a Python virtualenv with
-# checkov and the moto server, and (with `mermaid`) the Mermaid parser from npm. Debian packages
+# checkov, the moto server and parliament (the IAM policy linter), and (with `mermaid`) the Mermaid parser from npm. Debian packages
 # come from scripts/system-packages.sh.
 # Quick when everything is already there: each step checks before it installs.
 set -euo pipefail
@@ -8,15 +8,18 @@ cd "$(dirname "$0")/.."
 
 CHECKOV_VERSION=3.3.30
 MOTO_VERSION=5.2.5
+# The IAM policy linter (knows every action's resource types and condition keys).
+PARLIAMENT_VERSION=1.6.4
 VENV=.tools/venv
 
 python_tools() {
-  local stamp="$VENV/.installed-checkov-$CHECKOV_VERSION-moto-$MOTO_VERSION"
+  local stamp="$VENV/.installed-checkov-$CHECKOV_VERSION-moto-$MOTO_VERSION-parliament-$PARLIAMENT_VERSION"
   [ -f "$stamp" ] && return 0
-  echo "tools: installing checkov $CHECKOV_VERSION and moto $MOTO_VERSION into $VENV (a few minutes, once)"
+  echo "tools: installing checkov $CHECKOV_VERSION, moto $MOTO_VERSION and parliament $PARLIAMENT_VERSION into $VENV (a few minutes, once)"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-    "checkov==$CHECKOV_VERSION" "moto[server]==$MOTO_VERSION"
+    "checkov==$CHECKOV_VERSION" "moto[server]==$MOTO_VERSION" "parliament==$PARLIAMENT_VERSION"
+  rm -f "$VENV"/.installed-*
   touch "$stamp"
 }
 

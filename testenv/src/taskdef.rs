@@ -129,30 +129,16 @@ impl TaskDefinition {
         vars: &BTreeMap<String, Value>,
     ) -> Result<TaskDefinition, TaskDefError> {
         let files = read_dir(dir)?;
-        let mut variables = BTreeMap::new();
-        let mut locals = serde_json::Map::new();
         let mut definitions = Vec::new();
         for doc in files.values() {
-            if let Some(Value::Object(vs)) = doc.get("variable") {
-                for (name, v) in vs {
-                    variables.insert(
-                        name.clone(),
-                        v.get("default").cloned().unwrap_or(Value::Null),
-                    );
-                }
-            }
-            if let Some(Value::Object(ls)) = doc.get("locals") {
-                locals.extend(ls.clone());
-            }
             if let Some(Value::Object(tds)) = doc.pointer("/resource/aws_ecs_task_definition") {
                 definitions.extend(tds.values().cloned());
             }
         }
-        variables.extend(vars.clone());
         let [td] = definitions.as_slice() else {
             return Err(TaskDefError::Count(definitions.len()));
         };
-        let eval = Evaluator { variables, locals };
+        let eval = Evaluator::new(&files, vars);
         let get = |what: &str| -> Result<Value, TaskDefError> {
             match td.get(what) {
                 Some(v) => eval.value(what, v),
@@ -201,7 +187,8 @@ impl TaskDefinition {
     }
 }
 
-fn read_dir(dir: &Path) -> Result<BTreeMap<String, Value>, TaskDefError> {
+/// Every `*.tf.json` of `dir`, parsed, by file name.
+pub fn read_dir(dir: &Path) -> Result<BTreeMap<String, Value>, TaskDefError> {
     let read_err = |e: &dyn std::fmt::Display| TaskDefError::Read {
         path: dir.display().to_string(),
         message: e.to_string(),
@@ -227,15 +214,43 @@ fn read_dir(dir: &Path) -> Result<BTreeMap<String, Value>, TaskDefError> {
     Ok(files)
 }
 
-struct Evaluator {
+/// Evaluates the values of a Terraform configuration (the files of `generated/`) with its
+/// variables' defaults (or given values), its locals, and resource attributes either given
+/// (`known`, keyed `aws_sqs_queue.jobs.arn` or `data.aws_region.current.region`) or placeholders
+/// `<type.name.attr>`.
+pub struct Evaluator {
     variables: BTreeMap<String, Value>,
     locals: serde_json::Map<String, Value>,
+    known: BTreeMap<String, Value>,
 }
 
 impl Evaluator {
+    pub fn new(files: &BTreeMap<String, Value>, vars: &BTreeMap<String, Value>) -> Evaluator {
+        let mut variables = BTreeMap::new();
+        let mut locals = serde_json::Map::new();
+        for doc in files.values() {
+            if let Some(Value::Object(vs)) = doc.get("variable") {
+                for (name, v) in vs {
+                    variables.insert(name.clone(), v.get("default").cloned().unwrap_or(Value::Null));
+                }
+            }
+            if let Some(Value::Object(ls)) = doc.get("locals") {
+                locals.extend(ls.clone());
+            }
+        }
+        variables.extend(vars.clone());
+        Evaluator { variables, locals, known: BTreeMap::new() }
+    }
+
+    /// Resource and data source attributes with values (an apply would know them).
+    pub fn with_known(mut self, known: BTreeMap<String, Value>) -> Evaluator {
+        self.known = known;
+        self
+    }
+
     /// A Terraform JSON value: strings are templates (a string that is one interpolation is that
     /// expression's value, as in Terraform), lists and objects are evaluated element by element.
-    fn value(&self, what: &str, v: &Value) -> Result<Value, TaskDefError> {
+    pub fn value(&self, what: &str, v: &Value) -> Result<Value, TaskDefError> {
         match v {
             Value::String(s) => self.template(what, s, 0),
             Value::Array(items) => items
@@ -334,6 +349,7 @@ impl Evaluator {
                     name,
                     attr.as_deref(),
                     "",
+                    &self.known,
                 ),
                 Reference::Data { ty, name, attr } => placeholder(
                     data.entry(ty.clone()).or_default(),
@@ -341,6 +357,7 @@ impl Evaluator {
                     name,
                     attr.as_deref(),
                     "data.",
+                    &self.known,
                 ),
                 Reference::Local(name) => {
                     let Some(Value::String(expr)) = self.locals.get(name) else {
@@ -371,22 +388,22 @@ impl Evaluator {
     }
 }
 
-/// `<type.name.attr>` where a resource attribute has no value before an apply.
+/// The attribute's known value, or `<type.name.attr>` where it has none before an apply.
 fn placeholder(
     names: &mut serde_json::Map<String, Value>,
     ty: &str,
     name: &str,
     attr: Option<&str>,
     prefix: &str,
+    known: &BTreeMap<String, Value>,
 ) {
     let entry = names
         .entry(name.to_string())
         .or_insert_with(|| Value::Object(Default::default()));
     if let (Some(attr), Value::Object(attrs)) = (attr, entry) {
-        attrs.insert(
-            attr.to_string(),
-            Value::String(format!("<{prefix}{ty}.{name}.{attr}>")),
-        );
+        let address = format!("{prefix}{ty}.{name}.{attr}");
+        let value = known.get(&address).cloned().unwrap_or_else(|| Value::String(format!("<{address}>")));
+        attrs.insert(attr.to_string(), value);
     }
 }
 

@@ -208,13 +208,7 @@ impl RestApiConstruct {
             stack,
             Statement::allow(
                 "WriteApiLogs",
-                &[
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:DescribeLogGroups",
-                    "logs:DescribeLogStreams",
-                    "logs:PutLogEvents",
-                ],
+                &["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
                 vec![
                     access_logs.arn(),
                     access_logs.arn() + ":log-stream:*",
@@ -222,6 +216,9 @@ impl RestApiConstruct {
                 ],
             ),
         )?;
+        // DescribeLogGroups has no resource type: scoped to log groups it never matches, so it
+        // is granted on "*" (it lists names, nothing more).
+        logging_role.grant(stack, Statement::allow_unscoped("DescribeApiLogGroups", &["logs:DescribeLogGroups"])?)?;
         let account = stack.add(f, "main", ApiGatewayAccount { cloudwatch_role_arn: logging_role.arn() })?;
 
         let stage = stack.add_with(

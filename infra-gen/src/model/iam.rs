@@ -56,6 +56,7 @@ pub const UNSCOPABLE_ACTIONS: &[(&str, &str)] = &[
     ),
     ("xray:PutTraceSegments", "X-Ray trace ingestion has no resource type"),
     ("xray:PutTelemetryRecords", "X-Ray telemetry ingestion has no resource type"),
+    ("logs:DescribeLogGroups", "listing log groups has no resource type (a scoped grant never matches)"),
 ];
 
 impl Statement {
