@@ -324,7 +324,8 @@ pub struct Outputs {
 }
 
 impl Outputs {
-    /// A pre-signed `PUT` URL (signing needs `s3:PutObject` on the key; no AWS call is made).
+    /// A pre-signed `PUT` URL (signing needs `s3:PutObject` on the key; no AWS call is made). The
+    /// content type is signed: the link uploads that kind of file and no other.
     pub async fn presign_put(&self, task_id: &TaskId, output: Output, expires: Duration) -> Result<String, AwsError> {
         let cfg = presigning(expires)?;
         let r = self
@@ -332,20 +333,23 @@ impl Outputs {
             .put_object()
             .bucket(&self.bucket)
             .key(names::bucket::output_key(task_id.as_str(), output))
+            .content_type(output.content_type())
             .presigned(cfg)
             .await
             .map_err(|e| AwsError::from_sdk("s3:PutObject (presign)", e))?;
         Ok(r.uri().to_owned())
     }
 
-    /// A pre-signed `GET` URL (signing needs `s3:GetObject` on the key; no AWS call is made).
+    /// A pre-signed `GET` URL (signing needs `s3:GetObject` on the key; no AWS call is made). The
+    /// captured HTML is served as a download: a page opened from the bucket's origin could run its
+    /// scripts there.
     pub async fn presign_get(&self, task_id: &TaskId, output: Output, expires: Duration) -> Result<String, AwsError> {
         let cfg = presigning(expires)?;
-        let r = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(names::bucket::output_key(task_id.as_str(), output))
+        let mut req = self.client.get_object().bucket(&self.bucket).key(names::bucket::output_key(task_id.as_str(), output));
+        if output == Output::Html {
+            req = req.response_content_disposition(format!("attachment; filename=\"{}\"", output.file_name()));
+        }
+        let r = req
             .presigned(cfg)
             .await
             .map_err(|e| AwsError::from_sdk("s3:GetObject (presign)", e))?;

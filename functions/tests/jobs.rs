@@ -129,11 +129,22 @@ async fn full_lifecycle_through_process_and_reconcile() {
     assert_eq!(reconcile_event(&app, &id, &arn, TaskStatus::Running, running_container(), None).await, reconcile::Outcome::Applied(JobStatus::Running));
     assert_eq!(status_of(&app, &id).await["status"], "RUNNING");
 
-    // The agent uploads through the pre-signed PUT URLs.
-    let (code, _) = http("PUT", &urls[Output::Screenshot.as_str()], b"\x89PNG fake").await;
-    assert_eq!(code, 200);
-    let (code, _) = http("PUT", &urls[Output::Result.as_str()], br#"{"title": "t"}"#).await;
-    assert_eq!(code, 200);
+    // Each upload link signs its output's content type: S3 refuses a PUT of another kind of file.
+    for (output, url) in &urls {
+        let signed = query_param(url, "X-Amz-SignedHeaders").unwrap_or_else(|| panic!("{output}: {url}"));
+        assert!(signed.split(';').any(|h| h == "content-type"), "{output}: signed headers {signed}");
+    }
+    // The agent uploads through the pre-signed PUT URLs, with the content type they were signed for.
+    let put = |output: Output, body: &'static [u8]| {
+        let url = urls[output.as_str()].clone();
+        async move {
+            let resp = reqwest::Client::new().put(url).header("content-type", output.content_type()).body(body).send().await.unwrap();
+            resp.status().as_u16()
+        }
+    };
+    assert_eq!(put(Output::Screenshot, b"\x89PNG fake").await, 200);
+    assert_eq!(put(Output::Result, br#"{"title": "t"}"#).await, 200);
+    assert_eq!(put(Output::Html, b"<script>document.cookie</script>").await, 200);
 
     let stopped = reconcile_event(&app, &id, &arn, TaskStatus::Stopped, container(Some(0), None), Some(StopCode::EssentialContainerExited)).await;
     assert_eq!(stopped, reconcile::Outcome::Applied(JobStatus::Completed));
@@ -144,10 +155,18 @@ async fn full_lifecycle_through_process_and_reconcile() {
     let outputs = s.body["outputs"].as_object().unwrap();
     let mut names_: Vec<&str> = outputs.keys().map(String::as_str).collect();
     names_.sort();
-    assert_eq!(names_, ["result", "screenshot"], "only outputs that exist");
+    assert_eq!(names_, ["html", "result", "screenshot"], "only outputs that exist");
     let (code, body) = http("GET", outputs["result"].as_str().unwrap(), b"").await;
     assert_eq!((code, body.as_slice()), (200, br#"{"title": "t"}"#.as_slice()));
     assert!(outputs["screenshot"].as_str().unwrap().contains("X-Amz-Expires=3600"));
+    // The captured page is a download, never a page rendered on the bucket's origin.
+    let html = outputs["html"].as_str().unwrap();
+    assert_eq!(query_param(html, "response-content-disposition").as_deref(), Some("attachment; filename=\"page.html\""));
+    let resp = reqwest::get(html).await.unwrap();
+    assert_eq!(resp.headers()["content-disposition"], "attachment; filename=\"page.html\"");
+    for other in ["result", "screenshot"] {
+        assert_eq!(query_param(outputs[other].as_str().unwrap(), "response-content-disposition"), None, "{other}");
+    }
 }
 
 #[tokio::test]
@@ -478,4 +497,9 @@ async fn largest_override_fits_runtask_limit() {
         assert_eq!(urls.len(), uploads, "{what}: {:?}", urls.keys());
         assert!(urls.contains_key("error") && urls.contains_key("screenshot") && urls.contains_key("result"));
     }
+}
+
+/// One query parameter of a URL, decoded.
+fn query_param(url: &str, name: &str) -> Option<String> {
+    reqwest::Url::parse(url).unwrap().query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }

@@ -198,7 +198,19 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         "alarms",
         SnsTopic { name: ctx.prefix.clone() + "-alarms", kms_master_key_id: Some(key.arn()), ..Default::default() },
     )?;
-    let network = Network::new(&mut s, &ctx, &key, NetworkProps { cidr: "10.0.0.0/16", nat_per_az: config.nat_per_az, zones })?;
+    // The roles that sign the agents' upload links (by ARN: the bucket's and the S3 endpoint's
+    // policies name them before they exist).
+    let writers: Vec<Val> = Fn::ALL
+        .into_iter()
+        .filter(|f| names::contract::calls(*f).contains(&(Action::S3PutObject, Target::JobObjects)))
+        .map(|f| ctx.role_arn(ctx.name(|p| f.role_name(p))))
+        .collect();
+    let network = Network::new(
+        &mut s,
+        &ctx,
+        &key,
+        NetworkProps { cidr: "10.0.0.0/16", nat_per_az: config.nat_per_az, zones, upload_signers: writers.clone() },
+    )?;
     let table = JobTable::new(&mut s, &ctx, &key)?;
     let queue = JobQueue::new(
         &mut s,
@@ -207,7 +219,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         &alarms,
         QueueProps { consumer_timeout_seconds: d::PROCESS_TIMEOUT_SECONDS, max_receive_count: max_attempts.val() },
     )?;
-    let bucket = OutputsBucket::new(&mut s, &ctx, &key, expiry.val(), destroy_data.val())?;
+    let bucket = OutputsBucket::new(&mut s, &ctx, &key, expiry.val(), destroy_data.val(), &network.s3_endpoint, writers)?;
     let agent = AgentService::new(
         &mut s,
         &ctx,

@@ -144,6 +144,132 @@ fn each_role_trusts_only_the_service_that_uses_it_and_has_a_policy() {
         assert_eq!(users.len(), 1, "{name} must be used by exactly one resource, got {users:?}");
         assert_eq!(trusted[0], users[0].1, "{name} trusts {} but is used by {}", trusted[0], users[0].0);
         assert!(policies.contains(&format!("${{aws_iam_role.{name}.id}}")), "{name} has no policy");
+
+        // Confused deputy: a service acting for another account must not get this role. Lambda
+        // execution roles are assumed with no source context, so they take no such condition.
+        if trusted[0] != "lambda.amazonaws.com" {
+            let conditions = statements[0]["condition"].as_array().unwrap_or_else(|| panic!("{name}: trust without conditions"));
+            let account = conditions
+                .iter()
+                .find(|c| c["variable"] == "aws:SourceAccount")
+                .unwrap_or_else(|| panic!("{name}: no aws:SourceAccount in its trust"));
+            assert_eq!(account["test"], "StringEquals", "{name}");
+            assert_eq!(strings(&account["values"]), [ACCOUNT], "{name}");
+            if let Some(arn) = conditions.iter().find(|c| c["variable"] == "aws:SourceArn") {
+                assert_eq!(arn["test"], "ArnLike", "{name}");
+                for v in strings(&arn["values"]) {
+                    assert!(v.contains(&format!(":{ACCOUNT}:")), "{name}: source ARN {v} outside this account");
+                }
+            }
+        }
+    }
+}
+
+const ACCOUNT: &str = "${data.aws_caller_identity.current.account_id}";
+
+#[test]
+fn anyone_principals_are_conditioned() {
+    // The one statement that cannot name a principal of ours (see .checkov.yaml, CKV_AWS_283).
+    const UNCONDITIONED: &[(&str, &str)] = &[("s3_endpoint_policy", "EcrImageLayers")];
+    let docs = docs();
+    let mut seen = 0;
+    for (name, doc) in blocks(&docs, "data", "aws_iam_policy_document") {
+        for st in doc["statement"].as_array().unwrap() {
+            let anyone = st["principals"].as_array().into_iter().flatten().any(|p| p["type"] == "AWS" && strings(&p["identifiers"]).contains(&"*".to_string()));
+            if !anyone || st["effect"] == "Deny" {
+                continue;
+            }
+            seen += 1;
+            let sid = str_of(st, "sid");
+            if UNCONDITIONED.contains(&(name, sid)) {
+                assert!(strings(&st["resources"]).iter().all(|r| r.ends_with("-starport-layer-bucket/*")), "{name}.{sid}: {st}");
+                continue;
+            }
+            assert!(st["condition"].as_array().is_some_and(|c| !c.is_empty()), "{name}.{sid}: principal * without a condition");
+        }
+    }
+    assert!(seen >= 3, "the gateway endpoint policies should have been seen ({seen})");
+}
+
+#[test]
+fn the_private_subnets_cannot_reach_the_vpc() {
+    let docs = docs();
+    let vpc = blocks(&docs, "resource", "aws_vpc")[0].1;
+    let cidr = str_of(vpc, "cidr_block");
+    let acls = blocks(&docs, "resource", "aws_network_acl");
+    assert_eq!(acls.len(), 1);
+    let (acl_name, acl) = acls[0];
+    let private: BTreeSet<String> =
+        blocks(&docs, "resource", "aws_subnet").into_iter().filter(|(n, _)| n.starts_with("private_")).map(|(n, _)| format!("${{aws_subnet.{n}.id}}")).collect();
+    assert_eq!(strings(&acl["subnet_ids"]).into_iter().collect::<BTreeSet<_>>(), private, "the ACL guards every private subnet");
+    let acl_id = format!("${{aws_network_acl.{acl_name}.id}}");
+    let rules: Vec<&Value> = blocks(&docs, "resource", "aws_network_acl_rule").into_iter().map(|(_, r)| r).filter(|r| r["network_acl_id"] == acl_id.as_str()).collect();
+    for egress in [true, false] {
+        let mut side: Vec<&&Value> = rules.iter().filter(|r| r["egress"] == egress).collect();
+        side.sort_by_key(|r| r["rule_number"].as_i64());
+        // The first rule each way denies every protocol to or from the VPC: nothing after it can
+        // let VPC traffic through.
+        let first = side[0];
+        assert_eq!((first["rule_action"].as_str(), first["protocol"].as_str(), first["cidr_block"].as_str()), (Some("deny"), Some("-1"), Some(cidr)), "egress={egress}");
+        for r in &side[1..] {
+            assert_eq!(r["rule_action"], "allow");
+            assert_eq!(r["protocol"], "tcp", "{r}");
+            let (from, to) = (r["from_port"].as_i64().unwrap(), r["to_port"].as_i64().unwrap());
+            if egress {
+                assert!(from == to && [80, 443].contains(&from), "egress only to HTTP(S): {r}");
+            } else {
+                assert!(from >= 32768 && to == 65535, "ingress only to ephemeral ports (replies): {r}");
+            }
+        }
+    }
+}
+
+#[test]
+fn job_uploads_come_through_the_vpc_endpoint() {
+    let docs = docs();
+    let policy = blocks(&docs, "data", "aws_iam_policy_document").into_iter().find(|(n, _)| *n == "outputs_bucket_policy").unwrap().1;
+    let endpoint = "${aws_vpc_endpoint.s3.id}";
+    let denies: Vec<&Value> = policy["statement"].as_array().unwrap().iter().filter(|s| s["effect"] == "Deny" && strings(&s["actions"]) == ["s3:PutObject"]).collect();
+    assert_eq!(denies.len(), 2, "{policy}");
+    for d in &denies {
+        assert_eq!(strings(&d["resources"]), ["${aws_s3_bucket.outputs.arn}/jobs/*"]);
+        let c = d["condition"].as_array().unwrap();
+        assert!(c.iter().any(|c| c["variable"] == "aws:SourceVpce" && c["test"] == "StringNotEquals" && strings(&c["values"]) == [endpoint]), "{d}");
+    }
+    // Pre-signed links: from the endpoint only, whoever signed them.
+    assert!(denies.iter().any(|d| d["condition"].as_array().unwrap().iter().any(|c| c["variable"] == "s3:authType" && strings(&c["values"]) == ["REST-QUERY-STRING"])));
+    // Anything else from elsewhere: only the process function's role.
+    let writers = denies.iter().find_map(|d| d["condition"].as_array().unwrap().iter().find(|c| c["variable"] == "aws:PrincipalArn")).unwrap();
+    assert_eq!(writers["test"], "ArnNotEquals");
+    assert_eq!(strings(&writers["values"]), ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:role/${local.name_prefix}-process-function"]);
+    let process_role = blocks(&docs, "resource", "aws_iam_role").into_iter().find(|(n, _)| *n == "process_function").unwrap().1;
+    assert_eq!(str_of(process_role, "name"), "${local.name_prefix}-process-function", "the ARN above names the role that signs");
+}
+
+#[test]
+fn the_key_lets_logs_use_it_only_for_this_stacks_groups() {
+    let docs = docs();
+    let key_policy = key_policy_docs(&docs).into_iter().next().unwrap();
+    let doc = blocks(&docs, "data", "aws_iam_policy_document").into_iter().find(|(n, _)| *n == key_policy).unwrap().1;
+    let logs = doc["statement"].as_array().unwrap().iter().find(|s| s["principals"][0]["identifiers"][0].as_str().is_some_and(|p| p.starts_with("logs."))).expect("a logs grant");
+    let groups = strings(&logs["condition"].as_array().unwrap().iter().find(|c| c["variable"] == "kms:EncryptionContext:aws:logs:arn").unwrap()["values"]);
+    assert!(!groups.is_empty());
+    let ours: Vec<String> = blocks(&docs, "resource", "aws_cloudwatch_log_group").into_iter().map(|(_, g)| str_of(g, "name").to_string()).collect();
+    for g in &groups {
+        let name = g.split(":log-group:").nth(1).unwrap();
+        assert!(name.contains("${local.name_prefix}") || name.starts_with("API-Gateway-Execution-Logs_"), "{g}: not this stack's");
+        assert!(!name.starts_with('*'), "{g}");
+    }
+    for g in ours {
+        assert!(groups.iter().any(|p| glob(p.split(":log-group:").nth(1).unwrap(), &g)), "log group {g} is not covered by the key's logs grant");
+    }
+}
+
+/// `*` matches any run of characters.
+fn glob(pattern: &str, s: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == s,
+        Some((head, tail)) => s.starts_with(head) && (0..=s.len() - head.len()).any(|i| glob(tail, &s[head.len() + i..])),
     }
 }
 

@@ -455,6 +455,11 @@ impl Function {
         format!("{prefix}-{}", self.as_str())
     }
 
+    /// Name of the function's execution role.
+    pub fn role_name(self, prefix: &str) -> String {
+        format!("{}-function", self.name(prefix))
+    }
+
     /// Where `make build` puts the function's deployment package, relative to the workspace root.
     pub fn zip_path(self) -> String {
         format!("target/lambda/{}/bootstrap.zip", self.as_str())
@@ -722,6 +727,24 @@ pub mod logs {
 
     pub fn flow_log_group(prefix: &str) -> String {
         format!("/aws/vpc/{prefix}-flow-logs")
+    }
+
+    /// The log group API Gateway writes a stage's execution logs to (its name is API Gateway's).
+    pub fn api_execution_group(api_id: &str, stage: &str) -> String {
+        format!("API-Gateway-Execution-Logs_{api_id}/{stage}")
+    }
+
+    /// Every log group of the stack whose prefix is `prefix`: the functions', the agent's, the
+    /// API's access and execution logs, the flow logs. (The execution group's name holds the API's
+    /// id, which is known only after it exists: any id, this stack's stage.)
+    pub fn stack_groups(prefix: &str) -> Vec<String> {
+        vec![
+            function_group(&format!("{prefix}-*")),
+            agent_group(prefix),
+            api_access_group(prefix),
+            flow_log_group(prefix),
+            api_execution_group("*", super::routes::STAGE),
+        ]
     }
 }
 

@@ -145,13 +145,15 @@ impl AgentService {
             ]),
         );
 
-        let execution_role = Role::new(
+        let execution_role = Role::confined(
             stack,
             f,
             "agent_execution",
             ctx.prefix.clone() + "-agent-execution",
             "ecs-tasks.amazonaws.com",
             "ECS agent: pulls the image, writes the container's logs, reads its SSM secrets",
+            &ctx.account_id,
+            Some(ctx.arn("ecs", Val::lit("*"))),
         )?;
         execution_role.grant(stack, Statement::allow_unscoped("EcrLogin", &["ecr:GetAuthorizationToken"])?)?;
         execution_role.grant(

@@ -196,13 +196,15 @@ impl RestApiConstruct {
                 ..Default::default()
             },
         )?;
-        let logging_role = Role::new(
+        let logging_role = Role::confined(
             stack,
             f,
             "api_gateway_logging",
             ctx.prefix.clone() + "-api-gateway-logging",
             "apigateway.amazonaws.com",
             "API Gateway (account setting): writes access and execution logs",
+            &ctx.account_id,
+            None,
         )?;
         logging_role.grant(
             stack,

@@ -3,6 +3,7 @@
 //! of days.
 
 use crate::model::iam::{PolicyDocument, Statement};
+use crate::model::resources::network::VpcEndpoint;
 use crate::model::resources::storage::*;
 use crate::model::{Error, File, Ref, Stack, Val};
 
@@ -15,7 +16,17 @@ pub struct OutputsBucket {
 }
 
 impl OutputsBucket {
-    pub fn new(stack: &mut Stack, ctx: &Context, key: &Key, expiry_days: Val, force_destroy: Val) -> Result<OutputsBucket, Error> {
+    /// `uploads_through`: the VPC endpoint every pre-signed upload must come through; `writers`: the
+    /// roles (ARNs) that may also write `jobs/*` from elsewhere, with requests signed in headers.
+    pub fn new(
+        stack: &mut Stack,
+        ctx: &Context,
+        key: &Key,
+        expiry_days: Val,
+        force_destroy: Val,
+        uploads_through: &Ref<VpcEndpoint>,
+        writers: Vec<Val>,
+    ) -> Result<OutputsBucket, Error> {
         let f = File::Storage;
         let name = super::render_pattern2(names::bucket::name, &ctx.prefix, &ctx.account_id);
         let bucket = stack.add(f, "outputs", S3Bucket { bucket: name, force_destroy: Some(force_destroy), ..Default::default() })?;
@@ -85,13 +96,29 @@ impl OutputsBucket {
                 ],
             },
         )?;
+        let jobs = bucket.arn() + "/" + names::bucket::JOBS_PREFIX + "*";
         let policy = stack.data(
             f,
             "outputs_bucket_policy",
             PolicyDocument {
-                statement: vec![Statement::deny("DenyInsecureTransport", &["s3:*"], vec![bucket.arn(), bucket.arn() + "/*"])
-                    .with_principal("AWS", vec![Val::lit("*")])
-                    .with_condition("Bool", "aws:SecureTransport", vec![Val::lit("false")])],
+                statement: vec![
+                    Statement::deny("DenyInsecureTransport", &["s3:*"], vec![bucket.arn(), bucket.arn() + "/*"])
+                        .with_principal("AWS", vec![Val::lit("*")])
+                        .with_condition("Bool", "aws:SecureTransport", vec![Val::lit("false")]),
+                    // A pre-signed upload link works only from the agents' VPC: one that leaks is
+                    // useless elsewhere (the links are signed by a writer role, so the next
+                    // statement alone would let them through).
+                    Statement::deny("UploadLinksOnlyFromTheVpc", &["s3:PutObject"], vec![jobs.clone()])
+                        .with_principal("AWS", vec![Val::lit("*")])
+                        .with_condition("StringEquals", "s3:authType", vec![Val::lit("REST-QUERY-STRING")])
+                        .with_condition("StringNotEquals", "aws:SourceVpce", vec![uploads_through.id()]),
+                    // Outside the VPC, only the writer roles themselves write job outputs: no other
+                    // principal of the account, whatever its IAM policies say.
+                    Statement::deny("UploadsOnlyFromTheVpcOrWriters", &["s3:PutObject"], vec![jobs])
+                        .with_principal("AWS", vec![Val::lit("*")])
+                        .with_condition("StringNotEquals", "aws:SourceVpce", vec![uploads_through.id()])
+                        .with_condition("ArnNotEquals", "aws:PrincipalArn", writers),
+                ],
             },
         )?;
         stack.add(f, "outputs", S3BucketPolicy { bucket: bucket.id(), policy: policy.json() })?;

@@ -48,7 +48,7 @@ impl Function {
             stack,
             f,
             &format!("{id}_function"),
-            physical.clone() + "-function",
+            super::render_pattern(|p| props.function.role_name(p), &ctx.prefix),
             "lambda.amazonaws.com",
             props.description,
         )?;

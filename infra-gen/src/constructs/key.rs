@@ -79,7 +79,13 @@ impl Key {
                         .with_condition(
                             "ArnLike",
                             "kms:EncryptionContext:aws:logs:arn",
-                            vec![ctx.arn("logs", Val::lit("log-group:*"))],
+                            // This stack's log groups only, not every group of the account.
+                            (0..names::logs::stack_groups("").len())
+                                .map(|i| {
+                                    let group = super::render_pattern(|p| names::logs::stack_groups(p)[i].clone(), &ctx.prefix);
+                                    ctx.arn("logs", Val::lit("log-group:") + &group)
+                                })
+                                .collect(),
                         ),
                     Statement::allow("AlarmsPublishToEncryptedTopic", &["kms:Decrypt", "kms:GenerateDataKey"], this_key())
                         .with_principal("Service", vec![Val::lit("cloudwatch.amazonaws.com")])

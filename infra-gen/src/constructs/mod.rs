@@ -38,6 +38,16 @@ impl Context {
         Val::lit("arn:") + &self.partition + ":" + service + ":" + &self.region + ":" + &self.account_id + ":" + resource
     }
 
+    /// The ARN of a resource of a global service without region or account (S3 buckets).
+    pub fn arn_global(&self, service: &str, resource: Val) -> Val {
+        Val::lit("arn:") + &self.partition + ":" + service + ":::" + resource
+    }
+
+    /// The ARN of an IAM role of this stack, known before the role exists (no reference, no cycle).
+    pub fn role_arn(&self, name: Val) -> Val {
+        Val::lit("arn:") + &self.partition + ":iam::" + &self.account_id + ":role/" + name
+    }
+
     /// A physical name: `<prefix>-<suffix>` where the pattern comes from the names crate.
     pub fn name(&self, pattern: impl Fn(&str) -> String) -> Val {
         render_pattern(pattern, &self.prefix)

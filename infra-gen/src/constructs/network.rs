@@ -1,9 +1,10 @@
 //! The network: a VPC over two availability zones with public subnets (NAT only; nothing gets a
 //! public IP on launch) and private subnets for agent tasks, flow logs, gateway endpoints for S3
 //! and DynamoDB, the default security group stripped of every rule, and the agent's security group
-//! (no ingress; egress to 80/443 only).
+//! (no ingress; egress to 80/443 only), and a network ACL that keeps the private subnets from
+//! reaching any other address of the VPC.
 
-use crate::model::iam::Statement;
+use crate::model::iam::{PolicyDocument, Statement};
 use crate::model::resources::network::*;
 use crate::model::resources::observability::CloudwatchLogGroup;
 use crate::model::stack::Condition;
@@ -19,6 +20,9 @@ pub struct NetworkProps {
     pub nat_per_az: bool,
     /// A `list(string)` variable of zone names; when empty, the region's first two available zones.
     pub zones: VarRef,
+    /// The roles (ARNs) that sign the agents' upload links: the only principals whose uploads the
+    /// S3 endpoint lets through.
+    pub upload_signers: Vec<Val>,
 }
 
 pub struct Network {
@@ -26,9 +30,15 @@ pub struct Network {
     pub public_subnets: Vec<Ref<Subnet>>,
     pub private_subnets: Vec<Ref<Subnet>>,
     pub agent_security_group: Ref<SecurityGroup>,
+    /// The S3 gateway endpoint the agents' uploads go through.
+    pub s3_endpoint: Ref<VpcEndpoint>,
 }
 
 const AZ_COUNT: usize = 2;
+
+/// The ports agent tasks may open connections to (the agent's own guard, `AGENT_EGRESS_PORTS`,
+/// defaults to the same two).
+const AGENT_PORTS: [(i64, &str); 2] = [(443, "HTTPS"), (80, "HTTP")];
 
 /// `10.0.0.0/16` split into /20s: public subnets first, private after.
 fn subnet_cidr(vpc_cidr: &str, index: usize) -> String {
@@ -158,8 +168,36 @@ impl Network {
         // Gateway endpoints keep S3 and DynamoDB traffic off the NAT gateway (cost) and the internet.
         let mut endpoint_tables: Vec<Val> = private_tables.iter().map(|t| t.id()).collect();
         endpoint_tables.push(public_rt.id());
-        for service in ["s3", "dynamodb"] {
-            stack.add(
+        // Each endpoint lets through only what this stack uses it for: the agents' uploads to the
+        // outputs bucket and Fargate's image layers from ECR's bucket; the jobs table (nothing in the
+        // VPC calls DynamoDB today: the functions run outside it).
+        let outputs = ctx.arn_global("s3", super::render_pattern2(names::bucket::name, &ctx.prefix, &ctx.account_id));
+        let ecr_layers = ctx.arn_global("s3", Val::lit("prod-") + &ctx.region + "-starport-layer-bucket");
+        let table = ctx.arn("dynamodb", Val::lit("table/") + &ctx.name(names::table::name));
+        let anyone = || vec![Val::lit("*")];
+        let endpoint_policies = [
+            (
+                "s3",
+                vec![
+                    Statement::allow("AgentUploads", &["s3:PutObject"], vec![outputs + "/" + names::bucket::JOBS_PREFIX + "*"])
+                        .with_principal("AWS", anyone())
+                        .with_condition("ArnEquals", "aws:PrincipalArn", props.upload_signers.clone()),
+                    // Signed by ECR's own account (layer download links), so no principal of ours
+                    // can be named: the bucket is the bound.
+                    Statement::allow("EcrImageLayers", &["s3:GetObject"], vec![ecr_layers + "/*"]).with_principal("AWS", anyone()),
+                ],
+            ),
+            (
+                "dynamodb",
+                vec![Statement::allow("JobsTable", &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"], vec![table.clone(), table + "/index/*"])
+                    .with_principal("AWS", anyone())
+                    .with_condition("StringEquals", "aws:PrincipalAccount", vec![ctx.account_id.clone()])],
+            ),
+        ];
+        let mut s3_endpoint = None;
+        for (service, statement) in endpoint_policies {
+            let policy = stack.data(f, &format!("{service}_endpoint_policy"), PolicyDocument { statement })?;
+            let endpoint = stack.add(
                 f,
                 service,
                 VpcEndpoint {
@@ -167,11 +205,15 @@ impl Network {
                     service_name: Val::lit("com.amazonaws.") + &ctx.region + "." + service,
                     vpc_endpoint_type: "Gateway".into(),
                     route_table_ids: endpoint_tables.clone(),
+                    policy: Some(policy.json()),
                     tags: tags(&format!("{service}-endpoint")),
-                    ..Default::default()
                 },
             )?;
+            if service == "s3" {
+                s3_endpoint = Some(endpoint);
+            }
         }
+        let s3_endpoint = s3_endpoint.expect("the S3 endpoint is made above");
 
         // Flow logs of all traffic, to an encrypted log group.
         let flow_group = stack.add(
@@ -184,13 +226,15 @@ impl Network {
                 ..Default::default()
             },
         )?;
-        let flow_role = Role::new(
+        let flow_role = Role::confined(
             stack,
             f,
             "flow_logs",
             name("flow-logs"),
             "vpc-flow-logs.amazonaws.com",
             "Lets VPC Flow Logs write to its log group",
+            &ctx.account_id,
+            Some(Val::lit("arn:") + &ctx.partition + ":ec2:" + &ctx.region + ":" + &ctx.account_id + ":vpc-flow-log/*"),
         )?;
         flow_role.grant(
             stack,
@@ -226,10 +270,10 @@ impl Network {
                 tags: tags("agent"),
             },
         )?;
-        for (logical, port, what) in [("agent_https", 443, "HTTPS"), ("agent_http", 80, "HTTP")] {
+        for (port, what) in AGENT_PORTS {
             stack.add(
                 f,
-                logical,
+                &format!("agent_{}", what.to_lowercase()),
                 VpcSecurityGroupEgressRule {
                     security_group_id: agent_security_group.id(),
                     description: format!("{what} to the web (pages, image pulls through NAT, AWS APIs)").into(),
@@ -242,7 +286,44 @@ impl Network {
             )?;
         }
 
-        Ok(Network { vpc, public_subnets, private_subnets, agent_security_group })
+        // The security group's 0.0.0.0/0 includes the VPC itself. The private subnets' network ACL
+        // takes the VPC out: no packet to or from another address of the VPC (NAT gateways, other
+        // tasks, anything an operator adds later) in either direction. What the tasks do need keeps
+        // working: the Amazon DNS resolver (VPC base + 2) and the task metadata endpoint are never
+        // filtered by network ACLs; packets through the NAT gateway and the gateway endpoints carry the
+        // remote (public) address, not the gateway's. Replies come back to the kernel's ephemeral ports
+        // (Linux: 32768-60999); nothing else may come in.
+        let acl = stack.add(
+            f,
+            "private",
+            NetworkAcl { vpc_id: vpc.id(), subnet_ids: private_subnets.iter().map(|s| s.id()).collect(), tags: tags("private") },
+        )?;
+        let mut rules: Vec<(String, i64, bool, &str, &str, &str, Option<(i64, i64)>)> = vec![
+            ("private_egress_vpc".into(), 100, true, "-1", "deny", props.cidr, None),
+            ("private_ingress_vpc".into(), 100, false, "-1", "deny", props.cidr, None),
+            ("private_ingress_replies".into(), 200, false, "tcp", "allow", "0.0.0.0/0", Some((32768, 65535))),
+        ];
+        for (i, (port, what)) in AGENT_PORTS.into_iter().enumerate() {
+            rules.push((format!("private_egress_{}", what.to_lowercase()), 200 + 10 * i as i64, true, "tcp", "allow", "0.0.0.0/0", Some((port, port))));
+        }
+        for (logical, number, egress, protocol, action, cidr, ports) in rules {
+            stack.add(
+                f,
+                &logical,
+                NetworkAclRule {
+                    network_acl_id: acl.id(),
+                    rule_number: Val::Int(number),
+                    egress: Val::Bool(egress),
+                    protocol: protocol.into(),
+                    rule_action: action.into(),
+                    cidr_block: cidr.into(),
+                    from_port: ports.map(|(from, _)| Val::Int(from)),
+                    to_port: ports.map(|(_, to)| Val::Int(to)),
+                },
+            )?;
+        }
+
+        Ok(Network { vpc, public_subnets, private_subnets, agent_security_group, s3_endpoint })
     }
 }
 

@@ -22,11 +22,31 @@ impl Role {
         service: &str,
         description: &str,
     ) -> Result<Role, Error> {
-        let trust = stack.data(
-            file,
-            &format!("{logical}_trust"),
-            PolicyDocument { statement: vec![Statement::assume_role(service)] },
-        )?;
+        Role::with_trust(stack, file, logical, name, Statement::assume_role(service), description)
+    }
+
+    /// A role that `service` may assume only on behalf of this account (`aws:SourceAccount`) and,
+    /// when given, of resources matching `source_arn`: the confused-deputy guard.
+    #[allow(clippy::too_many_arguments)]
+    pub fn confined(
+        stack: &mut Stack,
+        file: File,
+        logical: &str,
+        name: Val,
+        service: &str,
+        description: &str,
+        account: &Val,
+        source_arn: Option<Val>,
+    ) -> Result<Role, Error> {
+        let mut trust = Statement::assume_role(service).with_condition("StringEquals", "aws:SourceAccount", vec![account.clone()]);
+        if let Some(arn) = source_arn {
+            trust = trust.with_condition("ArnLike", "aws:SourceArn", vec![arn]);
+        }
+        Role::with_trust(stack, file, logical, name, trust, description)
+    }
+
+    fn with_trust(stack: &mut Stack, file: File, logical: &str, name: Val, trust: Statement, description: &str) -> Result<Role, Error> {
+        let trust = stack.data(file, &format!("{logical}_trust"), PolicyDocument { statement: vec![trust] })?;
         let role = stack.add(
             file,
             logical,

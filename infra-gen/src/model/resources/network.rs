@@ -137,6 +137,37 @@ impl Resource for VpcSecurityGroupEgressRule {
     const TYPE: &'static str = "aws_vpc_security_group_egress_rule";
 }
 
+/// A network ACL and the subnets it guards (its rules are [`NetworkAclRule`]s: one rule per resource).
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct NetworkAcl {
+    pub vpc_id: Val,
+    pub subnet_ids: Vec<Val>,
+    pub tags: Option<ValMap>,
+}
+impl Resource for NetworkAcl {
+    const TYPE: &'static str = "aws_network_acl";
+}
+
+/// One numbered rule of a network ACL; lower numbers are evaluated first, the first match decides.
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct NetworkAclRule {
+    pub network_acl_id: Val,
+    pub rule_number: Val,
+    pub egress: Val,
+    /// `"-1"` for all protocols, `"tcp"`, `"udp"`, ...
+    pub protocol: Val,
+    /// `"allow"` or `"deny"`.
+    pub rule_action: Val,
+    pub cidr_block: Val,
+    pub from_port: Option<Val>,
+    pub to_port: Option<Val>,
+}
+impl Resource for NetworkAclRule {
+    const TYPE: &'static str = "aws_network_acl_rule";
+}
+
 #[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct FlowLog {
