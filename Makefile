@@ -111,10 +111,11 @@ deploy:
 	$(DEPLOY_ENV) scripts/deploy.sh push-image
 	$(TF) apply -input=false $(TF_VARS) -var agent_image_tag=$$($(DEPLOY_ENV) scripts/deploy.sh image-tag)
 
-## destroy: let Terraform delete the bucket and repository with their contents, then destroy everything
+## destroy: let Terraform delete the table, the bucket and the repository with their contents, then
+## destroy everything (the Terraform state bucket stays)
 destroy:
 	$(DEPLOY_ENV) scripts/deploy.sh check destroy
 	$(MAKE) build LAMBDA_ARCH=$(LAMBDA_ARCH)
 	$(TF) init -input=false
-	$(TF) apply -input=false $(TF_VARS) -var allow_destroy_with_data=true -target=aws_s3_bucket.outputs -target=aws_ecr_repository.agent
+	$(TF) apply -input=false $(TF_VARS) -var allow_destroy_with_data=true -target=aws_dynamodb_table.jobs -target=aws_s3_bucket.outputs -target=aws_ecr_repository.agent
 	$(TF) destroy -input=false $(TF_VARS) -var allow_destroy_with_data=true

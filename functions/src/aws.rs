@@ -147,8 +147,15 @@ impl JobStore {
             req = req.expression_attribute_values(format!(":p{i}"), s(p.as_str()));
             preds.push(format!(":p{i}"));
         }
+        // A finished job leaves the index of unfinished ones.
+        let remove = if to.is_terminal() {
+            req = req.expression_attribute_names("#unf", t::UNFINISHED);
+            " REMOVE #unf"
+        } else {
+            ""
+        };
         let r = req
-            .update_expression(format!("SET {}", set.join(", ")))
+            .update_expression(format!("SET {}{remove}", set.join(", ")))
             .condition_expression(format!("#st IN ({})", preds.join(", ")))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
@@ -192,36 +199,45 @@ impl JobStore {
         })
     }
 
-    /// `dynamodb:Scan` for unfinished jobs whose deadline is before `cutoff` (epoch seconds).
-    pub async fn overdue(&self, cutoff: i64) -> Result<Vec<Job>, AwsError> {
+    /// `dynamodb:Query` of the sparse index of unfinished jobs: those whose deadline is before
+    /// `cutoff` (epoch seconds), oldest deadline first. Reads only what is in the index (the few
+    /// unfinished jobs), never the table.
+    pub async fn overdue(&self, cutoff: i64) -> Result<Vec<Overdue>, AwsError> {
         let mut out = Vec::new();
         let mut start = None;
         loop {
-            let mut req = self
+            let r = self
                 .client
-                .scan()
+                .query()
                 .table_name(&self.table)
-                .filter_expression("#st IN (:a, :b, :c, :d) AND #dl < :cut")
-                .expression_attribute_names("#st", t::STATUS)
+                .index_name(t::UNFINISHED_INDEX)
+                .key_condition_expression("#u = :u AND #dl < :cut")
+                .expression_attribute_names("#u", t::UNFINISHED)
                 .expression_attribute_names("#dl", t::DEADLINE_AT)
+                .expression_attribute_values(":u", s(t::UNFINISHED_PARTITION))
                 .expression_attribute_values(":cut", n(cutoff))
-                .set_exclusive_start_key(start.take());
-            for (p, st) in [":a", ":b", ":c", ":d"].into_iter().zip([
-                JobStatus::Queued,
-                JobStatus::Provisioning,
-                JobStatus::Provisioned,
-                JobStatus::Running,
-            ]) {
-                req = req.expression_attribute_values(p, s(st.as_str()));
-            }
-            let r = req.send().await.map_err(|e| AwsError::from_sdk("dynamodb:Scan", e))?;
-            out.extend(r.items().iter().filter_map(from_item));
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("dynamodb:Query", e))?;
+            out.extend(r.items().iter().filter_map(|m| {
+                let task_id = TaskId::parse(m.get(t::TASK_ID)?.as_s().ok()?)?;
+                let options = m.get(t::OPTIONS).and_then(|o| o.as_s().ok()).and_then(|o| serde_json::from_str::<JobOptions>(o).ok()).unwrap_or_default();
+                Some(Overdue { task_id, timeout_seconds: options.timeout_seconds })
+            }));
             match r.last_evaluated_key.filter(|k| !k.is_empty()) {
                 Some(k) => start = Some(k),
                 None => return Ok(out),
             }
         }
     }
+}
+
+/// An unfinished job past its deadline, as the sweep reads it from the index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Overdue {
+    pub task_id: TaskId,
+    pub timeout_seconds: u32,
 }
 
 pub fn to_item(job: &Job) -> HashMap<String, AttributeValue> {
@@ -257,6 +273,9 @@ pub fn to_item(job: &Job) -> HashMap<String, AttributeValue> {
     m.insert(t::ATTEMPTS.into(), n(job.attempts));
     m.insert(t::REQUEST_HASH.into(), s(&job.request_hash));
     m.insert(t::EXPIRES_AT.into(), n(job.expires_at));
+    if !job.status.is_terminal() {
+        m.insert(t::UNFINISHED.into(), s(t::UNFINISHED_PARTITION));
+    }
     m
 }
 

@@ -118,10 +118,7 @@ pub async fn sweep(app: &App) -> Result<Outcome, AwsError> {
     for job in app.store.overdue(cutoff).await? {
         let updates = vec![
             (t::ERROR_CODE, attr_s(ErrorCode::Timeout.as_str())),
-            (
-                t::ERROR_MESSAGE,
-                attr_s(format!("the job did not finish within its timeout of {} seconds", job.options.timeout_seconds)),
-            ),
+            (t::ERROR_MESSAGE, attr_s(format!("the job did not finish within its timeout of {} seconds", job.timeout_seconds))),
             (t::FINISHED_AT, attr_s(rfc3339(app.clock.now_millis()))),
         ];
         if let Some(j) = app.store.transition(&job.task_id, JobStatus::Failed, updates).await? {

@@ -390,6 +390,37 @@ async fn sweep_fails_and_stops_overdue_jobs() {
     assert_eq!((job["status"].as_str(), job["error"]["code"].as_str()), (Some(JobStatus::Failed.as_str()), Some(ErrorCode::Timeout.as_str())));
     assert_eq!(desired_status(&app, &arn).await, "STOPPED");
     assert_eq!(status_of(&app, &fresh).await["status"], "QUEUED");
+    assert_eq!(job["error"]["message"], "the job did not finish within its timeout of 10 seconds");
+
+    // The sweep reads the sparse index: the failed job has left it, the queued one is in it, and a
+    // second sweep finds nothing to do.
+    let unfinished = unfinished_jobs(&app).await;
+    assert!(!unfinished.contains(&overdue), "{unfinished:?}");
+    assert!(unfinished.contains(&fresh), "{unfinished:?}");
+    make_overdue(&app, &fresh).await;
+    let cancelled = call(&app, &request(&tenant, "DELETE", &format!("/jobs/{fresh}"), "")).await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    assert!(!unfinished_jobs(&app).await.contains(&fresh), "a cancelled job leaves the index");
+    let again = reconcile::event(&app, &scheduled).await.unwrap();
+    assert!(matches!(again, reconcile::Outcome::Swept { failed: 0 }), "{again:?}");
+    assert_eq!(status_of(&app, &fresh).await["status"], "CANCELLED", "the sweep never sees a finished job");
+}
+
+/// Every job in the sparse index of unfinished jobs (what the sweep can see).
+async fn unfinished_jobs(app: &App) -> Vec<String> {
+    let r = app
+        .store
+        .client
+        .query()
+        .table_name(&app.store.table)
+        .index_name(t::UNFINISHED_INDEX)
+        .key_condition_expression("#u = :u")
+        .expression_attribute_names("#u", t::UNFINISHED)
+        .expression_attribute_values(":u", AttributeValue::S(t::UNFINISHED_PARTITION.into()))
+        .send()
+        .await
+        .unwrap();
+    r.items().iter().map(|i| i[t::TASK_ID].as_s().unwrap().clone()).collect()
 }
 
 #[tokio::test]

@@ -146,7 +146,15 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
     )?;
     let destroy_data = s.variable(
         "allow_destroy_with_data",
-        Variable::new("bool", false, "Let `terraform destroy` delete the outputs bucket and image repository with their contents (`make destroy` sets it)"),
+        Variable::new("bool", false, "Let `terraform destroy` delete the jobs table (else deletion-protected), the outputs bucket and the image repository with their contents (`make destroy` sets it)"),
+    )?;
+    let manage_api_account = s.variable(
+        "manage_api_gateway_account",
+        Variable::new(
+            "bool",
+            true,
+            "Set the region's API Gateway CloudWatch Logs role (aws_api_gateway_account: ONE setting per account and region, shared by every REST API there). Turn it off when another stack already sets it; that role then writes this API's logs",
+        ),
     )?;
     let agent_secrets = s.variable(
         "agent_secrets",
@@ -211,7 +219,8 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         &key,
         NetworkProps { cidr: "10.0.0.0/16", nat_per_az: config.nat_per_az, zones, upload_signers: writers.clone() },
     )?;
-    let table = JobTable::new(&mut s, &ctx, &key)?;
+    // Deletion protection: off only when `make destroy` says the data may go.
+    let table = JobTable::new(&mut s, &ctx, &key, func::not(&destroy_data.val()))?;
     let queue = JobQueue::new(
         &mut s,
         &ctx,
@@ -318,7 +327,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         &ctx,
         &key,
         &by_fn,
-        ApiProps { keys: &keys, rate_limit: rate, burst_limit: burst },
+        ApiProps { keys: &keys, rate_limit: rate, burst_limit: burst, manage_account: manage_api_account },
     )?;
 
     let out = |s: &mut Stack, name: &str, value: Val, description: &str, sensitive: bool| {
@@ -375,7 +384,10 @@ fn grant_contract(s: &mut Stack, ctx: &Context, function: &Function, g: Grantors
         g.table.grant_items(s, role, &items)?;
     }
     if take(&[(DynamodbQuery, TenantIndex)]) {
-        g.table.grant_query_by_tenant(s, role)?;
+        g.table.grant_query_index(s, role, TenantIndex)?;
+    }
+    if take(&[(DynamodbQuery, UnfinishedIndex)]) {
+        g.table.grant_query_index(s, role, UnfinishedIndex)?;
     }
     if take(&[(SqsSendMessage, JobsQueue)]) {
         g.queue.grant_send(s, role, g.key)?;

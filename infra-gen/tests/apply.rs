@@ -250,3 +250,35 @@ fn deploy_uses_one_region_and_puts_the_architecture_in_the_image_tag() {
     let defaults = make_n_deploy(&[]);
     assert!(defaults.contains("-var aws_region=us-east-1") && defaults.contains("-var agent_architecture=arm64"), "{defaults}");
 }
+
+/// `terraform destroy` reads deletion protection and force-destroy from state, so `make destroy`
+/// first applies `allow_destroy_with_data=true` to every resource that depends on it.
+#[test]
+fn destroy_first_unprotects_every_resource_that_keeps_data() {
+    let docs = docs();
+    let mut guarded = std::collections::BTreeSet::new();
+    for doc in docs.values() {
+        for (ty, blocks) in doc.get("resource").and_then(Value::as_object).into_iter().flatten() {
+            for (name, body) in blocks.as_object().unwrap() {
+                if body.to_string().contains("var.allow_destroy_with_data") {
+                    guarded.insert(format!("{ty}.{name}"));
+                }
+            }
+        }
+    }
+    assert!(guarded.contains("aws_dynamodb_table.jobs") && guarded.contains("aws_s3_bucket.outputs"), "{guarded:?}");
+    let out = Command::new("make")
+        .args(["-n", "--no-print-directory", "destroy"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("make runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let plan = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = plan.lines().collect();
+    let apply = lines.iter().position(|l| l.contains("generated apply")).expect("an apply before the destroy");
+    let destroy = lines.iter().position(|l| l.contains("generated destroy")).expect("a destroy");
+    assert!(apply < destroy, "{plan}");
+    for r in &guarded {
+        assert!(lines[apply].contains(&format!("-target={r}")), "make destroy's apply does not unprotect {r}: {}", lines[apply]);
+    }
+}

@@ -362,6 +362,7 @@ fn infra_gen_spells_no_shared_name_itself() {
     use names::{env, table};
     let shared = [
         table::TASK_ID, table::TENANT_INDEX, table::TENANT_ID, table::CREATED_AT, table::EXPIRES_AT,
+        table::UNFINISHED, table::UNFINISHED_INDEX, table::DEADLINE_AT,
         env::TABLE_NAME, env::QUEUE_URL, env::BUCKET_NAME, env::CLUSTER_ARN, env::TASK_DEFINITION,
         env::SUBNET_IDS, env::SECURITY_GROUP_IDS, env::CONTAINER_NAME, env::LOG_GROUP, env::TENANT_KEYS,
         env::MAX_ATTEMPTS, env::FUNCTION, env::agent::SCRATCH_DIR, env::agent::SEARCH_URL_TEMPLATE,
@@ -412,6 +413,7 @@ fn functions_get_exactly_their_contract() {
         match t {
             Target::Table => "aws_dynamodb_table.jobs.arn".into(),
             Target::TenantIndex => format!("aws_dynamodb_table.jobs.arn/index/{}", names::table::TENANT_INDEX),
+            Target::UnfinishedIndex => format!("aws_dynamodb_table.jobs.arn/index/{}", names::table::UNFINISHED_INDEX),
             Target::JobsQueue => "aws_sqs_queue.jobs.arn".into(),
             Target::Bucket => "aws_s3_bucket.outputs.arn".into(),
             Target::JobObjects => format!("aws_s3_bucket.outputs.arn/{}*", names::bucket::JOBS_PREFIX),

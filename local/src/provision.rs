@@ -6,10 +6,6 @@
 
 use std::path::Path;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification,
-};
 use std::collections::BTreeMap;
 
 use aws_sdk_ecs::types::{
@@ -71,36 +67,8 @@ pub async fn provision(root: &Path, sdk: &aws_config::SdkConfig, s: &Settings) -
     let td = TaskDefinition::from_dir(&root.join("generated"), &vars).map_err(|e| format!("the agent task definition: {e}"))?;
     let p = &s.prefix;
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
-    let attr = |n: &str| AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build();
-    let key = |n: &str, k| KeySchemaElement::builder().attribute_name(n).key_type(k).build();
     let table = t::name(p);
-    ddb.create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr(t::TASK_ID).map_err(err("table"))?)
-        .attribute_definitions(attr(t::TENANT_ID).map_err(err("table"))?)
-        .attribute_definitions(attr(t::CREATED_AT).map_err(err("table"))?)
-        .key_schema(key(t::TASK_ID, KeyType::Hash).map_err(err("table"))?)
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(t::TENANT_INDEX)
-                .key_schema(key(t::TENANT_ID, KeyType::Hash).map_err(err("table"))?)
-                .key_schema(key(t::CREATED_AT, KeyType::Range).map_err(err("table"))?)
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
-                .build()
-                .map_err(err("table index"))?,
-        )
-        .send()
-        .await
-        .map_err(err("table"))?;
-    ddb.update_time_to_live()
-        .table_name(&table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder().attribute_name(t::EXPIRES_AT).enabled(true).build().map_err(err("TTL"))?,
-        )
-        .send()
-        .await
-        .map_err(err("TTL"))?;
+    testenv::table::create_jobs_table(&ddb, root, &table).await?;
 
     let sqs = aws_sdk_sqs::Client::new(sdk);
     use aws_sdk_sqs::types::QueueAttributeName as Q;

@@ -298,8 +298,15 @@ pub mod table {
     pub const DEADLINE_AT: &str = "deadline_at";
     /// TTL attribute: epoch seconds after which DynamoDB deletes the item.
     pub const EXPIRES_AT: &str = "expires_at";
+    /// Present (always [`UNFINISHED_PARTITION`]) while a job is not finished, removed when it
+    /// finishes: the key of the sparse index the sweep queries for jobs past their deadline.
+    pub const UNFINISHED: &str = "unfinished";
+    pub const UNFINISHED_PARTITION: &str = "1";
+    /// Sparse global secondary index of unfinished jobs by deadline.
+    pub const UNFINISHED_INDEX: &str = "unfinished-deadline_at-index";
     /// Attribute types of the keys (DynamoDB scalar types).
     pub const KEY_TYPE_STRING: &str = "S";
+    pub const KEY_TYPE_NUMBER: &str = "N";
 }
 
 /// Queues: the job queue and its dead-letter queue.
@@ -577,7 +584,6 @@ pub mod contract {
             DynamodbPutItem = "dynamodb:PutItem",
             DynamodbUpdateItem = "dynamodb:UpdateItem",
             DynamodbQuery = "dynamodb:Query",
-            DynamodbScan = "dynamodb:Scan",
             SqsSendMessage = "sqs:SendMessage",
             SqsReceiveMessage = "sqs:ReceiveMessage",
             SqsDeleteMessage = "sqs:DeleteMessage",
@@ -598,6 +604,8 @@ pub mod contract {
     pub enum Target {
         Table,
         TenantIndex,
+        /// The sparse index of unfinished jobs by deadline.
+        UnfinishedIndex,
         JobsQueue,
         /// The bucket itself (listing).
         Bucket,
@@ -634,7 +642,7 @@ pub mod contract {
                 (SqsDeleteMessage, JobsQueue),
                 (SqsGetQueueAttributes, JobsQueue),
             ],
-            Reconcile => &[(DynamodbGetItem, Table), (DynamodbUpdateItem, Table), (DynamodbScan, Table), (EcsStopTask, ClusterTasks)],
+            Reconcile => &[(DynamodbGetItem, Table), (DynamodbUpdateItem, Table), (DynamodbQuery, UnfinishedIndex), (EcsStopTask, ClusterTasks)],
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The one test environment of the workspace, used by the tests, the benchmarks and the local
 //! stack: the moto server (started one way), a bucket with SDK-signed links, free loopback ports, loopback-only network
 //! namespaces for tests that aim at addresses that must be refused, and the agent's task
-//! definition read from `generated/` and run as a container the way Fargate runs it.
+//! definition read from `generated/` and run as a container the way Fargate runs it, and the jobs
+//! table created from its declaration there.
 //!
 //! Depends on `names` and `tfjson`, never on the functions or the agent, so every crate can use it.
 
@@ -10,6 +11,7 @@ pub mod events;
 pub mod moto;
 pub mod netns;
 pub mod s3;
+pub mod table;
 pub mod taskdef;
 
 use std::path::{Path, PathBuf};

@@ -321,6 +321,12 @@ fn resources_in_generated() -> usize {
                     (Some(e), None) if e.as_str().is_some_and(|e| e.contains("var.tenants")) => {
                         tenants
                     }
+                    // `${var.<bool> ? 1 : 0}`: one instance when the variable's default is true.
+                    (None, Some(c)) if c.as_str().is_some_and(|c| c.ends_with(" ? 1 : 0}")) => {
+                        let var = c.as_str().unwrap().trim_start_matches("${var.").split(' ').next().unwrap();
+                        let default = files.iter().find_map(|f| f.pointer(&format!("/variable/{var}/default"))?.as_bool());
+                        usize::from(default.unwrap_or_else(|| panic!("{ty}.{name}: count on var.{var}, which has no bool default")))
+                    }
                     _ => panic!(
                         "{ty}.{name}: teach this test how many instances its count/for_each makes"
                     ),
@@ -368,6 +374,21 @@ fn planned<'a>(plan: &'a Value, ty: &'a str) -> impl Iterator<Item = &'a Value> 
         .into_iter()
         .flatten()
         .filter(move |r| r["type"] == ty)
+}
+
+#[test]
+fn the_region_wide_api_gateway_logging_role_is_optional() {
+    require_terraform!();
+    let (run, plan) = plan_generated(&[], &[]);
+    assert!(run.ok, "{}", run.output);
+    assert_eq!(planned(&plan.unwrap(), "aws_api_gateway_account").count(), 1, "managed by default");
+    let (run, plan) = plan_generated(&[("manage_api_gateway_account", "false")], &[]);
+    assert!(run.ok, "{}", run.output);
+    let plan = plan.unwrap();
+    assert_eq!(planned(&plan, "aws_api_gateway_account").count(), 0, "another stack sets it");
+    // The API still logs, into its own encrypted groups with retention.
+    let groups: Vec<String> = planned(&plan, "aws_cloudwatch_log_group").filter_map(|g| g["values"]["name"].as_str().map(String::from)).collect();
+    assert!(groups.iter().any(|g| g.starts_with("API-Gateway-Execution-Logs_") && g.ends_with("/v1")) || planned(&plan, "aws_cloudwatch_log_group").any(|g| g["address"] == "aws_cloudwatch_log_group.execution"), "{groups:?}");
 }
 
 #[test]

@@ -4,10 +4,6 @@
 //! server and stops it with the test binary.
 #![allow(dead_code)]
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType,
-};
 use functions::api::{ApiRequest, ApiResponse};
 use functions::config::{Config, Tenants};
 use functions::{App, Function};
@@ -102,29 +98,7 @@ pub fn log_group() -> String {
 async fn create_resources() -> (String, String, String) {
     let sdk = sdk().await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    let attr = |n: &str| {
-        AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build().unwrap()
-    };
-    let key = |n: &str, t| KeySchemaElement::builder().attribute_name(n).key_type(t).build().unwrap();
-    ddb.create_table()
-        .table_name(table())
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr(names::table::TASK_ID))
-        .attribute_definitions(attr(names::table::TENANT_ID))
-        .attribute_definitions(attr(names::table::CREATED_AT))
-        .key_schema(key(names::table::TASK_ID, KeyType::Hash))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(names::table::TENANT_INDEX)
-                .key_schema(key(names::table::TENANT_ID, KeyType::Hash))
-                .key_schema(key(names::table::CREATED_AT, KeyType::Range))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    testenv::table::create_jobs_table(&ddb, &testenv::root(), &table()).await.unwrap();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let queue_url =
         sqs.create_queue().queue_name(names::queue::jobs_name(PREFIX)).send().await.unwrap().queue_url.unwrap();

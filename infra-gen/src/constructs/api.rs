@@ -21,6 +21,8 @@ pub struct ApiProps<'a> {
     pub keys: &'a TenantKeys,
     pub rate_limit: VarRef,
     pub burst_limit: VarRef,
+    /// A bool variable: whether this stack sets the region's API Gateway logging role.
+    pub manage_account: VarRef,
 }
 
 pub struct RestApiConstruct {
@@ -185,12 +187,24 @@ impl RestApiConstruct {
             },
         )?;
 
-        // API Gateway writes logs through an account-wide role; this stack sets it for the region.
+        // API Gateway writes logs through an account-wide role; this stack sets it for the region
+        // unless told another stack does. Both log groups are this stack's: encrypted, with
+        // retention (left to API Gateway, the execution group would have neither).
         let access_logs = stack.add(
             f,
             "access",
             CloudwatchLogGroup {
                 name: super::render_pattern(names::logs::api_access_group, &ctx.prefix),
+                retention_in_days: ctx.log_retention_days.clone(),
+                kms_key_id: Some(key.arn()),
+                ..Default::default()
+            },
+        )?;
+        let execution_logs = stack.add(
+            f,
+            "execution",
+            CloudwatchLogGroup {
+                name: Val::lit("") + &super::render_pattern(|id| names::logs::api_execution_group(id, routes::STAGE), &api.id()),
                 retention_in_days: ctx.log_retention_days.clone(),
                 kms_key_id: Some(key.arn()),
                 ..Default::default()
@@ -214,14 +228,20 @@ impl RestApiConstruct {
                 vec![
                     access_logs.arn(),
                     access_logs.arn() + ":log-stream:*",
-                    ctx.arn("logs", Val::lit("log-group:API-Gateway-Execution-Logs_") + &api.id() + "/*"),
+                    execution_logs.arn(),
+                    execution_logs.arn() + ":log-stream:*",
                 ],
             ),
         )?;
         // DescribeLogGroups has no resource type: scoped to log groups it never matches, so it
         // is granted on "*" (it lists names, nothing more).
         logging_role.grant(stack, Statement::allow_unscoped("DescribeApiLogGroups", &["logs:DescribeLogGroups"])?)?;
-        let account = stack.add(f, "main", ApiGatewayAccount { cloudwatch_role_arn: logging_role.arn() })?;
+        let account = stack.add_with(
+            f,
+            "main",
+            ApiGatewayAccount { cloudwatch_role_arn: logging_role.arn() },
+            Meta { count: Some(func::cond(&props.manage_account.val(), &Val::Int(1), &Val::Int(0))), ..Meta::default() },
+        )?;
 
         let stage = stack.add_with(
             f,
@@ -239,7 +259,8 @@ impl RestApiConstruct {
             },
             Meta::depends_on(&[&account]),
         )?;
-        stack.add(
+        // Execution logging starts here: after its log group exists (else API Gateway makes one).
+        stack.add_with(
             f,
             "all",
             MethodSettings {
@@ -254,6 +275,7 @@ impl RestApiConstruct {
                     ..Default::default()
                 },
             },
+            Meta { depends_on: vec![execution_logs.address().to_string(), account.address().to_string()], ..Meta::default() },
         )?;
 
         let plan = stack.add(

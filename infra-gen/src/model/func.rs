@@ -79,6 +79,16 @@ pub fn ge(a: &Val, b: &Val) -> Val {
     binary(a, ">=", b)
 }
 
+/// `!v`.
+pub fn not(v: &Val) -> Val {
+    Val::expr(format!("!{}", v.as_expr()))
+}
+
+/// `condition ? a : b`.
+pub fn cond(condition: &Val, a: &Val, b: &Val) -> Val {
+    Val::expr(format!("{} ? {} : {}", condition.as_expr(), a.as_expr(), b.as_expr()))
+}
+
 /// `self.<attr>`: the resource or data source a condition is attached to.
 pub fn self_attr(attr: &str) -> Val {
     Val::expr(format!("self.{attr}"))

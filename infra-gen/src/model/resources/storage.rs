@@ -76,6 +76,8 @@ pub struct DynamodbGsi {
     pub hash_key: Val,
     pub range_key: Option<Val>,
     pub projection_type: Val,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub non_key_attributes: Vec<Val>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
