@@ -93,20 +93,26 @@ bench-local: tools
 # One source for each choice: AWS_REGION is Terraform's aws_region and every AWS CLI call's region
 # (the CLI profile's region is not used); LAMBDA_ARCH is the functions' architecture, AGENT_ARCH
 # the agent image's and its Fargate tasks' (each also in the image tag).
+# PROJECT_NAME and ENVIRONMENT name the stack: its resources and its state object in S3
+# (TF_STATE_BUCKET: an existing bucket for the state; default: the account's own, made by deploy.sh).
 TF := terraform -chdir=generated
 AWS_REGION ?= us-east-1
 LAMBDA_ARCH ?= arm64
 AGENT_ARCH ?= arm64
-TF_VARS := -var aws_region=$(AWS_REGION) -var lambda_architecture=$(LAMBDA_ARCH) -var agent_architecture=$(AGENT_ARCH)
-DEPLOY_ENV := AWS_REGION=$(AWS_REGION) AWS_DEFAULT_REGION=$(AWS_REGION) AGENT_ARCH=$(AGENT_ARCH)
+PROJECT_NAME ?= infra-demo
+ENVIRONMENT ?= dev
+TF_VARS := -var aws_region=$(AWS_REGION) -var lambda_architecture=$(LAMBDA_ARCH) -var agent_architecture=$(AGENT_ARCH) -var project_name=$(PROJECT_NAME) -var environment=$(ENVIRONMENT)
+DEPLOY_ENV := AWS_REGION=$(AWS_REGION) AWS_DEFAULT_REGION=$(AWS_REGION) AGENT_ARCH=$(AGENT_ARCH) PROJECT_NAME=$(PROJECT_NAME) ENVIRONMENT=$(ENVIRONMENT)
+TF_INIT = $(TF) init -input=false $$($(DEPLOY_ENV) scripts/deploy.sh state-backend)
 
-## deploy: check prerequisites, build the Lambda zips, synthesize, apply, build and push the agent
-## image for AGENT_ARCH (base pinned by digest), apply its tag
+## deploy: check prerequisites, build the Lambda zips, synthesize, set up the state backend (S3,
+## encrypted, locked), apply, build and push the agent image for AGENT_ARCH (base pinned by
+## digest), apply its tag
 deploy:
 	$(DEPLOY_ENV) scripts/deploy.sh check
 	$(MAKE) build LAMBDA_ARCH=$(LAMBDA_ARCH)
 	$(CARGO) run -q -p infra-gen
-	$(TF) init -input=false
+	$(TF_INIT)
 	$(TF) apply -input=false $(TF_VARS) -target=aws_ecr_repository.agent -target=aws_ecr_lifecycle_policy.agent
 	$(DEPLOY_ENV) scripts/deploy.sh push-image
 	$(TF) apply -input=false $(TF_VARS) -var agent_image_tag=$$($(DEPLOY_ENV) scripts/deploy.sh image-tag)
@@ -116,6 +122,6 @@ deploy:
 destroy:
 	$(DEPLOY_ENV) scripts/deploy.sh check destroy
 	$(MAKE) build LAMBDA_ARCH=$(LAMBDA_ARCH)
-	$(TF) init -input=false
+	$(TF_INIT)
 	$(TF) apply -input=false $(TF_VARS) -var allow_destroy_with_data=true -target=aws_dynamodb_table.jobs -target=aws_s3_bucket.outputs -target=aws_ecr_repository.agent
 	$(TF) destroy -input=false $(TF_VARS) -var allow_destroy_with_data=true

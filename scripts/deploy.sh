@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Helpers for `make deploy` and `make destroy`: prerequisite checks, the agent image's
-# content-derived tag, building and pushing the image, and emptying what Terraform cannot delete.
+# Helpers for `make deploy` and `make destroy`: prerequisite checks, the Terraform state backend,
+# the agent image's content-derived tag, and building and pushing the image.
 # The Makefile holds the sequence of steps; this script holds the parts that are not one command.
-# It reads AWS_REGION and AGENT_ARCH from the Makefile (one source for each).
+# It reads AWS_REGION, AGENT_ARCH, PROJECT_NAME and ENVIRONMENT from the Makefile (one source for
+# each), TF_STATE_BUCKET (optional: an existing bucket to keep the state in), TF_STATE_KMS_KEY
+# (optional: a KMS key ARN for the state) and TF_LOCAL_STATE (where a local state from before the
+# backend is looked for; default generated/terraform.tfstate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TF="terraform -chdir=generated"
+# The oldest Terraform with S3 native state locking (generated/ requires it too).
+TF_MIN=1.11.0
 
 # Every missing prerequisite is named at once, with how to get it.
 check() {
@@ -15,11 +20,11 @@ check() {
   if command -v terraform >/dev/null; then
     local v
     v=$(terraform version -json 2>/dev/null | sed -n 's/.*"terraform_version": *"\([0-9.]*\)".*/\1/p')
-    if [ -z "$v" ] || [ "$(printf '%s\n1.5.0\n' "$v" | sort -V | head -n1)" != "1.5.0" ]; then
-      missing+=("terraform >= 1.5 (found ${v:-an unknown version})")
+    if [ -z "$v" ] || [ "$(printf '%s\n%s\n' "$v" "$TF_MIN" | sort -V | head -n1)" != "$TF_MIN" ]; then
+      missing+=("terraform >= $TF_MIN (found ${v:-an unknown version})")
     fi
   else
-    missing+=("terraform >= 1.5")
+    missing+=("terraform >= $TF_MIN")
   fi
   if [ "${1:-}" != destroy ]; then
     if ! command -v docker >/dev/null; then
@@ -78,9 +83,75 @@ push_image() {
   docker push "$repo:$tag"
 }
 
+# Where Terraform keeps the state: S3, one object per stack (<project>/<environment>), encrypted,
+# locked by S3 itself (use_lockfile: a .tflock object beside it). The state holds every API key's
+# value and every resource's attributes, so the bucket is private, TLS-only, versioned (a bad
+# apply can be rolled back) and outlives `make destroy`. Without TF_STATE_BUCKET, the account's
+# bucket infra-gen-tfstate-<account>-<region> is made (or brought to these settings) here.
+# Prints the arguments of `terraform init`: the backend settings, and how to move a local state
+# into S3 (the first deploy after one made before the backend) or to switch stacks.
+state_backend() {
+  local bucket key
+  key="${PROJECT_NAME:?PROJECT_NAME is set by the Makefile}/${ENVIRONMENT:?ENVIRONMENT is set by the Makefile}/terraform.tfstate"
+  if [ -n "${TF_STATE_BUCKET:-}" ]; then
+    bucket=$TF_STATE_BUCKET
+    if ! aws s3api head-bucket --bucket "$bucket" --region "$(region)" >/dev/null 2>&1; then
+      echo "deploy: TF_STATE_BUCKET=$bucket does not exist or cannot be read with these credentials" >&2
+      exit 1
+    fi
+    if [ "$(aws s3api get-bucket-versioning --bucket "$bucket" --region "$(region)" --query Status --output text 2>/dev/null)" != Enabled ]; then
+      echo "deploy: warning: TF_STATE_BUCKET=$bucket has no versioning; an overwritten state cannot be recovered" >&2
+    fi
+  else
+    local account partition
+    read -r account partition < <(aws sts get-caller-identity --region "$(region)" --query '[Account, Arn]' --output text)
+    partition=$(cut -d: -f2 <<<"$partition")
+    bucket="infra-gen-tfstate-$account-$(region)"
+    state_bucket "$bucket" "$partition"
+  fi
+  local args=(-backend-config="bucket=$bucket" -backend-config="key=$key" -backend-config="region=$(region)")
+  # encrypt = true is SSE-S3; with TF_STATE_KMS_KEY (a key ARN) the state is encrypted with that key
+  # and reading it also takes kms:Decrypt on it.
+  [ -z "${TF_STATE_KMS_KEY:-}" ] || args+=(-backend-config="kms_key_id=$TF_STATE_KMS_KEY")
+  local local_state=${TF_LOCAL_STATE:-generated/terraform.tfstate}
+  if [ -s "$local_state" ]; then
+    echo "deploy: moving the local state $local_state to s3://$bucket/$key" >&2
+    args+=(-migrate-state -force-copy)
+  else
+    args+=(-reconfigure)
+  fi
+  echo "${args[*]}"
+}
+
+# The state bucket, made if missing and brought to its settings (each call is idempotent).
+state_bucket() {
+  local bucket=$1 partition=$2 r
+  r=$(region)
+  if ! aws s3api head-bucket --bucket "$bucket" --region "$r" >/dev/null 2>&1; then
+    echo "deploy: creating the Terraform state bucket $bucket" >&2
+    if [ "$r" = us-east-1 ]; then
+      aws s3api create-bucket --bucket "$bucket" --region "$r" >/dev/null
+    else
+      aws s3api create-bucket --bucket "$bucket" --region "$r" --create-bucket-configuration "LocationConstraint=$r" >/dev/null
+    fi
+  fi
+  aws s3api put-public-access-block --bucket "$bucket" --region "$r" \
+    --public-access-block-configuration BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
+  aws s3api put-bucket-ownership-controls --bucket "$bucket" --region "$r" \
+    --ownership-controls 'Rules=[{ObjectOwnership=BucketOwnerEnforced}]'
+  aws s3api put-bucket-versioning --bucket "$bucket" --region "$r" --versioning-configuration Status=Enabled
+  aws s3api put-bucket-encryption --bucket "$bucket" --region "$r" --server-side-encryption-configuration \
+    '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"AES256"}}]}'
+  aws s3api put-bucket-lifecycle-configuration --bucket "$bucket" --region "$r" --lifecycle-configuration \
+    '{"Rules":[{"ID":"old-state-versions","Status":"Enabled","Filter":{"Prefix":""},"NoncurrentVersionExpiration":{"NoncurrentDays":90},"AbortIncompleteMultipartUpload":{"DaysAfterInitiation":1}}]}'
+  aws s3api put-bucket-policy --bucket "$bucket" --region "$r" --policy \
+    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"DenyInsecureTransport\",\"Effect\":\"Deny\",\"Principal\":\"*\",\"Action\":\"s3:*\",\"Resource\":[\"arn:$partition:s3:::$bucket\",\"arn:$partition:s3:::$bucket/*\"],\"Condition\":{\"Bool\":{\"aws:SecureTransport\":\"false\"}}}]}"
+}
+
 case "${1:-}" in
   check) check "${2:-}" ;;
+  state-backend) state_backend ;;
   image-tag) image_tag ;;
   push-image) push_image ;;
-  *) echo "usage: $0 check [destroy] | image-tag | push-image" >&2; exit 2 ;;
+  *) echo "usage: $0 check [destroy] | state-backend | image-tag | push-image" >&2; exit 2 ;;
 esac

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the test tools into .tools/ (ignored by git), idempotently: a Python virtualenv with
-# checkov, the moto server and parliament (the IAM policy linter), and (with `mermaid`) the Mermaid parser from npm. Debian packages
+# checkov, the moto server, parliament (the IAM policy linter) and the AWS CLI, and (with `mermaid`) the Mermaid parser from npm. Debian packages
 # come from scripts/system-packages.sh.
 # Quick when everything is already there: each step checks before it installs.
 set -euo pipefail
@@ -10,15 +10,17 @@ CHECKOV_VERSION=3.3.30
 MOTO_VERSION=5.2.5
 # The IAM policy linter (knows every action's resource types and condition keys).
 PARLIAMENT_VERSION=1.6.4
+# The AWS CLI (v1, from PyPI) runs scripts/deploy.sh's state backend set-up against moto in the tests.
+AWSCLI_VERSION=1.46.3
 VENV=.tools/venv
 
 python_tools() {
-  local stamp="$VENV/.installed-checkov-$CHECKOV_VERSION-moto-$MOTO_VERSION-parliament-$PARLIAMENT_VERSION"
+  local stamp="$VENV/.installed-checkov-$CHECKOV_VERSION-moto-$MOTO_VERSION-parliament-$PARLIAMENT_VERSION-awscli-$AWSCLI_VERSION"
   [ -f "$stamp" ] && return 0
-  echo "tools: installing checkov $CHECKOV_VERSION, moto $MOTO_VERSION and parliament $PARLIAMENT_VERSION into $VENV (a few minutes, once)"
+  echo "tools: installing checkov $CHECKOV_VERSION, moto $MOTO_VERSION, parliament $PARLIAMENT_VERSION and awscli $AWSCLI_VERSION into $VENV (a few minutes, once)"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-    "checkov==$CHECKOV_VERSION" "moto[server]==$MOTO_VERSION" "parliament==$PARLIAMENT_VERSION"
+    "checkov==$CHECKOV_VERSION" "moto[server]==$MOTO_VERSION" "parliament==$PARLIAMENT_VERSION" "awscli==$AWSCLI_VERSION"
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 }

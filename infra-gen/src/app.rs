@@ -47,6 +47,9 @@ pub const NAME_PART_REGEX: &str = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$";
 /// Prefixes S3 reserves for bucket names (every bucket name here starts with `project_name`).
 pub const RESERVED_BUCKET_PREFIXES: &[&str] = &["xn--", "sthree-", "amzn-s3-demo-"];
 
+/// The oldest Terraform that runs generated/: S3 native state locking (`use_lockfile`) is 1.11's.
+pub const TERRAFORM_MIN_VERSION: &str = "1.11";
+
 /// The AWS provider version the generated JSON is written for (and checked against).
 pub const AWS_PROVIDER_VERSION: &str = "~> 6.0";
 
@@ -56,8 +59,12 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         File::Versions,
         "terraform",
         json!({
-            "required_version": ">= 1.5",
-            "required_providers": {"aws": {"source": "hashicorp/aws", "version": AWS_PROVIDER_VERSION}}
+            "required_version": format!(">= {TERRAFORM_MIN_VERSION}"),
+            "required_providers": {"aws": {"source": "hashicorp/aws", "version": AWS_PROVIDER_VERSION}},
+            // State in S3, encrypted, locked by S3 itself (a lock object beside the state; no
+            // DynamoDB table). Partial: `make deploy` gives bucket, key and region at init
+            // (scripts/deploy.sh state-backend).
+            "backend": {"s3": {"encrypt": true, "use_lockfile": true}}
         }),
     );
 

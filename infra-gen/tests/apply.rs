@@ -249,6 +249,39 @@ fn deploy_uses_one_region_and_puts_the_architecture_in_the_image_tag() {
     assert!(tag.trim().starts_with("agent-") && tag.trim().ends_with("-x86_64"), "{tag}");
     let defaults = make_n_deploy(&[]);
     assert!(defaults.contains("-var aws_region=us-east-1") && defaults.contains("-var agent_architecture=arm64"), "{defaults}");
+    // The stack's name, in its resources and in its state's key, is the same as generated/'s defaults.
+    let docs = docs();
+    for (var, make) in [("project_name", "PROJECT_NAME"), ("environment", "ENVIRONMENT")] {
+        let default = variable(&docs, var)["default"].as_str().unwrap().to_string();
+        assert!(defaults.contains(&format!("-var {var}={default}")) && defaults.contains(&format!("{make}={default}")), "{var}: {defaults}");
+    }
+}
+
+/// Every `terraform init` of deploy and destroy gets the S3 backend from deploy.sh, and deploy.sh
+/// asks for the Terraform generated/ requires.
+#[test]
+fn deploy_and_destroy_keep_the_state_in_the_s3_backend() {
+    for target in ["deploy", "destroy"] {
+        let out = Command::new("make")
+            .args(["-n", "--no-print-directory", target, "PROJECT_NAME=shop", "ENVIRONMENT=prod"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .output()
+            .unwrap();
+        let plan = String::from_utf8(out.stdout).unwrap();
+        let inits: Vec<&str> = plan.lines().filter(|l| l.contains("generated init")).collect();
+        assert_eq!(inits.len(), 1, "{target}: {plan}");
+        assert!(inits[0].contains("scripts/deploy.sh state-backend") && inits[0].contains("PROJECT_NAME=shop") && inits[0].contains("ENVIRONMENT=prod"), "{}", inits[0]);
+        for l in plan.lines().filter(|l| l.contains("generated apply") || l.contains("generated destroy")) {
+            assert!(l.contains("-var project_name=shop -var environment=prod"), "{l}");
+        }
+    }
+    let versions: Value = serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../generated/versions.tf.json")).unwrap()).unwrap();
+    assert_eq!(versions["terraform"]["required_version"], format!(">= {}", infra_gen::TERRAFORM_MIN_VERSION));
+    let script = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/deploy.sh")).unwrap();
+    assert!(script.contains(&format!("TF_MIN={}.0\n", infra_gen::TERRAFORM_MIN_VERSION)), "deploy.sh checks another Terraform version");
+    let validate = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/validate.sh")).unwrap();
+    let minor = infra_gen::TERRAFORM_MIN_VERSION.split('.').nth(1).unwrap();
+    assert!(validate.contains(&format!("minor < {minor}")), "validate.sh checks another Terraform version");
 }
 
 /// `terraform destroy` reads deletion protection and force-destroy from state, so `make destroy`

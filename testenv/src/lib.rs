@@ -39,3 +39,12 @@ pub fn free_port() -> std::io::Result<u16> {
 pub fn is_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
+
+/// The Terraform binary: `TERRAFORM`, else `terraform` on `PATH`. (Tests that need it skip with a
+/// note where there is none, and fail under CI, where it is part of the machine.)
+pub fn terraform() -> Option<PathBuf> {
+    if let Some(t) = std::env::var_os("TERRAFORM") {
+        return Some(PathBuf::from(t));
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join("terraform")).find(|p| p.is_file())
+}

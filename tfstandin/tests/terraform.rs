@@ -15,14 +15,7 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-fn terraform() -> Option<PathBuf> {
-    if let Some(t) = std::env::var_os("TERRAFORM") {
-        return Some(PathBuf::from(t));
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join("terraform"))
-        .find(|p| p.is_file())
-}
+use testenv::terraform;
 
 /// Without terraform these tests are skipped with a note, except under CI (`CI=true`), where
 /// terraform is part of the machine and its absence is a failure.
