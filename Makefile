@@ -12,7 +12,7 @@ CARGO_WS := $(CARGO) test --workspace
 # Crate fragments add their benchmarks here (agent/agent.mk, functions/functions.mk).
 BENCH_TARGETS := bench-infra bench-local
 
-.PHONY: all gen check test test-tools test-infra bench tools system-packages local e2e deploy destroy $(BENCH_TARGETS)
+.PHONY: all gen check test test-tools test-infra bench tools system-packages local e2e deploy destroy rotate-key rotate-key-finish $(BENCH_TARGETS)
 
 all: gen
 
@@ -73,7 +73,7 @@ test-infra: tools
 ## agents run as containers of the image (make image) where podman works, else as processes
 local: tools image
 	$(CARGO) build -q --workspace --bins
-	target/debug/local-stack
+	target/debug/local-stack $(if $(wildcard $(KEYS_FILE)),--api-key-generations $(KEYS_FILE))
 
 ## e2e: one job end to end through the local stack, over HTTP as a client would
 e2e: tools image
@@ -104,6 +104,9 @@ ENVIRONMENT ?= dev
 TF_VARS := -var aws_region=$(AWS_REGION) -var lambda_architecture=$(LAMBDA_ARCH) -var agent_architecture=$(AGENT_ARCH) -var project_name=$(PROJECT_NAME) -var environment=$(ENVIRONMENT)
 DEPLOY_ENV := AWS_REGION=$(AWS_REGION) AWS_DEFAULT_REGION=$(AWS_REGION) AGENT_ARCH=$(AGENT_ARCH) PROJECT_NAME=$(PROJECT_NAME) ENVIRONMENT=$(ENVIRONMENT)
 TF_INIT = $(TF) init -input=false $$($(DEPLOY_ENV) scripts/deploy.sh state-backend)
+# API key generations by tenant (scripts/rotate-key.sh writes it; commit it): read when it exists.
+KEYS_FILE ?= api-keys.tfvars.json
+TF_VARS += $(if $(wildcard $(KEYS_FILE)),-var-file=$(abspath $(KEYS_FILE)))
 
 ## deploy: check prerequisites, build the Lambda zips, synthesize, set up the state backend (S3,
 ## encrypted, locked), apply, build and push the agent image for AGENT_ARCH (base pinned by
@@ -116,6 +119,20 @@ deploy:
 	$(TF) apply -input=false $(TF_VARS) -target=aws_ecr_repository.agent -target=aws_ecr_lifecycle_policy.agent
 	$(DEPLOY_ENV) scripts/deploy.sh push-image
 	$(TF) apply -input=false $(TF_VARS) -var agent_image_tag=$$($(DEPLOY_ENV) scripts/deploy.sh image-tag)
+
+## rotate-key: TENANT=<id>: give the tenant a second API key beside its current one (both work),
+## deploy, and print the new key; hand it to the tenant, then run rotate-key-finish
+rotate-key:
+	@test -n "$(TENANT)" || { echo "usage: make rotate-key TENANT=<tenant id>" >&2; exit 2; }
+	KEYS_FILE=$(KEYS_FILE) scripts/rotate-key.sh start $(TENANT)
+	$(MAKE) --no-print-directory deploy
+	@$(TF) output -json tenant_api_keys | python3 -c 'import json, sys; print("new API key of $(TENANT):", json.load(sys.stdin)["$(TENANT)"])'
+
+## rotate-key-finish: TENANT=<id>: delete the tenant's old API key (the new one keeps working), deploy
+rotate-key-finish:
+	@test -n "$(TENANT)" || { echo "usage: make rotate-key-finish TENANT=<tenant id>" >&2; exit 2; }
+	KEYS_FILE=$(KEYS_FILE) scripts/rotate-key.sh finish $(TENANT)
+	$(MAKE) --no-print-directory deploy
 
 ## destroy: let Terraform delete the table, the bucket and the repository with their contents, then
 ## destroy everything (the Terraform state bucket stays)

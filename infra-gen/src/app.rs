@@ -41,6 +41,9 @@ impl Default for AppConfig {
 /// test computes every function's environment at this cap with the longest names).
 pub const MAX_TENANTS: usize = 40;
 
+/// Most tenants whose key rotates at once: each has two keys (two entries in that map) meanwhile.
+pub const MAX_ROTATING: usize = 8;
+
 /// A name part AWS accepts everywhere the stack uses it: lower-case letters and digits in
 /// dash-separated words (ECR refuses `--`, S3 refuses `xn--` and a trailing dash).
 pub const NAME_PART_REGEX: &str = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$";
@@ -155,6 +158,26 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         "allow_destroy_with_data",
         Variable::new("bool", false, "Let `terraform destroy` delete the jobs table (else deletion-protected), the outputs bucket and the image repository with their contents (`make destroy` sets it)"),
     )?;
+    let generations = s.variable(
+        "api_key_generations",
+        Variable::new(
+            "map(list(number))",
+            json!({}),
+            "API key generations by tenant (absent: [1]). A rotation gives a tenant two consecutive generations, [n, n+1], both valid, then only [n+1] (scripts/rotate-key.sh keeps them in api-keys.tfvars.json)",
+        )
+        .validate(
+            "alltrue([for tenant, gens in {v} : contains(var.tenants, tenant)])",
+            "api_key_generations: every tenant named must be one of var.tenants.",
+        )
+        .validate(
+            "alltrue([for tenant, gens in {v} : length(gens) >= 1 && length(gens) <= 2 && alltrue([for g in gens : g >= 1 && floor(g) == g]) && (length(gens) == 1 || gens[length(gens) - 1] == gens[0] + 1)])",
+            "api_key_generations: each tenant has one generation (a whole number from 1), or two consecutive ones while its key rotates.",
+        )
+        .validate(
+            &format!("length([for tenant, gens in {{v}} : tenant if length(gens) == 2]) <= {MAX_ROTATING}"),
+            &format!("api_key_generations: at most {MAX_ROTATING} tenants rotate at once (every key id is in the functions' 4 KB environment)."),
+        ),
+    )?;
     let manage_api_account = s.variable(
         "manage_api_gateway_account",
         Variable::new(
@@ -252,7 +275,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
     )?;
 
     // The functions map a request's API key id to its tenant, so the keys come before them.
-    let keys = TenantKeys::new(&mut s, &ctx, &tenants)?;
+    let keys = TenantKeys::new(&mut s, &ctx, &tenants, &generations)?;
     let tenant_keys = s.local("tenant_by_api_key_id", keys.tenant_by_key_id())?;
 
     // Every value a function may read; each function gets exactly the variables the shared
@@ -345,10 +368,10 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         &mut s,
         "api_key",
         keys.value_of(&tenants, 0),
-        "API key of the first tenant (terraform output -raw api_key)",
+        "API key of the first tenant, newest generation (terraform output -raw api_key)",
         true,
     )?;
-    out(&mut s, "tenant_api_keys", keys.key_by_tenant(), "API key of every tenant, by tenant id", true)?;
+    out(&mut s, "tenant_api_keys", keys.key_by_tenant(), "API key of every tenant (its newest generation), by tenant id", true)?;
     out(&mut s, "ecr_repository_url", agent.repository.repository_url(), "Push the agent image here", false)?;
     out(&mut s, "s3_bucket", bucket.bucket.bucket(), "Bucket holding job outputs", false)?;
     out(&mut s, "jobs_table", table.table.name(), "DynamoDB table of jobs", false)?;

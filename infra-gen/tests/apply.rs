@@ -174,8 +174,9 @@ fn longest_value(var: &str) -> usize {
     match var {
         v if v == names::env::TABLE_NAME => names::table::name(&p).len(),
         v if v == names::env::QUEUE_URL => format!("https://sqs.{region}.amazonaws.com/{account}/{}", names::queue::jobs_name(&p)).len(),
-        // {"<key id>":"<tenant>",...}: API Gateway key ids are 10 characters, tenants at most 63.
-        v if v == names::env::TENANT_KEYS => 2 + infra_gen::MAX_TENANTS * (2 + 10 + 1 + 2 + 63 + 1) - 1,
+        // {"<key id>":"<tenant>",...}: API Gateway key ids are 10 characters, tenants at most 63;
+        // every tenant has a key and the rotating ones a second.
+        v if v == names::env::TENANT_KEYS => 2 + (infra_gen::MAX_TENANTS + infra_gen::MAX_ROTATING) * (2 + 10 + 1 + 2 + 63 + 1) - 1,
         v if v == names::env::JOB_TTL_DAYS => 5,
         v if v == names::env::BUCKET_NAME => names::bucket::name(&p, account).len(),
         v if v == names::env::LOG_GROUP => names::logs::agent_group(&p).len(),
@@ -204,9 +205,11 @@ fn every_function_environment_fits_lambdas_4_kb_at_the_tenant_cap() {
         assert!(size <= 4096, "{name}: up to {size} bytes of environment at {} tenants", infra_gen::MAX_TENANTS);
         largest = largest.max(size);
     }
-    // The cap is the validation's.
+    // The caps are the validations'.
     let rule = variable(&docs, "tenants")["validation"][0]["condition"].as_str().unwrap().to_string();
     assert!(rule.contains(&format!("length(var.tenants) <= {}", infra_gen::MAX_TENANTS)), "{rule}");
+    let rotating = variable(&docs, "api_key_generations")["validation"][2]["condition"].as_str().unwrap().to_string();
+    assert!(rotating.contains(&format!("if length(gens) == 2]) <= {}", infra_gen::MAX_ROTATING)), "{rotating}");
     eprintln!("largest function environment at the tenant cap: {largest} bytes of 4096");
 }
 
@@ -314,4 +317,31 @@ fn destroy_first_unprotects_every_resource_that_keeps_data() {
     for r in &guarded {
         assert!(lines[apply].contains(&format!("-target={r}")), "make destroy's apply does not unprotect {r}: {}", lines[apply]);
     }
+}
+
+/// `make rotate-key` edits the generations file, then deploys with it; without the file no
+/// deploy step names one.
+#[test]
+fn rotate_key_deploys_with_the_generations_file() {
+    let file = std::env::temp_dir().join(format!("api-keys-{}.tfvars.json", std::process::id()));
+    std::fs::write(&file, r#"{"api_key_generations": {"acme": [1, 2]}}"#).unwrap();
+    let make = |args: &[&str]| -> String {
+        let out = Command::new("make").args(["-n", "--no-print-directory"]).args(args).current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let keys = format!("KEYS_FILE={}", file.display());
+    for (target, step) in [("rotate-key", "start"), ("rotate-key-finish", "finish")] {
+        let plan = make(&[target, "TENANT=acme", &keys]);
+        let lines: Vec<&str> = plan.lines().collect();
+        let script = lines.iter().position(|l| l.contains(&format!("scripts/rotate-key.sh {step} acme"))).unwrap_or_else(|| panic!("{plan}"));
+        let applies: Vec<usize> = lines.iter().enumerate().filter(|(_, l)| l.contains("generated apply")).map(|(i, _)| i).collect();
+        assert_eq!(applies.len(), 2, "{plan}");
+        for i in applies {
+            assert!(i > script && lines[i].contains(&format!("-var-file={}", file.display())), "{}", lines[i]);
+        }
+    }
+    let missing = format!("KEYS_FILE={}.absent", file.display());
+    assert!(!make(&["deploy", &missing]).contains("-var-file"));
+    let _ = std::fs::remove_file(&file);
 }

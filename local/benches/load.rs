@@ -20,6 +20,7 @@ async fn main() {
         api_port: 0,
         fixture_port: 0,
         tenants: vec!["load-tenant".into()],
+        api_key_generations: Default::default(),
         // The usage plan would throttle a single key long before this; the load test measures the
         // pipeline behind the gateway.
         rate_limit: 100_000,

@@ -19,6 +19,11 @@ struct Cli {
     /// Tenants; each gets the API key `local-<tenant>-key`.
     #[arg(long, value_delimiter = ',', default_value = "test-tenant,other-tenant")]
     tenants: Vec<String>,
+    /// API key generations, from the file scripts/rotate-key.sh writes (`make local` passes
+    /// api-keys.tfvars.json when it exists): generation n > 1 of a tenant's key is
+    /// `local-<tenant>-key-g<n>`, and a rotating tenant has both of its keys.
+    #[arg(long, value_name = "FILE")]
+    api_key_generations: Option<PathBuf>,
     /// Requests per second per API key (usage plan rate).
     #[arg(long, default_value_t = names::defaults::API_RATE_LIMIT)]
     rate_limit: u32,
@@ -97,11 +102,22 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    let generations = match &cli.api_key_generations {
+        Some(path) => match local_stack::provision::read_generations(path, &cli.tenants) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("local-stack: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        },
+        None => Default::default(),
+    };
     let options = Options {
         root,
         api_port: cli.port,
         fixture_port: cli.fixture_port,
         tenants: cli.tenants,
+        api_key_generations: generations,
         rate_limit: cli.rate_limit,
         burst_limit: cli.burst_limit,
         max_tasks: cli.max_tasks.max(1),

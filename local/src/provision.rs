@@ -20,19 +20,60 @@ use testenv::taskdef::TaskDefinition;
 pub struct Settings {
     pub prefix: String,
     pub account: String,
-    /// (tenant, API key value, API key id)
+    /// (tenant, API key value, API key id): one per tenant and key generation.
     pub tenants: Vec<(String, String, String)>,
     /// Visibility timeout of the job queue: short locally so a failed attempt is retried quickly.
     pub visibility_seconds: u32,
     pub search_url_template: String,
 }
 
+/// API key generations by tenant, as the Terraform variable `api_key_generations` holds them
+/// (absent: `[1]`).
+pub type Generations = BTreeMap<String, Vec<u32>>;
+
+/// The generations in a `*.tfvars.json` file (`{"api_key_generations": {...}}`, the file
+/// scripts/rotate-key.sh writes), checked as the Terraform variable's validations check them.
+pub fn read_generations(path: &Path, tenants: &[String]) -> Result<Generations, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    #[derive(serde::Deserialize)]
+    struct File {
+        #[serde(default)]
+        api_key_generations: Generations,
+    }
+    let file: File = serde_json::from_str(&text).map_err(|e| format!("{}: not a tfvars JSON file with api_key_generations: {e}", path.display()))?;
+    for (tenant, gens) in &file.api_key_generations {
+        if !tenants.contains(tenant) {
+            return Err(format!("{}: api_key_generations names {tenant}, which is not a tenant ({})", path.display(), tenants.join(", ")));
+        }
+        let ok = match gens.as_slice() {
+            [g] => *g >= 1,
+            [a, b] => *a >= 1 && *b == a + 1,
+            _ => false,
+        };
+        if !ok {
+            return Err(format!("{}: {tenant} has generations {gens:?}: one (from 1), or two consecutive while rotating", path.display()));
+        }
+    }
+    Ok(file.api_key_generations)
+}
+
 impl Settings {
-    pub fn new(tenants: &[String], search_url_template: String) -> Settings {
+    /// Each tenant's keys: generation 1 is `local-<tenant>-key`, generation n `local-<tenant>-key-g<n>`.
+    pub fn new(tenants: &[String], generations: &Generations, search_url_template: String) -> Settings {
+        let keys = tenants
+            .iter()
+            .flat_map(|t| {
+                let gens = generations.get(t).cloned().unwrap_or_else(|| vec![1]);
+                gens.into_iter().map(move |g| {
+                    let suffix = if g == 1 { String::new() } else { format!("-g{g}") };
+                    (t.clone(), format!("local-{t}-key{suffix}"), format!("key-{t}{suffix}"))
+                })
+            })
+            .collect();
         Settings {
             prefix: d::name_prefix(d::PROJECT_NAME, d::ENVIRONMENT),
             account: "123456789012".into(),
-            tenants: tenants.iter().map(|t| (t.clone(), format!("local-{t}-key"), format!("key-{t}"))).collect(),
+            tenants: keys,
             visibility_seconds: 10,
             search_url_template,
         }

@@ -20,6 +20,8 @@ pub struct Options {
     /// Port of the fixture search page (0 = any free port).
     pub fixture_port: u16,
     pub tenants: Vec<String>,
+    /// API key generations by tenant (a rotation in progress gives a tenant two keys).
+    pub api_key_generations: crate::provision::Generations,
     pub rate_limit: u32,
     pub burst_limit: u32,
     pub max_tasks: usize,
@@ -35,7 +37,7 @@ pub struct LocalStack {
     pub api_url: String,
     pub fixture: SocketAddr,
     pub endpoint: String,
-    /// (tenant, API key)
+    /// (tenant, API key): every key, a rotating tenant's old one first.
     pub keys: Vec<(String, String)>,
     pub config: functions::config::Config,
     /// How agents run: "containers of <image>" or "processes (<why>)".
@@ -80,7 +82,7 @@ impl LocalStack {
 
         say(v, "creating the table, queues, bucket, log group, parameters, cluster and task definition");
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let settings = Settings::new(&o.tenants, template);
+        let settings = Settings::new(&o.tenants, &o.api_key_generations, template);
         let (config, task_definition) = provision(&o.root, &sdk, &settings).await?;
         let app = Arc::new(functions::App::new(&sdk, config.clone(), names::Function::ALL.to_vec()));
 

@@ -311,7 +311,8 @@ fn resources_in_generated() -> usize {
             for (name, body) in blocks.as_object().unwrap() {
                 count += match (body.get("for_each"), body.get("count")) {
                     (None, None) => 1,
-                    (Some(e), None) if e.as_str().is_some_and(|e| e.contains("var.tenants")) => {
+                    // One key per tenant while no key rotates (api_key_generations defaults to {}).
+                    (Some(e), None) if e.as_str().is_some_and(|e| e.contains("var.tenants") || e == "${local.api_keys}") => {
                         tenants
                     }
                     // `${var.<bool> ? 1 : 0}`: one instance when the variable's default is true.
@@ -382,6 +383,45 @@ fn the_region_wide_api_gateway_logging_role_is_optional() {
     // The API still logs, into its own encrypted groups with retention.
     let groups: Vec<String> = planned(&plan, "aws_cloudwatch_log_group").filter_map(|g| g["values"]["name"].as_str().map(String::from)).collect();
     assert!(groups.iter().any(|g| g.starts_with("API-Gateway-Execution-Logs_") && g.ends_with("/v1")) || planned(&plan, "aws_cloudwatch_log_group").any(|g| g["address"] == "aws_cloudwatch_log_group.execution"), "{groups:?}");
+}
+
+#[test]
+fn a_rotating_tenant_has_two_keys_and_the_plan_refuses_a_bad_rotation() {
+    require_terraform!();
+    let tenants = ("tenants", r#"["acme", "globex"]"#);
+    let (run, plan) = plan_generated(&[tenants, ("api_key_generations", "{acme = [1, 2]}")], &[]);
+    assert!(run.ok, "{}", run.output);
+    let plan = plan.unwrap();
+    let mut keys: Vec<(String, String)> = planned(&plan, "aws_api_gateway_api_key")
+        .map(|k| (k["index"].as_str().unwrap().to_string(), k["values"]["name"].as_str().unwrap().to_string()))
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [("acme", "infra-demo-dev-acme"), ("acme#2", "infra-demo-dev-acme-g2"), ("globex", "infra-demo-dev-globex")].map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    assert_eq!(planned(&plan, "aws_api_gateway_usage_plan_key").count(), 3, "both of acme's keys are metered");
+    // After the rotation: only the new key, and the first generation's instance is destroyed.
+    let (run, plan) = plan_generated(&[tenants, ("api_key_generations", "{acme = [2]}")], &[]);
+    assert!(run.ok, "{}", run.output);
+    let mut indexes: Vec<String> = planned(&plan.unwrap(), "aws_api_gateway_api_key").map(|k| k["index"].as_str().unwrap().to_string()).collect();
+    indexes.sort();
+    assert_eq!(indexes, ["acme#2", "globex"]);
+
+    let nine = format!("{{{}}}", (0..9).map(|i| format!("t{i} = [1, 2]")).collect::<Vec<_>>().join(", "));
+    let nine_tenants = format!("[{}]", (0..9).map(|i| format!("\"t{i}\"")).collect::<Vec<_>>().join(", "));
+    for (vars, message) in [
+        (vec![tenants, ("api_key_generations", "{initech = [1]}")], "every tenant named must be one of var.tenants"),
+        (vec![tenants, ("api_key_generations", "{acme = [1, 3]}")], "two consecutive ones"),
+        (vec![tenants, ("api_key_generations", "{acme = [0]}")], "a whole number from 1"),
+        (vec![tenants, ("api_key_generations", "{acme = [1, 2, 3]}")], "two consecutive ones"),
+        (vec![("tenants", nine_tenants.as_str()), ("api_key_generations", nine.as_str())], "at most 8 tenants rotate at once"),
+    ] {
+        let (run, _) = plan_generated(&vars, &[]);
+        assert!(!run.ok, "{vars:?} must stop the plan:\n{}", run.output);
+        let flat = run.output.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains(message), "{vars:?}: expected {message:?} in:\n{}", run.output);
+    }
 }
 
 #[test]

@@ -306,41 +306,60 @@ impl RestApiConstruct {
     }
 }
 
-/// One API key per tenant (`for_each` over the tenants variable).
+/// The API keys: one per tenant and key generation (`for_each` over `local.api_keys`), so a
+/// rotation runs with two keys of one tenant, both valid, until the old generation is dropped.
+/// The first generation's instance key is the tenant id itself (as before rotations existed: no
+/// key is replaced by upgrading); generation n > 1 is `<tenant>#<n>`.
 pub struct TenantKeys {
     pub keys: Ref<ApiKey>,
     for_each: Val,
+    newest: Val,
 }
 
 impl TenantKeys {
-    pub fn new(stack: &mut Stack, ctx: &Context, tenants: &VarRef) -> Result<TenantKeys, Error> {
-        let for_each = func::toset(&tenants.val());
+    pub fn new(stack: &mut Stack, ctx: &Context, tenants: &VarRef, generations: &VarRef) -> Result<TenantKeys, Error> {
+        let (t, g) = (tenants.expr(), generations.expr());
+        let gens_of = |tenant: &str| format!("lookup({g}, {tenant}, [1])");
+        let instance = |tenant: &str, generation: &str| format!("({generation} == 1 ? {tenant} : \"${{{tenant}}}#${{{generation}}}\")");
+        let all = stack.local(
+            "api_keys",
+            Val::expr(format!(
+                "merge([for t in {t} : {{for g in {} : {} => {{tenant = t, generation = g}}}}]...)",
+                gens_of("t"),
+                instance("t", "g")
+            )),
+        )?;
+        let newest = stack.local(
+            "newest_api_key",
+            Val::expr(format!("{{for t in {t} : t => {}}}", instance("t", &format!("max({}...)", gens_of("t"))))),
+        )?;
+        let for_each = all.val();
         let keys = stack.add_with(
             File::Api,
             "tenant",
             ApiKey {
-                name: ctx.prefix.clone() + "-" + &Val::expr("each.key"),
-                description: Some(Val::lit("API key of tenant ") + &Val::expr("each.key")),
+                name: ctx.prefix.clone() + "-" + &Val::expr("replace(each.key, \"#\", \"-g\")"),
+                description: Some(Val::lit("API key of tenant ") + &Val::expr("each.value.tenant") + ", generation " + &Val::expr("each.value.generation")),
                 enabled: Some(true),
                 ..Default::default()
             },
             Meta::for_each(for_each.clone()),
         )?;
-        Ok(TenantKeys { keys, for_each })
+        Ok(TenantKeys { keys, for_each, newest: newest.val() })
     }
 
     /// `{api key id: tenant}` as JSON: how the functions map a request's key to its tenant.
     pub fn tenant_by_key_id(&self) -> Val {
-        Val::expr(format!("jsonencode({{for tenant, key in {} : key.id => tenant}})", self.keys.expr()))
+        Val::expr(format!("jsonencode({{for k, key in {} : key.id => {}[k].tenant}})", self.keys.expr(), self.for_each.as_expr()))
     }
 
-    /// `{tenant: api key value}`.
+    /// `{tenant: api key value}` of each tenant's newest key.
     pub fn key_by_tenant(&self) -> Val {
-        Val::expr(format!("{{for tenant, key in {} : tenant => key.value}}", self.keys.expr()))
+        Val::expr(format!("{{for tenant, k in {} : tenant => {}[k].value}}", self.newest.as_expr(), self.keys.expr()))
     }
 
-    /// The key of the tenant at `index` of the tenants list.
+    /// The newest key of the tenant at `index` of the tenants list.
     pub fn value_of(&self, tenants: &VarRef, index: usize) -> Val {
-        self.keys.at(&Val::expr(format!("{}[{index}]", tenants.expr()))).value()
+        self.keys.at(&Val::expr(format!("{}[{}[{index}]]", self.newest.as_expr(), tenants.expr()))).value()
     }
 }
