@@ -76,12 +76,8 @@ fn run_agent_once(agent: &Path, url: &str, moto: u32) -> Sample {
     let scratch = scratch_dir(&task_id);
     let mut cmd = std::process::Command::new(agent);
     cmd.env(
-        names::env::agent::JOB,
-        json!({ "task_id": task_id, "url": url }).to_string(),
-    )
-    .env(
-        names::env::agent::UPLOAD_URLS,
-        support::upload_urls(&task_id),
+        names::env::agent::MANIFEST_URL,
+        support::manifest_url(&task_id, &json!({ "task_id": task_id, "url": url })),
     )
     .env(names::env::agent::EGRESS_ALLOW, "127.0.0.1")
     .env(names::env::agent::SCRATCH_DIR, &scratch)

@@ -3,14 +3,9 @@
 use crate::guard::EgressPolicy;
 use names::env::agent as env;
 use names::job::{self, JobSpec};
-use names::Output;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use url::Url;
-
-/// Where the job's outputs go: one pre-signed PUT URL per output.
-pub type UploadUrls = BTreeMap<Output, Url>;
 
 /// What the agent opens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,40 +43,15 @@ impl Config {
 pub const DEFAULT_CHROMIUM: &str = "/usr/lib/chromium/chromium";
 pub const DEFAULT_CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-/// The upload URLs come first and alone: with them, even an invalid job gets its `error.json`.
-pub fn upload_urls(get: &dyn Fn(&str) -> Option<String>) -> Result<UploadUrls, String> {
-    let raw = get(env::UPLOAD_URLS).ok_or_else(|| format!("{} is not set", env::UPLOAD_URLS))?;
-    let map: BTreeMap<String, String> = serde_json::from_str(&raw)
-        .map_err(|e| format!("{} is not a JSON object of strings: {e}", env::UPLOAD_URLS))?;
-    let mut urls = UploadUrls::new();
-    for (name, url) in map {
-        let output = Output::parse(&name)
-            .ok_or_else(|| format!("{} names an unknown output `{name}`", env::UPLOAD_URLS))?;
-        let url = Url::parse(&url)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"));
-        let url =
-            url.ok_or_else(|| format!("the upload URL for `{name}` is not an http(s) URL"))?;
-        urls.insert(output, url);
-    }
-    Ok(urls)
-}
-
-/// The task id for log lines before the job spec is parsed.
+/// The task id for log lines before the manifest is read.
 pub fn task_id_hint(get: &dyn Fn(&str) -> Option<String>) -> String {
-    get(env::TASK_ID)
-        .or_else(|| {
-            let raw = get(env::JOB)?;
-            let v: serde_json::Value = serde_json::from_str(&raw).ok()?;
-            v.get("task_id")?.as_str().map(str::to_string)
-        })
-        .unwrap_or_default()
+    get(env::TASK_ID).unwrap_or_default()
 }
 
-pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> {
-    let raw = get(env::JOB).ok_or_else(|| format!("{} is not set", env::JOB))?;
-    let spec: JobSpec =
-        serde_json::from_str(&raw).map_err(|e| format!("{} is not a valid job: {e}", env::JOB))?;
+/// The job of the manifest (`job`), checked by the API's rules, and the rest of the
+/// configuration from the environment.
+pub fn from_env(get: &dyn Fn(&str) -> Option<String>, job: &serde_json::Value) -> Result<Config, String> {
+    let spec: JobSpec = serde_json::from_value(job.clone()).map_err(|e| format!("the manifest's job is not a valid job: {e}"))?;
     // The API's rules, once more: the agent never opens what the API would not have accepted.
     let valid = spec.validate().map_err(|e| e.message)?;
     let options = spec.options;
@@ -149,6 +119,12 @@ pub fn search_url(template: &str, query: &str) -> Result<Url, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
+    fn from(job: &str, pairs: &[(&str, &str)]) -> Result<Config, String> {
+        let job: serde_json::Value = serde_json::from_str(job).unwrap_or(serde_json::Value::String(job.to_string()));
+        from_env(&env_of(pairs), &job)
+    }
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: BTreeMap<String, String> = pairs
@@ -161,12 +137,12 @@ mod tests {
     #[test]
     fn the_allow_list_is_refused_in_ecs_and_ports_are_read() {
         let job = r#"{"task_id":"t","url":"https://x.org"}"#;
-        let e = from_env(&env_of(&[(env::JOB, job), (env::EGRESS_ALLOW, "10.0.0.1"), (env::ECS_METADATA, "http://169.254.170.2/v4/x")])).unwrap_err();
+        let e = from(job, &[(env::EGRESS_ALLOW, "10.0.0.1"), (env::ECS_METADATA, "http://169.254.170.2/v4/x")]).unwrap_err();
         assert!(e.contains("refused"), "{e}");
-        assert!(from_env(&env_of(&[(env::JOB, job), (env::ECS_METADATA, "http://169.254.170.2/v4/x")])).is_ok());
-        let c = from_env(&env_of(&[(env::JOB, job), (env::EGRESS_PORTS, "443")])).unwrap();
+        assert!(from(job, &[(env::ECS_METADATA, "http://169.254.170.2/v4/x")]).is_ok());
+        let c = from(job, &[(env::EGRESS_PORTS, "443")]).unwrap();
         assert!(c.egress.check("x.org", "1.1.1.1".parse().unwrap(), 80).is_err());
-        assert!(from_env(&env_of(&[(env::JOB, job), (env::EGRESS_PORTS, "http")])).unwrap_err().contains(env::EGRESS_PORTS));
+        assert!(from(job, &[(env::EGRESS_PORTS, "http")]).unwrap_err().contains(env::EGRESS_PORTS));
     }
 
     #[test]
@@ -214,7 +190,7 @@ mod tests {
             ("not json", Err("not a valid job")),
         ];
         for (job, expected) in cases {
-            let got = from_env(&env_of(&[(env::JOB, job)]));
+            let got = from(job, &[]);
             match (expected, got) {
                 (Ok(()), Ok(_)) => {}
                 (Err(want), Err(e)) => assert!(e.contains(want), "{job}: {e}"),
@@ -228,19 +204,5 @@ mod tests {
         let u = search_url("http://127.0.0.1:9/search?q={query}", "a b&c=d").unwrap();
         assert_eq!(u.as_str(), "http://127.0.0.1:9/search?q=a+b%26c%3Dd");
         assert!(search_url("http://x/search", "a").is_err());
-    }
-
-    #[test]
-    fn upload_urls_parse() {
-        let get = env_of(&[(
-            env::UPLOAD_URLS,
-            r#"{"screenshot":"http://s3/b/k?X-Amz-Signature=x","logs":"https://s3/b/l"}"#,
-        )]);
-        let urls = upload_urls(&get).unwrap();
-        assert_eq!(urls.len(), 2);
-        assert!(urls.contains_key(&Output::Screenshot));
-        assert!(upload_urls(&env_of(&[(env::UPLOAD_URLS, r#"{"nope":"http://x"}"#)])).is_err());
-        assert!(upload_urls(&env_of(&[(env::UPLOAD_URLS, r#"{"logs":"ftp://x"}"#)])).is_err());
-        assert!(upload_urls(&env_of(&[])).is_err());
     }
 }

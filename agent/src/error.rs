@@ -45,7 +45,7 @@ pub enum AgentError {
     Capture(String),
     #[error("uploading {output} failed: {reason}")]
     Upload {
-        output: &'static str,
+        output: String,
         reason: String,
     },
     #[error("the agent was asked to stop")]

@@ -1,5 +1,5 @@
 //! The browser agent: runs one job inside its throw-away container. It reads the job and its
-//! pre-signed upload URLs from the environment, drives headless Chromium through chromedriver
+//! pre-signed upload forms from the manifest the environment links to, drives headless Chromium through chromedriver
 //! behind the egress guard, uploads the outputs and exits with a documented code within its
 //! deadline, whatever happens.
 //!
@@ -13,6 +13,7 @@ pub mod error;
 pub mod guard;
 pub mod job;
 pub mod log;
+pub mod manifest;
 pub mod proxy;
 pub mod upload;
 
@@ -99,7 +100,16 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
     let mut sigterm = signal(SignalKind::terminate()).ok();
     let mut sigint = signal(SignalKind::interrupt()).ok();
     let get = |k: &str| std::env::var(k).ok();
-    let config = config::from_env(&get);
+    // Bounded by its own retries (about a minute at most); the job's deadline starts after it.
+    let manifest = match manifest::fetch(&get).await {
+        Ok(m) => m,
+        Err(e) => {
+            // Without the manifest there are no upload forms: only the log on stdout can say why.
+            log.error("job failed", json!({ "code": "invalid_job", "message": e, "exit_code": exit::INVALID_JOB }));
+            return exit::INVALID_JOB;
+        }
+    };
+    let config = config::from_env(&get, &manifest.job);
     let timeout = match &config {
         Ok(c) => c.timeout(),
         Err(_) => Duration::from_secs(names::job::DEFAULT_TIMEOUT_SECONDS.into()),
@@ -111,11 +121,10 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
     let reserve = (timeout / 6).clamp(Duration::from_secs(2), Duration::from_secs(10));
     let work_deadline = t0 + timeout - reserve;
 
-    let uploader = match config::upload_urls(&get).and_then(|urls| Uploader::new(urls, log.clone()))
-    {
+    let uploader = match Uploader::new(manifest.uploads, log.clone()) {
         Ok(u) => u,
         Err(e) => {
-            // Without upload URLs nothing can be reported but the log on stdout.
+            // Without upload forms nothing can be reported but the log on stdout.
             log.error(
                 "job failed",
                 json!({ "code": "invalid_job", "message": e, "exit_code": exit::INVALID_JOB }),

@@ -1,10 +1,13 @@
-//! Uploads through the pre-signed PUT URLs the job was given, with retries inside the deadline.
+//! Uploads through the pre-signed POST forms of the manifest (multipart, the file last), with
+//! retries inside the deadline. A form's policy binds the key, the content type and the size; a
+//! file over its size is not sent at all.
 
-use crate::config::UploadUrls;
 use crate::error::AgentError;
 use crate::log::Log;
+use names::manifest::Upload;
 use names::Output;
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -15,44 +18,48 @@ const ATTEMPT_CAP: Duration = Duration::from_secs(30);
 
 pub struct Uploader {
     http: reqwest::Client,
-    urls: UploadUrls,
+    /// By file name below the job's prefix.
+    forms: BTreeMap<String, Upload>,
     log: Arc<Log>,
 }
 
 impl Uploader {
-    pub fn new(urls: UploadUrls, log: Arc<Log>) -> Result<Uploader, String> {
+    pub fn new(forms: BTreeMap<String, Upload>, log: Arc<Log>) -> Result<Uploader, String> {
+        for (name, form) in &forms {
+            let url = url::Url::parse(&form.url).map_err(|e| format!("the upload form of `{name}` has no valid URL: {e}"))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(format!("the upload form of `{name}` is not an http(s) form"));
+            }
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Uploader { http, urls, log })
+        Ok(Uploader { http, forms, log })
     }
 
     pub fn can_upload(&self, output: Output) -> bool {
-        self.urls.contains_key(&output)
+        self.forms.contains_key(output.file_name())
     }
 
-    /// PUTs `body` as `output`, retrying transport errors, 408, 429 and 5xx until `deadline`.
-    /// An output without a URL is skipped with a warning: the API only asks for URLs of outputs
-    /// the job can produce.
-    pub async fn put(
-        &self,
-        output: Output,
-        body: Vec<u8>,
-        deadline: Instant,
-    ) -> Result<(), AgentError> {
-        let Some(url) = self.urls.get(&output) else {
-            self.log.warn(
-                "no upload URL; output skipped",
-                json!({ "output": output.as_str() }),
-            );
+    /// One of the job's fixed outputs.
+    pub async fn put(&self, output: Output, body: Vec<u8>, deadline: Instant) -> Result<(), AgentError> {
+        self.put_file(output.file_name(), output.content_type(), body, deadline).await
+    }
+
+    /// POSTs `body` as the file `name`, retrying transport errors, 408, 429 and 5xx until
+    /// `deadline`. A file without a form is skipped with a warning: the process function makes a
+    /// form for every file the job can produce.
+    pub async fn put_file(&self, name: &str, content_type: &str, body: Vec<u8>, deadline: Instant) -> Result<(), AgentError> {
+        let Some(form) = self.forms.get(name) else {
+            self.log.warn("no upload form; file skipped", json!({ "file": name }));
             return Ok(());
         };
-        let failed = |reason: String| AgentError::Upload {
-            output: output.file_name(),
-            reason,
-        };
+        let failed = |reason: String| AgentError::Upload { output: name.to_string(), reason };
         let bytes = body.len();
+        if bytes as u64 > form.max_bytes {
+            return Err(failed(format!("{bytes} bytes, over the {} its upload allows", form.max_bytes)));
+        }
         let started = std::time::Instant::now();
         let mut backoff = FIRST_BACKOFF;
         let mut last = String::from("no attempt fitted before the deadline");
@@ -61,42 +68,36 @@ impl Uploader {
             if left.is_zero() {
                 break;
             }
-            let request = self
-                .http
-                .put(url.clone())
-                .header(reqwest::header::CONTENT_TYPE, output.content_type())
-                .timeout(left.min(ATTEMPT_CAP))
-                .body(body.clone());
+            let mut multipart = reqwest::multipart::Form::new();
+            for (k, v) in &form.fields {
+                multipart = multipart.text(k.clone(), v.clone());
+            }
+            let file = reqwest::multipart::Part::bytes(body.clone())
+                .file_name(name.rsplit('/').next().unwrap_or(name).to_string())
+                .mime_str(content_type)
+                .map_err(|e| failed(format!("content type {content_type}: {e}")))?;
+            multipart = multipart.part("file", file);
+            let request = self.http.post(&form.url).timeout(left.min(ATTEMPT_CAP)).multipart(multipart);
             let retry = match request.send().await {
                 Ok(resp) if resp.status().is_success() => {
                     self.log.info(
                         "uploaded",
-                        json!({ "output": output.as_str(), "bytes": bytes, "attempt": attempt, "ms": started.elapsed().as_millis() as u64 }),
+                        json!({ "file": name, "bytes": bytes, "attempt": attempt, "ms": started.elapsed().as_millis() as u64 }),
                     );
                     return Ok(());
                 }
                 Ok(resp) => {
                     let status = resp.status();
-                    let text: String = resp
-                        .text()
-                        .await
-                        .unwrap_or_default()
-                        .chars()
-                        .take(300)
-                        .collect();
+                    let text: String = resp.text().await.unwrap_or_default().chars().take(300).collect();
                     last = format!("HTTP {status}: {text}");
                     status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429
                 }
-                // The URL carries a signature: log the failure without it.
                 Err(e) => {
                     last = e.without_url().to_string();
                     true
                 }
             };
-            self.log.warn(
-                "upload attempt failed",
-                json!({ "output": output.as_str(), "attempt": attempt, "error": last }),
-            );
+            self.log.warn("upload attempt failed", json!({ "file": name, "attempt": attempt, "error": last }));
             if !retry {
                 break;
             }

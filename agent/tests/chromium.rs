@@ -193,7 +193,7 @@ fn the_browser_inherits_none_of_the_agents_environment() {
         for (name, value) in canaries {
             assert!(!environ.contains(value), "{cmd} inherited {name}");
         }
-        for leaked in ["AGENT_JOB=", "AGENT_UPLOAD_URLS=", "X-Amz-Signature", "AGENT_EGRESS_ALLOW="] {
+        for leaked in ["AGENT_MANIFEST_URL=", "X-Amz-Signature", "x-amz-signature", "AGENT_EGRESS_ALLOW="] {
             assert!(!environ.contains(leaked), "{cmd} inherited {leaked}:\n{environ}");
         }
         // Nothing of the agent's own environment beyond the allow-list (Chromium adds variables
@@ -270,6 +270,40 @@ fn invalid_job_gets_error_json_without_a_browser() {
     let run = run(json!({ "query": "a", "url": "https://example.org/" }));
     let error = assert_failed(&run, "invalid_job", exit::INVALID_JOB, "config");
     assert!(error["message"].as_str().unwrap().contains("not both"));
+}
+
+#[test]
+fn a_file_over_its_upload_size_is_not_sent_and_the_job_says_so() {
+    // The screenshot's form allows 1 KiB (its policy's content-length-range, which S3 enforces);
+    // the agent sees the file is larger and fails the upload without sending it.
+    let opts = Options { caps: vec![(Output::Screenshot, 1024)], ..Options::default() };
+    let run = run_agent(agent(), json!({ "url": env().page("/page") }), opts);
+    let error = assert_failed(&run, "upload_failed", exit::UPLOAD, "upload");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("screenshot.png") && message.contains("over the 1024"), "{message}");
+    assert!(run.object(Output::Screenshot).is_none(), "nothing was sent");
+    assert!(run.object(Output::Result).is_some(), "the other outputs were");
+}
+
+#[test]
+fn without_its_manifest_the_agent_exits_2_and_says_why_on_stdout() {
+    use names::env::agent as var;
+    for (url, why) in [
+        (None, "AGENT_MANIFEST_URL is not set"),
+        (Some("ftp://x/manifest.json".to_string()), "not an http(s) URL"),
+        (Some(env().bucket.presign_get("jobs/none/manifest.json").unwrap()), "could not be read: HTTP 404"),
+    ] {
+        let mut cmd = std::process::Command::new(agent());
+        cmd.env_remove(var::MANIFEST_URL).env(var::TASK_ID, "t-missing").stdout(std::process::Stdio::piped());
+        if let Some(u) = &url {
+            cmd.env(var::MANIFEST_URL, u);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(exit::INVALID_JOB), "{why}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains(why) && stdout.contains("t-missing"), "{why}: {stdout}");
+        assert!(!stdout.contains("X-Amz-Signature"), "the link's signature is never logged: {stdout}");
+    }
 }
 
 #[test]

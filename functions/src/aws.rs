@@ -340,22 +340,87 @@ impl JobQueue {
 pub struct Outputs {
     pub client: aws_sdk_s3::Client,
     pub bucket: String,
+    /// What signs the upload forms (the function's role), and where.
+    pub credentials: Option<aws_sdk_s3::config::SharedCredentialsProvider>,
+    pub region: Option<String>,
 }
 
 impl Outputs {
-    /// A pre-signed `PUT` URL (signing needs `s3:PutObject` on the key; no AWS call is made). The
-    /// content type is signed: the link uploads that kind of file and no other.
-    pub async fn presign_put(&self, task_id: &TaskId, output: Output, expires: Duration) -> Result<String, AwsError> {
-        let cfg = presigning(expires)?;
-        let r = self
+    pub fn new(sdk: &aws_config::SdkConfig, bucket: &str) -> Outputs {
+        Outputs {
+            client: aws_sdk_s3::Client::new(sdk),
+            bucket: bucket.to_owned(),
+            credentials: sdk.credentials_provider(),
+            region: sdk.region().map(|r| r.to_string()),
+        }
+    }
+}
+
+impl Outputs {
+    /// A pre-signed POST form for the job's file `name` (`screenshot.png`, `files/a.pdf`): its
+    /// policy binds the key, the content type and at most `max_bytes` (signing needs
+    /// `s3:PutObject` on the key; no AWS call is made). The SDK addresses the bucket as it
+    /// addresses every request (virtual-hosted in AWS, path-style at an emulator), so the form's
+    /// endpoint is read off a pre-signed PUT of the same key.
+    pub async fn presign_post(
+        &self,
+        task_id: &TaskId,
+        name: &str,
+        content_type: &str,
+        max_bytes: u64,
+        expires: Duration,
+    ) -> Result<names::manifest::Upload, AwsError> {
+        use aws_sdk_s3::config::ProvideCredentials;
+        let op = "s3:PutObject (POST form)";
+        let err = |detail: String| AwsError { op, code: None, detail };
+        let key = names::bucket::file_key(task_id.as_str(), name);
+        let put = self
             .client
             .put_object()
             .bucket(&self.bucket)
-            .key(names::bucket::output_key(task_id.as_str(), output))
-            .content_type(output.content_type())
-            .presigned(cfg)
+            .key(&key)
+            .presigned(presigning(expires)?)
             .await
-            .map_err(|e| AwsError::from_sdk("s3:PutObject (presign)", e))?;
+            .map_err(|e| AwsError::from_sdk(op, e))?;
+        let presigned = url::Url::parse(put.uri()).map_err(|e| err(e.to_string()))?;
+        let endpoint = s3post::endpoint_of(&presigned, &key).map_err(|e| err(e.to_string()))?;
+        let region = self.region.as_deref().ok_or_else(|| err("no region configured".into()))?;
+        let provider = self.credentials.as_ref().ok_or_else(|| err("no credentials provider".into()))?;
+        let creds = provider.provide_credentials().await.map_err(|e| err(format!("credentials: {e}")))?;
+        let object = s3post::Object { endpoint, region, bucket: &self.bucket, key: &key, content_type, max_bytes };
+        let credentials = s3post::Credentials {
+            access_key_id: creds.access_key_id(),
+            secret_access_key: creds.secret_access_key(),
+            session_token: creds.session_token(),
+        };
+        s3post::form(&object, &credentials, std::time::SystemTime::now(), expires).map_err(|e| err(e.to_string()))
+    }
+
+    /// `s3:PutObject` of the job's manifest.
+    pub async fn put_manifest(&self, task_id: &TaskId, manifest: &names::manifest::Manifest) -> Result<(), AwsError> {
+        let body = serde_json::to_vec(manifest).map_err(|e| AwsError { op: "s3:PutObject", code: None, detail: e.to_string() })?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(names::bucket::manifest_key(task_id.as_str()))
+            .content_type("application/json")
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("s3:PutObject", e))?;
+        Ok(())
+    }
+
+    /// A pre-signed `GET` of the job's manifest (signing needs `s3:GetObject` on it).
+    pub async fn presign_manifest(&self, task_id: &TaskId, expires: Duration) -> Result<String, AwsError> {
+        let r = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(names::bucket::manifest_key(task_id.as_str()))
+            .presigned(presigning(expires)?)
+            .await
+            .map_err(|e| AwsError::from_sdk("s3:GetObject (presign)", e))?;
         Ok(r.uri().to_owned())
     }
 

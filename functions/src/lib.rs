@@ -53,7 +53,7 @@ impl App {
                 clock: time::Clock::system(),
             },
             queue: aws::JobQueue { client: aws_sdk_sqs::Client::new(sdk), url: config.queue_url.clone() },
-            outputs: aws::Outputs { client: aws_sdk_s3::Client::new(sdk), bucket: config.bucket.clone() },
+            outputs: aws::Outputs::new(sdk, &config.bucket),
             tasks: aws::Tasks {
                 client: aws_sdk_ecs::Client::new(sdk),
                 cluster: config.cluster_arn.clone(),

@@ -7,17 +7,13 @@ use crate::model::{Job, TaskId};
 use crate::time::rfc3339;
 use names::job::ErrorCode;
 use crate::App;
-use names::{table as t, JobStatus, Output};
+use names::{table as t, JobStatus};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// RunTask's limit on the overrides, JSON formatting included.
 pub const OVERRIDE_LIMIT_CHARS: usize = 8192;
-
-/// Uploads left out, in this order, when the overrides would not fit otherwise; the screenshot,
-/// result and error uploads are always given.
-pub const OPTIONAL_UPLOADS: [Output; 2] = [Output::Log, Output::Html];
 
 /// What happened to one message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,39 +134,28 @@ async fn fail(app: &App, task_id: &TaskId, code: ErrorCode, message: &str) -> Re
     Ok(Outcome::Failed(message.to_owned()))
 }
 
-/// The agent container's environment overrides: the job spec and an upload URL for each output
-/// the job can produce, less [`OPTIONAL_UPLOADS`] when needed to fit. `Ok(Err(_))` when they
-/// cannot fit RunTask's limit even so.
+/// Hands the job to its task: writes the manifest (the job spec and a POST form for each file the
+/// job can produce) and returns the container's environment overrides, which carry only a
+/// pre-signed GET of it and the job's id. `Ok(Err(_))` when even those would not fit RunTask's
+/// limit (a custom endpoint of absurd length, say).
 pub async fn overrides(app: &App, job: &Job) -> Result<Result<Vec<(String, String)>, String>, AwsError> {
     let expires = Duration::from_secs(
         u64::from(job.options.timeout_seconds)
             + crate::PROVISIONING_ALLOWANCE_SECONDS as u64
             + u64::from(app.config.timeout_grace_seconds),
     );
-    let spec = serde_json::to_string(&job.spec()).unwrap_or_default();
-    let mut urls = BTreeMap::new();
+    let mut uploads = BTreeMap::new();
     for o in names::job::possible_outputs(&job.options) {
-        urls.insert(o, app.outputs.presign_put(&job.task_id, o, expires).await?);
+        let form = app.outputs.presign_post(&job.task_id, o.file_name(), o.content_type(), o.max_bytes(), expires).await?;
+        uploads.insert(o.file_name().to_owned(), form);
     }
-    let env = |urls: &BTreeMap<Output, String>| {
-        let map: BTreeMap<&str, &str> = urls.iter().map(|(o, u)| (o.as_str(), u.as_str())).collect();
-        vec![
-            (names::env::agent::JOB.to_owned(), spec.clone()),
-            (names::env::agent::UPLOAD_URLS.to_owned(), serde_json::to_string(&map).unwrap_or_default()),
-        ]
-    };
-    let mut environment = env(&urls);
-    // Over the limit (a long URL or query next to URLs carrying a session token): drop the
-    // uploads the job can do without, the agent's log first (it is in CloudWatch too).
-    for optional in OPTIONAL_UPLOADS {
-        if override_chars(&app.config.container_name, &environment) <= OVERRIDE_LIMIT_CHARS {
-            break;
-        }
-        if urls.remove(&optional).is_some() {
-            tracing::warn!(task_id = job.task_id.as_str(), output = optional.as_str(), "upload dropped to fit the RunTask overrides");
-            environment = env(&urls);
-        }
-    }
+    let manifest = names::manifest::Manifest { version: names::manifest::VERSION, job: job.spec(), uploads, secrets: None };
+    app.outputs.put_manifest(&job.task_id, &manifest).await?;
+    let link = app.outputs.presign_manifest(&job.task_id, expires).await?;
+    let environment = vec![
+        (names::env::agent::MANIFEST_URL.to_owned(), link),
+        (names::env::agent::TASK_ID.to_owned(), job.task_id.as_str().to_owned()),
+    ];
     let size = override_chars(&app.config.container_name, &environment);
     if size > OVERRIDE_LIMIT_CHARS {
         return Ok(Err(format!(

@@ -11,7 +11,8 @@ use functions::process::{self, Outcome};
 use functions::reconcile;
 use functions::App;
 use names::ecs::{ContainerState, StopCode, TaskStatus};
-use names::job::{ErrorCode, JobSpec};
+use names::job::ErrorCode;
+use names::manifest::Manifest;
 use names::{table as t, JobStatus, Output};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -107,7 +108,8 @@ async fn full_lifecycle_through_process_and_reconcile() {
     let arn = arns[0].clone();
     assert_eq!(job["ecs_task_id"], functions::aws::ecs_task_id(&arn).as_str());
 
-    // What the agent receives: the job spec and an upload URL per possible output.
+    // What the task receives: only a link to the manifest and the job's id; the manifest holds
+    // the job spec and a POST form per possible output.
     let described = app.tasks.client.describe_tasks().cluster(&app.tasks.cluster).tasks(&arn).send().await.unwrap();
     let task = &described.tasks()[0];
     assert_eq!(task.started_by(), Some(id.as_str()));
@@ -116,35 +118,37 @@ async fn full_lifecycle_through_process_and_reconcile() {
         .iter()
         .map(|kv| (kv.name().unwrap().to_owned(), kv.value().unwrap().to_owned()))
         .collect();
-    let spec: JobSpec = serde_json::from_str(&env[names::env::agent::JOB]).unwrap();
+    assert_eq!(env.keys().collect::<Vec<_>>(), [names::env::agent::MANIFEST_URL, names::env::agent::TASK_ID]);
+    assert_eq!(env[names::env::agent::TASK_ID], id);
+    assert!(!format!("{env:?}").contains("lifecycle"), "no job data in the override (DescribeTasks, task events): {env:?}");
+    let (code, raw) = http("GET", &env[names::env::agent::MANIFEST_URL], b"").await;
+    assert_eq!(code, 200);
+    let manifest: Manifest = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(manifest.version, names::manifest::VERSION);
+    let spec = &manifest.job;
     assert_eq!((spec.task_id.as_str(), spec.query.as_deref()), (id.as_str(), Some("lifecycle")));
-    let urls: BTreeMap<String, String> = serde_json::from_str(&env[names::env::agent::UPLOAD_URLS]).unwrap();
-    let expected: Vec<&str> = names::job::possible_outputs(&spec.options).iter().map(|o| o.as_str()).collect();
-    let mut got_names: Vec<&str> = urls.keys().map(String::as_str).collect();
-    got_names.sort();
-    let mut expected_sorted = expected.clone();
-    expected_sorted.sort();
-    assert_eq!(got_names, expected_sorted);
+    let mut expected: Vec<&str> = names::job::possible_outputs(&spec.options).iter().map(|o| o.file_name()).collect();
+    expected.sort();
+    assert_eq!(manifest.uploads.keys().map(String::as_str).collect::<Vec<_>>(), expected);
 
     assert_eq!(reconcile_event(&app, &id, &arn, TaskStatus::Running, running_container(), None).await, reconcile::Outcome::Applied(JobStatus::Running));
     assert_eq!(status_of(&app, &id).await["status"], "RUNNING");
 
-    // Each upload link signs its output's content type: S3 refuses a PUT of another kind of file.
-    for (output, url) in &urls {
-        let signed = query_param(url, "X-Amz-SignedHeaders").unwrap_or_else(|| panic!("{output}: {url}"));
-        assert!(signed.split(';').any(|h| h == "content-type"), "{output}: signed headers {signed}");
+    // Each form's policy binds its key, its output's content type and its output's size.
+    for o in names::job::possible_outputs(&spec.options) {
+        let form = &manifest.uploads[o.file_name()];
+        let conditions = s3post::policy_of(form).unwrap()["conditions"].clone();
+        let conditions = conditions.as_array().unwrap();
+        assert!(conditions.contains(&json!({"key": names::bucket::output_key(&id, o)})), "{o}: {conditions:?}");
+        assert!(conditions.contains(&json!({"Content-Type": o.content_type()})), "{o}: {conditions:?}");
+        assert!(conditions.contains(&json!(["content-length-range", 0, o.max_bytes()])), "{o}: {conditions:?}");
+        assert_eq!(form.max_bytes, o.max_bytes());
     }
-    // The agent uploads through the pre-signed PUT URLs, with the content type they were signed for.
-    let put = |output: Output, body: &'static [u8]| {
-        let url = urls[output.as_str()].clone();
-        async move {
-            let resp = reqwest::Client::new().put(url).header("content-type", output.content_type()).body(body).send().await.unwrap();
-            resp.status().as_u16()
-        }
-    };
-    assert_eq!(put(Output::Screenshot, b"\x89PNG fake").await, 200);
-    assert_eq!(put(Output::Result, br#"{"title": "t"}"#).await, 200);
-    assert_eq!(put(Output::Html, b"<script>document.cookie</script>").await, 200);
+    // The agent uploads through the forms, with the content type they were signed for.
+    let post = |output: Output, body: &'static [u8]| post_form(&manifest.uploads[output.file_name()], output.content_type(), body);
+    assert_eq!(post(Output::Screenshot, b"\x89PNG fake").await, 204);
+    assert_eq!(post(Output::Result, br#"{"title": "t"}"#).await, 204);
+    assert_eq!(post(Output::Html, b"<script>document.cookie</script>").await, 204);
 
     let stopped = reconcile_event(&app, &id, &arn, TaskStatus::Stopped, container(Some(0), None), Some(StopCode::EssentialContainerExited)).await;
     assert_eq!(stopped, reconcile::Outcome::Applied(JobStatus::Completed));
@@ -486,10 +490,11 @@ async fn logs_page_through_the_container_stream_and_end() {
 /// The largest job must fit RunTask's 8,192-character override limit with URLs signed by Lambda
 /// role credentials (their session token makes each URL ~1.3 KB) against the real S3 endpoint.
 #[tokio::test]
-async fn largest_override_fits_runtask_limit() {
+async fn the_override_carries_only_the_manifest_link_whatever_the_job() {
     let tenant = unique("size");
     let mut app = app(&[&tenant]).await;
-    // A session token shaped like a Lambda role's: ~1 KB of base64 after the usual prefix.
+    // A session token shaped like a Lambda role's: ~1 KB of base64 after the usual prefix. It goes
+    // into every form of the manifest, never into the override.
     const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut x: u32 = 12345;
     let mut token = String::from("IQoJb3JpZ2luX2VjEPv//////////wEaCXVzLWVhc3QtMSJHMEUCIQD");
@@ -498,36 +503,41 @@ async fn largest_override_fits_runtask_limit() {
         token.push(B64[(x >> 16) as usize % 64] as char);
     }
     token.push('=');
-    let creds = aws_sdk_s3::config::Credentials::new("ASIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", Some(token), None, "lambda");
-    let mut conf = aws_sdk_s3::config::Builder::from(&sdk().await);
-    conf.set_endpoint_url(None);
-    let conf = conf.credentials_provider(creds).build();
-    app.outputs.client = aws_sdk_s3::Client::from_conf(conf);
-    app.outputs.bucket = names::bucket::name(&names::defaults::name_prefix(names::defaults::PROJECT_NAME, names::defaults::ENVIRONMENT), ACCOUNT);
+    let creds = aws_sdk_s3::config::Credentials::new("ASIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", Some(token.clone()), None, "lambda");
+    app.outputs.credentials = Some(aws_sdk_s3::config::SharedCredentialsProvider::new(creds));
 
     let url = format!("https://example.com/{}", "a".repeat(names::job::URL_MAX_CHARS - 20));
     let quotes = "\"".repeat(names::job::QUERY_MAX_CHARS);
     let opts = r#"{"full_page": true, "viewport": {"width": 3840, "height": 2160}, "timeout_seconds": 600, "capture_html": true}"#;
-    // (case, body, uploads given): only the longest inputs lose the optional uploads.
     for (what, body, uploads) in [
         ("typical", json!({"query": "rust lambda fargate", "options": serde_json::from_str::<Value>(opts).unwrap()}), 5),
         ("typical without html", json!({"query": "rust lambda fargate"}), 4),
-        ("longest query, all quotes", json!({"query": quotes, "options": serde_json::from_str::<Value>(opts).unwrap()}), 3),
-        ("longest url", json!({"url": url, "options": serde_json::from_str::<Value>(opts).unwrap()}), 3),
-        ("longest url without html", json!({"url": url}), 3),
+        ("longest query, all quotes", json!({"query": quotes, "options": serde_json::from_str::<Value>(opts).unwrap()}), 5),
+        ("longest url", json!({"url": url, "options": serde_json::from_str::<Value>(opts).unwrap()}), 5),
     ] {
         let id = submit(&app, &tenant, &body.to_string()).await;
         let job = app.store.get(&TaskId::parse(&id).unwrap()).await.unwrap().unwrap();
         let env = process::overrides(&app, &job).await.unwrap().expect("fits");
         let size = process::override_chars(&app.config.container_name, &env);
-        let urls: BTreeMap<String, String> = serde_json::from_str(&env[1].1).unwrap();
-        let url_len = urls.values().map(String::len).max().unwrap();
-        println!("{what}: override {size} chars, {} upload URLs of up to {url_len} chars", urls.len());
-        assert!(size <= process::OVERRIDE_LIMIT_CHARS, "{what}: {size}");
-        assert!(url_len > 1200, "URLs as long as real ones: {url_len}");
-        assert_eq!(urls.len(), uploads, "{what}: {:?}", urls.keys());
-        assert!(urls.contains_key("error") && urls.contains_key("screenshot") && urls.contains_key("result"));
+        println!("{what}: override {size} chars");
+        assert!(size <= 2048, "{what}: {size} chars: a link and an id, whatever the job");
+        let (code, raw) = http("GET", &env[0].1, b"").await;
+        assert_eq!(code, 200, "{what}");
+        let manifest: Manifest = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(manifest.uploads.len(), uploads, "{what}: every output the job can produce, none dropped");
+        assert!(manifest.uploads.values().all(|f| f.fields.get("x-amz-security-token") == Some(&token)), "{what}");
     }
+}
+
+/// Uploads `body` through a POST form (the file last), as the agent does; the HTTP status.
+async fn post_form(form: &names::manifest::Upload, content_type: &str, body: &'static [u8]) -> u16 {
+    let mut multipart = reqwest::multipart::Form::new();
+    for (k, v) in &form.fields {
+        multipart = multipart.text(k.clone(), v.clone());
+    }
+    let file = reqwest::multipart::Part::bytes(body).file_name("f").mime_str(content_type).unwrap();
+    let resp = reqwest::Client::new().post(&form.url).multipart(multipart.part("file", file)).send().await.unwrap();
+    resp.status().as_u16()
 }
 
 /// One query parameter of a URL, decoded.

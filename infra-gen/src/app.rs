@@ -431,6 +431,9 @@ fn grant_contract(s: &mut Stack, ctx: &Context, function: &Function, g: Grantors
     if take(&[(S3PutObject, JobObjects)]) {
         g.bucket.grant_put(s, role, g.key, jobs)?;
     }
+    if take(&[(S3GetObject, Manifests)]) {
+        g.bucket.grant_read_manifests(s, role, g.key)?;
+    }
     if take(&[(EcsRunTask, TaskDefinition), (EcsTagResource, ClusterTasks), (IamPassRole, ExecutionRole)]) {
         g.agent.grant_run(s, ctx, role)?;
     }

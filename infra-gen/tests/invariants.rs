@@ -237,7 +237,7 @@ fn job_uploads_come_through_the_vpc_endpoint() {
         assert!(c.iter().any(|c| c["variable"] == "aws:SourceVpce" && c["test"] == "StringNotEquals" && strings(&c["values"]) == [endpoint]), "{d}");
     }
     // Pre-signed links: from the endpoint only, whoever signed them.
-    assert!(denies.iter().any(|d| d["condition"].as_array().unwrap().iter().any(|c| c["variable"] == "s3:authType" && strings(&c["values"]) == ["REST-QUERY-STRING"])));
+    assert!(denies.iter().any(|d| d["condition"].as_array().unwrap().iter().any(|c| c["variable"] == "s3:authType" && strings(&c["values"]) == ["POST", "REST-QUERY-STRING"])));
     // Anything else from elsewhere: only the process function's role.
     let writers = denies.iter().find_map(|d| d["condition"].as_array().unwrap().iter().find(|c| c["variable"] == "aws:PrincipalArn")).unwrap();
     assert_eq!(writers["test"], "ArnNotEquals");
@@ -417,6 +417,7 @@ fn functions_get_exactly_their_contract() {
             Target::JobsQueue => "aws_sqs_queue.jobs.arn".into(),
             Target::Bucket => "aws_s3_bucket.outputs.arn".into(),
             Target::JobObjects => format!("aws_s3_bucket.outputs.arn/{}*", names::bucket::JOBS_PREFIX),
+            Target::Manifests => format!("aws_s3_bucket.outputs.arn/{}", names::bucket::manifests_pattern()),
             Target::TaskDefinition => "aws_ecs_task_definition.agent.arn_without_revision:*".into(),
             Target::ClusterTasks => ":task/aws_ecs_cluster.main.name/*".into(),
             Target::ExecutionRole => "aws_iam_role.agent_execution.arn".into(),

@@ -237,6 +237,50 @@ pub mod job {
     }
 }
 
+/// The job's manifest: what the process function hands the agent, as one S3 object the agent
+/// reads through a pre-signed GET (the RunTask override carries only that link). Independent of
+/// RunTask: a task started ahead of time takes its job the same way.
+pub mod manifest {
+    use serde::{Deserialize, Serialize};
+    use std::collections::BTreeMap;
+
+    /// The manifest's format; an agent refuses one it does not know.
+    pub const VERSION: u32 = 1;
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Manifest {
+        pub version: u32,
+        pub job: super::job::JobSpec,
+        /// One upload form per file the job can produce, by its name below the job's prefix
+        /// (`screenshot.png`, `files/invoice.pdf`).
+        pub uploads: BTreeMap<String, Upload>,
+        /// The tenant secrets the job names: an object of their own, read once and deleted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub secrets: Option<SecretLinks>,
+    }
+
+    /// A pre-signed S3 POST form: the policy binds the key, the content type and the size.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Upload {
+        /// Where the form goes: the bucket's endpoint.
+        pub url: String,
+        /// The form's fields, sent before the file.
+        pub fields: BTreeMap<String, String>,
+        /// The largest file the policy allows (`content-length-range`).
+        pub max_bytes: u64,
+    }
+
+    /// Pre-signed links to the job's secrets object: read it, then delete it.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SecretLinks {
+        pub get: String,
+        pub delete: String,
+    }
+}
+
 /// Default Terraform variable values that other crates (the local stack) must agree with.
 pub mod defaults {
     pub const PROJECT_NAME: &str = "infra-demo";
@@ -337,6 +381,21 @@ pub mod bucket {
     pub fn output_key(task_id: &str, output: super::Output) -> String {
         format!("{JOBS_PREFIX}{task_id}/{}", output.file_name())
     }
+
+    /// A file of the job by its name below the job's prefix (`files/invoice.pdf`).
+    pub fn file_key(task_id: &str, name: &str) -> String {
+        format!("{JOBS_PREFIX}{task_id}/{name}")
+    }
+
+    /// The job's manifest (read by the agent through a pre-signed GET).
+    pub const MANIFEST_FILE: &str = "manifest.json";
+    /// Every job's manifest, as an IAM resource pattern below the bucket.
+    pub fn manifests_pattern() -> String {
+        format!("{JOBS_PREFIX}*/{MANIFEST_FILE}")
+    }
+    pub fn manifest_key(task_id: &str) -> String {
+        format!("{JOBS_PREFIX}{task_id}/{MANIFEST_FILE}")
+    }
 }
 
 spelled_enum! {
@@ -371,6 +430,19 @@ impl Output {
         }
     }
 
+    /// The largest file of this kind an upload form accepts: S3 refuses a larger one, and the
+    /// agent does not try. (A full-page PNG of 16,384 px at 3,840 px wide fits; a log or result
+    /// this large is a bug.)
+    pub fn max_bytes(self) -> u64 {
+        const MIB: u64 = 1024 * 1024;
+        match self {
+            Output::Screenshot => 40 * MIB,
+            Output::Result => 4 * MIB,
+            Output::Log => 8 * MIB,
+            Output::Html => 16 * MIB,
+            Output::Error => 256 * 1024,
+        }
+    }
 }
 
 spelled_enum! {
@@ -495,10 +567,11 @@ pub mod env {
 
     /// Set on the agent container (by the task definition or the RunTask override).
     pub mod agent {
-        /// The job spec as compact JSON.
-        pub const JOB: &str = "AGENT_JOB";
-        /// JSON object of output name -> pre-signed PUT URL.
-        pub const UPLOAD_URLS: &str = "AGENT_UPLOAD_URLS";
+        /// A pre-signed GET of the job's manifest (`names::manifest`): the job and its upload
+        /// forms. The only job data in the RunTask override, and so in DescribeTasks and task
+        /// events.
+        pub const MANIFEST_URL: &str = "AGENT_MANIFEST_URL";
+        /// The job's id, for the log lines written before the manifest is read.
         pub const TASK_ID: &str = "AGENT_TASK_ID";
         /// Search URL template with a `{query}` placeholder.
         pub const SEARCH_URL_TEMPLATE: &str = "AGENT_SEARCH_URL_TEMPLATE";
@@ -611,6 +684,8 @@ pub mod contract {
         Bucket,
         /// Objects under the jobs prefix (pre-signed URLs act with the signer's permissions).
         JobObjects,
+        /// The jobs' manifests (`jobs/*/manifest.json`), read by the agents through links.
+        Manifests,
         TaskDefinition,
         ClusterTasks,
         /// The agent task's execution role (passed to ECS by RunTask).
@@ -634,6 +709,7 @@ pub mod contract {
                 (DynamodbGetItem, Table),
                 (DynamodbUpdateItem, Table),
                 (S3PutObject, JobObjects),
+                (S3GetObject, Manifests),
                 (EcsRunTask, TaskDefinition),
                 (EcsTagResource, ClusterTasks),
                 (IamPassRole, ExecutionRole),

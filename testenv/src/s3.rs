@@ -1,6 +1,7 @@
 //! A bucket in the emulator, through `aws-sdk-s3`: created once, pre-signed PUT and GET links
-//! signed by the SDK (as the process and status functions sign them), and objects read back. A
-//! blocking face over a runtime of its own, for tests and benchmarks that are not async.
+//! signed by the SDK and POST forms signed by `s3post` (as the process and status functions sign
+//! them), job manifests written the process function's way, and objects read back. A blocking
+//! face over a runtime of its own, for tests and benchmarks that are not async.
 
 use std::time::Duration;
 
@@ -50,6 +51,49 @@ impl Bucket {
         let req = self.client.put_object().bucket(&self.name).key(key);
         let signed = self.runtime.block_on(req.presigned(expiry())).map_err(call("presign PUT"))?;
         Ok(signed.uri().to_string())
+    }
+
+    /// A POST form for `key` of `content_type`, at most `max_bytes`, valid an hour.
+    pub fn presign_post(&self, key: &str, content_type: &str, max_bytes: u64) -> Result<names::manifest::Upload, S3Error> {
+        let presigned = url::Url::parse(&self.presign_put(key)?).map_err(call("presigned URL"))?;
+        let object = s3post::Object {
+            endpoint: s3post::endpoint_of(&presigned, key).map_err(call("endpoint"))?,
+            region: names::defaults::AWS_REGION,
+            bucket: &self.name,
+            key,
+            content_type,
+            max_bytes,
+        };
+        let creds = s3post::Credentials { access_key_id: "testing", secret_access_key: "testing", session_token: None };
+        s3post::form(&object, &creds, std::time::SystemTime::now(), Duration::from_secs(3600)).map_err(call("POST form"))
+    }
+
+    /// Writes `body` to `key`.
+    pub fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), S3Error> {
+        let req = self.client.put_object().bucket(&self.name).key(key).content_type(content_type).body(body.into());
+        self.runtime.block_on(req.send()).map_err(|e| S3Error::Call(format!("PutObject: {}", aws_sdk_s3::error::DisplayErrorContext(e))))?;
+        Ok(())
+    }
+
+    /// The manifest of a job as the process function writes it (the `job` as given, so tests can
+    /// hand the agent an invalid one), with a form for each of the job's fixed outputs, and a
+    /// pre-signed GET of it: the value of `AGENT_MANIFEST_URL`.
+    pub fn manifest(&self, task_id: &str, job: &serde_json::Value) -> Result<String, S3Error> {
+        self.manifest_with_caps(task_id, job, &[])
+    }
+
+    /// As [`manifest`](Self::manifest), with smaller size caps for some outputs.
+    pub fn manifest_with_caps(&self, task_id: &str, job: &serde_json::Value, caps: &[(names::Output, u64)]) -> Result<String, S3Error> {
+        let mut uploads = serde_json::Map::new();
+        for o in names::Output::ALL {
+            let max = caps.iter().find(|(c, _)| *c == o).map_or(o.max_bytes(), |(_, m)| *m);
+            let form = self.presign_post(&names::bucket::output_key(task_id, o), o.content_type(), max)?;
+            uploads.insert(o.file_name().to_string(), serde_json::to_value(form).map_err(call("form"))?);
+        }
+        let manifest = serde_json::json!({ "version": names::manifest::VERSION, "job": job, "uploads": uploads });
+        let key = names::bucket::manifest_key(task_id);
+        self.put(&key, manifest.to_string().into_bytes(), "application/json")?;
+        self.presign_get(&key)
     }
 
     /// A pre-signed GET of `key`, valid an hour.

@@ -137,6 +137,8 @@ pub struct Options {
     pub extra_env: Vec<(String, String)>,
     /// Container runs: names in the container's /etc/hosts (`--add-host`).
     pub hosts: Vec<(String, String)>,
+    /// Smaller upload size caps than the outputs' own.
+    pub caps: Vec<(Output, u64)>,
 }
 
 impl Default for Options {
@@ -147,6 +149,7 @@ impl Default for Options {
             task_id: None,
             extra_env: Vec::new(),
             hosts: Vec::new(),
+            caps: Vec::new(),
         }
     }
 }
@@ -263,28 +266,18 @@ pub mod scenarios {
     }
 }
 
-/// Pre-signed PUT URLs for every output of a task.
-pub fn upload_urls(task_id: &str) -> String {
-    let bucket = &env().bucket;
-    let map: serde_json::Map<String, Value> = Output::ALL
-        .into_iter()
-        .map(|o| {
-            let url = bucket
-                .presign_put(&names::bucket::output_key(task_id, o))
-                .unwrap_or_else(|e| panic!("{e}"));
-            (o.as_str().to_string(), Value::String(url))
-        })
-        .collect();
-    Value::Object(map).to_string()
+/// The job's manifest in the emulator, with a form for every output: its pre-signed GET.
+pub fn manifest_url(task_id: &str, job: &Value) -> String {
+    env().bucket.manifest(task_id, job).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The job's part of the environment (what the process function's overrides carry, plus the
-/// fixture search engine and the allow-list).
+/// The job's part of the environment (what the process function's overrides carry: the
+/// manifest's link and the task id; plus the fixture search engine and the allow-list).
 pub fn job_env(task_id: &str, job: &Value, opts: &Options) -> Vec<(String, String)> {
     use names::env::agent as var;
     let mut env = vec![
-        (var::JOB.to_string(), job.to_string()),
-        (var::UPLOAD_URLS.to_string(), upload_urls(task_id)),
+        (var::MANIFEST_URL.to_string(), env().bucket.manifest_with_caps(task_id, job, &opts.caps).unwrap_or_else(|e| panic!("{e}"))),
+        (var::TASK_ID.to_string(), task_id.to_string()),
         (
             var::SEARCH_URL_TEMPLATE.to_string(),
             names::agent::search_url_template(&format!("http://{}", env().fixture)),

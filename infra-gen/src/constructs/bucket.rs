@@ -105,12 +105,12 @@ impl OutputsBucket {
                     Statement::deny("DenyInsecureTransport", &["s3:*"], vec![bucket.arn(), bucket.arn() + "/*"])
                         .with_principal("AWS", vec![Val::lit("*")])
                         .with_condition("Bool", "aws:SecureTransport", vec![Val::lit("false")]),
-                    // A pre-signed upload link works only from the agents' VPC: one that leaks is
-                    // useless elsewhere (the links are signed by a writer role, so the next
-                    // statement alone would let them through).
+                    // A pre-signed upload (a POST form, or a query-string-signed PUT) works only
+                    // from the agents' VPC: one that leaks is useless elsewhere (they are signed by
+                    // a writer role, so the next statement alone would let them through).
                     Statement::deny("UploadLinksOnlyFromTheVpc", &["s3:PutObject"], vec![jobs.clone()])
                         .with_principal("AWS", vec![Val::lit("*")])
-                        .with_condition("StringEquals", "s3:authType", vec![Val::lit("REST-QUERY-STRING")])
+                        .with_condition("StringEquals", "s3:authType", vec![Val::lit("POST"), Val::lit("REST-QUERY-STRING")])
                         .with_condition("StringNotEquals", "aws:SourceVpce", vec![uploads_through.id()]),
                     // Outside the VPC, only the writer roles themselves write job outputs: no other
                     // principal of the account, whatever its IAM policies say.
@@ -133,6 +133,12 @@ impl OutputsBucket {
     pub fn grant_put(&self, stack: &mut Stack, role: &Role, key: &Key, prefix: &str) -> Result<(), Error> {
         role.grant(stack, Statement::allow("PutOutputs", &["s3:PutObject"], vec![self.objects(prefix)]))?;
         key.grant_encrypt_decrypt(stack, role)
+    }
+
+    /// Read the jobs' manifests (the process function signs the agents' links to them).
+    pub fn grant_read_manifests(&self, stack: &mut Stack, role: &Role, key: &Key) -> Result<(), Error> {
+        role.grant(stack, Statement::allow("ReadManifests", &["s3:GetObject"], vec![self.bucket.arn() + "/" + &names::bucket::manifests_pattern()]))?;
+        key.grant_decrypt(stack, role)
     }
 
     /// Read objects under `prefix`, and list it so a missing object is a 404, not a 403.

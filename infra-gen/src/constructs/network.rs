@@ -168,8 +168,8 @@ impl Network {
         // Gateway endpoints keep S3 and DynamoDB traffic off the NAT gateway (cost) and the internet.
         let mut endpoint_tables: Vec<Val> = private_tables.iter().map(|t| t.id()).collect();
         endpoint_tables.push(public_rt.id());
-        // Each endpoint lets through only what this stack uses it for: the agents' uploads to the
-        // outputs bucket and Fargate's image layers from ECR's bucket; the jobs table (nothing in the
+        // Each endpoint lets through only what this stack uses it for: the agents' manifests and
+        // uploads in the outputs bucket and Fargate's image layers from ECR's bucket; the jobs table (nothing in the
         // VPC calls DynamoDB today: the functions run outside it).
         let outputs = ctx.arn_global("s3", super::render_pattern2(names::bucket::name, &ctx.prefix, &ctx.account_id));
         let ecr_layers = ctx.arn_global("s3", Val::lit("prod-") + &ctx.region + "-starport-layer-bucket");
@@ -179,7 +179,10 @@ impl Network {
             (
                 "s3",
                 vec![
-                    Statement::allow("AgentUploads", &["s3:PutObject"], vec![outputs + "/" + names::bucket::JOBS_PREFIX + "*"])
+                    Statement::allow("AgentUploads", &["s3:PutObject"], vec![outputs.clone() + "/" + names::bucket::JOBS_PREFIX + "*"])
+                        .with_principal("AWS", anyone())
+                        .with_condition("ArnEquals", "aws:PrincipalArn", props.upload_signers.clone()),
+                    Statement::allow("AgentManifests", &["s3:GetObject"], vec![outputs + "/" + &names::bucket::manifests_pattern()])
                         .with_principal("AWS", anyone())
                         .with_condition("ArnEquals", "aws:PrincipalArn", props.upload_signers.clone()),
                     // Signed by ECR's own account (layer download links), so no principal of ours
