@@ -248,7 +248,11 @@ pub fn to_item(job: &Job) -> HashMap<String, AttributeValue> {
     match &job.target {
         Target::Query(q) => m.insert(t::QUERY.into(), s(q)),
         Target::Url(u) => m.insert(t::URL.into(), s(u)),
+        Target::Script => None,
     };
+    if !job.steps.is_empty() {
+        m.insert(t::STEPS.into(), s(serde_json::to_string(&job.steps).unwrap_or_default()));
+    }
     m.insert(t::OPTIONS.into(), s(serde_json::to_string(&job.options).unwrap_or_default()));
     m.insert(t::CREATED_AT.into(), s(&job.created_at));
     m.insert(t::UPDATED_AT.into(), s(&job.updated_at));
@@ -283,9 +287,14 @@ pub fn to_item(job: &Job) -> HashMap<String, AttributeValue> {
 pub fn from_item(m: &HashMap<String, AttributeValue>) -> Option<Job> {
     let gs = |k: &str| m.get(k).and_then(|v| v.as_s().ok()).cloned();
     let gn = |k: &str| m.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+    let steps: Vec<names::job::Step> = match gs(t::STEPS) {
+        Some(raw) => serde_json::from_str(&raw).ok()?,
+        None => Vec::new(),
+    };
     let target = match (gs(t::QUERY), gs(t::URL)) {
         (Some(q), _) => Target::Query(q),
         (None, Some(u)) => Target::Url(u),
+        (None, None) if !steps.is_empty() => Target::Script,
         (None, None) => return None,
     };
     Some(Job {
@@ -296,6 +305,7 @@ pub fn from_item(m: &HashMap<String, AttributeValue>) -> Option<Job> {
         options: gs(t::OPTIONS)
             .and_then(|o| serde_json::from_str::<JobOptions>(&o).ok())
             .unwrap_or_default(),
+        steps,
         created_at: gs(t::CREATED_AT)?,
         updated_at: gs(t::UPDATED_AT).unwrap_or_default(),
         started_at: gs(t::STARTED_AT),
@@ -440,28 +450,49 @@ impl Outputs {
         Ok(r.uri().to_owned())
     }
 
-    /// `s3:ListBucket` (ListObjectsV2 under the job's prefix): the outputs that exist.
-    pub async fn existing(&self, task_id: &TaskId) -> Result<Vec<Output>, AwsError> {
+    /// `s3:ListBucket` (ListObjectsV2 under the job's prefix): the outputs and the named files
+    /// (`after-login.png`, from `files/`) that exist.
+    pub async fn existing(&self, task_id: &TaskId) -> Result<Existing, AwsError> {
         let prefix = names::bucket::job_prefix(task_id.as_str());
         let r = self
             .client
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(&prefix)
-            .max_keys(100)
+            .max_keys(1000)
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("s3:ListBucket", e))?;
-        let mut found: Vec<Output> = r
-            .contents()
-            .iter()
-            .filter_map(|o| o.key()?.strip_prefix(&prefix))
-            .filter_map(|name| Output::ALL.into_iter().find(|o| o.file_name() == name))
-            .collect();
-        found.sort();
-        found.dedup();
-        Ok(found)
+        let names: Vec<&str> = r.contents().iter().filter_map(|o| o.key()?.strip_prefix(&prefix)).collect();
+        let mut outputs: Vec<Output> = names.iter().filter_map(|name| Output::ALL.into_iter().find(|o| o.file_name() == *name)).collect();
+        outputs.sort();
+        outputs.dedup();
+        let mut files: Vec<String> = names.iter().filter_map(|n| n.strip_prefix(names::step::FILES_DIR)).map(str::to_owned).collect();
+        files.sort();
+        Ok(Existing { outputs, files })
     }
+
+    /// A pre-signed `GET` of one of the job's named files (`files/<name>`).
+    pub async fn presign_get_file(&self, task_id: &TaskId, name: &str, expires: Duration) -> Result<String, AwsError> {
+        let key = names::bucket::file_key(task_id.as_str(), &format!("{}{name}", names::step::FILES_DIR));
+        let r = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(presigning(expires)?)
+            .await
+            .map_err(|e| AwsError::from_sdk("s3:GetObject (presign)", e))?;
+        Ok(r.uri().to_owned())
+    }
+}
+
+/// What a job has uploaded so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Existing {
+    pub outputs: Vec<Output>,
+    /// Named files of its steps, by file name (`invoice.pdf`).
+    pub files: Vec<String>,
 }
 
 fn presigning(expires: Duration) -> Result<aws_sdk_s3::presigning::PresigningConfig, AwsError> {

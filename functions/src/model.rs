@@ -1,7 +1,7 @@
 //! The job's types once validated: ids that are known to be well formed, the request the API
 //! accepted, and the job record as the table stores it.
 
-use names::job::{JobOptions, JobSpec};
+use names::job::{JobOptions, JobSpec, Step};
 use names::JobStatus;
 use serde_json::{json, Value};
 
@@ -54,11 +54,13 @@ impl TenantId {
     }
 }
 
-/// What the job does: search for a query or open a URL; never both, never neither.
+/// What the job opens first: a search for a query or a URL (never both), or nothing when its
+/// steps begin with a `goto`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
     Query(String),
     Url(String),
+    Script,
 }
 
 /// A submit request after validation.
@@ -66,6 +68,7 @@ pub enum Target {
 pub struct JobRequest {
     pub target: Target,
     pub options: JobOptions,
+    pub steps: Vec<Step>,
 }
 
 impl JobRequest {
@@ -73,8 +76,9 @@ impl JobRequest {
         let (query, url) = match &self.target {
             Target::Query(q) => (Some(q.clone()), None),
             Target::Url(u) => (None, Some(u.clone())),
+            Target::Script => (None, None),
         };
-        JobSpec { task_id: task_id.as_str().to_owned(), query, url, options: self.options }
+        JobSpec { task_id: task_id.as_str().to_owned(), query, url, options: self.options, steps: self.steps.clone() }
     }
 
     /// A fingerprint of the normalized request: equal for requests that mean the same job, so
@@ -95,6 +99,7 @@ pub struct Job {
     pub status: JobStatus,
     pub target: Target,
     pub options: JobOptions,
+    pub steps: Vec<Step>,
     pub created_at: String,
     pub updated_at: String,
     pub started_at: Option<String>,
@@ -115,7 +120,7 @@ pub struct Job {
 
 impl Job {
     pub fn request(&self) -> JobRequest {
-        JobRequest { target: self.target.clone(), options: self.options }
+        JobRequest { target: self.target.clone(), options: self.options, steps: self.steps.clone() }
     }
 
     pub fn spec(&self) -> JobSpec {
@@ -135,7 +140,11 @@ impl Job {
         match &self.target {
             Target::Query(q) => o.insert("query".into(), json!(q)),
             Target::Url(u) => o.insert("url".into(), json!(u)),
+            Target::Script => None,
         };
+        if !self.steps.is_empty() {
+            o.insert("steps".into(), json!(self.steps));
+        }
         let mut opt = |k: &str, val: &Option<String>| {
             if let Some(val) = val {
                 o.insert(k.into(), json!(val));

@@ -149,6 +149,11 @@ pub async fn overrides(app: &App, job: &Job) -> Result<Result<Vec<(String, Strin
         let form = app.outputs.presign_post(&job.task_id, o.file_name(), o.content_type(), o.max_bytes(), expires).await?;
         uploads.insert(o.file_name().to_owned(), form);
     }
+    // And one for each file the steps write (`files/invoice.pdf`).
+    for file in job.steps.iter().filter_map(names::job::Step::file) {
+        let form = app.outputs.presign_post(&job.task_id, &file.path, file.content_type, file.max_bytes, expires).await?;
+        uploads.insert(file.path, form);
+    }
     let manifest = names::manifest::Manifest { version: names::manifest::VERSION, job: job.spec(), uploads, secrets: None };
     app.outputs.put_manifest(&job.task_id, &manifest).await?;
     let link = app.outputs.presign_manifest(&job.task_id, expires).await?;

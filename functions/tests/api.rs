@@ -38,7 +38,7 @@ fn rows() -> Vec<Row> {
     let long_query = "q".repeat(513);
     let max_query = format!(r#"{{"query": "{}"}}"#, "é".repeat(512));
     let long_url = format!(r#"{{"url": "https://example.com/{}"}}"#, "a".repeat(2048));
-    let huge = format!(r#"{{"query": "x", "pad": "{}"}}"#, " ".repeat(17 * 1024));
+    let huge = format!(r#"{{"query": "x", "pad": "{}"}}"#, " ".repeat(names::job::BODY_MAX_BYTES + 1));
     let row = |name, req, status, code, field| Row { name, req, status, code, field };
     vec![
         // Accepted.
@@ -56,7 +56,7 @@ fn rows() -> Vec<Row> {
         row("unknown field", post(r#"{"query": "x", "priority": 1}"#), 400, Some("unknown_field"), Some("priority")),
         row("unknown option", post(r#"{"query": "x", "options": {"dark_mode": true}}"#), 400, Some("unknown_field"), Some("options.dark_mode")),
         row("unknown viewport field", post(r#"{"query": "x", "options": {"viewport": {"width": 800, "height": 600, "depth": 1}}}"#), 400, Some("unknown_field"), Some("options.viewport.depth")),
-        row("body over 16 KiB", post(&huge), 413, Some("payload_too_large"), None),
+        row("body over 64 KiB", post(&huge), 413, Some("payload_too_large"), None),
         row("not JSON content type", with_header(post(r#"{"query": "x"}"#), "Content-Type", "text/plain"), 415, Some("unsupported_media_type"), None),
         // Types.
         row("query not a string", post(r#"{"query": 42}"#), 400, Some("invalid_type"), Some("query")),
@@ -86,6 +86,22 @@ fn rows() -> Vec<Row> {
         row("timeout too short", post(r#"{"query": "x", "options": {"timeout_seconds": 1}}"#), 400, Some("invalid_value"), Some("options.timeout_seconds")),
         row("timeout too long", post(r#"{"query": "x", "options": {"timeout_seconds": 601}}"#), 400, Some("invalid_value"), Some("options.timeout_seconds")),
         row("timeout huge", post(r#"{"query": "x", "options": {"timeout_seconds": 18446744073709551615}}"#), 400, Some("invalid_value"), Some("options.timeout_seconds")),
+        // Steps: every problem named by its path.
+        row("steps not an array", post(r#"{"url": "https://x.org", "steps": {}}"#), 400, Some("invalid_type"), Some("steps")),
+        row("step not an object", post(r#"{"url": "https://x.org", "steps": ["click"]}"#), 400, Some("invalid_type"), Some("steps[0]")),
+        row("step without action", post(r#"{"url": "https://x.org", "steps": [{"selector": "a"}]}"#), 400, Some("missing_field"), Some("steps[0].action")),
+        row("unknown action", post(r#"{"url": "https://x.org", "steps": [{"action": "hover", "selector": "a"}]}"#), 400, Some("invalid_value"), Some("steps[0].action")),
+        row("unknown step field", post(r#"{"url": "https://x.org", "steps": [{"action": "click", "selector": "a", "button": "left"}]}"#), 400, Some("unknown_field"), Some("steps[0].button")),
+        row("step field missing", post(r#"{"url": "https://x.org", "steps": [{"action": "click"}, {"action": "click"}]}"#), 400, Some("missing_field"), Some("steps[0].selector")),
+        row("step field of the wrong type", post(r#"{"url": "https://x.org", "steps": [{"action": "click", "selector": "a"}, {"action": "wait_for", "selector": "a", "timeout_ms": "soon"}]}"#), 400, Some("invalid_type"), Some("steps[1].timeout_ms")),
+        row("scroll to the top", post(r#"{"url": "https://x.org", "steps": [{"action": "scroll", "to": "top"}]}"#), 400, Some("invalid_value"), Some("steps[0].to")),
+        row("step selector empty", post(r#"{"url": "https://x.org", "steps": [{"action": "click", "selector": "a"}, {"action": "click", "selector": "  "}]}"#), 400, Some("invalid_value"), Some("steps[1].selector")),
+        row("type with text and secret", post(r#"{"url": "https://x.org", "steps": [{"action": "type", "selector": "input.p", "text": "a", "secret": "pw"}]}"#), 400, Some("invalid_value"), Some("steps[0].secret")),
+        row("goto to a file url", post(r#"{"url": "https://x.org", "steps": [{"action": "goto", "url": "file:///etc/passwd"}]}"#), 400, Some("invalid_value"), Some("steps[0].url")),
+        row("steps without a first goto", post(r#"{"steps": [{"action": "click", "selector": "a"}]}"#), 400, Some("invalid_value"), Some("steps[0]")),
+        row("two files of one name", post(r#"{"url": "https://x.org", "steps": [{"action": "pdf", "name": "a"}, {"action": "pdf", "name": "a"}]}"#), 400, Some("invalid_value"), Some("steps[1].name")),
+        row("file name with a path", post(r#"{"url": "https://x.org", "steps": [{"action": "screenshot", "name": "../x"}]}"#), 400, Some("invalid_value"), Some("steps[0].name")),
+        row("51 steps", post(&format!(r#"{{"url": "https://x.org", "steps": [{}]}}"#, vec![r#"{"action": "click", "selector": "a"}"#; 51].join(","))), 400, Some("invalid_value"), Some("steps")),
         // Headers and tenancy.
         row("empty Idempotency-Key", with_header(post(r#"{"query": "x"}"#), "Idempotency-Key", ""), 400, Some("invalid_value"), Some("Idempotency-Key")),
         row("Idempotency-Key too long", with_header(post(r#"{"query": "x"}"#), "Idempotency-Key", &"k".repeat(256)), 400, Some("invalid_value"), Some("Idempotency-Key")),

@@ -529,6 +529,43 @@ async fn the_override_carries_only_the_manifest_link_whatever_the_job() {
     }
 }
 
+#[tokio::test]
+async fn a_scripted_job_gets_a_form_per_file_and_lists_its_files() {
+    let tenant = unique("script");
+    let app = app(&[&tenant]).await;
+    let body = json!({"steps": [
+        {"action": "goto", "url": "https://example.org/login"},
+        {"action": "type", "selector": "input[name=user]", "text": "ada"},
+        {"action": "press", "key": "Enter"},
+        {"action": "screenshot", "name": "after-login"},
+        {"action": "extract", "name": "rows", "selector": "tr", "all": true},
+        {"action": "pdf", "name": "invoice"},
+    ]});
+    let id = submit(&app, &tenant, &body.to_string()).await;
+    let shown = status_of(&app, &id).await;
+    assert_eq!(shown["steps"], body["steps"], "the steps as submitted");
+    assert!(shown.get("query").is_none() && shown.get("url").is_none());
+
+    let job = app.store.get(&TaskId::parse(&id).unwrap()).await.unwrap().unwrap();
+    let env = process::overrides(&app, &job).await.unwrap().unwrap();
+    let (_, raw) = http("GET", &env[0].1, b"").await;
+    let manifest: Manifest = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(serde_json::to_value(&manifest.job.steps).unwrap(), body["steps"]);
+    let png = &manifest.uploads["files/after-login.png"];
+    let pdf = &manifest.uploads["files/invoice.pdf"];
+    assert!(s3post::policy_of(pdf).unwrap()["conditions"].as_array().unwrap().contains(&json!({"Content-Type": "application/pdf"})));
+    assert_eq!(manifest.uploads.len(), names::job::possible_outputs(&job.options).len() + 2);
+
+    force(&app, &id, JobStatus::Running, None).await;
+    assert_eq!(post_form(png, "image/png", b"\x89PNG step").await, 204);
+    assert_eq!(post_form(pdf, "application/pdf", b"%PDF-1.7 step").await, 204);
+    let s = get(&app, &tenant, &format!("/jobs/{id}")).await;
+    let files = s.body["outputs"]["files"].as_object().unwrap_or_else(|| panic!("{}", s.body));
+    assert_eq!(files.keys().collect::<Vec<_>>(), ["after-login.png", "invoice.pdf"]);
+    let (code, got) = http("GET", files["invoice.pdf"].as_str().unwrap(), b"").await;
+    assert_eq!((code, got.as_slice()), (200, b"%PDF-1.7 step".as_slice()));
+}
+
 /// Uploads `body` through a POST form (the file last), as the agent does; the HTTP status.
 async fn post_form(form: &names::manifest::Upload, content_type: &str, body: &'static [u8]) -> u16 {
     let mut multipart = reqwest::multipart::Form::new();

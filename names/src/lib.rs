@@ -38,12 +38,15 @@ macro_rules! spelled_enum {
 }
 
 /// The job as the API accepts it, the table stores it and the agent receives it (`AGENT_JOB`).
+pub mod step;
+
 pub mod job {
     use serde::{Deserialize, Serialize};
 
     pub const QUERY_MAX_CHARS: usize = 512;
     pub const URL_MAX_CHARS: usize = 2048;
-    pub const BODY_MAX_BYTES: usize = 16 * 1024;
+    /// The largest submit body (a script of 50 steps with long texts fits).
+    pub const BODY_MAX_BYTES: usize = 64 * 1024;
     pub const VIEWPORT_WIDTH: std::ops::RangeInclusive<u32> = 320..=3840;
     pub const VIEWPORT_HEIGHT: std::ops::RangeInclusive<u32> = 240..=2160;
     pub const TIMEOUT_SECONDS: std::ops::RangeInclusive<u32> = 10..=600;
@@ -161,31 +164,55 @@ pub mod job {
         }
     }
 
-    /// What a valid spec asks the browser to open.
+    /// What a valid spec asks the browser to open first.
     #[derive(Clone, Debug, PartialEq, Eq)]
     pub enum ValidTarget {
         Query(String),
         Url(url::Url),
+        /// No first navigation: the steps begin with a `goto`.
+        Steps,
+    }
+
+    pub use crate::step::{Step, MAX_STEPS};
+
+    /// `query`/`url` and `steps` together: one navigation first (or a script that begins with
+    /// one), then the steps, each by its rules.
+    pub fn target(query: Option<&str>, url: Option<&str>, steps: &[Step]) -> Result<ValidTarget, SpecError> {
+        crate::step::check_all(steps)?;
+        match (query, url) {
+            (Some(q), None) => rules::query(q).map(ValidTarget::Query),
+            (None, Some(u)) => rules::url(u).map(ValidTarget::Url),
+            (Some(_), Some(_)) => Err(SpecError::new("url", "give either `query` or `url`, not both")),
+            (None, None) => match steps.first() {
+                Some(Step::Goto { .. }) => Ok(ValidTarget::Steps),
+                Some(_) => Err(SpecError::new("steps[0]", "without `query` or `url`, the first step must be a `goto`")),
+                None => Err(SpecError::new("query", "`query`, `url` or `steps` is required")),
+            },
+        }
     }
 
     impl JobSpec {
-        /// The spec by [`rules`]: its target, or the first field that breaks one.
+        /// The spec by [`rules`]: its first target, or the first field that breaks one.
         pub fn validate(&self) -> Result<ValidTarget, SpecError> {
             if self.task_id.trim().is_empty() {
                 return Err(SpecError::new("task_id", "`task_id` must not be empty"));
             }
             rules::options(&self.options)?;
-            match (&self.query, &self.url) {
-                (Some(q), None) => rules::query(q).map(ValidTarget::Query),
-                (None, Some(u)) => rules::url(u).map(ValidTarget::Url),
-                (Some(_), Some(_)) => Err(SpecError::new("url", "give either `query` or `url`, not both")),
-                (None, None) => Err(SpecError::new("query", "`query` (or `url`) is required")),
-            }
+            target(self.query.as_deref(), self.url.as_deref(), &self.steps)
+        }
+
+        /// The secrets the job's steps name, each once.
+        pub fn secrets(&self) -> Vec<&str> {
+            let mut names: Vec<&str> = self.steps.iter().filter_map(Step::secret).collect();
+            names.sort();
+            names.dedup();
+            names
         }
     }
 
-    /// What the agent is asked to do. Exactly one of `query` and `url` is set; the API validates
-    /// that before a spec exists, and the agent again before it starts ([`JobSpec::validate`]).
+    /// What the agent is asked to do: a `query` or a `url`, or `steps` that begin with a `goto`,
+    /// or both (the steps after the first navigation). The API validates that before a spec
+    /// exists, and the agent again before it starts ([`JobSpec::validate`]).
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct JobSpec {
@@ -196,6 +223,8 @@ pub mod job {
         pub url: Option<String>,
         #[serde(default)]
         pub options: JobOptions,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub steps: Vec<Step>,
     }
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -225,8 +254,8 @@ pub mod job {
         pub height: u32,
     }
 
-    /// The outputs a job can produce, so only these get pre-signed upload URLs (the RunTask
-    /// override is limited to 8 KiB and each URL is ~1.3 KB).
+    /// The fixed outputs a job can produce (its steps' files come on top), so only these get
+    /// upload forms.
     pub fn possible_outputs(options: &JobOptions) -> Vec<super::Output> {
         use super::Output::*;
         let mut outputs = vec![Screenshot, Result, Log, Error];
@@ -329,6 +358,8 @@ pub mod table {
     pub const QUERY: &str = "query";
     pub const URL: &str = "url";
     pub const OPTIONS: &str = "options";
+    /// The job's steps, as JSON (absent without steps).
+    pub const STEPS: &str = "steps";
     pub const ECS_TASK_ARN: &str = "ecs_task_arn";
     pub const ECS_TASK_ID: &str = "ecs_task_id";
     pub const ERROR_CODE: &str = "error_code";

@@ -148,6 +148,7 @@ async fn submit(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError
         status: JobStatus::Queued,
         target: body.request.target.clone(),
         options: body.request.options,
+        steps: body.request.steps.clone(),
         created_at: created_at.clone(),
         updated_at: created_at,
         started_at: None,
@@ -203,9 +204,19 @@ async fn status(ctx: &Ctx<'_>, task_id: &TaskId) -> Result<ApiResponse, ApiError
     // Nothing can exist before the agent runs: skip the listing for a job still queued.
     if job.status != JobStatus::Queued {
         let out = &ctx.app.outputs;
-        for o in out.existing(task_id).await.map_err(ctx.internal)? {
+        let existing = out.existing(task_id).await.map_err(ctx.internal)?;
+        for o in existing.outputs {
             let url = out.presign_get(task_id, o, OUTPUT_LINK_TTL).await.map_err(ctx.internal)?;
             outputs.insert(o.as_str().into(), json!(url));
+        }
+        // The steps' named screenshots and PDFs.
+        if !existing.files.is_empty() {
+            let mut files = serde_json::Map::new();
+            for name in existing.files {
+                let url = out.presign_get_file(task_id, &name, OUTPUT_LINK_TTL).await.map_err(ctx.internal)?;
+                files.insert(name, json!(url));
+            }
+            outputs.insert("files".into(), Value::Object(files));
         }
     }
     view["outputs"] = Value::Object(outputs);

@@ -14,7 +14,7 @@ pub struct SubmitBody {
     pub tenant_id: Option<String>,
 }
 
-const BODY_FIELDS: &[&str] = &["query", "tenant_id", "url", "options"];
+const BODY_FIELDS: &[&str] = &["query", "tenant_id", "url", "options", "steps"];
 const OPTION_FIELDS: &[&str] = &["full_page", "viewport", "timeout_seconds", "capture_html"];
 const VIEWPORT_FIELDS: &[&str] = &["width", "height"];
 
@@ -43,25 +43,80 @@ pub fn parse_submit(body: &[u8], content_type: Option<&str>) -> Result<SubmitBod
     let query = opt_string(&obj, "query")?;
     let url = opt_string(&obj, "url")?;
     let tenant_id = opt_string(&obj, "tenant_id")?;
-    let target = match (query, url) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::invalid("url", "give either `query` or `url`, not both"))
-        }
-        (None, None) => {
-            return Err(ApiError::MissingField {
-                field: "query".into(),
-                message: "`query` (or `url`) is required".into(),
-            })
-        }
-        (Some(q), None) => Target::Query(validate_query(q)?),
-        (None, Some(u)) => Target::Url(validate_url(u)?),
+    let steps = match obj.get("steps") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => parse_steps(a)?,
+        Some(_) => return Err(ApiError::InvalidType { field: "steps".into(), expected: "an array of steps" }),
+    };
+    if query.is_none() && url.is_none() && steps.is_empty() {
+        return Err(ApiError::MissingField { field: "query".into(), message: "`query`, `url` or `steps` is required".into() });
+    }
+    // The one set of rules (names::job): the target, then every step, by field.
+    let target = match job::target(query, url, &steps)? {
+        job::ValidTarget::Query(q) => Target::Query(q),
+        // Stored as the client wrote it; the agent parses it by the same rules.
+        job::ValidTarget::Url(_) => Target::Url(url.unwrap_or_default().to_owned()),
+        job::ValidTarget::Steps => Target::Script,
     };
     let options = match obj.get("options") {
         None | Some(Value::Null) => JobOptions::default(),
         Some(Value::Object(o)) => parse_options(o)?,
         Some(_) => return Err(ApiError::InvalidType { field: "options".into(), expected: "an object" }),
     };
-    Ok(SubmitBody { request: JobRequest { target, options }, tenant_id: tenant_id.map(str::to_owned) })
+    Ok(SubmitBody { request: JobRequest { target, options, steps }, tenant_id: tenant_id.map(str::to_owned) })
+}
+
+/// Each step: an object with a known `action` and that action's fields only (named with their
+/// path, `steps[3].selector`), of the right types. The rules come after, with the target's.
+fn parse_steps(raw: &[Value]) -> Result<Vec<job::Step>, ApiError> {
+    if raw.len() > job::MAX_STEPS {
+        return Err(ApiError::invalid("steps", format!("`steps` may hold at most {} steps", job::MAX_STEPS)));
+    }
+    let mut steps = Vec::with_capacity(raw.len());
+    for (i, v) in raw.iter().enumerate() {
+        let at = format!("steps[{i}]");
+        let Value::Object(o) = v else {
+            return Err(ApiError::InvalidType { field: at, expected: "an object with an `action`" });
+        };
+        let action = match o.get("action") {
+            Some(Value::String(a)) => a.as_str(),
+            Some(_) => return Err(ApiError::InvalidType { field: format!("{at}.action"), expected: "a string" }),
+            None => return Err(ApiError::MissingField { message: format!("`{at}.action` is required"), field: format!("{at}.action") }),
+        };
+        let Some(fields) = names::step::fields(action) else {
+            let known: Vec<&str> = names::step::ACTIONS.iter().map(|(a, _)| *a).collect();
+            return Err(ApiError::invalid(&format!("{at}.action"), format!("`{at}.action`: unknown action `{action}`; one of {}", known.join(", "))));
+        };
+        let mut known = vec!["action"];
+        known.extend(fields.iter().map(|(f, _)| *f));
+        reject_unknown(o, &known, &format!("{at}."))?;
+        for (f, kind) in fields {
+            let fits = match (o.get(*f), kind) {
+                (None | Some(Value::Null), _) => true,
+                (Some(v), names::step::Kind::String) => v.is_string(),
+                (Some(v), names::step::Kind::Bool) => v.is_boolean(),
+                (Some(v), names::step::Kind::Count) => v.is_u64(),
+            };
+            if !fits {
+                return Err(ApiError::InvalidType { field: format!("{at}.{f}"), expected: kind.expected() });
+            }
+        }
+        if let Some(to) = o.get("to").and_then(Value::as_str).filter(|t| action == "scroll" && *t != "bottom") {
+            return Err(ApiError::invalid(&format!("{at}.to"), format!("`{at}.to` can only be `bottom` (not `{to}`); use `selector` to scroll to an element")));
+        }
+        let step: job::Step = serde_json::from_value(v.clone()).map_err(|e| {
+            // serde names the field in backticks: `missing field `selector``, `unknown variant ...`.
+            let text = e.to_string();
+            let field = text.split('`').nth(1).filter(|f| fields.iter().any(|(k, _)| k == f)).map(|f| format!("{at}.{f}")).unwrap_or(at.clone());
+            if text.starts_with("missing field") {
+                ApiError::MissingField { message: format!("`{field}` is required for `{action}`"), field }
+            } else {
+                ApiError::invalid(&field, format!("`{field}`: {text}"))
+            }
+        })?;
+        steps.push(step);
+    }
+    Ok(steps)
 }
 
 fn reject_unknown(obj: &Map<String, Value>, known: &[&str], prefix: &str) -> Result<(), ApiError> {
@@ -89,16 +144,6 @@ impl From<job::SpecError> for ApiError {
     fn from(e: job::SpecError) -> ApiError {
         ApiError::invalid(&e.field, e.message)
     }
-}
-
-fn validate_query(q: &str) -> Result<String, ApiError> {
-    Ok(job::rules::query(q)?)
-}
-
-fn validate_url(u: &str) -> Result<String, ApiError> {
-    job::rules::url(u)?;
-    // Stored as the client wrote it; the agent parses it by the same rules.
-    Ok(u.to_owned())
 }
 
 fn parse_options(o: &Map<String, Value>) -> Result<JobOptions, ApiError> {
