@@ -25,7 +25,9 @@ impl Target {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub task_id: String,
-    pub target: Target,
+    /// The first navigation; none when the steps begin with a `goto`.
+    pub target: Option<Target>,
+    pub steps: Vec<job::Step>,
     pub options: job::JobOptions,
     pub egress: EgressPolicy,
     pub chromium: PathBuf,
@@ -61,9 +63,10 @@ pub fn from_env(get: &dyn Fn(&str) -> Option<String>, job: &serde_json::Value) -
     let target = match valid {
         job::ValidTarget::Query(query) => {
             let url = search_url(&template, &query)?;
-            Target::Search { query, url }
+            Some(Target::Search { query, url })
         }
-        job::ValidTarget::Url(url) => Target::Page { url },
+        job::ValidTarget::Url(url) => Some(Target::Page { url }),
+        job::ValidTarget::Steps => None,
     };
     let allow = get(env::EGRESS_ALLOW).unwrap_or_default();
     if !allow.trim().is_empty() && get(env::ECS_METADATA).is_some() {
@@ -84,6 +87,7 @@ pub fn from_env(get: &dyn Fn(&str) -> Option<String>, job: &serde_json::Value) -
     Ok(Config {
         task_id: spec.task_id,
         target,
+        steps: spec.steps,
         options,
         egress,
         chromium: path(env::CHROMIUM_PATH, DEFAULT_CHROMIUM),
@@ -153,7 +157,15 @@ mod tests {
                 r#"{"task_id":"t","url":"https://example.com/a?b=c"}"#,
                 Ok(()),
             ),
-            (r#"{"task_id":"t"}"#, Err("`query` (or `url`) is required")),
+            (r#"{"task_id":"t"}"#, Err("`query`, `url` or `steps` is required")),
+            (
+                r#"{"task_id":"t","steps":[{"action":"goto","url":"https://x.org"},{"action":"click","selector":"a"}]}"#,
+                Ok(()),
+            ),
+            (
+                r#"{"task_id":"t","steps":[{"action":"click","selector":"a"}]}"#,
+                Err("the first step must be a `goto`"),
+            ),
             (
                 r#"{"task_id":"t","query":"a","url":"https://x.org"}"#,
                 Err("not both"),

@@ -1,6 +1,7 @@
 //! What can go wrong in a job, as the codes `error.json` carries and the exit codes the process ends with.
 
 use names::agent::exit;
+use names::job::ErrorCode;
 use serde::Serialize;
 
 /// The step a job was in when it stopped; recorded in `error.json` and on every log line.
@@ -10,6 +11,7 @@ pub enum Stage {
     Config,
     Launch,
     Navigate,
+    Steps,
     Capture,
     Upload,
 }
@@ -20,6 +22,7 @@ impl Stage {
             Stage::Config => "config",
             Stage::Launch => "launch",
             Stage::Navigate => "navigate",
+            Stage::Steps => "steps",
             Stage::Capture => "capture",
             Stage::Upload => "upload",
         }
@@ -48,6 +51,14 @@ pub enum AgentError {
         output: String,
         reason: String,
     },
+    #[error("no element matches `{0}`")]
+    SelectorNotFound(String),
+    #[error("assertion failed: {0}")]
+    AssertionFailed(String),
+    #[error("{0}")]
+    StepTimeout(String),
+    #[error("{0}")]
+    StepFailed(String),
     #[error("the agent was asked to stop")]
     Terminated,
     #[error("internal error: {0}")]
@@ -55,19 +66,23 @@ pub enum AgentError {
 }
 
 impl AgentError {
-    /// Stable machine-readable code for `error.json`.
-    pub fn code(&self) -> &'static str {
+    /// Stable machine-readable code for `error.json` (and the job's status).
+    pub fn code(&self) -> ErrorCode {
         match self {
-            AgentError::InvalidJob(_) => "invalid_job",
-            AgentError::BrowserStart(_) => "browser_start_failed",
-            AgentError::Navigation(_) => "navigation_failed",
-            AgentError::EgressRefused { .. } => "egress_refused",
-            AgentError::Unreachable { .. } => "page_unreachable",
-            AgentError::Deadline(_) => "deadline_exceeded",
-            AgentError::Capture(_) => "capture_failed",
-            AgentError::Upload { .. } => "upload_failed",
-            AgentError::Terminated => "terminated",
-            AgentError::Internal(_) => "internal_error",
+            AgentError::InvalidJob(_) => ErrorCode::InvalidJob,
+            AgentError::BrowserStart(_) => ErrorCode::BrowserStartFailed,
+            AgentError::Navigation(_) => ErrorCode::NavigationFailed,
+            AgentError::EgressRefused { .. } => ErrorCode::EgressRefused,
+            AgentError::Unreachable { .. } => ErrorCode::PageUnreachable,
+            AgentError::Deadline(_) => ErrorCode::Timeout,
+            AgentError::SelectorNotFound(_) => ErrorCode::SelectorNotFound,
+            AgentError::AssertionFailed(_) => ErrorCode::AssertionFailed,
+            AgentError::StepTimeout(_) => ErrorCode::StepTimeout,
+            AgentError::StepFailed(_) => ErrorCode::StepFailed,
+            AgentError::Capture(_) => ErrorCode::CaptureFailed,
+            AgentError::Upload { .. } => ErrorCode::UploadFailed,
+            AgentError::Terminated => ErrorCode::Terminated,
+            AgentError::Internal(_) => ErrorCode::InternalError,
         }
     }
 
@@ -80,6 +95,7 @@ impl AgentError {
             AgentError::Deadline(_) => exit::DEADLINE,
             AgentError::Capture(_) => exit::CAPTURE,
             AgentError::Upload { .. } => exit::UPLOAD,
+            AgentError::SelectorNotFound(_) | AgentError::AssertionFailed(_) | AgentError::StepTimeout(_) | AgentError::StepFailed(_) => exit::STEP,
             AgentError::Terminated => exit::TERMINATED,
             AgentError::Internal(_) => exit::INTERNAL,
         }

@@ -1,5 +1,6 @@
-//! One job's steps inside the browser: open the page, check how the navigation ended, capture the
-//! screenshot, the facts for `result.json` and optionally the HTML.
+//! One job inside the browser: open the first page (checking how the navigation ended), run the
+//! job's steps, then capture the screenshot, the facts for `result.json` and optionally the HTML
+//! of the page as they left it.
 
 use crate::browser::{Browser, BrowserConfig};
 use crate::config::{Config, Target};
@@ -16,7 +17,7 @@ use tokio::time::timeout_at;
 /// Chromium cannot composite taller captures reliably; longer pages are cut here and say so.
 pub const MAX_FULL_PAGE_HEIGHT: u32 = 16_384;
 pub const MAX_RESULTS: usize = 10;
-const STEP_CAP: Duration = Duration::from_secs(20);
+pub(crate) const STEP_CAP: Duration = Duration::from_millis(names::step::STEP_CAP_MS as u64);
 
 /// What a job has produced so far. Filled step by step, so a job stopped half-way can still
 /// upload what it has.
@@ -25,6 +26,12 @@ pub struct Artifacts {
     pub screenshot: Option<Vec<u8>>,
     pub result: Option<Value>,
     pub html: Option<String>,
+    /// The steps' files: (path below the job's prefix, content type, bytes).
+    pub files: Vec<(String, &'static str, Vec<u8>)>,
+    /// One record per step run: index, action, ok, ms, error.
+    pub steps: Vec<Value>,
+    /// The `extract` steps' values by name.
+    pub extracted: serde_json::Map<String, Value>,
 }
 
 /// State shared between the job task and the supervisor that may stop it.
@@ -37,7 +44,11 @@ pub struct Ctx {
     /// When the work must be done; uploads get the time after it.
     pub work_deadline: tokio::time::Instant,
     pub stage: Mutex<Stage>,
+    /// The step running (its index), while the steps run.
+    pub step: Mutex<Option<usize>>,
     pub artifacts: Mutex<Artifacts>,
+    /// The tenant secrets the job's steps may type, by name.
+    pub secrets: std::collections::BTreeMap<String, String>,
 }
 
 impl Ctx {
@@ -45,20 +56,31 @@ impl Ctx {
         *self.stage.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn enter(&self, stage: Stage) {
+    pub fn current_step(&self) -> Option<usize> {
+        *self.step.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn enter(&self, stage: Stage) {
         *self.stage.lock().unwrap_or_else(|e| e.into_inner()) = stage;
         self.log.info("stage", json!({ "stage": stage.as_str() }));
     }
 
     /// The deadline of a step: its own cap or the job's, whichever comes first.
-    fn step_deadline(&self, cap: Duration) -> tokio::time::Instant {
+    pub(crate) fn step_deadline(&self, cap: Duration) -> tokio::time::Instant {
         (tokio::time::Instant::now() + cap).min(self.work_deadline)
     }
 
-    fn deadline_error(&self) -> AgentError {
+    pub(crate) fn deadline_error(&self) -> AgentError {
         AgentError::Deadline(self.config.options.timeout_seconds)
     }
+
+    pub(crate) fn artifacts(&self) -> std::sync::MutexGuard<'_, Artifacts> {
+        self.artifacts.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
+
+/// When a job's steps fail, the page as they left it is still captured, within this.
+const CAPTURE_AFTER_FAILURE: Duration = Duration::from_secs(10);
 
 pub async fn run(ctx: Arc<Ctx>) -> Result<(), AgentError> {
     let started = Instant::now();
@@ -99,97 +121,112 @@ pub async fn run(ctx: Arc<Ctx>) -> Result<(), AgentError> {
     };
     let launch_ms = started.elapsed().as_millis() as u64;
 
-    ctx.enter(Stage::Navigate);
-    let nav_started = Instant::now();
-    let url = cfg.target.url().clone();
-    let page_load = ctx
-        .work_deadline
-        .saturating_duration_since(tokio::time::Instant::now());
-    let timeouts = fantoccini::wd::TimeoutConfiguration::new(
-        Some(STEP_CAP),
-        Some(page_load),
-        Some(Duration::ZERO),
-    );
+    let mut navigate_ms = 0;
+    if let Some(target) = &cfg.target {
+        ctx.enter(Stage::Navigate);
+        let nav_started = Instant::now();
+        navigate(&ctx, &browser, target.url(), ctx.work_deadline).await?;
+        navigate_ms = nav_started.elapsed().as_millis() as u64;
+    }
+    let steps_started = Instant::now();
+    let steps = if cfg.steps.is_empty() {
+        Ok(())
+    } else {
+        ctx.enter(Stage::Steps);
+        crate::steps::run(&ctx, &browser).await
+    };
+    let steps_ms = steps_started.elapsed().as_millis() as u64;
+    // The page as the job (or its failing step) left it; after a failure, best effort and brief,
+    // and the step's error is the job's.
+    let timings = json!({ "browser_start": launch_ms, "navigate": navigate_ms, "steps": steps_ms });
+    match steps {
+        Ok(()) => {
+            ctx.enter(Stage::Capture);
+            capture(&ctx, &browser, timings, ctx.work_deadline).await?;
+        }
+        Err(e) => {
+            let until = ctx.step_deadline(CAPTURE_AFTER_FAILURE);
+            if let Err(c) = capture(&ctx, &browser, timings, until).await {
+                ctx.log.warn("the page after the failed step could not be captured", json!({ "error": c.to_string() }));
+            }
+            return Err(e);
+        }
+    }
+    drop(browser);
+    Ok(())
+}
+
+/// Navigates to `url` before `deadline`, and checks how it ended (the guard's refusals, Chromium's
+/// own error page). The final URL.
+pub(crate) async fn navigate(ctx: &Ctx, browser: &Browser, url: &url::Url, deadline: tokio::time::Instant) -> Result<String, AgentError> {
+    let page_load = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let timeouts = fantoccini::wd::TimeoutConfiguration::new(Some(STEP_CAP), Some(page_load), Some(Duration::ZERO));
     browser
         .client
         .update_timeouts(timeouts)
         .await
         .map_err(|e| AgentError::BrowserStart(format!("setting timeouts: {e}")))?;
+    let nav_started = Instant::now();
     let mark = ctx.guard.mark();
     ctx.log.info("navigating", json!({ "url": url.as_str() }));
-    let nav = timeout_at(ctx.work_deadline, browser.client.goto(url.as_str()))
+    let nav = timeout_at(deadline, browser.client.goto(url.as_str()))
         .await
         .map_err(|_| ctx.deadline_error())?;
     let final_url = timeout_at(ctx.step_deadline(STEP_CAP), browser.client.current_url())
         .await
         .ok()
         .and_then(Result::ok);
-    check_navigation(&ctx, mark, nav, final_url.as_ref())?;
-    let facts = script(&ctx, &browser, FACTS_SCRIPT).await?;
+    check_navigation(ctx, mark, nav, final_url.as_ref())?;
+    let facts = script(ctx, browser, FACTS_SCRIPT).await?;
     // Chromium answers some failures (a redirect loop, say) with its own error page and
     // chromedriver reports the navigation as done.
-    if facts["href"]
-        .as_str()
-        .is_some_and(|h| h.starts_with("chrome-error:"))
-    {
-        let mut code = facts["error_code"]
-            .as_str()
-            .map(str::trim)
-            .unwrap_or_default()
-            .to_string();
+    if facts["href"].as_str().is_some_and(|h| h.starts_with("chrome-error:")) {
+        let mut code = facts["error_code"].as_str().map(str::trim).unwrap_or_default().to_string();
         if code.is_empty() {
             // chrome-headless-shell's error page is blank: navigating once more through CDP
             // returns the net error as `errorText`.
-            let retry = timeout_at(
-                ctx.step_deadline(STEP_CAP),
-                browser.cdp("Page.navigate", json!({ "url": url.as_str() })),
-            )
-            .await;
+            let retry = timeout_at(ctx.step_deadline(STEP_CAP), browser.cdp("Page.navigate", json!({ "url": url.as_str() }))).await;
             code = match retry {
                 Ok(Ok(v)) => v["errorText"].as_str().unwrap_or_default().to_string(),
                 _ => String::new(),
             };
         }
-        let code = if code.is_empty() {
-            "unknown network error".to_string()
-        } else {
-            code
-        };
-        return Err(AgentError::Navigation(format!(
-            "net::{}",
-            code.trim_start_matches("net::")
-        )));
+        let code = if code.is_empty() { "unknown network error".to_string() } else { code };
+        return Err(AgentError::Navigation(format!("net::{}", code.trim_start_matches("net::"))));
     }
-    let final_url = final_url
-        .map(|u| u.to_string())
-        .unwrap_or_else(|| url.to_string());
-    let navigate_ms = nav_started.elapsed().as_millis() as u64;
-    ctx.log.info(
-        "page loaded",
-        json!({ "final_url": final_url, "ms": navigate_ms }),
-    );
+    let final_url = final_url.map(|u| u.to_string()).unwrap_or_else(|| url.to_string());
+    ctx.log.info("page loaded", json!({ "final_url": final_url, "ms": nav_started.elapsed().as_millis() as u64 }));
+    Ok(final_url)
+}
 
-    ctx.enter(Stage::Capture);
+/// The default screenshot, the search results, the HTML, and `result.json`, of the page as it is.
+async fn capture(ctx: &Ctx, browser: &Browser, mut timings: Value, until: tokio::time::Instant) -> Result<(), AgentError> {
+    let cfg = &ctx.config;
     let capture_started = Instant::now();
-    let (png, shot) = screenshot(&ctx, &browser).await?;
-    ctx.artifacts
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .screenshot = Some(png);
+    let cap = |d: Duration| (tokio::time::Instant::now() + d).min(until);
+    let facts = timeout_at(cap(STEP_CAP), browser.client.execute(FACTS_SCRIPT, vec![]))
+        .await
+        .map_err(|_| ctx.deadline_error())?
+        .map_err(|e| AgentError::Capture(format!("reading the page: {e}")))?;
+    let (png, shot) = timeout_at(until, screenshot(ctx, browser, cfg.options.full_page)).await.map_err(|_| ctx.deadline_error())??;
+    ctx.artifacts().screenshot = Some(png);
     let results = match &cfg.target {
-        Target::Search { .. } => Some(search_results(
-            script(&ctx, &browser, RESULTS_SCRIPT).await?,
+        Some(Target::Search { .. }) => Some(search_results(
+            timeout_at(cap(STEP_CAP), browser.client.execute(RESULTS_SCRIPT, vec![]))
+                .await
+                .map_err(|_| ctx.deadline_error())?
+                .map_err(|e| AgentError::Capture(format!("reading the results: {e}")))?,
         )),
-        Target::Page { .. } => None,
+        _ => None,
     };
     if cfg.options.capture_html {
-        let html = timeout_at(ctx.step_deadline(STEP_CAP), browser.client.source())
+        let html = timeout_at(cap(STEP_CAP), browser.client.source())
             .await
             .map_err(|_| ctx.deadline_error())?
             .map_err(|e| AgentError::Capture(format!("reading the HTML: {e}")))?;
-        ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner()).html = Some(html);
+        ctx.artifacts().html = Some(html);
     }
-    let capture_ms = capture_started.elapsed().as_millis() as u64;
+    timings["capture"] = json!(capture_started.elapsed().as_millis() as u64);
     // Subresources the guard refused; unreachable hosts (Chromium's own background requests
     // among them) are only logged.
     let blocked: Vec<Value> = ctx
@@ -199,20 +236,22 @@ pub async fn run(ctx: Arc<Ctx>) -> Result<(), AgentError> {
         .filter(|e| e.kind == EventKind::Refused)
         .map(|e| json!({ "target": e.target, "reason": e.reason }))
         .collect();
-
+    let requested = match &cfg.target {
+        Some(t) => t.url().to_string(),
+        None => match cfg.steps.first() {
+            Some(names::job::Step::Goto { url }) => url.clone(),
+            _ => String::new(),
+        },
+    };
     let mut result = json!({
         "task_id": cfg.task_id,
-        "kind": match cfg.target { Target::Search { .. } => "search", Target::Page { .. } => "url" },
-        "requested_url": url.as_str(),
-        "final_url": final_url,
+        "kind": match cfg.target { Some(Target::Search { .. }) => "search", Some(Target::Page { .. }) => "url", None => "script" },
+        "requested_url": requested,
+        "final_url": facts["href"],
         "title": facts["title"],
         "http_status": facts["timing"]["responseStatus"],
         "timings": http_timings(&facts["timing"]),
-        "agent_timings_ms": {
-            "browser_start": launch_ms,
-            "navigate": navigate_ms,
-            "capture": capture_ms,
-        },
+        "agent_timings_ms": timings,
         "viewport": { "width": cfg.options.viewport.width, "height": cfg.options.viewport.height },
         "screenshot": shot,
         "dialogs": facts["dialogs"],
@@ -221,17 +260,18 @@ pub async fn run(ctx: Arc<Ctx>) -> Result<(), AgentError> {
         "agent_version": env!("CARGO_PKG_VERSION"),
         "captured_at": crate::log::now_rfc3339(),
     });
-    if let Target::Search { query, .. } = &cfg.target {
+    if let Some(Target::Search { query, .. }) = &cfg.target {
         result["query"] = json!(query);
     }
     if let Some(results) = results {
         result["results"] = json!(results);
     }
-    ctx.artifacts
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .result = Some(result);
-    drop(browser);
+    let mut artifacts = ctx.artifacts();
+    if !cfg.steps.is_empty() {
+        result["steps"] = json!(artifacts.steps);
+        result["extracted"] = Value::Object(artifacts.extracted.clone());
+    }
+    artifacts.result = Some(result);
     Ok(())
 }
 
@@ -287,7 +327,7 @@ fn check_navigation(
     }
 }
 
-async fn script(ctx: &Ctx, browser: &Browser, source: &str) -> Result<Value, AgentError> {
+pub(crate) async fn script(ctx: &Ctx, browser: &Browser, source: &str) -> Result<Value, AgentError> {
     timeout_at(
         ctx.step_deadline(STEP_CAP),
         browser.client.execute(source, vec![]),
@@ -376,7 +416,7 @@ fn http_timings(t: &Value) -> Value {
     })
 }
 
-async fn screenshot(ctx: &Ctx, browser: &Browser) -> Result<(Vec<u8>, Value), AgentError> {
+pub(crate) async fn screenshot(ctx: &Ctx, browser: &Browser, full_page: bool) -> Result<(Vec<u8>, Value), AgentError> {
     let viewport = ctx.config.options.viewport;
     let cdp = |cmd, params| async move {
         timeout_at(ctx.step_deadline(STEP_CAP), browser.cdp(cmd, params))
@@ -385,7 +425,7 @@ async fn screenshot(ctx: &Ctx, browser: &Browser) -> Result<(Vec<u8>, Value), Ag
             .map_err(|e| AgentError::Capture(format!("{cmd}: {e}")))
     };
     let mut truncated = false;
-    let params = if ctx.config.options.full_page {
+    let params = if full_page {
         let metrics = cdp("Page.getLayoutMetrics", json!({})).await?;
         let content = &metrics["cssContentSize"];
         let height = content["height"].as_f64().unwrap_or(0.0).ceil() as u32;
@@ -411,7 +451,7 @@ async fn screenshot(ctx: &Ctx, browser: &Browser) -> Result<(Vec<u8>, Value), Ag
     );
     Ok((
         png,
-        json!({ "width": width, "height": height, "full_page": ctx.config.options.full_page, "truncated": truncated }),
+        json!({ "width": width, "height": height, "full_page": full_page, "truncated": truncated }),
     ))
 }
 

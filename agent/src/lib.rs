@@ -15,6 +15,7 @@ pub mod job;
 pub mod log;
 pub mod manifest;
 pub mod proxy;
+pub mod steps;
 pub mod upload;
 
 use error::{AgentError, Stage};
@@ -133,12 +134,12 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
         }
     };
     // A failure before the job runs: error.json and agent.log, nothing else to upload.
-    let early = |err: AgentError, stage: Stage| {
+    let early = |error: AgentError, stage: Stage| {
         finish(
             &log,
             &uploader,
             Default::default(),
-            Some((err, stage)),
+            Some(Failure { error, stage, step: None }),
             deadline,
         )
     };
@@ -149,7 +150,8 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
     log.info(
         "job started",
         json!({
-            "target": config.target.url().as_str(),
+            "target": config.target.as_ref().map(|t| t.url().as_str()),
+            "steps": config.steps.len(),
             "options": config.options,
             "timeout_s": timeout.as_secs(),
             "egress_allow": !config.egress.is_empty(),
@@ -188,7 +190,9 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
         guard,
         work_deadline,
         stage: Mutex::new(Stage::Launch),
+        step: Mutex::new(None),
         artifacts: Mutex::new(Default::default()),
+        secrets: Default::default(),
     });
     let mut task = tokio::spawn(job::run(ctx.clone()));
     let mut upload_deadline = deadline;
@@ -214,14 +218,25 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
     }
     browser::kill_descendants();
     let stage = ctx.stage();
-    let artifacts = std::mem::take(&mut *ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner()));
+    let step = ctx.current_step();
+    let mut artifacts = std::mem::take(&mut *ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner()));
+    // Stopped before the page was captured (the deadline, a signal): the steps so far still go
+    // into result.json.
+    if artifacts.result.is_none() && !artifacts.steps.is_empty() {
+        artifacts.result = Some(json!({
+            "task_id": ctx.config.task_id,
+            "kind": "script",
+            "steps": artifacts.steps,
+            "extracted": artifacts.extracted,
+        }));
+    }
     // Chromium's profile takes a while to delete: do it while the uploads run.
     let cleanup = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&run_dir));
     let code = finish(
         &log,
         &uploader,
         artifacts,
-        failure.map(|e| (e, stage)),
+        failure.map(|e| Failure { error: e, stage, step }),
         upload_deadline,
     )
     .await;
@@ -252,19 +267,29 @@ fn terminated(
     AgentError::Terminated
 }
 
+/// Why a job failed, where: the stage, and the step's index while the steps ran.
+struct Failure {
+    error: AgentError,
+    stage: Stage,
+    step: Option<usize>,
+}
+
 /// Uploads what the job produced, `error.json` when it failed, and `agent.log` last, so the log
 /// tells how the uploads went. Returns the exit code.
 async fn finish(
     log: &Log,
     uploader: &Uploader,
     artifacts: job::Artifacts,
-    failure: Option<(AgentError, Stage)>,
+    failure: Option<Failure>,
     deadline: tokio::time::Instant,
 ) -> i32 {
     let result = artifacts
         .result
         .map(|r| serde_json::to_vec_pretty(&r).unwrap_or_default());
-    let (shot, res, html) = tokio::join!(
+    let files = futures_util::future::join_all(artifacts.files.into_iter().map(|(path, content_type, bytes)| async move {
+        uploader.put_file(&path, content_type, bytes, deadline).await
+    }));
+    let (shot, res, html, files) = tokio::join!(
         put_some(uploader, Output::Screenshot, artifacts.screenshot, deadline),
         put_some(uploader, Output::Result, result, deadline),
         put_some(
@@ -273,23 +298,27 @@ async fn finish(
             artifacts.html.map(String::into_bytes),
             deadline
         ),
+        files,
     );
     let mut failure = failure;
     if failure.is_none() {
-        if let Some(e) = [shot, res, html].into_iter().find_map(Result::err) {
-            failure = Some((e, Stage::Upload));
+        if let Some(e) = [shot, res, html].into_iter().chain(files).find_map(Result::err) {
+            failure = Some(Failure { error: e, stage: Stage::Upload, step: None });
         }
     }
     let code = match &failure {
         None => exit::OK,
-        Some((e, stage)) => {
-            let error = json!({
+        Some(Failure { error: e, stage, step }) => {
+            let mut error = json!({
                 "code": e.code(),
                 "message": e.to_string(),
                 "stage": stage,
                 "exit_code": e.exit_code(),
                 "failed_at": log::now_rfc3339(),
             });
+            if let Some(i) = step {
+                error["step"] = json!(i);
+            }
             log.error("job failed", error.clone());
             let body = serde_json::to_vec_pretty(&error).unwrap_or_default();
             if let Err(up) = uploader.put(Output::Error, body, deadline).await {

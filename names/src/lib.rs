@@ -76,6 +76,35 @@ pub mod job {
             EnqueueFailed = "ENQUEUE_FAILED",
             /// The client cancelled the job.
             Cancelled = "CANCELLED",
+            /// A step names a tenant secret that does not exist (checked before the task starts).
+            SecretNotFound = "SECRET_NOT_FOUND",
+            // What the agent reports in `error.json` (and the status then carries):
+            /// The job the agent was given breaks a rule (the API checks the same rules first).
+            InvalidJob = "INVALID_JOB",
+            /// Chromium or chromedriver did not start.
+            BrowserStartFailed = "BROWSER_START_FAILED",
+            /// A navigation failed: a network error, a redirect loop, a refused TLS handshake.
+            NavigationFailed = "NAVIGATION_FAILED",
+            /// The page's server could not be reached (connection refused, DNS failure).
+            PageUnreachable = "PAGE_UNREACHABLE",
+            /// The egress guard refused an address (private, loopback, link-local, a port).
+            EgressRefused = "EGRESS_REFUSED",
+            /// A step's selector matched nothing within the step's time.
+            SelectorNotFound = "SELECTOR_NOT_FOUND",
+            /// An `assert` step found neither its element nor its text.
+            AssertionFailed = "ASSERTION_FAILED",
+            /// A step ran past its own cap (or a `wait_for` past its `timeout_ms`).
+            StepTimeout = "STEP_TIMEOUT",
+            /// A step could not do what it asks (an element that cannot take text, say).
+            StepFailed = "STEP_FAILED",
+            /// Taking a screenshot, the HTML, a PDF or the page's facts failed.
+            CaptureFailed = "CAPTURE_FAILED",
+            /// An output could not be uploaded (or was over its size).
+            UploadFailed = "UPLOAD_FAILED",
+            /// The agent was stopped (StopTask) before the job ended.
+            Terminated = "TERMINATED",
+            /// A bug in the agent.
+            InternalError = "INTERNAL_ERROR",
         }
     }
 
@@ -772,6 +801,8 @@ pub mod agent {
         pub const CAPTURE: i32 = 7;
         pub const UPLOAD: i32 = 8;
         pub const INTERNAL: i32 = 9;
+        /// A step failed (its selector, assertion, timeout or action).
+        pub const STEP: i32 = 10;
         /// Rust's exit code after a panic the agent could not turn into an error.
         pub const PANIC: i32 = 101;
         /// Stopped by SIGTERM (ECS StopTask), 128 + 15.
