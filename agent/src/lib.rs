@@ -230,6 +230,14 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
             "extracted": artifacts.extracted,
         }));
     }
+    // The files the steps wrote, as result.json lists them.
+    if let (Some(result), false) = (artifacts.result.as_mut(), artifacts.files.is_empty()) {
+        result["files"] = artifacts
+            .files
+            .iter()
+            .map(|(path, content_type, bytes)| json!({ "name": path, "content_type": content_type, "bytes": bytes.len() }))
+            .collect();
+    }
     // Chromium's profile takes a while to delete: do it while the uploads run.
     let cleanup = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&run_dir));
     let code = finish(

@@ -6,6 +6,7 @@ mod support;
 
 use names::agent::exit;
 use names::Output;
+use names::job::ErrorCode;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
@@ -78,7 +79,7 @@ fn page_that_never_loads_hits_the_deadline() {
 #[test]
 fn redirect_loop_fails_with_the_browser_error() {
     let run = run(json!({ "url": env().page("/loop") }));
-    let error = assert_failed(&run, "navigation_failed", exit::NAVIGATION, "navigate");
+    let error = assert_failed(&run, ErrorCode::NavigationFailed, exit::NAVIGATION, "navigate");
     assert!(
         error["message"]
             .as_str()
@@ -231,7 +232,7 @@ fn loopback_is_refused_without_the_allow_list_even_by_name() {
                 ..Options::default()
             },
         );
-        let error = assert_failed(&run, "egress_refused", exit::EGRESS_REFUSED, "navigate");
+        let error = assert_failed(&run, ErrorCode::EgressRefused, exit::EGRESS_REFUSED, "navigate");
         assert!(
             error["message"].as_str().unwrap().contains("is loopback"),
             "{error}"
@@ -255,7 +256,7 @@ fn connection_refused_is_reported() {
         .unwrap();
     let opts = Options { egress_allow: Some(closed.to_string()), ..Options::default() };
     let run = run_agent(agent(), json!({ "url": format!("http://{closed}/") }), opts);
-    let error = assert_failed(&run, "page_unreachable", exit::NAVIGATION, "navigate");
+    let error = assert_failed(&run, ErrorCode::PageUnreachable, exit::NAVIGATION, "navigate");
     assert!(
         error["message"]
             .as_str()
@@ -268,7 +269,7 @@ fn connection_refused_is_reported() {
 #[test]
 fn invalid_job_gets_error_json_without_a_browser() {
     let run = run(json!({ "query": "a", "url": "https://example.org/" }));
-    let error = assert_failed(&run, "invalid_job", exit::INVALID_JOB, "config");
+    let error = assert_failed(&run, ErrorCode::InvalidJob, exit::INVALID_JOB, "config");
     assert!(error["message"].as_str().unwrap().contains("not both"));
 }
 
@@ -278,7 +279,7 @@ fn a_file_over_its_upload_size_is_not_sent_and_the_job_says_so() {
     // the agent sees the file is larger and fails the upload without sending it.
     let opts = Options { caps: vec![(Output::Screenshot, 1024)], ..Options::default() };
     let run = run_agent(agent(), json!({ "url": env().page("/page") }), opts);
-    let error = assert_failed(&run, "upload_failed", exit::UPLOAD, "upload");
+    let error = assert_failed(&run, ErrorCode::UploadFailed, exit::UPLOAD, "upload");
     let message = error["message"].as_str().unwrap();
     assert!(message.contains("screenshot.png") && message.contains("over the 1024"), "{message}");
     assert!(run.object(Output::Screenshot).is_none(), "nothing was sent");
@@ -313,4 +314,159 @@ fn sigterm_uploads_what_there_is_and_exits_promptly() {
         Duration::from_secs(4),
         Duration::from_secs(4),
     );
+}
+
+// ---- scripted jobs -------------------------------------------------------------------------
+
+fn steps(steps: Value) -> Value {
+    json!({ "steps": steps })
+}
+
+/// The step records of result.json: every step ran, in order, and passed.
+fn assert_steps_ok(result: &Value, count: usize) {
+    let records = result["steps"].as_array().unwrap_or_else(|| panic!("no steps in {result}"));
+    assert_eq!(records.len(), count, "{result}");
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r["index"], i, "{r}");
+        assert_eq!(r["ok"], true, "{r}");
+        assert!(r["ms"].as_u64().is_some(), "{r}");
+    }
+}
+
+#[test]
+fn a_script_signs_in_clicks_through_pages_and_keeps_what_it_extracts() {
+    let run = run(steps(json!([
+        { "action": "goto", "url": env().page("/login") },
+        { "action": "type", "selector": "#user", "text": "ada" },
+        { "action": "type", "selector": "#password", "text": support::LOGIN_PASSWORD },
+        { "action": "select", "selector": "#plan", "value": "team" },
+        { "action": "click", "selector": "#go" },
+        { "action": "wait_for", "selector": "#welcome" },
+        { "action": "assert", "text": "Welcome, ada" },
+        { "action": "extract", "name": "plan", "selector": "#plan" },
+        { "action": "click", "selector": "#invoices" },
+        { "action": "wait_for", "url": "page=1" },
+        { "action": "extract", "name": "numbers", "selector": ".number", "all": true },
+        { "action": "screenshot", "name": "box", "selector": "#box" },
+        { "action": "click", "selector": "#next" },
+        { "action": "wait_for", "url": "page=2", "timeout_ms": 5000 },
+        { "action": "extract", "name": "cents", "selector": ".amount", "attribute": "data-cents", "all": true },
+        { "action": "pdf", "name": "page-2" },
+        { "action": "screenshot", "name": "whole", "full_page": true },
+        { "action": "press", "key": "End" },
+    ])));
+    let result = assert_completed(&run, 1280, 800);
+    assert_eq!(result["kind"], "script");
+    assert_eq!(result["title"], "Invoices, page 2");
+    assert_steps_ok(&result, 18);
+    assert_eq!(result["extracted"]["plan"], "Plan: team");
+    assert_eq!(result["extracted"]["numbers"], json!(["INV-101", "INV-102", "INV-103"]));
+    assert_eq!(result["extracted"]["cents"], json!(["2100", "2200", "2300"]));
+    // The element alone, at its size.
+    let box_png = run.file("files/box.png").expect("files/box.png uploaded");
+    assert_eq!(support::png_size(&box_png), (200, 100));
+    let pdf = run.file("files/page-2.pdf").expect("files/page-2.pdf uploaded");
+    assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
+    assert!(pdf.len() > 1000, "{} bytes", pdf.len());
+    let (w, _) = support::png_size(&run.file("files/whole.png").expect("files/whole.png uploaded"));
+    assert_eq!(w, 1280);
+    let files: Vec<&str> = result["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(files, ["files/box.png", "files/page-2.pdf", "files/whole.png"], "{result}");
+}
+
+#[test]
+fn scrolling_to_the_bottom_loads_a_lazy_list_and_waits_see_late_content() {
+    let run = run(steps(json!([
+        { "action": "goto", "url": env().page("/lazy") },
+        { "action": "scroll", "to": "bottom" },
+        { "action": "extract", "name": "items", "selector": ".item", "all": true },
+        { "action": "goto", "url": env().page("/late") },
+        { "action": "wait_for", "text": "Ready now", "timeout_ms": 5000 },
+        { "action": "scroll", "selector": "#ready" },
+    ])));
+    let result = assert_completed(&run, 1280, 800);
+    assert_steps_ok(&result, 6);
+    let items = result["extracted"]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 60, "{items:?}");
+    assert_eq!(items[59], "item 60");
+}
+
+#[test]
+fn a_query_job_may_go_on_with_steps() {
+    let run = run(json!({ "query": "rust lang", "steps": [
+        { "action": "extract", "name": "first", "selector": "a.result__a" },
+    ] }));
+    let result = assert_completed(&run, 1280, 800);
+    assert_eq!(result["kind"], "search");
+    assert_eq!(result["results"].as_array().unwrap().len(), support::SEARCH_RESULTS.len());
+    assert_eq!(result["extracted"]["first"], support::SEARCH_RESULTS[0].0);
+}
+
+/// A failed step: error.json names the code and the step, result.json lists the steps up to it,
+/// and the page as it was is still captured.
+fn assert_step_failed(run: &Run, code: ErrorCode, step: usize) -> Value {
+    let error = assert_failed(run, code, exit::STEP, "steps");
+    assert_eq!(error["step"], step, "{error}");
+    let result = run.json(Output::Result);
+    let records = result["steps"].as_array().unwrap();
+    assert_eq!(records.len(), step + 1, "{result}");
+    assert_eq!(records[step]["ok"], false);
+    assert_eq!(records[step]["error"]["code"], code.as_str());
+    assert!(run.object(Output::Screenshot).is_some(), "the page at the failure is captured");
+    error
+}
+
+#[test]
+fn a_failed_assertion_fails_the_job_at_its_step() {
+    let run = run(steps(json!([
+        { "action": "goto", "url": env().page("/login") },
+        { "action": "type", "selector": "#user", "text": "ada" },
+        { "action": "type", "selector": "#password", "text": "wrong" },
+        { "action": "click", "selector": "#go" },
+        { "action": "assert", "selector": "#welcome" },
+        { "action": "extract", "name": "never", "selector": "p" },
+    ])));
+    let error = assert_step_failed(&run, ErrorCode::AssertionFailed, 4);
+    assert!(error["message"].as_str().unwrap().contains("#welcome"), "{error}");
+    assert_eq!(run.json(Output::Result)["title"], "Sign in failed");
+}
+
+#[test]
+fn waiting_for_what_never_comes_fails_at_the_step_timeout() {
+    let run = run(steps(json!([
+        { "action": "goto", "url": env().page("/page") },
+        { "action": "wait_for", "selector": "#never", "timeout_ms": 500 },
+    ])));
+    assert_step_failed(&run, ErrorCode::SelectorNotFound, 1);
+    let run = self::run(steps(json!([
+        { "action": "goto", "url": env().page("/page") },
+        { "action": "wait_for", "text": "never there", "timeout_ms": 500 },
+    ])));
+    let error = assert_step_failed(&run, ErrorCode::StepTimeout, 1);
+    assert!(error["message"].as_str().unwrap().contains("500 ms"), "{error}");
+}
+
+#[test]
+fn a_goto_to_the_metadata_endpoint_mid_script_is_refused() {
+    let run = run(steps(json!([
+        { "action": "goto", "url": env().page("/page") },
+        { "action": "goto", "url": "http://169.254.169.254/latest/meta-data/" },
+    ])));
+    let error = assert_failed(&run, ErrorCode::EgressRefused, exit::EGRESS_REFUSED, "steps");
+    assert_eq!(error["step"], 1);
+    assert!(error["message"].as_str().unwrap().contains("link-local"), "{error}");
+}
+
+#[test]
+fn the_job_timeout_covers_every_step() {
+    let timeout = *names::job::TIMEOUT_SECONDS.start();
+    let run = run(json!({ "options": { "timeout_seconds": timeout }, "steps": [
+        { "action": "goto", "url": env().page("/page") },
+        { "action": "wait_for", "text": "A small page" },
+        // Its own timeout is longer than what is left of the job's.
+        { "action": "wait_for", "text": "never there", "timeout_ms": 60000 },
+    ] }));
+    let error = assert_failed(&run, ErrorCode::Timeout, exit::DEADLINE, "steps");
+    assert_eq!(error["step"], 2, "{error}");
+    assert!(run.elapsed < Duration::from_secs(timeout.into()) + Duration::from_secs(5), "{:?}", run.elapsed);
 }

@@ -7,6 +7,7 @@
 mod support;
 
 use names::Output;
+use names::job::ErrorCode;
 use serde_json::json;
 use std::time::Duration;
 use support::{assert_completed, run_container, scenarios, Options, Run};
@@ -144,7 +145,7 @@ fn a_name_that_resolves_to_a_private_address_is_refused() {
     // and refuses what it finds, whatever the name looks like.
     let opts = Options { hosts: vec![("intranet.test".into(), "10.0.0.5".into())], ..Options::default() };
     let run = run_container(json!({ "url": "http://intranet.test/" }), opts);
-    let error = support::assert_failed(&run, "egress_refused", names::agent::exit::EGRESS_REFUSED, "navigate");
+    let error = support::assert_failed(&run, ErrorCode::EgressRefused, names::agent::exit::EGRESS_REFUSED, "navigate");
     assert!(error["message"].as_str().unwrap().contains("10.0.0.5 is private"), "{error}");
     assert_root_unchanged(&run);
 }

@@ -145,12 +145,7 @@ pub async fn overrides(app: &App, job: &Job) -> Result<Result<Vec<(String, Strin
             + u64::from(app.config.timeout_grace_seconds),
     );
     let mut uploads = BTreeMap::new();
-    for o in names::job::possible_outputs(&job.options) {
-        let form = app.outputs.presign_post(&job.task_id, o.file_name(), o.content_type(), o.max_bytes(), expires).await?;
-        uploads.insert(o.file_name().to_owned(), form);
-    }
-    // And one for each file the steps write (`files/invoice.pdf`).
-    for file in job.steps.iter().filter_map(names::job::Step::file) {
+    for file in names::manifest::files(&job.spec()) {
         let form = app.outputs.presign_post(&job.task_id, &file.path, file.content_type, file.max_bytes, expires).await?;
         uploads.insert(file.path, form);
     }

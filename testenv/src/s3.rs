@@ -84,11 +84,20 @@ impl Bucket {
 
     /// As [`manifest`](Self::manifest), with smaller size caps for some outputs.
     pub fn manifest_with_caps(&self, task_id: &str, job: &serde_json::Value, caps: &[(names::Output, u64)]) -> Result<String, S3Error> {
+        // The forms the process function would make; every output's when the job is not valid
+        // (the agent must still be able to write its error.json).
+        let files = match serde_json::from_value::<names::job::JobSpec>(job.clone()) {
+            Ok(spec) => names::manifest::files(&spec),
+            Err(_) => names::Output::ALL
+                .into_iter()
+                .map(|o| names::step::StepFile { path: o.file_name().to_string(), content_type: o.content_type(), max_bytes: o.max_bytes() })
+                .collect(),
+        };
         let mut uploads = serde_json::Map::new();
-        for o in names::Output::ALL {
-            let max = caps.iter().find(|(c, _)| *c == o).map_or(o.max_bytes(), |(_, m)| *m);
-            let form = self.presign_post(&names::bucket::output_key(task_id, o), o.content_type(), max)?;
-            uploads.insert(o.file_name().to_string(), serde_json::to_value(form).map_err(call("form"))?);
+        for file in files {
+            let max = caps.iter().find(|(c, _)| c.file_name() == file.path).map_or(file.max_bytes, |(_, m)| *m);
+            let form = self.presign_post(&names::bucket::file_key(task_id, &file.path), file.content_type, max)?;
+            uploads.insert(file.path, serde_json::to_value(form).map_err(call("form"))?);
         }
         let manifest = serde_json::json!({ "version": names::manifest::VERSION, "job": job, "uploads": uploads });
         let key = names::bucket::manifest_key(task_id);

@@ -8,6 +8,7 @@
 
 use names::agent::exit;
 use names::Output;
+use names::job::ErrorCode;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -70,6 +71,11 @@ impl Run {
         env().get(&names::bucket::output_key(&self.task_id, output))
     }
 
+    /// A file a step wrote (`files/invoice.pdf`).
+    pub fn file(&self, name: &str) -> Option<Vec<u8>> {
+        env().get(&names::bucket::file_key(&self.task_id, name))
+    }
+
     pub fn json(&self, output: Output) -> Value {
         let bytes = self
             .object(output)
@@ -115,10 +121,10 @@ pub fn assert_log_uploaded(run: &Run) {
 
 /// The checks every failed job must pass: error.json with the code and stage, the exit code,
 /// and agent.log.
-pub fn assert_failed(run: &Run, code: &str, exit_code: i32, stage: &str) -> Value {
+pub fn assert_failed(run: &Run, code: ErrorCode, exit_code: i32, stage: &str) -> Value {
     run.assert_code(exit_code);
     let error = run.json(Output::Error);
-    assert_eq!(error["code"], code, "{error}");
+    assert_eq!(error["code"], code.as_str(), "{error}");
     assert_eq!(error["stage"], stage, "{error}");
     assert_eq!(error["exit_code"], exit_code);
     assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
@@ -203,7 +209,7 @@ pub mod scenarios {
             url::form_urlencoded::byte_serialize(to.as_bytes()).collect::<String>()
         );
         let run = run(json!({ "url": url }), Options::default());
-        let error = assert_failed(&run, "egress_refused", exit::EGRESS_REFUSED, "navigate");
+        let error = assert_failed(&run, ErrorCode::EgressRefused, exit::EGRESS_REFUSED, "navigate");
         assert!(
             error["message"].as_str().unwrap().contains(needle),
             "{to}: {error}"
@@ -220,7 +226,7 @@ pub mod scenarios {
             json!({ "url": env().page("/hang"), "options": { "timeout_seconds": timeout } }),
             Options::default(),
         );
-        let error = assert_failed(&run, "deadline_exceeded", exit::DEADLINE, "navigate");
+        let error = assert_failed(&run, ErrorCode::Timeout, exit::DEADLINE, "navigate");
         assert!(error["message"]
             .as_str()
             .unwrap()
@@ -256,7 +262,7 @@ pub mod scenarios {
             .unwrap_or_default()
             .to_string();
         assert!(stage == "navigate" || stage == "launch", "stage {stage}");
-        assert_failed(&run, "terminated", exit::TERMINATED, &stage);
+        assert_failed(&run, ErrorCode::Terminated, exit::TERMINATED, &stage);
         assert!(
             run.elapsed < after + within,
             "took {:?} after the signal at {after:?}",
@@ -548,6 +554,9 @@ fn start_fixture() -> SocketAddr {
     addr
 }
 
+/// The password the login page accepts.
+pub const LOGIN_PASSWORD: &str = "correct horse battery staple";
+
 pub const SEARCH_RESULTS: &[(&str, &str)] = &[
     ("Rust Programming Language", "https://www.rust-lang.org/"),
     ("The Rust Book", "https://doc.rust-lang.org/book/"),
@@ -565,6 +574,24 @@ fn serve(mut s: TcpStream) {
     }
     let head = String::from_utf8_lossy(&buf).to_string();
     let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+    // A form's body (the login page posts one).
+    let header_end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+        .unwrap_or(0);
+    while buf.len() < header_end + length {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let body = String::from_utf8_lossy(&buf[header_end.min(buf.len())..]).to_string();
+    let form = |name: &str| {
+        url::form_urlencoded::parse(body.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.to_string())
+    };
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     let param = |name: &str| {
         url::form_urlencoded::parse(query.as_bytes())
@@ -638,6 +665,49 @@ fn serve(mut s: TcpStream) {
             let js = "self.addEventListener('install', e => e.waitUntil(fetch('http://10.0.0.2/from-service-worker').catch(() => {})));";
             format!("HTTP/1.1 200 OK\r\nContent-Type: application/javascript\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{js}", js.len())
         }
+        // ---- pages for scripted jobs ----
+        // A login form that posts to the server, which checks the password.
+        "/login" => html(
+            "200 OK",
+            page(
+                "Sign in",
+                "<form method=post action=/session><input id=user name=user><input id=password name=password type=password><select id=plan name=plan><option value=free>Free</option><option value=team>Team</option></select><button id=go type=submit>Sign in</button></form>",
+            ),
+        ),
+        "/session" => {
+            if form("password").as_deref() == Some(LOGIN_PASSWORD) {
+                let user = escape(&form("user").unwrap_or_default());
+                let plan = escape(&form("plan").unwrap_or_default());
+                html("200 OK", page("Account", &format!("<h1 id=welcome>Welcome, {user}</h1><p id=plan>Plan: {plan}</p><a id=invoices href=/invoices?page=1>Invoices</a>")))
+            } else {
+                html("401 Unauthorized", page("Sign in failed", "<p id=error>Wrong password</p>"))
+            }
+        }
+        // Pages of invoices, a link to the next, and a box to shoot alone.
+        "/invoices" => {
+            let n: u32 = param("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+            let rows: String = (1..=3).map(|i| format!("<tr><td class=number>INV-{n}{i:02}</td><td class=amount data-cents=\"{}\">{}.00</td></tr>", n * 1000 + i * 100, n * 10 + i)).collect();
+            let next = if n < 3 { format!("<a id=next href=/invoices?page={}>Next</a>", n + 1) } else { "<p id=last>Last page</p>".into() };
+            html("200 OK", page(&format!("Invoices, page {n}"), &format!("<div id=box style=\"width:200px;height:100px;background:#36c\">box</div><table>{rows}</table>{next}")))
+        }
+        // A list that grows as it is scrolled to its end (as infinite feeds do), up to 60 items.
+        "/lazy" => html(
+            "200 OK",
+            page(
+                "Lazy list",
+                "<ul id=feed></ul><script>\
+                 const feed = document.getElementById('feed'); let n = 0;\
+                 function more() { for (let i = 0; i < 12 && n < 60; i++) { const li = document.createElement('li'); li.className = 'item'; li.style.height = '120px'; li.textContent = 'item ' + (++n); feed.appendChild(li); } }\
+                 more();\
+                 addEventListener('scroll', () => { if (innerHeight + scrollY >= document.body.scrollHeight - 50) setTimeout(more, 150); });\
+                 </script>",
+            ),
+        ),
+        // Content that appears a while after the load event.
+        "/late" => html(
+            "200 OK",
+            page("Late content", "<div id=slot></div><script>setTimeout(() => { document.getElementById('slot').innerHTML = '<p id=ready>Ready now</p>'; }, 700);</script>"),
+        ),
         _ => html("404 Not Found", page("Not found", "<h1>404</h1>")),
     };
     let _ = s.write_all(response.as_bytes());
