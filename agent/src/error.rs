@@ -59,6 +59,8 @@ pub enum AgentError {
     StepTimeout(String),
     #[error("{0}")]
     StepFailed(String),
+    #[error("{0}")]
+    SecretsUnavailable(String),
     #[error("the agent was asked to stop")]
     Terminated,
     #[error("internal error: {0}")]
@@ -81,6 +83,7 @@ impl AgentError {
             AgentError::StepFailed(_) => ErrorCode::StepFailed,
             AgentError::Capture(_) => ErrorCode::CaptureFailed,
             AgentError::Upload { .. } => ErrorCode::UploadFailed,
+            AgentError::SecretsUnavailable(_) => ErrorCode::SecretNotFound,
             AgentError::Terminated => ErrorCode::Terminated,
             AgentError::Internal(_) => ErrorCode::InternalError,
         }
@@ -88,7 +91,7 @@ impl AgentError {
 
     pub fn exit_code(&self) -> i32 {
         match self {
-            AgentError::InvalidJob(_) => exit::INVALID_JOB,
+            AgentError::InvalidJob(_) | AgentError::SecretsUnavailable(_) => exit::INVALID_JOB,
             AgentError::BrowserStart(_) => exit::BROWSER_START,
             AgentError::Navigation(_) | AgentError::Unreachable { .. } => exit::NAVIGATION,
             AgentError::EgressRefused { .. } => exit::EGRESS_REFUSED,

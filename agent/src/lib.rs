@@ -106,7 +106,7 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
         Ok(m) => m,
         Err(e) => {
             // Without the manifest there are no upload forms: only the log on stdout can say why.
-            log.error("job failed", json!({ "code": "invalid_job", "message": e, "exit_code": exit::INVALID_JOB }));
+            log.error("job failed", json!({ "code": names::job::ErrorCode::InvalidJob.as_str(), "message": e, "exit_code": exit::INVALID_JOB }));
             return exit::INVALID_JOB;
         }
     };
@@ -128,7 +128,7 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
             // Without upload forms nothing can be reported but the log on stdout.
             log.error(
                 "job failed",
-                json!({ "code": "invalid_job", "message": e, "exit_code": exit::INVALID_JOB }),
+                json!({ "code": names::job::ErrorCode::InvalidJob.as_str(), "message": e, "exit_code": exit::INVALID_JOB }),
             );
             return exit::INVALID_JOB;
         }
@@ -147,6 +147,20 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
         Ok(c) => c,
         Err(e) => return early(AgentError::InvalidJob(e), Stage::Config).await,
     };
+    // The secrets the steps type: redacted from every line and text output from here on.
+    let secrets = match &manifest.secrets {
+        None => Default::default(),
+        Some(links) => match manifest::take_secrets(links, &log).await {
+            Ok(s) => s,
+            Err(e) => return early(AgentError::SecretsUnavailable(e), Stage::Config).await,
+        },
+    };
+    for (name, value) in &secrets {
+        log.redact(name, value);
+    }
+    if let Some(missing) = config.steps.iter().filter_map(names::job::Step::secret).find(|n| !secrets.contains_key(*n)) {
+        return early(AgentError::SecretsUnavailable(format!("the secret `{missing}` the steps type was not handed to the job")), Stage::Config).await;
+    }
     log.info(
         "job started",
         json!({
@@ -192,7 +206,7 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
         stage: Mutex::new(Stage::Launch),
         step: Mutex::new(None),
         artifacts: Mutex::new(Default::default()),
-        secrets: Default::default(),
+        secrets,
     });
     let mut task = tokio::spawn(job::run(ctx.clone()));
     let mut upload_deadline = deadline;

@@ -33,6 +33,16 @@ impl Log {
         tracing::error!(fields = %fields, "{msg}");
     }
 
+    /// From now on `value` reads `[secret:<name>]` in every line, and in every text output the
+    /// redactor is given to.
+    pub fn redact(&self, name: &str, value: &str) {
+        self.tee.redactor.add(name, value);
+    }
+
+    pub fn redactor(&self) -> logging::Redactor {
+        self.tee.redactor.clone()
+    }
+
     /// Everything logged so far, for `agent.log`.
     pub fn contents(&self) -> Vec<u8> {
         self.tee.contents()

@@ -44,6 +44,33 @@ pub async fn fetch(get: &dyn Fn(&str) -> Option<String>) -> Result<Received, Str
     parse(&raw)
 }
 
+/// The job's tenant secrets: read once through their link, then deleted through the other, so
+/// nothing can read them again (a failed delete is logged; the reconciler deletes them when the
+/// task stops, and a lifecycle rule after a day). Values by name.
+pub async fn take_secrets(links: &SecretLinks, log: &crate::log::Log) -> Result<BTreeMap<String, String>, String> {
+    let link = |u: &str| url::Url::parse(u).ok().filter(|u| matches!(u.scheme(), "http" | "https")).ok_or("the manifest's secrets link is not an http(s) URL".to_string());
+    let raw = get_bytes(&link(&links.get)?).await.map_err(|e| format!("the job's secrets could not be read: {e}"))?;
+    let secrets: BTreeMap<String, String> = serde_json::from_slice(&raw).map_err(|_| "the job's secrets are not an object of names and values".to_string())?;
+    let delete = link(&links.delete)?;
+    let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build().map_err(|e| e.to_string())?;
+    let mut last = String::new();
+    for attempt in 1..=ATTEMPTS {
+        match http.delete(delete.clone()).timeout(ATTEMPT_TIMEOUT).send().await {
+            Ok(r) if r.status().is_success() => {
+                log.info("secrets read and deleted", serde_json::json!({ "secrets": secrets.keys().collect::<Vec<_>>() }));
+                return Ok(secrets);
+            }
+            Ok(r) => last = format!("HTTP {}", r.status()),
+            Err(e) => last = e.without_url().to_string(),
+        }
+        if attempt < ATTEMPTS {
+            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+        }
+    }
+    log.warn("the job's secrets could not be deleted", serde_json::json!({ "error": last }));
+    Ok(secrets)
+}
+
 /// A pre-signed GET, with retries; the URL carries a signature, so errors never show it.
 pub async fn get_bytes(url: &url::Url) -> Result<Vec<u8>, String> {
     let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build().map_err(|e| e.to_string())?;

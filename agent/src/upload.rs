@@ -21,6 +21,8 @@ pub struct Uploader {
     /// By file name below the job's prefix.
     forms: BTreeMap<String, Upload>,
     log: Arc<Log>,
+    /// The job's secrets, taken out of every text output.
+    redactor: logging::Redactor,
 }
 
 impl Uploader {
@@ -35,7 +37,8 @@ impl Uploader {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Uploader { http, forms, log })
+        let redactor = log.redactor();
+        Ok(Uploader { http, forms, log, redactor })
     }
 
     pub fn can_upload(&self, output: Output) -> bool {
@@ -44,6 +47,12 @@ impl Uploader {
 
     /// One of the job's fixed outputs.
     pub async fn put(&self, output: Output, body: Vec<u8>, deadline: Instant) -> Result<(), AgentError> {
+        // Text a page or the job's own words could carry a secret into; the screenshot cannot be
+        // redacted (a typed secret shows as a password field shows it).
+        let body = match output {
+            Output::Result | Output::Error | Output::Html | Output::Log => self.redactor.apply(&body),
+            Output::Screenshot => body,
+        };
         self.put_file(output.file_name(), output.content_type(), body, deadline).await
     }
 

@@ -470,3 +470,44 @@ fn the_job_timeout_covers_every_step() {
     assert_eq!(error["step"], 2, "{error}");
     assert!(run.elapsed < Duration::from_secs(timeout.into()) + Duration::from_secs(5), "{:?}", run.elapsed);
 }
+
+#[test]
+fn a_tenant_secret_is_typed_read_once_and_found_in_no_output() {
+    // The page echoes what is typed (as some do), so the secret reaches the page's text, the
+    // extracted values and the HTML: each must carry its name, never its value.
+    let secret = support::LOGIN_PASSWORD;
+    let opts = Options { secrets: vec![("portal-password".into(), secret.into())], ..Options::default() };
+    let run = run_agent(
+        agent(),
+        json!({ "options": { "capture_html": true }, "steps": [
+            { "action": "goto", "url": env().page("/login") },
+            { "action": "type", "selector": "#user", "text": "ada" },
+            { "action": "type", "selector": "#password", "secret": "portal-password" },
+            { "action": "extract", "name": "echo", "selector": "#echo" },
+            { "action": "click", "selector": "#go" },
+            { "action": "wait_for", "selector": "#welcome" },
+        ] }),
+        opts,
+    );
+    let result = assert_completed(&run, 1280, 800);
+    assert_eq!(result["title"], "Account", "the secret signed in: {result}");
+    assert_eq!(result["extracted"]["echo"], "[secret:portal-password]");
+    let html = String::from_utf8(run.object(Output::Html).expect("page.html")).unwrap();
+    let log = String::from_utf8(run.object(Output::Log).unwrap()).unwrap();
+    assert!(log.contains("secrets read and deleted"), "{log}");
+    for (what, text) in [("result.json", result.to_string()), ("page.html", html), ("agent.log", log), ("stdout", run.stdout.clone())] {
+        assert!(!text.contains(secret), "{what} holds the secret");
+    }
+    // Read once: the object is gone.
+    assert!(env().get(&names::bucket::secrets_key(&run.task_id)).is_none(), "the secrets object is still there");
+}
+
+#[test]
+fn a_secret_that_was_not_handed_over_fails_before_the_browser_starts() {
+    let run = run(steps(json!([
+        { "action": "goto", "url": env().page("/login") },
+        { "action": "type", "selector": "#password", "secret": "nowhere" },
+    ])));
+    let error = assert_failed(&run, ErrorCode::SecretNotFound, exit::INVALID_JOB, "config");
+    assert!(error["message"].as_str().unwrap().contains("nowhere"), "{error}");
+}

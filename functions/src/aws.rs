@@ -6,7 +6,7 @@ use crate::model::{Job, TaskId, TenantId, Target};
 use aws_sdk_dynamodb::types::AttributeValue;
 use names::job::JobOptions;
 use names::{table as t, JobStatus, Output};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 /// An AWS call that failed: which call, the service's error code if any, and detail for the
@@ -271,6 +271,9 @@ pub fn to_item(job: &Job) -> HashMap<String, AttributeValue> {
     if let Some(c) = job.exit_code {
         m.insert(t::EXIT_CODE.into(), n(c));
     }
+    if let Some(step) = job.error_step {
+        m.insert(t::ERROR_STEP.into(), n(step));
+    }
     if let Some(d) = job.deadline_at {
         m.insert(t::DEADLINE_AT.into(), n(d));
     }
@@ -315,6 +318,7 @@ pub fn from_item(m: &HashMap<String, AttributeValue>) -> Option<Job> {
         error_code: gs(t::ERROR_CODE),
         error_message: gs(t::ERROR_MESSAGE),
         exit_code: gn(t::EXIT_CODE),
+        error_step: gn(t::ERROR_STEP),
         attempts: gn(t::ATTEMPTS).unwrap_or(0).clamp(0, u32::MAX as i64) as u32,
         idempotency_key: gs(t::IDEMPOTENCY_KEY),
         request_hash: gs(t::REQUEST_HASH).unwrap_or_default(),
@@ -484,6 +488,120 @@ impl Outputs {
             .await
             .map_err(|e| AwsError::from_sdk("s3:GetObject (presign)", e))?;
         Ok(r.uri().to_owned())
+    }
+}
+
+impl Outputs {
+    /// `s3:PutObject` of the job's secrets (`secrets/<task_id>.json`, a JSON object of name ->
+    /// value), encrypted by the bucket's key like every object.
+    pub async fn put_secrets(&self, task_id: &TaskId, secrets: &BTreeMap<String, String>) -> Result<(), AwsError> {
+        let body = serde_json::to_vec(secrets).map_err(|e| AwsError { op: "s3:PutObject", code: None, detail: e.to_string() })?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(names::bucket::secrets_key(task_id.as_str()))
+            .content_type("application/json")
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("s3:PutObject", e))?;
+        Ok(())
+    }
+
+    /// Pre-signed links to the job's secrets: a GET to read them, a DELETE to remove them once
+    /// read (signing needs `s3:GetObject` and `s3:DeleteObject` on the key).
+    pub async fn presign_secrets(&self, task_id: &TaskId, expires: Duration) -> Result<names::manifest::SecretLinks, AwsError> {
+        let key = names::bucket::secrets_key(task_id.as_str());
+        let get = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .presigned(presigning(expires)?)
+            .await
+            .map_err(|e| AwsError::from_sdk("s3:GetObject (presign)", e))?;
+        let delete = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .presigned(presigning(expires)?)
+            .await
+            .map_err(|e| AwsError::from_sdk("s3:DeleteObject (presign)", e))?;
+        Ok(names::manifest::SecretLinks { get: get.uri().to_owned(), delete: delete.uri().to_owned() })
+    }
+
+    /// `s3:DeleteObject` of the job's secrets (none there is fine).
+    pub async fn delete_secrets(&self, task_id: &TaskId) -> Result<(), AwsError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(names::bucket::secrets_key(task_id.as_str()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("s3:DeleteObject", e))?;
+        Ok(())
+    }
+
+    /// The agent's `error.json` of the job, when it wrote one that reads as a report.
+    pub async fn error_report(&self, task_id: &TaskId) -> Result<Option<AgentReport>, AwsError> {
+        let key = names::bucket::output_key(task_id.as_str(), Output::Error);
+        let body = match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
+            Ok(o) => o.body.collect().await.map_err(|e| AwsError { op: "s3:GetObject", code: None, detail: e.to_string() })?.into_bytes(),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(AwsError::from_sdk("s3:GetObject", e)),
+        };
+        // Written by the agent, which runs pages of the internet: read, never trusted (an
+        // unknown code or a malformed file is as if there were none).
+        Ok(serde_json::from_slice::<AgentReport>(&body).ok().filter(|r| names::job::ErrorCode::parse(&r.code).is_some()))
+    }
+}
+
+/// What the agent reports in `error.json`: an error code of `names::job::ErrorCode`, a message
+/// for the client, the failed step of a script.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct AgentReport {
+    pub code: String,
+    pub message: String,
+    #[serde(default)]
+    pub step: Option<u32>,
+}
+
+/// The tenants' secrets in SSM Parameter Store, below one path.
+#[derive(Clone, Debug)]
+pub struct TenantSecrets {
+    pub client: aws_sdk_ssm::Client,
+    /// `/<project>/<environment>/tenants/`.
+    pub path: String,
+}
+
+impl TenantSecrets {
+    /// `ssm:GetParameters` (with decryption) of the tenant's secrets `names`: their values by
+    /// name, or the names that do not exist.
+    pub async fn read(&self, tenant: &str, names: &[&str]) -> Result<Result<BTreeMap<String, String>, Vec<String>>, AwsError> {
+        let mut values = BTreeMap::new();
+        let mut missing = Vec::new();
+        // GetParameters takes at most 10 names.
+        for chunk in names.chunks(10) {
+            let params: Vec<String> = chunk.iter().map(|n| names::ssm::tenant_secret(&self.path, tenant, n)).collect();
+            let r = self
+                .client
+                .get_parameters()
+                .set_names(Some(params.clone()))
+                .with_decryption(true)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ssm:GetParameters", e))?;
+            for p in r.parameters() {
+                if let (Some(name), Some(value)) = (p.name(), p.value()) {
+                    if let Some(i) = params.iter().position(|q| q == name) {
+                        values.insert(chunk[i].to_owned(), value.to_owned());
+                    }
+                }
+            }
+            missing.extend(chunk.iter().filter(|n| !values.contains_key(**n)).map(|n| n.to_string()));
+        }
+        Ok(if missing.is_empty() { Ok(values) } else { Err(missing) })
     }
 }
 

@@ -49,6 +49,8 @@ pub struct Config {
     pub max_attempts: u32,
     pub timeout_grace_seconds: u32,
     pub job_ttl_days: u32,
+    /// SSM path of the tenants' secrets (`/<project>/<environment>/tenants/`).
+    pub tenant_secrets_path: String,
 }
 
 impl Config {
@@ -59,6 +61,7 @@ impl Config {
             max_attempts: names::defaults::MAX_RECEIVE_COUNT,
             timeout_grace_seconds: names::defaults::TIMEOUT_GRACE_SECONDS,
             job_ttl_days: names::defaults::JOB_TTL_DAYS,
+            tenant_secrets_path: names::ssm::tenants_path(names::defaults::PROJECT_NAME, names::defaults::ENVIRONMENT),
             ..Config::default()
         }
     }
@@ -99,6 +102,7 @@ impl Config {
                     EnvVar::MaxAttempts => c.max_attempts = number(&value)?.max(1),
                     EnvVar::TimeoutGraceSeconds => c.timeout_grace_seconds = number(&value)?,
                     EnvVar::JobTtlDays => c.job_ttl_days = number(&value)?.max(1),
+                    EnvVar::TenantSecretsPath => c.tenant_secrets_path = value,
                 }
             }
         }

@@ -37,6 +37,7 @@ pub struct App {
     pub outputs: aws::Outputs,
     pub tasks: aws::Tasks,
     pub logs: aws::AgentLogs,
+    pub secrets: aws::TenantSecrets,
     /// The functions this process serves; an HTTP route of another function is answered 404
     /// (each deployed function's role allows only its own calls).
     pub serves: Vec<Function>,
@@ -63,6 +64,7 @@ impl App {
                 container: config.container_name.clone(),
             },
             logs: aws::AgentLogs { client: aws_sdk_cloudwatchlogs::Client::new(sdk), group: config.log_group.clone() },
+            secrets: aws::TenantSecrets { client: aws_sdk_ssm::Client::new(sdk), path: config.tenant_secrets_path.clone() },
             config,
             serves,
             clock: time::Clock::system(),

@@ -108,6 +108,8 @@ pub struct Job {
     pub ecs_task_id: Option<String>,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
+    /// The failed step's index, when a step failed.
+    pub error_step: Option<i64>,
     pub exit_code: Option<i64>,
     pub attempts: u32,
     pub idempotency_key: Option<String>,
@@ -158,6 +160,9 @@ impl Job {
                 "error".into(),
                 json!({"code": self.error_code, "message": self.error_message}),
             );
+            if let Some(step) = self.error_step {
+                o["error"]["step"] = json!(step);
+            }
         }
         if let Some(code) = self.exit_code {
             o.insert("exit_code".into(), json!(code));

@@ -88,7 +88,7 @@ async fn start(app: &App, task_id: &TaskId, receive_count: u32) -> Result<Outcom
 
     let environment = match overrides(app, &job).await? {
         Ok(env) => env,
-        Err(why) => return fail(app, task_id, ErrorCode::OverrideTooLarge, &why).await,
+        Err((code, why)) => return fail(app, task_id, code, &why).await,
     };
     let req = RunRequest { task_id: task_id.clone(), tenant_id: job.tenant_id.clone(), environment };
     let reason = match app.tasks.run(&req).await {
@@ -125,6 +125,8 @@ async fn record(app: &App, task_id: &TaskId, task_arn: String) -> Result<Outcome
 }
 
 async fn fail(app: &App, task_id: &TaskId, code: ErrorCode, message: &str) -> Result<Outcome, AwsError> {
+    // No task will read them.
+    app.outputs.delete_secrets(task_id).await?;
     let updates = vec![
         (t::ERROR_CODE, attr_s(code.as_str())),
         (t::ERROR_MESSAGE, attr_s(message)),
@@ -136,9 +138,11 @@ async fn fail(app: &App, task_id: &TaskId, code: ErrorCode, message: &str) -> Re
 
 /// Hands the job to its task: writes the manifest (the job spec and a POST form for each file the
 /// job can produce) and returns the container's environment overrides, which carry only a
-/// pre-signed GET of it and the job's id. `Ok(Err(_))` when even those would not fit RunTask's
-/// limit (a custom endpoint of absurd length, say).
-pub async fn overrides(app: &App, job: &Job) -> Result<Result<Vec<(String, String)>, String>, AwsError> {
+/// pre-signed GET of it and the job's id. The tenant secrets the steps name are read from SSM
+/// and written to an object of their own, which the manifest links to (a GET to read, a DELETE
+/// to remove). `Ok(Err(_))` when the job can never start: a secret that does not exist, or
+/// overrides that would not fit RunTask's limit (a custom endpoint of absurd length, say).
+pub async fn overrides(app: &App, job: &Job) -> Result<Result<Vec<(String, String)>, (ErrorCode, String)>, AwsError> {
     let expires = Duration::from_secs(
         u64::from(job.options.timeout_seconds)
             + crate::PROVISIONING_ALLOWANCE_SECONDS as u64
@@ -149,7 +153,24 @@ pub async fn overrides(app: &App, job: &Job) -> Result<Result<Vec<(String, Strin
         let form = app.outputs.presign_post(&job.task_id, &file.path, file.content_type, file.max_bytes, expires).await?;
         uploads.insert(file.path, form);
     }
-    let manifest = names::manifest::Manifest { version: names::manifest::VERSION, job: job.spec(), uploads, secrets: None };
+    let spec = job.spec();
+    let wanted = spec.secrets();
+    let secrets = if wanted.is_empty() {
+        None
+    } else {
+        match app.secrets.read(job.tenant_id.as_str(), &wanted).await? {
+            Ok(values) => {
+                app.outputs.put_secrets(&job.task_id, &values).await?;
+                Some(app.outputs.presign_secrets(&job.task_id, expires).await?)
+            }
+            Err(missing) => {
+                let list = missing.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+                let path = names::ssm::tenant_secret(&app.config.tenant_secrets_path, job.tenant_id.as_str(), "");
+                return Ok(Err((ErrorCode::SecretNotFound, format!("the job's steps name secrets the tenant does not have: {list} (SSM parameters below {path})"))));
+            }
+        }
+    };
+    let manifest = names::manifest::Manifest { version: names::manifest::VERSION, job: spec, uploads, secrets };
     app.outputs.put_manifest(&job.task_id, &manifest).await?;
     let link = app.outputs.presign_manifest(&job.task_id, expires).await?;
     let environment = vec![
@@ -158,8 +179,9 @@ pub async fn overrides(app: &App, job: &Job) -> Result<Result<Vec<(String, Strin
     ];
     let size = override_chars(&app.config.container_name, &environment);
     if size > OVERRIDE_LIMIT_CHARS {
-        return Ok(Err(format!(
-            "the job's task overrides would be {size} characters, over ECS's limit of {OVERRIDE_LIMIT_CHARS}"
+        return Ok(Err((
+            ErrorCode::OverrideTooLarge,
+            format!("the job's task overrides would be {size} characters, over ECS's limit of {OVERRIDE_LIMIT_CHARS}"),
         )));
     }
     Ok(Ok(environment))

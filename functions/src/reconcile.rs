@@ -3,7 +3,7 @@
 //! and out of order, so every write is conditional on the allowed predecessors; a refused write
 //! is a stale event, acknowledged.
 
-use crate::aws::{attr_n, attr_s, ecs_task_id, AwsError, Updates};
+use crate::aws::{attr_n, attr_s, ecs_task_id, AgentReport, AwsError, Updates};
 use crate::model::TaskId;
 use crate::time::rfc3339;
 use crate::App;
@@ -41,8 +41,8 @@ pub async fn event(app: &App, event: &Value) -> Result<Outcome, AwsError> {
     }
 }
 
-/// What a stopped task means for its job.
-pub fn stopped_status(d: &TaskDetail, container: &str, now_millis: i64) -> (JobStatus, Updates) {
+/// What a stopped task means for its job; `report` is the agent's `error.json`, if it wrote one.
+pub fn stopped_status(d: &TaskDetail, container: &str, now_millis: i64, report: Option<&AgentReport>) -> (JobStatus, Updates) {
     let c = d.containers.iter().find(|c| c.name == container);
     let exit = c.and_then(|c| c.exit_code);
     let mut updates: Updates = vec![(t::FINISHED_AT, attr_s(rfc3339(now_millis)))];
@@ -79,6 +79,17 @@ pub fn stopped_status(d: &TaskDetail, container: &str, now_millis: i64) -> (JobS
     if message.is_empty() {
         message = "the task stopped".into();
     }
+    // The agent said why (a step's selector, the egress guard, ...): its code and words, which a
+    // client can act on, unless the task died of something the agent cannot see.
+    let (code, mut message) = match report {
+        Some(r) if code == ErrorCode::AgentFailed => {
+            if let Some(step) = r.step {
+                updates.push((t::ERROR_STEP, attr_n(step)));
+            }
+            (ErrorCode::parse(&r.code).unwrap_or(code), format!("{} ({message})", r.message))
+        }
+        _ => (code, message),
+    };
     message.truncate(message.char_indices().nth(1000).map_or(message.len(), |(i, _)| i));
     updates.push((t::ERROR_CODE, attr_s(code.as_str())));
     updates.push((t::ERROR_MESSAGE, attr_s(message)));
@@ -101,7 +112,15 @@ pub async fn task_change(app: &App, d: &TaskDetail) -> Result<Outcome, AwsError>
             let deadline = app.clock.now_secs() + i64::from(job.options.timeout_seconds);
             (JobStatus::Running, vec![(t::STARTED_AT, attr_s(rfc3339(app.clock.now_millis()))), (t::DEADLINE_AT, attr_n(deadline))])
         }
-        TaskStatus::Stopped => stopped_status(d, &app.config.container_name, app.clock.now_millis()),
+        TaskStatus::Stopped => {
+            // Its secrets were the agent's to delete; a crashed agent leaves them.
+            if let Err(e) = app.outputs.delete_secrets(&task_id).await {
+                tracing::warn!(task_id = task_id.as_str(), error = %e, "could not delete the job's secrets");
+            }
+            let failed = d.containers.iter().find(|c| c.name == app.config.container_name).and_then(|c| c.exit_code).is_some_and(|c| c != 0);
+            let report = if failed { app.outputs.error_report(&task_id).await? } else { None };
+            stopped_status(d, &app.config.container_name, app.clock.now_millis(), report.as_ref())
+        }
         _ => return Ok(Outcome::Ignored("intermediate task state")),
     };
     updates.extend(task);

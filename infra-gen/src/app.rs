@@ -297,6 +297,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
             EnvVar::ContainerName => names::agent::CONTAINER_NAME.into(),
             EnvVar::MaxAttempts => max_attempts.val(),
             EnvVar::TimeoutGraceSeconds => Val::Int(d::TIMEOUT_GRACE_SECONDS.into()),
+            EnvVar::TenantSecretsPath => crate::constructs::render_pattern2(names::ssm::tenants_path, &ctx.project, &ctx.environment),
         }
     };
     let function = |s: &mut Stack, f: Fn, description: &'static str, timeout: u32| -> Result<Function, Error> {
@@ -433,6 +434,22 @@ fn grant_contract(s: &mut Stack, ctx: &Context, function: &Function, g: Grantors
     }
     if take(&[(S3GetObject, Manifests)]) {
         g.bucket.grant_read_manifests(s, role, g.key)?;
+    }
+    if take(&[(S3GetObject, ErrorReports)]) {
+        g.bucket.grant_read_error_reports(s, role, g.key)?;
+    }
+    let secret_objects: Vec<&str> =
+        calls(function.function).iter().filter(|(_, t)| *t == SecretObjects).map(|(a, _)| a.as_str()).collect();
+    if !secret_objects.is_empty() {
+        let group: Vec<(Action, Target)> = calls(function.function).iter().copied().filter(|(_, t)| *t == SecretObjects).collect();
+        take(&group);
+        g.bucket.grant_secrets(s, role, g.key, &secret_objects)?;
+    }
+    if take(&[(SsmGetParameters, TenantSecrets)]) {
+        // SecureStrings under the default key (aws/ssm) need no KMS grant: that key lets every
+        // principal of the account decrypt through SSM.
+        let path = crate::constructs::render_pattern2(names::ssm::tenants_path, &ctx.project, &ctx.environment);
+        role.grant(s, crate::model::iam::Statement::allow("ReadTenantSecrets", &["ssm:GetParameters"], vec![ctx.arn("ssm", Val::lit("parameter") + &path + "*")]))?;
     }
     if take(&[(EcsRunTask, TaskDefinition), (EcsTagResource, ClusterTasks), (IamPassRole, ExecutionRole)]) {
         g.agent.grant_run(s, ctx, role)?;

@@ -189,6 +189,7 @@ fn longest_value(var: &str) -> usize {
         v if v == names::env::TIMEOUT_GRACE_SECONDS => 5,
         v if v == names::env::FUNCTION => names::Function::ALL.iter().map(|f| f.as_str().len()).max().unwrap(),
         v if v == names::env::LOG_LEVEL => "debug".len(),
+        v if v == names::env::TENANT_SECRETS_PATH => names::ssm::tenants_path("a23456789-123456789-1", "prod-eu-12").len(),
         other => panic!("teach this test the longest value of {other}"),
     }
 }

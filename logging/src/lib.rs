@@ -128,10 +128,67 @@ pub fn level_from_env() -> tracing::Level {
     std::env::var("RUST_LOG").ok().and_then(|l| l.trim().parse().ok()).unwrap_or(tracing::Level::INFO)
 }
 
-/// Every line, to stdout and into a buffer as well (the agent uploads it as `agent.log`).
+/// Replaces secret values wherever they appear in text (log lines, JSON, HTML) with
+/// `[secret:<name>]`: the value itself, and as JSON or HTML escapes it.
+#[derive(Clone, Default)]
+pub struct Redactor {
+    /// (pattern, replacement), longest pattern first.
+    pairs: Arc<RwLock<Vec<(Vec<u8>, Vec<u8>)>>>,
+}
+
+impl Redactor {
+    /// From now on, `value` reads `[secret:<name>]`.
+    pub fn add(&self, name: &str, value: &str) {
+        if value.is_empty() {
+            return;
+        }
+        let replacement = format!("[secret:{name}]").into_bytes();
+        let json = serde_json::to_string(value).unwrap_or_default();
+        let json = json.get(1..json.len().saturating_sub(1)).unwrap_or(value).to_string();
+        let html = value.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+        let mut pairs = self.pairs.write().unwrap_or_else(|e| e.into_inner());
+        for form in [value.to_string(), json, html] {
+            let form = form.into_bytes();
+            if !pairs.iter().any(|(p, _)| *p == form) {
+                pairs.push((form, replacement.clone()));
+            }
+        }
+        pairs.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.read().map_or(true, |p| p.is_empty())
+    }
+
+    /// `bytes` with every secret replaced.
+    pub fn apply(&self, bytes: &[u8]) -> Vec<u8> {
+        let pairs = self.pairs.read().unwrap_or_else(|e| e.into_inner());
+        if pairs.is_empty() {
+            return bytes.to_vec();
+        }
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        'next: while i < bytes.len() {
+            for (pattern, replacement) in pairs.iter() {
+                if bytes[i..].starts_with(pattern) {
+                    out.extend_from_slice(replacement);
+                    i += pattern.len();
+                    continue 'next;
+                }
+            }
+            out.push(bytes[i]);
+            i += 1;
+        }
+        out
+    }
+}
+
+/// Every line, to stdout and into a buffer as well (the agent uploads it as `agent.log`), with
+/// secrets redacted from both.
 #[derive(Clone, Default)]
 pub struct Tee {
     buffer: Arc<Mutex<Vec<u8>>>,
+    pub redactor: Redactor,
 }
 
 impl Tee {
@@ -143,15 +200,19 @@ impl Tee {
 
 pub struct TeeWriter {
     buffer: Arc<Mutex<Vec<u8>>>,
+    redactor: Redactor,
 }
 
 impl Write for TeeWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // A line is written whole (the formatter writes each event at once), so a secret is
+        // never split across two writes.
+        let line = self.redactor.apply(buf);
         // stdout first: if the upload never happens, CloudWatch still has the line.
         let mut out = std::io::stdout().lock();
-        out.write_all(buf)?;
+        out.write_all(&line)?;
         out.flush()?;
-        self.buffer.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        self.buffer.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(&line);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -162,7 +223,7 @@ impl Write for TeeWriter {
 impl<'a> MakeWriter<'a> for Tee {
     type Writer = TeeWriter;
     fn make_writer(&'a self) -> TeeWriter {
-        TeeWriter { buffer: self.buffer.clone() }
+        TeeWriter { buffer: self.buffer.clone(), redactor: self.redactor.clone() }
     }
 }
 
@@ -217,5 +278,18 @@ mod tests {
         assert_eq!(l["attempt"], 2);
         assert_eq!(l["options"]["full_page"], true, "a JSON object given as text stays an object");
         assert!(l["ts"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn secrets_are_redacted_raw_json_escaped_and_html_escaped() {
+        let r = Redactor::default();
+        assert_eq!(r.apply(b"nothing to hide"), b"nothing to hide");
+        r.add("pw", "p\"a<ss>");
+        r.add("token", "tok-123");
+        r.add("long", "tok-123456");
+        let text = String::from_utf8(r.apply(br#"raw p"a<ss> json "p\"a<ss>" html p&quot;a&lt;ss&gt; tok-123456 tok-123."#)).unwrap();
+        assert_eq!(text, "raw [secret:pw] json \"[secret:pw]\" html [secret:pw] [secret:long] [secret:token].");
+        r.add("empty", "");
+        assert!(!r.is_empty());
     }
 }

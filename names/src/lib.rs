@@ -405,6 +405,8 @@ pub mod table {
     pub const ECS_TASK_ID: &str = "ecs_task_id";
     pub const ERROR_CODE: &str = "error_code";
     pub const ERROR_MESSAGE: &str = "error_message";
+    /// The step of a scripted job that failed (its index), from the agent's `error.json`.
+    pub const ERROR_STEP: &str = "error_step";
     pub const EXIT_CODE: &str = "exit_code";
     pub const ATTEMPTS: &str = "attempts";
     pub const IDEMPOTENCY_KEY: &str = "idempotency_key";
@@ -445,6 +447,20 @@ pub mod bucket {
     }
     /// Every object of a job lives under this prefix.
     pub const JOBS_PREFIX: &str = "jobs/";
+    /// The jobs' secrets, each object read once by its agent and deleted (and expired after a
+    /// day by a lifecycle rule, should an agent never come).
+    pub const SECRETS_PREFIX: &str = "secrets/";
+    /// Objects expire a day after they were written.
+    pub const SECRETS_EXPIRY_DAYS: u32 = 1;
+
+    pub fn secrets_key(task_id: &str) -> String {
+        format!("{SECRETS_PREFIX}{task_id}.json")
+    }
+
+    /// Every job's error report, as an IAM resource pattern below the bucket.
+    pub fn error_reports_pattern() -> String {
+        format!("{JOBS_PREFIX}*/{}", super::Output::Error.file_name())
+    }
 
     pub fn job_prefix(task_id: &str) -> String {
         format!("{JOBS_PREFIX}{task_id}/")
@@ -635,6 +651,8 @@ pub mod env {
     pub const MAX_ATTEMPTS: &str = "MAX_ATTEMPTS";
     pub const TIMEOUT_GRACE_SECONDS: &str = "TIMEOUT_GRACE_SECONDS";
     pub const JOB_TTL_DAYS: &str = "JOB_TTL_DAYS";
+    /// Where the tenants' secrets live in SSM (`/<project>/<environment>/tenants/`).
+    pub const TENANT_SECRETS_PATH: &str = "TENANT_SECRETS_PATH";
     pub const LOG_LEVEL: &str = "RUST_LOG";
 
     /// Set on the agent container (by the task definition or the RunTask override).
@@ -685,6 +703,7 @@ pub mod contract {
             ContainerName = env::CONTAINER_NAME,
             MaxAttempts = env::MAX_ATTEMPTS,
             TimeoutGraceSeconds = env::TIMEOUT_GRACE_SECONDS,
+            TenantSecretsPath = env::TENANT_SECRETS_PATH,
         }
     }
 
@@ -716,8 +735,9 @@ pub mod contract {
                 (ContainerName, false),
                 (MaxAttempts, false),
                 (TimeoutGraceSeconds, false),
+                (TenantSecretsPath, true),
             ],
-            Reconcile => &[(TableName, true), (ClusterArn, true), (ContainerName, false), (TimeoutGraceSeconds, false)],
+            Reconcile => &[(TableName, true), (BucketName, true), (ClusterArn, true), (ContainerName, false), (TimeoutGraceSeconds, false)],
         }
     }
 
@@ -736,6 +756,8 @@ pub mod contract {
             S3ListBucket = "s3:ListBucket",
             S3GetObject = "s3:GetObject",
             S3PutObject = "s3:PutObject",
+            S3DeleteObject = "s3:DeleteObject",
+            SsmGetParameters = "ssm:GetParameters",
             EcsRunTask = "ecs:RunTask",
             EcsStopTask = "ecs:StopTask",
             EcsTagResource = "ecs:TagResource",
@@ -758,6 +780,13 @@ pub mod contract {
         JobObjects,
         /// The jobs' manifests (`jobs/*/manifest.json`), read by the agents through links.
         Manifests,
+        /// What the agents report when a job fails (`jobs/*/error.json`).
+        ErrorReports,
+        /// The tenants' secrets in SSM (`/<project>/<environment>/tenants/*`).
+        TenantSecrets,
+        /// A job's secrets handed to its agent (`secrets/*`): written, read once through a link,
+        /// deleted through another.
+        SecretObjects,
         TaskDefinition,
         ClusterTasks,
         /// The agent task's execution role (passed to ECS by RunTask).
@@ -782,6 +811,10 @@ pub mod contract {
                 (DynamodbUpdateItem, Table),
                 (S3PutObject, JobObjects),
                 (S3GetObject, Manifests),
+                (SsmGetParameters, TenantSecrets),
+                (S3PutObject, SecretObjects),
+                (S3GetObject, SecretObjects),
+                (S3DeleteObject, SecretObjects),
                 (EcsRunTask, TaskDefinition),
                 (EcsTagResource, ClusterTasks),
                 (IamPassRole, ExecutionRole),
@@ -790,7 +823,14 @@ pub mod contract {
                 (SqsDeleteMessage, JobsQueue),
                 (SqsGetQueueAttributes, JobsQueue),
             ],
-            Reconcile => &[(DynamodbGetItem, Table), (DynamodbUpdateItem, Table), (DynamodbQuery, UnfinishedIndex), (EcsStopTask, ClusterTasks)],
+            Reconcile => &[
+                (DynamodbGetItem, Table),
+                (DynamodbUpdateItem, Table),
+                (DynamodbQuery, UnfinishedIndex),
+                (EcsStopTask, ClusterTasks),
+                (S3GetObject, ErrorReports),
+                (S3DeleteObject, SecretObjects),
+            ],
         }
     }
 }
@@ -913,6 +953,17 @@ pub mod ssm {
     /// so two environments in one account never share one.
     pub fn agent_path(project: &str, environment: &str) -> String {
         format!("/{project}/{environment}/agent/")
+    }
+
+    /// Where the tenants' secrets live: `/<project>/<environment>/tenants/`; a tenant's are below
+    /// it, one parameter per secret ([`tenant_secret`]).
+    pub fn tenants_path(project: &str, environment: &str) -> String {
+        format!("/{project}/{environment}/tenants/")
+    }
+
+    /// The parameter of a tenant's secret: `<tenants path><tenant>/<name>`.
+    pub fn tenant_secret(tenants_path: &str, tenant: &str, name: &str) -> String {
+        format!("{tenants_path}{tenant}/{name}")
     }
 }
 

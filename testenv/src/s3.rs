@@ -79,11 +79,19 @@ impl Bucket {
     /// hand the agent an invalid one), with a form for each of the job's fixed outputs, and a
     /// pre-signed GET of it: the value of `AGENT_MANIFEST_URL`.
     pub fn manifest(&self, task_id: &str, job: &serde_json::Value) -> Result<String, S3Error> {
-        self.manifest_with_caps(task_id, job, &[])
+        self.manifest_with_caps(task_id, job, &[], &[])
     }
 
-    /// As [`manifest`](Self::manifest), with smaller size caps for some outputs.
-    pub fn manifest_with_caps(&self, task_id: &str, job: &serde_json::Value, caps: &[(names::Output, u64)]) -> Result<String, S3Error> {
+    /// As [`manifest`](Self::manifest), with smaller size caps for some outputs, and the job's
+    /// secrets (name, value) in an object of their own that the manifest links to, as the
+    /// process function writes them.
+    pub fn manifest_with_caps(
+        &self,
+        task_id: &str,
+        job: &serde_json::Value,
+        caps: &[(names::Output, u64)],
+        secrets: &[(String, String)],
+    ) -> Result<String, S3Error> {
         // The forms the process function would make; every output's when the job is not valid
         // (the agent must still be able to write its error.json).
         let files = match serde_json::from_value::<names::job::JobSpec>(job.clone()) {
@@ -99,7 +107,15 @@ impl Bucket {
             let form = self.presign_post(&names::bucket::file_key(task_id, &file.path), file.content_type, max)?;
             uploads.insert(file.path, serde_json::to_value(form).map_err(call("form"))?);
         }
-        let manifest = serde_json::json!({ "version": names::manifest::VERSION, "job": job, "uploads": uploads });
+        let mut manifest = serde_json::json!({ "version": names::manifest::VERSION, "job": job, "uploads": uploads });
+        if !secrets.is_empty() {
+            let key = names::bucket::secrets_key(task_id);
+            let values: serde_json::Map<String, serde_json::Value> = secrets.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+            self.put(&key, serde_json::Value::Object(values).to_string().into_bytes(), "application/json")?;
+            let delete = self.client.delete_object().bucket(&self.name).key(&key);
+            let delete = self.runtime.block_on(delete.presigned(expiry())).map_err(call("presign DELETE"))?;
+            manifest["secrets"] = serde_json::json!({ "get": self.presign_get(&key)?, "delete": delete.uri() });
+        }
         let key = names::bucket::manifest_key(task_id);
         self.put(&key, manifest.to_string().into_bytes(), "application/json")?;
         self.presign_get(&key)

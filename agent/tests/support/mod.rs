@@ -145,6 +145,8 @@ pub struct Options {
     pub hosts: Vec<(String, String)>,
     /// Smaller upload size caps than the outputs' own.
     pub caps: Vec<(Output, u64)>,
+    /// The tenant secrets handed to the job (name, value).
+    pub secrets: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -156,6 +158,7 @@ impl Default for Options {
             extra_env: Vec::new(),
             hosts: Vec::new(),
             caps: Vec::new(),
+            secrets: Vec::new(),
         }
     }
 }
@@ -282,7 +285,7 @@ pub fn manifest_url(task_id: &str, job: &Value) -> String {
 pub fn job_env(task_id: &str, job: &Value, opts: &Options) -> Vec<(String, String)> {
     use names::env::agent as var;
     let mut env = vec![
-        (var::MANIFEST_URL.to_string(), env().bucket.manifest_with_caps(task_id, job, &opts.caps).unwrap_or_else(|e| panic!("{e}"))),
+        (var::MANIFEST_URL.to_string(), env().bucket.manifest_with_caps(task_id, job, &opts.caps, &opts.secrets).unwrap_or_else(|e| panic!("{e}"))),
         (var::TASK_ID.to_string(), task_id.to_string()),
         (
             var::SEARCH_URL_TEMPLATE.to_string(),
@@ -671,7 +674,7 @@ fn serve(mut s: TcpStream) {
             "200 OK",
             page(
                 "Sign in",
-                "<form method=post action=/session><input id=user name=user><input id=password name=password type=password><select id=plan name=plan><option value=free>Free</option><option value=team>Team</option></select><button id=go type=submit>Sign in</button></form>",
+                "<form method=post action=/session><input id=user name=user><input id=password name=password type=password><select id=plan name=plan><option value=free>Free</option><option value=team>Team</option></select><button id=go type=submit>Sign in</button></form><div id=echo></div><script>document.getElementById('password').addEventListener('input', (e) => { document.getElementById('echo').textContent = e.target.value; });</script>",
             ),
         ),
         "/session" => {

@@ -157,6 +157,7 @@ async fn submit(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError
         ecs_task_id: None,
         error_code: None,
         error_message: None,
+        error_step: None,
         exit_code: None,
         attempts: 0,
         idempotency_key: key,

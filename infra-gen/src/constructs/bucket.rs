@@ -85,6 +85,16 @@ impl OutputsBucket {
                         noncurrent_version_expiration: vec![S3NoncurrentExpiration { noncurrent_days: Val::Int(1) }],
                         abort_incomplete_multipart_upload: Vec::new(),
                     },
+                    // A job's secrets are deleted by its agent once read (and by the reconciler when
+                        // the task stops); should both fail, they go after a day.
+                    S3LifecycleRule {
+                        id: "expire-job-secrets".into(),
+                        status: "Enabled".into(),
+                        filter: vec![S3LifecycleFilter { prefix: Some(names::bucket::SECRETS_PREFIX.into()) }],
+                        expiration: vec![S3Expiration { days: Val::Int(names::bucket::SECRETS_EXPIRY_DAYS.into()) }],
+                        noncurrent_version_expiration: vec![S3NoncurrentExpiration { noncurrent_days: Val::Int(1) }],
+                        abort_incomplete_multipart_upload: Vec::new(),
+                    },
                     S3LifecycleRule {
                         id: "abort-incomplete-uploads".into(),
                         status: "Enabled".into(),
@@ -97,6 +107,7 @@ impl OutputsBucket {
             },
         )?;
         let jobs = bucket.arn() + "/" + names::bucket::JOBS_PREFIX + "*";
+        let secrets = bucket.arn() + "/" + names::bucket::SECRETS_PREFIX + "*";
         let policy = stack.data(
             f,
             "outputs_bucket_policy",
@@ -118,6 +129,12 @@ impl OutputsBucket {
                         .with_principal("AWS", vec![Val::lit("*")])
                         .with_condition("StringNotEquals", "aws:SourceVpce", vec![uploads_through.id()])
                         .with_condition("ArnNotEquals", "aws:PrincipalArn", writers),
+                    // A job's secrets are read only by its agent, through the VPC: not by a leaked
+                    // link elsewhere, nor by any principal of the account, however broad its
+                    // IAM policies.
+                    Statement::deny("SecretsReadOnlyThroughTheVpc", &["s3:GetObject"], vec![secrets])
+                        .with_principal("AWS", vec![Val::lit("*")])
+                        .with_condition("StringNotEquals", "aws:SourceVpce", vec![uploads_through.id()]),
                 ],
             },
         )?;
@@ -138,6 +155,19 @@ impl OutputsBucket {
     /// Read the jobs' manifests (the process function signs the agents' links to them).
     pub fn grant_read_manifests(&self, stack: &mut Stack, role: &Role, key: &Key) -> Result<(), Error> {
         role.grant(stack, Statement::allow("ReadManifests", &["s3:GetObject"], vec![self.bucket.arn() + "/" + &names::bucket::manifests_pattern()]))?;
+        key.grant_decrypt(stack, role)
+    }
+
+    /// The jobs' secrets (`secrets/*`): `actions` of them (the process function writes them and
+    /// signs the agent's links to read and delete them; the reconciler deletes what is left).
+    pub fn grant_secrets(&self, stack: &mut Stack, role: &Role, key: &Key, actions: &[&str]) -> Result<(), Error> {
+        role.grant(stack, Statement::allow("JobSecrets", actions, vec![self.objects(names::bucket::SECRETS_PREFIX)]))?;
+        key.grant_encrypt_decrypt(stack, role)
+    }
+
+    /// Read the agents' error reports (`jobs/*/error.json`).
+    pub fn grant_read_error_reports(&self, stack: &mut Stack, role: &Role, key: &Key) -> Result<(), Error> {
+        role.grant(stack, Statement::allow("ReadErrorReports", &["s3:GetObject"], vec![self.bucket.arn() + "/" + &names::bucket::error_reports_pattern()]))?;
         key.grant_decrypt(stack, role)
     }
 

@@ -182,7 +182,11 @@ impl Network {
                     Statement::allow("AgentUploads", &["s3:PutObject"], vec![outputs.clone() + "/" + names::bucket::JOBS_PREFIX + "*"])
                         .with_principal("AWS", anyone())
                         .with_condition("ArnEquals", "aws:PrincipalArn", props.upload_signers.clone()),
-                    Statement::allow("AgentManifests", &["s3:GetObject"], vec![outputs + "/" + &names::bucket::manifests_pattern()])
+                    Statement::allow("AgentManifests", &["s3:GetObject"], vec![outputs.clone() + "/" + &names::bucket::manifests_pattern()])
+                        .with_principal("AWS", anyone())
+                        .with_condition("ArnEquals", "aws:PrincipalArn", props.upload_signers.clone()),
+                    // A job's secrets: read once through a link, then deleted through another.
+                    Statement::allow("AgentSecrets", &["s3:DeleteObject", "s3:GetObject"], vec![outputs + "/" + names::bucket::SECRETS_PREFIX + "*"])
                         .with_principal("AWS", anyone())
                         .with_condition("ArnEquals", "aws:PrincipalArn", props.upload_signers.clone()),
                     // Signed by ECR's own account (layer download links), so no principal of ours
