@@ -70,10 +70,12 @@ test-infra: tools
 	$(MAKE) --no-print-directory generated-checks
 
 ## local: the whole system on this machine, no AWS, no Docker engine (Ctrl-C stops everything);
-## agents run as containers of the image (make image) where podman works, else as processes
+## agents run as containers of the image (make image) where podman works, else as processes;
+## SECRETS='TENANT:NAME=VALUE ...' gives tenants secrets for scripted jobs
 local: tools image
 	$(CARGO) build -q --workspace --bins
-	target/debug/local-stack $(if $(wildcard $(KEYS_FILE)),--api-key-generations $(KEYS_FILE))
+	target/debug/local-stack $(if $(wildcard $(KEYS_FILE)),--api-key-generations $(KEYS_FILE)) \
+	  $(foreach s,$(SECRETS),--tenant-secret '$(s)')
 
 ## e2e: one job end to end through the local stack, over HTTP as a client would
 e2e: tools image

@@ -581,3 +581,114 @@ async fn post_form(form: &names::manifest::Upload, content_type: &str, body: &'s
 fn query_param(url: &str, name: &str) -> Option<String> {
     reqwest::Url::parse(url).unwrap().query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
+
+/// Puts a tenant secret into SSM as an operator would (`aws ssm put-parameter --type SecureString`).
+async fn put_secret(app: &App, tenant: &str, name: &str, value: &str) {
+    let client = aws_sdk_ssm::Client::new(&sdk().await);
+    client
+        .put_parameter()
+        .name(names::ssm::tenant_secret(&app.config.tenant_secrets_path, tenant, name))
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+}
+
+fn login_steps(secret: &str) -> Value {
+    json!({"steps": [
+        {"action": "goto", "url": "https://example.org/login"},
+        {"action": "type", "selector": "#user", "secret": "user"},
+        {"action": "type", "selector": "#password", "secret": secret},
+        {"action": "press", "key": "Enter"},
+    ]})
+}
+
+#[tokio::test]
+async fn the_secrets_a_job_names_reach_it_in_an_object_of_their_own_read_once() {
+    let (tenant, other) = (unique("secrets"), unique("neighbour"));
+    let app = app(&[&tenant, &other]).await;
+    put_secret(&app, &tenant, "user", "ada@example.org").await;
+    put_secret(&app, &tenant, "password", "s3cr3t-of-the-tenant").await;
+    put_secret(&app, &tenant, "unrelated", "never-handed-over").await;
+    put_secret(&app, &other, "password", "the-neighbours-secret").await;
+    let id = submit(&app, &tenant, &login_steps("password").to_string()).await;
+    let job = app.store.get(&TaskId::parse(&id).unwrap()).await.unwrap().unwrap();
+    let env = process::overrides(&app, &job).await.unwrap().unwrap();
+    let overrides = serde_json::to_string(&env).unwrap();
+    let (_, raw) = http("GET", &env[0].1, b"").await;
+    for (what, text) in [("the overrides", overrides), ("the manifest", String::from_utf8(raw.clone()).unwrap()), ("the job", status_of(&app, &id).await.to_string())] {
+        assert!(!text.contains("s3cr3t") && !text.contains("ada@example.org"), "{what} hold a secret: {text}");
+    }
+    let manifest: Manifest = serde_json::from_slice(&raw).unwrap();
+    let links = manifest.secrets.expect("the manifest links the secrets");
+    let (code, got) = http("GET", &links.get, b"").await;
+    assert_eq!(code, 200);
+    let got: BTreeMap<String, String> = serde_json::from_slice(&got).unwrap();
+    // Exactly the ones the steps name, the tenant's own.
+    assert_eq!(got, BTreeMap::from([("password".into(), "s3cr3t-of-the-tenant".into()), ("user".into(), "ada@example.org".into())]));
+    assert_eq!(http("DELETE", &links.delete, b"").await.0, 204);
+    assert_eq!(http("GET", &links.get, b"").await.0, 404, "read once");
+
+    // Left behind by an agent that died: the reconciler deletes them when the task stops.
+    let again = process::overrides(&app, &job).await.unwrap().unwrap();
+    let (_, raw) = http("GET", &again[0].1, b"").await;
+    let links = serde_json::from_slice::<Manifest>(&raw).unwrap().secrets.unwrap();
+    assert_eq!(http("GET", &links.get, b"").await.0, 200);
+    let arn = "arn:aws:ecs:us-east-1:123456789012:task/c/secrets1";
+    force(&app, &id, JobStatus::Running, Some(arn)).await;
+    reconcile_event(&app, &id, arn, TaskStatus::Stopped, container(Some(137), None), Some(StopCode::EssentialContainerExited)).await;
+    assert_eq!(http("GET", &links.get, b"").await.0, 404, "deleted by the reconciler");
+}
+
+#[tokio::test]
+async fn a_job_naming_a_secret_its_tenant_lacks_fails_before_a_task_starts() {
+    let (tenant, other) = (unique("nosecret"), unique("hasit"));
+    let app = app(&[&tenant, &other]).await;
+    put_secret(&app, &tenant, "user", "ada").await;
+    // Another tenant's secret of that name is not this tenant's.
+    put_secret(&app, &other, "password", "theirs").await;
+    let id = submit(&app, &tenant, &login_steps("password").to_string()).await;
+    let outcome = process::message(&app, &process::Message { body: Some(&job_message(&id)), receive_count: 1 }).await;
+    assert!(matches!(outcome, Outcome::Failed(_)), "{outcome:?}");
+    let job = status_of(&app, &id).await;
+    assert_eq!(job["status"], "FAILED");
+    assert_eq!(job["error"]["code"], ErrorCode::SecretNotFound.as_str());
+    let message = job["error"]["message"].as_str().unwrap();
+    assert!(message.contains("`password`") && !message.contains("`user`"), "{message}");
+    assert!(message.contains(&format!("/tenants/{tenant}/")), "{message}");
+    assert!(job.get("ecs_task_id").is_none(), "no task was started: {job}");
+    let links = app.outputs.presign_secrets(&TaskId::parse(&id).unwrap(), std::time::Duration::from_secs(60)).await.unwrap();
+    assert_eq!(http("GET", &links.get, b"").await.0, 404, "no secrets were written");
+}
+
+/// A scripted job whose agent uploads `body` as its error.json and exits with the step code.
+async fn report(app: &App, tenant: &str, arn: &str, body: Value) -> Value {
+    let id = submit(app, tenant, r#"{"steps": [{"action": "goto", "url": "https://example.org/"}, {"action": "assert", "text": "Welcome"}]}"#).await;
+    let job = app.store.get(&TaskId::parse(&id).unwrap()).await.unwrap().unwrap();
+    let env = process::overrides(app, &job).await.unwrap().unwrap();
+    let (_, raw) = http("GET", &env[0].1, b"").await;
+    let manifest: Manifest = serde_json::from_slice(&raw).unwrap();
+    let form = &manifest.uploads[Output::Error.file_name()];
+    let body: &'static [u8] = Box::leak(body.to_string().into_bytes().into_boxed_slice());
+    assert_eq!(post_form(form, Output::Error.content_type(), body).await, 204);
+    force(app, &id, JobStatus::Running, Some(arn)).await;
+    reconcile_event(app, &id, arn, TaskStatus::Stopped, container(Some(names::agent::exit::STEP.into()), None), Some(StopCode::EssentialContainerExited)).await;
+    status_of(app, &id).await
+}
+
+#[tokio::test]
+async fn a_failed_agent_s_error_report_becomes_the_job_s_error() {
+    let tenant = unique("report");
+    let app = app(&[&tenant]).await;
+    let arn = "arn:aws:ecs:us-east-1:123456789012:task/c/report1";
+    let job = report(&app, &tenant, arn, json!({"code": "ASSERTION_FAILED", "message": "the page does not contain the text \"Welcome\"", "stage": "steps", "step": 1})).await;
+    assert_eq!(job["error"]["code"], ErrorCode::AssertionFailed.as_str(), "{job}");
+    assert_eq!(job["error"]["step"], 1);
+    assert!(job["error"]["message"].as_str().unwrap().starts_with("the page does not contain the text \"Welcome\""), "{job}");
+    // A report the agent (which runs untrusted pages) got wrong is not believed.
+    let job = report(&app, &tenant, arn, json!({"code": "ALL_FINE", "message": "nothing to see"})).await;
+    assert_eq!(job["error"]["code"], ErrorCode::AgentFailed.as_str(), "{job}");
+    assert!(job["error"].get("step").is_none());
+}

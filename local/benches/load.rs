@@ -28,6 +28,7 @@ async fn main() {
         max_tasks: 50,
         command: AgentCommand::Trivial("true".into()),
         egress_allow: Vec::new(),
+        tenant_secrets: Vec::new(),
         verbose: false,
     })
     .await

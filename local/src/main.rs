@@ -52,6 +52,11 @@ struct Cli {
     /// are otherwise refused, as in AWS.
     #[arg(long, value_delimiter = ',')]
     egress_allow: Vec<String>,
+    /// A tenant secret for scripted jobs' `type` steps (`"secret": NAME`), put into the
+    /// emulator's SSM where the process function reads it in AWS; repeatable. For local testing:
+    /// a command line is visible to other users of the machine.
+    #[arg(long, value_name = "TENANT:NAME=VALUE")]
+    tenant_secret: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -112,6 +117,16 @@ async fn main() -> std::process::ExitCode {
         },
         None => Default::default(),
     };
+    let mut tenant_secrets = Vec::new();
+    for s in &cli.tenant_secret {
+        match local_stack::provision::TenantSecret::parse(s, &cli.tenants) {
+            Ok(secret) => tenant_secrets.push(secret),
+            Err(e) => {
+                eprintln!("local-stack: --tenant-secret {e}");
+                return std::process::ExitCode::from(2);
+            }
+        }
+    }
     let options = Options {
         root,
         api_port: cli.port,
@@ -123,6 +138,7 @@ async fn main() -> std::process::ExitCode {
         max_tasks: cli.max_tasks.max(1),
         command,
         egress_allow: cli.egress_allow.clone(),
+        tenant_secrets,
         verbose: true,
     };
     let stack = match LocalStack::start(options).await {

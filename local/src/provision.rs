@@ -27,6 +27,53 @@ pub struct Settings {
     pub search_url_template: String,
 }
 
+/// A tenant's secret for scripted jobs (`--tenant-secret TENANT:NAME=VALUE`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantSecret {
+    pub tenant: String,
+    pub name: String,
+    pub value: String,
+}
+
+impl TenantSecret {
+    /// Reads `TENANT:NAME=VALUE` (the value may hold any character, `=` and `:` included) for
+    /// one of `tenants`.
+    pub fn parse(s: &str, tenants: &[String]) -> Result<TenantSecret, String> {
+        let usage = || format!("`{}`: a tenant secret is TENANT:NAME=VALUE", s.split('=').next().unwrap_or_default());
+        let (head, value) = s.split_once('=').ok_or_else(usage)?;
+        let (tenant, name) = head.split_once(':').ok_or_else(usage)?;
+        if !tenants.iter().any(|t| t == tenant) {
+            return Err(format!("`{tenant}` is not one of the tenants ({})", tenants.join(", ")));
+        }
+        if names::step::name(0, "secret", name).is_err() {
+            return Err(format!(
+                "the secret name `{name}` must be 1 to {} letters, digits, `-` and `_`, starting with a letter or digit",
+                names::step::NAME_MAX_CHARS
+            ));
+        }
+        if value.is_empty() {
+            return Err(format!("the secret `{name}` of `{tenant}` is empty"));
+        }
+        Ok(TenantSecret { tenant: tenant.into(), name: name.into(), value: value.into() })
+    }
+}
+
+/// Puts the secrets where the process function reads them, as SecureStrings.
+pub async fn put_tenant_secrets(sdk: &aws_config::SdkConfig, config: &Config, secrets: &[TenantSecret]) -> Result<(), String> {
+    let ssm = aws_sdk_ssm::Client::new(sdk);
+    for s in secrets {
+        ssm.put_parameter()
+            .name(names::ssm::tenant_secret(&config.tenant_secrets_path, &s.tenant, &s.name))
+            .value(&s.value)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .overwrite(true)
+            .send()
+            .await
+            .map_err(err("tenant secret"))?;
+    }
+    Ok(())
+}
+
 /// API key generations by tenant, as the Terraform variable `api_key_generations` holds them
 /// (absent: `[1]`).
 pub type Generations = BTreeMap<String, Vec<u32>>;
@@ -243,4 +290,22 @@ fn container_definition(td: &TaskDefinition) -> ContainerDefinition {
             c.secrets.iter().filter_map(|s| Secret::builder().name(&s.name).value_from(&s.value_from).build().ok()).collect(),
         ))
         .build()
+}
+
+#[cfg(test)]
+mod tenant_secret_tests {
+    use super::TenantSecret;
+
+    #[test]
+    fn a_tenant_secret_is_tenant_name_and_any_value() {
+        let tenants = vec!["acme".to_string()];
+        let s = TenantSecret::parse("acme:portal-password=a:b=c", &tenants).unwrap();
+        assert_eq!((s.tenant.as_str(), s.name.as_str(), s.value.as_str()), ("acme", "portal-password", "a:b=c"));
+        assert!(TenantSecret::parse("other:pw=x", &tenants).unwrap_err().contains("not one of the tenants"));
+        assert!(TenantSecret::parse("acme:pw", &tenants).unwrap_err().contains("TENANT:NAME=VALUE"));
+        assert!(TenantSecret::parse("acme:a/b=x", &tenants).unwrap_err().contains("letters, digits"));
+        assert!(TenantSecret::parse("acme:pw=", &tenants).unwrap_err().contains("empty"));
+        // The error never repeats the value.
+        assert!(!TenantSecret::parse("nobody:pw=hunter2", &tenants).unwrap_err().contains("hunter2"));
+    }
 }

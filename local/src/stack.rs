@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::gateway::{ApiKey, Gateway};
-use crate::provision::{provision, Settings};
+use crate::provision::{provision, Settings, TenantSecret};
 use crate::runner::{AgentCommand, Runner, RunnerSettings};
 
 #[derive(Clone, Debug)]
@@ -29,6 +29,8 @@ pub struct Options {
     /// Origins (`host:port`) or networks the agents may reach besides the fixture page, for
     /// testing against one's own pages.
     pub egress_allow: Vec<String>,
+    /// Tenant secrets put into the emulator's SSM, as an operator puts them into AWS's.
+    pub tenant_secrets: Vec<TenantSecret>,
     /// Log progress to stderr.
     pub verbose: bool,
 }
@@ -85,6 +87,7 @@ impl LocalStack {
         let settings = Settings::new(&o.tenants, &o.api_key_generations, template);
         let (config, task_definition) = provision(&o.root, &sdk, &settings).await?;
         let app = Arc::new(functions::App::new(&sdk, config.clone(), names::Function::ALL.to_vec()));
+        crate::provision::put_tenant_secrets(&sdk, &config, &o.tenant_secrets).await?;
 
         let (stop, stop_rx) = watch::channel(false);
         say(v, "starting the SQS poller");

@@ -11,12 +11,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+/// test-tenant's secret; nothing the stack keeps or shows may hold it.
+const SECRET: &str = "e2e-Secret\"<value>&1";
+
 struct Stack {
     child: Child,
     api: String,
     keys: Vec<String>,
     emulator_port: String,
     agents: String,
+    /// The fixture pages' origin (`http://127.0.0.1:port`).
+    fixture: String,
 }
 
 /// A failing test still stops the stack it started.
@@ -43,19 +48,22 @@ fn start() -> Stack {
     let port = testenv::free_port().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_local-stack"))
         .args(["--port", &port.to_string(), "--fixture-port", "0", "--agent-runtime", "container"])
+        .arg(format!("--tenant-secret=test-tenant:portal-password={SECRET}"))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start local-stack");
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
-    let (mut api, mut keys, mut emulator, mut agents) = (String::new(), Vec::new(), String::new(), String::new());
+    let (mut api, mut keys, mut emulator, mut agents, mut fixture) = (String::new(), Vec::new(), String::new(), String::new(), String::new());
     for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(u) = line.strip_prefix("API:") {
             api = u.trim().to_string();
         } else if let Some(k) = line.strip_prefix("API key:") {
             keys.push(k.split_whitespace().next().unwrap().to_string());
+        } else if let Some(f) = line.strip_prefix("Fixtures:") {
+            fixture = f.trim().split("/search").next().unwrap().to_string();
         } else if let Some(a) = line.strip_prefix("Agents:") {
             agents = a.trim().to_string();
         } else if let Some(e) = line.strip_prefix("Emulator:") {
@@ -66,7 +74,7 @@ fn start() -> Stack {
     }
     std::thread::spawn(move || lines.for_each(drop));
     assert!(!api.is_empty() && keys.len() >= 2, "local-stack did not print its API URL and keys");
-    Stack { child, api, keys, emulator_port: emulator, agents }
+    Stack { child, api, keys, emulator_port: emulator, agents, fixture }
 }
 
 fn stack_emulator_url(stack: &Stack) -> String {
@@ -184,6 +192,8 @@ async fn end_to_end() {
     }
     assert!(events >= 2 && pages >= 2, "{events} log events in {pages} pages");
 
+    scripted_job_with_a_secret(&client, &jobs, &key, &stack).await;
+
     // Tenancy, a missing key, an unknown route.
     let (status, _) = call(&client, reqwest::Method::GET, &job_url, Some(&other), None).await;
     assert_eq!(status, 404, "another tenant's job is not found");
@@ -199,6 +209,8 @@ async fn end_to_end() {
     let sneaky_url = format!("{jobs}/{}", sneaky["task_id"].as_str().unwrap());
     let job = wait_for(&client, &sneaky_url, &key, &["COMPLETED", "FAILED"], Duration::from_secs(120)).await;
     assert_eq!(job["status"], "FAILED", "{job}");
+    // The agent's own report: the code a client can act on, and its words.
+    assert_eq!(job["error"]["code"], names::job::ErrorCode::EgressRefused.as_str(), "{job}");
     assert!(job["error"]["message"].as_str().unwrap_or_default().contains(&format!("exit code {}", names::agent::exit::EGRESS_REFUSED)), "{job}");
 
     // A slow job, cancelled while its agent runs.
@@ -249,6 +261,132 @@ async fn end_to_end() {
     assert!(processes_with(&scratch).is_empty(), "agents are still running");
     assert!(containers_of(pid).is_empty(), "containers are left: {:?}", containers_of(pid));
     eprintln!("e2e: passed in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// A scripted job signs in with test-tenant's secret, pulls values out, writes a named
+/// screenshot and a PDF; the client fetches every file through its link. Then the secret is
+/// looked for everywhere: every output, every object in the emulator's buckets, every log event,
+/// every table item, every task's overrides.
+async fn scripted_job_with_a_secret(client: &reqwest::Client, jobs: &str, key: &str, stack: &Stack) {
+    let origin = &stack.fixture;
+    let body = json!({ "options": { "capture_html": true }, "steps": [
+        { "action": "goto", "url": format!("{origin}/login") },
+        { "action": "type", "selector": "#user", "text": "ada" },
+        { "action": "type", "selector": "#password", "secret": "portal-password" },
+        { "action": "extract", "name": "echo", "selector": "#echo" },
+        { "action": "click", "selector": "#go" },
+        { "action": "wait_for", "selector": "#welcome", "timeout_ms": 10000 },
+        { "action": "extract", "name": "invoices", "selector": ".invoice", "all": true },
+        { "action": "extract", "name": "length", "selector": "#password-length" },
+        { "action": "screenshot", "name": "account" },
+        { "action": "pdf", "name": "account" },
+    ] });
+    let (status, created) = call(client, reqwest::Method::POST, jobs, Some(key), Some(body)).await;
+    assert_eq!(status, 202, "{created}");
+    let job_url = format!("{jobs}/{}", created["task_id"].as_str().unwrap());
+    let job = wait_for(client, &job_url, key, &["COMPLETED", "FAILED"], Duration::from_secs(120)).await;
+    assert_eq!(job["status"], "COMPLETED", "{job}");
+    let outputs = &job["outputs"];
+    let fetch = |url: &str| {
+        let req = client.get(url.to_string());
+        async move {
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status().as_u16(), 200);
+            resp.bytes().await.unwrap().to_vec()
+        }
+    };
+    let result: Value = serde_json::from_slice(&fetch(outputs["result"].as_str().unwrap()).await).unwrap();
+    assert_eq!(result["kind"], "script");
+    assert_eq!(result["extracted"]["invoices"], json!(["INV-1", "INV-2"]), "{result}");
+    assert_eq!(result["extracted"]["length"], SECRET.chars().count().to_string(), "the secret was typed whole");
+    assert_eq!(result["extracted"]["echo"], "[secret:portal-password]");
+    let files = outputs["files"].as_object().unwrap_or_else(|| panic!("no files in {job}"));
+    assert_eq!(files.keys().collect::<Vec<_>>(), ["account.pdf", "account.png"]);
+    assert!(fetch(files["account.pdf"].as_str().unwrap()).await.starts_with(b"%PDF-"));
+    assert!(fetch(files["account.png"].as_str().unwrap()).await.starts_with(b"\x89PNG"));
+    let mut texts = vec![("the status".to_string(), job.to_string())];
+    for (name, link) in outputs.as_object().unwrap() {
+        if let Some(link) = link.as_str() {
+            texts.push((name.clone(), String::from_utf8_lossy(&fetch(link).await).into_owned()));
+        }
+    }
+    for (what, text) in &texts {
+        assert!(!text.contains(SECRET) && !text.contains("e2e-Secret"), "{what} holds the secret");
+    }
+    let found = emulator_holds(&stack.emulator_port, "e2e-Secret").await;
+    // Only where the operator put it.
+    assert_eq!(found, ["ssm parameter /infra-demo/dev/tenants/test-tenant/portal-password"], "the secret is kept elsewhere too");
+    // The search looks where it says: it finds what is there.
+    let redacted = emulator_holds(&stack.emulator_port, "[secret:portal-password]").await;
+    assert!(redacted.iter().any(|w| w.ends_with("/result.json")), "{redacted:?}");
+    let read = emulator_holds(&stack.emulator_port, "secrets read and deleted").await;
+    assert!(read.iter().any(|w| w.ends_with("/agent.log")) && read.iter().any(|w| w.starts_with("log group")), "{read:?}");
+    let task_id = created["task_id"].as_str().unwrap();
+    let seen = emulator_holds(&stack.emulator_port, task_id).await;
+    assert!(seen.iter().any(|w| w.starts_with("table")) && seen.iter().any(|w| w.starts_with("ecs task overrides")), "{seen:?}");
+}
+
+/// Every place in the emulator (objects, log events, table items, task overrides, parameters)
+/// whose content contains `needle`.
+async fn emulator_holds(port: &str, needle: &str) -> Vec<String> {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .region(aws_config::Region::new(names::defaults::AWS_REGION))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "e2e"))
+        .load()
+        .await;
+    let mut found = Vec::new();
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    for bucket in s3.list_buckets().send().await.unwrap().buckets() {
+        let name = bucket.name().unwrap();
+        let objects = s3.list_objects_v2().bucket(name).send().await.unwrap();
+        for o in objects.contents() {
+            let key = o.key().unwrap();
+            let body = s3.get_object().bucket(name).key(key).send().await.unwrap().body.collect().await.unwrap().into_bytes();
+            if String::from_utf8_lossy(&body).contains(needle) {
+                found.push(format!("s3 object {name}/{key}"));
+            }
+        }
+    }
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    for group in logs.describe_log_groups().send().await.unwrap().log_groups() {
+        let name = group.log_group_name().unwrap();
+        let events = logs.filter_log_events().log_group_name(name).send().await.unwrap();
+        if events.events().iter().any(|e| e.message().unwrap_or_default().contains(needle)) {
+            found.push(format!("log group {name}"));
+        }
+    }
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    for table in ddb.list_tables().send().await.unwrap().table_names() {
+        let items = ddb.scan().table_name(table).send().await.unwrap();
+        if items.items().iter().any(|i| format!("{i:?}").contains(needle)) {
+            found.push(format!("table {table}"));
+        }
+    }
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
+    for cluster in ecs.list_clusters().send().await.unwrap().cluster_arns() {
+        let arns: Vec<String> = ecs.list_tasks().cluster(cluster).send().await.unwrap().task_arns().to_vec();
+        let stopped: Vec<String> = ecs.list_tasks().cluster(cluster).desired_status(aws_sdk_ecs::types::DesiredStatus::Stopped).send().await.unwrap().task_arns().to_vec();
+        for chunk in arns.iter().chain(&stopped).collect::<Vec<_>>().chunks(100) {
+            let tasks = ecs.describe_tasks().cluster(cluster).set_tasks(Some(chunk.iter().map(|s| s.to_string()).collect())).send().await.unwrap();
+            // (The SDK's Debug hides the environment as sensitive: read it out.)
+            let values = tasks.tasks().iter().flat_map(|t| t.overrides().map(|o| o.container_overrides()).unwrap_or_default());
+            let mut values = values.flat_map(|c| c.environment()).flat_map(|kv| [kv.name().unwrap_or_default(), kv.value().unwrap_or_default()]);
+            if values.any(|v| v.contains(needle)) {
+                found.push(format!("ecs task overrides in {cluster}"));
+            }
+        }
+    }
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let params = ssm.describe_parameters().send().await.unwrap();
+    for p in params.parameters() {
+        let name = p.name().unwrap();
+        let value = ssm.get_parameter().name(name).with_decryption(true).send().await.unwrap();
+        if value.parameter().and_then(|p| p.value()).unwrap_or_default().contains(needle) {
+            found.push(format!("ssm parameter {name}"));
+        }
+    }
+    found
 }
 
 fn form_urlencoded_encode(s: &str) -> String {

@@ -37,6 +37,7 @@ async fn start(file: &Path) -> LocalStack {
         max_tasks: 2,
         command: AgentCommand::Trivial("true".into()),
         egress_allow: Vec::new(),
+        tenant_secrets: Vec::new(),
         verbose: false,
     })
     .await
