@@ -871,6 +871,7 @@ pub mod agent {
                 CAPTURE => "capture failed",
                 UPLOAD => "upload failed",
                 INTERNAL => "internal error",
+                STEP => "a step failed",
                 PANIC => "agent crashed",
                 TERMINATED => "stopped",
                 _ => "unknown failure",
