@@ -37,8 +37,10 @@ image-resolves: system-packages
 lint-agent:
 	$(HADOLINT) agent/Dockerfile
 
-## bench-agent: the agent's whole job against bare `chromium --headless --screenshot` of the same page
+## bench-agent: the agent's whole job against bare `chromium --headless --screenshot` of the same
+## page, and a 10-step scripted job against the same steps in Python Playwright
 bench-agent: agent-tools
+	scripts/tools.sh bench
 	$(CARGO) bench -p agent --bench job
 
 ## bench-image: the image's size and packages, container start to first log line, and a job in

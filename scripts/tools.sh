@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the test tools into .tools/ (ignored by git), idempotently: a Python virtualenv with
-# checkov, the moto server, parliament (the IAM policy linter) and the AWS CLI, and (with `mermaid`) the Mermaid parser from npm. Debian packages
+# checkov, the moto server, parliament (the IAM policy linter) and the AWS CLI, (with `mermaid`) the Mermaid parser from npm,
+# and (with `bench`) Python Playwright in a virtualenv of its own. Debian packages
 # come from scripts/system-packages.sh.
 # Quick when everything is already there: each step checks before it installs.
 set -euo pipefail
@@ -12,7 +13,11 @@ MOTO_VERSION=5.2.5
 PARLIAMENT_VERSION=1.6.4
 # The AWS CLI (v1, from PyPI) runs scripts/deploy.sh's state backend set-up against moto in the tests.
 AWSCLI_VERSION=1.46.3
+# Python Playwright, what `make bench` compares scripted jobs against (it drives Debian's Chromium:
+# no browser download).
+PLAYWRIGHT_VERSION=1.65.2
 VENV=.tools/venv
+BENCH_VENV=.tools/bench-venv
 
 python_tools() {
   local stamp="$VENV/.installed-checkov-$CHECKOV_VERSION-moto-$MOTO_VERSION-parliament-$PARLIAMENT_VERSION-awscli-$AWSCLI_VERSION"
@@ -40,9 +45,21 @@ mermaid() {
   touch "$stamp"
 }
 
+# A virtualenv of its own, so the test tools' stays as small as it is.
+bench_tools() {
+  local stamp="$BENCH_VENV/.installed-playwright-$PLAYWRIGHT_VERSION"
+  [ -f "$stamp" ] && return 0
+  echo "tools: installing playwright $PLAYWRIGHT_VERSION into $BENCH_VENV (once)"
+  [ -x "$BENCH_VENV/bin/python" ] || python3 -m venv "$BENCH_VENV"
+  "$BENCH_VENV/bin/pip" install --quiet --disable-pip-version-check "playwright==$PLAYWRIGHT_VERSION"
+  rm -f "$BENCH_VENV"/.installed-*
+  touch "$stamp"
+}
+
 case "${1:-python}" in
   python) python_tools ;;
   mermaid) mermaid ;;
+  bench) bench_tools ;;
   all) python_tools; mermaid ;;
-  *) echo "usage: $0 [python|mermaid|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [python|mermaid|bench|all]" >&2; exit 2 ;;
 esac

@@ -1,6 +1,8 @@
 //! The agent's whole job against bare `chromium --headless --screenshot` of the same fixture
-//! page, side by side in one run: wall time and peak RSS of the whole process tree (agent,
-//! chromedriver, Chromium and its helpers). Prints medians and ratios; not a timed test.
+//! page, and a 10-step scripted job against the same 10 steps in Python Playwright driving the
+//! same Chromium, each pair side by side in one run: wall time and peak RSS of the whole process
+//! tree (agent or Python and Playwright's driver, chromedriver, Chromium and its helpers). Prints
+//! medians and ratios; not a timed test.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -69,6 +71,88 @@ fn main() {
         "(PSS: proportional set sizes of agent + chromedriver + every Chromium process, summed and"
     );
     println!(" sampled every 5 ms; RSS of the largest process is the figure `time -v` reports)");
+    scripted(agent, &chromium, env.moto_pid);
+}
+
+/// The bench's script: sign in, choose a plan, go to the invoices, pull values out.
+fn ten_steps(origin: &str) -> serde_json::Value {
+    json!([
+        { "action": "goto", "url": format!("{origin}/login") },
+        { "action": "type", "selector": "#user", "text": "ada" },
+        { "action": "type", "selector": "#password", "text": support::LOGIN_PASSWORD },
+        { "action": "select", "selector": "#plan", "value": "team" },
+        { "action": "click", "selector": "#go" },
+        { "action": "wait_for", "selector": "#welcome" },
+        { "action": "extract", "name": "plan", "selector": "#plan" },
+        { "action": "click", "selector": "#invoices" },
+        { "action": "wait_for", "url": "page=1" },
+        { "action": "extract", "name": "numbers", "selector": ".number", "all": true },
+    ])
+}
+
+/// The agent's 10-step job (uploads included) against agent/benches/playwright_steps.py (the same
+/// steps, the final screenshot and the values written to files), alternating.
+fn scripted(agent: &Path, chromium: &str, moto: u32) {
+    let python = testenv::root().join(".tools/bench-venv/bin/python");
+    assert!(python.exists(), "{} is missing: `scripts/tools.sh bench` installs Playwright (make bench-agent does)", python.display());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/playwright_steps.py");
+    let origin = format!("http://{}", support::fixture_origin());
+    let steps = ten_steps(&origin);
+    println!("bench-agent: a 10-step script, {RUNS} runs each, alternating, on {origin}/login");
+    println!("  agent:      the job {{\"steps\": [10 steps]}}: manifest, Chromium, steps, capture, uploads");
+    println!("  playwright: {} (Python Playwright, the same Chromium)", script.display());
+    let run_agent = || {
+        let task_id = support::unique_task_id();
+        let scratch = scratch_dir(&task_id);
+        let mut cmd = std::process::Command::new(agent);
+        cmd.env(names::env::agent::MANIFEST_URL, support::manifest_url(&task_id, &json!({ "task_id": task_id, "steps": steps })))
+            .env(names::env::agent::EGRESS_ALLOW, support::fixture_origin())
+            .env(names::env::agent::SCRATCH_DIR, &scratch)
+            .env(names::env::agent::CHROMIUM_PATH, chromium)
+            .stdout(std::fs::File::create(scratch.with_extension("log")).unwrap());
+        let sample = measure(cmd, moto);
+        let log = std::fs::read_to_string(scratch.with_extension("log")).unwrap_or_default();
+        assert_eq!(sample.code, Some(0), "the agent failed:\n{log}");
+        let result: serde_json::Value = serde_json::from_slice(&support::env().get(&names::bucket::output_key(&task_id, names::Output::Result)).expect("result.json")).unwrap();
+        assert_eq!(result["extracted"]["numbers"], json!(["INV-101", "INV-102", "INV-103"]), "{result}");
+        let _ = std::fs::remove_file(scratch.with_extension("log"));
+        let _ = std::fs::remove_dir_all(scratch);
+        sample
+    };
+    let run_playwright = || {
+        let scratch = scratch_dir(&support::unique_task_id());
+        let mut cmd = std::process::Command::new(&python);
+        cmd.arg(&script).arg(chromium).arg(&origin).arg(support::LOGIN_PASSWORD).arg(&scratch)
+            .env("HOME", &scratch)
+            .stdout(std::process::Stdio::null());
+        let sample = measure(cmd, moto);
+        assert_eq!(sample.code, Some(0), "the Playwright script failed");
+        let result: serde_json::Value = serde_json::from_slice(&std::fs::read(scratch.join("result.json")).unwrap()).unwrap();
+        assert_eq!(result["extracted"]["numbers"], json!(["INV-101", "INV-102", "INV-103"]), "{result}");
+        assert!(scratch.join("screenshot.png").exists());
+        let _ = std::fs::remove_dir_all(scratch);
+        sample
+    };
+    let _ = (run_agent(), run_playwright());
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for i in 0..RUNS {
+        let (x, y) = (run_agent(), run_playwright());
+        println!(
+            "  run {}: agent {:>5.0} ms, PSS {:>5.1} MiB | playwright {:>5.0} ms, PSS {:>5.1} MiB",
+            i + 1,
+            ms(x.wall),
+            mib(x.peak_pss),
+            ms(y.wall),
+            mib(y.peak_pss)
+        );
+        a.push(x);
+        b.push(y);
+    }
+    let med = |v: &[Sample], f: fn(&Sample) -> f64| median(v.iter().map(f));
+    let (x, y) = (med(&a, |s| ms(s.wall)), med(&b, |s| ms(s.wall)));
+    println!("median wall time:        agent {x:>7.1} ms, playwright {y:>7.1} ms, ratio {:.2}x (target <= 0.80x)", x / y);
+    let (x, y) = (med(&a, |s| mib(s.peak_pss)), med(&b, |s| mib(s.peak_pss)));
+    println!("median peak PSS (tree):  agent {x:>7.1} MiB, playwright {y:>7.1} MiB, ratio {:.2}x", x / y);
 }
 
 fn run_agent_once(agent: &Path, url: &str, moto: u32) -> Sample {
@@ -79,7 +163,7 @@ fn run_agent_once(agent: &Path, url: &str, moto: u32) -> Sample {
         names::env::agent::MANIFEST_URL,
         support::manifest_url(&task_id, &json!({ "task_id": task_id, "url": url })),
     )
-    .env(names::env::agent::EGRESS_ALLOW, "127.0.0.1")
+    .env(names::env::agent::EGRESS_ALLOW, support::fixture_origin())
     .env(names::env::agent::SCRATCH_DIR, &scratch)
     .stdout(std::fs::File::create(scratch.with_extension("log")).unwrap());
     let sample = measure(cmd, moto);

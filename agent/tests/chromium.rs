@@ -368,6 +368,10 @@ fn a_script_signs_in_clicks_through_pages_and_keeps_what_it_extracts() {
     let pdf = run.file("files/page-2.pdf").expect("files/page-2.pdf uploaded");
     assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
     assert!(pdf.len() > 1000, "{} bytes", pdf.len());
+    // At least one page object (`/Type /Page`, not the `/Pages` tree).
+    let text = String::from_utf8_lossy(&pdf).replace("/Type /Page", "/Type/Page");
+    let pages = text.matches("/Type/Page").count() - text.matches("/Type/Pages").count();
+    assert!(pages >= 1, "no page in the PDF");
     let (w, _) = support::png_size(&run.file("files/whole.png").expect("files/whole.png uploaded"));
     assert_eq!(w, 1280);
     let files: Vec<&str> = result["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
