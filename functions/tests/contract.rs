@@ -51,6 +51,7 @@ impl Recorder {
                     "s3" => "s3",
                     "ecs" => "ecs",
                     "cloudwatchlogs" | "cloudwatch logs" | "logs" => "logs",
+                    "ssm" => "ssm",
                     other => panic!("unexpected service {other}"),
                 };
                 let action = match (prefix, op.as_str()) {
@@ -74,6 +75,7 @@ async fn recording_app(f: Function, config: functions::config::Config, rec: &Rec
     app.tasks.client = aws_sdk_ecs::Client::from_conf(aws_sdk_ecs::config::Builder::from(&sdk).interceptor(rec.clone()).build());
     app.logs.client =
         aws_sdk_cloudwatchlogs::Client::from_conf(aws_sdk_cloudwatchlogs::config::Builder::from(&sdk).interceptor(rec.clone()).build());
+    app.secrets.client = aws_sdk_ssm::Client::from_conf(aws_sdk_ssm::config::Builder::from(&sdk).interceptor(rec.clone()).build());
     app
 }
 
@@ -121,6 +123,24 @@ async fn handlers_call_exactly_what_their_roles_allow() {
     let job = base.store.get(&functions::model::TaskId::parse(&id).unwrap()).await.unwrap().unwrap().view();
     let task_arn = job["ecs_task_arn"].as_str().or(job["ecs_task_id"].as_str()).map(str::to_owned);
     let task_arn = task_arn.expect("process recorded the task");
+    // A script typing a tenant secret (read from SSM, written for its agent), and one naming a
+    // secret the tenant lacks (failed, its secrets object deleted).
+    aws_sdk_ssm::Client::new(&sdk().await)
+        .put_parameter()
+        .name(names::ssm::tenant_secret(&config.tenant_secrets_path, &tenant, "pw"))
+        .value("contract-secret")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+    let script = |secret: &str| format!(r#"{{"steps": [{{"action": "goto", "url": "https://example.org/"}}, {{"action": "type", "selector": "input", "secret": "{secret}"}}]}}"#);
+    let scripted = common::submit(&base, &tenant, &script("pw")).await;
+    let missing = common::submit(&base, &tenant, &script("nope")).await;
+    let resp = process::batch(&process, sqs_event(&[(&job_message(&scripted), 1), (&job_message(&missing), 1)])).await;
+    assert!(resp.batch_item_failures.is_empty());
+    let scripted_job = base.store.get(&functions::model::TaskId::parse(&scripted).unwrap()).await.unwrap().unwrap();
+    assert_eq!(base.store.get(&functions::model::TaskId::parse(&missing).unwrap()).await.unwrap().unwrap().status, names::JobStatus::Failed);
 
     // An output exists and the container wrote a log line.
     base.outputs.client.put_object().bucket(&config.bucket).key(names::bucket::output_key(&id, names::Output::Result)).body(b"{}".to_vec().into()).send().await.unwrap();
@@ -152,6 +172,10 @@ async fn handlers_call_exactly_what_their_roles_allow() {
     let reconciler = recording_app(Function::Reconcile, config.clone(), &rec(Function::Reconcile)).await;
     let running = task_event(&config.cluster_arn, &task_arn, &id, names::ecs::TaskStatus::Running, running_container(), None);
     reconcile::event(&reconciler, &running).await.unwrap();
+    // The scripted job's agent fails a step: its error report is read, its secrets deleted.
+    let scripted_arn = scripted_job.ecs_task_arn.clone().expect("the scripted job's task");
+    let stopped = task_event(&config.cluster_arn, &scripted_arn, &scripted, names::ecs::TaskStatus::Stopped, container(Some(10), None), None);
+    reconcile::event(&reconciler, &stopped).await.unwrap();
     let overdue = submit_job(&base, &tenant).await;
     process::batch(&base, sqs_event(&[(&job_message(&overdue), 1)])).await;
     make_overdue(&base, &overdue).await;
