@@ -117,7 +117,7 @@ fn scripted(agent: &Path, chromium: &str, moto: u32) {
         assert_eq!(result["extracted"]["numbers"], json!(["INV-101", "INV-102", "INV-103"]), "{result}");
         let _ = std::fs::remove_file(scratch.with_extension("log"));
         let _ = std::fs::remove_dir_all(scratch);
-        sample
+        (sample, result)
     };
     let run_playwright = || {
         let scratch = scratch_dir(&support::unique_task_id());
@@ -134,9 +134,10 @@ fn scripted(agent: &Path, chromium: &str, moto: u32) {
         sample
     };
     let _ = (run_agent(), run_playwright());
-    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let (mut a, mut b, mut results) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..RUNS {
-        let (x, y) = (run_agent(), run_playwright());
+        let ((x, result), y) = (run_agent(), run_playwright());
+        results.push(result);
         println!(
             "  run {}: agent {:>5.0} ms, PSS {:>5.1} MiB | playwright {:>5.0} ms, PSS {:>5.1} MiB",
             i + 1,
@@ -153,6 +154,16 @@ fn scripted(agent: &Path, chromium: &str, moto: u32) {
     println!("median wall time:        agent {x:>7.1} ms, playwright {y:>7.1} ms, ratio {:.2}x (target <= 0.80x)", x / y);
     let (x, y) = (med(&a, |s| mib(s.peak_pss)), med(&b, |s| mib(s.peak_pss)));
     println!("median peak PSS (tree):  agent {x:>7.1} MiB, playwright {y:>7.1} MiB, ratio {:.2}x", x / y);
+    // Where the agent's time goes: its own timings and each step's, medians over the runs.
+    let timing = |f: &dyn Fn(&serde_json::Value) -> Option<f64>| median(results.iter().filter_map(f));
+    let phases: Vec<String> = ["browser_start", "steps", "capture"]
+        .iter()
+        .map(|p| format!("{p} {:.0} ms", timing(&|r| r["agent_timings_ms"][*p].as_f64())))
+        .collect();
+    let steps: Vec<String> = (0..10)
+        .map(|i| format!("{} {:.0}", results[0]["steps"][i]["action"].as_str().unwrap_or("?"), timing(&|r| r["steps"][i]["ms"].as_f64())))
+        .collect();
+    println!("agent, median: {}; steps (ms): {}", phases.join(", "), steps.join(", "));
 }
 
 fn run_agent_once(agent: &Path, url: &str, moto: u32) -> Sample {
