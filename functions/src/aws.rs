@@ -85,8 +85,18 @@ pub struct JobPage {
 }
 
 impl JobStore {
-    /// `dynamodb:PutItem`, only if no job has this id. Returns false when one exists.
-    pub async fn put_new(&self, job: &Job) -> Result<bool, AwsError> {
+    /// Records a new job, counting it among its tenant's queued ones: first a place is taken on
+    /// the tenant's counter (`dynamodb:UpdateItem`, only while it has fewer than its limit
+    /// queued; `max_queued` when the counter carries none), then the job is written
+    /// (`dynamodb:PutItem`, only if no job has this id); a job that exists gives its place back.
+    /// Not one transaction (a failed transaction of the emulator restores the whole table, losing
+    /// concurrent writes): a crash between the two leaves the counter one high until the sweep's
+    /// recount corrects it.
+    pub async fn put_new(&self, job: &Job, max_queued: u32) -> Result<Admit, AwsError> {
+        let tenant = job.tenant_id.as_str();
+        if !self.count(tenant, 1, 0, Some((t::QUEUED_COUNT, t::MAX_QUEUED, max_queued))).await? {
+            return Ok(Admit::QueueFull);
+        }
         let r = self
             .client
             .put_item()
@@ -97,10 +107,72 @@ impl JobStore {
             .send()
             .await;
         match r {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(AwsError::from_sdk("dynamodb:PutItem", e)),
+            Ok(_) => Ok(Admit::Created),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                self.count(tenant, -1, 0, None).await?;
+                Ok(Admit::Exists)
+            }
+            Err(e) => {
+                self.count(tenant, -1, 0, None).await?;
+                Err(AwsError::from_sdk("dynamodb:PutItem", e))
+            }
         }
+    }
+
+    /// Changes `tenant`'s counter by `queued` and `running` (`dynamodb:UpdateItem`); with
+    /// `limit` (count, limit attribute, default), only while that count is below the tenant's
+    /// limit on the counter (the default when it carries none). False when the limit refused it.
+    async fn count(&self, tenant: &str, queued: i64, running: i64, limit: Option<(&str, &str, u32)>) -> Result<bool, AwsError> {
+        let mut u = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(t::TASK_ID, s(t::counter_key(tenant)))
+            .update_expression("SET #unf = :cp, #dl = if_not_exists(#dl, :zero), #ca = :now ADD #q :dq, #r :dr")
+            .expression_attribute_names("#unf", t::UNFINISHED)
+            .expression_attribute_names("#dl", t::DEADLINE_AT)
+            .expression_attribute_names("#ca", t::COUNTS_AT)
+            .expression_attribute_names("#q", t::QUEUED_COUNT)
+            .expression_attribute_names("#r", t::RUNNING_COUNT)
+            .expression_attribute_values(":cp", s(t::COUNTERS_PARTITION))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":now", n(self.clock.now_millis()))
+            .expression_attribute_values(":dq", n(queued))
+            .expression_attribute_values(":dr", n(running));
+        if let Some((count, limit, default)) = limit {
+            let name = if count == t::QUEUED_COUNT { "#q" } else { "#r" };
+            u = u
+                .condition_expression(format!("attribute_not_exists({name}) OR (attribute_not_exists(#lim) AND {name} < :max) OR {name} < #lim"))
+                .expression_attribute_names("#lim", limit)
+                .expression_attribute_values(":max", n(default));
+        }
+        match u.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if limit.is_some() && e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e)),
+        }
+    }
+
+    /// A tenant's counter as the table holds it (consistent; zeros when there is none).
+    pub async fn counter(&self, tenant: &str) -> Result<Counter, AwsError> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(t::TASK_ID, s(t::counter_key(tenant)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("dynamodb:GetItem", e))?;
+        let get = |k: &str| r.item().and_then(|i| i.get(k)).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
+        Ok(Counter {
+            tenant: tenant.to_owned(),
+            queued: get(t::QUEUED_COUNT).unwrap_or(0),
+            running: get(t::RUNNING_COUNT).unwrap_or(0),
+            counts_at: get(t::COUNTS_AT).unwrap_or(0),
+            max_running: get(t::MAX_RUNNING),
+            max_queued: get(t::MAX_QUEUED),
+        })
     }
 
     /// `dynamodb:GetItem` (strongly consistent).
@@ -117,52 +189,112 @@ impl JobStore {
         Ok(r.item.as_ref().and_then(from_item))
     }
 
-    /// `dynamodb:UpdateItem`: moves the job to `to` if its status is one of `to`'s allowed
-    /// predecessors, writing `updates` with it. Returns false when the job is in another state
-    /// (or does not exist): the write was refused and nothing changed. When it was applied, the
-    /// job as written is returned.
+    /// Moves the job to `to` if its status is one of `to`'s allowed predecessors, writing
+    /// `updates` with it. Returns `None` when the job is in another state (or does not exist): the
+    /// write was refused and nothing changed. When it was applied, the job as written.
     pub async fn transition(&self, task_id: &TaskId, to: JobStatus, updates: Updates) -> Result<Option<Job>, AwsError> {
+        Ok(match self.transition_limited(task_id, to, updates, None).await? {
+            Moved::Moved(job) => Some(job),
+            Moved::Refused | Moved::AtLimit => None,
+        })
+    }
+
+    /// As [`transition`](Self::transition); a move that starts the job (into the running
+    /// states) with `max_running` is refused (`AtLimit`) while its tenant has that many started.
+    ///
+    /// The job is read first (`dynamodb:GetItem`, consistent), and the write is conditional on the
+    /// status read, so the tenant's counter changes by exactly this move (`dynamodb:UpdateItem`
+    /// of the job, and of the counter when the move changes how the job counts). A status changed
+    /// in between is read again. A crash between the two writes leaves the counter off by one
+    /// until the sweep's recount corrects it.
+    pub async fn transition_limited(&self, task_id: &TaskId, to: JobStatus, updates: Updates, max_running: Option<u32>) -> Result<Moved, AwsError> {
         let from = to.allowed_predecessors();
-        if from.is_empty() {
-            return Ok(None);
+        for _ in 0..5 {
+            let Some(current) = self.get(task_id).await? else { return Ok(Moved::Refused) };
+            if !from.contains(&current.status) {
+                return Ok(Moved::Refused);
+            }
+            let (dq, dr) = (counted(to).0 - counted(current.status).0, counted(to).1 - counted(current.status).1);
+            let now = crate::time::rfc3339(self.clock.now_millis());
+            let mut set = vec![(t::STATUS, s(to.as_str())), (t::UPDATED_AT, s(&now))];
+            set.extend(updates.iter().cloned());
+            let expr: Vec<String> = (0..set.len()).map(|i| format!("#u{i} = :u{i}")).collect();
+            // A finished job leaves the index of unfinished ones.
+            let remove = if to.is_terminal() { " REMOVE #unf" } else { "" };
+            let update_expression = format!("SET {}{remove}", expr.join(", "));
+            let mut names: HashMap<String, String> = set.iter().enumerate().map(|(i, (k, _))| (format!("#u{i}"), k.to_string())).collect();
+            names.insert("#st".into(), t::STATUS.into());
+            if to.is_terminal() {
+                names.insert("#unf".into(), t::UNFINISHED.into());
+            }
+            let mut values: HashMap<String, AttributeValue> = set.iter().enumerate().map(|(i, (_, v))| (format!(":u{i}"), v.clone())).collect();
+            values.insert(":cur".into(), s(current.status.as_str()));
+            // A move that starts the job takes its place first (so two claims never both fit
+            // under the limit); every other move writes the job first, then the counts.
+            let tenant = current.tenant_id.as_str();
+            let reserve = dr > 0;
+            if reserve {
+                let limit = max_running.map(|m| (t::RUNNING_COUNT, t::MAX_RUNNING, m));
+                if !self.count(tenant, dq, dr, limit).await? {
+                    return Ok(Moved::AtLimit);
+                }
+            }
+            let r = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(t::TASK_ID, s(task_id.as_str()))
+                .update_expression(update_expression)
+                .condition_expression("#st = :cur")
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+                .send()
+                .await;
+            match r {
+                Ok(r) => {
+                    if !reserve && (dq, dr) != (0, 0) {
+                        self.count(tenant, dq, dr, None).await?;
+                    }
+                    return Ok(r.attributes.as_ref().and_then(from_item).map_or(Moved::Refused, Moved::Moved));
+                }
+                Err(e) => {
+                    if reserve {
+                        // Give the place back.
+                        self.count(tenant, -dq, -dr, None).await?;
+                    }
+                    if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) {
+                        continue;
+                    }
+                    return Err(AwsError::from_sdk("dynamodb:UpdateItem", e));
+                }
+            }
         }
-        let mut req = self
+        Err(AwsError { op: "dynamodb:UpdateItem", code: None, detail: format!("the job's status kept changing; {} not written", to.as_str()) })
+    }
+
+    /// Sets `queued_reason` of a job that is still queued, and moves its deadline to `deadline`
+    /// (epoch seconds): a job waiting for its tenant's running jobs is not overdue while its
+    /// message goes round (nothing when it is no longer queued).
+    pub async fn set_queued_reason(&self, task_id: &TaskId, reason: names::job::QueuedReason, deadline: i64) -> Result<(), AwsError> {
+        let r = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(t::TASK_ID, s(task_id.as_str()))
+            .update_expression("SET #qr = :qr, #dl = :dl")
+            .condition_expression("#st = :q")
+            .expression_attribute_names("#qr", t::QUEUED_REASON)
+            .expression_attribute_names("#dl", t::DEADLINE_AT)
+            .expression_attribute_values(":dl", n(deadline))
             .expression_attribute_names("#st", t::STATUS)
-            .expression_attribute_names("#ua", t::UPDATED_AT)
-            .expression_attribute_values(":st", s(to.as_str()))
-            .expression_attribute_values(":ua", s(crate::time::rfc3339(self.clock.now_millis())));
-        let mut set = vec!["#st = :st".to_owned(), "#ua = :ua".to_owned()];
-        for (i, (name, value)) in updates.into_iter().enumerate() {
-            req = req
-                .expression_attribute_names(format!("#u{i}"), name)
-                .expression_attribute_values(format!(":u{i}"), value);
-            set.push(format!("#u{i} = :u{i}"));
-        }
-        let mut preds = Vec::new();
-        for (i, p) in from.iter().enumerate() {
-            req = req.expression_attribute_values(format!(":p{i}"), s(p.as_str()));
-            preds.push(format!(":p{i}"));
-        }
-        // A finished job leaves the index of unfinished ones.
-        let remove = if to.is_terminal() {
-            req = req.expression_attribute_names("#unf", t::UNFINISHED);
-            " REMOVE #unf"
-        } else {
-            ""
-        };
-        let r = req
-            .update_expression(format!("SET {}{remove}", set.join(", ")))
-            .condition_expression(format!("#st IN ({})", preds.join(", ")))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .expression_attribute_values(":qr", s(reason.as_str()))
+            .expression_attribute_values(":q", s(JobStatus::Queued.as_str()))
             .send()
             .await;
         match r {
-            Ok(r) => Ok(r.attributes.as_ref().and_then(from_item)),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(None),
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
             Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e)),
         }
     }
@@ -233,6 +365,166 @@ impl JobStore {
     }
 }
 
+/// How a submit went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    Created,
+    /// A job with this id exists (an Idempotency-Key used before).
+    Exists,
+    /// The tenant has `max_queued` jobs queued: nothing was written.
+    QueueFull,
+}
+
+/// How a status change went.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Moved {
+    Moved(Job),
+    /// The job is not in a state it may move from (or does not exist).
+    Refused,
+    /// Starting it would put its tenant over `max_running`.
+    AtLimit,
+}
+
+/// (queued, running): how a job in `status` counts for its tenant.
+pub fn counted(status: JobStatus) -> (i64, i64) {
+    match status {
+        JobStatus::Queued => (1, 0),
+        JobStatus::Provisioning | JobStatus::Provisioned | JobStatus::Running => (0, 1),
+        JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled => (0, 0),
+    }
+}
+
+/// A tenant's counter as the index holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counter {
+    pub tenant: String,
+    pub queued: i64,
+    pub running: i64,
+    pub counts_at: i64,
+    /// The limits written on it (absent: the defaults).
+    pub max_running: Option<i64>,
+    pub max_queued: Option<i64>,
+}
+
+impl JobStore {
+    /// `dynamodb:Query` of the sparse index's partition `partition`, every page.
+    async fn query_unfinished(&self, partition: &str) -> Result<Vec<HashMap<String, AttributeValue>>, AwsError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let r = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(t::UNFINISHED_INDEX)
+                .key_condition_expression("#u = :u")
+                .expression_attribute_names("#u", t::UNFINISHED)
+                .expression_attribute_values(":u", s(partition))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("dynamodb:Query", e))?;
+            out.extend(r.items().iter().cloned());
+            match r.last_evaluated_key.filter(|k| !k.is_empty()) {
+                Some(k) => start = Some(k),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Every tenant's counter (from the index: eventually consistent).
+    pub async fn counters(&self) -> Result<Vec<Counter>, AwsError> {
+        let num = |m: &HashMap<String, AttributeValue>, k: &str| m.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+        Ok(self
+            .query_unfinished(t::COUNTERS_PARTITION)
+            .await?
+            .iter()
+            .filter_map(|m| {
+                let tenant = m.get(t::TASK_ID)?.as_s().ok()?.strip_prefix(t::COUNTER_PREFIX)?.to_owned();
+                let opt = |k: &str| m.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
+                Some(Counter {
+                    tenant,
+                    queued: num(m, t::QUEUED_COUNT),
+                    running: num(m, t::RUNNING_COUNT),
+                    counts_at: num(m, t::COUNTS_AT),
+                    max_running: opt(t::MAX_RUNNING),
+                    max_queued: opt(t::MAX_QUEUED),
+                })
+            })
+            .collect())
+    }
+
+    /// (queued, running) of every tenant with unfinished jobs, counted from the index.
+    pub async fn unfinished_counts(&self) -> Result<HashMap<String, (i64, i64)>, AwsError> {
+        let mut counts: HashMap<String, (i64, i64)> = HashMap::new();
+        for m in self.query_unfinished(t::UNFINISHED_PARTITION).await? {
+            let (Some(tenant), Some(status)) = (
+                m.get(t::TENANT_ID).and_then(|v| v.as_s().ok()),
+                m.get(t::STATUS).and_then(|v| v.as_s().ok()).and_then(|v| JobStatus::parse(v)),
+            ) else {
+                continue;
+            };
+            let (q, r) = counted(status);
+            let c = counts.entry(tenant.clone()).or_default();
+            c.0 += q;
+            c.1 += r;
+        }
+        Ok(counts)
+    }
+
+    /// Writes a tenant's limits onto its counter (`dynamodb:UpdateItem`; creates the counter).
+    pub async fn set_limits(&self, tenant: &str, max_running: u32, max_queued: u32) -> Result<(), AwsError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(t::TASK_ID, s(t::counter_key(tenant)))
+            .update_expression("SET #unf = :cp, #dl = if_not_exists(#dl, :zero), #ca = if_not_exists(#ca, :zero), #mr = :mr, #mq = :mq")
+            .expression_attribute_names("#unf", t::UNFINISHED)
+            .expression_attribute_names("#dl", t::DEADLINE_AT)
+            .expression_attribute_names("#ca", t::COUNTS_AT)
+            .expression_attribute_names("#mr", t::MAX_RUNNING)
+            .expression_attribute_names("#mq", t::MAX_QUEUED)
+            .expression_attribute_values(":cp", s(t::COUNTERS_PARTITION))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":mr", n(max_running))
+            .expression_attribute_values(":mq", n(max_queued))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("dynamodb:UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// Sets a tenant's counts (`dynamodb:UpdateItem`), only if its counter has not changed since
+    /// it read `seen` (`counts_at`; `None`: there was no counter). False when it had.
+    pub async fn correct_counts(&self, tenant: &str, queued: i64, running: i64, seen: Option<i64>) -> Result<bool, AwsError> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(t::TASK_ID, s(t::counter_key(tenant)))
+            .update_expression("SET #unf = :cp, #dl = :zero, #ca = :now, #q = :q, #r = :r")
+            .expression_attribute_names("#unf", t::UNFINISHED)
+            .expression_attribute_names("#dl", t::DEADLINE_AT)
+            .expression_attribute_names("#ca", t::COUNTS_AT)
+            .expression_attribute_names("#q", t::QUEUED_COUNT)
+            .expression_attribute_names("#r", t::RUNNING_COUNT)
+            .expression_attribute_values(":cp", s(t::COUNTERS_PARTITION))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":now", n(self.clock.now_millis()))
+            .expression_attribute_values(":q", n(queued))
+            .expression_attribute_values(":r", n(running));
+        req = match seen {
+            Some(at) => req.condition_expression("#ca = :seen").expression_attribute_values(":seen", n(at)),
+            None => req.condition_expression("attribute_not_exists(#k)").expression_attribute_names("#k", t::TASK_ID),
+        };
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e)),
+        }
+    }
+}
+
 /// An unfinished job past its deadline, as the sweep reads it from the index.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Overdue {
@@ -268,6 +560,7 @@ pub fn to_item(job: &Job) -> HashMap<String, AttributeValue> {
     opt_s(t::ERROR_CODE, &job.error_code);
     opt_s(t::ERROR_MESSAGE, &job.error_message);
     opt_s(t::IDEMPOTENCY_KEY, &job.idempotency_key);
+    opt_s(t::QUEUED_REASON, &job.queued_reason);
     if let Some(c) = job.exit_code {
         m.insert(t::EXIT_CODE.into(), n(c));
     }
@@ -321,6 +614,7 @@ pub fn from_item(m: &HashMap<String, AttributeValue>) -> Option<Job> {
         error_step: gn(t::ERROR_STEP),
         attempts: gn(t::ATTEMPTS).unwrap_or(0).clamp(0, u32::MAX as i64) as u32,
         idempotency_key: gs(t::IDEMPOTENCY_KEY),
+        queued_reason: gs(t::QUEUED_REASON),
         request_hash: gs(t::REQUEST_HASH).unwrap_or_default(),
         deadline_at: gn(t::DEADLINE_AT),
         expires_at: gn(t::EXPIRES_AT).unwrap_or(0),
@@ -337,11 +631,17 @@ pub struct JobQueue {
 impl JobQueue {
     /// `sqs:SendMessage` of `{"task_id": ...}`.
     pub async fn send(&self, task_id: &TaskId) -> Result<(), AwsError> {
+        self.send_delayed(task_id, 0).await
+    }
+
+    /// `sqs:SendMessage` of the job's message, visible `delay_seconds` from now (at most 900).
+    pub async fn send_delayed(&self, task_id: &TaskId, delay_seconds: u32) -> Result<(), AwsError> {
         let body = serde_json::json!({ names::queue::MESSAGE_TASK_ID: task_id.as_str() }).to_string();
         self.client
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
+            .delay_seconds(delay_seconds.min(900) as i32)
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("sqs:SendMessage", e))?;

@@ -33,6 +33,56 @@ impl Tenants {
     }
 }
 
+/// The tenants' limits (`TENANT_LIMITS`): defaults and per-tenant overrides.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantLimits {
+    pub max_running: u32,
+    pub max_queued: u32,
+    #[serde(default)]
+    pub tenants: HashMap<String, LimitOverride>,
+}
+
+/// A tenant's own limits; an absent (or null) one is the default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverride {
+    #[serde(default)]
+    pub max_running: Option<u32>,
+    #[serde(default)]
+    pub max_queued: Option<u32>,
+}
+
+impl Default for TenantLimits {
+    fn default() -> TenantLimits {
+        TenantLimits {
+            max_running: names::defaults::TENANT_MAX_RUNNING,
+            max_queued: names::defaults::TENANT_MAX_QUEUED,
+            tenants: HashMap::new(),
+        }
+    }
+}
+
+impl TenantLimits {
+    /// Reads the JSON of the variable `var`.
+    pub fn from_json(var: &str, s: &str) -> Result<TenantLimits, String> {
+        let limits: TenantLimits = serde_json::from_str(s)
+            .map_err(|e| format!("{var} must be {{\"max_running\": n, \"max_queued\": n, \"tenants\": {{...}}}}: {e}"))?;
+        if limits.max_running == 0 || limits.max_queued == 0 || limits.tenants.values().any(|o| o.max_running == Some(0) || o.max_queued == Some(0)) {
+            return Err(format!("{var}: limits must be at least 1"));
+        }
+        Ok(limits)
+    }
+
+    pub fn max_running(&self, tenant: &str) -> u32 {
+        self.tenants.get(tenant).and_then(|o| o.max_running).unwrap_or(self.max_running).max(1)
+    }
+
+    pub fn max_queued(&self, tenant: &str) -> u32 {
+        self.tenants.get(tenant).and_then(|o| o.max_queued).unwrap_or(self.max_queued).max(1)
+    }
+}
+
 /// Everything a function is configured with. Fields a function does not use stay empty.
 #[derive(Clone, Debug, Default)]
 pub struct Config {
@@ -51,6 +101,9 @@ pub struct Config {
     pub job_ttl_days: u32,
     /// SSM path of the tenants' secrets (`/<project>/<environment>/tenants/`).
     pub tenant_secrets_path: String,
+    pub limits: TenantLimits,
+    /// Seconds a job whose tenant is at its running limit waits before its message comes back.
+    pub tenant_wait_seconds: u32,
 }
 
 impl Config {
@@ -62,6 +115,7 @@ impl Config {
             timeout_grace_seconds: names::defaults::TIMEOUT_GRACE_SECONDS,
             job_ttl_days: names::defaults::JOB_TTL_DAYS,
             tenant_secrets_path: names::ssm::tenants_path(names::defaults::PROJECT_NAME, names::defaults::ENVIRONMENT),
+            tenant_wait_seconds: names::defaults::TENANT_WAIT_SECONDS,
             ..Config::default()
         }
     }
@@ -103,6 +157,7 @@ impl Config {
                     EnvVar::TimeoutGraceSeconds => c.timeout_grace_seconds = number(&value)?,
                     EnvVar::JobTtlDays => c.job_ttl_days = number(&value)?.max(1),
                     EnvVar::TenantSecretsPath => c.tenant_secrets_path = value,
+                    EnvVar::TenantLimits | EnvVar::TenantLimitDefaults => c.limits = TenantLimits::from_json(name, &value)?,
                 }
             }
         }
@@ -126,12 +181,18 @@ mod tests {
             env::SUBNET_IDS => Some("subnet-a, subnet-b".into()),
             env::MAX_ATTEMPTS => Some("5".into()),
             env::TIMEOUT_GRACE_SECONDS => None,
+            env::TENANT_LIMIT_DEFAULTS => Some(r#"{"max_running": 3, "max_queued": 50}"#.into()),
             _ => Some("x".into()),
         })
         .unwrap();
         assert_eq!(c.subnet_ids, ["subnet-a", "subnet-b"]);
         assert_eq!(c.max_attempts, 5);
-        assert!(c.queue_url.is_empty(), "process does not read the queue URL");
+        assert!(c.log_group.is_empty(), "process does not read the log group");
+        assert_eq!((c.limits.max_running("other"), c.limits.max_queued("other")), (3, 50));
+        let l = TenantLimits::from_json("X", r#"{"max_running": 3, "max_queued": 50, "tenants": {"acme": {"max_running": 10, "max_queued": null}}}"#).unwrap();
+        assert_eq!((l.max_running("acme"), l.max_queued("acme"), l.max_running("other")), (10, 50, 3));
+        assert!(TenantLimits::from_json("X", r#"{"max_running": 0, "max_queued": 1}"#).unwrap_err().contains("at least 1"));
+        assert!(TenantLimits::from_json("X", r#"{"max_running": 1, "max_queued": 1, "tenant": {}}"#).unwrap_err().starts_with("X must be"));
         assert_eq!(c.timeout_grace_seconds, names::defaults::TIMEOUT_GRACE_SECONDS);
         assert!(Config::from_lookup(&[Function::Submit], |k| Some(if k == env::TENANT_KEYS { "[]".into() } else { "x".into() })).is_err());
     }

@@ -87,5 +87,8 @@ pub fn http_response(r: ApiResponse) -> lambda_http::Response<Body> {
     let mut resp = lambda_http::Response::new(Body::Text(r.body.to_string()));
     *resp.status_mut() = http::StatusCode::from_u16(r.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    if let Some(secs) = r.retry_after {
+        resp.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+    }
     resp
 }

@@ -113,6 +113,8 @@ pub struct Job {
     pub exit_code: Option<i64>,
     pub attempts: u32,
     pub idempotency_key: Option<String>,
+    /// Why the job waits, while it is queued (`names::job::QueuedReason`).
+    pub queued_reason: Option<String>,
     pub request_hash: String,
     /// Epoch seconds after which the sweep fails the job.
     pub deadline_at: Option<i64>,
@@ -155,6 +157,10 @@ impl Job {
         opt("started_at", &self.started_at);
         opt("finished_at", &self.finished_at);
         opt("ecs_task_id", &self.ecs_task_id);
+        if self.status == JobStatus::Queued {
+            let reason = self.queued_reason.clone().unwrap_or_else(|| names::job::QueuedReason::Capacity.as_str().to_owned());
+            o.insert("queued_reason".into(), json!(reason));
+        }
         if self.error_code.is_some() || self.error_message.is_some() {
             o.insert(
                 "error".into(),

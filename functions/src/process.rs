@@ -2,10 +2,10 @@
 //! record the task. Failures worth retrying go back to the queue as batch item failures; on the
 //! last attempt the job fails with the reason instead.
 
-use crate::aws::{attr_n, attr_s, ecs_task_id, AwsError, RunOutcome, RunRequest};
+use crate::aws::{attr_n, attr_s, ecs_task_id, AwsError, Moved, RunOutcome, RunRequest};
 use crate::model::{Job, TaskId};
 use crate::time::rfc3339;
-use names::job::ErrorCode;
+use names::job::{ErrorCode, QueuedReason};
 use crate::App;
 use names::{table as t, JobStatus};
 use serde_json::json;
@@ -22,6 +22,9 @@ pub enum Outcome {
     Started { task_arn: String },
     /// Acknowledged with no side effect: malformed, unknown, duplicate or cancelled.
     Ignored(&'static str),
+    /// Its tenant is at `max_running`: the job stays queued and its message was sent again,
+    /// delayed (a new message, so its receive count starts again: it never reaches the DLQ).
+    Waiting,
     /// Back to the queue for another attempt.
     Retry(String),
     /// The job was marked FAILED (last attempt, or a job that can never start).
@@ -73,9 +76,17 @@ async fn start(app: &App, task_id: &TaskId, receive_count: u32) -> Result<Outcom
         JobStatus::Queued => {
             let deadline = app.clock.now_secs() + crate::PROVISIONING_ALLOWANCE_SECONDS + i64::from(job.options.timeout_seconds);
             let claim = vec![(t::ATTEMPTS, attr_n(receive_count)), (t::DEADLINE_AT, attr_n(deadline))];
-            match store.transition(task_id, JobStatus::Provisioning, claim).await? {
-                Some(job) => job,
-                None => return Ok(Outcome::Ignored("claimed by another delivery")),
+            let max_running = app.config.limits.max_running(job.tenant_id.as_str());
+            match store.transition_limited(task_id, JobStatus::Provisioning, claim, Some(max_running)).await? {
+                Moved::Moved(job) => job,
+                Moved::Refused => return Ok(Outcome::Ignored("claimed by another delivery")),
+                Moved::AtLimit => {
+                    // Send it again before this message is acknowledged: never lost.
+                    app.queue.send_delayed(task_id, app.config.tenant_wait_seconds).await?;
+                    let deadline = app.clock.now_secs() + crate::QUEUE_ALLOWANCE_SECONDS;
+                    store.set_queued_reason(task_id, QueuedReason::TenantLimit, deadline).await?;
+                    return Ok(Outcome::Waiting);
+                }
             }
         }
         // An earlier attempt claimed it but did not record a task: try again. The clientToken

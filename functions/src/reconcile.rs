@@ -19,7 +19,8 @@ pub const SCHEDULED_EVENT: &str = "Scheduled Event";
 pub enum Outcome {
     Applied(JobStatus),
     Ignored(&'static str),
-    Swept { failed: usize },
+    /// The sweep: jobs failed for their deadline, counters corrected.
+    Swept { failed: usize, corrected: usize },
 }
 
 /// The `detail` of an `ECS Task State Change` event, the shape the Fargate stand-in writes too.
@@ -149,5 +150,50 @@ pub async fn sweep(app: &App) -> Result<Outcome, AwsError> {
             }
         }
     }
-    Ok(Outcome::Swept { failed })
+    let corrected = recount(app).await?;
+    Ok(Outcome::Swept { failed, corrected })
+}
+
+/// A counter left alone this long is corrected if the index counts otherwise (the index lags
+/// the table by far less; a counter changed more recently may be ahead of it).
+pub const RECOUNT_QUIET_MILLIS: i64 = 60_000;
+
+/// Corrects each tenant's counter that differs from its unfinished jobs as the index counts
+/// them (drift from a hand edit, a restore, jobs from before the counters); only a counter that
+/// has been quiet for [`RECOUNT_QUIET_MILLIS`], and only if it is still unchanged when written.
+/// Returns how many were corrected.
+pub async fn recount(app: &App) -> Result<usize, AwsError> {
+    let actual = app.store.unfinished_counts().await?;
+    let mut counters = app.store.counters().await?;
+    // Each tenant's limits onto its counter, where submit and process read them.
+    let limits = &app.config.limits;
+    for c in &mut counters {
+        let (mr, mq) = (limits.max_running(&c.tenant), limits.max_queued(&c.tenant));
+        if (c.max_running, c.max_queued) != (Some(mr.into()), Some(mq.into())) {
+            app.store.set_limits(&c.tenant, mr, mq).await?;
+        }
+    }
+    for tenant in limits.tenants.keys() {
+        if !counters.iter().any(|c| &c.tenant == tenant) {
+            app.store.set_limits(tenant, limits.max_running(tenant), limits.max_queued(tenant)).await?;
+        }
+    }
+    let now = app.clock.now_millis();
+    let mut corrected = 0;
+    let mut seen = std::collections::HashSet::new();
+    for c in &counters {
+        seen.insert(c.tenant.clone());
+        let (q, r) = actual.get(&c.tenant).copied().unwrap_or((0, 0));
+        if (q, r) != (c.queued, c.running) && now - c.counts_at >= RECOUNT_QUIET_MILLIS && app.store.correct_counts(&c.tenant, q, r, Some(c.counts_at)).await? {
+            tracing::warn!(tenant = c.tenant.as_str(), queued = q, running = r, was_queued = c.queued, was_running = c.running, "corrected a tenant's job counts");
+            corrected += 1;
+        }
+    }
+    for (tenant, (q, r)) in actual {
+        if !seen.contains(&tenant) && app.store.correct_counts(&tenant, q, r, None).await? {
+            tracing::warn!(tenant = tenant.as_str(), queued = q, running = r, "counted a tenant's jobs that had no counter");
+            corrected += 1;
+        }
+    }
+    Ok(corrected)
 }

@@ -139,6 +139,16 @@ async fn handlers_call_exactly_what_their_roles_allow() {
     let missing = common::submit(&base, &tenant, &script("nope")).await;
     let resp = process::batch(&process, sqs_event(&[(&job_message(&scripted), 1), (&job_message(&missing), 1)])).await;
     assert!(resp.batch_item_failures.is_empty());
+    // A tenant at its running limit: the job waits, its message sent again.
+    let limited = unique("limited");
+    let mut limited_config = config.clone();
+    limited_config.limits.tenants.insert(limited.clone(), functions::config::LimitOverride { max_running: Some(1), max_queued: None });
+    limited_config.tenants = functions::config::Tenants::from_pairs([(format!("key-{limited}").as_str(), limited.as_str())]);
+    let limited_app = app_with(limited_config.clone()).await;
+    let (one, two) = (common::submit(&limited_app, &limited, r#"{"query": "a"}"#).await, common::submit(&limited_app, &limited, r#"{"query": "b"}"#).await);
+    let limited_process = recording_app(Function::Process, limited_config, &rec(Function::Process)).await;
+    process::batch(&limited_process, sqs_event(&[(&job_message(&one), 1)])).await;
+    assert_eq!(process::message(&limited_process, &process::Message { body: Some(&job_message(&two)), receive_count: 1 }).await, process::Outcome::Waiting);
     let scripted_job = base.store.get(&functions::model::TaskId::parse(&scripted).unwrap()).await.unwrap().unwrap();
     assert_eq!(base.store.get(&functions::model::TaskId::parse(&missing).unwrap()).await.unwrap().unwrap().status, names::JobStatus::Failed);
 

@@ -389,7 +389,7 @@ async fn sweep_fails_and_stops_overdue_jobs() {
     make_overdue(&app, &overdue).await;
     let scheduled = json!({"detail-type": reconcile::SCHEDULED_EVENT, "source": "aws.events", "detail": {}});
     let out = reconcile::event(&app, &scheduled).await.unwrap();
-    assert!(matches!(out, reconcile::Outcome::Swept { failed } if failed >= 1), "{out:?}");
+    assert!(matches!(out, reconcile::Outcome::Swept { failed, .. } if failed >= 1), "{out:?}");
     let job = status_of(&app, &overdue).await;
     assert_eq!((job["status"].as_str(), job["error"]["code"].as_str()), (Some(JobStatus::Failed.as_str()), Some(ErrorCode::Timeout.as_str())));
     assert_eq!(desired_status(&app, &arn).await, "STOPPED");
@@ -406,7 +406,7 @@ async fn sweep_fails_and_stops_overdue_jobs() {
     assert_eq!(cancelled.status, 200, "{}", cancelled.body);
     assert!(!unfinished_jobs(&app).await.contains(&fresh), "a cancelled job leaves the index");
     let again = reconcile::event(&app, &scheduled).await.unwrap();
-    assert!(matches!(again, reconcile::Outcome::Swept { failed: 0 }), "{again:?}");
+    assert!(matches!(again, reconcile::Outcome::Swept { failed: 0, .. }), "{again:?}");
     assert_eq!(status_of(&app, &fresh).await["status"], "CANCELLED", "the sweep never sees a finished job");
 }
 

@@ -43,6 +43,9 @@ pub const MAX_TENANTS: usize = 40;
 
 /// Most tenants whose key rotates at once: each has two keys (two entries in that map) meanwhile.
 pub const MAX_ROTATING: usize = 8;
+/// Most tenants with limits of their own (`tenant_limits`): the reconciler's environment holds
+/// them, and Lambda caps it at 4 KB.
+pub const MAX_LIMIT_OVERRIDES: usize = 20;
 
 /// A name part AWS accepts everywhere the stack uses it: lower-case letters and digits in
 /// dash-separated words (ECR refuses `--`, S3 refuses `xn--` and a trailing dash).
@@ -117,6 +120,33 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
                 &format!("length({{v}}) > 0 && length({{v}}) <= {MAX_TENANTS} && alltrue([for t in {{v}} : can(regex(\"^[a-z0-9][a-z0-9-]{{0,62}}$\", t))])"),
                 &format!("tenants: 1 to {MAX_TENANTS} (the API functions' environment holds the key map, and Lambda caps it at 4 KB); each up to 63 lower-case letters, digits and dashes."),
             ),
+    )?;
+    let max_running = s.variable(
+        "tenant_max_running",
+        Variable::new("number", d::TENANT_MAX_RUNNING, "Jobs of one tenant started at once; its further jobs wait, queued (tenant_limits overrides it per tenant)")
+            .validate("{v} >= 1 && {v} <= 1000 && floor({v}) == {v}", "tenant_max_running must be a whole number from 1 to 1000."),
+    )?;
+    let max_queued = s.variable(
+        "tenant_max_queued",
+        Variable::new("number", d::TENANT_MAX_QUEUED, "Jobs of one tenant queued at once; a submit over it is answered 429 TENANT_QUEUE_FULL (tenant_limits overrides it per tenant)")
+            .validate("{v} >= 1 && {v} <= 1000000 && floor({v}) == {v}", "tenant_max_queued must be a whole number from 1 to 1000000."),
+    )?;
+    let tenant_limits = s.variable(
+        "tenant_limits",
+        Variable::new(
+            "map(object({ max_running = optional(number), max_queued = optional(number) }))",
+            json!({}),
+            "Per-tenant limits over tenant_max_running / tenant_max_queued, e.g. { acme = { max_running = 20 } }; they apply within a minute of a deploy (the reconciler writes them onto the tenant's counter)",
+        )
+        .validate("alltrue([for tenant, l in {v} : contains(var.tenants, tenant)])", "tenant_limits: every tenant named must be one of var.tenants.")
+        .validate(
+            &format!("length({{v}}) <= {MAX_LIMIT_OVERRIDES}"),
+            &format!("tenant_limits: at most {MAX_LIMIT_OVERRIDES} tenants have limits of their own (the reconciler's 4 KB environment holds them)."),
+        )
+        .validate(
+            "alltrue([for tenant, l in {v} : (l.max_running == null ? true : l.max_running >= 1 && l.max_running <= 1000 && floor(l.max_running) == l.max_running) && (l.max_queued == null ? true : l.max_queued >= 1 && l.max_queued <= 1000000 && floor(l.max_queued) == l.max_queued)])",
+            "tenant_limits: max_running is a whole number from 1 to 1000, max_queued from 1 to 1000000.",
+        ),
     )?;
     let retention = s.variable(
         "log_retention_days",
@@ -297,6 +327,12 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
             EnvVar::ContainerName => names::agent::CONTAINER_NAME.into(),
             EnvVar::MaxAttempts => max_attempts.val(),
             EnvVar::TimeoutGraceSeconds => Val::Int(d::TIMEOUT_GRACE_SECONDS.into()),
+            EnvVar::TenantLimitDefaults => func::jsonencode(&func::object([("max_running", max_running.val()), ("max_queued", max_queued.val())])),
+            EnvVar::TenantLimits => func::jsonencode(&func::object([
+                ("max_running", max_running.val()),
+                ("max_queued", max_queued.val()),
+                ("tenants", tenant_limits.val()),
+            ])),
             EnvVar::TenantSecretsPath => crate::constructs::render_pattern2(names::ssm::tenants_path, &ctx.project, &ctx.environment),
         }
     };

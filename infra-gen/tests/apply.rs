@@ -189,6 +189,9 @@ fn longest_value(var: &str) -> usize {
         v if v == names::env::TIMEOUT_GRACE_SECONDS => 5,
         v if v == names::env::FUNCTION => names::Function::ALL.iter().map(|f| f.as_str().len()).max().unwrap(),
         v if v == names::env::LOG_LEVEL => "debug".len(),
+        v if v == names::env::TENANT_LIMIT_DEFAULTS => r#"{"max_queued":1000000,"max_running":1000}"#.len(),
+        // The reconciler's, with the most overrides (it holds no key map).
+        v if v == names::env::TENANT_LIMITS => 60 + infra_gen::MAX_LIMIT_OVERRIDES * (2 + 63 + 2 + r#"{"max_queued":1000000,"max_running":1000}"#.len() + 1),
         v if v == names::env::TENANT_SECRETS_PATH => names::ssm::tenants_path("a23456789-123456789-1", "prod-eu-12").len(),
         other => panic!("teach this test the longest value of {other}"),
     }

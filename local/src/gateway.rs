@@ -148,6 +148,10 @@ impl Gateway {
         };
         let api_request = functions::lambda::api_request(&lambda_request);
         let response = functions::api::handle(&self.app, &api_request).await;
-        Ok(json_response(response.status, &response.body))
+        let mut resp = json_response(response.status, &response.body);
+        if let Some(secs) = response.retry_after {
+            resp.headers_mut().insert(hyper::header::RETRY_AFTER, secs.into());
+        }
+        Ok(resp)
     }
 }

@@ -43,6 +43,18 @@ pub mod step;
 pub mod job {
     use serde::{Deserialize, Serialize};
 
+    spelled_enum! {
+        /// Why a queued job has not started (`queued_reason` in its status).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+        pub enum QueuedReason {
+            /// Its tenant has `max_running` jobs started; it starts when one of them ends.
+            TenantLimit = "TENANT_LIMIT",
+            /// Waiting for the dispatcher or for Fargate (its tenant is under its limit).
+            Capacity = "CAPACITY",
+        }
+    }
+
     pub const QUERY_MAX_CHARS: usize = 512;
     pub const URL_MAX_CHARS: usize = 2048;
     /// The largest submit body (a script of 50 steps with long texts fits).
@@ -364,6 +376,12 @@ pub mod defaults {
     pub const LOG_RETENTION_DAYS: u32 = 30;
     pub const OUTPUT_EXPIRY_DAYS: u32 = 30;
     pub const MAX_RECEIVE_COUNT: u32 = 3;
+    /// Per tenant: jobs started at once, and jobs queued (a submit over it is answered 429).
+    pub const TENANT_MAX_RUNNING: u32 = 5;
+    pub const TENANT_MAX_QUEUED: u32 = 1000;
+    /// A job whose tenant is at `max_running` goes back to the queue as a new message this many
+    /// seconds later (a new message: its receive count starts again, so it never reaches the DLQ).
+    pub const TENANT_WAIT_SECONDS: u32 = 10;
     pub const JOB_TTL_DAYS: u32 = 90;
     /// Seconds the process function may run per batch; the queue's visibility timeout is 6x this.
     pub const PROCESS_TIMEOUT_SECONDS: u32 = 60;
@@ -422,6 +440,28 @@ pub mod table {
     pub const UNFINISHED_PARTITION: &str = "1";
     /// Sparse global secondary index of unfinished jobs by deadline.
     pub const UNFINISHED_INDEX: &str = "unfinished-deadline_at-index";
+    /// Why a queued job waits (`names::job::QueuedReason`).
+    pub const QUEUED_REASON: &str = "queued_reason";
+
+    /// A tenant's counts of queued and running (provisioning, provisioned, running) jobs: one item
+    /// per tenant in the jobs table, changed in the same transaction as every job status change
+    /// that moves a job in or out of those states, so the counts are exact. Its key is
+    /// `tenant#<tenant>` (no job id looks like it); it carries no `tenant_id`, so the tenant index
+    /// never lists it, and `unfinished` = [`COUNTERS_PARTITION`], so the sweep finds every counter
+    /// in the sparse index without a scan.
+    pub fn counter_key(tenant: &str) -> String {
+        format!("{COUNTER_PREFIX}{tenant}")
+    }
+    pub const COUNTER_PREFIX: &str = "tenant#";
+    pub const COUNTERS_PARTITION: &str = "counters";
+    pub const QUEUED_COUNT: &str = "queued_count";
+    pub const RUNNING_COUNT: &str = "running_count";
+    /// The tenant's limits, on its counter (the reconciler writes them from its configuration;
+    /// absent: the defaults).
+    pub const MAX_RUNNING: &str = "max_running";
+    pub const MAX_QUEUED: &str = "max_queued";
+    /// Epoch milliseconds of the counter's last change (a recount corrects only a quiet counter).
+    pub const COUNTS_AT: &str = "counts_at";
     /// Attribute types of the keys (DynamoDB scalar types).
     pub const KEY_TYPE_STRING: &str = "S";
     pub const KEY_TYPE_NUMBER: &str = "N";
@@ -651,6 +691,12 @@ pub mod env {
     pub const MAX_ATTEMPTS: &str = "MAX_ATTEMPTS";
     pub const TIMEOUT_GRACE_SECONDS: &str = "TIMEOUT_GRACE_SECONDS";
     pub const JOB_TTL_DAYS: &str = "JOB_TTL_DAYS";
+    /// The tenants' limits: `{"max_running": 5, "max_queued": 1000, "tenants": {"acme": {"max_running": 20}}}`
+    /// (the reconciler, which writes each tenant's onto its counter).
+    pub const TENANT_LIMITS: &str = "TENANT_LIMITS";
+    /// The default limits alone, `{"max_running": 5, "max_queued": 1000}`, for a tenant whose
+    /// counter carries none yet (submit and process: their environment has no room for a map).
+    pub const TENANT_LIMIT_DEFAULTS: &str = "TENANT_LIMIT_DEFAULTS";
     /// Where the tenants' secrets live in SSM (`/<project>/<environment>/tenants/`).
     pub const TENANT_SECRETS_PATH: &str = "TENANT_SECRETS_PATH";
     pub const LOG_LEVEL: &str = "RUST_LOG";
@@ -704,6 +750,8 @@ pub mod contract {
             MaxAttempts = env::MAX_ATTEMPTS,
             TimeoutGraceSeconds = env::TIMEOUT_GRACE_SECONDS,
             TenantSecretsPath = env::TENANT_SECRETS_PATH,
+            TenantLimits = env::TENANT_LIMITS,
+            TenantLimitDefaults = env::TENANT_LIMIT_DEFAULTS,
         }
     }
 
@@ -720,7 +768,7 @@ pub mod contract {
         use EnvVar::*;
         use Function::*;
         match f {
-            Submit => &[(TableName, true), (QueueUrl, true), (TenantKeys, true), (JobTtlDays, false)],
+            Submit => &[(TableName, true), (QueueUrl, true), (TenantKeys, true), (JobTtlDays, false), (TenantLimitDefaults, false)],
             Status => &[(TableName, true), (BucketName, true), (TenantKeys, true)],
             Logs => &[(TableName, true), (LogGroup, true), (TenantKeys, true)],
             List => &[(TableName, true), (TenantKeys, true)],
@@ -736,8 +784,17 @@ pub mod contract {
                 (MaxAttempts, false),
                 (TimeoutGraceSeconds, false),
                 (TenantSecretsPath, true),
+                (QueueUrl, true),
+                (TenantLimitDefaults, false),
             ],
-            Reconcile => &[(TableName, true), (BucketName, true), (ClusterArn, true), (ContainerName, false), (TimeoutGraceSeconds, false)],
+            Reconcile => &[
+                (TableName, true),
+                (BucketName, true),
+                (ClusterArn, true),
+                (ContainerName, false),
+                (TimeoutGraceSeconds, false),
+                (TenantLimits, false),
+            ],
         }
     }
 
@@ -811,6 +868,7 @@ pub mod contract {
                 (DynamodbUpdateItem, Table),
                 (S3PutObject, JobObjects),
                 (S3GetObject, Manifests),
+                (SqsSendMessage, JobsQueue),
                 (SsmGetParameters, TenantSecrets),
                 (S3PutObject, SecretObjects),
                 (S3GetObject, SecretObjects),

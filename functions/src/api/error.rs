@@ -27,6 +27,9 @@ pub enum ApiError {
     NoRoute,
     IdempotencyConflict,
     JobFinished(names::JobStatus),
+    /// The tenant has `max_queued` jobs queued; the job was not created. Try again after
+    /// `retry_after` seconds (`Retry-After`).
+    TenantQueueFull { max_queued: u32, retry_after: u32 },
     /// An AWS call failed; the caller gets the request id to quote.
     Internal { request_id: String },
 }
@@ -60,6 +63,10 @@ impl std::fmt::Display for ApiError {
                 "this Idempotency-Key was already used with a different request body",
             ),
             ApiError::JobFinished(status) => write!(f, "the job already finished ({status})"),
+            ApiError::TenantQueueFull { max_queued, retry_after } => write!(
+                f,
+                "the tenant has {max_queued} jobs queued, its limit; the job was not created (try again in {retry_after} s, as jobs start)"
+            ),
             ApiError::Internal { request_id } => write!(
                 f,
                 "internal error; quote request id {request_id} when reporting it"
@@ -80,6 +87,7 @@ impl ApiError {
             ApiError::NotFound | ApiError::NoRoute => 404,
             ApiError::IdempotencyConflict | ApiError::JobFinished(_) => 409,
             ApiError::PayloadTooLarge { .. } => 413,
+            ApiError::TenantQueueFull { .. } => 429,
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::Internal { .. } => 500,
         }
@@ -100,6 +108,7 @@ impl ApiError {
             ApiError::NoRoute => "no_route",
             ApiError::IdempotencyConflict => "idempotency_conflict",
             ApiError::JobFinished(_) => "job_finished",
+            ApiError::TenantQueueFull { .. } => "TENANT_QUEUE_FULL",
             ApiError::Internal { .. } => "internal_error",
         }
     }
@@ -123,6 +132,14 @@ impl ApiError {
             error["request_id"] = json!(request_id);
         }
         json!({ "error": error })
+    }
+
+    /// Seconds for `Retry-After`, when the client should wait before trying again.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            ApiError::TenantQueueFull { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
     }
 
     pub fn invalid(field: &str, message: impl Into<String>) -> ApiError {

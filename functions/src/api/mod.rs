@@ -4,7 +4,7 @@
 pub mod error;
 pub mod request;
 
-use crate::aws::{attr_s, AwsError};
+use crate::aws::{attr_s, Admit, AwsError};
 use crate::model::{Job, TaskId, TenantId};
 use crate::time::{parse_rfc3339, rfc3339};
 use crate::{App, Function};
@@ -40,10 +40,15 @@ impl ApiRequest {
 pub struct ApiResponse {
     pub status: u16,
     pub body: Value,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u32>,
 }
 
 /// Pre-signed GET links to outputs last this long.
 pub const OUTPUT_LINK_TTL: Duration = Duration::from_secs(3600);
+/// `Retry-After` of a submit over the tenant's queue limit: about the time a few jobs take to
+/// start and free their places.
+pub const QUEUE_FULL_RETRY_AFTER_SECONDS: u32 = 30;
 pub const LOGS_LIMIT: std::ops::RangeInclusive<u32> = 1..=500;
 pub const LOGS_DEFAULT_LIMIT: u32 = 200;
 pub const LIST_LIMIT: std::ops::RangeInclusive<u32> = 1..=100;
@@ -79,7 +84,7 @@ pub async fn handle(app: &App, req: &ApiRequest) -> ApiResponse {
             if e.status() >= 500 {
                 tracing::error!(request_id = ?req.request_id, status = e.status(), "request failed");
             }
-            ApiResponse { status: e.status(), body: e.body() }
+            ApiResponse { status: e.status(), body: e.body(), retry_after: e.retry_after() }
         }
     }
 }
@@ -127,7 +132,7 @@ impl Ctx<'_> {
 }
 
 fn ok(status: u16, body: Value) -> Result<ApiResponse, ApiError> {
-    Ok(ApiResponse { status, body })
+    Ok(ApiResponse { status, body, retry_after: None })
 }
 
 async fn submit(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
@@ -161,12 +166,21 @@ async fn submit(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError
         exit_code: None,
         attempts: 0,
         idempotency_key: key,
+        queued_reason: None,
         request_hash: body.request.fingerprint(),
         deadline_at: Some(now / 1000 + crate::QUEUE_ALLOWANCE_SECONDS),
         expires_at: now / 1000 + i64::from(ctx.app.config.job_ttl_days) * 86_400,
     };
     let store = &ctx.app.store;
-    if !store.put_new(&job).await.map_err(ctx.internal)? {
+    let max_queued = ctx.app.config.limits.max_queued(ctx.tenant.as_str());
+    let admitted = store.put_new(&job, max_queued).await.map_err(ctx.internal)?;
+    if admitted == Admit::QueueFull {
+        // The tenant's own limit, as its counter carries it.
+        let counter = store.counter(ctx.tenant.as_str()).await.map_err(ctx.internal)?;
+        let max_queued = counter.max_queued.map_or(max_queued, |m| m.clamp(0, u32::MAX.into()) as u32);
+        return Err(ApiError::TenantQueueFull { max_queued, retry_after: QUEUE_FULL_RETRY_AFTER_SECONDS });
+    }
+    if admitted == Admit::Exists {
         // The Idempotency-Key was used before: same request -> the same job; else a conflict.
         let existing = store.get(&task_id).await.map_err(ctx.internal)?;
         return match existing {

@@ -46,15 +46,24 @@ impl JobTable {
                     },
                     // Sparse: only items that carry `unfinished` (jobs not yet finished) are in
                     // it, so the sweep reads the few overdue jobs instead of scanning the table.
-                    // The options (for the timeout in the message) are projected; an item's
-                    // index entry is written when it enters, when its deadline moves and when it
-                    // leaves, not on every status change.
+                    // The tenants' counters are in it too (their own partition). Projected: the
+                    // options (the timeout in the sweep's message), the tenant and status (the
+                    // recount of the counters) and the counters' counts.
                     DynamodbGsi {
                         name: t::UNFINISHED_INDEX.into(),
                         hash_key: t::UNFINISHED.into(),
                         range_key: Some(t::DEADLINE_AT.into()),
                         projection_type: "INCLUDE".into(),
-                        non_key_attributes: vec![t::OPTIONS.into()],
+                        non_key_attributes: vec![
+                            t::OPTIONS.into(),
+                            t::TENANT_ID.into(),
+                            t::STATUS.into(),
+                            t::QUEUED_COUNT.into(),
+                            t::RUNNING_COUNT.into(),
+                            t::COUNTS_AT.into(),
+                            t::MAX_RUNNING.into(),
+                            t::MAX_QUEUED.into(),
+                        ],
                     },
                 ],
                 ttl: Some(DynamodbTtl { attribute_name: t::EXPIRES_AT.into(), enabled: true }),

@@ -1,0 +1,243 @@
+//! Per-tenant limits against the emulator: the queue limit at its edge (429 with Retry-After,
+//! nothing created), the running limit holding while waiting jobs go round a real queue with a
+//! redrive policy and never reach its DLQ, fair dispatch (a small tenant's jobs start while a big
+//! one's backlog waits), counts exact under duplicate deliveries, out-of-order events and
+//! cancellations, and drift injected and corrected by the sweep.
+
+mod common;
+
+use common::*;
+use functions::model::TaskId;
+use functions::process::{self, Outcome};
+use functions::reconcile;
+use functions::App;
+use names::ecs::{StopCode, TaskStatus};
+use names::JobStatus;
+use serde_json::Value;
+
+/// An app whose tenants get `max_running` / `max_queued` by default, over a queue of its own
+/// with the deployed redrive policy (3 receives, then the DLQ); waiting jobs come back at once.
+async fn limited_app(tenants: &[&str], max_running: u32, max_queued: u32) -> (App, Queue) {
+    let keys: Vec<(String, String)> = tenants.iter().map(|t| (format!("key-{t}"), t.to_string())).collect();
+    let pairs: Vec<(&str, &str)> = keys.iter().map(|(k, t)| (k.as_str(), t.as_str())).collect();
+    let mut config = config(&pairs);
+    config.limits.max_running = max_running;
+    config.limits.max_queued = max_queued;
+    config.tenant_wait_seconds = 0;
+    let queue = Queue::new(&unique("q")).await;
+    config.queue_url = queue.url.clone();
+    (app_with(config).await, queue)
+}
+
+/// A job queue and its DLQ in the emulator, consumed as the Lambda event source does: receive a
+/// batch, hand it to the process function, delete what it did not report as failed.
+struct Queue {
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    dlq: String,
+}
+
+impl Queue {
+    async fn new(name: &str) -> Queue {
+        use aws_sdk_sqs::types::QueueAttributeName as Q;
+        let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+        let dlq = sqs.create_queue().queue_name(format!("{name}-dlq")).send().await.unwrap().queue_url.unwrap();
+        let dlq_arn = sqs.get_queue_attributes().queue_url(&dlq).attribute_names(Q::QueueArn).send().await.unwrap().attributes.unwrap()[&Q::QueueArn].clone();
+        let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": names::defaults::MAX_RECEIVE_COUNT}).to_string();
+        let url = sqs
+            .create_queue()
+            .queue_name(name)
+            .attributes(Q::RedrivePolicy, redrive)
+            .attributes(Q::VisibilityTimeout, "0")
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        Queue { sqs, url, dlq }
+    }
+
+    /// One batch (up to 10) through the process function; the outcomes by job id.
+    async fn round(&self, app: &App) -> Vec<(String, Outcome)> {
+        let r = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for m in r.messages() {
+            let count = m
+                .attributes()
+                .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1);
+            let body = m.body().unwrap();
+            let outcome = process::message(app, &process::Message { body: Some(body), receive_count: count }).await;
+            if !matches!(outcome, Outcome::Retry(_)) {
+                self.sqs.delete_message().queue_url(&self.url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+            }
+            let id: Value = serde_json::from_str(body).unwrap();
+            out.push((id["task_id"].as_str().unwrap().to_owned(), outcome));
+        }
+        out
+    }
+
+    async fn dlq_depth(&self) -> usize {
+        let r = self.sqs.receive_message().queue_url(&self.dlq).max_number_of_messages(10).send().await.unwrap();
+        r.messages().len()
+    }
+}
+
+async fn status_of(app: &App, id: &str) -> Value {
+    app.store.get(&TaskId::parse(id).unwrap()).await.unwrap().unwrap().view()
+}
+
+async fn counts(app: &App, tenant: &str) -> (i64, i64) {
+    let c = app.store.counter(tenant).await.unwrap();
+    (c.queued, c.running)
+}
+
+async fn stop(app: &App, id: &str, exit: i64) {
+    let job = app.store.get(&TaskId::parse(id).unwrap()).await.unwrap().unwrap();
+    let arn = job.ecs_task_arn.expect("a started job has a task");
+    let ev = task_event(&app.config.cluster_arn, &arn, id, TaskStatus::Stopped, container(Some(exit), None), Some(StopCode::EssentialContainerExited));
+    reconcile::event(app, &ev).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_submit_over_the_queue_limit_is_429_with_retry_after_and_creates_nothing() {
+    let tenant = unique("full");
+    let (app, _q) = limited_app(&[&tenant], 5, 3).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(submit(&app, &tenant, &format!(r#"{{"query": "q{i}"}}"#)).await);
+    }
+    assert_eq!(counts(&app, &tenant).await, (3, 0));
+    let r = call(&app, &request(&tenant, "POST", "/jobs", r#"{"query": "one too many"}"#)).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], "TENANT_QUEUE_FULL");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("3 jobs queued"), "{}", r.body);
+    assert_eq!(r.retry_after, Some(functions::api::QUEUE_FULL_RETRY_AFTER_SECONDS));
+    let listed = get(&app, &tenant, "/jobs").await;
+    assert_eq!(listed.body["jobs"].as_array().unwrap().len(), 3, "the refused job was not created");
+    assert_eq!(counts(&app, &tenant).await, (3, 0));
+    // A place frees: the next submit is accepted.
+    assert_eq!(call(&app, &request(&tenant, "DELETE", &format!("/jobs/{}", ids[0]), "")).await.status, 200);
+    assert_eq!(counts(&app, &tenant).await, (2, 0));
+    submit(&app, &tenant, r#"{"query": "now there is room"}"#).await;
+    assert_eq!(counts(&app, &tenant).await, (3, 0));
+}
+
+#[tokio::test]
+async fn the_running_limit_holds_and_waiting_jobs_never_reach_the_dlq() {
+    let tenant = unique("busy");
+    let (app, queue) = limited_app(&[&tenant], 2, 100).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(submit(&app, &tenant, &format!(r#"{{"query": "job {i}"}}"#)).await);
+    }
+    // Many more receives than the redrive policy allows a message: the waiting ones go round.
+    let mut started = Vec::new();
+    for _ in 0..(3 * names::defaults::MAX_RECEIVE_COUNT as usize) {
+        for (id, outcome) in queue.round(&app).await {
+            match outcome {
+                Outcome::Started { .. } => started.push(id),
+                Outcome::Waiting => {}
+                other => panic!("{id}: {other:?}"),
+            }
+        }
+    }
+    assert_eq!(started.len(), 2, "{started:?}");
+    assert_eq!(counts(&app, &tenant).await, (3, 2));
+    for id in ids.iter().filter(|id| !started.contains(id)) {
+        let job = status_of(&app, id).await;
+        assert_eq!((job["status"].as_str(), job["queued_reason"].as_str()), (Some("QUEUED"), Some("TENANT_LIMIT")), "{job}");
+        assert_eq!(job["attempts"].as_u64().unwrap_or(0), 0, "waiting is not an attempt: {job}");
+        // Waiting for its tenant does not make it overdue.
+        let stored = app.store.get(&TaskId::parse(id).unwrap()).await.unwrap().unwrap();
+        assert!(stored.deadline_at.unwrap() >= functions::time::now_millis() / 1000 + functions::QUEUE_ALLOWANCE_SECONDS - 60);
+    }
+    assert_eq!(queue.dlq_depth().await, 0, "a waiting job reached the DLQ");
+    // One ends: exactly one more starts.
+    stop(&app, &started[0], 0).await;
+    assert_eq!(counts(&app, &tenant).await, (3, 1));
+    let mut more = Vec::new();
+    for _ in 0..3 {
+        more.extend(queue.round(&app).await.into_iter().filter(|(_, o)| matches!(o, Outcome::Started { .. })).map(|(id, _)| id));
+    }
+    assert_eq!(more.len(), 1, "{more:?}");
+    assert_eq!(counts(&app, &tenant).await, (2, 2));
+    assert_eq!(queue.dlq_depth().await, 0);
+}
+
+#[tokio::test]
+async fn a_small_tenant_starts_while_a_big_tenants_backlog_waits() {
+    let (a, b) = (unique("big"), unique("small"));
+    let (app, queue) = limited_app(&[&a, &b], 3, 1000).await;
+    for i in 0..200 {
+        submit(&app, &a, &format!(r#"{{"query": "a{i}"}}"#)).await;
+    }
+    let mut rounds = 0;
+    // A's first jobs start; its backlog then waits.
+    while counts(&app, &a).await.1 < 3 {
+        for (id, o) in queue.round(&app).await {
+            assert!(matches!(o, Outcome::Started { .. } | Outcome::Waiting), "{id}: {o:?}");
+        }
+        rounds += 1;
+        assert!(rounds < 100);
+    }
+    let mut b_ids = Vec::new();
+    for i in 0..5 {
+        b_ids.push(submit(&app, &b, &format!(r#"{{"query": "b{i}"}}"#)).await);
+    }
+    let mut b_started = 0;
+    let mut receives = 0;
+    while b_started < 3 {
+        let got = queue.round(&app).await;
+        for (id, o) in &got {
+            assert!(matches!(o, Outcome::Started { .. } | Outcome::Waiting), "{id}: {o:?}");
+        }
+        receives += got.len();
+        b_started += got.iter().filter(|(id, o)| b_ids.contains(id) && matches!(o, Outcome::Started { .. })).count();
+        assert!(receives < 2000, "B's jobs did not start");
+    }
+    // B started after about one pass over the queue, not after A's 197 waiting jobs ran.
+    assert_eq!(counts(&app, &a).await, (197, 3));
+    assert!(receives <= 205 + 30, "B waited {receives} receives");
+    eprintln!("fairness: B's first 3 jobs started within {receives} receives, with A's 197 waiting");
+}
+
+#[tokio::test]
+async fn counts_stay_exact_under_duplicates_out_of_order_events_and_cancellations() {
+    let tenant = unique("exact");
+    let (app, _q) = limited_app(&[&tenant], 5, 100).await;
+    let one = submit(&app, &tenant, r#"{"query": "one"}"#).await;
+    // The same message twice: one start.
+    let body = job_message(&one);
+    assert!(matches!(process::message(&app, &process::Message { body: Some(&body), receive_count: 1 }).await, Outcome::Started { .. }));
+    assert!(matches!(process::message(&app, &process::Message { body: Some(&body), receive_count: 2 }).await, Outcome::Started { .. } | Outcome::Ignored(_)));
+    assert_eq!(counts(&app, &tenant).await, (0, 1));
+    // STOPPED before RUNNING, then RUNNING late: counted once, then stale.
+    let arn = app.store.get(&TaskId::parse(&one).unwrap()).await.unwrap().unwrap().ecs_task_arn.unwrap();
+    stop(&app, &one, 0).await;
+    let late = task_event(&app.config.cluster_arn, &arn, &one, TaskStatus::Running, running_container(), None);
+    assert_eq!(reconcile::event(&app, &late).await.unwrap(), reconcile::Outcome::Ignored("stale event"));
+    stop(&app, &one, 0).await;
+    assert_eq!(counts(&app, &tenant).await, (0, 0));
+    // Cancelled while queued, while running, and twice.
+    let (two, three) = (submit(&app, &tenant, r#"{"query": "two"}"#).await, submit(&app, &tenant, r#"{"query": "three"}"#).await);
+    assert_eq!(counts(&app, &tenant).await, (2, 0));
+    process::message(&app, &process::Message { body: Some(&job_message(&three)), receive_count: 1 }).await;
+    for id in [&two, &three, &two] {
+        call(&app, &request(&tenant, "DELETE", &format!("/jobs/{id}"), "")).await;
+    }
+    assert_eq!(counts(&app, &tenant).await, (0, 0));
+    // The cancelled job's task stops later: nothing changes.
+    stop(&app, &three, 143).await;
+    assert_eq!(counts(&app, &tenant).await, (0, 0));
+    assert_eq!(status_of(&app, &three).await["status"], JobStatus::Cancelled.as_str());
+}
