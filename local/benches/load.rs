@@ -29,6 +29,8 @@ async fn main() {
         command: AgentCommand::Trivial("true".into()),
         egress_allow: Vec::new(),
         tenant_secrets: Vec::new(),
+        // One tenant sends every job: its limits are the stack's.
+        tenant_limits: functions::config::TenantLimits { max_running: 50, max_queued: 100_000, tenants: Default::default() },
         verbose: false,
     })
     .await

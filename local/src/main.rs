@@ -57,6 +57,12 @@ struct Cli {
     /// a command line is visible to other users of the machine.
     #[arg(long, value_name = "TENANT:NAME=VALUE")]
     tenant_secret: Vec<String>,
+    /// Jobs of one tenant started at once (Terraform `tenant_max_running`).
+    #[arg(long, default_value_t = names::defaults::TENANT_MAX_RUNNING, value_parser = clap::value_parser!(u32).range(1..))]
+    tenant_max_running: u32,
+    /// Jobs of one tenant queued at once; a submit over it is 429 (Terraform `tenant_max_queued`).
+    #[arg(long, default_value_t = names::defaults::TENANT_MAX_QUEUED, value_parser = clap::value_parser!(u32).range(1..))]
+    tenant_max_queued: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -139,6 +145,11 @@ async fn main() -> std::process::ExitCode {
         command,
         egress_allow: cli.egress_allow.clone(),
         tenant_secrets,
+        tenant_limits: functions::config::TenantLimits {
+            max_running: cli.tenant_max_running,
+            max_queued: cli.tenant_max_queued,
+            tenants: Default::default(),
+        },
         verbose: true,
     };
     let stack = match LocalStack::start(options).await {

@@ -31,6 +31,8 @@ pub struct Options {
     pub egress_allow: Vec<String>,
     /// Tenant secrets put into the emulator's SSM, as an operator puts them into AWS's.
     pub tenant_secrets: Vec<TenantSecret>,
+    /// Every tenant's limits (`tenant_max_running`, `tenant_max_queued`).
+    pub tenant_limits: functions::config::TenantLimits,
     /// Log progress to stderr.
     pub verbose: bool,
 }
@@ -85,7 +87,8 @@ impl LocalStack {
         say(v, "creating the table, queues, bucket, log group, parameters, cluster and task definition");
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let settings = Settings::new(&o.tenants, &o.api_key_generations, template);
-        let (config, task_definition) = provision(&o.root, &sdk, &settings).await?;
+        let (mut config, task_definition) = provision(&o.root, &sdk, &settings).await?;
+        config.limits = o.tenant_limits.clone();
         let app = Arc::new(functions::App::new(&sdk, config.clone(), names::Function::ALL.to_vec()));
         crate::provision::put_tenant_secrets(&sdk, &config, &o.tenant_secrets).await?;
 

@@ -38,6 +38,7 @@ async fn start(file: &Path) -> LocalStack {
         command: AgentCommand::Trivial("true".into()),
         egress_allow: Vec::new(),
         tenant_secrets: Vec::new(),
+        tenant_limits: Default::default(),
         verbose: false,
     })
     .await

@@ -480,3 +480,39 @@ fn the_plan_refuses_what_aws_would_refuse_at_apply() {
         assert!(run.ok, "{vars:?} must plan:\n{}", run.output);
     }
 }
+
+#[test]
+fn tenant_limits_reach_the_functions_and_the_plan_refuses_bad_ones() {
+    require_terraform!();
+    let tenants = ("tenants", r#"["acme", "globex"]"#);
+    let (run, plan) = plan_generated(&[tenants, ("tenant_max_running", "3"), ("tenant_limits", "{acme = {max_running = 20}}")], &[]);
+    assert!(run.ok, "{}", run.output);
+    let plan = plan.unwrap();
+    let env_of = |function: &str, var: &str| -> Value {
+        let f = planned(&plan, "aws_lambda_function").find(|f| f["name"] == function).unwrap_or_else(|| panic!("no {function}"));
+        let text = f["values"]["environment"][0]["variables"][var].as_str().unwrap_or_else(|| panic!("{function} has no {var}: {f}"));
+        serde_json::from_str(text).unwrap()
+    };
+    // The reconciler writes each tenant's limits onto its counter; submit and process hold the defaults.
+    assert_eq!(
+        env_of("reconcile", names::env::TENANT_LIMITS),
+        serde_json::json!({"max_running": 3, "max_queued": 1000, "tenants": {"acme": {"max_running": 20, "max_queued": null}}})
+    );
+    for f in ["submit", "process"] {
+        assert_eq!(env_of(f, names::env::TENANT_LIMIT_DEFAULTS), serde_json::json!({"max_running": 3, "max_queued": 1000}));
+    }
+    let many = format!("[{}]", (0..21).map(|i| format!("\"t{i}\"")).collect::<Vec<_>>().join(", "));
+    let many_limits = format!("{{{}}}", (0..21).map(|i| format!("t{i} = {{max_running = 2}}")).collect::<Vec<_>>().join(", "));
+    for (vars, message) in [
+        (vec![tenants, ("tenant_limits", "{initech = {max_running = 2}}")], "every tenant named must be one of var.tenants"),
+        (vec![tenants, ("tenant_limits", "{acme = {max_running = 0}}")], "max_running is a whole number from 1 to 1000"),
+        (vec![tenants, ("tenant_limits", "{acme = {max_queued = 2.5}}")], "max_queued from 1 to 1000000"),
+        (vec![tenants, ("tenant_max_running", "0")], "tenant_max_running must be a whole number from 1 to 1000"),
+        (vec![("tenants", many.as_str()), ("tenant_limits", many_limits.as_str())], "at most 20 tenants have limits of their own"),
+    ] {
+        let (run, _) = plan_generated(&vars, &[]);
+        assert!(!run.ok, "{vars:?} must stop the plan:\n{}", run.output);
+        let flat = run.output.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains(message), "{vars:?}: expected {message:?} in:\n{}", run.output);
+    }
+}
