@@ -162,7 +162,14 @@ impl OutputsBucket {
     /// signs the agent's links to read and delete them; the reconciler deletes what is left).
     pub fn grant_secrets(&self, stack: &mut Stack, role: &Role, key: &Key, actions: &[&str]) -> Result<(), Error> {
         role.grant(stack, Statement::allow("JobSecrets", actions, vec![self.objects(names::bucket::SECRETS_PREFIX)]))?;
-        key.grant_encrypt_decrypt(stack, role)
+        // Writing encrypts with the stack key, reading decrypts; deleting needs neither.
+        if actions.contains(&"s3:PutObject") {
+            key.grant_encrypt_decrypt(stack, role)
+        } else if actions.contains(&"s3:GetObject") {
+            key.grant_decrypt(stack, role)
+        } else {
+            Ok(())
+        }
     }
 
     /// Read the agents' error reports (`jobs/*/error.json`).
