@@ -31,6 +31,9 @@ pub async fn run(ctx: &Ctx, browser: &Browser) -> Result<(), AgentError> {
         let deadline = ctx.step_deadline(cap);
         ctx.log.info("step", json!({ "index": i, "action": step.action() }));
         let outcome = match timeout_at(deadline, one(ctx, browser, step, deadline)).await {
+            // A step that waits (for an element, a text, a URL) up to its deadline gives up
+            // there on its own; when that was the job's deadline, the job timed out.
+            Ok(Err(AgentError::StepTimeout(_) | AgentError::SelectorNotFound(_))) if Deadline::now() + POLL >= ctx.work_deadline => Err(ctx.deadline_error()),
             Ok(r) => r,
             // Whichever came first: the job's deadline, or the step's own cap.
             Err(_) if deadline >= ctx.work_deadline => Err(ctx.deadline_error()),
