@@ -119,23 +119,29 @@ impl JobStore {
         }
     }
 
+    /// An UpdateItem of `tenant`'s counter that keeps it in the counters' partition of the sparse
+    /// index and then sets `set` (which may go on with `ADD`).
+    fn counter_item(&self, tenant: &str, set: &str) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(t::TASK_ID, s(t::counter_key(tenant)))
+            .update_expression(format!("SET #unf = :cp, #dl = if_not_exists(#dl, :zero), {set}"))
+            .expression_attribute_names("#unf", t::UNFINISHED)
+            .expression_attribute_names("#dl", t::DEADLINE_AT)
+            .expression_attribute_values(":cp", s(t::COUNTERS_PARTITION))
+            .expression_attribute_values(":zero", n(0))
+    }
+
     /// Changes `tenant`'s counter by `queued` and `running` (`dynamodb:UpdateItem`); with
     /// `limit` (count, limit attribute, default), only while that count is below the tenant's
     /// limit on the counter (the default when it carries none). False when the limit refused it.
     async fn count(&self, tenant: &str, queued: i64, running: i64, limit: Option<(&str, &str, u32)>) -> Result<bool, AwsError> {
         let mut u = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(t::TASK_ID, s(t::counter_key(tenant)))
-            .update_expression("SET #unf = :cp, #dl = if_not_exists(#dl, :zero), #ca = :now ADD #q :dq, #r :dr")
-            .expression_attribute_names("#unf", t::UNFINISHED)
-            .expression_attribute_names("#dl", t::DEADLINE_AT)
+            .counter_item(tenant, "#ca = :now ADD #q :dq, #r :dr")
             .expression_attribute_names("#ca", t::COUNTS_AT)
             .expression_attribute_names("#q", t::QUEUED_COUNT)
             .expression_attribute_names("#r", t::RUNNING_COUNT)
-            .expression_attribute_values(":cp", s(t::COUNTERS_PARTITION))
-            .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":now", n(self.clock.now_millis()))
             .expression_attribute_values(":dq", n(queued))
             .expression_attribute_values(":dr", n(running));
@@ -474,18 +480,10 @@ impl JobStore {
 
     /// Writes a tenant's limits onto its counter (`dynamodb:UpdateItem`; creates the counter).
     pub async fn set_limits(&self, tenant: &str, max_running: u32, max_queued: u32) -> Result<(), AwsError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key(t::TASK_ID, s(t::counter_key(tenant)))
-            .update_expression("SET #unf = :cp, #dl = if_not_exists(#dl, :zero), #ca = if_not_exists(#ca, :zero), #mr = :mr, #mq = :mq")
-            .expression_attribute_names("#unf", t::UNFINISHED)
-            .expression_attribute_names("#dl", t::DEADLINE_AT)
+        self.counter_item(tenant, "#ca = if_not_exists(#ca, :zero), #mr = :mr, #mq = :mq")
             .expression_attribute_names("#ca", t::COUNTS_AT)
             .expression_attribute_names("#mr", t::MAX_RUNNING)
             .expression_attribute_names("#mq", t::MAX_QUEUED)
-            .expression_attribute_values(":cp", s(t::COUNTERS_PARTITION))
-            .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":mr", n(max_running))
             .expression_attribute_values(":mq", n(max_queued))
             .send()
@@ -498,18 +496,10 @@ impl JobStore {
     /// it read `seen` (`counts_at`; `None`: there was no counter). False when it had.
     pub async fn correct_counts(&self, tenant: &str, queued: i64, running: i64, seen: Option<i64>) -> Result<bool, AwsError> {
         let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(t::TASK_ID, s(t::counter_key(tenant)))
-            .update_expression("SET #unf = :cp, #dl = :zero, #ca = :now, #q = :q, #r = :r")
-            .expression_attribute_names("#unf", t::UNFINISHED)
-            .expression_attribute_names("#dl", t::DEADLINE_AT)
+            .counter_item(tenant, "#ca = :now, #q = :q, #r = :r")
             .expression_attribute_names("#ca", t::COUNTS_AT)
             .expression_attribute_names("#q", t::QUEUED_COUNT)
             .expression_attribute_names("#r", t::RUNNING_COUNT)
-            .expression_attribute_values(":cp", s(t::COUNTERS_PARTITION))
-            .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":now", n(self.clock.now_millis()))
             .expression_attribute_values(":q", n(queued))
             .expression_attribute_values(":r", n(running));
