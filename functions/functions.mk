@@ -6,7 +6,7 @@
 # same bootstrap. LAMBDA_ARCH follows the Terraform variable: arm64 (default) or x86_64.
 
 # Must equal names::Function::ALL (a test checks).
-LAMBDA_FUNCTIONS := submit status logs list cancel process reconcile
+LAMBDA_FUNCTIONS := submit status logs list cancel process reconcile webhook
 LAMBDA_ARCH ?= arm64
 CARGO_LAMBDA_VERSION := 1.9.2
 FUNCTIONS_VENV := .tools/venv/bin

@@ -10,7 +10,8 @@
 pub mod browser;
 pub mod config;
 pub mod error;
-pub mod guard;
+/// The egress policy is shared with the functions' webhook delivery (`names::egress`).
+pub use names::egress as guard;
 pub mod job;
 pub mod log;
 pub mod manifest;

@@ -2,7 +2,7 @@
 //! paginated) AWS API call, named by what it does for a job. IAM grants follow these calls
 //! one-to-one (see the crate docs).
 
-use crate::model::{Job, TaskId, TenantId, Target};
+use crate::model::{Attempt, Job, TaskId, TenantId, Target, Webhook};
 use aws_sdk_dynamodb::types::AttributeValue;
 use names::job::JobOptions;
 use names::{table as t, JobStatus, Output};
@@ -76,7 +76,13 @@ pub struct JobStore {
     pub client: aws_sdk_dynamodb::Client,
     pub table: String,
     pub clock: crate::time::Clock,
+    /// Where a job that finishes with a webhook is announced (`sqs:SendMessage`).
+    pub webhooks: Option<WebhookQueue>,
 }
+
+/// Seconds after a job finished before the sweep queues a webhook event its finishing function
+/// could not (the finishing function queues it at once; this is for a crash in between).
+pub const ANNOUNCE_GRACE_SECONDS: i64 = 60;
 
 /// One page of a tenant's jobs.
 pub struct JobPage {
@@ -223,14 +229,22 @@ impl JobStore {
             let (dq, dr) = (counted(to).0 - counted(current.status).0, counted(to).1 - counted(current.status).1);
             let now = crate::time::rfc3339(self.clock.now_millis());
             let mut set = vec![(t::STATUS, s(to.as_str())), (t::UPDATED_AT, s(&now))];
-            set.extend(updates.iter().cloned());
+            // A job that finishes with a webhook moves to the index's partition of events to
+            // announce, in the same write, so no event is lost to a crash before it is queued.
+            let announce = to.is_terminal() && current.webhook.is_some();
+            if announce {
+                set.push((t::UNFINISHED, s(t::WEBHOOKS_PARTITION)));
+                set.push((t::WEBHOOK_STATE, s(names::webhook::State::Pending.as_str())));
+                set.push((t::DEADLINE_AT, n(self.clock.now_secs() + ANNOUNCE_GRACE_SECONDS)));
+            }
+            set.extend(updates.iter().filter(|(k, _)| !(announce && [t::UNFINISHED, t::WEBHOOK_STATE, t::DEADLINE_AT].contains(k))).cloned());
             let expr: Vec<String> = (0..set.len()).map(|i| format!("#u{i} = :u{i}")).collect();
-            // A finished job leaves the index of unfinished ones.
-            let remove = if to.is_terminal() { " REMOVE #unf" } else { "" };
-            let update_expression = format!("SET {}{remove}", expr.join(", "));
+            // Any other finished job leaves the index of unfinished ones.
+            let remove = to.is_terminal() && !announce;
+            let update_expression = format!("SET {}{}", expr.join(", "), if remove { " REMOVE #unf" } else { "" });
             let mut names: HashMap<String, String> = set.iter().enumerate().map(|(i, (k, _))| (format!("#u{i}"), k.to_string())).collect();
             names.insert("#st".into(), t::STATUS.into());
-            if to.is_terminal() {
+            if remove {
                 names.insert("#unf".into(), t::UNFINISHED.into());
             }
             let mut values: HashMap<String, AttributeValue> = set.iter().enumerate().map(|(i, (_, v))| (format!(":u{i}"), v.clone())).collect();
@@ -262,7 +276,16 @@ impl JobStore {
                     if !reserve && (dq, dr) != (0, 0) {
                         self.count(tenant, dq, dr, None).await?;
                     }
-                    return Ok(r.attributes.as_ref().and_then(from_item).map_or(Moved::Refused, Moved::Moved));
+                    let moved = r.attributes.as_ref().and_then(from_item);
+                    if announce {
+                        if let Some(job) = &moved {
+                            // Best effort: the sweep queues what this could not.
+                            if let Err(e) = self.announce(&job.task_id).await {
+                                tracing::warn!(task_id = task_id.as_str(), error = %e, "could not queue the job's webhook event; the sweep will");
+                            }
+                        }
+                    }
+                    return Ok(moved.map_or(Moved::Refused, Moved::Moved));
                 }
                 Err(e) => {
                     if reserve {
@@ -561,6 +584,10 @@ pub fn to_item(job: &Job) -> HashMap<String, AttributeValue> {
         m.insert(t::DEADLINE_AT.into(), n(d));
     }
     m.insert(t::ATTEMPTS.into(), n(job.attempts));
+    if let Some(w) = &job.webhook {
+        m.insert(t::WEBHOOK_URL.into(), s(&w.url));
+        m.insert(t::WEBHOOK_ROUND.into(), n(w.round));
+    }
     m.insert(t::REQUEST_HASH.into(), s(&job.request_hash));
     m.insert(t::EXPIRES_AT.into(), n(job.expires_at));
     if !job.status.is_terminal() {
@@ -608,7 +635,191 @@ pub fn from_item(m: &HashMap<String, AttributeValue>) -> Option<Job> {
         request_hash: gs(t::REQUEST_HASH).unwrap_or_default(),
         deadline_at: gn(t::DEADLINE_AT),
         expires_at: gn(t::EXPIRES_AT).unwrap_or(0),
+        webhook: gs(t::WEBHOOK_URL).map(|url| Webhook {
+            url,
+            state: gs(t::WEBHOOK_STATE).and_then(|v| names::webhook::State::parse(&v)),
+            round: gn(t::WEBHOOK_ROUND).unwrap_or(0),
+            attempts: m.get(t::WEBHOOK_ATTEMPTS).and_then(|v| v.as_l().ok()).map(|l| l.iter().filter_map(attempt_from).collect()).unwrap_or_default(),
+        }),
     })
+}
+
+fn attempt_from(v: &AttributeValue) -> Option<Attempt> {
+    let m = v.as_m().ok()?;
+    let gn = |k: &str| m.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u64>().ok());
+    Some(Attempt {
+        at: m.get("at")?.as_s().ok()?.clone(),
+        attempt: gn("attempt")? as u32,
+        status_code: gn("status_code").map(|c| c as u16),
+        error: m.get("error").and_then(|v| v.as_s().ok()).cloned(),
+        duration_ms: gn("duration_ms").unwrap_or(0),
+    })
+}
+
+fn attempt_item(a: &Attempt) -> AttributeValue {
+    let mut m = HashMap::from([("at".to_string(), s(&a.at)), ("attempt".to_string(), n(a.attempt)), ("duration_ms".to_string(), n(a.duration_ms))]);
+    if let Some(c) = a.status_code {
+        m.insert("status_code".into(), n(c));
+    }
+    if let Some(e) = &a.error {
+        m.insert("error".into(), s(e));
+    }
+    AttributeValue::M(m)
+}
+
+/// A finished job's webhook event, one SQS message per attempt: the first is sent when the job
+/// finishes, each retry is a new message (so SQS's receive count and redrive never count the
+/// schedule), delayed up to SQS's 15 minutes and chained through `not_before` past that.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Delivery {
+    pub task_id: String,
+    /// The job's delivery round: a message of an older round is dropped.
+    pub round: i64,
+    /// 1 for the first attempt of the round.
+    pub attempt: u32,
+    /// Epoch seconds before which the attempt is not made (a longer wait than one SQS delay).
+    #[serde(default)]
+    pub not_before: i64,
+    /// The body the first attempt signed: retries send exactly it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
+    /// Why the last attempt failed (on a dead-lettered event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// The webhooks queue and its dead-letter queue.
+#[derive(Clone, Debug)]
+pub struct WebhookQueue {
+    pub client: aws_sdk_sqs::Client,
+    pub url: String,
+    pub dlq_url: String,
+}
+
+impl WebhookQueue {
+    /// `sqs:SendMessage` of a delivery, visible `delay_seconds` from now (at most 900).
+    pub async fn send(&self, d: &Delivery, delay_seconds: u32) -> Result<(), AwsError> {
+        self.send_to(&self.url, d, delay_seconds.min(names::webhook::MAX_DELAY_SECONDS)).await
+    }
+
+    /// `sqs:SendMessage` of an event whose every attempt failed to the dead-letter queue.
+    pub async fn dead_letter(&self, d: &Delivery) -> Result<(), AwsError> {
+        self.send_to(&self.dlq_url, d, 0).await
+    }
+
+    async fn send_to(&self, url: &str, d: &Delivery, delay_seconds: u32) -> Result<(), AwsError> {
+        let body = serde_json::to_string(d).map_err(|e| AwsError { op: "sqs:SendMessage", code: None, detail: e.to_string() })?;
+        self.client
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .delay_seconds(delay_seconds as i32)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("sqs:SendMessage", e))?;
+        Ok(())
+    }
+}
+
+impl JobStore {
+    /// Queues the first delivery of a finished job's event (`sqs:SendMessage`), then marks it
+    /// queued and takes it out of the sweep's partition (`dynamodb:UpdateItem`, only while it is
+    /// still `PENDING`).
+    pub async fn announce(&self, task_id: &TaskId) -> Result<(), AwsError> {
+        let Some(queue) = &self.webhooks else {
+            return Err(AwsError { op: "sqs:SendMessage", code: None, detail: "no webhook queue is configured".into() });
+        };
+        queue.send(&Delivery { task_id: task_id.as_str().to_owned(), round: 0, attempt: 1, not_before: 0, payload: None, last_error: None }, 0).await?;
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(t::TASK_ID, s(task_id.as_str()))
+            .update_expression("SET #ws = :sending REMOVE #unf")
+            .condition_expression("#ws = :pending")
+            .expression_attribute_names("#ws", t::WEBHOOK_STATE)
+            .expression_attribute_names("#unf", t::UNFINISHED)
+            .expression_attribute_values(":sending", s(names::webhook::State::Sending.as_str()))
+            .expression_attribute_values(":pending", s(names::webhook::State::Pending.as_str()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e)),
+        }
+    }
+
+    /// Finished jobs whose webhook event was not queued by `now` (epoch seconds): the sparse
+    /// index's webhooks partition (`dynamodb:Query`).
+    pub async fn unannounced(&self, now: i64) -> Result<Vec<TaskId>, AwsError> {
+        Ok(self
+            .query_unfinished(t::WEBHOOKS_PARTITION)
+            .await?
+            .iter()
+            .filter(|m| m.get(t::DEADLINE_AT).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()).is_some_and(|d| d < now))
+            .filter_map(|m| TaskId::parse(m.get(t::TASK_ID)?.as_s().ok()?))
+            .collect())
+    }
+
+    /// Appends an attempt to the job's current round and sets its delivery state
+    /// (`dynamodb:UpdateItem`, only while `round` is the job's round). False for an older round.
+    pub async fn record_attempt(&self, task_id: &TaskId, round: i64, attempt: &Attempt, state: names::webhook::State) -> Result<bool, AwsError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(t::TASK_ID, s(task_id.as_str()))
+            .update_expression("SET #a = list_append(if_not_exists(#a, :none), :one), #ws = :ws")
+            .condition_expression("#r = :r")
+            .expression_attribute_names("#a", t::WEBHOOK_ATTEMPTS)
+            .expression_attribute_names("#ws", t::WEBHOOK_STATE)
+            .expression_attribute_names("#r", t::WEBHOOK_ROUND)
+            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":one", AttributeValue::L(vec![attempt_item(attempt)]))
+            .expression_attribute_values(":ws", s(state.as_str()))
+            .expression_attribute_values(":r", n(round))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e)),
+        }
+    }
+
+    /// Starts a new round of delivery of a finished job's event (`dynamodb:UpdateItem`, only
+    /// for a finished job with a webhook): its attempts start again. The job as written, or None
+    /// when it is not finished or has no webhook.
+    pub async fn new_round(&self, task_id: &TaskId) -> Result<Option<Job>, AwsError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(t::TASK_ID, s(task_id.as_str()))
+            .update_expression("SET #r = #r + :one, #ws = :sending, #a = :none REMOVE #unf")
+            .condition_expression("attribute_exists(#url) AND #st IN (:c, :f, :x)")
+            .expression_attribute_names("#r", t::WEBHOOK_ROUND)
+            .expression_attribute_names("#ws", t::WEBHOOK_STATE)
+            .expression_attribute_names("#a", t::WEBHOOK_ATTEMPTS)
+            .expression_attribute_names("#unf", t::UNFINISHED)
+            .expression_attribute_names("#url", t::WEBHOOK_URL)
+            .expression_attribute_names("#st", t::STATUS)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":sending", s(names::webhook::State::Sending.as_str()))
+            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":c", s(JobStatus::Completed.as_str()))
+            .expression_attribute_values(":f", s(JobStatus::Failed.as_str()))
+            .expression_attribute_values(":x", s(JobStatus::Cancelled.as_str()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match r {
+            Ok(r) => Ok(r.attributes.as_ref().and_then(from_item)),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(None),
+            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e)),
+        }
+    }
 }
 
 /// The job queue.
@@ -855,6 +1066,31 @@ pub struct AgentReport {
     pub message: String,
     #[serde(default)]
     pub step: Option<u32>,
+}
+
+/// The tenants' webhook signing secrets in SSM Parameter Store, one SecureString per tenant.
+#[derive(Clone, Debug)]
+pub struct SigningSecrets {
+    pub client: aws_sdk_ssm::Client,
+    /// `/<project>/<environment>/webhooks/`.
+    pub path: String,
+}
+
+impl SigningSecrets {
+    /// `ssm:GetParameters` (with decryption) of the tenant's signing secrets: one, or two while
+    /// they rotate (newest first); None when the tenant has none.
+    pub async fn read(&self, tenant: &str) -> Result<Option<Vec<String>>, AwsError> {
+        let name = names::ssm::webhook_secret(&self.path, tenant);
+        let r = self
+            .client
+            .get_parameters()
+            .names(&name)
+            .with_decryption(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ssm:GetParameters", e))?;
+        Ok(r.parameters().iter().find(|p| p.name() == Some(name.as_str())).and_then(|p| p.value()).map(|v| v.split_whitespace().map(str::to_owned).collect()))
+    }
 }
 
 /// The tenants' secrets in SSM Parameter Store, below one path.

@@ -20,10 +20,24 @@ pub fn env_vars(f: Function) -> &'static [(EnvVar, bool)] {
 pub struct Tenants(HashMap<String, String>);
 
 impl Tenants {
-    pub fn from_json(s: &str) -> Result<Tenants, String> {
-        serde_json::from_str::<HashMap<String, String>>(s)
-            .map(Tenants)
-            .map_err(|e| format!("{} must be a JSON object of API key id -> tenant id: {e}", EnvVar::TenantKeys.name()))
+    /// `id=tenant,id=tenant` (what infra-gen sets), or a JSON object of id -> tenant.
+    pub fn parse(s: &str) -> Result<Tenants, String> {
+        let name = EnvVar::TenantKeys.name();
+        if s.trim_start().starts_with('{') {
+            return serde_json::from_str::<HashMap<String, String>>(s)
+                .map(Tenants)
+                .map_err(|e| format!("{name} must be id=tenant pairs or a JSON object of API key id -> tenant id: {e}"));
+        }
+        let mut map = HashMap::new();
+        for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some((id, tenant)) if !id.is_empty() && !tenant.is_empty() => {
+                    map.insert(id.to_owned(), tenant.to_owned());
+                }
+                _ => return Err(format!("{name} must be comma-separated API key id=tenant pairs, got `{pair}`")),
+            }
+        }
+        Ok(Tenants(map))
     }
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Tenants {
         Tenants(pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
@@ -104,6 +118,20 @@ pub struct Config {
     pub limits: TenantLimits,
     /// Seconds a job whose tenant is at its running limit waits before its message comes back.
     pub tenant_wait_seconds: u32,
+    /// The queue of webhook deliveries, and its dead-letter queue.
+    pub webhook_queue_url: String,
+    pub webhook_dlq_url: String,
+    /// SSM path of the tenants' signing secrets (`/<project>/<environment>/webhooks/`).
+    pub webhook_secrets_path: String,
+    /// Seconds before each retry after the first attempt.
+    pub webhook_retry_seconds: Vec<u32>,
+    /// How long an attempt may take (10 s; tests shorten it).
+    pub webhook_timeout: std::time::Duration,
+    /// Where webhooks may go: public addresses on any port, plus (local mode only: never read
+    /// from the environment) what the local stack allows on loopback.
+    pub webhook_egress: names::egress::EgressPolicy,
+    /// `http://` webhook URLs: local mode only (never from the environment).
+    pub webhook_allow_http: bool,
 }
 
 impl Config {
@@ -116,6 +144,10 @@ impl Config {
             job_ttl_days: names::defaults::JOB_TTL_DAYS,
             tenant_secrets_path: names::ssm::tenants_path(names::defaults::PROJECT_NAME, names::defaults::ENVIRONMENT),
             tenant_wait_seconds: names::defaults::TENANT_WAIT_SECONDS,
+            webhook_secrets_path: names::ssm::webhooks_path(names::defaults::PROJECT_NAME, names::defaults::ENVIRONMENT),
+            webhook_retry_seconds: names::webhook::DEFAULT_RETRY_SECONDS.to_vec(),
+            webhook_timeout: std::time::Duration::from_secs(names::webhook::TIMEOUT_SECONDS),
+            webhook_egress: names::egress::EgressPolicy::default().with_any_port(),
             ..Config::default()
         }
     }
@@ -152,12 +184,16 @@ impl Config {
                     EnvVar::SecurityGroupIds => c.security_group_ids = list(&value),
                     EnvVar::ContainerName => c.container_name = value,
                     EnvVar::LogGroup => c.log_group = value,
-                    EnvVar::TenantKeys => c.tenants = Tenants::from_json(&value)?,
+                    EnvVar::TenantKeys => c.tenants = Tenants::parse(&value)?,
                     EnvVar::MaxAttempts => c.max_attempts = number(&value)?.max(1),
                     EnvVar::TimeoutGraceSeconds => c.timeout_grace_seconds = number(&value)?,
                     EnvVar::JobTtlDays => c.job_ttl_days = number(&value)?.max(1),
                     EnvVar::TenantSecretsPath => c.tenant_secrets_path = value,
                     EnvVar::TenantLimits | EnvVar::TenantLimitDefaults => c.limits = TenantLimits::from_json(name, &value)?,
+                    EnvVar::WebhookQueueUrl => c.webhook_queue_url = value,
+                    EnvVar::WebhookDlqUrl => c.webhook_dlq_url = value,
+                    EnvVar::WebhookSecretsPath => c.webhook_secrets_path = value,
+                    EnvVar::WebhookRetrySeconds => c.webhook_retry_seconds = retry_schedule(name, &value)?,
                 }
             }
         }
@@ -167,6 +203,22 @@ impl Config {
             Err(format!("missing environment variables: {}", missing.join(", ")))
         }
     }
+}
+
+/// A retry schedule: comma-separated seconds, each from 1 to a day, at most 20 of them.
+pub fn retry_schedule(var: &str, s: &str) -> Result<Vec<u32>, String> {
+    let max = names::webhook::MAX_RETRY_SECONDS;
+    let parsed: Result<Vec<u32>, String> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse::<u32>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| format!("{var}: `{p}` is not a number of seconds from 1 to {max}")))
+        .collect();
+    let schedule = parsed?;
+    if schedule.len() > 20 {
+        return Err(format!("{var}: at most 20 retries"));
+    }
+    Ok(schedule)
 }
 
 #[cfg(test)]
@@ -194,6 +246,24 @@ mod tests {
         assert!(TenantLimits::from_json("X", r#"{"max_running": 0, "max_queued": 1}"#).unwrap_err().contains("at least 1"));
         assert!(TenantLimits::from_json("X", r#"{"max_running": 1, "max_queued": 1, "tenant": {}}"#).unwrap_err().starts_with("X must be"));
         assert_eq!(c.timeout_grace_seconds, names::defaults::TIMEOUT_GRACE_SECONDS);
+        let w = Config::from_lookup(&[Function::Webhook], |k| match k {
+            env::WEBHOOK_RETRY_SECONDS => Some("1, 2,3".into()),
+            _ => Some("x".into()),
+        })
+        .unwrap();
+        assert_eq!(w.webhook_retry_seconds, [1, 2, 3]);
+        assert_eq!(w.webhook_timeout, std::time::Duration::from_secs(10));
+        assert!(!w.webhook_allow_http && w.webhook_egress.is_empty(), "local-mode settings never come from the environment");
+        assert_eq!(Config::defaults().webhook_retry_seconds, [5, 300, 1800, 7200, 18000, 36000]);
+        assert!(retry_schedule("W", "5,0").unwrap_err().contains("`0`"));
+        assert!(retry_schedule("W", "5,x").is_err());
+        assert!(retry_schedule("W", "86401").is_err());
         assert!(Config::from_lookup(&[Function::Submit], |k| Some(if k == env::TENANT_KEYS { "[]".into() } else { "x".into() })).is_err());
+        let t = Tenants::parse("abc123=acme, def456=other-tenant").unwrap();
+        assert_eq!((t.tenant_of("abc123").unwrap().as_str(), t.tenant_of("def456").unwrap().as_str()), ("acme", "other-tenant"));
+        assert!(t.tenant_of("nope").is_none());
+        assert_eq!(Tenants::parse(r#"{"k": "t"}"#).unwrap().tenant_of("k").unwrap().as_str(), "t");
+        assert!(Tenants::parse("abc123").unwrap_err().contains("id=tenant"));
+        assert!(Tenants::parse("=acme").is_err());
     }
 }

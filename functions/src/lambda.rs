@@ -2,7 +2,7 @@
 //! [`crate::process`] and [`crate::reconcile`], and encode their answers.
 
 use crate::api::{self, ApiRequest, ApiResponse};
-use crate::{process, reconcile, App, Function};
+use crate::{process, reconcile, webhook, App, Function};
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_http::{Body, RequestExt};
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -19,6 +19,13 @@ pub async fn run(function: Function) -> Result<(), Error> {
             lambda_runtime::run(service_fn(move |ev: LambdaEvent<SqsEvent>| {
                 let app = app.clone();
                 async move { Ok::<_, Error>(process::batch(&app, ev.payload).await) }
+            }))
+            .await
+        }
+        Function::Webhook => {
+            lambda_runtime::run(service_fn(move |ev: LambdaEvent<SqsEvent>| {
+                let app = app.clone();
+                async move { Ok::<_, Error>(webhook::batch(&app, ev.payload).await) }
             }))
             .await
         }

@@ -1,5 +1,5 @@
-//! The Lambda functions of the job API (submit, status, logs, list, cancel) and of job processing
-//! (process, reconcile).
+//! The Lambda functions of the job API (submit, status, logs, list, cancel), of job processing
+//! (process, reconcile) and of the jobs' signed completion webhooks (webhook).
 //!
 //! One binary serves every function: `JOB_FUNCTION` (`names::env::FUNCTION`) selects the
 //! handler, so the AWS SDKs compile once, while each function is still deployed as its own zip with
@@ -17,6 +17,7 @@ pub mod model;
 pub mod process;
 pub mod reconcile;
 pub mod time;
+pub mod webhook;
 
 pub use config::Config;
 pub use names::Function;
@@ -38,6 +39,8 @@ pub struct App {
     pub tasks: aws::Tasks,
     pub logs: aws::AgentLogs,
     pub secrets: aws::TenantSecrets,
+    pub webhooks: aws::WebhookQueue,
+    pub signing: aws::SigningSecrets,
     /// The functions this process serves; an HTTP route of another function is answered 404
     /// (each deployed function's role allows only its own calls).
     pub serves: Vec<Function>,
@@ -47,12 +50,20 @@ pub struct App {
 
 impl App {
     pub fn new(sdk: &aws_config::SdkConfig, config: Config, serves: Vec<Function>) -> App {
+        let webhooks = aws::WebhookQueue {
+            client: aws_sdk_sqs::Client::new(sdk),
+            url: config.webhook_queue_url.clone(),
+            dlq_url: config.webhook_dlq_url.clone(),
+        };
         App {
             store: aws::JobStore {
                 client: aws_sdk_dynamodb::Client::new(sdk),
                 table: config.table.clone(),
                 clock: time::Clock::system(),
+                webhooks: (!webhooks.url.is_empty()).then(|| webhooks.clone()),
             },
+            webhooks,
+            signing: aws::SigningSecrets { client: aws_sdk_ssm::Client::new(sdk), path: config.webhook_secrets_path.clone() },
             queue: aws::JobQueue { client: aws_sdk_sqs::Client::new(sdk), url: config.queue_url.clone() },
             outputs: aws::Outputs::new(sdk, &config.bucket),
             tasks: aws::Tasks {

@@ -69,6 +69,47 @@ pub struct JobRequest {
     pub target: Target,
     pub options: JobOptions,
     pub steps: Vec<Step>,
+    /// Where the job's completion webhook goes.
+    pub webhook_url: Option<String>,
+}
+
+/// A job's completion webhook: where it goes and how its delivery went.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Webhook {
+    pub url: String,
+    /// None until the job finishes.
+    pub state: Option<names::webhook::State>,
+    /// 0 for the first delivery, one more for each redelivery.
+    pub round: i64,
+    /// The current round's attempts, oldest first.
+    pub attempts: Vec<Attempt>,
+}
+
+/// One delivery attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    /// When it was sent (RFC 3339).
+    pub at: String,
+    /// 1 for the first of its round.
+    pub attempt: u32,
+    /// The answer's HTTP status, if one came.
+    pub status_code: Option<u16>,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+impl Attempt {
+    pub fn view(&self) -> Value {
+        let mut v = json!({"at": self.at, "attempt": self.attempt, "duration_ms": self.duration_ms});
+        if let Some(c) = self.status_code {
+            v["status_code"] = json!(c);
+        }
+        if let Some(e) = &self.error {
+            v["error"] = json!(e);
+        }
+        v
+    }
 }
 
 impl JobRequest {
@@ -81,12 +122,18 @@ impl JobRequest {
         JobSpec { task_id: task_id.as_str().to_owned(), query, url, options: self.options, steps: self.steps.clone() }
     }
 
+
     /// A fingerprint of the normalized request: equal for requests that mean the same job, so
     /// a retried POST with the same Idempotency-Key is recognized even if its JSON is spelled
     /// differently.
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
-        let canonical = serde_json::to_string(&self.spec(&TaskId(String::new()))).unwrap_or_default();
+        let mut canonical = serde_json::to_string(&self.spec(&TaskId(String::new()))).unwrap_or_default();
+        // Only with a webhook, so the fingerprints of requests without one stay as they were.
+        if let Some(url) = &self.webhook_url {
+            canonical.push_str("\nwebhook:");
+            canonical.push_str(url);
+        }
         Sha256::digest(canonical.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
     }
 }
@@ -120,11 +167,17 @@ pub struct Job {
     pub deadline_at: Option<i64>,
     /// Epoch seconds: DynamoDB TTL.
     pub expires_at: i64,
+    pub webhook: Option<Webhook>,
 }
 
 impl Job {
     pub fn request(&self) -> JobRequest {
-        JobRequest { target: self.target.clone(), options: self.options, steps: self.steps.clone() }
+        JobRequest {
+            target: self.target.clone(),
+            options: self.options,
+            steps: self.steps.clone(),
+            webhook_url: self.webhook.as_ref().map(|w| w.url.clone()),
+        }
     }
 
     pub fn spec(&self) -> JobSpec {
@@ -172,6 +225,17 @@ impl Job {
         }
         if let Some(code) = self.exit_code {
             o.insert("exit_code".into(), json!(code));
+        }
+        if let Some(w) = &self.webhook {
+            let mut hook = json!({"url": w.url, "id": names::webhook::event_id(self.task_id.as_str())});
+            if let Some(state) = w.state {
+                hook["state"] = json!(state.as_str());
+                hook["attempts"] = Value::Array(w.attempts.iter().map(Attempt::view).collect());
+            }
+            if w.round > 0 {
+                hook["redeliveries"] = json!(w.round);
+            }
+            o.insert("webhook".into(), hook);
         }
         v
     }

@@ -19,8 +19,9 @@ pub const SCHEDULED_EVENT: &str = "Scheduled Event";
 pub enum Outcome {
     Applied(JobStatus),
     Ignored(&'static str),
-    /// The sweep: jobs failed for their deadline, counters corrected.
-    Swept { failed: usize, corrected: usize },
+    /// The sweep: jobs failed for their deadline, counters corrected, webhook events queued
+    /// that their finishing function could not.
+    Swept { failed: usize, corrected: usize, announced: usize },
 }
 
 /// The `detail` of an `ECS Task State Change` event, the shape the Fargate stand-in writes too.
@@ -151,7 +152,13 @@ pub async fn sweep(app: &App) -> Result<Outcome, AwsError> {
         }
     }
     let corrected = recount(app).await?;
-    Ok(Outcome::Swept { failed, corrected })
+    let mut announced = 0;
+    for task_id in app.store.unannounced(app.clock.now_secs()).await? {
+        app.store.announce(&task_id).await?;
+        tracing::warn!(task_id = task_id.as_str(), "queued a webhook event its finishing function had not");
+        announced += 1;
+    }
+    Ok(Outcome::Swept { failed, corrected, announced })
 }
 
 /// A counter left alone this long is corrected if the index counts otherwise (the index lags

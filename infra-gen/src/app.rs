@@ -36,9 +36,10 @@ impl Default for AppConfig {
 }
 
 /// Most tenants the stack takes. Every API function carries the map of API key id to tenant in its
-/// environment, and Lambda caps an environment at 4 KB: 40 entries of the longest tenant id (63
-/// characters) and key id (10) take 3,161 bytes, which leaves room for the other variables (a
-/// test computes every function's environment at this cap with the longest names).
+/// environment, and Lambda caps an environment at 4 KB: 48 entries (40 tenants, 8 of them
+/// rotating) of the longest tenant id (63 characters) and key id (10) take 3,599 bytes as
+/// `id=tenant,...`, which leaves room for the other variables (a test computes every function's
+/// environment at this cap with the longest names: submit's is the largest).
 pub const MAX_TENANTS: usize = 40;
 
 /// Most tenants whose key rotates at once: each has two keys (two entries in that map) meanwhile.
@@ -52,6 +53,10 @@ pub const MAX_LIMIT_OVERRIDES: usize = 20;
 pub const NAME_PART_REGEX: &str = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$";
 /// Prefixes S3 reserves for bucket names (every bucket name here starts with `project_name`).
 pub const RESERVED_BUCKET_PREFIXES: &[&str] = &["xn--", "sthree-", "amzn-s3-demo-"];
+
+/// Seconds the webhook function may run per batch: one attempt's 10 s, with room for its AWS
+/// calls (a batch's attempts run at once).
+pub const WEBHOOK_TIMEOUT_SECONDS: u32 = 30;
 
 /// The oldest Terraform that runs generated/: S3 native state locking (`use_lockfile`) is 1.11's.
 pub const TERRAFORM_MIN_VERSION: &str = "1.11";
@@ -228,6 +233,18 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
             "agent_secrets: upper-case variable names not starting with AGENT_, AWS_ or ECS_, each mapped to a parameter name (letters, digits, _ . - and /) below /<project_name>/<environment>/agent/.",
         ),
     )?;
+    let retry_seconds = s.variable(
+        "webhook_retry_seconds",
+        Variable::new(
+            "list(number)",
+            json!(names::webhook::DEFAULT_RETRY_SECONDS),
+            "Seconds before each retry of a failed webhook delivery (after the first attempt); then the event goes to the webhooks DLQ",
+        )
+        .validate(
+            &format!("length({{v}}) <= 20 && alltrue([for w in {{v}} : w >= 1 && w <= {} && floor(w) == w])", names::webhook::MAX_RETRY_SECONDS),
+            &format!("webhook_retry_seconds: at most 20 retries, each a whole number of seconds from 1 to {}.", names::webhook::MAX_RETRY_SECONDS),
+        ),
+    )?;
     let search_template = s.variable(
         names::vars::AGENT_SEARCH_URL_TEMPLATE,
         Variable::new("string", names::agent::DEFAULT_SEARCH_URL_TEMPLATE, "Search page the agent opens; {query} is replaced"),
@@ -288,6 +305,14 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         &alarms,
         QueueProps { consumer_timeout_seconds: d::PROCESS_TIMEOUT_SECONDS, max_receive_count: max_attempts.val() },
     )?;
+    // A webhook attempt takes at most 10 s; a batch's attempts run at once.
+    let webhooks = JobQueue::webhooks(
+        &mut s,
+        &ctx,
+        &key,
+        &alarms,
+        QueueProps { consumer_timeout_seconds: WEBHOOK_TIMEOUT_SECONDS, max_receive_count: Val::Int(d::MAX_RECEIVE_COUNT.into()) },
+    )?;
     let bucket = OutputsBucket::new(&mut s, &ctx, &key, expiry.val(), destroy_data.val(), &network.s3_endpoint, writers)?;
     let agent = AgentService::new(
         &mut s,
@@ -334,6 +359,10 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
                 ("tenants", tenant_limits.val()),
             ])),
             EnvVar::TenantSecretsPath => crate::constructs::render_pattern2(names::ssm::tenants_path, &ctx.project, &ctx.environment),
+            EnvVar::WebhookQueueUrl => webhooks.queue.url(),
+            EnvVar::WebhookDlqUrl => webhooks.dlq.url(),
+            EnvVar::WebhookSecretsPath => crate::constructs::render_pattern2(names::ssm::webhooks_path, &ctx.project, &ctx.environment),
+            EnvVar::WebhookRetrySeconds => func::join(",", &retry_seconds.val()),
         }
     };
     let function = |s: &mut Stack, f: Fn, description: &'static str, timeout: u32| -> Result<Function, Error> {
@@ -347,7 +376,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
             &key,
             FunctionProps { function: f, description, timeout_seconds: timeout, memory_mb: 256, architecture: architecture.clone(), environment },
         )?;
-        grant_contract(s, &ctx, &function, Grantors { table: &table, queue: &queue, bucket: &bucket, agent: &agent, key: &key })?;
+        grant_contract(s, &ctx, &function, Grantors { table: &table, queue: &queue, webhooks: &webhooks, bucket: &bucket, agent: &agent, key: &key })?;
         Ok(function)
     };
 
@@ -384,8 +413,26 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
     events::task_state_changes(&mut s, &ctx, &agent, &reconcile)?;
     events::schedule(&mut s, &ctx, "rate(5 minutes)", &reconcile)?;
 
+    let webhook = function(&mut s, Fn::Webhook, "Webhooks queue consumer: delivers finished jobs' signed events and schedules retries", WEBHOOK_TIMEOUT_SECONDS)?;
+    s.add_with(
+        File::Functions,
+        "deliver_webhooks",
+        crate::model::resources::compute::LambdaEventSourceMapping {
+            event_source_arn: webhooks.queue.arn(),
+            function_name: webhook.lambda.arn(),
+            batch_size: Some(Val::Int(10)),
+            maximum_batching_window_in_seconds: Some(Val::Int(1)),
+            function_response_types: vec!["ReportBatchItemFailures".into()],
+            scaling_config: Some(crate::model::resources::compute::ScalingConfig {
+                maximum_concurrency: Val::Int(d::PROCESS_MAX_CONCURRENCY.into()),
+            }),
+        },
+        crate::model::Meta { depends_on: vec![webhook.role.policy_address()], ..Default::default() },
+    )?;
+
     process.alarm_on_errors(&mut s, &ctx, &alarms)?;
     reconcile.alarm_on_errors(&mut s, &ctx, &alarms)?;
+    webhook.alarm_on_errors(&mut s, &ctx, &alarms)?;
 
     let by_fn: BTreeMap<Fn, &Function> =
         [&submit, &status, &logs, &list, &cancel].into_iter().map(|f| (f.function, f)).collect();
@@ -414,6 +461,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
     out(&mut s, "jobs_table", table.table.name(), "DynamoDB table of jobs", false)?;
     out(&mut s, "jobs_queue_url", queue.queue.url(), "SQS queue of jobs to start", false)?;
     out(&mut s, "jobs_dlq_url", queue.dlq.url(), "Dead-letter queue: jobs that failed every attempt", false)?;
+    out(&mut s, "webhooks_dlq_url", webhooks.dlq.url(), "Dead-letter queue: webhook events that failed every attempt", false)?;
     out(&mut s, "ecs_cluster", agent.cluster.name(), "ECS cluster the agent tasks run in", false)?;
     out(&mut s, "agent_log_group", agent.log_group.name(), "CloudWatch log group of the agent containers", false)?;
     out(&mut s, "alarm_topic_arn", alarms.arn(), "SNS topic the alarms notify; subscribe to it", false)?;
@@ -424,6 +472,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
 struct Grantors<'a> {
     table: &'a JobTable,
     queue: &'a JobQueue,
+    webhooks: &'a JobQueue,
     bucket: &'a OutputsBucket,
     agent: &'a AgentService,
     key: &'a Key,
@@ -461,6 +510,20 @@ fn grant_contract(s: &mut Stack, ctx: &Context, function: &Function, g: Grantors
     }
     if take(&[(SqsReceiveMessage, JobsQueue), (SqsDeleteMessage, JobsQueue), (SqsGetQueueAttributes, JobsQueue)]) {
         g.queue.grant_consume(s, role, g.key)?;
+    }
+    if take(&[(SqsSendMessage, WebhookQueue)]) {
+        g.webhooks.grant_send(s, role, g.key)?;
+    }
+    if take(&[(SqsSendMessage, WebhookDlq)]) {
+        g.webhooks.grant_send_dlq(s, role, g.key)?;
+    }
+    if take(&[(SqsReceiveMessage, WebhookQueue), (SqsDeleteMessage, WebhookQueue), (SqsGetQueueAttributes, WebhookQueue)]) {
+        g.webhooks.grant_consume(s, role, g.key)?;
+    }
+    if take(&[(SsmGetParameters, WebhookSecrets)]) {
+        // One SecureString per tenant directly below the path (no deeper parameter).
+        let path = crate::constructs::render_pattern2(names::ssm::webhooks_path, &ctx.project, &ctx.environment);
+        role.grant(s, crate::model::iam::Statement::allow("ReadSigningSecrets", &["ssm:GetParameters"], vec![ctx.arn("ssm", Val::lit("parameter") + &path + "*")]))?;
     }
     if take(&[(S3ListBucket, Bucket), (S3GetObject, JobObjects)]) {
         g.bucket.grant_read(s, role, g.key, jobs)?;

@@ -174,9 +174,9 @@ fn longest_value(var: &str) -> usize {
     match var {
         v if v == names::env::TABLE_NAME => names::table::name(&p).len(),
         v if v == names::env::QUEUE_URL => format!("https://sqs.{region}.amazonaws.com/{account}/{}", names::queue::jobs_name(&p)).len(),
-        // {"<key id>":"<tenant>",...}: API Gateway key ids are 10 characters, tenants at most 63;
+        // <key id>=<tenant>,...: API Gateway key ids are 10 characters, tenants at most 63;
         // every tenant has a key and the rotating ones a second.
-        v if v == names::env::TENANT_KEYS => 2 + (infra_gen::MAX_TENANTS + infra_gen::MAX_ROTATING) * (2 + 10 + 1 + 2 + 63 + 1) - 1,
+        v if v == names::env::TENANT_KEYS => (infra_gen::MAX_TENANTS + infra_gen::MAX_ROTATING) * (10 + 1 + 63 + 1) - 1,
         v if v == names::env::JOB_TTL_DAYS => 5,
         v if v == names::env::BUCKET_NAME => names::bucket::name(&p, account).len(),
         v if v == names::env::LOG_GROUP => names::logs::agent_group(&p).len(),
@@ -193,6 +193,11 @@ fn longest_value(var: &str) -> usize {
         // The reconciler's, with the most overrides (it holds no key map).
         v if v == names::env::TENANT_LIMITS => 60 + infra_gen::MAX_LIMIT_OVERRIDES * (2 + 63 + 2 + r#"{"max_queued":1000000,"max_running":1000}"#.len() + 1),
         v if v == names::env::TENANT_SECRETS_PATH => names::ssm::tenants_path("a23456789-123456789-1", "prod-eu-12").len(),
+        v if v == names::env::WEBHOOK_QUEUE_URL => format!("https://sqs.{region}.amazonaws.com/{account}/{}", names::queue::webhooks_name(&p)).len(),
+        v if v == names::env::WEBHOOK_DLQ_URL => format!("https://sqs.{region}.amazonaws.com/{account}/{}", names::queue::webhooks_dlq_name(&p)).len(),
+        v if v == names::env::WEBHOOK_SECRETS_PATH => names::ssm::webhooks_path("a23456789-123456789-1", "prod-eu-12").len(),
+        // 20 retries of at most 86400 s, comma-separated.
+        v if v == names::env::WEBHOOK_RETRY_SECONDS => 20 * 6 - 1,
         other => panic!("teach this test the longest value of {other}"),
     }
 }

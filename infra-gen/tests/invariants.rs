@@ -425,6 +425,9 @@ fn functions_get_exactly_their_contract() {
             Target::ClusterTasks => ":task/aws_ecs_cluster.main.name/*".into(),
             Target::ExecutionRole => "aws_iam_role.agent_execution.arn".into(),
             Target::AgentLogStreams => "aws_cloudwatch_log_group.agent.arn:log-stream:*".into(),
+            Target::WebhookQueue => "aws_sqs_queue.webhooks.arn".into(),
+            Target::WebhookDlq => "aws_sqs_queue.webhooks_dlq.arn".into(),
+            Target::WebhookSecrets => ":parameter/var.project_name/var.environment/webhooks/*".into(),
         }
     };
     for f in names::Function::ALL {

@@ -40,6 +40,9 @@ macro_rules! spelled_enum {
 /// The job as the API accepts it, the table stores it and the agent receives it (`AGENT_JOB`).
 pub mod step;
 
+/// Which destinations the browser (and a webhook delivery) may reach.
+pub mod egress;
+
 pub mod job {
     use serde::{Deserialize, Serialize};
 
@@ -442,6 +445,18 @@ pub mod table {
     pub const UNFINISHED_INDEX: &str = "unfinished-deadline_at-index";
     /// Why a queued job waits (`names::job::QueuedReason`).
     pub const QUEUED_REASON: &str = "queued_reason";
+    /// Where the job's completion webhook goes (absent: no webhook).
+    pub const WEBHOOK_URL: &str = "webhook_url";
+    /// Where its delivery stands (`names::webhook::State`), set when the job finishes.
+    pub const WEBHOOK_STATE: &str = "webhook_state";
+    /// The delivery attempts of the current round: a list of maps (at, attempt, status_code, error).
+    pub const WEBHOOK_ATTEMPTS: &str = "webhook_attempts";
+    /// Which round of delivery (0 first, each redelivery one more): a message of an older round
+    /// is dropped.
+    pub const WEBHOOK_ROUND: &str = "webhook_round";
+    /// The sparse index's partition of finished jobs whose event is not yet queued for delivery
+    /// (the sweep queues those the finishing function could not, once their `deadline_at` passed).
+    pub const WEBHOOKS_PARTITION: &str = "webhooks";
 
     /// A tenant's counts of queued and running (provisioning, provisioned, running) jobs: one item
     /// per tenant in the jobs table, changed in the same transaction as every job status change
@@ -477,6 +492,69 @@ pub mod queue {
     }
     /// The one field of a job message body: `{"task_id": "..."}`.
     pub const MESSAGE_TASK_ID: &str = "task_id";
+
+    /// The queue of webhook deliveries (a job's event, then each retry as a new message).
+    pub fn webhooks_name(prefix: &str) -> String {
+        format!("{prefix}-webhooks")
+    }
+    /// Events whose every attempt failed (and messages the delivery function could not handle).
+    pub fn webhooks_dlq_name(prefix: &str) -> String {
+        format!("{prefix}-webhooks-dlq")
+    }
+}
+
+/// Signed completion webhooks, per the Standard Webhooks specification
+/// (<https://www.standardwebhooks.com/>): the headers, the secrets' form, the events and the
+/// retry schedule.
+pub mod webhook {
+    pub const ID_HEADER: &str = "webhook-id";
+    pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
+    pub const SIGNATURE_HEADER: &str = "webhook-signature";
+    /// A signing secret is `whsec_` and the base64 of its key bytes.
+    pub const SECRET_PREFIX: &str = "whsec_";
+    /// Key bytes of a secret the script makes (Standard Webhooks asks for 24 to 64).
+    pub const SECRET_BYTES: usize = 32;
+    /// Seconds an attempt may take, connection included; longer is a failed attempt.
+    pub const TIMEOUT_SECONDS: u64 = 10;
+    /// Seconds before each retry after the first attempt: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h.
+    pub const DEFAULT_RETRY_SECONDS: [u32; 6] = [5, 300, 1800, 7200, 18000, 36000];
+    /// The longest wait a retry may ask for (10 h is chained from SQS delays of 15 min).
+    pub const MAX_RETRY_SECONDS: u32 = 86_400;
+    /// SQS's longest message delay: a longer wait is chained from several.
+    pub const MAX_DELAY_SECONDS: u32 = 900;
+    /// Attempts of a round `GET /jobs/{id}` shows (the schedule makes at most 7).
+    pub const MAX_ATTEMPTS_SHOWN: usize = 20;
+
+    /// The event a finished job sends (`type` of the body).
+    pub fn event_type(status: super::JobStatus) -> Option<&'static str> {
+        match status {
+            super::JobStatus::Completed => Some("job.completed"),
+            super::JobStatus::Failed => Some("job.failed"),
+            super::JobStatus::Cancelled => Some("job.cancelled"),
+            _ => None,
+        }
+    }
+
+    /// `webhook-id`: a job finishes once, so its one event's id comes from the job's id and is
+    /// the same on every retry and redelivery (receivers deduplicate by it).
+    pub fn event_id(task_id: &str) -> String {
+        format!("msg_{}", task_id.replace('-', ""))
+    }
+
+    spelled_enum! {
+        /// Where a job's webhook delivery stands.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum State {
+            /// The job finished; its event is not yet queued.
+            Pending = "PENDING",
+            /// Queued: being sent, or waiting for a retry.
+            Sending = "SENDING",
+            /// A 2xx answer.
+            Delivered = "DELIVERED",
+            /// Every attempt failed; the event is in the webhooks dead-letter queue.
+            Failed = "FAILED",
+        }
+    }
 }
 
 /// The outputs bucket and the key layout of a job's outputs.
@@ -621,6 +699,8 @@ pub mod routes {
     pub const JOBS: &str = "/jobs";
     pub const JOB: &str = "/jobs/{task_id}";
     pub const JOB_LOGS: &str = "/jobs/{task_id}/logs";
+    /// POST: sends a finished job's webhook event again.
+    pub const JOB_WEBHOOK: &str = "/jobs/{task_id}/webhook";
     pub const TASK_ID_PARAM: &str = "task_id";
     pub const API_KEY_HEADER: &str = "x-api-key";
     pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
@@ -633,12 +713,14 @@ pub mod routes {
         pub function: super::Function,
     }
 
-    pub const ALL: [Route; 5] = [
+    pub const ALL: [Route; 6] = [
         Route { method: "POST", path: JOBS, function: super::Function::Submit },
         Route { method: "GET", path: JOBS, function: super::Function::List },
         Route { method: "GET", path: JOB, function: super::Function::Status },
         Route { method: "DELETE", path: JOB, function: super::Function::Cancel },
         Route { method: "GET", path: JOB_LOGS, function: super::Function::Logs },
+        // The submit function queues work; a redelivery is a new delivery of the job's event.
+        Route { method: "POST", path: JOB_WEBHOOK, function: super::Function::Submit },
     ];
 }
 
@@ -653,6 +735,8 @@ spelled_enum! {
         Cancel = "cancel",
         Process = "process",
         Reconcile = "reconcile",
+        /// Delivers the finished jobs' signed webhooks (fed by the webhooks queue).
+        Webhook = "webhook",
     }
 }
 
@@ -686,7 +770,7 @@ pub mod env {
     pub const SECURITY_GROUP_IDS: &str = "AGENT_SECURITY_GROUP_IDS";
     pub const CONTAINER_NAME: &str = "AGENT_CONTAINER_NAME";
     pub const LOG_GROUP: &str = "AGENT_LOG_GROUP";
-    /// JSON object mapping API Gateway key ids to tenant ids.
+    /// API Gateway key ids to tenant ids: `id=tenant,id=tenant` (a JSON object is read too).
     pub const TENANT_KEYS: &str = "TENANT_API_KEYS";
     pub const MAX_ATTEMPTS: &str = "MAX_ATTEMPTS";
     pub const TIMEOUT_GRACE_SECONDS: &str = "TIMEOUT_GRACE_SECONDS";
@@ -699,6 +783,13 @@ pub mod env {
     pub const TENANT_LIMIT_DEFAULTS: &str = "TENANT_LIMIT_DEFAULTS";
     /// Where the tenants' secrets live in SSM (`/<project>/<environment>/tenants/`).
     pub const TENANT_SECRETS_PATH: &str = "TENANT_SECRETS_PATH";
+    /// The queue of webhook deliveries: every function that finishes a job announces it there.
+    pub const WEBHOOK_QUEUE_URL: &str = "WEBHOOK_QUEUE_URL";
+    pub const WEBHOOK_DLQ_URL: &str = "WEBHOOK_DLQ_URL";
+    /// Where the tenants' signing secrets live in SSM (`/<project>/<environment>/webhooks/`).
+    pub const WEBHOOK_SECRETS_PATH: &str = "WEBHOOK_SECRETS_PATH";
+    /// Seconds before each retry, comma-separated (`5,300,1800,7200,18000,36000`).
+    pub const WEBHOOK_RETRY_SECONDS: &str = "WEBHOOK_RETRY_SECONDS";
     pub const LOG_LEVEL: &str = "RUST_LOG";
 
     /// Set on the agent container (by the task definition or the RunTask override).
@@ -752,6 +843,10 @@ pub mod contract {
             TenantSecretsPath = env::TENANT_SECRETS_PATH,
             TenantLimits = env::TENANT_LIMITS,
             TenantLimitDefaults = env::TENANT_LIMIT_DEFAULTS,
+            WebhookQueueUrl = env::WEBHOOK_QUEUE_URL,
+            WebhookDlqUrl = env::WEBHOOK_DLQ_URL,
+            WebhookSecretsPath = env::WEBHOOK_SECRETS_PATH,
+            WebhookRetrySeconds = env::WEBHOOK_RETRY_SECONDS,
         }
     }
 
@@ -768,11 +863,11 @@ pub mod contract {
         use EnvVar::*;
         use Function::*;
         match f {
-            Submit => &[(TableName, true), (QueueUrl, true), (TenantKeys, true), (JobTtlDays, false), (TenantLimitDefaults, false)],
+            Submit => &[(TableName, true), (QueueUrl, true), (TenantKeys, true), (JobTtlDays, false), (TenantLimitDefaults, false), (WebhookQueueUrl, true)],
             Status => &[(TableName, true), (BucketName, true), (TenantKeys, true)],
             Logs => &[(TableName, true), (LogGroup, true), (TenantKeys, true)],
             List => &[(TableName, true), (TenantKeys, true)],
-            Cancel => &[(TableName, true), (ClusterArn, true), (TenantKeys, true)],
+            Cancel => &[(TableName, true), (ClusterArn, true), (TenantKeys, true), (WebhookQueueUrl, true)],
             Process => &[
                 (TableName, true),
                 (BucketName, true),
@@ -786,6 +881,7 @@ pub mod contract {
                 (TenantSecretsPath, true),
                 (QueueUrl, true),
                 (TenantLimitDefaults, false),
+                (WebhookQueueUrl, true),
             ],
             Reconcile => &[
                 (TableName, true),
@@ -794,6 +890,15 @@ pub mod contract {
                 (ContainerName, false),
                 (TimeoutGraceSeconds, false),
                 (TenantLimits, false),
+                (WebhookQueueUrl, true),
+            ],
+            Webhook => &[
+                (TableName, true),
+                (BucketName, true),
+                (WebhookQueueUrl, true),
+                (WebhookDlqUrl, true),
+                (WebhookSecretsPath, true),
+                (WebhookRetrySeconds, false),
             ],
         }
     }
@@ -849,6 +954,12 @@ pub mod contract {
         /// The agent task's execution role (passed to ECS by RunTask).
         ExecutionRole,
         AgentLogStreams,
+        /// The queue of webhook deliveries.
+        WebhookQueue,
+        /// Its dead-letter queue: events whose every attempt failed.
+        WebhookDlq,
+        /// The tenants' webhook signing secrets in SSM (`/<project>/<environment>/webhooks/*`).
+        WebhookSecrets,
     }
 
     /// `(IAM action, target)`: every AWS call a function makes, including those its event source
@@ -858,11 +969,17 @@ pub mod contract {
         use Function::*;
         use Target::*;
         match f {
-            Submit => &[(DynamodbGetItem, Table), (DynamodbPutItem, Table), (DynamodbUpdateItem, Table), (SqsSendMessage, JobsQueue)],
+            Submit => &[
+                (DynamodbGetItem, Table),
+                (DynamodbPutItem, Table),
+                (DynamodbUpdateItem, Table),
+                (SqsSendMessage, JobsQueue),
+                (SqsSendMessage, WebhookQueue),
+            ],
             Status => &[(DynamodbGetItem, Table), (S3ListBucket, Bucket), (S3GetObject, JobObjects)],
             Logs => &[(DynamodbGetItem, Table), (LogsGetLogEvents, AgentLogStreams)],
             List => &[(DynamodbQuery, TenantIndex)],
-            Cancel => &[(DynamodbGetItem, Table), (DynamodbUpdateItem, Table), (EcsStopTask, ClusterTasks)],
+            Cancel => &[(DynamodbGetItem, Table), (DynamodbUpdateItem, Table), (EcsStopTask, ClusterTasks), (SqsSendMessage, WebhookQueue)],
             Process => &[
                 (DynamodbGetItem, Table),
                 (DynamodbUpdateItem, Table),
@@ -880,6 +997,7 @@ pub mod contract {
                 (SqsReceiveMessage, JobsQueue),
                 (SqsDeleteMessage, JobsQueue),
                 (SqsGetQueueAttributes, JobsQueue),
+                (SqsSendMessage, WebhookQueue),
             ],
             Reconcile => &[
                 (DynamodbGetItem, Table),
@@ -888,6 +1006,20 @@ pub mod contract {
                 (EcsStopTask, ClusterTasks),
                 (S3GetObject, ErrorReports),
                 (S3DeleteObject, SecretObjects),
+                (SqsSendMessage, WebhookQueue),
+            ],
+            // Reads only the job it delivers, its links and its tenant's signing secret.
+            Webhook => &[
+                (DynamodbGetItem, Table),
+                (DynamodbUpdateItem, Table),
+                (S3ListBucket, Bucket),
+                (S3GetObject, JobObjects),
+                (SsmGetParameters, WebhookSecrets),
+                (SqsSendMessage, WebhookQueue),
+                (SqsSendMessage, WebhookDlq),
+                (SqsReceiveMessage, WebhookQueue),
+                (SqsDeleteMessage, WebhookQueue),
+                (SqsGetQueueAttributes, WebhookQueue),
             ],
         }
     }
@@ -1018,6 +1150,18 @@ pub mod ssm {
     /// it, one parameter per secret ([`tenant_secret`]).
     pub fn tenants_path(project: &str, environment: &str) -> String {
         format!("/{project}/{environment}/tenants/")
+    }
+
+    /// Where the tenants' webhook signing secrets live: `/<project>/<environment>/webhooks/`,
+    /// apart from the secrets jobs may type (a job can never name a signing secret).
+    pub fn webhooks_path(project: &str, environment: &str) -> String {
+        format!("/{project}/{environment}/webhooks/")
+    }
+
+    /// The SecureString of a tenant's signing secrets: `<webhooks path><tenant>`, holding one
+    /// `whsec_...` secret, or two separated by a space while they rotate (newest first).
+    pub fn webhook_secret(webhooks_path: &str, tenant: &str) -> String {
+        format!("{webhooks_path}{tenant}")
     }
 
     /// The parameter of a tenant's secret: `<tenants path><tenant>/<name>`.

@@ -27,6 +27,10 @@ pub enum ApiError {
     NoRoute,
     IdempotencyConflict,
     JobFinished(names::JobStatus),
+    /// A redelivery of a job that has not finished (its event does not exist yet).
+    JobNotFinished(names::JobStatus),
+    /// A redelivery of a job submitted without a webhook.
+    NoWebhook,
     /// The tenant has `max_queued` jobs queued; the job was not created. Try again after
     /// `retry_after` seconds (`Retry-After`).
     TenantQueueFull { max_queued: u32, retry_after: u32 },
@@ -63,6 +67,8 @@ impl std::fmt::Display for ApiError {
                 "this Idempotency-Key was already used with a different request body",
             ),
             ApiError::JobFinished(status) => write!(f, "the job already finished ({status})"),
+            ApiError::JobNotFinished(status) => write!(f, "the job has not finished ({status}); its webhook is sent when it does"),
+            ApiError::NoWebhook => f.write_str("the job was submitted without a webhook"),
             ApiError::TenantQueueFull { max_queued, retry_after } => write!(
                 f,
                 "the tenant has {max_queued} jobs queued, its limit; the job was not created (try again in {retry_after} s, as jobs start)"
@@ -85,7 +91,7 @@ impl ApiError {
             | ApiError::MissingField { .. } => 400,
             ApiError::Forbidden(_) => 403,
             ApiError::NotFound | ApiError::NoRoute => 404,
-            ApiError::IdempotencyConflict | ApiError::JobFinished(_) => 409,
+            ApiError::IdempotencyConflict | ApiError::JobFinished(_) | ApiError::JobNotFinished(_) | ApiError::NoWebhook => 409,
             ApiError::PayloadTooLarge { .. } => 413,
             ApiError::TenantQueueFull { .. } => 429,
             ApiError::UnsupportedMediaType(_) => 415,
@@ -108,6 +114,8 @@ impl ApiError {
             ApiError::NoRoute => "no_route",
             ApiError::IdempotencyConflict => "idempotency_conflict",
             ApiError::JobFinished(_) => "job_finished",
+            ApiError::JobNotFinished(_) => "job_not_finished",
+            ApiError::NoWebhook => "no_webhook",
             ApiError::TenantQueueFull { .. } => "TENANT_QUEUE_FULL",
             ApiError::Internal { .. } => "internal_error",
         }

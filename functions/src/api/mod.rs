@@ -106,12 +106,13 @@ async fn dispatch(app: &App, req: &ApiRequest) -> Result<ApiResponse, ApiError> 
     };
     let ctx = Ctx { app, tenant, internal: &internal };
     match route.function {
+        Function::Submit if route.path == routes::JOB_WEBHOOK => redeliver(&ctx, &request::task_id(id.as_deref())?).await,
         Function::Submit => submit(&ctx, req).await,
         Function::List => list(&ctx, req).await,
         Function::Status => status(&ctx, &request::task_id(id.as_deref())?).await,
         Function::Cancel => cancel(&ctx, &request::task_id(id.as_deref())?).await,
         Function::Logs => logs(&ctx, req, &request::task_id(id.as_deref())?).await,
-        Function::Process | Function::Reconcile => Err(ApiError::NoRoute),
+        Function::Process | Function::Reconcile | Function::Webhook => Err(ApiError::NoRoute),
     }
 }
 
@@ -137,6 +138,9 @@ fn ok(status: u16, body: Value) -> Result<ApiResponse, ApiError> {
 
 async fn submit(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
     let body = request::parse_submit(&req.body, req.header("content-type"))?;
+    if let Some(url) = &body.request.webhook_url {
+        crate::webhook::check_url(&ctx.app.config, url).map_err(|m| ApiError::invalid("webhook.url", m))?;
+    }
     let key = request::idempotency_key(req.header(routes::IDEMPOTENCY_KEY_HEADER))?;
     if body.tenant_id.as_deref().is_some_and(|t| t != ctx.tenant.as_str()) {
         return Err(ApiError::Forbidden("`tenant_id` does not match the API key's tenant"));
@@ -170,6 +174,7 @@ async fn submit(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError
         request_hash: body.request.fingerprint(),
         deadline_at: Some(now / 1000 + crate::QUEUE_ALLOWANCE_SECONDS),
         expires_at: now / 1000 + i64::from(ctx.app.config.job_ttl_days) * 86_400,
+        webhook: body.request.webhook_url.clone().map(|url| crate::model::Webhook { url, ..Default::default() }),
     };
     let store = &ctx.app.store;
     let max_queued = ctx.app.config.limits.max_queued(ctx.tenant.as_str());
@@ -214,28 +219,51 @@ fn accepted(job: &Job) -> Value {
 
 async fn status(ctx: &Ctx<'_>, task_id: &TaskId) -> Result<ApiResponse, ApiError> {
     let job = ctx.job(task_id).await?;
+    ok(200, status_body(ctx.app, &job).await.map_err(ctx.internal)?)
+}
+
+/// The job as `GET /jobs/{id}` shows it, with pre-signed links to what it has uploaded (the
+/// webhook event's body too).
+pub async fn status_body(app: &App, job: &Job) -> Result<Value, AwsError> {
+    let task_id = &job.task_id;
     let mut view = job.view();
     let mut outputs = serde_json::Map::new();
     // Nothing can exist before the agent runs: skip the listing for a job still queued.
     if job.status != JobStatus::Queued {
-        let out = &ctx.app.outputs;
-        let existing = out.existing(task_id).await.map_err(ctx.internal)?;
+        let out = &app.outputs;
+        let existing = out.existing(task_id).await?;
         for o in existing.outputs {
-            let url = out.presign_get(task_id, o, OUTPUT_LINK_TTL).await.map_err(ctx.internal)?;
+            let url = out.presign_get(task_id, o, OUTPUT_LINK_TTL).await?;
             outputs.insert(o.as_str().into(), json!(url));
         }
         // The steps' named screenshots and PDFs.
         if !existing.files.is_empty() {
             let mut files = serde_json::Map::new();
             for name in existing.files {
-                let url = out.presign_get_file(task_id, &name, OUTPUT_LINK_TTL).await.map_err(ctx.internal)?;
+                let url = out.presign_get_file(task_id, &name, OUTPUT_LINK_TTL).await?;
                 files.insert(name, json!(url));
             }
             outputs.insert("files".into(), Value::Object(files));
         }
     }
     view["outputs"] = Value::Object(outputs);
-    ok(200, view)
+    Ok(view)
+}
+
+/// `POST /jobs/{id}/webhook`: sends a finished job's event again.
+async fn redeliver(ctx: &Ctx<'_>, task_id: &TaskId) -> Result<ApiResponse, ApiError> {
+    let job = ctx.job(task_id).await?;
+    if job.webhook.is_none() {
+        return Err(ApiError::NoWebhook);
+    }
+    if !job.status.is_terminal() {
+        return Err(ApiError::JobNotFinished(job.status));
+    }
+    match crate::webhook::redeliver(ctx.app, task_id).await.map_err(ctx.internal)? {
+        Some(job) => ok(202, json!({"task_id": task_id.as_str(), "status": job.status.as_str(), "webhook": crate::webhook::view(&job)})),
+        // It lost its webhook or its end in between: it cannot have.
+        None => Err(ApiError::NoWebhook),
+    }
 }
 
 async fn cancel(ctx: &Ctx<'_>, task_id: &TaskId) -> Result<ApiResponse, ApiError> {

@@ -14,7 +14,8 @@ pub struct SubmitBody {
     pub tenant_id: Option<String>,
 }
 
-const BODY_FIELDS: &[&str] = &["query", "tenant_id", "url", "options", "steps"];
+const BODY_FIELDS: &[&str] = &["query", "tenant_id", "url", "options", "steps", "webhook"];
+const WEBHOOK_FIELDS: &[&str] = &["url"];
 const OPTION_FIELDS: &[&str] = &["full_page", "viewport", "timeout_seconds", "capture_html"];
 const VIEWPORT_FIELDS: &[&str] = &["width", "height"];
 
@@ -63,7 +64,18 @@ pub fn parse_submit(body: &[u8], content_type: Option<&str>) -> Result<SubmitBod
         Some(Value::Object(o)) => parse_options(o)?,
         Some(_) => return Err(ApiError::InvalidType { field: "options".into(), expected: "an object" }),
     };
-    Ok(SubmitBody { request: JobRequest { target, options, steps }, tenant_id: tenant_id.map(str::to_owned) })
+    let webhook_url = match obj.get("webhook") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(w)) => {
+            reject_unknown(w, WEBHOOK_FIELDS, "webhook.")?;
+            match opt_string(w, "url").map_err(|_| ApiError::InvalidType { field: "webhook.url".into(), expected: "a string" })? {
+                Some(u) => Some(job::rules::url_field("webhook.url", u)?.to_string()),
+                None => return Err(ApiError::MissingField { field: "webhook.url".into(), message: "`webhook.url` is required".into() }),
+            }
+        }
+        Some(_) => return Err(ApiError::InvalidType { field: "webhook".into(), expected: "an object with a `url`" }),
+    };
+    Ok(SubmitBody { request: JobRequest { target, options, steps, webhook_url }, tenant_id: tenant_id.map(str::to_owned) })
 }
 
 /// Each step: an object with a known `action` and that action's fields only (named with their

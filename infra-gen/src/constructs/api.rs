@@ -348,9 +348,10 @@ impl TenantKeys {
         Ok(TenantKeys { keys, for_each, newest: newest.val() })
     }
 
-    /// `{api key id: tenant}` as JSON: how the functions map a request's key to its tenant.
+    /// `id=tenant,id=tenant` of every API key: how the functions map a request's key to its
+    /// tenant (not JSON: at 48 keys its quotes alone are 192 of the API functions' 4 KB).
     pub fn tenant_by_key_id(&self) -> Val {
-        Val::expr(format!("jsonencode({{for k, key in {} : key.id => {}[k].tenant}})", self.keys.expr(), self.for_each.as_expr()))
+        Val::expr(format!("join(\",\", [for k, key in {} : \"${{key.id}}=${{{}[k].tenant}}\"])", self.keys.expr(), self.for_each.as_expr()))
     }
 
     /// `{tenant: api key value}` of each tenant's newest key.

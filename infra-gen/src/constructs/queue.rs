@@ -16,9 +16,24 @@ pub struct QueueProps {
     pub max_receive_count: Val,
 }
 
+/// Which queue: its logical names, physical names, what its statements and alarm say.
+struct QueueSpec {
+    logical: &'static str,
+    dlq_logical: &'static str,
+    name: fn(&str) -> String,
+    dlq_name: fn(&str) -> String,
+    /// Statement ids of the grants (`SendJobs`, `ConsumeJobs`).
+    what: &'static str,
+    alarm_logical: &'static str,
+    alarm_suffix: &'static str,
+    alarm_description: &'static str,
+}
+
 pub struct JobQueue {
     pub queue: Ref<SqsQueue>,
     pub dlq: Ref<SqsQueue>,
+    /// What it carries, in statement ids (`SendJobs`).
+    what: &'static str,
 }
 
 /// Queues keep messages for the longest SQS allows, so a stuck consumer loses nothing for 14 days.
@@ -32,12 +47,56 @@ impl JobQueue {
         alarms: &Ref<SnsTopic>,
         props: QueueProps,
     ) -> Result<JobQueue, Error> {
+        let spec = QueueSpec {
+            logical: "jobs",
+            dlq_logical: "jobs_dlq",
+            name: names::queue::jobs_name,
+            dlq_name: names::queue::dlq_name,
+            what: "Jobs",
+            alarm_logical: "jobs_dlq_not_empty",
+            alarm_suffix: "jobs-dlq-not-empty",
+            alarm_description: "Jobs failed processing after every attempt; inspect and redrive the DLQ",
+        };
+        Self::build(stack, ctx, key, alarms, props, spec)
+    }
+
+    /// The webhooks queue: one message per delivery attempt; its dead-letter queue holds the
+    /// events whose every attempt failed (the webhook function puts them there) and messages the
+    /// function could not handle `max_receive_count` times.
+    pub fn webhooks(
+        stack: &mut Stack,
+        ctx: &Context,
+        key: &Key,
+        alarms: &Ref<SnsTopic>,
+        props: QueueProps,
+    ) -> Result<JobQueue, Error> {
+        let spec = QueueSpec {
+            logical: "webhooks",
+            dlq_logical: "webhooks_dlq",
+            name: names::queue::webhooks_name,
+            dlq_name: names::queue::webhooks_dlq_name,
+            what: "Webhooks",
+            alarm_logical: "webhooks_dlq_not_empty",
+            alarm_suffix: "webhooks-dlq-not-empty",
+            alarm_description: "Webhook events failed every delivery attempt; see GET /jobs/{id} for their attempts, redeliver with POST /jobs/{id}/webhook",
+        };
+        Self::build(stack, ctx, key, alarms, props, spec)
+    }
+
+    fn build(
+        stack: &mut Stack,
+        ctx: &Context,
+        key: &Key,
+        alarms: &Ref<SnsTopic>,
+        props: QueueProps,
+        spec: QueueSpec,
+    ) -> Result<JobQueue, Error> {
         let f = File::Storage;
         let dlq = stack.add(
             f,
-            "jobs_dlq",
+            spec.dlq_logical,
             SqsQueue {
-                name: ctx.name(names::queue::dlq_name),
+                name: ctx.name(spec.dlq_name),
                 message_retention_seconds: Some(Val::Int(RETENTION_SECONDS)),
                 kms_master_key_id: Some(key.arn()),
                 kms_data_key_reuse_period_seconds: Some(Val::Int(300)),
@@ -50,9 +109,9 @@ impl JobQueue {
         ]));
         let queue = stack.add(
             f,
-            "jobs",
+            spec.logical,
             SqsQueue {
-                name: ctx.name(names::queue::jobs_name),
+                name: ctx.name(spec.name),
                 visibility_timeout_seconds: Some(Val::Int(6 * i64::from(props.consumer_timeout_seconds))),
                 message_retention_seconds: Some(Val::Int(RETENTION_SECONDS)),
                 receive_wait_time_seconds: Some(Val::Int(20)),
@@ -62,10 +121,10 @@ impl JobQueue {
                 ..Default::default()
             },
         )?;
-        // Only the job queue may use the DLQ as its dead-letter target.
+        // Only its queue may use the DLQ as its dead-letter target.
         stack.add(
             f,
-            "jobs_dlq",
+            spec.dlq_logical,
             SqsQueueRedriveAllowPolicy {
                 queue_url: dlq.url(),
                 redrive_allow_policy: func::jsonencode(&func::object([
@@ -74,7 +133,7 @@ impl JobQueue {
                 ])),
             },
         )?;
-        for (logical, q) in [("jobs", &queue), ("jobs_dlq", &dlq)] {
+        for (logical, q) in [(spec.logical, &queue), (spec.dlq_logical, &dlq)] {
             let doc = stack.data(
                 f,
                 &format!("{logical}_queue_policy"),
@@ -91,9 +150,9 @@ impl JobQueue {
             ctx,
             alarms,
             super::AlarmSpec {
-                logical: "jobs_dlq_not_empty",
-                name_suffix: "jobs-dlq-not-empty",
-                description: "Jobs failed processing after every attempt; inspect and redrive the DLQ".into(),
+                logical: spec.alarm_logical,
+                name_suffix: spec.alarm_suffix,
+                description: spec.alarm_description.into(),
                 namespace: "AWS/SQS",
                 metric: "ApproximateNumberOfMessagesVisible",
                 dimension: ("QueueName", dlq.name()),
@@ -101,11 +160,17 @@ impl JobQueue {
                 period_seconds: 60,
             },
         )?;
-        Ok(JobQueue { queue, dlq })
+        Ok(JobQueue { queue, dlq, what: spec.what })
     }
 
     pub fn grant_send(&self, stack: &mut Stack, role: &Role, key: &Key) -> Result<(), Error> {
-        role.grant(stack, Statement::allow("SendJobs", &["sqs:SendMessage"], vec![self.queue.arn()]))?;
+        role.grant(stack, Statement::allow(&format!("Send{}", self.what), &["sqs:SendMessage"], vec![self.queue.arn()]))?;
+        key.grant_encrypt_decrypt(stack, role)
+    }
+
+    /// Sending to the dead-letter queue itself (a consumer that dead-letters on its own terms).
+    pub fn grant_send_dlq(&self, stack: &mut Stack, role: &Role, key: &Key) -> Result<(), Error> {
+        role.grant(stack, Statement::allow(&format!("DeadLetter{}", self.what), &["sqs:SendMessage"], vec![self.dlq.arn()]))?;
         key.grant_encrypt_decrypt(stack, role)
     }
 
@@ -114,7 +179,7 @@ impl JobQueue {
         role.grant(
             stack,
             Statement::allow(
-                "ConsumeJobs",
+                &format!("Consume{}", self.what),
                 &["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
                 vec![self.queue.arn()],
             ),

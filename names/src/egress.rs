@@ -1,6 +1,7 @@
-//! The egress policy: which destination addresses the browser may reach. Pure functions; the proxy
-//! in `proxy.rs` applies them to every connection after resolving the name itself, so DNS answers
-//! and redirects cannot route around them.
+//! The egress policy: which destination addresses the browser may reach, and a webhook delivery.
+//! Pure functions; the agent's proxy applies them to every connection after resolving the name
+//! itself, so DNS answers and redirects cannot route around them, and the webhook function to
+//! every address a destination resolves to, at send time.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -156,6 +157,7 @@ enum Allowed {
 #[derive(Clone, Debug)]
 pub struct EgressPolicy {
     allowed: Vec<Allowed>,
+    /// Empty: any port.
     ports: Vec<u16>,
 }
 
@@ -192,6 +194,12 @@ impl EgressPolicy {
         Ok(self)
     }
 
+    /// Any port of an allowed address (webhook endpoints listen where their owners choose).
+    pub fn with_any_port(mut self) -> EgressPolicy {
+        self.ports.clear();
+        self
+    }
+
     pub fn is_empty(&self) -> bool {
         self.allowed.is_empty()
     }
@@ -217,7 +225,7 @@ impl EgressPolicy {
                 }
             }
         }
-        if self.ports.contains(&port) {
+        if self.ports.is_empty() || self.ports.contains(&port) {
             Ok(())
         } else {
             let ports: Vec<String> = self.ports.iter().map(u16::to_string).collect();
@@ -328,6 +336,9 @@ mod tests {
         assert!(p.check("x", "1.1.1.1".parse().unwrap(), 80).is_err());
         assert!(EgressPolicy::default().with_ports("").is_err());
         assert!(EgressPolicy::default().with_ports("80,x").is_err());
+        let any = EgressPolicy::default().with_any_port();
+        assert!(any.check("x", "1.1.1.1".parse().unwrap(), 8443).is_ok());
+        assert!(any.check("x", "10.0.0.1".parse().unwrap(), 8443).unwrap_err().contains("private"));
     }
 
     #[test]

@@ -1,0 +1,299 @@
+//! The webhook function: delivers a finished job's event to the URL its submit named, signed per
+//! the Standard Webhooks specification, and retries on a schedule.
+//!
+//! Fed by the webhooks queue: the function that finishes a job queues its first delivery (and the
+//! sweep queues any it could not). Each attempt is one message; a failed attempt queues the next
+//! as a new message, delayed by the schedule (SQS delays stop at 15 minutes, so a longer wait is
+//! chained through `not_before`). After the last retry the event goes to the dead-letter queue,
+//! whose alarm fires. Every attempt is recorded on the job, so `GET /jobs/{id}` shows them.
+//!
+//! The destination is checked like the agent's egress, at send time: the host is resolved here,
+//! every address it resolves to must be public, and the connection goes to exactly those
+//! addresses (a second lookup cannot swap one in). No redirect is followed; only a 2xx answer is
+//! a delivery.
+
+use crate::aws::{AwsError, Delivery};
+use crate::model::{Attempt, Job, TaskId};
+use crate::time::rfc3339;
+use crate::App;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use names::webhook::{self as wh, State};
+use serde_json::{json, Value};
+use std::net::{IpAddr, SocketAddr};
+
+/// What one delivery message came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A 2xx answer.
+    Delivered(u16),
+    /// The attempt failed; attempt `next` is queued `wait` seconds on.
+    Retrying { next: u32, wait: u32, error: String },
+    /// The last attempt failed; the event is in the dead-letter queue.
+    DeadLettered(String),
+    /// Not yet due: queued again for the rest of its wait.
+    Deferred(u32),
+    /// Nothing to send (an older round, a delivered event, a job that expired).
+    Dropped(&'static str),
+}
+
+/// Processes a batch, its messages at once (each attempt may take up to the timeout); returns
+/// the ids of the messages whose handling failed (an AWS call), which SQS delivers again.
+pub async fn batch(app: &App, event: aws_lambda_events::event::sqs::SqsEvent) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+    let handled = futures_util::future::join_all(event.records.iter().map(|record| async move {
+        let id = record.message_id.clone().unwrap_or_default();
+        let outcome = match record.body.as_deref().map(serde_json::from_str::<Delivery>) {
+            Some(Ok(d)) => deliver(app, d).await,
+            _ => Ok(Outcome::Dropped("malformed message")),
+        };
+        (id, outcome)
+    }))
+    .await;
+    let mut resp = aws_lambda_events::event::sqs::SqsBatchResponse::default();
+    for (id, outcome) in handled {
+        match outcome {
+            Ok(o) => tracing::info!(message_id = %id, outcome = ?o, "webhook message handled"),
+            Err(e) => {
+                tracing::error!(message_id = %id, error = %e, "webhook message failed; SQS delivers it again");
+                resp.add_failure(id);
+            }
+        }
+    }
+    resp
+}
+
+/// Makes the attempt a message asks for (or queues it again while it is not due).
+pub async fn deliver(app: &App, d: Delivery) -> Result<Outcome, AwsError> {
+    let now = app.clock.now_secs();
+    if d.not_before > now {
+        let wait = u32::try_from(d.not_before - now).unwrap_or(u32::MAX);
+        app.webhooks.send(&d, wait).await?;
+        return Ok(Outcome::Deferred(wait));
+    }
+    let Some(task_id) = TaskId::parse(&d.task_id) else { return Ok(Outcome::Dropped("not a job id")) };
+    let Some(job) = app.store.get(&task_id).await? else { return Ok(Outcome::Dropped("no such job")) };
+    let Some(hook) = job.webhook.clone() else { return Ok(Outcome::Dropped("the job has no webhook")) };
+    if !job.status.is_terminal() {
+        return Ok(Outcome::Dropped("the job has not finished"));
+    }
+    if hook.round != d.round {
+        return Ok(Outcome::Dropped("a message of an earlier round"));
+    }
+    if matches!(hook.state, Some(State::Delivered | State::Failed)) {
+        return Ok(Outcome::Dropped("this round already ended"));
+    }
+    let payload = match d.payload.clone() {
+        Some(p) => p,
+        None => payload(app, &job).await?,
+    };
+    let at = rfc3339(app.clock.now_millis());
+    let started = std::time::Instant::now();
+    let tenant = job.tenant_id.as_str();
+    let result = match app.signing.read(tenant).await? {
+        None => Err((None, format!("tenant {tenant} has no webhook signing secret (scripts/webhook-secret.sh create {tenant})"))),
+        Some(secrets) => {
+            let id = wh::event_id(task_id.as_str());
+            match signature(&secrets, &id, now, &payload) {
+                Ok(sig) => send(&app.config, &hook.url, &id, now, &sig, &payload).await,
+                Err(e) => Err((None, e)),
+            }
+        }
+    };
+    let (status_code, error) = match &result {
+        Ok(code) => (Some(*code), None),
+        Err((code, e)) => (*code, Some(e.clone())),
+    };
+    let attempt = Attempt { at, attempt: d.attempt, status_code, error: error.clone(), duration_ms: started.elapsed().as_millis() as u64 };
+    let schedule = &app.config.webhook_retry_seconds;
+    let state = match (&result, schedule.get(d.attempt as usize - 1)) {
+        (Ok(_), _) => State::Delivered,
+        (Err(_), Some(_)) => State::Sending,
+        (Err(_), None) => State::Failed,
+    };
+    // Recorded before the next message is queued: a failure here has SQS repeat this attempt,
+    // never start a second chain of retries.
+    if !app.store.record_attempt(&task_id, d.round, &attempt, state).await? {
+        return Ok(Outcome::Dropped("a message of an earlier round"));
+    }
+    let error = error.unwrap_or_default();
+    match (result, schedule.get(d.attempt as usize - 1)) {
+        (Ok(code), _) => Ok(Outcome::Delivered(code)),
+        (Err(_), Some(&wait)) => {
+            let next = Delivery { attempt: d.attempt + 1, not_before: now + i64::from(wait), payload: Some(payload), last_error: None, ..d };
+            app.webhooks.send(&next, wait).await?;
+            Ok(Outcome::Retrying { next: next.attempt, wait, error })
+        }
+        (Err(_), None) => {
+            tracing::warn!(task_id = task_id.as_str(), tenant, attempts = d.attempt, error = error.as_str(), "webhook failed every attempt; event dead-lettered");
+            app.webhooks.dead_letter(&Delivery { payload: Some(payload), last_error: Some(error.clone()), ..d }).await?;
+            Ok(Outcome::DeadLettered(error))
+        }
+    }
+}
+
+/// The event's body: its type, when the job finished, and the job's status body (the one
+/// `GET /jobs/{id}` answers, with links to its outputs, without the webhook's own record).
+pub async fn payload(app: &App, job: &Job) -> Result<String, AwsError> {
+    let mut data = crate::api::status_body(app, job).await?;
+    if let Some(o) = data.as_object_mut() {
+        o.remove("webhook");
+    }
+    let event = json!({
+        "type": wh::event_type(job.status).unwrap_or("job.finished"),
+        "timestamp": job.finished_at.clone().unwrap_or_else(|| job.updated_at.clone()),
+        "data": data,
+    });
+    Ok(event.to_string())
+}
+
+/// `webhook-signature`: `v1,<base64 of HMAC-SHA256 of "{id}.{timestamp}.{body}">` for each
+/// secret, separated by spaces (two while a tenant's secrets rotate).
+pub fn signature(secrets: &[String], id: &str, timestamp: i64, body: &str) -> Result<String, String> {
+    use hmac::{KeyInit, Mac};
+    let mut out = Vec::new();
+    for (i, secret) in secrets.iter().enumerate() {
+        let key = secret
+            .strip_prefix(wh::SECRET_PREFIX)
+            .and_then(|k| B64.decode(k).ok())
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| format!("signing secret {} of the tenant is not `{}` and base64", i + 1, wh::SECRET_PREFIX))?;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).map_err(|e| e.to_string())?;
+        mac.update(format!("{id}.{timestamp}.").as_bytes());
+        mac.update(body.as_bytes());
+        out.push(format!("v1,{}", B64.encode(mac.finalize().into_bytes())));
+    }
+    if out.is_empty() {
+        return Err("the tenant's signing secret parameter is empty".into());
+    }
+    Ok(out.join(" "))
+}
+
+/// Whether a webhook URL may be used at all: https (http only in local mode), and a host that,
+/// when it is an address, is a public one. Names are checked when the event is sent.
+pub fn check_url(config: &crate::Config, raw: &str) -> Result<url::Url, String> {
+    let url = names::job::rules::url_field("webhook.url", raw).map_err(|e| e.message)?;
+    if url.scheme() != "https" && !(config.webhook_allow_http && url.scheme() == "http") {
+        return Err("`webhook.url` must be an https URL".into());
+    }
+    let port = url.port_or_known_default().unwrap_or(443);
+    if let Some(ip) = literal_ip(&url) {
+        config.webhook_egress.check(&ip.to_string(), ip, port).map_err(|e| format!("`webhook.url` is refused: {e}"))?;
+    }
+    Ok(url)
+}
+
+fn literal_ip(url: &url::Url) -> Option<IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(a) => Some(IpAddr::V4(a)),
+        url::Host::Ipv6(a) => Some(IpAddr::V6(a)),
+        url::Host::Domain(_) => None,
+    }
+}
+
+/// Resolves the destination, checks every address, and POSTs the body to exactly those
+/// addresses: the answer's status, or (the status if one came, why it failed).
+async fn send(config: &crate::Config, raw: &str, id: &str, timestamp: i64, signature: &str, body: &str) -> Result<u16, (Option<u16>, String)> {
+    let url = check_url(config, raw).map_err(|e| (None, e))?;
+    let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_owned();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<SocketAddr> = match literal_ip(&url) {
+        Some(ip) => vec![SocketAddr::new(ip, port)],
+        None => match tokio::time::timeout(config.webhook_timeout, tokio::net::lookup_host((host.as_str(), port))).await {
+            Ok(Ok(a)) => a.collect(),
+            Ok(Err(e)) => return Err((None, format!("cannot resolve {host}: {e}"))),
+            Err(_) => return Err((None, format!("resolving {host} took longer than {} s", config.webhook_timeout.as_secs()))),
+        },
+    };
+    if addrs.is_empty() {
+        return Err((None, format!("{host} resolves to no address")));
+    }
+    // Every address must pass: a name that also resolves to an internal one is refused whole.
+    for a in &addrs {
+        config.webhook_egress.check(&host, a.ip(), port).map_err(|e| (None, format!("refused destination: {host} resolves to {e}")))?;
+    }
+    let mut client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(config.webhook_timeout)
+        .no_proxy()
+        .user_agent(concat!("job-webhooks/", env!("CARGO_PKG_VERSION")));
+    if literal_ip(&url).is_none() {
+        client = client.resolve_to_addrs(&host, &addrs);
+    }
+    let client = client.build().map_err(|e| (None, format!("HTTP client: {e}")))?;
+    let r = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(wh::ID_HEADER, id)
+        .header(wh::TIMESTAMP_HEADER, timestamp.to_string())
+        .header(wh::SIGNATURE_HEADER, signature)
+        .body(body.to_owned())
+        .send()
+        .await;
+    match r {
+        Ok(resp) if resp.status().is_success() => Ok(resp.status().as_u16()),
+        Ok(resp) if resp.status().is_redirection() => {
+            Err((Some(resp.status().as_u16()), format!("HTTP {}: redirects are not followed", resp.status().as_u16())))
+        }
+        Ok(resp) => Err((Some(resp.status().as_u16()), format!("HTTP {}", resp.status().as_u16()))),
+        Err(e) if e.is_timeout() => Err((None, format!("no answer within {} s", config.webhook_timeout.as_secs()))),
+        Err(e) if e.is_connect() => Err((None, format!("cannot connect: {}", root_cause(&e)))),
+        Err(e) => Err((None, root_cause(&e))),
+    }
+}
+
+/// The innermost error's words (reqwest's outer one only says "error sending request").
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// `POST /jobs/{id}/webhook`: a new round of delivery of a finished job's event (same
+/// `webhook-id`, a fresh body, the schedule from its start). None when the job has not finished
+/// or has no webhook.
+pub async fn redeliver(app: &App, task_id: &TaskId) -> Result<Option<Job>, AwsError> {
+    let Some(job) = app.store.new_round(task_id).await? else { return Ok(None) };
+    let round = job.webhook.as_ref().map_or(0, |w| w.round);
+    app.webhooks
+        .send(&Delivery { task_id: task_id.as_str().to_owned(), round, attempt: 1, not_before: 0, payload: None, last_error: None }, 0)
+        .await?;
+    Ok(Some(job))
+}
+
+/// The status view's `webhook` object, for the redelivery answer.
+pub fn view(job: &Job) -> Value {
+    job.view().get("webhook").cloned().unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of the Standard Webhooks specification's reference libraries.
+    #[test]
+    fn signs_as_the_specification_does() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string();
+        let sig = signature(&[secret.clone()], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, r#"{"test": 2432232314}"#).unwrap();
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        let two = signature(&["whsec_AAAA".into(), secret], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, r#"{"test": 2432232314}"#).unwrap();
+        assert!(two.ends_with(" v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="), "{two}");
+        assert!(signature(&["nope".into()], "m", 1, "{}").unwrap_err().contains("whsec_"));
+        assert!(signature(&[], "m", 1, "{}").is_err());
+    }
+
+    #[test]
+    fn urls_are_https_to_public_hosts() {
+        let c = crate::Config::defaults();
+        assert!(check_url(&c, "https://hooks.example.com/x").is_ok());
+        assert!(check_url(&c, "http://hooks.example.com/x").unwrap_err().contains("https"));
+        for bad in ["https://127.0.0.1/", "https://169.254.169.254/latest", "https://10.0.0.1:8443/", "https://[::1]/", "https://[fd00:ec2::254]/", "https://[::ffff:169.254.170.2]/"] {
+            assert!(check_url(&c, bad).unwrap_err().contains("refused"), "{bad}");
+        }
+        assert!(check_url(&c, "https://93.184.216.34:8443/hook").is_ok(), "any port of a public address");
+        let local = crate::Config { webhook_allow_http: true, ..crate::Config::defaults() };
+        assert!(check_url(&local, "http://hooks.example.com/x").is_ok());
+        assert!(check_url(&c, "ftp://x/").is_err());
+    }
+}
