@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the test tools into .tools/ (ignored by git), idempotently: a Python virtualenv with
-# checkov, the moto server, parliament (the IAM policy linter) and the AWS CLI, (with `mermaid`) the Mermaid parser from npm,
+# checkov, the moto server, parliament (the IAM policy linter), the AWS CLI and standardwebhooks, (with `mermaid`) the Mermaid parser from npm,
 # and (with `bench`) Python Playwright in a virtualenv of its own. Debian packages
 # come from scripts/system-packages.sh.
 # Quick when everything is already there: each step checks before it installs.
@@ -16,16 +16,20 @@ AWSCLI_VERSION=1.46.3
 # Python Playwright, what `make bench` compares scripted jobs against (it drives Debian's Chromium:
 # no browser download).
 PLAYWRIGHT_VERSION=1.65.2
+# Standard Webhooks' own Python library: the webhook tests' receiver verifies signatures with it,
+# an implementation independent of ours.
+STANDARDWEBHOOKS_VERSION=1.1.0
 VENV=.tools/venv
 BENCH_VENV=.tools/bench-venv
 
 python_tools() {
-  local stamp="$VENV/.installed-checkov-$CHECKOV_VERSION-moto-$MOTO_VERSION-parliament-$PARLIAMENT_VERSION-awscli-$AWSCLI_VERSION"
+  local stamp="$VENV/.installed-checkov-$CHECKOV_VERSION-moto-$MOTO_VERSION-parliament-$PARLIAMENT_VERSION-awscli-$AWSCLI_VERSION-standardwebhooks-$STANDARDWEBHOOKS_VERSION"
   [ -f "$stamp" ] && return 0
-  echo "tools: installing checkov $CHECKOV_VERSION, moto $MOTO_VERSION, parliament $PARLIAMENT_VERSION and awscli $AWSCLI_VERSION into $VENV (a few minutes, once)"
+  echo "tools: installing checkov $CHECKOV_VERSION, moto $MOTO_VERSION, parliament $PARLIAMENT_VERSION, awscli $AWSCLI_VERSION and standardwebhooks $STANDARDWEBHOOKS_VERSION into $VENV (a few minutes, once)"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-    "checkov==$CHECKOV_VERSION" "moto[server]==$MOTO_VERSION" "parliament==$PARLIAMENT_VERSION" "awscli==$AWSCLI_VERSION"
+    "checkov==$CHECKOV_VERSION" "moto[server]==$MOTO_VERSION" "parliament==$PARLIAMENT_VERSION" "awscli==$AWSCLI_VERSION" \
+    "standardwebhooks==$STANDARDWEBHOOKS_VERSION"
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 }

@@ -262,6 +262,13 @@ pub async fn redeliver(app: &App, task_id: &TaskId) -> Result<Option<Job>, AwsEr
     Ok(Some(job))
 }
 
+/// A new signing secret, `whsec_` and the base64 of 32 random bytes: for the local stack and
+/// the tests (in AWS, scripts/webhook-secret.sh makes them).
+pub fn new_secret() -> String {
+    let bytes: Vec<u8> = uuid::Uuid::new_v4().as_bytes().iter().chain(uuid::Uuid::new_v4().as_bytes()).copied().collect();
+    format!("{}{}", wh::SECRET_PREFIX, B64.encode(bytes))
+}
+
 /// The status view's `webhook` object, for the redelivery answer.
 pub fn view(job: &Job) -> Value {
     job.view().get("webhook").cloned().unwrap_or(Value::Null)

@@ -76,6 +76,11 @@ async fn recording_app(f: Function, config: functions::config::Config, rec: &Rec
     app.logs.client =
         aws_sdk_cloudwatchlogs::Client::from_conf(aws_sdk_cloudwatchlogs::config::Builder::from(&sdk).interceptor(rec.clone()).build());
     app.secrets.client = aws_sdk_ssm::Client::from_conf(aws_sdk_ssm::config::Builder::from(&sdk).interceptor(rec.clone()).build());
+    app.signing.client = app.secrets.client.clone();
+    app.webhooks.client = app.queue.client.clone();
+    if let Some(w) = app.store.webhooks.as_mut() {
+        w.client = app.queue.client.clone();
+    }
     app
 }
 
@@ -85,7 +90,7 @@ fn not_recordable(f: Function, action: &str) -> Option<&'static str> {
     match (f, action) {
         (Function::Process, "ecs:TagResource") => Some("authorized inside RunTask (the task is tagged)"),
         (Function::Process, "iam:PassRole") => Some("authorized inside RunTask (the execution role is passed)"),
-        (Function::Process, "sqs:ReceiveMessage" | "sqs:DeleteMessage" | "sqs:GetQueueAttributes") => {
+        (Function::Process | Function::Webhook, "sqs:ReceiveMessage" | "sqs:DeleteMessage" | "sqs:GetQueueAttributes") => {
             Some("made by the Lambda event source mapping with the function's role")
         }
         // Only when a job is cancelled between its claim and RunTask's answer: a race this test
@@ -105,7 +110,9 @@ async fn handlers_call_exactly_what_their_roles_allow() {
 
     // submit: a new job, the same job again (idempotency), and one whose enqueue fails.
     let submit = recording_app(Function::Submit, config.clone(), &rec(Function::Submit)).await;
-    let mut req = request(&tenant, "POST", "/jobs", r#"{"query": "contract"}"#);
+    // With a webhook whose name resolves to loopback: refused when sent, so nothing leaves.
+    let hook = r#""webhook": {"url": "https://localhost/contract"}"#;
+    let mut req = request(&tenant, "POST", "/jobs", &format!(r#"{{"query": "contract", {hook}}}"#));
     req.headers.push(("Idempotency-Key".into(), unique("idem")));
     let first = call(&submit, &req).await;
     assert_eq!(first.status, 202, "{}", first.body);
@@ -134,7 +141,7 @@ async fn handlers_call_exactly_what_their_roles_allow() {
         .send()
         .await
         .unwrap();
-    let script = |secret: &str| format!(r#"{{"steps": [{{"action": "goto", "url": "https://example.org/"}}, {{"action": "type", "selector": "input", "secret": "{secret}"}}]}}"#);
+    let script = |secret: &str| format!(r#"{{"steps": [{{"action": "goto", "url": "https://example.org/"}}, {{"action": "type", "selector": "input", "secret": "{secret}"}}], {hook}}}"#);
     let scripted = common::submit(&base, &tenant, &script("pw")).await;
     let missing = common::submit(&base, &tenant, &script("nope")).await;
     let resp = process::batch(&process, sqs_event(&[(&job_message(&scripted), 1), (&job_message(&missing), 1)])).await;
@@ -196,6 +203,26 @@ async fn handlers_call_exactly_what_their_roles_allow() {
     let cancel = recording_app(Function::Cancel, config.clone(), &rec(Function::Cancel)).await;
     let r = call(&cancel, &request(&tenant, "DELETE", &format!("/jobs/{id}"), "")).await;
     assert!(r.status == 200 || r.status == 202, "{} {}", r.status, r.body);
+
+    // webhook: the cancelled job's event (its tenant's secret read, the attempt refused and
+    // recorded, the retry queued), then a redelivery through the submit function.
+    aws_sdk_ssm::Client::new(&sdk().await)
+        .put_parameter()
+        .name(names::ssm::webhook_secret(&config.webhook_secrets_path, &tenant))
+        .value("whsec_Y29udHJhY3Q=")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+    let deliverer = recording_app(Function::Webhook, config.clone(), &rec(Function::Webhook)).await;
+    let delivery = json!({"task_id": id, "round": 0, "attempt": 1}).to_string();
+    let resp = functions::webhook::batch(&deliverer, sqs_event(&[(&delivery, 1)])).await;
+    assert!(resp.batch_item_failures.is_empty());
+    let view = base.store.get(&functions::model::TaskId::parse(&id).unwrap()).await.unwrap().unwrap().view();
+    assert!(view["webhook"]["attempts"][0]["error"].as_str().unwrap().contains("refused destination"), "{view}");
+    let r = call(&submit, &request(&tenant, "POST", &format!("/jobs/{id}/webhook"), "")).await;
+    assert_eq!(r.status, 202, "{}", r.body);
 
     for f in Function::ALL {
         let recorded = recorders[&f].actions();

@@ -29,6 +29,7 @@ async fn main() {
         egress_allow: Vec::new(),
         tenant_secrets: Vec::new(),
         tenant_limits: functions::config::TenantLimits { max_running: MAX_RUNNING, max_queued: 1000, tenants: Default::default() },
+        webhook_allow: Vec::new(),
         verbose: false,
     })
     .await

@@ -31,6 +31,7 @@ async fn main() {
         tenant_secrets: Vec::new(),
         // One tenant sends every job: its limits are the stack's.
         tenant_limits: functions::config::TenantLimits { max_running: 50, max_queued: 100_000, tenants: Default::default() },
+        webhook_allow: Vec::new(),
         verbose: false,
     })
     .await

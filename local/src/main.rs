@@ -57,6 +57,11 @@ struct Cli {
     /// a command line is visible to other users of the machine.
     #[arg(long, value_name = "TENANT:NAME=VALUE")]
     tenant_secret: Vec<String>,
+    /// Origins (`host:port`) or networks webhooks may go to, e.g. `127.0.0.1:9000` for a receiver
+    /// of your own (http is allowed locally). Loopback and private addresses are otherwise
+    /// refused, as in AWS.
+    #[arg(long, value_delimiter = ',')]
+    webhook_allow: Vec<String>,
     /// Jobs of one tenant started at once (Terraform `tenant_max_running`).
     #[arg(long, default_value_t = names::defaults::TENANT_MAX_RUNNING, value_parser = clap::value_parser!(u32).range(1..))]
     tenant_max_running: u32,
@@ -150,6 +155,7 @@ async fn main() -> std::process::ExitCode {
             max_queued: cli.tenant_max_queued,
             tenants: Default::default(),
         },
+        webhook_allow: cli.webhook_allow.clone(),
         verbose: true,
     };
     let stack = match LocalStack::start(options).await {
@@ -163,6 +169,9 @@ async fn main() -> std::process::ExitCode {
     println!("API:       {}", stack.api_url);
     for (tenant, key) in &stack.keys {
         println!("API key:   {key}   (tenant {tenant})");
+    }
+    for (tenant, secret) in &stack.signing_secrets {
+        println!("Webhooks:  {secret}   (signing secret of tenant {tenant})");
     }
     println!("Emulator:  {}", stack.endpoint);
     println!("Agents:    {}", stack.agents);

@@ -1,5 +1,5 @@
-//! The SQS event source stand-in: long-polls the job queue and hands batches to the process
-//! handler as Lambda would (the same `SqsEvent` shape, receive counts included). Messages the
+//! The SQS event source stand-in: long-polls a queue (the job queue, the webhooks queue) and hands
+//! batches to its function's handler as Lambda would (the same `SqsEvent` shape, receive counts included). Messages the
 //! handler reports as failed stay on the queue, come back after the visibility timeout, and go to
 //! the dead-letter queue after the redrive policy's attempts — the emulator enforces that.
 
@@ -8,7 +8,14 @@ use std::time::Duration;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use tokio::sync::watch;
 
-pub async fn run(app: std::sync::Arc<functions::App>, sqs: aws_sdk_sqs::Client, queue_url: String, mut stop: watch::Receiver<bool>) {
+/// The function a queue feeds.
+#[derive(Clone, Copy, Debug)]
+pub enum Consumer {
+    Process,
+    Webhook,
+}
+
+pub async fn run(app: std::sync::Arc<functions::App>, sqs: aws_sdk_sqs::Client, queue_url: String, consumer: Consumer, mut stop: watch::Receiver<bool>) {
     let queue_arn = sqs
         .get_queue_attributes()
         .queue_url(&queue_url)
@@ -59,7 +66,10 @@ pub async fn run(app: std::sync::Arc<functions::App>, sqs: aws_sdk_sqs::Client, 
                 queue_arn: Some(queue_arn.clone()),
             }
         }));
-        let response = functions::process::batch(&app, event).await;
+        let response = match consumer {
+            Consumer::Process => functions::process::batch(&app, event).await,
+            Consumer::Webhook => functions::webhook::batch(&app, event).await,
+        };
         let failed: Vec<String> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
         let done: Vec<DeleteMessageBatchRequestEntry> = messages
             .iter()

@@ -159,36 +159,9 @@ pub async fn provision(root: &Path, sdk: &aws_config::SdkConfig, s: &Settings) -
     testenv::table::create_jobs_table(&ddb, root, &table).await?;
 
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    use aws_sdk_sqs::types::QueueAttributeName as Q;
-    let dlq_url = sqs
-        .create_queue()
-        .queue_name(names::queue::dlq_name(p))
-        .send()
-        .await
-        .map_err(err("dead-letter queue"))?
-        .queue_url
-        .unwrap_or_default();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(Q::QueueArn)
-        .send()
-        .await
-        .map_err(err("dead-letter queue"))?
-        .attributes
-        .and_then(|a| a.get(&Q::QueueArn).cloned())
-        .unwrap_or_default();
-    let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": d::MAX_RECEIVE_COUNT}).to_string();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(names::queue::jobs_name(p))
-        .attributes(Q::VisibilityTimeout, s.visibility_seconds.to_string())
-        .attributes(Q::RedrivePolicy, redrive)
-        .send()
-        .await
-        .map_err(err("job queue"))?
-        .queue_url
-        .unwrap_or_default();
+    let (queue_url, _) = queue_pair(&sqs, &names::queue::jobs_name(p), &names::queue::dlq_name(p), s.visibility_seconds).await?;
+    let (webhook_queue_url, webhook_dlq_url) =
+        queue_pair(&sqs, &names::queue::webhooks_name(p), &names::queue::webhooks_dlq_name(p), s.visibility_seconds).await?;
 
     let bucket = names::bucket::name(p, &s.account);
     aws_sdk_s3::Client::new(sdk).create_bucket().bucket(&bucket).send().await.map_err(err("bucket"))?;
@@ -244,6 +217,10 @@ pub async fn provision(root: &Path, sdk: &aws_config::SdkConfig, s: &Settings) -
     let mut config = Config::defaults();
     config.table = table;
     config.queue_url = queue_url;
+    config.webhook_queue_url = webhook_queue_url;
+    config.webhook_dlq_url = webhook_dlq_url;
+    // Local mode: receivers on this machine speak plain HTTP.
+    config.webhook_allow_http = true;
     config.bucket = bucket;
     config.cluster_arn = cluster_arn;
     config.task_definition = task_definition;
@@ -252,6 +229,54 @@ pub async fn provision(root: &Path, sdk: &aws_config::SdkConfig, s: &Settings) -
     config.log_group = log_group;
     config.tenants = Tenants::from_pairs(s.tenants.iter().map(|(t, _, id)| (id.as_str(), t.as_str())));
     Ok((config, td))
+}
+
+/// A queue and its dead-letter queue (redrive after the same attempts as in AWS): their URLs.
+async fn queue_pair(sqs: &aws_sdk_sqs::Client, name: &str, dlq_name: &str, visibility_seconds: u32) -> Result<(String, String), String> {
+    use aws_sdk_sqs::types::QueueAttributeName as Q;
+    let dlq_url = sqs.create_queue().queue_name(dlq_name).send().await.map_err(err("dead-letter queue"))?.queue_url.unwrap_or_default();
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(Q::QueueArn)
+        .send()
+        .await
+        .map_err(err("dead-letter queue"))?
+        .attributes
+        .and_then(|a| a.get(&Q::QueueArn).cloned())
+        .unwrap_or_default();
+    let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": d::MAX_RECEIVE_COUNT}).to_string();
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(Q::VisibilityTimeout, visibility_seconds.to_string())
+        .attributes(Q::RedrivePolicy, redrive)
+        .send()
+        .await
+        .map_err(err("queue"))?
+        .queue_url
+        .unwrap_or_default();
+    Ok((url, dlq_url))
+}
+
+/// A signing secret for each tenant's webhooks, put where the webhook function reads it (in AWS,
+/// scripts/webhook-secret.sh does this): (tenant, secret).
+pub async fn put_signing_secrets(sdk: &aws_config::SdkConfig, config: &Config, tenants: &[String]) -> Result<Vec<(String, String)>, String> {
+    let ssm = aws_sdk_ssm::Client::new(sdk);
+    let mut out = Vec::new();
+    for tenant in tenants {
+        let secret = functions::webhook::new_secret();
+        ssm.put_parameter()
+            .name(names::ssm::webhook_secret(&config.webhook_secrets_path, tenant))
+            .value(&secret)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .overwrite(true)
+            .send()
+            .await
+            .map_err(err("webhook signing secret"))?;
+        out.push((tenant.clone(), secret));
+    }
+    Ok(out)
 }
 
 /// The evaluated container definition in the ECS API's shape; the image is the one `make image`

@@ -33,6 +33,9 @@ pub struct Options {
     pub tenant_secrets: Vec<TenantSecret>,
     /// Every tenant's limits (`tenant_max_running`, `tenant_max_queued`).
     pub tenant_limits: functions::config::TenantLimits,
+    /// Origins (`host:port`) or networks of this machine webhooks may go to (loopback and
+    /// private addresses are otherwise refused, as in AWS).
+    pub webhook_allow: Vec<String>,
     /// Log progress to stderr.
     pub verbose: bool,
 }
@@ -43,6 +46,8 @@ pub struct LocalStack {
     pub endpoint: String,
     /// (tenant, API key): every key, a rotating tenant's old one first.
     pub keys: Vec<(String, String)>,
+    /// (tenant, webhook signing secret).
+    pub signing_secrets: Vec<(String, String)>,
     pub config: functions::config::Config,
     /// How agents run: "containers of <image>" or "processes (<why>)".
     pub agents: String,
@@ -89,13 +94,19 @@ impl LocalStack {
         let settings = Settings::new(&o.tenants, &o.api_key_generations, template);
         let (mut config, task_definition) = provision(&o.root, &sdk, &settings).await?;
         config.limits = o.tenant_limits.clone();
+        config.webhook_egress = names::egress::EgressPolicy::parse(&o.webhook_allow.join(","))
+            .map_err(|e| format!("--webhook-allow: {e}"))?
+            .with_any_port();
         let app = Arc::new(functions::App::new(&sdk, config.clone(), names::Function::ALL.to_vec()));
         crate::provision::put_tenant_secrets(&sdk, &config, &o.tenant_secrets).await?;
+        let signing_secrets = crate::provision::put_signing_secrets(&sdk, &config, &o.tenants).await?;
 
         let (stop, stop_rx) = watch::channel(false);
-        say(v, "starting the SQS poller");
+        say(v, "starting the SQS pollers (jobs, webhooks)");
         let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let poller = tokio::spawn(crate::poller::run(app.clone(), sqs, config.queue_url.clone(), stop_rx.clone()));
+        use crate::poller::Consumer;
+        let poller = tokio::spawn(crate::poller::run(app.clone(), sqs.clone(), config.queue_url.clone(), Consumer::Process, stop_rx.clone()));
+        let webhook_poller = tokio::spawn(crate::poller::run(app.clone(), sqs, config.webhook_queue_url.clone(), Consumer::Webhook, stop_rx.clone()));
 
         let scratch = scratch_dir(std::process::id());
         std::fs::create_dir_all(&scratch).map_err(|e| format!("scratch directory: {e}"))?;
@@ -139,11 +150,12 @@ impl LocalStack {
             fixture,
             endpoint: emulator.endpoint.clone(),
             keys: settings.tenants.iter().map(|(t, k, _)| (t.clone(), k.clone())).collect(),
+            signing_secrets,
             config,
             agents,
             emulator,
             stop,
-            tasks: vec![poller, fixture_task, api_task],
+            tasks: vec![poller, webhook_poller, fixture_task, api_task],
             runner,
             scratch,
             launches,

@@ -22,6 +22,10 @@ struct Stack {
     agents: String,
     /// The fixture pages' origin (`http://127.0.0.1:port`).
     fixture: String,
+    /// The first tenant's webhook signing secret.
+    signing_secret: String,
+    /// The port webhooks may go to (`--webhook-allow`).
+    webhook_port: u16,
 }
 
 /// A failing test still stops the stack it started.
@@ -46,8 +50,10 @@ impl Drop for Stack {
 
 fn start() -> Stack {
     let port = testenv::free_port().unwrap();
+    let webhook_port = testenv::free_port().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_local-stack"))
         .args(["--port", &port.to_string(), "--fixture-port", "0", "--agent-runtime", "container"])
+        .arg(format!("--webhook-allow=127.0.0.1:{webhook_port}"))
         .arg(format!("--tenant-secret=test-tenant:portal-password={SECRET}"))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -56,6 +62,7 @@ fn start() -> Stack {
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let (mut api, mut keys, mut emulator, mut agents, mut fixture) = (String::new(), Vec::new(), String::new(), String::new(), String::new());
+    let mut signing_secret = String::new();
     for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(u) = line.strip_prefix("API:") {
@@ -64,6 +71,10 @@ fn start() -> Stack {
             keys.push(k.split_whitespace().next().unwrap().to_string());
         } else if let Some(f) = line.strip_prefix("Fixtures:") {
             fixture = f.trim().split("/search").next().unwrap().to_string();
+        } else if let Some(w) = line.strip_prefix("Webhooks:") {
+            if signing_secret.is_empty() {
+                signing_secret = w.split_whitespace().next().unwrap().to_string();
+            }
         } else if let Some(a) = line.strip_prefix("Agents:") {
             agents = a.trim().to_string();
         } else if let Some(e) = line.strip_prefix("Emulator:") {
@@ -74,7 +85,8 @@ fn start() -> Stack {
     }
     std::thread::spawn(move || lines.for_each(drop));
     assert!(!api.is_empty() && keys.len() >= 2, "local-stack did not print its API URL and keys");
-    Stack { child, api, keys, emulator_port: emulator, agents, fixture }
+    assert!(signing_secret.starts_with("whsec_"), "local-stack did not print the tenants' signing secrets");
+    Stack { child, api, keys, emulator_port: emulator, agents, fixture, signing_secret, webhook_port }
 }
 
 fn stack_emulator_url(stack: &Stack) -> String {
@@ -146,15 +158,36 @@ async fn end_to_end() {
     let (key, other) = (stack.keys[0].clone(), stack.keys[1].clone());
     let jobs = format!("{}/jobs", stack.api);
 
-    // Submit, then poll to COMPLETED.
-    let (status, created) =
-        call(&client, reqwest::Method::POST, &jobs, Some(&key), Some(json!({"query": "rust lang", "options": {"capture_html": true}}))).await;
+    // Submit with a webhook to a receiver that verifies with Standard Webhooks' own library, then
+    // poll to COMPLETED.
+    let receiver = testenv::webhooks::Receiver::start_at(&testenv::root(), stack.webhook_port, &[&stack.signing_secret], &[]).unwrap();
+    let hook = receiver.url("/e2e");
+    let (status, created) = call(
+        &client,
+        reqwest::Method::POST,
+        &jobs,
+        Some(&key),
+        Some(json!({"query": "rust lang", "options": {"capture_html": true}, "webhook": {"url": hook}})),
+    )
+    .await;
     assert_eq!(status, 202, "{created}");
     assert_eq!(created["status"], "QUEUED");
     let id = created["task_id"].as_str().unwrap().to_string();
     let job_url = format!("{jobs}/{id}");
     let job = wait_for(&client, &job_url, &key, &["COMPLETED", "FAILED"], Duration::from_secs(120)).await;
     assert_eq!(job["status"], "COMPLETED", "{job}");
+    // Its event, signed, delivered once, and recorded on the job.
+    let got = receiver.wait_for(1, Duration::from_secs(20));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!((got[0]["verified"].clone(), got[0]["type"].as_str(), got[0]["task_id"].as_str()), (json!([true]), Some("job.completed"), Some(id.as_str())), "{}", got[0]);
+    let (_, recorded) = call(&client, reqwest::Method::GET, &job_url, Some(&key), None).await;
+    assert_eq!(recorded["webhook"]["state"], "DELIVERED", "{recorded}");
+    assert_eq!(recorded["webhook"]["attempts"][0]["status_code"], 200, "{recorded}");
+    // Redelivered on request: the same webhook-id.
+    let (status, again) = call(&client, reqwest::Method::POST, &format!("{job_url}/webhook"), Some(&key), None).await;
+    assert_eq!(status, 202, "{again}");
+    let got = receiver.wait_for(2, Duration::from_secs(20));
+    assert_eq!((got.len(), &got[1]["id"], &got[1]["verified"]), (2, &got[0]["id"], &json!([true])), "{got:?}");
 
     // Outputs through the pre-signed links.
     let outputs = &job["outputs"];

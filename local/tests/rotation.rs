@@ -39,6 +39,7 @@ async fn start(file: &Path) -> LocalStack {
         egress_allow: Vec::new(),
         tenant_secrets: Vec::new(),
         tenant_limits: Default::default(),
+        webhook_allow: Vec::new(),
         verbose: false,
     })
     .await

@@ -2,7 +2,8 @@
 //! stack: the moto server (started one way), a bucket with SDK-signed links, free loopback ports, loopback-only network
 //! namespaces for tests that aim at addresses that must be refused, and the agent's task
 //! definition read from `generated/` and run as a container the way Fargate runs it, and the jobs
-//! table created from its declaration there.
+//! table created from its declaration there, and a webhook receiver that verifies signatures with
+//! the Standard Webhooks reference library.
 //!
 //! Depends on `names` and `tfjson`, never on the functions or the agent, so every crate can use it.
 
@@ -13,6 +14,7 @@ pub mod netns;
 pub mod s3;
 pub mod table;
 pub mod taskdef;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 

@@ -21,6 +21,8 @@ pub struct Emulator {
     pub endpoint: String,
     pub port: u16,
     pub queue_url: String,
+    pub webhook_queue_url: String,
+    pub webhook_dlq_url: String,
     pub cluster_arn: String,
     pub task_definition: String,
     pub subnet: String,
@@ -64,8 +66,11 @@ print(subnet, sg)
     let mut ids = ids.split_whitespace();
     let (subnet, security_group) = (ids.next().unwrap().to_owned(), ids.next().unwrap().to_owned());
 
-    let (queue_url, cluster_arn, task_definition) = std::thread::spawn(|| {
-        tokio::runtime::Runtime::new().unwrap().block_on(create_resources())
+    let (queue_url, cluster_arn, task_definition, (webhook_queue_url, webhook_dlq_url)) = std::thread::spawn(|| {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let (q, c, t) = create_resources().await;
+            (q, c, t, create_webhook_queues(PREFIX).await)
+        })
     })
     .join()
     .unwrap();
@@ -73,6 +78,8 @@ print(subnet, sg)
         endpoint,
         port,
         queue_url,
+        webhook_queue_url,
+        webhook_dlq_url,
         cluster_arn,
         task_definition,
         subnet,
@@ -130,12 +137,33 @@ async fn create_resources() -> (String, String, String) {
     (queue_url, cluster_arn, td_arn)
 }
 
+/// A webhooks queue and its dead-letter queue named for `prefix` (tests that deliver use their
+/// own, so no other test takes their messages): (queue URL, DLQ URL).
+pub async fn webhook_queues(prefix: &str) -> (String, String) {
+    if EMULATOR.get().is_none() {
+        // Started on a thread of its own (it blocks); the SDK then finds it through the environment.
+        let _ = tokio::task::spawn_blocking(emulator).await;
+    }
+    create_webhook_queues(prefix).await
+}
+
+async fn create_webhook_queues(prefix: &str) -> (String, String) {
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    let mut urls = Vec::new();
+    for name in [names::queue::webhooks_name(prefix), names::queue::webhooks_dlq_name(prefix)] {
+        urls.push(sqs.create_queue().queue_name(name).send().await.unwrap().queue_url.unwrap());
+    }
+    (urls[0].clone(), urls[1].clone())
+}
+
 /// The configuration infra-gen would set, pointing at the emulator's resources.
 pub fn config(tenants: &[(&str, &str)]) -> Config {
     let e = emulator();
     Config {
         table: table(),
         queue_url: e.queue_url.clone(),
+        webhook_queue_url: e.webhook_queue_url.clone(),
+        webhook_dlq_url: e.webhook_dlq_url.clone(),
         bucket: bucket(),
         cluster_arn: e.cluster_arn.clone(),
         task_definition: e.task_definition.clone(),

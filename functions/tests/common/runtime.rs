@@ -18,20 +18,34 @@ pub struct Invocation {
 
 /// The functions' environment as infra-gen sets it, from a test configuration.
 pub fn function_env(function: names::Function, c: &functions::Config, tenants_json: &str) -> Vec<(String, String)> {
-    use names::env::*;
-    let mut env = vec![
-        (FUNCTION, function.as_str().to_owned()),
-        (TABLE_NAME, c.table.clone()),
-        (QUEUE_URL, c.queue_url.clone()),
-        (BUCKET_NAME, c.bucket.clone()),
-        (CLUSTER_ARN, c.cluster_arn.clone()),
-        (TASK_DEFINITION, c.task_definition.clone()),
-        (SUBNET_IDS, c.subnet_ids.join(",")),
-        (SECURITY_GROUP_IDS, c.security_group_ids.join(",")),
-        (CONTAINER_NAME, c.container_name.clone()),
-        (LOG_GROUP, c.log_group.clone()),
-        (TENANT_KEYS, tenants_json.to_owned()),
-    ];
+    use names::contract::EnvVar::*;
+    // Every variable the contract names for the function, from the configuration (a new
+    // variable is a compile error here, not a binary that exits at start-up).
+    let mut env: Vec<(&str, String)> = vec![(names::env::FUNCTION, function.as_str().to_owned())];
+    for (var, _) in names::contract::env_vars(function) {
+        let value = match var {
+            TableName => c.table.clone(),
+            QueueUrl => c.queue_url.clone(),
+            TenantKeys => tenants_json.to_owned(),
+            JobTtlDays => c.job_ttl_days.to_string(),
+            BucketName => c.bucket.clone(),
+            LogGroup => c.log_group.clone(),
+            ClusterArn => c.cluster_arn.clone(),
+            TaskDefinition => c.task_definition.clone(),
+            SubnetIds => c.subnet_ids.join(","),
+            SecurityGroupIds => c.security_group_ids.join(","),
+            ContainerName => c.container_name.clone(),
+            MaxAttempts => c.max_attempts.to_string(),
+            TimeoutGraceSeconds => c.timeout_grace_seconds.to_string(),
+            TenantSecretsPath => c.tenant_secrets_path.clone(),
+            TenantLimits | TenantLimitDefaults => format!(r#"{{"max_running": {}, "max_queued": {}}}"#, c.limits.max_running, c.limits.max_queued),
+            WebhookQueueUrl => c.webhook_queue_url.clone(),
+            WebhookDlqUrl => c.webhook_dlq_url.clone(),
+            WebhookSecretsPath => c.webhook_secrets_path.clone(),
+            WebhookRetrySeconds => c.webhook_retry_seconds.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+        };
+        env.push((var.name(), value));
+    }
     env.extend([
         ("AWS_LAMBDA_FUNCTION_NAME", format!("bench-{}", function.as_str())),
         ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),

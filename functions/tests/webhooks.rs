@@ -1,0 +1,374 @@
+//! Signed completion webhooks against the emulator and a local receiver that verifies every
+//! signature with the Standard Webhooks reference library (PyPI `standardwebhooks`): delivery
+//! and its record, retries after 500s and timeouts under one `webhook-id`, the dead-letter queue
+//! after a shortened schedule, redelivery, rotation's two signatures, redirects not followed, and
+//! destinations refused before any connection.
+//!
+//! Every test runs in the loopback-only network namespace (testenv::netns), the emulator and the
+//! receiver too: a refused destination could not be reached even if the guard had a hole.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use functions::aws::Delivery;
+use functions::webhook::{self, Outcome};
+use functions::App;
+use names::webhook::State;
+use serde_json::Value;
+
+fn run(test: impl std::future::Future<Output = ()>) {
+    testenv::netns::enter_or_panic();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(test);
+}
+
+use functions::webhook::new_secret;
+
+/// An app whose webhooks go through queues of their own, retried after 1 s and 1 s (three
+/// attempts), each attempt given 1 s; loopback allowed (as in local mode) unless `strict`.
+async fn hook_app(tenant: &str, strict: bool) -> App {
+    let (queue, dlq) = webhook_queues(&unique("wh")).await;
+    let key = format!("key-{tenant}");
+    let mut c = config(&[(key.as_str(), tenant)]);
+    c.webhook_queue_url = queue;
+    c.webhook_dlq_url = dlq;
+    c.webhook_retry_seconds = vec![1, 1];
+    c.webhook_timeout = Duration::from_secs(1);
+    c.webhook_allow_http = true;
+    if !strict {
+        c.webhook_egress = names::egress::EgressPolicy::parse("127.0.0.1").unwrap().with_any_port();
+    }
+    app_with(c).await
+}
+
+async fn put_signing_secret(app: &App, tenant: &str, value: &str) {
+    aws_sdk_ssm::Client::new(&sdk().await)
+        .put_parameter()
+        .name(names::ssm::webhook_secret(&app.config.webhook_secrets_path, tenant))
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The event source: receives the app's webhook messages (delays and all), delivers each, deletes
+/// the handled ones, until `done` says so of the outcomes or `timeout` passes.
+async fn pump(app: &App, timeout: Duration, done: impl Fn(&[Outcome]) -> bool) -> Vec<Outcome> {
+    let sqs = &app.webhooks.client;
+    let start = std::time::Instant::now();
+    let mut outcomes = Vec::new();
+    while !done(&outcomes) && start.elapsed() < timeout {
+        let r = sqs.receive_message().queue_url(&app.webhooks.url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
+        for m in r.messages.unwrap_or_default() {
+            let d: Delivery = serde_json::from_str(m.body.as_deref().unwrap()).unwrap();
+            let o = webhook::deliver(app, d).await.expect("AWS calls succeed");
+            sqs.delete_message().queue_url(&app.webhooks.url).receipt_handle(m.receipt_handle.unwrap()).send().await.unwrap();
+            if !matches!(o, Outcome::Deferred(_)) {
+                outcomes.push(o);
+            }
+        }
+    }
+    outcomes
+}
+
+async fn dlq(app: &App) -> Vec<Delivery> {
+    let r = app.webhooks.client.receive_message().queue_url(&app.webhooks.dlq_url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
+    r.messages.unwrap_or_default().iter().map(|m| serde_json::from_str(m.body.as_deref().unwrap()).unwrap()).collect()
+}
+
+fn with_hook(url: &str) -> String {
+    format!(r#"{{"query": "hooked", "webhook": {{"url": "{url}"}}}}"#)
+}
+
+async fn cancel(app: &App, tenant: &str, id: &str) {
+    let r = call(app, &request(tenant, "DELETE", &format!("/jobs/{id}"), "")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+async fn status_of(app: &App, tenant: &str, id: &str) -> Value {
+    let r = get(app, tenant, &format!("/jobs/{id}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
+#[test]
+fn a_completed_job_is_delivered_signed_and_recorded() {
+    run(async {
+        let tenant = unique("hooks");
+        let app = hook_app(&tenant, false).await;
+        let secret = new_secret();
+        put_signing_secret(&app, &tenant, &secret).await;
+        let receiver = testenv::webhooks::Receiver::start(&testenv::root(), &[&secret], &[]).unwrap();
+        let id = submit(&app, &tenant, &with_hook(&receiver.url("/hooks/jobs"))).await;
+        // Before it ends: the webhook is shown, nothing is sent.
+        let queued = status_of(&app, &tenant, &id).await;
+        assert_eq!(queued["webhook"]["url"], receiver.url("/hooks/jobs"));
+        assert!(queued["webhook"].get("state").is_none(), "{queued}");
+        // It starts, uploads a result, and its container exits 0.
+        functions::process::batch(&app, sqs_event(&[(&job_message(&id), 1)])).await;
+        let arn = app.store.get(&functions::model::TaskId::parse(&id).unwrap()).await.unwrap().unwrap().ecs_task_arn.unwrap();
+        app.outputs.client.put_object().bucket(&app.config.bucket).key(names::bucket::output_key(&id, names::Output::Result)).body(b"{}".to_vec().into()).send().await.unwrap();
+        let stopped = task_event(&app.config.cluster_arn, &arn, &id, names::ecs::TaskStatus::Stopped, container(Some(0), None), None);
+        functions::reconcile::event(&app, &stopped).await.unwrap();
+
+        let outcomes = pump(&app, Duration::from_secs(20), |o| !o.is_empty()).await;
+        assert_eq!(outcomes, [Outcome::Delivered(200)]);
+        let got = receiver.requests();
+        assert_eq!(got.len(), 1, "{got:?}");
+        let r = &got[0];
+        assert_eq!(r["verified"], serde_json::json!([true]), "the reference library verifies the signature: {r}");
+        assert_eq!(r["id"], names::webhook::event_id(&id));
+        assert_eq!((r["type"].as_str(), r["task_id"].as_str(), r["status"].as_str(), r["path"].as_str()), (Some("job.completed"), Some(id.as_str()), Some("COMPLETED"), Some("/hooks/jobs")));
+        let ts: i64 = r["timestamp"].as_str().unwrap().parse().unwrap();
+        assert!((ts - functions::time::now_millis() / 1000).abs() < 30, "unix seconds: {ts}");
+        let done = status_of(&app, &tenant, &id).await;
+        assert_eq!(done["webhook"]["state"], State::Delivered.as_str(), "{done}");
+        let attempts = done["webhook"]["attempts"].as_array().unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!((attempts[0]["attempt"].as_u64(), attempts[0]["status_code"].as_u64()), (Some(1), Some(200)));
+        assert!(attempts[0].get("error").is_none() && attempts[0]["at"].is_string());
+        // The event's body is the status body, with the link to the result.
+        let body = webhook::payload(&app, &app.store.get(&functions::model::TaskId::parse(&id).unwrap()).await.unwrap().unwrap()).await.unwrap();
+        let event: Value = serde_json::from_str(&body).unwrap();
+        assert!(event["data"]["outputs"]["result"].is_string() && event["data"].get("webhook").is_none(), "{event}");
+        // A repeated message of the delivered round sends nothing.
+        let again = webhook::deliver(&app, Delivery { task_id: id.clone(), round: 0, attempt: 1, not_before: 0, payload: None, last_error: None }).await.unwrap();
+        assert_eq!(again, Outcome::Dropped("this round already ended"));
+        assert_eq!(receiver.requests().len(), 1);
+    });
+}
+
+#[test]
+fn failures_are_retried_under_one_id_then_dead_lettered_and_can_be_redelivered() {
+    run(async {
+        let tenant = unique("retries");
+        let app = hook_app(&tenant, false).await;
+        let secret = new_secret();
+        put_signing_secret(&app, &tenant, &secret).await;
+        // 500, then no answer within the 1 s an attempt has, then 500: the schedule [1, 1] ends.
+        let receiver = testenv::webhooks::Receiver::start(&testenv::root(), &[&secret], &["500", "timeout:3", "500"]).unwrap();
+        let id = submit(&app, &tenant, &with_hook(&receiver.url("/h"))).await;
+        cancel(&app, &tenant, &id).await;
+        let outcomes = pump(&app, Duration::from_secs(30), |o| o.iter().any(|o| matches!(o, Outcome::DeadLettered(_)))).await;
+        assert!(matches!(&outcomes[..], [Outcome::Retrying { next: 2, wait: 1, .. }, Outcome::Retrying { next: 3, wait: 1, .. }, Outcome::DeadLettered(_)]), "{outcomes:?}");
+        let got = receiver.wait_for(3, Duration::from_secs(5));
+        assert_eq!(got.len(), 3, "{got:?}");
+        for r in &got {
+            assert_eq!(r["id"], names::webhook::event_id(&id), "one id on every retry");
+            assert_eq!(r["verified"], serde_json::json!([true]));
+            assert_eq!(r["type"], "job.cancelled");
+        }
+        let view = status_of(&app, &tenant, &id).await;
+        assert_eq!(view["webhook"]["state"], State::Failed.as_str(), "{view}");
+        let attempts: Vec<(u64, Option<u64>, String)> = view["webhook"]["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["attempt"].as_u64().unwrap(), a["status_code"].as_u64(), a["error"].as_str().unwrap_or("").to_owned()))
+            .collect();
+        assert_eq!(attempts.len(), 3, "{attempts:?}");
+        assert_eq!((attempts[0].1, attempts[0].2.as_str()), (Some(500), "HTTP 500"));
+        assert_eq!((attempts[1].1, attempts[1].2.as_str()), (None, "no answer within 1 s"));
+        assert_eq!(attempts[2].1, Some(500));
+        let dead = dlq(&app).await;
+        assert_eq!(dead.len(), 1, "{dead:?}");
+        assert_eq!((dead[0].task_id.as_str(), dead[0].attempt, dead[0].last_error.as_deref()), (id.as_str(), 3, Some("HTTP 500")));
+
+        // Redelivery: a new round, the same id, the schedule from its start; now answered 200.
+        let r = call(&app, &request(&tenant, "POST", &format!("/jobs/{id}/webhook"), "")).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        assert_eq!(r.body["webhook"]["state"], State::Sending.as_str());
+        let outcomes = pump(&app, Duration::from_secs(20), |o| !o.is_empty()).await;
+        assert_eq!(outcomes, [Outcome::Delivered(200)]);
+        let got = receiver.requests();
+        assert_eq!((got.len(), got[3]["id"].as_str()), (4, Some(names::webhook::event_id(&id).as_str())));
+        let view = status_of(&app, &tenant, &id).await;
+        assert_eq!((view["webhook"]["state"].as_str(), view["webhook"]["redeliveries"].as_i64()), (Some("DELIVERED"), Some(1)), "{view}");
+        assert_eq!(view["webhook"]["attempts"].as_array().unwrap().len(), 1, "the new round's attempts");
+        // A message of the earlier round is dropped.
+        let stale = webhook::deliver(&app, Delivery { task_id: id.clone(), round: 0, attempt: 2, not_before: 0, payload: None, last_error: None }).await.unwrap();
+        assert_eq!(stale, Outcome::Dropped("a message of an earlier round"));
+    });
+}
+
+#[test]
+fn redelivery_needs_a_finished_job_with_a_webhook() {
+    run(async {
+        let tenant = unique("redeliver");
+        let app = hook_app(&tenant, false).await;
+        let plain = submit(&app, &tenant, r#"{"query": "no hook"}"#).await;
+        let r = call(&app, &request(&tenant, "POST", &format!("/jobs/{plain}/webhook"), "")).await;
+        assert_eq!((r.status, r.body["error"]["code"].as_str()), (409, Some("no_webhook")), "{}", r.body);
+        let hooked = submit(&app, &tenant, &with_hook("http://127.0.0.1:9/h")).await;
+        let r = call(&app, &request(&tenant, "POST", &format!("/jobs/{hooked}/webhook"), "")).await;
+        assert_eq!((r.status, r.body["error"]["code"].as_str()), (409, Some("job_not_finished")), "{}", r.body);
+        let other = unique("other");
+        let r = call(&app, &request(&other, "POST", &format!("/jobs/{hooked}/webhook"), "")).await;
+        assert_eq!(r.status, 403, "a key with no tenant");
+    });
+}
+
+/// scripts/webhook-secret.sh with the project's AWS CLI, against the emulator.
+fn secret_script(args: &[&str]) -> std::process::Output {
+    let root = testenv::root();
+    let path = format!("{}:{}", testenv::venv_bin(&root).display(), std::env::var("PATH").unwrap_or_default());
+    std::process::Command::new(root.join("scripts/webhook-secret.sh"))
+        .args(args)
+        .env("PATH", path)
+        .env("PROJECT_NAME", names::defaults::PROJECT_NAME)
+        .env("ENVIRONMENT", names::defaults::ENVIRONMENT)
+        .output()
+        .unwrap()
+}
+
+fn stdout_line(o: &std::process::Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+#[test]
+fn the_script_rotates_secrets_and_both_sign_meanwhile() {
+    run(async {
+        let tenant = unique("rotate");
+        let app = hook_app(&tenant, false).await;
+        let old = stdout_line(&secret_script(&["create", &tenant]));
+        assert!(old.starts_with("whsec_") && base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &old[6..]).unwrap().len() == 32, "{old}");
+        let twice = secret_script(&["create", &tenant]);
+        assert_eq!(twice.status.code(), Some(1), "a second create is refused");
+        assert_eq!(secret_script(&["retire", &tenant]).status.code(), Some(1), "nothing to retire yet");
+        let new = stdout_line(&secret_script(&["rotate", &tenant]));
+        assert_eq!(secret_script(&["rotate", &tenant]).status.code(), Some(1), "one rotation at a time");
+        assert_eq!(stdout_line(&secret_script(&["show", &tenant])), format!("{new}\n{old}"));
+        assert_eq!(app.signing.read(&tenant).await.unwrap(), Some(vec![new.clone(), old.clone()]));
+        assert_eq!(secret_script(&["create", "Not A Tenant"]).status.code(), Some(2));
+
+        // Meanwhile every event is signed with both.
+        let receiver = testenv::webhooks::Receiver::start(&testenv::root(), &[&old, &new, &new_secret()], &[]).unwrap();
+        let id = submit(&app, &tenant, &with_hook(&receiver.url("/r"))).await;
+        cancel(&app, &tenant, &id).await;
+        assert_eq!(pump(&app, Duration::from_secs(20), |o| !o.is_empty()).await, [Outcome::Delivered(200)]);
+        let r = &receiver.requests()[0];
+        assert_eq!(r["verified"], serde_json::json!([true, true, false]), "each of the two verifies on its own; another secret does not: {r}");
+        assert_eq!(r["signature"].as_str().unwrap().split(' ').count(), 2);
+
+        // Retired: the newest alone.
+        assert!(secret_script(&["retire", &tenant]).status.success());
+        assert_eq!(app.signing.read(&tenant).await.unwrap(), Some(vec![new]));
+    });
+}
+
+#[test]
+fn a_tenant_without_a_signing_secret_is_told_in_the_attempts() {
+    run(async {
+        let tenant = unique("nosecret");
+        let app = hook_app(&tenant, false).await;
+        let receiver = testenv::webhooks::Receiver::start(&testenv::root(), &[], &[]).unwrap();
+        let id = submit(&app, &tenant, &with_hook(&receiver.url("/n"))).await;
+        cancel(&app, &tenant, &id).await;
+        let outcomes = pump(&app, Duration::from_secs(1), |o| !o.is_empty()).await;
+        let Outcome::Retrying { error, .. } = &outcomes[0] else { panic!("{outcomes:?}") };
+        assert!(error.contains("no webhook signing secret") && error.contains("webhook-secret.sh create"), "{error}");
+        assert!(receiver.requests().is_empty(), "nothing unsigned is sent");
+    });
+}
+
+#[test]
+fn refused_destinations_are_never_contacted() {
+    run(async {
+        let tenant = unique("refused");
+        let app = hook_app(&tenant, true).await;
+        put_signing_secret(&app, &tenant, &new_secret()).await;
+        let receiver = testenv::webhooks::Receiver::start(&testenv::root(), &[], &[]).unwrap();
+        // Addresses are refused at submit, with the field named.
+        for url in [
+            receiver.url("/direct"),
+            "https://169.254.169.254/latest/meta-data/".to_string(),
+            "https://169.254.170.2/v2/credentials".to_string(),
+            "https://10.0.0.1/hook".to_string(),
+            "https://[::1]:9000/hook".to_string(),
+            "https://[::ffff:127.0.0.1]/hook".to_string(),
+        ] {
+            let r = call(&app, &request(&tenant, "POST", "/jobs", &with_hook(&url))).await;
+            assert_eq!((r.status, r.body["error"]["field"].as_str()), (400, Some("webhook.url")), "{url}: {}", r.body);
+            assert!(r.body["error"]["message"].as_str().unwrap().contains("refused"), "{}", r.body);
+        }
+        // A name that resolves to loopback is refused when sent (resolved then), never connected.
+        let id = submit(&app, &tenant, &with_hook(&format!("http://localhost:{}/by-name", receiver.port))).await;
+        cancel(&app, &tenant, &id).await;
+        let outcomes = pump(&app, Duration::from_secs(1), |o| !o.is_empty()).await;
+        let Outcome::Retrying { error, .. } = &outcomes[0] else { panic!("{outcomes:?}") };
+        assert!(error.contains("refused destination") && error.contains("loopback"), "{error}");
+        assert!(receiver.requests().is_empty(), "{:?}", receiver.requests());
+        // https only, unless in local mode.
+        let mut strict = app.clone();
+        strict.config.webhook_allow_http = false;
+        let r = call(&strict, &request(&tenant, "POST", "/jobs", &with_hook("http://hooks.example.com/h"))).await;
+        assert_eq!(r.status, 400);
+        assert!(r.body["error"]["message"].as_str().unwrap().contains("https"), "{}", r.body);
+        for (body, field) in [
+            (r#"{"query": "q", "webhook": "https://x.example/"}"#, "webhook"),
+            (r#"{"query": "q", "webhook": {}}"#, "webhook.url"),
+            (r#"{"query": "q", "webhook": {"url": 5}}"#, "webhook.url"),
+            (r#"{"query": "q", "webhook": {"url": "https://x.example/", "secret": "s"}}"#, "webhook.secret"),
+            (r#"{"query": "q", "webhook": {"url": "https://user:pw@x.example/"}}"#, "webhook.url"),
+        ] {
+            let r = call(&app, &request(&tenant, "POST", "/jobs", body)).await;
+            assert_eq!((r.status, r.body["error"]["field"].as_str()), (400, Some(field)), "{body}: {}", r.body);
+        }
+    });
+}
+
+#[test]
+fn redirects_are_not_followed() {
+    run(async {
+        let tenant = unique("redirect");
+        let app = hook_app(&tenant, false).await;
+        let secret = new_secret();
+        put_signing_secret(&app, &tenant, &secret).await;
+        let receiver = testenv::webhooks::Receiver::start(&testenv::root(), &[&secret], &["redirect"]).unwrap();
+        let id = submit(&app, &tenant, &with_hook(&receiver.url("/moved"))).await;
+        cancel(&app, &tenant, &id).await;
+        let outcomes = pump(&app, Duration::from_secs(1), |o| !o.is_empty()).await;
+        let Outcome::Retrying { error, .. } = &outcomes[0] else { panic!("{outcomes:?}") };
+        assert!(error.contains("302") && error.contains("not followed"), "{error}");
+        std::thread::sleep(Duration::from_millis(300));
+        let paths: Vec<String> = receiver.requests().iter().map(|r| r["path"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(paths, ["/moved"], "the Location was not requested");
+    });
+}
+
+#[test]
+fn a_lost_announcement_is_queued_by_the_sweep_and_long_waits_are_chained() {
+    run(async {
+        let tenant = unique("sweep");
+        let app = hook_app(&tenant, false).await;
+        // A finishing function that cannot reach the queue: the event stays PENDING.
+        let mut broken = app.clone();
+        broken.store.webhooks.as_mut().unwrap().url = format!("{}/123456789012/no-such-queue", emulator().endpoint);
+        let id = submit(&app, &tenant, &with_hook("http://127.0.0.1:9/h")).await;
+        cancel(&broken, &tenant, &id).await;
+        let job = app.store.get(&functions::model::TaskId::parse(&id).unwrap()).await.unwrap().unwrap();
+        assert_eq!(job.webhook.as_ref().unwrap().state, Some(State::Pending));
+        // Within its grace the sweep leaves it; after it, the sweep queues it.
+        let later = functions::time::Clock::manual(functions::time::now_millis() + (functions::aws::ANNOUNCE_GRACE_SECONDS + 1) * 1000);
+        let swept = app.clone().with_clock(later);
+        let scheduled = serde_json::json!({"detail-type": functions::reconcile::SCHEDULED_EVENT, "source": "aws.events", "detail": {}});
+        let out = functions::reconcile::event(&swept, &scheduled).await.unwrap();
+        assert!(matches!(out, functions::reconcile::Outcome::Swept { announced: 1, .. }), "{out:?}");
+        let job = app.store.get(&functions::model::TaskId::parse(&id).unwrap()).await.unwrap().unwrap();
+        assert_eq!(job.webhook.as_ref().unwrap().state, Some(State::Sending));
+        let again = functions::reconcile::event(&swept, &scheduled).await.unwrap();
+        assert!(matches!(again, functions::reconcile::Outcome::Swept { announced: 0, .. }), "queued once: {again:?}");
+        let r = app.webhooks.client.receive_message().queue_url(&app.webhooks.url).wait_time_seconds(1).send().await.unwrap();
+        let d: Delivery = serde_json::from_str(r.messages.unwrap()[0].body.as_deref().unwrap()).unwrap();
+        assert_eq!((d.task_id.as_str(), d.round, d.attempt), (id.as_str(), 0, 1));
+
+        // A retry 2 h away waits in 15-minute steps: a message that comes early goes back.
+        let now = functions::time::now_millis() / 1000;
+        let early = Delivery { not_before: now + 7200, ..d };
+        assert!(matches!(webhook::deliver(&app, early).await.unwrap(), Outcome::Deferred(w) if (7190..=7200).contains(&w)));
+    });
+}
