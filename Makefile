@@ -71,11 +71,12 @@ test-infra: tools
 
 ## local: the whole system on this machine, no AWS, no Docker engine (Ctrl-C stops everything);
 ## agents run as containers of the image (make image) where podman works, else as processes;
-## SECRETS='TENANT:NAME=VALUE ...' gives tenants secrets for scripted jobs
+## SECRETS='TENANT:NAME=VALUE ...' gives tenants secrets for scripted jobs;
+## WEBHOOK_ALLOW=127.0.0.1:9000 lets webhooks reach a receiver of your own on this machine
 local: tools image
 	$(CARGO) build -q --workspace --bins
 	target/debug/local-stack $(if $(wildcard $(KEYS_FILE)),--api-key-generations $(KEYS_FILE)) \
-	  $(foreach s,$(SECRETS),--tenant-secret '$(s)')
+	  $(foreach s,$(SECRETS),--tenant-secret '$(s)') $(if $(WEBHOOK_ALLOW),--webhook-allow '$(WEBHOOK_ALLOW)')
 
 ## e2e: one job end to end through the local stack, over HTTP as a client would
 e2e: tools image

@@ -372,3 +372,23 @@ fn a_lost_announcement_is_queued_by_the_sweep_and_long_waits_are_chained() {
         assert!(matches!(webhook::deliver(&app, early).await.unwrap(), Outcome::Deferred(w) if (7190..=7200).contains(&w)));
     });
 }
+
+/// The README's Rust verification example, compiled and run against what the function signs.
+mod readme {
+    include!("readme_verify.rs.inc");
+
+    #[test]
+    fn the_readme_example_verifies_our_signatures() {
+        let readme = std::fs::read_to_string(testenv::root().join("README.md")).unwrap();
+        assert!(readme.contains(include_str!("readme_verify.rs.inc")), "README's Rust example differs from functions/tests/readme_verify.rs.inc");
+        let (secret, other) = (functions::webhook::new_secret(), functions::webhook::new_secret());
+        let body = br#"{"type": "job.completed"}"#;
+        let sig = functions::webhook::signature(&[other.clone(), secret.clone()], "msg_1", 1_700_000_000, std::str::from_utf8(body).unwrap()).unwrap();
+        assert!(verify(&secret, "msg_1", "1700000000", &sig, body, 1_700_000_100));
+        assert!(verify(&other, "msg_1", "1700000000", &sig, body, 1_700_000_100));
+        assert!(!verify(&secret, "msg_1", "1700000000", &sig, b"{}", 1_700_000_100), "another body");
+        assert!(!verify(&secret, "msg_2", "1700000000", &sig, body, 1_700_000_100), "another id");
+        assert!(!verify(&secret, "msg_1", "1700000000", &sig, body, 1_700_000_400), "too old");
+        assert!(!verify(&functions::webhook::new_secret(), "msg_1", "1700000000", &sig, body, 1_700_000_100));
+    }
+}

@@ -485,7 +485,10 @@ fn the_plan_refuses_what_aws_would_refuse_at_apply() {
 fn tenant_limits_reach_the_functions_and_the_plan_refuses_bad_ones() {
     require_terraform!();
     let tenants = ("tenants", r#"["acme", "globex"]"#);
-    let (run, plan) = plan_generated(&[tenants, ("tenant_max_running", "3"), ("tenant_limits", "{acme = {max_running = 20}}")], &[]);
+    let (run, plan) = plan_generated(
+        &[tenants, ("tenant_max_running", "3"), ("tenant_limits", "{acme = {max_running = 20}}"), ("webhook_retry_seconds", "[1, 300, 86400]")],
+        &[],
+    );
     assert!(run.ok, "{}", run.output);
     let plan = plan.unwrap();
     let env_of = |function: &str, var: &str| -> Value {
@@ -501,6 +504,9 @@ fn tenant_limits_reach_the_functions_and_the_plan_refuses_bad_ones() {
     for f in ["submit", "process"] {
         assert_eq!(env_of(f, names::env::TENANT_LIMIT_DEFAULTS), serde_json::json!({"max_running": 3, "max_queued": 1000}));
     }
+    // The webhook function's retry schedule, as the function reads it.
+    let webhook = planned(&plan, "aws_lambda_function").find(|f| f["name"] == "webhook").expect("the webhook function");
+    assert_eq!(webhook["values"]["environment"][0]["variables"][names::env::WEBHOOK_RETRY_SECONDS], "1,300,86400", "{webhook}");
     let many = format!("[{}]", (0..21).map(|i| format!("\"t{i}\"")).collect::<Vec<_>>().join(", "));
     let many_limits = format!("{{{}}}", (0..21).map(|i| format!("t{i} = {{max_running = 2}}")).collect::<Vec<_>>().join(", "));
     for (vars, message) in [
@@ -509,6 +515,8 @@ fn tenant_limits_reach_the_functions_and_the_plan_refuses_bad_ones() {
         (vec![tenants, ("tenant_limits", "{acme = {max_queued = 2.5}}")], "max_queued from 1 to 1000000"),
         (vec![tenants, ("tenant_max_running", "0")], "tenant_max_running must be a whole number from 1 to 1000"),
         (vec![("tenants", many.as_str()), ("tenant_limits", many_limits.as_str())], "at most 20 tenants have limits of their own"),
+        (vec![("webhook_retry_seconds", "[5, 0]")], "webhook_retry_seconds: at most 20 retries, each a whole number of seconds from 1 to 86400"),
+        (vec![("webhook_retry_seconds", "[90000]")], "webhook_retry_seconds: at most 20 retries"),
     ] {
         let (run, _) = plan_generated(&vars, &[]);
         assert!(!run.ok, "{vars:?} must stop the plan:\n{}", run.output);
