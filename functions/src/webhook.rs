@@ -71,6 +71,9 @@ pub async fn deliver(app: &App, d: Delivery) -> Result<Outcome, AwsError> {
         return Ok(Outcome::Deferred(wait));
     }
     let Some(task_id) = TaskId::parse(&d.task_id) else { return Ok(Outcome::Dropped("not a job id")) };
+    if d.attempt == 0 {
+        return Ok(Outcome::Dropped("attempts count from 1"));
+    }
     let Some(job) = app.store.get(&task_id).await? else { return Ok(Outcome::Dropped("no such job")) };
     let Some(hook) = job.webhook.clone() else { return Ok(Outcome::Dropped("the job has no webhook")) };
     if !job.status.is_terminal() {

@@ -191,6 +191,8 @@ fn failures_are_retried_under_one_id_then_dead_lettered_and_can_be_redelivered()
         // A message of the earlier round is dropped.
         let stale = webhook::deliver(&app, Delivery { task_id: id.clone(), round: 0, attempt: 2, not_before: 0, payload: None, last_error: None }).await.unwrap();
         assert_eq!(stale, Outcome::Dropped("a message of an earlier round"));
+        let zero = webhook::deliver(&app, Delivery { task_id: id.clone(), round: 1, attempt: 0, not_before: 0, payload: None, last_error: None }).await.unwrap();
+        assert_eq!(zero, Outcome::Dropped("attempts count from 1"));
     });
 }
 

@@ -183,6 +183,12 @@ async fn end_to_end() {
     let (_, recorded) = call(&client, reqwest::Method::GET, &job_url, Some(&key), None).await;
     assert_eq!(recorded["webhook"]["state"], "DELIVERED", "{recorded}");
     assert_eq!(recorded["webhook"]["attempts"][0]["status_code"], 200, "{recorded}");
+    let at = |v: &Value| functions::time::parse_rfc3339(v.as_str().unwrap_or_default()).unwrap_or(0);
+    println!(
+        "e2e: webhook sent {} ms after the job finished, answered in {} ms",
+        at(&recorded["webhook"]["attempts"][0]["at"]) - at(&recorded["finished_at"]),
+        recorded["webhook"]["attempts"][0]["duration_ms"]
+    );
     // Redelivered on request: the same webhook-id.
     let (status, again) = call(&client, reqwest::Method::POST, &format!("{job_url}/webhook"), Some(&key), None).await;
     assert_eq!(status, 202, "{again}");

@@ -437,8 +437,9 @@ pub mod table {
     pub const DEADLINE_AT: &str = "deadline_at";
     /// TTL attribute: epoch seconds after which DynamoDB deletes the item.
     pub const EXPIRES_AT: &str = "expires_at";
-    /// Present (always [`UNFINISHED_PARTITION`]) while a job is not finished, removed when it
-    /// finishes: the key of the sparse index the sweep queries for jobs past their deadline.
+    /// Present ([`UNFINISHED_PARTITION`]) while a job is not finished, removed when it finishes
+    /// (or, for a job with a webhook, moved to [`WEBHOOKS_PARTITION`] until its event is queued):
+    /// the key of the sparse index the sweep queries for jobs past their deadline.
     pub const UNFINISHED: &str = "unfinished";
     pub const UNFINISHED_PARTITION: &str = "1";
     /// Sparse global secondary index of unfinished jobs by deadline.
