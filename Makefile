@@ -106,10 +106,13 @@ TF := terraform -chdir=generated
 AWS_REGION ?= us-east-1
 LAMBDA_ARCH ?= arm64
 AGENT_ARCH ?= arm64
+# How the agent image's layers are compressed in ECR: zstd (faster to unpack at every cold start)
+# or gzip (what a SOCI index needs; see README, "Cold starts").
+IMAGE_COMPRESSION ?= zstd
 PROJECT_NAME ?= infra-demo
 ENVIRONMENT ?= dev
 TF_VARS := -var aws_region=$(AWS_REGION) -var lambda_architecture=$(LAMBDA_ARCH) -var agent_architecture=$(AGENT_ARCH) -var project_name=$(PROJECT_NAME) -var environment=$(ENVIRONMENT)
-DEPLOY_ENV := AWS_REGION=$(AWS_REGION) AWS_DEFAULT_REGION=$(AWS_REGION) AGENT_ARCH=$(AGENT_ARCH) PROJECT_NAME=$(PROJECT_NAME) ENVIRONMENT=$(ENVIRONMENT)
+DEPLOY_ENV := AWS_REGION=$(AWS_REGION) AWS_DEFAULT_REGION=$(AWS_REGION) AGENT_ARCH=$(AGENT_ARCH) PROJECT_NAME=$(PROJECT_NAME) ENVIRONMENT=$(ENVIRONMENT) IMAGE_COMPRESSION=$(IMAGE_COMPRESSION)
 TF_INIT = $(TF) init -input=false $$($(DEPLOY_ENV) scripts/deploy.sh state-backend)
 # API key generations by tenant (scripts/rotate-key.sh writes it; commit it): read when it exists.
 KEYS_FILE ?= api-keys.tfvars.json

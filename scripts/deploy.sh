@@ -77,10 +77,9 @@ push_image() {
     return 0
   fi
   base=$(base_digest)
-  echo "deploy: building $repo:$tag for linux/$(oci_arch) on $base"
-  agent/image.sh docker-build "$(arch)" "$repo:$tag" "$base"
+  echo "deploy: building $repo:$tag for linux/$(oci_arch) on $base, pushing its layers ${IMAGE_COMPRESSION:=zstd}-compressed"
   aws ecr get-login-password --region "$(region)" | docker login --username AWS --password-stdin "${repo%%/*}"
-  docker push "$repo:$tag"
+  agent/image.sh docker-push "$(arch)" "$repo:$tag" "$base" "$IMAGE_COMPRESSION"
 }
 
 # Where Terraform keeps the state: S3, one object per stack (<project>/<environment>), encrypted,

@@ -20,6 +20,7 @@ containers  runc                     the OCI runtime podman uses here (crun fail
 containers  catatonit                the container init process (the task definition sets initProcessEnabled)
 containers  mmdebstrap               makes the bookworm base image from Debian's archive (no registry is reachable)
 containers  iproute2                 ip: loopback-only network namespaces for tests that aim at refused addresses
+containers  zstd                     make bench-image decompresses the image's zstd layers (what IMAGE_COMPRESSION=zstd pushes)
 EOF
 )
 

@@ -66,6 +66,7 @@ fn main() {
     let (cw, pw) = (med(&c, |s| s.wall), med(&p, |s| s.wall));
     println!("median start to first log line: container {cf:.0} ms, process {pf:.0} ms (+{:.0} ms for the container)", cf - pf);
     println!("median job wall time:           container {cw:.0} ms, process {pw:.0} ms, ratio {:.2}x", cw / pw);
+    layers(&podman, &image);
 }
 
 fn job(url: &str) -> (String, Value) {
@@ -126,4 +127,42 @@ fn timed(mut cmd: Command, task_id: &str) -> Sample {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// The image's layers as a registry stores them, gzip against zstd (`make deploy`'s
+/// IMAGE_COMPRESSION): what a cold task downloads, and how long unpacking them takes here (one
+/// core, to /dev/null: the part of a Fargate cold start that zstd shortens).
+fn layers(podman: &testenv::container::Podman, image: &str) {
+    for format in ["gzip", "zstd"] {
+        let dir = std::env::temp_dir().join(format!("bench-layers-{format}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let pushed = podman
+            .command()
+            .args(["push", "-q", "--format", "oci", "--compression-format", format, image])
+            .arg(format!("oci:{}:agent", dir.display()))
+            .status();
+        if !pushed.is_ok_and(|s| s.success()) {
+            println!("layers ({format}): podman push to an OCI directory failed");
+            continue;
+        }
+        let blob = |digest: &str| dir.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+        let index: Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+        let manifest: Value = serde_json::from_slice(&std::fs::read(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap()).unwrap();
+        let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
+        let bytes: u64 = layers.iter().filter_map(|l| l["size"].as_u64()).sum();
+        let started = Instant::now();
+        for l in &layers {
+            let file = std::fs::File::open(blob(l["digest"].as_str().unwrap())).unwrap();
+            let ok = Command::new(format).arg("-dc").stdin(file).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+            assert!(ok, "{format} -dc of a layer failed");
+        }
+        let unpack = started.elapsed();
+        println!(
+            "layers ({format}): {} layers, {:.1} MiB to download, {:.2} s to decompress",
+            layers.len(),
+            bytes as f64 / 1048576.0,
+            unpack.as_secs_f64()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -249,6 +249,10 @@ fn deploy_uses_one_region_and_puts_the_architecture_in_the_image_tag() {
         assert!(s.contains("AWS_REGION=eu-central-2") && s.contains("AWS_DEFAULT_REGION=eu-central-2") && s.contains("AGENT_ARCH=x86_64"), "{s}");
     }
     assert!(plan.contains("make build LAMBDA_ARCH=arm64"), "{plan}");
+    // The image's layers go to ECR zstd-compressed unless told otherwise.
+    let push = plan.lines().find(|l| l.contains("scripts/deploy.sh push-image")).expect("the push step");
+    assert!(push.contains("IMAGE_COMPRESSION=zstd"), "{push}");
+    assert!(make_n_deploy(&["IMAGE_COMPRESSION=gzip"]).lines().any(|l| l.contains("IMAGE_COMPRESSION=gzip scripts/deploy.sh push-image")));
     // The tag the last apply uses names the architecture.
     let tag = Command::new("scripts/deploy.sh")
         .arg("image-tag")

@@ -32,6 +32,7 @@ async fn main() {
         // One tenant sends every job: its limits are the stack's.
         tenant_limits: functions::config::TenantLimits { max_running: 50, max_queued: 100_000, tenants: Default::default() },
         webhook_allow: Vec::new(),
+        provisioning_delay: std::time::Duration::ZERO,
         verbose: false,
     })
     .await

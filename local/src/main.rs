@@ -62,12 +62,23 @@ struct Cli {
     /// refused, as in AWS.
     #[arg(long, value_delimiter = ',')]
     webhook_allow: Vec<String>,
+    /// Seconds Fargate takes to provision a task before its container runs (ENI, image pull,
+    /// start; 30-60 s in AWS), added to every task: 0 starts them at once.
+    #[arg(long, default_value_t = 0.0, value_parser = provisioning_seconds)]
+    provisioning_delay: f64,
     /// Jobs of one tenant started at once (Terraform `tenant_max_running`).
     #[arg(long, default_value_t = names::defaults::TENANT_MAX_RUNNING, value_parser = clap::value_parser!(u32).range(1..))]
     tenant_max_running: u32,
     /// Jobs of one tenant queued at once; a submit over it is 429 (Terraform `tenant_max_queued`).
     #[arg(long, default_value_t = names::defaults::TENANT_MAX_QUEUED, value_parser = clap::value_parser!(u32).range(1..))]
     tenant_max_queued: u32,
+}
+
+fn provisioning_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=600.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{s}` is not a number of seconds from 0 to 600")),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -156,6 +167,7 @@ async fn main() -> std::process::ExitCode {
             tenants: Default::default(),
         },
         webhook_allow: cli.webhook_allow.clone(),
+        provisioning_delay: std::time::Duration::from_secs_f64(cli.provisioning_delay),
         verbose: true,
     };
     let stack = match LocalStack::start(options).await {

@@ -65,6 +65,10 @@ pub struct RunnerSettings {
     /// Agent processes started, by the task's `startedBy` (the job id): lets a test check that no
     /// job ran twice.
     pub launches: Arc<std::sync::Mutex<HashMap<String, u32>>>,
+    /// How long Fargate takes to provision a task (ENI, image pull, container start) before its
+    /// container runs: every task waits this long after RunTask, each on its own clock (zero: at
+    /// once). Fargate's is 30-60 s.
+    pub provisioning_delay: Duration,
 }
 
 /// A task found through ListTasks/DescribeTasks.
@@ -358,7 +362,8 @@ impl Runner {
     /// Runs until `shutdown` turns true; then stops every agent it started.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut known: HashSet<String> = HashSet::new();
-        let mut pending: VecDeque<Task> = VecDeque::new();
+        // Tasks seen, each with the time its provisioning ends.
+        let mut pending: VecDeque<(Task, tokio::time::Instant)> = VecDeque::new();
         let mut running: BTreeMap<String, (Task, watch::Sender<bool>)> = BTreeMap::new();
         let (exits_tx, mut exits_rx) = mpsc::channel::<Exit>(256);
         loop {
@@ -383,9 +388,10 @@ impl Runner {
                 Ok(wanted) => {
                     let fresh: Vec<String> = wanted.iter().filter(|a| !known.contains(*a)).cloned().collect();
                     if !fresh.is_empty() {
+                        let ready_at = tokio::time::Instant::now() + self.settings.provisioning_delay;
                         for task in self.describe(&fresh).await {
                             known.insert(task.arn.clone());
-                            pending.push_back(task);
+                            pending.push_back((task, ready_at));
                         }
                     }
                     // StopTask: a running task the emulator no longer wants.
@@ -395,12 +401,16 @@ impl Runner {
                             let _ = stop.send(true);
                         }
                     }
-                    pending.retain(|t| wanted.contains(&t.arn));
+                    pending.retain(|(t, _)| wanted.contains(&t.arn));
                 }
                 Err(e) => eprintln!("local-stack: runner: {e}"),
             }
             while running.len() < self.settings.max_tasks {
-                let Some(task) = pending.pop_front() else { break };
+                // The first task in order whose provisioning is over (tasks provision at once,
+                // each from its own RunTask).
+                let now = tokio::time::Instant::now();
+                let Some(i) = pending.iter().position(|(_, ready)| *ready <= now) else { break };
+                let Some((task, _)) = pending.remove(i) else { break };
                 let (stop_tx, stop_rx) = watch::channel(false);
                 if let Ok(mut l) = self.settings.launches.lock() {
                     *l.entry(task.started_by.clone().unwrap_or_else(|| task.id.clone())).or_default() += 1;

@@ -33,6 +33,8 @@ pub struct Options {
     pub tenant_secrets: Vec<TenantSecret>,
     /// Every tenant's limits (`tenant_max_running`, `tenant_max_queued`).
     pub tenant_limits: functions::config::TenantLimits,
+    /// Fargate's provisioning time, added to every task before its container starts.
+    pub provisioning_delay: Duration,
     /// Origins (`host:port`) or networks of this machine webhooks may go to (loopback and
     /// private addresses are otherwise refused, as in AWS).
     pub webhook_allow: Vec<String>,
@@ -130,6 +132,7 @@ impl LocalStack {
                     std::iter::once(fixture.to_string()).chain(o.egress_allow.iter().cloned()).collect::<Vec<_>>().join(","),
                 )],
                 launches: launches.clone(),
+                provisioning_delay: o.provisioning_delay,
             },
         );
         let runner = tokio::spawn(runner.run(stop_rx.clone()));

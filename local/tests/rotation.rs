@@ -40,6 +40,7 @@ async fn start(file: &Path) -> LocalStack {
         tenant_secrets: Vec::new(),
         tenant_limits: Default::default(),
         webhook_allow: Vec::new(),
+        provisioning_delay: std::time::Duration::ZERO,
         verbose: false,
     })
     .await
