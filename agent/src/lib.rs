@@ -97,13 +97,43 @@ fn arm_watchdog(started: Instant, at: Duration) {
     });
 }
 
+/// StopTask while a slot waits: nothing to upload.
+fn idle_stop(log: &Log) -> i32 {
+    log.info("stopped while waiting for a job", json!({ "exit_code": exit::TERMINATED }));
+    exit::TERMINATED
+}
+
 async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
     use tokio::signal::unix::{signal, SignalKind};
     let mut sigterm = signal(SignalKind::terminate()).ok();
     let mut sigint = signal(SignalKind::interrupt()).ok();
     let get = |k: &str| std::env::var(k).ok();
-    // Bounded by its own retries (about a minute at most); the job's deadline starts after it.
-    let manifest = match manifest::fetch(&get).await {
+    // A warm slot waits for its job first (ended by its deadline or StopTask); the job's deadline
+    // starts when its manifest arrives.
+    let mut started = started;
+    let fetched = if manifest::is_slot(&get) {
+        let waited = tokio::select! {
+            w = manifest::wait_in_slot(&get, &log) => w,
+            _ = recv(&mut sigterm) => return idle_stop(&log),
+            _ = recv(&mut sigint) => return idle_stop(&log),
+        };
+        match waited {
+            Ok(manifest::Slot::Job(m)) => {
+                started = Instant::now();
+                log.info("the slot took its job", json!({}));
+                Ok(m)
+            }
+            Ok(manifest::Slot::Expired) => {
+                log.info("the slot expired without a job", json!({ "exit_code": exit::OK }));
+                return exit::OK;
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        // Bounded by its own retries (about a minute at most); the job's deadline starts after it.
+        manifest::fetch(&get).await
+    };
+    let manifest = match fetched {
         Ok(m) => m,
         Err(e) => {
             // Without the manifest there are no upload forms: only the log on stdout can say why.

@@ -22,6 +22,10 @@ pub struct Received {
 }
 
 pub fn parse(raw: &[u8]) -> Result<Received, String> {
+    parse_manifest(raw)
+}
+
+fn parse_manifest(raw: &[u8]) -> Result<Received, String> {
     let v: Value = serde_json::from_slice(raw).map_err(|e| format!("the manifest is not JSON: {e}"))?;
     let version = v.get("version").and_then(Value::as_u64);
     if version != Some(u64::from(names::manifest::VERSION)) {
@@ -52,14 +56,20 @@ pub async fn take_secrets(links: &SecretLinks, log: &crate::log::Log) -> Result<
     let raw = get_bytes(&link(&links.get)?).await.map_err(|e| format!("the job's secrets could not be read: {e}"))?;
     let secrets: BTreeMap<String, String> = serde_json::from_slice(&raw).map_err(|_| "the job's secrets are not an object of names and values".to_string())?;
     let delete = link(&links.delete)?;
+    match delete_link(&delete).await {
+        Ok(()) => log.info("secrets read and deleted", serde_json::json!({ "secrets": secrets.keys().collect::<Vec<_>>() })),
+        Err(last) => log.warn("the job's secrets could not be deleted", serde_json::json!({ "error": last })),
+    }
+    Ok(secrets)
+}
+
+/// A pre-signed DELETE, with retries (the URL carries a signature, so errors never show it).
+async fn delete_link(url: &url::Url) -> Result<(), String> {
     let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build().map_err(|e| e.to_string())?;
     let mut last = String::new();
     for attempt in 1..=ATTEMPTS {
-        match http.delete(delete.clone()).timeout(ATTEMPT_TIMEOUT).send().await {
-            Ok(r) if r.status().is_success() => {
-                log.info("secrets read and deleted", serde_json::json!({ "secrets": secrets.keys().collect::<Vec<_>>() }));
-                return Ok(secrets);
-            }
+        match http.delete(url.clone()).timeout(ATTEMPT_TIMEOUT).send().await {
+            Ok(r) if r.status().is_success() => return Ok(()),
             Ok(r) => last = format!("HTTP {}", r.status()),
             Err(e) => last = e.without_url().to_string(),
         }
@@ -67,8 +77,95 @@ pub async fn take_secrets(links: &SecretLinks, log: &crate::log::Log) -> Result<
             tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
         }
     }
-    log.warn("the job's secrets could not be deleted", serde_json::json!({ "error": last }));
-    Ok(secrets)
+    Err(last)
+}
+
+/// How long a warm slot waits between looks at its manifest link.
+pub const SLOT_POLL: Duration = Duration::from_millis(250);
+/// An idle slot leaves this long before its links expire (a link signed with role credentials
+/// stops working with them).
+pub const SLOT_LINK_MARGIN: Duration = Duration::from_secs(30);
+
+/// What a warm slot's wait came to.
+#[derive(Debug)]
+pub enum Slot {
+    /// Its job's manifest, read and deleted.
+    Job(Received),
+    /// Its deadline (or its link's expiry) came first: it exits without a job.
+    Expired,
+}
+
+/// Whether the task is a warm slot: it has a slot link (and then must not have a job's link).
+pub fn is_slot(get: &dyn Fn(&str) -> Option<String>) -> bool {
+    get(env::SLOT_MANIFEST_URL).is_some_and(|u| !u.is_empty())
+}
+
+/// A warm slot's wait: polls the slot's manifest link until the manifest is there (403 and 404
+/// mean not yet), reads it, deletes it through the release link (which tells the dispatcher the
+/// job was taken) and returns it; or gives up at the slot's deadline or before its link expires,
+/// whichever is first.
+pub async fn wait_in_slot(get: &dyn Fn(&str) -> Option<String>, log: &crate::log::Log) -> Result<Slot, String> {
+    let parse = |var: &str| -> Result<url::Url, String> {
+        let raw = get(var).filter(|u| !u.is_empty()).ok_or_else(|| format!("{var} is not set"))?;
+        url::Url::parse(&raw).ok().filter(|u| matches!(u.scheme(), "http" | "https")).ok_or_else(|| format!("{var} is not an http(s) URL"))
+    };
+    if get(env::MANIFEST_URL).is_some_and(|u| !u.is_empty()) {
+        return Err(format!("both {} and {} are set: a task is a job's or a slot's", env::MANIFEST_URL, env::SLOT_MANIFEST_URL));
+    }
+    let manifest = parse(env::SLOT_MANIFEST_URL)?;
+    let release = parse(env::SLOT_RELEASE_URL)?;
+    let deadline: i64 = get(env::SLOT_DEADLINE)
+        .and_then(|d| d.trim().parse().ok())
+        .ok_or_else(|| format!("{} must be epoch seconds", env::SLOT_DEADLINE))?;
+    let deadline = match link_expiry(&manifest) {
+        Some(expires) => deadline.min(expires - SLOT_LINK_MARGIN.as_secs() as i64),
+        None => deadline,
+    };
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    log.info("waiting for a job", serde_json::json!({ "until": deadline, "seconds": deadline - now() }));
+    let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(2)).build().map_err(|e| e.to_string())?;
+    let mut errors = 0u32;
+    loop {
+        if now() >= deadline {
+            return Ok(Slot::Expired);
+        }
+        match http.get(manifest.clone()).timeout(Duration::from_secs(5)).send().await {
+            Ok(r) if r.status().is_success() => {
+                let raw = r.bytes().await.map_err(|e| e.without_url().to_string())?;
+                if raw.len() > MAX_BYTES {
+                    return Err(format!("the manifest is {} bytes, over the {MAX_BYTES} read", raw.len()));
+                }
+                let received = parse_manifest(&raw)?;
+                if let Err(e) = delete_link(&release).await {
+                    // The job runs either way; the dispatcher may take it for one never taken.
+                    log.warn("the slot's manifest could not be deleted", serde_json::json!({ "error": e }));
+                }
+                return Ok(Slot::Job(received));
+            }
+            Ok(r) if matches!(r.status().as_u16(), 403 | 404) => errors = 0,
+            Ok(r) => {
+                errors += 1;
+                if errors % 20 == 1 {
+                    log.warn("the slot's manifest link answered an error", serde_json::json!({ "status": r.status().as_u16() }));
+                }
+            }
+            Err(e) => {
+                errors += 1;
+                if errors % 20 == 1 {
+                    log.warn("the slot's manifest link could not be reached", serde_json::json!({ "error": e.without_url().to_string() }));
+                }
+            }
+        }
+        tokio::time::sleep(SLOT_POLL).await;
+    }
+}
+
+/// When a SigV4 pre-signed link expires (epoch seconds): `X-Amz-Date` + `X-Amz-Expires`.
+pub fn link_expiry(url: &url::Url) -> Option<i64> {
+    let q = |k: &str| url.query_pairs().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.into_owned());
+    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    let signed = time::PrimitiveDateTime::parse(&q("X-Amz-Date")?, &format).ok()?.assume_utc().unix_timestamp();
+    Some(signed + q("X-Amz-Expires")?.parse::<i64>().ok()?)
 }
 
 /// A pre-signed GET, with retries; the URL carries a signature, so errors never show it.
@@ -113,6 +210,13 @@ mod tests {
         assert_eq!(m.uploads["error.json"].fields["key"], "jobs/t/error.json");
         assert_eq!(m.job["nonsense"], true);
         assert!(m.secrets.is_none());
+    }
+
+    #[test]
+    fn a_links_expiry_is_its_signing_time_plus_its_lifetime() {
+        let u = url::Url::parse("https://b.s3.amazonaws.com/slots/s/manifest.json?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20261202T101500Z&X-Amz-Expires=3600&X-Amz-Signature=x").unwrap();
+        assert_eq!(link_expiry(&u), Some(1_796_206_500 + 3600));
+        assert_eq!(link_expiry(&url::Url::parse("https://b/k").unwrap()), None);
     }
 
     #[test]

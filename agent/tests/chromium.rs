@@ -515,3 +515,37 @@ fn a_secret_that_was_not_handed_over_fails_before_the_browser_starts() {
     let error = assert_failed(&run, ErrorCode::SecretNotFound, exit::INVALID_JOB, "config");
     assert!(error["message"].as_str().unwrap().contains("nowhere"), "{error}");
 }
+
+fn slot(hand_over: Option<Duration>, deadline: Duration, link: Duration) -> Options {
+    Options { slot: Some(support::SlotOptions { hand_over, deadline, link }), ..Options::default() }
+}
+
+#[test]
+fn a_warm_slot_runs_the_job_handed_over_to_it_and_takes_it_once() {
+    // Started without a job; the job's manifest appears at the slot's place 1.5 s later.
+    let run = run_agent(agent(), json!({ "url": env().page("/tall") }), slot(Some(Duration::from_millis(1500)), Duration::from_secs(120), Duration::from_secs(600)));
+    let result = assert_completed(&run, 1280, 800);
+    assert_eq!(result["title"], "Tall page");
+    assert_eq!(run.slot_manifest_left, Some(false), "the slot deleted its manifest once read (the job was taken)");
+    assert!(run.stdout.contains("waiting for a job") && run.stdout.contains("the slot took its job"), "{}", run.stdout);
+    assert!(run.elapsed >= Duration::from_millis(1500), "{:?}", run.elapsed);
+}
+
+#[test]
+fn an_idle_slot_leaves_before_its_link_expires() {
+    // Its own deadline is 10 minutes away, but its links expire in 33 s: it leaves 30 s before.
+    let run = run_agent(agent(), json!({ "url": env().page("/tall") }), slot(None, Duration::from_secs(600), Duration::from_secs(33)));
+    run.assert_code(exit::OK);
+    assert!(run.elapsed < Duration::from_secs(30), "left at its link's expiry less the margin, not its deadline: {:?}", run.elapsed);
+    assert!(run.stdout.contains("the slot expired without a job"), "{}", run.stdout);
+    assert!(run.object(Output::Error).is_none() && run.object(Output::Log).is_none(), "no job, nothing uploaded");
+    assert_eq!(run.slot_manifest_left, Some(false));
+}
+
+#[test]
+fn an_idle_slot_stopped_by_stoptask_exits_143() {
+    let opts = Options { sigterm_after: Some(Duration::from_secs(1)), ..slot(None, Duration::from_secs(120), Duration::from_secs(600)) };
+    let run = run_agent(agent(), json!({ "url": env().page("/tall") }), opts);
+    run.assert_code(exit::TERMINATED);
+    assert!(run.stdout.contains("stopped while waiting for a job"), "{}", run.stdout);
+}

@@ -603,6 +603,12 @@ pub mod bucket {
     pub fn manifest_key(task_id: &str) -> String {
         format!("{JOBS_PREFIX}{task_id}/{MANIFEST_FILE}")
     }
+
+    /// Where the warm slots' jobs are handed over: one manifest per slot.
+    pub const SLOTS_PREFIX: &str = "slots/";
+    pub fn slot_manifest_key(slot_id: &str) -> String {
+        format!("{SLOTS_PREFIX}{slot_id}/{MANIFEST_FILE}")
+    }
 }
 
 spelled_enum! {
@@ -801,6 +807,15 @@ pub mod env {
         pub const MANIFEST_URL: &str = "AGENT_MANIFEST_URL";
         /// The job's id, for the log lines written before the manifest is read.
         pub const TASK_ID: &str = "AGENT_TASK_ID";
+        /// A task started before its job (a warm slot) gets, instead of [`MANIFEST_URL`], a
+        /// pre-signed GET of where its job's manifest will be written: the agent polls it until
+        /// the manifest is there.
+        pub const SLOT_MANIFEST_URL: &str = "AGENT_SLOT_MANIFEST_URL";
+        /// A pre-signed DELETE of that manifest: the agent deletes it once read, so the slot's
+        /// manifest left behind means the job was never taken.
+        pub const SLOT_RELEASE_URL: &str = "AGENT_SLOT_RELEASE_URL";
+        /// Epoch seconds when an idle slot gives up and exits 0 (before its links expire).
+        pub const SLOT_DEADLINE: &str = "AGENT_SLOT_DEADLINE";
         /// Search URL template with a `{query}` placeholder.
         pub const SEARCH_URL_TEMPLATE: &str = "AGENT_SEARCH_URL_TEMPLATE";
         /// Comma-separated hosts/CIDRs (each with an optional `:port`) the egress guard lets

@@ -121,11 +121,33 @@ impl Bucket {
         self.presign_get(&key)
     }
 
+    /// The job's manifest written at `key` instead (a warm slot's place), as the dispatcher
+    /// writes it there.
+    pub fn manifest_at(&self, key: &str, task_id: &str, job: &serde_json::Value) -> Result<(), S3Error> {
+        self.manifest(task_id, job)?;
+        let body = self.get(&names::bucket::manifest_key(task_id))?.ok_or_else(|| S3Error::Call("the manifest just written is missing".into()))?;
+        self.put(key, body, "application/json")
+    }
+
+    /// A pre-signed DELETE of `key`, valid `seconds`.
+    pub fn presign_delete(&self, key: &str, seconds: u64) -> Result<String, S3Error> {
+        let req = self.client.delete_object().bucket(&self.name).key(key);
+        let config = PresigningConfig::expires_in(Duration::from_secs(seconds)).map_err(call("expiry"))?;
+        let signed = self.runtime.block_on(req.presigned(config)).map_err(call("presign DELETE"))?;
+        Ok(signed.uri().to_string())
+    }
+
+    /// A pre-signed GET of `key`, valid `seconds`.
+    pub fn presign_get_for(&self, key: &str, seconds: u64) -> Result<String, S3Error> {
+        let req = self.client.get_object().bucket(&self.name).key(key);
+        let config = PresigningConfig::expires_in(Duration::from_secs(seconds)).map_err(call("expiry"))?;
+        let signed = self.runtime.block_on(req.presigned(config)).map_err(call("presign GET"))?;
+        Ok(signed.uri().to_string())
+    }
+
     /// A pre-signed GET of `key`, valid an hour.
     pub fn presign_get(&self, key: &str) -> Result<String, S3Error> {
-        let req = self.client.get_object().bucket(&self.name).key(key);
-        let signed = self.runtime.block_on(req.presigned(expiry())).map_err(call("presign GET"))?;
-        Ok(signed.uri().to_string())
+        self.presign_get_for(key, 3600)
     }
 
     /// The object's bytes, `None` when it does not exist.

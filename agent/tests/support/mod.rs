@@ -62,6 +62,8 @@ pub struct Run {
     pub code: i32,
     pub elapsed: Duration,
     pub stdout: String,
+    /// A slot run: whether the slot's manifest was left behind (the job never taken).
+    pub slot_manifest_left: Option<bool>,
     /// Container runs: what the job changed in the root filesystem (`podman diff`).
     pub root_changes: Option<Vec<String>>,
 }
@@ -147,6 +149,17 @@ pub struct Options {
     pub caps: Vec<(Output, u64)>,
     /// The tenant secrets handed to the job (name, value).
     pub secrets: Vec<(String, String)>,
+    /// Run as a warm slot: started without a job, which is handed over later (or never).
+    pub slot: Option<SlotOptions>,
+}
+
+/// A warm slot's run: its job's manifest is written at the slot's place `hand_over` after the
+/// start (never: `None`); the slot gives up `deadline` after the start; its links last `link`.
+#[derive(Clone, Copy, Debug)]
+pub struct SlotOptions {
+    pub hand_over: Option<Duration>,
+    pub deadline: Duration,
+    pub link: Duration,
 }
 
 impl Default for Options {
@@ -159,6 +172,7 @@ impl Default for Options {
             hosts: Vec::new(),
             caps: Vec::new(),
             secrets: Vec::new(),
+            slot: None,
         }
     }
 }
@@ -315,6 +329,23 @@ pub fn run_agent(agent: &Path, mut job: Value, opts: Options) -> Run {
     if opts.egress_allow.is_none() {
         cmd.env_remove(var::EGRESS_ALLOW);
     }
+    // A slot: no job's link; the slot's links; the manifest written there later.
+    let slot_key = names::bucket::slot_manifest_key(&task_id.replace('-', ""));
+    let hand_over = opts.slot.map(|slot| {
+        let bucket = &env().bucket;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        cmd.env_remove(var::MANIFEST_URL)
+            .env(var::SLOT_MANIFEST_URL, bucket.presign_get_for(&slot_key, slot.link.as_secs()).unwrap())
+            .env(var::SLOT_RELEASE_URL, bucket.presign_delete(&slot_key, slot.link.as_secs()).unwrap())
+            .env(var::SLOT_DEADLINE, (now + slot.deadline.as_secs()).to_string());
+        let (key, task, job) = (slot_key.clone(), task_id.clone(), job.clone());
+        slot.hand_over.map(|after| {
+            std::thread::spawn(move || {
+                std::thread::sleep(after);
+                env().bucket.manifest_at(&key, &task, &job).unwrap();
+            })
+        })
+    });
     let pid_target = |child: &std::process::Child| {
         // SAFETY: signals the agent process this test started.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -326,11 +357,15 @@ pub fn run_agent(agent: &Path, mut job: Value, opts: Options) -> Run {
         "processes outlived the agent: {leaked:?}\n{stdout}"
     );
     let _ = std::fs::remove_dir_all(&scratch);
+    if let Some(Some(writer)) = hand_over {
+        writer.join().unwrap();
+    }
     Run {
         task_id,
         code,
         elapsed,
         stdout,
+        slot_manifest_left: opts.slot.map(|_| env().get(&slot_key).is_some()),
         root_changes: None,
     }
 }
@@ -418,6 +453,7 @@ pub fn run_container(mut job: Value, opts: Options) -> Run {
         code,
         elapsed,
         stdout,
+        slot_manifest_left: None,
         root_changes: Some(changes),
     }
 }
