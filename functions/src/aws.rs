@@ -31,7 +31,7 @@ impl std::fmt::Display for AwsError {
 impl std::error::Error for AwsError {}
 
 impl AwsError {
-    fn from_sdk<E, R>(op: &'static str, e: aws_sdk_dynamodb::error::SdkError<E, R>) -> AwsError
+    pub(crate) fn from_sdk<E, R>(op: &'static str, e: aws_sdk_dynamodb::error::SdkError<E, R>) -> AwsError
     where
         E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: std::fmt::Debug + Send + Sync + 'static,
@@ -437,7 +437,7 @@ pub struct Counter {
 
 impl JobStore {
     /// `dynamodb:Query` of the sparse index's partition `partition`, every page.
-    async fn query_unfinished(&self, partition: &str) -> Result<Vec<HashMap<String, AttributeValue>>, AwsError> {
+    pub(crate) async fn query_unfinished(&self, partition: &str) -> Result<Vec<HashMap<String, AttributeValue>>, AwsError> {
         let mut out = Vec::new();
         let mut start = None;
         loop {
@@ -584,6 +584,9 @@ pub fn to_item(job: &Job) -> HashMap<String, AttributeValue> {
         m.insert(t::DEADLINE_AT.into(), n(d));
     }
     m.insert(t::ATTEMPTS.into(), n(job.attempts));
+    if let Some(slot) = &job.warm_slot {
+        m.insert(t::WARM_SLOT.into(), s(slot));
+    }
     if let Some(w) = &job.webhook {
         m.insert(t::WEBHOOK_URL.into(), s(&w.url));
         m.insert(t::WEBHOOK_ROUND.into(), n(w.round));
@@ -635,6 +638,7 @@ pub fn from_item(m: &HashMap<String, AttributeValue>) -> Option<Job> {
         request_hash: gs(t::REQUEST_HASH).unwrap_or_default(),
         deadline_at: gn(t::DEADLINE_AT),
         expires_at: gn(t::EXPIRES_AT).unwrap_or(0),
+        warm_slot: gs(t::WARM_SLOT),
         webhook: gs(t::WEBHOOK_URL).map(|url| Webhook {
             url,
             state: gs(t::WEBHOOK_STATE).and_then(|v| names::webhook::State::parse(&v)),
@@ -835,6 +839,14 @@ impl JobQueue {
         self.send_delayed(task_id, 0).await
     }
 
+    /// `sqs:SendMessage` of `{"pool": "refill"}`: the process function starts the warm slots
+    /// the pool lacks.
+    pub async fn send_refill(&self) -> Result<(), AwsError> {
+        let body = serde_json::json!({ names::queue::MESSAGE_POOL: names::queue::POOL_REFILL }).to_string();
+        self.client.send_message().queue_url(&self.url).message_body(body).send().await.map_err(|e| AwsError::from_sdk("sqs:SendMessage", e))?;
+        Ok(())
+    }
+
     /// `sqs:SendMessage` of the job's message, visible `delay_seconds` from now (at most 900).
     pub async fn send_delayed(&self, task_id: &TaskId, delay_seconds: u32) -> Result<(), AwsError> {
         let body = serde_json::json!({ names::queue::MESSAGE_TASK_ID: task_id.as_str() }).to_string();
@@ -923,6 +935,54 @@ impl Outputs {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("s3:PutObject", e))?;
+        Ok(())
+    }
+
+    /// The job's manifest at a warm slot's place (`s3:PutObject`), where the slot's agent polls.
+    pub async fn put_slot_manifest(&self, slot_id: &str, manifest: &names::manifest::Manifest) -> Result<(), AwsError> {
+        let body = serde_json::to_vec(manifest).map_err(|e| AwsError { op: "s3:PutObject", code: None, detail: e.to_string() })?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(names::bucket::slot_manifest_key(slot_id))
+            .content_type("application/json")
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("s3:PutObject", e))?;
+        Ok(())
+    }
+
+    /// A slot's links: a pre-signed GET and DELETE of its manifest's place (signing needs
+    /// `s3:GetObject` and `s3:DeleteObject` there; no AWS call is made).
+    pub async fn presign_slot(&self, slot_id: &str, expires: Duration) -> Result<(String, String), AwsError> {
+        let key = names::bucket::slot_manifest_key(slot_id);
+        let get = self.client.get_object().bucket(&self.bucket).key(&key).presigned(presigning(expires)?).await;
+        let get = get.map_err(|e| AwsError::from_sdk("s3:GetObject (presign)", e))?;
+        let delete = self.client.delete_object().bucket(&self.bucket).key(&key).presigned(presigning(expires)?).await;
+        let delete = delete.map_err(|e| AwsError::from_sdk("s3:DeleteObject (presign)", e))?;
+        Ok((get.uri().to_owned(), delete.uri().to_owned()))
+    }
+
+    /// Whether a slot's manifest is still there (`s3:GetObject`, as HeadObject): its agent
+    /// deletes it once read, so one left means the job was never taken.
+    pub async fn slot_manifest_left(&self, slot_id: &str) -> Result<bool, AwsError> {
+        match self.client.head_object().bucket(&self.bucket).key(names::bucket::slot_manifest_key(slot_id)).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) => Err(AwsError::from_sdk("s3:GetObject (HeadObject)", e)),
+        }
+    }
+
+    /// `s3:DeleteObject` of a slot's manifest (none there is not an error).
+    pub async fn delete_slot_manifest(&self, slot_id: &str) -> Result<(), AwsError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(names::bucket::slot_manifest_key(slot_id))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("s3:DeleteObject", e))?;
         Ok(())
     }
 
@@ -1147,10 +1207,23 @@ fn presigning(expires: Duration) -> Result<aws_sdk_s3::presigning::PresigningCon
 /// What RunTask is asked to start.
 #[derive(Clone, Debug)]
 pub struct RunRequest {
-    pub task_id: TaskId,
-    pub tenant_id: TenantId,
+    /// `startedBy` and `clientToken`: the job's id, or a warm slot's `pool…` name.
+    pub started_by: String,
+    /// The task's tags: (key, value).
+    pub tags: Vec<(&'static str, String)>,
     /// Container environment overrides: (name, value).
     pub environment: Vec<(String, String)>,
+}
+
+impl RunRequest {
+    /// A job's cold task: started by the job's id, tagged with it and its tenant.
+    pub fn for_job(task_id: &TaskId, tenant_id: &TenantId, environment: Vec<(String, String)>) -> RunRequest {
+        RunRequest {
+            started_by: task_id.as_str().to_owned(),
+            tags: vec![(names::ecs::TASK_ID_TAG, task_id.as_str().to_owned()), (names::ecs::TENANT_TAG, tenant_id.as_str().to_owned())],
+            environment,
+        }
+    }
 }
 
 /// What RunTask answered.
@@ -1174,8 +1247,8 @@ pub struct Tasks {
 
 impl Tasks {
     /// `ecs:RunTask` (with `ecs:TagResource` for the tags, and `iam:PassRole` on the task
-    /// definition's execution role). `clientToken` = task id, so a repeated call starts no
-    /// second task.
+    /// definition's execution role). `clientToken` = `startedBy` (the job's id, a slot's name),
+    /// so a repeated call starts no second task.
     pub async fn run(&self, req: &RunRequest) -> Result<RunOutcome, AwsError> {
         use aws_sdk_ecs::types::*;
         let mut env = Vec::new();
@@ -1205,10 +1278,9 @@ impl Tasks {
             .task_definition(&self.task_definition)
             .launch_type(LaunchType::Fargate)
             .count(1)
-            .client_token(req.task_id.as_str())
-            .started_by(req.task_id.as_str())
-            .tags(tag(names::ecs::TASK_ID_TAG, req.task_id.as_str()))
-            .tags(tag(names::ecs::TENANT_TAG, req.tenant_id.as_str()))
+            .client_token(&req.started_by)
+            .started_by(&req.started_by)
+            .set_tags(Some(req.tags.iter().map(|(k, v)| tag(k, v)).collect()))
             .network_configuration(network)
             .overrides(overrides)
             .send()

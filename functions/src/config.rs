@@ -132,6 +132,8 @@ pub struct Config {
     pub webhook_egress: names::egress::EgressPolicy,
     /// `http://` webhook URLs: local mode only (never from the environment).
     pub webhook_allow_http: bool,
+    /// Warm slots kept waiting for jobs (0: none).
+    pub warm_pool_size: u32,
 }
 
 impl Config {
@@ -194,6 +196,7 @@ impl Config {
                     EnvVar::WebhookDlqUrl => c.webhook_dlq_url = value,
                     EnvVar::WebhookSecretsPath => c.webhook_secrets_path = value,
                     EnvVar::WebhookRetrySeconds => c.webhook_retry_seconds = retry_schedule(name, &value)?,
+                    EnvVar::WarmPoolSize => c.warm_pool_size = number(&value)?.min(names::defaults::MAX_WARM_POOL_SIZE),
                 }
             }
         }
@@ -234,9 +237,11 @@ mod tests {
             env::MAX_ATTEMPTS => Some("5".into()),
             env::TIMEOUT_GRACE_SECONDS => None,
             env::TENANT_LIMIT_DEFAULTS => Some(r#"{"max_running": 3, "max_queued": 50}"#.into()),
+            env::WARM_POOL_SIZE => Some("4".into()),
             _ => Some("x".into()),
         })
         .unwrap();
+        assert_eq!(c.warm_pool_size, 4);
         assert_eq!(c.subnet_ids, ["subnet-a", "subnet-b"]);
         assert_eq!(c.max_attempts, 5);
         assert!(c.log_group.is_empty(), "process does not read the log group");

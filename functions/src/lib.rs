@@ -14,6 +14,7 @@ pub mod aws;
 pub mod config;
 pub mod lambda;
 pub mod model;
+pub mod pool;
 pub mod process;
 pub mod reconcile;
 pub mod time;

@@ -1,4 +1,6 @@
 //! The one binary of every function: `JOB_FUNCTION` names the handler to run.
+// The handlers' async state machines nest deeply (the reconciler's slot path calls the job path).
+#![recursion_limit = "256"]
 
 #[tokio::main]
 async fn main() -> Result<(), functions::lambda::Error> {

@@ -168,6 +168,8 @@ pub struct Job {
     /// Epoch seconds: DynamoDB TTL.
     pub expires_at: i64,
     pub webhook: Option<Webhook>,
+    /// The warm slot the job was handed to, if one.
+    pub warm_slot: Option<String>,
 }
 
 impl Job {
@@ -210,6 +212,9 @@ impl Job {
         opt("started_at", &self.started_at);
         opt("finished_at", &self.finished_at);
         opt("ecs_task_id", &self.ecs_task_id);
+        if self.warm_slot.is_some() && self.status != JobStatus::Queued {
+            o.insert("warm_start".into(), json!(true));
+        }
         if self.status == JobStatus::Queued {
             let reason = self.queued_reason.clone().unwrap_or_else(|| names::job::QueuedReason::Capacity.as_str().to_owned());
             o.insert("queued_reason".into(), json!(reason));

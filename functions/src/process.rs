@@ -1,5 +1,6 @@
-//! The process function: each SQS message names a queued job; claim it, start its Fargate task,
-//! record the task. Failures worth retrying go back to the queue as batch item failures; on the
+//! The process function: each SQS message names a queued job; claim it, hand it to a waiting warm
+//! slot or start its Fargate task, record the task (a `{"pool": "refill"}` message starts the warm
+//! slots the pool lacks). Failures worth retrying go back to the queue as batch item failures; on the
 //! last attempt the job fails with the reason instead.
 
 use crate::aws::{attr_n, attr_s, ecs_task_id, AwsError, Moved, RunOutcome, RunRequest};
@@ -29,6 +30,8 @@ pub enum Outcome {
     Retry(String),
     /// The job was marked FAILED (last attempt, or a job that can never start).
     Failed(String),
+    /// A refill message: this many warm slots were started.
+    Refilled(usize),
 }
 
 /// One SQS record, decoded.
@@ -55,6 +58,12 @@ pub async fn batch(app: &App, event: aws_lambda_events::event::sqs::SqsEvent) ->
     resp
 }
 
+/// `{"pool": "refill"}`.
+fn is_refill(body: Option<&str>) -> bool {
+    body.and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+        .is_some_and(|v| v.get(names::queue::MESSAGE_POOL).and_then(|p| p.as_str()) == Some(names::queue::POOL_REFILL))
+}
+
 /// Reads `{"task_id": "..."}`.
 pub fn parse_body(body: Option<&str>) -> Option<TaskId> {
     let v: serde_json::Value = serde_json::from_str(body?).ok()?;
@@ -62,6 +71,12 @@ pub fn parse_body(body: Option<&str>) -> Option<TaskId> {
 }
 
 pub async fn message(app: &App, msg: &Message<'_>) -> Outcome {
+    if is_refill(msg.body) {
+        return match crate::pool::refill(app).await {
+            Ok(n) => Outcome::Refilled(n),
+            Err(e) => Outcome::Retry(e.to_string()),
+        };
+    }
     let Some(task_id) = parse_body(msg.body) else { return Outcome::Ignored("malformed message") };
     match start(app, &task_id, msg.receive_count).await {
         Ok(o) => o,
@@ -97,11 +112,17 @@ async fn start(app: &App, task_id: &TaskId, receive_count: u32) -> Result<Outcom
     };
     let last_attempt = receive_count >= app.config.max_attempts;
 
+    // A waiting warm slot takes it, when there is one.
+    match crate::pool::dispatch(app, &job).await? {
+        crate::pool::Dispatch::Warm { slot_id, task_arn } => return warm(app, &job, &slot_id, task_arn).await,
+        crate::pool::Dispatch::Invalid(code, why) => return fail(app, task_id, code, &why).await,
+        crate::pool::Dispatch::Cold => {}
+    }
     let environment = match overrides(app, &job).await? {
         Ok(env) => env,
         Err((code, why)) => return fail(app, task_id, code, &why).await,
     };
-    let req = RunRequest { task_id: task_id.clone(), tenant_id: job.tenant_id.clone(), environment };
+    let req = RunRequest::for_job(task_id, &job.tenant_id, environment);
     let reason = match app.tasks.run(&req).await {
         Ok(RunOutcome::Started { task_arn }) => return record(app, task_id, task_arn).await,
         Ok(RunOutcome::Refused { reason }) => reason,
@@ -119,6 +140,33 @@ async fn start(app: &App, task_id: &TaskId, receive_count: u32) -> Result<Outcom
     } else {
         Ok(Outcome::Retry(reason))
     }
+}
+
+/// The job handed to a warm slot: it runs from now (its task is running already), and the pool
+/// is refilled.
+async fn warm(app: &App, job: &Job, slot_id: &str, task_arn: String) -> Result<Outcome, AwsError> {
+    let task_id = &job.task_id;
+    let deadline = app.clock.now_secs() + i64::from(job.options.timeout_seconds);
+    let updates = vec![
+        (t::ECS_TASK_ARN, attr_s(&task_arn)),
+        (t::ECS_TASK_ID, attr_s(ecs_task_id(&task_arn))),
+        (t::STARTED_AT, attr_s(rfc3339(app.clock.now_millis()))),
+        (t::DEADLINE_AT, attr_n(deadline)),
+    ];
+    if app.store.transition(task_id, JobStatus::Running, updates).await?.is_none() {
+        // Cancelled meanwhile: nobody else stops the slot's task.
+        if let Some(j) = app.store.get(task_id).await? {
+            if j.status == JobStatus::Cancelled {
+                app.tasks.stop(&task_arn, "job cancelled").await?;
+            }
+        }
+    }
+    tracing::info!(task_id = task_id.as_str(), slot = slot_id, "job handed to a warm slot");
+    // The pool is one short now (best effort: a refill message or the sweep makes up for it).
+    if let Err(e) = crate::pool::refill(app).await {
+        tracing::warn!(error = %e, "could not refill the warm pool");
+    }
+    Ok(Outcome::Started { task_arn })
 }
 
 async fn record(app: &App, task_id: &TaskId, task_arn: String) -> Result<Outcome, AwsError> {
@@ -147,18 +195,12 @@ async fn fail(app: &App, task_id: &TaskId, code: ErrorCode, message: &str) -> Re
     Ok(Outcome::Failed(message.to_owned()))
 }
 
-/// Hands the job to its task: writes the manifest (the job spec and a POST form for each file the
-/// job can produce) and returns the container's environment overrides, which carry only a
-/// pre-signed GET of it and the job's id. The tenant secrets the steps name are read from SSM
-/// and written to an object of their own, which the manifest links to (a GET to read, a DELETE
-/// to remove). `Ok(Err(_))` when the job can never start: a secret that does not exist, or
-/// overrides that would not fit RunTask's limit (a custom endpoint of absurd length, say).
-pub async fn overrides(app: &App, job: &Job) -> Result<Result<Vec<(String, String)>, (ErrorCode, String)>, AwsError> {
-    let expires = Duration::from_secs(
-        u64::from(job.options.timeout_seconds)
-            + crate::PROVISIONING_ALLOWANCE_SECONDS as u64
-            + u64::from(app.config.timeout_grace_seconds),
-    );
+/// The job's manifest: the job spec and a POST form for each file the job can produce. The tenant
+/// secrets the steps name are read from SSM and written to an object of their own, which the
+/// manifest links to (a GET to read, a DELETE to remove). `Ok(Err(_))` when the job can never
+/// start: a secret that does not exist.
+pub async fn manifest(app: &App, job: &Job) -> Result<Result<names::manifest::Manifest, (ErrorCode, String)>, AwsError> {
+    let expires = link_lifetime(app, job);
     let mut uploads = BTreeMap::new();
     for file in names::manifest::files(&job.spec()) {
         let form = app.outputs.presign_post(&job.task_id, &file.path, file.content_type, file.max_bytes, expires).await?;
@@ -181,9 +223,25 @@ pub async fn overrides(app: &App, job: &Job) -> Result<Result<Vec<(String, Strin
             }
         }
     };
-    let manifest = names::manifest::Manifest { version: names::manifest::VERSION, job: spec, uploads, secrets };
+    Ok(Ok(names::manifest::Manifest { version: names::manifest::VERSION, job: spec, uploads, secrets }))
+}
+
+/// How long a job's links last: its timeout, Fargate's provisioning and the grace.
+fn link_lifetime(app: &App, job: &Job) -> Duration {
+    Duration::from_secs(u64::from(job.options.timeout_seconds) + crate::PROVISIONING_ALLOWANCE_SECONDS as u64 + u64::from(app.config.timeout_grace_seconds))
+}
+
+/// Hands the job to a cold task: writes its [`manifest`] and returns the container's environment
+/// overrides, which carry only a pre-signed GET of it and the job's id. `Ok(Err(_))` when the
+/// job can never start: a secret that does not exist, or overrides that would not fit RunTask's
+/// limit (a custom endpoint of absurd length, say).
+pub async fn overrides(app: &App, job: &Job) -> Result<Result<Vec<(String, String)>, (ErrorCode, String)>, AwsError> {
+    let manifest = match manifest(app, job).await? {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(e)),
+    };
     app.outputs.put_manifest(&job.task_id, &manifest).await?;
-    let link = app.outputs.presign_manifest(&job.task_id, expires).await?;
+    let link = app.outputs.presign_manifest(&job.task_id, link_lifetime(app, job)).await?;
     let environment = vec![
         (names::env::agent::MANIFEST_URL.to_owned(), link),
         (names::env::agent::TASK_ID.to_owned(), job.task_id.as_str().to_owned()),

@@ -104,6 +104,17 @@ pub async fn task_change(app: &App, d: &TaskDetail) -> Result<Outcome, AwsError>
             return Ok(Outcome::Ignored("another cluster"));
         }
     }
+    if let Some(slot) = d.started_by.as_deref().and_then(names::pool::slot_of) {
+        return match d.last_status {
+            TaskStatus::Stopped => crate::pool::slot_stopped(app, slot, d).await,
+            _ => Ok(Outcome::Ignored("a warm slot's task")),
+        };
+    }
+    job_task_change(app, d).await
+}
+
+/// A job's task changed (a cold task's, or a warm slot's that took the job).
+pub async fn job_task_change(app: &App, d: &TaskDetail) -> Result<Outcome, AwsError> {
     let Some(task_id) = d.started_by.as_deref().and_then(TaskId::parse) else {
         return Ok(Outcome::Ignored("not a job's task"));
     };
@@ -152,6 +163,22 @@ pub async fn sweep(app: &App) -> Result<Outcome, AwsError> {
         }
     }
     let corrected = recount(app).await?;
+    // The pool: slots past their deadline whose task never said it stopped are stopped and
+    // retired; then the process function is asked to refill.
+    if app.config.warm_pool_size > 0 {
+        let now = app.clock.now_secs();
+        for slot in app.store.slots().await? {
+            if slot.state == names::pool::SlotState::Idle && slot.deadline + STALE_SLOT_SECONDS < now {
+                if let Some(arn) = &slot.task_arn {
+                    if let Err(e) = app.tasks.stop(arn, "warm slot past its deadline").await {
+                        tracing::warn!(slot = slot.id.as_str(), error = %e, "could not stop a stale warm slot");
+                    }
+                }
+                app.store.retire_slot(&slot.id).await?;
+            }
+        }
+        app.queue.send_refill().await?;
+    }
     let mut announced = 0;
     for task_id in app.store.unannounced(app.clock.now_secs()).await? {
         app.store.announce(&task_id).await?;
@@ -160,6 +187,10 @@ pub async fn sweep(app: &App) -> Result<Outcome, AwsError> {
     }
     Ok(Outcome::Swept { failed, corrected, announced })
 }
+
+/// An idle slot this long past its deadline has not left by itself (its task never started, or
+/// its STOPPED event was lost).
+pub const STALE_SLOT_SECONDS: i64 = 120;
 
 /// A counter left alone this long is corrected if the index counts otherwise (the index lags
 /// the table by far less; a counter changed more recently may be ahead of it).

@@ -49,7 +49,7 @@ async fn tasks_started_by(app: &App, id: &str) -> Vec<String> {
 }
 
 async fn start_task(app: &App, id: &str) -> String {
-    let req = RunRequest { task_id: TaskId::parse(id).unwrap(), tenant_id: TenantId::new("x"), environment: vec![] };
+    let req = RunRequest::for_job(&TaskId::parse(id).unwrap(), &TenantId::new("x"), vec![]);
     match app.tasks.run(&req).await.unwrap() {
         functions::aws::RunOutcome::Started { task_arn } => task_arn,
         other => panic!("{other:?}"),

@@ -233,6 +233,18 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
             "agent_secrets: upper-case variable names not starting with AGENT_, AWS_ or ECS_, each mapped to a parameter name (letters, digits, _ . - and /) below /<project_name>/<environment>/agent/.",
         ),
     )?;
+    let warm_pool = s.variable(
+        "warm_pool_size",
+        Variable::new(
+            "number",
+            names::defaults::WARM_POOL_SIZE,
+            "Agent tasks kept started and waiting for jobs, each taking one job (about a second from submit to RUNNING instead of Fargate's 30-60 s); each is a running task: see README, Warm starts, for the cost",
+        )
+        .validate(
+            &format!("{{v}} >= 0 && {{v}} <= {} && floor({{v}}) == {{v}}", names::defaults::MAX_WARM_POOL_SIZE),
+            &format!("warm_pool_size must be a whole number from 0 to {}.", names::defaults::MAX_WARM_POOL_SIZE),
+        ),
+    )?;
     let retry_seconds = s.variable(
         "webhook_retry_seconds",
         Variable::new(
@@ -363,6 +375,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
             EnvVar::WebhookDlqUrl => webhooks.dlq.url(),
             EnvVar::WebhookSecretsPath => crate::constructs::render_pattern2(names::ssm::webhooks_path, &ctx.project, &ctx.environment),
             EnvVar::WebhookRetrySeconds => func::join(",", &retry_seconds.val()),
+            EnvVar::WarmPoolSize => warm_pool.val(),
         }
     };
     let function = |s: &mut Stack, f: Fn, description: &'static str, timeout: u32| -> Result<Function, Error> {
@@ -519,6 +532,12 @@ fn grant_contract(s: &mut Stack, ctx: &Context, function: &Function, g: Grantors
     }
     if take(&[(SqsReceiveMessage, WebhookQueue), (SqsDeleteMessage, WebhookQueue), (SqsGetQueueAttributes, WebhookQueue)]) {
         g.webhooks.grant_consume(s, role, g.key)?;
+    }
+    let slot_objects: Vec<&str> = calls(function.function).iter().filter(|(_, t)| *t == SlotObjects).map(|(a, _)| a.as_str()).collect();
+    if !slot_objects.is_empty() {
+        let group: Vec<(Action, Target)> = calls(function.function).iter().copied().filter(|(_, t)| *t == SlotObjects).collect();
+        take(&group);
+        g.bucket.grant_slots(s, role, g.key, &slot_objects)?;
     }
     if take(&[(SsmGetParameters, WebhookSecrets)]) {
         // One SecureString per tenant directly below the path (no deeper parameter).

@@ -428,6 +428,7 @@ fn functions_get_exactly_their_contract() {
             Target::WebhookQueue => "aws_sqs_queue.webhooks.arn".into(),
             Target::WebhookDlq => "aws_sqs_queue.webhooks_dlq.arn".into(),
             Target::WebhookSecrets => ":parameter/var.project_name/var.environment/webhooks/*".into(),
+            Target::SlotObjects => format!("aws_s3_bucket.outputs.arn/{}*", names::bucket::SLOTS_PREFIX),
         }
     };
     for f in names::Function::ALL {

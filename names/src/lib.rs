@@ -386,6 +386,9 @@ pub mod defaults {
     /// seconds later (a new message: its receive count starts again, so it never reaches the DLQ).
     pub const TENANT_WAIT_SECONDS: u32 = 10;
     pub const JOB_TTL_DAYS: u32 = 90;
+    /// Warm slots: none by default (each costs a task running while it waits).
+    pub const WARM_POOL_SIZE: u32 = 0;
+    pub const MAX_WARM_POOL_SIZE: u32 = 100;
     /// Seconds the process function may run per batch; the queue's visibility timeout is 6x this.
     pub const PROCESS_TIMEOUT_SECONDS: u32 = 60;
     pub const PROCESS_MAX_CONCURRENCY: u32 = 5;
@@ -455,6 +458,21 @@ pub mod table {
     /// Which round of delivery (0 first, each redelivery one more): a message of an older round
     /// is dropped.
     pub const WEBHOOK_ROUND: &str = "webhook_round";
+    /// The warm slot a job was handed to (absent: a cold task).
+    pub const WARM_SLOT: &str = "warm_slot";
+    /// A warm slot: one item per pre-started task, key `slot#<slot id>`, in the sparse index's
+    /// [`SLOTS_PARTITION`] by its idle deadline while it lives (no `tenant_id`: never listed).
+    pub const SLOT_PREFIX: &str = "slot#";
+    pub fn slot_key(slot_id: &str) -> String {
+        format!("{SLOT_PREFIX}{slot_id}")
+    }
+    pub const SLOTS_PARTITION: &str = "slots";
+    /// `names::pool::SlotState`.
+    pub const SLOT_STATE: &str = "slot_state";
+    /// The job a claimed slot runs.
+    pub const CLAIMED_BY: &str = "claimed_by";
+    /// Set once the job's manifest is at the slot's place.
+    pub const HANDED_OVER: &str = "handed_over";
     /// The sparse index's partition of finished jobs whose event is not yet queued for delivery
     /// (the sweep queues those the finishing function could not, once their `deadline_at` passed).
     pub const WEBHOOKS_PARTITION: &str = "webhooks";
@@ -493,6 +511,10 @@ pub mod queue {
     }
     /// The one field of a job message body: `{"task_id": "..."}`.
     pub const MESSAGE_TASK_ID: &str = "task_id";
+    /// The other message of the job queue: `{"pool": "refill"}` asks the process function to
+    /// start the warm slots the pool lacks.
+    pub const MESSAGE_POOL: &str = "pool";
+    pub const POOL_REFILL: &str = "refill";
 
     /// The queue of webhook deliveries (a job's event, then each retry as a new message).
     pub fn webhooks_name(prefix: &str) -> String {
@@ -501,6 +523,44 @@ pub mod queue {
     /// Events whose every attempt failed (and messages the delivery function could not handle).
     pub fn webhooks_dlq_name(prefix: &str) -> String {
         format!("{prefix}-webhooks-dlq")
+    }
+}
+
+/// The warm pool: tasks started ahead of their jobs (`warm_pool_size`), each taking exactly one
+/// job through a manifest written at its slot's place, then exiting.
+pub mod pool {
+    /// A slot's task is started by `pool` and the slot's 32 hex digits: 36 characters, ECS's
+    /// limit for `startedBy`, and never a job's id (a hyphenated UUID).
+    pub const STARTED_BY_PREFIX: &str = "pool";
+
+    pub fn started_by(slot_id: &str) -> String {
+        format!("{STARTED_BY_PREFIX}{slot_id}")
+    }
+
+    /// The slot of a task's `startedBy`, when it is a slot's.
+    pub fn slot_of(started_by: &str) -> Option<&str> {
+        started_by.strip_prefix(STARTED_BY_PREFIX).filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+    }
+
+    /// Seconds a slot waits for a job before it exits and is replaced.
+    pub const IDLE_SECONDS: i64 = 900;
+    /// Seconds its links last (they are signed with the dispatcher's role credentials: a slot
+    /// leaves before they can stop working).
+    pub const LINK_SECONDS: u64 = 1200;
+    /// A slot this close to its deadline is not given a job.
+    pub const CLAIM_MARGIN_SECONDS: i64 = 60;
+
+    spelled_enum! {
+        /// Where a warm slot stands.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum SlotState {
+            /// Started (or starting), waiting for a job.
+            Idle = "IDLE",
+            /// Given a job (`claimed_by`).
+            Claimed = "CLAIMED",
+            /// Its task ended; the item stays until its TTL.
+            Gone = "GONE",
+        }
     }
 }
 
@@ -604,7 +664,8 @@ pub mod bucket {
         format!("{JOBS_PREFIX}{task_id}/{MANIFEST_FILE}")
     }
 
-    /// Where the warm slots' jobs are handed over: one manifest per slot.
+    /// Where the warm slots' jobs are handed over: one manifest per slot (expired after a day
+    /// by a lifecycle rule, should a slot never take it).
     pub const SLOTS_PREFIX: &str = "slots/";
     pub fn slot_manifest_key(slot_id: &str) -> String {
         format!("{SLOTS_PREFIX}{slot_id}/{MANIFEST_FILE}")
@@ -682,7 +743,8 @@ impl JobStatus {
     pub fn allowed_predecessors(self) -> &'static [JobStatus] {
         use JobStatus::*;
         match self {
-            Queued => &[],
+            // Back to the queue: a warm slot's job whose slot ended before taking it.
+            Queued => &[Provisioning, Running],
             Provisioning => &[Queued],
             Provisioned => &[Provisioning],
             // ECS events arrive out of order: RUNNING may be seen before the process function
@@ -797,6 +859,8 @@ pub mod env {
     pub const WEBHOOK_SECRETS_PATH: &str = "WEBHOOK_SECRETS_PATH";
     /// Seconds before each retry, comma-separated (`5,300,1800,7200,18000,36000`).
     pub const WEBHOOK_RETRY_SECONDS: &str = "WEBHOOK_RETRY_SECONDS";
+    /// Warm slots kept waiting for jobs (0: every job starts a cold task).
+    pub const WARM_POOL_SIZE: &str = "WARM_POOL_SIZE";
     pub const LOG_LEVEL: &str = "RUST_LOG";
 
     /// Set on the agent container (by the task definition or the RunTask override).
@@ -863,6 +927,7 @@ pub mod contract {
             WebhookDlqUrl = env::WEBHOOK_DLQ_URL,
             WebhookSecretsPath = env::WEBHOOK_SECRETS_PATH,
             WebhookRetrySeconds = env::WEBHOOK_RETRY_SECONDS,
+            WarmPoolSize = env::WARM_POOL_SIZE,
         }
     }
 
@@ -898,6 +963,7 @@ pub mod contract {
                 (QueueUrl, true),
                 (TenantLimitDefaults, false),
                 (WebhookQueueUrl, true),
+                (WarmPoolSize, false),
             ],
             Reconcile => &[
                 (TableName, true),
@@ -907,6 +973,8 @@ pub mod contract {
                 (TimeoutGraceSeconds, false),
                 (TenantLimits, false),
                 (WebhookQueueUrl, true),
+                (WarmPoolSize, false),
+                (QueueUrl, true),
             ],
             Webhook => &[
                 (TableName, true),
@@ -976,6 +1044,9 @@ pub mod contract {
         WebhookDlq,
         /// The tenants' webhook signing secrets in SSM (`/<project>/<environment>/webhooks/*`).
         WebhookSecrets,
+        /// The warm slots' manifests (`slots/*`): written by the dispatcher, read and deleted by
+        /// the slot's agent through links, checked and removed by the reconciler.
+        SlotObjects,
     }
 
     /// `(IAM action, target)`: every AWS call a function makes, including those its event source
@@ -1014,6 +1085,11 @@ pub mod contract {
                 (SqsDeleteMessage, JobsQueue),
                 (SqsGetQueueAttributes, JobsQueue),
                 (SqsSendMessage, WebhookQueue),
+                // The warm pool: finding idle slots, handing a job over, signing a slot's links.
+                (DynamodbQuery, UnfinishedIndex),
+                (S3PutObject, SlotObjects),
+                (S3GetObject, SlotObjects),
+                (S3DeleteObject, SlotObjects),
             ],
             Reconcile => &[
                 (DynamodbGetItem, Table),
@@ -1023,6 +1099,10 @@ pub mod contract {
                 (S3GetObject, ErrorReports),
                 (S3DeleteObject, SecretObjects),
                 (SqsSendMessage, WebhookQueue),
+                // A warm slot that ended: was its job taken (else back to the queue), and refill.
+                (S3GetObject, SlotObjects),
+                (S3DeleteObject, SlotObjects),
+                (SqsSendMessage, JobsQueue),
             ],
             // Reads only the job it delivers, its links and its tenant's signing secret.
             Webhook => &[
@@ -1192,6 +1272,8 @@ pub mod ecs {
 
     pub const TASK_ID_TAG: &str = "task_id";
     pub const TENANT_TAG: &str = "tenant_id";
+    /// A warm slot's task: its slot's id.
+    pub const SLOT_TAG: &str = "slot_id";
     /// `startedBy` is limited to 36 characters: exactly a UUID.
     pub const STARTED_BY_MAX: usize = 36;
     pub const TASK_STATE_CHANGE: &str = "ECS Task State Change";
@@ -1305,7 +1387,9 @@ mod tests {
             (Running, Cancelled),
             (Queued, Failed),
         ];
-        let refused = [(Queued, Running), (Queued, Completed), (Running, Provisioned), (Running, Queued)];
+        let refused = [(Queued, Running), (Queued, Completed), (Running, Provisioned), (Provisioned, Queued)];
+        // A warm slot's job whose slot ended before taking it goes back to the queue.
+        assert!(Running.can_move_to(Queued) && Provisioning.can_move_to(Queued));
         for (a, b) in allowed {
             assert!(a.can_move_to(b), "{a} -> {b} should be allowed");
         }

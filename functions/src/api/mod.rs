@@ -175,6 +175,7 @@ async fn submit(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError
         deadline_at: Some(now / 1000 + crate::QUEUE_ALLOWANCE_SECONDS),
         expires_at: now / 1000 + i64::from(ctx.app.config.job_ttl_days) * 86_400,
         webhook: body.request.webhook_url.clone().map(|url| crate::model::Webhook { url, ..Default::default() }),
+        warm_slot: None,
     };
     let store = &ctx.app.store;
     let max_queued = ctx.app.config.limits.max_queued(ctx.tenant.as_str());

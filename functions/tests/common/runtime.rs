@@ -43,6 +43,7 @@ pub fn function_env(function: names::Function, c: &functions::Config, tenants_js
             WebhookDlqUrl => c.webhook_dlq_url.clone(),
             WebhookSecretsPath => c.webhook_secrets_path.clone(),
             WebhookRetrySeconds => c.webhook_retry_seconds.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+            WarmPoolSize => c.warm_pool_size.to_string(),
         };
         env.push((var.name(), value));
     }

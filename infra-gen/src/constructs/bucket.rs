@@ -95,6 +95,16 @@ impl OutputsBucket {
                         noncurrent_version_expiration: vec![S3NoncurrentExpiration { noncurrent_days: Val::Int(1) }],
                         abort_incomplete_multipart_upload: Vec::new(),
                     },
+                    // A warm slot's manifest is deleted by its agent once read (and by the reconciler
+                    // when the slot ends); should both fail, it goes after a day.
+                    S3LifecycleRule {
+                        id: "expire-slot-manifests".into(),
+                        status: "Enabled".into(),
+                        filter: vec![S3LifecycleFilter { prefix: Some(names::bucket::SLOTS_PREFIX.into()) }],
+                        expiration: vec![S3Expiration { days: Val::Int(names::bucket::SECRETS_EXPIRY_DAYS.into()) }],
+                        noncurrent_version_expiration: vec![S3NoncurrentExpiration { noncurrent_days: Val::Int(1) }],
+                        abort_incomplete_multipart_upload: Vec::new(),
+                    },
                     S3LifecycleRule {
                         id: "abort-incomplete-uploads".into(),
                         status: "Enabled".into(),
@@ -163,6 +173,19 @@ impl OutputsBucket {
     pub fn grant_secrets(&self, stack: &mut Stack, role: &Role, key: &Key, actions: &[&str]) -> Result<(), Error> {
         role.grant(stack, Statement::allow("JobSecrets", actions, vec![self.objects(names::bucket::SECRETS_PREFIX)]))?;
         // Writing encrypts with the stack key, reading decrypts; deleting needs neither.
+        if actions.contains(&"s3:PutObject") {
+            key.grant_encrypt_decrypt(stack, role)
+        } else if actions.contains(&"s3:GetObject") {
+            key.grant_decrypt(stack, role)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The warm slots' manifests (`slots/*`): `actions` of them (the process function writes them
+    /// and signs the slots' links; the reconciler checks and deletes what is left).
+    pub fn grant_slots(&self, stack: &mut Stack, role: &Role, key: &Key, actions: &[&str]) -> Result<(), Error> {
+        role.grant(stack, Statement::allow("SlotManifests", actions, vec![self.objects(names::bucket::SLOTS_PREFIX)]))?;
         if actions.contains(&"s3:PutObject") {
             key.grant_encrypt_decrypt(stack, role)
         } else if actions.contains(&"s3:GetObject") {

@@ -186,7 +186,11 @@ impl Network {
                         .with_principal("AWS", anyone())
                         .with_condition("ArnEquals", "aws:PrincipalArn", props.upload_signers.clone()),
                     // A job's secrets: read once through a link, then deleted through another.
-                    Statement::allow("AgentSecrets", &["s3:DeleteObject", "s3:GetObject"], vec![outputs + "/" + names::bucket::SECRETS_PREFIX + "*"])
+                    Statement::allow("AgentSecrets", &["s3:DeleteObject", "s3:GetObject"], vec![outputs.clone() + "/" + names::bucket::SECRETS_PREFIX + "*"])
+                        .with_principal("AWS", anyone())
+                        .with_condition("ArnEquals", "aws:PrincipalArn", props.upload_signers.clone()),
+                    // A warm slot's manifest: polled through a link, deleted through another once read.
+                    Statement::allow("AgentSlots", &["s3:DeleteObject", "s3:GetObject"], vec![outputs + "/" + names::bucket::SLOTS_PREFIX + "*"])
                         .with_principal("AWS", anyone())
                         .with_condition("ArnEquals", "aws:PrincipalArn", props.upload_signers.clone()),
                     // Signed by ECR's own account (layer download links), so no principal of ours

@@ -48,7 +48,7 @@ impl JobTable {
                     // it, so the sweep reads the few overdue jobs instead of scanning the table.
                     // The tenants' counters are in it too (their own partition). Projected: the
                     // options (the timeout in the sweep's message), the tenant and status (the
-                    // recount of the counters) and the counters' counts.
+                    // recount of the counters), the counters' counts and the warm slots' state.
                     DynamodbGsi {
                         name: t::UNFINISHED_INDEX.into(),
                         hash_key: t::UNFINISHED.into(),
@@ -63,6 +63,11 @@ impl JobTable {
                             t::COUNTS_AT.into(),
                             t::MAX_RUNNING.into(),
                             t::MAX_QUEUED.into(),
+                            // The warm slots: the dispatcher looks for idle ones with a task.
+                            t::SLOT_STATE.into(),
+                            t::ECS_TASK_ARN.into(),
+                            t::CLAIMED_BY.into(),
+                            t::HANDED_OVER.into(),
                         ],
                     },
                 ],

@@ -1,0 +1,370 @@
+//! The warm pool: `warm_pool_size` agent tasks started ahead of their jobs, each waiting for
+//! exactly one job and exiting after it, so a job runs about a second after its submit instead
+//! of after Fargate's 30-60 s of provisioning.
+//!
+//! A slot is an item of the jobs table (`slot#<id>`, in the sparse index's `slots` partition by
+//! its idle deadline) and a task started by `pool<id>`, whose environment carries only pre-signed
+//! links to its manifest's place (`slots/<id>/manifest.json`): a GET the agent polls and a DELETE
+//! it uses once it has read it. The container holds no AWS credentials, as a cold task.
+//!
+//! - Dispatch (the process function): a claimed job takes an idle slot by a conditional write
+//!   (`IDLE` -> `CLAIMED` by this job), records it on the job (only if the job has none: one slot
+//!   per job under concurrent deliveries; the loser gives its slot back), writes the job's manifest
+//!   at the slot's place and moves the job to RUNNING. No idle slot: the cold path, as before.
+//! - A slot's end (the reconciler, on its task's STOPPED event): its job's manifest still there
+//!   means the job was never taken, and it goes back to the queue (a new message); otherwise the
+//!   job ends as a cold task's would. Either way the slot is retired and the pool refilled.
+//! - Refill (the process function, asked by a `{"pool": "refill"}` message, which the reconciler
+//!   sends when a slot ends and on every sweep, and after each claim): starts the slots the pool
+//!   lacks. An idle slot leaves by itself at its deadline (15 min, before its links expire).
+
+use crate::aws::{attr_n, attr_s, AwsError, RunOutcome, RunRequest};
+use crate::model::{Job, TaskId};
+use crate::time::rfc3339;
+use crate::App;
+use aws_sdk_dynamodb::types::AttributeValue;
+use names::pool::{self as p, SlotState};
+use names::{table as t, JobStatus};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A slot as its item holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub id: String,
+    pub state: SlotState,
+    pub task_arn: Option<String>,
+    pub claimed_by: Option<String>,
+    /// Epoch seconds: when it stops waiting.
+    pub deadline: i64,
+    pub handed_over: bool,
+}
+
+fn slot_from(m: &HashMap<String, AttributeValue>) -> Option<Slot> {
+    let gs = |k: &str| m.get(k).and_then(|v| v.as_s().ok()).cloned();
+    Some(Slot {
+        id: gs(t::TASK_ID)?.strip_prefix(t::SLOT_PREFIX)?.to_owned(),
+        state: SlotState::parse(&gs(t::SLOT_STATE)?)?,
+        task_arn: gs(t::ECS_TASK_ARN),
+        claimed_by: gs(t::CLAIMED_BY),
+        deadline: m.get(t::DEADLINE_AT).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0),
+        handed_over: m.get(t::HANDED_OVER).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+    })
+}
+
+type UpdateResult = Result<
+    aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+    aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>,
+>;
+
+/// An UpdateItem whose condition may refuse it: true when written.
+fn conditional(r: UpdateResult) -> Result<bool, AwsError> {
+    match r {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+        Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e)),
+    }
+}
+
+/// The slot items' calls (`dynamodb:UpdateItem`, `GetItem`, and `Query` of the index).
+impl crate::aws::JobStore {
+    fn slot_update(&self, slot_id: &str, expression: &str) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client.update_item().table_name(&self.table).key(t::TASK_ID, attr_s(t::slot_key(slot_id))).update_expression(expression)
+    }
+
+    /// A new idle slot (only if no item has its key).
+    pub async fn create_slot(&self, slot_id: &str, deadline: i64) -> Result<bool, AwsError> {
+        let r = self
+            .slot_update(slot_id, "SET #st = :idle, #unf = :slots, #dl = :dl, #ex = :ex, #ca = :now")
+            .condition_expression("attribute_not_exists(#k)")
+            .expression_attribute_names("#k", t::TASK_ID)
+            .expression_attribute_names("#st", t::SLOT_STATE)
+            .expression_attribute_names("#unf", t::UNFINISHED)
+            .expression_attribute_names("#dl", t::DEADLINE_AT)
+            .expression_attribute_names("#ex", t::EXPIRES_AT)
+            .expression_attribute_names("#ca", t::CREATED_AT)
+            .expression_attribute_values(":idle", attr_s(SlotState::Idle.as_str()))
+            .expression_attribute_values(":slots", attr_s(t::SLOTS_PARTITION))
+            .expression_attribute_values(":dl", attr_n(deadline))
+            .expression_attribute_values(":ex", attr_n(self.clock.now_secs() + 86_400))
+            .expression_attribute_values(":now", attr_s(rfc3339(self.clock.now_millis())))
+            .send()
+            .await;
+        Ok(conditional(r)?)
+    }
+
+    /// Records the task a slot runs in.
+    pub async fn set_slot_task(&self, slot_id: &str, task_arn: &str) -> Result<(), AwsError> {
+        self.slot_update(slot_id, "SET #arn = :arn")
+            .expression_attribute_names("#arn", t::ECS_TASK_ARN)
+            .expression_attribute_values(":arn", attr_s(task_arn))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("dynamodb:UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// Every slot of the index (eventually consistent; a claim is a conditional write).
+    pub async fn slots(&self) -> Result<Vec<Slot>, AwsError> {
+        Ok(self.query_unfinished(t::SLOTS_PARTITION).await?.iter().filter_map(slot_from).collect())
+    }
+
+    /// `dynamodb:GetItem` of a slot (consistent).
+    pub async fn slot(&self, slot_id: &str) -> Result<Option<Slot>, AwsError> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(t::TASK_ID, attr_s(t::slot_key(slot_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("dynamodb:GetItem", e))?;
+        Ok(r.item.as_ref().and_then(slot_from))
+    }
+
+    /// Gives the slot to the job: only while it is idle, has its task and is not about to leave.
+    pub async fn claim_slot(&self, slot_id: &str, task_id: &TaskId) -> Result<bool, AwsError> {
+        let r = self
+            .slot_update(slot_id, "SET #st = :claimed, #by = :job")
+            .condition_expression("#st = :idle AND attribute_exists(#arn) AND #dl > :min")
+            .expression_attribute_names("#st", t::SLOT_STATE)
+            .expression_attribute_names("#by", t::CLAIMED_BY)
+            .expression_attribute_names("#arn", t::ECS_TASK_ARN)
+            .expression_attribute_names("#dl", t::DEADLINE_AT)
+            .expression_attribute_values(":claimed", attr_s(SlotState::Claimed.as_str()))
+            .expression_attribute_values(":idle", attr_s(SlotState::Idle.as_str()))
+            .expression_attribute_values(":job", attr_s(task_id.as_str()))
+            .expression_attribute_values(":min", attr_n(self.clock.now_secs() + p::CLAIM_MARGIN_SECONDS))
+            .send()
+            .await;
+        Ok(conditional(r)?)
+    }
+
+    /// A claim given back (the job took another slot meanwhile).
+    pub async fn release_slot(&self, slot_id: &str, task_id: &TaskId) -> Result<(), AwsError> {
+        let r = self
+            .slot_update(slot_id, "SET #st = :idle REMOVE #by")
+            .condition_expression("#by = :job AND #st = :claimed")
+            .expression_attribute_names("#st", t::SLOT_STATE)
+            .expression_attribute_names("#by", t::CLAIMED_BY)
+            .expression_attribute_values(":idle", attr_s(SlotState::Idle.as_str()))
+            .expression_attribute_values(":claimed", attr_s(SlotState::Claimed.as_str()))
+            .expression_attribute_values(":job", attr_s(task_id.as_str()))
+            .send()
+            .await;
+        conditional(r)?;
+        Ok(())
+    }
+
+    /// Marks the job's manifest as written at the slot's place.
+    pub async fn slot_handed_over(&self, slot_id: &str) -> Result<(), AwsError> {
+        self.slot_update(slot_id, "SET #h = :yes")
+            .expression_attribute_names("#h", t::HANDED_OVER)
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("dynamodb:UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// A slot whose task ended: out of the index, kept until its TTL.
+    pub async fn retire_slot(&self, slot_id: &str) -> Result<(), AwsError> {
+        let r = self.slot_update(slot_id, "SET #st = :gone REMOVE #unf")
+            .condition_expression("attribute_exists(#k)")
+            .expression_attribute_names("#k", t::TASK_ID)
+            .expression_attribute_names("#st", t::SLOT_STATE)
+            .expression_attribute_names("#unf", t::UNFINISHED)
+            .expression_attribute_values(":gone", attr_s(SlotState::Gone.as_str()))
+            .send()
+            .await;
+        conditional(r)?;
+        Ok(())
+    }
+
+    /// Records the slot on the job, only if the job (still provisioning) has none: false when
+    /// another delivery recorded one first.
+    pub async fn set_warm_slot(&self, task_id: &TaskId, slot_id: &str) -> Result<bool, AwsError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(t::TASK_ID, attr_s(task_id.as_str()))
+            .update_expression("SET #ws = :slot")
+            .condition_expression("#st = :prov AND attribute_not_exists(#ws)")
+            .expression_attribute_names("#ws", t::WARM_SLOT)
+            .expression_attribute_names("#st", t::STATUS)
+            .expression_attribute_values(":slot", attr_s(slot_id))
+            .expression_attribute_values(":prov", attr_s(JobStatus::Provisioning.as_str()))
+            .send()
+            .await;
+        Ok(conditional(r)?)
+    }
+
+    /// Forgets the job's slot (one that ended before taking it), only if it is still `slot_id`.
+    pub async fn clear_warm_slot(&self, task_id: &TaskId, slot_id: &str) -> Result<(), AwsError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(t::TASK_ID, attr_s(task_id.as_str()))
+            .update_expression("REMOVE #ws")
+            .condition_expression("#ws = :slot")
+            .expression_attribute_names("#ws", t::WARM_SLOT)
+            .expression_attribute_values(":slot", attr_s(slot_id))
+            .send()
+            .await;
+        conditional(r)?;
+        Ok(())
+    }
+}
+
+/// What a dispatch came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dispatch {
+    /// Handed to the slot's task.
+    Warm { slot_id: String, task_arn: String },
+    /// No slot: start a cold task.
+    Cold,
+    /// The job can never start (`Err` of [`crate::process::manifest`]).
+    Invalid(names::job::ErrorCode, String),
+}
+
+/// Hands a claimed (PROVISIONING) job to an idle slot, or says to go cold.
+pub async fn dispatch(app: &App, job: &Job) -> Result<Dispatch, AwsError> {
+    let store = &app.store;
+    let task_id = &job.task_id;
+    let mut recorded = job.warm_slot.clone();
+    let slot = loop {
+        match recorded.take() {
+            // An earlier delivery chose a slot: go on with it while it is this job's.
+            Some(id) => match store.slot(&id).await? {
+                Some(s) if s.state == SlotState::Claimed && s.claimed_by.as_deref() == Some(task_id.as_str()) => break s,
+                _ => {
+                    // It ended before taking the job: forget it and choose again.
+                    store.clear_warm_slot(task_id, &id).await?;
+                }
+            },
+            None => {
+                if app.config.warm_pool_size == 0 {
+                    return Ok(Dispatch::Cold);
+                }
+                let mut idle: Vec<Slot> = store.slots().await?.into_iter().filter(|s| s.state == SlotState::Idle && s.task_arn.is_some()).collect();
+                // The ones closest to leaving first.
+                idle.sort_by_key(|s| s.deadline);
+                let mut claimed = None;
+                for s in idle {
+                    if store.claim_slot(&s.id, task_id).await? {
+                        claimed = Some(s);
+                        break;
+                    }
+                }
+                let Some(s) = claimed else { return Ok(Dispatch::Cold) };
+                if store.set_warm_slot(task_id, &s.id).await? {
+                    break Slot { state: SlotState::Claimed, claimed_by: Some(task_id.as_str().to_owned()), ..s };
+                }
+                // Another delivery of this job recorded a slot first: give this one back and
+                // follow that one (or go cold if the job moved on).
+                store.release_slot(&s.id, task_id).await?;
+                match store.get(task_id).await? {
+                    Some(j) if j.status == JobStatus::Provisioning && j.warm_slot.is_some() => recorded = j.warm_slot,
+                    _ => return Ok(Dispatch::Cold),
+                }
+            }
+        }
+    };
+    let task_arn = slot.task_arn.clone().unwrap_or_default();
+    if !slot.handed_over {
+        let manifest = match crate::process::manifest(app, job).await? {
+            Ok(m) => m,
+            Err((code, why)) => {
+                store.release_slot(&slot.id, task_id).await?;
+                return Ok(Dispatch::Invalid(code, why));
+            }
+        };
+        app.outputs.put_slot_manifest(&slot.id, &manifest).await?;
+        store.slot_handed_over(&slot.id).await?;
+    }
+    Ok(Dispatch::Warm { slot_id: slot.id, task_arn })
+}
+
+/// Starts the slots the pool lacks (idle ones counted); returns how many were started.
+pub async fn refill(app: &App) -> Result<usize, AwsError> {
+    let want = app.config.warm_pool_size as usize;
+    if want == 0 {
+        return Ok(0);
+    }
+    let now = app.clock.now_secs();
+    let idle = app.store.slots().await?.iter().filter(|s| s.state == SlotState::Idle && s.deadline > now + p::CLAIM_MARGIN_SECONDS).count();
+    let mut started = 0;
+    for _ in idle..want {
+        if start_slot(app).await? {
+            started += 1;
+        }
+    }
+    Ok(started)
+}
+
+/// One new slot: its item, its links, its task.
+async fn start_slot(app: &App) -> Result<bool, AwsError> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let deadline = app.clock.now_secs() + p::IDLE_SECONDS;
+    if !app.store.create_slot(&id, deadline).await? {
+        return Ok(false);
+    }
+    let (get, release) = app.outputs.presign_slot(&id, Duration::from_secs(p::LINK_SECONDS)).await?;
+    let env = names::env::agent::SLOT_MANIFEST_URL;
+    let environment = vec![
+        (env.to_owned(), get),
+        (names::env::agent::SLOT_RELEASE_URL.to_owned(), release),
+        (names::env::agent::SLOT_DEADLINE.to_owned(), deadline.to_string()),
+        (names::env::agent::TASK_ID.to_owned(), p::started_by(&id)),
+    ];
+    let req = RunRequest { started_by: p::started_by(&id), tags: vec![(names::ecs::SLOT_TAG, id.clone())], environment };
+    match app.tasks.run(&req).await {
+        Ok(RunOutcome::Started { task_arn }) => {
+            app.store.set_slot_task(&id, &task_arn).await?;
+            tracing::info!(slot = id.as_str(), task_arn = task_arn.as_str(), "warm slot started");
+            Ok(true)
+        }
+        Ok(RunOutcome::Refused { reason }) => {
+            tracing::warn!(slot = id.as_str(), reason = reason.as_str(), "a warm slot could not be started");
+            app.store.retire_slot(&id).await?;
+            Ok(false)
+        }
+        Err(e) => {
+            app.store.retire_slot(&id).await?;
+            Err(e)
+        }
+    }
+}
+
+/// A slot's task stopped (the reconciler): its job ends, or goes back to the queue when it was
+/// never taken; the slot is retired and the pool asked to refill.
+pub async fn slot_stopped(app: &App, slot_id: &str, detail: &names::ecs::TaskStateChange) -> Result<crate::reconcile::Outcome, AwsError> {
+    use crate::reconcile::Outcome;
+    let Some(slot) = app.store.slot(slot_id).await? else { return Ok(Outcome::Ignored("unknown slot")) };
+    let mut outcome = Outcome::Ignored("an idle slot ended");
+    if let Some(job_id) = slot.claimed_by.as_deref().and_then(TaskId::parse) {
+        if slot.handed_over && !app.outputs.slot_manifest_left(slot_id).await? {
+            // Taken: the job ends as a cold task's would.
+            let as_job = names::ecs::TaskStateChange { started_by: Some(job_id.as_str().to_owned()), ..detail.clone() };
+            outcome = crate::reconcile::job_task_change(app, &as_job).await?;
+        } else {
+            // Never taken: back to the queue (not an attempt of the job's).
+            app.outputs.delete_slot_manifest(slot_id).await?;
+            let deadline = app.clock.now_secs() + crate::QUEUE_ALLOWANCE_SECONDS;
+            let back = vec![(t::QUEUED_REASON, attr_s(names::job::QueuedReason::Capacity.as_str())), (t::DEADLINE_AT, attr_n(deadline))];
+            if let Some(queued) = app.store.transition(&job_id, JobStatus::Queued, back).await? {
+                app.store.clear_warm_slot(&job_id, slot_id).await?;
+                app.queue.send(&queued.task_id).await?;
+                tracing::warn!(task_id = job_id.as_str(), slot = slot_id, "a warm slot ended before taking its job; the job is queued again");
+                outcome = Outcome::Applied(JobStatus::Queued);
+            }
+        }
+    }
+    app.store.retire_slot(slot_id).await?;
+    app.queue.send_refill().await?;
+    Ok(outcome)
+}
+

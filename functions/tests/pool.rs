@@ -1,0 +1,223 @@
+//! The warm pool against the emulator: slots started by refill (their tasks run by moto's ECS),
+//! claim races (two jobs for one slot, two slots for one job), a duplicate delivery, a slot that
+//! ends before and after it was claimed (its job back to the queue, or ended as a cold task's),
+//! a slot too close to its deadline (not claimed: the cold path), cancel of a job in a slot, and
+//! the refill after each.
+
+mod common;
+
+use common::*;
+use functions::model::TaskId;
+use functions::pool::{self, Slot};
+use functions::process::{self, Outcome};
+use functions::{reconcile, App};
+use names::ecs::{StopCode, TaskStatus};
+use names::pool::SlotState;
+use names::JobStatus;
+
+/// An app with a pool of `size` over a job queue of its own (refill messages land there).
+async fn pool_app(tenant: &str, size: u32) -> App {
+    let key = format!("key-{tenant}");
+    let mut c = config(&[(key.as_str(), tenant)]);
+    c.warm_pool_size = size;
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    c.queue_url = sqs.create_queue().queue_name(unique("pool")).send().await.unwrap().queue_url.unwrap();
+    // Each test's slots apart from the others': its own table would be cleaner, one prefix is
+    // enough (slots are read from the shared index and filtered by what this test started).
+    app_with(c).await
+}
+
+/// The slots this app's refills started, by id.
+async fn slots_of(app: &App, ids: &[String]) -> Vec<Slot> {
+    let mut out = Vec::new();
+    for id in ids {
+        out.push(app.store.slot(id).await.unwrap().unwrap());
+    }
+    out
+}
+
+/// Fills the pool and returns the new slots' ids (the slots of other tests are not this one's:
+/// the pool counts every idle slot of the table, so each test drains the others' first).
+async fn fill(app: &App) -> Vec<String> {
+    let before: Vec<String> = app.store.slots().await.unwrap().into_iter().map(|s| s.id).collect();
+    // Other tests' idle slots would count toward this pool: take them out of the way.
+    for id in &before {
+        app.store.retire_slot(id).await.unwrap();
+    }
+    pool::refill(app).await.unwrap();
+    app.store.slots().await.unwrap().into_iter().filter(|s| s.state == SlotState::Idle).map(|s| s.id).collect()
+}
+
+async fn job(app: &App, id: &str) -> functions::model::Job {
+    app.store.get(&TaskId::parse(id).unwrap()).await.unwrap().unwrap()
+}
+
+async fn deliver(app: &App, id: &str) -> Outcome {
+    process::message(app, &process::Message { body: Some(&job_message(id)), receive_count: 1 }).await
+}
+
+async fn slot_stopped(app: &App, slot: &Slot, exit: Option<i64>) -> reconcile::Outcome {
+    let ev = task_event(
+        &app.config.cluster_arn,
+        slot.task_arn.as_deref().unwrap(),
+        &names::pool::started_by(&slot.id),
+        TaskStatus::Stopped,
+        container(exit, None),
+        Some(StopCode::EssentialContainerExited),
+    );
+    reconcile::event(app, &ev).await.unwrap()
+}
+
+async fn queued_messages(app: &App) -> Vec<String> {
+    let r = app.queue.client.receive_message().queue_url(&app.queue.url).max_number_of_messages(10).send().await.unwrap();
+    r.messages().iter().map(|m| m.body().unwrap().to_owned()).collect()
+}
+
+/// One test body at a time: the pool counts every idle slot of the shared table.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[tokio::test]
+async fn two_jobs_for_one_slot_one_slot_for_two_deliveries_and_a_duplicate() {
+    let _one = SERIAL.lock().await;
+    let tenant = unique("race");
+    let app = pool_app(&tenant, 1).await;
+    let slots = fill(&app).await;
+    assert_eq!(slots.len(), 1, "refill starts the one slot the pool lacks");
+    let s = &slots_of(&app, &slots).await[0];
+    assert!(s.task_arn.is_some() && s.state == SlotState::Idle, "{s:?}");
+
+    // Two jobs at once, one slot: one warm, the other cold; the slot has exactly one job.
+    let (a, b) = (submit(&app, &tenant, r#"{"query": "a"}"#).await, submit(&app, &tenant, r#"{"query": "b"}"#).await);
+    let (oa, ob) = tokio::join!(deliver(&app, &a), deliver(&app, &b));
+    assert!(matches!(oa, Outcome::Started { .. }) && matches!(ob, Outcome::Started { .. }), "{oa:?} {ob:?}");
+    let (ja, jb) = (job(&app, &a).await, job(&app, &b).await);
+    let warm: Vec<&functions::model::Job> = [&ja, &jb].into_iter().filter(|j| j.warm_slot.is_some()).collect();
+    assert_eq!(warm.len(), 1, "exactly one job in the one slot: {ja:?} {jb:?}");
+    let (w, cold) = if ja.warm_slot.is_some() { (&ja, &jb) } else { (&jb, &ja) };
+    assert_eq!(w.status, JobStatus::Running, "a warm job runs at once");
+    assert_eq!(w.ecs_task_arn, s.task_arn, "its task is the slot's");
+    assert_eq!(cold.status, JobStatus::Provisioned, "the other started a cold task");
+    let claimed = app.store.slot(&s.id).await.unwrap().unwrap();
+    assert_eq!((claimed.state, claimed.claimed_by.as_deref(), claimed.handed_over), (SlotState::Claimed, Some(w.task_id.as_str()), true));
+    let manifest = app.outputs.client.get_object().bucket(&app.config.bucket).key(names::bucket::slot_manifest_key(&s.id)).send().await.unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(manifest["job"]["task_id"], w.task_id.as_str(), "the slot's manifest is its job's");
+    assert!(manifest["uploads"]["screenshot.png"]["url"].is_string());
+    // The claim refilled the pool: a new idle slot waits.
+    assert_eq!(app.store.slots().await.unwrap().iter().filter(|s| s.state == SlotState::Idle).count(), 1);
+
+    // A duplicate delivery of the warm job starts nothing and claims nothing.
+    assert_eq!(deliver(&app, w.task_id.as_str()).await, Outcome::Ignored("duplicate delivery"));
+
+    // One job, two idle slots, two deliveries at once: one slot claimed, the other still idle.
+    let both = fill_to(&app, 2).await;
+    let c = submit(&app, &tenant, r#"{"query": "c"}"#).await;
+    let (o1, o2) = tokio::join!(deliver(&app, &c), deliver(&app, &c));
+    assert!([&o1, &o2].iter().any(|o| matches!(o, Outcome::Started { .. })), "{o1:?} {o2:?}");
+    let jc = job(&app, &c).await;
+    let states: Vec<(SlotState, Option<String>)> = slots_of(&app, &both).await.into_iter().map(|s| (s.state, s.claimed_by)).collect();
+    let claimed: Vec<_> = states.iter().filter(|(st, _)| *st == SlotState::Claimed).collect();
+    assert_eq!(claimed.len(), 1, "one slot per job: {states:?}");
+    assert_eq!(claimed[0].1.as_deref(), Some(c.as_str()));
+    assert_eq!(jc.status, JobStatus::Running);
+    assert!(both.contains(jc.warm_slot.as_ref().unwrap()));
+    assert_eq!(app.store.counter(&tenant).await.unwrap().running, 3, "a, b and c run");
+}
+
+/// Retires every idle slot, then starts `n` (the pool's size set to `n` for it).
+async fn fill_to(app: &App, n: u32) -> Vec<String> {
+    let mut bigger = app.clone();
+    bigger.config.warm_pool_size = n;
+    fill(&bigger).await
+}
+
+#[tokio::test]
+async fn a_slot_that_ends_before_taking_its_job_sends_it_back_and_one_that_took_it_ends_it() {
+    let _one = SERIAL.lock().await;
+    let tenant = unique("crash");
+    let app = pool_app(&tenant, 1).await;
+
+    // An idle slot crashes: retired, and the pool is asked to refill.
+    let idle = fill(&app).await;
+    let s = &slots_of(&app, &idle).await[0];
+    assert_eq!(slot_stopped(&app, s, Some(101)).await, reconcile::Outcome::Ignored("an idle slot ended"));
+    assert_eq!(app.store.slot(&s.id).await.unwrap().unwrap().state, SlotState::Gone);
+    let refill = queued_messages(&app).await;
+    assert!(refill.iter().any(|m| m.contains("refill")), "{refill:?}");
+    assert!(matches!(process::message(&app, &process::Message { body: Some(r#"{"pool": "refill"}"#), receive_count: 1 }).await, Outcome::Refilled(1)));
+
+    // Claimed, then it ends before reading its manifest: the job goes back to the queue.
+    let s = &app.store.slots().await.unwrap().into_iter().find(|s| s.state == SlotState::Idle).unwrap();
+    let id = submit(&app, &tenant, r#"{"query": "lost slot"}"#).await;
+    assert!(matches!(deliver(&app, &id).await, Outcome::Started { .. }));
+    assert_eq!(job(&app, &id).await.warm_slot.as_deref(), Some(s.id.as_str()));
+    let s = app.store.slot(&s.id).await.unwrap().unwrap();
+    assert_eq!(slot_stopped(&app, &s, Some(137)).await, reconcile::Outcome::Applied(JobStatus::Queued));
+    let back = job(&app, &id).await;
+    assert_eq!((back.status, back.warm_slot.as_deref()), (JobStatus::Queued, None), "queued again, its slot forgotten");
+    assert!(queued_messages(&app).await.iter().any(|m| m.contains(&id)), "its message sent again");
+    assert_eq!(app.store.counter(&tenant).await.unwrap().running, 0);
+    assert!(!app.outputs.slot_manifest_left(&s.id).await.unwrap(), "the slot's manifest is removed");
+    // Delivered again: it takes the slot the refill started.
+    process::message(&app, &process::Message { body: Some(r#"{"pool": "refill"}"#), receive_count: 1 }).await;
+    assert!(matches!(deliver(&app, &id).await, Outcome::Started { .. }));
+    let again = job(&app, &id).await;
+    assert_eq!(again.status, JobStatus::Running);
+    let s2 = app.store.slot(again.warm_slot.as_ref().unwrap()).await.unwrap().unwrap();
+    assert_ne!(s2.id, s.id);
+
+    // The agent took it (deleted the manifest) and exited 0: the job completes.
+    app.outputs.delete_slot_manifest(&s2.id).await.unwrap();
+    assert_eq!(slot_stopped(&app, &s2, Some(0)).await, reconcile::Outcome::Applied(JobStatus::Completed));
+    assert_eq!(job(&app, &id).await.status, JobStatus::Completed);
+    assert_eq!(app.store.slot(&s2.id).await.unwrap().unwrap().state, SlotState::Gone);
+    assert_eq!(app.store.counter(&tenant).await.unwrap().running, 0);
+}
+
+#[tokio::test]
+async fn a_slot_about_to_leave_is_not_claimed_and_a_cancel_stops_a_warm_job() {
+    let _one = SERIAL.lock().await;
+    let tenant = unique("aged");
+    let app = pool_app(&tenant, 1).await;
+    let slots = fill(&app).await;
+
+    // Later, its deadline within the claim margin: the job goes cold; the sweep retires it once
+    // past its deadline and asks for a refill.
+    let late = functions::time::Clock::manual(functions::time::now_millis() + (names::pool::IDLE_SECONDS - 30) * 1000);
+    let later = app.clone().with_clock(late.clone());
+    let id = submit(&later, &tenant, r#"{"query": "late"}"#).await;
+    assert!(matches!(deliver(&later, &id).await, Outcome::Started { .. }));
+    let j = job(&app, &id).await;
+    assert_eq!((j.status, j.warm_slot), (JobStatus::Provisioned, None), "cold: the only slot was about to leave");
+    late.advance((30 + reconcile::STALE_SLOT_SECONDS + 1) * 1000);
+    let scheduled = serde_json::json!({"detail-type": reconcile::SCHEDULED_EVENT, "source": "aws.events", "detail": {}});
+    reconcile::event(&later, &scheduled).await.unwrap();
+    assert_eq!(app.store.slot(&slots[0]).await.unwrap().unwrap().state, SlotState::Gone);
+    assert!(queued_messages(&app).await.iter().any(|m| m.contains("refill")));
+
+    // A warm job cancelled: its slot's task is stopped; the slot's end changes nothing more.
+    let fresh = fill(&app).await;
+    let id = submit(&app, &tenant, r#"{"query": "cancel me"}"#).await;
+    assert!(matches!(deliver(&app, &id).await, Outcome::Started { .. }));
+    assert_eq!(job(&app, &id).await.warm_slot.as_deref(), Some(fresh[0].as_str()));
+    let r = call(&app, &request(&tenant, "DELETE", &format!("/jobs/{id}"), "")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let s = app.store.slot(&fresh[0]).await.unwrap().unwrap();
+    let ecs = &app.tasks.client;
+    let described = ecs.describe_tasks().cluster(&app.config.cluster_arn).tasks(s.task_arn.clone().unwrap()).send().await.unwrap();
+    assert_eq!(described.tasks()[0].desired_status(), Some("STOPPED"), "cancel stopped the slot's task");
+    slot_stopped(&app, &s, Some(143)).await;
+    assert_eq!(job(&app, &id).await.status, JobStatus::Cancelled);
+    assert_eq!(app.store.slot(&s.id).await.unwrap().unwrap().state, SlotState::Gone);
+}
+
+#[test]
+fn slot_names_fit_ecs_and_are_never_a_jobs() {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let by = names::pool::started_by(&id);
+    assert_eq!(by.len(), names::ecs::STARTED_BY_MAX);
+    assert_eq!(names::pool::slot_of(&by), Some(id.as_str()));
+    assert!(TaskId::parse(&by).is_none());
+    assert_eq!(names::pool::slot_of("6f1c2b9e-4d3a-4e8f-9a51-0c7d2e6b8f40"), None);
+    assert_eq!(names::pool::slot_of("poolxyz"), None);
+}
