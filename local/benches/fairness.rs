@@ -31,6 +31,7 @@ async fn main() {
         tenant_limits: functions::config::TenantLimits { max_running: MAX_RUNNING, max_queued: 1000, tenants: Default::default() },
         webhook_allow: Vec::new(),
         provisioning_delay: std::time::Duration::ZERO,
+        warm_pool: 0,
         verbose: false,
     })
     .await

@@ -33,6 +33,7 @@ async fn main() {
         tenant_limits: functions::config::TenantLimits { max_running: 50, max_queued: 100_000, tenants: Default::default() },
         webhook_allow: Vec::new(),
         provisioning_delay: std::time::Duration::ZERO,
+        warm_pool: 0,
         verbose: false,
     })
     .await

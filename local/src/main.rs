@@ -66,6 +66,10 @@ struct Cli {
     /// start; 30-60 s in AWS), added to every task: 0 starts them at once.
     #[arg(long, default_value_t = 0.0, value_parser = provisioning_seconds)]
     provisioning_delay: f64,
+    /// Agent tasks kept started and waiting for a job each (Terraform `warm_pool_size`); they run
+    /// beside `--max-tasks`.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
+    warm_pool: u32,
     /// Jobs of one tenant started at once (Terraform `tenant_max_running`).
     #[arg(long, default_value_t = names::defaults::TENANT_MAX_RUNNING, value_parser = clap::value_parser!(u32).range(1..))]
     tenant_max_running: u32,
@@ -168,6 +172,7 @@ async fn main() -> std::process::ExitCode {
         },
         webhook_allow: cli.webhook_allow.clone(),
         provisioning_delay: std::time::Duration::from_secs_f64(cli.provisioning_delay),
+        warm_pool: cli.warm_pool,
         verbose: true,
     };
     let stack = match LocalStack::start(options).await {

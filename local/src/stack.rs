@@ -35,6 +35,8 @@ pub struct Options {
     pub tenant_limits: functions::config::TenantLimits,
     /// Fargate's provisioning time, added to every task before its container starts.
     pub provisioning_delay: Duration,
+    /// Warm slots kept waiting for jobs (`warm_pool_size`); they run beside `max_tasks`.
+    pub warm_pool: u32,
     /// Origins (`host:port`) or networks of this machine webhooks may go to (loopback and
     /// private addresses are otherwise refused, as in AWS).
     pub webhook_allow: Vec<String>,
@@ -96,6 +98,7 @@ impl LocalStack {
         let settings = Settings::new(&o.tenants, &o.api_key_generations, template);
         let (mut config, task_definition) = provision(&o.root, &sdk, &settings).await?;
         config.limits = o.tenant_limits.clone();
+        config.warm_pool_size = o.warm_pool;
         config.webhook_egress = names::egress::EgressPolicy::parse(&o.webhook_allow.join(","))
             .map_err(|e| format!("--webhook-allow: {e}"))?
             .with_any_port();
@@ -123,7 +126,8 @@ impl LocalStack {
                 task_definition,
                 secrets: settings.secrets(),
                 stack_id: std::process::id().to_string(),
-                max_tasks: o.max_tasks,
+                // Slots wait in tasks of their own: they do not take the jobs' places.
+                max_tasks: o.max_tasks + o.warm_pool as usize,
                 scratch: scratch.clone(),
                 // The fixture page's origin (and what --egress-allow adds), nothing else of loopback:
                 // not the emulator, not another agent's chromedriver or DevTools.
@@ -136,6 +140,10 @@ impl LocalStack {
             },
         );
         let runner = tokio::spawn(runner.run(stop_rx.clone()));
+        if o.warm_pool > 0 {
+            say(v, &format!("starting {} warm slots", o.warm_pool));
+            functions::pool::refill(&app).await.map_err(|e| format!("warm pool: {e}"))?;
+        }
 
         say(v, "starting the API gateway");
         let keys: HashMap<String, ApiKey> = settings

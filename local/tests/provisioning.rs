@@ -36,6 +36,7 @@ async fn every_task_waits_the_provisioning_delay_on_its_own_clock() {
         tenant_limits: Default::default(),
         webhook_allow: Vec::new(),
         provisioning_delay: DELAY,
+        warm_pool: 0,
         verbose: false,
     })
     .await

@@ -41,6 +41,7 @@ async fn start(file: &Path) -> LocalStack {
         tenant_limits: Default::default(),
         webhook_allow: Vec::new(),
         provisioning_delay: std::time::Duration::ZERO,
+        warm_pool: 0,
         verbose: false,
     })
     .await
