@@ -10,7 +10,7 @@ export CARGO_TERM_COLOR ?= never
 CARGO_WS := $(CARGO) test --workspace
 
 # Crate fragments add their benchmarks here (agent/agent.mk, functions/functions.mk).
-BENCH_TARGETS := bench-infra bench-local bench-fairness
+BENCH_TARGETS := bench-infra bench-local bench-fairness bench-warm
 
 .PHONY: all gen check test test-tools test-infra bench tools system-packages local e2e deploy destroy rotate-key rotate-key-finish $(BENCH_TARGETS)
 
@@ -95,6 +95,9 @@ bench-local: tools
 # Tenant A's 200-job backlog against tenant B's 5 jobs: B's wait, dispatched fairly and as FIFO would.
 bench-fairness: tools
 	$(CARGO) bench -p local-stack --bench fairness
+
+bench-warm: tools image
+	$(CARGO) bench -p local-stack --bench warm
 
 # Deploying: the steps of README.md's "Deploy", in order. `make -n deploy` prints them.
 # One source for each choice: AWS_REGION is Terraform's aws_region and every AWS CLI call's region

@@ -964,6 +964,14 @@ impl Outputs {
         Ok((get.uri().to_owned(), delete.uri().to_owned()))
     }
 
+    /// Seconds until the credentials this client signs with expire (None: they do not, as
+    /// static keys). A pre-signed link stops working when they do, whatever its own expiry.
+    pub async fn signing_seconds_left(&self) -> Option<u64> {
+        use aws_credential_types::provider::ProvideCredentials;
+        let creds = self.client.config().credentials_provider()?.provide_credentials().await.ok()?;
+        Some(creds.expiry()?.duration_since(std::time::SystemTime::now()).map_or(0, |d| d.as_secs()))
+    }
+
     /// Whether a slot's manifest is still there (`s3:GetObject`, as HeadObject): its agent
     /// deletes it once read, so one left means the job was never taken.
     pub async fn slot_manifest_left(&self, slot_id: &str) -> Result<bool, AwsError> {

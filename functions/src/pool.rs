@@ -305,14 +305,28 @@ pub async fn refill(app: &App) -> Result<usize, AwsError> {
     Ok(started)
 }
 
+/// A slot's (link lifetime, idle seconds) when its links are signed with credentials that have
+/// `credentials_left` seconds to live: links never outlive them, and the slot leaves two minutes
+/// before its links expire. None when too little is left to be worth a slot (the SDK renews
+/// credentials minutes before they expire: the next refill signs with fresh ones).
+pub fn lifetimes(credentials_left: Option<u64>) -> Option<(u64, i64)> {
+    let link = credentials_left.map_or(p::LINK_SECONDS, |left| left.saturating_sub(60).min(p::LINK_SECONDS));
+    let idle = (link as i64 - 120).min(p::IDLE_SECONDS);
+    (idle >= 300).then_some((link, idle))
+}
+
 /// One new slot: its item, its links, its task.
 async fn start_slot(app: &App) -> Result<bool, AwsError> {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let deadline = app.clock.now_secs() + p::IDLE_SECONDS;
+    let Some((link, idle)) = lifetimes(app.outputs.signing_seconds_left().await) else {
+        tracing::info!("the signing credentials expire too soon for a warm slot; the next refill starts it");
+        return Ok(false);
+    };
+    let deadline = app.clock.now_secs() + idle;
     if !app.store.create_slot(&id, deadline).await? {
         return Ok(false);
     }
-    let (get, release) = app.outputs.presign_slot(&id, Duration::from_secs(p::LINK_SECONDS)).await?;
+    let (get, release) = app.outputs.presign_slot(&id, Duration::from_secs(link)).await?;
     let env = names::env::agent::SLOT_MANIFEST_URL;
     let environment = vec![
         (env.to_owned(), get),
@@ -368,3 +382,18 @@ pub async fn slot_stopped(app: &App, slot_id: &str, detail: &names::ecs::TaskSta
     Ok(outcome)
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_never_outlive_the_credentials_that_sign_them() {
+        assert_eq!(lifetimes(None), Some((p::LINK_SECONDS, p::IDLE_SECONDS)), "static keys: the full lifetimes");
+        assert_eq!(lifetimes(Some(12 * 3600)), Some((p::LINK_SECONDS, p::IDLE_SECONDS)));
+        // 10 minutes of credentials left: links of 9, a slot that waits 7.
+        assert_eq!(lifetimes(Some(600)), Some((540, 420)));
+        assert_eq!(lifetimes(Some(400)), None, "too short to be worth a slot");
+        assert_eq!(lifetimes(Some(0)), None);
+    }
+}

@@ -517,6 +517,7 @@ fn tenant_limits_reach_the_functions_and_the_plan_refuses_bad_ones() {
         (vec![("tenants", many.as_str()), ("tenant_limits", many_limits.as_str())], "at most 20 tenants have limits of their own"),
         (vec![("webhook_retry_seconds", "[5, 0]")], "webhook_retry_seconds: at most 20 retries, each a whole number of seconds from 1 to 86400"),
         (vec![("webhook_retry_seconds", "[90000]")], "webhook_retry_seconds: at most 20 retries"),
+        (vec![("warm_pool_size", "101")], "warm_pool_size must be a whole number from 0 to 100."),
     ] {
         let (run, _) = plan_generated(&vars, &[]);
         assert!(!run.ok, "{vars:?} must stop the plan:\n{}", run.output);

@@ -1,0 +1,140 @@
+//! Warm against cold starts through the local stack, in one run: 50 URL jobs submitted one per
+//! second, the agent image run in containers, Fargate's provisioning modelled as a fixed delay on
+//! every task (30 s, the seed's figure). Cold: every job waits for its task. Warm: a pool of slots
+//! (sized to cover the delay of its own refills at this rate) takes them. Reports p50 and p95 of
+//! submit -> RUNNING and submit -> COMPLETED from the jobs' own timestamps, and for cold starts the
+//! control plane's time beside the fixed delay. Not a timed test: it reports figures.
+//! `WARM_BENCH_JOBS`, `WARM_BENCH_DELAY` (seconds) and `WARM_BENCH_POOL` change the run.
+
+use std::time::{Duration, Instant};
+
+use local_stack::runner::AgentCommand;
+use local_stack::stack::{workspace_root, LocalStack, Options};
+use serde_json::{json, Value};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    testenv::netns::enter_or_panic();
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(bench());
+}
+
+struct Figures {
+    running: Vec<i64>,
+    completed: Vec<i64>,
+    warm: usize,
+}
+
+async fn bench() {
+    let jobs = env_or("WARM_BENCH_JOBS", 50) as usize;
+    let delay = Duration::from_secs(env_or("WARM_BENCH_DELAY", 30));
+    // Slots taken at one a second are replaced one delay later: the pool covers that, and more.
+    let pool = env_or("WARM_BENCH_POOL", delay.as_secs() + 4) as u32;
+    println!("bench-warm: {jobs} URL jobs, one a second; Fargate provisioning modelled as {} s on every task", delay.as_secs());
+    let cold = run(jobs, delay, 0).await;
+    let warm = run(jobs, delay, pool).await;
+    let ms = |v: i64| format!("{:.2} s", v as f64 / 1000.0);
+    println!("                      submit -> RUNNING        submit -> COMPLETED");
+    println!("                      p50        p95           p50        p95");
+    for (name, f) in [("cold", &cold), ("warm", &warm)] {
+        println!(
+            "{name:<6} ({:>2} warm)      {:<10} {:<13} {:<10} {}",
+            f.warm,
+            ms(pct(&f.running, 50)),
+            ms(pct(&f.running, 95)),
+            ms(pct(&f.completed, 50)),
+            ms(pct(&f.completed, 95))
+        );
+    }
+    let fixed = delay.as_millis() as i64;
+    println!(
+        "cold, without the fixed {} s: the control plane's own time to RUNNING p50 {}, p95 {} (SQS, dispatch, RunTask, the task event)",
+        delay.as_secs(),
+        ms(pct(&cold.running, 50) - fixed),
+        ms(pct(&cold.running, 95) - fixed)
+    );
+    println!("warm pool of {pool}: {} of {jobs} jobs warm", warm.warm);
+}
+
+fn pct(v: &[i64], p: usize) -> i64 {
+    let mut s = v.to_vec();
+    s.sort_unstable();
+    if s.is_empty() {
+        return 0;
+    }
+    s[((s.len() - 1) * p).div_ceil(100)]
+}
+
+async fn run(jobs: usize, delay: Duration, pool: u32) -> Figures {
+    let podman = testenv::container::Podman::detect().unwrap_or_else(|e| panic!("{e}"));
+    podman.require_image(testenv::container::LOCAL_IMAGE).unwrap_or_else(|e| panic!("{e} (make image builds it)"));
+    let stack = LocalStack::start(Options {
+        root: workspace_root(),
+        api_port: 0,
+        fixture_port: 0,
+        tenants: vec!["bench".into()],
+        api_key_generations: Default::default(),
+        rate_limit: 100_000,
+        burst_limit: 100_000,
+        max_tasks: 4,
+        command: AgentCommand::Container { podman, image: testenv::container::LOCAL_IMAGE.into() },
+        egress_allow: Vec::new(),
+        tenant_secrets: Vec::new(),
+        tenant_limits: functions::config::TenantLimits { max_running: 100, max_queued: 1000, tenants: Default::default() },
+        webhook_allow: Vec::new(),
+        provisioning_delay: delay,
+        warm_pool: pool,
+        verbose: false,
+    })
+    .await
+    .expect("the local stack starts");
+    if pool > 0 {
+        // The pool's slots provisioned and waiting.
+        let started = Instant::now();
+        while stack.launches.lock().unwrap().keys().filter(|k| names::pool::slot_of(k).is_some()).count() < pool as usize {
+            assert!(started.elapsed() < delay + Duration::from_secs(120), "the pool did not fill");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let client = reqwest::Client::new();
+    let url = format!("{}/jobs", stack.api_url);
+    let key = stack.keys[0].1.clone();
+    let mut ids = Vec::new();
+    let t0 = Instant::now();
+    for i in 0..jobs {
+        tokio::time::sleep_until((t0 + Duration::from_secs(i as u64)).into()).await;
+        let page = format!("http://{}/page/{}", stack.fixture, i % 5 + 1);
+        let resp = client.post(&url).header(names::routes::API_KEY_HEADER, &key).json(&json!({"url": page})).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 202);
+        ids.push(resp.json::<Value>().await.unwrap()["task_id"].as_str().unwrap().to_string());
+    }
+    let mut done: Vec<Option<Value>> = vec![None; ids.len()];
+    let deadline = Instant::now() + delay + Duration::from_secs(600);
+    while done.iter().any(Option::is_none) {
+        assert!(Instant::now() < deadline, "jobs did not finish");
+        for (i, id) in ids.iter().enumerate() {
+            if done[i].is_some() {
+                continue;
+            }
+            let job: Value = client.get(format!("{url}/{id}")).header(names::routes::API_KEY_HEADER, &key).send().await.unwrap().json().await.unwrap();
+            match job["status"].as_str().unwrap_or_default() {
+                "COMPLETED" => done[i] = Some(job),
+                "FAILED" | "CANCELLED" => panic!("a job did not complete: {job}"),
+                _ => {}
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let at = |j: &Value, k: &str| functions::time::parse_rfc3339(j[k].as_str().unwrap_or_default()).unwrap_or(0);
+    let jobs: Vec<Value> = done.into_iter().flatten().collect();
+    let figures = Figures {
+        running: jobs.iter().map(|j| at(j, "started_at") - at(j, "created_at")).collect(),
+        completed: jobs.iter().map(|j| at(j, "finished_at") - at(j, "created_at")).collect(),
+        warm: jobs.iter().filter(|j| j["warm_start"] == true).count(),
+    };
+    stack.stop(false).await;
+    figures
+}
