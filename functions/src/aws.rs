@@ -967,8 +967,8 @@ impl Outputs {
     /// Seconds until the credentials this client signs with expire (None: they do not, as
     /// static keys). A pre-signed link stops working when they do, whatever its own expiry.
     pub async fn signing_seconds_left(&self) -> Option<u64> {
-        use aws_credential_types::provider::ProvideCredentials;
-        let creds = self.client.config().credentials_provider()?.provide_credentials().await.ok()?;
+        use aws_sdk_s3::config::ProvideCredentials;
+        let creds = self.credentials.as_ref()?.provide_credentials().await.ok()?;
         Some(creds.expiry()?.duration_since(std::time::SystemTime::now()).map_or(0, |d| d.as_secs()))
     }
 

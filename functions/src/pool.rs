@@ -358,6 +358,10 @@ async fn start_slot(app: &App) -> Result<bool, AwsError> {
 pub async fn slot_stopped(app: &App, slot_id: &str, detail: &names::ecs::TaskStateChange) -> Result<crate::reconcile::Outcome, AwsError> {
     use crate::reconcile::Outcome;
     let Some(slot) = app.store.slot(slot_id).await? else { return Ok(Outcome::Ignored("unknown slot")) };
+    if slot.state == SlotState::Gone {
+        // The same event again, after it was handled (the sweep refills what it missed).
+        return Ok(Outcome::Ignored("a slot already retired"));
+    }
     let mut outcome = Outcome::Ignored("an idle slot ended");
     if let Some(job_id) = slot.claimed_by.as_deref().and_then(TaskId::parse) {
         if slot.handed_over && !app.outputs.slot_manifest_left(slot_id).await? {
@@ -365,16 +369,21 @@ pub async fn slot_stopped(app: &App, slot_id: &str, detail: &names::ecs::TaskSta
             let as_job = names::ecs::TaskStateChange { started_by: Some(job_id.as_str().to_owned()), ..detail.clone() };
             outcome = crate::reconcile::job_task_change(app, &as_job).await?;
         } else {
-            // Never taken: back to the queue (not an attempt of the job's).
-            app.outputs.delete_slot_manifest(slot_id).await?;
+            // Never taken: back to the queue (not an attempt of the job's). Safe to repeat when
+            // the event comes again: a job already queued by an earlier try is sent again (a
+            // duplicate message is ignored), and the manifest goes last, so a retry still sees
+            // that the job was not taken.
             let deadline = app.clock.now_secs() + crate::QUEUE_ALLOWANCE_SECONDS;
             let back = vec![(t::QUEUED_REASON, attr_s(names::job::QueuedReason::Capacity.as_str())), (t::DEADLINE_AT, attr_n(deadline))];
-            if let Some(queued) = app.store.transition(&job_id, JobStatus::Queued, back).await? {
+            let moved = app.store.transition(&job_id, JobStatus::Queued, back).await?.is_some();
+            let queued = moved || app.store.get(&job_id).await?.is_some_and(|j| j.status == JobStatus::Queued && j.warm_slot.as_deref() == Some(slot_id));
+            if queued {
+                app.queue.send(&job_id).await?;
                 app.store.clear_warm_slot(&job_id, slot_id).await?;
-                app.queue.send(&queued.task_id).await?;
                 tracing::warn!(task_id = job_id.as_str(), slot = slot_id, "a warm slot ended before taking its job; the job is queued again");
                 outcome = Outcome::Applied(JobStatus::Queued);
             }
+            app.outputs.delete_slot_manifest(slot_id).await?;
         }
     }
     app.store.retire_slot(slot_id).await?;

@@ -153,6 +153,8 @@ async fn a_slot_that_ends_before_taking_its_job_sends_it_back_and_one_that_took_
     assert_eq!(job(&app, &id).await.warm_slot.as_deref(), Some(s.id.as_str()));
     let s = app.store.slot(&s.id).await.unwrap().unwrap();
     assert_eq!(slot_stopped(&app, &s, Some(137)).await, reconcile::Outcome::Applied(JobStatus::Queued));
+    // The same event again changes nothing (the job stays queued, not failed).
+    assert_eq!(slot_stopped(&app, &s, Some(137)).await, reconcile::Outcome::Ignored("a slot already retired"));
     let back = job(&app, &id).await;
     assert_eq!((back.status, back.warm_slot.as_deref()), (JobStatus::Queued, None), "queued again, its slot forgotten");
     assert!(queued_messages(&app).await.iter().any(|m| m.contains(&id)), "its message sent again");
