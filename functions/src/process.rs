@@ -87,6 +87,9 @@ pub async fn message(app: &App, msg: &Message<'_>) -> Outcome {
 async fn start(app: &App, task_id: &TaskId, receive_count: u32) -> Result<Outcome, AwsError> {
     let store = &app.store;
     let Some(job) = store.get(task_id).await? else { return Ok(Outcome::Ignored("unknown job")) };
+    // Only a job claimed now may take a warm slot (or one that already chose its slot): an
+    // earlier attempt may have started its cold task, which the same clientToken finds again.
+    let fresh = job.status == JobStatus::Queued;
     let job = match job.status {
         JobStatus::Queued => {
             let deadline = app.clock.now_secs() + crate::PROVISIONING_ALLOWANCE_SECONDS + i64::from(job.options.timeout_seconds);
@@ -113,7 +116,8 @@ async fn start(app: &App, task_id: &TaskId, receive_count: u32) -> Result<Outcom
     let last_attempt = receive_count >= app.config.max_attempts;
 
     // A waiting warm slot takes it, when there is one.
-    match crate::pool::dispatch(app, &job).await? {
+    let dispatched = if fresh || job.warm_slot.is_some() { crate::pool::dispatch(app, &job).await? } else { crate::pool::Dispatch::Cold };
+    match dispatched {
         crate::pool::Dispatch::Warm { slot_id, task_arn } => return warm(app, &job, &slot_id, task_arn).await,
         crate::pool::Dispatch::Invalid(code, why) => return fail(app, task_id, code, &why).await,
         crate::pool::Dispatch::Cold => {}

@@ -108,6 +108,13 @@ async fn two_jobs_for_one_slot_one_slot_for_two_deliveries_and_a_duplicate() {
 
     // A duplicate delivery of the warm job starts nothing and claims nothing.
     assert_eq!(deliver(&app, w.task_id.as_str()).await, Outcome::Ignored("duplicate delivery"));
+    // A job left PROVISIONING by an attempt that may have started its cold task is retried cold
+    // (RunTask's clientToken finds that task), never given a slot as well.
+    let d = submit(&app, &tenant, r#"{"query": "d"}"#).await;
+    app.store.transition(&TaskId::parse(&d).unwrap(), JobStatus::Provisioning, vec![]).await.unwrap();
+    assert!(matches!(deliver(&app, &d).await, Outcome::Started { .. }));
+    assert_eq!(job(&app, &d).await.warm_slot, None, "not warm: {:?}", job(&app, &d).await);
+    assert_eq!(app.store.slots().await.unwrap().iter().filter(|s| s.state == SlotState::Idle).count(), 1, "the idle slot is still idle");
 
     // One job, two idle slots, two deliveries at once: one slot claimed, the other still idle.
     let both = fill_to(&app, 2).await;
@@ -121,7 +128,7 @@ async fn two_jobs_for_one_slot_one_slot_for_two_deliveries_and_a_duplicate() {
     assert_eq!(claimed[0].1.as_deref(), Some(c.as_str()));
     assert_eq!(jc.status, JobStatus::Running);
     assert!(both.contains(jc.warm_slot.as_ref().unwrap()));
-    assert_eq!(app.store.counter(&tenant).await.unwrap().running, 3, "a, b and c run");
+    assert_eq!(app.store.counter(&tenant).await.unwrap().running, 4, "a, b, c and d run");
 }
 
 /// Retires every idle slot, then starts `n` (the pool's size set to `n` for it).
