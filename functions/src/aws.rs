@@ -60,6 +60,20 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+type UpdateResult = Result<
+    aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+    aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>,
+>;
+
+/// An UpdateItem whose condition may refuse it: true when written, false when refused.
+pub(crate) fn written(r: UpdateResult) -> Result<bool, AwsError> {
+    match r {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+        Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e)),
+    }
+}
+
 /// The attributes a status change writes besides `status` and `updated_at`.
 pub type Updates = Vec<(&'static str, AttributeValue)>;
 
@@ -747,11 +761,8 @@ impl JobStore {
             .expression_attribute_values(":pending", s(names::webhook::State::Pending.as_str()))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e)),
-        }
+        // Refused: marked already (the sweep and the finishing function both got there).
+        written(r).map(|_| ())
     }
 
     /// Finished jobs whose webhook event was not queued by `now` (epoch seconds): the sparse
@@ -785,11 +796,7 @@ impl JobStore {
             .expression_attribute_values(":r", n(round))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e)),
-        }
+        written(r)
     }
 
     /// Starts a new round of delivery of a finished job's event (`dynamodb:UpdateItem`, only

@@ -18,7 +18,7 @@
 //!   sends when a slot ends and on every sweep, and after each claim): starts the slots the pool
 //!   lacks. An idle slot leaves by itself at its deadline (15 min, before its links expire).
 
-use crate::aws::{attr_n, attr_s, AwsError, RunOutcome, RunRequest};
+use crate::aws::{attr_n, attr_s, written as conditional, AwsError, RunOutcome, RunRequest};
 use crate::model::{Job, TaskId};
 use crate::time::rfc3339;
 use crate::App;
@@ -50,20 +50,6 @@ fn slot_from(m: &HashMap<String, AttributeValue>) -> Option<Slot> {
         deadline: m.get(t::DEADLINE_AT).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0),
         handed_over: m.get(t::HANDED_OVER).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
     })
-}
-
-type UpdateResult = Result<
-    aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
-    aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>,
->;
-
-/// An UpdateItem whose condition may refuse it: true when written.
-fn conditional(r: UpdateResult) -> Result<bool, AwsError> {
-    match r {
-        Ok(_) => Ok(true),
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-        Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e)),
-    }
 }
 
 /// The slot items' calls (`dynamodb:UpdateItem`, `GetItem`, and `Query` of the index).

@@ -134,15 +134,7 @@ async fn handlers_call_exactly_what_their_roles_allow() {
     let task_arn = task_arn.expect("process recorded the task");
     // A script typing a tenant secret (read from SSM, written for its agent), and one naming a
     // secret the tenant lacks (failed, its secrets object deleted).
-    aws_sdk_ssm::Client::new(&sdk().await)
-        .put_parameter()
-        .name(names::ssm::tenant_secret(&config.tenant_secrets_path, &tenant, "pw"))
-        .value("contract-secret")
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap();
+    put_secure(&names::ssm::tenant_secret(&config.tenant_secrets_path, &tenant, "pw"), "contract-secret").await;
     let script = |secret: &str| format!(r#"{{"steps": [{{"action": "goto", "url": "https://example.org/"}}, {{"action": "type", "selector": "input", "secret": "{secret}"}}], {hook}}}"#);
     let scripted = common::submit(&base, &tenant, &script("pw")).await;
     let missing = common::submit(&base, &tenant, &script("nope")).await;
@@ -208,15 +200,7 @@ async fn handlers_call_exactly_what_their_roles_allow() {
 
     // webhook: the cancelled job's event (its tenant's secret read, the attempt refused and
     // recorded, the retry queued), then a redelivery through the submit function.
-    aws_sdk_ssm::Client::new(&sdk().await)
-        .put_parameter()
-        .name(names::ssm::webhook_secret(&config.webhook_secrets_path, &tenant))
-        .value("whsec_Y29udHJhY3Q=")
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap();
+    put_secure(&names::ssm::webhook_secret(&config.webhook_secrets_path, &tenant), "whsec_Y29udHJhY3Q=").await;
     let deliverer = recording_app(Function::Webhook, config.clone(), &rec(Function::Webhook)).await;
     let delivery = json!({"task_id": id, "round": 0, "attempt": 1}).to_string();
     let resp = functions::webhook::batch(&deliverer, sqs_event(&[(&delivery, 1)])).await;

@@ -584,16 +584,7 @@ fn query_param(url: &str, name: &str) -> Option<String> {
 
 /// Puts a tenant secret into SSM as an operator would (`aws ssm put-parameter --type SecureString`).
 async fn put_secret(app: &App, tenant: &str, name: &str, value: &str) {
-    let client = aws_sdk_ssm::Client::new(&sdk().await);
-    client
-        .put_parameter()
-        .name(names::ssm::tenant_secret(&app.config.tenant_secrets_path, tenant, name))
-        .value(value)
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap();
+    put_secure(&names::ssm::tenant_secret(&app.config.tenant_secrets_path, tenant, name), value).await;
 }
 
 fn login_steps(secret: &str) -> Value {

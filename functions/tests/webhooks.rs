@@ -43,15 +43,7 @@ async fn hook_app(tenant: &str, strict: bool) -> App {
 }
 
 async fn put_signing_secret(app: &App, tenant: &str, value: &str) {
-    aws_sdk_ssm::Client::new(&sdk().await)
-        .put_parameter()
-        .name(names::ssm::webhook_secret(&app.config.webhook_secrets_path, tenant))
-        .value(value)
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap();
+    put_secure(&names::ssm::webhook_secret(&app.config.webhook_secrets_path, tenant), value).await;
 }
 
 /// The event source: receives the app's webhook messages (delays and all), delivers each, deletes

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use local_stack::runner::AgentCommand;
-use local_stack::stack::{workspace_root, LocalStack, Options};
+use local_stack::stack::{LocalStack, Options};
 use serde_json::{json, Value};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -70,30 +70,20 @@ fn pct(v: &[i64], p: usize) -> i64 {
 async fn run(jobs: usize, delay: Duration, pool: u32) -> Figures {
     let podman = testenv::container::Podman::detect().unwrap_or_else(|e| panic!("{e}"));
     podman.require_image(testenv::container::LOCAL_IMAGE).unwrap_or_else(|e| panic!("{e} (make image builds it)"));
+    let command = AgentCommand::Container { podman, image: testenv::container::LOCAL_IMAGE.into() };
     let stack = LocalStack::start(Options {
-        root: workspace_root(),
-        api_port: 0,
-        fixture_port: 0,
-        tenants: vec!["bench".into()],
-        api_key_generations: Default::default(),
-        rate_limit: 100_000,
-        burst_limit: 100_000,
         max_tasks: 4,
-        command: AgentCommand::Container { podman, image: testenv::container::LOCAL_IMAGE.into() },
-        egress_allow: Vec::new(),
-        tenant_secrets: Vec::new(),
         tenant_limits: functions::config::TenantLimits { max_running: 100, max_queued: 1000, tenants: Default::default() },
-        webhook_allow: Vec::new(),
         provisioning_delay: delay,
         warm_pool: pool,
-        verbose: false,
+        ..Options::quiet(&["bench"], command)
     })
     .await
     .expect("the local stack starts");
     if pool > 0 {
         // The pool's slots provisioned and waiting.
         let started = Instant::now();
-        while stack.launches.lock().unwrap().keys().filter(|k| names::pool::slot_of(k).is_some()).count() < pool as usize {
+        while stack.slots_launched() < pool as usize {
             assert!(started.elapsed() < delay + Duration::from_secs(120), "the pool did not fill");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

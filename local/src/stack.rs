@@ -44,6 +44,31 @@ pub struct Options {
     pub verbose: bool,
 }
 
+impl Options {
+    /// A quiet stack for tests and benchmarks: free ports, no limits to speak of, no pool, no
+    /// provisioning delay; change what a test needs with `..`.
+    pub fn quiet(tenants: &[&str], command: AgentCommand) -> Options {
+        Options {
+            root: workspace_root(),
+            api_port: 0,
+            fixture_port: 0,
+            tenants: tenants.iter().map(|t| t.to_string()).collect(),
+            api_key_generations: Default::default(),
+            rate_limit: 100_000,
+            burst_limit: 100_000,
+            max_tasks: 2,
+            command,
+            egress_allow: Vec::new(),
+            tenant_secrets: Vec::new(),
+            tenant_limits: Default::default(),
+            provisioning_delay: Duration::ZERO,
+            warm_pool: 0,
+            webhook_allow: Vec::new(),
+            verbose: false,
+        }
+    }
+}
+
 pub struct LocalStack {
     pub api_url: String,
     pub fixture: SocketAddr,
@@ -171,6 +196,11 @@ impl LocalStack {
             scratch,
             launches,
         })
+    }
+
+    /// Warm slots' tasks started so far.
+    pub fn slots_launched(&self) -> usize {
+        self.launches.lock().map(|l| l.keys().filter(|k| names::pool::slot_of(k).is_some()).count()).unwrap_or(0)
     }
 
     /// Stops the agents (SIGTERM, then SIGKILL), the servers and the emulator.

@@ -6,39 +6,20 @@
 use std::time::{Duration, Instant};
 
 use local_stack::runner::AgentCommand;
-use local_stack::stack::{workspace_root, LocalStack, Options};
+use local_stack::stack::{LocalStack, Options};
 use serde_json::{json, Value};
 
 const DELAY: Duration = Duration::from_secs(3);
 
+mod support;
+
 async fn call(stack: &LocalStack, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-    let mut req = reqwest::Client::new().request(method, format!("{}{path}", stack.api_url)).header("x-api-key", &stack.keys[0].1);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    req.send().await.unwrap().json().await.unwrap()
+    support::call(stack, method, path, &stack.keys[0].1, body).await.1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_task_waits_the_provisioning_delay_on_its_own_clock() {
-    let stack = LocalStack::start(Options {
-        root: workspace_root(),
-        api_port: 0,
-        fixture_port: 0,
-        tenants: vec!["acme".into()],
-        api_key_generations: Default::default(),
-        rate_limit: 1000,
-        burst_limit: 1000,
-        max_tasks: 4,
-        command: AgentCommand::Trivial("true".into()),
-        egress_allow: Vec::new(),
-        tenant_secrets: Vec::new(),
-        tenant_limits: Default::default(),
-        webhook_allow: Vec::new(),
-        provisioning_delay: DELAY,
-        warm_pool: 0,
-        verbose: false,
-    })
+    let stack = LocalStack::start(Options { max_tasks: 4, provisioning_delay: DELAY, ..Options::quiet(&["acme"], AgentCommand::Trivial("true".into())) })
     .await
     .expect("the local stack starts");
     let mut ids = Vec::new();

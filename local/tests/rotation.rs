@@ -24,39 +24,14 @@ fn text(b: &[u8]) -> String {
 }
 
 async fn start(file: &Path) -> LocalStack {
-    let tenants = vec![TENANT.to_string(), OTHER.to_string()];
-    let generations = read_generations(file, &tenants).expect("the file the script wrote");
-    LocalStack::start(Options {
-        root: workspace_root(),
-        api_port: 0,
-        fixture_port: 0,
-        tenants,
-        api_key_generations: generations,
-        rate_limit: 1000,
-        burst_limit: 1000,
-        max_tasks: 2,
-        command: AgentCommand::Trivial("true".into()),
-        egress_allow: Vec::new(),
-        tenant_secrets: Vec::new(),
-        tenant_limits: Default::default(),
-        webhook_allow: Vec::new(),
-        provisioning_delay: std::time::Duration::ZERO,
-        warm_pool: 0,
-        verbose: false,
-    })
+    let generations = read_generations(file, &[TENANT.to_string(), OTHER.to_string()]).expect("the file the script wrote");
+    LocalStack::start(Options { api_key_generations: generations, ..Options::quiet(&[TENANT, OTHER], AgentCommand::Trivial("true".into())) })
     .await
     .expect("the local stack starts")
 }
 
-async fn call(stack: &LocalStack, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = reqwest::Client::new().request(method, format!("{}{path}", stack.api_url)).header("x-api-key", key);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
+mod support;
+use support::call;
 
 fn keys_of<'a>(stack: &'a LocalStack, tenant: &str) -> Vec<&'a str> {
     stack.keys.iter().filter(|(t, _)| t == tenant).map(|(_, k)| k.as_str()).collect()

@@ -6,21 +6,15 @@
 use std::time::{Duration, Instant};
 
 use local_stack::runner::AgentCommand;
-use local_stack::stack::{workspace_root, LocalStack, Options};
+use local_stack::stack::{LocalStack, Options};
 use serde_json::{json, Value};
 
 const PROVISIONING: Duration = Duration::from_secs(5);
 
-async fn call(stack: &LocalStack, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-    let mut req = reqwest::Client::new().request(method, format!("{}{path}", stack.api_url)).header("x-api-key", &stack.keys[0].1);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    req.send().await.unwrap().json().await.unwrap()
-}
+mod support;
 
-fn slots_launched(stack: &LocalStack) -> usize {
-    stack.launches.lock().unwrap().keys().filter(|k| names::pool::slot_of(k).is_some()).count()
+async fn call(stack: &LocalStack, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    support::call(stack, method, path, &stack.keys[0].1, body).await.1
 }
 
 #[test]
@@ -32,29 +26,13 @@ fn a_job_runs_in_a_waiting_slot_long_before_a_cold_task_could_start() {
 async fn warm_start() {
     let podman = testenv::container::Podman::detect().unwrap_or_else(|e| panic!("{e}"));
     podman.require_image(testenv::container::LOCAL_IMAGE).unwrap_or_else(|e| panic!("{e} (make image builds it)"));
-    let stack = LocalStack::start(Options {
-        root: workspace_root(),
-        api_port: 0,
-        fixture_port: 0,
-        tenants: vec!["acme".into()],
-        api_key_generations: Default::default(),
-        rate_limit: 1000,
-        burst_limit: 1000,
-        max_tasks: 2,
-        command: AgentCommand::Container { podman, image: testenv::container::LOCAL_IMAGE.into() },
-        egress_allow: Vec::new(),
-        tenant_secrets: Vec::new(),
-        tenant_limits: Default::default(),
-        webhook_allow: Vec::new(),
-        provisioning_delay: PROVISIONING,
-        warm_pool: 1,
-        verbose: false,
-    })
+    let command = AgentCommand::Container { podman, image: testenv::container::LOCAL_IMAGE.into() };
+    let stack = LocalStack::start(Options { provisioning_delay: PROVISIONING, warm_pool: 1, ..Options::quiet(&["acme"], command) })
     .await
     .expect("the local stack starts");
     // The slot is provisioned like any task, then waits.
     let started = Instant::now();
-    while slots_launched(&stack) < 1 {
+    while stack.slots_launched() < 1 {
         assert!(started.elapsed() < Duration::from_secs(60), "the warm slot never started");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -84,7 +62,7 @@ async fn warm_start() {
     println!("warm: submit -> RUNNING {} ms, -> COMPLETED {} ms (provisioning {} s)", running_after.as_millis(), submitted.elapsed().as_millis(), PROVISIONING.as_secs());
     // The pool is refilled: a second slot was started.
     let refill = Instant::now();
-    while slots_launched(&stack) < 2 {
+    while stack.slots_launched() < 2 {
         assert!(refill.elapsed() < Duration::from_secs(60), "the pool was not refilled");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

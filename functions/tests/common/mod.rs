@@ -287,3 +287,16 @@ pub async fn make_overdue(app: &App, id: &str) {
         .await
         .unwrap();
 }
+
+/// A SecureString in SSM, as an operator puts it (`aws ssm put-parameter --type SecureString`).
+pub async fn put_secure(name: &str, value: &str) {
+    aws_sdk_ssm::Client::new(&sdk().await)
+        .put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+}

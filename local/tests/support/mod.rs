@@ -1,0 +1,16 @@
+//! What the local stack's tests share: one API call as a client makes it.
+#![allow(dead_code)]
+
+use local_stack::stack::LocalStack;
+use serde_json::Value;
+
+/// `method path` with `key`, a JSON body if given: the status and the JSON answer (Null if none).
+pub async fn call(stack: &LocalStack, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = reqwest::Client::new().request(method, format!("{}{path}", stack.api_url)).header(names::routes::API_KEY_HEADER, key);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
