@@ -146,14 +146,7 @@ impl Browser {
             .await
             .map_err(|e| format!("Browser.getVersion: {e}"))?;
         browser.version = v["product"].as_str().unwrap_or_default().to_string();
-        let Viewport { width, height } = cfg.viewport;
-        browser
-            .cdp(
-                "Emulation.setDeviceMetricsOverride",
-                json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false }),
-            )
-            .await
-            .map_err(|e| format!("setting the viewport: {e}"))?;
+        browser.set_viewport(cfg.viewport).await?;
         browser
             .cdp(
                 "Page.addScriptToEvaluateOnNewDocument",
@@ -166,6 +159,18 @@ impl Browser {
             json!({ "version": browser.version, "ms": started.elapsed().as_millis() as u64 }),
         );
         Ok(browser)
+    }
+
+    /// The page's viewport (a warm slot's browser, started before its job, gets the job's here).
+    pub async fn set_viewport(&self, viewport: Viewport) -> Result<(), String> {
+        let Viewport { width, height } = viewport;
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false }),
+        )
+        .await
+        .map(drop)
+        .map_err(|e| format!("setting the viewport: {e}"))
     }
 
     pub async fn cdp(

@@ -50,6 +50,45 @@ pub fn task_id_hint(get: &dyn Fn(&str) -> Option<String>) -> String {
     get(env::TASK_ID).unwrap_or_default()
 }
 
+/// The part of the configuration the environment alone gives: known before any job, so a warm
+/// slot starts its egress guard and browser with it while it waits.
+#[derive(Clone, Debug)]
+pub struct Runtime {
+    pub egress: EgressPolicy,
+    pub chromium: PathBuf,
+    pub chromedriver: PathBuf,
+    pub scratch: PathBuf,
+}
+
+/// The environment's part of the configuration, validated.
+pub fn runtime_from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<Runtime, String> {
+    let allow = get(env::EGRESS_ALLOW).unwrap_or_default();
+    if !allow.trim().is_empty() && get(env::ECS_METADATA).is_some() {
+        // The allow-list opens private addresses for tests and local mode; in AWS nothing may.
+        return Err(format!("{} is set, but this is an ECS task ({} is set): refused", env::EGRESS_ALLOW, env::ECS_METADATA));
+    }
+    let mut egress = EgressPolicy::parse(&allow).map_err(|e| format!("{}: {e}", env::EGRESS_ALLOW))?;
+    if let Some(ports) = get(env::EGRESS_PORTS).filter(|p| !p.trim().is_empty()) {
+        egress = egress.with_ports(&ports).map_err(|e| format!("{}: {e}", env::EGRESS_PORTS))?;
+    }
+    let path = |name: &str, default: &str| {
+        PathBuf::from(
+            get(name)
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| default.to_string()),
+        )
+    };
+    Ok(Runtime {
+        egress,
+        chromium: path(env::CHROMIUM_PATH, DEFAULT_CHROMIUM),
+        chromedriver: path(env::CHROMEDRIVER_PATH, DEFAULT_CHROMEDRIVER),
+        scratch: get(env::SCRATCH_DIR)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir),
+    })
+}
+
 /// The job of the manifest (`job`), checked by the API's rules, and the rest of the
 /// configuration from the environment.
 pub fn from_env(get: &dyn Fn(&str) -> Option<String>, job: &serde_json::Value) -> Result<Config, String> {
@@ -68,34 +107,16 @@ pub fn from_env(get: &dyn Fn(&str) -> Option<String>, job: &serde_json::Value) -
         job::ValidTarget::Url(url) => Some(Target::Page { url }),
         job::ValidTarget::Steps => None,
     };
-    let allow = get(env::EGRESS_ALLOW).unwrap_or_default();
-    if !allow.trim().is_empty() && get(env::ECS_METADATA).is_some() {
-        // The allow-list opens private addresses for tests and local mode; in AWS nothing may.
-        return Err(format!("{} is set, but this is an ECS task ({} is set): refused", env::EGRESS_ALLOW, env::ECS_METADATA));
-    }
-    let mut egress = EgressPolicy::parse(&allow).map_err(|e| format!("{}: {e}", env::EGRESS_ALLOW))?;
-    if let Some(ports) = get(env::EGRESS_PORTS).filter(|p| !p.trim().is_empty()) {
-        egress = egress.with_ports(&ports).map_err(|e| format!("{}: {e}", env::EGRESS_PORTS))?;
-    }
-    let path = |name: &str, default: &str| {
-        PathBuf::from(
-            get(name)
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| default.to_string()),
-        )
-    };
+    let Runtime { egress, chromium, chromedriver, scratch } = runtime_from_env(get)?;
     Ok(Config {
         task_id: spec.task_id,
         target,
         steps: spec.steps,
         options,
         egress,
-        chromium: path(env::CHROMIUM_PATH, DEFAULT_CHROMIUM),
-        chromedriver: path(env::CHROMEDRIVER_PATH, DEFAULT_CHROMEDRIVER),
-        scratch: get(env::SCRATCH_DIR)
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir),
+        chromium,
+        chromedriver,
+        scratch,
     })
 }
 

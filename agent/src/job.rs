@@ -49,6 +49,9 @@ pub struct Ctx {
     pub artifacts: Mutex<Artifacts>,
     /// The tenant secrets the job's steps may type, by name.
     pub secrets: std::collections::BTreeMap<String, String>,
+    /// A warm slot's browser, started before the job arrived (behind this job's guard, in its
+    /// run directory); the job takes it instead of launching one.
+    pub warm: Mutex<Option<Browser>>,
 }
 
 impl Ctx {
@@ -86,38 +89,26 @@ pub async fn run(ctx: Arc<Ctx>) -> Result<(), AgentError> {
     let started = Instant::now();
     let cfg = &ctx.config;
     ctx.enter(Stage::Launch);
-    let browser_cfg = BrowserConfig {
-        chromium: &cfg.chromium,
-        chromedriver: &cfg.chromedriver,
-        scratch: &ctx.run_dir,
-        proxy: ctx.guard.addr,
-        viewport: cfg.options.viewport,
-    };
-    // One retry: a Chromium that dies while starting is rare and rarely dies twice.
-    let mut attempt = 1;
-    let browser = loop {
-        let launched = timeout_at(
-            ctx.step_deadline(Duration::from_secs(45)),
-            Browser::launch(&browser_cfg, &ctx.log),
-        )
-        .await
-        .map_err(|_| AgentError::BrowserStart("Chromium did not start in time".into()))
-        .and_then(|r| r.map_err(AgentError::BrowserStart));
-        match launched {
-            Ok(b) => break b,
-            Err(e)
-                if attempt == 1
-                    && ctx.work_deadline > tokio::time::Instant::now() + Duration::from_secs(5) =>
-            {
-                ctx.log.warn(
-                    "browser start failed; retrying",
-                    json!({ "error": e.to_string() }),
-                );
-                crate::browser::kill_descendants();
-                attempt += 1;
+    let warm = ctx.warm.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let (browser, warm) = match warm {
+        Some(b) => {
+            let resized = timeout_at(ctx.step_deadline(WARM_CHECK), b.set_viewport(cfg.options.viewport))
+                .await
+                .unwrap_or_else(|_| Err("no answer".to_string()));
+            match resized {
+                Ok(()) => {
+                    ctx.log.info("the slot's browser takes the job", json!({ "version": b.version }));
+                    (b, true)
+                }
+                // Chromium died (or hangs) while the slot waited: a new one, as a cold task starts it.
+                Err(error) => {
+                    ctx.log.warn("the slot's browser cannot take the job; starting a new one", json!({ "error": error }));
+                    drop(b);
+                    (launch(&ctx).await?, false)
+                }
             }
-            Err(e) => return Err(e),
         }
+        None => (launch(&ctx).await?, false),
     };
     let launch_ms = started.elapsed().as_millis() as u64;
 
@@ -138,7 +129,7 @@ pub async fn run(ctx: Arc<Ctx>) -> Result<(), AgentError> {
     let steps_ms = steps_started.elapsed().as_millis() as u64;
     // The page as the job (or its failing step) left it; after a failure, best effort and brief,
     // and the step's error is the job's.
-    let timings = json!({ "browser_start": launch_ms, "navigate": navigate_ms, "steps": steps_ms });
+    let timings = json!({ "browser_start": launch_ms, "warm_browser": warm, "navigate": navigate_ms, "steps": steps_ms });
     match steps {
         Ok(()) => {
             ctx.enter(Stage::Capture);
@@ -155,6 +146,41 @@ pub async fn run(ctx: Arc<Ctx>) -> Result<(), AgentError> {
     drop(browser);
     Ok(())
 }
+
+/// How long a warm slot's browser may take to answer before the job starts a new one.
+const WARM_CHECK: Duration = Duration::from_secs(5);
+
+/// Starts Chromium and chromedriver for the job (once more if the first Chromium dies starting).
+async fn launch(ctx: &Ctx) -> Result<Browser, AgentError> {
+    let cfg = &ctx.config;
+    let browser_cfg = BrowserConfig {
+        chromium: &cfg.chromium,
+        chromedriver: &cfg.chromedriver,
+        scratch: &ctx.run_dir,
+        proxy: ctx.guard.addr,
+        viewport: cfg.options.viewport,
+    };
+    // One retry: a Chromium that dies while starting is rare and rarely dies twice.
+    let mut attempt = 1;
+    loop {
+        let launched = timeout_at(ctx.step_deadline(LAUNCH_CAP), Browser::launch(&browser_cfg, &ctx.log))
+            .await
+            .map_err(|_| AgentError::BrowserStart("Chromium did not start in time".into()))
+            .and_then(|r| r.map_err(AgentError::BrowserStart));
+        match launched {
+            Ok(b) => return Ok(b),
+            Err(e) if attempt == 1 && ctx.work_deadline > tokio::time::Instant::now() + Duration::from_secs(5) => {
+                ctx.log.warn("browser start failed; retrying", json!({ "error": e.to_string() }));
+                crate::browser::kill_descendants();
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// How long Chromium and chromedriver may take to start.
+pub const LAUNCH_CAP: Duration = Duration::from_secs(45);
 
 /// Navigates to `url` before `deadline`, and checks how it ended (the guard's refusals, Chromium's
 /// own error page). The final URL.

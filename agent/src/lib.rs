@@ -111,20 +111,29 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
     // A warm slot waits for its job first (ended by its deadline or StopTask); the job's deadline
     // starts when its manifest arrives.
     let mut started = started;
+    let mut warm = None;
     let fetched = if manifest::is_slot(&get) {
+        // The browser starts first, behind the guard, so the job finds it ready; Chromium dying
+        // meanwhile only costs the job a start of its own.
         let waited = tokio::select! {
-            w = manifest::wait_in_slot(&get, &log) => w,
+            w = async { (prepare(&get, &log).await, manifest::wait_in_slot(&get, &log).await) } => w,
             _ = recv(&mut sigterm) => return idle_stop(&log),
             _ = recv(&mut sigint) => return idle_stop(&log),
         };
+        let (prepared, waited) = waited;
         match waited {
             Ok(manifest::Slot::Job(m)) => {
                 started = Instant::now();
                 log.info("the slot took its job", json!({}));
+                warm = prepared;
                 Ok(m)
             }
             Ok(manifest::Slot::Expired) => {
                 log.info("the slot expired without a job", json!({ "exit_code": exit::OK }));
+                if let Some(w) = prepared {
+                    drop(w.browser);
+                    let _ = std::fs::remove_dir_all(&w.run_dir);
+                }
                 return exit::OK;
             }
             Err(e) => Err(e),
@@ -202,32 +211,13 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
             "egress_allow": !config.egress.is_empty(),
         }),
     );
-    let guard = match proxy::start(config.egress.clone(), log.clone()).await {
-        Ok(g) => g,
-        Err(e) => {
-            return early(
-                AgentError::Internal(format!("the egress guard could not start: {e}")),
-                Stage::Launch,
-            )
-            .await
-        }
+    let (guard, run_dir, warm) = match warm {
+        Some(Warm { guard, run_dir, browser }) => (guard, run_dir, Some(browser)),
+        None => match start_guard_and_scratch(&config.egress, &config.scratch, &log).await {
+            Ok((guard, run_dir)) => (guard, run_dir, None),
+            Err((error, stage)) => return early(error, stage).await,
+        },
     };
-    let run_dir = match browser::tempdir(&config.scratch, "run-") {
-        Ok(d) => d,
-        Err(e) => {
-            return early(
-                AgentError::BrowserStart(format!("the scratch directory is not writable: {e}")),
-                Stage::Launch,
-            )
-            .await
-        }
-    };
-    if run_dir.as_os_str().len() > 60 {
-        log.warn(
-            "the scratch path is long; Chromium's sockets below it may not fit",
-            json!({ "path": run_dir }),
-        );
-    }
     let ctx = Arc::new(Ctx {
         run_dir: run_dir.clone(),
         config,
@@ -238,6 +228,7 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
         step: Mutex::new(None),
         artifacts: Mutex::new(Default::default()),
         secrets,
+        warm: Mutex::new(warm),
     });
     let mut task = tokio::spawn(job::run(ctx.clone()));
     let mut upload_deadline = deadline;
@@ -295,6 +286,69 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
     .await;
     let _ = tokio::time::timeout_at(deadline, cleanup).await;
     code
+}
+
+/// A warm slot's guard, run directory and browser, started before its job.
+struct Warm {
+    guard: proxy::Guard,
+    run_dir: std::path::PathBuf,
+    browser: browser::Browser,
+}
+
+/// Starts what a slot's job will need: the egress guard, its run directory and the browser
+/// behind them, at the default viewport (the job's is set when it arrives). None when any of it
+/// fails: the job then starts them itself, as a cold task does, and reports what fails then.
+async fn prepare(get: &dyn Fn(&str) -> Option<String>, log: &Arc<Log>) -> Option<Warm> {
+    let runtime = config::runtime_from_env(get)
+        .inspect_err(|e| log.warn("the slot cannot start its browser early", json!({ "error": e })))
+        .ok()?;
+    let (guard, run_dir) = start_guard_and_scratch(&runtime.egress, &runtime.scratch, log)
+        .await
+        .inspect_err(|(e, _)| log.warn("the slot cannot start its browser early", json!({ "error": e.to_string() })))
+        .ok()?;
+    let cfg = browser::BrowserConfig {
+        chromium: &runtime.chromium,
+        chromedriver: &runtime.chromedriver,
+        scratch: &run_dir,
+        proxy: guard.addr,
+        viewport: names::job::DEFAULT_VIEWPORT,
+    };
+    let launched = tokio::time::timeout(job::LAUNCH_CAP, browser::Browser::launch(&cfg, log))
+        .await
+        .unwrap_or_else(|_| Err("Chromium did not start in time".to_string()));
+    match launched {
+        Ok(browser) => {
+            log.info("the slot's browser is ready", json!({ "version": browser.version }));
+            Some(Warm { guard, run_dir, browser })
+        }
+        Err(error) => {
+            log.warn("the slot cannot start its browser early", json!({ "error": error }));
+            browser::kill_descendants();
+            let _ = std::fs::remove_dir_all(&run_dir);
+            None
+        }
+    }
+}
+
+/// The egress guard and a fresh run directory on the scratch volume; what failed, and in which
+/// stage, otherwise.
+async fn start_guard_and_scratch(
+    egress: &guard::EgressPolicy,
+    scratch: &std::path::Path,
+    log: &Arc<Log>,
+) -> Result<(proxy::Guard, std::path::PathBuf), (AgentError, Stage)> {
+    let guard = proxy::start(egress.clone(), log.clone())
+        .await
+        .map_err(|e| (AgentError::Internal(format!("the egress guard could not start: {e}")), Stage::Launch))?;
+    let run_dir = browser::tempdir(scratch, "run-")
+        .map_err(|e| (AgentError::BrowserStart(format!("the scratch directory is not writable: {e}")), Stage::Launch))?;
+    if run_dir.as_os_str().len() > 60 {
+        log.warn(
+            "the scratch path is long; Chromium's sockets below it may not fit",
+            json!({ "path": run_dir }),
+        );
+    }
+    Ok((guard, run_dir))
 }
 
 async fn recv(sig: &mut Option<tokio::signal::unix::Signal>) {

@@ -522,13 +522,47 @@ fn slot(hand_over: Option<Duration>, deadline: Duration, link: Duration) -> Opti
 
 #[test]
 fn a_warm_slot_runs_the_job_handed_over_to_it_and_takes_it_once() {
-    // Started without a job; the job's manifest appears at the slot's place 1.5 s later.
-    let run = run_agent(agent(), json!({ "url": env().page("/tall") }), slot(Some(Duration::from_millis(1500)), Duration::from_secs(120), Duration::from_secs(600)));
-    let result = assert_completed(&run, 1280, 800);
+    // Started without a job; the job's manifest appears at the slot's place 3 s later. The slot's
+    // browser started at the default viewport before the job came; the job's own viewport is set.
+    let job = json!({ "url": env().page("/tall"), "options": { "viewport": { "width": 1000, "height": 700 } } });
+    let run = run_agent(agent(), job, slot(Some(Duration::from_secs(3)), Duration::from_secs(120), Duration::from_secs(600)));
+    let result = assert_completed(&run, 1000, 700);
     assert_eq!(result["title"], "Tall page");
+    assert_eq!(result["agent_timings_ms"]["warm_browser"], true, "{result}");
     assert_eq!(run.slot_manifest_left, Some(false), "the slot deleted its manifest once read (the job was taken)");
-    assert!(run.stdout.contains("waiting for a job") && run.stdout.contains("the slot took its job"), "{}", run.stdout);
-    assert!(run.elapsed >= Duration::from_millis(1500), "{:?}", run.elapsed);
+    let at = |line: &str| run.stdout.find(line).unwrap_or_else(|| panic!("no `{line}` in {}", run.stdout));
+    assert!(at("the slot's browser is ready") < at("waiting for a job"), "the browser starts before the wait");
+    assert!(at("the slot took its job") < at("the slot's browser takes the job"));
+    assert_eq!(run.stdout.matches("chromium and chromedriver ready").count(), 1, "one browser start: {}", run.stdout);
+    assert!(run.elapsed >= Duration::from_secs(3), "{:?}", run.elapsed);
+}
+
+#[test]
+fn a_slot_whose_browser_died_while_waiting_starts_a_new_one_for_its_job() {
+    // The slot's first Chromium is killed 4 s after it starts; the job arrives at 7 s.
+    let dir = std::env::temp_dir().join(format!("agent-{}", support::unique_task_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let real = std::env::var(names::env::agent::CHROMIUM_PATH).unwrap_or_else(|_| agent::config::DEFAULT_CHROMIUM.to_string());
+    let wrapper = dir.join("chromium");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nif mkdir '{first}' 2>/dev/null; then (sleep 4; kill -9 $$) & fi\nexec '{real}' \"$@\"\n", first = dir.join("first").display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let opts = Options {
+        extra_env: vec![(names::env::agent::CHROMIUM_PATH.to_string(), wrapper.display().to_string())],
+        ..slot(Some(Duration::from_secs(7)), Duration::from_secs(120), Duration::from_secs(600))
+    };
+    let run = run_agent(agent(), json!({ "url": env().page("/tall") }), opts);
+    let result = assert_completed(&run, 1280, 800);
+    assert_eq!(result["agent_timings_ms"]["warm_browser"], false, "{result}");
+    assert!(
+        run.stdout.contains("the slot's browser cannot take the job; starting a new one") || run.stdout.contains("the slot cannot start its browser early"),
+        "{}",
+        run.stdout
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
