@@ -31,6 +31,7 @@ system-packages:
 
 tools: system-packages
 	scripts/tools.sh python
+	scripts/tools.sh api
 	scripts/tools.sh mermaid
 
 -include agent/agent.mk
@@ -55,6 +56,7 @@ test: test-tools image
 generated-checks: tools
 	$(CARGO) build -q --workspace --bins
 	target/debug/infra-gen --check
+	.tools/api-venv/bin/openapi-spec-validator --schema 3.1 generated/openapi.json
 	scripts/checkov.sh
 	node .tools/mermaid/check.mjs --self-test generated/README.md
 	@if command -v terraform >/dev/null; then \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the test tools into .tools/ (ignored by git), idempotently: a Python virtualenv with
 # checkov, the moto server, parliament (the IAM policy linter), the AWS CLI and standardwebhooks, (with `mermaid`) the Mermaid parser from npm,
-# and (with `bench`) Python Playwright in a virtualenv of its own. Debian packages
+# (with `api`) schemathesis and openapi-spec-validator in a virtualenv of their own (their pins
+# do not meet checkov's), and (with `bench`) Python Playwright in a virtualenv of its own. Debian packages
 # come from scripts/system-packages.sh.
 # Quick when everything is already there: each step checks before it installs.
 set -euo pipefail
@@ -19,7 +20,12 @@ PLAYWRIGHT_VERSION=1.65.2
 # Standard Webhooks' own Python library: the webhook tests' receiver verifies signatures with it,
 # an implementation independent of ours.
 STANDARDWEBHOOKS_VERSION=1.1.0
+# The API's fuzz run against the local stack, driven by generated/openapi.json, and an OpenAPI
+# validator independent of the crate that writes the document.
+SCHEMATHESIS_VERSION=4.32.5
+OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
 VENV=.tools/venv
+API_VENV=.tools/api-venv
 BENCH_VENV=.tools/bench-venv
 
 python_tools() {
@@ -31,6 +37,17 @@ python_tools() {
     "checkov==$CHECKOV_VERSION" "moto[server]==$MOTO_VERSION" "parliament==$PARLIAMENT_VERSION" "awscli==$AWSCLI_VERSION" \
     "standardwebhooks==$STANDARDWEBHOOKS_VERSION"
   rm -f "$VENV"/.installed-*
+  touch "$stamp"
+}
+
+api_tools() {
+  local stamp="$API_VENV/.installed-schemathesis-$SCHEMATHESIS_VERSION-openapi-spec-validator-$OPENAPI_SPEC_VALIDATOR_VERSION"
+  [ -f "$stamp" ] && return 0
+  echo "tools: installing schemathesis $SCHEMATHESIS_VERSION and openapi-spec-validator $OPENAPI_SPEC_VALIDATOR_VERSION into $API_VENV (once)"
+  [ -x "$API_VENV/bin/python" ] || python3 -m venv "$API_VENV"
+  "$API_VENV/bin/pip" install --quiet --disable-pip-version-check \
+    "schemathesis==$SCHEMATHESIS_VERSION" "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION"
+  rm -f "$API_VENV"/.installed-*
   touch "$stamp"
 }
 
@@ -63,7 +80,8 @@ bench_tools() {
 case "${1:-python}" in
   python) python_tools ;;
   mermaid) mermaid ;;
+  api) api_tools ;;
   bench) bench_tools ;;
-  all) python_tools; mermaid ;;
-  *) echo "usage: $0 [python|mermaid|bench|all]" >&2; exit 2 ;;
+  all) python_tools; api_tools; mermaid ;;
+  *) echo "usage: $0 [python|mermaid|api|bench|all]" >&2; exit 2 ;;
 esac

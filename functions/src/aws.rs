@@ -248,7 +248,7 @@ impl JobStore {
             let announce = to.is_terminal() && current.webhook.is_some();
             if announce {
                 set.push((t::UNFINISHED, s(t::WEBHOOKS_PARTITION)));
-                set.push((t::WEBHOOK_STATE, s(names::webhook::State::Pending.as_str())));
+                set.push((t::WEBHOOK_STATE, s(names::webhook::DeliveryState::Pending.as_str())));
                 set.push((t::DEADLINE_AT, n(self.clock.now_secs() + ANNOUNCE_GRACE_SECONDS)));
             }
             set.extend(updates.iter().filter(|(k, _)| !(announce && [t::UNFINISHED, t::WEBHOOK_STATE, t::DEADLINE_AT].contains(k))).cloned());
@@ -655,7 +655,7 @@ pub fn from_item(m: &HashMap<String, AttributeValue>) -> Option<Job> {
         warm_slot: gs(t::WARM_SLOT),
         webhook: gs(t::WEBHOOK_URL).map(|url| Webhook {
             url,
-            state: gs(t::WEBHOOK_STATE).and_then(|v| names::webhook::State::parse(&v)),
+            state: gs(t::WEBHOOK_STATE).and_then(|v| names::webhook::DeliveryState::parse(&v)),
             round: gn(t::WEBHOOK_ROUND).unwrap_or(0),
             attempts: m.get(t::WEBHOOK_ATTEMPTS).and_then(|v| v.as_l().ok()).map(|l| l.iter().filter_map(attempt_from).collect()).unwrap_or_default(),
         }),
@@ -757,8 +757,8 @@ impl JobStore {
             .condition_expression("#ws = :pending")
             .expression_attribute_names("#ws", t::WEBHOOK_STATE)
             .expression_attribute_names("#unf", t::UNFINISHED)
-            .expression_attribute_values(":sending", s(names::webhook::State::Sending.as_str()))
-            .expression_attribute_values(":pending", s(names::webhook::State::Pending.as_str()))
+            .expression_attribute_values(":sending", s(names::webhook::DeliveryState::Sending.as_str()))
+            .expression_attribute_values(":pending", s(names::webhook::DeliveryState::Pending.as_str()))
             .send()
             .await;
         // Refused: marked already (the sweep and the finishing function both got there).
@@ -779,7 +779,7 @@ impl JobStore {
 
     /// Appends an attempt to the job's current round and sets its delivery state
     /// (`dynamodb:UpdateItem`, only while `round` is the job's round). False for an older round.
-    pub async fn record_attempt(&self, task_id: &TaskId, round: i64, attempt: &Attempt, state: names::webhook::State) -> Result<bool, AwsError> {
+    pub async fn record_attempt(&self, task_id: &TaskId, round: i64, attempt: &Attempt, state: names::webhook::DeliveryState) -> Result<bool, AwsError> {
         let r = self
             .client
             .update_item()
@@ -817,7 +817,7 @@ impl JobStore {
             .expression_attribute_names("#url", t::WEBHOOK_URL)
             .expression_attribute_names("#st", t::STATUS)
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":sending", s(names::webhook::State::Sending.as_str()))
+            .expression_attribute_values(":sending", s(names::webhook::DeliveryState::Sending.as_str()))
             .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
             .expression_attribute_values(":c", s(JobStatus::Completed.as_str()))
             .expression_attribute_values(":f", s(JobStatus::Failed.as_str()))

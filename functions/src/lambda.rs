@@ -77,7 +77,9 @@ pub fn api_request(req: &lambda_http::Request) -> ApiRequest {
         headers: req
             .headers()
             .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            // Kept even when not visible ASCII, so the API refuses such a value (an
+            // Idempotency-Key, say) instead of taking the header as absent.
+            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect(),
         body: match req.body() {
             Body::Empty => Vec::new(),
@@ -98,4 +100,26 @@ pub fn http_response(r: ApiResponse) -> lambda_http::Response<Body> {
         resp.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A header that is not visible ASCII reaches the API as it came (lossily), to be refused
+    /// there; dropping it would take an invalid Idempotency-Key for none (found by the fuzz run).
+    #[test]
+    fn headers_that_are_not_ascii_are_kept() {
+        let value = http::HeaderValue::from_bytes(&[0xd7, 0xf8, 0x9b]).unwrap();
+        let req: lambda_http::Request = http::Request::builder()
+            .method("POST")
+            .uri("/jobs")
+            .header(names::routes::IDEMPOTENCY_KEY_HEADER, value)
+            .body(Body::Empty)
+            .unwrap();
+        let api = api_request(&req);
+        let key = api.header(names::routes::IDEMPOTENCY_KEY_HEADER);
+        assert!(key.is_some(), "the header was dropped");
+        assert!(crate::api::request::idempotency_key(key).is_err());
+    }
 }

@@ -1,9 +1,9 @@
 //! The job's types once validated: ids that are known to be well formed, the request the API
 //! accepted, and the job record as the table stores it.
 
-use names::job::{JobOptions, JobSpec, Step};
+use names::api::{AttemptView, JobError, JobView, WebhookView};
+use names::job::{JobOptions, JobSpec, QueuedReason, Step};
 use names::JobStatus;
-use serde_json::{json, Value};
 
 /// A job id: a UUID in its lowercase hyphenated form.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -78,7 +78,7 @@ pub struct JobRequest {
 pub struct Webhook {
     pub url: String,
     /// None until the job finishes.
-    pub state: Option<names::webhook::State>,
+    pub state: Option<names::webhook::DeliveryState>,
     /// 0 for the first delivery, one more for each redelivery.
     pub round: i64,
     /// The current round's attempts, oldest first.
@@ -100,15 +100,14 @@ pub struct Attempt {
 }
 
 impl Attempt {
-    pub fn view(&self) -> Value {
-        let mut v = json!({"at": self.at, "attempt": self.attempt, "duration_ms": self.duration_ms});
-        if let Some(c) = self.status_code {
-            v["status_code"] = json!(c);
+    pub fn view(&self) -> AttemptView {
+        AttemptView {
+            at: self.at.clone(),
+            attempt: self.attempt,
+            duration_ms: self.duration_ms,
+            status_code: self.status_code,
+            error: self.error.clone(),
         }
-        if let Some(e) = &self.error {
-            v["error"] = json!(e);
-        }
-        v
     }
 }
 
@@ -187,62 +186,45 @@ impl Job {
     }
 
     /// The job as the API shows it (without outputs, which the status route adds).
-    pub fn view(&self) -> Value {
-        let mut v = json!({
-            "task_id": self.task_id.as_str(),
-            "status": self.status.as_str(),
-            "options": self.options,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
+    pub fn view(&self) -> JobView {
+        let (query, url) = match &self.target {
+            Target::Query(q) => (Some(q.clone()), None),
+            Target::Url(u) => (None, Some(u.clone())),
+            Target::Script => (None, None),
+        };
+        let queued_reason = (self.status == JobStatus::Queued)
+            .then(|| self.queued_reason.as_deref().and_then(QueuedReason::parse).unwrap_or(QueuedReason::Capacity));
+        let error = (self.error_code.is_some() || self.error_message.is_some()).then(|| JobError {
+            code: self.error_code.clone(),
+            message: self.error_message.clone(),
+            step: self.error_step,
         });
-        let o = v.as_object_mut().expect("object literal");
-        match &self.target {
-            Target::Query(q) => o.insert("query".into(), json!(q)),
-            Target::Url(u) => o.insert("url".into(), json!(u)),
-            Target::Script => None,
-        };
-        if !self.steps.is_empty() {
-            o.insert("steps".into(), json!(self.steps));
+        let webhook = self.webhook.as_ref().map(|w| WebhookView {
+            url: w.url.clone(),
+            id: names::webhook::event_id(self.task_id.as_str()),
+            state: w.state,
+            attempts: w.state.map(|_| w.attempts.iter().map(Attempt::view).collect()),
+            redeliveries: (w.round > 0).then_some(w.round),
+        });
+        JobView {
+            task_id: self.task_id.as_str().to_owned(),
+            status: self.status,
+            query,
+            url,
+            steps: self.steps.clone(),
+            options: self.options,
+            created_at: self.created_at.clone(),
+            updated_at: self.updated_at.clone(),
+            started_at: self.started_at.clone(),
+            finished_at: self.finished_at.clone(),
+            ecs_task_id: self.ecs_task_id.clone(),
+            warm_start: (self.warm_slot.is_some() && self.status != JobStatus::Queued).then_some(true),
+            queued_reason,
+            error,
+            exit_code: self.exit_code,
+            webhook,
+            outputs: None,
         }
-        let mut opt = |k: &str, val: &Option<String>| {
-            if let Some(val) = val {
-                o.insert(k.into(), json!(val));
-            }
-        };
-        opt("started_at", &self.started_at);
-        opt("finished_at", &self.finished_at);
-        opt("ecs_task_id", &self.ecs_task_id);
-        if self.warm_slot.is_some() && self.status != JobStatus::Queued {
-            o.insert("warm_start".into(), json!(true));
-        }
-        if self.status == JobStatus::Queued {
-            let reason = self.queued_reason.clone().unwrap_or_else(|| names::job::QueuedReason::Capacity.as_str().to_owned());
-            o.insert("queued_reason".into(), json!(reason));
-        }
-        if self.error_code.is_some() || self.error_message.is_some() {
-            o.insert(
-                "error".into(),
-                json!({"code": self.error_code, "message": self.error_message}),
-            );
-            if let Some(step) = self.error_step {
-                o["error"]["step"] = json!(step);
-            }
-        }
-        if let Some(code) = self.exit_code {
-            o.insert("exit_code".into(), json!(code));
-        }
-        if let Some(w) = &self.webhook {
-            let mut hook = json!({"url": w.url, "id": names::webhook::event_id(self.task_id.as_str())});
-            if let Some(state) = w.state {
-                hook["state"] = json!(state.as_str());
-                hook["attempts"] = Value::Array(w.attempts.iter().map(Attempt::view).collect());
-            }
-            if w.round > 0 {
-                hook["redeliveries"] = json!(w.round);
-            }
-            o.insert("webhook".into(), hook);
-        }
-        v
     }
 }
 

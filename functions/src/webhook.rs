@@ -18,8 +18,7 @@ use crate::time::rfc3339;
 use crate::App;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use names::webhook::{self as wh, State};
-use serde_json::{json, Value};
+use names::webhook::{self as wh, DeliveryState as State};
 use std::net::{IpAddr, SocketAddr};
 
 /// What one delivery message came to.
@@ -138,15 +137,13 @@ pub async fn deliver(app: &App, d: Delivery) -> Result<Outcome, AwsError> {
 /// `GET /jobs/{id}` answers, with links to its outputs, without the webhook's own record).
 pub async fn payload(app: &App, job: &Job) -> Result<String, AwsError> {
     let mut data = crate::api::status_body(app, job).await?;
-    if let Some(o) = data.as_object_mut() {
-        o.remove("webhook");
-    }
-    let event = json!({
-        "type": wh::event_type(job.status).unwrap_or("job.finished"),
-        "timestamp": job.finished_at.clone().unwrap_or_else(|| job.updated_at.clone()),
-        "data": data,
-    });
-    Ok(event.to_string())
+    data.webhook = None;
+    let event = names::api::WebhookEvent {
+        kind: wh::event_type(job.status).unwrap_or("job.finished").to_owned(),
+        timestamp: job.finished_at.clone().unwrap_or_else(|| job.updated_at.clone()),
+        data,
+    };
+    Ok(serde_json::to_string(&event).expect("events serialize"))
 }
 
 /// `webhook-signature`: `v1,<base64 of HMAC-SHA256 of "{id}.{timestamp}.{body}">` for each
@@ -270,11 +267,6 @@ pub async fn redeliver(app: &App, task_id: &TaskId) -> Result<Option<Job>, AwsEr
 pub fn new_secret() -> String {
     let bytes: Vec<u8> = uuid::Uuid::new_v4().as_bytes().iter().chain(uuid::Uuid::new_v4().as_bytes()).copied().collect();
     format!("{}{}", wh::SECRET_PREFIX, B64.encode(bytes))
-}
-
-/// The status view's `webhook` object, for the redelivery answer.
-pub fn view(job: &Job) -> Value {
-    job.view().get("webhook").cloned().unwrap_or(Value::Null)
 }
 
 #[cfg(test)]

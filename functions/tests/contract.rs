@@ -129,7 +129,7 @@ async fn handlers_call_exactly_what_their_roles_allow() {
     let process = recording_app(Function::Process, config.clone(), &rec(Function::Process)).await;
     let resp = process::batch(&process, sqs_event(&[(&job_message(&id), 1)])).await;
     assert!(resp.batch_item_failures.is_empty());
-    let job = base.store.get(&functions::model::TaskId::parse(&id).unwrap()).await.unwrap().unwrap().view();
+    let job = serde_json::to_value(base.store.get(&functions::model::TaskId::parse(&id).unwrap()).await.unwrap().unwrap().view()).unwrap();
     let task_arn = job["ecs_task_arn"].as_str().or(job["ecs_task_id"].as_str()).map(str::to_owned);
     let task_arn = task_arn.expect("process recorded the task");
     // A script typing a tenant secret (read from SSM, written for its agent), and one naming a
@@ -205,7 +205,7 @@ async fn handlers_call_exactly_what_their_roles_allow() {
     let delivery = json!({"task_id": id, "round": 0, "attempt": 1}).to_string();
     let resp = functions::webhook::batch(&deliverer, sqs_event(&[(&delivery, 1)])).await;
     assert!(resp.batch_item_failures.is_empty());
-    let view = base.store.get(&functions::model::TaskId::parse(&id).unwrap()).await.unwrap().unwrap().view();
+    let view = serde_json::to_value(base.store.get(&functions::model::TaskId::parse(&id).unwrap()).await.unwrap().unwrap().view()).unwrap();
     assert!(view["webhook"]["attempts"][0]["error"].as_str().unwrap().contains("refused destination"), "{view}");
     let r = call(&submit, &request(&tenant, "POST", &format!("/jobs/{id}/webhook"), "")).await;
     assert_eq!(r.status, 202, "{}", r.body);

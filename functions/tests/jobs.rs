@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 async fn status_of(app: &App, id: &str) -> Value {
-    app.store.get(&TaskId::parse(id).unwrap()).await.unwrap().expect("job exists").view()
+    serde_json::to_value(app.store.get(&TaskId::parse(id).unwrap()).await.unwrap().expect("job exists").view()).unwrap()
 }
 
 /// Sets a job's status (and task) directly, to start a test from any state.

@@ -93,7 +93,7 @@ impl Queue {
 }
 
 async fn status_of(app: &App, id: &str) -> Value {
-    app.store.get(&TaskId::parse(id).unwrap()).await.unwrap().unwrap().view()
+    serde_json::to_value(app.store.get(&TaskId::parse(id).unwrap()).await.unwrap().unwrap().view()).unwrap()
 }
 
 async fn counts(app: &App, tenant: &str) -> (i64, i64) {

@@ -15,7 +15,7 @@ use common::*;
 use functions::aws::Delivery;
 use functions::webhook::{self, Outcome};
 use functions::App;
-use names::webhook::State;
+use names::webhook::DeliveryState as State;
 use serde_json::Value;
 
 fn run(test: impl std::future::Future<Output = ()>) {

@@ -595,11 +595,17 @@ pub fn synth_files(config: &AppConfig) -> Result<BTreeMap<String, String>, Error
     let readme = crate::review::summary::render(&stack.documents()?)
         .map_err(|e| Error::Invalid(format!("rendering README.md: {e:?}")))?;
     files.insert(README.to_string(), readme);
+    let doc = names::api::openapi();
+    let mut json = serde_json::to_string_pretty(&doc).map_err(|e| Error::Invalid(format!("rendering {OPENAPI}: {e}")))?;
+    json.push('\n');
+    files.insert(OPENAPI.to_string(), json);
     Ok(files)
 }
 
 /// The summary written beside the Terraform JSON.
 pub const README: &str = "README.md";
+/// The API's OpenAPI document, beside the stack that deploys it.
+pub const OPENAPI: &str = "openapi.json";
 
 /// The whole default stack, synthesized: file name -> text.
 pub fn synth() -> Result<BTreeMap<String, String>, Error> {

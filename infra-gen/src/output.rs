@@ -1,5 +1,5 @@
 //! Writing synthesized files to the output directory, and comparing them with what is there.
-//! Only `*.tf.json` files and `README.md` belong to infra-gen: anything else in the
+//! Only `*.tf.json` files, `README.md` and `openapi.json` belong to infra-gen: anything else in the
 //! directory (Terraform's own `.terraform/`, lock file, state) is left alone.
 
 use std::collections::BTreeMap;
@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// Files infra-gen owns in the output directory.
 fn owned(name: &str) -> bool {
-    name.ends_with(".tf.json") || name == crate::app::README
+    name.ends_with(".tf.json") || name == crate::app::README || name == crate::app::OPENAPI
 }
 
 #[derive(Debug, thiserror::Error)]

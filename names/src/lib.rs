@@ -34,8 +34,23 @@ macro_rules! spelled_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        /// In the OpenAPI document: a string, one of the spellings.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
 }
+
+/// The HTTP API's bodies and its OpenAPI document.
+pub mod api;
 
 /// The job as the API accepts it, the table stores it and the agent receives it (`AGENT_JOB`).
 pub mod step;
@@ -271,12 +286,17 @@ pub mod job {
         pub steps: Vec<Step>,
     }
 
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    /// How the job runs and what it captures; every field has its default.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
     #[serde(deny_unknown_fields, default)]
     pub struct JobOptions {
+        /// The whole page, not only the viewport (up to 16,384 px tall).
         pub full_page: bool,
         pub viewport: Viewport,
+        /// The job's deadline, from the agent's start to its last upload (default 120).
+        #[schema(minimum = 10, maximum = 600)]
         pub timeout_seconds: u32,
+        /// Also upload the page's HTML (`page.html`).
         pub capture_html: bool,
     }
 
@@ -291,10 +311,13 @@ pub mod job {
         }
     }
 
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    /// The browser's viewport in CSS pixels (default 1280 x 800).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
     #[serde(deny_unknown_fields)]
     pub struct Viewport {
+        #[schema(minimum = 320, maximum = 3840)]
         pub width: u32,
+        #[schema(minimum = 240, maximum = 2160)]
         pub height: u32,
     }
 
@@ -451,7 +474,7 @@ pub mod table {
     pub const QUEUED_REASON: &str = "queued_reason";
     /// Where the job's completion webhook goes (absent: no webhook).
     pub const WEBHOOK_URL: &str = "webhook_url";
-    /// Where its delivery stands (`names::webhook::State`), set when the job finishes.
+    /// Where its delivery stands (`names::webhook::DeliveryState`), set when the job finishes.
     pub const WEBHOOK_STATE: &str = "webhook_state";
     /// The delivery attempts of the current round: a list of maps (at, attempt, status_code, error).
     pub const WEBHOOK_ATTEMPTS: &str = "webhook_attempts";
@@ -604,8 +627,9 @@ pub mod webhook {
 
     spelled_enum! {
         /// Where a job's webhook delivery stands.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum State {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+        pub enum DeliveryState {
             /// The job finished; its event is not yet queued.
             Pending = "PENDING",
             /// Queued: being sent, or waiting for a retry.
@@ -721,7 +745,8 @@ impl Output {
 
 spelled_enum! {
     /// Job status values; the lifecycle between them is below.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
     pub enum JobStatus {
         Queued = "QUEUED",
         Provisioning = "PROVISIONING",

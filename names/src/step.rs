@@ -27,7 +27,7 @@ pub const KEYS: &[&str] = &[
 ];
 
 /// One step. Serialized as `{"action": "<name>", ...fields}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
     /// Navigate (the egress guard applies to it, every redirect and subresource).
@@ -135,7 +135,7 @@ pub fn fields(action: &str) -> Option<&'static [(&'static str, Kind)]> {
     ACTIONS.iter().find(|(a, _)| *a == action).map(|(_, f)| *f)
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ScrollTo {
     Bottom,

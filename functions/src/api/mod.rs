@@ -9,9 +9,9 @@ use crate::model::{Job, TaskId, TenantId};
 use crate::time::{parse_rfc3339, rfc3339};
 use crate::{App, Function};
 pub use error::ApiError;
-use names::{routes, table as t, JobStatus};
+use names::{api, routes, table as t, JobStatus};
 use request::Params;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::Duration;
 
 /// An HTTP request as the API sees it.
@@ -132,7 +132,9 @@ impl Ctx<'_> {
     }
 }
 
-fn ok(status: u16, body: Value) -> Result<ApiResponse, ApiError> {
+/// A typed body (`names::api`) as the answer.
+fn ok(status: u16, body: impl serde::Serialize) -> Result<ApiResponse, ApiError> {
+    let body = serde_json::to_value(body).expect("API bodies serialize");
     Ok(ApiResponse { status, body, retry_after: None })
 }
 
@@ -214,8 +216,8 @@ async fn submit(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError
     ok(202, accepted(&job))
 }
 
-fn accepted(job: &Job) -> Value {
-    json!({"task_id": job.task_id.as_str(), "status": job.status.as_str(), "created_at": job.created_at})
+fn accepted(job: &Job) -> api::Accepted {
+    api::Accepted { task_id: job.task_id.as_str().to_owned(), status: job.status, created_at: job.created_at.clone() }
 }
 
 async fn status(ctx: &Ctx<'_>, task_id: &TaskId) -> Result<ApiResponse, ApiError> {
@@ -225,29 +227,24 @@ async fn status(ctx: &Ctx<'_>, task_id: &TaskId) -> Result<ApiResponse, ApiError
 
 /// The job as `GET /jobs/{id}` shows it, with pre-signed links to what it has uploaded (the
 /// webhook event's body too).
-pub async fn status_body(app: &App, job: &Job) -> Result<Value, AwsError> {
+pub async fn status_body(app: &App, job: &Job) -> Result<api::JobView, AwsError> {
     let task_id = &job.task_id;
     let mut view = job.view();
-    let mut outputs = serde_json::Map::new();
+    let mut outputs = api::Outputs::default();
     // Nothing can exist before the agent runs: skip the listing for a job still queued.
     if job.status != JobStatus::Queued {
         let out = &app.outputs;
         let existing = out.existing(task_id).await?;
         for o in existing.outputs {
-            let url = out.presign_get(task_id, o, OUTPUT_LINK_TTL).await?;
-            outputs.insert(o.as_str().into(), json!(url));
+            outputs.set(o, out.presign_get(task_id, o, OUTPUT_LINK_TTL).await?);
         }
         // The steps' named screenshots and PDFs.
-        if !existing.files.is_empty() {
-            let mut files = serde_json::Map::new();
-            for name in existing.files {
-                let url = out.presign_get_file(task_id, &name, OUTPUT_LINK_TTL).await?;
-                files.insert(name, json!(url));
-            }
-            outputs.insert("files".into(), Value::Object(files));
+        for name in existing.files {
+            let url = out.presign_get_file(task_id, &name, OUTPUT_LINK_TTL).await?;
+            outputs.files.insert(name, url);
         }
     }
-    view["outputs"] = Value::Object(outputs);
+    view.outputs = Some(outputs);
     Ok(view)
 }
 
@@ -261,7 +258,10 @@ async fn redeliver(ctx: &Ctx<'_>, task_id: &TaskId) -> Result<ApiResponse, ApiEr
         return Err(ApiError::JobNotFinished(job.status));
     }
     match crate::webhook::redeliver(ctx.app, task_id).await.map_err(ctx.internal)? {
-        Some(job) => ok(202, json!({"task_id": task_id.as_str(), "status": job.status.as_str(), "webhook": crate::webhook::view(&job)})),
+        Some(job) => match job.view().webhook {
+            Some(webhook) => ok(202, api::Redelivery { task_id: task_id.as_str().to_owned(), status: job.status, webhook }),
+            None => Err(ApiError::NoWebhook),
+        },
         // It lost its webhook or its end in between: it cannot have.
         None => Err(ApiError::NoWebhook),
     }
@@ -302,17 +302,17 @@ async fn logs(ctx: &Ctx<'_>, req: &ApiRequest, task_id: &TaskId) -> Result<ApiRe
     let limit = params.limit(LOGS_LIMIT, LOGS_DEFAULT_LIMIT)?;
     let token = params.next_token()?;
     let job = ctx.job(task_id).await?;
-    let group = ctx.app.logs.group.clone();
     let stream = job.ecs_task_id.as_deref().map(names::logs::agent_stream);
-    let mut body = json!({
-        "task_id": task_id.as_str(),
-        "ecs_task_id": job.ecs_task_id,
-        "log_group": group,
-        "log_stream": stream,
-        "status": job.status.as_str(),
-        "events": [],
-        "count": 0,
-    });
+    let mut body = api::LogPage {
+        task_id: task_id.as_str().to_owned(),
+        ecs_task_id: job.ecs_task_id.clone(),
+        log_group: ctx.app.logs.group.clone(),
+        log_stream: stream.clone(),
+        status: job.status,
+        events: Vec::new(),
+        count: 0,
+        next_token: None,
+    };
     let Some(stream) = stream else { return ok(200, body) };
     let start = parse_rfc3339(&job.created_at).unwrap_or(0);
     let page = match ctx.app.logs.events(&stream, start, limit, token).await {
@@ -320,17 +320,14 @@ async fn logs(ctx: &Ctx<'_>, req: &ApiRequest, task_id: &TaskId) -> Result<ApiRe
         Err(None) => return Err(ApiError::invalid("next_token", "`next_token` is not a token this API issued")),
         Err(Some(e)) => return Err((ctx.internal)(e)),
     };
-    let events: Vec<Value> = page
+    body.events = page
         .events
         .iter()
-        .map(|e| json!({"timestamp": e.timestamp, "time": rfc3339(e.timestamp), "message": e.message}))
+        .map(|e| api::LogEvent { timestamp: e.timestamp, time: rfc3339(e.timestamp), message: e.message.clone() })
         .collect();
-    body["count"] = json!(events.len());
+    body.count = body.events.len();
     // CloudWatch hands back the token it was given at the end of the stream: stop there.
-    if let Some(next) = page.forward_token.filter(|n| Some(n.as_str()) != token && !events.is_empty()) {
-        body["next_token"] = json!(next);
-    }
-    body["events"] = Value::Array(events);
+    body.next_token = page.forward_token.filter(|n| Some(n.as_str()) != token && !body.events.is_empty());
     ok(200, body)
 }
 
@@ -351,12 +348,8 @@ async fn list(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError> 
         })?),
     };
     let page = ctx.app.store.list_tenant(&ctx.tenant, status, limit, start).await.map_err(ctx.internal)?;
-    let jobs: Vec<Value> = page.jobs.iter().map(Job::view).collect();
-    let mut body = json!({"count": jobs.len(), "jobs": jobs});
-    if let Some(key) = page.last_key.as_ref().and_then(list_token::encode) {
-        body["next_token"] = json!(key);
-    }
-    ok(200, body)
+    let jobs: Vec<api::JobView> = page.jobs.iter().map(Job::view).collect();
+    ok(200, api::JobList { count: jobs.len(), jobs, next_token: page.last_key.as_ref().and_then(list_token::encode) })
 }
 
 /// The list route's `next_token`: DynamoDB's last evaluated key of the tenant index, as hex of

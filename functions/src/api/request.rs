@@ -272,3 +272,23 @@ impl<'a> Params<'a> {
         Ok(Some(raw))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// The parser above and the document's `SubmitRequest` (`names::api`) describe one body.
+    #[test]
+    fn the_documented_submit_body_is_the_parsed_one() {
+        let doc = serde_json::to_value(names::api::openapi()).unwrap();
+        let props = |name: &str| -> BTreeSet<String> {
+            doc["components"]["schemas"][name]["properties"].as_object().unwrap_or_else(|| panic!("no schema {name}")).keys().cloned().collect()
+        };
+        let set = |fields: &[&str]| -> BTreeSet<String> { fields.iter().map(|f| f.to_string()).collect() };
+        assert_eq!(props("SubmitRequest"), set(BODY_FIELDS));
+        assert_eq!(props("WebhookRequest"), set(WEBHOOK_FIELDS));
+        assert_eq!(props("JobOptions"), set(OPTION_FIELDS));
+        assert_eq!(props("Viewport"), set(VIEWPORT_FIELDS));
+    }
+}
