@@ -35,7 +35,7 @@ async fn fuzz() {
         .args(["run", "generated/openapi.json", "--url", &stack.api_url])
         .args(["--header", &format!("{}: {}", names::routes::API_KEY_HEADER, stack.keys[0].1)])
         .args(["--checks", "all", "--exclude-checks", "positive_data_acceptance"])
-        .args(["--max-examples", EXAMPLES, "--seed", "1", "--workers", "2", "--no-color"])
+        .args(["--max-examples", EXAMPLES, "--seed", "1", "--workers", "2", "--no-color", "--generation-database", "none"])
         .args(["--report", "json", "--report-dir"])
         .arg(&reports)
         .output()
