@@ -112,7 +112,12 @@ async fn run(jobs: usize, delay: Duration, pool: u32) -> Figures {
             let job: Value = client.get(format!("{url}/{id}")).header(names::routes::API_KEY_HEADER, &key).send().await.unwrap().json().await.unwrap();
             match job["status"].as_str().unwrap_or_default() {
                 "COMPLETED" => done[i] = Some(job),
-                "FAILED" | "CANCELLED" => panic!("a job did not complete: {job}"),
+                "FAILED" | "CANCELLED" => {
+                    // Its agent's own lines say why.
+                    let logs: Value = client.get(format!("{url}/{id}/logs")).header(names::routes::API_KEY_HEADER, &key).send().await.unwrap().json().await.unwrap_or_default();
+                    let lines: Vec<&str> = logs["events"].as_array().into_iter().flatten().filter_map(|e| e["message"].as_str()).collect();
+                    panic!("a job did not complete: {job}\nits agent's log:\n{}", lines.join("\n"));
+                }
                 _ => {}
             }
         }
