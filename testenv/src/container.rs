@@ -21,16 +21,13 @@ pub const LOCAL_IMAGE: &str = "infra-demo-agent:local";
 /// supported").
 const RUNTIME_ARGS: [&str; 2] = ["--runtime", "runc"];
 /// The default ulimits exceed the host's hard limits ("setrlimit RLIMIT_NOFILE: Operation not
-/// permitted"). RLIMIT_NPROC counts every thread of the agent's user on the whole machine, not per
-/// container as each Fargate task's own kernel does: a warm pool's idle browsers (a few hundred
-/// threads each) hit a small one ("failed to spawn thread"), so it is the host's own hard limit,
-/// up to 65,536.
-fn ulimits() -> [String; 4] {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes the struct it is given.
-    let nproc = if unsafe { libc::getrlimit(libc::RLIMIT_NPROC, &mut limit) } == 0 { limit.rlim_max.min(65_536) } else { 1024 };
-    ["--ulimit".into(), "nofile=1024:1024".into(), "--ulimit".into(), format!("nproc={nproc}:{nproc}")]
-}
+/// permitted").
+const ULIMITS: [&str; 4] = [
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1024:1024",
+];
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ContainerError {
@@ -186,7 +183,7 @@ pub fn run_args(td: &TaskDefinition, spec: &RunSpec) -> Result<Vec<String>, Cont
         a.push("--rm".into());
     }
     a.extend(["--network", "host"].map(String::from));
-    a.extend(ulimits());
+    a.extend(ULIMITS.map(String::from));
     if c.readonly_root_filesystem {
         // podman's --read-only alone mounts writable tmpfs on /tmp, /var/tmp and /run; Fargate does not.
         a.extend(["--read-only", "--read-only-tmpfs=false"].map(String::from));
