@@ -28,27 +28,26 @@ VENV=.tools/venv
 API_VENV=.tools/api-venv
 BENCH_VENV=.tools/bench-venv
 
-python_tools() {
-  local stamp="$VENV/.installed-checkov-$CHECKOV_VERSION-moto-$MOTO_VERSION-parliament-$PARLIAMENT_VERSION-awscli-$AWSCLI_VERSION-standardwebhooks-$STANDARDWEBHOOKS_VERSION"
+# venv_install VENV SPEC...: a virtualenv at VENV holding exactly these pinned packages; a stamp
+# named after the specs makes it quick when they are there, and a change of pin installs again.
+venv_install() {
+  local venv=$1; shift
+  local stamp="$venv/.installed-$(printf '%s-' "$@" | tr -c 'A-Za-z0-9.-' '-')"
   [ -f "$stamp" ] && return 0
-  echo "tools: installing checkov $CHECKOV_VERSION, moto $MOTO_VERSION, parliament $PARLIAMENT_VERSION, awscli $AWSCLI_VERSION and standardwebhooks $STANDARDWEBHOOKS_VERSION into $VENV (a few minutes, once)"
-  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-    "checkov==$CHECKOV_VERSION" "moto[server]==$MOTO_VERSION" "parliament==$PARLIAMENT_VERSION" "awscli==$AWSCLI_VERSION" \
-    "standardwebhooks==$STANDARDWEBHOOKS_VERSION"
-  rm -f "$VENV"/.installed-*
+  echo "tools: installing $* into $venv (once)"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "$@"
+  rm -f "$venv"/.installed-*
   touch "$stamp"
 }
 
+python_tools() {
+  venv_install "$VENV" "checkov==$CHECKOV_VERSION" "moto[server]==$MOTO_VERSION" "parliament==$PARLIAMENT_VERSION" \
+    "awscli==$AWSCLI_VERSION" "standardwebhooks==$STANDARDWEBHOOKS_VERSION"
+}
+
 api_tools() {
-  local stamp="$API_VENV/.installed-schemathesis-$SCHEMATHESIS_VERSION-openapi-spec-validator-$OPENAPI_SPEC_VALIDATOR_VERSION"
-  [ -f "$stamp" ] && return 0
-  echo "tools: installing schemathesis $SCHEMATHESIS_VERSION and openapi-spec-validator $OPENAPI_SPEC_VALIDATOR_VERSION into $API_VENV (once)"
-  [ -x "$API_VENV/bin/python" ] || python3 -m venv "$API_VENV"
-  "$API_VENV/bin/pip" install --quiet --disable-pip-version-check \
-    "schemathesis==$SCHEMATHESIS_VERSION" "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION"
-  rm -f "$API_VENV"/.installed-*
-  touch "$stamp"
+  venv_install "$API_VENV" "schemathesis==$SCHEMATHESIS_VERSION" "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION"
 }
 
 # The Mermaid parser (npm, pinned by scripts/mermaid/package-lock.json) under .tools/mermaid,
@@ -68,13 +67,7 @@ mermaid() {
 
 # A virtualenv of its own, so the test tools' stays as small as it is.
 bench_tools() {
-  local stamp="$BENCH_VENV/.installed-playwright-$PLAYWRIGHT_VERSION"
-  [ -f "$stamp" ] && return 0
-  echo "tools: installing playwright $PLAYWRIGHT_VERSION into $BENCH_VENV (once)"
-  [ -x "$BENCH_VENV/bin/python" ] || python3 -m venv "$BENCH_VENV"
-  "$BENCH_VENV/bin/pip" install --quiet --disable-pip-version-check "playwright==$PLAYWRIGHT_VERSION"
-  rm -f "$BENCH_VENV"/.installed-*
-  touch "$stamp"
+  venv_install "$BENCH_VENV" "playwright==$PLAYWRIGHT_VERSION"
 }
 
 case "${1:-python}" in

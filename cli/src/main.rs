@@ -198,7 +198,7 @@ fn job_path(task_id: &str) -> Result<String, Failure> {
 }
 
 fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, Failure> {
-    serde_json::from_value(v.clone()).map_err(|e| Failure::Unavailable(format!("the API answered an unexpected body ({e}): {v}")))
+    T::deserialize(&v).map_err(|e| Failure::Unavailable(format!("the API answered an unexpected body ({e}): {v}")))
 }
 
 fn print_json(v: &Value) {

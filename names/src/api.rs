@@ -310,10 +310,10 @@ pub struct GatewayError {
 
 /// A client's reading of an error answer, whichever of the two shapes it has.
 pub fn error_message(body: &serde_json::Value) -> Option<(Option<String>, String)> {
-    if let Ok(e) = serde_json::from_value::<ErrorBody>(body.clone()) {
+    if let Ok(e) = ErrorBody::deserialize(body) {
         return Some((Some(e.error.code), e.error.message));
     }
-    serde_json::from_value::<GatewayError>(body.clone()).ok().map(|g| (None, g.message))
+    GatewayError::deserialize(body).ok().map(|g| (None, g.message))
 }
 
 mod doc {
