@@ -10,7 +10,7 @@ use names::job::ErrorCode;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
-use support::{assert_completed, assert_failed, env, run_agent, scenarios, Options, Run};
+use support::{assert_completed, assert_failed, env, fixture_origin, run_agent, scenarios, start_fixture, Options, Run};
 
 fn agent() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_agent"))
@@ -246,6 +246,20 @@ fn not_found_page_is_captured_with_its_status() {
     let result = assert_completed(&run, 1280, 800);
     assert_eq!(result["http_status"], 404);
     assert_eq!(result["title"], "Not found");
+}
+
+/// A page of one's own beside the fixture (`local-stack --egress-allow 127.0.0.1:3000`): two
+/// origins on one address, each allowed, whichever the list names first.
+#[test]
+fn every_allowed_origin_of_one_address_is_reachable_in_either_order() {
+    let fixture = fixture_origin();
+    let own = start_fixture();
+    for allow in [format!("{fixture},{own}"), format!("{own},{fixture}")] {
+        let opts = Options { egress_allow: Some(allow.clone()), ..Options::default() };
+        let run = run_agent(agent(), json!({ "url": format!("http://{own}/page") }), opts);
+        assert_eq!(run.code, 0, "{allow}: {}", run.stdout);
+        assert_completed(&run, 1280, 800);
+    }
 }
 
 #[test]

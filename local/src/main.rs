@@ -50,7 +50,7 @@ struct Cli {
     /// Origins (`host:port`) or networks the agents may reach besides the fixture page, e.g.
     /// `127.0.0.1:3000` to try jobs against a page of your own. Loopback and private addresses
     /// are otherwise refused, as in AWS.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_name = "HOST:PORT", value_parser = allow_entry)]
     egress_allow: Vec<String>,
     /// A tenant secret for scripted jobs' `type` steps (`"secret": NAME`), put into the
     /// emulator's SSM where the process function reads it in AWS; repeatable. For local testing:
@@ -60,7 +60,7 @@ struct Cli {
     /// Origins (`host:port`) or networks webhooks may go to, e.g. `127.0.0.1:9000` for a receiver
     /// of your own (http is allowed locally). Loopback and private addresses are otherwise
     /// refused, as in AWS.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_name = "HOST:PORT", value_parser = allow_entry)]
     webhook_allow: Vec<String>,
     /// Seconds Fargate takes to provision a task before its container runs (ENI, image pull,
     /// start; 30-60 s in AWS), added to every task: 0 starts them at once.
@@ -76,6 +76,12 @@ struct Cli {
     /// Jobs of one tenant queued at once; a submit over it is 429 (Terraform `tenant_max_queued`).
     #[arg(long, default_value_t = names::defaults::TENANT_MAX_QUEUED, value_parser = clap::value_parser!(u32).range(1..))]
     tenant_max_queued: u32,
+}
+
+/// One entry of an allow-list, refused at start when malformed (a URL where an origin is meant, say)
+/// rather than failing every job later.
+fn allow_entry(s: &str) -> Result<String, String> {
+    names::egress::EgressPolicy::parse(s).map(|_| s.trim().to_string())
 }
 
 fn provisioning_seconds(s: &str) -> Result<f64, String> {

@@ -131,6 +131,10 @@ impl LocalStack {
         crate::provision::put_tenant_secrets(&sdk, &config, &o.tenant_secrets).await?;
         let signing_secrets = crate::provision::put_signing_secrets(&sdk, &config, &o.tenants).await?;
 
+        // The agents read the same list; a malformed entry would fail every job, so it fails here.
+        let egress_allow: Vec<String> = std::iter::once(fixture.to_string()).chain(o.egress_allow.iter().cloned()).collect();
+        names::egress::EgressPolicy::parse(&egress_allow.join(",")).map_err(|e| format!("--egress-allow: {e}"))?;
+
         let (stop, stop_rx) = watch::channel(false);
         say(v, "starting the SQS pollers (jobs, webhooks)");
         let sqs = aws_sdk_sqs::Client::new(&sdk);
@@ -156,10 +160,7 @@ impl LocalStack {
                 scratch: scratch.clone(),
                 // The fixture page's origin (and what --egress-allow adds), nothing else of loopback:
                 // not the emulator, not another agent's chromedriver or DevTools.
-                extra_env: vec![(
-                    names::env::agent::EGRESS_ALLOW.to_string(),
-                    std::iter::once(fixture.to_string()).chain(o.egress_allow.iter().cloned()).collect::<Vec<_>>().join(","),
-                )],
+                extra_env: vec![(names::env::agent::EGRESS_ALLOW.to_string(), egress_allow.join(","))],
                 launches: launches.clone(),
                 provisioning_delay: o.provisioning_delay,
             },

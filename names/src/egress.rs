@@ -210,20 +210,28 @@ impl EgressPolicy {
             return Err(format!("{ip} is link-local (incl. instance and task metadata)"));
         }
         let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-        let listed = self.allowed.iter().find_map(|a| match a {
-            Allowed::Host(h, p) if *h == host => Some(*p),
-            Allowed::Net(n, p) if n.contains(ip) => Some(*p),
-            _ => None,
-        });
-        match listed {
-            Some(Some(pinned)) if pinned == port => return Ok(()),
-            Some(Some(pinned)) => return Err(format!("{ip} is allowed on port {pinned} only, not {port}")),
-            Some(None) => {}
-            None => {
-                if let Some(why) = special_range(ip) {
-                    return Err(format!("{ip} is {why}"));
-                }
+        // Every entry that names this destination counts, in any order: it is allowed when one of
+        // them allows it (`127.0.0.1:8081` and `127.0.0.1:3000` both stand).
+        let ports_listed: Vec<Option<u16>> = self
+            .allowed
+            .iter()
+            .filter_map(|a| match a {
+                Allowed::Host(h, p) if *h == host => Some(*p),
+                Allowed::Net(n, p) if n.contains(ip) => Some(*p),
+                _ => None,
+            })
+            .collect();
+        if ports_listed.contains(&Some(port)) {
+            return Ok(());
+        }
+        if ports_listed.is_empty() {
+            if let Some(why) = special_range(ip) {
+                return Err(format!("{ip} is {why}"));
             }
+        } else if !ports_listed.contains(&None) {
+            // Listed, but only on other ports.
+            let ports: Vec<String> = ports_listed.iter().flatten().map(u16::to_string).collect();
+            return Err(format!("{ip} is allowed on port {} only, not {port}", ports.join(", ")));
         }
         if self.ports.is_empty() || self.ports.contains(&port) {
             Ok(())
@@ -234,8 +242,22 @@ impl EgressPolicy {
     }
 }
 
+/// The forms an allow-list entry takes, for error messages.
+pub const ENTRY_FORMS: &str = "a host name, an IP address or a CIDR block, each with an optional :port \
+     (`127.0.0.1:3000`, `fixture.test:8081`, `10.0.0.0/24`, `[::1]:9000`)";
+
 fn parse_entry(item: &str) -> Result<Allowed, String> {
-    let bad = || format!("`{item}` is neither a host name nor an IP address or CIDR block (with an optional :port)");
+    if let Some((scheme, rest)) = item.split_once("://") {
+        // A URL where an origin is meant: say which origin.
+        let host_port = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let origin = match (host_port.rsplit_once(':'), scheme.to_ascii_lowercase().as_str()) {
+            (Some((_, p)), _) if p.parse::<u16>().is_ok() => host_port.to_string(),
+            (_, "https") => format!("{host_port}:443"),
+            _ => format!("{host_port}:80"),
+        };
+        return Err(format!("`{item}` is a URL; give its origin, `{origin}` (an entry is {ENTRY_FORMS})"));
+    }
+    let bad = || format!("`{item}` is not {ENTRY_FORMS}");
     if let Some(net) = Net::parse(item) {
         return Ok(Allowed::Net(net, None));
     }
@@ -318,6 +340,47 @@ mod tests {
         assert!(EgressPolicy::parse("host:0").is_err());
         assert!(EgressPolicy::parse("a b").is_err());
         assert!(EgressPolicy::parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn any_entry_that_allows_a_destination_allows_it_in_either_order() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for list in ["127.0.0.1:8081,127.0.0.1:3000", "127.0.0.1:3000,127.0.0.1:8081"] {
+            let p = EgressPolicy::parse(list).unwrap();
+            assert!(p.check("127.0.0.1", ip("127.0.0.1"), 8081).is_ok(), "{list}");
+            assert!(p.check("127.0.0.1", ip("127.0.0.1"), 3000).is_ok(), "{list}");
+            let e = p.check("127.0.0.1", ip("127.0.0.1"), 22).unwrap_err();
+            assert!(e.contains("port 8081, 3000 only") || e.contains("port 3000, 8081 only"), "{list}: {e}");
+        }
+        // A network on the default ports beside an origin on its own port, in both orders.
+        for list in ["10.0.0.0/8,10.1.2.3:8443", "10.1.2.3:8443,10.0.0.0/8"] {
+            let p = EgressPolicy::parse(list).unwrap();
+            assert!(p.check("x", ip("10.1.2.3"), 8443).is_ok(), "{list}");
+            assert!(p.check("x", ip("10.1.2.3"), 443).is_ok(), "{list}");
+            assert!(p.check("x", ip("10.1.2.3"), 22).unwrap_err().contains("port 22 is not allowed"), "{list}");
+            assert!(p.check("x", ip("10.9.9.9"), 8443).is_err(), "{list}");
+        }
+        // A host name and its address, each with its own port.
+        let p = EgressPolicy::parse("fixture.test:8081,127.0.0.1:3000").unwrap();
+        assert!(p.check("fixture.test", ip("127.0.0.1"), 3000).is_ok());
+        assert!(p.check("fixture.test", ip("127.0.0.1"), 8081).is_ok());
+        assert!(p.check("other.test", ip("127.0.0.1"), 8081).is_err());
+    }
+
+    #[test]
+    fn a_url_where_an_origin_is_meant_is_refused_with_the_origin_to_give() {
+        for (entry, origin) in [
+            ("http://127.0.0.1:3000", "`127.0.0.1:3000`"),
+            ("http://127.0.0.1:3000/path?q=1", "`127.0.0.1:3000`"),
+            ("https://fixture.test/", "`fixture.test:443`"),
+            ("HTTP://[::1]:9000/", "`[::1]:9000`"),
+            ("http://fixture.test", "`fixture.test:80`"),
+        ] {
+            let e = EgressPolicy::parse(entry).unwrap_err();
+            assert!(e.contains("is a URL") && e.contains(origin), "{entry}: {e}");
+        }
+        let e = EgressPolicy::parse("127.0.0.1:99999").unwrap_err();
+        assert!(e.contains("`127.0.0.1:99999` is not a host name, an IP address or a CIDR block"), "{e}");
     }
 
     #[test]

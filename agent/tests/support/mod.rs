@@ -582,7 +582,8 @@ pub fn png_size(png: &[u8]) -> (u32, u32) {
 // ---- fixture pages -------------------------------------------------------------------------
 
 /// Serves the fixture pages on 127.0.0.1 from a thread of its own.
-fn start_fixture() -> SocketAddr {
+/// A fixture server on a free loopback port (the shared one is `env().fixture`).
+pub fn start_fixture() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
