@@ -5,12 +5,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 pub struct Moto {
     pub endpoint: String,
     pub port: u16,
     pid: i32,
+    /// Set by the keeper thread once it has reaped the server (an unreaped zombie still answers
+    /// `kill(pid, 0)`, so only the reaping says it is gone).
+    exited: Arc<(Mutex<bool>, Condvar)>,
+    stopped: AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,8 +45,11 @@ impl Moto {
         }
         let port = crate::free_port().map_err(MotoError::Port)?;
         let (tx, rx) = std::sync::mpsc::channel();
+        let exited = Arc::new((Mutex::new(false), Condvar::new()));
+        let reaped = exited.clone();
         let path = moto.clone();
-        // The keeper thread never ends, so the death signal comes only when the process does.
+        // The keeper thread never ends, so the death signal comes only when the process does. It
+        // waits for the server and reaps it, so a stop knows the moment it is gone.
         std::thread::Builder::new()
             .name("moto-keeper".into())
             .spawn(move || {
@@ -65,7 +74,12 @@ impl Moto {
                         .map(|c| c.id() as i32)
                         .map_err(|e| e.to_string()),
                 );
-                let _child = child;
+                if let Ok(mut child) = child {
+                    let _ = child.wait();
+                    let (done, cv) = &*reaped;
+                    *done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                    cv.notify_all();
+                }
                 loop {
                     std::thread::park();
                 }
@@ -93,6 +107,8 @@ impl Moto {
             endpoint: format!("http://127.0.0.1:{port}"),
             port,
             pid,
+            exited,
+            stopped: AtomicBool::new(false),
         };
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -146,27 +162,58 @@ impl Moto {
         self.pid as u32
     }
 
-    /// Stops moto and everything in its process group.
+    /// Stops moto and everything in its process group: SIGTERM, up to 5 s for the server to exit
+    /// (it is reaped the moment it does), then SIGKILL for whatever is left. Once; later calls
+    /// (the drop after an explicit stop) return at once.
     pub fn stop(&self) {
+        if self.stopped.swap(true, Ordering::SeqCst) {
+            return;
+        }
         // SAFETY: kill(2) with a negative pid signals the process group created for moto.
         unsafe {
             libc::kill(-self.pid, libc::SIGTERM);
         }
-        let started = Instant::now();
-        // SAFETY: signal 0 only checks whether the group still exists.
-        while unsafe { libc::kill(-self.pid, 0) } == 0 && started.elapsed() < Duration::from_secs(5)
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // SAFETY: as above; ESRCH when it is already gone is harmless.
+        let (done, cv) = &*self.exited;
+        let guard = done.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = cv.wait_timeout_while(guard, Duration::from_secs(5), |exited| !*exited);
+        // SAFETY: as above; ESRCH when the whole group is already gone is harmless.
         unsafe {
             libc::kill(-self.pid, libc::SIGKILL);
         }
+    }
+
+    /// Whether the server has exited and been reaped (nothing of it left, not even a zombie).
+    pub fn has_exited(&self) -> bool {
+        *self.exited.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl Drop for Moto {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stop leaves nothing behind, not even a zombie, and a second stop (the drop after an
+    /// explicit one) has nothing to do.
+    #[test]
+    fn stop_reaps_the_server_and_runs_once() {
+        let moto = Moto::start(&crate::root()).unwrap_or_else(|e| panic!("{e}"));
+        let proc_entry = PathBuf::from(format!("/proc/{}", moto.pid()));
+        assert!(proc_entry.exists() && !moto.has_exited());
+        let started = Instant::now();
+        moto.stop();
+        let took = started.elapsed();
+        assert!(moto.has_exited(), "stop returned before the server was reaped");
+        assert!(!proc_entry.exists(), "the server's process is still there (a zombie?)");
+        assert!(std::net::TcpStream::connect(("127.0.0.1", moto.port)).is_err());
+        let again = Instant::now();
+        moto.stop();
+        drop(moto);
+        eprintln!("moto stopped in {took:?}; the second stop and the drop took {:?}", again.elapsed());
     }
 }
