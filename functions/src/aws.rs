@@ -316,25 +316,25 @@ impl JobStore {
         Err(AwsError { op: "dynamodb:UpdateItem", code: None, detail: format!("the job's status kept changing; {} not written", to.as_str()) })
     }
 
-    /// Sets `queued_reason` of a job that is still queued, and moves its deadline to `deadline`
-    /// (epoch seconds): a job waiting for its tenant's running jobs is not overdue while its
-    /// message goes round (nothing when it is no longer queued).
-    pub async fn set_queued_reason(&self, task_id: &TaskId, reason: names::job::QueuedReason, deadline: i64) -> Result<(), AwsError> {
-        let r = self
+    /// Sets `queued_reason` of a job that is still in `status` (nothing when it has moved on) and,
+    /// when given, moves its deadline to `deadline` (epoch seconds): a job waiting for its
+    /// tenant's running jobs is not overdue while its message goes round.
+    pub async fn set_queued_reason(&self, task_id: &TaskId, status: JobStatus, reason: names::job::QueuedReason, deadline: Option<i64>) -> Result<(), AwsError> {
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(t::TASK_ID, s(task_id.as_str()))
-            .update_expression("SET #qr = :qr, #dl = :dl")
-            .condition_expression("#st = :q")
+            .update_expression(if deadline.is_some() { "SET #qr = :qr, #dl = :dl" } else { "SET #qr = :qr" })
+            .condition_expression("#st = :st")
             .expression_attribute_names("#qr", t::QUEUED_REASON)
-            .expression_attribute_names("#dl", t::DEADLINE_AT)
-            .expression_attribute_values(":dl", n(deadline))
             .expression_attribute_names("#st", t::STATUS)
             .expression_attribute_values(":qr", s(reason.as_str()))
-            .expression_attribute_values(":q", s(JobStatus::Queued.as_str()))
-            .send()
-            .await;
+            .expression_attribute_values(":st", s(status.as_str()));
+        if let Some(deadline) = deadline {
+            update = update.expression_attribute_names("#dl", t::DEADLINE_AT).expression_attribute_values(":dl", n(deadline));
+        }
+        let r = update.send().await;
         match r {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),

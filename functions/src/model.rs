@@ -192,8 +192,13 @@ impl Job {
             Target::Url(u) => (None, Some(u.clone())),
             Target::Script => (None, None),
         };
-        let queued_reason = (self.status == JobStatus::Queued)
-            .then(|| self.queued_reason.as_deref().and_then(QueuedReason::parse).unwrap_or(QueuedReason::Capacity));
+        let reason = self.queued_reason.as_deref().and_then(QueuedReason::parse);
+        let queued_reason = match self.status {
+            JobStatus::Queued => Some(reason.filter(|r| *r != QueuedReason::Capacity).unwrap_or(QueuedReason::Dispatch)),
+            // Claimed, but ECS refused its task: it waits for capacity and is tried again.
+            JobStatus::Provisioning => reason.filter(|r| *r == QueuedReason::Capacity),
+            _ => None,
+        };
         let error = (self.error_code.is_some() || self.error_message.is_some()).then(|| JobError {
             code: self.error_code.clone(),
             message: self.error_message.clone(),

@@ -360,7 +360,7 @@ pub async fn slot_stopped(app: &App, slot_id: &str, detail: &names::ecs::TaskSta
             // duplicate message is ignored), and the manifest goes last, so a retry still sees
             // that the job was not taken.
             let deadline = app.clock.now_secs() + crate::QUEUE_ALLOWANCE_SECONDS;
-            let back = vec![(t::QUEUED_REASON, attr_s(names::job::QueuedReason::Capacity.as_str())), (t::DEADLINE_AT, attr_n(deadline))];
+            let back = vec![(t::QUEUED_REASON, attr_s(names::job::QueuedReason::Dispatch.as_str())), (t::DEADLINE_AT, attr_n(deadline))];
             let moved = app.store.transition(&job_id, JobStatus::Queued, back).await?.is_some();
             let queued = moved || app.store.get(&job_id).await?.is_some_and(|j| j.status == JobStatus::Queued && j.warm_slot.as_deref() == Some(slot_id));
             if queued {

@@ -4,6 +4,7 @@
 //! last attempt the job fails with the reason instead.
 
 use crate::aws::{attr_n, attr_s, ecs_task_id, AwsError, Moved, RunOutcome, RunRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use crate::model::{Job, TaskId};
 use crate::time::rfc3339;
 use names::job::{ErrorCode, QueuedReason};
@@ -93,7 +94,8 @@ async fn start(app: &App, task_id: &TaskId, receive_count: u32) -> Result<Outcom
     let job = match job.status {
         JobStatus::Queued => {
             let deadline = app.clock.now_secs() + crate::PROVISIONING_ALLOWANCE_SECONDS + i64::from(job.options.timeout_seconds);
-            let claim = vec![(t::ATTEMPTS, attr_n(receive_count)), (t::DEADLINE_AT, attr_n(deadline))];
+            // The reason it waited is over (a later refusal of its task says CAPACITY).
+            let claim = vec![(t::ATTEMPTS, attr_n(receive_count)), (t::DEADLINE_AT, attr_n(deadline)), (t::QUEUED_REASON, AttributeValue::Null(true))];
             let max_running = app.config.limits.max_running(job.tenant_id.as_str());
             match store.transition_limited(task_id, JobStatus::Provisioning, claim, Some(max_running)).await? {
                 Moved::Moved(job) => job,
@@ -102,7 +104,7 @@ async fn start(app: &App, task_id: &TaskId, receive_count: u32) -> Result<Outcom
                     // Send it again before this message is acknowledged: never lost.
                     app.queue.send_delayed(task_id, app.config.tenant_wait_seconds).await?;
                     let deadline = app.clock.now_secs() + crate::QUEUE_ALLOWANCE_SECONDS;
-                    store.set_queued_reason(task_id, QueuedReason::TenantLimit, deadline).await?;
+                    store.set_queued_reason(task_id, JobStatus::Queued, QueuedReason::TenantLimit, Some(deadline)).await?;
                     return Ok(Outcome::Waiting);
                 }
             }
@@ -127,14 +129,16 @@ async fn start(app: &App, task_id: &TaskId, receive_count: u32) -> Result<Outcom
         Err((code, why)) => return fail(app, task_id, code, &why).await,
     };
     let req = RunRequest::for_job(task_id, &job.tenant_id, environment);
-    let reason = match app.tasks.run(&req).await {
+    let (reason, refused) = match app.tasks.run(&req).await {
         Ok(RunOutcome::Started { task_arn }) => return record(app, task_id, task_arn).await,
-        Ok(RunOutcome::Refused { reason }) => reason,
+        Ok(RunOutcome::Refused { reason }) => (reason, true),
         Err(e) => {
             tracing::warn!(task_id = task_id.as_str(), error = %e, "RunTask failed");
+            // Throttled: no task was started, as with failures[]; any other error may have started one.
+            let throttled = e.code.as_deref() == Some("ThrottlingException");
             match e.code {
-                Some(code) => format!("RunTask failed: {code}"),
-                None => "RunTask failed".to_owned(),
+                Some(code) => (format!("RunTask failed: {code}"), throttled),
+                None => ("RunTask failed".to_owned(), false),
             }
         }
     };
@@ -142,6 +146,12 @@ async fn start(app: &App, task_id: &TaskId, receive_count: u32) -> Result<Outcom
         let msg = format!("the task could not be started after {receive_count} attempts: {reason}");
         fail(app, task_id, ErrorCode::RunTaskFailed, &msg).await
     } else {
+        if refused {
+            // The client sees why its job waits (best effort: the retry goes on regardless).
+            if let Err(e) = app.store.set_queued_reason(task_id, JobStatus::Provisioning, QueuedReason::Capacity, None).await {
+                tracing::warn!(task_id = task_id.as_str(), error = %e, "could not record the refusal on the job");
+            }
+        }
         Ok(Outcome::Retry(reason))
     }
 }

@@ -275,8 +275,14 @@ async fn run_task_failures_are_retried_then_recorded() {
     let conf = aws_sdk_ecs::config::Builder::from(&sdk().await).endpoint_url(fake).build();
     app.tasks.client = aws_sdk_ecs::Client::from_conf(conf);
     let id = submit(&app, &tenant, r#"{"query": "x"}"#).await;
+    // Just accepted: waiting for the dispatcher, not for capacity.
+    let job = status_of(&app, &id).await;
+    assert_eq!((job["status"].as_str(), job["queued_reason"].as_str()), (Some("QUEUED"), Some("DISPATCH")), "{job}");
     let m = job_message(&id);
     assert!(matches!(process::message(&app, &process::Message { body: Some(&m), receive_count: 1 }).await, Outcome::Retry(r) if r.contains("RESOURCE:MEMORY")));
+    // ECS refused its task: the job says it waits for capacity until it is tried again.
+    let job = status_of(&app, &id).await;
+    assert_eq!((job["status"].as_str(), job["queued_reason"].as_str()), (Some("PROVISIONING"), Some("CAPACITY")), "{job}");
     assert!(matches!(process::message(&app, &process::Message { body: Some(&m), receive_count: 2 }).await, Outcome::Retry(_)));
     let last = process::message(&app, &process::Message { body: Some(&m), receive_count: 3 }).await;
     assert!(matches!(last, Outcome::Failed(_)), "{last:?}");

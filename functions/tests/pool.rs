@@ -164,6 +164,7 @@ async fn a_slot_that_ends_before_taking_its_job_sends_it_back_and_one_that_took_
     assert_eq!(slot_stopped(&app, &s, Some(137)).await, reconcile::Outcome::Ignored("a slot already retired"));
     let back = job(&app, &id).await;
     assert_eq!((back.status, back.warm_slot.as_deref()), (JobStatus::Queued, None), "queued again, its slot forgotten");
+    assert_eq!(back.view().queued_reason, Some(names::job::QueuedReason::Dispatch), "waiting for the dispatcher again");
     assert!(queued_messages(&app).await.iter().any(|m| m.contains(&id)), "its message sent again");
     assert_eq!(app.store.counter(&tenant).await.unwrap().running, 0);
     assert!(!app.outputs.slot_manifest_left(&s.id).await.unwrap(), "the slot's manifest is removed");

@@ -99,7 +99,9 @@ pub struct JobView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub warm_start: Option<bool>,
-    /// While `QUEUED`: why it has not started.
+    /// Why it has not started: while `QUEUED`, `DISPATCH` (waiting for the dispatcher, normally
+    /// seconds) or `TENANT_LIMIT`; while `PROVISIONING`, `CAPACITY` when ECS refused its task and
+    /// it is tried again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub queued_reason: Option<QueuedReason>,

@@ -66,9 +66,13 @@ pub mod job {
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
         pub enum QueuedReason {
+            /// Waiting for the dispatcher to take it (just accepted, or sent back to the queue
+            /// when its warm slot ended before taking it); normally a second or two.
+            Dispatch = "DISPATCH",
             /// Its tenant has `max_running` jobs started; it starts when one of them ends.
             TenantLimit = "TENANT_LIMIT",
-            /// Waiting for the dispatcher or for Fargate (its tenant is under its limit).
+            /// ECS refused to start its task (no Fargate capacity, or RunTask throttled); it is
+            /// tried again. Shown while the job is PROVISIONING with no task.
             Capacity = "CAPACITY",
         }
     }
