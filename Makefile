@@ -12,7 +12,7 @@ CARGO_WS := $(CARGO) test --workspace
 # Crate fragments add their benchmarks here (agent/agent.mk, functions/functions.mk).
 BENCH_TARGETS := bench-infra bench-local bench-fairness bench-warm
 
-.PHONY: all gen check test test-tools test-infra bench tools system-packages local e2e deploy destroy rotate-key rotate-key-finish $(BENCH_TARGETS)
+.PHONY: all gen check test test-tools test-infra bench tools system-packages local local-command e2e deploy destroy rotate-key rotate-key-finish $(BENCH_TARGETS)
 
 all: gen
 
@@ -75,10 +75,15 @@ test-infra: tools
 ## agents run as containers of the image (make image) where podman works, else as processes;
 ## SECRETS='TENANT:NAME=VALUE ...' gives tenants secrets for scripted jobs;
 ## WEBHOOK_ALLOW=127.0.0.1:9000 lets webhooks reach a receiver of your own on this machine
+LOCAL_STACK = target/debug/local-stack $(if $(wildcard $(KEYS_FILE)),--api-key-generations $(KEYS_FILE)) \
+  $(foreach s,$(SECRETS),--tenant-secret '$(s)') $(if $(WEBHOOK_ALLOW),--webhook-allow '$(WEBHOOK_ALLOW)')
 local: tools image
 	$(CARGO) build -q --workspace --bins
-	target/debug/local-stack $(if $(wildcard $(KEYS_FILE)),--api-key-generations $(KEYS_FILE)) \
-	  $(foreach s,$(SECRETS),--tenant-secret '$(s)') $(if $(WEBHOOK_ALLOW),--webhook-allow '$(WEBHOOK_ALLOW)')
+	$(LOCAL_STACK)
+
+# The command `make local` runs with these variables, printed (the README's test runs it).
+local-command:
+	@:$(info $(LOCAL_STACK))
 
 ## e2e: one job end to end through the local stack, over HTTP as a client would
 e2e: tools image

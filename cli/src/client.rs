@@ -64,7 +64,7 @@ impl std::fmt::Display for Failure {
             }
             Failure::Throttled(m) => write!(f, "429: {m} (still throttled after the retries; try again later or raise --retries)"),
             Failure::WaitTimedOut { task_id, status } => {
-                write!(f, "job {task_id} is still {status}; stopped waiting (--wait-timeout); `jobs status {task_id}` shows it later")
+                write!(f, "job {task_id} is still {status}; stopped waiting (--wait-timeout); `{} status {task_id}` shows it later", env!("CARGO_BIN_NAME"))
             }
         }
     }
@@ -88,7 +88,7 @@ impl Api {
         }
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(60))
-            .user_agent(concat!("jobs-cli/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Failure::Unavailable(format!("cannot make an HTTP client: {e}")))?;
         Ok(Api { base, key: key.to_string(), http, retries })

@@ -1,4 +1,4 @@
-//! `jobs`: the API's command-line client. Submit a job and wait for it with its status changes
+//! `jobsctl`: the API's command-line client (not `jobs`, which every shell has as a builtin). Submit a job and wait for it with its status changes
 //! shown live, save its files, read its logs (following them), list and cancel jobs.
 
 mod client;
@@ -25,7 +25,7 @@ const EXIT_CODES: &str = "Exit codes:
   8  --wait gave up after --wait-timeout; the job goes on";
 
 #[derive(Parser, Debug)]
-#[command(name = "jobs", version, about = "Browser jobs from the command line: submit, wait, download, status, logs, list, cancel", after_help = EXIT_CODES)]
+#[command(name = env!("CARGO_BIN_NAME"), version, about = "Browser jobs from the command line: submit, wait, download, status, logs, list, cancel", after_help = EXIT_CODES)]
 struct Cli {
     /// The API's base URL, e.g. https://abc123.execute-api.us-east-1.amazonaws.com/v1 (default:
     /// `terraform output api_gateway_url` of --terraform-dir)
@@ -134,7 +134,7 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            eprintln!("jobs: {f}");
+            eprintln!("{}: {f}", env!("CARGO_BIN_NAME"));
             ExitCode::from(f.exit_code())
         }
     }
@@ -233,7 +233,7 @@ fn submit(cli: &Cli, api: &Api, args: &SubmitArgs) -> Result<u8, Failure> {
             print_json(&accepted);
         } else {
             println!("{}", job.task_id);
-            eprintln!("{} {}; `jobs status {}` shows it", job.task_id, job.status, job.task_id);
+            eprintln!("{} {}; `{} status {}` shows it", job.task_id, job.status, env!("CARGO_BIN_NAME"), job.task_id);
         }
         return Ok(exit::OK);
     }

@@ -1,4 +1,4 @@
-//! The `jobs` client against the local stack, as a user runs it: the URL and key from the
+//! The `jobsctl` client against the local stack, as a user runs it: the URL and key from the
 //! environment, a job submitted and waited for with its files saved, its logs followed to the end,
 //! a running job cancelled (and the waiting client's exit code saying so), refusals with their exit
 //! codes, and a throttled submit retried after its Retry-After. In the loopback-only namespace.
@@ -21,7 +21,7 @@ impl std::fmt::Display for Out {
 }
 
 fn jobs(stack: &LocalStack, key: &str, args: &[&str]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_jobs"));
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_jobsctl"));
     cmd.args(args).env("JOBS_API_URL", &stack.api_url).env("JOBS_API_KEY", key).kill_on_drop(true);
     cmd
 }
@@ -31,7 +31,7 @@ async fn run(stack: &LocalStack, args: &[&str]) -> Out {
 }
 
 async fn run_with_key(stack: &LocalStack, key: &str, args: &[&str]) -> Out {
-    let out = jobs(stack, key, args).output().await.expect("jobs runs");
+    let out = jobs(stack, key, args).output().await.expect("jobsctl runs");
     Out { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
 }
 
@@ -53,7 +53,7 @@ async fn with_agents() {
     podman.require_image(testenv::container::LOCAL_IMAGE).unwrap_or_else(|e| panic!("{e} (make image builds it)"));
     let command = AgentCommand::Container { podman, image: testenv::container::LOCAL_IMAGE.into() };
     let stack = LocalStack::start(Options::quiet(&["acme"], command)).await.expect("the local stack starts");
-    let dir = std::env::temp_dir().join(format!("jobs-cli-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("jobsctl-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
 
     // Submit, wait (the status changes on stderr), download every file.
@@ -124,7 +124,7 @@ async fn with_agents() {
     assert!(bad.stderr.contains("options.viewport.width"), "{bad}");
     let typo = run(&stack, &["status", "nope"]).await;
     assert_eq!(typo.code, 2, "{typo}");
-    let none = tokio::process::Command::new(env!("CARGO_BIN_EXE_jobs")).args(["list", "--terraform-dir", "/nonexistent"]).env_remove("JOBS_API_URL").env_remove("JOBS_API_KEY").output().await.unwrap();
+    let none = tokio::process::Command::new(env!("CARGO_BIN_EXE_jobsctl")).args(["list", "--terraform-dir", "/nonexistent"]).env_remove("JOBS_API_URL").env_remove("JOBS_API_KEY").output().await.unwrap();
     assert_eq!(none.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&none.stderr).contains("--api-url"), "{}", String::from_utf8_lossy(&none.stderr));
 

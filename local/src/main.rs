@@ -91,6 +91,21 @@ fn provisioning_seconds(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A command that completes a job against this stack as pasted, from any directory: the client
+/// built beside this binary (`make local` builds it), else through cargo.
+fn try_command(root: &std::path::Path, api_url: &str, key: &str) -> String {
+    let quote = |p: &std::path::Path| {
+        let p = p.display().to_string();
+        if p.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c)) { p } else { format!("'{}'", p.replace('\'', r"'\''")) }
+    };
+    let beside = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join("jobsctl"))).filter(|p| p.exists());
+    let client = match beside {
+        Some(path) => quote(&path),
+        None => format!("cargo run -q --manifest-path {} -p jobsctl --", quote(&root.join("Cargo.toml"))),
+    };
+    format!("JOBS_API_URL={api_url} JOBS_API_KEY={key} {client} submit --query rust --wait --download out/")
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Runtime {
     Auto,
@@ -160,7 +175,7 @@ async fn main() -> std::process::ExitCode {
         }
     }
     let options = Options {
-        root,
+        root: root.clone(),
         api_port: cli.port,
         fixture_port: cli.fixture_port,
         tenants: cli.tenants,
@@ -199,7 +214,8 @@ async fn main() -> std::process::ExitCode {
     println!("Emulator:  {}", stack.endpoint);
     println!("Agents:    {}", stack.agents);
     println!("Fixtures:  http://{}/search?q=rust", stack.fixture);
-    println!("Try:       curl -s -X POST {}/jobs -H 'x-api-key: {}' -H 'content-type: application/json' -d '{{\"query\": \"rust\"}}'", stack.api_url, stack.keys[0].1);
+    println!("Try:       {}", try_command(&root, &stack.api_url, &stack.keys[0].1));
+    println!("Or curl:   curl -s -X POST {}/jobs -H 'x-api-key: {}' -H 'content-type: application/json' -d '{{\"query\": \"rust\"}}'", stack.api_url, stack.keys[0].1);
     println!("Ctrl-C stops everything.");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     tokio::select! {
