@@ -1263,7 +1263,9 @@ pub struct Tasks {
 impl Tasks {
     /// `ecs:RunTask` (with `ecs:TagResource` for the tags, and `iam:PassRole` on the task
     /// definition's execution role). `clientToken` = `startedBy` (the job's id, a slot's name),
-    /// so a repeated call starts no second task.
+    /// so a repeated call starts no second task: with the same parameters ECS answers the task
+    /// it started, with others (a new manifest link) ConflictException naming it, taken as the
+    /// answer.
     pub async fn run(&self, req: &RunRequest) -> Result<RunOutcome, AwsError> {
         use aws_sdk_ecs::types::*;
         let mut env = Vec::new();
@@ -1299,8 +1301,19 @@ impl Tasks {
             .network_configuration(network)
             .overrides(overrides)
             .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ecs:RunTask", e))?;
+            .await;
+        let r = match r {
+            Ok(r) => r,
+            // The token already started a task, with other parameters: an earlier attempt whose
+            // answer was lost signed its own manifest link. That task is this one's (ECS names
+            // it in resourceIds) and no second one starts.
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_ecs::operation::run_task::RunTaskError::ConflictException(c)) if !c.resource_ids().is_empty() => {
+                    return Ok(RunOutcome::Started { task_arn: c.resource_ids()[0].clone() });
+                }
+                _ => return Err(AwsError::from_sdk("ecs:RunTask", e)),
+            },
+        };
         if let Some(arn) = r.tasks().iter().find_map(|t| t.task_arn()) {
             return Ok(RunOutcome::Started { task_arn: arn.to_owned() });
         }

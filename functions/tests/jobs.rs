@@ -291,6 +291,29 @@ async fn run_task_failures_are_retried_then_recorded() {
     assert!(job["error"]["message"].as_str().unwrap().contains("no Fargate capacity"), "{job}");
 }
 
+/// An attempt whose RunTask started a task but whose answer was lost (the job stays PROVISIONING
+/// with no task): the next attempt signs a new manifest link, so ECS answers its reused
+/// clientToken with ConflictException naming the first task. The job takes that task; no second
+/// one starts, and it is not failed RUN_TASK_FAILED while its task runs.
+#[tokio::test]
+async fn a_retry_after_a_lost_run_task_answer_takes_the_task_it_started() {
+    let tenant = unique("lost");
+    let app = app(&[&tenant]).await;
+    let id = submit(&app, &tenant, r#"{"query": "x"}"#).await;
+    force(&app, &id, JobStatus::Provisioning, None).await;
+    let earlier = vec![(names::env::agent::MANIFEST_URL.to_string(), "https://earlier-attempt.test/manifest".to_string())];
+    let req = RunRequest::for_job(&TaskId::parse(&id).unwrap(), &TenantId::new(&tenant), earlier);
+    let functions::aws::RunOutcome::Started { task_arn: first } = app.tasks.run(&req).await.unwrap() else { panic!("started") };
+    for receive_count in [2, app.config.max_attempts] {
+        let outcome = process::message(&app, &process::Message { body: Some(&job_message(&id)), receive_count }).await;
+        assert!(matches!(&outcome, Outcome::Started { task_arn } if *task_arn == first) || matches!(outcome, Outcome::Ignored(_)), "{outcome:?}");
+    }
+    assert_eq!(tasks_started_by(&app, &id).await, [first.clone()], "no second task");
+    let job = status_of(&app, &id).await;
+    assert_eq!(job["status"], "PROVISIONED", "{job}");
+    assert_eq!(job["ecs_task_id"], functions::aws::ecs_task_id(&first).as_str(), "{job}");
+}
+
 #[tokio::test]
 async fn out_of_order_and_repeated_events_never_move_a_finished_job() {
     let tenant = unique("ooo");

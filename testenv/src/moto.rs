@@ -37,12 +37,14 @@ pub enum MotoError {
 }
 
 impl Moto {
-    /// Starts moto from the project's virtualenv and waits until it listens.
+    /// Starts moto from the project's virtualenv, with the AWS behaviours it lacks that
+    /// `testenv/py/moto_server.py` adds (ECS clientToken semantics), and waits until it listens.
     pub fn start(root: &Path) -> Result<Moto, MotoError> {
-        let moto = crate::venv_bin(root).join("moto_server");
-        if !moto.exists() {
-            return Err(MotoError::Missing(moto));
+        let moto = crate::venv_bin(root).join("python");
+        if !crate::venv_bin(root).join("moto_server").exists() {
+            return Err(MotoError::Missing(crate::venv_bin(root).join("moto_server")));
         }
+        let script = root.join("testenv/py/moto_server.py");
         let port = crate::free_port().map_err(MotoError::Port)?;
         let (tx, rx) = std::sync::mpsc::channel();
         let exited = Arc::new((Mutex::new(false), Condvar::new()));
@@ -55,7 +57,8 @@ impl Moto {
             .spawn(move || {
                 use std::os::unix::process::CommandExt;
                 let mut cmd = Command::new(&path);
-                cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                cmd.arg(&script)
+                    .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
