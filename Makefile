@@ -121,7 +121,11 @@ AGENT_ARCH ?= arm64
 IMAGE_COMPRESSION ?= zstd
 PROJECT_NAME ?= infra-demo
 ENVIRONMENT ?= dev
-TF_VARS := -var aws_region=$(AWS_REGION) -var lambda_architecture=$(LAMBDA_ARCH) -var agent_architecture=$(AGENT_ARCH) -var project_name=$(PROJECT_NAME) -var environment=$(ENVIRONMENT)
+# API Gateway's CloudWatch Logs role is ONE setting per account and region, shared by every REST
+# API there: exactly one stack per region owns it (true); every other stack there says false.
+MANAGE_API_GATEWAY_ACCOUNT ?= true
+TF_VARS := -var aws_region=$(AWS_REGION) -var lambda_architecture=$(LAMBDA_ARCH) -var agent_architecture=$(AGENT_ARCH) -var project_name=$(PROJECT_NAME) -var environment=$(ENVIRONMENT) \
+  -var manage_api_gateway_account=$(MANAGE_API_GATEWAY_ACCOUNT)
 DEPLOY_ENV := AWS_REGION=$(AWS_REGION) AWS_DEFAULT_REGION=$(AWS_REGION) AGENT_ARCH=$(AGENT_ARCH) PROJECT_NAME=$(PROJECT_NAME) ENVIRONMENT=$(ENVIRONMENT) IMAGE_COMPRESSION=$(IMAGE_COMPRESSION)
 TF_INIT = $(TF) init -input=false $$($(DEPLOY_ENV) scripts/deploy.sh state-backend)
 # API key generations by tenant (scripts/rotate-key.sh writes it; commit it): read when it exists.

@@ -266,6 +266,10 @@ fn deploy_uses_one_region_and_puts_the_architecture_in_the_image_tag() {
     assert!(tag.trim().starts_with("agent-") && tag.trim().ends_with("-x86_64"), "{tag}");
     let defaults = make_n_deploy(&[]);
     assert!(defaults.contains("-var aws_region=us-east-1") && defaults.contains("-var agent_architecture=arm64"), "{defaults}");
+    // One stack per region owns API Gateway's account setting; a second one is told not to take it.
+    assert!(defaults.lines().filter(|l| l.contains("generated apply")).all(|l| l.contains("-var manage_api_gateway_account=true")), "{defaults}");
+    let second = make_n_deploy(&["MANAGE_API_GATEWAY_ACCOUNT=false"]);
+    assert!(second.lines().filter(|l| l.contains("generated apply")).all(|l| l.contains("-var manage_api_gateway_account=false")), "{second}");
     // The stack's name, in its resources and in its state's key, is the same as generated/'s defaults.
     let docs = docs();
     for (var, make) in [("project_name", "PROJECT_NAME"), ("environment", "ENVIRONMENT")] {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use crate::model::iam::Statement;
 use crate::model::resources::compute::*;
 use crate::model::resources::observability::CloudwatchLogGroup;
-use crate::model::stack::Condition;
+use crate::model::stack::{Condition, Lifecycle};
 use crate::model::{func, Error, File, Meta, Ref, Stack, Val, VarRef};
 
 use super::key::Key;
@@ -250,16 +250,25 @@ impl AgentService {
                 }),
                 ..Default::default()
             },
-            Meta::preconditions(vec![
-                Condition::new(
-                    func::contains(&func::lookup(&fargate_table(), &func::tostring(&props.cpu.val()), &Val::List(vec![])), &props.memory.val()),
-                    "agent_memory does not fit agent_cpu on Fargate: 256 takes 512, 1024 or 2048 MiB; 512 takes 1024-4096; 1024 takes 2048-8192; 2048 takes 4096-16384 (in steps of 1024); 4096 takes 8192-30720 (1024); 8192 takes 16384-61440 (4096); 16384 takes 32768-122880 (8192).",
-                ),
-                Condition::new(
-                    func::ne(&props.image_tag.val(), &Val::lit("")),
-                    "agent_image_tag is empty: `make deploy` builds and pushes the agent image and sets it (tasks of an image that was never pushed cannot start).",
-                ),
-            ]),
+            Meta {
+                lifecycle: Some(Lifecycle {
+                    // A changed task definition is a new revision: register it before the old one
+                    // is deregistered, so RunTask always finds an ACTIVE revision of the family.
+                    create_before_destroy: Some(true),
+                    precondition: vec![
+                        Condition::new(
+                            func::contains(&func::lookup(&fargate_table(), &func::tostring(&props.cpu.val()), &Val::List(vec![])), &props.memory.val()),
+                            "agent_memory does not fit agent_cpu on Fargate: 256 takes 512, 1024 or 2048 MiB; 512 takes 1024-4096; 1024 takes 2048-8192; 2048 takes 4096-16384 (in steps of 1024); 4096 takes 8192-30720 (1024); 8192 takes 16384-61440 (4096); 16384 takes 32768-122880 (8192).",
+                        ),
+                        Condition::new(
+                            func::ne(&props.image_tag.val(), &Val::lit("")),
+                            "agent_image_tag is empty: `make deploy` builds and pushes the agent image and sets it (tasks of an image that was never pushed cannot start).",
+                        ),
+                    ],
+                    ..Lifecycle::default()
+                }),
+                ..Meta::default()
+            },
         )?;
         Ok(AgentService { repository, cluster, task_definition, log_group, execution_role, parameter_arns })
     }

@@ -210,15 +210,16 @@ impl RestApiConstruct {
                 ..Default::default()
             },
         )?;
-        let logging_role = Role::confined(
+        // Trusted by API Gateway without aws:SourceAccount: no AWS document shows API Gateway
+        // sending it when it assumes the account's logging role (AWS's own examples have no
+        // condition), and a condition it does not meet would stop every API's logs in the region.
+        let logging_role = Role::new(
             stack,
             f,
             "api_gateway_logging",
             ctx.prefix.clone() + "-api-gateway-logging",
             "apigateway.amazonaws.com",
             "API Gateway (account setting): writes access and execution logs",
-            &ctx.account_id,
-            None,
         )?;
         logging_role.grant(
             stack,
@@ -240,7 +241,12 @@ impl RestApiConstruct {
             f,
             "main",
             ApiGatewayAccount { cloudwatch_role_arn: logging_role.arn() },
-            Meta { count: Some(func::cond(&props.manage_account.val(), &Val::Int(1), &Val::Int(0))), ..Meta::default() },
+            // After the role's policy: API Gateway checks the role when the setting is made.
+            Meta {
+                count: Some(func::cond(&props.manage_account.val(), &Val::Int(1), &Val::Int(0))),
+                depends_on: vec![logging_role.policy_address()],
+                ..Meta::default()
+            },
         )?;
 
         let stage = stack.add_with(

@@ -9,7 +9,7 @@ use super::agent::AgentService;
 use super::function::Function;
 use super::Context;
 
-fn target(stack: &mut Stack, ctx: &Context, logical: &str, rule: &Ref<EventRule>, function: &Function) -> Result<(), Error> {
+fn target(stack: &mut Stack, logical: &str, rule: &Ref<EventRule>, function: &Function) -> Result<(), Error> {
     stack.add(
         File::Observability,
         logical,
@@ -34,8 +34,10 @@ fn target(stack: &mut Stack, ctx: &Context, logical: &str, rule: &Ref<EventRule>
             action: "lambda:InvokeFunction".into(),
             function_name: function.lambda.function_name(),
             principal: "events.amazonaws.com".into(),
+            // The rule's ARN pins this account's rule. No source_account: AWS documents none for
+            // EventBridge, and the condition can stop invocations (terraform-provider-aws#4116).
             source_arn: Some(rule.arn()),
-            source_account: Some(ctx.account_id.clone()),
+            source_account: None,
         },
     )?;
     Ok(())
@@ -58,7 +60,7 @@ pub fn task_state_changes(stack: &mut Stack, ctx: &Context, agent: &AgentService
             ..Default::default()
         },
     )?;
-    target(stack, ctx, "task_state_changes", &rule, function)
+    target(stack, "task_state_changes", &rule, function)
 }
 
 /// A schedule that invokes `function` (the timeout sweep).
@@ -73,5 +75,5 @@ pub fn schedule(stack: &mut Stack, ctx: &Context, expression: &str, function: &F
             ..Default::default()
         },
     )?;
-    target(stack, ctx, "sweep", &rule, function)
+    target(stack, "sweep", &rule, function)
 }

@@ -66,12 +66,14 @@ impl Network {
         stack.add(f, "main", DefaultSecurityGroup { vpc_id: vpc.id(), tags: tags("default-deny-all") })?;
         // The first two available zones of the region (by name; Local and Wavelength Zones are not
         // availability zones), or the two `availability_zones` names. Not `<region>a`/`b`: some
-        // regions and accounts have no `b` zone. Fewer than two stops the plan with a message.
+        // regions and accounts have no `b` zone. Zones where Fargate runs no Linux tasks are left
+        // out. Fewer than two stops the plan with a message.
         let azs = stack.data_with(
             f,
             "selected",
             AvailabilityZones {
                 state: "available".into(),
+                exclude_zone_ids: FARGATE_UNSUPPORTED_ZONE_IDS.iter().map(|z| Val::lit(*z)).collect(),
                 filter: vec![
                     AzFilter { name: "zone-type".into(), values: Val::List(vec!["availability-zone".into()]) },
                     AzFilter {
@@ -303,12 +305,12 @@ impl Network {
         // working: the Amazon DNS resolver (VPC base + 2) and the task metadata endpoint are never
         // filtered by network ACLs; packets through the NAT gateway and the gateway endpoints carry the
         // remote (public) address, not the gateway's. Replies come back to the kernel's ephemeral ports
-        // (Linux: 32768-60999); nothing else may come in.
-        let acl = stack.add(
-            f,
-            "private",
-            NetworkAcl { vpc_id: vpc.id(), subnet_ids: private_subnets.iter().map(|s| s.id()).collect(), tags: tags("private") },
-        )?;
+        // (Linux: 32768-60999); nothing else may come in. The subnets are associated only once
+        // every rule exists: an ACL with no rules denies everything, and a subnet moved to it
+        // early (the first apply, or an upgrade from a stack that listed its subnets inline) would
+        // cut the running tasks off until the rules came.
+        let acl = stack.add(f, "private", NetworkAcl { vpc_id: vpc.id(), subnet_ids: Vec::new(), tags: tags("private") })?;
+        let mut rule_addresses = Vec::new();
         let mut rules: Vec<(String, i64, bool, &str, &str, &str, Option<(i64, i64)>)> = vec![
             ("private_egress_vpc".into(), 100, true, "-1", "deny", props.cidr, None),
             ("private_ingress_vpc".into(), 100, false, "-1", "deny", props.cidr, None),
@@ -318,7 +320,7 @@ impl Network {
             rules.push((format!("private_egress_{}", what.to_lowercase()), 200 + 10 * i as i64, true, "tcp", "allow", "0.0.0.0/0", Some((port, port))));
         }
         for (logical, number, egress, protocol, action, cidr, ports) in rules {
-            stack.add(
+            let rule = stack.add(
                 f,
                 &logical,
                 NetworkAclRule {
@@ -332,11 +334,25 @@ impl Network {
                     to_port: ports.map(|(_, to)| Val::Int(to)),
                 },
             )?;
+            rule_addresses.push(rule.address().to_string());
+        }
+        for (i, subnet) in private_subnets.iter().enumerate() {
+            stack.add_with(
+                f,
+                &format!("private_{i}"),
+                NetworkAclAssociation { network_acl_id: acl.id(), subnet_id: subnet.id() },
+                crate::model::Meta { depends_on: rule_addresses.clone(), ..Default::default() },
+            )?;
         }
 
         Ok(Network { vpc, public_subnets, private_subnets, agent_security_group, s3_endpoint })
     }
 }
+
+/// Zone ids where Fargate runs no Linux tasks ("Supported Regions for Amazon ECS on AWS Fargate",
+/// ECS developer guide: us-west-1 only in usw1-az1 and usw1-az3, ap-northeast-1 only in apne1-az1,
+/// apne1-az2 and apne1-az4). Zone ids are unique across regions, so one list serves every region.
+pub const FARGATE_UNSUPPORTED_ZONE_IDS: [&str; 2] = ["usw1-az2", "apne1-az3"];
 
 #[cfg(test)]
 mod tests {

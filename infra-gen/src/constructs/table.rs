@@ -46,29 +46,18 @@ impl JobTable {
                     },
                     // Sparse: only items that carry `unfinished` (jobs not yet finished) are in
                     // it, so the sweep reads the few overdue jobs instead of scanning the table.
-                    // The tenants' counters are in it too (their own partition). Projected: the
-                    // options (the timeout in the sweep's message), the tenant and status (the
-                    // recount of the counters), the counters' counts and the warm slots' state.
+                    // The tenants' counters and the warm slots are in it too (their own
+                    // partitions). Projected ALL: a new attribute the sweep, the recount or the
+                    // dispatcher reads never changes the projection, which the provider can only
+                    // change by deleting and re-creating the index (the sweep would break until
+                    // DynamoDB backfilled it). On a sparse index of a few hundred items ALL costs
+                    // next to nothing.
                     DynamodbGsi {
                         name: t::UNFINISHED_INDEX.into(),
                         hash_key: t::UNFINISHED.into(),
                         range_key: Some(t::DEADLINE_AT.into()),
-                        projection_type: "INCLUDE".into(),
-                        non_key_attributes: vec![
-                            t::OPTIONS.into(),
-                            t::TENANT_ID.into(),
-                            t::STATUS.into(),
-                            t::QUEUED_COUNT.into(),
-                            t::RUNNING_COUNT.into(),
-                            t::COUNTS_AT.into(),
-                            t::MAX_RUNNING.into(),
-                            t::MAX_QUEUED.into(),
-                            // The warm slots: the dispatcher looks for idle ones with a task.
-                            t::SLOT_STATE.into(),
-                            t::ECS_TASK_ARN.into(),
-                            t::CLAIMED_BY.into(),
-                            t::HANDED_OVER.into(),
-                        ],
+                        projection_type: "ALL".into(),
+                        non_key_attributes: Vec::new(),
                     },
                 ],
                 ttl: Some(DynamodbTtl { attribute_name: t::EXPIRES_AT.into(), enabled: true }),

@@ -142,11 +142,23 @@ impl Resource for VpcSecurityGroupEgressRule {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct NetworkAcl {
     pub vpc_id: Val,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub subnet_ids: Vec<Val>,
     pub tags: Option<ValMap>,
 }
 impl Resource for NetworkAcl {
     const TYPE: &'static str = "aws_network_acl";
+}
+
+/// A subnet's network ACL (instead of the subnet's default ACL), apart from the ACL so that it
+/// can wait for the ACL's rules.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct NetworkAclAssociation {
+    pub network_acl_id: Val,
+    pub subnet_id: Val,
+}
+impl Resource for NetworkAclAssociation {
+    const TYPE: &'static str = "aws_network_acl_association";
 }
 
 /// One numbered rule of a network ACL; lower numbers are evaluated first, the first match decides.
@@ -203,6 +215,8 @@ exports!(VpcEndpoint { prefix_list_id });
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct AvailabilityZones {
     pub state: Val,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclude_zone_ids: Vec<Val>,
     pub filter: Vec<AzFilter>,
 }
 
