@@ -1069,10 +1069,12 @@ impl Outputs {
 
 impl Outputs {
     /// `s3:PutObject` of the job's secrets (`secrets/<task_id>.json`, a JSON object of name ->
-    /// value), encrypted by the bucket's key like every object.
-    pub async fn put_secrets(&self, task_id: &TaskId, secrets: &BTreeMap<String, String>) -> Result<(), AwsError> {
+    /// value), encrypted by the bucket's key like every object. Returns the version the write
+    /// made (the bucket is versioned), which the agent's DELETE removes for good.
+    pub async fn put_secrets(&self, task_id: &TaskId, secrets: &BTreeMap<String, String>) -> Result<Option<String>, AwsError> {
         let body = serde_json::to_vec(secrets).map_err(|e| AwsError { op: "s3:PutObject", code: None, detail: e.to_string() })?;
-        self.client
+        let put = self
+            .client
             .put_object()
             .bucket(&self.bucket)
             .key(names::bucket::secrets_key(task_id.as_str()))
@@ -1081,12 +1083,14 @@ impl Outputs {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("s3:PutObject", e))?;
-        Ok(())
+        Ok(put.version_id().map(str::to_owned))
     }
 
-    /// Pre-signed links to the job's secrets: a GET to read them, a DELETE to remove them once
-    /// read (signing needs `s3:GetObject` and `s3:DeleteObject` on the key).
-    pub async fn presign_secrets(&self, task_id: &TaskId, expires: Duration) -> Result<names::manifest::SecretLinks, AwsError> {
+    /// Pre-signed links to the job's secrets: a GET to read them (the current version), a DELETE
+    /// to remove them once read: of `version` when the write made one, so that nothing of it
+    /// stays behind as a noncurrent version (signing needs `s3:GetObject` and
+    /// `s3:DeleteObjectVersion`).
+    pub async fn presign_secrets(&self, task_id: &TaskId, version: Option<&str>, expires: Duration) -> Result<names::manifest::SecretLinks, AwsError> {
         let key = names::bucket::secrets_key(task_id.as_str());
         let get = self
             .client
@@ -1101,22 +1105,40 @@ impl Outputs {
             .delete_object()
             .bucket(&self.bucket)
             .key(&key)
+            .set_version_id(version.map(str::to_owned))
             .presigned(presigning(expires)?)
             .await
-            .map_err(|e| AwsError::from_sdk("s3:DeleteObject (presign)", e))?;
+            .map_err(|e| AwsError::from_sdk("s3:DeleteObjectVersion (presign)", e))?;
         Ok(names::manifest::SecretLinks { get: get.uri().to_owned(), delete: delete.uri().to_owned() })
     }
 
-    /// `s3:DeleteObject` of the job's secrets (none there is fine).
-    pub async fn delete_secrets(&self, task_id: &TaskId) -> Result<(), AwsError> {
-        self.client
-            .delete_object()
+    /// Every version of the job's secrets, and any delete marker, deleted for good
+    /// (`s3:ListBucketVersions` under `secrets/`, `s3:DeleteObjectVersion`): what a crashed agent
+    /// or an earlier attempt left. Returns how many were deleted (none there is fine).
+    pub async fn purge_secrets(&self, task_id: &TaskId) -> Result<usize, AwsError> {
+        let key = names::bucket::secrets_key(task_id.as_str());
+        let listed = self
+            .client
+            .list_object_versions()
             .bucket(&self.bucket)
-            .key(names::bucket::secrets_key(task_id.as_str()))
+            .prefix(&key)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("s3:DeleteObject", e))?;
-        Ok(())
+            .map_err(|e| AwsError::from_sdk("s3:ListBucketVersions", e))?;
+        let versions = listed.versions().iter().filter(|v| v.key() == Some(key.as_str())).filter_map(|v| v.version_id());
+        let markers = listed.delete_markers().iter().filter(|m| m.key() == Some(key.as_str())).filter_map(|m| m.version_id());
+        let ids: Vec<String> = versions.chain(markers).map(str::to_owned).collect();
+        for id in &ids {
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .version_id(id)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("s3:DeleteObjectVersion", e))?;
+        }
+        Ok(ids.len())
     }
 
     /// The agent's `error.json` of the job, when it wrote one that reads as a report.

@@ -199,7 +199,7 @@ async fn record(app: &App, task_id: &TaskId, task_arn: String) -> Result<Outcome
 
 async fn fail(app: &App, task_id: &TaskId, code: ErrorCode, message: &str) -> Result<Outcome, AwsError> {
     // No task will read them.
-    app.outputs.delete_secrets(task_id).await?;
+    app.outputs.purge_secrets(task_id).await?;
     let updates = vec![
         (t::ERROR_CODE, attr_s(code.as_str())),
         (t::ERROR_MESSAGE, attr_s(message)),
@@ -227,8 +227,8 @@ pub async fn manifest(app: &App, job: &Job) -> Result<Result<names::manifest::Ma
     } else {
         match app.secrets.read(job.tenant_id.as_str(), &wanted).await? {
             Ok(values) => {
-                app.outputs.put_secrets(&job.task_id, &values).await?;
-                Some(app.outputs.presign_secrets(&job.task_id, expires).await?)
+                let version = app.outputs.put_secrets(&job.task_id, &values).await?;
+                Some(app.outputs.presign_secrets(&job.task_id, version.as_deref(), expires).await?)
             }
             Err(missing) => {
                 let list = missing.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");

@@ -127,7 +127,7 @@ pub async fn job_task_change(app: &App, d: &TaskDetail) -> Result<Outcome, AwsEr
         }
         TaskStatus::Stopped => {
             // Its secrets were the agent's to delete; a crashed agent leaves them.
-            if let Err(e) = app.outputs.delete_secrets(&task_id).await {
+            if let Err(e) = app.outputs.purge_secrets(&task_id).await {
                 tracing::warn!(task_id = task_id.as_str(), error = %e, "could not delete the job's secrets");
             }
             let failed = d.containers.iter().find(|c| c.name == app.config.container_name).and_then(|c| c.exit_code).is_some_and(|c| c != 0);

@@ -25,12 +25,18 @@ impl Intercept for Recorder {
     }
     fn read_before_serialization(
         &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
         _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         if let Some(m) = cfg.load::<Metadata>() {
-            self.0.lock().unwrap().insert((m.service().to_owned(), m.name().to_owned()));
+            // IAM authorizes a DELETE of one version as its own action.
+            let versioned_delete = context
+                .input()
+                .downcast_ref::<aws_sdk_s3::operation::delete_object::DeleteObjectInput>()
+                .is_some_and(|i| i.version_id().is_some());
+            let op = if versioned_delete { "DeleteObjectVersion" } else { m.name() };
+            self.0.lock().unwrap().insert((m.service().to_owned(), op.to_owned()));
         }
         Ok(())
     }
@@ -57,6 +63,7 @@ impl Recorder {
                 let action = match (prefix, op.as_str()) {
                     ("s3", "HeadObject") => "GetObject",
                     ("s3", "ListObjectsV2") | ("s3", "ListObjects") => "ListBucket",
+                    ("s3", "ListObjectVersions") => "ListBucketVersions",
                     (_, op) => op,
                 };
                 format!("{prefix}:{action}")
@@ -150,6 +157,14 @@ async fn handlers_call_exactly_what_their_roles_allow() {
     let limited_process = recording_app(Function::Process, limited_config, &rec(Function::Process)).await;
     process::batch(&limited_process, sqs_event(&[(&job_message(&one), 1)])).await;
     assert_eq!(process::message(&limited_process, &process::Message { body: Some(&job_message(&two)), receive_count: 1 }).await, process::Outcome::Waiting);
+    // A job handed to a warm slot: its manifest written at the slot's place, the slot's links (a
+    // GET to poll, a DELETE to release) signed.
+    functions::pool::refill(&app_with(config.clone()).await).await.unwrap();
+    let warm = common::submit(&base, &tenant, r#"{"query": "warm"}"#).await;
+    let handed = process::message(&process, &process::Message { body: Some(&job_message(&warm)), receive_count: 1 }).await;
+    assert!(matches!(handed, process::Outcome::Started { .. }), "{handed:?}");
+    let warm_job = base.store.get(&functions::model::TaskId::parse(&warm).unwrap()).await.unwrap().unwrap();
+    assert!(warm_job.warm_slot.is_some(), "handed to the slot");
     let scripted_job = base.store.get(&functions::model::TaskId::parse(&scripted).unwrap()).await.unwrap().unwrap();
     assert_eq!(base.store.get(&functions::model::TaskId::parse(&missing).unwrap()).await.unwrap().unwrap().status, names::JobStatus::Failed);
 
@@ -187,6 +202,12 @@ async fn handlers_call_exactly_what_their_roles_allow() {
     let scripted_arn = scripted_job.ecs_task_arn.clone().expect("the scripted job's task");
     let stopped = task_event(&config.cluster_arn, &scripted_arn, &scripted, names::ecs::TaskStatus::Stopped, container(Some(10), None), None);
     reconcile::event(&reconciler, &stopped).await.unwrap();
+    // The warm slot ends before its agent took the job: the job goes back to the queue, the
+    // slot's manifest is removed.
+    let slot = base.store.slot(warm_job.warm_slot.as_deref().unwrap()).await.unwrap().expect("the slot");
+    let slot_arn = slot.task_arn.clone().expect("the slot's task");
+    let slot_end = task_event(&config.cluster_arn, &slot_arn, &names::pool::started_by(&slot.id), names::ecs::TaskStatus::Stopped, container(Some(137), None), None);
+    assert_eq!(reconcile::event(&reconciler, &slot_end).await.unwrap(), reconcile::Outcome::Applied(names::JobStatus::Queued));
     let overdue = submit_job(&base, &tenant).await;
     process::batch(&base, sqs_event(&[(&job_message(&overdue), 1)])).await;
     make_overdue(&base, &overdue).await;

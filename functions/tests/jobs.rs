@@ -650,9 +650,14 @@ async fn the_secrets_a_job_names_reach_it_in_an_object_of_their_own_read_once() 
     assert_eq!(got, BTreeMap::from([("password".into(), "s3cr3t-of-the-tenant".into()), ("user".into(), "ada@example.org".into())]));
     assert_eq!(http("DELETE", &links.delete, b"").await.0, 204);
     assert_eq!(http("GET", &links.get, b"").await.0, 404, "read once");
+    // The bucket is versioned: the DELETE removed that version for good, not behind a marker.
+    assert_eq!(secret_versions(&app, &id).await, Vec::<String>::new(), "no version or delete marker of the secrets is left");
 
-    // Left behind by an agent that died: the reconciler deletes them when the task stops.
+    // Left behind by an agent that died, after two attempts each wrote them: the reconciler
+    // deletes every version when the task stops.
+    process::overrides(&app, &job).await.unwrap().unwrap();
     let again = process::overrides(&app, &job).await.unwrap().unwrap();
+    assert_eq!(secret_versions(&app, &id).await.len(), 2);
     let (_, raw) = http("GET", &again[0].1, b"").await;
     let links = serde_json::from_slice::<Manifest>(&raw).unwrap().secrets.unwrap();
     assert_eq!(http("GET", &links.get, b"").await.0, 200);
@@ -660,6 +665,16 @@ async fn the_secrets_a_job_names_reach_it_in_an_object_of_their_own_read_once() 
     force(&app, &id, JobStatus::Running, Some(arn)).await;
     reconcile_event(&app, &id, arn, TaskStatus::Stopped, container(Some(137), None), Some(StopCode::EssentialContainerExited)).await;
     assert_eq!(http("GET", &links.get, b"").await.0, 404, "deleted by the reconciler");
+    assert_eq!(secret_versions(&app, &id).await, Vec::<String>::new(), "every version deleted by the reconciler");
+}
+
+/// Every version and delete marker of a job's secrets object.
+async fn secret_versions(app: &App, id: &str) -> Vec<String> {
+    let key = names::bucket::secrets_key(id);
+    let r = app.outputs.client.list_object_versions().bucket(&app.config.bucket).prefix(&key).send().await.unwrap();
+    let versions = r.versions().iter().map(|v| format!("version {}", v.version_id().unwrap_or("?")));
+    let markers = r.delete_markers().iter().map(|m| format!("delete marker {}", m.version_id().unwrap_or("?")));
+    versions.chain(markers).collect()
 }
 
 #[tokio::test]
@@ -679,7 +694,7 @@ async fn a_job_naming_a_secret_its_tenant_lacks_fails_before_a_task_starts() {
     assert!(message.contains("`password`") && !message.contains("`user`"), "{message}");
     assert!(message.contains(&format!("/tenants/{tenant}/")), "{message}");
     assert!(job.get("ecs_task_id").is_none(), "no task was started: {job}");
-    let links = app.outputs.presign_secrets(&TaskId::parse(&id).unwrap(), std::time::Duration::from_secs(60)).await.unwrap();
+    let links = app.outputs.presign_secrets(&TaskId::parse(&id).unwrap(), None, std::time::Duration::from_secs(60)).await.unwrap();
     assert_eq!(http("GET", &links.get, b"").await.0, 404, "no secrets were written");
 }
 

@@ -563,6 +563,9 @@ fn grant_contract(s: &mut Stack, ctx: &Context, function: &Function, g: Grantors
         take(&group);
         g.bucket.grant_secrets(s, role, g.key, &secret_objects)?;
     }
+    if take(&[(S3ListBucketVersions, SecretVersions)]) {
+        g.bucket.grant_list_secret_versions(s, role)?;
+    }
     if take(&[(SsmGetParameters, TenantSecrets)]) {
         // SecureStrings under the default key (aws/ssm) need no KMS grant: that key lets every
         // principal of the account decrypt through SSM.

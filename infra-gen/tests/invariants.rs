@@ -436,6 +436,8 @@ fn functions_get_exactly_their_contract() {
             Target::Manifests => format!("aws_s3_bucket.outputs.arn/{}", names::bucket::manifests_pattern()),
             Target::ErrorReports => format!("aws_s3_bucket.outputs.arn/{}", names::bucket::error_reports_pattern()),
             Target::SecretObjects => format!("aws_s3_bucket.outputs.arn/{}*", names::bucket::SECRETS_PREFIX),
+            // The bucket, listed only under secrets/ (the grant's s3:prefix condition).
+            Target::SecretVersions => "aws_s3_bucket.outputs.arn".into(),
             Target::TenantSecrets => ":parameter/var.project_name/var.environment/tenants/*".into(),
             Target::TaskDefinition => "aws_ecs_task_definition.agent.arn_without_revision:*".into(),
             Target::ClusterTasks => ":task/aws_ecs_cluster.main.name/*".into(),
@@ -526,5 +528,39 @@ fn apply_time_choices_hold() {
     for gsi in table["global_secondary_index"].as_array().unwrap() {
         assert_eq!(gsi["projection_type"], "ALL", "{gsi}");
         assert!(gsi.get("non_key_attributes").is_none(), "{gsi}");
+    }
+}
+
+/// The secrets handed to an agent leave nothing behind in the versioned bucket, and their links
+/// work only from the VPC: the agent's DELETE names the version (the signer may delete versions,
+/// the endpoint lets that through), and no version can be read or link used from elsewhere.
+#[test]
+fn secret_links_delete_versions_and_work_only_through_the_endpoint() {
+    let docs = docs();
+    let doc = |name: &str| blocks(&docs, "data", "aws_iam_policy_document").into_iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("{name}")).1;
+    let statement = |d: &Value, sid: &str| -> Value {
+        d["statement"].as_array().unwrap().iter().find(|s| s["sid"] == sid).cloned().unwrap_or_else(|| panic!("no statement {sid} in {d}"))
+    };
+    let endpoint = statement(doc("s3_endpoint_policy"), "AgentSecrets");
+    assert_eq!(strings(&endpoint["actions"]), ["s3:DeleteObjectVersion", "s3:GetObject"], "{endpoint}");
+    let bucket = doc("outputs_bucket_policy");
+    let reads = statement(bucket, "SecretsReadOnlyThroughTheVpc");
+    assert_eq!(strings(&reads["actions"]), ["s3:GetObject", "s3:GetObjectVersion"], "{reads}");
+    let links = statement(bucket, "AgentLinksOnlyFromTheVpc");
+    assert_eq!(strings(&links["actions"]), ["s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion"], "{links}");
+    let resources = strings(&links["resources"]);
+    assert!(resources.iter().any(|r| r.ends_with("/slots/*")) && resources.iter().any(|r| r.ends_with("/secrets/*")), "{links}");
+    let conditions = links["condition"].as_array().unwrap();
+    assert!(conditions.iter().any(|c| c["variable"] == "aws:SourceVpce" && c["test"] == "StringNotEquals"), "{links}");
+    assert!(conditions.iter().any(|c| c["variable"] == "s3:authType" && strings(&c["values"]) == ["REST-QUERY-STRING"]), "{links}");
+    // The signer of the agent's DELETE (process) and the reconciler may delete versions and list
+    // them, only under secrets/.
+    for role in ["process_function", "reconcile_function"] {
+        let policy = doc(&format!("{role}_policy"));
+        let list = statement(policy, "ListSecretVersions");
+        assert_eq!(list["condition"][0]["variable"], "s3:prefix", "{list}");
+        assert_eq!(strings(&list["condition"][0]["values"]), ["secrets/*"], "{list}");
+        let secrets = statement(policy, "JobSecrets");
+        assert!(strings(&secrets["actions"]).contains(&"s3:DeleteObjectVersion".to_string()), "{role}: {secrets}");
     }
 }

@@ -170,7 +170,7 @@ pub async fn provision(root: &Path, sdk: &aws_config::SdkConfig, s: &Settings) -
         queue_pair(&sqs, &names::queue::webhooks_name(p), &names::queue::webhooks_dlq_name(p), s.visibility_seconds).await?;
 
     let bucket = names::bucket::name(p, &s.account);
-    aws_sdk_s3::Client::new(sdk).create_bucket().bucket(&bucket).send().await.map_err(err("bucket"))?;
+    testenv::s3::create_outputs_bucket(&aws_sdk_s3::Client::new(sdk), &bucket).await.map_err(err("bucket"))?;
     let log_group = names::logs::agent_group(p);
     aws_sdk_cloudwatchlogs::Client::new(sdk)
         .create_log_group()

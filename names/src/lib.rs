@@ -1032,6 +1032,10 @@ pub mod contract {
             S3GetObject = "s3:GetObject",
             S3PutObject = "s3:PutObject",
             S3DeleteObject = "s3:DeleteObject",
+            /// A DELETE with a version id: the version is gone for good (the bucket is versioned,
+            /// so a plain DELETE only hides an object behind a delete marker).
+            S3DeleteObjectVersion = "s3:DeleteObjectVersion",
+            S3ListBucketVersions = "s3:ListBucketVersions",
             SsmGetParameters = "ssm:GetParameters",
             EcsRunTask = "ecs:RunTask",
             EcsStopTask = "ecs:StopTask",
@@ -1060,8 +1064,11 @@ pub mod contract {
         /// The tenants' secrets in SSM (`/<project>/<environment>/tenants/*`).
         TenantSecrets,
         /// A job's secrets handed to its agent (`secrets/*`): written, read once through a link,
-        /// deleted through another.
+        /// deleted (that version, for good) through another.
         SecretObjects,
+        /// The versions of the jobs' secrets, listed by prefix (the bucket, only under
+        /// `secrets/`): what a crashed agent or an earlier attempt left is found and deleted.
+        SecretVersions,
         TaskDefinition,
         ClusterTasks,
         /// The agent task's execution role (passed to ECS by RunTask).
@@ -1105,7 +1112,8 @@ pub mod contract {
                 (SsmGetParameters, TenantSecrets),
                 (S3PutObject, SecretObjects),
                 (S3GetObject, SecretObjects),
-                (S3DeleteObject, SecretObjects),
+                (S3DeleteObjectVersion, SecretObjects),
+                (S3ListBucketVersions, SecretVersions),
                 (EcsRunTask, TaskDefinition),
                 (EcsTagResource, ClusterTasks),
                 (IamPassRole, ExecutionRole),
@@ -1126,7 +1134,8 @@ pub mod contract {
                 (DynamodbQuery, UnfinishedIndex),
                 (EcsStopTask, ClusterTasks),
                 (S3GetObject, ErrorReports),
-                (S3DeleteObject, SecretObjects),
+                (S3DeleteObjectVersion, SecretObjects),
+                (S3ListBucketVersions, SecretVersions),
                 (SqsSendMessage, WebhookQueue),
                 // A warm slot that ended: was its job taken (else back to the queue), and refill.
                 (S3GetObject, SlotObjects),

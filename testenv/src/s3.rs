@@ -25,6 +25,32 @@ fn call<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> S3Error {
     move |e| S3Error::Call(format!("{what}: {e}"))
 }
 
+/// Whether `generated/` versions the outputs bucket (`aws_s3_bucket_versioning.outputs`: every
+/// overwrite and DELETE without a version id keeps the object as a noncurrent version).
+pub fn outputs_versioned(generated: &std::path::Path) -> Result<bool, String> {
+    let files = crate::taskdef::read_dir(generated).map_err(|e| e.to_string())?;
+    Ok(files.values().any(|d| {
+        d.pointer("/resource/aws_s3_bucket_versioning/outputs/versioning_configuration/status").and_then(|s| s.as_str()) == Some("Enabled")
+    }))
+}
+
+/// Creates the outputs bucket `name` as `generated/` declares it (versioned when it is), so the
+/// tests and the local stack see what S3 does with a DELETE there.
+pub async fn create_outputs_bucket(client: &aws_sdk_s3::Client, name: &str) -> Result<(), String> {
+    client.create_bucket().bucket(name).send().await.map_err(|e| format!("CreateBucket: {e}"))?;
+    if outputs_versioned(&crate::root().join("generated"))? {
+        let enabled = aws_sdk_s3::types::VersioningConfiguration::builder().status(aws_sdk_s3::types::BucketVersioningStatus::Enabled).build();
+        client
+            .put_bucket_versioning()
+            .bucket(name)
+            .versioning_configuration(enabled)
+            .send()
+            .await
+            .map_err(|e| format!("PutBucketVersioning: {e}"))?;
+    }
+    Ok(())
+}
+
 impl Bucket {
     /// Creates `name` in the emulator. The runtime's threads (and so the SDK's connections) live
     /// in the calling thread's network namespace.
@@ -42,7 +68,7 @@ impl Bucket {
             .force_path_style(true)
             .build();
         let client = aws_sdk_s3::Client::from_conf(config);
-        runtime.block_on(client.create_bucket().bucket(name).send()).map_err(call("CreateBucket"))?;
+        runtime.block_on(create_outputs_bucket(&client, name)).map_err(S3Error::Call)?;
         Ok(Bucket { name: name.to_string(), client, runtime })
     }
 

@@ -109,7 +109,7 @@ async fn create_resources() -> (String, String, String) {
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let queue_url =
         sqs.create_queue().queue_name(names::queue::jobs_name(PREFIX)).send().await.unwrap().queue_url.unwrap();
-    aws_sdk_s3::Client::new(&sdk).create_bucket().bucket(bucket()).send().await.unwrap();
+    testenv::s3::create_outputs_bucket(&aws_sdk_s3::Client::new(&sdk), &bucket()).await.unwrap();
     aws_sdk_cloudwatchlogs::Client::new(&sdk).create_log_group().log_group_name(log_group()).send().await.unwrap();
     let ecs = aws_sdk_ecs::Client::new(&sdk);
     let cluster = ecs.create_cluster().cluster_name(names::agent::cluster_name(PREFIX)).send().await.unwrap();

@@ -142,9 +142,20 @@ impl OutputsBucket {
                     // A job's secrets are read only by its agent, through the VPC: not by a leaked
                     // link elsewhere, nor by any principal of the account, however broad its
                     // IAM policies.
-                    Statement::deny("SecretsReadOnlyThroughTheVpc", &["s3:GetObject"], vec![secrets])
+                    // Any version of them, too (the bucket is versioned).
+                    Statement::deny("SecretsReadOnlyThroughTheVpc", &["s3:GetObject", "s3:GetObjectVersion"], vec![secrets.clone()])
                         .with_principal("AWS", vec![Val::lit("*")])
                         .with_condition("StringNotEquals", "aws:SourceVpce", vec![uploads_through.id()]),
+                    // The agents' other links (a slot's manifest to read and release, a job's
+                    // secrets to delete) work only from the VPC: a leaked one is useless elsewhere.
+                    Statement::deny(
+                        "AgentLinksOnlyFromTheVpc",
+                        &["s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
+                        vec![bucket.arn() + "/" + names::bucket::SLOTS_PREFIX + "*", secrets],
+                    )
+                    .with_principal("AWS", vec![Val::lit("*")])
+                    .with_condition("StringEquals", "s3:authType", vec![Val::lit("REST-QUERY-STRING")])
+                    .with_condition("StringNotEquals", "aws:SourceVpce", vec![uploads_through.id()]),
                 ],
             },
         )?;
@@ -166,6 +177,16 @@ impl OutputsBucket {
     pub fn grant_read_manifests(&self, stack: &mut Stack, role: &Role, key: &Key) -> Result<(), Error> {
         role.grant(stack, Statement::allow("ReadManifests", &["s3:GetObject"], vec![self.bucket.arn() + "/" + &names::bucket::manifests_pattern()]))?;
         key.grant_decrypt(stack, role)
+    }
+
+    /// List the versions of the jobs' secrets (`s3:ListBucketVersions` on the bucket, only with a
+    /// prefix under `secrets/`): nothing else of the bucket is listed.
+    pub fn grant_list_secret_versions(&self, stack: &mut Stack, role: &Role) -> Result<(), Error> {
+        role.grant(
+            stack,
+            Statement::allow("ListSecretVersions", &["s3:ListBucketVersions"], vec![self.bucket.arn()])
+                .with_condition("StringLike", "s3:prefix", vec![Val::lit(names::bucket::SECRETS_PREFIX) + "*"]),
+        )
     }
 
     /// The jobs' secrets (`secrets/*`): `actions` of them (the process function writes them and

@@ -187,8 +187,9 @@ impl Network {
                     Statement::allow("AgentManifests", &["s3:GetObject"], vec![outputs.clone() + "/" + &names::bucket::manifests_pattern()])
                         .with_principal("AWS", anyone())
                         .with_condition("ArnEquals", "aws:PrincipalArn", props.upload_signers.clone()),
-                    // A job's secrets: read once through a link, then deleted through another.
-                    Statement::allow("AgentSecrets", &["s3:DeleteObject", "s3:GetObject"], vec![outputs.clone() + "/" + names::bucket::SECRETS_PREFIX + "*"])
+                    // A job's secrets: read once through a link, then deleted through another,
+                    // which names the version it deletes (the bucket is versioned).
+                    Statement::allow("AgentSecrets", &["s3:DeleteObjectVersion", "s3:GetObject"], vec![outputs.clone() + "/" + names::bucket::SECRETS_PREFIX + "*"])
                         .with_principal("AWS", anyone())
                         .with_condition("ArnEquals", "aws:PrincipalArn", props.upload_signers.clone()),
                     // A warm slot's manifest: polled through a link, deleted through another once read.
