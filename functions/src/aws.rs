@@ -979,14 +979,26 @@ impl Outputs {
         Some(creds.expiry()?.duration_since(std::time::SystemTime::now()).map_or(0, |d| d.as_secs()))
     }
 
-    /// Whether a slot's manifest is still there (`s3:GetObject`, as HeadObject): its agent
-    /// deletes it once read, so one left means the job was never taken.
+    /// Whether a slot's manifest is still there: its agent deletes it once read, so one left
+    /// means the job was never taken.
     pub async fn slot_manifest_left(&self, slot_id: &str) -> Result<bool, AwsError> {
-        match self.client.head_object().bucket(&self.bucket).key(names::bucket::slot_manifest_key(slot_id)).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
-            Err(e) => Err(AwsError::from_sdk("s3:GetObject (HeadObject)", e)),
-        }
+        self.exists(&names::bucket::slot_manifest_key(slot_id)).await
+    }
+
+    /// Whether `key` exists, asked by listing it (`s3:ListBucket` with the key as prefix), not by
+    /// reading it: S3 answers a GET or HEAD of a missing key with 403 AccessDenied, not 404, to a
+    /// principal that may not list the bucket, and the functions may list only below a prefix.
+    pub async fn exists(&self, key: &str) -> Result<bool, AwsError> {
+        let listed = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(key)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("s3:ListBucket", e))?;
+        Ok(listed.contents().iter().any(|o| o.key() == Some(key)))
     }
 
     /// `s3:DeleteObject` of a slot's manifest (none there is not an error).
@@ -1144,6 +1156,10 @@ impl Outputs {
     /// The agent's `error.json` of the job, when it wrote one that reads as a report.
     pub async fn error_report(&self, task_id: &TaskId) -> Result<Option<AgentReport>, AwsError> {
         let key = names::bucket::output_key(task_id.as_str(), Output::Error);
+        // Most failed jobs have none: asked first (see `exists`), read only when there.
+        if !self.exists(&key).await? {
+            return Ok(None);
+        }
         let body = match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
             Ok(o) => o.body.collect().await.map_err(|e| AwsError { op: "s3:GetObject", code: None, detail: e.to_string() })?.into_bytes(),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),

@@ -198,7 +198,10 @@ async fn handlers_call_exactly_what_their_roles_allow() {
     let reconciler = recording_app(Function::Reconcile, config.clone(), &rec(Function::Reconcile)).await;
     let running = task_event(&config.cluster_arn, &task_arn, &id, names::ecs::TaskStatus::Running, running_container(), None);
     reconcile::event(&reconciler, &running).await.unwrap();
-    // The scripted job's agent fails a step: its error report is read, its secrets deleted.
+    // The scripted job's agent fails a step: its error report is found and read, its secrets
+    // deleted.
+    let report = json!({"code": "STEP_FAILED", "message": "the step failed", "stage": "steps", "step": 1}).to_string();
+    base.outputs.client.put_object().bucket(&config.bucket).key(names::bucket::output_key(&scripted, names::Output::Error)).body(report.into_bytes().into()).send().await.unwrap();
     let scripted_arn = scripted_job.ecs_task_arn.clone().expect("the scripted job's task");
     let stopped = task_event(&config.cluster_arn, &scripted_arn, &scripted, names::ecs::TaskStatus::Stopped, container(Some(10), None), None);
     reconcile::event(&reconciler, &stopped).await.unwrap();

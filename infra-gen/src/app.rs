@@ -563,6 +563,9 @@ fn grant_contract(s: &mut Stack, ctx: &Context, function: &Function, g: Grantors
         take(&group);
         g.bucket.grant_secrets(s, role, g.key, &secret_objects)?;
     }
+    if take(&[(S3ListBucket, ReportAndSlotListing)]) {
+        g.bucket.grant_list_below(s, role, &[names::bucket::JOBS_PREFIX, names::bucket::SLOTS_PREFIX])?;
+    }
     if take(&[(S3ListBucketVersions, SecretVersions)]) {
         g.bucket.grant_list_secret_versions(s, role)?;
     }

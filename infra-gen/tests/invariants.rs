@@ -438,6 +438,7 @@ fn functions_get_exactly_their_contract() {
             Target::SecretObjects => format!("aws_s3_bucket.outputs.arn/{}*", names::bucket::SECRETS_PREFIX),
             // The bucket, listed only under secrets/ (the grant's s3:prefix condition).
             Target::SecretVersions => "aws_s3_bucket.outputs.arn".into(),
+            Target::ReportAndSlotListing => "aws_s3_bucket.outputs.arn".into(),
             Target::TenantSecrets => ":parameter/var.project_name/var.environment/tenants/*".into(),
             Target::TaskDefinition => "aws_ecs_task_definition.agent.arn_without_revision:*".into(),
             Target::ClusterTasks => ":task/aws_ecs_cluster.main.name/*".into(),

@@ -1066,6 +1066,10 @@ pub mod contract {
         /// A job's secrets handed to its agent (`secrets/*`): written, read once through a link,
         /// deleted (that version, for good) through another.
         SecretObjects,
+        /// The bucket, listed below `jobs/` and `slots/` to learn whether a job's error report or
+        /// a slot's manifest exists: S3 answers a GET of a missing key 403, not 404, to a
+        /// principal that may not list the bucket.
+        ReportAndSlotListing,
         /// The versions of the jobs' secrets, listed by prefix (the bucket, only under
         /// `secrets/`): what a crashed agent or an earlier attempt left is found and deleted.
         SecretVersions,
@@ -1137,8 +1141,9 @@ pub mod contract {
                 (S3DeleteObjectVersion, SecretObjects),
                 (S3ListBucketVersions, SecretVersions),
                 (SqsSendMessage, WebhookQueue),
+                // Is there an error report, a slot's manifest (listed, not read: see the target).
+                (S3ListBucket, ReportAndSlotListing),
                 // A warm slot that ended: was its job taken (else back to the queue), and refill.
-                (S3GetObject, SlotObjects),
                 (S3DeleteObject, SlotObjects),
                 (SqsSendMessage, JobsQueue),
             ],

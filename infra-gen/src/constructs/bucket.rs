@@ -179,6 +179,19 @@ impl OutputsBucket {
         key.grant_decrypt(stack, role)
     }
 
+    /// List the bucket below `prefixes` only (`s3:ListBucket` with an `s3:prefix` condition): to
+    /// learn whether an object exists without reading it.
+    pub fn grant_list_below(&self, stack: &mut Stack, role: &Role, prefixes: &[&str]) -> Result<(), Error> {
+        role.grant(
+            stack,
+            Statement::allow("ListBelowPrefixes", &["s3:ListBucket"], vec![self.bucket.arn()]).with_condition(
+                "StringLike",
+                "s3:prefix",
+                prefixes.iter().map(|p| Val::lit(format!("{p}*"))).collect(),
+            ),
+        )
+    }
+
     /// List the versions of the jobs' secrets (`s3:ListBucketVersions` on the bucket, only with a
     /// prefix under `secrets/`): nothing else of the bucket is listed.
     pub fn grant_list_secret_versions(&self, stack: &mut Stack, role: &Role) -> Result<(), Error> {
