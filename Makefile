@@ -158,11 +158,13 @@ rotate-key-finish:
 	KEYS_FILE=$(KEYS_FILE) scripts/rotate-key.sh finish $(TENANT)
 	$(MAKE) --no-print-directory deploy
 
-## destroy: let Terraform delete the table, the bucket and the repository with their contents, then
-## destroy everything (the Terraform state bucket stays)
+## destroy: drain the cluster (nothing starts a task any more, every task stopped and gone), let
+## Terraform delete the table, the bucket and the repository with their contents, then destroy
+## everything (the Terraform state bucket stays)
 destroy:
 	$(DEPLOY_ENV) scripts/deploy.sh check destroy
 	$(MAKE) build LAMBDA_ARCH=$(LAMBDA_ARCH)
 	$(TF_INIT)
+	$(DEPLOY_ENV) scripts/deploy.sh drain
 	$(TF) apply -input=false $(TF_VARS) -var allow_destroy_with_data=true -target=aws_dynamodb_table.jobs -target=aws_s3_bucket.outputs -target=aws_ecr_repository.agent
 	$(TF) destroy -input=false $(TF_VARS) -var allow_destroy_with_data=true

@@ -147,10 +147,56 @@ state_bucket() {
     "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"DenyInsecureTransport\",\"Effect\":\"Deny\",\"Principal\":\"*\",\"Action\":\"s3:*\",\"Resource\":[\"arn:$partition:s3:::$bucket\",\"arn:$partition:s3:::$bucket/*\"],\"Condition\":{\"Bool\":{\"aws:SecureTransport\":\"false\"}}}]}"
 }
 
+# Before `terraform destroy`: nothing may start a task any more (the process function, which
+# starts jobs' tasks and refills the warm pool, is throttled to zero concurrent runs), every task of
+# the cluster is stopped, and ECS must report none left, so that the cluster, the subnets and the
+# security group are free when Terraform deletes them (its cluster deletion waits 10 minutes and
+# fails while tasks run). Queued jobs stay queued; they go with the table.
+drain() {
+  local r cluster fn
+  r=$(region)
+  if ! cluster=$($TF output -raw ecs_cluster 2>/dev/null) || [ -z "$cluster" ]; then
+    echo "deploy: no ecs_cluster in the state: nothing to drain"
+    return 0
+  fi
+  fn="${PROJECT_NAME:?PROJECT_NAME is set by the Makefile}-${ENVIRONMENT:?ENVIRONMENT is set by the Makefile}-process"
+  if aws lambda get-function --region "$r" --function-name "$fn" >/dev/null 2>&1; then
+    aws lambda put-function-concurrency --region "$r" --function-name "$fn" --reserved-concurrent-executions 0 >/dev/null
+    echo "deploy: $fn throttled to 0: no new tasks, no warm-pool refills (if you keep the stack, undo it: aws lambda delete-function-concurrency --function-name $fn)"
+  fi
+  # Stop what runs (a process invocation already under way may still start one: list again
+  # until none is left to stop), then wait until ECS reports each stopped task STOPPED (a stopped
+  # task is no longer listed as RUNNING, but it holds its ENI until it is gone).
+  local stopped=() round tasks t
+  for round in $(seq 1 "${DRAIN_ROUNDS:-30}"); do
+    tasks=$( { aws ecs list-tasks --region "$r" --cluster "$cluster" --desired-status RUNNING --query 'taskArns' --output text
+               aws ecs list-tasks --region "$r" --cluster "$cluster" --desired-status PENDING --query 'taskArns' --output text; } \
+             | tr '\t' '\n' | grep -v '^None$' | grep . || true)
+    [ -n "$tasks" ] || break
+    for t in $tasks; do
+      aws ecs stop-task --region "$r" --cluster "$cluster" --task "$t" --reason "make destroy: draining the cluster" >/dev/null
+      stopped+=("$t")
+    done
+    echo "deploy: stopped $(wc -l <<<"$tasks") task(s) of $cluster (round $round)"
+    sleep "${DRAIN_POLL_SECONDS:-5}"
+  done
+  if [ -n "$tasks" ]; then
+    echo "deploy: tasks of $cluster keep starting: $(tr '\n' ' ' <<<"$tasks")" >&2
+    exit 1
+  fi
+  # DescribeTasks takes 100 tasks at a time; the waiter polls each batch for up to 10 minutes.
+  local i
+  for ((i = 0; i < ${#stopped[@]}; i += 100)); do
+    aws ecs wait tasks-stopped --region "$r" --cluster "$cluster" --tasks "${stopped[@]:i:100}"
+  done
+  echo "deploy: cluster $cluster drained (${#stopped[@]} task(s) stopped)"
+}
+
 case "${1:-}" in
   check) check "${2:-}" ;;
+  drain) drain ;;
   state-backend) state_backend ;;
   image-tag) image_tag ;;
   push-image) push_image ;;
-  *) echo "usage: $0 check [destroy] | state-backend | image-tag | push-image" >&2; exit 2 ;;
+  *) echo "usage: $0 check [destroy] | state-backend | drain | image-tag | push-image" >&2; exit 2 ;;
 esac

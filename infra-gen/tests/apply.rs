@@ -363,3 +363,66 @@ fn rotate_key_deploys_with_the_generations_file() {
     assert!(!make(&["deploy", &missing]).contains("-var-file"));
     let _ = std::fs::remove_file(&file);
 }
+
+/// `make destroy` drains the cluster before Terraform deletes it: the process function (the only
+/// one that starts tasks, jobs' and warm slots') is throttled to zero first, every running or
+/// pending task is stopped, and the drain waits until ECS reports them STOPPED. Run against stub
+/// `aws` and `terraform` commands that log what they are asked.
+#[test]
+fn destroy_drains_the_cluster_first() {
+    let plan = Command::new("make")
+        .args(["-n", "--no-print-directory", "destroy"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap();
+    let plan = String::from_utf8(plan.stdout).unwrap();
+    let drain = plan.lines().position(|l| l.contains("scripts/deploy.sh drain")).unwrap_or_else(|| panic!("no drain step: {plan}"));
+    let destroy = plan.lines().position(|l| l.contains("generated destroy")).unwrap();
+    let init = plan.lines().position(|l| l.contains("generated init")).unwrap();
+    assert!(init < drain && drain < destroy, "init, drain, then destroy: {plan}");
+
+    let dir = std::env::temp_dir().join(format!("drain-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("calls.log");
+    // The cluster has two tasks; once stopped, ECS lists none (their desired status is STOPPED).
+    let aws = r#"#!/usr/bin/env bash
+echo "aws $*" >> "$STUB_LOG"
+case "$*" in
+  *"lambda get-function "*) exit 0 ;;
+  *"ecs list-tasks"*"--desired-status RUNNING"*)
+    if grep -q "stop-task" "$STUB_LOG"; then echo None; else printf 'arn:task/c1/t1\tarn:task/c1/t2\n'; fi ;;
+  *"ecs list-tasks"*) echo None ;;
+esac
+"#;
+    let terraform = "#!/usr/bin/env bash\necho \"terraform $*\" >> \"$STUB_LOG\"\n[ \"${*: -1}\" = ecs_cluster ] && echo c1\n";
+    for (name, body) in [("aws", aws), ("terraform", terraform)] {
+        let path = dir.join(name);
+        std::fs::write(&path, body).unwrap();
+        let mut perms = std::fs::metadata(&path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&path, perms).unwrap();
+    }
+    let out = Command::new("scripts/deploy.sh")
+        .arg("drain")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env("PATH", format!("{}:{}", dir.display(), std::env::var("PATH").unwrap()))
+        .env("STUB_LOG", &log)
+        .env("AWS_REGION", "eu-west-1")
+        .env("PROJECT_NAME", "shop")
+        .env("ENVIRONMENT", "prod")
+        .env("DRAIN_POLL_SECONDS", "0")
+        .output()
+        .unwrap();
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(out.status.success(), "{}\n{calls}", String::from_utf8_lossy(&out.stderr));
+    let at = |what: &str| calls.lines().position(|l| l.contains(what)).unwrap_or_else(|| panic!("no `{what}` in:\n{calls}"));
+    assert!(calls.contains("lambda put-function-concurrency --region eu-west-1 --function-name shop-prod-process --reserved-concurrent-executions 0"), "{calls}");
+    assert!(at("put-function-concurrency") < at("stop-task"), "throttled before anything is stopped:\n{calls}");
+    for t in ["t1", "t2"] {
+        assert!(calls.contains(&format!("ecs stop-task --region eu-west-1 --cluster c1 --task arn:task/c1/{t}")), "{calls}");
+    }
+    assert!(calls.contains("ecs wait tasks-stopped --region eu-west-1 --cluster c1 --tasks arn:task/c1/t1 arn:task/c1/t2"), "{calls}");
+    assert!(at("stop-task") < at("wait tasks-stopped"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
