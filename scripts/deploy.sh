@@ -50,13 +50,25 @@ check() {
 region() { echo "${AWS_REGION:?AWS_REGION is set by the Makefile}"; }
 arch() { echo "${AGENT_ARCH:?AGENT_ARCH is set by the Makefile}"; }
 
-# The agent image tag: the git tree of everything the image is built from and its architecture,
-# so the same sources always give the same tag (ECR tags are immutable), any change gives a new
-# one, and an image of one architecture is never taken for the other.
+# The agent image tag: a hash of everything the image is made of (the agent binary as built for
+# the architecture, agent/Dockerfile, the base image's digest, the layers' compression) and the
+# architecture, which it also names. The same inputs give the same tag (ECR tags are immutable);
+# any change gives a new one: in any crate the agent links, the toolchain, uncommitted files,
+# the base (its digest moves with every Debian update of it), the compression.
+image_tag_of() { # binary, base image digest, compression
+  local sum
+  sum=$( { sha256sum "$1" agent/Dockerfile | cut -d' ' -f1; printf '%s\n%s\n' "$2" "$3"; } | sha256sum | cut -c1-16)
+  echo "agent-$sum-$(arch)"
+}
+
+# push-image records the tag it pushed (or found pushed) for the apply that follows.
+tag_file() { echo "target/deploy/agent-image-tag-$(arch)"; }
 image_tag() {
-  local tree
-  tree=$( { git rev-parse HEAD:agent HEAD:names HEAD:testenv HEAD:Cargo.lock 2>/dev/null; git diff HEAD -- agent names Cargo.lock; } | sha256sum | cut -c1-16)
-  echo "agent-$tree-$(arch)"
+  if [ ! -s "$(tag_file)" ]; then
+    echo "deploy: no agent image was pushed from this checkout for $(arch) ($(tag_file) is missing): make deploy pushes one" >&2
+    exit 1
+  fi
+  cat "$(tag_file)"
 }
 
 # The base image by digest: the tag moves, the digest does not, and the image records it.
@@ -69,14 +81,17 @@ base_digest() {
 oci_arch() { [ "$(arch)" = x86_64 ] && echo amd64 || echo arm64; }
 
 push_image() {
-  local repo tag base
+  local repo tag base bin
   repo=$($TF output -raw ecr_repository_url)
-  tag=$(image_tag)
+  base=$(base_digest)
+  bin=$(agent/image.sh binary "$(arch)")
+  tag=$(image_tag_of "$bin" "$base" "${IMAGE_COMPRESSION:=zstd}")
+  mkdir -p "$(dirname "$(tag_file)")"
+  echo "$tag" > "$(tag_file)"
   if aws ecr describe-images --region "$(region)" --repository-name "${repo#*/}" --image-ids "imageTag=$tag" >/dev/null 2>&1; then
     echo "deploy: image $repo:$tag already pushed"
     return 0
   fi
-  base=$(base_digest)
   echo "deploy: building $repo:$tag for linux/$(oci_arch) on $base, pushing its layers ${IMAGE_COMPRESSION:=zstd}-compressed"
   aws ecr get-login-password --region "$(region)" | docker login --username AWS --password-stdin "${repo%%/*}"
   agent/image.sh docker-push "$(arch)" "$repo:$tag" "$base" "$IMAGE_COMPRESSION"
@@ -197,6 +212,7 @@ case "${1:-}" in
   drain) drain ;;
   state-backend) state_backend ;;
   image-tag) image_tag ;;
+  image-tag-of) image_tag_of "${2:?agent binary}" "${3:?base image digest}" "${4:?compression}" ;;
   push-image) push_image ;;
-  *) echo "usage: $0 check [destroy] | state-backend | drain | image-tag | push-image" >&2; exit 2 ;;
+  *) echo "usage: $0 check [destroy] | state-backend | drain | image-tag | image-tag-of BINARY BASE COMPRESSION | push-image" >&2; exit 2 ;;
 esac

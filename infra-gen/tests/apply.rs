@@ -254,16 +254,37 @@ fn deploy_uses_one_region_and_puts_the_architecture_in_the_image_tag() {
     let push = plan.lines().find(|l| l.contains("scripts/deploy.sh push-image")).expect("the push step");
     assert!(push.contains("IMAGE_COMPRESSION=zstd"), "{push}");
     assert!(make_n_deploy(&["IMAGE_COMPRESSION=gzip"]).lines().any(|l| l.contains("IMAGE_COMPRESSION=gzip scripts/deploy.sh push-image")));
-    // The tag the last apply uses names the architecture.
-    let tag = Command::new("scripts/deploy.sh")
-        .arg("image-tag")
-        .env("AWS_REGION", "eu-central-2")
-        .env("AGENT_ARCH", "x86_64")
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .output()
-        .unwrap();
-    let tag = String::from_utf8(tag.stdout).unwrap();
-    assert!(tag.trim().starts_with("agent-") && tag.trim().ends_with("-x86_64"), "{tag}");
+    // The tag hashes what the image is made of (the binary, the Dockerfile, the base's digest,
+    // the compression) and names the architecture.
+    let dir = std::env::temp_dir().join(format!("image-tag-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (one, two) = (dir.join("agent-1"), dir.join("agent-2"));
+    std::fs::write(&one, b"agent binary one").unwrap();
+    std::fs::write(&two, b"agent binary two").unwrap();
+    let tag = |bin: &std::path::Path, base: &str, compression: &str, arch: &str| -> String {
+        let out = Command::new("scripts/deploy.sh")
+            .args(["image-tag-of", bin.to_str().unwrap(), base, compression])
+            .env("AWS_REGION", "eu-central-2")
+            .env("AGENT_ARCH", arch)
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let base = "debian@sha256:aaaa";
+    let first = tag(&one, base, "zstd", "x86_64");
+    assert!(first.starts_with("agent-") && first.ends_with("-x86_64"), "{first}");
+    assert_eq!(tag(&one, base, "zstd", "x86_64"), first, "the same inputs, the same tag");
+    for (other, what) in [
+        (tag(&two, base, "zstd", "x86_64"), "another binary"),
+        (tag(&one, "debian@sha256:bbbb", "zstd", "x86_64"), "another base"),
+        (tag(&one, base, "gzip", "x86_64"), "another compression"),
+        (tag(&one, base, "zstd", "arm64"), "another architecture"),
+    ] {
+        assert_ne!(other, first, "{what} gives a new tag");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
     let defaults = make_n_deploy(&[]);
     assert!(defaults.contains("-var aws_region=us-east-1") && defaults.contains("-var agent_architecture=arm64"), "{defaults}");
     // One stack per region owns API Gateway's account setting; a second one is told not to take it.
