@@ -2,6 +2,8 @@
 the code relies on that moto does not reproduce. Each is documented by AWS, and each has a test of
 its own in functions/tests/emulator.rs.
 
+- S3's checks of pre-signed requests (s3_presigned.py): the signature, expiry and access key of
+  query-string-signed links, and the signature, expiration and conditions of POST policies.
 - ECS RunTask's clientToken (ECS API reference, "Ensuring idempotency"): per cluster and for 24
   hours, a request with a token already used and the same parameters answers the tasks the first
   request started, starting none; with other parameters it fails with ConflictException, whose
@@ -18,7 +20,10 @@ import time
 from moto.core.responses import ActionResult
 from moto.ecs.exceptions import ECSException
 from moto.ecs.responses import EC2ContainerServiceResponse
+import moto.server
 from moto.server import main
+
+import s3_presigned
 
 # How long ECS remembers a RunTask clientToken.
 TOKEN_TTL_SECONDS = 24 * 3600
@@ -64,6 +69,18 @@ def _run_task(self):
 
 
 EC2ContainerServiceResponse.run_task = _run_task
+
+_Dispatcher = moto.server.DomainDispatcherApplication
+
+
+class _CheckedDispatcher(_Dispatcher):
+    """moto's application, behind S3's checks of pre-signed requests."""
+
+    def __call__(self, environ, start_response):
+        return s3_presigned.checked(super().__call__)(environ, start_response)
+
+
+moto.server.DomainDispatcherApplication = _CheckedDispatcher
 
 if __name__ == "__main__":
     sys.exit(main())
