@@ -128,8 +128,14 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
                 warm = prepared;
                 Ok(m)
             }
-            Ok(manifest::Slot::Expired) => {
-                log.info("the slot expired without a job", json!({ "exit_code": exit::OK }));
+            Ok(ended @ (manifest::Slot::Expired | manifest::Slot::NotReleased(_))) => {
+                match ended {
+                    manifest::Slot::NotReleased(error) => log.warn(
+                        "the slot could not release its job's manifest: it leaves the job, which goes back to the queue when this task ends",
+                        json!({ "error": error, "exit_code": exit::OK }),
+                    ),
+                    _ => log.info("the slot expired without a job", json!({ "exit_code": exit::OK })),
+                }
                 if let Some(w) = prepared {
                     drop(w.browser);
                     let _ = std::fs::remove_dir_all(&w.run_dir);

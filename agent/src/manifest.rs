@@ -93,6 +93,8 @@ pub enum Slot {
     Job(Received),
     /// Its deadline (or its link's expiry) came first: it exits without a job.
     Expired,
+    /// Its job's manifest was read but could not be deleted (why): the job is not this slot's.
+    NotReleased(String),
 }
 
 /// Whether the task is a warm slot: it has a slot link (and then must not have a job's link).
@@ -136,9 +138,11 @@ pub async fn wait_in_slot(get: &dyn Fn(&str) -> Option<String>, log: &crate::log
                     return Err(format!("the manifest is {} bytes, over the {MAX_BYTES} read", raw.len()));
                 }
                 let received = parse_manifest(&raw)?;
+                // The release is what makes the job this slot's: while the manifest is there, the
+                // dispatcher takes the job for one never taken and queues it again when this task
+                // ends. Run without it, the job would run twice.
                 if let Err(e) = delete_link(&release).await {
-                    // The job runs either way; the dispatcher may take it for one never taken.
-                    log.warn("the slot's manifest could not be deleted", serde_json::json!({ "error": e }));
+                    return Ok(Slot::NotReleased(e));
                 }
                 return Ok(Slot::Job(received));
             }

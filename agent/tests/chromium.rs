@@ -531,7 +531,30 @@ fn a_secret_that_was_not_handed_over_fails_before_the_browser_starts() {
 }
 
 fn slot(hand_over: Option<Duration>, deadline: Duration, link: Duration) -> Options {
-    Options { slot: Some(support::SlotOptions { hand_over, deadline, link }), ..Options::default() }
+    Options { slot: Some(support::SlotOptions { hand_over, deadline, link, release_refused: false }), ..Options::default() }
+}
+
+/// A slot that read its job's manifest but cannot delete it (the release) has not taken the job:
+/// the dispatcher still sees the manifest and sends the job back to the queue when the slot's task
+/// ends, so running it here as well would run it twice. It runs nothing and ends.
+#[test]
+fn a_slot_that_cannot_release_its_manifest_leaves_the_job_untouched() {
+    let opts = Options {
+        slot: Some(support::SlotOptions {
+            hand_over: Some(Duration::from_secs(1)),
+            deadline: Duration::from_secs(120),
+            link: Duration::from_secs(600),
+            release_refused: true,
+        }),
+        ..Options::default()
+    };
+    let run = run_agent(agent(), json!({ "url": env().page("/page") }), opts);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(run.stdout.contains("could not release its job's manifest"), "{}", run.stdout);
+    for output in [Output::Result, Output::Screenshot, Output::Log, Output::Error] {
+        assert!(run.object(output).is_none(), "{output:?} uploaded: the job ran");
+    }
+    assert_eq!(run.slot_manifest_left, Some(true), "the manifest stays: the job was not taken");
 }
 
 #[test]
