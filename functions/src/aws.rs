@@ -234,10 +234,26 @@ impl JobStore {
     /// in between is read again. A crash between the two writes leaves the counter off by one
     /// until the sweep's recount corrects it.
     pub async fn transition_limited(&self, task_id: &TaskId, to: JobStatus, updates: Updates, max_running: Option<u32>) -> Result<Moved, AwsError> {
+        self.transition_guarded(task_id, to, updates, max_running, None).await
+    }
+
+    /// As [`transition`](Self::transition), only while the job's warm slot is `slot_id`: a slot
+    /// that ended moves back only the job it holds, never one that runs elsewhere.
+    pub async fn transition_in_slot(&self, task_id: &TaskId, to: JobStatus, updates: Updates, slot_id: &str) -> Result<Option<Job>, AwsError> {
+        Ok(match self.transition_guarded(task_id, to, updates, None, Some(slot_id)).await? {
+            Moved::Moved(job) => Some(job),
+            Moved::Refused | Moved::AtLimit => None,
+        })
+    }
+
+    async fn transition_guarded(&self, task_id: &TaskId, to: JobStatus, updates: Updates, max_running: Option<u32>, in_slot: Option<&str>) -> Result<Moved, AwsError> {
         let from = to.allowed_predecessors();
         for _ in 0..5 {
             let Some(current) = self.get(task_id).await? else { return Ok(Moved::Refused) };
             if !from.contains(&current.status) {
+                return Ok(Moved::Refused);
+            }
+            if in_slot.is_some() && current.warm_slot.as_deref() != in_slot {
                 return Ok(Moved::Refused);
             }
             let (dq, dr) = (counted(to).0 - counted(current.status).0, counted(to).1 - counted(current.status).1);
@@ -263,6 +279,12 @@ impl JobStore {
             }
             let mut values: HashMap<String, AttributeValue> = set.iter().enumerate().map(|(i, (_, v))| (format!(":u{i}"), v.clone())).collect();
             values.insert(":cur".into(), s(current.status.as_str()));
+            let mut condition = "#st = :cur".to_owned();
+            if let Some(slot) = in_slot {
+                names.insert("#ws".into(), t::WARM_SLOT.into());
+                values.insert(":ws".into(), s(slot));
+                condition.push_str(" AND #ws = :ws");
+            }
             // A move that starts the job takes its place first (so two claims never both fit
             // under the limit); every other move writes the job first, then the counts.
             let tenant = current.tenant_id.as_str();
@@ -279,7 +301,7 @@ impl JobStore {
                 .table_name(&self.table)
                 .key(t::TASK_ID, s(task_id.as_str()))
                 .update_expression(update_expression)
-                .condition_expression("#st = :cur")
+                .condition_expression(condition)
                 .set_expression_attribute_names(Some(names))
                 .set_expression_attribute_values(Some(values))
                 .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)

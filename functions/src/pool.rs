@@ -113,7 +113,8 @@ impl crate::aws::JobStore {
     pub async fn claim_slot(&self, slot_id: &str, task_id: &TaskId) -> Result<bool, AwsError> {
         let r = self
             .slot_update(slot_id, "SET #st = :claimed, #by = :job")
-            .condition_expression("#st = :idle AND attribute_exists(#arn) AND #dl > :min")
+            .condition_expression("#st = :idle AND attribute_exists(#arn) AND #dl > :min AND attribute_not_exists(#h)")
+            .expression_attribute_names("#h", t::HANDED_OVER)
             .expression_attribute_names("#st", t::SLOT_STATE)
             .expression_attribute_names("#by", t::CLAIMED_BY)
             .expression_attribute_names("#arn", t::ECS_TASK_ARN)
@@ -127,11 +128,13 @@ impl crate::aws::JobStore {
         Ok(conditional(r)?)
     }
 
-    /// A claim given back (the job took another slot meanwhile).
+    /// A claim given back (the job took another slot meanwhile), only while no job was handed
+    /// over to it: a slot that was ever given a manifest never takes another job.
     pub async fn release_slot(&self, slot_id: &str, task_id: &TaskId) -> Result<(), AwsError> {
         let r = self
             .slot_update(slot_id, "SET #st = :idle REMOVE #by")
-            .condition_expression("#by = :job AND #st = :claimed")
+            .condition_expression("#by = :job AND #st = :claimed AND attribute_not_exists(#h)")
+            .expression_attribute_names("#h", t::HANDED_OVER)
             .expression_attribute_names("#st", t::SLOT_STATE)
             .expression_attribute_names("#by", t::CLAIMED_BY)
             .expression_attribute_values(":idle", attr_s(SlotState::Idle.as_str()))
@@ -361,7 +364,9 @@ pub async fn slot_stopped(app: &App, slot_id: &str, detail: &names::ecs::TaskSta
             // that the job was not taken.
             let deadline = app.clock.now_secs() + crate::QUEUE_ALLOWANCE_SECONDS;
             let back = vec![(t::QUEUED_REASON, attr_s(names::job::QueuedReason::Dispatch.as_str())), (t::DEADLINE_AT, attr_n(deadline))];
-            let moved = app.store.transition(&job_id, JobStatus::Queued, back).await?.is_some();
+            // Only the job this slot holds: one whose slot was cleared and that runs elsewhere
+            // (a slot left CLAIMED by a crash) stays where it is.
+            let moved = app.store.transition_in_slot(&job_id, JobStatus::Queued, back, slot_id).await?.is_some();
             let queued = moved || app.store.get(&job_id).await?.is_some_and(|j| j.status == JobStatus::Queued && j.warm_slot.as_deref() == Some(slot_id));
             if queued {
                 app.queue.send(&job_id).await?;

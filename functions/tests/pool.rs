@@ -231,3 +231,41 @@ fn slot_names_fit_ecs_and_are_never_a_jobs() {
     assert_eq!(names::pool::slot_of("6f1c2b9e-4d3a-4e8f-9a51-0c7d2e6b8f40"), None);
     assert_eq!(names::pool::slot_of("poolxyz"), None);
 }
+
+/// A slot moves back to the queue only the job it holds: a slot left CLAIMED by a delivery that
+/// died, whose job then started cold, ends without touching that job (issue 24 (b)). And a slot
+/// that was handed a job never goes back to idle nor takes another (issue 24 (e)).
+#[tokio::test]
+async fn a_slot_moves_back_only_the_job_it_holds_and_a_handed_over_slot_takes_no_other() {
+    let _one = SERIAL.lock().await;
+    let tenant = unique("held");
+    let app = pool_app(&tenant, 2).await;
+    let idle = fill(&app).await;
+    assert!(idle.len() >= 2, "{idle:?}");
+
+    // A delivery claimed the slot for the job and died; a later one started the job cold.
+    let id = submit(&app, &tenant, r#"{"query": "elsewhere"}"#).await;
+    let task = TaskId::parse(&id).unwrap();
+    assert!(app.store.claim_slot(&idle[0], &task).await.unwrap());
+    app.store.transition(&task, JobStatus::Provisioning, vec![]).await.unwrap().expect("claimed");
+    let cold = "arn:aws:ecs:us-east-1:123456789012:task/c/elsewhere";
+    let started = vec![(names::table::ECS_TASK_ARN, functions::aws::attr_s(cold))];
+    app.store.transition(&task, JobStatus::Running, started).await.unwrap().expect("running cold");
+    // Its submission's message, received (so only what the slot's end sends is seen below).
+    assert!(queued_messages(&app).await.iter().any(|m| m.contains(&id)));
+    let slot = app.store.slot(&idle[0]).await.unwrap().unwrap();
+    slot_stopped(&app, &slot, Some(137)).await;
+    let still = job(&app, &id).await;
+    assert_eq!((still.status, still.ecs_task_arn.as_deref()), (JobStatus::Running, Some(cold)), "the job running elsewhere is left alone");
+    assert!(!queued_messages(&app).await.iter().any(|m| m.contains(&id)), "and not sent again");
+    assert_eq!(app.store.counter(&tenant).await.unwrap().running, 1);
+
+    // Handed a job, the other slot can be neither given back nor claimed again.
+    let (first, second) = (TaskId::parse(&submit(&app, &tenant, r#"{"query": "a"}"#).await).unwrap(), TaskId::parse(&submit(&app, &tenant, r#"{"query": "b"}"#).await).unwrap());
+    assert!(app.store.claim_slot(&idle[1], &first).await.unwrap());
+    app.store.slot_handed_over(&idle[1]).await.unwrap();
+    app.store.release_slot(&idle[1], &first).await.unwrap();
+    let slot = app.store.slot(&idle[1]).await.unwrap().unwrap();
+    assert_eq!((slot.state, slot.claimed_by.as_deref()), (SlotState::Claimed, Some(first.as_str())), "not released after a hand-over");
+    assert!(!app.store.claim_slot(&idle[1], &second).await.unwrap(), "another job never takes a slot that was handed one");
+}
