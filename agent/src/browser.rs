@@ -369,11 +369,13 @@ pub fn kill_descendants() {
 }
 
 /// [`kill_descendants`], sparing the subtrees of `spare` (the benchmark keeps its S3 server).
+/// Returns once every process it signalled has died (at most a second): a killed renderer of a
+/// loaded machine can take a moment to go, and nothing may outlive the agent.
 pub fn kill_descendants_except(spare: &[i32]) {
     let me = std::process::id() as i32;
     let mut signalled: Vec<i32> = Vec::new();
     // Another round only when the last one found processes not signalled before (a fork in
-    // flight); processes already signalled are dying and need no wait.
+    // flight).
     for _ in 0..5 {
         let spared: Vec<i32> = spare
             .iter()
@@ -384,7 +386,7 @@ pub fn kill_descendants_except(spare: &[i32]) {
             .filter(|p| !signalled.contains(p) && !spared.contains(p))
             .collect();
         if fresh.is_empty() {
-            return;
+            break;
         }
         for &pid in &fresh {
             // SAFETY: sending a signal to a pid we just found as our descendant.
@@ -395,6 +397,19 @@ pub fn kill_descendants_except(spare: &[i32]) {
         signalled.extend(fresh);
         std::thread::sleep(Duration::from_millis(2));
     }
+    // Reparented once their parent died, they are no longer found as descendants: wait on each.
+    let until = std::time::Instant::now() + Duration::from_secs(1);
+    while signalled.iter().any(|&pid| alive(pid)) && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether `pid` is a process that has not died (absent or a zombie: dead).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rfind(')').map(|i| stat[i + 2..].starts_with('Z')))
+        .is_some_and(|zombie| !zombie)
 }
 
 /// Live (non-zombie) descendants of `root`.

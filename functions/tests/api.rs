@@ -311,3 +311,28 @@ async fn bootstrap_binary_serves_api_gateway_events() {
     let inv = runtime::invoke(bin, &status_env, ev).await;
     assert_eq!(inv.response["statusCode"], 404, "{}", inv.response);
 }
+
+/// A submit that stored its job and died before queueing it (its message never sent): the replay
+/// with the same Idempotency-Key queues it. Before, the replay answered 202 for a job no message
+/// would ever start, until the sweep failed it 30 minutes later.
+#[tokio::test]
+async fn an_idempotent_replay_queues_a_job_that_was_stored_but_never_queued() {
+    let t = unique("replay");
+    let mut app = app(&[&t]).await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    app.queue.url = sqs.create_queue().queue_name(unique("replay")).send().await.unwrap().queue_url.unwrap();
+    let req = with_header(request(&t, "POST", "/jobs", r#"{"query": "lost message"}"#), "Idempotency-Key", &unique("key"));
+    let first = call(&app, &req).await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    let id = first.body["task_id"].as_str().unwrap().to_owned();
+    // The message is lost, as if the submit had died before sending it.
+    let lost = sqs.receive_message().queue_url(&app.queue.url).max_number_of_messages(10).send().await.unwrap();
+    assert!(lost.messages().iter().any(|m| m.body().is_some_and(|b| b.contains(&id))));
+    for m in lost.messages() {
+        sqs.delete_message().queue_url(&app.queue.url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+    }
+    let again = call(&app, &req).await;
+    assert_eq!((again.status, &again.body), (202, &first.body));
+    let queued = sqs.receive_message().queue_url(&app.queue.url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
+    assert!(queued.messages().iter().any(|m| m.body().is_some_and(|b| b.contains(&id))), "the replay queued the job");
+}

@@ -192,7 +192,16 @@ async fn submit(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError
         // The Idempotency-Key was used before: same request -> the same job; else a conflict.
         let existing = store.get(&task_id).await.map_err(ctx.internal)?;
         return match existing {
-            Some(e) if e.tenant_id == ctx.tenant && e.request_hash == job.request_hash => ok(202, accepted(&e)),
+            Some(e) if e.tenant_id == ctx.tenant && e.request_hash == job.request_hash => {
+                // A submit that stored the job and died before queueing it leaves a job no message
+                // will start: the replay queues it (a second message of a queued job is ignored
+                // by the dispatcher). A job waiting for its tenant's limit has its message going
+                // round already.
+                if e.status == JobStatus::Queued && e.view().queued_reason == Some(names::job::QueuedReason::Dispatch) {
+                    ctx.app.queue.send(&task_id).await.map_err(ctx.internal)?;
+                }
+                ok(202, accepted(&e))
+            }
             Some(_) => Err(ApiError::IdempotencyConflict),
             None => Err((ctx.internal)(AwsError {
                 op: "dynamodb:GetItem",
