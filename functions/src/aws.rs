@@ -219,10 +219,7 @@ impl JobStore {
     /// `updates` with it. Returns `None` when the job is in another state (or does not exist): the
     /// write was refused and nothing changed. When it was applied, the job as written.
     pub async fn transition(&self, task_id: &TaskId, to: JobStatus, updates: Updates) -> Result<Option<Job>, AwsError> {
-        Ok(match self.transition_limited(task_id, to, updates, None).await? {
-            Moved::Moved(job) => Some(job),
-            Moved::Refused | Moved::AtLimit => None,
-        })
+        Ok(self.transition_limited(task_id, to, updates, None).await?.job())
     }
 
     /// As [`transition`](Self::transition); a move that starts the job (into the running
@@ -240,20 +237,23 @@ impl JobStore {
     /// As [`transition`](Self::transition), only while the job's warm slot is `slot_id`: a slot
     /// that ended moves back only the job it holds, never one that runs elsewhere.
     pub async fn transition_in_slot(&self, task_id: &TaskId, to: JobStatus, updates: Updates, slot_id: &str) -> Result<Option<Job>, AwsError> {
-        Ok(match self.transition_guarded(task_id, to, updates, None, Some(slot_id)).await? {
-            Moved::Moved(job) => Some(job),
-            Moved::Refused | Moved::AtLimit => None,
-        })
+        Ok(self.transition_guarded(task_id, to, updates, None, Some(Some(slot_id))).await?.job())
     }
 
-    async fn transition_guarded(&self, task_id: &TaskId, to: JobStatus, updates: Updates, max_running: Option<u32>, in_slot: Option<&str>) -> Result<Moved, AwsError> {
+    /// As [`transition`](Self::transition), only while no warm slot holds the job.
+    pub async fn transition_without_slot(&self, task_id: &TaskId, to: JobStatus, updates: Updates) -> Result<Option<Job>, AwsError> {
+        Ok(self.transition_guarded(task_id, to, updates, None, Some(None)).await?.job())
+    }
+
+    /// `slot`: when given, the job's warm slot must be that (`Some(None)`: none).
+    async fn transition_guarded(&self, task_id: &TaskId, to: JobStatus, updates: Updates, max_running: Option<u32>, slot: Option<Option<&str>>) -> Result<Moved, AwsError> {
         let from = to.allowed_predecessors();
         for _ in 0..5 {
             let Some(current) = self.get(task_id).await? else { return Ok(Moved::Refused) };
             if !from.contains(&current.status) {
                 return Ok(Moved::Refused);
             }
-            if in_slot.is_some() && current.warm_slot.as_deref() != in_slot {
+            if slot.is_some_and(|want| current.warm_slot.as_deref() != want) {
                 return Ok(Moved::Refused);
             }
             let (dq, dr) = (counted(to).0 - counted(current.status).0, counted(to).1 - counted(current.status).1);
@@ -280,10 +280,17 @@ impl JobStore {
             let mut values: HashMap<String, AttributeValue> = set.iter().enumerate().map(|(i, (_, v))| (format!(":u{i}"), v.clone())).collect();
             values.insert(":cur".into(), s(current.status.as_str()));
             let mut condition = "#st = :cur".to_owned();
-            if let Some(slot) = in_slot {
-                names.insert("#ws".into(), t::WARM_SLOT.into());
-                values.insert(":ws".into(), s(slot));
-                condition.push_str(" AND #ws = :ws");
+            match slot {
+                Some(Some(slot)) => {
+                    names.insert("#ws".into(), t::WARM_SLOT.into());
+                    values.insert(":ws".into(), s(slot));
+                    condition.push_str(" AND #ws = :ws");
+                }
+                Some(None) => {
+                    names.insert("#ws".into(), t::WARM_SLOT.into());
+                    condition.push_str(" AND attribute_not_exists(#ws)");
+                }
+                None => {}
             }
             // A move that starts the job takes its place first (so two claims never both fit
             // under the limit); every other move writes the job first, then the counts.
@@ -448,6 +455,16 @@ pub enum Moved {
     Refused,
     /// Starting it would put its tenant over `max_running`.
     AtLimit,
+}
+
+impl Moved {
+    /// The job as written, when the move was.
+    pub fn job(self) -> Option<Job> {
+        match self {
+            Moved::Moved(job) => Some(job),
+            Moved::Refused | Moved::AtLimit => None,
+        }
+    }
 }
 
 /// (queued, running): how a job in `status` counts for its tenant.

@@ -115,16 +115,24 @@ async fn start(app: &App, task_id: &TaskId, receive_count: u32) -> Result<Outcom
         JobStatus::Cancelled => return Ok(Outcome::Ignored("cancelled")),
         _ => return Ok(Outcome::Ignored("duplicate delivery")),
     };
+    dispatch_claimed(app, &job, receive_count, fresh).await
+}
+
+/// What a delivery does with a job it found PROVISIONING: `fresh` when this delivery claimed it
+/// (then it may take a warm slot), else an earlier attempt did. Public for the tests that run one
+/// delivery between the steps of another.
+pub async fn dispatch_claimed(app: &App, job: &Job, receive_count: u32, fresh: bool) -> Result<Outcome, AwsError> {
+    let task_id = &job.task_id;
     let last_attempt = receive_count >= app.config.max_attempts;
 
     // A waiting warm slot takes it, when there is one.
-    let dispatched = if fresh || job.warm_slot.is_some() { crate::pool::dispatch(app, &job).await? } else { crate::pool::Dispatch::Cold };
+    let dispatched = if fresh || job.warm_slot.is_some() { crate::pool::dispatch(app, job).await? } else { crate::pool::Dispatch::Cold };
     match dispatched {
-        crate::pool::Dispatch::Warm { slot_id, task_arn } => return warm(app, &job, &slot_id, task_arn).await,
+        crate::pool::Dispatch::Warm { slot_id, task_arn } => return warm(app, job, &slot_id, task_arn).await,
         crate::pool::Dispatch::Invalid(code, why) => return fail(app, task_id, code, &why).await,
         crate::pool::Dispatch::Cold => {}
     }
-    let environment = match overrides(app, &job).await? {
+    let environment = match overrides(app, job).await? {
         Ok(env) => env,
         Err((code, why)) => return fail(app, task_id, code, &why).await,
     };
@@ -185,12 +193,18 @@ async fn warm(app: &App, job: &Job, slot_id: &str, task_arn: String) -> Result<O
 
 async fn record(app: &App, task_id: &TaskId, task_arn: String) -> Result<Outcome, AwsError> {
     let updates = vec![(t::ECS_TASK_ARN, attr_s(&task_arn)), (t::ECS_TASK_ID, attr_s(ecs_task_id(&task_arn)))];
-    if app.store.transition(task_id, JobStatus::Provisioned, updates).await?.is_none() {
-        // Refused: a task event got there first (fine), or the job was cancelled meanwhile, and
-        // then nobody else knows this task: stop it.
+    // Only a job no warm slot holds: a duplicate delivery that went cold while another handed the
+    // job to a slot must not record its task.
+    if app.store.transition_without_slot(task_id, JobStatus::Provisioned, updates).await?.is_none() {
+        // Refused: this task's own event got there first (the job records it: fine), or the job
+        // runs on another task (a warm slot's) or was cancelled meanwhile. Then nobody else knows
+        // this task, and it would run the job a second time: stop it.
         if let Some(job) = app.store.get(task_id).await? {
-            if job.status == JobStatus::Cancelled {
-                app.tasks.stop(&task_arn, "job cancelled").await?;
+            if job.ecs_task_arn.as_deref() != Some(task_arn.as_str()) {
+                let why = if job.status == JobStatus::Cancelled { "job cancelled" } else { "the job runs on another task" };
+                app.tasks.stop(&task_arn, why).await?;
+                tracing::warn!(task_id = task_id.as_str(), task = task_arn.as_str(), why, "stopped a task the job does not run on");
+                return Ok(Outcome::Ignored("the job runs on another task"));
             }
         }
     }

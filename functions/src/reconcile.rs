@@ -119,6 +119,15 @@ pub async fn job_task_change(app: &App, d: &TaskDetail) -> Result<Outcome, AwsEr
         return Ok(Outcome::Ignored("not a job's task"));
     };
     let Some(job) = app.store.get(&task_id).await? else { return Ok(Outcome::Ignored("unknown job")) };
+    // Only the job's own task moves it: a stray task of the job (a duplicate delivery's, stopped
+    // as soon as it was found) must not end a job that runs on another task or in a warm slot.
+    let stray = match job.ecs_task_arn.as_deref() {
+        Some(arn) => arn != d.task_arn,
+        None => job.warm_slot.is_some(),
+    };
+    if stray {
+        return Ok(Outcome::Ignored("another task of the job"));
+    }
     let task = vec![(t::ECS_TASK_ARN, attr_s(&d.task_arn)), (t::ECS_TASK_ID, attr_s(ecs_task_id(&d.task_arn)))];
     let (to, mut updates) = match d.last_status {
         TaskStatus::Running => {

@@ -269,3 +269,86 @@ async fn a_slot_moves_back_only_the_job_it_holds_and_a_handed_over_slot_takes_no
     assert_eq!((slot.state, slot.claimed_by.as_deref()), (SlotState::Claimed, Some(first.as_str())), "not released after a hand-over");
     assert!(!app.store.claim_slot(&idle[1], &second).await.unwrap(), "another job never takes a slot that was handed one");
 }
+
+/// Runs its hook once, just before the first RunTask of the client it is installed in is sent:
+/// the point where another delivery's steps fall between two of this one's.
+#[derive(Clone)]
+struct BeforeRunTask(std::sync::Arc<std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>>);
+
+impl std::fmt::Debug for BeforeRunTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BeforeRunTask")
+    }
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for BeforeRunTask {
+    fn name(&self) -> &'static str {
+        "before-run-task"
+    }
+    fn read_before_serialization(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>().is_some_and(|m| m.name() == "RunTask") {
+            if let Some(hook) = self.0.lock().unwrap().take() {
+                hook();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Issue 24 (a): two deliveries of one job. D1 claimed it and is handing it to a warm slot; D2, a
+/// duplicate, read it PROVISIONING with no slot yet and went cold. D1's hand-over completes just
+/// before D2's RunTask goes out. D2 must not record its task, must stop it, and that task's
+/// STOPPED event must not end the job the slot runs.
+#[tokio::test]
+async fn a_duplicate_that_went_cold_while_the_job_went_to_a_slot_stops_its_task() {
+    let _one = SERIAL.lock().await;
+    let tenant = unique("dup");
+    let app = pool_app(&tenant, 1).await;
+    let idle = fill(&app).await;
+    assert_eq!(idle.len(), 1, "{idle:?}");
+    let id = submit(&app, &tenant, r#"{"query": "twice"}"#).await;
+    let task = TaskId::parse(&id).unwrap();
+    // D1's claim (QUEUED -> PROVISIONING), as its delivery writes it.
+    let claimed = app.store.transition(&task, JobStatus::Provisioning, vec![]).await.unwrap().expect("claimed");
+    // The rest of D1 (the real code after its claim) runs at D2's RunTask.
+    let config = app.config.clone();
+    let d1 = move || {
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async move {
+                let d1 = app_with(config).await;
+                let outcome = process::dispatch_claimed(&d1, &claimed, 1, true).await.unwrap();
+                assert!(matches!(outcome, Outcome::Started { .. }), "D1 hands the job to the slot: {outcome:?}");
+            })
+        })
+        .join()
+        .expect("D1 ran");
+    };
+    let mut d2 = app_with(app.config.clone()).await;
+    let hook = BeforeRunTask(std::sync::Arc::new(std::sync::Mutex::new(Some(Box::new(d1)))));
+    d2.tasks.client = aws_sdk_ecs::Client::from_conf(aws_sdk_ecs::config::Builder::from(&sdk().await).interceptor(hook).build());
+    let outcome = process::message(&d2, &process::Message { body: Some(&job_message(&id)), receive_count: 2 }).await;
+    assert_eq!(outcome, Outcome::Ignored("the job runs on another task"));
+
+    // The job runs in the slot, on the slot's task; D2's task was stopped.
+    let warm = job(&app, &id).await;
+    let slot = app.store.slot(&idle[0]).await.unwrap().unwrap();
+    assert_eq!((warm.status, warm.warm_slot.as_deref(), warm.ecs_task_arn.as_deref()), (JobStatus::Running, Some(idle[0].as_str()), slot.task_arn.as_deref()));
+    let listed = |status: aws_sdk_ecs::types::DesiredStatus| {
+        let ecs = app.tasks.client.clone();
+        let (cluster, id) = (app.tasks.cluster.clone(), id.clone());
+        async move { ecs.list_tasks().cluster(cluster).started_by(id).desired_status(status).send().await.unwrap().task_arns().to_vec() }
+    };
+    assert_eq!(listed(aws_sdk_ecs::types::DesiredStatus::Running).await, Vec::<String>::new(), "no cold task of the job left running");
+    let stray = listed(aws_sdk_ecs::types::DesiredStatus::Stopped).await;
+    assert_eq!(stray.len(), 1, "D2's task, stopped: {stray:?}");
+    // Its STOPPED event comes later: it does not end the job the slot runs.
+    let ev = task_event(&app.config.cluster_arn, &stray[0], &id, TaskStatus::Stopped, container(Some(137), None), Some(StopCode::UserInitiated));
+    assert_eq!(reconcile::event(&app, &ev).await.unwrap(), reconcile::Outcome::Ignored("another task of the job"));
+    assert_eq!(job(&app, &id).await.status, JobStatus::Running);
+    assert_eq!(app.store.counter(&tenant).await.unwrap().running, 1);
+}
