@@ -97,6 +97,15 @@ fn arm_watchdog(started: Instant, at: Duration) {
     });
 }
 
+/// A slot that ends with no job of its own: its early browser and run directory go.
+fn end_without_job(prepared: Option<Warm>) -> i32 {
+    if let Some(w) = prepared {
+        drop(w.browser);
+        let _ = std::fs::remove_dir_all(&w.run_dir);
+    }
+    exit::OK
+}
+
 /// StopTask while a slot waits: nothing to upload.
 fn idle_stop(log: &Log) -> i32 {
     log.info("stopped while waiting for a job", json!({ "exit_code": exit::TERMINATED }));
@@ -128,19 +137,16 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
                 warm = prepared;
                 Ok(m)
             }
-            Ok(ended @ (manifest::Slot::Expired | manifest::Slot::NotReleased(_))) => {
-                match ended {
-                    manifest::Slot::NotReleased(error) => log.warn(
-                        "the slot could not release its job's manifest: it leaves the job, which goes back to the queue when this task ends",
-                        json!({ "error": error, "exit_code": exit::OK }),
-                    ),
-                    _ => log.info("the slot expired without a job", json!({ "exit_code": exit::OK })),
-                }
-                if let Some(w) = prepared {
-                    drop(w.browser);
-                    let _ = std::fs::remove_dir_all(&w.run_dir);
-                }
-                return exit::OK;
+            Ok(manifest::Slot::Expired) => {
+                log.info("the slot expired without a job", json!({ "exit_code": exit::OK }));
+                return end_without_job(prepared);
+            }
+            Ok(manifest::Slot::NotReleased(error)) => {
+                log.warn(
+                    "the slot could not release its job's manifest: it leaves the job, which goes back to the queue when this task ends",
+                    json!({ "error": error, "exit_code": exit::OK }),
+                );
+                return end_without_job(prepared);
             }
             Err(e) => Err(e),
         }

@@ -231,29 +231,33 @@ impl JobStore {
     /// in between is read again. A crash between the two writes leaves the counter off by one
     /// until the sweep's recount corrects it.
     pub async fn transition_limited(&self, task_id: &TaskId, to: JobStatus, updates: Updates, max_running: Option<u32>) -> Result<Moved, AwsError> {
-        self.transition_guarded(task_id, to, updates, max_running, None).await
+        self.transition_guarded(task_id, to, updates, max_running, SlotGuard::Any).await
     }
 
     /// As [`transition`](Self::transition), only while the job's warm slot is `slot_id`: a slot
     /// that ended moves back only the job it holds, never one that runs elsewhere.
     pub async fn transition_in_slot(&self, task_id: &TaskId, to: JobStatus, updates: Updates, slot_id: &str) -> Result<Option<Job>, AwsError> {
-        Ok(self.transition_guarded(task_id, to, updates, None, Some(Some(slot_id))).await?.job())
+        Ok(self.transition_guarded(task_id, to, updates, None, SlotGuard::Is(slot_id)).await?.job())
     }
 
     /// As [`transition`](Self::transition), only while no warm slot holds the job.
     pub async fn transition_without_slot(&self, task_id: &TaskId, to: JobStatus, updates: Updates) -> Result<Option<Job>, AwsError> {
-        Ok(self.transition_guarded(task_id, to, updates, None, Some(None)).await?.job())
+        Ok(self.transition_guarded(task_id, to, updates, None, SlotGuard::NoSlot).await?.job())
     }
 
-    /// `slot`: when given, the job's warm slot must be that (`Some(None)`: none).
-    async fn transition_guarded(&self, task_id: &TaskId, to: JobStatus, updates: Updates, max_running: Option<u32>, slot: Option<Option<&str>>) -> Result<Moved, AwsError> {
+    async fn transition_guarded(&self, task_id: &TaskId, to: JobStatus, updates: Updates, max_running: Option<u32>, slot: SlotGuard<'_>) -> Result<Moved, AwsError> {
         let from = to.allowed_predecessors();
         for _ in 0..5 {
             let Some(current) = self.get(task_id).await? else { return Ok(Moved::Refused) };
             if !from.contains(&current.status) {
                 return Ok(Moved::Refused);
             }
-            if slot.is_some_and(|want| current.warm_slot.as_deref() != want) {
+            let holds = match slot {
+                SlotGuard::Any => true,
+                SlotGuard::Is(id) => current.warm_slot.as_deref() == Some(id),
+                SlotGuard::NoSlot => current.warm_slot.is_none(),
+            };
+            if !holds {
                 return Ok(Moved::Refused);
             }
             let (dq, dr) = (counted(to).0 - counted(current.status).0, counted(to).1 - counted(current.status).1);
@@ -281,16 +285,16 @@ impl JobStore {
             values.insert(":cur".into(), s(current.status.as_str()));
             let mut condition = "#st = :cur".to_owned();
             match slot {
-                Some(Some(slot)) => {
+                SlotGuard::Any => {}
+                SlotGuard::Is(id) => {
                     names.insert("#ws".into(), t::WARM_SLOT.into());
-                    values.insert(":ws".into(), s(slot));
+                    values.insert(":ws".into(), s(id));
                     condition.push_str(" AND #ws = :ws");
                 }
-                Some(None) => {
+                SlotGuard::NoSlot => {
                     names.insert("#ws".into(), t::WARM_SLOT.into());
                     condition.push_str(" AND attribute_not_exists(#ws)");
                 }
-                None => {}
             }
             // A move that starts the job takes its place first (so two claims never both fit
             // under the limit); every other move writes the job first, then the counts.
@@ -455,6 +459,16 @@ pub enum Moved {
     Refused,
     /// Starting it would put its tenant over `max_running`.
     AtLimit,
+}
+
+/// What a move requires of the job's warm slot, besides its status.
+#[derive(Clone, Copy, Debug)]
+enum SlotGuard<'a> {
+    Any,
+    /// The job's warm slot is this one.
+    Is(&'a str),
+    /// No warm slot holds the job.
+    NoSlot,
 }
 
 impl Moved {

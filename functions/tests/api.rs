@@ -319,8 +319,8 @@ async fn bootstrap_binary_serves_api_gateway_events() {
 async fn an_idempotent_replay_queues_a_job_that_was_stored_but_never_queued() {
     let t = unique("replay");
     let mut app = app(&[&t]).await;
+    app.queue.url = own_queue("replay").await;
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
-    app.queue.url = sqs.create_queue().queue_name(unique("replay")).send().await.unwrap().queue_url.unwrap();
     let req = with_header(request(&t, "POST", "/jobs", r#"{"query": "lost message"}"#), "Idempotency-Key", &unique("key"));
     let first = call(&app, &req).await;
     assert_eq!(first.status, 202, "{}", first.body);

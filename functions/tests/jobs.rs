@@ -71,8 +71,8 @@ async fn full_lifecycle_through_process_and_reconcile() {
     let tenant = unique("life");
     let mut app = app(&[&tenant]).await;
     // A queue of its own, so this test receives only its own message.
+    app.queue.url = own_queue("q").await;
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
-    app.queue.url = sqs.create_queue().queue_name(unique("q")).send().await.unwrap().queue_url.unwrap();
     let id = submit(&app, &tenant, r#"{"query": "lifecycle", "options": {"capture_html": true}}"#).await;
 
     let got = sqs

@@ -20,8 +20,7 @@ async fn pool_app(tenant: &str, size: u32) -> App {
     let key = format!("key-{tenant}");
     let mut c = config(&[(key.as_str(), tenant)]);
     c.warm_pool_size = size;
-    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
-    c.queue_url = sqs.create_queue().queue_name(unique("pool")).send().await.unwrap().queue_url.unwrap();
+    c.queue_url = own_queue("pool").await;
     // Each test's slots apart from the others': its own table would be cleaner, one prefix is
     // enough (slots are read from the shared index and filtered by what this test started).
     app_with(c).await

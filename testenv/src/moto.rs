@@ -37,19 +37,21 @@ pub enum MotoError {
 }
 
 impl Moto {
-    /// Starts moto from the project's virtualenv, with the AWS behaviours it lacks that
-    /// `testenv/py/moto_server.py` adds (ECS clientToken semantics), and waits until it listens.
+    /// Starts moto from the project's virtualenv through `testenv/py/moto_server.py`, which adds
+    /// the AWS behaviours moto lacks (ECS clientToken semantics, S3's checks of pre-signed
+    /// requests), and waits until it listens.
     pub fn start(root: &Path) -> Result<Moto, MotoError> {
-        let moto = crate::venv_bin(root).join("python");
-        if !crate::venv_bin(root).join("moto_server").exists() {
-            return Err(MotoError::Missing(crate::venv_bin(root).join("moto_server")));
+        let moto_server = crate::venv_bin(root).join("moto_server");
+        if !moto_server.exists() {
+            return Err(MotoError::Missing(moto_server));
         }
+        let python = crate::venv_bin(root).join("python");
         let script = root.join("testenv/py/moto_server.py");
         let port = crate::free_port().map_err(MotoError::Port)?;
         let (tx, rx) = std::sync::mpsc::channel();
         let exited = Arc::new((Mutex::new(false), Condvar::new()));
         let reaped = exited.clone();
-        let path = moto.clone();
+        let path = python.clone();
         // The keeper thread never ends, so the death signal comes only when the process does. It
         // waits for the server and reaps it, so a stop knows the moment it is gone.
         std::thread::Builder::new()
@@ -88,20 +90,20 @@ impl Moto {
                 }
             })
             .map_err(|source| MotoError::Spawn {
-                path: moto.clone(),
+                path: python.clone(),
                 source,
             })?;
         let pid = match rx.recv() {
             Ok(Ok(pid)) => pid,
             Ok(Err(e)) => {
                 return Err(MotoError::Spawn {
-                    path: moto,
+                    path: python,
                     source: std::io::Error::other(e),
                 })
             }
             Err(e) => {
                 return Err(MotoError::Spawn {
-                    path: moto,
+                    path: python,
                     source: std::io::Error::other(e),
                 })
             }

@@ -189,6 +189,12 @@ pub async fn app(tenants: &[&str]) -> App {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// A job queue of a test's own (its URL), so the test receives only its own messages.
+pub async fn own_queue(what: &str) -> String {
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    sqs.create_queue().queue_name(unique(what)).send().await.unwrap().queue_url.unwrap()
+}
+
 /// A name no other test uses (tests share one emulator).
 pub fn unique(what: &str) -> String {
     format!("{what}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
