@@ -33,6 +33,7 @@ tools: system-packages
 	scripts/tools.sh python
 	scripts/tools.sh api
 	scripts/tools.sh mermaid
+	scripts/tools.sh iam
 
 -include agent/agent.mk
 -include functions/functions.mk

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the test tools into .tools/ (ignored by git), idempotently: a Python virtualenv with
-# checkov, the moto server, parliament (the IAM policy linter), the AWS CLI and standardwebhooks, (with `mermaid`) the Mermaid parser from npm,
+# checkov, the moto server, parliament (the IAM policy linter), the AWS CLI and standardwebhooks, (with `mermaid`) the Mermaid parser from npm, (with `iam`) the IAM policy engine from npm,
 # (with `api`) schemathesis and openapi-spec-validator in a virtualenv of their own (their pins
 # do not meet checkov's), and (with `bench`) Python Playwright in a virtualenv of its own. Debian packages
 # come from scripts/system-packages.sh.
@@ -65,6 +65,22 @@ mermaid() {
   touch "$stamp"
 }
 
+# The IAM policy engine the emulator authorizes requests with (testenv/py/iam_authorize.py): npm's
+# @cloud-copilot/iam-simulate, pinned by testenv/js/iam/package-lock.json, under .tools/iam with
+# the evaluator script beside it.
+iam() {
+  local dir=.tools/iam
+  local stamp="$dir/.installed-$(sha256sum testenv/js/iam/package-lock.json | cut -c1-16)"
+  mkdir -p "$dir"
+  cp testenv/js/iam/authorize.mjs "$dir/authorize.mjs"
+  [ -f "$stamp" ] && return 0
+  echo "tools: installing the IAM policy engine into $dir (once)"
+  cp testenv/js/iam/package.json testenv/js/iam/package-lock.json "$dir/"
+  (cd "$dir" && npm ci --silent --no-audit --no-fund >/dev/null)
+  rm -f "$dir"/.installed-*
+  touch "$stamp"
+}
+
 # A virtualenv of its own, so the test tools' stays as small as it is.
 bench_tools() {
   venv_install "$BENCH_VENV" "playwright==$PLAYWRIGHT_VERSION"
@@ -73,8 +89,9 @@ bench_tools() {
 case "${1:-python}" in
   python) python_tools ;;
   mermaid) mermaid ;;
+  iam) iam ;;
   api) api_tools ;;
   bench) bench_tools ;;
-  all) python_tools; api_tools; mermaid ;;
-  *) echo "usage: $0 [python|mermaid|api|bench|all]" >&2; exit 2 ;;
+  all) python_tools; api_tools; mermaid; iam ;;
+  *) echo "usage: $0 [python|mermaid|iam|api|bench|all]" >&2; exit 2 ;;
 esac

@@ -12,6 +12,7 @@
 pub mod api;
 pub mod aws;
 pub mod config;
+pub mod identity;
 pub mod lambda;
 pub mod model;
 pub mod pool;

@@ -45,6 +45,10 @@ pub struct Message<'a> {
 
 /// Processes a batch; returns the ids of the messages to retry.
 pub async fn batch(app: &App, event: aws_lambda_events::event::sqs::SqsEvent) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+    crate::identity::acting_as(crate::Function::Process, Box::pin(batch_as_process(app, event))).await
+}
+
+async fn batch_as_process(app: &App, event: aws_lambda_events::event::sqs::SqsEvent) -> aws_lambda_events::event::sqs::SqsBatchResponse {
     let mut resp = aws_lambda_events::event::sqs::SqsBatchResponse::default();
     for record in &event.records {
         let id = record.message_id.clone().unwrap_or_default();
@@ -72,6 +76,10 @@ pub fn parse_body(body: Option<&str>) -> Option<TaskId> {
 }
 
 pub async fn message(app: &App, msg: &Message<'_>) -> Outcome {
+    crate::identity::acting_as(crate::Function::Process, Box::pin(message_as_process(app, msg))).await
+}
+
+async fn message_as_process(app: &App, msg: &Message<'_>) -> Outcome {
     if is_refill(msg.body) {
         return match crate::pool::refill(app).await {
             Ok(n) => Outcome::Refilled(n),
@@ -228,6 +236,10 @@ async fn fail(app: &App, task_id: &TaskId, code: ErrorCode, message: &str) -> Re
 /// manifest links to (a GET to read, a DELETE to remove). `Ok(Err(_))` when the job can never
 /// start: a secret that does not exist.
 pub async fn manifest(app: &App, job: &Job) -> Result<Result<names::manifest::Manifest, (ErrorCode, String)>, AwsError> {
+    crate::identity::acting_as(crate::Function::Process, Box::pin(manifest_as_process(app, job))).await
+}
+
+async fn manifest_as_process(app: &App, job: &Job) -> Result<Result<names::manifest::Manifest, (ErrorCode, String)>, AwsError> {
     let expires = link_lifetime(app, job);
     let mut uploads = BTreeMap::new();
     for file in names::manifest::files(&job.spec()) {
@@ -264,6 +276,10 @@ fn link_lifetime(app: &App, job: &Job) -> Duration {
 /// job can never start: a secret that does not exist, or overrides that would not fit RunTask's
 /// limit (a custom endpoint of absurd length, say).
 pub async fn overrides(app: &App, job: &Job) -> Result<Result<Vec<(String, String)>, (ErrorCode, String)>, AwsError> {
+    crate::identity::acting_as(crate::Function::Process, Box::pin(overrides_as_process(app, job))).await
+}
+
+async fn overrides_as_process(app: &App, job: &Job) -> Result<Result<Vec<(String, String)>, (ErrorCode, String)>, AwsError> {
     let manifest = match manifest(app, job).await? {
         Ok(m) => m,
         Err(e) => return Ok(Err(e)),

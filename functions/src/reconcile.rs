@@ -29,6 +29,10 @@ pub use names::ecs::TaskStateChange as TaskDetail;
 
 /// Handles one EventBridge event. An error (an AWS call failed) makes EventBridge retry it.
 pub async fn event(app: &App, event: &Value) -> Result<Outcome, AwsError> {
+    crate::identity::acting_as(crate::Function::Reconcile, Box::pin(event_as_reconcile(app, event))).await
+}
+
+async fn event_as_reconcile(app: &App, event: &Value) -> Result<Outcome, AwsError> {
     let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or("");
     let source = event.get("source").and_then(Value::as_str).unwrap_or("");
     if detail_type == names::ecs::TASK_STATE_CHANGE && source == names::ecs::EVENT_SOURCE {
@@ -154,6 +158,10 @@ pub async fn job_task_change(app: &App, d: &TaskDetail) -> Result<Outcome, AwsEr
 
 /// Fails every unfinished job past its deadline plus grace, and stops its task.
 pub async fn sweep(app: &App) -> Result<Outcome, AwsError> {
+    crate::identity::acting_as(crate::Function::Reconcile, Box::pin(sweep_as_reconcile(app))).await
+}
+
+async fn sweep_as_reconcile(app: &App) -> Result<Outcome, AwsError> {
     let cutoff = app.clock.now_secs() - i64::from(app.config.timeout_grace_seconds);
     let mut failed = 0;
     for job in app.store.overdue(cutoff).await? {
@@ -210,6 +218,10 @@ pub const RECOUNT_QUIET_MILLIS: i64 = 60_000;
 /// has been quiet for [`RECOUNT_QUIET_MILLIS`], and only if it is still unchanged when written.
 /// Returns how many were corrected.
 pub async fn recount(app: &App) -> Result<usize, AwsError> {
+    crate::identity::acting_as(crate::Function::Reconcile, Box::pin(recount_as_reconcile(app))).await
+}
+
+async fn recount_as_reconcile(app: &App) -> Result<usize, AwsError> {
     let actual = app.store.unfinished_counts().await?;
     let mut counters = app.store.counters().await?;
     // Each tenant's limits onto its counter, where submit and process read them.

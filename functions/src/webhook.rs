@@ -39,6 +39,10 @@ pub enum Outcome {
 /// Processes a batch, its messages at once (each attempt may take up to the timeout); returns
 /// the ids of the messages whose handling failed (an AWS call), which SQS delivers again.
 pub async fn batch(app: &App, event: aws_lambda_events::event::sqs::SqsEvent) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+    crate::identity::acting_as(crate::Function::Webhook, Box::pin(batch_as_webhook(app, event))).await
+}
+
+async fn batch_as_webhook(app: &App, event: aws_lambda_events::event::sqs::SqsEvent) -> aws_lambda_events::event::sqs::SqsBatchResponse {
     let handled = futures_util::future::join_all(event.records.iter().map(|record| async move {
         let id = record.message_id.clone().unwrap_or_default();
         let outcome = match record.body.as_deref().map(serde_json::from_str::<Delivery>) {
@@ -63,6 +67,10 @@ pub async fn batch(app: &App, event: aws_lambda_events::event::sqs::SqsEvent) ->
 
 /// Makes the attempt a message asks for (or queues it again while it is not due).
 pub async fn deliver(app: &App, d: Delivery) -> Result<Outcome, AwsError> {
+    crate::identity::acting_as(crate::Function::Webhook, Box::pin(deliver_as_webhook(app, d))).await
+}
+
+async fn deliver_as_webhook(app: &App, d: Delivery) -> Result<Outcome, AwsError> {
     let now = app.clock.now_secs();
     if d.not_before > now {
         let wait = u32::try_from(d.not_before - now).unwrap_or(u32::MAX);

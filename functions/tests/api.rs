@@ -318,8 +318,7 @@ async fn bootstrap_binary_serves_api_gateway_events() {
 #[tokio::test]
 async fn an_idempotent_replay_queues_a_job_that_was_stored_but_never_queued() {
     let t = unique("replay");
-    let mut app = app(&[&t]).await;
-    app.queue.url = own_queue("replay").await;
+    let app = app_on_queue(&[&t], Some(own_queue("replay").await)).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     let req = with_header(request(&t, "POST", "/jobs", r#"{"query": "lost message"}"#), "Idempotency-Key", &unique("key"));
     let first = call(&app, &req).await;

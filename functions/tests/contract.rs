@@ -74,7 +74,7 @@ impl Recorder {
 
 /// An app serving only `f`, whose every client records into `rec`.
 async fn recording_app(f: Function, config: functions::config::Config, rec: &Recorder) -> App {
-    let sdk = sdk().await;
+    let sdk = function_sdk(&config).await;
     let mut app = App::new(&sdk, config, vec![f]);
     app.store.client = aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(rec.clone()).build());
     app.queue.client = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&sdk).interceptor(rec.clone()).build());

@@ -5,7 +5,9 @@ mod common;
 
 use common::*;
 use functions::aws::{RunOutcome, RunRequest};
+use functions::identity::acting_as;
 use functions::model::{TaskId, TenantId};
+use functions::Function;
 
 fn env(link: &str) -> Vec<(String, String)> {
     vec![(names::env::agent::MANIFEST_URL.to_string(), link.to_string())]
@@ -69,7 +71,8 @@ async fn post(form: &names::manifest::Upload, fields: &std::collections::BTreeMa
         multipart = multipart.text(k.clone(), v.clone());
     }
     let file = reqwest::multipart::Part::bytes(body).file_name("f").mime_str(content_type).unwrap();
-    let resp = reqwest::Client::new().post(&form.url).multipart(multipart.part("file", file)).send().await.unwrap();
+    // As the agent posts it: through the VPC's endpoint (the bucket refuses upload forms from elsewhere).
+    let resp = in_vpc().post(&form.url).multipart(multipart.part("file", file)).send().await.unwrap();
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
@@ -123,4 +126,113 @@ async fn pre_signed_requests_are_checked_as_s3_checks_them() {
     signature.replace_range(0..1, if signature.starts_with('0') { "1" } else { "0" });
     let (code, body) = post(form, &fields, content_type, b"{}".to_vec()).await;
     assert_eq!((code, body.contains("SignatureDoesNotMatch")), (403, true), "{body}");
+}
+
+/// What an S3 error body says: (code, message).
+fn s3_error(body: &[u8]) -> (String, String) {
+    let text = String::from_utf8_lossy(body);
+    let between = |open: &str, close: &str| text.split(open).nth(1).and_then(|r| r.split(close).next()).unwrap_or_default().to_owned();
+    (between("<Code>", "</Code>"), between("<Message>", "</Message>"))
+}
+
+/// IAM as AWS authorizes each call (testenv/py/iam_authorize.py, with the policies of generated/):
+/// a call its role does not allow is AccessDenied in the service's own shape; the bucket policy
+/// refuses the agent's links and forms from outside the VPC's endpoint, and the endpoint's policy
+/// refuses from inside it what it does not name; a missing key is 403 to a signer that may not
+/// list the bucket; RunTask authorizes the task definition and the role it passes.
+#[tokio::test]
+async fn calls_are_authorized_as_iam_authorizes_them() {
+    let tenant = "emu-iam";
+    let app = app(&[tenant]).await;
+    let id = submit(&app, tenant, r#"{"query": "iam"}"#).await;
+    let task_id = TaskId::parse(&id).unwrap();
+    let job = app.store.get(&task_id).await.unwrap().unwrap();
+
+    // Identity policies, each service's AccessDenied: the status role reads jobs but writes none,
+    // sends no message, and reads no slot manifest.
+    let key = aws_sdk_dynamodb::types::AttributeValue::S(id.clone());
+    let denied = acting_as(Function::Status, app.store.client.delete_item().table_name(&app.store.table).key(names::table::TASK_ID, key.clone()).send())
+        .await
+        .expect_err("status may not delete a job");
+    let service = denied.as_service_error().map(|e| aws_sdk_dynamodb::error::ProvideErrorMetadata::code(e).unwrap_or_default().to_owned());
+    assert_eq!(service.as_deref(), Some("AccessDeniedException"), "{denied:?}");
+    let message = format!("{:?}", denied);
+    assert!(message.contains("assumed-role/fn-test-status-function") && message.contains("dynamodb:DeleteItem") && message.contains("no identity-based policy allows"), "{message}");
+    acting_as(Function::Status, app.store.client.get_item().table_name(&app.store.table).key(names::table::TASK_ID, key).send()).await.expect("status reads a job");
+    let denied = acting_as(Function::Status, app.queue.client.send_message().queue_url(&app.queue.url).message_body("{}").send()).await.expect_err("status sends no job");
+    assert_eq!(denied.as_service_error().and_then(|e| aws_sdk_sqs::error::ProvideErrorMetadata::code(e).map(str::to_owned)).as_deref(), Some("AccessDenied"), "{denied:?}");
+    let denied = acting_as(Function::Status, app.outputs.client.get_object().bucket(&app.config.bucket).key(names::bucket::slot_manifest_key("some-slot")).send())
+        .await
+        .expect_err("status reads no slot");
+    assert_eq!(denied.raw_response().map(|r| r.status().as_u16()), Some(403), "{denied:?}");
+
+    // S3's rule for a missing key: 403 to a principal that may not list the bucket. The reconciler
+    // may read error reports but list only below a prefix, so it asks by listing, which it may.
+    let report = names::bucket::output_key(&id, names::Output::Error);
+    let missing = acting_as(Function::Reconcile, app.outputs.client.get_object().bucket(&app.config.bucket).key(&report).send()).await.expect_err("no report");
+    assert_eq!(missing.raw_response().map(|r| r.status().as_u16()), Some(403), "{missing:?}");
+    assert!(!acting_as(Function::Reconcile, app.outputs.exists(&report)).await.expect("the reconciler may list below jobs/"));
+    assert!(acting_as(Function::Reconcile, app.outputs.error_report(&task_id)).await.expect("an absent report is no error").is_none());
+
+    // The agent's links and forms, signed by the process role: from inside the VPC they work; the
+    // bucket policy refuses them from anywhere else.
+    let overrides = functions::process::overrides(&app, &job).await.unwrap().unwrap();
+    let (code, raw) = agent_http("GET", &overrides[0].1, b"").await;
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&raw));
+    let manifest: names::manifest::Manifest = serde_json::from_slice(&raw).unwrap();
+    let form = &manifest.uploads[names::Output::Result.file_name()];
+    let mut outside = reqwest::multipart::Form::new();
+    for (k, v) in &form.fields {
+        outside = outside.text(k.clone(), v.clone());
+    }
+    let file = reqwest::multipart::Part::bytes(b"{}".to_vec()).file_name("f").mime_str(names::Output::Result.content_type()).unwrap();
+    let resp = reqwest::Client::new().post(&form.url).multipart(outside.part("file", file)).send().await.unwrap();
+    let (code, body) = (resp.status().as_u16(), resp.bytes().await.unwrap());
+    let (error, message) = s3_error(&body);
+    assert_eq!((code, error.as_str()), (403, "AccessDenied"), "{message}");
+    assert!(message.contains("explicit deny in a resource-based policy") && message.contains("UploadLinksOnlyFromTheVpc"), "{message}");
+    assert_eq!(post(form, &form.fields, names::Output::Result.content_type(), b"{}".to_vec()).await.0, 204, "from inside the VPC");
+    let secrets = acting_as(Function::Process, app.outputs.put_secrets(&task_id, &[("pw".to_owned(), "hunter2".to_owned())].into())).await.unwrap();
+    let links = acting_as(Function::Process, app.outputs.presign_secrets(&task_id, secrets.as_deref(), std::time::Duration::from_secs(60))).await.unwrap();
+    let (code, body) = http("GET", &links.get, b"").await;
+    assert_eq!((code, s3_error(&body).0.as_str()), (403, "AccessDenied"), "secrets from outside: {}", s3_error(&body).1);
+    assert_eq!(http("DELETE", &links.delete, b"").await.0, 403, "a secrets delete from outside");
+    assert_eq!(agent_http("GET", &links.get, b"").await.0, 200, "secrets from inside");
+
+    // The endpoint's policy: inside the VPC, only the process role's links of the agent's kinds
+    // pass. An output link the status role signs for an API client does not.
+    acting_as(Function::Process, app.outputs.client.put_object().bucket(&app.config.bucket).key(names::bucket::output_key(&id, names::Output::Result)).body(b"{}".to_vec().into()).send())
+        .await
+        .unwrap();
+    let download = acting_as(Function::Status, app.outputs.presign_get(&task_id, names::Output::Result, std::time::Duration::from_secs(60))).await.unwrap();
+    assert_eq!(http("GET", &download, b"").await.0, 200, "an API client downloads its output");
+    let (code, body) = agent_http("GET", &download, b"").await;
+    assert_eq!(code, 403);
+    assert!(s3_error(&body).1.contains("VPC endpoint policy"), "{}", s3_error(&body).1);
+
+    // RunTask: only the agent's family, and only passing the role the stack's task definition
+    // names (iam:PassRole).
+    let ecs = &app.tasks.client;
+    let register = |family: String, role: String| {
+        ecs.register_task_definition()
+            .family(family)
+            .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+            .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+            .cpu("256")
+            .memory("512")
+            .execution_role_arn(role)
+            .container_definitions(aws_sdk_ecs::types::ContainerDefinition::builder().name(names::agent::CONTAINER_NAME).image("agent:test").build())
+            .send()
+    };
+    let family = names::agent::task_family(PREFIX);
+    let foreign = register(unique("other-family"), format!("arn:aws:iam::{ACCOUNT}:role/{PREFIX}-agent-execution")).await.unwrap();
+    let elevated = register(family, format!("arn:aws:iam::{ACCOUNT}:role/admin")).await.unwrap();
+    for (what, definition, action) in [("another family", foreign, "ecs:RunTask"), ("another role", elevated, "iam:PassRole")] {
+        let mut tasks = app.tasks.clone();
+        tasks.task_definition = definition.task_definition().and_then(|t| t.task_definition_arn()).unwrap().to_owned();
+        let run = RunRequest::for_job(&TaskId::parse(&uuid::Uuid::new_v4().to_string()).unwrap(), &TenantId::new(tenant), env("https://a.test/m"));
+        let refused = acting_as(Function::Process, tasks.run(&run)).await;
+        let text = format!("{refused:?}");
+        assert!(text.contains("AccessDeniedException") && text.contains(action), "{what}: {text}");
+    }
 }

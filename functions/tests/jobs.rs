@@ -69,9 +69,8 @@ async fn reconcile_event(app: &App, id: &str, arn: &str, last: TaskStatus, c: Co
 #[tokio::test]
 async fn full_lifecycle_through_process_and_reconcile() {
     let tenant = unique("life");
-    let mut app = app(&[&tenant]).await;
     // A queue of its own, so this test receives only its own message.
-    app.queue.url = own_queue("q").await;
+    let app = app_on_queue(&[&tenant], Some(own_queue("q").await)).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     let id = submit(&app, &tenant, r#"{"query": "lifecycle", "options": {"capture_html": true}}"#).await;
 
@@ -121,7 +120,7 @@ async fn full_lifecycle_through_process_and_reconcile() {
     assert_eq!(env.keys().collect::<Vec<_>>(), [names::env::agent::MANIFEST_URL, names::env::agent::TASK_ID]);
     assert_eq!(env[names::env::agent::TASK_ID], id);
     assert!(!format!("{env:?}").contains("lifecycle"), "no job data in the override (DescribeTasks, task events): {env:?}");
-    let (code, raw) = http("GET", &env[names::env::agent::MANIFEST_URL], b"").await;
+    let (code, raw) = agent_http("GET", &env[names::env::agent::MANIFEST_URL], b"").await;
     assert_eq!(code, 200);
     let manifest: Manifest = serde_json::from_slice(&raw).unwrap();
     assert_eq!(manifest.version, names::manifest::VERSION);
@@ -208,8 +207,9 @@ async fn run_task_errors_retry_then_fail_on_the_last_attempt() {
     let tenant = unique("err");
     let mut config = config(&[]);
     config.tenants = functions::config::Tenants::from_pairs([(format!("key-{tenant}").as_str(), tenant.as_str())]);
-    // A real fault from the emulator: the task definition does not exist.
-    config.task_definition = "no-such-family".into();
+    // A real fault from the emulator: a revision of the agent's family that does not exist (its
+    // role may run any revision; another family's RunTask would be AccessDenied, as on AWS).
+    config.task_definition = format!("{}:999", config.task_definition.rsplit_once(':').unwrap().0);
     let app = app_with(config).await;
     let id = submit(&app, &tenant, r#"{"query": "x"}"#).await;
     let m = job_message(&id);
@@ -550,7 +550,7 @@ async fn the_override_carries_only_the_manifest_link_whatever_the_job() {
         let size = process::override_chars(&app.config.container_name, &env);
         println!("{what}: override {size} chars");
         assert!(size <= 2048, "{what}: {size} chars: a link and an id, whatever the job");
-        let (code, raw) = http("GET", &env[0].1, b"").await;
+        let (code, raw) = agent_http("GET", &env[0].1, b"").await;
         assert_eq!(code, 200, "{what}");
         let manifest: Manifest = serde_json::from_slice(&raw).unwrap();
         assert_eq!(manifest.uploads.len(), uploads, "{what}: every output the job can produce, none dropped");
@@ -577,7 +577,7 @@ async fn a_scripted_job_gets_a_form_per_file_and_lists_its_files() {
 
     let job = app.store.get(&TaskId::parse(&id).unwrap()).await.unwrap().unwrap();
     let env = process::overrides(&app, &job).await.unwrap().unwrap();
-    let (_, raw) = http("GET", &env[0].1, b"").await;
+    let (_, raw) = agent_http("GET", &env[0].1, b"").await;
     let manifest: Manifest = serde_json::from_slice(&raw).unwrap();
     assert_eq!(serde_json::to_value(&manifest.job.steps).unwrap(), body["steps"]);
     let png = &manifest.uploads["files/after-login.png"];
@@ -602,7 +602,8 @@ async fn post_form(form: &names::manifest::Upload, content_type: &str, body: &'s
         multipart = multipart.text(k.clone(), v.clone());
     }
     let file = reqwest::multipart::Part::bytes(body).file_name("f").mime_str(content_type).unwrap();
-    let resp = reqwest::Client::new().post(&form.url).multipart(multipart.part("file", file)).send().await.unwrap();
+    // As the agent posts it: through the VPC's endpoint (the bucket refuses upload forms from elsewhere).
+    let resp = in_vpc().post(&form.url).multipart(multipart.part("file", file)).send().await.unwrap();
     resp.status().as_u16()
 }
 
@@ -637,19 +638,21 @@ async fn the_secrets_a_job_names_reach_it_in_an_object_of_their_own_read_once() 
     let job = app.store.get(&TaskId::parse(&id).unwrap()).await.unwrap().unwrap();
     let env = process::overrides(&app, &job).await.unwrap().unwrap();
     let overrides = serde_json::to_string(&env).unwrap();
-    let (_, raw) = http("GET", &env[0].1, b"").await;
+    let (_, raw) = agent_http("GET", &env[0].1, b"").await;
     for (what, text) in [("the overrides", overrides), ("the manifest", String::from_utf8(raw.clone()).unwrap()), ("the job", status_of(&app, &id).await.to_string())] {
         assert!(!text.contains("s3cr3t") && !text.contains("ada@example.org"), "{what} hold a secret: {text}");
     }
     let manifest: Manifest = serde_json::from_slice(&raw).unwrap();
     let links = manifest.secrets.expect("the manifest links the secrets");
-    let (code, got) = http("GET", &links.get, b"").await;
+    let (code, got) = agent_http("GET", &links.get, b"").await;
     assert_eq!(code, 200);
     let got: BTreeMap<String, String> = serde_json::from_slice(&got).unwrap();
     // Exactly the ones the steps name, the tenant's own.
     assert_eq!(got, BTreeMap::from([("password".into(), "s3cr3t-of-the-tenant".into()), ("user".into(), "ada@example.org".into())]));
-    assert_eq!(http("DELETE", &links.delete, b"").await.0, 204);
-    assert_eq!(http("GET", &links.get, b"").await.0, 404, "read once");
+    assert_eq!(agent_http("DELETE", &links.delete, b"").await.0, 204);
+    // 403, not 404: S3 answers a missing key so to a signer (the process role) that may not list
+    // the bucket.
+    assert_eq!(agent_http("GET", &links.get, b"").await.0, 403, "read once");
     // The bucket is versioned: the DELETE removed that version for good, not behind a marker.
     assert_eq!(secret_versions(&app, &id).await, Vec::<String>::new(), "no version or delete marker of the secrets is left");
 
@@ -658,13 +661,13 @@ async fn the_secrets_a_job_names_reach_it_in_an_object_of_their_own_read_once() 
     process::overrides(&app, &job).await.unwrap().unwrap();
     let again = process::overrides(&app, &job).await.unwrap().unwrap();
     assert_eq!(secret_versions(&app, &id).await.len(), 2);
-    let (_, raw) = http("GET", &again[0].1, b"").await;
+    let (_, raw) = agent_http("GET", &again[0].1, b"").await;
     let links = serde_json::from_slice::<Manifest>(&raw).unwrap().secrets.unwrap();
-    assert_eq!(http("GET", &links.get, b"").await.0, 200);
+    assert_eq!(agent_http("GET", &links.get, b"").await.0, 200);
     let arn = "arn:aws:ecs:us-east-1:123456789012:task/c/secrets1";
     force(&app, &id, JobStatus::Running, Some(arn)).await;
     reconcile_event(&app, &id, arn, TaskStatus::Stopped, container(Some(137), None), Some(StopCode::EssentialContainerExited)).await;
-    assert_eq!(http("GET", &links.get, b"").await.0, 404, "deleted by the reconciler");
+    assert_eq!(agent_http("GET", &links.get, b"").await.0, 403, "deleted by the reconciler");
     assert_eq!(secret_versions(&app, &id).await, Vec::<String>::new(), "every version deleted by the reconciler");
 }
 
@@ -694,8 +697,9 @@ async fn a_job_naming_a_secret_its_tenant_lacks_fails_before_a_task_starts() {
     assert!(message.contains("`password`") && !message.contains("`user`"), "{message}");
     assert!(message.contains(&format!("/tenants/{tenant}/")), "{message}");
     assert!(job.get("ecs_task_id").is_none(), "no task was started: {job}");
-    let links = app.outputs.presign_secrets(&TaskId::parse(&id).unwrap(), None, std::time::Duration::from_secs(60)).await.unwrap();
-    assert_eq!(http("GET", &links.get, b"").await.0, 404, "no secrets were written");
+    let links = functions::identity::acting_as(functions::Function::Process, app.outputs.presign_secrets(&TaskId::parse(&id).unwrap(), None, std::time::Duration::from_secs(60))).await.unwrap();
+    // 403, not 404: S3 answers a missing key so to a signer that may not list the bucket.
+    assert_eq!(agent_http("GET", &links.get, b"").await.0, 403, "no secrets were written");
 }
 
 /// A scripted job whose agent uploads `body` as its error.json and exits with the step code.
@@ -703,7 +707,7 @@ async fn report(app: &App, tenant: &str, arn: &str, body: Value) -> Value {
     let id = submit(app, tenant, r#"{"steps": [{"action": "goto", "url": "https://example.org/"}, {"action": "assert", "text": "Welcome"}]}"#).await;
     let job = app.store.get(&TaskId::parse(&id).unwrap()).await.unwrap().unwrap();
     let env = process::overrides(app, &job).await.unwrap().unwrap();
-    let (_, raw) = http("GET", &env[0].1, b"").await;
+    let (_, raw) = agent_http("GET", &env[0].1, b"").await;
     let manifest: Manifest = serde_json::from_slice(&raw).unwrap();
     let form = &manifest.uploads[Output::Error.file_name()];
     let body: &'static [u8] = Box::leak(body.to_string().into_bytes().into_boxed_slice());

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use testenv::taskdef::{read_dir, Evaluator};
 
 const REGION: &str = "us-east-1";
@@ -104,48 +104,6 @@ fn known(files: &BTreeMap<String, Value>, eval: &Evaluator) -> BTreeMap<String, 
     k
 }
 
-/// An `aws_iam_policy_document` body as the policy JSON AWS evaluates.
-fn policy_json(doc: &Value) -> Value {
-    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
-    let one_or_many = |v: Vec<Value>| if v.len() == 1 { v[0].clone() } else { Value::Array(v) };
-    let statements: Vec<Value> = list(&doc["statement"])
-        .iter()
-        .map(|st| {
-            let mut out = Map::new();
-            if let Some(sid) = st.get("sid") {
-                out.insert("Sid".into(), sid.clone());
-            }
-            out.insert("Effect".into(), st.get("effect").cloned().unwrap_or(json!("Allow")));
-            if let Some(a) = st.get("actions") {
-                out.insert("Action".into(), one_or_many(list(a)));
-            }
-            if let Some(r) = st.get("resources") {
-                out.insert("Resource".into(), one_or_many(list(r)));
-            }
-            let principals = list(st.get("principals").unwrap_or(&Value::Null));
-            if !principals.is_empty() {
-                let mut p = Map::new();
-                for pr in principals {
-                    p.insert(pr["type"].as_str().unwrap_or("AWS").to_string(), one_or_many(list(&pr["identifiers"])));
-                }
-                out.insert("Principal".into(), Value::Object(p));
-            }
-            let conditions = list(st.get("condition").unwrap_or(&Value::Null));
-            if !conditions.is_empty() {
-                let mut c: Map<String, Value> = Map::new();
-                for cond in conditions {
-                    let test = cond["test"].as_str().unwrap_or_default().to_string();
-                    let entry = c.entry(test).or_insert_with(|| json!({}));
-                    entry[cond["variable"].as_str().unwrap_or_default()] = one_or_many(list(&cond["values"]));
-                }
-                out.insert("Condition".into(), Value::Object(c));
-            }
-            Value::Object(out)
-        })
-        .collect();
-    json!({"Version": "2012-10-17", "Statement": statements})
-}
-
 /// Accepted findings: `<document> <ISSUE_CODE>  # why`, one per line.
 fn accepted() -> BTreeSet<(String, String)> {
     include_str!("iam-lint-accepted.txt")
@@ -185,7 +143,7 @@ fn every_policy_document_passes_the_iam_linter() {
                 continue;
             }
             let rendered = eval.value(name, body).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let text = serde_json::to_string_pretty(&policy_json(&rendered)).unwrap();
+            let text = serde_json::to_string_pretty(&testenv::iam::render(&rendered)).unwrap();
             assert!(!text.contains("<aws_") && !text.contains("<data."), "{name}: a reference without a plausible value:\n{text}");
             std::fs::write(dir.join(format!("{name}.json")), text).unwrap();
             written += 1;

@@ -180,7 +180,8 @@ fn anyone_principals_are_conditioned() {
     let mut seen = 0;
     for (name, doc) in blocks(&docs, "data", "aws_iam_policy_document") {
         for st in doc["statement"].as_array().unwrap() {
-            let anyone = st["principals"].as_array().into_iter().flatten().any(|p| p["type"] == "AWS" && strings(&p["identifiers"]).contains(&"*".to_string()));
+            // `{"AWS": "*"}` or (gateway endpoint policies, which must use this form) `"*"`.
+            let anyone = st["principals"].as_array().into_iter().flatten().any(|p| (p["type"] == "AWS" || p["type"] == "*") && strings(&p["identifiers"]).contains(&"*".to_string()));
             if !anyone || st["effect"] == "Deny" {
                 continue;
             }

@@ -2,6 +2,9 @@
 the code relies on that moto does not reproduce. Each is documented by AWS, and each has a test of
 its own in functions/tests/emulator.rs.
 
+- IAM's authorization of every request signed by a registered principal (iam_authorize.py): identity,
+  resource and VPC endpoint policies evaluated by a real policy engine, AWS's AccessDenied answers,
+  and S3's 403 for a missing key to a principal that may not list the bucket.
 - S3's checks of pre-signed requests (s3_presigned.py): the signature, expiry and access key of
   query-string-signed links, and the signature, expiration and conditions of POST policies.
 - ECS RunTask's clientToken (ECS API reference, "Ensuring idempotency"): per cluster and for 24
@@ -23,6 +26,7 @@ from moto.ecs.responses import EC2ContainerServiceResponse
 import moto.server
 from moto.server import main
 
+import iam_authorize
 import s3_presigned
 
 # How long ECS remembers a RunTask clientToken.
@@ -74,10 +78,12 @@ _Dispatcher = moto.server.DomainDispatcherApplication
 
 
 class _CheckedDispatcher(_Dispatcher):
-    """moto's application, behind S3's checks of pre-signed requests."""
+    """moto's application, behind S3's checks of pre-signed requests (authentication) and then
+    IAM's authorization, as AWS orders them."""
 
     def __call__(self, environ, start_response):
-        return s3_presigned.checked(super().__call__)(environ, start_response)
+        iam_authorize.route(environ)
+        return s3_presigned.checked(iam_authorize.authorized(super().__call__))(environ, start_response)
 
 
 moto.server.DomainDispatcherApplication = _CheckedDispatcher

@@ -9,6 +9,7 @@
 
 pub mod container;
 pub mod events;
+pub mod iam;
 pub mod moto;
 pub mod netns;
 pub mod s3;

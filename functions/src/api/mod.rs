@@ -78,7 +78,13 @@ pub fn route_of(method: &str, path: &str) -> Option<(routes::Route, Option<Strin
 
 /// Answers one API request. Never panics on input; AWS failures become a 500 with the request id.
 pub async fn handle(app: &App, req: &ApiRequest) -> ApiResponse {
-    match dispatch(app, req).await {
+    // The route's function makes the calls (API Gateway invokes that function for the route).
+    let work = Box::pin(dispatch(app, req));
+    let answer = match route_of(&req.method, &req.path) {
+        Some((route, _)) => crate::identity::acting_as(route.function, work).await,
+        None => work.await,
+    };
+    match answer {
         Ok(r) => r,
         Err(e) => {
             if e.status() >= 500 {

@@ -14,6 +14,9 @@ use std::sync::OnceLock;
 
 pub mod runtime;
 
+/// The stack's project and environment, whose name prefix every resource name starts with.
+pub const PROJECT: &str = "fn";
+pub const ENVIRONMENT: &str = "test";
 pub const PREFIX: &str = "fn-test";
 pub const ACCOUNT: &str = "123456789012";
 
@@ -130,6 +133,8 @@ async fn create_resources() -> (String, String, String) {
                 .essential(true)
                 .build(),
         )
+        // As generated/ registers it: RunTask passes this role (iam:PassRole is authorized).
+        .execution_role_arn(format!("arn:aws:iam::{ACCOUNT}:role/{PREFIX}-agent-execution"))
         .send()
         .await
         .unwrap();
@@ -171,26 +176,72 @@ pub fn config(tenants: &[(&str, &str)]) -> Config {
         security_group_ids: vec![e.security_group.clone()],
         log_group: log_group(),
         tenants: Tenants::from_pairs(tenants.iter().copied()),
+        tenant_secrets_path: names::ssm::tenants_path(PROJECT, ENVIRONMENT),
+        webhook_secrets_path: names::ssm::webhooks_path(PROJECT, ENVIRONMENT),
         ..Config::defaults()
     }
 }
 
-pub async fn app_with(config: Config) -> App {
+/// The stack `config` points at, as IAM names it.
+pub fn stack(config: &Config) -> testenv::iam::Stack {
+    testenv::iam::Stack {
+        project: PROJECT.into(),
+        environment: ENVIRONMENT.into(),
+        account: ACCOUNT.into(),
+        region: names::defaults::AWS_REGION.into(),
+        table: config.table.clone(),
+        bucket: config.bucket.clone(),
+        jobs_queue_url: config.queue_url.clone(),
+        jobs_dlq_url: format!("{}/{ACCOUNT}/{}", emulator().endpoint, names::queue::dlq_name(PREFIX)),
+        webhooks_queue_url: config.webhook_queue_url.clone(),
+        webhooks_dlq_url: config.webhook_dlq_url.clone(),
+        cluster_arn: config.cluster_arn.clone(),
+        task_definition: config.task_definition.clone(),
+        agent_log_group: config.log_group.clone(),
+    }
+}
+
+/// An SDK configuration whose calls sign as the function acting (functions::identity): each
+/// function's role, as generated/ declares it for the stack `config` points at, is registered
+/// with the emulator, which authorizes every call as AWS would. Outside a handler, calls sign as
+/// the test harness (unchecked).
+pub async fn function_sdk(config: &Config) -> aws_config::SdkConfig {
     emulator();
-    App::new(&sdk().await, config, Function::ALL.to_vec())
+    let keys = testenv::iam::register(&testenv::root(), &emulator().endpoint, &stack(config)).await.unwrap_or_else(|e| panic!("{e}"));
+    let keys = keys.into_iter().map(|(f, k)| (f, (k.id, k.secret))).collect();
+    functions::identity::sdk_config(&keys, ("testing".into(), "testing".into())).await
+}
+
+pub async fn app_with(config: Config) -> App {
+    let sdk = function_sdk(&config).await;
+    App::new(&sdk, config, Function::ALL.to_vec())
 }
 
 /// An app whose API keys `key-<tenant>` map to the given tenants.
 pub async fn app(tenants: &[&str]) -> App {
+    app_on_queue(tenants, None).await
+}
+
+/// As [`app`], on the job queue `queue_url` when given (the roles are registered for the queue the
+/// app uses, as a deploy grants them for its own queue).
+pub async fn app_on_queue(tenants: &[&str], queue_url: Option<String>) -> App {
     let keys: Vec<(String, String)> = tenants.iter().map(|t| (format!("key-{t}"), t.to_string())).collect();
     let pairs: Vec<(&str, &str)> = keys.iter().map(|(k, t)| (k.as_str(), t.as_str())).collect();
-    app_with(config(&pairs)).await
+    let mut config = config(&pairs);
+    if let Some(url) = queue_url {
+        config.queue_url = url;
+    }
+    app_with(config).await
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A job queue of a test's own (its URL), so the test receives only its own messages.
 pub async fn own_queue(what: &str) -> String {
+    if EMULATOR.get().is_none() {
+        // Started on a thread of its own (it blocks); the SDK then finds it through the environment.
+        let _ = tokio::task::spawn_blocking(emulator).await;
+    }
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     sqs.create_queue().queue_name(unique(what)).send().await.unwrap().queue_url.unwrap()
 }
@@ -236,10 +287,25 @@ pub async fn get(app: &App, tenant: &str, path: &str) -> ApiResponse {
     call(app, &req).await
 }
 
-/// An HTTP request to a pre-signed URL, as the agent and API clients make them.
+/// An HTTP request to a pre-signed URL, as an API client makes it (from outside the VPC).
 pub async fn http(method: &str, url: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    send(reqwest::Client::new(), method, url, body).await
+}
+
+/// An HTTP request to a pre-signed URL, as the agent makes it: from inside the VPC, so it reaches
+/// S3 through the stack's gateway endpoint (its policy applies, and aws:SourceVpce is set).
+pub async fn agent_http(method: &str, url: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    send(in_vpc(), method, url, body).await
+}
+
+/// An HTTP client on the VPC's route to S3 (testenv::iam::VPC_ROUTE_ENV).
+pub fn in_vpc() -> reqwest::Client {
+    reqwest::Client::builder().proxy(reqwest::Proxy::http(&emulator().endpoint).unwrap()).build().unwrap()
+}
+
+async fn send(client: reqwest::Client, method: &str, url: &str, body: &[u8]) -> (u16, Vec<u8>) {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let resp = reqwest::Client::new().request(method, url).body(body.to_vec()).send().await.unwrap();
+    let resp = client.request(method, url).body(body.to_vec()).send().await.unwrap();
     (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
 }
 

@@ -176,35 +176,38 @@ impl Network {
         let outputs = ctx.arn_global("s3", super::render_pattern2(names::bucket::name, &ctx.prefix, &ctx.account_id));
         let ecr_layers = ctx.arn_global("s3", Val::lit("prod-") + &ctx.region + "-starport-layer-bucket");
         let table = ctx.arn("dynamodb", Val::lit("table/") + &ctx.name(names::table::name));
+        // A gateway endpoint's policy must name its principal as "*" (AWS PrivateLink guide, "Principals
+        // for gateway endpoints"; {"AWS": "*"} is not that form): who may pass is the aws:PrincipalArn
+        // condition.
         let anyone = || vec![Val::lit("*")];
         let endpoint_policies = [
             (
                 "s3",
                 vec![
                     Statement::allow("AgentUploads", &["s3:PutObject"], vec![outputs.clone() + "/" + names::bucket::JOBS_PREFIX + "*"])
-                        .with_principal("AWS", anyone())
+                        .with_principal("*", anyone())
                         .with_condition("ArnEquals", "aws:PrincipalArn", props.upload_signers.clone()),
                     Statement::allow("AgentManifests", &["s3:GetObject"], vec![outputs.clone() + "/" + &names::bucket::manifests_pattern()])
-                        .with_principal("AWS", anyone())
+                        .with_principal("*", anyone())
                         .with_condition("ArnEquals", "aws:PrincipalArn", props.upload_signers.clone()),
                     // A job's secrets: read once through a link, then deleted through another,
                     // which names the version it deletes (the bucket is versioned).
                     Statement::allow("AgentSecrets", &["s3:DeleteObjectVersion", "s3:GetObject"], vec![outputs.clone() + "/" + names::bucket::SECRETS_PREFIX + "*"])
-                        .with_principal("AWS", anyone())
+                        .with_principal("*", anyone())
                         .with_condition("ArnEquals", "aws:PrincipalArn", props.upload_signers.clone()),
                     // A warm slot's manifest: polled through a link, deleted through another once read.
                     Statement::allow("AgentSlots", &["s3:DeleteObject", "s3:GetObject"], vec![outputs + "/" + names::bucket::SLOTS_PREFIX + "*"])
-                        .with_principal("AWS", anyone())
+                        .with_principal("*", anyone())
                         .with_condition("ArnEquals", "aws:PrincipalArn", props.upload_signers.clone()),
                     // Signed by ECR's own account (layer download links), so no principal of ours
                     // can be named: the bucket is the bound.
-                    Statement::allow("EcrImageLayers", &["s3:GetObject"], vec![ecr_layers + "/*"]).with_principal("AWS", anyone()),
+                    Statement::allow("EcrImageLayers", &["s3:GetObject"], vec![ecr_layers + "/*"]).with_principal("*", anyone()),
                 ],
             ),
             (
                 "dynamodb",
                 vec![Statement::allow("JobsTable", &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"], vec![table.clone(), table + "/index/*"])
-                    .with_principal("AWS", anyone())
+                    .with_principal("*", anyone())
                     .with_condition("StringEquals", "aws:PrincipalAccount", vec![ctx.account_id.clone()])],
             ),
         ];
