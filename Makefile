@@ -48,6 +48,7 @@ test-tools: tools agent-tools
 ## checks of generated/ (fresh, checkov, Mermaid, terraform validate and plan), the Dockerfile lint
 ## and the image's package scheme against today's archive
 test: test-tools image
+	@if [ "$${TESTENV_IAM:-on}" = off ]; then echo "make test authorizes every AWS call as IAM would: unset TESTENV_IAM (off is for debugging only)" >&2; exit 1; fi
 	$(CARGO_WS)
 	AGENT_CHROMIUM=$(HEADLESS_SHELL) $(CARGO_WS) --test chromium
 	$(MAKE) --no-print-directory generated-checks lint-agent image-resolves

@@ -225,7 +225,7 @@ async fn calls_are_authorized_as_iam_authorizes_them() {
             .send()
     };
     let family = names::agent::task_family(PREFIX);
-    let foreign = register(unique("other-family"), format!("arn:aws:iam::{ACCOUNT}:role/{PREFIX}-agent-execution")).await.unwrap();
+    let foreign = register(unique("other-family"), format!("arn:aws:iam::{ACCOUNT}:role/{}", names::agent::execution_role_name(PREFIX))).await.unwrap();
     let elevated = register(family, format!("arn:aws:iam::{ACCOUNT}:role/admin")).await.unwrap();
     for (what, definition, action) in [("another family", foreign, "ecs:RunTask"), ("another role", elevated, "iam:PassRole")] {
         let mut tasks = app.tasks.clone();

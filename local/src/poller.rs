@@ -15,7 +15,22 @@ pub enum Consumer {
     Webhook,
 }
 
-pub async fn run(app: std::sync::Arc<functions::App>, sqs: aws_sdk_sqs::Client, queue_url: String, consumer: Consumer, mut stop: watch::Receiver<bool>) {
+impl Consumer {
+    fn function(self) -> names::Function {
+        match self {
+            Consumer::Process => names::Function::Process,
+            Consumer::Webhook => names::Function::Webhook,
+        }
+    }
+}
+
+/// Polls as Lambda's event source mapping does: with the consuming function's role (`sqs` signs
+/// as the function acting, functions::identity).
+pub async fn run(app: std::sync::Arc<functions::App>, sqs: aws_sdk_sqs::Client, queue_url: String, consumer: Consumer, stop: watch::Receiver<bool>) {
+    functions::identity::acting_as(consumer.function(), poll(app, sqs, queue_url, consumer, stop)).await
+}
+
+async fn poll(app: std::sync::Arc<functions::App>, sqs: aws_sdk_sqs::Client, queue_url: String, consumer: Consumer, mut stop: watch::Receiver<bool>) {
     let queue_arn = sqs
         .get_queue_attributes()
         .queue_url(&queue_url)

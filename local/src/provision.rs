@@ -212,6 +212,8 @@ pub async fn provision(root: &Path, sdk: &aws_config::SdkConfig, s: &Settings) -
         .cpu(td.cpu.to_string())
         .memory(td.memory.to_string())
         .set_volumes(Some(td.volumes.iter().map(|v| Volume::builder().name(v).build()).collect()))
+        // As generated/ registers it: RunTask passes this role (authorized as iam:PassRole).
+        .execution_role_arn(format!("arn:aws:iam::{}:role/{}", s.account, names::agent::execution_role_name(p)))
         .container_definitions(container_definition(&td))
         .send()
         .await

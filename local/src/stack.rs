@@ -89,6 +89,27 @@ pub struct LocalStack {
     pub launches: Arc<std::sync::Mutex<HashMap<String, u32>>>,
 }
 
+/// The provisioned stack as IAM names it (what Terraform would know after an apply).
+fn iam_stack(config: &functions::config::Config, endpoint: &str, account: &str) -> testenv::iam::Stack {
+    let d = names::defaults::PROJECT_NAME;
+    let prefix = names::defaults::name_prefix(d, names::defaults::ENVIRONMENT);
+    testenv::iam::Stack {
+        project: d.into(),
+        environment: names::defaults::ENVIRONMENT.into(),
+        account: account.into(),
+        region: names::defaults::AWS_REGION.into(),
+        table: config.table.clone(),
+        bucket: config.bucket.clone(),
+        jobs_queue_url: config.queue_url.clone(),
+        jobs_dlq_url: format!("{endpoint}/{account}/{}", names::queue::dlq_name(&prefix)),
+        webhooks_queue_url: config.webhook_queue_url.clone(),
+        webhooks_dlq_url: config.webhook_dlq_url.clone(),
+        cluster_arn: config.cluster_arn.clone(),
+        task_definition: config.task_definition.clone(),
+        agent_log_group: config.log_group.clone(),
+    }
+}
+
 fn say(verbose: bool, what: &str) {
     if verbose {
         eprintln!("local-stack: {what}");
@@ -127,7 +148,14 @@ impl LocalStack {
         config.webhook_egress = names::egress::EgressPolicy::parse(&o.webhook_allow.join(","))
             .map_err(|e| format!("--webhook-allow: {e}"))?
             .with_any_port();
-        let app = Arc::new(functions::App::new(&sdk, config.clone(), names::Function::ALL.to_vec()));
+        // Each function's calls sign as its role, which the emulator authorizes as AWS would
+        // (testenv::iam; TESTENV_IAM=off in the environment turns that off, for debugging only).
+        let stack = iam_stack(&config, &emulator.endpoint, &settings.account);
+        let keys = testenv::iam::register(&o.root, &emulator.endpoint, &stack).await.map_err(|e| e.to_string())?;
+        let keys = keys.into_iter().map(|(f, k)| (f, (k.id, k.secret))).collect();
+        let (id, secret) = testenv::moto::HARNESS_KEY;
+        let function_sdk = functions::identity::sdk_config(&keys, (id.into(), secret.into())).await;
+        let app = Arc::new(functions::App::new(&function_sdk, config.clone(), names::Function::ALL.to_vec()));
         crate::provision::put_tenant_secrets(&sdk, &config, &o.tenant_secrets).await?;
         let signing_secrets = crate::provision::put_signing_secrets(&sdk, &config, &o.tenants).await?;
 
@@ -137,7 +165,8 @@ impl LocalStack {
 
         let (stop, stop_rx) = watch::channel(false);
         say(v, "starting the SQS pollers (jobs, webhooks)");
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        // Lambda's event source polls with the function's role: the app's client, acting as it.
+        let sqs = app.queue.client.clone();
         use crate::poller::Consumer;
         let poller = tokio::spawn(crate::poller::run(app.clone(), sqs.clone(), config.queue_url.clone(), Consumer::Process, stop_rx.clone()));
         let webhook_poller = tokio::spawn(crate::poller::run(app.clone(), sqs, config.webhook_queue_url.clone(), Consumer::Webhook, stop_rx.clone()));
@@ -160,7 +189,12 @@ impl LocalStack {
                 scratch: scratch.clone(),
                 // The fixture page's origin (and what --egress-allow adds), nothing else of loopback:
                 // not the emulator, not another agent's chromedriver or DevTools.
-                extra_env: vec![(names::env::agent::EGRESS_ALLOW.to_string(), egress_allow.join(","))],
+                // And the VPC's route to S3: the agents' requests reach the bucket through the
+                // stack's gateway endpoint, whose policy (and the bucket's conditions on it) apply.
+                extra_env: vec![
+                    (names::env::agent::EGRESS_ALLOW.to_string(), egress_allow.join(",")),
+                    (testenv::iam::VPC_ROUTE_ENV.to_string(), emulator.endpoint.clone()),
+                ],
                 launches: launches.clone(),
                 provisioning_delay: o.provisioning_delay,
             },
@@ -168,7 +202,9 @@ impl LocalStack {
         let runner = tokio::spawn(runner.run(stop_rx.clone()));
         if o.warm_pool > 0 {
             say(v, &format!("starting {} warm slots", o.warm_pool));
-            functions::pool::refill(&app).await.map_err(|e| format!("warm pool: {e}"))?;
+            // As a refill message does it (the sweep asks, process starts the slots), with the
+            // process role.
+            functions::identity::acting_as(names::Function::Process, functions::pool::refill(&app)).await.map_err(|e| format!("warm pool: {e}"))?;
         }
 
         say(v, "starting the API gateway");

@@ -1229,6 +1229,11 @@ pub mod agent {
     pub fn repository_name(prefix: &str) -> String {
         format!("{prefix}-agent")
     }
+    /// The role ECS uses to start the agent's task (pull the image, ship its logs, read its SSM
+    /// secrets); RunTask passes it.
+    pub fn execution_role_name(prefix: &str) -> String {
+        format!("{prefix}-agent-execution")
+    }
 }
 
 /// CloudWatch Logs names.

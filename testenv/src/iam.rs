@@ -76,7 +76,7 @@ impl Stack {
 
     /// The agent's execution role, as the task definition names it.
     pub fn agent_execution_role_arn(&self) -> String {
-        self.role_arn(&format!("{}-agent-execution", self.name_prefix()))
+        self.role_arn(&names::agent::execution_role_name(&self.name_prefix()))
     }
 
     fn queue_arn(&self, url: &str) -> String {

@@ -9,6 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+/// The access key (id, secret) of the test harness and of the stand-ins that play AWS services:
+/// the emulator serves it unchecked, as an administrator's (only the functions' keys, registered
+/// by `testenv::iam`, are authorized call by call).
+pub const HARNESS_KEY: (&str, &str) = ("testing", "testing");
+
 pub struct Moto {
     pub endpoint: String,
     pub port: u16,
@@ -150,12 +155,13 @@ impl Moto {
         }
     }
 
-    /// The environment that points the AWS SDKs (and boto3) at this server with dummy credentials.
+    /// The environment that points the AWS SDKs (and boto3) at this server with the harness's
+    /// credentials ([`HARNESS_KEY`]).
     pub fn sdk_env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT_URL", self.endpoint.clone()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_ACCESS_KEY_ID", HARNESS_KEY.0.into()),
+            ("AWS_SECRET_ACCESS_KEY", HARNESS_KEY.1.into()),
             ("AWS_REGION", names::defaults::AWS_REGION.into()),
             ("AWS_DEFAULT_REGION", names::defaults::AWS_REGION.into()),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),

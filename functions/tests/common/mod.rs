@@ -134,7 +134,7 @@ async fn create_resources() -> (String, String, String) {
                 .build(),
         )
         // As generated/ registers it: RunTask passes this role (iam:PassRole is authorized).
-        .execution_role_arn(format!("arn:aws:iam::{ACCOUNT}:role/{PREFIX}-agent-execution"))
+        .execution_role_arn(format!("arn:aws:iam::{ACCOUNT}:role/{}", names::agent::execution_role_name(PREFIX)))
         .send()
         .await
         .unwrap();
@@ -209,7 +209,8 @@ pub async fn function_sdk(config: &Config) -> aws_config::SdkConfig {
     emulator();
     let keys = testenv::iam::register(&testenv::root(), &emulator().endpoint, &stack(config)).await.unwrap_or_else(|e| panic!("{e}"));
     let keys = keys.into_iter().map(|(f, k)| (f, (k.id, k.secret))).collect();
-    functions::identity::sdk_config(&keys, ("testing".into(), "testing".into())).await
+    let (id, secret) = testenv::moto::HARNESS_KEY;
+    functions::identity::sdk_config(&keys, (id.into(), secret.into())).await
 }
 
 pub async fn app_with(config: Config) -> App {

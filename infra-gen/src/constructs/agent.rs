@@ -149,7 +149,7 @@ impl AgentService {
             stack,
             f,
             "agent_execution",
-            ctx.prefix.clone() + "-agent-execution",
+            ctx.name(names::agent::execution_role_name),
             "ecs-tasks.amazonaws.com",
             "ECS agent: pulls the image, writes the container's logs, reads its SSM secrets",
             &ctx.account_id,
