@@ -751,7 +751,8 @@ pub struct Delivery {
     /// Epoch seconds before which the attempt is not made (a longer wait than one SQS delay).
     #[serde(default)]
     pub not_before: i64,
-    /// The body the first attempt signed: retries send exactly it.
+    /// The body of the last attempt, on a dead-lettered event (for whoever reads the DLQ). Each
+    /// attempt builds its own, so its output links are fresh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<String>,
     /// Why the last attempt failed (on a dead-lettered event).
@@ -832,16 +833,21 @@ impl JobStore {
 
     /// Appends an attempt to the job's current round and sets its delivery state
     /// (`dynamodb:UpdateItem`, only while `round` is the job's round). False for an older round.
+    /// An attempt proves the event was queued, so the job also leaves the sweep's webhooks
+    /// partition: when the attempt lands before the announcing function's PENDING -> SENDING mark
+    /// (whose condition then fails), the job would otherwise stay there and every sweep would
+    /// queue its event again, each time a new chain of retries.
     pub async fn record_attempt(&self, task_id: &TaskId, round: i64, attempt: &Attempt, state: names::webhook::DeliveryState) -> Result<bool, AwsError> {
         let r = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(t::TASK_ID, s(task_id.as_str()))
-            .update_expression("SET #a = list_append(if_not_exists(#a, :none), :one), #ws = :ws")
+            .update_expression("SET #a = list_append(if_not_exists(#a, :none), :one), #ws = :ws REMOVE #unf")
             .condition_expression("#r = :r")
             .expression_attribute_names("#a", t::WEBHOOK_ATTEMPTS)
             .expression_attribute_names("#ws", t::WEBHOOK_STATE)
+            .expression_attribute_names("#unf", t::UNFINISHED)
             .expression_attribute_names("#r", t::WEBHOOK_ROUND)
             .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
             .expression_attribute_values(":one", AttributeValue::L(vec![attempt_item(attempt)]))

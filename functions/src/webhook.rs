@@ -92,10 +92,10 @@ async fn deliver_as_webhook(app: &App, d: Delivery) -> Result<Outcome, AwsError>
     if matches!(hook.state, Some(State::Delivered | State::Failed)) {
         return Ok(Outcome::Dropped("this round already ended"));
     }
-    let payload = match d.payload.clone() {
-        Some(p) => p,
-        None => payload(app, &job).await?,
-    };
+    // Built at each attempt, never carried from the first: its output links are signed for an
+    // hour, and the later retries of the schedule come hours after the first attempt. (A message
+    // of an older version that carries a body is rebuilt too.)
+    let payload = payload(app, &job).await?;
     let at = rfc3339(app.clock.now_millis());
     let started = std::time::Instant::now();
     let tenant = job.tenant_id.as_str();
@@ -129,7 +129,7 @@ async fn deliver_as_webhook(app: &App, d: Delivery) -> Result<Outcome, AwsError>
     match (result, schedule.get(d.attempt as usize - 1)) {
         (Ok(code), _) => Ok(Outcome::Delivered(code)),
         (Err(_), Some(&wait)) => {
-            let next = Delivery { attempt: d.attempt + 1, not_before: now + i64::from(wait), payload: Some(payload), last_error: None, ..d };
+            let next = Delivery { attempt: d.attempt + 1, not_before: now + i64::from(wait), payload: None, last_error: None, ..d };
             app.webhooks.send(&next, wait).await?;
             Ok(Outcome::Retrying { next: next.attempt, wait, error })
         }

@@ -334,6 +334,89 @@ fn redirects_are_not_followed() {
     });
 }
 
+/// `X-Amz-Date` of a pre-signed link.
+fn signed_at(link: &str) -> String {
+    reqwest::Url::parse(link).unwrap().query_pairs().find(|(k, _)| k == "X-Amz-Date").map(|(_, v)| v.into_owned()).unwrap()
+}
+
+/// Each attempt builds its body, with output links signed when it is made: a retry hours after
+/// the first attempt carries links that work (they are signed for an hour). Before, every retry
+/// resent the first attempt's body, and from the 2 h retry on its links were dead.
+#[test]
+fn each_attempt_carries_freshly_signed_output_links() {
+    run(async {
+        let tenant = unique("fresh");
+        let app = hook_app(&tenant, false).await;
+        let secret = new_secret();
+        put_signing_secret(&app, &tenant, &secret).await;
+        let receiver = testenv::webhooks::Receiver::start(&testenv::root(), &[&secret], &["500", "200"]).unwrap();
+        let id = submit(&app, &tenant, &with_hook(&receiver.url("/h"))).await;
+        functions::process::batch(&app, sqs_event(&[(&job_message(&id), 1)])).await;
+        let arn = app.store.get(&functions::model::TaskId::parse(&id).unwrap()).await.unwrap().unwrap().ecs_task_arn.unwrap();
+        app.outputs.client.put_object().bucket(&app.config.bucket).key(names::bucket::output_key(&id, names::Output::Result)).body(b"{}".to_vec().into()).send().await.unwrap();
+        let stopped = task_event(&app.config.cluster_arn, &arn, &id, names::ecs::TaskStatus::Stopped, container(Some(0), None), None);
+        functions::reconcile::event(&app, &stopped).await.unwrap();
+        // The first attempt fails; its retry comes a second later (the schedule here is [1, 1]).
+        let outcomes = pump(&app, Duration::from_secs(20), |o| o.iter().any(|o| matches!(o, Outcome::Delivered(_)))).await;
+        assert!(matches!(&outcomes[..], [Outcome::Retrying { next: 2, .. }, Outcome::Delivered(200)]), "{outcomes:?}");
+        let got = receiver.wait_for(2, Duration::from_secs(5));
+        let links: Vec<&str> = got.iter().map(|r| r["outputs"]["result"].as_str().expect("a result link")).collect();
+        assert!(signed_at(links[1]) > signed_at(links[0]), "the retry's link was signed for the retry: {links:?}");
+        assert_eq!(http("GET", links[1], b"").await.0, 200, "and it works");
+    });
+}
+
+/// This job's messages in `app`'s webhook queue (received, so taken off it).
+async fn queued_for(app: &App, id: &str) -> Vec<Delivery> {
+    let mut ours = Vec::new();
+    loop {
+        let r = app.webhooks.client.receive_message().queue_url(&app.webhooks.url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
+        let batch = r.messages.unwrap_or_default();
+        if batch.is_empty() {
+            return ours;
+        }
+        ours.extend(batch.into_iter().filter_map(|m| serde_json::from_str::<Delivery>(m.body.as_deref().unwrap()).ok()).filter(|d| d.task_id == id));
+    }
+}
+
+/// The announcing function queued the event, its first attempt was made and recorded, and only
+/// then did the PENDING -> SENDING mark come (and fail its condition): the attempt takes the job
+/// out of the sweep's partition, so no sweep queues the event again. Before, the job stayed there
+/// for its whole life and every sweep started another chain of retries to a failing receiver.
+#[test]
+fn an_attempt_recorded_before_the_announcement_mark_is_not_announced_again() {
+    run(async {
+        let tenant = unique("race");
+        let app = hook_app(&tenant, false).await;
+        let mut broken = app.clone();
+        broken.store.webhooks.as_mut().unwrap().url = format!("{}/123456789012/no-such-queue", emulator().endpoint);
+        let id = submit(&app, &tenant, &with_hook("http://127.0.0.1:9/h")).await;
+        // Finished, its event PENDING: the state the race leaves until the mark would land.
+        cancel(&broken, &tenant, &id).await;
+        let first = Delivery { task_id: id.clone(), round: 0, attempt: 1, not_before: 0, payload: None, last_error: None };
+        let out = webhook::deliver(&app, first).await.unwrap();
+        assert!(matches!(out, Outcome::Retrying { next: 2, .. }), "{out:?}");
+        let job = app.store.get(&functions::model::TaskId::parse(&id).unwrap()).await.unwrap().unwrap();
+        assert_eq!(job.webhook.as_ref().unwrap().state, Some(State::Sending));
+        // The late mark: refused (no longer PENDING), changes nothing.
+        let mark = app.store.announce(&functions::model::TaskId::parse(&id).unwrap()).await;
+        assert!(mark.is_ok(), "{mark:?}");
+        tokio::time::sleep(Duration::from_millis(1500)).await; // the retry's 1 s delay
+        let retries = queued_for(&app, &id).await;
+        let mut attempts: Vec<u32> = retries.iter().map(|d| d.attempt).collect();
+        attempts.sort();
+        assert_eq!(attempts, [1, 2], "the late announcement's message and the retry");
+        // Sweeps after the grace queue nothing more for it.
+        let later = functions::time::Clock::manual(functions::time::now_millis() + (functions::aws::ANNOUNCE_GRACE_SECONDS + 1) * 1000);
+        let swept = app.clone().with_clock(later);
+        let scheduled = serde_json::json!({"detail-type": functions::reconcile::SCHEDULED_EVENT, "source": "aws.events", "detail": {}});
+        for _ in 0..2 {
+            functions::reconcile::event(&swept, &scheduled).await.unwrap();
+        }
+        assert_eq!(queued_for(&app, &id).await, Vec::<Delivery>::new(), "a sweep queued the event again");
+    });
+}
+
 #[test]
 fn a_lost_announcement_is_queued_by_the_sweep_and_long_waits_are_chained() {
     run(async {
@@ -357,15 +440,7 @@ fn a_lost_announcement_is_queued_by_the_sweep_and_long_waits_are_chained() {
         let job = app.store.get(&functions::model::TaskId::parse(&id).unwrap()).await.unwrap().unwrap();
         assert_eq!(job.webhook.as_ref().unwrap().state, Some(State::Sending));
         functions::reconcile::event(&swept, &scheduled).await.unwrap();
-        let mut ours = Vec::new();
-        loop {
-            let r = app.webhooks.client.receive_message().queue_url(&app.webhooks.url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
-            let batch = r.messages.unwrap_or_default();
-            if batch.is_empty() {
-                break;
-            }
-            ours.extend(batch.into_iter().filter_map(|m| serde_json::from_str::<Delivery>(m.body.as_deref().unwrap()).ok()).filter(|d| d.task_id == id));
-        }
+        let mut ours = queued_for(&app, &id).await;
         assert_eq!(ours.len(), 1, "queued once: {ours:?}");
         let d = ours.remove(0);
         assert_eq!((d.task_id.as_str(), d.round, d.attempt), (id.as_str(), 0, 1));

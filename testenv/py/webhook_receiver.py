@@ -61,6 +61,7 @@ class Handler(BaseHTTPRequestHandler):
             "type": event.get("type"),
             "task_id": (event.get("data") or {}).get("task_id"),
             "status": (event.get("data") or {}).get("status"),
+            "outputs": (event.get("data") or {}).get("outputs"),
             "answer": answer,
         }
         print(json.dumps(record), flush=True)
