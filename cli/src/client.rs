@@ -73,25 +73,48 @@ impl std::fmt::Display for Failure {
 pub struct Api {
     base: String,
     key: String,
+    /// The API's client: follows no redirect (the key would go wherever it points).
     http: reqwest::blocking::Client,
+    /// The pre-signed links' client (no key to leak): follows redirects as S3 may answer them.
+    downloads: reqwest::blocking::Client,
     retries: u32,
+}
+
+/// Whether `url` names this machine (`localhost`, 127.0.0.0/8, `::1`): plain HTTP to it keeps
+/// the key on the machine (the local stack).
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The longest `Retry-After` honoured as given; a longer one is waited this long.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 
 impl Api {
-    pub fn new(base: &str, key: &str, retries: u32) -> Result<Api, Failure> {
+    /// A client of the API at `base`. Plain `http://` is refused unless it names this machine or
+    /// `allow_http` says so: the key would cross the network in the clear.
+    pub fn new(base: &str, key: &str, retries: u32, allow_http: bool) -> Result<Api, Failure> {
         let base = base.trim_end_matches('/').to_string();
-        if !(base.starts_with("https://") || base.starts_with("http://")) {
+        let url = reqwest::Url::parse(&base).ok().filter(|u| matches!(u.scheme(), "http" | "https"));
+        let Some(url) = url else {
             return Err(Failure::Usage(format!("the API URL `{base}` is not an http(s) URL")));
+        };
+        if url.scheme() == "http" && !is_loopback(&url) && !allow_http {
+            return Err(Failure::Usage(format!(
+                "the API URL `{base}` is plain HTTP: the API key would cross the network unencrypted; use https:// (API Gateway's URL is), or --allow-http if you mean it"
+            )));
         }
-        let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .user_agent(concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Failure::Unavailable(format!("cannot make an HTTP client: {e}")))?;
-        Ok(Api { base, key: key.to_string(), http, retries })
+        let client = |redirects: reqwest::redirect::Policy| {
+            reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .user_agent(concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION")))
+                .redirect(redirects)
+                .build()
+                .map_err(|e| Failure::Unavailable(format!("cannot make an HTTP client: {e}")))
+        };
+        let http = client(reqwest::redirect::Policy::none())?;
+        let downloads = client(reqwest::redirect::Policy::limited(5))?;
+        Ok(Api { base, key: key.to_string(), http, downloads, retries })
     }
 
     /// `method path` with the key and `body`; the JSON answer of a 2xx.
@@ -108,6 +131,13 @@ impl Api {
             }
             let resp = req.send().map_err(|e| Failure::Unavailable(format!("cannot reach the API at {url}: {}", error_chain(&e))))?;
             let status = resp.status().as_u16();
+            if resp.status().is_redirection() {
+                let to = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("nowhere").to_owned();
+                return Err(Failure::Unavailable(format!(
+                    "the API answered {status}, a redirect to {}; not followed (the API key would go with it): check --api-url",
+                    redact(&to)
+                )));
+            }
             let retry_after = resp
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)
@@ -138,7 +168,7 @@ impl Api {
 
     /// A pre-signed link's bytes (no API key: the link is the permission).
     pub fn download(&self, link: &str) -> Result<Vec<u8>, Failure> {
-        let resp = self.http.get(link).send().map_err(|e| Failure::Download(format!("cannot download {}: {}", redact(link), error_chain(&e))))?;
+        let resp = self.downloads.get(link).send().map_err(|e| Failure::Download(format!("cannot download {}: {}", redact(link), error_chain(&e))))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(Failure::Download(format!("downloading {} answered {status} (links last an hour: run the command again for fresh ones)", redact(link))));
@@ -161,4 +191,59 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn plain_http_only_to_this_machine_unless_allowed() {
+        for ok in ["https://abc.execute-api.us-east-1.amazonaws.com/v1", "http://127.0.0.1:8080/v1", "http://localhost:1/v1", "http://[::1]:9/v1"] {
+            assert!(Api::new(ok, "k", 0, false).is_ok(), "{ok}");
+        }
+        for refused in ["http://abc.execute-api.us-east-1.amazonaws.com/v1", "http://10.0.0.5/v1", "http://localhost.example.com/v1"] {
+            let Err(Failure::Usage(m)) = Api::new(refused, "k", 0, false) else { panic!("{refused} accepted") };
+            assert!(m.contains("plain HTTP") && m.contains("--allow-http"), "{m}");
+            assert!(Api::new(refused, "k", 0, true).is_ok(), "{refused} with --allow-http");
+        }
+        assert!(matches!(Api::new("ftp://x/v1", "k", 0, true), Err(Failure::Usage(_))));
+    }
+
+    /// One HTTP answer per connection from a loopback listener; returns its URL and the requests.
+    fn server(answer: &'static str, requests: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            listener.set_nonblocking(false).unwrap();
+            for _ in 0..requests {
+                let Ok((mut conn, _)) = listener.accept() else { break };
+                conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut buf = [0u8; 4096];
+                let n = conn.read(&mut buf).unwrap_or(0);
+                seen.push(String::from_utf8_lossy(&buf[..n]).to_lowercase());
+                let _ = conn.write_all(answer.as_bytes());
+            }
+            seen
+        });
+        (url, handle)
+    }
+
+    /// A redirect from the API is an error naming where it pointed; the key goes nowhere else.
+    #[test]
+    fn a_redirect_is_not_followed_with_the_key() {
+        let (elsewhere, seen_elsewhere) = server("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}", 1);
+        let redirect: &'static str = Box::leak(format!("HTTP/1.1 302 Found\r\nlocation: {elsewhere}/stolen\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").into_boxed_str());
+        let (api_url, seen_api) = server(redirect, 1);
+        let api = Api::new(&format!("{api_url}/v1"), "the-secret-key", 0, false).unwrap();
+        let Err(Failure::Unavailable(m)) = api.get("/jobs", &[]) else { panic!("a redirect was followed") };
+        assert!(m.contains("302") && m.contains("/stolen") && m.contains("not followed"), "{m}");
+        assert!(seen_api.join().unwrap()[0].contains("the-secret-key"), "the API got the key");
+        // Nothing reached the other server: connect once ourselves so its accept returns.
+        drop(std::net::TcpStream::connect(elsewhere.trim_start_matches("http://")));
+        let there = seen_elsewhere.join().unwrap();
+        assert!(there.iter().all(|r| !r.contains("the-secret-key")), "{there:?}");
+    }
 }

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 const EXIT_CODES: &str = "Exit codes:
   0  done (with --wait: the job COMPLETED)
   1  the job FAILED (--wait)
-  2  bad usage: an unknown flag, no API URL or key, a steps file that cannot be read
+  2  bad usage: an unknown flag, no API URL or key, a plain-HTTP API URL of another machine, a steps file that cannot be read
   3  the job was CANCELLED (--wait)
   4  the API refused the request (400, 403, 404, 409, 413, 415)
   5  still throttled (429) after --retries retries, each after its Retry-After
-  6  the API could not be reached or failed (5xx)
+  6  the API could not be reached, failed (5xx), or answered a redirect
   7  an output could not be downloaded or saved (--download)
   8  --wait gave up after --wait-timeout; the job goes on";
 
@@ -40,6 +40,10 @@ struct Cli {
     /// Print the API's JSON (one object; `logs`: one event per line) instead of text
     #[arg(long, global = true)]
     json: bool,
+    /// Send the API key over plain http:// to another machine (refused otherwise; http:// to this
+    /// machine, the local stack, is always allowed)
+    #[arg(long, env = "JOBS_ALLOW_HTTP", global = true)]
+    allow_http: bool,
     /// Retries of a throttled (429) request, each after its Retry-After
     #[arg(long, default_value_t = 5, global = true)]
     retries: u32,
@@ -143,7 +147,7 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> Result<u8, Failure> {
     let url = setting(&cli.api_url, &cli.terraform_dir, "api_gateway_url", "--api-url or JOBS_API_URL")?;
     let key = setting(&cli.api_key, &cli.terraform_dir, "api_key", "--api-key or JOBS_API_KEY")?;
-    let api = Api::new(&url, &key, cli.retries)?;
+    let api = Api::new(&url, &key, cli.retries, cli.allow_http)?;
     match &cli.command {
         Command::Submit(args) => submit(cli, &api, args),
         Command::Status { task_id } => {
