@@ -16,7 +16,9 @@
 //!   job ends as a cold task's would. Either way the slot is retired and the pool refilled.
 //! - Refill (the process function, asked by a `{"pool": "refill"}` message, which the reconciler
 //!   sends when a slot ends and on every sweep, and after each claim): starts the slots the pool
-//!   lacks. An idle slot leaves by itself at its deadline (15 min, before its links expire).
+//!   lacks, one per free seat it takes (`seat#<n>` items, n below the pool's size; see
+//!   [`refill`]), so refills at once never overshoot. An idle slot leaves by itself at its
+//!   deadline (15 min, before its links expire).
 
 use crate::aws::{attr_n, attr_s, written as conditional, AwsError, RunOutcome, RunRequest};
 use crate::model::{Job, TaskId};
@@ -77,6 +79,38 @@ impl crate::aws::JobStore {
             .send()
             .await;
         Ok(conditional(r)?)
+    }
+
+    /// The slot holding pool seat `n`, if any (`dynamodb:GetItem`, consistent).
+    pub async fn seat(&self, n: u32) -> Result<Option<String>, AwsError> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(t::TASK_ID, attr_s(p::seat_key(n)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("dynamodb:GetItem", e))?;
+        Ok(r.item().and_then(|i| i.get(p::SEAT_SLOT)).and_then(|v| v.as_s().ok()).cloned())
+    }
+
+    /// Gives seat `n` to `slot_id`, only while it is still held by `held` (none: free). False
+    /// when another refill took it first.
+    pub async fn take_seat(&self, n: u32, held: Option<&str>, slot_id: &str) -> Result<bool, AwsError> {
+        let u = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(t::TASK_ID, attr_s(p::seat_key(n)))
+            .update_expression("SET #slot = :new")
+            .expression_attribute_names("#slot", p::SEAT_SLOT)
+            .expression_attribute_values(":new", attr_s(slot_id));
+        let u = match held {
+            Some(old) => u.condition_expression("#slot = :old").expression_attribute_values(":old", attr_s(old)),
+            None => u.condition_expression("attribute_not_exists(#slot)"),
+        };
+        Ok(conditional(u.send().await)?)
     }
 
     /// Records the task a slot runs in.
@@ -277,17 +311,28 @@ pub async fn dispatch(app: &App, job: &Job) -> Result<Dispatch, AwsError> {
     Ok(Dispatch::Warm { slot_id: slot.id, task_arn })
 }
 
-/// Starts the slots the pool lacks (idle ones counted); returns how many were started.
+/// Starts the slots the pool lacks; returns how many were started. The pool has
+/// `warm_pool_size` seats (`names::pool::seat_key`); a seat is free when no slot holds it or its
+/// slot no longer waits (claimed, gone, or too close to its deadline to be given a job). A slot
+/// is started only for a seat this refill took by a conditional write, so refills at once (after
+/// claims, slot ends and sweeps) never start more than the free seats: before, each started the
+/// whole deficit it had counted, up to several times the pool.
 pub async fn refill(app: &App) -> Result<usize, AwsError> {
-    let want = app.config.warm_pool_size as usize;
-    if want == 0 {
-        return Ok(0);
-    }
     let now = app.clock.now_secs();
-    let idle = app.store.slots().await?.iter().filter(|s| s.state == SlotState::Idle && s.deadline > now + p::CLAIM_MARGIN_SECONDS).count();
     let mut started = 0;
-    for _ in idle..want {
-        if start_slot(app).await? {
+    for seat in 0..app.config.warm_pool_size {
+        let held = app.store.seat(seat).await?;
+        if let Some(slot_id) = &held {
+            let waiting = app.store.slot(slot_id).await?.is_some_and(|s| s.state == SlotState::Idle && s.deadline > now + p::CLAIM_MARGIN_SECONDS);
+            if waiting {
+                continue;
+            }
+        }
+        let slot_id = uuid::Uuid::new_v4().simple().to_string();
+        if !app.store.take_seat(seat, held.as_deref(), &slot_id).await? {
+            continue; // another refill took it
+        }
+        if start_slot(app, &slot_id).await? {
             started += 1;
         }
     }
@@ -305,8 +350,8 @@ pub fn lifetimes(credentials_left: Option<u64>) -> Option<(u64, i64)> {
 }
 
 /// One new slot: its item, its links, its task.
-async fn start_slot(app: &App) -> Result<bool, AwsError> {
-    let id = uuid::Uuid::new_v4().simple().to_string();
+async fn start_slot(app: &App, id: &str) -> Result<bool, AwsError> {
+    let id = id.to_owned();
     let Some((link, idle)) = lifetimes(app.outputs.signing_seconds_left().await) else {
         tracing::info!("the signing credentials expire too soon for a warm slot; the next refill starts it");
         return Ok(false);

@@ -137,6 +137,31 @@ async fn fill_to(app: &App, n: u32) -> Vec<String> {
     fill(&bigger).await
 }
 
+/// Refills at once (after claims, slot ends and sweeps, each a message of its own) start no more
+/// slots than the pool has places: before, each started the whole deficit it had counted (here 5
+/// refills of a pool of 2 started up to 10), enough to exhaust a Fargate vCPU quota.
+#[tokio::test]
+async fn refills_at_once_never_start_more_slots_than_the_pool_has_places() {
+    let _one = SERIAL.lock().await;
+    let tenant = unique("overshoot");
+    let app = pool_app(&tenant, 2).await;
+    for s in app.store.slots().await.unwrap() {
+        app.store.retire_slot(&s.id).await.unwrap();
+    }
+    let refill = || functions::identity::acting_as(functions::Function::Process, pool::refill(&app));
+    let started: usize = futures_util::future::join_all((0..5).map(|_| refill())).await.into_iter().map(|r| r.unwrap()).sum();
+    assert_eq!(started, 2, "one slot per place");
+    let idle = app.store.slots().await.unwrap().into_iter().filter(|s| s.state == SlotState::Idle).count();
+    assert_eq!(idle, 2);
+    assert_eq!(refill().await.unwrap(), 0, "a full pool starts nothing");
+    // A place whose slot was claimed is free again: one new slot, not two.
+    let slot = app.store.slots().await.unwrap().into_iter().find(|s| s.state == SlotState::Idle).unwrap();
+    let job = TaskId::parse(&submit(&app, &tenant, r#"{"query": "x"}"#).await).unwrap();
+    assert!(app.store.claim_slot(&slot.id, &job).await.unwrap());
+    let again: usize = futures_util::future::join_all((0..3).map(|_| refill())).await.into_iter().map(|r| r.unwrap()).sum();
+    assert_eq!(again, 1);
+}
+
 #[tokio::test]
 async fn a_slot_that_ends_before_taking_its_job_sends_it_back_and_one_that_took_it_ends_it() {
     let _one = SERIAL.lock().await;

@@ -577,6 +577,15 @@ pub mod pool {
     /// A slot this close to its deadline is not given a job.
     pub const CLAIM_MARGIN_SECONDS: i64 = 60;
 
+    /// A place in the pool: item `seat#<n>` (n below `warm_pool_size`) of the jobs table, naming
+    /// in [`SEAT_SLOT`] the slot that holds it. A refill starts a slot only for a seat it took by a
+    /// conditional write, so refills at once never start more slots than the pool has places.
+    pub fn seat_key(n: u32) -> String {
+        format!("seat#{n}")
+    }
+    /// The attribute of a seat item naming its slot.
+    pub const SEAT_SLOT: &str = "slot_id";
+
     spelled_enum! {
         /// Where a warm slot stands.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
