@@ -406,7 +406,7 @@ async fn finish(
         .result
         .map(|r| serde_json::to_vec_pretty(&r).unwrap_or_default());
     let files = futures_util::future::join_all(artifacts.files.into_iter().map(|(path, content_type, bytes)| async move {
-        uploader.put_file(&path, content_type, bytes, deadline).await
+        uploader.put_named(&path, content_type, bytes, deadline).await
     }));
     let (shot, res, html, files) = tokio::join!(
         put_some(uploader, Output::Screenshot, artifacts.screenshot, deadline),

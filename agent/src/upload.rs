@@ -56,6 +56,14 @@ impl Uploader {
         self.put_file(output.file_name(), output.content_type(), body, deadline).await
     }
 
+    /// A file the steps named (a download, a PDF, extracted text), with the job's secrets
+    /// redacted where the file is text. A PDF or an image cannot be: its text is compressed or
+    /// drawn (as the screenshot shows a typed secret as its field shows it).
+    pub async fn put_named(&self, name: &str, content_type: &str, body: Vec<u8>, deadline: Instant) -> Result<(), AgentError> {
+        let body = if is_text(content_type) { self.redactor.apply(&body) } else { body };
+        self.put_file(name, content_type, body, deadline).await
+    }
+
     /// POSTs `body` as the file `name`, retrying transport errors, 408, 429 and 5xx until
     /// `deadline`. A file without a form is skipped with a warning: the process function makes a
     /// form for every file the job can produce.
@@ -118,5 +126,27 @@ impl Uploader {
             backoff *= 2;
         }
         Err(failed(last))
+    }
+}
+
+/// Whether a file of `content_type` is text a secret could be written into as text.
+fn is_text(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence.starts_with("text/")
+        || essence.ends_with("+json")
+        || essence.ends_with("+xml")
+        || matches!(essence.as_str(), "application/json" | "application/xml" | "application/javascript" | "application/x-www-form-urlencoded" | "application/x-ndjson")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn text_files_are_redacted_and_binary_ones_cannot_be() {
+        for text in ["text/plain", "text/csv; charset=utf-8", "application/json", "application/ld+json", "image/svg+xml", "TEXT/HTML"] {
+            assert!(super::is_text(text), "{text}");
+        }
+        for binary in ["application/pdf", "image/png", "application/octet-stream", "application/zip"] {
+            assert!(!super::is_text(binary), "{binary}");
+        }
     }
 }

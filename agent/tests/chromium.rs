@@ -492,7 +492,8 @@ fn the_job_timeout_covers_every_step() {
 #[test]
 fn a_tenant_secret_is_typed_read_once_and_found_in_no_output() {
     // The page echoes what is typed (as some do), so the secret reaches the page's text, the
-    // extracted values and the HTML: each must carry its name, never its value.
+    // extracted values and the HTML (as typed, upper-cased, and percent- and form-encoded in a
+    // link): each must carry its name, never its value in any of these forms.
     let secret = support::LOGIN_PASSWORD;
     let opts = Options { secrets: vec![("portal-password".into(), secret.into())], ..Options::default() };
     let run = run_agent(
@@ -502,6 +503,8 @@ fn a_tenant_secret_is_typed_read_once_and_found_in_no_output() {
             { "action": "type", "selector": "#user", "text": "ada" },
             { "action": "type", "selector": "#password", "secret": "portal-password" },
             { "action": "extract", "name": "echo", "selector": "#echo" },
+            { "action": "extract", "name": "shout", "selector": "#shout" },
+            { "action": "extract", "name": "link", "selector": "#again", "attribute": "href" },
             { "action": "click", "selector": "#go" },
             { "action": "wait_for", "selector": "#welcome" },
         ] }),
@@ -513,8 +516,14 @@ fn a_tenant_secret_is_typed_read_once_and_found_in_no_output() {
     let html = String::from_utf8(run.object(Output::Html).expect("page.html")).unwrap();
     let log = String::from_utf8(run.object(Output::Log).unwrap()).unwrap();
     assert!(log.contains("secrets read and deleted"), "{log}");
+    assert_eq!(result["extracted"]["shout"], "[secret:portal-password]", "upper-cased by the page");
+    let link = result["extracted"]["link"].as_str().unwrap();
+    assert!(link.ends_with("/search?q=[secret:portal-password]&f=p=[secret:portal-password]"), "percent- and form-encoded: {link}");
+    let forms = [secret.to_owned(), secret.to_uppercase(), secret.replace(' ', "%20"), secret.replace(' ', "+")];
     for (what, text) in [("result.json", result.to_string()), ("page.html", html), ("agent.log", log), ("stdout", run.stdout.clone())] {
-        assert!(!text.contains(secret), "{what} holds the secret");
+        for form in &forms {
+            assert!(!text.contains(form.as_str()), "{what} holds the secret as {form}");
+        }
     }
     // Read once: the object is gone.
     assert!(env().get(&names::bucket::secrets_key(&run.task_id)).is_none(), "the secrets object is still there");

@@ -128,12 +128,36 @@ pub fn level_from_env() -> tracing::Level {
     std::env::var("RUST_LOG").ok().and_then(|l| l.trim().parse().ok()).unwrap_or(tracing::Level::INFO)
 }
 
-/// Replaces secret values wherever they appear in text (log lines, JSON, HTML) with
-/// `[secret:<name>]`: the value itself, and as JSON or HTML escapes it.
+/// Replaces secret values wherever they appear in text (log lines, JSON, HTML, URLs, form
+/// bodies) with `[secret:<name>]`: the value itself, and as JSON or HTML escapes it; in any of
+/// these, each byte may also appear percent-encoded (`%40` or `%4a`, as a URL or a GET form puts
+/// it into `final_url` and the page), a space as `+` (form encoding), and letters in either case
+/// (a page that upper-cases what was typed). Over-matching a look-alike only hides text; missing
+/// a form of the secret leaks it.
 #[derive(Clone, Default)]
 pub struct Redactor {
     /// (pattern, replacement), longest pattern first.
     pairs: Arc<RwLock<Vec<(Vec<u8>, Vec<u8>)>>>,
+}
+
+/// Where `pattern` ends when it matches `hay` at its start: byte by byte, each literally (ASCII
+/// letters in either case), percent-encoded (either case of hex digit), or a space as `+`.
+fn match_len(hay: &[u8], pattern: &[u8]) -> Option<usize> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut j = 0;
+    for &p in pattern {
+        let at = |k: usize| hay.get(j + k).copied();
+        match at(0) {
+            Some(h) if h.eq_ignore_ascii_case(&p) => j += 1,
+            Some(b'%') => match (at(1).and_then(hex), at(2).and_then(hex)) {
+                (Some(hi), Some(lo)) if (hi << 4 | lo).eq_ignore_ascii_case(&p) => j += 3,
+                _ => return None,
+            },
+            Some(b'+') if p == b' ' => j += 1,
+            _ => return None,
+        }
+    }
+    Some(j)
 }
 
 impl Redactor {
@@ -170,9 +194,9 @@ impl Redactor {
         let mut i = 0;
         'next: while i < bytes.len() {
             for (pattern, replacement) in pairs.iter() {
-                if bytes[i..].starts_with(pattern) {
+                if let Some(len) = match_len(&bytes[i..], pattern) {
                     out.extend_from_slice(replacement);
-                    i += pattern.len();
+                    i += len;
                     continue 'next;
                 }
             }
@@ -291,5 +315,25 @@ mod tests {
         assert_eq!(text, "raw [secret:pw] json \"[secret:pw]\" html [secret:pw] [secret:long] [secret:token].");
         r.add("empty", "");
         assert!(!r.is_empty());
+    }
+
+    /// The forms a secret takes on its way through a browser: a GET form's query (`final_url`,
+    /// the page's own links), a form body, either case of hex digit, and a page that changed the
+    /// case of what was typed.
+    #[test]
+    fn secrets_are_redacted_percent_and_form_encoded_and_in_any_case() {
+        let r = Redactor::default();
+        r.add("pw", "p@ss w/rd");
+        r.add("mail", "Ada@Example.org");
+        let text = String::from_utf8(r.apply(
+            b"url ?pw=p%40ss%20w%2Frd form pw=p%40ss+w%2frd upper P@SS W/RD mixed p%40SS+W%2FRD mail ada%40example.org MAIL ADA@EXAMPLE.ORG",
+        ))
+        .unwrap();
+        assert_eq!(text, "url ?pw=[secret:pw] form pw=[secret:pw] upper [secret:pw] mixed [secret:pw] mail [secret:mail] MAIL [secret:mail]");
+        // Non-ASCII, byte by byte: `é` is %C3%A9.
+        r.add("accent", "caf\u{e9}");
+        assert_eq!(r.apply(b"q=caf%C3%A9 and caf%c3%a9"), b"q=[secret:accent] and [secret:accent]");
+        // What is not the secret stays: a prefix, a broken escape.
+        assert_eq!(r.apply(b"p%40s p%4"), b"p%40s p%4");
     }
 }

@@ -717,7 +717,7 @@ fn serve(mut s: TcpStream) {
             "200 OK",
             page(
                 "Sign in",
-                "<form method=post action=/session><input id=user name=user><input id=password name=password type=password><select id=plan name=plan><option value=free>Free</option><option value=team>Team</option></select><button id=go type=submit>Sign in</button></form><div id=echo></div><script>document.getElementById('password').addEventListener('input', (e) => { document.getElementById('echo').textContent = e.target.value; });</script>",
+                "<form method=post action=/session><input id=user name=user><input id=password name=password type=password><select id=plan name=plan><option value=free>Free</option><option value=team>Team</option></select><button id=go type=submit>Sign in</button></form><div id=echo></div><div id=shout></div><a id=again href=/search>again</a><script>document.getElementById('password').addEventListener('input', (e) => { const v = e.target.value; document.getElementById('echo').textContent = v; document.getElementById('shout').textContent = v.toUpperCase(); document.getElementById('again').href = '/search?q=' + encodeURIComponent(v) + '&f=' + new URLSearchParams({p: v}); });</script>",
             ),
         ),
         "/session" => {
