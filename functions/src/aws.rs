@@ -270,6 +270,7 @@ impl JobStore {
                 set.push((t::UNFINISHED, s(t::WEBHOOKS_PARTITION)));
                 set.push((t::WEBHOOK_STATE, s(names::webhook::DeliveryState::Pending.as_str())));
                 set.push((t::DEADLINE_AT, n(self.clock.now_secs() + ANNOUNCE_GRACE_SECONDS)));
+                set.push((t::WEBHOOK_ROUND_AT, n(self.clock.now_secs())));
             }
             set.extend(updates.iter().filter(|(k, _)| !(announce && [t::UNFINISHED, t::WEBHOOK_STATE, t::DEADLINE_AT].contains(k))).cloned());
             let expr: Vec<String> = (0..set.len()).map(|i| format!("#u{i} = :u{i}")).collect();
@@ -711,6 +712,7 @@ pub fn from_item(m: &HashMap<String, AttributeValue>) -> Option<Job> {
             state: gs(t::WEBHOOK_STATE).and_then(|v| names::webhook::DeliveryState::parse(&v)),
             round: gn(t::WEBHOOK_ROUND).unwrap_or(0),
             attempts: m.get(t::WEBHOOK_ATTEMPTS).and_then(|v| v.as_l().ok()).map(|l| l.iter().filter_map(attempt_from).collect()).unwrap_or_default(),
+            round_at: gn(t::WEBHOOK_ROUND_AT),
         }),
     })
 }
@@ -859,16 +861,23 @@ impl JobStore {
     }
 
     /// Starts a new round of delivery of a finished job's event (`dynamodb:UpdateItem`, only
-    /// for a finished job with a webhook): its attempts start again. The job as written, or None
-    /// when it is not finished or has no webhook.
-    pub async fn new_round(&self, task_id: &TaskId) -> Result<Option<Job>, AwsError> {
+    /// for a finished job with a webhook, and not while its current round is younger than
+    /// `REDELIVERY_COOLDOWN_SECONDS` and still sending): its attempts start again.
+    pub async fn new_round(&self, task_id: &TaskId) -> Result<NewRound, AwsError> {
+        let now = self.clock.now_secs();
         let r = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(t::TASK_ID, s(task_id.as_str()))
-            .update_expression("SET #r = #r + :one, #ws = :sending, #a = :none REMOVE #unf")
-            .condition_expression("attribute_exists(#url) AND #st IN (:c, :f, :x)")
+            .update_expression("SET #r = #r + :one, #ws = :sending, #a = :none, #rat = :now REMOVE #unf")
+            .condition_expression(
+                "attribute_exists(#url) AND #st IN (:c, :f, :x) AND (attribute_not_exists(#rat) OR #rat < :cutoff OR NOT (#ws IN (:sending, :pending)))",
+            )
+            .expression_attribute_names("#rat", t::WEBHOOK_ROUND_AT)
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":cutoff", n(now - names::webhook::REDELIVERY_COOLDOWN_SECONDS))
+            .expression_attribute_values(":pending", s(names::webhook::DeliveryState::Pending.as_str()))
             .expression_attribute_names("#r", t::WEBHOOK_ROUND)
             .expression_attribute_names("#ws", t::WEBHOOK_STATE)
             .expression_attribute_names("#a", t::WEBHOOK_ATTEMPTS)
@@ -885,11 +894,33 @@ impl JobStore {
             .send()
             .await;
         match r {
-            Ok(r) => Ok(r.attributes.as_ref().and_then(from_item)),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(None),
+            Ok(r) => Ok(r.attributes.as_ref().and_then(from_item).map_or(NewRound::NotEligible, NewRound::Started)),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                // Which condition refused it: read the job as it is now.
+                let Some(job) = self.get(task_id).await? else { return Ok(NewRound::NotEligible) };
+                let sending = job.webhook.as_ref().is_some_and(|w| matches!(w.state, Some(names::webhook::DeliveryState::Sending | names::webhook::DeliveryState::Pending)));
+                match job.webhook.as_ref().and_then(|w| w.round_at) {
+                    Some(at) if sending && job.status.is_terminal() && at >= now - names::webhook::REDELIVERY_COOLDOWN_SECONDS => {
+                        Ok(NewRound::InFlight { retry_after: u32::try_from(at + names::webhook::REDELIVERY_COOLDOWN_SECONDS - now).unwrap_or(1).max(1) })
+                    }
+                    _ => Ok(NewRound::NotEligible),
+                }
+            }
             Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e)),
         }
     }
+}
+
+/// What [`JobStore::new_round`] did.
+#[derive(Debug)]
+pub enum NewRound {
+    /// The job as written: its new round is on.
+    Started(Job),
+    /// Its current round began less than the cool-down ago and is still being sent: ask again
+    /// after `retry_after` seconds.
+    InFlight { retry_after: u32 },
+    /// Not finished, or without a webhook.
+    NotEligible,
 }
 
 /// The job queue.

@@ -83,6 +83,8 @@ pub struct Webhook {
     pub round: i64,
     /// The current round's attempts, oldest first.
     pub attempts: Vec<Attempt>,
+    /// When the current round began (epoch seconds; None before the job finished).
+    pub round_at: Option<i64>,
 }
 
 /// One delivery attempt.

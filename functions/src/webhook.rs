@@ -222,6 +222,7 @@ async fn send(config: &crate::Config, raw: &str, id: &str, timestamp: i64, signa
     let mut client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(config.webhook_timeout)
+        .connect_timeout(std::time::Duration::from_secs(wh::CONNECT_TIMEOUT_SECONDS).min(config.webhook_timeout))
         .no_proxy()
         .user_agent(concat!("job-webhooks/", env!("CARGO_PKG_VERSION")));
     if literal_ip(&url).is_none() {
@@ -259,15 +260,17 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// `POST /jobs/{id}/webhook`: a new round of delivery of a finished job's event (same
-/// `webhook-id`, a fresh body, the schedule from its start). None when the job has not finished
-/// or has no webhook.
-pub async fn redeliver(app: &App, task_id: &TaskId) -> Result<Option<Job>, AwsError> {
-    let Some(job) = app.store.new_round(task_id).await? else { return Ok(None) };
-    let round = job.webhook.as_ref().map_or(0, |w| w.round);
-    app.webhooks
-        .send(&Delivery { task_id: task_id.as_str().to_owned(), round, attempt: 1, not_before: 0, payload: None, last_error: None }, 0)
-        .await?;
-    Ok(Some(job))
+/// `webhook-id`, a fresh body, the schedule from its start), unless the current round is young
+/// and still being sent (`NewRound::InFlight`) or the job has not finished or has no webhook.
+pub async fn redeliver(app: &App, task_id: &TaskId) -> Result<crate::aws::NewRound, AwsError> {
+    let started = app.store.new_round(task_id).await?;
+    if let crate::aws::NewRound::Started(job) = &started {
+        let round = job.webhook.as_ref().map_or(0, |w| w.round);
+        app.webhooks
+            .send(&Delivery { task_id: task_id.as_str().to_owned(), round, attempt: 1, not_before: 0, payload: None, last_error: None }, 0)
+            .await?;
+    }
+    Ok(started)
 }
 
 /// A new signing secret, `whsec_` and the base64 of 32 random bytes: for the local stack and

@@ -366,6 +366,40 @@ fn each_attempt_carries_freshly_signed_output_links() {
     });
 }
 
+/// A redelivery while the current round is young and still being sent is refused (409
+/// `webhook_in_flight`, `Retry-After`): a tenant redelivering at its rate limit would fill the
+/// delivery capacity every tenant shares. After the cool-down, or once the round ended, it starts
+/// a new round.
+#[test]
+fn a_redelivery_waits_for_a_young_round_in_flight() {
+    run(async {
+        let tenant = unique("cooldown");
+        let app = hook_app(&tenant, false).await;
+        let id = submit(&app, &tenant, &with_hook("http://127.0.0.1:9/h")).await;
+        cancel(&app, &tenant, &id).await;
+        let redeliver = |app: App| {
+            let (tenant, id) = (tenant.clone(), id.clone());
+            async move { call(&app, &request(&tenant, "POST", &format!("/jobs/{id}/webhook"), "")).await }
+        };
+        let r = redeliver(app.clone()).await;
+        assert_eq!((r.status, r.body["error"]["code"].as_str()), (409, Some("webhook_in_flight")), "{}", r.body);
+        let wait = r.retry_after.expect("Retry-After");
+        assert!((1..=names::webhook::REDELIVERY_COOLDOWN_SECONDS as u32).contains(&wait), "{wait}");
+        // After the cool-down: a new round, and the next one at once is refused again.
+        let later = app.clone().with_clock(functions::time::Clock::manual(functions::time::now_millis() + (i64::from(wait) + 1) * 1000));
+        let r = redeliver(later.clone()).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        assert_eq!(r.body["webhook"]["redeliveries"], 1, "{}", r.body);
+        assert_eq!(redeliver(later.clone()).await.status, 409);
+        // A round that ended (dead-lettered here) may be redelivered at once.
+        let ended = Delivery { task_id: id.clone(), round: 1, attempt: 3, not_before: 0, payload: None, last_error: None };
+        let mut one_try = later.clone();
+        one_try.config.webhook_retry_seconds = vec![1, 1];
+        assert!(matches!(webhook::deliver(&one_try, ended).await.unwrap(), Outcome::DeadLettered(_)));
+        assert_eq!(redeliver(later).await.status, 202);
+    });
+}
+
 /// This job's messages in `app`'s webhook queue (received, so taken off it).
 async fn queued_for(app: &App, id: &str) -> Vec<Delivery> {
     let mut ours = Vec::new();

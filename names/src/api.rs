@@ -450,7 +450,7 @@ mod doc {
             (status = 400, description = "`task_id` is not a UUID.", body = ErrorBody),
             (status = 403, description = "No or an unknown API key.", body = Refusal),
             (status = 404, description = "No such job for this tenant.", body = ErrorBody),
-            (status = 409, description = "`no_webhook` or `job_not_finished`.", body = ErrorBody),
+            (status = 409, description = "`no_webhook`, `job_not_finished`, or `webhook_in_flight`: the current round began under a minute ago and is still being sent (`Retry-After` says when to ask again).", body = ErrorBody),
             (status = 429, description = "API Gateway's throttle.", body = Refusal),
             (status = 500, description = "An AWS call failed; quote `request_id`.", body = ErrorBody),
         ))]

@@ -485,6 +485,9 @@ pub mod table {
     /// Which round of delivery (0 first, each redelivery one more): a message of an older round
     /// is dropped.
     pub const WEBHOOK_ROUND: &str = "webhook_round";
+    /// When the current round of delivery began (epoch seconds): a redelivery is refused while
+    /// the round is younger than `names::webhook::REDELIVERY_COOLDOWN_SECONDS` and still sending.
+    pub const WEBHOOK_ROUND_AT: &str = "webhook_round_at";
     /// The warm slot a job was handed to (absent: a cold task).
     pub const WARM_SLOT: &str = "warm_slot";
     /// A warm slot: one item per pre-started task, key `slot#<slot id>`, in the sparse index's
@@ -613,6 +616,14 @@ pub mod webhook {
     pub const SECRET_BYTES: usize = 32;
     /// Seconds an attempt may take, connection included; longer is a failed attempt.
     pub const TIMEOUT_SECONDS: u64 = 10;
+    /// Seconds an attempt may take to connect (of its `TIMEOUT_SECONDS`): a receiver that drops
+    /// packets costs this, not the whole timeout, of the delivery capacity all tenants share.
+    pub const CONNECT_TIMEOUT_SECONDS: u64 = 3;
+    /// A redelivery (`POST /jobs/{id}/webhook`) is refused (409 `webhook_in_flight`, with
+    /// `Retry-After`) while the current round began less than this ago and is still being sent:
+    /// a tenant redelivering at its rate limit would otherwise fill the delivery capacity every
+    /// tenant shares.
+    pub const REDELIVERY_COOLDOWN_SECONDS: i64 = 60;
     /// Seconds before each retry after the first attempt: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h.
     pub const DEFAULT_RETRY_SECONDS: [u32; 6] = [5, 300, 1800, 7200, 18000, 36000];
     /// The longest wait a retry may ask for (10 h is chained from SQS delays of 15 min).

@@ -31,6 +31,9 @@ pub enum ApiError {
     JobNotFinished(names::JobStatus),
     /// A redelivery of a job submitted without a webhook.
     NoWebhook,
+    /// A redelivery while the current round is young and still being sent; again after
+    /// `retry_after` seconds (`Retry-After`).
+    WebhookInFlight { retry_after: u32 },
     /// The tenant has `max_queued` jobs queued; the job was not created. Try again after
     /// `retry_after` seconds (`Retry-After`).
     TenantQueueFull { max_queued: u32, retry_after: u32 },
@@ -69,6 +72,11 @@ impl std::fmt::Display for ApiError {
             ApiError::JobFinished(status) => write!(f, "the job already finished ({status})"),
             ApiError::JobNotFinished(status) => write!(f, "the job has not finished ({status}); its webhook is sent when it does"),
             ApiError::NoWebhook => f.write_str("the job was submitted without a webhook"),
+            ApiError::WebhookInFlight { retry_after } => write!(
+                f,
+                "the job's event is still being delivered (its round began under {} s ago); redeliver after {retry_after} s",
+                names::webhook::REDELIVERY_COOLDOWN_SECONDS
+            ),
             ApiError::TenantQueueFull { max_queued, retry_after } => write!(
                 f,
                 "the tenant has {max_queued} jobs queued, its limit; the job was not created (try again in {retry_after} s, as jobs start)"
@@ -91,7 +99,7 @@ impl ApiError {
             | ApiError::MissingField { .. } => 400,
             ApiError::Forbidden(_) => 403,
             ApiError::NotFound | ApiError::NoRoute => 404,
-            ApiError::IdempotencyConflict | ApiError::JobFinished(_) | ApiError::JobNotFinished(_) | ApiError::NoWebhook => 409,
+            ApiError::IdempotencyConflict | ApiError::JobFinished(_) | ApiError::JobNotFinished(_) | ApiError::NoWebhook | ApiError::WebhookInFlight { .. } => 409,
             ApiError::PayloadTooLarge { .. } => 413,
             ApiError::TenantQueueFull { .. } => 429,
             ApiError::UnsupportedMediaType(_) => 415,
@@ -116,6 +124,7 @@ impl ApiError {
             ApiError::JobFinished(_) => "job_finished",
             ApiError::JobNotFinished(_) => "job_not_finished",
             ApiError::NoWebhook => "no_webhook",
+            ApiError::WebhookInFlight { .. } => "webhook_in_flight",
             ApiError::TenantQueueFull { .. } => "TENANT_QUEUE_FULL",
             ApiError::Internal { .. } => "internal_error",
         }
@@ -145,7 +154,7 @@ impl ApiError {
     /// Seconds for `Retry-After`, when the client should wait before trying again.
     pub fn retry_after(&self) -> Option<u32> {
         match self {
-            ApiError::TenantQueueFull { retry_after, .. } => Some(*retry_after),
+            ApiError::TenantQueueFull { retry_after, .. } | ApiError::WebhookInFlight { retry_after } => Some(*retry_after),
             _ => None,
         }
     }

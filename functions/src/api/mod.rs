@@ -273,12 +273,13 @@ async fn redeliver(ctx: &Ctx<'_>, task_id: &TaskId) -> Result<ApiResponse, ApiEr
         return Err(ApiError::JobNotFinished(job.status));
     }
     match crate::webhook::redeliver(ctx.app, task_id).await.map_err(ctx.internal)? {
-        Some(job) => match job.view().webhook {
+        crate::aws::NewRound::Started(job) => match job.view().webhook {
             Some(webhook) => ok(202, api::Redelivery { task_id: task_id.as_str().to_owned(), status: job.status, webhook }),
             None => Err(ApiError::NoWebhook),
         },
+        crate::aws::NewRound::InFlight { retry_after } => Err(ApiError::WebhookInFlight { retry_after }),
         // It lost its webhook or its end in between: it cannot have.
-        None => Err(ApiError::NoWebhook),
+        crate::aws::NewRound::NotEligible => Err(ApiError::NoWebhook),
     }
 }
 
