@@ -181,16 +181,8 @@ impl JobStore {
 
     /// A tenant's counter as the table holds it (consistent; zeros when there is none).
     pub async fn counter(&self, tenant: &str) -> Result<Counter, AwsError> {
-        let r = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(t::TASK_ID, s(t::counter_key(tenant)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("dynamodb:GetItem", e))?;
-        let get = |k: &str| r.item().and_then(|i| i.get(k)).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
+        let item = self.item(&t::counter_key(tenant)).await?;
+        let get = |k: &str| item.as_ref().and_then(|i| i.get(k)).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
         Ok(Counter {
             tenant: tenant.to_owned(),
             queued: get(t::QUEUED_COUNT).unwrap_or(0),
@@ -203,16 +195,21 @@ impl JobStore {
 
     /// `dynamodb:GetItem` (strongly consistent).
     pub async fn get(&self, task_id: &TaskId) -> Result<Option<Job>, AwsError> {
+        Ok(self.item(task_id.as_str()).await?.as_ref().and_then(from_item))
+    }
+
+    /// The item of key `key` as it is now (`dynamodb:GetItem`, strongly consistent).
+    pub async fn item(&self, key: &str) -> Result<Option<HashMap<String, AttributeValue>>, AwsError> {
         let r = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key(t::TASK_ID, s(task_id.as_str()))
+            .key(t::TASK_ID, s(key))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("dynamodb:GetItem", e))?;
-        Ok(r.item.as_ref().and_then(from_item))
+        Ok(r.item)
     }
 
     /// Moves the job to `to` if its status is one of `to`'s allowed predecessors, writing

@@ -83,16 +83,7 @@ impl crate::aws::JobStore {
 
     /// The slot holding pool seat `n`, if any (`dynamodb:GetItem`, consistent).
     pub async fn seat(&self, n: u32) -> Result<Option<String>, AwsError> {
-        let r = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(t::TASK_ID, attr_s(p::seat_key(n)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("dynamodb:GetItem", e))?;
-        Ok(r.item().and_then(|i| i.get(p::SEAT_SLOT)).and_then(|v| v.as_s().ok()).cloned())
+        Ok(self.item(&p::seat_key(n)).await?.and_then(|i| i.get(p::SEAT_SLOT).and_then(|v| v.as_s().ok()).cloned()))
     }
 
     /// Gives seat `n` to `slot_id`, only while it is still held by `held` (none: free). False
@@ -131,16 +122,7 @@ impl crate::aws::JobStore {
 
     /// `dynamodb:GetItem` of a slot (consistent).
     pub async fn slot(&self, slot_id: &str) -> Result<Option<Slot>, AwsError> {
-        let r = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(t::TASK_ID, attr_s(t::slot_key(slot_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("dynamodb:GetItem", e))?;
-        Ok(r.item.as_ref().and_then(slot_from))
+        Ok(self.item(&t::slot_key(slot_id)).await?.as_ref().and_then(slot_from))
     }
 
     /// Gives the slot to the job: only while it is idle, has its task and is not about to leave.

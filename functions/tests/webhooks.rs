@@ -413,6 +413,23 @@ async fn queued_for(app: &App, id: &str) -> Vec<Delivery> {
     }
 }
 
+/// A job with a webhook to a receiver that refuses connections, cancelled by a function that
+/// cannot reach the webhooks queue: finished, its event PENDING (not queued).
+async fn pending_event(app: &App, tenant: &str) -> String {
+    let mut broken = app.clone();
+    broken.store.webhooks.as_mut().unwrap().url = format!("{}/123456789012/no-such-queue", emulator().endpoint);
+    let id = submit(app, tenant, &with_hook("http://127.0.0.1:9/h")).await;
+    cancel(&broken, tenant, &id).await;
+    id
+}
+
+/// The scheduled sweep, run after the announcements' grace has passed.
+async fn sweep_after_grace(app: &App) -> functions::reconcile::Outcome {
+    let later = functions::time::Clock::manual(functions::time::now_millis() + (functions::aws::ANNOUNCE_GRACE_SECONDS + 1) * 1000);
+    let scheduled = serde_json::json!({"detail-type": functions::reconcile::SCHEDULED_EVENT, "source": "aws.events", "detail": {}});
+    functions::reconcile::event(&app.clone().with_clock(later), &scheduled).await.unwrap()
+}
+
 /// The announcing function queued the event, its first attempt was made and recorded, and only
 /// then did the PENDING -> SENDING mark come (and fail its condition): the attempt takes the job
 /// out of the sweep's partition, so no sweep queues the event again. Before, the job stayed there
@@ -422,11 +439,8 @@ fn an_attempt_recorded_before_the_announcement_mark_is_not_announced_again() {
     run(async {
         let tenant = unique("race");
         let app = hook_app(&tenant, false).await;
-        let mut broken = app.clone();
-        broken.store.webhooks.as_mut().unwrap().url = format!("{}/123456789012/no-such-queue", emulator().endpoint);
-        let id = submit(&app, &tenant, &with_hook("http://127.0.0.1:9/h")).await;
         // Finished, its event PENDING: the state the race leaves until the mark would land.
-        cancel(&broken, &tenant, &id).await;
+        let id = pending_event(&app, &tenant).await;
         let first = Delivery { task_id: id.clone(), round: 0, attempt: 1, not_before: 0, payload: None, last_error: None };
         let out = webhook::deliver(&app, first).await.unwrap();
         assert!(matches!(out, Outcome::Retrying { next: 2, .. }), "{out:?}");
@@ -441,11 +455,8 @@ fn an_attempt_recorded_before_the_announcement_mark_is_not_announced_again() {
         attempts.sort();
         assert_eq!(attempts, [1, 2], "the late announcement's message and the retry");
         // Sweeps after the grace queue nothing more for it.
-        let later = functions::time::Clock::manual(functions::time::now_millis() + (functions::aws::ANNOUNCE_GRACE_SECONDS + 1) * 1000);
-        let swept = app.clone().with_clock(later);
-        let scheduled = serde_json::json!({"detail-type": functions::reconcile::SCHEDULED_EVENT, "source": "aws.events", "detail": {}});
         for _ in 0..2 {
-            functions::reconcile::event(&swept, &scheduled).await.unwrap();
+            sweep_after_grace(&app).await;
         }
         assert_eq!(queued_for(&app, &id).await, Vec::<Delivery>::new(), "a sweep queued the event again");
     });
@@ -456,24 +467,17 @@ fn a_lost_announcement_is_queued_by_the_sweep_and_long_waits_are_chained() {
     run(async {
         let tenant = unique("sweep");
         let app = hook_app(&tenant, false).await;
-        // A finishing function that cannot reach the queue: the event stays PENDING.
-        let mut broken = app.clone();
-        broken.store.webhooks.as_mut().unwrap().url = format!("{}/123456789012/no-such-queue", emulator().endpoint);
-        let id = submit(&app, &tenant, &with_hook("http://127.0.0.1:9/h")).await;
-        cancel(&broken, &tenant, &id).await;
+        let id = pending_event(&app, &tenant).await;
         let job = app.store.get(&functions::model::TaskId::parse(&id).unwrap()).await.unwrap().unwrap();
         assert_eq!(job.webhook.as_ref().unwrap().state, Some(State::Pending));
-        // Within its grace the sweep leaves it; after it, the sweep queues it.
-        let later = functions::time::Clock::manual(functions::time::now_millis() + (functions::aws::ANNOUNCE_GRACE_SECONDS + 1) * 1000);
-        let swept = app.clone().with_clock(later);
-        let scheduled = serde_json::json!({"detail-type": functions::reconcile::SCHEDULED_EVENT, "source": "aws.events", "detail": {}});
-        // (The table is shared: a sweep also announces other tests' events pending at that moment,
-        // so what is counted is this job's messages in this test's queue.)
-        let out = functions::reconcile::event(&swept, &scheduled).await.unwrap();
+        // After its grace, the sweep queues it. (The table is shared: a sweep also announces other
+        // tests' events pending at that moment, so what is counted is this job's messages in this
+        // test's queue.)
+        let out = sweep_after_grace(&app).await;
         assert!(matches!(out, functions::reconcile::Outcome::Swept { announced: 1.., .. }), "{out:?}");
         let job = app.store.get(&functions::model::TaskId::parse(&id).unwrap()).await.unwrap().unwrap();
         assert_eq!(job.webhook.as_ref().unwrap().state, Some(State::Sending));
-        functions::reconcile::event(&swept, &scheduled).await.unwrap();
+        sweep_after_grace(&app).await;
         let mut ours = queued_for(&app, &id).await;
         assert_eq!(ours.len(), 1, "queued once: {ours:?}");
         let d = ours.remove(0);
