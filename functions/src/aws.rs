@@ -92,6 +92,13 @@ pub struct JobStore {
     pub clock: crate::time::Clock,
     /// Where a job that finishes with a webhook is announced (`sqs:SendMessage`).
     pub webhooks: Option<WebhookQueue>,
+    /// Where a parked job is woken when its tenant's running place frees (`sqs:SendMessage`).
+    pub jobs: Option<JobQueue>,
+}
+
+/// A parked job's entry on its tenant's counter: the oldest sorts first.
+fn parked_entry(job: &Job) -> String {
+    format!("{}|{}", job.created_at, job.task_id.as_str())
 }
 
 /// Seconds after a job finished before the sweep queues a webhook event its finishing function
@@ -177,6 +184,51 @@ impl JobStore {
             Err(e) if limit.is_some() && e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
             Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e)),
         }
+    }
+
+    /// Parks a job whose tenant is at its running limit: its entry (`<created_at>|<task id>`, so
+    /// the oldest sorts first) joins the set on the tenant's counter (`dynamodb:UpdateItem`;
+    /// adding an entry twice is one entry).
+    pub async fn park(&self, job: &Job) -> Result<(), AwsError> {
+        self.counter_item(job.tenant_id.as_str(), "#ca = if_not_exists(#ca, :now) ADD #p :entry")
+            .expression_attribute_names("#ca", t::COUNTS_AT)
+            .expression_attribute_names("#p", t::PARKED)
+            .expression_attribute_values(":now", n(self.clock.now_millis()))
+            .expression_attribute_values(":entry", AttributeValue::Ss(vec![parked_entry(job)]))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("dynamodb:UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// Wakes the tenant's oldest parked job: takes its entry off the set (only if it is still
+    /// there: of two wakers, one wins) and sends its message at once. A crash between the two
+    /// leaves the job to its own later message. True when a job was woken.
+    pub async fn wake_parked(&self, tenant: &str) -> Result<bool, AwsError> {
+        let Some(queue) = &self.jobs else { return Ok(false) };
+        let item = self.item(&t::counter_key(tenant)).await?;
+        let mut parked = item.as_ref().and_then(|i| i.get(t::PARKED)).and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default();
+        parked.sort();
+        for entry in &parked {
+            let Some(task_id) = entry.rsplit('|').next().and_then(TaskId::parse) else { continue };
+            let r = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(t::TASK_ID, s(&t::counter_key(tenant)))
+                .update_expression("DELETE #p :entry")
+                .condition_expression("contains(#p, :one)")
+                .expression_attribute_names("#p", t::PARKED)
+                .expression_attribute_values(":entry", AttributeValue::Ss(vec![entry.clone()]))
+                .expression_attribute_values(":one", s(entry))
+                .send()
+                .await;
+            if written(r)? {
+                queue.send(&task_id).await?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// A tenant's counter as the table holds it (consistent; zeros when there is none).
@@ -320,6 +372,13 @@ impl JobStore {
                 Ok(r) => {
                     if !reserve && (dq, dr) != (0, 0) {
                         self.count(tenant, dq, dr, None).await?;
+                    }
+                    if dr < 0 {
+                        // A running place freed: the tenant's oldest parked job goes first. Best
+                        // effort: a parked job's own message comes back later anyway.
+                        if let Err(e) = self.wake_parked(tenant).await {
+                            tracing::warn!(tenant, error = %e, "could not wake a parked job; its own message will");
+                        }
                     }
                     let moved = r.attributes.as_ref().and_then(from_item);
                     if announce {

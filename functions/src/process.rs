@@ -109,7 +109,11 @@ async fn start(app: &App, task_id: &TaskId, receive_count: u32) -> Result<Outcom
                 Moved::Moved(job) => job,
                 Moved::Refused => return Ok(Outcome::Ignored("claimed by another delivery")),
                 Moved::AtLimit => {
-                    // Send it again before this message is acknowledged: never lost.
+                    // Parked: woken (a message at once) when one of its tenant's jobs ends, so a
+                    // waiting job no longer goes round the queue every few seconds. Its own
+                    // message comes back later in case that wake-up is lost, sent before this
+                    // one is acknowledged: never lost.
+                    store.park(&job).await?;
                     app.queue.send_delayed(task_id, app.config.tenant_wait_seconds).await?;
                     let deadline = app.clock.now_secs() + crate::QUEUE_ALLOWANCE_SECONDS;
                     store.set_queued_reason(task_id, JobStatus::Queued, QueuedReason::TenantLimit, Some(deadline)).await?;

@@ -132,6 +132,47 @@ async fn a_submit_over_the_queue_limit_is_429_with_retry_after_and_creates_nothi
     assert_eq!(counts(&app, &tenant).await, (3, 0));
 }
 
+/// A job at its tenant's running limit is parked, not sent round the queue every few seconds
+/// (at the defaults about 100 process invocations and index writes a second for a full backlog,
+/// crowding every other tenant out): its own message comes back only after the long recheck,
+/// and it is woken at once, oldest first, when one of its tenant's jobs ends (here one finishing
+/// and one cancelled).
+#[tokio::test]
+async fn a_job_at_the_running_limit_is_parked_and_woken_when_a_place_frees() {
+    let tenant = unique("parked");
+    let (mut app, queue) = limited_app(&[&tenant], 1, 100).await;
+    app.config.tenant_wait_seconds = names::defaults::TENANT_WAIT_SECONDS;
+    let app = app;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(submit(&app, &tenant, &format!(r#"{{"query": "p{i}"}}"#)).await);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await; // distinct created_at
+    }
+    let mut outcomes = Vec::new();
+    while outcomes.len() < 3 {
+        outcomes.extend(queue.round(&app).await);
+    }
+    let started: Vec<&String> = outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Started { .. })).map(|(id, _)| id).collect();
+    assert_eq!(started.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|(_, o)| *o == Outcome::Waiting).count(), 2, "{outcomes:?}");
+    // Parked: nothing comes back for now (before, every waiting job came back in 10 s).
+    assert!(queue.round(&app).await.is_empty(), "a parked job went round the queue");
+    let waiting: Vec<&String> = ids.iter().filter(|id| *id != started[0]).collect();
+    // The running job ends: the oldest parked job is woken at once, and starts.
+    stop(&app, started[0], 0).await;
+    let woken = queue.round(&app).await;
+    assert_eq!(woken.len(), 1, "{woken:?}");
+    assert_eq!(&woken[0].0, waiting[0], "the oldest first");
+    assert!(matches!(woken[0].1, Outcome::Started { .. }), "{woken:?}");
+    // A cancel of the running job frees its place too.
+    let r = call(&app, &request(&tenant, "DELETE", &format!("/jobs/{}", waiting[0]), "")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let woken = queue.round(&app).await;
+    assert_eq!(woken.iter().map(|(id, _)| id).collect::<Vec<_>>(), [waiting[1]]);
+    assert!(matches!(woken[0].1, Outcome::Started { .. }), "{woken:?}");
+    assert_eq!(counts(&app, &tenant).await, (0, 1));
+}
+
 #[tokio::test]
 async fn the_running_limit_holds_and_waiting_jobs_never_reach_the_dlq() {
     let tenant = unique("busy");

@@ -409,9 +409,11 @@ pub mod defaults {
     /// Per tenant: jobs started at once, and jobs queued (a submit over it is answered 429).
     pub const TENANT_MAX_RUNNING: u32 = 5;
     pub const TENANT_MAX_QUEUED: u32 = 1000;
-    /// A job whose tenant is at `max_running` goes back to the queue as a new message this many
-    /// seconds later (a new message: its receive count starts again, so it never reaches the DLQ).
-    pub const TENANT_WAIT_SECONDS: u32 = 10;
+    /// A job whose tenant is at `max_running` is parked on its tenant's counter and woken (a new
+    /// message at once) when one of the tenant's jobs ends; its own message comes back this many
+    /// seconds later (SQS's longest delay) in case the wake-up was lost. A new message: its
+    /// receive count starts again, so it never reaches the DLQ.
+    pub const TENANT_WAIT_SECONDS: u32 = 900;
     pub const JOB_TTL_DAYS: u32 = 90;
     /// Warm slots: none by default (each costs a task running while it waits).
     pub const WARM_POOL_SIZE: u32 = 0;
@@ -488,6 +490,9 @@ pub mod table {
     /// When the current round of delivery began (epoch seconds): a redelivery is refused while
     /// the round is younger than `names::webhook::REDELIVERY_COOLDOWN_SECONDS` and still sending.
     pub const WEBHOOK_ROUND_AT: &str = "webhook_round_at";
+    /// On a tenant's counter: the jobs waiting for a running place (a string set of
+    /// `<created_at>|<task id>`), the oldest woken first when a place frees.
+    pub const PARKED: &str = "parked";
     /// The warm slot a job was handed to (absent: a cold task).
     pub const WARM_SLOT: &str = "warm_slot";
     /// A warm slot: one item per pre-started task, key `slot#<slot id>`, in the sparse index's
@@ -997,7 +1002,7 @@ pub mod contract {
             Status => &[(TableName, true), (BucketName, true), (TenantKeys, true)],
             Logs => &[(TableName, true), (LogGroup, true), (TenantKeys, true)],
             List => &[(TableName, true), (TenantKeys, true)],
-            Cancel => &[(TableName, true), (ClusterArn, true), (TenantKeys, true), (WebhookQueueUrl, true)],
+            Cancel => &[(TableName, true), (ClusterArn, true), (TenantKeys, true), (WebhookQueueUrl, true), (QueueUrl, true)],
             Process => &[
                 (TableName, true),
                 (BucketName, true),
@@ -1126,7 +1131,7 @@ pub mod contract {
             Status => &[(DynamodbGetItem, Table), (S3ListBucket, Bucket), (S3GetObject, JobObjects)],
             Logs => &[(DynamodbGetItem, Table), (LogsGetLogEvents, AgentLogStreams)],
             List => &[(DynamodbQuery, TenantIndex)],
-            Cancel => &[(DynamodbGetItem, Table), (DynamodbUpdateItem, Table), (EcsStopTask, ClusterTasks), (SqsSendMessage, WebhookQueue)],
+            Cancel => &[(DynamodbGetItem, Table), (DynamodbUpdateItem, Table), (EcsStopTask, ClusterTasks), (SqsSendMessage, WebhookQueue), (SqsSendMessage, JobsQueue)],
             Process => &[
                 (DynamodbGetItem, Table),
                 (DynamodbUpdateItem, Table),
