@@ -96,6 +96,28 @@ pub struct JobStore {
     pub jobs: Option<JobQueue>,
 }
 
+/// What a move's write did.
+enum Written {
+    Yes,
+    /// The job was not as read (another move got there first): read it again.
+    JobChanged,
+}
+
+/// The idempotency token of a move: the job as read (its id, status and last update) and where
+/// it goes. Another move of the job reads another `updated_at`, so never shares it.
+fn move_token(current: &Job, to: JobStatus) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{}|{}|{}|{}", current.task_id.as_str(), current.status.as_str(), current.updated_at, to.as_str()).as_bytes());
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Which of a move's transaction items refused it: (the job's condition, the counter's).
+fn cancelled_by(e: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError>) -> Option<(bool, bool)> {
+    let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) = e.as_service_error()? else { return None };
+    let failed = |i: usize| c.cancellation_reasons().get(i).and_then(|r| r.code()).is_some_and(|code| code == "ConditionalCheckFailed");
+    Some((failed(0), failed(1)))
+}
+
 /// A parked job's entry on its tenant's counter: the oldest sorts first.
 fn parked_entry(job: &Job) -> String {
     format!("{}|{}", job.created_at, job.task_id.as_str())
@@ -184,6 +206,33 @@ impl JobStore {
             Err(e) if limit.is_some() && e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
             Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e)),
         }
+    }
+
+    /// The counter change of a move, as one update of a transaction: `tenant`'s counts by
+    /// (`queued`, `running`); with `max_running`, only while the running count is below the
+    /// tenant's limit (the counter's, else `max_running`).
+    fn count_update(&self, tenant: &str, queued: i64, running: i64, max_running: Option<u32>) -> Result<aws_sdk_dynamodb::types::Update, AwsError> {
+        let mut u = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .key(t::TASK_ID, s(t::counter_key(tenant)))
+            .update_expression("SET #unf = :cp, #dl = if_not_exists(#dl, :zero), #ca = :now ADD #q :dq, #r :dr")
+            .expression_attribute_names("#unf", t::UNFINISHED)
+            .expression_attribute_names("#dl", t::DEADLINE_AT)
+            .expression_attribute_names("#ca", t::COUNTS_AT)
+            .expression_attribute_names("#q", t::QUEUED_COUNT)
+            .expression_attribute_names("#r", t::RUNNING_COUNT)
+            .expression_attribute_values(":cp", s(t::COUNTERS_PARTITION))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":now", n(self.clock.now_millis()))
+            .expression_attribute_values(":dq", n(queued))
+            .expression_attribute_values(":dr", n(running));
+        if let Some(max) = max_running {
+            u = u
+                .condition_expression("attribute_not_exists(#r) OR (attribute_not_exists(#lim) AND #r < :max) OR #r < #lim")
+                .expression_attribute_names("#lim", t::MAX_RUNNING)
+                .expression_attribute_values(":max", n(max));
+        }
+        u.build().map_err(|e| AwsError { op: "dynamodb:TransactWriteItems", code: None, detail: e.to_string() })
     }
 
     /// Parks a job whose tenant is at its running limit: its entry (`<created_at>|<task id>`, so
@@ -346,33 +395,59 @@ impl JobStore {
                     condition.push_str(" AND attribute_not_exists(#ws)");
                 }
             }
-            // A move that starts the job takes its place first (so two claims never both fit
-            // under the limit); every other move writes the job first, then the counts.
             let tenant = current.tenant_id.as_str();
-            let reserve = dr > 0;
-            if reserve {
-                let limit = max_running.map(|m| (t::RUNNING_COUNT, t::MAX_RUNNING, m));
-                if !self.count(tenant, dq, dr, limit).await? {
-                    return Ok(Moved::AtLimit);
+            let written = if (dq, dr) == (0, 0) {
+                let r = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key(t::TASK_ID, s(task_id.as_str()))
+                    .update_expression(update_expression)
+                    .condition_expression(condition)
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(Some(values))
+                    .send()
+                    .await;
+                match r {
+                    Ok(_) => Written::Yes,
+                    Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Written::JobChanged,
+                    Err(e) => return Err(AwsError::from_sdk("dynamodb:UpdateItem", e)),
                 }
-            }
-            let r = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(t::TASK_ID, s(task_id.as_str()))
-                .update_expression(update_expression)
-                .condition_expression(condition)
-                .set_expression_attribute_names(Some(names))
-                .set_expression_attribute_values(Some(values))
-                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-                .send()
-                .await;
-            match r {
-                Ok(r) => {
-                    if !reserve && (dq, dr) != (0, 0) {
-                        self.count(tenant, dq, dr, None).await?;
-                    }
+            } else {
+                // The move and the tenant's counts in one transaction: no crash between two writes
+                // leaks or double-counts a place, and a move that takes a running place is refused
+                // whole at the limit. Its token is the move's (the job as read and where it goes),
+                // so an SDK retry of a transaction that was applied is answered, not applied again.
+                let limit = if dr > 0 { max_running } else { None };
+                let job_update = aws_sdk_dynamodb::types::Update::builder()
+                    .table_name(&self.table)
+                    .key(t::TASK_ID, s(task_id.as_str()))
+                    .update_expression(update_expression)
+                    .condition_expression(condition)
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(Some(values))
+                    .build()
+                    .map_err(|e| AwsError { op: "dynamodb:TransactWriteItems", code: None, detail: e.to_string() })?;
+                let r = self
+                    .client
+                    .transact_write_items()
+                    .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(job_update).build())
+                    .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(self.count_update(tenant, dq, dr, limit)?).build())
+                    .client_request_token(move_token(&current, to))
+                    .send()
+                    .await;
+                match r {
+                    Ok(_) => Written::Yes,
+                    Err(e) => match cancelled_by(&e) {
+                        Some((true, _)) => Written::JobChanged,
+                        Some((false, true)) => return Ok(Moved::AtLimit),
+                        _ => return Err(AwsError::from_sdk("dynamodb:TransactWriteItems", e)),
+                    },
+                }
+            };
+            match written {
+                Written::JobChanged => continue,
+                Written::Yes => {
                     if dr < 0 {
                         // A running place freed: the tenant's oldest parked job goes first. Best
                         // effort: a parked job's own message comes back later anyway.
@@ -380,7 +455,8 @@ impl JobStore {
                             tracing::warn!(tenant, error = %e, "could not wake a parked job; its own message will");
                         }
                     }
-                    let moved = r.attributes.as_ref().and_then(from_item);
+                    // The job as written (a transaction answers no attributes).
+                    let moved = self.get(task_id).await?;
                     if announce {
                         if let Some(job) = &moved {
                             // Best effort: the sweep queues what this could not.
@@ -390,16 +466,6 @@ impl JobStore {
                         }
                     }
                     return Ok(moved.map_or(Moved::Refused, Moved::Moved));
-                }
-                Err(e) => {
-                    if reserve {
-                        // Give the place back.
-                        self.count(tenant, -dq, -dr, None).await?;
-                    }
-                    if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) {
-                        continue;
-                    }
-                    return Err(AwsError::from_sdk("dynamodb:UpdateItem", e));
                 }
             }
         }

@@ -64,6 +64,9 @@ impl Recorder {
                     ("s3", "HeadObject") => "GetObject",
                     ("s3", "ListObjectsV2") | ("s3", "ListObjects") => "ListBucket",
                     ("s3", "ListObjectVersions") => "ListBucketVersions",
+                    // The functions' transactions are updates (a move and its counts), each
+                    // authorized as dynamodb:UpdateItem.
+                    ("dynamodb", "TransactWriteItems") => "UpdateItem",
                     (_, op) => op,
                 };
                 format!("{prefix}:{action}")

@@ -236,3 +236,75 @@ async fn calls_are_authorized_as_iam_authorizes_them() {
         assert!(text.contains("AccessDeniedException") && text.contains(action), "{what}: {text}");
     }
 }
+
+/// DynamoDB's writes are atomic (a condition and its write are one step; a transaction's
+/// conditions hold for all its writes or none is made), where moto's threaded server lets requests
+/// interleave: concurrent conditional increments never pass their bound, and a cancelled
+/// transaction leaves every other request's writes in place (moto's restores whole tables).
+#[tokio::test]
+async fn conditional_writes_and_transactions_are_atomic_as_in_dynamodb() {
+    use aws_sdk_dynamodb::types::{AttributeValue as V, TransactWriteItem, Update};
+    emulator();
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk().await);
+    let table = table();
+    let key = |k: &str| V::S(k.to_owned());
+    let counter = unique("atomic");
+    let increment = || {
+        ddb.update_item()
+            .table_name(&table)
+            .key(names::table::TASK_ID, key(&counter))
+            .update_expression("ADD #n :one")
+            .condition_expression("attribute_not_exists(#n) OR #n < :max")
+            .expression_attribute_names("#n", "n")
+            .expression_attribute_values(":one", V::N("1".into()))
+            .expression_attribute_values(":max", V::N("10".into()))
+            .send()
+    };
+    let results = futures_util::future::join_all((0..60).map(|_| increment())).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 10, "exactly the bound's worth of increments pass");
+    let item = ddb.get_item().table_name(&table).key(names::table::TASK_ID, key(&counter)).consistent_read(true).send().await.unwrap();
+    assert_eq!(item.item().unwrap()["n"], V::N("10".into()));
+
+    // A transaction whose second condition fails: nothing of it is written, the reasons say
+    // which, and writes other requests made meanwhile all stay.
+    let (a, b) = (unique("tx-a"), unique("tx-b"));
+    let update = |k: &str, condition: &str| {
+        Update::builder()
+            .table_name(&table)
+            .key(names::table::TASK_ID, key(k))
+            .update_expression("SET #v = :v")
+            .condition_expression(condition)
+            .expression_attribute_names("#v", "v")
+            .expression_attribute_values(":v", V::S("written".into()))
+            .build()
+            .unwrap()
+    };
+    let mut others = Vec::new();
+    for round in 0..20 {
+        let tx = ddb
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update(&a, "attribute_not_exists(#v)")).build())
+            .transact_items(TransactWriteItem::builder().update(update(&b, "attribute_exists(#v)")).build())
+            .send();
+        let round_others: Vec<String> = (0..8).map(|i| format!("{a}-other-{round}-{i}")).collect();
+        let puts = futures_util::future::join_all(round_others.iter().map(|k| ddb.put_item().table_name(&table).item(names::table::TASK_ID, key(k)).send()));
+        let (tx, puts) = tokio::join!(tx, puts);
+        assert!(puts.iter().all(|p| p.is_ok()));
+        others.extend(round_others);
+        let err = tx.expect_err("the second condition fails");
+        let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) = err.as_service_error() else {
+            panic!("{err:?}")
+        };
+        let codes: Vec<Option<&str>> = c.cancellation_reasons().iter().map(|r| r.code()).collect();
+        // (AWS names an item that did not cancel it with the code "None".)
+        assert_eq!(codes, [Some("None"), Some("ConditionalCheckFailed")], "{c:?}");
+    }
+    for k in [&a, &b] {
+        let got = ddb.get_item().table_name(&table).key(names::table::TASK_ID, key(k)).consistent_read(true).send().await.unwrap();
+        assert!(got.item().is_none(), "{k} was written by a cancelled transaction");
+    }
+    for k in &others {
+        let got = ddb.get_item().table_name(&table).key(names::table::TASK_ID, key(k)).consistent_read(true).send().await.unwrap();
+        assert!(got.item().is_some(), "{k}, written while a transaction was cancelled, was undone");
+    }
+}

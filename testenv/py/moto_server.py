@@ -7,6 +7,12 @@ its own in functions/tests/emulator.rs.
   and S3's 403 for a missing key to a principal that may not list the bucket.
 - S3's checks of pre-signed requests (s3_presigned.py): the signature, expiry and access key of
   query-string-signed links, and the signature, expiration and conditions of POST policies.
+- DynamoDB's atomic writes: a conditional write, and a transaction, is one indivisible step (AWS
+  Developer Guide, "Condition expressions", "TransactWriteItems"). moto's threaded server checks a
+  condition and writes in two steps another request can come between (two conditional claims of one
+  job could both succeed), and its TransactWriteItems snapshots whole tables and restores them when
+  a condition fails, undoing every write other requests made meanwhile. Here DynamoDB requests are
+  served one at a time, and a transaction checks every condition before it writes anything.
 - ECS RunTask's clientToken (ECS API reference, "Ensuring idempotency"): per cluster and for 24
   hours, a request with a token already used and the same parameters answers the tasks the first
   request started, starting none; with other parameters it fails with ConflictException, whose
@@ -23,6 +29,7 @@ import time
 from moto.core.responses import ActionResult
 from moto.ecs.exceptions import ECSException
 from moto.ecs.responses import EC2ContainerServiceResponse
+import moto.dynamodb.models as ddb
 import moto.server
 from moto.server import main
 
@@ -74,6 +81,56 @@ def _run_task(self):
 
 EC2ContainerServiceResponse.run_task = _run_task
 
+# DynamoDB requests one at a time (see the module's doc).
+_dynamodb_lock = threading.Lock()
+
+
+def _transact_write_items(self, transact_items):
+    """Every condition first, against the items as they are (nothing else writes meanwhile);
+    then every write, or none: without moto's whole-table snapshot and restore."""
+    if len(transact_items) > 100:
+        raise ddb.TooManyTransactionsException()
+    ops, seen, errors = [], set(), []
+    for item in transact_items:
+        if len(item) != 1:
+            raise ddb.TransactWriteSingleOpException()
+        op_type, op = next(iter(item.items()))
+        if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+            raise ValueError("Unsupported transaction operation")
+        table = self.get_table(op["TableName"])
+        if op_type == "Put":
+            key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+            if table.range_key_attr is not None:
+                key[table.range_key_attr] = op["Item"][table.range_key_attr]
+        else:
+            key = op["Key"]
+        unique = (op["TableName"], json.dumps(key, sort_keys=True))
+        if unique in seen:
+            raise ddb.MultipleTransactionsException()
+        seen.add(unique)
+        condition = op.get("ConditionExpression")
+        names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+        current = self.get_item(op["TableName"], key)
+        if condition is not None and not ddb.get_filter_expression(condition, names, values).expr(current):
+            errors.append(("ConditionalCheckFailed", "The conditional request failed", None))
+        else:
+            errors.append((None, None, None))
+        ops.append((op_type, op, key, names, values))
+    if any(code is not None for code, _, _ in errors):
+        raise ddb.TransactionCanceledException(errors)
+    for op_type, op, key, names, values in ops:
+        if op_type == "Put":
+            self.put_item(op["TableName"], op["Item"], expression_attribute_names=names, expression_attribute_values=values)
+        elif op_type == "Delete":
+            self.delete_item(op["TableName"], key, expression_attribute_names=names, expression_attribute_values=values)
+        elif op_type == "Update":
+            self.update_item(
+                op["TableName"], key, update_expression=op["UpdateExpression"], expression_attribute_names=names, expression_attribute_values=values
+            )
+
+
+ddb.DynamoDBBackend.transact_write_items = _transact_write_items
+
 _Dispatcher = moto.server.DomainDispatcherApplication
 
 
@@ -83,7 +140,12 @@ class _CheckedDispatcher(_Dispatcher):
 
     def __call__(self, environ, start_response):
         iam_authorize.route(environ)
-        return s3_presigned.checked(iam_authorize.authorized(super().__call__))(environ, start_response)
+        serve = s3_presigned.checked(iam_authorize.authorized(super().__call__))
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            with _dynamodb_lock:
+                # The whole answer under the lock: moto builds it from the items as they are.
+                return list(serve(environ, start_response))
+        return serve(environ, start_response)
 
 
 moto.server.DomainDispatcherApplication = _CheckedDispatcher
