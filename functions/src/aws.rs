@@ -103,14 +103,6 @@ enum Written {
     JobChanged,
 }
 
-/// The idempotency token of a move: the job as read (its id, status and last update) and where
-/// it goes. Another move of the job reads another `updated_at`, so never shares it.
-fn move_token(current: &Job, to: JobStatus) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("{}|{}|{}|{}", current.task_id.as_str(), current.status.as_str(), current.updated_at, to.as_str()).as_bytes());
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
-}
-
 /// Which of a move's transaction items refused it: (the job's condition, the counter's).
 fn cancelled_by(e: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError>) -> Option<(bool, bool)> {
     let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) = e.as_service_error()? else { return None };
@@ -416,8 +408,8 @@ impl JobStore {
             } else {
                 // The move and the tenant's counts in one transaction: no crash between two writes
                 // leaks or double-counts a place, and a move that takes a running place is refused
-                // whole at the limit. Its token is the move's (the job as read and where it goes),
-                // so an SDK retry of a transaction that was applied is answered, not applied again.
+                // whole at the limit. The SDK gives the call a ClientRequestToken its retries
+                // share, so a retry of a transaction that was applied is answered, not applied again.
                 let limit = if dr > 0 { max_running } else { None };
                 let job_update = aws_sdk_dynamodb::types::Update::builder()
                     .table_name(&self.table)
@@ -433,7 +425,6 @@ impl JobStore {
                     .transact_write_items()
                     .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(job_update).build())
                     .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(self.count_update(tenant, dq, dr, limit)?).build())
-                    .client_request_token(move_token(&current, to))
                     .send()
                     .await;
                 match r {
