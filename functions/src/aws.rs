@@ -98,7 +98,8 @@ pub struct JobStore {
 
 /// What a move's write did.
 enum Written {
-    Yes,
+    /// Written: the job as it now is.
+    Yes(Option<Job>),
     /// The job was not as read (another move got there first): read it again.
     JobChanged,
 }
@@ -398,10 +399,11 @@ impl JobStore {
                     .condition_expression(condition)
                     .set_expression_attribute_names(Some(names))
                     .set_expression_attribute_values(Some(values))
+                    .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
                     .send()
                     .await;
                 match r {
-                    Ok(_) => Written::Yes,
+                    Ok(r) => Written::Yes(r.attributes.as_ref().and_then(from_item)),
                     Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Written::JobChanged,
                     Err(e) => return Err(AwsError::from_sdk("dynamodb:UpdateItem", e)),
                 }
@@ -428,7 +430,8 @@ impl JobStore {
                     .send()
                     .await;
                 match r {
-                    Ok(_) => Written::Yes,
+                    // The job as written (a transaction answers no attributes).
+                    Ok(_) => Written::Yes(self.get(task_id).await?),
                     Err(e) => match cancelled_by(&e) {
                         Some((true, _)) => Written::JobChanged,
                         Some((false, true)) => return Ok(Moved::AtLimit),
@@ -438,7 +441,7 @@ impl JobStore {
             };
             match written {
                 Written::JobChanged => continue,
-                Written::Yes => {
+                Written::Yes(moved) => {
                     if dr < 0 {
                         // A running place freed: the tenant's oldest parked job goes first. Best
                         // effort: a parked job's own message comes back later anyway.
@@ -446,8 +449,6 @@ impl JobStore {
                             tracing::warn!(tenant, error = %e, "could not wake a parked job; its own message will");
                         }
                     }
-                    // The job as written (a transaction answers no attributes).
-                    let moved = self.get(task_id).await?;
                     if announce {
                         if let Some(job) = &moved {
                             // Best effort: the sweep queues what this could not.

@@ -310,11 +310,23 @@ pub async fn refill(app: &App) -> Result<usize, AwsError> {
                 continue;
             }
         }
+        let Some((link, idle)) = lifetimes(app.outputs.signing_seconds_left().await) else {
+            tracing::info!("the signing credentials expire too soon for a warm slot; the next refill starts it");
+            return Ok(started);
+        };
+        // The slot's item first, idle and waiting: a refill that reads the seat while this one
+        // starts the slot sees its place taken (a seat naming a slot with no item is free).
         let slot_id = uuid::Uuid::new_v4().simple().to_string();
-        if !app.store.take_seat(seat, held.as_deref(), &slot_id).await? {
-            continue; // another refill took it
+        let deadline = app.clock.now_secs() + idle;
+        if !app.store.create_slot(&slot_id, deadline).await? {
+            continue;
         }
-        if start_slot(app, &slot_id).await? {
+        if !app.store.take_seat(seat, held.as_deref(), &slot_id).await? {
+            // Another refill took it first.
+            app.store.retire_slot(&slot_id).await?;
+            continue;
+        }
+        if start_slot(app, &slot_id, link, deadline).await? {
             started += 1;
         }
     }
@@ -331,17 +343,9 @@ pub fn lifetimes(credentials_left: Option<u64>) -> Option<(u64, i64)> {
     (idle >= 300).then_some((link, idle))
 }
 
-/// One new slot: its item, its links, its task.
-async fn start_slot(app: &App, id: &str) -> Result<bool, AwsError> {
+/// A new slot's links and task (its item made, its seat taken); retired when its task cannot start.
+async fn start_slot(app: &App, id: &str, link: u64, deadline: i64) -> Result<bool, AwsError> {
     let id = id.to_owned();
-    let Some((link, idle)) = lifetimes(app.outputs.signing_seconds_left().await) else {
-        tracing::info!("the signing credentials expire too soon for a warm slot; the next refill starts it");
-        return Ok(false);
-    };
-    let deadline = app.clock.now_secs() + idle;
-    if !app.store.create_slot(&id, deadline).await? {
-        return Ok(false);
-    }
     let (get, release) = app.outputs.presign_slot(&id, Duration::from_secs(link)).await?;
     let env = names::env::agent::SLOT_MANIFEST_URL;
     let environment = vec![
