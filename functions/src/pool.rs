@@ -384,8 +384,14 @@ pub async fn slot_stopped(app: &App, slot_id: &str, detail: &names::ecs::TaskSta
     }
     let mut outcome = Outcome::Ignored("an idle slot ended");
     if let Some(job_id) = slot.claimed_by.as_deref().and_then(TaskId::parse) {
-        if slot.handed_over && !app.outputs.slot_manifest_left(slot_id).await? {
-            // Taken: the job ends as a cold task's would.
+        // Taken: its manifest is gone (the agent deletes it once read), or the job's agent.log is
+        // there (the agent uploads it last for a job it ran, whatever its end): a duplicate
+        // delivery that wrote the manifest again after the take must not send a job that ran back
+        // to the queue.
+        let taken = slot.handed_over
+            && (!app.outputs.slot_manifest_left(slot_id).await? || app.outputs.exists(&names::bucket::output_key(job_id.as_str(), names::Output::Log)).await?);
+        if taken {
+            // The job ends as a cold task's would.
             let as_job = names::ecs::TaskStateChange { started_by: Some(job_id.as_str().to_owned()), ..detail.clone() };
             outcome = crate::reconcile::job_task_change(app, &as_job).await?;
         } else {

@@ -137,6 +137,36 @@ async fn fill_to(app: &App, n: u32) -> Vec<String> {
     fill(&bigger).await
 }
 
+/// A duplicate delivery that read the slot before the hand-over was marked writes the slot's
+/// manifest again after the agent took it (issue 24 (d)): when the slot's task ends, the job that
+/// ran there ends; it is not sent back to the queue to run twice (its agent.log shows it ran).
+#[tokio::test]
+async fn a_manifest_written_again_after_the_take_does_not_requeue_a_job_that_ran() {
+    let _one = SERIAL.lock().await;
+    let tenant = unique("rewrite");
+    let app = pool_app(&tenant, 1).await;
+    let slots = fill(&app).await;
+    let id = submit(&app, &tenant, r#"{"query": "once"}"#).await;
+    assert!(matches!(deliver(&app, &id).await, Outcome::Started { .. }));
+    let slot = slots_of(&app, &slots).await.remove(0);
+    assert_eq!(slot.claimed_by.as_deref(), Some(id.as_str()));
+    let key = names::bucket::slot_manifest_key(&slot.id);
+    let s3 = &app.outputs.client;
+    let manifest = s3.get_object().bucket(&app.config.bucket).key(&key).send().await.unwrap().body.collect().await.unwrap().into_bytes();
+    // The agent takes it, runs the job, uploads its log; then the duplicate writes it again.
+    s3.delete_object().bucket(&app.config.bucket).key(&key).send().await.unwrap();
+    let log = names::bucket::output_key(&id, names::Output::Log);
+    s3.put_object().bucket(&app.config.bucket).key(&log).body(b"{}".to_vec().into()).send().await.unwrap();
+    s3.put_object().bucket(&app.config.bucket).key(&key).body(manifest.to_vec().into()).send().await.unwrap();
+    // (The submit's own message and the claim's refill request, out of the way.)
+    while !queued_messages(&app).await.is_empty() {}
+    let out = slot_stopped(&app, &app.store.slot(&slot.id).await.unwrap().unwrap(), Some(0)).await;
+    assert_eq!(out, reconcile::Outcome::Applied(JobStatus::Completed), "{out:?}");
+    assert_eq!(job(&app, &id).await.status, JobStatus::Completed);
+    let requeued = queued_messages(&app).await.into_iter().filter(|m| m.contains(&id)).count();
+    assert_eq!(requeued, 0, "the job was sent back to the queue");
+}
+
 /// Refills at once (after claims, slot ends and sweeps, each a message of its own) start no more
 /// slots than the pool has places: before, each started the whole deficit it had counted (here 5
 /// refills of a pool of 2 started up to 10), enough to exhaust a Fargate vCPU quota.
