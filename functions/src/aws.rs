@@ -243,8 +243,8 @@ impl JobStore {
         Ok(())
     }
 
-    /// Wakes the tenant's oldest parked job: takes its entry off the set (only if it is still
-    /// there: of two wakers, one wins) and sends its message at once. A crash between the two
+    /// Wakes the tenant's oldest parked job that still waits: takes its entry off the set (only if
+    /// it is still there: of two wakers, one wins) and sends its message at once. A crash between the two
     /// leaves the job to its own later message. True when a job was woken.
     pub async fn wake_parked(&self, tenant: &str) -> Result<bool, AwsError> {
         let Some(queue) = &self.jobs else { return Ok(false) };
@@ -265,7 +265,9 @@ impl JobStore {
                 .expression_attribute_values(":one", s(entry))
                 .send()
                 .await;
-            if written(r)? {
+            // An entry of a job that no longer waits (cancelled while parked, or started by its own
+            // message) is dropped, and the place goes to the next one.
+            if written(r)? && self.get(&task_id).await?.is_some_and(|j| j.status == JobStatus::Queued) {
                 queue.send(&task_id).await?;
                 return Ok(true);
             }
