@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use local_stack::runner::AgentCommand;
-use local_stack::stack::{workspace_root, LocalStack, Options};
+use local_stack::stack::{LocalStack, Options};
 use serde_json::{json, Value};
 
 const A_JOBS: usize = 200;
@@ -17,22 +17,9 @@ const MAX_RUNNING: u32 = 3;
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let stack = LocalStack::start(Options {
-        root: workspace_root(),
-        api_port: 0,
-        fixture_port: 0,
-        tenants: vec!["tenant-a".into(), "tenant-b".into()],
-        api_key_generations: Default::default(),
-        rate_limit: 100_000,
-        burst_limit: 100_000,
         max_tasks: 20,
-        command: AgentCommand::Trivial("true".into()),
-        egress_allow: Vec::new(),
-        tenant_secrets: Vec::new(),
         tenant_limits: functions::config::TenantLimits { max_running: MAX_RUNNING, max_queued: 1000, tenants: Default::default() },
-        webhook_allow: Vec::new(),
-        provisioning_delay: std::time::Duration::ZERO,
-        warm_pool: 0,
-        verbose: false,
+        ..Options::quiet(&["tenant-a", "tenant-b"], AgentCommand::Trivial("true".into()))
     })
     .await
     .expect("the local stack starts");

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use local_stack::runner::AgentCommand;
-use local_stack::stack::{workspace_root, LocalStack, Options};
+use local_stack::stack::{LocalStack, Options};
 use serde_json::{json, Value};
 
 const JOBS: usize = 1000;
@@ -15,26 +15,13 @@ const JOBS: usize = 1000;
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let jobs: usize = std::env::var("LOAD_JOBS").ok().and_then(|v| v.parse().ok()).unwrap_or(JOBS);
+    // The usage plan would throttle a single key long before the quiet stack's rate limit; the
+    // load test measures the pipeline behind the gateway.
     let stack = LocalStack::start(Options {
-        root: workspace_root(),
-        api_port: 0,
-        fixture_port: 0,
-        tenants: vec!["load-tenant".into()],
-        api_key_generations: Default::default(),
-        // The usage plan would throttle a single key long before this; the load test measures the
-        // pipeline behind the gateway.
-        rate_limit: 100_000,
-        burst_limit: 100_000,
         max_tasks: 50,
-        command: AgentCommand::Trivial("true".into()),
-        egress_allow: Vec::new(),
-        tenant_secrets: Vec::new(),
         // One tenant sends every job: its limits are the stack's.
         tenant_limits: functions::config::TenantLimits { max_running: 50, max_queued: 100_000, tenants: Default::default() },
-        webhook_allow: Vec::new(),
-        provisioning_delay: std::time::Duration::ZERO,
-        warm_pool: 0,
-        verbose: false,
+        ..Options::quiet(&["load-tenant"], AgentCommand::Trivial("true".into()))
     })
     .await
     .expect("the local stack starts");

@@ -195,6 +195,9 @@ async fn main() -> std::process::ExitCode {
         provisioning_delay: std::time::Duration::from_secs_f64(cli.provisioning_delay),
         warm_pool: cli.warm_pool,
         verbose: true,
+        // The schedule rule's sweep, as deployed (rate(5 minutes)) but every minute.
+        sweep_every: Some(std::time::Duration::from_secs(60)),
+        ..Options::quiet(&[], AgentCommand::Trivial(String::new()))
     };
     let stack = match LocalStack::start(options).await {
         Ok(s) => s,

@@ -69,7 +69,12 @@ pub struct RunnerSettings {
     /// container runs: every task waits this long after RunTask, each on its own clock (zero: at
     /// once). Fargate's is 30-60 s.
     pub provisioning_delay: Duration,
+    /// Faults for the functions' calls and duplicate events (testenv::faults).
+    pub faults: Option<Arc<testenv::faults::Plan>>,
 }
+
+/// An asynchronous invocation is tried this often (Lambda's default: once and two retries).
+const ASYNC_ATTEMPTS: u32 = 3;
 
 /// A task found through ListTasks/DescribeTasks.
 #[derive(Clone, Debug)]
@@ -132,17 +137,29 @@ impl Runner {
         testenv::events::to_json(&testenv::events::task_state_change(detail))
     }
 
-    /// Delivers an event to reconcile, retrying like EventBridge does when the handler fails.
-    async fn deliver(&self, event: Value) {
-        for attempt in 0..5 {
-            match functions::reconcile::event(&self.app, &event).await {
-                Ok(_) => return,
-                Err(e) if attempt < 4 => {
-                    eprintln!("local-stack: runner: reconcile failed ({e}); retrying");
-                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+    /// Delivers an event to reconcile as EventBridge does: an asynchronous invocation, so events
+    /// are handled concurrently and in no promised order, retried twice when the handler fails
+    /// or crashes (Lambda's asynchronous retries, their minutes shortened), and under a fault
+    /// plan sometimes delivered twice.
+    fn deliver(&self, event: Value) {
+        let twice = self.settings.faults.as_ref().is_some_and(|p| p.duplicate(event["id"].as_str().unwrap_or_default()));
+        for _ in 0..if twice { 2 } else { 1 } {
+            let (app, event) = (self.app.clone(), event.clone());
+            tokio::spawn(async move {
+                for attempt in 0..ASYNC_ATTEMPTS {
+                    let failed = match testenv::faults::invoke(functions::reconcile::event(&app, &event)).await {
+                        Ok(Ok(_)) => return,
+                        Ok(Err(e)) => e.to_string(),
+                        Err(crashed) => crashed.to_string(),
+                    };
+                    if attempt + 1 < ASYNC_ATTEMPTS {
+                        eprintln!("local-stack: runner: reconcile failed ({failed}); retrying");
+                        tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                    } else {
+                        eprintln!("local-stack: runner: reconcile failed ({failed}); event dropped, as Lambda drops an asynchronous event after its retries");
+                    }
                 }
-                Err(e) => eprintln!("local-stack: runner: reconcile failed, event dropped: {e}"),
-            }
+            });
         }
     }
 
@@ -376,7 +393,7 @@ impl Runner {
                     (StopCode::EssentialContainerExited, "Essential container in task exited")
                 };
                 let event = self.event(&task, TaskStatus::Stopped, Some((stop_code, reason, code)));
-                self.deliver(event).await;
+                self.deliver(event);
                 if !stopped_by_user {
                     let _ = self.ecs.stop_task().cluster(&self.app.config.cluster_arn).task(&task.arn).reason(reason).send().await;
                 }
@@ -416,7 +433,7 @@ impl Runner {
                     *l.entry(task.started_by.clone().unwrap_or_else(|| task.id.clone())).or_default() += 1;
                 }
                 self.launch(&task, exits_tx.clone(), stop_rx).await;
-                self.deliver(self.event(&task, TaskStatus::Running, None)).await;
+                self.deliver(self.event(&task, TaskStatus::Running, None));
                 running.insert(task.arn.clone(), (task, stop_tx));
             }
             tokio::select! {

@@ -42,6 +42,16 @@ pub struct Options {
     pub webhook_allow: Vec<String>,
     /// Log progress to stderr.
     pub verbose: bool,
+    /// Faults in the functions' AWS calls, crashes of their invocations and duplicate
+    /// deliveries, chosen by a seed (testenv::faults); None: none.
+    pub faults: Option<Arc<testenv::faults::Plan>>,
+    /// Extra environment for every agent (a test's stand-in agent reads its settings there).
+    pub agent_env: Vec<(String, String)>,
+    /// Runs the sweep (the schedule rule's event to reconcile) this often; None: never (in AWS
+    /// it runs every 5 minutes).
+    pub sweep_every: Option<Duration>,
+    /// The queues' visibility timeout, when not the local default.
+    pub visibility_seconds: Option<u32>,
 }
 
 impl Options {
@@ -65,6 +75,10 @@ impl Options {
             warm_pool: 0,
             webhook_allow: Vec::new(),
             verbose: false,
+            faults: None,
+            agent_env: Vec::new(),
+            sweep_every: None,
+            visibility_seconds: None,
         }
     }
 }
@@ -141,7 +155,10 @@ impl LocalStack {
 
         say(v, "creating the table, queues, bucket, log group, parameters, cluster and task definition");
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let settings = Settings::new(&o.tenants, &o.api_key_generations, template);
+        let mut settings = Settings::new(&o.tenants, &o.api_key_generations, template);
+        if let Some(v) = o.visibility_seconds {
+            settings.visibility_seconds = v;
+        }
         let (mut config, task_definition) = provision(&o.root, &sdk, &settings).await?;
         config.limits = o.tenant_limits.clone();
         config.warm_pool_size = o.warm_pool;
@@ -154,22 +171,49 @@ impl LocalStack {
         let keys = testenv::iam::register(&o.root, &emulator.endpoint, &stack).await.map_err(|e| e.to_string())?;
         let keys = keys.into_iter().map(|(f, k)| (f, (k.id, k.secret))).collect();
         let (id, secret) = testenv::moto::HARNESS_KEY;
-        let function_sdk = functions::identity::sdk_config(&keys, (id.into(), secret.into())).await;
+        let mut function_sdk = functions::identity::sdk_config(&keys, (id.into(), secret.into())).await;
+        if let Some(plan) = &o.faults {
+            let caller: testenv::faults::Caller = Arc::new(functions::identity::current);
+            function_sdk = function_sdk.to_builder().http_client(testenv::faults::FaultyClient::new(plan.clone(), caller)).build();
+        }
         let app = Arc::new(functions::App::new(&function_sdk, config.clone(), names::Function::ALL.to_vec()));
         crate::provision::put_tenant_secrets(&sdk, &config, &o.tenant_secrets).await?;
         let signing_secrets = crate::provision::put_signing_secrets(&sdk, &config, &o.tenants).await?;
 
+        let (stop, stop_rx) = watch::channel(false);
         // The agents read the same list; a malformed entry would fail every job, so it fails here.
         let egress_allow: Vec<String> = std::iter::once(fixture.to_string()).chain(o.egress_allow.iter().cloned()).collect();
         names::egress::EgressPolicy::parse(&egress_allow.join(",")).map_err(|e| format!("--egress-allow: {e}"))?;
 
-        let (stop, stop_rx) = watch::channel(false);
-        say(v, "starting the SQS pollers (jobs, webhooks)");
-        // Lambda's event source polls with the function's role: the app's client, acting as it.
-        let sqs = app.queue.client.clone();
-        use crate::poller::Consumer;
-        let poller = tokio::spawn(crate::poller::run(app.clone(), sqs.clone(), config.queue_url.clone(), Consumer::Process, stop_rx.clone()));
-        let webhook_poller = tokio::spawn(crate::poller::run(app.clone(), sqs, config.webhook_queue_url.clone(), Consumer::Webhook, stop_rx.clone()));
+        say(v, "starting the SQS pollers (jobs, webhooks), as generated/'s event source mappings poll");
+        let mappings = testenv::events::mappings(&o.root)?;
+        let mut tasks = Vec::new();
+        use crate::poller::{Consumer, Source};
+        for (consumer, queue_url) in [(Consumer::Process, &config.queue_url), (Consumer::Webhook, &config.webhook_queue_url)] {
+            let function = consumer.function().as_str();
+            let mapping = *mappings.get(function).ok_or_else(|| format!("generated/ has no event source mapping for {function}"))?;
+            // Lambda's event source polls with the function's role: the app's client, acting as it.
+            let source = Source { app: app.clone(), sqs: app.queue.client.clone(), queue_url: queue_url.clone(), consumer, mapping, faults: o.faults.clone() };
+            tasks.push(tokio::spawn(crate::poller::run(source, stop_rx.clone())));
+        }
+        if let Some(every) = o.sweep_every {
+            say(v, &format!("running the sweep every {} ms", every.as_millis()));
+            let app = app.clone();
+            let mut stop = stop_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = stop.changed() => return,
+                    }
+                    // A scheduled event is an asynchronous invocation like the task events; the
+                    // next one comes anyway, so a failed sweep is not retried here.
+                    if let Ok(Err(e)) = testenv::faults::invoke(functions::reconcile::event(&app, &testenv::events::scheduled())).await {
+                        eprintln!("local-stack: sweep failed: {e}");
+                    }
+                }
+            }));
+        }
 
         let scratch = scratch_dir(std::process::id());
         std::fs::create_dir_all(&scratch).map_err(|e| format!("scratch directory: {e}"))?;
@@ -194,9 +238,13 @@ impl LocalStack {
                 extra_env: vec![
                     (names::env::agent::EGRESS_ALLOW.to_string(), egress_allow.join(",")),
                     (testenv::iam::VPC_ROUTE_ENV.to_string(), emulator.endpoint.clone()),
-                ],
+                ]
+                .into_iter()
+                .chain(o.agent_env.iter().cloned())
+                .collect(),
                 launches: launches.clone(),
                 provisioning_delay: o.provisioning_delay,
+                faults: o.faults.clone(),
             },
         );
         let runner = tokio::spawn(runner.run(stop_rx.clone()));
@@ -228,7 +276,7 @@ impl LocalStack {
             agents,
             emulator,
             stop,
-            tasks: vec![poller, webhook_poller, fixture_task, api_task],
+            tasks: tasks.into_iter().chain([fixture_task, api_task]).collect(),
             runner,
             scratch,
             launches,

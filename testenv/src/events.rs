@@ -192,3 +192,57 @@ mod tests {
         assert_eq!(json["Records"][0]["messageId"], "m1");
     }
 }
+
+/// How Lambda's event source mapping feeds a function from a queue, as `generated/` declares it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    /// Messages per invocation at most (`batch_size`; one receive takes at most 10).
+    pub batch_size: u32,
+    /// Invocations at once at most (`scaling_config.maximum_concurrency`).
+    pub maximum_concurrency: u32,
+}
+
+/// The event source mappings of `generated/`, by the function they invoke (`process`, `webhook`).
+pub fn mappings(root: &std::path::Path) -> Result<std::collections::BTreeMap<String, Mapping>, String> {
+    let path = root.join("generated/functions.tf.json");
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = std::collections::BTreeMap::new();
+    for (name, m) in doc["resource"]["aws_lambda_event_source_mapping"].as_object().into_iter().flatten() {
+        let function = m["function_name"]
+            .as_str()
+            .and_then(|f| f.strip_prefix("${aws_lambda_function.")?.split('.').next())
+            .ok_or_else(|| format!("event source mapping {name}: function_name is not a function's reference"))?;
+        let number = |v: &serde_json::Value, what: &str| v.as_u64().map(|n| n as u32).ok_or_else(|| format!("event source mapping {name}: no {what}"));
+        out.insert(
+            function.to_string(),
+            Mapping { batch_size: number(&m["batch_size"], "batch_size")?, maximum_concurrency: number(&m["scaling_config"]["maximum_concurrency"], "maximum_concurrency")? },
+        );
+    }
+    Ok(out)
+}
+
+/// A scheduled event as EventBridge's rule sends it (the sweep).
+pub fn scheduled() -> serde_json::Value {
+    serde_json::json!({
+        "version": "0",
+        "id": unique_id(),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT_ID,
+        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "region": names::defaults::AWS_REGION,
+        "resources": [],
+        "detail": {}
+    })
+}
+
+#[cfg(test)]
+mod mapping_tests {
+    #[test]
+    fn the_queues_feed_process_and_webhook_as_generated_declares() {
+        let m = super::mappings(&crate::root()).unwrap();
+        assert_eq!(m.keys().collect::<Vec<_>>(), ["process", "webhook"]);
+        assert!(m.values().all(|m| m.batch_size >= 1 && m.maximum_concurrency >= 2), "{m:?}");
+    }
+}

@@ -9,6 +9,7 @@
 
 pub mod container;
 pub mod events;
+pub mod faults;
 pub mod iam;
 pub mod moto;
 pub mod netns;
