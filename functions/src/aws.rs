@@ -1185,10 +1185,20 @@ impl Outputs {
         Some(creds.expiry()?.duration_since(std::time::SystemTime::now()).map_or(0, |d| d.as_secs()))
     }
 
-    /// Whether a slot's manifest is still there: its agent deletes it once read, so one left
-    /// means the job was never taken.
-    pub async fn slot_manifest_left(&self, slot_id: &str) -> Result<bool, AwsError> {
-        self.exists(&names::bucket::slot_manifest_key(slot_id)).await
+    /// Whether a slot's manifest was ever deleted (`s3:ListBucketVersions` under `slots/`): the
+    /// bucket is versioned, so the agent's DELETE through its release link leaves a delete
+    /// marker that a later write of the manifest (a duplicate delivery's) does not hide.
+    pub async fn slot_manifest_released(&self, slot_id: &str) -> Result<bool, AwsError> {
+        let key = names::bucket::slot_manifest_key(slot_id);
+        let listed = self
+            .client
+            .list_object_versions()
+            .bucket(&self.bucket)
+            .prefix(&key)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("s3:ListBucketVersions", e))?;
+        Ok(listed.delete_markers().iter().any(|m| m.key() == Some(key.as_str())))
     }
 
     /// Whether `key` exists, asked by listing it (`s3:ListBucket` with the key as prefix), not by

@@ -40,6 +40,10 @@ pub struct Slot {
     /// Epoch seconds: when it stops waiting.
     pub deadline: i64,
     pub handed_over: bool,
+    /// Epoch milliseconds when its item was made.
+    pub created_at: i64,
+    /// Whether its agent took its job, once its end decided it.
+    pub taken: Option<bool>,
 }
 
 fn slot_from(m: &HashMap<String, AttributeValue>) -> Option<Slot> {
@@ -51,6 +55,8 @@ fn slot_from(m: &HashMap<String, AttributeValue>) -> Option<Slot> {
         claimed_by: gs(t::CLAIMED_BY),
         deadline: m.get(t::DEADLINE_AT).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0),
         handed_over: m.get(t::HANDED_OVER).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        created_at: gs(t::CREATED_AT).and_then(|c| crate::time::parse_rfc3339(&c)).unwrap_or(0),
+        taken: m.get(t::SLOT_TAKEN).and_then(|v| v.as_bool().ok()).copied(),
     })
 }
 
@@ -104,15 +110,35 @@ impl crate::aws::JobStore {
         Ok(conditional(u.send().await)?)
     }
 
-    /// Records the task a slot runs in.
-    pub async fn set_slot_task(&self, slot_id: &str, task_arn: &str) -> Result<(), AwsError> {
-        self.slot_update(slot_id, "SET #arn = :arn")
+    /// Records the task a slot runs in, only while the slot waits without one: false when the
+    /// slot was given up meanwhile (a refill found it too long without a task) or has another.
+    pub async fn set_slot_task(&self, slot_id: &str, task_arn: &str) -> Result<bool, AwsError> {
+        let r = self
+            .slot_update(slot_id, "SET #arn = :arn")
+            .condition_expression("#st = :idle AND (attribute_not_exists(#arn) OR #arn = :arn)")
             .expression_attribute_names("#arn", t::ECS_TASK_ARN)
+            .expression_attribute_names("#st", t::SLOT_STATE)
             .expression_attribute_values(":arn", attr_s(task_arn))
+            .expression_attribute_values(":idle", attr_s(SlotState::Idle.as_str()))
             .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("dynamodb:UpdateItem", e))?;
-        Ok(())
+            .await;
+        Ok(conditional(r)?)
+    }
+
+    /// Gives up a slot that never got its task, only while it still has none: false when its
+    /// task was recorded meanwhile.
+    pub async fn abandon_slot(&self, slot_id: &str) -> Result<bool, AwsError> {
+        let r = self
+            .slot_update(slot_id, "SET #st = :gone REMOVE #unf")
+            .condition_expression("#st = :idle AND attribute_not_exists(#arn)")
+            .expression_attribute_names("#st", t::SLOT_STATE)
+            .expression_attribute_names("#unf", t::UNFINISHED)
+            .expression_attribute_names("#arn", t::ECS_TASK_ARN)
+            .expression_attribute_values(":gone", attr_s(SlotState::Gone.as_str()))
+            .expression_attribute_values(":idle", attr_s(SlotState::Idle.as_str()))
+            .send()
+            .await;
+        Ok(conditional(r)?)
     }
 
     /// Every slot of the index (eventually consistent; a claim is a conditional write).
@@ -171,6 +197,22 @@ impl crate::aws::JobStore {
             .await
             .map_err(|e| AwsError::from_sdk("dynamodb:UpdateItem", e))?;
         Ok(())
+    }
+
+    /// Records whether the slot's agent took its job, unless an earlier try recorded it: the
+    /// verdict that holds.
+    pub async fn decide_taken(&self, slot_id: &str, taken: bool) -> Result<bool, AwsError> {
+        let r = self
+            .slot_update(slot_id, "SET #tk = :tk")
+            .condition_expression("attribute_not_exists(#tk)")
+            .expression_attribute_names("#tk", t::SLOT_TAKEN)
+            .expression_attribute_values(":tk", AttributeValue::Bool(taken))
+            .send()
+            .await;
+        if conditional(r)? {
+            return Ok(taken);
+        }
+        Ok(self.slot(slot_id).await?.and_then(|s| s.taken).unwrap_or(taken))
     }
 
     /// A slot whose task ended: out of the index, kept until its TTL.
@@ -287,8 +329,9 @@ pub async fn dispatch(app: &App, job: &Job) -> Result<Dispatch, AwsError> {
                 return Ok(Dispatch::Invalid(code, why));
             }
         };
-        app.outputs.put_slot_manifest(&slot.id, &manifest).await?;
+        // Recorded first: a slot's end that finds no mark knows no manifest was ever written.
         store.slot_handed_over(&slot.id).await?;
+        app.outputs.put_slot_manifest(&slot.id, &manifest).await?;
     }
     Ok(Dispatch::Warm { slot_id: slot.id, task_arn })
 }
@@ -305,8 +348,21 @@ pub async fn refill(app: &App) -> Result<usize, AwsError> {
     for seat in 0..app.config.warm_pool_size {
         let held = app.store.seat(seat).await?;
         if let Some(slot_id) = &held {
-            let waiting = app.store.slot(slot_id).await?.is_some_and(|s| s.state == SlotState::Idle && s.deadline > now + p::CLAIM_MARGIN_SECONDS);
-            if waiting {
+            let slot = app.store.slot(slot_id).await?;
+            let waiting = slot.as_ref().is_some_and(|s| s.state == SlotState::Idle && s.deadline > now + p::CLAIM_MARGIN_SECONDS);
+            // A slot still without a task long after it was made: its refill died before the
+            // task was started or recorded. Its seat is free; should its task exist after all,
+            // its RUNNING event finds the slot given up and stops it.
+            let never_started = slot.as_ref().is_some_and(|s| {
+                s.state == SlotState::Idle && s.task_arn.is_none() && s.created_at + p::START_GRACE_SECONDS * 1000 < app.clock.now_millis()
+            });
+            if never_started {
+                if app.store.abandon_slot(slot_id).await? {
+                    tracing::warn!(slot = slot_id.as_str(), "a warm slot never got its task; its seat is free again");
+                } else {
+                    continue;
+                }
+            } else if waiting {
                 continue;
             }
         }
@@ -357,7 +413,13 @@ async fn start_slot(app: &App, id: &str, link: u64, deadline: i64) -> Result<boo
     let req = RunRequest { started_by: p::started_by(&id), tags: vec![(names::ecs::SLOT_TAG, id.clone())], environment };
     match app.tasks.run(&req).await {
         Ok(RunOutcome::Started { task_arn }) => {
-            app.store.set_slot_task(&id, &task_arn).await?;
+            if !app.store.set_slot_task(&id, &task_arn).await? {
+                // Given up while it started (too slow a start): its task must not run beside
+                // the slot that took its seat.
+                tracing::warn!(slot = id.as_str(), task_arn = task_arn.as_str(), "a warm slot was given up while it started; its task is stopped");
+                app.tasks.stop(&task_arn, "warm slot given up").await?;
+                return Ok(false);
+            }
             tracing::info!(slot = id.as_str(), task_arn = task_arn.as_str(), "warm slot started");
             Ok(true)
         }
@@ -373,6 +435,30 @@ async fn start_slot(app: &App, id: &str, link: u64, deadline: i64) -> Result<boo
     }
 }
 
+/// A slot's task runs (the reconciler): the task of a slot whose refill died after RunTask is
+/// recorded on its slot here; a task whose slot was given up (or is unknown) is stopped, so the
+/// pool never runs more tasks than seats.
+pub async fn slot_running(app: &App, slot_id: &str, task_arn: &str) -> Result<crate::reconcile::Outcome, AwsError> {
+    use crate::reconcile::Outcome;
+    let slot = app.store.slot(slot_id).await?;
+    match slot {
+        Some(s) if s.task_arn.as_deref() == Some(task_arn) => Ok(Outcome::Ignored("a warm slot's task")),
+        Some(s) if s.state == SlotState::Idle && s.task_arn.is_none() && app.store.set_slot_task(slot_id, task_arn).await? => {
+            tracing::warn!(slot = slot_id, task_arn, "a warm slot's task recorded from its RUNNING event (its refill did not)");
+            Ok(Outcome::Ignored("a warm slot's task, recorded"))
+        }
+        _ => {
+            // Gone, unknown, or running another task: this one has no seat.
+            if app.store.slot(slot_id).await?.is_some_and(|s| s.task_arn.as_deref() == Some(task_arn)) {
+                return Ok(Outcome::Ignored("a warm slot's task"));
+            }
+            tracing::warn!(slot = slot_id, task_arn, "a task of a warm slot that was given up; stopped");
+            app.tasks.stop(task_arn, "warm slot given up").await?;
+            Ok(Outcome::Ignored("a given-up warm slot's task, stopped"))
+        }
+    }
+}
+
 /// A slot's task stopped (the reconciler): its job ends, or goes back to the queue when it was
 /// never taken; the slot is retired and the pool asked to refill.
 pub async fn slot_stopped(app: &App, slot_id: &str, detail: &names::ecs::TaskStateChange) -> Result<crate::reconcile::Outcome, AwsError> {
@@ -384,12 +470,21 @@ pub async fn slot_stopped(app: &App, slot_id: &str, detail: &names::ecs::TaskSta
     }
     let mut outcome = Outcome::Ignored("an idle slot ended");
     if let Some(job_id) = slot.claimed_by.as_deref().and_then(TaskId::parse) {
-        // Taken: its manifest is gone (the agent deletes it once read), or the job's agent.log is
-        // there (the agent uploads it last for a job it ran, whatever its end): a duplicate
-        // delivery that wrote the manifest again after the take must not send a job that ran back
-        // to the queue.
-        let taken = slot.handed_over
-            && (!app.outputs.slot_manifest_left(slot_id).await? || app.outputs.exists(&names::bucket::output_key(job_id.as_str(), names::Output::Log)).await?);
+        // Taken: the agent deleted the manifest through its release link (a delete marker of the
+        // versioned bucket, which a duplicate delivery writing the manifest again after the take
+        // does not hide), or the job's agent.log is there (the agent uploads it last for a job
+        // it ran). Nothing was handed over without the mark, which precedes the manifest. The
+        // verdict is recorded before anything acts on it: this end may run again (a retried or
+        // duplicate event), after the manifest is deleted below, and must decide as it did.
+        let taken = match slot.taken {
+            Some(taken) => taken,
+            None => {
+                let seen = slot.handed_over
+                    && (app.outputs.slot_manifest_released(slot_id).await?
+                        || app.outputs.exists(&names::bucket::output_key(job_id.as_str(), names::Output::Log)).await?);
+                app.store.decide_taken(slot_id, seen).await?
+            }
+        };
         if taken {
             // The job ends as a cold task's would.
             let as_job = names::ecs::TaskStateChange { started_by: Some(job_id.as_str().to_owned()), ..detail.clone() };

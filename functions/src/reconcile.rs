@@ -111,6 +111,7 @@ pub async fn task_change(app: &App, d: &TaskDetail) -> Result<Outcome, AwsError>
     if let Some(slot) = d.started_by.as_deref().and_then(names::pool::slot_of) {
         return match d.last_status {
             TaskStatus::Stopped => crate::pool::slot_stopped(app, slot, d).await,
+            TaskStatus::Running => crate::pool::slot_running(app, slot, &d.task_arn).await,
             _ => Ok(Outcome::Ignored("a warm slot's task")),
         };
     }
@@ -185,6 +186,17 @@ async fn sweep_as_reconcile(app: &App) -> Result<Outcome, AwsError> {
     if app.config.warm_pool_size > 0 {
         let now = app.clock.now_secs();
         for slot in app.store.slots().await? {
+            // Made by a refill that died before its task was started or recorded, and held by
+            // no seat (a held one the next refill gives up itself): out of the index.
+            let never_started = slot.state == names::pool::SlotState::Idle
+                && slot.task_arn.is_none()
+                && slot.created_at + names::pool::START_GRACE_SECONDS * 1000 < app.clock.now_millis();
+            if never_started {
+                if app.store.abandon_slot(&slot.id).await? {
+                    tracing::warn!(slot = slot.id.as_str(), "a warm slot never got its task; given up");
+                }
+                continue;
+            }
             if slot.state == names::pool::SlotState::Idle && slot.deadline + STALE_SLOT_SECONDS < now {
                 if let Some(arn) = &slot.task_arn {
                     if let Err(e) = app.tasks.stop(arn, "warm slot past its deadline").await {

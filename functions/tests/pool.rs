@@ -221,7 +221,7 @@ async fn a_slot_that_ends_before_taking_its_job_sends_it_back_and_one_that_took_
     assert_eq!(back.view().queued_reason, Some(names::job::QueuedReason::Dispatch), "waiting for the dispatcher again");
     assert!(queued_messages(&app).await.iter().any(|m| m.contains(&id)), "its message sent again");
     assert_eq!(app.store.counter(&tenant).await.unwrap().running, 0);
-    assert!(!app.outputs.slot_manifest_left(&s.id).await.unwrap(), "the slot's manifest is removed");
+    assert!(!app.outputs.exists(&names::bucket::slot_manifest_key(&s.id)).await.unwrap(), "the slot's manifest is removed");
     // Delivered again: it takes the slot the refill started.
     process::message(&app, &process::Message { body: Some(r#"{"pool": "refill"}"#), receive_count: 1 }).await;
     assert!(matches!(deliver(&app, &id).await, Outcome::Started { .. }));
@@ -405,4 +405,88 @@ async fn a_duplicate_that_went_cold_while_the_job_went_to_a_slot_stops_its_task(
     assert_eq!(reconcile::event(&app, &ev).await.unwrap(), reconcile::Outcome::Ignored("another task of the job"));
     assert_eq!(job(&app, &id).await.status, JobStatus::Running);
     assert_eq!(app.store.counter(&tenant).await.unwrap().running, 1);
+}
+
+/// Issue 24, found by the fault-injection test (seed 34): the slot's mark was written after its
+/// manifest, so a crash between the two left a slot whose agent took and ran the job while the
+/// table said nothing was handed over, and the slot's end sent the job back to the queue: it ran
+/// twice. Now the mark comes first, and "taken" is the agent's release (the delete marker of the
+/// versioned bucket) or its log: an agent that died after the take, with a duplicate delivery
+/// writing the manifest again, leaves the job taken (failed, not queued again). And the verdict
+/// is kept: the end run again after it deleted the manifest itself (a retried event whose first
+/// try died before the slot was retired) decides as the first did.
+#[tokio::test]
+async fn a_job_taken_by_a_slot_that_died_is_not_queued_again_and_a_slot_end_decides_once() {
+    let _one = SERIAL.lock().await;
+    let tenant = unique("died");
+    let app = pool_app(&tenant, 1).await;
+    let slots = fill(&app).await;
+    let id = submit(&app, &tenant, r#"{"query": "dies"}"#).await;
+    assert!(matches!(deliver(&app, &id).await, Outcome::Started { .. }));
+    let slot = slots_of(&app, &slots).await.remove(0);
+    assert!(slot.handed_over);
+    let key = names::bucket::slot_manifest_key(&slot.id);
+    let s3 = &app.outputs.client;
+    let manifest = s3.get_object().bucket(&app.config.bucket).key(&key).send().await.unwrap().body.collect().await.unwrap().into_bytes();
+    // The agent takes it and dies (no agent.log); then a duplicate writes the manifest again.
+    s3.delete_object().bucket(&app.config.bucket).key(&key).send().await.unwrap();
+    s3.put_object().bucket(&app.config.bucket).key(&key).body(manifest.to_vec().into()).send().await.unwrap();
+    while !queued_messages(&app).await.is_empty() {}
+    let out = slot_stopped(&app, &app.store.slot(&slot.id).await.unwrap().unwrap(), Some(137)).await;
+    assert_eq!(out, reconcile::Outcome::Applied(JobStatus::Failed), "{out:?}");
+    assert_eq!(queued_messages(&app).await.into_iter().filter(|m| m.contains(&id)).count(), 0, "the job was sent back to the queue");
+
+    // A slot that never took its job: the end queues it again and deletes the manifest (a
+    // delete marker of its own). Its first try dies before the slot is retired; the retry
+    // must not read that marker as the agent's release.
+    process::message(&app, &process::Message { body: Some(r#"{"pool": "refill"}"#), receive_count: 1 }).await;
+    let id = submit(&app, &tenant, r#"{"query": "never taken"}"#).await;
+    assert!(matches!(deliver(&app, &id).await, Outcome::Started { .. }));
+    let slot = app.store.slot(job(&app, &id).await.warm_slot.as_ref().unwrap()).await.unwrap().unwrap();
+    assert_eq!(slot_stopped(&app, &slot, Some(137)).await, reconcile::Outcome::Applied(JobStatus::Queued));
+    app.store
+        .client
+        .update_item()
+        .table_name(&app.config.table)
+        .key(names::table::TASK_ID, aws_sdk_dynamodb::types::AttributeValue::S(names::table::slot_key(&slot.id)))
+        .update_expression("SET slot_state = :c")
+        .expression_attribute_values(":c", aws_sdk_dynamodb::types::AttributeValue::S(SlotState::Claimed.as_str().into()))
+        .send()
+        .await
+        .unwrap();
+    slot_stopped(&app, &slot, Some(137)).await;
+    assert_eq!(job(&app, &id).await.status, JobStatus::Queued, "the retried end took the job for run");
+}
+
+/// Issue 24, found by the fault-injection test (seed 4): a refill that died between the slot's
+/// item and RunTask left its seat held by a slot with no task for the slot's whole life (the
+/// pool one short for about 20 minutes). A slot still without a task a minute after it was made
+/// is given up and its seat refilled; a task of a given-up slot that turns up after all is
+/// stopped, so the pool never runs more slots than seats.
+#[tokio::test]
+async fn a_slot_whose_refill_died_is_given_up_and_its_late_task_stopped() {
+    let _one = SERIAL.lock().await;
+    let tenant = unique("orphan");
+    let app = pool_app(&tenant, 1).await;
+    for s in app.store.slots().await.unwrap() {
+        app.store.retire_slot(&s.id).await.unwrap();
+    }
+    // What the dead refill left: the item and the seat, no task.
+    let orphan = uuid::Uuid::new_v4().simple().to_string();
+    let deadline = app.clock.now_secs() + 900;
+    assert!(app.store.create_slot(&orphan, deadline).await.unwrap());
+    let held = app.store.seat(0).await.unwrap();
+    assert!(app.store.take_seat(0, held.as_deref(), &orphan).await.unwrap());
+    let refill = |app: App| async move { functions::identity::acting_as(functions::Function::Process, pool::refill(&app)).await.unwrap() };
+    assert_eq!(refill(app.clone()).await, 0, "a slot being started is not given up at once");
+    let later = app.clone().with_clock(functions::time::Clock::manual(app.clock.now_millis() + (names::pool::START_GRACE_SECONDS + 5) * 1000));
+    assert_eq!(refill(later).await, 1, "a minute on, its seat is refilled");
+    assert_eq!(app.store.slot(&orphan).await.unwrap().unwrap().state, SlotState::Gone);
+    // Its task started after all (the refill died after RunTask): stopped when it runs.
+    let req = functions::aws::RunRequest { started_by: names::pool::started_by(&orphan), tags: vec![], environment: vec![] };
+    let functions::aws::RunOutcome::Started { task_arn } = app.tasks.run(&req).await.unwrap() else { panic!("RunTask refused") };
+    let ev = task_event(&app.config.cluster_arn, &task_arn, &names::pool::started_by(&orphan), TaskStatus::Running, container(None, None), None);
+    assert_eq!(reconcile::event(&app, &ev).await.unwrap(), reconcile::Outcome::Ignored("a given-up warm slot's task, stopped"));
+    let described = app.tasks.client.describe_tasks().cluster(&app.config.cluster_arn).tasks(&task_arn).send().await.unwrap();
+    assert_eq!(described.tasks()[0].desired_status(), Some("STOPPED"));
 }

@@ -567,7 +567,10 @@ fn grant_contract(s: &mut Stack, ctx: &Context, function: &Function, g: Grantors
         g.bucket.grant_list_below(s, role, &[names::bucket::JOBS_PREFIX, names::bucket::SLOTS_PREFIX])?;
     }
     if take(&[(S3ListBucketVersions, SecretVersions)]) {
-        g.bucket.grant_list_secret_versions(s, role)?;
+        g.bucket.grant_list_versions_below(s, role, "ListSecretVersions", names::bucket::SECRETS_PREFIX)?;
+    }
+    if take(&[(S3ListBucketVersions, SlotVersions)]) {
+        g.bucket.grant_list_versions_below(s, role, "ListSlotVersions", names::bucket::SLOTS_PREFIX)?;
     }
     if take(&[(SsmGetParameters, TenantSecrets)]) {
         // SecureStrings under the default key (aws/ssm) need no KMS grant: that key lets every

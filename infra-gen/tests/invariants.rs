@@ -439,6 +439,8 @@ fn functions_get_exactly_their_contract() {
             Target::SecretObjects => format!("aws_s3_bucket.outputs.arn/{}*", names::bucket::SECRETS_PREFIX),
             // The bucket, listed only under secrets/ (the grant's s3:prefix condition).
             Target::SecretVersions => "aws_s3_bucket.outputs.arn".into(),
+            // The bucket, listed only under slots/.
+            Target::SlotVersions => "aws_s3_bucket.outputs.arn".into(),
             Target::ReportAndSlotListing => "aws_s3_bucket.outputs.arn".into(),
             Target::TenantSecrets => ":parameter/var.project_name/var.environment/tenants/*".into(),
             Target::TaskDefinition => "aws_ecs_task_definition.agent.arn_without_revision:*".into(),
@@ -565,4 +567,7 @@ fn secret_links_delete_versions_and_work_only_through_the_endpoint() {
         let secrets = statement(policy, "JobSecrets");
         assert!(strings(&secrets["actions"]).contains(&"s3:DeleteObjectVersion".to_string()), "{role}: {secrets}");
     }
+    // The reconciler lists the versions of the slots' manifests, only under slots/.
+    let list = statement(doc("reconcile_function_policy"), "ListSlotVersions");
+    assert_eq!(strings(&list["condition"][0]["values"]), ["slots/*"], "{list}");
 }

@@ -52,6 +52,8 @@ pub struct Options {
     pub sweep_every: Option<Duration>,
     /// The queues' visibility timeout, when not the local default.
     pub visibility_seconds: Option<u32>,
+    /// Seconds before each webhook retry, when not the deployment's default.
+    pub webhook_retry_seconds: Option<Vec<u32>>,
 }
 
 impl Options {
@@ -79,6 +81,7 @@ impl Options {
             agent_env: Vec::new(),
             sweep_every: None,
             visibility_seconds: None,
+            webhook_retry_seconds: None,
         }
     }
 }
@@ -94,6 +97,8 @@ pub struct LocalStack {
     pub config: functions::config::Config,
     /// How agents run: "containers of <image>" or "processes (<why>)".
     pub agents: String,
+    /// The functions as the stack runs them (a test calls a handler directly through it).
+    pub app: Arc<functions::App>,
     emulator: testenv::moto::Moto,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -161,6 +166,9 @@ impl LocalStack {
         }
         let (mut config, task_definition) = provision(&o.root, &sdk, &settings).await?;
         config.limits = o.tenant_limits.clone();
+        if let Some(retries) = &o.webhook_retry_seconds {
+            config.webhook_retry_seconds = retries.clone();
+        }
         config.warm_pool_size = o.warm_pool;
         config.webhook_egress = names::egress::EgressPolicy::parse(&o.webhook_allow.join(","))
             .map_err(|e| format!("--webhook-allow: {e}"))?
@@ -274,6 +282,7 @@ impl LocalStack {
             signing_secrets,
             config,
             agents,
+            app,
             emulator,
             stop,
             tasks: tasks.into_iter().chain([fixture_task, api_task]).collect(),

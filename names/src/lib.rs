@@ -506,8 +506,12 @@ pub mod table {
     pub const SLOT_STATE: &str = "slot_state";
     /// The job a claimed slot runs.
     pub const CLAIMED_BY: &str = "claimed_by";
-    /// Set once the job's manifest is at the slot's place.
+    /// Set before the job's manifest is written at the slot's place (no manifest was ever
+    /// written for a slot without it).
     pub const HANDED_OVER: &str = "handed_over";
+    /// Whether the slot's agent took its job (`true`) or left it (`false`), decided once when the
+    /// slot's task ends and kept, so a retry of that end acts as the first try did.
+    pub const SLOT_TAKEN: &str = "taken";
     /// The sparse index's partition of finished jobs whose event is not yet queued for delivery
     /// (the sweep queues those the finishing function could not, once their `deadline_at` passed).
     pub const WEBHOOKS_PARTITION: &str = "webhooks";
@@ -584,6 +588,10 @@ pub mod pool {
     pub const LINK_SECONDS: u64 = 1200;
     /// A slot this close to its deadline is not given a job.
     pub const CLAIM_MARGIN_SECONDS: i64 = 60;
+    /// A slot with no task this long after its item was made was never started (its refill died
+    /// between the item and RunTask's answer): its seat is free again. RunTask and recording its
+    /// task take seconds, retries included.
+    pub const START_GRACE_SECONDS: i64 = 60;
 
     /// A place in the pool: item `seat#<n>` (n below `warm_pool_size`) of the jobs table, naming
     /// in [`SEAT_SLOT`] the slot that holds it. A refill starts a slot only for a seat it took by a
@@ -1098,6 +1106,9 @@ pub mod contract {
         /// The versions of the jobs' secrets, listed by prefix (the bucket, only under
         /// `secrets/`): what a crashed agent or an earlier attempt left is found and deleted.
         SecretVersions,
+        /// The versions of the slots' manifests, listed by prefix (the bucket, only under
+        /// `slots/`): the delete marker of a slot's manifest is its agent's release of the job.
+        SlotVersions,
         TaskDefinition,
         ClusterTasks,
         /// The agent task's execution role (passed to ECS by RunTask).
@@ -1170,6 +1181,7 @@ pub mod contract {
                 (S3ListBucket, ReportAndSlotListing),
                 // A warm slot that ended: was its job taken (else back to the queue), and refill.
                 (S3DeleteObject, SlotObjects),
+                (S3ListBucketVersions, SlotVersions),
                 (SqsSendMessage, JobsQueue),
             ],
             // Reads only the job it delivers, its links and its tenant's signing secret.

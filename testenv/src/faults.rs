@@ -124,9 +124,9 @@ pub struct Injected {
     pub nth: u64,
 }
 
-/// Which calls fail, and how (see the module's doc).
-#[derive(Debug)]
-pub struct Plan {
+/// Where a plan aims: its seed, the point and fault it aims at, and how often it strikes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Aim {
     pub seed: u64,
     /// The point the seed aims at and the fault it gets there.
     pub target: Option<(Point, Fault)>,
@@ -135,33 +135,48 @@ pub struct Plan {
     pub background_per_mille: u64,
     /// How often an event is delivered twice (per thousand deliveries).
     pub duplicate_per_mille: u64,
+}
+
+impl Aim {
+    /// The aim of `seed`: `points()[seed % n]` with the fault `seed / n` picks, on one call in
+    /// three; any call anywhere one time in a hundred; one delivery in seven twice.
+    pub fn for_seed(seed: u64) -> Aim {
+        let points = points();
+        let n = points.len() as u64;
+        let point = points[(seed % n) as usize].clone();
+        let fault = Fault::ALL[((seed / n) % Fault::ALL.len() as u64) as usize];
+        Aim { seed, target: Some((point, fault)), target_per_mille: 330, background_per_mille: 10, duplicate_per_mille: 150 }
+    }
+}
+
+/// Which calls fail, and how (see the module's doc). A harness may aim it anew between runs.
+#[derive(Debug)]
+pub struct Plan {
+    aim: Mutex<Aim>,
     enabled: AtomicBool,
     calls: Mutex<BTreeMap<Point, u64>>,
     injected: Mutex<Vec<Injected>>,
 }
 
 impl Plan {
-    /// The plan of `seed`: it aims at `points()[seed % n]` with the fault `seed / n` picks, on
-    /// one call in three, and strikes any call anywhere one time in a hundred.
-    pub fn for_seed(seed: u64) -> Plan {
-        let points = points();
-        let n = points.len() as u64;
-        let point = points[(seed % n) as usize].clone();
-        let fault = Fault::ALL[((seed / n) % Fault::ALL.len() as u64) as usize];
-        Plan { duplicate_per_mille: 150, ..Plan::new(seed, Some((point, fault)), 330, 10) }
+    pub fn new(aim: Aim) -> Plan {
+        Plan { aim: Mutex::new(aim), enabled: AtomicBool::new(true), calls: Mutex::default(), injected: Mutex::default() }
     }
 
-    pub fn new(seed: u64, target: Option<(Point, Fault)>, target_per_mille: u64, background_per_mille: u64) -> Plan {
-        Plan {
-            seed,
-            target,
-            target_per_mille,
-            background_per_mille,
-            duplicate_per_mille: 0,
-            enabled: AtomicBool::new(true),
-            calls: Mutex::default(),
-            injected: Mutex::default(),
-        }
+    pub fn for_seed(seed: u64) -> Plan {
+        Plan::new(Aim::for_seed(seed))
+    }
+
+    pub fn aim(&self) -> Aim {
+        self.aim.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Aims anew, with the counts of calls and the faults struck started over, and enabled.
+    pub fn aim_at(&self, aim: Aim) {
+        *self.aim.lock().unwrap_or_else(|e| e.into_inner()) = aim;
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.injected.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.set_enabled(true);
     }
 
     /// No faults (a harness winding down); calls are still counted.
@@ -180,14 +195,15 @@ impl Plan {
         if !self.enabled.load(Ordering::SeqCst) {
             return None;
         }
+        let aim = self.aim();
         let roll = |salt: &str| {
             let mut h = std::collections::hash_map::DefaultHasher::new();
-            (self.seed, &point, nth, salt).hash(&mut h);
+            (aim.seed, &point, nth, salt).hash(&mut h);
             h.finish() % 1000
         };
-        let fault = match &self.target {
-            Some((target, fault)) if *target == point => (roll("target") < self.target_per_mille).then_some(*fault),
-            _ => (roll("background") < self.background_per_mille).then(|| Fault::ALL[(roll("kind") % 4) as usize]),
+        let fault = match &aim.target {
+            Some((target, fault)) if *target == point => (roll("target") < aim.target_per_mille).then_some(*fault),
+            _ => (roll("background") < aim.background_per_mille).then(|| Fault::ALL[(roll("kind") % 4) as usize]),
         }?;
         self.injected.lock().unwrap_or_else(|e| e.into_inner()).push(Injected { point, fault, nth });
         Some(fault)
@@ -198,9 +214,10 @@ impl Plan {
         if !self.enabled.load(Ordering::SeqCst) {
             return false;
         }
+        let aim = self.aim();
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        (self.seed, what, "duplicate").hash(&mut h);
-        h.finish() % 1000 < self.duplicate_per_mille
+        (aim.seed, what, "duplicate").hash(&mut h);
+        h.finish() % 1000 < aim.duplicate_per_mille
     }
 
     /// Every fault that struck so far.
@@ -272,7 +289,7 @@ pub struct FaultyClient {
 
 impl std::fmt::Debug for FaultyClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FaultyClient").field("seed", &self.plan.seed).finish()
+        f.debug_struct("FaultyClient").field("aim", &self.plan.aim()).finish()
     }
 }
 
@@ -368,16 +385,16 @@ mod tests {
         assert!(all.contains(&Point { function: Function::Process, operation: "dynamodb:TransactWriteItems".into() }));
         assert!(!all.iter().any(|p| p.operation.starts_with("iam:")));
         let n = all.len() as u64;
-        let targets: BTreeSet<(Point, Fault)> = (0..n * 4).map(|s| Plan::for_seed(s).target.unwrap()).collect();
+        let targets: BTreeSet<(Point, Fault)> = (0..n * 4).map(|s| Aim::for_seed(s).target.unwrap()).collect();
         assert_eq!(targets.len() as u64, n * 4, "each seed of a cycle aims at another point or fault");
     }
 
     #[test]
     fn a_seed_strikes_the_same_calls_of_a_point_whatever_else_runs() {
         let p = |op: &str| Point { function: Function::Process, operation: op.into() };
-        let target = Some((p("ecs:RunTask"), Fault::CrashAfter));
-        let a = Plan::new(7, target.clone(), 330, 10);
-        let b = Plan::new(7, target, 330, 10);
+        let aim = Aim { target: Some((p("ecs:RunTask"), Fault::CrashAfter)), ..Aim::for_seed(7) };
+        let a = Plan::new(aim.clone());
+        let b = Plan::new(aim);
         let mut first = Vec::new();
         let mut second = Vec::new();
         for i in 0..300 {
@@ -418,7 +435,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_crash_ends_the_invocation_where_it_stands() {
-        let plan = Arc::new(Plan::new(1, None, 0, 0));
+        let plan = Arc::new(Plan::new(Aim { target: None, ..Aim::for_seed(1) }));
         let inv = invoke(async {
             INVOCATION.with(|i| i.crash());
             std::future::pending::<()>().await

@@ -192,13 +192,14 @@ impl OutputsBucket {
         )
     }
 
-    /// List the versions of the jobs' secrets (`s3:ListBucketVersions` on the bucket, only with a
-    /// prefix under `secrets/`): nothing else of the bucket is listed.
-    pub fn grant_list_secret_versions(&self, stack: &mut Stack, role: &Role) -> Result<(), Error> {
+    /// List the versions of objects below `prefix` (`s3:ListBucketVersions` on the bucket, only
+    /// with a prefix under it: the jobs' secrets, the slots' manifests): nothing else of the
+    /// bucket is listed.
+    pub fn grant_list_versions_below(&self, stack: &mut Stack, role: &Role, sid: &str, prefix: &str) -> Result<(), Error> {
         role.grant(
             stack,
-            Statement::allow("ListSecretVersions", &["s3:ListBucketVersions"], vec![self.bucket.arn()])
-                .with_condition("StringLike", "s3:prefix", vec![Val::lit(names::bucket::SECRETS_PREFIX) + "*"]),
+            Statement::allow(sid, &["s3:ListBucketVersions"], vec![self.bucket.arn()])
+                .with_condition("StringLike", "s3:prefix", vec![Val::lit(prefix) + "*"]),
         )
     }
 

@@ -1,0 +1,510 @@
+//! Exactly once under faults, as a randomized test (issue 24): jobs of several tenants go through
+//! the local stack with a warm pool, tenant limits, webhooks to a slow and failing receiver,
+//! scripted jobs with secrets and cancels at random moments, while a seed's fault plan
+//! (`testenv::faults`) fails, loses or crashes the functions' AWS calls — one fault point after
+//! another, seed by seed — and delivers messages and events twice. The agents are the stand-in
+//! agent (`stand-in-agent`: the agent's protocol with its own code, no browser), which writes
+//! what it really ran to a ledger and sometimes dies while working.
+//!
+//! After each seed's round the invariants are checked: every job ends in one terminal state and
+//! stays there; no job ran twice (by the ledger), a completed one ran once; every job with a
+//! webhook delivered its final event (one event id, the job's final status, signed for its tenant)
+//! or dead-lettered it; each tenant's counts equal a recount of its jobs and nothing stays
+//! parked; no secret object or version is left; no slot is left claimed, and the pool's slots
+//! and its running tasks agree; no tenant ran more jobs at once than its `max_running`.
+//!
+//! `SOAK_SEEDS=a..b` chooses the seeds (default: the short run of `make test`); `make soak` runs
+//! thousands. A failing seed is rerun alone with `SOAK_SEEDS=<n>..<n+1>`: its faults and its jobs
+//! come from its number (the interleaving of concurrent handlers is the machine's).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use local_stack::provision::TenantSecret;
+use local_stack::runner::AgentCommand;
+use local_stack::stack::{LocalStack, Options};
+use names::JobStatus;
+use serde_json::{json, Value};
+use testenv::faults::{Aim, Plan};
+
+const TENANTS: [&str; 3] = ["t-one", "t-two", "t-three"];
+const JOBS_PER_ROUND: usize = 12;
+const MAX_RUNNING: u32 = 2;
+const WARM_POOL: u32 = 2;
+/// The short run of `make test`: this many seeds, spread over the fault points and faults
+/// (seed i * 17: the points are taken in a stride, and the faults change as the seeds grow).
+const SHORT_SEEDS: u64 = 24;
+/// How long a round's jobs may take to finish with faults on, before time is moved on.
+const SETTLE: Duration = Duration::from_secs(60);
+
+fn roll(seed: u64, what: &str, i: usize) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (seed, what, i).hash(&mut h);
+    h.finish()
+}
+
+fn seeds() -> Vec<u64> {
+    let Ok(s) = std::env::var("SOAK_SEEDS") else { return (0..SHORT_SEEDS).map(|i| i * 17).collect() };
+    let (a, b) = s.split_once("..").unwrap_or_else(|| panic!("SOAK_SEEDS is a..b, not {s:?}"));
+    (a.parse().expect("SOAK_SEEDS start")..b.parse().expect("SOAK_SEEDS end")).collect()
+}
+
+/// One job of a round, as the client sent it.
+#[derive(Clone, Debug)]
+struct Sent {
+    task_id: String,
+    tenant: &'static str,
+    webhook: bool,
+}
+
+struct Harness {
+    stack: LocalStack,
+    http: reqwest::Client,
+    ddb: aws_sdk_dynamodb::Client,
+    s3: aws_sdk_s3::Client,
+    ecs: aws_sdk_ecs::Client,
+    plan: Arc<Plan>,
+    ledger: std::path::PathBuf,
+    receiver: testenv::webhooks::Receiver,
+}
+
+#[test]
+fn each_job_runs_once_and_nothing_is_lost_under_faults() {
+    testenv::netns::enter_or_panic();
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(soak());
+}
+
+async fn soak() {
+    let root = local_stack::stack::workspace_root();
+    let seeds = seeds();
+    let first = seeds.first().copied().unwrap_or(0);
+    let plan = Arc::new(Plan::for_seed(first));
+    plan.set_enabled(false);
+    let ledger = std::env::temp_dir().join(format!("soak-ledger-{}", std::process::id()));
+    let _ = std::fs::remove_file(&ledger);
+    // A receiver that is slow or fails now and then; it verifies with every tenant's secret.
+    let answers: Vec<&str> = (0..400).map(|i| match roll(first, "answer", i) % 10 { 0 | 1 => "500", 2 => "timeout:0.6", _ => "200" }).collect();
+    // The receiver starts before the stack so its port can be allowed; its secrets come after.
+    let port = testenv::free_port().unwrap();
+    let stack = LocalStack::start(Options {
+        max_tasks: 8,
+        warm_pool: WARM_POOL,
+        tenant_limits: functions::config::TenantLimits { max_running: MAX_RUNNING, max_queued: 100, tenants: Default::default() },
+        tenant_secrets: TENANTS.iter().map(|t| TenantSecret { tenant: t.to_string(), name: "pw".into(), value: format!("pw-of-{t}") }).collect(),
+        webhook_allow: vec![format!("127.0.0.1:{port}")],
+        faults: Some(plan.clone()),
+        agent_env: vec![
+            ("STAND_IN_LEDGER".into(), ledger.display().to_string()),
+            ("STAND_IN_WORK_MS".into(), "150".into()),
+            ("STAND_IN_DIE_PER_MILLE".into(), "40".into()),
+            ("STAND_IN_SEED".into(), first.to_string()),
+        ],
+        sweep_every: Some(Duration::from_secs(3)),
+        visibility_seconds: Some(3),
+        webhook_retry_seconds: Some(vec![1, 1, 2]),
+        ..Options::quiet(&TENANTS, AgentCommand::Trivial(env!("CARGO_BIN_EXE_stand-in-agent").into()))
+    })
+    .await
+    .expect("the local stack starts");
+    let secrets: Vec<&str> = stack.signing_secrets.iter().map(|(_, s)| s.as_str()).collect();
+    let receiver = testenv::webhooks::Receiver::start_at(&root, port, &secrets, &answers).expect("the webhook receiver starts");
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let h = Harness {
+        http: reqwest::Client::new(),
+        ddb: aws_sdk_dynamodb::Client::new(&sdk),
+        s3: aws_sdk_s3::Client::new(&sdk),
+        ecs: aws_sdk_ecs::Client::new(&sdk),
+        stack,
+        plan,
+        ledger,
+        receiver,
+    };
+    let mut struck: BTreeMap<String, usize> = BTreeMap::new();
+    let mut all_jobs = 0;
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    for &seed in &seeds {
+        let aim = Aim::for_seed(seed);
+        let target = aim.target.clone().map(|(p, f)| format!("{p} {f:?}")).unwrap_or_default();
+        h.plan.aim_at(aim);
+        let t = Instant::now();
+        let outcome = round(&h, seed).await;
+        let injected = h.plan.injected();
+        for i in &injected {
+            *struck.entry(format!("{} {:?}", i.point, i.fault)).or_default() += 1;
+        }
+        match outcome {
+            Ok(n) => {
+                all_jobs += n;
+                println!("seed {seed}: {n} jobs, {} faults ({target}), {:.1} s", injected.len(), t.elapsed().as_secs_f64());
+            }
+            Err(e) => {
+                println!("seed {seed}: FAILED ({target}): {e}");
+                failures.push(format!("seed {seed} ({target}): {e}\n  faults struck: {injected:?}"));
+                // The stack is in an unknown state: later seeds would report its leftovers.
+                break;
+            }
+        }
+    }
+    let points = testenv::faults::points().len();
+    println!(
+        "soak: {} seeds from {first}, {all_jobs} jobs in {:.0} s; {} faults struck at {} point-and-fault pairs (of {points} points x 4 faults)",
+        seeds.len(),
+        started.elapsed().as_secs_f64(),
+        struck.values().sum::<usize>(),
+        struck.len()
+    );
+    let _ = std::fs::remove_file(&h.ledger);
+    h.stack.stop(false).await;
+    assert!(failures.is_empty(), "invariants broken; rerun a seed alone with SOAK_SEEDS=<n>..<n+1>:\n{}", failures.join("\n"));
+    assert!(all_jobs > 0);
+}
+
+/// One seed's round: its jobs through the stack under its faults, then the invariants.
+async fn round(h: &Harness, seed: u64) -> Result<usize, String> {
+    let ledger_from = std::fs::metadata(&h.ledger).map(|m| m.len()).unwrap_or(0);
+    let sent = submit_all(h, seed).await?;
+    let ids: Vec<String> = sent.iter().map(|s| s.task_id.clone()).collect();
+    let finished = wait_finished(h, &ids).await?;
+    // The faults stop; what they left must come right by itself.
+    h.plan.set_enabled(false);
+    let hooks: Vec<&Sent> = sent.iter().filter(|s| s.webhook).collect();
+    wait_webhooks(h, &hooks).await?;
+    settle_pool(h).await?;
+    check(h, seed, &sent, &finished, ledger_from).await?;
+    Ok(sent.len())
+}
+
+/// Submits the round's jobs (a client retries a failed submit with its idempotency key) and
+/// cancels some of them at random moments.
+async fn submit_all(h: &Harness, seed: u64) -> Result<Vec<Sent>, String> {
+    let fixture = format!("http://{}/", h.stack.fixture);
+    let mut sent = Vec::new();
+    let mut cancels = Vec::new();
+    for i in 0..JOBS_PER_ROUND {
+        let tenant = TENANTS[(roll(seed, "tenant", i) % TENANTS.len() as u64) as usize];
+        let key = h.stack.keys.iter().find(|(t, _)| t == tenant).map(|(_, k)| k.clone()).unwrap();
+        let webhook = roll(seed, "webhook", i) % 2 == 0;
+        let mut body = match roll(seed, "kind", i) % 4 {
+            0 => json!({ "url": fixture, "steps": [{ "action": "goto", "url": fixture }, { "action": "type", "selector": "#q", "secret": "pw" }] }),
+            _ => json!({ "query": format!("soak {seed} {i}") }),
+        };
+        if webhook {
+            body["webhook"] = json!({ "url": h.receiver.url(&format!("/hook/{seed}/{i}")) });
+        }
+        let idempotency = format!("soak-{seed}-{i}");
+        let mut answer = None;
+        for _ in 0..20 {
+            let resp = h
+                .http
+                .post(format!("{}/jobs", h.stack.api_url))
+                .header(names::routes::API_KEY_HEADER, &key)
+                .header(names::routes::IDEMPOTENCY_KEY_HEADER, &idempotency)
+                .json(&body)
+                .send()
+                .await;
+            match resp {
+                Ok(r) if r.status().is_success() => {
+                    answer = Some(r.json::<Value>().await.map_err(|e| e.to_string())?);
+                    break;
+                }
+                Ok(r) if r.status().is_server_error() => {}
+                Ok(r) => return Err(format!("submit {i} answered {}: {}", r.status(), r.text().await.unwrap_or_default())),
+                Err(e) => return Err(format!("submit {i}: {e}")),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let answer = answer.ok_or_else(|| format!("submit {i} failed 20 times"))?;
+        let task_id = answer["task_id"].as_str().ok_or("no task_id")?.to_string();
+        if roll(seed, "cancel", i) % 5 == 0 {
+            let (http, url, key) = (h.http.clone(), format!("{}/jobs/{task_id}", h.stack.api_url), key.clone());
+            let after = Duration::from_millis(roll(seed, "cancel-at", i) % 2500);
+            cancels.push(tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                for _ in 0..20 {
+                    match http.delete(&url).header(names::routes::API_KEY_HEADER, &key).send().await {
+                        Ok(r) if !r.status().is_server_error() => return,
+                        _ => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
+                }
+            }));
+        }
+        sent.push(Sent { task_id, tenant, webhook });
+    }
+    for c in cancels {
+        let _ = c.await;
+    }
+    Ok(sent)
+}
+
+fn s(item: &HashMap<String, AttributeValue>, k: &str) -> Option<String> {
+    item.get(k).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn n(item: &HashMap<String, AttributeValue>, k: &str) -> i64 {
+    item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Every item of the jobs table, by key.
+async fn items(h: &Harness) -> Result<BTreeMap<String, HashMap<String, AttributeValue>>, String> {
+    let mut out = BTreeMap::new();
+    let mut start = None;
+    loop {
+        let page = h.ddb.scan().table_name(&h.stack.config.table).set_exclusive_start_key(start).send().await.map_err(|e| format!("Scan: {e:?}"))?;
+        for item in page.items.unwrap_or_default() {
+            if let Some(k) = s(&item, names::table::TASK_ID) {
+                out.insert(k, item);
+            }
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+fn status(item: &HashMap<String, AttributeValue>) -> Option<JobStatus> {
+    s(item, names::table::STATUS).and_then(|v| JobStatus::parse(&v))
+}
+
+/// Waits until every job is finished; when they stall (a lost message or event that only the
+/// sweep recovers, 30 minutes on), moves the sweep's clock past the allowances.
+async fn wait_finished(h: &Harness, ids: &[String]) -> Result<BTreeMap<String, JobStatus>, String> {
+    let t = Instant::now();
+    let mut warped = false;
+    loop {
+        let items = items(h).await?;
+        let open: Vec<(&String, Option<JobStatus>)> =
+            ids.iter().map(|id| (id, items.get(id).and_then(status))).filter(|(_, st)| !st.is_some_and(JobStatus::is_terminal)).collect();
+        if open.is_empty() {
+            return Ok(ids.iter().map(|id| (id.clone(), items.get(id).and_then(status).unwrap())).collect());
+        }
+        if t.elapsed() > SETTLE && !warped {
+            // The faults stop, and an hour passes for the sweep.
+            h.plan.set_enabled(false);
+            for (id, st) in &open {
+                println!("  stalled: {id} {st:?} {:?}", items.get(*id));
+            }
+            let later = functions::time::Clock::manual(functions::time::now_millis() + 3_600_000);
+            let app = (*h.stack.app).clone().with_clock(later);
+            functions::reconcile::sweep(&app).await.map_err(|e| format!("the sweep an hour on: {e}"))?;
+            warped = true;
+        } else if t.elapsed() > SETTLE + Duration::from_secs(30) {
+            let open: Vec<String> = open.iter().map(|(id, st)| format!("{id} {st:?} {:?}", items.get(*id))).collect();
+            return Err(format!("jobs not finished {} s after submit, the sweep an hour on included:\n  {}", t.elapsed().as_secs(), open.join("\n  ")));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn wait_webhooks(h: &Harness, hooks: &[&Sent]) -> Result<(), String> {
+    let t = Instant::now();
+    loop {
+        let items = items(h).await?;
+        let open: Vec<String> = hooks
+            .iter()
+            .filter_map(|j| {
+                let st = items.get(&j.task_id).and_then(|i| s(i, names::table::WEBHOOK_STATE));
+                (!matches!(st.as_deref(), Some("DELIVERED" | "FAILED"))).then(|| format!("{} {st:?}", j.task_id))
+            })
+            .collect();
+        if open.is_empty() {
+            return Ok(());
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            return Err(format!("webhooks neither delivered nor dead-lettered after 60 s: {open:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The tasks the cluster runs, by `startedBy`.
+async fn running_tasks(h: &Harness) -> Result<BTreeSet<String>, String> {
+    let arns = h
+        .ecs
+        .list_tasks()
+        .cluster(&h.stack.config.cluster_arn)
+        .desired_status(aws_sdk_ecs::types::DesiredStatus::Running)
+        .send()
+        .await
+        .map_err(|e| format!("ListTasks: {e}"))?
+        .task_arns
+        .unwrap_or_default();
+    if arns.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let tasks = h.ecs.describe_tasks().cluster(&h.stack.config.cluster_arn).set_tasks(Some(arns)).send().await.map_err(|e| format!("DescribeTasks: {e}"))?;
+    Ok(tasks.tasks.unwrap_or_default().into_iter().filter_map(|t| t.started_by).collect())
+}
+
+/// Waits until no job task runs and the pool's slot items and slot tasks agree.
+async fn settle_pool(h: &Harness) -> Result<(), String> {
+    let t = Instant::now();
+    loop {
+        let running = running_tasks(h).await?;
+        let items = items(h).await?;
+        let idle: BTreeSet<String> = items
+            .iter()
+            .filter_map(|(k, i)| Some((k.strip_prefix(names::table::SLOT_PREFIX)?, i)))
+            .filter(|(_, i)| s(i, names::table::SLOT_STATE).as_deref() != Some("GONE"))
+            .map(|(id, _)| id.to_string())
+            .collect();
+        let slot_tasks: BTreeSet<String> = running.iter().filter(|r| names::pool::slot_of(r).is_some()).map(|r| names::pool::slot_of(r).unwrap().to_string()).collect();
+        let jobs: Vec<&String> = running.iter().filter(|r| names::pool::slot_of(r).is_none()).collect();
+        if jobs.is_empty() && idle == slot_tasks && idle.len() as u32 == WARM_POOL {
+            return Ok(());
+        }
+        // A slot whose start died is given up START_GRACE_SECONDS after it was made.
+        if t.elapsed() > Duration::from_secs(names::pool::START_GRACE_SECONDS as u64 + 40) {
+            return Err(format!("the pool did not settle in {} s: slot items not gone {idle:?}, slot tasks {slot_tasks:?}, job tasks {jobs:?}", t.elapsed().as_secs()));
+        }
+        // The sweep refills and retires; in AWS it runs every 5 minutes.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn check(h: &Harness, seed: u64, sent: &[Sent], finished: &BTreeMap<String, JobStatus>, ledger_from: u64) -> Result<(), String> {
+    let mut broken = Vec::new();
+    let items = items(h).await?;
+    // One terminal state, kept.
+    for (id, first) in finished {
+        let now = items.get(id).and_then(status);
+        if now != Some(*first) {
+            broken.push(format!("{id} finished {first:?}, later {now:?}"));
+        }
+    }
+    // What the agents ran (this round's part of the ledger).
+    let ledger = std::fs::read(&h.ledger).unwrap_or_default();
+    let ledger = String::from_utf8_lossy(&ledger[(ledger_from as usize).min(ledger.len())..]).to_string();
+    let mut starts: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut done: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut spans: BTreeMap<&str, (u128, Option<u128>)> = BTreeMap::new();
+    for line in ledger.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        match f.as_slice() {
+            ["start", job, task, at] => {
+                *starts.entry(job).or_default() += 1;
+                spans.insert(task, (at.parse().unwrap_or(0), None));
+            }
+            ["end", job, task, at, how] => {
+                if *how == "done" {
+                    *done.entry(job).or_default() += 1;
+                }
+                if let Some(s) = spans.get_mut(task) {
+                    s.1 = Some(at.parse().unwrap_or(0));
+                }
+            }
+            _ => broken.push(format!("a ledger line that is not one: {line:?}")),
+        }
+    }
+    for j in sent {
+        let ran = starts.get(j.task_id.as_str()).copied().unwrap_or(0);
+        if ran > 1 {
+            let lines: Vec<&str> = ledger.lines().filter(|l| l.contains(j.task_id.as_str())).collect();
+            broken.push(format!("{} ran {ran} times: {lines:?}; its item {:?}", j.task_id, items.get(&j.task_id)));
+        }
+        if finished[&j.task_id] == JobStatus::Completed && done.get(j.task_id.as_str()).copied().unwrap_or(0) != 1 {
+            broken.push(format!("{} COMPLETED, but its agent did not run it to the end once ({ran} starts)", j.task_id));
+        }
+    }
+    // At most max_running of a tenant's jobs ran at once, by the agents' own clocks.
+    let tenant_of: HashMap<&str, &str> = sent.iter().map(|j| (j.task_id.as_str(), j.tenant)).collect();
+    let job_of_task: HashMap<&str, &str> = ledger.lines().filter_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f.first() == Some(&"start")).then(|| (f[2], f[1]))
+    }).collect();
+    for tenant in TENANTS {
+        let mut edges: Vec<(u128, i32)> = Vec::new();
+        for (task, (from, to)) in &spans {
+            if job_of_task.get(task).and_then(|j| tenant_of.get(j)) == Some(&tenant) {
+                edges.push((*from, 1));
+                edges.push((to.unwrap_or(u128::MAX), -1));
+            }
+        }
+        edges.sort();
+        let (mut now, mut most) = (0, 0);
+        for (_, d) in edges {
+            now += d;
+            most = most.max(now);
+        }
+        if most > MAX_RUNNING as i32 {
+            broken.push(format!("{tenant} ran {most} jobs at once (max_running {MAX_RUNNING})"));
+        }
+    }
+    // Webhooks: the final event, once by its id, signed for the tenant.
+    let requests = h.receiver.requests();
+    let secret_index = |tenant: &str| h.stack.signing_secrets.iter().position(|(t, _)| t == tenant);
+    for j in sent.iter().filter(|j| j.webhook) {
+        let got: Vec<&Value> = requests.iter().filter(|r| r["task_id"] == j.task_id.as_str()).collect();
+        let state = items.get(&j.task_id).and_then(|i| s(i, names::table::WEBHOOK_STATE));
+        let want_type = names::webhook::event_type(finished[&j.task_id]).unwrap_or("?");
+        let ids: BTreeSet<&str> = got.iter().filter_map(|r| r["id"].as_str()).collect();
+        if ids.len() > 1 {
+            broken.push(format!("{} sent {} events: {ids:?}", j.task_id, ids.len()));
+        }
+        for r in &got {
+            if r["type"] != want_type {
+                broken.push(format!("{} finished {:?} but sent {}", j.task_id, finished[&j.task_id], r["type"]));
+            }
+            let verified = secret_index(j.tenant).and_then(|i| r["verified"][i].as_bool()) == Some(true);
+            if !verified {
+                broken.push(format!("{}: an event not signed with {}'s secret: {r}", j.task_id, j.tenant));
+            }
+        }
+        let delivered = got.iter().any(|r| r["answer"] == "200" || r["answer"].as_str().is_some_and(|a| a.starts_with("timeout")));
+        match state.as_deref() {
+            Some("DELIVERED") if !delivered => broken.push(format!("{} DELIVERED, but the receiver answered none of its {} requests with 2xx", j.task_id, got.len())),
+            Some("FAILED") if delivered => broken.push(format!("{} dead-lettered though the receiver took it", j.task_id)),
+            _ => {}
+        }
+    }
+    // Counters: equal to a recount of the jobs (nothing of this round is unfinished), none parked.
+    for tenant in TENANTS {
+        let Some(counter) = items.get(&names::table::counter_key(tenant)) else { continue };
+        let unfinished = |statuses: &[JobStatus]| {
+            items.values().filter(|i| s(i, names::table::TENANT_ID).as_deref() == Some(tenant) && status(i).is_some_and(|st| statuses.contains(&st))).count() as i64
+        };
+        let queued = unfinished(&[JobStatus::Queued]);
+        let running = unfinished(&[JobStatus::Provisioning, JobStatus::Provisioned, JobStatus::Running]);
+        let (q, r) = (n(counter, names::table::QUEUED_COUNT), n(counter, names::table::RUNNING_COUNT));
+        if (q, r) != (queued, running) {
+            broken.push(format!("{tenant}'s counts are queued {q}, running {r}; its jobs say {queued}, {running}"));
+        }
+        if let Some(parked) = counter.get(names::table::PARKED).and_then(|p| p.as_ss().ok()).filter(|p| !p.is_empty()) {
+            broken.push(format!("{tenant} still has parked jobs: {parked:?}"));
+        }
+    }
+    // No slot claimed with nothing to run.
+    for (k, i) in &items {
+        if k.starts_with(names::table::SLOT_PREFIX) && s(i, names::table::SLOT_STATE).as_deref() == Some("CLAIMED") {
+            broken.push(format!("{k} is still CLAIMED (by {:?})", s(i, names::table::CLAIMED_BY)));
+        }
+    }
+    // No secret object or version left.
+    let versions = h
+        .s3
+        .list_object_versions()
+        .bucket(&h.stack.config.bucket)
+        .prefix(names::bucket::SECRETS_PREFIX)
+        .send()
+        .await
+        .map_err(|e| format!("ListObjectVersions: {e}"))?;
+    let left: Vec<String> = versions
+        .versions
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| v.key)
+        .chain(versions.delete_markers.unwrap_or_default().into_iter().filter_map(|m| m.key))
+        .collect();
+    if !left.is_empty() {
+        broken.push(format!("secret objects or versions left: {left:?}"));
+    }
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("seed {seed}:\n  {}", broken.join("\n  ")))
+    }
+}
