@@ -42,6 +42,8 @@ pub struct Slot {
     pub handed_over: bool,
     /// Epoch milliseconds when its item was made.
     pub created_at: i64,
+    /// Epoch seconds when it was claimed.
+    pub claimed_at: i64,
     /// Whether its agent took its job, once its end decided it.
     pub taken: Option<bool>,
 }
@@ -56,6 +58,7 @@ fn slot_from(m: &HashMap<String, AttributeValue>) -> Option<Slot> {
         deadline: m.get(t::DEADLINE_AT).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0),
         handed_over: m.get(t::HANDED_OVER).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
         created_at: gs(t::CREATED_AT).and_then(|c| crate::time::parse_rfc3339(&c)).unwrap_or(0),
+        claimed_at: m.get(t::CLAIMED_AT).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0),
         taken: m.get(t::SLOT_TAKEN).and_then(|v| v.as_bool().ok()).copied(),
     })
 }
@@ -151,11 +154,17 @@ impl crate::aws::JobStore {
         Ok(self.item(&t::slot_key(slot_id)).await?.as_ref().and_then(slot_from))
     }
 
-    /// Gives the slot to the job: only while it is idle, has its task and is not about to leave.
+    /// Gives the slot to the job: only while it is idle, has its task and is not about to leave
+    /// (or is this job's already, not handed over: the SDK's retry of a claim whose answer was
+    /// lost is the claim, not a refusal that would leave the slot claimed by no one's dispatch).
     pub async fn claim_slot(&self, slot_id: &str, task_id: &TaskId) -> Result<bool, AwsError> {
         let r = self
-            .slot_update(slot_id, "SET #st = :claimed, #by = :job")
-            .condition_expression("#st = :idle AND attribute_exists(#arn) AND #dl > :min AND attribute_not_exists(#h)")
+            .slot_update(slot_id, "SET #st = :claimed, #by = :job, #cat = :now")
+            .condition_expression(
+                "(#st = :idle AND attribute_exists(#arn) AND #dl > :min AND attribute_not_exists(#h)) OR (#st = :claimed AND #by = :job AND attribute_not_exists(#h))",
+            )
+            .expression_attribute_names("#cat", t::CLAIMED_AT)
+            .expression_attribute_values(":now", attr_n(self.clock.now_secs()))
             .expression_attribute_names("#h", t::HANDED_OVER)
             .expression_attribute_names("#st", t::SLOT_STATE)
             .expression_attribute_names("#by", t::CLAIMED_BY)
@@ -188,15 +197,21 @@ impl crate::aws::JobStore {
         Ok(())
     }
 
-    /// Marks the job's manifest as written at the slot's place.
-    pub async fn slot_handed_over(&self, slot_id: &str) -> Result<(), AwsError> {
-        self.slot_update(slot_id, "SET #h = :yes")
+    /// Marks the slot as handed the job (before its manifest is written), only while the job
+    /// holds its claim: false when the claim was given back meanwhile.
+    pub async fn slot_handed_over(&self, slot_id: &str, task_id: &TaskId) -> Result<bool, AwsError> {
+        let r = self
+            .slot_update(slot_id, "SET #h = :yes")
+            .condition_expression("#st = :claimed AND #by = :job")
             .expression_attribute_names("#h", t::HANDED_OVER)
+            .expression_attribute_names("#st", t::SLOT_STATE)
+            .expression_attribute_names("#by", t::CLAIMED_BY)
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":claimed", attr_s(SlotState::Claimed.as_str()))
+            .expression_attribute_values(":job", attr_s(task_id.as_str()))
             .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("dynamodb:UpdateItem", e))?;
-        Ok(())
+            .await;
+        Ok(conditional(r)?)
     }
 
     /// Records whether the slot's agent took its job, unless an earlier try recorded it: the
@@ -330,7 +345,12 @@ pub async fn dispatch(app: &App, job: &Job) -> Result<Dispatch, AwsError> {
             }
         };
         // Recorded first: a slot's end that finds no mark knows no manifest was ever written.
-        store.slot_handed_over(&slot.id).await?;
+        if !store.slot_handed_over(&slot.id, task_id).await? {
+            // The claim was given back (this dispatch took longer than CLAIM_GRACE_SECONDS):
+            // the slot may be another job's now. This job goes cold.
+            store.clear_warm_slot(task_id, &slot.id).await?;
+            return Ok(Dispatch::Cold);
+        }
         app.outputs.put_slot_manifest(&slot.id, &manifest).await?;
     }
     Ok(Dispatch::Warm { slot_id: slot.id, task_arn })
@@ -364,6 +384,19 @@ pub async fn refill(app: &App) -> Result<usize, AwsError> {
                 }
             } else if waiting {
                 continue;
+            } else if let Some(s) = slot.as_ref().filter(|s| s.state == SlotState::Claimed && !s.handed_over && s.claimed_at + p::CLAIM_GRACE_SECONDS < now) {
+                // Claimed long ago and never handed over: the claiming dispatch died between the
+                // two. Given back unless its job names it (then a dispatch may still come).
+                if let Some(job) = s.claimed_by.as_deref().and_then(TaskId::parse) {
+                    let named = app.store.get(&job).await?.is_some_and(|j| j.warm_slot.as_deref() == Some(slot_id.as_str()) && j.status == JobStatus::Provisioning);
+                    if !named {
+                        app.store.release_slot(slot_id, &job).await?;
+                        tracing::warn!(slot = slot_id.as_str(), task_id = job.as_str(), "a warm slot left claimed by a dispatch that died; given back to the pool");
+                        if s.deadline > now + p::CLAIM_MARGIN_SECONDS {
+                            continue;
+                        }
+                    }
+                }
             }
         }
         let Some((link, idle)) = lifetimes(app.outputs.signing_seconds_left().await) else {

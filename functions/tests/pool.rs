@@ -317,11 +317,14 @@ async fn a_slot_moves_back_only_the_job_it_holds_and_a_handed_over_slot_takes_no
     // Handed a job, the other slot can be neither given back nor claimed again.
     let (first, second) = (TaskId::parse(&submit(&app, &tenant, r#"{"query": "a"}"#).await).unwrap(), TaskId::parse(&submit(&app, &tenant, r#"{"query": "b"}"#).await).unwrap());
     assert!(app.store.claim_slot(&idle[1], &first).await.unwrap());
-    app.store.slot_handed_over(&idle[1]).await.unwrap();
+    assert!(app.store.claim_slot(&idle[1], &first).await.unwrap(), "the same job's claim again (a retry whose answer was lost) is its claim");
+    assert!(!app.store.slot_handed_over(&idle[1], &second).await.unwrap(), "only the claiming job hands over");
+    assert!(app.store.slot_handed_over(&idle[1], &first).await.unwrap());
     app.store.release_slot(&idle[1], &first).await.unwrap();
     let slot = app.store.slot(&idle[1]).await.unwrap().unwrap();
     assert_eq!((slot.state, slot.claimed_by.as_deref()), (SlotState::Claimed, Some(first.as_str())), "not released after a hand-over");
     assert!(!app.store.claim_slot(&idle[1], &second).await.unwrap(), "another job never takes a slot that was handed one");
+    assert!(!app.store.claim_slot(&idle[1], &first).await.unwrap(), "nor the same job once handed over");
 }
 
 /// Runs its hook once, just before the first RunTask of the client it is installed in is sent:
@@ -489,4 +492,28 @@ async fn a_slot_whose_refill_died_is_given_up_and_its_late_task_stopped() {
     assert_eq!(reconcile::event(&app, &ev).await.unwrap(), reconcile::Outcome::Ignored("a given-up warm slot's task, stopped"));
     let described = app.tasks.client.describe_tasks().cluster(&app.config.cluster_arn).tasks(&task_arn).send().await.unwrap();
     assert_eq!(described.tasks()[0].desired_status(), Some("STOPPED"));
+}
+
+/// Issue 24, found by the fault-injection test (seed 85): a claim whose answer was lost was
+/// retried by the SDK, refused (the slot was no longer idle), and the dispatch went on without
+/// it: the slot stayed claimed by a job that ran elsewhere, its task idle until its deadline and
+/// the pool one short (and one task over once refilled). The retry is now the claim; and a slot
+/// claimed more than a minute ago, never handed over, by a job that does not name it (a
+/// dispatch that died between the two) is given back by the next refill.
+#[tokio::test]
+async fn a_claim_left_by_a_dead_dispatch_goes_back_to_the_pool() {
+    let _one = SERIAL.lock().await;
+    let tenant = unique("leftclaim");
+    let app = pool_app(&tenant, 1).await;
+    let slots = fill(&app).await;
+    let id = TaskId::parse(&submit(&app, &tenant, r#"{"query": "x"}"#).await).unwrap();
+    assert!(app.store.claim_slot(&slots[0], &id).await.unwrap());
+    assert!(app.store.claim_slot(&slots[0], &id).await.unwrap(), "the SDK's retry of the same claim");
+    let refill = |app: App| async move { functions::identity::acting_as(functions::Function::Process, pool::refill(&app)).await.unwrap() };
+    let later = app.clone().with_clock(functions::time::Clock::manual(app.clock.now_millis() + (names::pool::CLAIM_GRACE_SECONDS + 5) * 1000));
+    assert_eq!(refill(later).await, 0, "given back, the slot fills its seat again: nothing to start");
+    let s = app.store.slot(&slots[0]).await.unwrap().unwrap();
+    assert_eq!((s.state, s.claimed_by), (SlotState::Idle, None));
+    // The job's late dispatch finds its claim gone and does not hand it over.
+    assert!(!app.store.slot_handed_over(&slots[0], &id).await.unwrap());
 }

@@ -359,7 +359,12 @@ async fn settle_pool(h: &Harness) -> Result<(), String> {
         }
         // A slot whose start died is given up START_GRACE_SECONDS after it was made.
         if t.elapsed() > Duration::from_secs(names::pool::START_GRACE_SECONDS as u64 + 40) {
-            return Err(format!("the pool did not settle in {} s: slot items not gone {idle:?}, slot tasks {slot_tasks:?}, job tasks {jobs:?}", t.elapsed().as_secs()));
+            let pool: Vec<String> = items.iter().filter(|(k, _)| k.starts_with("seat#") || k.starts_with(names::table::SLOT_PREFIX)).map(|(k, i)| format!("{k} {i:?}")).collect();
+            return Err(format!(
+                "the pool did not settle in {} s: slot items not gone {idle:?}, slot tasks {slot_tasks:?}, job tasks {jobs:?}\n  {}",
+                t.elapsed().as_secs(),
+                pool.join("\n  ")
+            ));
         }
         // The sweep refills and retires; in AWS it runs every 5 minutes.
         tokio::time::sleep(Duration::from_millis(500)).await;

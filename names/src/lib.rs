@@ -506,6 +506,8 @@ pub mod table {
     pub const SLOT_STATE: &str = "slot_state";
     /// The job a claimed slot runs.
     pub const CLAIMED_BY: &str = "claimed_by";
+    /// When it was claimed (epoch seconds).
+    pub const CLAIMED_AT: &str = "claimed_at";
     /// Set before the job's manifest is written at the slot's place (no manifest was ever
     /// written for a slot without it).
     pub const HANDED_OVER: &str = "handed_over";
@@ -592,6 +594,10 @@ pub mod pool {
     /// between the item and RunTask's answer): its seat is free again. RunTask and recording its
     /// task take seconds, retries included.
     pub const START_GRACE_SECONDS: i64 = 60;
+    /// A slot claimed this long ago and still not handed over, by a job that does not name it,
+    /// was left by a dispatch that died between the two: the refill gives it back to the pool.
+    /// A dispatch goes from claim to hand-over in well under a second, retries included.
+    pub const CLAIM_GRACE_SECONDS: i64 = 60;
 
     /// A place in the pool: item `seat#<n>` (n below `warm_pool_size`) of the jobs table, naming
     /// in [`SEAT_SLOT`] the slot that holds it. A refill starts a slot only for a seat it took by a
