@@ -230,6 +230,24 @@ impl crate::aws::JobStore {
         Ok(self.slot(slot_id).await?.and_then(|s| s.taken).unwrap_or(taken))
     }
 
+    /// Retires a slot left claimed by `task_id` and never handed over (see [`left_claims`]), only
+    /// while it still is: false when a hand-over came meanwhile.
+    pub async fn retire_left_claim(&self, slot_id: &str, task_id: &TaskId) -> Result<bool, AwsError> {
+        let r = self
+            .slot_update(slot_id, "SET #st = :gone REMOVE #unf")
+            .condition_expression("#st = :claimed AND #by = :job AND attribute_not_exists(#h)")
+            .expression_attribute_names("#st", t::SLOT_STATE)
+            .expression_attribute_names("#unf", t::UNFINISHED)
+            .expression_attribute_names("#by", t::CLAIMED_BY)
+            .expression_attribute_names("#h", t::HANDED_OVER)
+            .expression_attribute_values(":gone", attr_s(SlotState::Gone.as_str()))
+            .expression_attribute_values(":claimed", attr_s(SlotState::Claimed.as_str()))
+            .expression_attribute_values(":job", attr_s(task_id.as_str()))
+            .send()
+            .await;
+        Ok(conditional(r)?)
+    }
+
     /// A slot whose task ended: out of the index, kept until its TTL.
     pub async fn retire_slot(&self, slot_id: &str) -> Result<(), AwsError> {
         let r = self.slot_update(slot_id, "SET #st = :gone REMOVE #unf")
@@ -384,19 +402,6 @@ pub async fn refill(app: &App) -> Result<usize, AwsError> {
                 }
             } else if waiting {
                 continue;
-            } else if let Some(s) = slot.as_ref().filter(|s| s.state == SlotState::Claimed && !s.handed_over && s.claimed_at + p::CLAIM_GRACE_SECONDS < now) {
-                // Claimed long ago and never handed over: the claiming dispatch died between the
-                // two. Given back unless its job names it (then a dispatch may still come).
-                if let Some(job) = s.claimed_by.as_deref().and_then(TaskId::parse) {
-                    let named = app.store.get(&job).await?.is_some_and(|j| j.warm_slot.as_deref() == Some(slot_id.as_str()) && j.status == JobStatus::Provisioning);
-                    if !named {
-                        app.store.release_slot(slot_id, &job).await?;
-                        tracing::warn!(slot = slot_id.as_str(), task_id = job.as_str(), "a warm slot left claimed by a dispatch that died; given back to the pool");
-                        if s.deadline > now + p::CLAIM_MARGIN_SECONDS {
-                            continue;
-                        }
-                    }
-                }
             }
         }
         let Some((link, idle)) = lifetimes(app.outputs.signing_seconds_left().await) else {
@@ -466,6 +471,31 @@ async fn start_slot(app: &App, id: &str, link: u64, deadline: i64) -> Result<boo
             Err(e)
         }
     }
+}
+
+/// Slots left claimed by a dispatch that died between the claim and the hand-over (the sweep):
+/// claimed over `CLAIM_GRACE_SECONDS` ago, never handed over, by a job that does not name them.
+/// Such a slot lost its seat when it was claimed (the refill started another in its place), so
+/// it is not given back to the pool but stopped and retired. Returns how many.
+pub async fn retire_left_claims(app: &App, slots: &[Slot]) -> Result<usize, AwsError> {
+    let now = app.clock.now_secs();
+    let mut retired = 0;
+    for s in slots.iter().filter(|s| s.state == SlotState::Claimed && !s.handed_over && s.claimed_at + p::CLAIM_GRACE_SECONDS < now) {
+        let Some(job) = s.claimed_by.as_deref().and_then(TaskId::parse) else { continue };
+        let named = app.store.get(&job).await?.is_some_and(|j| j.warm_slot.as_deref() == Some(s.id.as_str()) && j.status == JobStatus::Provisioning);
+        if named {
+            // Its job's next delivery goes on with it.
+            continue;
+        }
+        if let Some(arn) = &s.task_arn {
+            app.tasks.stop(arn, "warm slot left claimed").await?;
+        }
+        if app.store.retire_left_claim(&s.id, &job).await? {
+            tracing::warn!(slot = s.id.as_str(), task_id = job.as_str(), "a warm slot left claimed by a dispatch that died; stopped");
+            retired += 1;
+        }
+    }
+    Ok(retired)
 }
 
 /// A slot's task runs (the reconciler): the task of a slot whose refill died after RunTask is

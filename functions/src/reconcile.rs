@@ -185,7 +185,9 @@ async fn sweep_as_reconcile(app: &App) -> Result<Outcome, AwsError> {
     // retired; then the process function is asked to refill.
     if app.config.warm_pool_size > 0 {
         let now = app.clock.now_secs();
-        for slot in app.store.slots().await? {
+        let slots = app.store.slots().await?;
+        crate::pool::retire_left_claims(app, &slots).await?;
+        for slot in slots {
             // Made by a refill that died before its task was started or recorded, and held by
             // no seat (a held one the next refill gives up itself): out of the index.
             let never_started = slot.state == names::pool::SlotState::Idle

@@ -496,10 +496,10 @@ async fn a_slot_whose_refill_died_is_given_up_and_its_late_task_stopped() {
 
 /// Issue 24, found by the fault-injection test (seed 85): a claim whose answer was lost was
 /// retried by the SDK, refused (the slot was no longer idle), and the dispatch went on without
-/// it: the slot stayed claimed by a job that ran elsewhere, its task idle until its deadline and
-/// the pool one short (and one task over once refilled). The retry is now the claim; and a slot
-/// claimed more than a minute ago, never handed over, by a job that does not name it (a
-/// dispatch that died between the two) is given back by the next refill.
+/// it: the slot stayed claimed by a job that ran elsewhere, its task idle until its deadline: one
+/// task over the pool (a claimed slot's seat is refilled at once). The retry is now the claim;
+/// and a slot claimed more than a minute ago, never handed over, by a job that does not name it
+/// (a dispatch that died between the two) is stopped and retired by the sweep.
 #[tokio::test]
 async fn a_claim_left_by_a_dead_dispatch_goes_back_to_the_pool() {
     let _one = SERIAL.lock().await;
@@ -509,11 +509,15 @@ async fn a_claim_left_by_a_dead_dispatch_goes_back_to_the_pool() {
     let id = TaskId::parse(&submit(&app, &tenant, r#"{"query": "x"}"#).await).unwrap();
     assert!(app.store.claim_slot(&slots[0], &id).await.unwrap());
     assert!(app.store.claim_slot(&slots[0], &id).await.unwrap(), "the SDK's retry of the same claim");
-    let refill = |app: App| async move { functions::identity::acting_as(functions::Function::Process, pool::refill(&app)).await.unwrap() };
+    let sweep = |app: App| async move { reconcile::sweep(&app).await.unwrap() };
+    sweep(app.clone()).await;
+    assert_eq!(app.store.slot(&slots[0]).await.unwrap().unwrap().state, SlotState::Claimed, "a claim a moment old is a dispatch at work");
     let later = app.clone().with_clock(functions::time::Clock::manual(app.clock.now_millis() + (names::pool::CLAIM_GRACE_SECONDS + 5) * 1000));
-    assert_eq!(refill(later).await, 0, "given back, the slot fills its seat again: nothing to start");
+    sweep(later).await;
     let s = app.store.slot(&slots[0]).await.unwrap().unwrap();
-    assert_eq!((s.state, s.claimed_by), (SlotState::Idle, None));
+    assert_eq!(s.state, SlotState::Gone);
+    let described = app.tasks.client.describe_tasks().cluster(&app.config.cluster_arn).tasks(s.task_arn.as_deref().unwrap()).send().await.unwrap();
+    assert_eq!(described.tasks()[0].desired_status(), Some("STOPPED"), "its task is stopped");
     // The job's late dispatch finds its claim gone and does not hand it over.
     assert!(!app.store.slot_handed_over(&slots[0], &id).await.unwrap());
 }

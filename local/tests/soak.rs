@@ -166,15 +166,20 @@ async fn soak() {
 /// One seed's round: its jobs through the stack under its faults, then the invariants.
 async fn round(h: &Harness, seed: u64) -> Result<usize, String> {
     let ledger_from = std::fs::metadata(&h.ledger).map(|m| m.len()).unwrap_or(0);
+    let t = Instant::now();
     let sent = submit_all(h, seed).await?;
     let ids: Vec<String> = sent.iter().map(|s| s.task_id.clone()).collect();
     let finished = wait_finished(h, &ids).await?;
+    let jobs_s = t.elapsed().as_secs_f64();
     // The faults stop; what they left must come right by itself.
     h.plan.set_enabled(false);
     let hooks: Vec<&Sent> = sent.iter().filter(|s| s.webhook).collect();
     wait_webhooks(h, &hooks).await?;
+    let hooks_s = t.elapsed().as_secs_f64() - jobs_s;
     settle_pool(h).await?;
+    let pool_s = t.elapsed().as_secs_f64() - jobs_s - hooks_s;
     check(h, seed, &sent, &finished, ledger_from).await?;
+    println!("  seed {seed}: jobs finished in {jobs_s:.1} s, webhooks {hooks_s:.1} s, pool settled {pool_s:.1} s");
     Ok(sent.len())
 }
 
