@@ -320,6 +320,10 @@ pub async fn dispatch(app: &App, job: &Job) -> Result<Dispatch, AwsError> {
             // An earlier delivery chose a slot: go on with it while it is this job's.
             Some(id) => match store.slot(&id).await? {
                 Some(s) if s.state == SlotState::Claimed && s.claimed_by.as_deref() == Some(task_id.as_str()) => break s,
+                // Handed this job, whatever became of it since: the job is that slot's (its end
+                // ends the job, or sends it back to the queue if its agent never took it).
+                // Choosing again would run it twice.
+                Some(s) if s.handed_over && s.claimed_by.as_deref() == Some(task_id.as_str()) => break s,
                 _ => {
                     // It ended before taking the job: forget it and choose again.
                     store.clear_warm_slot(task_id, &id).await?;
@@ -551,7 +555,7 @@ pub async fn slot_stopped(app: &App, slot_id: &str, detail: &names::ecs::TaskSta
         if taken {
             // The job ends as a cold task's would.
             let as_job = names::ecs::TaskStateChange { started_by: Some(job_id.as_str().to_owned()), ..detail.clone() };
-            outcome = crate::reconcile::job_task_change(app, &as_job).await?;
+            outcome = crate::reconcile::job_task_change(app, &as_job, Some(slot_id)).await?;
         } else {
             // Never taken: back to the queue (not an attempt of the job's). Safe to repeat when
             // the event comes again: a job already queued by an earlier try is sent again (a

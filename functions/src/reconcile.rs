@@ -115,20 +115,22 @@ pub async fn task_change(app: &App, d: &TaskDetail) -> Result<Outcome, AwsError>
             _ => Ok(Outcome::Ignored("a warm slot's task")),
         };
     }
-    job_task_change(app, d).await
+    job_task_change(app, d, None).await
 }
 
-/// A job's task changed (a cold task's, or a warm slot's that took the job).
-pub async fn job_task_change(app: &App, d: &TaskDetail) -> Result<Outcome, AwsError> {
+/// A job's task changed (a cold task's, or, `via_slot`, a warm slot's that took the job).
+pub async fn job_task_change(app: &App, d: &TaskDetail, via_slot: Option<&str>) -> Result<Outcome, AwsError> {
     let Some(task_id) = d.started_by.as_deref().and_then(TaskId::parse) else {
         return Ok(Outcome::Ignored("not a job's task"));
     };
     let Some(job) = app.store.get(&task_id).await? else { return Ok(Outcome::Ignored("unknown job")) };
     // Only the job's own task moves it: a stray task of the job (a duplicate delivery's, stopped
     // as soon as it was found) must not end a job that runs on another task or in a warm slot.
+    // A job handed to a slot whose dispatch died before recording the slot's task has no task
+    // yet: the slot it names is its task.
     let stray = match job.ecs_task_arn.as_deref() {
         Some(arn) => arn != d.task_arn,
-        None => job.warm_slot.is_some(),
+        None => job.warm_slot.is_some() && job.warm_slot.as_deref() != via_slot,
     };
     if stray {
         return Ok(Outcome::Ignored("another task of the job"));

@@ -521,3 +521,45 @@ async fn a_claim_left_by_a_dead_dispatch_goes_back_to_the_pool() {
     // The job's late dispatch finds its claim gone and does not hand it over.
     assert!(!app.store.slot_handed_over(&slots[0], &id).await.unwrap());
 }
+
+/// Issue 24, found by the fault-injection test (seed 51): a dispatch that handed the job to a
+/// slot and died before recording the slot's task left the job PROVISIONING with no task; the
+/// slot's end, after its agent ran the job, was taken for a stray task of the job and ignored,
+/// and the next delivery, finding the slot gone, chose another: the job ran twice (and then
+/// timed out). The slot a job names is its task; and a delivery that finds the job's slot was
+/// handed it never chooses another.
+#[tokio::test]
+async fn a_job_whose_dispatch_died_after_the_hand_over_ends_with_its_slot_and_is_not_sent_again() {
+    let _one = SERIAL.lock().await;
+    let tenant = unique("handedover");
+    let app = pool_app(&tenant, 2).await;
+    let slots = fill(&app).await;
+    let id = submit(&app, &tenant, r#"{"query": "x"}"#).await;
+    let task = TaskId::parse(&id).unwrap();
+    // The dispatch hands the job over and dies before the job records the slot's task.
+    let claimed = app.store.transition(&task, JobStatus::Provisioning, vec![]).await.unwrap().expect("claimed");
+    let functions::pool::Dispatch::Warm { slot_id, .. } = pool::dispatch(&app, &claimed).await.unwrap() else { panic!("not warm") };
+    assert!(slots.contains(&slot_id));
+    // Another delivery, once the slot is retiring, goes on with the same slot.
+    app.store.retire_slot(&slot_id).await.unwrap();
+    let again = job(&app, &id).await;
+    let functions::pool::Dispatch::Warm { slot_id: same, .. } = pool::dispatch(&app, &again).await.unwrap() else { panic!("not warm") };
+    assert_eq!(same, slot_id, "a handed-over slot is the job's");
+    // The agent took it and ran it; the slot's end ends the job.
+    app.outputs.delete_slot_manifest(&slot_id).await.unwrap();
+    let log = names::bucket::output_key(&id, names::Output::Log);
+    app.outputs.client.put_object().bucket(&app.config.bucket).key(&log).body(b"{}".to_vec().into()).send().await.unwrap();
+    app.store
+        .client
+        .update_item()
+        .table_name(&app.config.table)
+        .key(names::table::TASK_ID, aws_sdk_dynamodb::types::AttributeValue::S(names::table::slot_key(&slot_id)))
+        .update_expression("SET slot_state = :c")
+        .expression_attribute_values(":c", aws_sdk_dynamodb::types::AttributeValue::S(SlotState::Claimed.as_str().into()))
+        .send()
+        .await
+        .unwrap();
+    let slot = app.store.slot(&slot_id).await.unwrap().unwrap();
+    assert_eq!(slot_stopped(&app, &slot, Some(0)).await, reconcile::Outcome::Applied(JobStatus::Completed));
+    assert!(matches!(deliver(&app, &id).await, Outcome::Ignored(_)), "a later delivery starts nothing");
+}
