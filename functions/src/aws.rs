@@ -667,6 +667,29 @@ impl JobStore {
             .collect())
     }
 
+    /// The jobs waiting for a running place (QUEUED, `TENANT_LIMIT`), by tenant, oldest first (from
+    /// the index).
+    pub async fn waiting_at_limit(&self) -> Result<HashMap<String, Vec<TaskId>>, AwsError> {
+        let mut waiting: HashMap<String, Vec<(String, TaskId)>> = HashMap::new();
+        let limit = names::job::QueuedReason::TenantLimit.as_str();
+        for m in self.query_unfinished(t::UNFINISHED_PARTITION).await? {
+            let get = |k: &str| m.get(k).and_then(|v| v.as_s().ok());
+            if get(t::STATUS).map(String::as_str) != Some(JobStatus::Queued.as_str()) || get(t::QUEUED_REASON).map(String::as_str) != Some(limit) {
+                continue;
+            }
+            if let (Some(tenant), Some(id)) = (get(t::TENANT_ID), get(t::TASK_ID).and_then(|i| TaskId::parse(i))) {
+                waiting.entry(tenant.clone()).or_default().push((get(t::CREATED_AT).cloned().unwrap_or_default(), id));
+            }
+        }
+        Ok(waiting
+            .into_iter()
+            .map(|(tenant, mut jobs)| {
+                jobs.sort();
+                (tenant, jobs.into_iter().map(|(_, id)| id).collect())
+            })
+            .collect())
+    }
+
     /// (queued, running) of every tenant with unfinished jobs, counted from the index.
     pub async fn unfinished_counts(&self) -> Result<HashMap<String, (i64, i64)>, AwsError> {
         let mut counts: HashMap<String, (i64, i64)> = HashMap::new();

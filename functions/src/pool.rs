@@ -358,7 +358,11 @@ pub async fn dispatch(app: &App, job: &Job) -> Result<Dispatch, AwsError> {
         }
     };
     let task_arn = slot.task_arn.clone().unwrap_or_default();
-    if !slot.handed_over {
+    // While the slot is this job's, its manifest is written, again by a later delivery: the mark
+    // comes before the manifest, so a dispatch that died between the two left a slot marked and
+    // empty. Writing it again after the agent took it is harmless: the agent reads one
+    // manifest, and its release (the delete marker) stays what the slot's end goes by.
+    if slot.state == SlotState::Claimed {
         let manifest = match crate::process::manifest(app, job).await? {
             Ok(m) => m,
             Err((code, why)) => {
@@ -367,7 +371,7 @@ pub async fn dispatch(app: &App, job: &Job) -> Result<Dispatch, AwsError> {
             }
         };
         // Recorded first: a slot's end that finds no mark knows no manifest was ever written.
-        if !store.slot_handed_over(&slot.id, task_id).await? {
+        if !slot.handed_over && !store.slot_handed_over(&slot.id, task_id).await? {
             // The claim was given back (this dispatch took longer than CLAIM_GRACE_SECONDS):
             // the slot may be another job's now. This job goes cold.
             store.clear_warm_slot(task_id, &slot.id).await?;

@@ -183,6 +183,7 @@ async fn sweep_as_reconcile(app: &App) -> Result<Outcome, AwsError> {
         }
     }
     let corrected = recount(app).await?;
+    wake_waiting(app, None).await?;
     // The pool: slots past their deadline whose task never said it stopped are stopped and
     // retired; then the process function is asked to refill.
     if app.config.warm_pool_size > 0 {
@@ -219,6 +220,33 @@ async fn sweep_as_reconcile(app: &App) -> Result<Outcome, AwsError> {
         announced += 1;
     }
     Ok(Outcome::Swept { failed, corrected, announced })
+}
+
+/// Sends the jobs waiting for a running place their tenant has free (of `only` that tenant, if
+/// given), oldest first, and returns how many: they lost their wake-up (the function that freed
+/// the place died before waking the next, or the waker between taking the entry and sending)
+/// and would otherwise wait for their own 15-minute message. A job sent twice is harmless (a
+/// delivery that finds no place parks it again).
+pub async fn wake_waiting(app: &App, only: Option<&str>) -> Result<usize, AwsError> {
+    let mut waiting = app.store.waiting_at_limit().await?;
+    if let Some(tenant) = only {
+        waiting.retain(|t, _| t == tenant);
+    }
+    if waiting.is_empty() {
+        return Ok(0);
+    }
+    let counters = app.store.counters().await?;
+    let mut sent = 0;
+    for (tenant, jobs) in waiting {
+        let running = counters.iter().find(|c| c.tenant == tenant).map_or(0, |c| c.running);
+        let free = (i64::from(app.config.limits.max_running(&tenant)) - running).max(0) as usize;
+        for id in jobs.iter().take(free) {
+            app.queue.send(id).await?;
+            tracing::warn!(tenant = tenant.as_str(), task_id = id.as_str(), "sent a waiting job whose wake-up was lost");
+            sent += 1;
+        }
+    }
+    Ok(sent)
 }
 
 /// An idle slot this long past its deadline has not left by itself (its task never started, or

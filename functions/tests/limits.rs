@@ -286,3 +286,38 @@ async fn counts_stay_exact_under_duplicates_out_of_order_events_and_cancellation
     assert_eq!(counts(&app, &tenant).await, (0, 0));
     assert_eq!(status_of(&app, &three).await["status"], JobStatus::Cancelled.as_str());
 }
+
+/// Issue 24, found by the fault-injection test (seed 0): a parked job whose wake-up was lost (the
+/// function that freed the place died before waking it, or the waker between taking its entry
+/// and sending) waited for its own message, 15 minutes on. The sweep sends the oldest jobs
+/// waiting for a place their tenant has free.
+#[tokio::test]
+async fn the_sweep_wakes_a_job_whose_wake_up_was_lost() {
+    let tenant = unique("lostwake");
+    let (mut app, queue) = limited_app(&[&tenant], 1, 100).await;
+    app.config.tenant_wait_seconds = names::defaults::TENANT_WAIT_SECONDS;
+    let app = app;
+    let first = submit(&app, &tenant, r#"{"query": "a"}"#).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let second = submit(&app, &tenant, r#"{"query": "b"}"#).await;
+    let mut outcomes = Vec::new();
+    while outcomes.len() < 2 {
+        outcomes.extend(queue.round(&app).await);
+    }
+    assert!(outcomes.iter().any(|(id, o)| *id == first && matches!(o, Outcome::Started { .. })), "{outcomes:?}");
+    // The first ends; its wake-up message of the second is lost.
+    stop(&app, &first, 0).await;
+    let lost = queue.sqs.receive_message().queue_url(&queue.url).max_number_of_messages(10).send().await.unwrap();
+    for m in lost.messages() {
+        queue.sqs.delete_message().queue_url(&queue.url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+    }
+    assert!(queue.round(&app).await.is_empty());
+    // (The sweep's part that does it, for this test's tenant: the whole sweep would write this
+    // test's limits onto the other tests' counters.)
+    let sent = functions::identity::acting_as(functions::Function::Reconcile, reconcile::wake_waiting(&app, Some(&tenant))).await.unwrap();
+    assert_eq!(sent, 1);
+    let woken = queue.round(&app).await;
+    assert_eq!(woken.len(), 1, "{woken:?}");
+    assert_eq!(woken[0].0, second);
+    assert!(matches!(woken[0].1, Outcome::Started { .. }), "{woken:?}");
+}

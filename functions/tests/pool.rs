@@ -563,3 +563,25 @@ async fn a_job_whose_dispatch_died_after_the_hand_over_ends_with_its_slot_and_is
     assert_eq!(slot_stopped(&app, &slot, Some(0)).await, reconcile::Outcome::Applied(JobStatus::Completed));
     assert!(matches!(deliver(&app, &id).await, Outcome::Ignored(_)), "a later delivery starts nothing");
 }
+
+/// Issue 24, found by the fault-injection test (seed 102): with the hand-over mark before the
+/// manifest, a dispatch that died between the two left the slot marked and empty, and the next
+/// delivery, seeing the mark, wrote nothing: the slot waited for a manifest that never came and
+/// the job ran into its timeout. A delivery writes the manifest of a slot the job holds.
+#[tokio::test]
+async fn a_delivery_writes_the_manifest_a_dead_dispatch_did_not() {
+    let _one = SERIAL.lock().await;
+    let tenant = unique("nomanifest");
+    let app = pool_app(&tenant, 1).await;
+    let slots = fill(&app).await;
+    let id = submit(&app, &tenant, r#"{"query": "x"}"#).await;
+    let task = TaskId::parse(&id).unwrap();
+    // The dispatch claims, records and marks, and dies before the manifest.
+    app.store.transition(&task, JobStatus::Provisioning, vec![]).await.unwrap().expect("claimed");
+    assert!(app.store.claim_slot(&slots[0], &task).await.unwrap());
+    assert!(app.store.set_warm_slot(&task, &slots[0]).await.unwrap());
+    assert!(app.store.slot_handed_over(&slots[0], &task).await.unwrap());
+    assert!(!app.outputs.exists(&names::bucket::slot_manifest_key(&slots[0])).await.unwrap());
+    assert!(matches!(deliver(&app, &id).await, Outcome::Started { .. }));
+    assert!(app.outputs.exists(&names::bucket::slot_manifest_key(&slots[0])).await.unwrap(), "the manifest is at the slot's place");
+}
