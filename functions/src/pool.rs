@@ -271,10 +271,31 @@ impl crate::aws::JobStore {
             .table_name(&self.table)
             .key(t::TASK_ID, attr_s(task_id.as_str()))
             .update_expression("SET #ws = :slot")
-            .condition_expression("#st = :prov AND attribute_not_exists(#ws)")
+            .condition_expression("#st = :prov AND attribute_not_exists(#ws) AND attribute_not_exists(#cold)")
+            .expression_attribute_names("#cold", t::COLD_START)
             .expression_attribute_names("#ws", t::WARM_SLOT)
             .expression_attribute_names("#st", t::STATUS)
             .expression_attribute_values(":slot", attr_s(slot_id))
+            .expression_attribute_values(":prov", attr_s(JobStatus::Provisioning.as_str()))
+            .send()
+            .await;
+        Ok(conditional(r)?)
+    }
+
+    /// Marks the (provisioning) job as started cold, only while no slot holds it: false when a
+    /// delivery recorded a slot first (then the job is that slot's, and no task may be started).
+    pub async fn mark_cold(&self, task_id: &TaskId) -> Result<bool, AwsError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(t::TASK_ID, attr_s(task_id.as_str()))
+            .update_expression("SET #cold = :yes")
+            .condition_expression("#st = :prov AND attribute_not_exists(#ws)")
+            .expression_attribute_names("#cold", t::COLD_START)
+            .expression_attribute_names("#ws", t::WARM_SLOT)
+            .expression_attribute_names("#st", t::STATUS)
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .expression_attribute_values(":prov", attr_s(JobStatus::Provisioning.as_str()))
             .send()
             .await;

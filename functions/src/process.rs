@@ -137,13 +137,36 @@ pub async fn dispatch_claimed(app: &App, job: &Job, receive_count: u32, fresh: b
     let task_id = &job.task_id;
     let last_attempt = receive_count >= app.config.max_attempts;
 
-    // A waiting warm slot takes it, when there is one.
-    let dispatched = if fresh || job.warm_slot.is_some() { crate::pool::dispatch(app, job).await? } else { crate::pool::Dispatch::Cold };
-    match dispatched {
-        crate::pool::Dispatch::Warm { slot_id, task_arn } => return warm(app, job, &slot_id, task_arn).await,
-        crate::pool::Dispatch::Invalid(code, why) => return fail(app, task_id, code, &why).await,
-        crate::pool::Dispatch::Cold => {}
+    // A waiting warm slot takes it, when there is one. Going cold is recorded before RunTask,
+    // only while no slot holds the job, and a slot only while the job is not going cold: two
+    // deliveries at once (one handing the job to a slot, the other finding no slot recorded
+    // yet) never run it both ways. One that finds a slot recorded first goes on with that slot.
+    let mut job = job.clone();
+    let mut fresh = fresh;
+    let mut cold = false;
+    for _ in 0..3 {
+        let dispatched = if fresh || job.warm_slot.is_some() { crate::pool::dispatch(app, &job).await? } else { crate::pool::Dispatch::Cold };
+        match dispatched {
+            crate::pool::Dispatch::Warm { slot_id, task_arn } => return warm(app, &job, &slot_id, task_arn).await,
+            crate::pool::Dispatch::Invalid(code, why) => return fail(app, task_id, code, &why).await,
+            crate::pool::Dispatch::Cold => {}
+        }
+        if app.store.mark_cold(task_id).await? {
+            cold = true;
+            break;
+        }
+        match app.store.get(task_id).await? {
+            Some(j) if j.status == JobStatus::Provisioning && j.warm_slot.is_some() => {
+                job = j;
+                fresh = false;
+            }
+            _ => return Ok(Outcome::Ignored("dispatched by another delivery")),
+        }
     }
+    if !cold {
+        return Ok(Outcome::Retry("the job's dispatch kept changing under it".into()));
+    }
+    let job = &job;
     let environment = match overrides(app, job).await? {
         Ok(env) => env,
         Err((code, why)) => return fail(app, task_id, code, &why).await,

@@ -495,6 +495,9 @@ pub mod table {
     pub const PARKED: &str = "parked";
     /// The warm slot a job was handed to (absent: a cold task).
     pub const WARM_SLOT: &str = "warm_slot";
+    /// Set (true) by a delivery that starts the job cold, before its RunTask, only while no slot
+    /// holds the job; a slot is recorded only while it is absent: one of the two, never both.
+    pub const COLD_START: &str = "cold_start";
     /// A warm slot: one item per pre-started task, key `slot#<slot id>`, in the sparse index's
     /// [`SLOTS_PARTITION`] by its idle deadline while it lives (no `tenant_id`: never listed).
     pub const SLOT_PREFIX: &str = "slot#";
