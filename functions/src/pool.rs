@@ -509,9 +509,22 @@ async fn start_slot(app: &App, id: &str, link: u64, deadline: i64) -> Result<boo
 pub async fn retire_left_claims(app: &App, slots: &[Slot]) -> Result<usize, AwsError> {
     let now = app.clock.now_secs();
     let mut retired = 0;
-    for s in slots.iter().filter(|s| s.state == SlotState::Claimed && !s.handed_over && s.claimed_at + p::CLAIM_GRACE_SECONDS < now) {
+    for s in slots.iter().filter(|s| s.state == SlotState::Claimed && s.claimed_at + p::CLAIM_GRACE_SECONDS < now) {
         let Some(job) = s.claimed_by.as_deref().and_then(TaskId::parse) else { continue };
-        let named = app.store.get(&job).await?.is_some_and(|j| j.warm_slot.as_deref() == Some(s.id.as_str()) && j.status == JobStatus::Provisioning);
+        let found = app.store.get(&job).await?;
+        if s.handed_over {
+            // Handed a job that finished without it (cancelled before its dispatch recorded the
+            // slot's task, failed by the sweep): nothing will come; its task is stopped, and its
+            // end retires it.
+            if found.as_ref().is_none_or(|j| j.status.is_terminal()) {
+                if let Some(arn) = &s.task_arn {
+                    app.tasks.stop(arn, "its job finished without it").await?;
+                    tracing::warn!(slot = s.id.as_str(), task_id = job.as_str(), "a warm slot held by a finished job; stopped");
+                }
+            }
+            continue;
+        }
+        let named = found.is_some_and(|j| j.warm_slot.as_deref() == Some(s.id.as_str()) && j.status == JobStatus::Provisioning);
         if named {
             // Its job's next delivery goes on with it.
             continue;

@@ -582,3 +582,23 @@ async fn a_delivery_writes_the_manifest_a_dead_dispatch_did_not() {
     assert!(matches!(deliver(&app, &id).await, Outcome::Started { .. }));
     assert!(app.outputs.exists(&names::bucket::slot_manifest_key(&slots[0])).await.unwrap(), "the manifest is at the slot's place");
 }
+
+/// Issue 24, found by the fault-injection test (seed 102): a job cancelled after its dispatch
+/// handed it to a slot but before the slot's task was recorded on it left the slot claimed, its
+/// task waiting until its deadline. The cancel stops the task of the slot the job names; and
+/// the sweep stops a slot held by a job that finished without it.
+#[tokio::test]
+async fn a_cancel_stops_the_slot_its_job_was_handed_before_its_task_was_recorded() {
+    let _one = SERIAL.lock().await;
+    let tenant = unique("cancelslot");
+    let app = pool_app(&tenant, 1).await;
+    let slots = fill(&app).await;
+    let id = submit(&app, &tenant, r#"{"query": "x"}"#).await;
+    let claimed = app.store.transition(&TaskId::parse(&id).unwrap(), JobStatus::Provisioning, vec![]).await.unwrap().expect("claimed");
+    let functions::pool::Dispatch::Warm { slot_id, task_arn } = pool::dispatch(&app, &claimed).await.unwrap() else { panic!("not warm") };
+    assert_eq!(slot_id, slots[0]);
+    let r = call(&app, &request(&tenant, "DELETE", &format!("/jobs/{id}"), "")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let described = app.tasks.client.describe_tasks().cluster(&app.config.cluster_arn).tasks(&task_arn).send().await.unwrap();
+    assert_eq!(described.tasks()[0].desired_status(), Some("STOPPED"), "the slot's task is stopped");
+}

@@ -302,7 +302,13 @@ async fn cancel(ctx: &Ctx<'_>, task_id: &TaskId) -> Result<ApiResponse, ApiError
         };
         // The write returned the job as stored, so a task ARN recorded meanwhile is seen here;
         // a task started after it is stopped by the process function, which finds CANCELLED.
-        if let Some(arn) = &cancelled.ecs_task_arn {
+        // A job handed to a slot by a dispatch that had not yet recorded the slot's task runs (or
+        // is about to run) on the slot's.
+        let slot_task = match (&cancelled.ecs_task_arn, &cancelled.warm_slot) {
+            (None, Some(slot)) => ctx.app.store.slot(slot).await.map_err(ctx.internal)?.filter(|s| s.claimed_by.as_deref() == Some(task_id.as_str())).and_then(|s| s.task_arn),
+            _ => None,
+        };
+        if let Some(arn) = cancelled.ecs_task_arn.as_ref().or(slot_task.as_ref()) {
             if let Err(e) = ctx.app.tasks.stop(arn, "job cancelled").await {
                 // The job is cancelled either way; the agent also exits by its own deadline.
                 tracing::error!(task_id = task_id.as_str(), tenant = ctx.tenant.as_str(), error = %e, "could not stop cancelled task");
