@@ -94,6 +94,9 @@ pub struct JobStore {
     pub webhooks: Option<WebhookQueue>,
     /// Where a parked job is woken when its tenant's running place frees (`sqs:SendMessage`).
     pub jobs: Option<JobQueue>,
+    /// Seconds before the sweep queues a finished job's webhook event its finishing function did
+    /// not (`Config::recovery_grace_seconds`).
+    pub announce_grace_seconds: i64,
 }
 
 /// What a move's write did.
@@ -118,7 +121,7 @@ fn parked_entry(job: &Job) -> String {
 
 /// Seconds after a job finished before the sweep queues a webhook event its finishing function
 /// could not (the finishing function queues it at once; this is for a crash in between).
-pub const ANNOUNCE_GRACE_SECONDS: i64 = 60;
+pub const ANNOUNCE_GRACE_SECONDS: i64 = names::pool::RECOVERY_GRACE_SECONDS;
 
 /// One page of a tenant's jobs.
 pub struct JobPage {
@@ -362,7 +365,7 @@ impl JobStore {
             if announce {
                 set.push((t::UNFINISHED, s(t::WEBHOOKS_PARTITION)));
                 set.push((t::WEBHOOK_STATE, s(names::webhook::DeliveryState::Pending.as_str())));
-                set.push((t::DEADLINE_AT, n(self.clock.now_secs() + ANNOUNCE_GRACE_SECONDS)));
+                set.push((t::DEADLINE_AT, n(self.clock.now_secs() + self.announce_grace_seconds)));
                 set.push((t::WEBHOOK_ROUND_AT, n(self.clock.now_secs())));
             }
             set.extend(updates.iter().filter(|(k, _)| !(announce && [t::UNFINISHED, t::WEBHOOK_STATE, t::DEADLINE_AT].contains(k))).cloned());

@@ -134,6 +134,9 @@ pub struct Config {
     pub webhook_allow_http: bool,
     /// Warm slots kept waiting for jobs (0: none).
     pub warm_pool_size: u32,
+    /// How long a step left unfinished waits before another function takes it as left by one
+    /// that died (`names::pool::RECOVERY_GRACE_SECONDS`; the local stack's tests shorten it).
+    pub recovery_grace_seconds: i64,
 }
 
 impl Config {
@@ -150,6 +153,7 @@ impl Config {
             webhook_retry_seconds: names::webhook::DEFAULT_RETRY_SECONDS.to_vec(),
             webhook_timeout: std::time::Duration::from_secs(names::webhook::TIMEOUT_SECONDS),
             webhook_egress: names::egress::EgressPolicy::default().with_any_port(),
+            recovery_grace_seconds: names::pool::RECOVERY_GRACE_SECONDS,
             ..Config::default()
         }
     }

@@ -393,7 +393,7 @@ pub async fn dispatch(app: &App, job: &Job) -> Result<Dispatch, AwsError> {
         };
         // Recorded first: a slot's end that finds no mark knows no manifest was ever written.
         if !slot.handed_over && !store.slot_handed_over(&slot.id, task_id).await? {
-            // The claim was given back (this dispatch took longer than CLAIM_GRACE_SECONDS):
+            // The claim was given back (this dispatch took longer than the recovery grace):
             // the slot may be another job's now. This job goes cold.
             store.clear_warm_slot(task_id, &slot.id).await?;
             return Ok(Dispatch::Cold);
@@ -421,7 +421,7 @@ pub async fn refill(app: &App) -> Result<usize, AwsError> {
             // task was started or recorded. Its seat is free; should its task exist after all,
             // its RUNNING event finds the slot given up and stops it.
             let never_started = slot.as_ref().is_some_and(|s| {
-                s.state == SlotState::Idle && s.task_arn.is_none() && s.created_at + p::START_GRACE_SECONDS * 1000 < app.clock.now_millis()
+                s.state == SlotState::Idle && s.task_arn.is_none() && s.created_at + app.config.recovery_grace_seconds * 1000 < app.clock.now_millis()
             });
             if never_started {
                 if app.store.abandon_slot(slot_id).await? {
@@ -503,13 +503,13 @@ async fn start_slot(app: &App, id: &str, link: u64, deadline: i64) -> Result<boo
 }
 
 /// Slots left claimed by a dispatch that died between the claim and the hand-over (the sweep):
-/// claimed over `CLAIM_GRACE_SECONDS` ago, never handed over, by a job that does not name them.
+/// claimed over the recovery grace ago, never handed over, by a job that does not name them.
 /// Such a slot lost its seat when it was claimed (the refill started another in its place), so
 /// it is not given back to the pool but stopped and retired. Returns how many.
 pub async fn retire_left_claims(app: &App, slots: &[Slot]) -> Result<usize, AwsError> {
     let now = app.clock.now_secs();
     let mut retired = 0;
-    for s in slots.iter().filter(|s| s.state == SlotState::Claimed && s.claimed_at + p::CLAIM_GRACE_SECONDS < now) {
+    for s in slots.iter().filter(|s| s.state == SlotState::Claimed && s.claimed_at + app.config.recovery_grace_seconds < now) {
         let Some(job) = s.claimed_by.as_deref().and_then(TaskId::parse) else { continue };
         let found = app.store.get(&job).await?;
         if s.handed_over {

@@ -195,7 +195,7 @@ async fn sweep_as_reconcile(app: &App) -> Result<Outcome, AwsError> {
             // no seat (a held one the next refill gives up itself): out of the index.
             let never_started = slot.state == names::pool::SlotState::Idle
                 && slot.task_arn.is_none()
-                && slot.created_at + names::pool::START_GRACE_SECONDS * 1000 < app.clock.now_millis();
+                && slot.created_at + app.config.recovery_grace_seconds * 1000 < app.clock.now_millis();
             if never_started {
                 if app.store.abandon_slot(&slot.id).await? {
                     tracing::warn!(slot = slot.id.as_str(), "a warm slot never got its task; given up");

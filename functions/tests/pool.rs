@@ -479,7 +479,7 @@ async fn a_slot_whose_refill_died_is_given_up_and_its_late_task_stopped() {
     assert!(app.store.take_seat(0, held.as_deref(), &orphan).await.unwrap());
     let refill = |app: App| async move { functions::identity::acting_as(functions::Function::Process, pool::refill(&app)).await.unwrap() };
     assert_eq!(refill(app.clone()).await, 0, "a slot being started is not given up at once");
-    let later = app.clone().with_clock(functions::time::Clock::manual(app.clock.now_millis() + (names::pool::START_GRACE_SECONDS + 5) * 1000));
+    let later = app.clone().with_clock(functions::time::Clock::manual(app.clock.now_millis() + (app.config.recovery_grace_seconds + 5) * 1000));
     assert_eq!(refill(later).await, 1, "a minute on, its seat is refilled");
     assert_eq!(app.store.slot(&orphan).await.unwrap().unwrap().state, SlotState::Gone);
     // Its task started after all (the refill died after RunTask): stopped when it runs.
@@ -509,7 +509,7 @@ async fn a_claim_left_by_a_dead_dispatch_goes_back_to_the_pool() {
     let sweep = |app: App| async move { reconcile::sweep(&app).await.unwrap() };
     sweep(app.clone()).await;
     assert_eq!(app.store.slot(&slots[0]).await.unwrap().unwrap().state, SlotState::Claimed, "a claim a moment old is a dispatch at work");
-    let later = app.clone().with_clock(functions::time::Clock::manual(app.clock.now_millis() + (names::pool::CLAIM_GRACE_SECONDS + 5) * 1000));
+    let later = app.clone().with_clock(functions::time::Clock::manual(app.clock.now_millis() + (app.config.recovery_grace_seconds + 5) * 1000));
     sweep(later).await;
     let s = app.store.slot(&slots[0]).await.unwrap().unwrap();
     assert_eq!(s.state, SlotState::Gone);

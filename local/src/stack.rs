@@ -54,6 +54,8 @@ pub struct Options {
     pub visibility_seconds: Option<u32>,
     /// Seconds before each webhook retry, when not the deployment's default.
     pub webhook_retry_seconds: Option<Vec<u32>>,
+    /// The functions' recovery grace (`Config::recovery_grace_seconds`), when not the default.
+    pub recovery_grace_seconds: Option<i64>,
 }
 
 impl Options {
@@ -82,6 +84,7 @@ impl Options {
             sweep_every: None,
             visibility_seconds: None,
             webhook_retry_seconds: None,
+            recovery_grace_seconds: None,
         }
     }
 }
@@ -166,6 +169,9 @@ impl LocalStack {
         }
         let (mut config, task_definition) = provision(&o.root, &sdk, &settings).await?;
         config.limits = o.tenant_limits.clone();
+        if let Some(grace) = o.recovery_grace_seconds {
+            config.recovery_grace_seconds = grace;
+        }
         if let Some(retries) = &o.webhook_retry_seconds {
             config.webhook_retry_seconds = retries.clone();
         }

@@ -37,6 +37,8 @@ const WARM_POOL: u32 = 2;
 /// The short run of `make test`: this many seeds, spread over the fault points and faults
 /// (seed i * 17: the points are taken in a stride, and the faults change as the seeds grow).
 const SHORT_SEEDS: u64 = 24;
+/// The functions' recovery grace in this test (a minute when deployed).
+const GRACE: i64 = 8;
 /// How long a round's jobs may take to finish with faults on, before time is moved on.
 const SETTLE: Duration = Duration::from_secs(60);
 
@@ -105,6 +107,8 @@ async fn soak() {
         sweep_every: Some(Duration::from_secs(3)),
         visibility_seconds: Some(3),
         webhook_retry_seconds: Some(vec![1, 1, 2]),
+        // Time compressed: what a dead function left is taken up after 8 s, not a minute.
+        recovery_grace_seconds: Some(GRACE),
         ..Options::quiet(&TENANTS, AgentCommand::Trivial(env!("CARGO_BIN_EXE_stand-in-agent").into()))
     })
     .await
@@ -362,8 +366,8 @@ async fn settle_pool(h: &Harness) -> Result<(), String> {
         if jobs.is_empty() && idle == slot_tasks && idle.len() as u32 == WARM_POOL {
             return Ok(());
         }
-        // A slot whose start died is given up START_GRACE_SECONDS after it was made.
-        if t.elapsed() > Duration::from_secs(names::pool::START_GRACE_SECONDS as u64 + 40) {
+        // A slot whose start died is given up the recovery grace after it was made.
+        if t.elapsed() > Duration::from_secs(GRACE as u64 + 40) {
             let pool: Vec<String> = items.iter().filter(|(k, _)| k.starts_with("seat#") || k.starts_with(names::table::SLOT_PREFIX)).map(|(k, i)| format!("{k} {i:?}")).collect();
             return Err(format!(
                 "the pool did not settle in {} s: slot items not gone {idle:?}, slot tasks {slot_tasks:?}, job tasks {jobs:?}\n  {}",

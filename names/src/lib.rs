@@ -593,14 +593,14 @@ pub mod pool {
     pub const LINK_SECONDS: u64 = 1200;
     /// A slot this close to its deadline is not given a job.
     pub const CLAIM_MARGIN_SECONDS: i64 = 60;
-    /// A slot with no task this long after its item was made was never started (its refill died
-    /// between the item and RunTask's answer): its seat is free again. RunTask and recording its
-    /// task take seconds, retries included.
-    pub const START_GRACE_SECONDS: i64 = 60;
-    /// A slot claimed this long ago and still not handed over, by a job that does not name it,
-    /// was left by a dispatch that died between the two: the refill gives it back to the pool.
-    /// A dispatch goes from claim to hand-over in well under a second, retries included.
-    pub const CLAIM_GRACE_SECONDS: i64 = 60;
+    /// The default of the functions' recovery grace (`Config::recovery_grace_seconds`): a step
+    /// that takes seconds, retries included, and has not happened this long after it began was
+    /// left by a function that died. A slot with no task this long after its item was made was
+    /// never started (its refill died between the item and RunTask's answer): its seat is free
+    /// again. A slot claimed this long ago and never handed over, by a job that does not name it,
+    /// was left by a dispatch that died between the two. A finished job's webhook event not
+    /// queued this long after it finished is queued by the sweep.
+    pub const RECOVERY_GRACE_SECONDS: i64 = 60;
 
     /// A place in the pool: item `seat#<n>` (n below `warm_pool_size`) of the jobs table, naming
     /// in [`SEAT_SLOT`] the slot that holds it. A refill starts a slot only for a seat it took by a
