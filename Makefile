@@ -12,7 +12,7 @@ CARGO_WS := $(CARGO) test --workspace
 # Crate fragments add their benchmarks here (agent/agent.mk, functions/functions.mk).
 BENCH_TARGETS := bench-infra bench-local bench-fairness bench-warm
 
-.PHONY: all gen check test test-tools test-infra bench tools system-packages local local-command e2e deploy destroy rotate-key rotate-key-finish $(BENCH_TARGETS)
+.PHONY: all gen check test test-tools test-infra soak bench tools system-packages local local-command e2e deploy destroy rotate-key rotate-key-finish $(BENCH_TARGETS)
 
 all: gen
 
@@ -86,6 +86,13 @@ local: tools image
 # The command `make local` runs with these variables, printed (the README's test runs it).
 local-command:
 	@:$(info $(LOCAL_STACK))
+
+## soak: the fault-injection test (local/tests/soak.rs) over thousands of seeds, 12 jobs each
+## (hours; SOAK_SEEDS=a..b chooses them, one seed reruns alone as SOAK_SEEDS=n..n+1). `make test`
+## runs its short version (24 seeds spread over the fault points).
+SOAK_SEEDS ?= 0..2000
+soak: tools
+	SOAK_SEEDS=$(SOAK_SEEDS) $(CARGO_WS) --test soak -- --nocapture
 
 ## e2e: one job end to end through the local stack, over HTTP as a client would
 e2e: tools image
