@@ -105,23 +105,26 @@ push_image() {
 # Prints the arguments of `terraform init`: the backend settings, and how to move a local state
 # into S3 (the first deploy after one made before the backend) or to switch stacks.
 state_backend() {
-  local bucket key
+  local bucket key account partition owner
   key="${PROJECT_NAME:?PROJECT_NAME is set by the Makefile}/${ENVIRONMENT:?ENVIRONMENT is set by the Makefile}/terraform.tfstate"
+  read -r account partition < <(aws sts get-caller-identity --region "$(region)" --query '[Account, Arn]' --output text)
+  partition=$(cut -d: -f2 <<<"$partition")
+  # The state holds every API key: it goes only to a bucket of the expected account (this one, or
+  # TF_STATE_BUCKET_OWNER), checked on every call with S3's bucket owner condition. A bucket name
+  # is global and the default one is predictable: another account could have made it first.
+  owner=${TF_STATE_BUCKET_OWNER:-$account}
   if [ -n "${TF_STATE_BUCKET:-}" ]; then
     bucket=$TF_STATE_BUCKET
-    if ! aws s3api head-bucket --bucket "$bucket" --region "$(region)" >/dev/null 2>&1; then
-      echo "deploy: TF_STATE_BUCKET=$bucket does not exist or cannot be read with these credentials" >&2
+    if ! aws s3api head-bucket --bucket "$bucket" --expected-bucket-owner "$owner" --region "$(region)" >/dev/null 2>&1; then
+      echo "deploy: TF_STATE_BUCKET=$bucket does not exist, is not account $owner's, or cannot be read with these credentials" >&2
       exit 1
     fi
-    if [ "$(aws s3api get-bucket-versioning --bucket "$bucket" --region "$(region)" --query Status --output text 2>/dev/null)" != Enabled ]; then
+    if [ "$(aws s3api get-bucket-versioning --bucket "$bucket" --expected-bucket-owner "$owner" --region "$(region)" --query Status --output text 2>/dev/null)" != Enabled ]; then
       echo "deploy: warning: TF_STATE_BUCKET=$bucket has no versioning; an overwritten state cannot be recovered" >&2
     fi
   else
-    local account partition
-    read -r account partition < <(aws sts get-caller-identity --region "$(region)" --query '[Account, Arn]' --output text)
-    partition=$(cut -d: -f2 <<<"$partition")
     bucket="infra-gen-tfstate-$account-$(region)"
-    state_bucket "$bucket" "$partition"
+    state_bucket "$bucket" "$partition" "$owner"
   fi
   local args=(-backend-config="bucket=$bucket" -backend-config="key=$key" -backend-config="region=$(region)")
   # encrypt = true is SSE-S3; with TF_STATE_KMS_KEY (a key ARN) the state is encrypted with that key
@@ -139,26 +142,32 @@ state_backend() {
 
 # The state bucket, made if missing and brought to its settings (each call is idempotent).
 state_bucket() {
-  local bucket=$1 partition=$2 r
+  local bucket=$1 partition=$2 owner=$3 r created
   r=$(region)
-  if ! aws s3api head-bucket --bucket "$bucket" --region "$r" >/dev/null 2>&1; then
+  if ! aws s3api head-bucket --bucket "$bucket" --expected-bucket-owner "$owner" --region "$r" >/dev/null 2>&1; then
     echo "deploy: creating the Terraform state bucket $bucket" >&2
     if [ "$r" = us-east-1 ]; then
-      aws s3api create-bucket --bucket "$bucket" --region "$r" >/dev/null
+      created=$(aws s3api create-bucket --bucket "$bucket" --region "$r" 2>&1 >/dev/null) || true
     else
-      aws s3api create-bucket --bucket "$bucket" --region "$r" --create-bucket-configuration "LocationConstraint=$r" >/dev/null
+      created=$(aws s3api create-bucket --bucket "$bucket" --region "$r" --create-bucket-configuration "LocationConstraint=$r" 2>&1 >/dev/null) || true
+    fi
+    # Made now, or ours already (BucketAlreadyOwnedByYou): either way it must pass the owner check.
+    if ! aws s3api head-bucket --bucket "$bucket" --expected-bucket-owner "$owner" --region "$r" >/dev/null 2>&1; then
+      echo "deploy: the state bucket $bucket exists but is not account $owner's (${created:-no answer}); set TF_STATE_BUCKET to a bucket of yours" >&2
+      exit 1
     fi
   fi
-  aws s3api put-public-access-block --bucket "$bucket" --region "$r" \
+  local own=(--expected-bucket-owner "$owner")
+  aws s3api put-public-access-block --bucket "$bucket" "${own[@]}" --region "$r" \
     --public-access-block-configuration BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
-  aws s3api put-bucket-ownership-controls --bucket "$bucket" --region "$r" \
+  aws s3api put-bucket-ownership-controls --bucket "$bucket" "${own[@]}" --region "$r" \
     --ownership-controls 'Rules=[{ObjectOwnership=BucketOwnerEnforced}]'
-  aws s3api put-bucket-versioning --bucket "$bucket" --region "$r" --versioning-configuration Status=Enabled
-  aws s3api put-bucket-encryption --bucket "$bucket" --region "$r" --server-side-encryption-configuration \
+  aws s3api put-bucket-versioning --bucket "$bucket" "${own[@]}" --region "$r" --versioning-configuration Status=Enabled
+  aws s3api put-bucket-encryption --bucket "$bucket" "${own[@]}" --region "$r" --server-side-encryption-configuration \
     '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"AES256"}}]}'
-  aws s3api put-bucket-lifecycle-configuration --bucket "$bucket" --region "$r" --lifecycle-configuration \
+  aws s3api put-bucket-lifecycle-configuration --bucket "$bucket" "${own[@]}" --region "$r" --lifecycle-configuration \
     '{"Rules":[{"ID":"old-state-versions","Status":"Enabled","Filter":{"Prefix":""},"NoncurrentVersionExpiration":{"NoncurrentDays":90},"AbortIncompleteMultipartUpload":{"DaysAfterInitiation":1}}]}'
-  aws s3api put-bucket-policy --bucket "$bucket" --region "$r" --policy \
+  aws s3api put-bucket-policy --bucket "$bucket" "${own[@]}" --region "$r" --policy \
     "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"DenyInsecureTransport\",\"Effect\":\"Deny\",\"Principal\":\"*\",\"Action\":\"s3:*\",\"Resource\":[\"arn:$partition:s3:::$bucket\",\"arn:$partition:s3:::$bucket/*\"],\"Condition\":{\"Bool\":{\"aws:SecureTransport\":\"false\"}}}]}"
 }
 

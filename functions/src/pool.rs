@@ -248,6 +248,20 @@ impl crate::aws::JobStore {
         Ok(conditional(r)?)
     }
 
+    /// Retires an idle slot, only while it is idle (not claimed meanwhile).
+    pub async fn retire_idle_slot(&self, slot_id: &str) -> Result<bool, AwsError> {
+        let r = self
+            .slot_update(slot_id, "SET #st = :gone REMOVE #unf")
+            .condition_expression("#st = :idle")
+            .expression_attribute_names("#st", t::SLOT_STATE)
+            .expression_attribute_names("#unf", t::UNFINISHED)
+            .expression_attribute_values(":gone", attr_s(SlotState::Gone.as_str()))
+            .expression_attribute_values(":idle", attr_s(SlotState::Idle.as_str()))
+            .send()
+            .await;
+        Ok(conditional(r)?)
+    }
+
     /// A slot whose task ended: out of the index, kept until its TTL.
     pub async fn retire_slot(&self, slot_id: &str) -> Result<(), AwsError> {
         let r = self.slot_update(slot_id, "SET #st = :gone REMOVE #unf")

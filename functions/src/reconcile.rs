@@ -190,7 +190,27 @@ async fn sweep_as_reconcile(app: &App) -> Result<Outcome, AwsError> {
         let now = app.clock.now_secs();
         let slots = app.store.slots().await?;
         crate::pool::retire_left_claims(app, &slots).await?;
+        let mut seated = std::collections::HashSet::new();
+        for n in 0..app.config.warm_pool_size {
+            seated.extend(app.store.seat(n).await?);
+        }
         for slot in slots {
+            // Idle and in no seat, past the grace a new slot takes to take its seat: a slot given
+            // back after its claim (whose seat the refill gave another meanwhile). One over the
+            // pool: stopped and retired.
+            let unseated = slot.state == names::pool::SlotState::Idle
+                && slot.task_arn.is_some()
+                && !seated.contains(&slot.id)
+                && slot.created_at + app.config.recovery_grace_seconds * 1000 < app.clock.now_millis();
+            if unseated {
+                if app.store.retire_idle_slot(&slot.id).await? {
+                    if let Some(arn) = &slot.task_arn {
+                        app.tasks.stop(arn, "warm slot over the pool").await?;
+                    }
+                    tracing::warn!(slot = slot.id.as_str(), "a warm slot held no seat (given back after its seat was refilled); stopped");
+                }
+                continue;
+            }
             // Made by a refill that died before its task was started or recorded, and held by
             // no seat (a held one the next refill gives up itself): out of the index.
             let never_started = slot.state == names::pool::SlotState::Idle

@@ -602,3 +602,30 @@ async fn a_cancel_stops_the_slot_its_job_was_handed_before_its_task_was_recorded
     let described = app.tasks.client.describe_tasks().cluster(&app.config.cluster_arn).tasks(&task_arn).send().await.unwrap();
     assert_eq!(described.tasks()[0].desired_status(), Some("STOPPED"), "the slot's task is stopped");
 }
+
+/// Issue 24, found by the fault-injection test (seed 255): a slot given back after its claim (the
+/// job went another way) came back idle while the refill had already given its seat to a new
+/// slot: one slot over the pool until its deadline. The sweep stops and retires an idle slot that
+/// holds no seat.
+#[tokio::test]
+async fn a_slot_given_back_after_its_seat_was_refilled_is_stopped() {
+    let _one = SERIAL.lock().await;
+    let tenant = unique("unseated");
+    let app = pool_app(&tenant, 1).await;
+    let slots = fill(&app).await;
+    let id = TaskId::parse(&submit(&app, &tenant, r#"{"query": "x"}"#).await).unwrap();
+    assert!(app.store.claim_slot(&slots[0], &id).await.unwrap());
+    // The claim frees the seat: a refill starts another slot in it.
+    assert_eq!(functions::identity::acting_as(functions::Function::Process, pool::refill(&app)).await.unwrap(), 1);
+    app.store.release_slot(&slots[0], &id).await.unwrap();
+    let idle: Vec<Slot> = app.store.slots().await.unwrap().into_iter().filter(|s| s.state == SlotState::Idle).collect();
+    assert_eq!(idle.len(), 2, "one over the pool");
+    let later = app.clone().with_clock(functions::time::Clock::manual(app.clock.now_millis() + (app.config.recovery_grace_seconds + 5) * 1000));
+    reconcile::sweep(&later).await.unwrap();
+    let s = app.store.slot(&slots[0]).await.unwrap().unwrap();
+    assert_eq!(s.state, SlotState::Gone, "the slot without a seat is retired");
+    let described = app.tasks.client.describe_tasks().cluster(&app.config.cluster_arn).tasks(s.task_arn.as_deref().unwrap()).send().await.unwrap();
+    assert_eq!(described.tasks()[0].desired_status(), Some("STOPPED"));
+    let idle = app.store.slots().await.unwrap().into_iter().filter(|s| s.state == SlotState::Idle).count();
+    assert_eq!(idle, 1, "the pool's size");
+}

@@ -183,3 +183,30 @@ fn terraform_keeps_its_state_there(env: &Env, bucket: &str) {
     assert!(said.contains("Error acquiring the state lock") && said.contains("someone@elsewhere"), "{said}");
     let _ = std::fs::remove_dir_all(&scratch);
 }
+
+/// Issue 24: the default state bucket's name is predictable and bucket names are global, so
+/// another account could make it first and receive the state (every API key). deploy.sh checks
+/// the owner with S3's bucket owner condition on every call (the emulator answers a mismatch 403
+/// as S3 does): a bucket of another account than the expected one is refused, by name or by
+/// default, and nothing is written to it.
+#[test]
+fn a_state_bucket_of_another_account_is_refused() {
+    let env = Env::new();
+    // The default bucket, held by "another account" (the emulator's buckets are all one
+    // account's: expecting another owner is the same check failing).
+    let out = env.state_backend(&[("TF_STATE_BUCKET_OWNER", "210987654321")]);
+    assert!(!out.status.success(), "deploy went on with a bucket of another account");
+    assert!(text(&out.stderr).contains("is not account 210987654321's"), "{}", text(&out.stderr));
+    // The bucket was made by the emulator's account, and nothing of the settings was written as if
+    // it were the expected one's: no versioning set.
+    let bucket = format!("infra-gen-tfstate-{ACCOUNT}-{REGION}");
+    let versioning = env.aws(&["s3api", "get-bucket-versioning", "--bucket", &bucket]);
+    assert_ne!(versioning["Status"], "Enabled", "{versioning}");
+    // A named bucket of another account, likewise.
+    let out = env.state_backend(&[("TF_STATE_BUCKET", &bucket), ("TF_STATE_BUCKET_OWNER", "210987654321")]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("is not account 210987654321's"), "{}", text(&out.stderr));
+    // The expected owner (the caller's account by default) passes.
+    assert!(env.state_backend(&[]).status.success());
+    assert!(env.state_backend(&[("TF_STATE_BUCKET", &bucket)]).status.success());
+}

@@ -18,10 +18,16 @@ its own in functions/tests/emulator.rs.
   request started, starting none; with other parameters it fails with ConflictException, whose
   resourceIds are the ARNs of those tasks. moto ignores the token and starts a task every time.
 
+- S3's expected bucket owner (S3 User Guide, "Verifying bucket ownership with bucket owner
+  condition"): a request with `x-amz-expected-bucket-owner` naming another account than the
+  bucket's fails with 403 AccessDenied. moto ignores the header. Every bucket here is the
+  emulator's one account's (MOTO_ACCOUNT_ID, default 123456789012).
+
 Usage: python moto_server.py [moto_server's arguments]
 """
 
 import json
+import os
 import sys
 import threading
 import time
@@ -133,6 +139,23 @@ ddb.DynamoDBBackend.transact_write_items = _transact_write_items
 
 _Dispatcher = moto.server.DomainDispatcherApplication
 
+ACCOUNT_ID = os.environ.get("MOTO_ACCOUNT_ID", "123456789012")
+
+
+def _expected_owner(app):
+    def serve(environ, start_response):
+        expected = environ.get("HTTP_X_AMZ_EXPECTED_BUCKET_OWNER")
+        if expected is not None and expected != ACCOUNT_ID:
+            body = (
+                '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+                "<Message>Access Denied</Message><RequestId>testenv</RequestId></Error>"
+            ).encode()
+            start_response("403 Forbidden", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+            return [body]
+        return app(environ, start_response)
+
+    return serve
+
 
 class _CheckedDispatcher(_Dispatcher):
     """moto's application, behind S3's checks of pre-signed requests (authentication) and then
@@ -140,7 +163,7 @@ class _CheckedDispatcher(_Dispatcher):
 
     def __call__(self, environ, start_response):
         iam_authorize.route(environ)
-        serve = s3_presigned.checked(iam_authorize.authorized(super().__call__))
+        serve = _expected_owner(s3_presigned.checked(iam_authorize.authorized(super().__call__)))
         if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
             with _dynamodb_lock:
                 # The whole answer under the lock: moto builds it from the items as they are.
