@@ -130,37 +130,38 @@ pub struct JobPage {
 }
 
 impl JobStore {
-    /// Records a new job, counting it among its tenant's queued ones: first a place is taken on
-    /// the tenant's counter (`dynamodb:UpdateItem`, only while it has fewer than its limit
-    /// queued; `max_queued` when the counter carries none), then the job is written
-    /// (`dynamodb:PutItem`, only if no job has this id); a job that exists gives its place back.
-    /// Not one transaction (a failed transaction of the emulator restores the whole table, losing
-    /// concurrent writes): a crash between the two leaves the counter one high until the sweep's
-    /// recount corrects it.
+    /// Records a new job, counting it among its tenant's queued ones, in one transaction
+    /// (`dynamodb:TransactWriteItems`: PutItem of the job, only if no job has this id, and
+    /// UpdateItem of the tenant's counter, only while it has fewer than its limit queued;
+    /// `max_queued` when the counter carries none). Its token, made by the SDK and shared by its
+    /// retries, makes a retry of a transaction whose answer was lost an answer, not "exists":
+    /// before, the job and its count were two writes, and a lost answer of the PutItem gave the
+    /// place back for a job that was created (the count one low; found by the fault-injection
+    /// test, seed 1002).
     pub async fn put_new(&self, job: &Job, max_queued: u32) -> Result<Admit, AwsError> {
         let tenant = job.tenant_id.as_str();
-        if !self.count(tenant, 1, 0, Some((t::QUEUED_COUNT, t::MAX_QUEUED, max_queued))).await? {
-            return Ok(Admit::QueueFull);
-        }
-        let r = self
-            .client
-            .put_item()
+        let put = aws_sdk_dynamodb::types::Put::builder()
             .table_name(&self.table)
             .set_item(Some(to_item(job)))
             .condition_expression("attribute_not_exists(#k)")
             .expression_attribute_names("#k", t::TASK_ID)
+            .build()
+            .map_err(|e| AwsError { op: "dynamodb:TransactWriteItems", code: None, detail: e.to_string() })?;
+        let count = self.count_update_limited(tenant, 1, 0, Some(("#q", t::MAX_QUEUED, max_queued)))?;
+        let r = self
+            .client
+            .transact_write_items()
+            .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put).build())
+            .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(count).build())
             .send()
             .await;
         match r {
             Ok(_) => Ok(Admit::Created),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                self.count(tenant, -1, 0, None).await?;
-                Ok(Admit::Exists)
-            }
-            Err(e) => {
-                self.count(tenant, -1, 0, None).await?;
-                Err(AwsError::from_sdk("dynamodb:PutItem", e))
-            }
+            Err(e) => match cancelled_by(&e) {
+                Some((true, _)) => Ok(Admit::Exists),
+                Some((false, true)) => Ok(Admit::QueueFull),
+                _ => Err(AwsError::from_sdk("dynamodb:TransactWriteItems", e)),
+            },
         }
     }
 
@@ -178,36 +179,16 @@ impl JobStore {
             .expression_attribute_values(":zero", n(0))
     }
 
-    /// Changes `tenant`'s counter by `queued` and `running` (`dynamodb:UpdateItem`); with
-    /// `limit` (count, limit attribute, default), only while that count is below the tenant's
-    /// limit on the counter (the default when it carries none). False when the limit refused it.
-    async fn count(&self, tenant: &str, queued: i64, running: i64, limit: Option<(&str, &str, u32)>) -> Result<bool, AwsError> {
-        let mut u = self
-            .counter_item(tenant, "#ca = :now ADD #q :dq, #r :dr")
-            .expression_attribute_names("#ca", t::COUNTS_AT)
-            .expression_attribute_names("#q", t::QUEUED_COUNT)
-            .expression_attribute_names("#r", t::RUNNING_COUNT)
-            .expression_attribute_values(":now", n(self.clock.now_millis()))
-            .expression_attribute_values(":dq", n(queued))
-            .expression_attribute_values(":dr", n(running));
-        if let Some((count, limit, default)) = limit {
-            let name = if count == t::QUEUED_COUNT { "#q" } else { "#r" };
-            u = u
-                .condition_expression(format!("attribute_not_exists({name}) OR (attribute_not_exists(#lim) AND {name} < :max) OR {name} < #lim"))
-                .expression_attribute_names("#lim", limit)
-                .expression_attribute_values(":max", n(default));
-        }
-        match u.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if limit.is_some() && e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e)),
-        }
-    }
-
     /// The counter change of a move, as one update of a transaction: `tenant`'s counts by
     /// (`queued`, `running`); with `max_running`, only while the running count is below the
     /// tenant's limit (the counter's, else `max_running`).
     fn count_update(&self, tenant: &str, queued: i64, running: i64, max_running: Option<u32>) -> Result<aws_sdk_dynamodb::types::Update, AwsError> {
+        self.count_update_limited(tenant, queued, running, max_running.map(|m| ("#r", t::MAX_RUNNING, m)))
+    }
+
+    /// As [`count_update`](Self::count_update), with `limit` = (the count's placeholder, `#q` or
+    /// `#r`; the limit's attribute on the counter; the default when it carries none).
+    fn count_update_limited(&self, tenant: &str, queued: i64, running: i64, limit: Option<(&str, &str, u32)>) -> Result<aws_sdk_dynamodb::types::Update, AwsError> {
         let mut u = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.table)
             .key(t::TASK_ID, s(t::counter_key(tenant)))
@@ -222,10 +203,10 @@ impl JobStore {
             .expression_attribute_values(":now", n(self.clock.now_millis()))
             .expression_attribute_values(":dq", n(queued))
             .expression_attribute_values(":dr", n(running));
-        if let Some(max) = max_running {
+        if let Some((count, limit, max)) = limit {
             u = u
-                .condition_expression("attribute_not_exists(#r) OR (attribute_not_exists(#lim) AND #r < :max) OR #r < #lim")
-                .expression_attribute_names("#lim", t::MAX_RUNNING)
+                .condition_expression(format!("attribute_not_exists({count}) OR (attribute_not_exists(#lim) AND {count} < :max) OR {count} < #lim"))
+                .expression_attribute_names("#lim", limit)
                 .expression_attribute_values(":max", n(max));
         }
         u.build().map_err(|e| AwsError { op: "dynamodb:TransactWriteItems", code: None, detail: e.to_string() })

@@ -321,3 +321,31 @@ async fn the_sweep_wakes_a_job_whose_wake_up_was_lost() {
     assert_eq!(woken[0].0, second);
     assert!(matches!(woken[0].1, Outcome::Started { .. }), "{woken:?}");
 }
+
+/// Issue 24, found by the fault-injection test (seed 1002): a submit's job and its count were two
+/// writes, and when the PutItem's answer was lost the SDK's retry was refused ("exists"), so the
+/// submit gave the place back for a job it had created: the tenant's queued count one low for
+/// good. Now they are one transaction, whose retry (the same token) is an answer. The first
+/// attempt's answer is lost here by the fault injection's HTTP client.
+#[tokio::test]
+async fn a_submit_whose_answer_was_lost_counts_its_job_once() {
+    use testenv::faults::{Aim, Fault, FaultyClient, Plan, Point};
+    let tenant = unique("lostanswer");
+    let (app, _queue) = limited_app(&[&tenant], 5, 100).await;
+    let aim = Aim {
+        seed: 1,
+        target: Some((Point { function: functions::Function::Submit, operation: "dynamodb:TransactWriteItems".into() }, Fault::LoseResponse)),
+        target_per_mille: 1000,
+        background_per_mille: 0,
+        duplicate_per_mille: 0,
+        most: Some(1),
+    };
+    let plan = std::sync::Arc::new(Plan::new(aim));
+    let sdk = function_sdk(&app.config).await.to_builder().http_client(FaultyClient::new(plan.clone(), std::sync::Arc::new(functions::identity::current))).build();
+    let faulty = App::new(&sdk, app.config.clone(), functions::Function::ALL.to_vec());
+    // Only the first attempt's answer is lost; its retry goes through.
+    let r = call(&faulty, &request(&tenant, "POST", "/jobs", r#"{"query": "x"}"#)).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(!plan.injected().is_empty(), "the answer of the first attempt was lost");
+    assert_eq!(counts(&app, &tenant).await, (1, 0), "counted once");
+}

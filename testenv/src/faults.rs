@@ -135,6 +135,8 @@ pub struct Aim {
     pub background_per_mille: u64,
     /// How often an event is delivered twice (per thousand deliveries).
     pub duplicate_per_mille: u64,
+    /// No more faults than this (None: no bound); a directed test strikes once.
+    pub most: Option<usize>,
 }
 
 impl Aim {
@@ -145,7 +147,7 @@ impl Aim {
         let n = points.len() as u64;
         let point = points[(seed % n) as usize].clone();
         let fault = Fault::ALL[((seed / n) % Fault::ALL.len() as u64) as usize];
-        Aim { seed, target: Some((point, fault)), target_per_mille: 330, background_per_mille: 10, duplicate_per_mille: 150 }
+        Aim { seed, target: Some((point, fault)), target_per_mille: 330, background_per_mille: 10, duplicate_per_mille: 150, most: None }
     }
 }
 
@@ -205,7 +207,11 @@ impl Plan {
             Some((target, fault)) if *target == point => (roll("target") < aim.target_per_mille).then_some(*fault),
             _ => (roll("background") < aim.background_per_mille).then(|| Fault::ALL[(roll("kind") % 4) as usize]),
         }?;
-        self.injected.lock().unwrap_or_else(|e| e.into_inner()).push(Injected { point, fault, nth });
+        let mut injected = self.injected.lock().unwrap_or_else(|e| e.into_inner());
+        if aim.most.is_some_and(|most| injected.len() >= most) {
+            return None;
+        }
+        injected.push(Injected { point, fault, nth });
         Some(fault)
     }
 

@@ -1,0 +1,151 @@
+//! Fairness under a noisy tenant (issue 24): tenant B submits 20 jobs with webhooks, first alone,
+//! then while tenant A keeps a 1000-job backlog at its running limit, its jobs' webhooks go to a
+//! blackhole (a loopback listener that accepts and never answers: every attempt costs the full
+//! timeout), and it asks for redeliveries of its finished jobs' webhooks as fast as its key allows.
+//! Reports B's submit -> RUNNING and webhook latency (the job's finish to the receiver's first
+//! request), median and p95, in both runs and their ratio (target: within 1.5x of B alone). The
+//! agents are the stand-in agent (`stand-in-agent`, each job works 2 s).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use local_stack::runner::AgentCommand;
+use local_stack::stack::{workspace_root, LocalStack, Options};
+use serde_json::{json, Value};
+
+const A_JOBS: usize = 1000;
+const B_JOBS: usize = 20;
+const MAX_RUNNING: u32 = 3;
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|x, y| x.total_cmp(y));
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn now_ms() -> i64 {
+    functions::time::now_millis()
+}
+
+struct Bench {
+    stack: LocalStack,
+    http: reqwest::Client,
+    ddb: aws_sdk_dynamodb::Client,
+    receiver: testenv::webhooks::Receiver,
+}
+
+impl Bench {
+    fn key(&self, tenant: &str) -> String {
+        self.stack.keys.iter().find(|(t, _)| t == tenant).unwrap().1.clone()
+    }
+
+    async fn submit(&self, tenant: &str, hook: &str, i: usize) -> String {
+        let body = json!({ "query": format!("{tenant} {i}"), "webhook": { "url": hook } });
+        loop {
+            let r = self.http.post(format!("{}/jobs", self.stack.api_url)).header(names::routes::API_KEY_HEADER, self.key(tenant)).json(&body).send().await.unwrap();
+            if r.status().as_u16() == 429 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap_or_default());
+            return r.json::<Value>().await.unwrap()["task_id"].as_str().unwrap().to_string();
+        }
+    }
+
+    async fn item(&self, id: &str) -> HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+        let r = self.ddb.get_item().table_name(&self.stack.config.table).key("task_id", aws_sdk_dynamodb::types::AttributeValue::S(id.into())).send().await.unwrap();
+        r.item.unwrap_or_default()
+    }
+
+    /// B's 20 jobs: (submit -> RUNNING, finish -> webhook) in seconds, each.
+    async fn tenant_b(&self, round: &str) -> (Vec<f64>, Vec<f64>) {
+        let mut ids = Vec::new();
+        for i in 0..B_JOBS {
+            ids.push(self.submit("tenant-b", &self.receiver.url(&format!("/{round}/{i}")), i).await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut arrived: HashMap<String, i64> = HashMap::new();
+        let t = Instant::now();
+        while arrived.len() < ids.len() && t.elapsed() < Duration::from_secs(600) {
+            for r in self.receiver.requests() {
+                if let Some(id) = r["task_id"].as_str().filter(|id| ids.iter().any(|i| i == id)) {
+                    arrived.entry(id.to_string()).or_insert_with(now_ms);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(arrived.len(), ids.len(), "every B webhook arrived");
+        let mut start = Vec::new();
+        let mut hook = Vec::new();
+        for id in &ids {
+            let item = self.item(id).await;
+            let ms = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).and_then(|s| functions::time::parse_rfc3339(s)).unwrap();
+            start.push((ms("started_at") - ms("created_at")) as f64 / 1000.0);
+            hook.push((arrived[id] - ms("finished_at")) as f64 / 1000.0);
+        }
+        (start, hook)
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let root = workspace_root();
+    // The blackhole: connections are accepted and never answered.
+    let blackhole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hole = blackhole.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = blackhole.accept().await {
+            held.push(s);
+        }
+    });
+    let port = testenv::free_port().unwrap();
+    let stack = LocalStack::start(Options {
+        max_tasks: 12,
+        tenant_limits: functions::config::TenantLimits { max_running: MAX_RUNNING, max_queued: 2 * A_JOBS as u32, tenants: Default::default() },
+        webhook_allow: vec![format!("127.0.0.1:{port}"), hole.to_string()],
+        agent_env: vec![("STAND_IN_WORK_MS".into(), "2000".into())],
+        ..Options::quiet(&["tenant-a", "tenant-b"], AgentCommand::Trivial(env!("CARGO_BIN_EXE_stand-in-agent").into()))
+    })
+    .await
+    .expect("the local stack starts");
+    let secret = stack.signing_secrets.iter().find(|(t, _)| t == "tenant-b").unwrap().1.clone();
+    let receiver = testenv::webhooks::Receiver::start_at(&root, port, &[secret.as_str()], &[]).expect("the receiver starts");
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let b = Bench { http: reqwest::Client::new(), ddb: aws_sdk_dynamodb::Client::new(&sdk), stack, receiver };
+
+    let (mut alone_start, mut alone_hook) = b.tenant_b("alone").await;
+
+    // A's backlog, its blackholed webhooks, and its redeliveries at its key's pace.
+    let hole_url = format!("http://{hole}/hook");
+    let mut a_ids = Vec::new();
+    for i in 0..A_JOBS {
+        a_ids.push(b.submit("tenant-a", &hole_url, i).await);
+    }
+    let (http, api, key) = (b.http.clone(), b.stack.api_url.clone(), b.key("tenant-a"));
+    let redeliveries = tokio::spawn(async move {
+        let (mut sent, mut refused) = (0u64, 0u64);
+        loop {
+            for id in a_ids.iter().take(50) {
+                match http.post(format!("{api}/jobs/{id}/webhook")).header(names::routes::API_KEY_HEADER, &key).send().await {
+                    Ok(r) if r.status().is_success() => sent += 1,
+                    _ => refused += 1,
+                }
+                if (sent + refused) % 500 == 0 {
+                    println!("noisy: A's redeliveries so far: {sent} accepted, {refused} refused (cooldown, not finished)");
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    // A's first jobs have run and their webhooks are failing into the blackhole.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let (mut noisy_start, mut noisy_hook) = b.tenant_b("noisy").await;
+    redeliveries.abort();
+
+    let (s_alone, s_alone95, s_noisy, s_noisy95) = (pct(&mut alone_start, 0.5), pct(&mut alone_start, 0.95), pct(&mut noisy_start, 0.5), pct(&mut noisy_start, 0.95));
+    let (h_alone, h_alone95, h_noisy, h_noisy95) = (pct(&mut alone_hook, 0.5), pct(&mut alone_hook, 0.95), pct(&mut noisy_hook, 0.5), pct(&mut noisy_hook, 0.95));
+    println!("noisy: tenant B, {B_JOBS} jobs with webhooks; alone, then beside tenant A ({A_JOBS} jobs at max_running {MAX_RUNNING}, webhooks to a blackhole, redeliveries as fast as its key allows)");
+    println!("noisy: B submit -> RUNNING: alone p50 {s_alone:.2} s p95 {s_alone95:.2} s; beside A p50 {s_noisy:.2} s p95 {s_noisy95:.2} s ({:.2}x, {:.2}x)", s_noisy / s_alone, s_noisy95 / s_alone95);
+    println!("noisy: B finish -> webhook: alone p50 {h_alone:.2} s p95 {h_alone95:.2} s; beside A p50 {h_noisy:.2} s p95 {h_noisy95:.2} s ({:.2}x, {:.2}x)", h_noisy / h_alone, h_noisy95 / h_alone95);
+    b.stack.stop(false).await;
+}
