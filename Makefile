@@ -10,7 +10,7 @@ export CARGO_TERM_COLOR ?= never
 CARGO_WS := $(CARGO) test --workspace
 
 # Crate fragments add their benchmarks here (agent/agent.mk, functions/functions.mk).
-BENCH_TARGETS := bench-infra bench-local bench-fairness bench-warm
+BENCH_TARGETS := bench-infra bench-local bench-fairness bench-noisy bench-warm
 
 .PHONY: all gen check test test-tools test-infra soak bench tools system-packages local local-command e2e deploy destroy rotate-key rotate-key-finish $(BENCH_TARGETS)
 
@@ -111,6 +111,11 @@ bench-local: tools
 # Tenant A's 200-job backlog against tenant B's 5 jobs: B's wait, dispatched fairly and as FIFO would.
 bench-fairness: tools
 	$(CARGO) bench -p local-stack --bench fairness
+
+# Tenant B's 20 jobs with webhooks, alone and beside a tenant A with a 1000-job backlog, webhooks to a
+# blackhole and redeliveries as fast as its key allows: B's start and webhook latencies, both runs.
+bench-noisy: tools
+	$(CARGO) bench -p local-stack --bench noisy
 
 bench-warm: tools image
 	$(CARGO) bench -p local-stack --bench warm

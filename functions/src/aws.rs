@@ -1197,15 +1197,19 @@ impl Outputs {
     /// marker that a later write of the manifest (a duplicate delivery's) does not hide.
     pub async fn slot_manifest_released(&self, slot_id: &str) -> Result<bool, AwsError> {
         let key = names::bucket::slot_manifest_key(slot_id);
-        let listed = self
-            .client
+        Ok(self.versions_of(&key).await?.delete_markers().iter().any(|m| m.key() == Some(key.as_str())))
+    }
+
+    /// `s3:ListBucketVersions` with `key` as the prefix: its versions and delete markers (and
+    /// those of longer keys, which the callers filter out).
+    async fn versions_of(&self, key: &str) -> Result<aws_sdk_s3::operation::list_object_versions::ListObjectVersionsOutput, AwsError> {
+        self.client
             .list_object_versions()
             .bucket(&self.bucket)
-            .prefix(&key)
+            .prefix(key)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("s3:ListBucketVersions", e))?;
-        Ok(listed.delete_markers().iter().any(|m| m.key() == Some(key.as_str())))
+            .map_err(|e| AwsError::from_sdk("s3:ListBucketVersions", e))
     }
 
     /// Whether `key` exists, asked by listing it (`s3:ListBucket` with the key as prefix), not by
@@ -1352,14 +1356,7 @@ impl Outputs {
     /// or an earlier attempt left. Returns how many were deleted (none there is fine).
     pub async fn purge_secrets(&self, task_id: &TaskId) -> Result<usize, AwsError> {
         let key = names::bucket::secrets_key(task_id.as_str());
-        let listed = self
-            .client
-            .list_object_versions()
-            .bucket(&self.bucket)
-            .prefix(&key)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("s3:ListBucketVersions", e))?;
+        let listed = self.versions_of(&key).await?;
         let versions = listed.versions().iter().filter(|v| v.key() == Some(key.as_str())).filter_map(|v| v.version_id());
         let markers = listed.delete_markers().iter().filter(|m| m.key() == Some(key.as_str())).filter_map(|m| m.version_id());
         let ids: Vec<String> = versions.chain(markers).map(str::to_owned).collect();
