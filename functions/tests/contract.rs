@@ -35,6 +35,19 @@ impl Intercept for Recorder {
                 .input()
                 .downcast_ref::<aws_sdk_s3::operation::delete_object::DeleteObjectInput>()
                 .is_some_and(|i| i.version_id().is_some());
+            // A transaction is authorized item by item, each as its own write.
+            if let Some(t) = context.input().downcast_ref::<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput>() {
+                for item in t.transact_items() {
+                    let op = match (item.put(), item.update(), item.delete(), item.condition_check()) {
+                        (Some(_), ..) => "PutItem",
+                        (_, Some(_), ..) => "UpdateItem",
+                        (_, _, Some(_), _) => "DeleteItem",
+                        _ => "ConditionCheckItem",
+                    };
+                    self.0.lock().unwrap().insert((m.service().to_owned(), op.to_owned()));
+                }
+                return Ok(());
+            }
             let op = if versioned_delete { "DeleteObjectVersion" } else { m.name() };
             self.0.lock().unwrap().insert((m.service().to_owned(), op.to_owned()));
         }
@@ -64,9 +77,6 @@ impl Recorder {
                     ("s3", "HeadObject") => "GetObject",
                     ("s3", "ListObjectsV2") | ("s3", "ListObjects") => "ListBucket",
                     ("s3", "ListObjectVersions") => "ListBucketVersions",
-                    // The functions' transactions are updates (a move and its counts), each
-                    // authorized as dynamodb:UpdateItem.
-                    ("dynamodb", "TransactWriteItems") => "UpdateItem",
                     (_, op) => op,
                 };
                 format!("{prefix}:{action}")
