@@ -124,7 +124,12 @@ async fn start(app: &App, task_id: &TaskId, receive_count: u32) -> Result<Outcom
         // An earlier attempt claimed it but did not record a task: try again. The clientToken
         // makes ECS answer with the same task if that attempt did start one.
         JobStatus::Provisioning => job,
-        JobStatus::Cancelled => return Ok(Outcome::Ignored("cancelled")),
+        JobStatus::Cancelled => {
+            // An earlier delivery may have written its secrets before the cancel, and no task
+            // will read or delete them (found by the fault-injection test, seed 1004).
+            app.outputs.purge_secrets(task_id).await?;
+            return Ok(Outcome::Ignored("cancelled"));
+        }
         _ => return Ok(Outcome::Ignored("duplicate delivery")),
     };
     dispatch_claimed(app, &job, receive_count, fresh).await

@@ -349,3 +349,23 @@ async fn a_submit_whose_answer_was_lost_counts_its_job_once() {
     assert!(!plan.injected().is_empty(), "the answer of the first attempt was lost");
     assert_eq!(counts(&app, &tenant).await, (1, 0), "counted once");
 }
+
+/// Issue 24, found by the fault-injection test (seed 1004): a delivery that wrote a job's secrets
+/// and then failed (its manifest write) left them when the job was cancelled before the next
+/// delivery, which ignored the cancelled job: no task would ever read or delete them. The
+/// delivery that finds the job cancelled deletes them.
+#[tokio::test]
+async fn a_delivery_of_a_cancelled_job_deletes_the_secrets_an_earlier_one_wrote() {
+    let tenant = unique("cancelsecrets");
+    let (app, queue) = limited_app(&[&tenant], 5, 100).await;
+    let id = submit(&app, &tenant, r#"{"query": "x"}"#).await;
+    let key = names::bucket::secrets_key(&id);
+    // What the earlier delivery wrote before it failed.
+    app.outputs.client.put_object().bucket(&app.config.bucket).key(&key).body(b"{}".to_vec().into()).send().await.unwrap();
+    let r = call(&app, &request(&tenant, "DELETE", &format!("/jobs/{id}"), "")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let delivered = queue.round(&app).await;
+    assert_eq!(delivered, [(id.clone(), Outcome::Ignored("cancelled"))]);
+    let left = app.outputs.client.list_object_versions().bucket(&app.config.bucket).prefix(&key).send().await.unwrap();
+    assert!(left.versions().is_empty() && left.delete_markers().is_empty(), "secrets left: {left:?}");
+}
