@@ -321,6 +321,22 @@ async fn wait_webhooks(h: &Harness, hooks: &[&Sent]) -> Result<(), String> {
             })
             .collect();
         if open.is_empty() {
+            // The receiver records a request before it answers, and its records reach this test
+            // through a pipe a moment later: a delivery the table already calls DELIVERED may not
+            // be in them yet. Wait (a little) for each; the check says what is still missing.
+            let delivered: Vec<&str> = hooks
+                .iter()
+                .filter(|j| items.get(&j.task_id).and_then(|i| s(i, names::table::WEBHOOK_STATE)).as_deref() == Some("DELIVERED"))
+                .map(|j| j.task_id.as_str())
+                .collect();
+            let settle = Instant::now();
+            while settle.elapsed() < Duration::from_secs(5) {
+                let seen: BTreeSet<String> = h.receiver.requests().iter().filter_map(|r| r["task_id"].as_str().map(str::to_owned)).collect();
+                if delivered.iter().all(|id| seen.contains(*id)) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             return Ok(());
         }
         if t.elapsed() > Duration::from_secs(60) {
