@@ -1200,6 +1200,19 @@ impl Outputs {
         Ok(self.versions_of(&key).await?.delete_markers().iter().any(|m| m.key() == Some(key.as_str())))
     }
 
+    /// The jobs with a secrets object or version in the bucket (`s3:ListBucketVersions` under
+    /// `secrets/`, the first thousand).
+    pub async fn secret_holders(&self) -> Result<Vec<TaskId>, AwsError> {
+        let listed = self.versions_of(names::bucket::SECRETS_PREFIX).await?;
+        let keys = listed.versions().iter().filter_map(|v| v.key()).chain(listed.delete_markers().iter().filter_map(|m| m.key()));
+        let mut ids: Vec<TaskId> = keys
+            .filter_map(|k| k.strip_prefix(names::bucket::SECRETS_PREFIX)?.strip_suffix(".json").and_then(TaskId::parse))
+            .collect();
+        ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        ids.dedup_by(|a, b| a.as_str() == b.as_str());
+        Ok(ids)
+    }
+
     /// `s3:ListBucketVersions` with `key` as the prefix: its versions and delete markers (and
     /// those of longer keys, which the callers filter out).
     async fn versions_of(&self, key: &str) -> Result<aws_sdk_s3::operation::list_object_versions::ListObjectVersionsOutput, AwsError> {

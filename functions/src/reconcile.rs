@@ -184,6 +184,17 @@ async fn sweep_as_reconcile(app: &App) -> Result<Outcome, AwsError> {
     }
     let corrected = recount(app).await?;
     wake_waiting(app, None).await?;
+    // Secrets no task will read: of a job that finished (a duplicate delivery that lost its race
+    // wrote them after the job's end had deleted its own). The lifecycle rule's day is the last
+    // resort, not the plan.
+    for task_id in app.outputs.secret_holders().await? {
+        if app.store.get(&task_id).await?.is_none_or(|j| j.status.is_terminal()) {
+            let deleted = app.outputs.purge_secrets(&task_id).await?;
+            if deleted > 0 {
+                tracing::warn!(task_id = task_id.as_str(), deleted, "deleted the secrets of a finished job");
+            }
+        }
+    }
     // The pool: slots past their deadline whose task never said it stopped are stopped and
     // retired; then the process function is asked to refill.
     if app.config.warm_pool_size > 0 {

@@ -513,7 +513,16 @@ async fn check(h: &Harness, seed: u64, sent: &[Sent], finished: &BTreeMap<String
             broken.push(format!("{k} is still CLAIMED (by {:?})", s(i, names::table::CLAIMED_BY)));
         }
     }
-    // No secret object or version left.
+    // No secret object or version left (the sweep, every 3 s here, deletes what a losing
+    // duplicate delivery wrote after its job finished).
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(8) {
+        let left = h.s3.list_object_versions().bucket(&h.stack.config.bucket).prefix(names::bucket::SECRETS_PREFIX).send().await.map_err(|e| format!("ListObjectVersions: {e}"))?;
+        if left.versions().is_empty() && left.delete_markers().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     let versions = h
         .s3
         .list_object_versions()
