@@ -119,6 +119,18 @@ fn parked_entry(job: &Job) -> String {
     format!("{}|{}", job.created_at, job.task_id.as_str())
 }
 
+/// A counter item's parked set, oldest first.
+fn parked_set(item: Option<&HashMap<String, AttributeValue>>) -> Vec<String> {
+    let mut parked = item.and_then(|i| i.get(t::PARKED)).and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default();
+    parked.sort();
+    parked
+}
+
+/// The job of a parked entry.
+fn parked_job(entry: &str) -> Option<TaskId> {
+    entry.rsplit('|').next().and_then(TaskId::parse)
+}
+
 /// Seconds after a job finished before the sweep queues a webhook event its finishing function
 /// could not (the finishing function queues it at once; this is for a crash in between).
 pub const ANNOUNCE_GRACE_SECONDS: i64 = names::pool::RECOVERY_GRACE_SECONDS;
@@ -233,30 +245,53 @@ impl JobStore {
     pub async fn wake_parked(&self, tenant: &str) -> Result<bool, AwsError> {
         let Some(queue) = &self.jobs else { return Ok(false) };
         let item = self.item(&t::counter_key(tenant)).await?;
-        let mut parked = item.as_ref().and_then(|i| i.get(t::PARKED)).and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default();
-        parked.sort();
+        let parked = parked_set(item.as_ref());
         for entry in &parked {
-            let Some(task_id) = entry.rsplit('|').next().and_then(TaskId::parse) else { continue };
-            let r = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(t::TASK_ID, s(&t::counter_key(tenant)))
-                .update_expression("DELETE #p :entry")
-                .condition_expression("contains(#p, :one)")
-                .expression_attribute_names("#p", t::PARKED)
-                .expression_attribute_values(":entry", AttributeValue::Ss(vec![entry.clone()]))
-                .expression_attribute_values(":one", s(entry))
-                .send()
-                .await;
+            let Some(task_id) = parked_job(entry) else { continue };
             // An entry of a job that no longer waits (cancelled while parked, or started by its own
             // message) is dropped, and the place goes to the next one.
-            if written(r)? && self.get(&task_id).await?.is_some_and(|j| j.status == JobStatus::Queued) {
+            if self.unpark(tenant, entry).await? && self.get(&task_id).await?.is_some_and(|j| j.status == JobStatus::Queued) {
                 queue.send(&task_id).await?;
                 return Ok(true);
             }
         }
         Ok(false)
+    }
+
+    /// Drops the entries of jobs that no longer wait from the tenant's parked set (the sweep's
+    /// part): a job started by its own message leaves its entry until a later job of its tenant
+    /// ends, and a crash of that end's waking (after its job's end was written) leaves it for
+    /// good. The number dropped.
+    pub async fn prune_parked(&self, tenant: &str, parked: &[String]) -> Result<usize, AwsError> {
+        let mut dropped = 0;
+        for entry in parked {
+            let waits = match parked_job(entry) {
+                Some(task_id) => self.get(&task_id).await?.is_some_and(|j| j.status == JobStatus::Queued),
+                None => false,
+            };
+            if !waits && self.unpark(tenant, entry).await? {
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// Takes one entry off the tenant's parked set (`dynamodb:UpdateItem`, only while it is
+    /// there: of two takers, one wins). True for the winner.
+    async fn unpark(&self, tenant: &str, entry: &str) -> Result<bool, AwsError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(t::TASK_ID, s(&t::counter_key(tenant)))
+            .update_expression("DELETE #p :entry")
+            .condition_expression("contains(#p, :one)")
+            .expression_attribute_names("#p", t::PARKED)
+            .expression_attribute_values(":entry", AttributeValue::Ss(vec![entry.to_owned()]))
+            .expression_attribute_values(":one", s(entry))
+            .send()
+            .await;
+        written(r)
     }
 
     /// A tenant's counter as the table holds it (consistent; zeros when there is none).
@@ -270,6 +305,7 @@ impl JobStore {
             counts_at: get(t::COUNTS_AT).unwrap_or(0),
             max_running: get(t::MAX_RUNNING),
             max_queued: get(t::MAX_QUEUED),
+            parked: parked_set(item.as_ref()),
         })
     }
 
@@ -601,6 +637,8 @@ pub struct Counter {
     /// The limits written on it (absent: the defaults).
     pub max_running: Option<i64>,
     pub max_queued: Option<i64>,
+    /// The parked set's entries (`<created_at>|<task id>`).
+    pub parked: Vec<String>,
 }
 
 impl JobStore {
@@ -646,6 +684,7 @@ impl JobStore {
                     counts_at: num(m, t::COUNTS_AT),
                     max_running: opt(t::MAX_RUNNING),
                     max_queued: opt(t::MAX_QUEUED),
+                    parked: parked_set(Some(m)),
                 })
             })
             .collect())

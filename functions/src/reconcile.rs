@@ -184,6 +184,7 @@ async fn sweep_as_reconcile(app: &App) -> Result<Outcome, AwsError> {
     }
     let corrected = recount(app).await?;
     wake_waiting(app, None).await?;
+    prune_parked(app, None).await?;
     // Secrets no task will read: of a job that finished (a duplicate delivery that lost its race
     // wrote them after the job's end had deleted its own). The lifecycle rule's day is the last
     // resort, not the plan.
@@ -278,6 +279,24 @@ pub async fn wake_waiting(app: &App, only: Option<&str>) -> Result<usize, AwsErr
         }
     }
     Ok(sent)
+}
+
+/// Drops the parked entries of jobs that no longer wait (of `only`, or of every tenant): left by
+/// a park that landed after its job was woken, or by a job end that died before its waking. The
+/// number dropped.
+pub async fn prune_parked(app: &App, only: Option<&str>) -> Result<usize, AwsError> {
+    let mut dropped = 0;
+    for counter in app.store.counters().await? {
+        if counter.parked.is_empty() || only.is_some_and(|t| t != counter.tenant) {
+            continue;
+        }
+        let n = app.store.prune_parked(&counter.tenant, &counter.parked).await?;
+        if n > 0 {
+            tracing::info!(tenant = counter.tenant.as_str(), dropped = n, "dropped parked entries of jobs that no longer wait");
+        }
+        dropped += n;
+    }
+    Ok(dropped)
 }
 
 /// An idle slot this long past its deadline has not left by itself (its task never started, or

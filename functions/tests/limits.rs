@@ -322,6 +322,40 @@ async fn the_sweep_wakes_a_job_whose_wake_up_was_lost() {
     assert!(matches!(woken[0].1, Outcome::Started { .. }), "{woken:?}");
 }
 
+/// Issue 24, found by the fault-injection test (seed 272 of a clean-clone run): a parked entry
+/// stayed on its tenant's counter for good when the job was no longer waiting and no later job of
+/// the tenant ended (a park that landed after its job was woken and had run; a job end that died
+/// before its waking). The sweep drops such entries and keeps those of jobs that still wait.
+#[tokio::test]
+async fn the_sweep_drops_parked_entries_of_jobs_that_no_longer_wait() {
+    let tenant = unique("staleparked");
+    let (mut app, queue) = limited_app(&[&tenant], 1, 100).await;
+    app.config.tenant_wait_seconds = names::defaults::TENANT_WAIT_SECONDS;
+    let app = app;
+    let first = submit(&app, &tenant, r#"{"query": "a"}"#).await;
+    assert!(matches!(queue.round(&app).await[..], [(_, Outcome::Started { .. })]));
+    stop(&app, &first, 0).await;
+    // A duplicate delivery of the first read "at the limit" before it started, and its park lands now.
+    let finished = app.store.get(&TaskId::parse(&first).unwrap()).await.unwrap().unwrap();
+    assert_eq!(finished.status, JobStatus::Completed);
+    app.store.park(&finished).await.unwrap();
+    // A job that really waits: the second runs, the third is parked behind it.
+    let second = submit(&app, &tenant, r#"{"query": "b"}"#).await;
+    assert!(matches!(queue.round(&app).await[..], [(_, Outcome::Started { .. })]));
+    let third = submit(&app, &tenant, r#"{"query": "c"}"#).await;
+    assert_eq!(queue.round(&app).await, [(third.clone(), Outcome::Waiting)]);
+    assert_eq!(app.store.counter(&tenant).await.unwrap().parked.len(), 2);
+    // (The sweep's part that does it, for this test's tenant.)
+    let dropped = functions::identity::acting_as(functions::Function::Reconcile, reconcile::prune_parked(&app, Some(&tenant))).await.unwrap();
+    assert_eq!(dropped, 1);
+    let parked = app.store.counter(&tenant).await.unwrap().parked;
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert!(parked[0].ends_with(&third), "the waiting job's entry stays: {parked:?}");
+    // And it is still woken when the second ends.
+    stop(&app, &second, 0).await;
+    assert!(matches!(&queue.round(&app).await[..], [(id, Outcome::Started { .. })] if *id == third));
+}
+
 /// Issue 24, found by the fault-injection test (seed 1002): a submit's job and its count were two
 /// writes, and when the PutItem's answer was lost the SDK's retry was refused ("exists"), so the
 /// submit gave the place back for a job it had created: the tenant's queued count one low for

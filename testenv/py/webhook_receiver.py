@@ -64,7 +64,11 @@ class Handler(BaseHTTPRequestHandler):
             "outputs": (event.get("data") or {}).get("outputs"),
             "answer": answer,
         }
-        print(json.dumps(record), flush=True)
+        # One write under the lock: print() writes the line and its newline separately, and two
+        # handler threads printing at once made `{a}{b}` of one line (both records lost).
+        with lock:
+            sys.stdout.write(json.dumps(record) + "\n")
+            sys.stdout.flush()
         if answer.startswith("timeout:"):
             time.sleep(float(answer.split(":", 1)[1]))
             answer = "200"

@@ -43,8 +43,10 @@ impl Receiver {
         let sink = requests.clone();
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str(&line) {
-                    sink.lock().unwrap().push(v);
+                match serde_json::from_str(&line) {
+                    Ok(v) => sink.lock().unwrap().push(v),
+                    // A lost record makes a delivered event look unsent: say so where it happened.
+                    Err(e) => eprintln!("webhook receiver: a record that is not JSON ({e}): {line}"),
                 }
             }
         });
