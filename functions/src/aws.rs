@@ -983,6 +983,54 @@ impl JobStore {
         written(r).map(|_| ())
     }
 
+    /// Takes one of the tenant's `lanes` webhook lanes that no attempt holds, for `hold_ms`
+    /// (`dynamodb:UpdateItem` per lane tried, only while the lane's lease has run out). The lane
+    /// taken, or None when every lane is held.
+    pub async fn take_lane(&self, tenant: &str, lanes: u32, holder: &str, hold_ms: i64) -> Result<Option<u32>, AwsError> {
+        let now = self.clock.now_millis();
+        // Start at a lane of the holder's choosing, so takers do not all race for the first.
+        let first = holder.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+        for i in 0..lanes {
+            let lane = (first.wrapping_add(i)) % lanes.max(1);
+            let r = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(t::TASK_ID, s(&t::webhook_lane_key(tenant, lane)))
+                .update_expression("SET #u = :until, #h = :holder")
+                .condition_expression("attribute_not_exists(#u) OR #u < :now")
+                .expression_attribute_names("#u", t::LANE_UNTIL)
+                .expression_attribute_names("#h", t::LANE_HOLDER)
+                .expression_attribute_values(":until", n(now + hold_ms))
+                .expression_attribute_values(":holder", s(holder))
+                .expression_attribute_values(":now", n(now))
+                .send()
+                .await;
+            if written(r)? {
+                return Ok(Some(lane));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Gives a lane back (`dynamodb:UpdateItem`, only while `holder` holds it: a lease that ran
+    /// out and was taken by another attempt stays theirs).
+    pub async fn free_lane(&self, tenant: &str, lane: u32, holder: &str) -> Result<(), AwsError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(t::TASK_ID, s(&t::webhook_lane_key(tenant, lane)))
+            .update_expression("REMOVE #u, #h")
+            .condition_expression("#h = :holder")
+            .expression_attribute_names("#u", t::LANE_UNTIL)
+            .expression_attribute_names("#h", t::LANE_HOLDER)
+            .expression_attribute_values(":holder", s(holder))
+            .send()
+            .await;
+        written(r).map(|_| ())
+    }
+
     /// Finished jobs whose webhook event was not queued by `now` (epoch seconds): the sparse
     /// index's webhooks partition (`dynamodb:Query`).
     pub async fn unannounced(&self, now: i64) -> Result<Vec<TaskId>, AwsError> {

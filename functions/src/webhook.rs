@@ -95,20 +95,38 @@ async fn deliver_as_webhook(app: &App, d: Delivery) -> Result<Outcome, AwsError>
     // Built at each attempt, never carried from the first: its output links are signed for an
     // hour, and the later retries of the schedule come hours after the first attempt. (A message
     // of an older version that carries a body is rebuilt too.)
-    let payload = payload(app, &job).await?;
-    let at = rfc3339(app.clock.now_millis());
-    let started = std::time::Instant::now();
     let tenant = job.tenant_id.as_str();
-    let result = match app.signing.read(tenant).await? {
-        None => Err((None, format!("tenant {tenant} has no webhook signing secret (scripts/webhook-secret.sh create {tenant})"))),
-        Some(secrets) => {
-            let id = wh::event_id(task_id.as_str());
-            match signature(&secrets, &id, now, &payload) {
-                Ok(sig) => send(&app.config, &hook.url, &id, now, &sig, &payload).await,
-                Err(e) => Err((None, e)),
-            }
-        }
+    // One of the tenant's lanes, or a later try: a tenant whose receiver hangs holds its own
+    // lanes, not the invocations every tenant's deliveries share.
+    let holder = uuid::Uuid::new_v4();
+    let hold_ms = i64::try_from(app.config.webhook_timeout.as_millis()).unwrap_or(i64::MAX / 2) + wh::LANE_LEASE_MARGIN_SECONDS as i64 * 1000;
+    let Some(lane) = app.store.take_lane(tenant, wh::TENANT_LANES, &holder.to_string(), hold_ms).await? else {
+        let wait = wh::LANE_WAIT_SECONDS + u32::from(holder.as_bytes()[0]) % (wh::LANE_WAIT_SECONDS + 1);
+        app.webhooks.send(&d, wait).await?;
+        return Ok(Outcome::Deferred(wait));
     };
+    let started = std::time::Instant::now();
+    let at = rfc3339(app.clock.now_millis());
+    let sent = async {
+        let payload = payload(app, &job).await?;
+        let result = match app.signing.read(tenant).await? {
+            None => Err((None, format!("tenant {tenant} has no webhook signing secret (scripts/webhook-secret.sh create {tenant})"))),
+            Some(secrets) => {
+                let id = wh::event_id(task_id.as_str());
+                match signature(&secrets, &id, now, &payload) {
+                    Ok(sig) => send(&app.config, &hook.url, &id, now, &sig, &payload).await,
+                    Err(e) => Err((None, e)),
+                }
+            }
+        };
+        Ok::<_, AwsError>((payload, result))
+    }
+    .await;
+    // Given back whatever came of it (a lane not given back is free when its lease runs out).
+    if let Err(e) = app.store.free_lane(tenant, lane, &holder.to_string()).await {
+        tracing::warn!(tenant, lane, error = %e, "could not give a webhook lane back; its lease runs out");
+    }
+    let (payload, result) = sent?;
     let (status_code, error) = match &result {
         Ok(code) => (Some(*code), None),
         Err((code, e)) => (*code, Some(e.clone())),

@@ -509,3 +509,69 @@ mod readme {
         assert!(!verify(&functions::webhook::new_secret(), "msg_1", "1700000000", &sig, body, 1_700_000_100));
     }
 }
+
+/// Issue 24: a tenant whose receiver hangs held the delivery capacity every tenant shares (each
+/// attempt to it costs the whole timeout, and the mapping runs five invocations). Its attempts
+/// now each hold one of its `TENANT_LANES` lanes: a third of its events waits for a lane (not an
+/// attempt), while another tenant's event is delivered beside them. A lane whose holder died is
+/// free when its lease runs out.
+#[test]
+fn a_tenant_whose_receiver_hangs_holds_its_own_lanes_not_everyones() {
+    run(async {
+        assert_eq!(names::webhook::TENANT_LANES, 2, "this test makes one more event than lanes");
+        let (noisy, quiet) = (unique("hangs"), unique("answers"));
+        let mut a = hook_app(&noisy, false).await;
+        a.config.webhook_timeout = Duration::from_secs(3);
+        let b = hook_app(&quiet, false).await;
+        let secret = new_secret();
+        put_signing_secret(&a, &noisy, &new_secret()).await;
+        put_signing_secret(&b, &quiet, &secret).await;
+        // Accepts connections and never answers.
+        let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hole_url = format!("http://{}/hook", hole.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = hole.accept().await {
+                held.push(s);
+            }
+        });
+        let receiver = testenv::webhooks::Receiver::start(&testenv::root(), &[&secret], &[]).unwrap();
+        let mut events = Vec::new();
+        for _ in 0..3 {
+            let id = submit(&a, &noisy, &with_hook(&hole_url)).await;
+            cancel(&a, &noisy, &id).await;
+            events.extend(queued_for(&a, &id).await.into_iter().map(|d| (a.clone(), d)));
+        }
+        let id = submit(&b, &quiet, &with_hook(&receiver.url("/b"))).await;
+        cancel(&b, &quiet, &id).await;
+        events.extend(queued_for(&b, &id).await.into_iter().map(|d| (b.clone(), d)));
+        assert_eq!(events.len(), 4);
+        // All four at once, as concurrent invocations would.
+        let outcomes = futures_util::future::join_all(events.into_iter().map(|(app, d)| async move { (d.task_id.clone(), webhook::deliver(&app, d).await.unwrap()) })).await;
+        let quiet_outcomes: Vec<&Outcome> = outcomes.iter().filter(|(t, _)| *t == id).map(|(_, o)| o).collect();
+        assert_eq!(quiet_outcomes, [&Outcome::Delivered(200)], "{outcomes:?}");
+        let noisy_outcomes: Vec<&Outcome> = outcomes.iter().filter(|(t, _)| *t != id).map(|(_, o)| o).collect();
+        assert_eq!(noisy_outcomes.iter().filter(|o| matches!(o, Outcome::Retrying { .. })).count(), 2, "{outcomes:?}");
+        assert_eq!(noisy_outcomes.iter().filter(|o| matches!(o, Outcome::Deferred(_))).count(), 1, "{outcomes:?}");
+        // The deferred event comes back as the same attempt, not counted as one.
+        let waiting: Vec<Delivery> = {
+            let r = a.webhooks.client.receive_message().queue_url(&a.webhooks.url).max_number_of_messages(10).wait_time_seconds(10).send().await.unwrap();
+            r.messages.unwrap_or_default().iter().filter_map(|m| serde_json::from_str(m.body.as_deref().unwrap()).ok()).collect()
+        };
+        assert!(waiting.iter().any(|d| d.attempt == 1), "{waiting:?}");
+        // Lanes held by attempts that died with their function: refused until the leases run out.
+        let hold = 60_000;
+        for holder in ["dead-1", "dead-2"] {
+            assert!(a.store.take_lane(&noisy, 2, holder, hold).await.unwrap().is_some());
+        }
+        assert_eq!(a.store.take_lane(&noisy, 2, "live", hold).await.unwrap(), None);
+        let later = a.clone().with_clock(functions::time::Clock::manual(functions::time::now_millis() + hold + 1000));
+        let live = later.store.take_lane(&noisy, 2, "live", hold).await.unwrap().expect("a run-out lease frees its lane");
+        assert!(later.store.take_lane(&noisy, 2, "other", hold).await.unwrap().is_some());
+        // Only its holder gives a lane back.
+        later.store.free_lane(&noisy, live, "someone-else").await.unwrap();
+        assert_eq!(later.store.take_lane(&noisy, 2, "third", hold).await.unwrap(), None);
+        later.store.free_lane(&noisy, live, "live").await.unwrap();
+        assert_eq!(later.store.take_lane(&noisy, 2, "third", hold).await.unwrap(), Some(live));
+    });
+}

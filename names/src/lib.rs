@@ -531,6 +531,15 @@ pub mod table {
         format!("{COUNTER_PREFIX}{tenant}")
     }
     pub const COUNTER_PREFIX: &str = "tenant#";
+    /// One of a tenant's webhook lanes (`names::webhook::TENANT_LANES`): key
+    /// `webhook-lane#<tenant>#<n>`, held while [`LANE_UNTIL`] (epoch milliseconds) is ahead, by
+    /// [`LANE_HOLDER`] (no `tenant_id`, no `unfinished`: never listed, never in the index).
+    pub fn webhook_lane_key(tenant: &str, lane: u32) -> String {
+        format!("{WEBHOOK_LANE_PREFIX}{tenant}#{lane}")
+    }
+    pub const WEBHOOK_LANE_PREFIX: &str = "webhook-lane#";
+    pub const LANE_UNTIL: &str = "lane_until";
+    pub const LANE_HOLDER: &str = "lane_holder";
     pub const COUNTERS_PARTITION: &str = "counters";
     pub const QUEUED_COUNT: &str = "queued_count";
     pub const RUNNING_COUNT: &str = "running_count";
@@ -646,6 +655,16 @@ pub mod webhook {
     /// a tenant redelivering at its rate limit would otherwise fill the delivery capacity every
     /// tenant shares.
     pub const REDELIVERY_COOLDOWN_SECONDS: i64 = 60;
+    /// Attempts of one tenant in flight at once, system-wide: each holds one of its tenant's
+    /// lanes (a leased item in the table). A tenant whose receiver hangs uses its own lanes, not
+    /// the delivery capacity every tenant shares (the mapping's `maximum_concurrency` invocations).
+    pub const TENANT_LANES: u32 = 2;
+    /// Seconds a message whose tenant holds every lane waits before it is tried again (plus up to
+    /// as many again, at random, so waiting messages do not come back together). Not an attempt.
+    pub const LANE_WAIT_SECONDS: u32 = 2;
+    /// A lane is leased for the attempt's timeout and this much more: a function that died
+    /// holding it gives it back then.
+    pub const LANE_LEASE_MARGIN_SECONDS: u64 = 5;
     /// Seconds before each retry after the first attempt: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h.
     pub const DEFAULT_RETRY_SECONDS: [u32; 6] = [5, 300, 1800, 7200, 18000, 36000];
     /// The longest wait a retry may ask for (10 h is chained from SQS delays of 15 min).
