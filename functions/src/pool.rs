@@ -230,12 +230,17 @@ impl crate::aws::JobStore {
         Ok(self.slot(slot_id).await?.and_then(|s| s.taken).unwrap_or(taken))
     }
 
-    /// Retires a slot left claimed by `task_id` and never handed over (see [`left_claims`]), only
-    /// while it still is: false when a hand-over came meanwhile.
-    pub async fn retire_left_claim(&self, slot_id: &str, task_id: &TaskId) -> Result<bool, AwsError> {
-        let r = self
-            .slot_update(slot_id, "SET #st = :gone REMOVE #unf")
-            .condition_expression("#st = :claimed AND #by = :job AND attribute_not_exists(#h)")
+    /// Retires a slot left claimed by `task_id` (see [`retire_left_claims`]), only while it still
+    /// is, and only while it was `handed_over` or not as said: false when a hand-over came
+    /// meanwhile (or the slot's end retired it first).
+    pub async fn retire_left_claim(&self, slot_id: &str, task_id: &TaskId, handed_over: bool) -> Result<bool, AwsError> {
+        let handed = if handed_over { "#h = :true" } else { "attribute_not_exists(#h)" };
+        let mut u = self.slot_update(slot_id, "SET #st = :gone REMOVE #unf");
+        if handed_over {
+            u = u.expression_attribute_values(":true", AttributeValue::Bool(true));
+        }
+        let r = u
+            .condition_expression(format!("#st = :claimed AND #by = :job AND {handed}"))
             .expression_attribute_names("#st", t::SLOT_STATE)
             .expression_attribute_names("#unf", t::UNFINISHED)
             .expression_attribute_names("#by", t::CLAIMED_BY)
@@ -527,13 +532,17 @@ pub async fn retire_left_claims(app: &App, slots: &[Slot]) -> Result<usize, AwsE
         let Some(job) = s.claimed_by.as_deref().and_then(TaskId::parse) else { continue };
         let found = app.store.get(&job).await?;
         if s.handed_over {
-            // Handed a job that finished without it (cancelled before its dispatch recorded the
-            // slot's task, failed by the sweep): nothing will come; its task is stopped, and its
-            // end retires it.
+            // Held by a job that finished (cancelled before its dispatch recorded the slot's task,
+            // failed by the sweep, or ended while the slot's own STOPPED event was lost: Lambda
+            // drops an asynchronous event after its two retries): nothing is left for the slot's
+            // end to decide. Its task is stopped and the slot retired here, so the pool refills.
             if found.as_ref().is_none_or(|j| j.status.is_terminal()) {
                 if let Some(arn) = &s.task_arn {
-                    app.tasks.stop(arn, "its job finished without it").await?;
-                    tracing::warn!(slot = s.id.as_str(), task_id = job.as_str(), "a warm slot held by a finished job; stopped");
+                    app.tasks.stop(arn, "its job finished").await?;
+                }
+                if app.store.retire_left_claim(&s.id, &job, true).await? {
+                    tracing::warn!(slot = s.id.as_str(), task_id = job.as_str(), "a warm slot held by a finished job; stopped and retired");
+                    retired += 1;
                 }
             }
             continue;
@@ -546,7 +555,7 @@ pub async fn retire_left_claims(app: &App, slots: &[Slot]) -> Result<usize, AwsE
         if let Some(arn) = &s.task_arn {
             app.tasks.stop(arn, "warm slot left claimed").await?;
         }
-        if app.store.retire_left_claim(&s.id, &job).await? {
+        if app.store.retire_left_claim(&s.id, &job, false).await? {
             tracing::warn!(slot = s.id.as_str(), task_id = job.as_str(), "a warm slot left claimed by a dispatch that died; stopped");
             retired += 1;
         }

@@ -629,3 +629,30 @@ async fn a_slot_given_back_after_its_seat_was_refilled_is_stopped() {
     let idle = app.store.slots().await.unwrap().into_iter().filter(|s| s.state == SlotState::Idle).count();
     assert_eq!(idle, 1, "the pool's size");
 }
+
+/// Issue 24, found by the fault-injection test (seed 310): a slot's STOPPED event was lost (the
+/// reconciler died on each of its three tries; Lambda then drops an asynchronous event), so its
+/// job stayed RUNNING until the sweep failed it, and the slot stayed CLAIMED after its task had
+/// gone: the pool one short until the slot's deadline. The sweep retires a slot whose job
+/// finished (stopping its task, in case it still runs), and the pool refills.
+#[tokio::test]
+async fn a_slot_whose_stop_event_was_lost_is_retired_once_its_job_finished() {
+    let _one = SERIAL.lock().await;
+    let tenant = unique("lostslotend");
+    let app = pool_app(&tenant, 1).await;
+    let slots = fill(&app).await;
+    let id = submit(&app, &tenant, r#"{"query": "x"}"#).await;
+    assert!(matches!(deliver(&app, &id).await, Outcome::Started { .. }));
+    let task_id = TaskId::parse(&id).unwrap();
+    // Its end never comes; the sweep fails the job at its deadline.
+    let failed = app.store.transition(&task_id, JobStatus::Failed, vec![]).await.unwrap();
+    assert!(failed.is_some());
+    let held = app.store.slot(&slots[0]).await.unwrap().unwrap();
+    assert_eq!((held.state, held.handed_over), (SlotState::Claimed, true));
+    let later = app.clone().with_clock(functions::time::Clock::manual(app.clock.now_millis() + (app.config.recovery_grace_seconds + 5) * 1000));
+    reconcile::sweep(&later).await.unwrap();
+    let s = app.store.slot(&slots[0]).await.unwrap().unwrap();
+    assert_eq!(s.state, SlotState::Gone, "retired");
+    let described = app.tasks.client.describe_tasks().cluster(&app.config.cluster_arn).tasks(s.task_arn.as_deref().unwrap()).send().await.unwrap();
+    assert_eq!(described.tasks()[0].desired_status(), Some("STOPPED"));
+}

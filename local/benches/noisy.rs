@@ -103,6 +103,9 @@ async fn main() {
         max_tasks: 12,
         tenant_limits: functions::config::TenantLimits { max_running: MAX_RUNNING, max_queued: 2 * A_JOBS as u32, tenants: Default::default() },
         webhook_allow: vec![format!("127.0.0.1:{port}"), hole.to_string()],
+        // Each key at the deployed usage plan's pace: A's redeliveries come "as fast as its key allows".
+        rate_limit: names::defaults::API_RATE_LIMIT,
+        burst_limit: names::defaults::API_BURST_LIMIT,
         agent_env: vec![("STAND_IN_WORK_MS".into(), "2000".into())],
         ..Options::quiet(&["tenant-a", "tenant-b"], AgentCommand::Trivial(env!("CARGO_BIN_EXE_stand-in-agent").into()))
     })
