@@ -922,6 +922,21 @@ pub struct Delivery {
     /// Why the last attempt failed (on a dead-lettered event).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// How many times this attempt waited for one of its tenant's webhook lanes: each wait is
+    /// twice the last, up to `names::webhook::MAX_LANE_WAIT_SECONDS`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lane_waits: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Delivery {
+    /// The first attempt of a round.
+    pub fn first(task_id: &str, round: i64) -> Delivery {
+        Delivery { task_id: task_id.to_owned(), round, attempt: 1, not_before: 0, payload: None, last_error: None, lane_waits: 0 }
+    }
 }
 
 /// The webhooks queue and its dead-letter queue.
@@ -965,7 +980,7 @@ impl JobStore {
         let Some(queue) = &self.webhooks else {
             return Err(AwsError { op: "sqs:SendMessage", code: None, detail: "no webhook queue is configured".into() });
         };
-        queue.send(&Delivery { task_id: task_id.as_str().to_owned(), round: 0, attempt: 1, not_before: 0, payload: None, last_error: None }, 0).await?;
+        queue.send(&Delivery::first(task_id.as_str(), 0), 0).await?;
         let r = self
             .client
             .update_item()

@@ -101,8 +101,11 @@ async fn deliver_as_webhook(app: &App, d: Delivery) -> Result<Outcome, AwsError>
     let holder = uuid::Uuid::new_v4();
     let hold_ms = i64::try_from(app.config.webhook_timeout.as_millis()).unwrap_or(i64::MAX / 2) + wh::LANE_LEASE_MARGIN_SECONDS as i64 * 1000;
     let Some(lane) = app.store.take_lane(tenant, wh::TENANT_LANES, &holder.to_string(), hold_ms).await? else {
-        let wait = wh::LANE_WAIT_SECONDS + u32::from(holder.as_bytes()[0]) % (wh::LANE_WAIT_SECONDS + 1);
-        app.webhooks.send(&d, wait).await?;
+        // Each wait twice the last (so a tenant's backlog behind a hanging receiver costs few
+        // tries), plus up to as much again at random (so they do not come back together).
+        let base = wh::LANE_WAIT_SECONDS.saturating_mul(1 << d.lane_waits.min(8)).min(wh::MAX_LANE_WAIT_SECONDS);
+        let wait = base + u32::from(u16::from_le_bytes([holder.as_bytes()[0], holder.as_bytes()[1]])) % (base + 1);
+        app.webhooks.send(&Delivery { lane_waits: d.lane_waits + 1, ..d }, wait).await?;
         return Ok(Outcome::Deferred(wait));
     };
     let started = std::time::Instant::now();
@@ -147,7 +150,7 @@ async fn deliver_as_webhook(app: &App, d: Delivery) -> Result<Outcome, AwsError>
     match (result, schedule.get(d.attempt as usize - 1)) {
         (Ok(code), _) => Ok(Outcome::Delivered(code)),
         (Err(_), Some(&wait)) => {
-            let next = Delivery { attempt: d.attempt + 1, not_before: now + i64::from(wait), payload: None, last_error: None, ..d };
+            let next = Delivery { attempt: d.attempt + 1, not_before: now + i64::from(wait), payload: None, last_error: None, lane_waits: 0, ..d };
             app.webhooks.send(&next, wait).await?;
             Ok(Outcome::Retrying { next: next.attempt, wait, error })
         }
@@ -285,7 +288,7 @@ pub async fn redeliver(app: &App, task_id: &TaskId) -> Result<crate::aws::NewRou
     if let crate::aws::NewRound::Started(job) = &started {
         let round = job.webhook.as_ref().map_or(0, |w| w.round);
         app.webhooks
-            .send(&Delivery { task_id: task_id.as_str().to_owned(), round, attempt: 1, not_before: 0, payload: None, last_error: None }, 0)
+            .send(&Delivery::first(task_id.as_str(), round), 0)
             .await?;
     }
     Ok(started)

@@ -127,7 +127,7 @@ fn a_completed_job_is_delivered_signed_and_recorded() {
         let event: Value = serde_json::from_str(&body).unwrap();
         assert!(event["data"]["outputs"]["result"].is_string() && event["data"].get("webhook").is_none(), "{event}");
         // A repeated message of the delivered round sends nothing.
-        let again = webhook::deliver(&app, Delivery { task_id: id.clone(), round: 0, attempt: 1, not_before: 0, payload: None, last_error: None }).await.unwrap();
+        let again = webhook::deliver(&app, Delivery { task_id: id.clone(), round: 0, attempt: 1, not_before: 0, payload: None, last_error: None, lane_waits: 0 }).await.unwrap();
         assert_eq!(again, Outcome::Dropped("this round already ended"));
         assert_eq!(receiver.requests().len(), 1);
     });
@@ -181,9 +181,9 @@ fn failures_are_retried_under_one_id_then_dead_lettered_and_can_be_redelivered()
         assert_eq!((view["webhook"]["state"].as_str(), view["webhook"]["redeliveries"].as_i64()), (Some("DELIVERED"), Some(1)), "{view}");
         assert_eq!(view["webhook"]["attempts"].as_array().unwrap().len(), 1, "the new round's attempts");
         // A message of the earlier round is dropped.
-        let stale = webhook::deliver(&app, Delivery { task_id: id.clone(), round: 0, attempt: 2, not_before: 0, payload: None, last_error: None }).await.unwrap();
+        let stale = webhook::deliver(&app, Delivery { task_id: id.clone(), round: 0, attempt: 2, not_before: 0, payload: None, last_error: None, lane_waits: 0 }).await.unwrap();
         assert_eq!(stale, Outcome::Dropped("a message of an earlier round"));
-        let zero = webhook::deliver(&app, Delivery { task_id: id.clone(), round: 1, attempt: 0, not_before: 0, payload: None, last_error: None }).await.unwrap();
+        let zero = webhook::deliver(&app, Delivery { task_id: id.clone(), round: 1, attempt: 0, not_before: 0, payload: None, last_error: None, lane_waits: 0 }).await.unwrap();
         assert_eq!(zero, Outcome::Dropped("attempts count from 1"));
     });
 }
@@ -392,7 +392,7 @@ fn a_redelivery_waits_for_a_young_round_in_flight() {
         assert_eq!(r.body["webhook"]["redeliveries"], 1, "{}", r.body);
         assert_eq!(redeliver(later.clone()).await.status, 409);
         // A round that ended (dead-lettered here) may be redelivered at once.
-        let ended = Delivery { task_id: id.clone(), round: 1, attempt: 3, not_before: 0, payload: None, last_error: None };
+        let ended = Delivery { task_id: id.clone(), round: 1, attempt: 3, not_before: 0, payload: None, last_error: None, lane_waits: 0 };
         let mut one_try = later.clone();
         one_try.config.webhook_retry_seconds = vec![1, 1];
         assert!(matches!(webhook::deliver(&one_try, ended).await.unwrap(), Outcome::DeadLettered(_)));
@@ -441,7 +441,7 @@ fn an_attempt_recorded_before_the_announcement_mark_is_not_announced_again() {
         let app = hook_app(&tenant, false).await;
         // Finished, its event PENDING: the state the race leaves until the mark would land.
         let id = pending_event(&app, &tenant).await;
-        let first = Delivery { task_id: id.clone(), round: 0, attempt: 1, not_before: 0, payload: None, last_error: None };
+        let first = Delivery { task_id: id.clone(), round: 0, attempt: 1, not_before: 0, payload: None, last_error: None, lane_waits: 0 };
         let out = webhook::deliver(&app, first).await.unwrap();
         assert!(matches!(out, Outcome::Retrying { next: 2, .. }), "{out:?}");
         let job = app.store.get(&functions::model::TaskId::parse(&id).unwrap()).await.unwrap().unwrap();
@@ -558,7 +558,7 @@ fn a_tenant_whose_receiver_hangs_holds_its_own_lanes_not_everyones() {
             let r = a.webhooks.client.receive_message().queue_url(&a.webhooks.url).max_number_of_messages(10).wait_time_seconds(10).send().await.unwrap();
             r.messages.unwrap_or_default().iter().filter_map(|m| serde_json::from_str(m.body.as_deref().unwrap()).ok()).collect()
         };
-        assert!(waiting.iter().any(|d| d.attempt == 1), "{waiting:?}");
+        assert!(waiting.iter().any(|d| d.attempt == 1 && d.lane_waits == 1), "{waiting:?}");
         // Lanes held by attempts that died with their function: refused until the leases run out.
         let hold = 60_000;
         for holder in ["dead-1", "dead-2"] {

@@ -659,9 +659,11 @@ pub mod webhook {
     /// lanes (a leased item in the table). A tenant whose receiver hangs uses its own lanes, not
     /// the delivery capacity every tenant shares (the mapping's `maximum_concurrency` invocations).
     pub const TENANT_LANES: u32 = 2;
-    /// Seconds a message whose tenant holds every lane waits before it is tried again (plus up to
-    /// as many again, at random, so waiting messages do not come back together). Not an attempt.
+    /// Seconds a message whose tenant holds every lane first waits before it is tried again; each
+    /// further wait is twice the last, up to [`MAX_LANE_WAIT_SECONDS`] (plus up to as much again,
+    /// at random, so waiting messages do not come back together). Not an attempt.
     pub const LANE_WAIT_SECONDS: u32 = 2;
+    pub const MAX_LANE_WAIT_SECONDS: u32 = 60;
     /// A lane is leased for the attempt's timeout and this much more: a function that died
     /// holding it gives it back then.
     pub const LANE_LEASE_MARGIN_SECONDS: u64 = 5;
