@@ -663,7 +663,7 @@ pub mod webhook {
     /// further wait is twice the last, up to [`MAX_LANE_WAIT_SECONDS`] (plus up to as much again,
     /// at random, so waiting messages do not come back together). Not an attempt.
     pub const LANE_WAIT_SECONDS: u32 = 2;
-    pub const MAX_LANE_WAIT_SECONDS: u32 = 60;
+    pub const MAX_LANE_WAIT_SECONDS: u32 = 30;
     /// A lane is leased for the attempt's timeout and this much more: a function that died
     /// holding it gives it back then.
     pub const LANE_LEASE_MARGIN_SECONDS: u64 = 5;
