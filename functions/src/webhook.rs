@@ -92,9 +92,6 @@ async fn deliver_as_webhook(app: &App, d: Delivery) -> Result<Outcome, AwsError>
     if matches!(hook.state, Some(State::Delivered | State::Failed)) {
         return Ok(Outcome::Dropped("this round already ended"));
     }
-    // Built at each attempt, never carried from the first: its output links are signed for an
-    // hour, and the later retries of the schedule come hours after the first attempt. (A message
-    // of an older version that carries a body is rebuilt too.)
     let tenant = job.tenant_id.as_str();
     // One of the tenant's lanes, or a later try: a tenant whose receiver hangs holds its own
     // lanes, not the invocations every tenant's deliveries share.
@@ -111,6 +108,9 @@ async fn deliver_as_webhook(app: &App, d: Delivery) -> Result<Outcome, AwsError>
     let started = std::time::Instant::now();
     let at = rfc3339(app.clock.now_millis());
     let sent = async {
+        // Built at each attempt, never carried from the first: its output links are signed for an
+        // hour, and the later retries of the schedule come hours after the first attempt. (A
+        // message of an older version that carries a body is rebuilt too.)
         let payload = payload(app, &job).await?;
         let result = match app.signing.read(tenant).await? {
             None => Err((None, format!("tenant {tenant} has no webhook signing secret (scripts/webhook-secret.sh create {tenant})"))),
