@@ -46,6 +46,9 @@ pub struct Slot {
     pub claimed_at: i64,
     /// Whether its agent took its job, once its end decided it.
     pub taken: Option<bool>,
+    /// The task definition (with its revision) its task runs; None for a slot made before
+    /// slots recorded it.
+    pub task_definition: Option<String>,
 }
 
 fn slot_from(m: &HashMap<String, AttributeValue>) -> Option<Slot> {
@@ -60,6 +63,7 @@ fn slot_from(m: &HashMap<String, AttributeValue>) -> Option<Slot> {
         created_at: gs(t::CREATED_AT).and_then(|c| crate::time::parse_rfc3339(&c)).unwrap_or(0),
         claimed_at: m.get(t::CLAIMED_AT).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0),
         taken: m.get(t::SLOT_TAKEN).and_then(|v| v.as_bool().ok()).copied(),
+        task_definition: gs(t::SLOT_TASK_DEFINITION),
     })
 }
 
@@ -69,12 +73,14 @@ impl crate::aws::JobStore {
         self.client.update_item().table_name(&self.table).key(t::TASK_ID, attr_s(t::slot_key(slot_id))).update_expression(expression)
     }
 
-    /// A new idle slot (only if no item has its key).
-    pub async fn create_slot(&self, slot_id: &str, deadline: i64) -> Result<bool, AwsError> {
+    /// A new idle slot whose task will run `task_definition` (only if no item has its key).
+    pub async fn create_slot(&self, slot_id: &str, deadline: i64, task_definition: &str) -> Result<bool, AwsError> {
         let r = self
-            .slot_update(slot_id, "SET #st = :idle, #unf = :slots, #dl = :dl, #ex = :ex, #ca = :now")
+            .slot_update(slot_id, "SET #st = :idle, #unf = :slots, #dl = :dl, #ex = :ex, #ca = :now, #def = :def")
             .condition_expression("attribute_not_exists(#k)")
             .expression_attribute_names("#k", t::TASK_ID)
+            .expression_attribute_names("#def", t::SLOT_TASK_DEFINITION)
+            .expression_attribute_values(":def", attr_s(task_definition))
             .expression_attribute_names("#st", t::SLOT_STATE)
             .expression_attribute_names("#unf", t::UNFINISHED)
             .expression_attribute_names("#dl", t::DEADLINE_AT)
@@ -154,15 +160,19 @@ impl crate::aws::JobStore {
         Ok(self.item(&t::slot_key(slot_id)).await?.as_ref().and_then(slot_from))
     }
 
-    /// Gives the slot to the job: only while it is idle, has its task and is not about to leave
-    /// (or is this job's already, not handed over: the SDK's retry of a claim whose answer was
-    /// lost is the claim, not a refusal that would leave the slot claimed by no one's dispatch).
-    pub async fn claim_slot(&self, slot_id: &str, task_id: &TaskId) -> Result<bool, AwsError> {
+    /// Gives the slot to the job: only while it is idle, has its task, runs `task_definition`
+    /// (the dispatch's own: its agent reads the manifests this code writes) and is not about to
+    /// leave (or is this job's already, not handed over: the SDK's retry of a claim whose answer
+    /// was lost is the claim, not a refusal that would leave the slot claimed by no one's
+    /// dispatch).
+    pub async fn claim_slot(&self, slot_id: &str, task_id: &TaskId, task_definition: &str) -> Result<bool, AwsError> {
         let r = self
             .slot_update(slot_id, "SET #st = :claimed, #by = :job, #cat = :now")
             .condition_expression(
-                "(#st = :idle AND attribute_exists(#arn) AND #dl > :min AND attribute_not_exists(#h)) OR (#st = :claimed AND #by = :job AND attribute_not_exists(#h))",
+                "(#st = :idle AND attribute_exists(#arn) AND #dl > :min AND attribute_not_exists(#h) AND #def = :def) OR (#st = :claimed AND #by = :job AND attribute_not_exists(#h))",
             )
+            .expression_attribute_names("#def", t::SLOT_TASK_DEFINITION)
+            .expression_attribute_values(":def", attr_s(task_definition))
             .expression_attribute_names("#cat", t::CLAIMED_AT)
             .expression_attribute_values(":now", attr_n(self.clock.now_secs()))
             .expression_attribute_names("#h", t::HANDED_OVER)
@@ -373,12 +383,20 @@ pub async fn dispatch(app: &App, job: &Job) -> Result<Dispatch, AwsError> {
                 if app.config.warm_pool_size == 0 {
                     return Ok(Dispatch::Cold);
                 }
-                let mut idle: Vec<Slot> = store.slots().await?.into_iter().filter(|s| s.state == SlotState::Idle && s.task_arn.is_some()).collect();
+                // Only slots of this release: an agent of another task definition (a deploy
+                // replaced it) may not read the manifest this code writes.
+                let mine = app.config.task_definition.as_str();
+                let mut idle: Vec<Slot> = store
+                    .slots()
+                    .await?
+                    .into_iter()
+                    .filter(|s| s.state == SlotState::Idle && s.task_arn.is_some() && s.task_definition.as_deref() == Some(mine))
+                    .collect();
                 // The ones closest to leaving first.
                 idle.sort_by_key(|s| s.deadline);
                 let mut claimed = None;
                 for s in idle {
-                    if store.claim_slot(&s.id, task_id).await? {
+                    if store.claim_slot(&s.id, task_id, mine).await? {
                         claimed = Some(s);
                         break;
                     }
@@ -442,7 +460,18 @@ pub async fn refill(app: &App) -> Result<usize, AwsError> {
             let never_started = slot.as_ref().is_some_and(|s| {
                 s.state == SlotState::Idle && s.task_arn.is_none() && s.created_at + app.config.recovery_grace_seconds * 1000 < app.clock.now_millis()
             });
-            if never_started {
+            // An idle slot of an older task definition (a deploy registered a new one): it would
+            // never be given a job, so it gives its seat to a slot of this release.
+            let superseded = slot.as_ref().filter(|s| s.state == SlotState::Idle && superseded(s.task_definition.as_deref(), &app.config.task_definition));
+            if let Some(old) = superseded {
+                if !app.store.retire_idle_slot(slot_id).await? {
+                    continue;
+                }
+                if let Some(arn) = &old.task_arn {
+                    app.tasks.stop(arn, "warm slot of an older task definition").await?;
+                }
+                tracing::info!(slot = slot_id.as_str(), task_definition = old.task_definition.as_deref().unwrap_or("unrecorded"), "a warm slot of an older task definition was retired");
+            } else if never_started {
                 if app.store.abandon_slot(slot_id).await? {
                     tracing::warn!(slot = slot_id.as_str(), "a warm slot never got its task; its seat is free again");
                 } else {
@@ -460,7 +489,7 @@ pub async fn refill(app: &App) -> Result<usize, AwsError> {
         // starts the slot sees its place taken (a seat naming a slot with no item is free).
         let slot_id = uuid::Uuid::new_v4().simple().to_string();
         let deadline = app.clock.now_secs() + idle;
-        if !app.store.create_slot(&slot_id, deadline).await? {
+        if !app.store.create_slot(&slot_id, deadline, &app.config.task_definition).await? {
             continue;
         }
         if !app.store.take_seat(seat, held.as_deref(), &slot_id).await? {
@@ -473,6 +502,18 @@ pub async fn refill(app: &App) -> Result<usize, AwsError> {
         }
     }
     Ok(started)
+}
+
+/// Whether a slot that runs `slot` (its task definition, as recorded) is of an older release than
+/// `current`: a lower revision of the same family, or unrecorded (made before slots recorded it).
+/// A newer revision is not: a function still running the older release (its environment not yet
+/// replaced by the deploy) must not retire the new release's slots.
+pub fn superseded(slot: Option<&str>, current: &str) -> bool {
+    let Some(slot) = slot else { return true };
+    match (names::ecs::revision_of(slot), names::ecs::revision_of(current)) {
+        (Some((family, old)), Some((current_family, new))) => family == current_family && old < new,
+        _ => false,
+    }
 }
 
 /// A slot's (link lifetime, idle seconds) when its links are signed with credentials that have
@@ -655,5 +696,17 @@ mod tests {
         assert_eq!(lifetimes(Some(600)), Some((540, 420)));
         assert_eq!(lifetimes(Some(400)), None, "too short to be worth a slot");
         assert_eq!(lifetimes(Some(0)), None);
+    }
+
+    #[test]
+    fn a_slot_is_superseded_by_a_later_revision_of_its_family_only() {
+        let td = |r: &str| format!("arn:aws:ecs:eu-west-1:123456789012:task-definition/app-dev-agent{r}");
+        assert!(superseded(Some(&td(":3")), &td(":4")), "an older revision");
+        assert!(superseded(None, &td(":4")), "a slot made before slots recorded their task definition");
+        assert!(!superseded(Some(&td(":4")), &td(":4")), "this release's own");
+        assert!(!superseded(Some(&td(":5")), &td(":4")), "a newer release's: a function of the older one leaves it");
+        assert!(!superseded(Some(&td(":3")), &td("")), "no revision to compare");
+        let other = "arn:aws:ecs:eu-west-1:123456789012:task-definition/other-agent:1";
+        assert!(!superseded(Some(other), &td(":4")), "another family is not compared");
     }
 }

@@ -67,6 +67,10 @@ async fn slot_stopped(app: &App, slot: &Slot, exit: Option<i64>) -> reconcile::O
     reconcile::event(app, &ev).await.unwrap()
 }
 
+async fn refill_as_process(app: &App) -> Result<usize, functions::aws::AwsError> {
+    functions::identity::acting_as(functions::Function::Process, pool::refill(app)).await
+}
+
 async fn queued_messages(app: &App) -> Vec<String> {
     let r = app.queue.client.receive_message().queue_url(&app.queue.url).max_number_of_messages(10).send().await.unwrap();
     r.messages().iter().map(|m| m.body().unwrap().to_owned()).collect()
@@ -187,7 +191,7 @@ async fn refills_at_once_never_start_more_slots_than_the_pool_has_places() {
     // A place whose slot was claimed is free again: one new slot, not two.
     let slot = app.store.slots().await.unwrap().into_iter().find(|s| s.state == SlotState::Idle).unwrap();
     let job = TaskId::parse(&submit(&app, &tenant, r#"{"query": "x"}"#).await).unwrap();
-    assert!(app.store.claim_slot(&slot.id, &job).await.unwrap());
+    assert!(app.store.claim_slot(&slot.id, &job, &app.config.task_definition).await.unwrap());
     let again: usize = futures_util::future::join_all((0..3).map(|_| refill())).await.into_iter().map(|r| r.unwrap()).sum();
     assert_eq!(again, 1);
 }
@@ -300,7 +304,7 @@ async fn a_slot_moves_back_only_the_job_it_holds_and_a_handed_over_slot_takes_no
     // A delivery claimed the slot for the job and died; a later one started the job cold.
     let id = submit(&app, &tenant, r#"{"query": "elsewhere"}"#).await;
     let task = TaskId::parse(&id).unwrap();
-    assert!(app.store.claim_slot(&idle[0], &task).await.unwrap());
+    assert!(app.store.claim_slot(&idle[0], &task, &app.config.task_definition).await.unwrap());
     app.store.transition(&task, JobStatus::Provisioning, vec![]).await.unwrap().expect("claimed");
     let cold = "arn:aws:ecs:us-east-1:123456789012:task/c/elsewhere";
     let started = vec![(names::table::ECS_TASK_ARN, functions::aws::attr_s(cold))];
@@ -316,15 +320,15 @@ async fn a_slot_moves_back_only_the_job_it_holds_and_a_handed_over_slot_takes_no
 
     // Handed a job, the other slot can be neither given back nor claimed again.
     let (first, second) = (TaskId::parse(&submit(&app, &tenant, r#"{"query": "a"}"#).await).unwrap(), TaskId::parse(&submit(&app, &tenant, r#"{"query": "b"}"#).await).unwrap());
-    assert!(app.store.claim_slot(&idle[1], &first).await.unwrap());
-    assert!(app.store.claim_slot(&idle[1], &first).await.unwrap(), "the same job's claim again (a retry whose answer was lost) is its claim");
+    assert!(app.store.claim_slot(&idle[1], &first, &app.config.task_definition).await.unwrap());
+    assert!(app.store.claim_slot(&idle[1], &first, &app.config.task_definition).await.unwrap(), "the same job's claim again (a retry whose answer was lost) is its claim");
     assert!(!app.store.slot_handed_over(&idle[1], &second).await.unwrap(), "only the claiming job hands over");
     assert!(app.store.slot_handed_over(&idle[1], &first).await.unwrap());
     app.store.release_slot(&idle[1], &first).await.unwrap();
     let slot = app.store.slot(&idle[1]).await.unwrap().unwrap();
     assert_eq!((slot.state, slot.claimed_by.as_deref()), (SlotState::Claimed, Some(first.as_str())), "not released after a hand-over");
-    assert!(!app.store.claim_slot(&idle[1], &second).await.unwrap(), "another job never takes a slot that was handed one");
-    assert!(!app.store.claim_slot(&idle[1], &first).await.unwrap(), "nor the same job once handed over");
+    assert!(!app.store.claim_slot(&idle[1], &second, &app.config.task_definition).await.unwrap(), "another job never takes a slot that was handed one");
+    assert!(!app.store.claim_slot(&idle[1], &first, &app.config.task_definition).await.unwrap(), "nor the same job once handed over");
 }
 
 /// Runs its hook once, just before the first RunTask of the client it is installed in is sent:
@@ -474,10 +478,10 @@ async fn a_slot_whose_refill_died_is_given_up_and_its_late_task_stopped() {
     // What the dead refill left: the item and the seat, no task.
     let orphan = uuid::Uuid::new_v4().simple().to_string();
     let deadline = app.clock.now_secs() + 900;
-    assert!(app.store.create_slot(&orphan, deadline).await.unwrap());
+    assert!(app.store.create_slot(&orphan, deadline, &app.config.task_definition).await.unwrap());
     let held = app.store.seat(0).await.unwrap();
     assert!(app.store.take_seat(0, held.as_deref(), &orphan).await.unwrap());
-    let refill = |app: App| async move { functions::identity::acting_as(functions::Function::Process, pool::refill(&app)).await.unwrap() };
+    let refill = |app: App| async move { refill_as_process(&app).await.unwrap() };
     assert_eq!(refill(app.clone()).await, 0, "a slot being started is not given up at once");
     let later = app.clone().with_clock(functions::time::Clock::manual(app.clock.now_millis() + (app.config.recovery_grace_seconds + 5) * 1000));
     assert_eq!(refill(later).await, 1, "a minute on, its seat is refilled");
@@ -504,8 +508,8 @@ async fn a_claim_left_by_a_dead_dispatch_goes_back_to_the_pool() {
     let app = pool_app(&tenant, 1).await;
     let slots = fill(&app).await;
     let id = TaskId::parse(&submit(&app, &tenant, r#"{"query": "x"}"#).await).unwrap();
-    assert!(app.store.claim_slot(&slots[0], &id).await.unwrap());
-    assert!(app.store.claim_slot(&slots[0], &id).await.unwrap(), "the SDK's retry of the same claim");
+    assert!(app.store.claim_slot(&slots[0], &id, &app.config.task_definition).await.unwrap());
+    assert!(app.store.claim_slot(&slots[0], &id, &app.config.task_definition).await.unwrap(), "the SDK's retry of the same claim");
     let sweep = |app: App| async move { reconcile::sweep(&app).await.unwrap() };
     sweep(app.clone()).await;
     assert_eq!(app.store.slot(&slots[0]).await.unwrap().unwrap().state, SlotState::Claimed, "a claim a moment old is a dispatch at work");
@@ -575,7 +579,7 @@ async fn a_delivery_writes_the_manifest_a_dead_dispatch_did_not() {
     let task = TaskId::parse(&id).unwrap();
     // The dispatch claims, records and marks, and dies before the manifest.
     app.store.transition(&task, JobStatus::Provisioning, vec![]).await.unwrap().expect("claimed");
-    assert!(app.store.claim_slot(&slots[0], &task).await.unwrap());
+    assert!(app.store.claim_slot(&slots[0], &task, &app.config.task_definition).await.unwrap());
     assert!(app.store.set_warm_slot(&task, &slots[0]).await.unwrap());
     assert!(app.store.slot_handed_over(&slots[0], &task).await.unwrap());
     assert!(!app.outputs.exists(&names::bucket::slot_manifest_key(&slots[0])).await.unwrap());
@@ -614,9 +618,9 @@ async fn a_slot_given_back_after_its_seat_was_refilled_is_stopped() {
     let app = pool_app(&tenant, 1).await;
     let slots = fill(&app).await;
     let id = TaskId::parse(&submit(&app, &tenant, r#"{"query": "x"}"#).await).unwrap();
-    assert!(app.store.claim_slot(&slots[0], &id).await.unwrap());
+    assert!(app.store.claim_slot(&slots[0], &id, &app.config.task_definition).await.unwrap());
     // The claim frees the seat: a refill starts another slot in it.
-    assert_eq!(functions::identity::acting_as(functions::Function::Process, pool::refill(&app)).await.unwrap(), 1);
+    assert_eq!(refill_as_process(&app).await.unwrap(), 1);
     app.store.release_slot(&slots[0], &id).await.unwrap();
     let idle: Vec<Slot> = app.store.slots().await.unwrap().into_iter().filter(|s| s.state == SlotState::Idle).collect();
     assert_eq!(idle.len(), 2, "one over the pool");
@@ -655,4 +659,61 @@ async fn a_slot_whose_stop_event_was_lost_is_retired_once_its_job_finished() {
     assert_eq!(s.state, SlotState::Gone, "retired");
     let described = app.tasks.client.describe_tasks().cluster(&app.config.cluster_arn).tasks(s.task_arn.as_deref().unwrap()).send().await.unwrap();
     assert_eq!(described.tasks()[0].desired_status(), Some("STOPPED"));
+}
+
+/// Issue 24 (version skew): slots started before a deploy ran the old agent for up to 20 minutes,
+/// and a manifest of the new release made the old agent exit 2, its job sent back to the queue and
+/// perhaps into another old slot. A slot records the task definition its task runs (its image); a
+/// dispatch claims only slots of its own task definition, and a refill of the new release retires
+/// the old release's idle slots (stopping their tasks) and starts its own in their seats. A
+/// function still of the old release leaves the new release's slots alone.
+#[tokio::test]
+async fn a_deploy_replaces_the_warm_slots_of_the_older_task_definition() {
+    let _one = SERIAL.lock().await;
+    let tenant = unique("redeployed");
+    let before = pool_app(&tenant, 1).await;
+    let old_slots = fill(&before).await;
+    assert_eq!(old_slots.len(), 1);
+    let old = before.store.slot(&old_slots[0]).await.unwrap().unwrap();
+    assert_eq!(old.task_definition.as_deref(), Some(before.config.task_definition.as_str()), "a slot records its task definition");
+
+    // The deploy registers the next revision of the family (a new image), and the functions'
+    // environment names it.
+    let revision = register_agent_task_definition(&aws_sdk_ecs::Client::new(&sdk().await)).await;
+    let (_, n_old) = names::ecs::revision_of(&before.config.task_definition).unwrap();
+    let (_, n_new) = names::ecs::revision_of(&revision).unwrap();
+    assert!(n_new > n_old, "{revision} follows {}", before.config.task_definition);
+    let mut config = before.config.clone();
+    config.task_definition = revision.clone();
+    let after = app_with(config).await;
+
+    // A job of the new release does not go to the old slot: it starts cold.
+    let id = submit(&after, &tenant, r#"{"query": "x"}"#).await;
+    assert!(matches!(deliver(&after, &id).await, Outcome::Started { .. }));
+    let started = job(&after, &id).await;
+    assert_eq!(started.warm_slot, None, "not given to a slot of the older task definition");
+    assert_ne!(started.ecs_task_arn.as_deref(), old.task_arn.as_deref());
+    assert_eq!(after.store.slot(&old.id).await.unwrap().unwrap().state, SlotState::Idle);
+
+    // The new release's refill retires the old slot, stops its task, and starts its own.
+    assert_eq!(refill_as_process(&after).await.unwrap(), 1);
+    assert_eq!(after.store.slot(&old.id).await.unwrap().unwrap().state, SlotState::Gone, "retired");
+    let described = after.tasks.client.describe_tasks().cluster(&after.config.cluster_arn).tasks(old.task_arn.as_deref().unwrap()).send().await.unwrap();
+    assert_eq!(described.tasks()[0].desired_status(), Some("STOPPED"), "its task stopped");
+    let idle: Vec<Slot> = after.store.slots().await.unwrap().into_iter().filter(|s| s.state == SlotState::Idle).collect();
+    assert_eq!(idle.len(), 1, "the pool's size");
+    assert_eq!(idle[0].task_definition.as_deref(), Some(revision.as_str()));
+    let task = after.tasks.client.describe_tasks().cluster(&after.config.cluster_arn).tasks(idle[0].task_arn.as_deref().unwrap()).send().await.unwrap();
+    assert_eq!(task.tasks()[0].task_definition_arn(), Some(revision.as_str()), "the new slot's task runs the new revision");
+
+    // A function of the old release (its environment not yet replaced) neither retires the new
+    // slot nor is given it.
+    assert_eq!(refill_as_process(&before).await.unwrap(), 0);
+    assert_eq!(after.store.slot(&idle[0].id).await.unwrap().unwrap().state, SlotState::Idle);
+    let late = TaskId::parse(&submit(&before, &tenant, r#"{"query": "x"}"#).await).unwrap();
+    assert!(!before.store.claim_slot(&idle[0].id, &late, &before.config.task_definition).await.unwrap(), "a claim names its own task definition");
+    // The new release's next job takes it.
+    let next = submit(&after, &tenant, r#"{"query": "x"}"#).await;
+    assert!(matches!(deliver(&after, &next).await, Outcome::Started { .. }));
+    assert_eq!(job(&after, &next).await.warm_slot.as_deref(), Some(idle[0].id.as_str()));
 }

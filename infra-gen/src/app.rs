@@ -358,7 +358,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
             EnvVar::BucketName => bucket.bucket.bucket(),
             EnvVar::LogGroup => agent.log_group.name(),
             EnvVar::ClusterArn => agent.cluster.arn(),
-            EnvVar::TaskDefinition => agent.task_definition.arn_without_revision(),
+            EnvVar::TaskDefinition => agent.task_definition.arn(),
             EnvVar::SubnetIds => subnets.clone(),
             EnvVar::SecurityGroupIds => network.agent_security_group.id(),
             EnvVar::ContainerName => names::agent::CONTAINER_NAME.into(),

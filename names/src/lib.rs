@@ -517,6 +517,10 @@ pub mod table {
     /// Whether the slot's agent took its job (`true`) or left it (`false`), decided once when the
     /// slot's task ends and kept, so a retry of that end acts as the first try did.
     pub const SLOT_TAKEN: &str = "taken";
+    /// The task definition (ARN with its revision, so its image) a slot's task runs: a slot is
+    /// given only jobs of a dispatch whose own task definition is the same, so an agent never
+    /// reads a manifest of a newer (or older) release.
+    pub const SLOT_TASK_DEFINITION: &str = "task_definition";
     /// The sparse index's partition of finished jobs whose event is not yet queued for delivery
     /// (the sweep queues those the finishing function could not, once their `deadline_at` passed).
     pub const WEBHOOKS_PARTITION: &str = "webhooks";
@@ -1394,6 +1398,15 @@ pub mod ecs {
     pub const TASK_STATE_CHANGE: &str = "ECS Task State Change";
     pub const EVENT_SOURCE: &str = "aws.ecs";
 
+    /// A task definition ARN's family part and revision
+    /// (`arn:aws:ecs:r:a:task-definition/family:7` -> (`arn:...:task-definition/family`, 7)); None
+    /// for an ARN without a revision.
+    pub fn revision_of(task_definition_arn: &str) -> Option<(&str, u32)> {
+        let (family, revision) = task_definition_arn.rsplit_once(':')?;
+        let revision = revision.parse().ok()?;
+        family.contains("task-definition/").then_some((family, revision))
+    }
+
     spelled_enum! {
         /// A task's or container's `lastStatus`/`desiredStatus`.
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -1477,6 +1490,15 @@ mod tests {
         }
         let unknown: TaskStatus = serde_json::from_str("\"SOMETHING_NEW\"").unwrap();
         assert_eq!(unknown, TaskStatus::Other);
+    }
+
+    #[test]
+    fn a_task_definition_revision_is_read_from_its_arn() {
+        let arn = "arn:aws:ecs:eu-west-1:123456789012:task-definition/browser-jobs-dev-agent:12";
+        assert_eq!(ecs::revision_of(arn), Some(("arn:aws:ecs:eu-west-1:123456789012:task-definition/browser-jobs-dev-agent", 12)));
+        assert_eq!(ecs::revision_of("arn:aws:ecs:eu-west-1:123456789012:task-definition/browser-jobs-dev-agent"), None);
+        assert_eq!(ecs::revision_of("arn:aws:ecs:eu-west-1:123456789012:task-definition/a:latest"), None);
+        assert_eq!(ecs::revision_of(""), None);
     }
 
     #[test]

@@ -117,6 +117,13 @@ async fn create_resources() -> (String, String, String) {
     let ecs = aws_sdk_ecs::Client::new(&sdk);
     let cluster = ecs.create_cluster().cluster_name(names::agent::cluster_name(PREFIX)).send().await.unwrap();
     let cluster_arn = cluster.cluster.unwrap().cluster_arn.unwrap();
+    let td_arn = register_agent_task_definition(&ecs).await;
+    (queue_url, cluster_arn, td_arn)
+}
+
+/// Registers the agent's task definition (as a deploy does: again, a new revision of the family)
+/// and returns its ARN with the revision.
+pub async fn register_agent_task_definition(ecs: &aws_sdk_ecs::Client) -> String {
     use aws_sdk_ecs::types::{Compatibility, ContainerDefinition, NetworkMode};
     let td = ecs
         .register_task_definition()
@@ -138,8 +145,7 @@ async fn create_resources() -> (String, String, String) {
         .send()
         .await
         .unwrap();
-    let td_arn = td.task_definition.unwrap().task_definition_arn.unwrap();
-    (queue_url, cluster_arn, td_arn)
+    td.task_definition.unwrap().task_definition_arn.unwrap()
 }
 
 /// A webhooks queue and its dead-letter queue named for `prefix` (tests that deliver use their

@@ -253,7 +253,9 @@ impl AgentService {
             Meta {
                 lifecycle: Some(Lifecycle {
                     // A changed task definition is a new revision: register it before the old one
-                    // is deregistered, so RunTask always finds an ACTIVE revision of the family.
+                    // is deregistered, so the functions (whose environment names the revision, so
+                    // that warm slots are tied to their image) are updated to the new one while
+                    // the old one is still ACTIVE.
                     create_before_destroy: Some(true),
                     precondition: vec![
                         Condition::new(
