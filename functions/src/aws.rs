@@ -1189,19 +1189,91 @@ impl JobQueue {
 pub struct Outputs {
     pub client: aws_sdk_s3::Client,
     pub bucket: String,
-    /// What signs the upload forms (the function's role), and where.
+    /// What signs the links handed to agents (the manifests', the upload forms', the secrets',
+    /// a slot's): a session of the signer role when one is configured, else the function's
+    /// own credentials.
+    pub links: aws_sdk_s3::Client,
     pub credentials: Option<aws_sdk_s3::config::SharedCredentialsProvider>,
     pub region: Option<String>,
 }
 
 impl Outputs {
-    pub fn new(sdk: &aws_config::SdkConfig, bucket: &str) -> Outputs {
-        Outputs {
-            client: aws_sdk_s3::Client::new(sdk),
-            bucket: bucket.to_owned(),
-            credentials: sdk.credentials_provider(),
-            region: sdk.region().map(|r| r.to_string()),
+    /// The bucket's client; the agents' links are signed by a session of `signer_role` (its
+    /// ARN; empty: by the function's own credentials), renewed while less than `min_left`
+    /// remains of it, so a link of up to `min_left` never outlives its credentials.
+    pub fn new(sdk: &aws_config::SdkConfig, bucket: &str, signer_role: &str, min_left: Duration) -> Outputs {
+        let (links, credentials) = if signer_role.is_empty() {
+            (aws_sdk_s3::Client::new(sdk), sdk.credentials_provider())
+        } else {
+            let session = aws_sdk_s3::config::SharedCredentialsProvider::new(SignerSession::new(sdk, signer_role, min_left));
+            let conf = aws_sdk_s3::config::Builder::from(sdk)
+                .credentials_provider(session.clone())
+                // The session provider keeps its own credentials and renews them early; the
+                // client's cache would hold them until ten seconds before they expire.
+                .identity_cache(aws_sdk_s3::config::IdentityCache::no_cache())
+                .build();
+            (aws_sdk_s3::Client::from_conf(conf), Some(session))
+        };
+        Outputs { client: aws_sdk_s3::Client::new(sdk), bucket: bucket.to_owned(), links, credentials, region: sdk.region().map(|r| r.to_string()) }
+    }
+}
+
+/// How long a signer session lasts: the most `sts:AssumeRole` grants a role session assuming a
+/// role (role chaining is capped at one hour).
+pub const SIGNER_SESSION: Duration = Duration::from_secs(3600);
+
+/// Credentials of a session of the signer role (`sts:AssumeRole`, by the function's own
+/// credentials), whose expiry is known: Lambda's environment credentials carry none, so a link
+/// they sign may stop working before its own expiry with nothing to tell. Kept while more than
+/// `min_left` remains, then renewed.
+#[derive(Debug)]
+struct SignerSession {
+    sdk: aws_config::SdkConfig,
+    role: String,
+    min_left: Duration,
+    provider: tokio::sync::OnceCell<aws_config::sts::AssumeRoleProvider>,
+    current: tokio::sync::Mutex<Option<aws_credential_types::Credentials>>,
+}
+
+impl SignerSession {
+    fn new(sdk: &aws_config::SdkConfig, role: &str, min_left: Duration) -> SignerSession {
+        SignerSession { sdk: sdk.clone(), role: role.to_owned(), min_left, provider: tokio::sync::OnceCell::new(), current: tokio::sync::Mutex::new(None) }
+    }
+
+    async fn credentials(&self) -> aws_credential_types::provider::Result {
+        use aws_credential_types::provider::ProvideCredentials;
+        let mut current = self.current.lock().await;
+        if let Some(c) = current.as_ref().filter(|c| fresh_enough(c.expiry(), std::time::SystemTime::now(), self.min_left)) {
+            return Ok(c.clone());
         }
+        let provider = self
+            .provider
+            .get_or_init(|| async {
+                aws_config::sts::AssumeRoleProvider::builder(&self.role)
+                    .session_name("agent-links")
+                    .session_length(SIGNER_SESSION)
+                    .configure(&self.sdk)
+                    .build()
+                    .await
+            })
+            .await;
+        let fresh = provider.provide_credentials().await?;
+        *current = Some(fresh.clone());
+        Ok(fresh)
+    }
+}
+
+/// Whether credentials expiring at `expiry` (None: never) have more than `min_left` to live.
+pub fn fresh_enough(expiry: Option<std::time::SystemTime>, now: std::time::SystemTime, min_left: Duration) -> bool {
+    expiry.is_none_or(|e| e.duration_since(now).is_ok_and(|left| left > min_left))
+}
+
+impl aws_credential_types::provider::ProvideCredentials for SignerSession {
+    fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(self.credentials())
     }
 }
 
@@ -1224,7 +1296,7 @@ impl Outputs {
         let err = |detail: String| AwsError { op, code: None, detail };
         let key = names::bucket::file_key(task_id.as_str(), name);
         let put = self
-            .client
+            .links
             .put_object()
             .bucket(&self.bucket)
             .key(&key)
@@ -1279,9 +1351,9 @@ impl Outputs {
     /// `s3:GetObject` and `s3:DeleteObject` there; no AWS call is made).
     pub async fn presign_slot(&self, slot_id: &str, expires: Duration) -> Result<(String, String), AwsError> {
         let key = names::bucket::slot_manifest_key(slot_id);
-        let get = self.client.get_object().bucket(&self.bucket).key(&key).presigned(presigning(expires)?).await;
+        let get = self.links.get_object().bucket(&self.bucket).key(&key).presigned(presigning(expires)?).await;
         let get = get.map_err(|e| AwsError::from_sdk("s3:GetObject (presign)", e))?;
-        let delete = self.client.delete_object().bucket(&self.bucket).key(&key).presigned(presigning(expires)?).await;
+        let delete = self.links.delete_object().bucket(&self.bucket).key(&key).presigned(presigning(expires)?).await;
         let delete = delete.map_err(|e| AwsError::from_sdk("s3:DeleteObject (presign)", e))?;
         Ok((get.uri().to_owned(), delete.uri().to_owned()))
     }
@@ -1358,7 +1430,7 @@ impl Outputs {
     /// A pre-signed `GET` of the job's manifest (signing needs `s3:GetObject` on it).
     pub async fn presign_manifest(&self, task_id: &TaskId, expires: Duration) -> Result<String, AwsError> {
         let r = self
-            .client
+            .links
             .get_object()
             .bucket(&self.bucket)
             .key(names::bucket::manifest_key(task_id.as_str()))
@@ -1447,7 +1519,7 @@ impl Outputs {
     pub async fn presign_secrets(&self, task_id: &TaskId, version: Option<&str>, expires: Duration) -> Result<names::manifest::SecretLinks, AwsError> {
         let key = names::bucket::secrets_key(task_id.as_str());
         let get = self
-            .client
+            .links
             .get_object()
             .bucket(&self.bucket)
             .key(&key)
@@ -1455,7 +1527,7 @@ impl Outputs {
             .await
             .map_err(|e| AwsError::from_sdk("s3:GetObject (presign)", e))?;
         let delete = self
-            .client
+            .links
             .delete_object()
             .bucket(&self.bucket)
             .key(&key)
@@ -1787,5 +1859,22 @@ impl AgentLogs {
             Err(e) if token.is_some() && e.as_service_error().is_some_and(|e| e.is_invalid_parameter_exception()) => Err(None),
             Err(e) => Err(Some(AwsError::from_sdk("logs:GetLogEvents", e))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    #[test]
+    fn a_signing_session_is_renewed_before_its_longest_link_could_outlive_it() {
+        let now = SystemTime::now();
+        let min_left = Duration::from_secs(1380);
+        assert!(fresh_enough(None, now, min_left), "credentials without an expiry (static keys) never need renewing");
+        assert!(fresh_enough(Some(now + SIGNER_SESSION), now, min_left), "a fresh session");
+        assert!(fresh_enough(Some(now + Duration::from_secs(1381)), now, min_left));
+        assert!(!fresh_enough(Some(now + Duration::from_secs(1380)), now, min_left), "a link of min_left would end with it");
+        assert!(!fresh_enough(Some(now - Duration::from_secs(1)), now, min_left), "expired");
     }
 }

@@ -105,6 +105,9 @@ pub struct Config {
     pub bucket: String,
     pub cluster_arn: String,
     pub task_definition: String,
+    /// The role whose `sts:AssumeRole` session signs the agents' links (empty: the function's
+    /// own credentials sign them, as outside AWS).
+    pub link_signer_role_arn: String,
     pub subnet_ids: Vec<String>,
     pub security_group_ids: Vec<String>,
     pub container_name: String,
@@ -186,6 +189,7 @@ impl Config {
                     EnvVar::BucketName => c.bucket = value,
                     EnvVar::ClusterArn => c.cluster_arn = value,
                     EnvVar::TaskDefinition => c.task_definition = value,
+                    EnvVar::LinkSignerRoleArn => c.link_signer_role_arn = value,
                     EnvVar::SubnetIds => c.subnet_ids = list(&value),
                     EnvVar::SecurityGroupIds => c.security_group_ids = list(&value),
                     EnvVar::ContainerName => c.container_name = value,

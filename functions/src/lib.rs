@@ -30,6 +30,14 @@ pub const QUEUE_ALLOWANCE_SECONDS: i64 = 30 * 60;
 /// Seconds allowed for Fargate to pull the image and start the agent, on top of the job's timeout.
 pub const PROVISIONING_ALLOWANCE_SECONDS: i64 = 10 * 60;
 
+/// The longest an agent's link must keep working, plus a minute: a cold job's (the longest
+/// timeout, Fargate's provisioning and the grace) or a warm slot's. The session that signs them
+/// is renewed before less than this remains of it.
+pub fn longest_link(config: &Config) -> std::time::Duration {
+    let cold = u64::from(*names::job::TIMEOUT_SECONDS.end()) + PROVISIONING_ALLOWANCE_SECONDS as u64 + u64::from(config.timeout_grace_seconds);
+    std::time::Duration::from_secs(cold.max(names::pool::LINK_SECONDS) + 60)
+}
+
 /// The configured functions and their AWS clients. Creating a client makes no AWS call, so every
 /// function holds all of them and uses only its own.
 #[derive(Clone, Debug)]
@@ -69,7 +77,7 @@ impl App {
             webhooks,
             signing: aws::SigningSecrets { client: aws_sdk_ssm::Client::new(sdk), path: config.webhook_secrets_path.clone() },
             queue: aws::JobQueue { client: aws_sdk_sqs::Client::new(sdk), url: config.queue_url.clone() },
-            outputs: aws::Outputs::new(sdk, &config.bucket),
+            outputs: aws::Outputs::new(sdk, &config.bucket, &config.link_signer_role_arn, longest_link(&config)),
             tasks: aws::Tasks {
                 client: aws_sdk_ecs::Client::new(sdk),
                 cluster: config.cluster_arn.clone(),

@@ -308,3 +308,48 @@ async fn conditional_writes_and_transactions_are_atomic_as_in_dynamodb() {
         assert!(got.item().is_some(), "{k}, written while a transaction was cancelled, was undone");
     }
 }
+
+/// STS's AssumeRole as IAM authorizes it: a principal assumes a role only when its identity
+/// policy allows it on the role and the role's trust policy allows the principal (a trust policy
+/// must allow explicitly, even a role assuming itself). The process role assumes itself (the
+/// session that signs the agents' links); no other function may assume it, nor it another role;
+/// and a principal whose policy allows it is still refused by a role that does not trust it.
+#[tokio::test]
+async fn assuming_a_role_needs_both_the_grant_and_the_trust() {
+    use aws_credential_types::provider::ProvideCredentials;
+    let app = app(&["emu-sts"]).await;
+    let sdk = function_sdk(&app.config).await;
+    let role_of = |f: Function| format!("arn:aws:iam::{ACCOUNT}:role/{}", f.role_name(&names::defaults::name_prefix(PROJECT, ENVIRONMENT)));
+    let assume = |role: String, sdk: aws_config::SdkConfig| async move {
+        aws_config::sts::AssumeRoleProvider::builder(role).session_name("emu").configure(&sdk).build().await.provide_credentials().await
+    };
+    let session = acting_as(Function::Process, assume(role_of(Function::Process), sdk.clone())).await.expect("the process role assumes itself");
+    assert!(session.expiry().is_some(), "a session's expiry is known");
+    for (who, role) in [(Function::Process, role_of(Function::Status)), (Function::Status, role_of(Function::Process))] {
+        let refused = acting_as(who, assume(role.clone(), sdk.clone())).await.expect_err("not granted, not trusted");
+        let text = format!("{refused:?}");
+        assert!(text.contains("AccessDenied") && text.contains("sts:AssumeRole"), "{} assuming {role}: {text}", who.as_str());
+    }
+    // Granted by its own policy, but the status role trusts only Lambda: refused.
+    let key = ("ASIATESTENVSTSGRANTED", "testenv-secret-sts-granted");
+    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role_of(Function::Status)}]});
+    let registration = serde_json::json!({"principals": {key.0: {
+        "arn": format!("arn:aws:iam::{ACCOUNT}:role/granted"),
+        "session_arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/granted/emu"),
+        "account": ACCOUNT,
+        "secret": key.1,
+        "policies": [{"name": "granted", "policy": policy}],
+    }}});
+    let r = reqwest::Client::new().post(format!("{}/_testenv/iam", emulator().endpoint)).body(registration.to_string()).send().await.unwrap();
+    assert!(r.status().is_success());
+    let refused = aws_config::sts::AssumeRoleProvider::builder(role_of(Function::Status))
+        .session_name("emu")
+        .configure(&sdk)
+        .build_from_provider(aws_credential_types::Credentials::new(key.0, key.1, None, None, "test"))
+        .await
+        .provide_credentials()
+        .await
+        .expect_err("the role's trust does not allow it");
+    let text = format!("{refused:?}");
+    assert!(text.contains("AccessDenied") && text.contains("fn-test-status-function") && text.contains("no policy allows"), "{text}");
+}

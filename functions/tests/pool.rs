@@ -717,3 +717,64 @@ async fn a_deploy_replaces_the_warm_slots_of_the_older_task_definition() {
     assert!(matches!(deliver(&after, &next).await, Outcome::Started { .. }));
     assert_eq!(job(&after, &next).await.warm_slot.as_deref(), Some(idle[0].id.as_str()));
 }
+
+/// Issue 24: a slot's links were signed for 20 minutes with credentials whose expiry the SDK does
+/// not know in Lambda (its environment credentials carry none), so the guard that keeps links
+/// within their credentials never engaged there, and a link could stop working before its own
+/// expiry with nothing to tell. The agents' links are signed by a session of the process role
+/// (`sts:AssumeRole`, made with Lambda's own credentials provider here), whose expiry is known;
+/// S3 refuses a link once its session expired (the emulator answers as S3 does).
+#[tokio::test]
+async fn links_are_signed_by_a_session_whose_expiry_is_known_under_lambdas_credentials() {
+    use aws_credential_types::provider::ProvideCredentials;
+    let _one = SERIAL.lock().await;
+    let tenant = unique("lambdacreds");
+    let config = pool_app(&tenant, 1).await.config.clone();
+    let keys = testenv::iam::register(&testenv::root(), &emulator().endpoint, &stack(&config)).await.unwrap();
+    let process = &keys[&functions::Function::Process];
+    // What Lambda hands a function: its role's credentials in the environment, no expiry. Lambda's
+    // provider reads the process's environment, so it holds the process role's key while the
+    // session is made (pool tests run one at a time), and the harness's again after.
+    let lambda = aws_config::environment::credentials::EnvironmentVariableCredentialsProvider::new();
+    let lambda_sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).credentials_provider(lambda.clone()).load().await;
+    let app = App::new(&lambda_sdk, config, vec![functions::Function::Process]);
+    let harness: Vec<(&str, Option<String>)> = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"].into_iter().map(|k| (k, std::env::var(k).ok())).collect();
+    std::env::set_var("AWS_ACCESS_KEY_ID", &process.id);
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", &process.secret);
+    std::env::set_var("AWS_SESSION_TOKEN", "lambda-session-token");
+    let base = lambda.provide_credentials().await.unwrap();
+    let left = app.outputs.signing_seconds_left().await;
+    for (k, v) in harness {
+        match v {
+            Some(v) => std::env::set_var(k, v),
+            None => std::env::remove_var(k),
+        }
+    }
+    assert_eq!((base.access_key_id(), base.expiry()), (process.id.as_str(), None), "Lambda's environment credentials carry no expiry");
+
+    let left = left.expect("the signing session's expiry is known");
+    assert!((3000..=3600).contains(&left), "{left} s left of a fresh one-hour session");
+    assert_eq!(pool::lifetimes(Some(left)), Some((names::pool::LINK_SECONDS, names::pool::IDLE_SECONDS)), "a fresh session gives a slot its full lifetimes");
+
+    let slot = unique("signed");
+    let (get, _release) = app.outputs.presign_slot(&slot, std::time::Duration::from_secs(600)).await.unwrap();
+    let link = url::Url::parse(&get).unwrap();
+    let query: std::collections::HashMap<String, String> = link.query_pairs().into_owned().collect();
+    let signer = query["X-Amz-Credential"].split('/').next().unwrap().to_owned();
+    assert_ne!(signer, process.id, "signed by the session, not by Lambda's credentials");
+    assert!(query.contains_key("X-Amz-Security-Token"));
+    // The same session signs the next links (one STS call per session, not per link).
+    let (again, _) = app.outputs.presign_slot(&slot, std::time::Duration::from_secs(600)).await.unwrap();
+    assert!(again.contains(&format!("X-Amz-Credential={signer}")), "{again}");
+
+    // It works from the agent's network while the session lasts...
+    let harness = aws_sdk_s3::Client::new(&sdk().await);
+    harness.put_object().bucket(&app.config.bucket).key(names::bucket::slot_manifest_key(&slot)).body(b"{}".to_vec().into()).send().await.unwrap();
+    let (code, body) = agent_http("GET", &get, b"").await;
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    // ...and not after: S3 answers 400 ExpiredToken, whatever the link's own expiry.
+    testenv::iam::expire_session(&emulator().endpoint, &signer).await.unwrap();
+    let (code, body) = agent_http("GET", &get, b"").await;
+    assert_eq!(code, 400, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("ExpiredToken"), "{}", String::from_utf8_lossy(&body));
+}

@@ -359,6 +359,8 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
             EnvVar::LogGroup => agent.log_group.name(),
             EnvVar::ClusterArn => agent.cluster.arn(),
             EnvVar::TaskDefinition => agent.task_definition.arn(),
+            // Only the process function signs agents' links: its own role.
+            EnvVar::LinkSignerRoleArn => ctx.role_arn(crate::constructs::render_pattern(|p| Fn::Process.role_name(p), &ctx.prefix)),
             EnvVar::SubnetIds => subnets.clone(),
             EnvVar::SecurityGroupIds => network.agent_security_group.id(),
             EnvVar::ContainerName => names::agent::CONTAINER_NAME.into(),
@@ -583,6 +585,10 @@ fn grant_contract(s: &mut Stack, ctx: &Context, function: &Function, g: Grantors
     }
     if take(&[(EcsStopTask, ClusterTasks)]) {
         g.agent.grant_stop(s, ctx, role)?;
+    }
+    if take(&[(StsAssumeRole, OwnRole)]) {
+        // Its own role, assumed again (the role's trust allows it: constructs::Role::trust_itself).
+        role.grant(s, crate::model::iam::Statement::allow("AssumeOwnRoleForLinks", &["sts:AssumeRole"], vec![role.arn()]))?;
     }
     if take(&[(LogsGetLogEvents, AgentLogStreams)]) {
         g.agent.grant_read_logs(s, role)?;

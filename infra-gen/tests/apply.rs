@@ -181,7 +181,9 @@ fn longest_value(var: &str) -> usize {
         v if v == names::env::BUCKET_NAME => names::bucket::name(&p, account).len(),
         v if v == names::env::LOG_GROUP => names::logs::agent_group(&p).len(),
         v if v == names::env::CLUSTER_ARN => arn("ecs", &format!("cluster/{}", names::agent::cluster_name(&p))),
-        v if v == names::env::TASK_DEFINITION => arn("ecs", &format!("task-definition/{}", names::agent::task_family(&p))),
+        // With its revision (ECS keeps up to 1,000,000 per family).
+        v if v == names::env::TASK_DEFINITION => arn("ecs", &format!("task-definition/{}:1000000", names::agent::task_family(&p))),
+        v if v == names::env::LINK_SIGNER_ROLE_ARN => format!("arn:{partition}:iam::{account}:role/{}", names::Function::Process.role_name(&p)).len(),
         v if v == names::env::SUBNET_IDS => 2 * "subnet-0123456789abcdef0".len() + 1,
         v if v == names::env::SECURITY_GROUP_IDS => "sg-0123456789abcdef0".len(),
         v if v == names::env::CONTAINER_NAME => names::agent::CONTAINER_NAME.len(),

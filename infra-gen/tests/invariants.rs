@@ -122,8 +122,26 @@ fn each_role_trusts_only_the_service_that_uses_it_and_has_a_policy() {
             .find(|(n, _)| *n == trust_doc)
             .unwrap_or_else(|| panic!("{name}: trust document {trust_doc} not found"))
             .1;
-        let statements = trust["statement"].as_array().unwrap();
-        assert_eq!(statements.len(), 1, "{name}: one trust statement");
+        let all = trust["statement"].as_array().unwrap();
+        // Beside its service, a role may trust only itself (a function that signs links with a
+        // session of its own role): the account, narrowed to exactly this role's ARN.
+        let (itself, statements): (Vec<&Value>, Vec<&Value>) = all.iter().partition(|s| s["sid"] == "TrustItself");
+        for s in &itself {
+            let function = names::Function::ALL.iter().find(|f| name == format!("{}_function", f.as_str()));
+            assert!(
+                function.is_some_and(|f| names::contract::calls(*f).contains(&(names::contract::Action::StsAssumeRole, names::contract::Target::OwnRole))),
+                "{name}: trusts itself, but its contract does not assume its own role"
+            );
+            assert_eq!(strings(&s["actions"]), ["sts:AssumeRole"], "{name}");
+            assert_eq!(s["principals"][0]["type"], "AWS", "{name}");
+            assert!(strings(&s["principals"][0]["identifiers"])[0].ends_with(":root"), "{name}: {s}");
+            assert_eq!(s["condition"][0]["test"], "ArnEquals", "{name}");
+            assert_eq!(s["condition"][0]["variable"], "aws:PrincipalArn", "{name}");
+            let own = strings(&s["condition"][0]["values"]);
+            let physical = str_of(role, "name");
+            assert!(own.len() == 1 && own[0].ends_with(&format!(":role/{physical}")), "{name}: trusts {own:?}, not itself ({physical})");
+        }
+        assert_eq!(statements.len(), 1, "{name}: one trust statement for its service");
         assert_eq!(strings(&statements[0]["actions"]), ["sts:AssumeRole"], "{name}");
         let principals = statements[0]["principals"].as_array().unwrap();
         assert_eq!(principals.len(), 1, "{name}: one principal");
@@ -426,7 +444,7 @@ fn functions_get_exactly_their_contract() {
         "kms:GenerateDataKey",
     ]
     .into();
-    let target_resource = |t: Target| -> String {
+    let target_resource = |f: names::Function, t: Target| -> String {
         match t {
             Target::Table => "aws_dynamodb_table.jobs.arn".into(),
             Target::TenantIndex => format!("aws_dynamodb_table.jobs.arn/index/{}", names::table::TENANT_INDEX),
@@ -451,6 +469,7 @@ fn functions_get_exactly_their_contract() {
             Target::WebhookDlq => "aws_sqs_queue.webhooks_dlq.arn".into(),
             Target::WebhookSecrets => ":parameter/var.project_name/var.environment/webhooks/*".into(),
             Target::SlotObjects => format!("aws_s3_bucket.outputs.arn/{}*", names::bucket::SLOTS_PREFIX),
+            Target::OwnRole => format!("aws_iam_role.{}_function.arn", f.as_str()),
         }
     };
     for f in names::Function::ALL {
@@ -464,7 +483,7 @@ fn functions_get_exactly_their_contract() {
         let expected: BTreeSet<&str> = calls(f).iter().map(|(a, _)| a.as_str()).collect();
         assert_eq!(actions, expected, "{}: granted actions differ from the contract", f.as_str());
         for (action, target) in calls(f) {
-            let want = target_resource(*target);
+            let want = target_resource(f, *target);
             assert!(
                 granted.iter().any(|(a, r)| a == action.as_str() && (r == &want || r.ends_with(&want))),
                 "{}: {action} is not granted on {want}; granted: {granted:?}",
@@ -472,7 +491,7 @@ fn functions_get_exactly_their_contract() {
             );
             // Distinct resources: two targets may be one resource under other conditions (the
             // bucket, listed under secrets/ and under slots/).
-            let targets = calls(f).iter().filter(|(a, _)| a == action).map(|(_, t)| target_resource(*t)).collect::<BTreeSet<_>>().len();
+            let targets = calls(f).iter().filter(|(a, _)| a == action).map(|(_, t)| target_resource(f, *t)).collect::<BTreeSet<_>>().len();
             assert!(
                 granted.iter().filter(|(a, _)| a == action.as_str()).count() == targets,
                 "{}: {action} is granted on more than its targets",

@@ -150,7 +150,26 @@ async fn main() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
-    // A's first jobs have run and their webhooks are failing into the blackhole.
+    // A's backlog at rest: every waiting job parked (none going round the jobs queue), its first
+    // jobs run and their webhooks failing into the blackhole. B then meets A's steady state, not
+    // the one-off intake of A's 1000 submits.
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let settle = Instant::now();
+    loop {
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(&b.stack.config.queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .unwrap();
+        let visible: u64 = attrs.attributes().and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)).and_then(|v| v.parse().ok()).unwrap_or(0);
+        if visible == 0 || settle.elapsed() > Duration::from_secs(600) {
+            println!("noisy: A's backlog settled after {:.0} s ({visible} messages visible on the jobs queue)", settle.elapsed().as_secs_f64());
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     tokio::time::sleep(Duration::from_secs(15)).await;
     let (mut noisy_start, mut noisy_hook) = b.tenant_b("noisy").await;
     redeliveries.abort();

@@ -182,6 +182,9 @@ impl LocalStack {
         // Each function's calls sign as its role, which the emulator authorizes as AWS would
         // (testenv::iam; TESTENV_IAM=off in the environment turns that off, for debugging only).
         let stack = iam_stack(&config, &emulator.endpoint, &settings.account);
+        // As infra-gen sets it: the process function signs the agents' links with a session of
+        // its own role.
+        config.link_signer_role_arn = stack.role_arn(&names::Function::Process.role_name(&stack.name_prefix()));
         let keys = testenv::iam::register(&o.root, &emulator.endpoint, &stack).await.map_err(|e| e.to_string())?;
         let keys = keys.into_iter().map(|(f, k)| (f, (k.id, k.secret))).collect();
         let (id, secret) = testenv::moto::HARNESS_KEY;

@@ -931,6 +931,10 @@ pub mod env {
     pub const BUCKET_NAME: &str = "OUTPUTS_BUCKET";
     pub const CLUSTER_ARN: &str = "ECS_CLUSTER_ARN";
     pub const TASK_DEFINITION: &str = "ECS_TASK_DEFINITION";
+    /// The role whose session signs the links handed to agents (the process function's own): an
+    /// `sts:AssumeRole` session has an expiry the function knows, Lambda's environment
+    /// credentials have none.
+    pub const LINK_SIGNER_ROLE_ARN: &str = "LINK_SIGNER_ROLE_ARN";
     pub const SUBNET_IDS: &str = "AGENT_SUBNET_IDS";
     pub const SECURITY_GROUP_IDS: &str = "AGENT_SECURITY_GROUP_IDS";
     pub const CONTAINER_NAME: &str = "AGENT_CONTAINER_NAME";
@@ -1011,6 +1015,7 @@ pub mod contract {
             LogGroup = env::LOG_GROUP,
             ClusterArn = env::CLUSTER_ARN,
             TaskDefinition = env::TASK_DEFINITION,
+            LinkSignerRoleArn = env::LINK_SIGNER_ROLE_ARN,
             SubnetIds = env::SUBNET_IDS,
             SecurityGroupIds = env::SECURITY_GROUP_IDS,
             ContainerName = env::CONTAINER_NAME,
@@ -1050,6 +1055,7 @@ pub mod contract {
                 (BucketName, true),
                 (ClusterArn, true),
                 (TaskDefinition, true),
+                (LinkSignerRoleArn, true),
                 (SubnetIds, true),
                 (SecurityGroupIds, true),
                 (ContainerName, false),
@@ -1109,6 +1115,7 @@ pub mod contract {
             EcsTagResource = "ecs:TagResource",
             IamPassRole = "iam:PassRole",
             LogsGetLogEvents = "logs:GetLogEvents",
+            StsAssumeRole = "sts:AssumeRole",
         }
     }
 
@@ -1157,6 +1164,10 @@ pub mod contract {
         /// The warm slots' manifests (`slots/*`): written by the dispatcher, read and deleted by
         /// the slot's agent through links, checked and removed by the reconciler.
         SlotObjects,
+        /// The function's own role, assumed again for a session whose expiry is known: the links
+        /// handed to agents are signed with it, so they never outlive their credentials
+        /// unnoticed (Lambda's environment credentials carry no expiry).
+        OwnRole,
     }
 
     /// `(IAM action, target)`: every AWS call a function makes, including those its event source
@@ -1201,6 +1212,8 @@ pub mod contract {
                 (S3PutObject, SlotObjects),
                 (S3GetObject, SlotObjects),
                 (S3DeleteObject, SlotObjects),
+                // The agents' links, signed by a session of its own role.
+                (StsAssumeRole, OwnRole),
             ],
             Reconcile => &[
                 (DynamodbGetItem, Table),

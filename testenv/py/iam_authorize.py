@@ -38,6 +38,7 @@ import os
 import re
 import subprocess
 import threading
+import time
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from werkzeug.formparser import parse_form_data
@@ -96,11 +97,13 @@ class Denied(Exception):
 class Check:
     """One authorization AWS makes for a request: an action on a resource, with context."""
 
-    def __init__(self, action, resource, context=None, resource_policy_of=None):
+    def __init__(self, action, resource, context=None, resource_policy_of=None, trust=False):
         self.action, self.resource = action, resource
         self.context = context or {}
         # The ARN whose resource policy applies (the bucket of an object, the queue, the key).
         self.resource_policy_of = resource_policy_of
+        # A role's trust policy, which must allow by itself: evaluated without identity policies.
+        self.trust = trust
 
 
 def _json_body(environ):
@@ -284,6 +287,22 @@ def _ecs_checks(environ, region, account):
     return [Check(f"ecs:{op}", "*", context)]
 
 
+def _query_body(environ):
+    return {k: v[0] for k, v in parse_qs(_read_body(environ).decode(errors="replace")).items()}
+
+
+def _sts_checks(environ, region, account):
+    """sts:AssumeRole needs both: the caller's identity policy allows it on the role, and the role's
+    trust policy allows the caller (IAM requires a trust policy to allow explicitly, even a role
+    assuming itself)."""
+    body = _query_body(environ)
+    op = body.get("Action", "")
+    if op == "AssumeRole":
+        role = body.get("RoleArn", "")
+        return [Check("sts:AssumeRole", role, resource_policy_of=role), Check("sts:AssumeRole", role, resource_policy_of=role, trust=True)]
+    return [Check(f"sts:{op}", "*")]
+
+
 def _task_definition(name, region, account):
     from moto.ecs.models import ecs_backends
 
@@ -313,7 +332,7 @@ def _ssm_checks(environ, region, account):
     return [Check(f"ssm:{op}", param(body.get("Name", "")))]
 
 
-CHECKS = {"dynamodb": _dynamodb_checks, "sqs": _sqs_checks, "ecs": _ecs_checks, "logs": _logs_checks, "ssm": _ssm_checks}
+CHECKS = {"dynamodb": _dynamodb_checks, "sqs": _sqs_checks, "ecs": _ecs_checks, "logs": _logs_checks, "ssm": _ssm_checks, "sts": _sts_checks}
 
 
 # Evaluation -----------------------------------------------------------------------------------
@@ -341,11 +360,15 @@ def _simulation(principal, check, via_endpoint, account):
             "resource": {"resource": check.resource, "accountId": account},
             "contextVariables": context,
         },
-        "identityPolicies": principal["policies"],
+        "identityPolicies": [] if check.trust else principal["policies"],
         "serviceControlPolicies": [],
         "resourceControlPolicies": [],
     }
     policy = RESOURCE_POLICIES.get(check.resource_policy_of)
+    if policy is not None and check.trust:
+        # The trust policy must allow by itself. One that trusts the account delegates to the
+        # caller's identity policy (checked separately): here it counts as naming the caller.
+        policy = json.loads(json.dumps(policy).replace(f'"arn:aws:iam::{account}:root"', json.dumps(principal["arn"])))
     if policy is not None:
         simulation["resourcePolicy"] = policy
     if endpoint_policies:
@@ -383,6 +406,13 @@ def _deny(start_response, service, message):
         ).encode()
         start_response("403 Forbidden", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
         return [body]
+    if service == "sts":
+        body = (
+            '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>AccessDenied</Code>'
+            f"<Message>{_xml(message)}</Message></Error><RequestId>testenv</RequestId></ErrorResponse>"
+        ).encode()
+        start_response("403 Forbidden", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+        return [body]
     if service == "sqs":
         body = json.dumps({"__type": "com.amazonaws.sqs#AccessDenied", "message": message}).encode()
         start_response(
@@ -412,8 +442,72 @@ def _register(environ, start_response):
     import s3_presigned
 
     s3_presigned.SECRETS.update({k: p["secret"] for k, p in spec.get("principals", {}).items()})
+    # Sessions to end now (a test's way to reach a session's expiry without waiting for it).
+    for key in spec.get("expire", []):
+        _expire(key, time.time() - 1)
     start_response("204 No Content", [])
     return [b""]
+
+
+def _expire(key, at):
+    import s3_presigned
+
+    with _registry_lock:
+        if key in PRINCIPALS:
+            PRINCIPALS[key]["expires"] = at
+    s3_presigned.EXPIRES[key] = at
+
+
+def _assume_role(app, environ, start_response, principal, account):
+    """Serves an authorized AssumeRole and registers the session it answers: its key signs as the
+    role (with the role's policies, as registered for the role's own keys), until its expiry."""
+    role = _query_body(environ).get("RoleArn", "")
+    session_name = _query_body(environ).get("RoleSessionName", "session")
+    captured = {}
+
+    def capture(status, headers, exc_info=None):
+        captured["status"], captured["headers"] = status, headers
+        return lambda data: None
+
+    body = b"".join(app(environ, capture))
+    if captured["status"].startswith("200"):
+        text = body.decode(errors="replace")
+        field = lambda name: (re.search(f"<{name}>([^<]*)</{name}>", text) or [None, None])[1]
+        key, secret, expiration = field("AccessKeyId"), field("SecretAccessKey"), field("Expiration")
+        with _registry_lock:
+            policies = next((p["policies"] for p in PRINCIPALS.values() if p["arn"] == role and "expires" not in p), None)
+        if key and secret and expiration and policies is not None:
+            import datetime
+
+            import s3_presigned
+
+            at = datetime.datetime.fromisoformat(expiration.replace("Z", "+00:00")).timestamp()
+            with _registry_lock:
+                PRINCIPALS[key] = {
+                    "arn": role,
+                    "session_arn": f"arn:aws:sts::{account}:assumed-role/{role.rsplit('/', 1)[-1]}/{session_name}",
+                    "account": account,
+                    "secret": secret,
+                    "policies": policies,
+                    "expires": at,
+                }
+            s3_presigned.SECRETS[key] = secret
+            s3_presigned.EXPIRES[key] = at
+    start_response(captured["status"], captured["headers"])
+    return [body]
+
+
+def _expired(start_response, service):
+    if service == "s3":
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            "<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message><RequestId>testenv</RequestId></Error>"
+        ).encode()
+        start_response("400 Bad Request", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+        return [body]
+    body = json.dumps({"__type": "ExpiredTokenException", "message": "The security token included in the request is expired"}).encode()
+    start_response("400 Bad Request", [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def route(environ):
@@ -444,6 +538,8 @@ def authorized(app):
             return app(environ, start_response)
         _, region, service, auth_type = credential
         account = principal.get("account", "123456789012")
+        if principal.get("expires") is not None and time.time() >= principal["expires"]:
+            return _expired(start_response, service)
         try:
             if service == "s3":
                 checks = _s3_checks(environ, region, account, auth_type)
@@ -459,6 +555,8 @@ def authorized(app):
             import traceback
 
             return _deny(start_response, service, f"testenv's IAM check failed: {e!r}: {traceback.format_exc()}")
+        if service == "sts" and checks and checks[0].action == "sts:AssumeRole":
+            return _assume_role(app, environ, start_response, principal, account)
         if service == "s3" and environ["REQUEST_METHOD"] in ("GET", "HEAD") and checks and checks[0].action == "s3:GetObject":
             return _missing_key_is_forbidden(app, environ, start_response, principal, checks[0], via_endpoint, account)
         return app(environ, start_response)

@@ -32,6 +32,11 @@ from werkzeug.formparser import parse_form_data
 # (testenv::moto::Moto::sdk_env); more as JSON in TESTENV_S3_SECRETS.
 SECRETS = {"testing": "testing", **json.loads(os.environ.get("TESTENV_S3_SECRETS", "{}"))}
 
+# Access key id -> epoch seconds when its session's credentials expire (sts:AssumeRole sessions,
+# registered by iam_authorize.py): a link signed with them stops working then, whatever its own
+# expiry (S3: 400 ExpiredToken).
+EXPIRES = {}
+
 # The longest a query-string signature may be valid (SigV4: seven days).
 MAX_EXPIRES = 7 * 24 * 3600
 
@@ -54,6 +59,9 @@ def _secret(access_key):
     secret = SECRETS.get(access_key)
     if secret is None:
         raise Refused(403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
+    expires = EXPIRES.get(access_key)
+    if expires is not None and _now().timestamp() >= expires:
+        raise Refused(400, "ExpiredToken", "The provided token has expired.")
     return secret
 
 

@@ -203,6 +203,13 @@ impl Policies {
             roles.insert(f, (stack.role_arn(&f.role_name(&stack.name_prefix())), policy));
         }
         let mut resource_policies = BTreeMap::new();
+        // Each function role's trust policy: `sts:AssumeRole` of the role is checked against it
+        // (the process function assumes its own role for the links it signs).
+        for f in names::Function::ALL {
+            let name = format!("{}_function", f.as_str());
+            let trust = document(&format!("aws_iam_role.{name}"), resource("aws_iam_role", &name)?.get("assume_role_policy").unwrap_or(&Value::Null))?;
+            resource_policies.insert(stack.role_arn(&f.role_name(&stack.name_prefix())), trust);
+        }
         let bucket_arn = format!("arn:aws:s3:::{}", stack.bucket);
         let bucket_policy = resource("aws_s3_bucket_policy", "outputs")?;
         resource_policies.insert(bucket_arn.clone(), document("aws_s3_bucket_policy.outputs", &bucket_policy["policy"])?);
@@ -288,6 +295,23 @@ pub async fn register(root: &Path, endpoint: &str, stack: &Stack) -> Result<BTre
         return Err(fail(response.status().to_string()));
     }
     Ok(keys)
+}
+
+/// Ends the `sts:AssumeRole` session whose access key is `key` now, as its expiry would: the
+/// emulator then refuses what it signs (S3: 400 ExpiredToken, its links included).
+pub async fn expire_session(endpoint: &str, key: &str) -> Result<(), IamError> {
+    let fail = |message: String| IamError::Register { endpoint: endpoint.to_owned(), message };
+    let response = reqwest::Client::new()
+        .post(format!("{endpoint}/_testenv/iam"))
+        .header("content-type", "application/json")
+        .body(json!({ "expire": [key] }).to_string())
+        .send()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(fail(response.status().to_string()));
+    }
+    Ok(())
 }
 
 /// An `aws_iam_policy_document`'s (evaluated) attributes as the JSON policy the provider renders

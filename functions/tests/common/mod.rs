@@ -178,6 +178,7 @@ pub fn config(tenants: &[(&str, &str)]) -> Config {
         bucket: bucket(),
         cluster_arn: e.cluster_arn.clone(),
         task_definition: e.task_definition.clone(),
+        link_signer_role_arn: format!("arn:aws:iam::{ACCOUNT}:role/{}", Function::Process.role_name(&names::defaults::name_prefix(PROJECT, ENVIRONMENT))),
         subnet_ids: vec![e.subnet.clone()],
         security_group_ids: vec![e.security_group.clone()],
         log_group: log_group(),

@@ -32,6 +32,7 @@ pub fn function_env(function: names::Function, c: &functions::Config, tenants_js
             LogGroup => c.log_group.clone(),
             ClusterArn => c.cluster_arn.clone(),
             TaskDefinition => c.task_definition.clone(),
+            LinkSignerRoleArn => c.link_signer_role_arn.clone(),
             SubnetIds => c.subnet_ids.join(","),
             SecurityGroupIds => c.security_group_ids.join(","),
             ContainerName => c.container_name.clone(),

@@ -44,14 +44,12 @@ impl Function {
                 ..Default::default()
             },
         )?;
-        let role = Role::new(
-            stack,
-            f,
-            &format!("{id}_function"),
-            super::render_pattern(|p| props.function.role_name(p), &ctx.prefix),
-            "lambda.amazonaws.com",
-            props.description,
-        )?;
+        let role_name = super::render_pattern(|p| props.function.role_name(p), &ctx.prefix);
+        let mut trust = vec![Statement::assume_role("lambda.amazonaws.com")];
+        if names::contract::calls(props.function).contains(&(names::contract::Action::StsAssumeRole, names::contract::Target::OwnRole)) {
+            trust.push(Role::trust_itself(ctx, &role_name));
+        }
+        let role = Role::with_trust(stack, f, &format!("{id}_function"), role_name, trust, props.description)?;
         role.grant(
             stack,
             Statement::allow(

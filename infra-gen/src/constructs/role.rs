@@ -22,7 +22,24 @@ impl Role {
         service: &str,
         description: &str,
     ) -> Result<Role, Error> {
-        Role::with_trust(stack, file, logical, name, Statement::assume_role(service), description)
+        Role::with_trust(stack, file, logical, name, vec![Statement::assume_role(service)], description)
+    }
+
+    /// The trust statement that lets a session of the role `name` assume the role again (IAM
+    /// requires the role's trust policy to allow it explicitly): the account as principal, narrowed
+    /// to the role by `aws:PrincipalArn`, because a trust policy may not name a role that does
+    /// not exist yet, as the role being created.
+    pub fn trust_itself(ctx: &super::Context, name: &Val) -> Statement {
+        Statement {
+            sid: Some("TrustItself".into()),
+            effect: Some("Allow".into()),
+            actions: vec!["sts:AssumeRole".into()],
+            resources: Vec::new(),
+            principals: Vec::new(),
+            condition: Vec::new(),
+        }
+        .with_principal("AWS", vec![Val::lit("arn:") + &ctx.partition + ":iam::" + &ctx.account_id + ":root"])
+        .with_condition("ArnEquals", "aws:PrincipalArn", vec![ctx.role_arn(name.clone())])
     }
 
     /// A role that `service` may assume only on behalf of this account (`aws:SourceAccount`) and,
@@ -42,11 +59,12 @@ impl Role {
         if let Some(arn) = source_arn {
             trust = trust.with_condition("ArnLike", "aws:SourceArn", vec![arn]);
         }
-        Role::with_trust(stack, file, logical, name, trust, description)
+        Role::with_trust(stack, file, logical, name, vec![trust], description)
     }
 
-    fn with_trust(stack: &mut Stack, file: File, logical: &str, name: Val, trust: Statement, description: &str) -> Result<Role, Error> {
-        let trust = stack.data(file, &format!("{logical}_trust"), PolicyDocument { statement: vec![trust] })?;
+    /// A role assumable as the trust `statements` say.
+    pub fn with_trust(stack: &mut Stack, file: File, logical: &str, name: Val, statements: Vec<Statement>, description: &str) -> Result<Role, Error> {
+        let trust = stack.data(file, &format!("{logical}_trust"), PolicyDocument { statement: statements })?;
         let role = stack.add(
             file,
             logical,
