@@ -97,6 +97,9 @@ pub struct JobStore {
     /// Seconds before the sweep queues a finished job's webhook event its finishing function did
     /// not (`Config::recovery_grace_seconds`).
     pub announce_grace_seconds: i64,
+    /// Seconds a round being sent may go without progress past its next attempt's due time before
+    /// the sweep ends it FAILED (`Config::webhook_stall_seconds`).
+    pub webhook_stall_seconds: i64,
 }
 
 /// What a move's write did.
@@ -974,8 +977,8 @@ impl WebhookQueue {
 
 impl JobStore {
     /// Queues the first delivery of a finished job's event (`sqs:SendMessage`), then marks it
-    /// queued and takes it out of the sweep's partition (`dynamodb:UpdateItem`, only while it is
-    /// still `PENDING`).
+    /// queued (`dynamodb:UpdateItem`, only while it is still `PENDING`); it stays in the sweep's
+    /// partition, due when its round would count as stalled.
     pub async fn announce(&self, task_id: &TaskId) -> Result<(), AwsError> {
         let Some(queue) = &self.webhooks else {
             return Err(AwsError { op: "sqs:SendMessage", code: None, detail: "no webhook queue is configured".into() });
@@ -986,10 +989,11 @@ impl JobStore {
             .update_item()
             .table_name(&self.table)
             .key(t::TASK_ID, s(task_id.as_str()))
-            .update_expression("SET #ws = :sending REMOVE #unf")
+            .update_expression("SET #ws = :sending, #dl = :stall")
             .condition_expression("#ws = :pending")
             .expression_attribute_names("#ws", t::WEBHOOK_STATE)
-            .expression_attribute_names("#unf", t::UNFINISHED)
+            .expression_attribute_names("#dl", t::DEADLINE_AT)
+            .expression_attribute_values(":stall", n(self.clock.now_secs() + self.webhook_stall_seconds))
             .expression_attribute_values(":sending", s(names::webhook::DeliveryState::Sending.as_str()))
             .expression_attribute_values(":pending", s(names::webhook::DeliveryState::Pending.as_str()))
             .send()
@@ -1046,31 +1050,75 @@ impl JobStore {
         written(r).map(|_| ())
     }
 
-    /// Finished jobs whose webhook event was not queued by `now` (epoch seconds): the sparse
-    /// index's webhooks partition (`dynamodb:Query`).
-    pub async fn unannounced(&self, now: i64) -> Result<Vec<TaskId>, AwsError> {
-        Ok(self
-            .query_unfinished(t::WEBHOOKS_PARTITION)
-            .await?
-            .iter()
-            .filter(|m| m.get(t::DEADLINE_AT).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()).is_some_and(|d| d < now))
-            .filter_map(|m| TaskId::parse(m.get(t::TASK_ID)?.as_s().ok()?))
-            .collect())
+    /// The sparse index's webhooks partition past its deadline at `now` (epoch seconds;
+    /// `dynamodb:Query`): finished jobs whose event was not queued (PENDING), and rounds being
+    /// sent that made no progress when an attempt was due (SENDING: stalled).
+    pub async fn overdue_webhooks(&self, now: i64) -> Result<OverdueWebhooks, AwsError> {
+        let mut overdue = OverdueWebhooks::default();
+        for m in self.query_unfinished(t::WEBHOOKS_PARTITION).await? {
+            let due = m.get(t::DEADLINE_AT).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+            let Some(id) = m.get(t::TASK_ID).and_then(|v| v.as_s().ok()).and_then(|v| TaskId::parse(v)) else { continue };
+            if !due.is_some_and(|d| d < now) {
+                continue;
+            }
+            match m.get(t::WEBHOOK_STATE).and_then(|v| v.as_s().ok()).and_then(|v| names::webhook::DeliveryState::parse(v)) {
+                Some(names::webhook::DeliveryState::Sending) => {
+                    let round = m.get(t::WEBHOOK_ROUND).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+                    let attempts = m.get(t::WEBHOOK_ATTEMPTS).and_then(|v| v.as_l().ok()).map_or(0, Vec::len) as u32;
+                    overdue.stalled.push((id, round, attempts));
+                }
+                _ => overdue.unannounced.push(id),
+            }
+        }
+        Ok(overdue)
     }
 
-    /// Appends an attempt to the job's current round and sets its delivery state
-    /// (`dynamodb:UpdateItem`, only while `round` is the job's round). False for an older round.
-    /// An attempt proves the event was queued, so the job also leaves the sweep's webhooks
-    /// partition: when the attempt lands before the announcing function's PENDING -> SENDING mark
-    /// (whose condition then fails), the job would otherwise stay there and every sweep would
-    /// queue its event again, each time a new chain of retries.
-    pub async fn record_attempt(&self, task_id: &TaskId, round: i64, attempt: &Attempt, state: names::webhook::DeliveryState) -> Result<bool, AwsError> {
+    /// Ends a stalled round FAILED with an attempt that says so (`dynamodb:UpdateItem`, only while
+    /// the round is `round`, still SENDING and still overdue at `now`: an attempt or a new round
+    /// meanwhile moves its deadline). False when it moved on.
+    pub async fn fail_stalled(&self, task_id: &TaskId, round: i64, attempt: &Attempt, now: i64) -> Result<bool, AwsError> {
         let r = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(t::TASK_ID, s(task_id.as_str()))
-            .update_expression("SET #a = list_append(if_not_exists(#a, :none), :one), #ws = :ws REMOVE #unf")
+            .update_expression("SET #a = list_append(if_not_exists(#a, :none), :one), #ws = :failed REMOVE #unf")
+            .condition_expression("#r = :r AND #ws = :sending AND #dl < :now AND #unf = :webhooks")
+            .expression_attribute_names("#a", t::WEBHOOK_ATTEMPTS)
+            .expression_attribute_names("#ws", t::WEBHOOK_STATE)
+            .expression_attribute_names("#unf", t::UNFINISHED)
+            .expression_attribute_names("#r", t::WEBHOOK_ROUND)
+            .expression_attribute_names("#dl", t::DEADLINE_AT)
+            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":one", AttributeValue::L(vec![attempt_item(attempt)]))
+            .expression_attribute_values(":failed", s(names::webhook::DeliveryState::Failed.as_str()))
+            .expression_attribute_values(":sending", s(names::webhook::DeliveryState::Sending.as_str()))
+            .expression_attribute_values(":r", n(round))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":webhooks", s(t::WEBHOOKS_PARTITION))
+            .send()
+            .await;
+        written(r)
+    }
+
+    /// Appends an attempt to the job's current round and sets its delivery state
+    /// (`dynamodb:UpdateItem`, only while `round` is the job's round). False for an older round.
+    /// A round that ends (DELIVERED, FAILED) leaves the sweep's webhooks partition; one with a
+    /// retry `next` seconds away (SENDING) stays, due when that retry would count as stalled.
+    /// Either way the state is no longer PENDING: when the attempt lands before the announcing
+    /// function's PENDING -> SENDING mark (whose condition then fails), the sweep does not queue
+    /// the event again (each time a new chain of retries).
+    pub async fn record_attempt(&self, task_id: &TaskId, round: i64, attempt: &Attempt, state: names::webhook::DeliveryState, next: Option<u32>) -> Result<bool, AwsError> {
+        let u = self.client.update_item().table_name(&self.table).key(t::TASK_ID, s(task_id.as_str()));
+        let u = match next {
+            Some(wait) if state == names::webhook::DeliveryState::Sending => u
+                .update_expression("SET #a = list_append(if_not_exists(#a, :none), :one), #ws = :ws, #unf = :webhooks, #dl = :stall")
+                .expression_attribute_names("#dl", t::DEADLINE_AT)
+                .expression_attribute_values(":webhooks", s(t::WEBHOOKS_PARTITION))
+                .expression_attribute_values(":stall", n(self.clock.now_secs() + i64::from(wait) + self.webhook_stall_seconds)),
+            _ => u.update_expression("SET #a = list_append(if_not_exists(#a, :none), :one), #ws = :ws REMOVE #unf"),
+        };
+        let r = u
             .condition_expression("#r = :r")
             .expression_attribute_names("#a", t::WEBHOOK_ATTEMPTS)
             .expression_attribute_names("#ws", t::WEBHOOK_STATE)
@@ -1095,11 +1143,14 @@ impl JobStore {
             .update_item()
             .table_name(&self.table)
             .key(t::TASK_ID, s(task_id.as_str()))
-            .update_expression("SET #r = #r + :one, #ws = :sending, #a = :none, #rat = :now REMOVE #unf")
+            .update_expression("SET #r = #r + :one, #ws = :sending, #a = :none, #rat = :now, #unf = :webhooks, #dl = :stall")
             .condition_expression(
                 "attribute_exists(#url) AND #st IN (:c, :f, :x) AND (attribute_not_exists(#rat) OR #rat < :cutoff OR NOT (#ws IN (:sending, :pending)))",
             )
             .expression_attribute_names("#rat", t::WEBHOOK_ROUND_AT)
+            .expression_attribute_names("#dl", t::DEADLINE_AT)
+            .expression_attribute_values(":webhooks", s(t::WEBHOOKS_PARTITION))
+            .expression_attribute_values(":stall", n(now + self.webhook_stall_seconds))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":cutoff", n(now - names::webhook::REDELIVERY_COOLDOWN_SECONDS))
             .expression_attribute_values(":pending", s(names::webhook::DeliveryState::Pending.as_str()))
@@ -1134,6 +1185,15 @@ impl JobStore {
             Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e)),
         }
     }
+}
+
+/// The webhooks partition's overdue items ([`JobStore::overdue_webhooks`]).
+#[derive(Debug, Default)]
+pub struct OverdueWebhooks {
+    /// Finished jobs whose event was never queued.
+    pub unannounced: Vec<TaskId>,
+    /// Rounds being sent that made no progress when due: (job, round, attempts made).
+    pub stalled: Vec<(TaskId, i64, u32)>,
 }
 
 /// What [`JobStore::new_round`] did.

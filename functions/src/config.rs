@@ -140,6 +140,9 @@ pub struct Config {
     /// How long a step left unfinished waits before another function takes it as left by one
     /// that died (`names::pool::RECOVERY_GRACE_SECONDS`; the local stack's tests shorten it).
     pub recovery_grace_seconds: i64,
+    /// How long a round being sent may go without progress past its next attempt's due time
+    /// before the sweep ends it FAILED (`names::webhook::STALL_SECONDS`; tests shorten it).
+    pub webhook_stall_seconds: i64,
 }
 
 impl Config {
@@ -157,6 +160,7 @@ impl Config {
             webhook_timeout: std::time::Duration::from_secs(names::webhook::TIMEOUT_SECONDS),
             webhook_egress: names::egress::EgressPolicy::default().with_any_port(),
             recovery_grace_seconds: names::pool::RECOVERY_GRACE_SECONDS,
+            webhook_stall_seconds: names::webhook::STALL_SECONDS,
             ..Config::default()
         }
     }

@@ -73,6 +73,7 @@ impl App {
                 webhooks: (!webhooks.url.is_empty()).then(|| webhooks.clone()),
                 jobs: (!config.queue_url.is_empty()).then(|| aws::JobQueue { client: aws_sdk_sqs::Client::new(sdk), url: config.queue_url.clone() }),
                 announce_grace_seconds: config.recovery_grace_seconds,
+                webhook_stall_seconds: config.webhook_stall_seconds,
             },
             webhooks,
             signing: aws::SigningSecrets { client: aws_sdk_ssm::Client::new(sdk), path: config.webhook_secrets_path.clone() },

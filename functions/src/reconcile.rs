@@ -21,7 +21,7 @@ pub enum Outcome {
     Ignored(&'static str),
     /// The sweep: jobs failed for their deadline, counters corrected, webhook events queued
     /// that their finishing function could not.
-    Swept { failed: usize, corrected: usize, announced: usize },
+    Swept { failed: usize, corrected: usize, announced: usize, stalled: usize },
 }
 
 /// The `detail` of an `ECS Task State Change` event, the shape the Fargate stand-in writes too.
@@ -246,12 +246,31 @@ async fn sweep_as_reconcile(app: &App) -> Result<Outcome, AwsError> {
         app.queue.send_refill().await?;
     }
     let mut announced = 0;
-    for task_id in app.store.unannounced(app.clock.now_secs()).await? {
+    let now = app.clock.now_secs();
+    let overdue = app.store.overdue_webhooks(now).await?;
+    for task_id in overdue.unannounced {
         app.store.announce(&task_id).await?;
         tracing::warn!(task_id = task_id.as_str(), "queued a webhook event its finishing function had not");
         announced += 1;
     }
-    Ok(Outcome::Swept { failed, corrected, announced })
+    // A round that made no progress when an attempt was due: its message is gone (SQS moved it to
+    // the webhooks DLQ after the function failed on every receive). The table says so: FAILED,
+    // with an attempt that tells why and what to do.
+    let mut stalled = 0;
+    for (task_id, round, attempts) in overdue.stalled {
+        let attempt = crate::model::Attempt {
+            at: rfc3339(app.clock.now_millis()),
+            attempt: attempts + 1,
+            status_code: None,
+            error: Some(names::webhook::STALLED.to_owned()),
+            duration_ms: 0,
+        };
+        if app.store.fail_stalled(&task_id, round, &attempt, now).await? {
+            tracing::warn!(task_id = task_id.as_str(), round, "a webhook round stalled (its message was dead-lettered); marked FAILED");
+            stalled += 1;
+        }
+    }
+    Ok(Outcome::Swept { failed, corrected, announced, stalled })
 }
 
 /// Sends the jobs waiting for a running place their tenant has free (of `only` that tenant, if

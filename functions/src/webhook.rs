@@ -143,7 +143,8 @@ async fn deliver_as_webhook(app: &App, d: Delivery) -> Result<Outcome, AwsError>
     };
     // Recorded before the next message is queued: a failure here has SQS repeat this attempt,
     // never start a second chain of retries.
-    if !app.store.record_attempt(&task_id, d.round, &attempt, state).await? {
+    let next = schedule.get(d.attempt as usize - 1).copied().filter(|_| result.is_err());
+    if !app.store.record_attempt(&task_id, d.round, &attempt, state, next).await? {
         return Ok(Outcome::Dropped("a message of an earlier round"));
     }
     let error = error.unwrap_or_default();

@@ -431,9 +431,10 @@ async fn sweep_after_grace(app: &App) -> functions::reconcile::Outcome {
 }
 
 /// The announcing function queued the event, its first attempt was made and recorded, and only
-/// then did the PENDING -> SENDING mark come (and fail its condition): the attempt takes the job
-/// out of the sweep's partition, so no sweep queues the event again. Before, the job stayed there
-/// for its whole life and every sweep started another chain of retries to a failing receiver.
+/// then did the PENDING -> SENDING mark come (and fail its condition): the attempt moves the job
+/// out of PENDING, so no sweep queues the event again. Before, the job stayed PENDING in the
+/// sweep's partition for its whole life and every sweep started another chain of retries to a
+/// failing receiver.
 #[test]
 fn an_attempt_recorded_before_the_announcement_mark_is_not_announced_again() {
     run(async {
@@ -487,6 +488,65 @@ fn a_lost_announcement_is_queued_by_the_sweep_and_long_waits_are_chained() {
         let now = functions::time::now_millis() / 1000;
         let early = Delivery { not_before: now + 7200, ..d };
         assert!(matches!(webhook::deliver(&app, early).await.unwrap(), Outcome::Deferred(w) if (7190..=7200).contains(&w)));
+    });
+}
+
+/// Issue 24 (the fault-injection test, seed 323): a round whose message SQS moved to the webhooks
+/// DLQ (the function failed, or died, on every receive) stayed SENDING for the job's whole life:
+/// nothing would attempt it again, and the table never said so. The sweep ends a round that made
+/// no progress when an attempt was due FAILED, with an attempt that says why; a round whose next
+/// attempt is not yet overdue is left alone; a redelivery starts a new round.
+#[test]
+fn a_round_whose_message_was_dead_lettered_is_ended_failed_by_the_sweep() {
+    run(async {
+        const STALL: i64 = 100;
+        let tenant = unique("stall");
+        let mut app = hook_app(&tenant, false).await;
+        app.config.webhook_stall_seconds = STALL;
+        app.store.webhook_stall_seconds = STALL;
+        let id = pending_event(&app, &tenant).await;
+        let task = functions::model::TaskId::parse(&id).unwrap();
+        // Queued; its message then goes to a function that fails on every receive (never
+        // delivered here), until SQS moves it to the DLQ.
+        app.store.announce(&task).await.unwrap();
+        let start = functions::time::now_millis();
+        let sweep_at = |secs: i64| {
+            let app = app.clone().with_clock(functions::time::Clock::manual(start + secs * 1000));
+            async move {
+                let scheduled = serde_json::json!({"detail-type": functions::reconcile::SCHEDULED_EVENT, "source": "aws.events", "detail": {}});
+                functions::reconcile::event(&app, &scheduled).await.unwrap()
+            }
+        };
+        let hook = |app: &App| {
+            let app = app.clone();
+            let task = task.clone();
+            async move { app.store.get(&task).await.unwrap().unwrap().webhook.unwrap() }
+        };
+        sweep_at(STALL - 10).await;
+        assert_eq!(hook(&app).await.state, Some(State::Sending), "not overdue yet");
+        let out = sweep_at(STALL + 10).await;
+        assert!(matches!(out, functions::reconcile::Outcome::Swept { stalled: 1.., .. }), "{out:?}");
+        let ended = hook(&app).await;
+        assert_eq!(ended.state, Some(State::Failed));
+        let last = ended.attempts.last().unwrap();
+        assert_eq!((last.attempt, last.error.as_deref()), (1, Some(names::webhook::STALLED)));
+        let again = sweep_at(STALL + 20).await;
+        assert!(matches!(again, functions::reconcile::Outcome::Swept { stalled: 0, .. }), "ended once: {again:?}");
+        assert_eq!(hook(&app).await.attempts.len(), 1);
+
+        // A redelivery: a new round, sent again.
+        assert!(matches!(webhook::redeliver(&app, &task).await.unwrap(), functions::aws::NewRound::Started(_)));
+        let round = hook(&app).await;
+        assert_eq!((round.round, round.state), (1, Some(State::Sending)));
+        // Its first attempt fails (nothing listens) and schedules a retry a second away: the round
+        // is due again a second later than it was, so a sweep just before that leaves it alone.
+        let first = Delivery { task_id: id.clone(), round: 1, attempt: 1, not_before: 0, payload: None, last_error: None, lane_waits: 0 };
+        assert!(matches!(webhook::deliver(&app, first).await.unwrap(), Outcome::Retrying { next: 2, .. }));
+        let made = (functions::time::now_millis() - start) / 1000;
+        sweep_at(made + STALL).await;
+        assert_eq!(hook(&app).await.state, Some(State::Sending), "its retry is not overdue");
+        sweep_at(made + STALL + 10).await;
+        assert_eq!(hook(&app).await.state, Some(State::Failed), "its retry never came");
     });
 }
 

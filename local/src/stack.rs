@@ -56,6 +56,9 @@ pub struct Options {
     pub webhook_retry_seconds: Option<Vec<u32>>,
     /// The functions' recovery grace (`Config::recovery_grace_seconds`), when not the default.
     pub recovery_grace_seconds: Option<i64>,
+    /// How long a webhook round may stall before the sweep ends it FAILED
+    /// (`Config::webhook_stall_seconds`), when not the default.
+    pub webhook_stall_seconds: Option<i64>,
 }
 
 impl Options {
@@ -85,6 +88,7 @@ impl Options {
             visibility_seconds: None,
             webhook_retry_seconds: None,
             recovery_grace_seconds: None,
+            webhook_stall_seconds: None,
         }
     }
 }
@@ -169,6 +173,9 @@ impl LocalStack {
         }
         let (mut config, task_definition) = provision(&o.root, &sdk, &settings).await?;
         config.limits = o.tenant_limits.clone();
+        if let Some(stall) = o.webhook_stall_seconds {
+            config.webhook_stall_seconds = stall;
+        }
         if let Some(grace) = o.recovery_grace_seconds {
             config.recovery_grace_seconds = grace;
         }

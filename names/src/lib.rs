@@ -677,6 +677,13 @@ pub mod webhook {
     pub const MAX_RETRY_SECONDS: u32 = 86_400;
     /// SQS's longest message delay: a longer wait is chained from several.
     pub const MAX_DELAY_SECONDS: u32 = 900;
+    /// Seconds a round being sent may go without progress (an attempt made, or its first message
+    /// sent) past when its next attempt was due, before the sweep calls it FAILED: its message
+    /// is gone, moved by SQS to the webhooks DLQ after the function failed (or died) on every
+    /// receive. Longer than any wait for a lane, so a busy tenant's event is not called stalled.
+    pub const STALL_SECONDS: i64 = 3600;
+    /// The error of the attempt a stalled round ends with.
+    pub const STALLED: &str = "no attempt came when one was due: the event's message was dead-lettered after the webhook function failed on every receive (an alarm says so); POST /jobs/{id}/webhook delivers it again";
     /// Attempts of a round `GET /jobs/{id}` shows (the schedule makes at most 7).
     pub const MAX_ATTEMPTS_SHOWN: usize = 20;
 
