@@ -1838,6 +1838,36 @@ impl Tasks {
         Ok(RunOutcome::Refused { reason: if reason.is_empty() { "RunTask started no task".into() } else { reason } })
     }
 
+    /// What ECS says of a task (`ecs:DescribeTasks`), in the shape of its state-change event:
+    /// its status and, once stopped, its stop code and its containers' exit codes. None for a task
+    /// ECS no longer knows (stopped tasks are kept for about an hour).
+    pub async fn describe(&self, task_arn: &str) -> Result<Option<names::ecs::TaskStateChange>, AwsError> {
+        use names::ecs::{ContainerState, StopCode, TaskStatus};
+        let r = self.client.describe_tasks().cluster(&self.cluster).tasks(task_arn).send().await.map_err(|e| AwsError::from_sdk("ecs:DescribeTasks", e))?;
+        let Some(t) = r.tasks().first() else { return Ok(None) };
+        Ok(Some(names::ecs::TaskStateChange {
+            task_arn: t.task_arn().unwrap_or(task_arn).to_owned(),
+            cluster_arn: t.cluster_arn().map(str::to_owned),
+            last_status: t.last_status().and_then(TaskStatus::parse).unwrap_or_default(),
+            desired_status: t.desired_status().and_then(TaskStatus::parse),
+            started_by: t.started_by().map(str::to_owned),
+            group: t.group().map(str::to_owned),
+            launch_type: t.launch_type().map(|l| l.as_str().to_owned()),
+            stop_code: t.stop_code().and_then(|c| StopCode::parse(c.as_str())),
+            stopped_reason: t.stopped_reason().map(str::to_owned),
+            containers: t
+                .containers()
+                .iter()
+                .map(|c| ContainerState {
+                    name: c.name().unwrap_or_default().to_owned(),
+                    last_status: c.last_status().and_then(TaskStatus::parse),
+                    exit_code: c.exit_code().map(i64::from),
+                    reason: c.reason().map(str::to_owned),
+                })
+                .collect(),
+        }))
+    }
+
     /// `ecs:StopTask`. A task that is already gone is not an error.
     pub async fn stop(&self, task_arn: &str, reason: &str) -> Result<(), AwsError> {
         let r = self.client.stop_task().cluster(&self.cluster).task(task_arn).reason(reason).send().await;

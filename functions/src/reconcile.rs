@@ -21,7 +21,7 @@ pub enum Outcome {
     Ignored(&'static str),
     /// The sweep: jobs failed for their deadline, counters corrected, webhook events queued
     /// that their finishing function could not.
-    Swept { failed: usize, corrected: usize, announced: usize, stalled: usize },
+    Swept { failed: usize, settled: usize, corrected: usize, announced: usize, stalled: usize },
 }
 
 /// The `detail` of an `ECS Task State Change` event, the shape the Fargate stand-in writes too.
@@ -166,8 +166,15 @@ pub async fn sweep(app: &App) -> Result<Outcome, AwsError> {
 
 async fn sweep_as_reconcile(app: &App) -> Result<Outcome, AwsError> {
     let cutoff = app.clock.now_secs() - i64::from(app.config.timeout_grace_seconds);
-    let mut failed = 0;
+    let (mut failed, mut settled) = (0, 0);
     for job in app.store.overdue(cutoff).await? {
+        // Its task stopped, and the event that says so was lost (the reconciler failed on every
+        // try, and EventBridge gave up): ECS still knows how it ended, so the job ends as that
+        // event would have ended it, not as a timeout.
+        if settle_from_ecs(app, &job.task_id).await? {
+            settled += 1;
+            continue;
+        }
         let updates = vec![
             (t::ERROR_CODE, attr_s(ErrorCode::Timeout.as_str())),
             (t::ERROR_MESSAGE, attr_s(format!("the job did not finish within its timeout of {} seconds", job.timeout_seconds))),
@@ -270,7 +277,32 @@ async fn sweep_as_reconcile(app: &App) -> Result<Outcome, AwsError> {
             stalled += 1;
         }
     }
-    Ok(Outcome::Swept { failed, corrected, announced, stalled })
+    Ok(Outcome::Swept { failed, settled, corrected, announced, stalled })
+}
+
+/// Ends an overdue job whose task ECS reports STOPPED as the task's STOPPED event would have
+/// (`ecs:DescribeTasks` of the job's task, or of the warm slot's that holds it). True when the job
+/// has ended.
+async fn settle_from_ecs(app: &App, task_id: &TaskId) -> Result<bool, AwsError> {
+    let Some(job) = app.store.get(task_id).await? else { return Ok(false) };
+    let arn = match (&job.ecs_task_arn, &job.warm_slot) {
+        (Some(arn), _) => arn.clone(),
+        (None, Some(slot)) => match app.store.slot(slot).await?.and_then(|s| s.task_arn) {
+            Some(arn) => arn,
+            None => return Ok(false),
+        },
+        (None, None) => return Ok(false),
+    };
+    let Some(detail) = app.tasks.describe(&arn).await? else { return Ok(false) };
+    if detail.last_status != TaskStatus::Stopped {
+        return Ok(false);
+    }
+    let outcome = task_change(app, &detail).await?;
+    let ended = app.store.get(task_id).await?.is_some_and(|j| j.status.is_terminal());
+    if ended {
+        tracing::warn!(task_id = task_id.as_str(), task_arn = arn.as_str(), outcome = ?outcome, "an overdue job's task had stopped (its event was lost); ended as ECS reports it");
+    }
+    Ok(ended)
 }
 
 /// Sends the jobs waiting for a running place their tenant has free (of `only` that tenant, if

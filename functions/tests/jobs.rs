@@ -10,7 +10,7 @@ use functions::model::{TaskId, TenantId};
 use functions::process::{self, Outcome};
 use functions::reconcile;
 use functions::App;
-use names::ecs::{ContainerState, StopCode, TaskStatus};
+use names::ecs::{ContainerState, StopCode, TaskStateChange, TaskStatus};
 use names::job::ErrorCode;
 use names::manifest::Manifest;
 use names::{table as t, JobStatus, Output};
@@ -437,6 +437,49 @@ async fn sweep_fails_and_stops_overdue_jobs() {
     let again = reconcile::event(&app, &scheduled).await.unwrap();
     assert!(matches!(again, reconcile::Outcome::Swept { failed: 0, .. }), "{again:?}");
     assert_eq!(status_of(&app, &fresh).await["status"], "CANCELLED", "the sweep never sees a finished job");
+}
+
+/// Issue 24: a task that stopped while its STOPPED event was lost (the reconciler failed on each of
+/// EventBridge's tries) left its job RUNNING until the sweep failed it TIMEOUT, though ECS knew how
+/// the task ended: a job that completed read as failed. The sweep asks ECS (DescribeTasks) about
+/// an overdue job's task first and ends the job as the event would have; a task that still runs
+/// is stopped and its job fails TIMEOUT as before. The emulator answers DescribeTasks as ECS does
+/// (no exit code before a container stops; the recorded stop after).
+#[tokio::test]
+async fn the_sweep_ends_a_job_whose_stop_event_was_lost_as_ecs_reports_its_task() {
+    let tenant = unique("loststop");
+    let app = app(&[&tenant]).await;
+    let mut ids = Vec::new();
+    for exit in [0, 3] {
+        let id = submit(&app, &tenant, r#"{"query": "lost", "options": {"timeout_seconds": 10}}"#).await;
+        let arn = start_task(&app, &id).await;
+        force(&app, &id, JobStatus::Running, Some(&arn)).await;
+        // Running: ECS reports no exit code yet.
+        let running = app.tasks.describe(&arn).await.unwrap().unwrap();
+        assert!(running.containers.iter().all(|c| c.exit_code.is_none()), "{running:?}");
+        // It stops; ECS records how, and the event that says so never arrives.
+        let detail = TaskStateChange {
+            task_arn: arn.clone(),
+            cluster_arn: Some(app.config.cluster_arn.clone()),
+            last_status: TaskStatus::Stopped,
+            started_by: Some(id.clone()),
+            stop_code: Some(StopCode::EssentialContainerExited),
+            stopped_reason: Some("Essential container in task exited".into()),
+            containers: vec![container(Some(exit), None)],
+            ..TaskStateChange::default()
+        };
+        testenv::events::record_stopped(&emulator().endpoint, &detail).await.unwrap();
+        make_overdue(&app, &id).await;
+        ids.push((id, exit));
+    }
+    let scheduled = json!({"detail-type": reconcile::SCHEDULED_EVENT, "source": "aws.events", "detail": {}});
+    let out = reconcile::event(&app, &scheduled).await.unwrap();
+    assert!(matches!(out, reconcile::Outcome::Swept { settled: 2.., .. }), "{out:?}");
+    let completed = status_of(&app, &ids[0].0).await;
+    assert_eq!(completed["status"], "COMPLETED", "{completed}");
+    let failed = status_of(&app, &ids[1].0).await;
+    assert_eq!((failed["status"].as_str(), failed["error"]["code"].as_str()), (Some("FAILED"), Some(ErrorCode::AgentFailed.as_str())), "{failed}");
+    assert!(failed["error"]["message"].as_str().unwrap().contains("exit code 3"), "{failed}");
 }
 
 /// Every job in the sparse index of unfinished jobs (what the sweep can see).

@@ -586,6 +586,9 @@ fn grant_contract(s: &mut Stack, ctx: &Context, function: &Function, g: Grantors
     if take(&[(EcsStopTask, ClusterTasks)]) {
         g.agent.grant_stop(s, ctx, role)?;
     }
+    if take(&[(EcsDescribeTasks, ClusterTasks)]) {
+        g.agent.grant_describe(s, ctx, role)?;
+    }
     if take(&[(StsAssumeRole, OwnRole)]) {
         // Its own role, assumed again (the role's trust allows it: constructs::Role::trust_itself).
         role.grant(s, crate::model::iam::Statement::allow("AssumeOwnRoleForLinks", &["sts:AssumeRole"], vec![role.arn()]))?;

@@ -94,6 +94,8 @@ enum Exit {
 
 pub struct Runner {
     app: Arc<functions::App>,
+    /// The emulator's endpoint, where a stopped task's account is recorded.
+    endpoint: Option<String>,
     ecs: aws_sdk_ecs::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
     settings: RunnerSettings,
@@ -103,6 +105,7 @@ impl Runner {
     pub fn new(app: Arc<functions::App>, sdk: &aws_config::SdkConfig, settings: RunnerSettings) -> Runner {
         Runner {
             app,
+            endpoint: sdk.endpoint_url().map(str::to_owned),
             ecs: aws_sdk_ecs::Client::new(sdk),
             logs: aws_sdk_cloudwatchlogs::Client::new(sdk),
             settings,
@@ -117,7 +120,11 @@ impl Runner {
     /// The `ECS Task State Change` event ECS would send for `task` in `status`; a stopped task
     /// also says why and how its container exited.
     fn event(&self, task: &Task, status: TaskStatus, stopped: Option<(StopCode, &str, Option<i32>)>) -> Value {
-        let detail = TaskStateChange {
+        testenv::events::to_json(&testenv::events::task_state_change(self.detail(task, status, stopped)))
+    }
+
+    fn detail(&self, task: &Task, status: TaskStatus, stopped: Option<(StopCode, &str, Option<i32>)>) -> TaskStateChange {
+        TaskStateChange {
             task_arn: task.arn.clone(),
             cluster_arn: Some(self.app.config.cluster_arn.clone()),
             last_status: status,
@@ -133,8 +140,7 @@ impl Runner {
                 exit_code: stopped.and_then(|(_, _, code)| code).map(i64::from),
                 reason: None,
             }],
-        };
-        testenv::events::to_json(&testenv::events::task_state_change(detail))
+        }
     }
 
     /// Delivers an event to reconcile as EventBridge does: an asynchronous invocation, so events
@@ -392,11 +398,21 @@ impl Runner {
                 } else {
                     (StopCode::EssentialContainerExited, "Essential container in task exited")
                 };
-                let event = self.event(&task, TaskStatus::Stopped, Some((stop_code, reason, code)));
-                self.deliver(event);
-                if !stopped_by_user {
-                    let _ = self.ecs.stop_task().cluster(&self.app.config.cluster_arn).task(&task.arn).reason(reason).send().await;
+                let detail = self.detail(&task, TaskStatus::Stopped, Some((stop_code, reason, code)));
+                // ECS's own account of the task first (DescribeTasks answers it), then its event,
+                // which may be lost.
+                match &self.endpoint {
+                    Some(endpoint) => {
+                        if let Err(e) = testenv::events::record_stopped(endpoint, &detail).await {
+                            eprintln!("local-stack: runner: {e}");
+                        }
+                    }
+                    None if !stopped_by_user => {
+                        let _ = self.ecs.stop_task().cluster(&self.app.config.cluster_arn).task(&task.arn).reason(reason).send().await;
+                    }
+                    None => {}
                 }
+                self.deliver(testenv::events::to_json(&testenv::events::task_state_change(detail)));
             }
             if *shutdown.borrow() {
                 break;

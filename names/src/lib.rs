@@ -1119,6 +1119,7 @@ pub mod contract {
             SsmGetParameters = "ssm:GetParameters",
             EcsRunTask = "ecs:RunTask",
             EcsStopTask = "ecs:StopTask",
+            EcsDescribeTasks = "ecs:DescribeTasks",
             EcsTagResource = "ecs:TagResource",
             IamPassRole = "iam:PassRole",
             LogsGetLogEvents = "logs:GetLogEvents",
@@ -1227,6 +1228,8 @@ pub mod contract {
                 (DynamodbUpdateItem, Table),
                 (DynamodbQuery, UnfinishedIndex),
                 (EcsStopTask, ClusterTasks),
+                // An overdue job's task: stopped, whose event was lost?
+                (EcsDescribeTasks, ClusterTasks),
                 (S3GetObject, ErrorReports),
                 (S3DeleteObjectVersion, SecretObjects),
                 (S3ListBucketVersions, SecretVersions),

@@ -18,6 +18,12 @@ its own in functions/tests/emulator.rs.
   request started, starting none; with other parameters it fails with ConflictException, whose
   resourceIds are the ARNs of those tasks. moto ignores the token and starts a task every time.
 
+- ECS's account of a stopped task (ECS API reference, DescribeTasks: a container's `exitCode` and
+  `reason` "if the container has stopped"; the task's `stopCode` and `stoppedReason`): a running
+  container has no exit code (moto reports 0 from the start, so a crashed agent would read as a
+  success), and what the Fargate stand-in saw when an agent exited is recorded on the task (POST
+  /_testenv/ecs/stopped with the task's state-change detail), as ECS records it before its event.
+
 - S3's expected bucket owner (S3 User Guide, "Verifying bucket ownership with bucket owner
   condition"): a request with `x-amz-expected-bucket-owner` naming another account than the
   bucket's fails with 403 AccessDenied. moto ignores the header. Every bucket here is the
@@ -35,6 +41,7 @@ import time
 from moto.core.responses import ActionResult
 from moto.ecs.exceptions import ECSException
 from moto.ecs.responses import EC2ContainerServiceResponse
+import moto.ecs.models as ecs
 import moto.dynamodb.models as ddb
 import moto.server
 from moto.server import main
@@ -86,6 +93,47 @@ def _run_task(self):
 
 
 EC2ContainerServiceResponse.run_task = _run_task
+
+_moto_container_init = ecs.Container.__init__
+
+
+def _container_init(self, task_def):
+    _moto_container_init(self, task_def)
+    # No exit code, nor reason, until the container stopped.
+    self.exitCode = None
+    self.reason = None
+
+
+ecs.Container.__init__ = _container_init
+
+ECS_STOPPED_PATH = "/_testenv/ecs/stopped"
+
+
+def _task_stopped(environ, start_response):
+    """Records a task as stopped, as the Fargate stand-in saw it (a task state-change detail:
+    taskArn, clusterArn, stopCode, stoppedReason, containers with exitCode and reason)."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    detail = json.loads(environ["wsgi.input"].read(length) or b"{}")
+    arn = detail.get("taskArn", "")
+    region = arn.split(":")[3] if arn.count(":") >= 5 else os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    backend = ecs.ecs_backends[ACCOUNT_ID][region]
+    cluster = (detail.get("clusterArn") or "default").split("/")[-1]
+    task = next((t for a, t in backend.tasks.get(cluster, {}).items() if a.split("/")[-1] == arn.split("/")[-1]), None)
+    if task is None:
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [f"no task {arn} in cluster {cluster}".encode()]
+    task.last_status = "STOPPED"
+    task.desired_status = "STOPPED"
+    task.stopped_reason = detail.get("stoppedReason") or task.stopped_reason
+    task.stop_code = task.stopCode = detail.get("stopCode")
+    by_name = {c.get("name"): c for c in detail.get("containers", [])}
+    for c in task.containers:
+        seen = by_name.get(c.name, {})
+        c.last_status = "STOPPED"
+        c.exitCode = seen.get("exitCode")
+        c.reason = seen.get("reason")
+    start_response("204 No Content", [])
+    return [b""]
 
 # DynamoDB requests one at a time (see the module's doc).
 _dynamodb_lock = threading.Lock()
@@ -162,6 +210,8 @@ class _CheckedDispatcher(_Dispatcher):
     IAM's authorization, as AWS orders them."""
 
     def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == ECS_STOPPED_PATH and environ.get("REQUEST_METHOD") == "POST":
+            return _task_stopped(environ, start_response)
         iam_authorize.route(environ)
         serve = _expected_owner(s3_presigned.checked(iam_authorize.authorized(super().__call__)))
         if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):

@@ -26,6 +26,24 @@ pub fn task_state_change(detail: TaskStateChange) -> EventBridgeEvent<TaskStateC
 }
 
 /// The event as the JSON a Lambda receives.
+/// Records on the emulator's ECS task what a stopped task's state change says (its stop code and
+/// reason, its containers' exit codes), as ECS records it before it sends the event: DescribeTasks
+/// then answers as ECS does for that task (testenv/py/moto_server.py).
+pub async fn record_stopped(endpoint: &str, detail: &TaskStateChange) -> Result<(), String> {
+    let r = reqwest::Client::new()
+        .post(format!("{endpoint}/_testenv/ecs/stopped"))
+        .header("content-type", "application/json")
+        .body(serde_json::to_string(detail).map_err(|e| e.to_string())?)
+        .send()
+        .await
+        .map_err(|e| format!("recording the stop of {}: {e}", detail.task_arn))?;
+    if r.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("recording the stop of {}: {} {}", detail.task_arn, r.status(), r.text().await.unwrap_or_default()))
+    }
+}
+
 pub fn to_json<T: serde::Serialize>(event: &T) -> serde_json::Value {
     serde_json::to_value(event).expect("events always serialize")
 }

@@ -42,6 +42,10 @@ pub fn emulator() -> &'static Emulator {
 fn start() -> Emulator {
     let venv = testenv::venv_bin(&testenv::root());
     let moto = testenv::moto::Moto::start(&testenv::root()).unwrap_or_else(|e| panic!("{e}"));
+    // Tasks change state when the test says so (as ECS's do when their containers do), not one
+    // step per DescribeTasks as moto would move them.
+    // (On a thread of its own: its blocking client may not be dropped in a test's runtime.)
+    std::thread::scope(|scope| scope.spawn(|| moto.manual_task_progression()).join().unwrap()).unwrap_or_else(|e| panic!("{e}"));
     let (endpoint, port) = (moto.endpoint.clone(), moto.port);
     // Set once, before any SDK configuration is loaded, by the first test that needs it.
     for (k, v) in moto.sdk_env() {

@@ -309,6 +309,15 @@ impl AgentService {
         )
     }
 
+    /// Describe the agent tasks of the cluster (their state, stop code and exit codes).
+    pub fn grant_describe(&self, stack: &mut Stack, ctx: &Context, role: &Role) -> Result<(), Error> {
+        role.grant(
+            stack,
+            Statement::allow("DescribeAgentTasks", &["ecs:DescribeTasks"], vec![self.tasks(ctx)])
+                .with_condition("ArnEquals", "ecs:cluster", vec![self.cluster.arn()]),
+        )
+    }
+
     /// Read the agent containers' log events.
     pub fn grant_read_logs(&self, stack: &mut Stack, role: &Role) -> Result<(), Error> {
         role.grant(
