@@ -96,6 +96,13 @@ pub fn operation(request: &HttpRequest) -> Option<String> {
         };
         return Some(format!("{service}:{op}"));
     }
+    // STS (its query protocol): the signature's scope names the service, the form's Action the call.
+    let scope = request.headers().get("authorization").and_then(|a| a.split("Credential=").nth(1)).and_then(|c| c.split('/').nth(3));
+    if scope == Some("sts") {
+        let body = request.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
+        let action = url::form_urlencoded::parse(body.as_bytes()).find(|(k, _)| k == "Action").map(|(_, v)| v.into_owned())?;
+        return Some(format!("sts:{action}"));
+    }
     // S3's REST calls: the method, the path and the query say which.
     let uri = url::Url::parse(request.uri()).ok()?;
     let query: BTreeSet<String> = uri.query_pairs().map(|(k, _)| k.into_owned()).collect();
@@ -437,6 +444,13 @@ mod tests {
         assert_eq!(req("PUT", "http://127.0.0.1:5000/b/slots/s/manifest.json", None).as_deref(), Some("s3:PutObject"));
         assert_eq!(req("DELETE", "http://127.0.0.1:5000/b/secrets/t.json?versionId=v1", None).as_deref(), Some("s3:DeleteObjectVersion"));
         assert_eq!(req("DELETE", "http://127.0.0.1:5000/b/slots/s/manifest.json", None).as_deref(), Some("s3:DeleteObject"));
+        // STS's query protocol: a POST to "/" like an S3 upload's, told apart by its signature's scope.
+        let mut sts = HttpRequest::new(aws_smithy_types::body::SdkBody::from("Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fr"));
+        sts.set_method("POST").unwrap();
+        sts.set_uri("http://127.0.0.1:5000/".to_string()).unwrap();
+        sts.headers_mut().insert("authorization", "AWS4-HMAC-SHA256 Credential=AKIA/20261206/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=x".to_string());
+        assert_eq!(operation(&sts).as_deref(), Some("sts:AssumeRole"));
+        assert!(points().contains(&Point { function: Function::Process, operation: "sts:AssumeRole".into() }));
     }
 
     #[tokio::test]
