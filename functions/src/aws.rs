@@ -254,7 +254,7 @@ impl JobStore {
             // An entry of a job that no longer waits (cancelled while parked, or started by its own
             // message) is dropped, and the place goes to the next one.
             if self.unpark(tenant, entry).await? && self.get(&task_id).await?.is_some_and(|j| j.status == JobStatus::Queued) {
-                queue.send(&task_id).await?;
+                queue.send_wake(&task_id).await?;
                 return Ok(true);
             }
         }
@@ -1225,6 +1225,13 @@ impl JobQueue {
     /// the pool lacks.
     pub async fn send_refill(&self) -> Result<(), AwsError> {
         let body = serde_json::json!({ names::queue::MESSAGE_POOL: names::queue::POOL_REFILL }).to_string();
+        self.client.send_message().queue_url(&self.url).message_body(body).send().await.map_err(|e| AwsError::from_sdk("sqs:SendMessage", e))?;
+        Ok(())
+    }
+
+    /// `sqs:SendMessage` of a wake-up of a waiting job (`names::queue::MESSAGE_WAKE`).
+    pub async fn send_wake(&self, task_id: &TaskId) -> Result<(), AwsError> {
+        let body = serde_json::json!({ names::queue::MESSAGE_TASK_ID: task_id.as_str(), names::queue::MESSAGE_WAKE: true }).to_string();
         self.client.send_message().queue_url(&self.url).message_body(body).send().await.map_err(|e| AwsError::from_sdk("sqs:SendMessage", e))?;
         Ok(())
     }

@@ -75,6 +75,11 @@ pub fn parse_body(body: Option<&str>) -> Option<TaskId> {
     TaskId::parse(v.get(names::queue::MESSAGE_TASK_ID)?.as_str()?)
 }
 
+/// Whether a job message is a wake-up (`names::queue::MESSAGE_WAKE`).
+fn is_wake(body: Option<&str>) -> bool {
+    body.and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok()).is_some_and(|v| v.get(names::queue::MESSAGE_WAKE).and_then(|w| w.as_bool()) == Some(true))
+}
+
 pub async fn message(app: &App, msg: &Message<'_>) -> Outcome {
     crate::identity::acting_as(crate::Function::Process, Box::pin(message_as_process(app, msg))).await
 }
@@ -87,13 +92,13 @@ async fn message_as_process(app: &App, msg: &Message<'_>) -> Outcome {
         };
     }
     let Some(task_id) = parse_body(msg.body) else { return Outcome::Ignored("malformed message") };
-    match start(app, &task_id, msg.receive_count).await {
+    match start(app, &task_id, msg.receive_count, is_wake(msg.body)).await {
         Ok(o) => o,
         Err(e) => Outcome::Retry(e.to_string()),
     }
 }
 
-async fn start(app: &App, task_id: &TaskId, receive_count: u32) -> Result<Outcome, AwsError> {
+async fn start(app: &App, task_id: &TaskId, receive_count: u32, wake: bool) -> Result<Outcome, AwsError> {
     let store = &app.store;
     let Some(job) = store.get(task_id).await? else { return Ok(Outcome::Ignored("unknown job")) };
     // Only a job claimed now may take a warm slot (or one that already chose its slot): an
@@ -112,9 +117,12 @@ async fn start(app: &App, task_id: &TaskId, receive_count: u32) -> Result<Outcom
                     // Parked: woken (a message at once) when one of its tenant's jobs ends, so a
                     // waiting job no longer goes round the queue every few seconds. Its own
                     // message comes back later in case that wake-up is lost, sent before this
-                    // one is acknowledged: never lost.
+                    // one is acknowledged: never lost. A wake-up that lost its race is not the
+                    // job's own message, which is still to come: it sends none.
                     store.park(&job).await?;
-                    app.queue.send_delayed(task_id, app.config.tenant_wait_seconds).await?;
+                    if !wake {
+                        app.queue.send_delayed(task_id, app.config.tenant_wait_seconds).await?;
+                    }
                     let deadline = app.clock.now_secs() + crate::QUEUE_ALLOWANCE_SECONDS;
                     store.set_queued_reason(task_id, JobStatus::Queued, QueuedReason::TenantLimit, Some(deadline)).await?;
                     return Ok(Outcome::Waiting);

@@ -324,7 +324,7 @@ pub async fn wake_waiting(app: &App, only: Option<&str>) -> Result<usize, AwsErr
         let running = counters.iter().find(|c| c.tenant == tenant).map_or(0, |c| c.running);
         let free = (i64::from(app.config.limits.max_running(&tenant)) - running).max(0) as usize;
         for id in jobs.iter().take(free) {
-            app.queue.send(id).await?;
+            app.queue.send_wake(id).await?;
             tracing::warn!(tenant = tenant.as_str(), task_id = id.as_str(), "sent a waiting job whose wake-up was lost");
             sent += 1;
         }

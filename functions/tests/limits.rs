@@ -177,6 +177,42 @@ async fn a_job_at_the_running_limit_is_parked_and_woken_when_a_place_frees() {
     assert_eq!(counts(&app, &tenant).await, (0, 1));
 }
 
+/// Issue 24: a wake-up that lost its race (the tenant at its limit again when it came) parked the
+/// job and sent another of the job's own messages, while the job's own message was still to come:
+/// each such wake-up left one more message going round for the job, for as long as it waited. A
+/// wake-up is marked as one; a wake-up that finds the tenant at its limit parks the job and sends
+/// nothing, so a waiting job keeps exactly one message.
+#[tokio::test]
+async fn a_wake_up_that_loses_its_race_adds_no_message() {
+    let tenant = unique("wakerace");
+    let (mut app, queue) = limited_app(&[&tenant], 1, 100).await;
+    app.config.tenant_wait_seconds = 1;
+    let app = app;
+    let running = submit(&app, &tenant, r#"{"query": "first"}"#).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let waiting = submit(&app, &tenant, r#"{"query": "second"}"#).await;
+    let mut outcomes = Vec::new();
+    while outcomes.len() < 2 {
+        outcomes.extend(queue.round(&app).await);
+    }
+    assert!(outcomes.iter().any(|(id, o)| *id == running && matches!(o, Outcome::Started { .. })), "{outcomes:?}");
+    assert!(outcomes.iter().any(|(id, o)| *id == waiting && *o == Outcome::Waiting), "{outcomes:?}");
+    // A wake-up while the first still runs (a place freed and was taken again meanwhile).
+    assert!(app.store.wake_parked(&tenant).await.unwrap());
+    let woken = queue.round(&app).await;
+    assert_eq!(woken, [(waiting.clone(), Outcome::Waiting)], "parked again");
+    // The job's own message comes back (a second on), and after it exactly one: its next.
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+        let round = queue.round(&app).await;
+        assert_eq!(round.iter().filter(|(id, _)| *id == waiting).count(), 1, "one message of the waiting job at a time: {round:?}");
+        seen.extend(round);
+    }
+    assert!(seen.iter().all(|(_, o)| *o == Outcome::Waiting), "{seen:?}");
+    assert_eq!(status_of(&app, &waiting).await["status"], "QUEUED");
+}
+
 #[tokio::test]
 async fn the_running_limit_holds_and_waiting_jobs_never_reach_the_dlq() {
     let tenant = unique("busy");
