@@ -190,8 +190,7 @@ async fn sweep_as_reconcile(app: &App) -> Result<Outcome, AwsError> {
         }
     }
     let corrected = recount(app).await?;
-    wake_waiting(app, None).await?;
-    prune_parked(app, None).await?;
+    tend_waiting(app, None).await?;
     // Secrets no task will read: of a job that finished (a duplicate delivery that lost its race
     // wrote them after the job's end had deleted its own). The lifecycle rule's day is the last
     // resort, not the plan.
@@ -305,20 +304,23 @@ async fn settle_from_ecs(app: &App, task_id: &TaskId) -> Result<bool, AwsError> 
     Ok(ended)
 }
 
-/// Sends the jobs waiting for a running place their tenant has free (of `only` that tenant, if
-/// given), oldest first, and returns how many: they lost their wake-up (the function that freed
-/// the place died before waking the next, or the waker between taking the entry and sending)
-/// and would otherwise wait for their own 15-minute message. A job sent twice is harmless (a
-/// delivery that finds no place parks it again).
-pub async fn wake_waiting(app: &App, only: Option<&str>) -> Result<usize, AwsError> {
+/// The sweep's care of waiting jobs (of `only` that tenant, if given), from one read of the
+/// counters: [`wake_waiting`], then [`prune_parked`]. (jobs sent, entries dropped).
+pub async fn tend_waiting(app: &App, only: Option<&str>) -> Result<(usize, usize), AwsError> {
+    let counters = app.store.counters().await?;
+    Ok((wake_waiting(app, only, &counters).await?, prune_parked(app, only, &counters).await?))
+}
+
+/// Sends the jobs waiting for a running place their tenant has free (by `counters`), oldest
+/// first, and returns how many: they lost their wake-up (the function that freed the place died
+/// before waking the next, or the waker between taking the entry and sending) and would
+/// otherwise wait for their own 15-minute message. A job sent twice is harmless (a delivery that
+/// finds no place parks it again).
+async fn wake_waiting(app: &App, only: Option<&str>, counters: &[crate::aws::Counter]) -> Result<usize, AwsError> {
     let mut waiting = app.store.waiting_at_limit().await?;
     if let Some(tenant) = only {
         waiting.retain(|t, _| t == tenant);
     }
-    if waiting.is_empty() {
-        return Ok(0);
-    }
-    let counters = app.store.counters().await?;
     let mut sent = 0;
     for (tenant, jobs) in waiting {
         let running = counters.iter().find(|c| c.tenant == tenant).map_or(0, |c| c.running);
@@ -332,12 +334,12 @@ pub async fn wake_waiting(app: &App, only: Option<&str>) -> Result<usize, AwsErr
     Ok(sent)
 }
 
-/// Drops the parked entries of jobs that no longer wait (of `only`, or of every tenant): left by
-/// a park that landed after its job was woken, or by a job end that died before its waking. The
-/// number dropped.
-pub async fn prune_parked(app: &App, only: Option<&str>) -> Result<usize, AwsError> {
+/// Drops the parked entries (by `counters`) of jobs that no longer wait: left by a park that
+/// landed after its job was woken, or by a job end that died before its waking. The number
+/// dropped.
+async fn prune_parked(app: &App, only: Option<&str>, counters: &[crate::aws::Counter]) -> Result<usize, AwsError> {
     let mut dropped = 0;
-    for counter in app.store.counters().await? {
+    for counter in counters {
         if counter.parked.is_empty() || only.is_some_and(|t| t != counter.tenant) {
             continue;
         }

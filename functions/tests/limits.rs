@@ -350,7 +350,7 @@ async fn the_sweep_wakes_a_job_whose_wake_up_was_lost() {
     assert!(queue.round(&app).await.is_empty());
     // (The sweep's part that does it, for this test's tenant: the whole sweep would write this
     // test's limits onto the other tests' counters.)
-    let sent = functions::identity::acting_as(functions::Function::Reconcile, reconcile::wake_waiting(&app, Some(&tenant))).await.unwrap();
+    let (sent, _) = functions::identity::acting_as(functions::Function::Reconcile, reconcile::tend_waiting(&app, Some(&tenant))).await.unwrap();
     assert_eq!(sent, 1);
     let woken = queue.round(&app).await;
     assert_eq!(woken.len(), 1, "{woken:?}");
@@ -382,7 +382,7 @@ async fn the_sweep_drops_parked_entries_of_jobs_that_no_longer_wait() {
     assert_eq!(queue.round(&app).await, [(third.clone(), Outcome::Waiting)]);
     assert_eq!(app.store.counter(&tenant).await.unwrap().parked.len(), 2);
     // (The sweep's part that does it, for this test's tenant.)
-    let dropped = functions::identity::acting_as(functions::Function::Reconcile, reconcile::prune_parked(&app, Some(&tenant))).await.unwrap();
+    let (_, dropped) = functions::identity::acting_as(functions::Function::Reconcile, reconcile::tend_waiting(&app, Some(&tenant))).await.unwrap();
     assert_eq!(dropped, 1);
     let parked = app.store.counter(&tenant).await.unwrap().parked;
     assert_eq!(parked.len(), 1, "{parked:?}");
