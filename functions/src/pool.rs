@@ -73,6 +73,16 @@ impl crate::aws::JobStore {
         self.client.update_item().table_name(&self.table).key(t::TASK_ID, attr_s(t::slot_key(slot_id))).update_expression(expression)
     }
 
+    /// The slot's retirement (GONE, out of the index) while `condition` holds; the caller adds
+    /// what else the condition names (`#st` and `:gone` are named here).
+    fn retirement(&self, slot_id: &str, condition: &str) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.slot_update(slot_id, "SET #st = :gone REMOVE #unf")
+            .condition_expression(condition)
+            .expression_attribute_names("#st", t::SLOT_STATE)
+            .expression_attribute_names("#unf", t::UNFINISHED)
+            .expression_attribute_values(":gone", attr_s(SlotState::Gone.as_str()))
+    }
+
     /// A new idle slot whose task will run `task_definition` (only if no item has its key).
     pub async fn create_slot(&self, slot_id: &str, deadline: i64, task_definition: &str) -> Result<bool, AwsError> {
         let r = self
@@ -138,12 +148,8 @@ impl crate::aws::JobStore {
     /// task was recorded meanwhile.
     pub async fn abandon_slot(&self, slot_id: &str) -> Result<bool, AwsError> {
         let r = self
-            .slot_update(slot_id, "SET #st = :gone REMOVE #unf")
-            .condition_expression("#st = :idle AND attribute_not_exists(#arn)")
-            .expression_attribute_names("#st", t::SLOT_STATE)
-            .expression_attribute_names("#unf", t::UNFINISHED)
+            .retirement(slot_id, "#st = :idle AND attribute_not_exists(#arn)")
             .expression_attribute_names("#arn", t::ECS_TASK_ARN)
-            .expression_attribute_values(":gone", attr_s(SlotState::Gone.as_str()))
             .expression_attribute_values(":idle", attr_s(SlotState::Idle.as_str()))
             .send()
             .await;
@@ -245,17 +251,13 @@ impl crate::aws::JobStore {
     /// meanwhile (or the slot's end retired it first).
     pub async fn retire_left_claim(&self, slot_id: &str, task_id: &TaskId, handed_over: bool) -> Result<bool, AwsError> {
         let handed = if handed_over { "#h = :true" } else { "attribute_not_exists(#h)" };
-        let mut u = self.slot_update(slot_id, "SET #st = :gone REMOVE #unf");
+        let mut u = self.retirement(slot_id, &format!("#st = :claimed AND #by = :job AND {handed}"));
         if handed_over {
             u = u.expression_attribute_values(":true", AttributeValue::Bool(true));
         }
         let r = u
-            .condition_expression(format!("#st = :claimed AND #by = :job AND {handed}"))
-            .expression_attribute_names("#st", t::SLOT_STATE)
-            .expression_attribute_names("#unf", t::UNFINISHED)
             .expression_attribute_names("#by", t::CLAIMED_BY)
             .expression_attribute_names("#h", t::HANDED_OVER)
-            .expression_attribute_values(":gone", attr_s(SlotState::Gone.as_str()))
             .expression_attribute_values(":claimed", attr_s(SlotState::Claimed.as_str()))
             .expression_attribute_values(":job", attr_s(task_id.as_str()))
             .send()
@@ -265,28 +267,13 @@ impl crate::aws::JobStore {
 
     /// Retires an idle slot, only while it is idle (not claimed meanwhile).
     pub async fn retire_idle_slot(&self, slot_id: &str) -> Result<bool, AwsError> {
-        let r = self
-            .slot_update(slot_id, "SET #st = :gone REMOVE #unf")
-            .condition_expression("#st = :idle")
-            .expression_attribute_names("#st", t::SLOT_STATE)
-            .expression_attribute_names("#unf", t::UNFINISHED)
-            .expression_attribute_values(":gone", attr_s(SlotState::Gone.as_str()))
-            .expression_attribute_values(":idle", attr_s(SlotState::Idle.as_str()))
-            .send()
-            .await;
+        let r = self.retirement(slot_id, "#st = :idle").expression_attribute_values(":idle", attr_s(SlotState::Idle.as_str())).send().await;
         Ok(conditional(r)?)
     }
 
     /// A slot whose task ended: out of the index, kept until its TTL.
     pub async fn retire_slot(&self, slot_id: &str) -> Result<(), AwsError> {
-        let r = self.slot_update(slot_id, "SET #st = :gone REMOVE #unf")
-            .condition_expression("attribute_exists(#k)")
-            .expression_attribute_names("#k", t::TASK_ID)
-            .expression_attribute_names("#st", t::SLOT_STATE)
-            .expression_attribute_names("#unf", t::UNFINISHED)
-            .expression_attribute_values(":gone", attr_s(SlotState::Gone.as_str()))
-            .send()
-            .await;
+        let r = self.retirement(slot_id, "attribute_exists(#k)").expression_attribute_names("#k", t::TASK_ID).send().await;
         conditional(r)?;
         Ok(())
     }
