@@ -45,6 +45,8 @@ const GRACE: i64 = 8;
 /// message dropped when it comes, which the checks accept as they accept any FAILED round the
 /// receiver did not take. The time a dead-lettered round costs a seed is this.
 const STALL: i64 = 20;
+/// How long the unfinished jobs of a round may all stay unchanged before they count as stalled.
+const QUIET: Duration = Duration::from_secs(20);
 /// How long a round's jobs may take to finish with faults on, before time is moved on.
 const SETTLE: Duration = Duration::from_secs(60);
 
@@ -287,10 +289,12 @@ fn status(item: &HashMap<String, AttributeValue>) -> Option<JobStatus> {
 }
 
 /// Waits until every job is finished; when they stall (a lost message or event that only the
-/// sweep recovers, 30 minutes on), moves the sweep's clock past the allowances.
+/// sweep recovers, 30 minutes on: no unfinished job changed for [`QUIET`], or [`SETTLE`] passed),
+/// moves the sweep's clock past the allowances.
 async fn wait_finished(h: &Harness, ids: &[String]) -> Result<BTreeMap<String, JobStatus>, String> {
     let t = Instant::now();
     let mut warped = false;
+    let (mut last, mut changed) = (Vec::new(), Instant::now());
     loop {
         let items = items(h).await?;
         let open: Vec<(&String, Option<JobStatus>)> =
@@ -298,7 +302,11 @@ async fn wait_finished(h: &Harness, ids: &[String]) -> Result<BTreeMap<String, J
         if open.is_empty() {
             return Ok(ids.iter().map(|id| (id.clone(), items.get(id).and_then(status).unwrap())).collect());
         }
-        if t.elapsed() > SETTLE && !warped {
+        let now: Vec<(String, Option<String>)> = open.iter().map(|(id, _)| ((*id).clone(), items.get(*id).and_then(|i| s(i, names::table::UPDATED_AT)))).collect();
+        if now != last {
+            (last, changed) = (now, Instant::now());
+        }
+        if (t.elapsed() > SETTLE || changed.elapsed() > QUIET) && !warped {
             // The faults stop, and an hour passes for the sweep.
             h.plan.set_enabled(false);
             for (id, st) in &open {
@@ -308,7 +316,7 @@ async fn wait_finished(h: &Harness, ids: &[String]) -> Result<BTreeMap<String, J
             let app = (*h.stack.app).clone().with_clock(later);
             functions::reconcile::sweep(&app).await.map_err(|e| format!("the sweep an hour on: {e}"))?;
             warped = true;
-        } else if t.elapsed() > SETTLE + Duration::from_secs(30) {
+        } else if warped && (changed.elapsed() > Duration::from_secs(30) || t.elapsed() > SETTLE + Duration::from_secs(60)) {
             let open: Vec<String> = open.iter().map(|(id, st)| format!("{id} {st:?} {:?}", items.get(*id))).collect();
             return Err(format!("jobs not finished {} s after submit, the sweep an hour on included:\n  {}", t.elapsed().as_secs(), open.join("\n  ")));
         }
