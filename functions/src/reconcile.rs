@@ -19,8 +19,9 @@ pub const SCHEDULED_EVENT: &str = "Scheduled Event";
 pub enum Outcome {
     Applied(JobStatus),
     Ignored(&'static str),
-    /// The sweep: jobs failed for their deadline, counters corrected, webhook events queued
-    /// that their finishing function could not.
+    /// The sweep: overdue jobs failed for their deadline (or `settled` as ECS reports their
+    /// stopped task), counters corrected, webhook events queued that their finishing function
+    /// could not, webhook rounds `stalled` (their message dead-lettered) ended FAILED.
     Swept { failed: usize, settled: usize, corrected: usize, announced: usize, stalled: usize },
 }
 
