@@ -13,6 +13,8 @@ use local_stack::runner::AgentCommand;
 use local_stack::stack::{workspace_root, LocalStack, Options};
 use serde_json::{json, Value};
 
+/// A's backlog (`NOISY_A_JOBS` for another size: the emulator, one Python process, saturates under
+/// 1000 on a small machine, where AWS would not).
 const A_JOBS: usize = 1000;
 const B_JOBS: usize = 20;
 const MAX_RUNNING: u32 = 3;
@@ -77,7 +79,7 @@ impl Bench {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         if arrived.len() < ids.len() {
-            println!("noisy: {round}: only {} of B's {} webhooks arrived within 300 s", arrived.len(), ids.len());
+            println!("noisy: B {round}: only {} of B's {} webhooks arrived within 300 s", arrived.len(), ids.len());
         }
         let mut start = Vec::new();
         let mut hook = Vec::new();
@@ -98,6 +100,7 @@ impl Bench {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let root = workspace_root();
+    let a_jobs: usize = std::env::var("NOISY_A_JOBS").ok().and_then(|n| n.parse().ok()).unwrap_or(A_JOBS);
     // The blackhole: connections are accepted and never answered.
     let blackhole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hole = blackhole.local_addr().unwrap();
@@ -110,7 +113,7 @@ async fn main() {
     let port = testenv::free_port().unwrap();
     let stack = LocalStack::start(Options {
         max_tasks: 12,
-        tenant_limits: functions::config::TenantLimits { max_running: MAX_RUNNING, max_queued: 2 * A_JOBS as u32, tenants: Default::default() },
+        tenant_limits: functions::config::TenantLimits { max_running: MAX_RUNNING, max_queued: 2 * a_jobs as u32, tenants: Default::default() },
         webhook_allow: vec![format!("127.0.0.1:{port}"), hole.to_string()],
         // Each key at the deployed usage plan's pace: A's redeliveries come "as fast as its key allows".
         rate_limit: names::defaults::API_RATE_LIMIT,
@@ -131,16 +134,21 @@ async fn main() {
     // A's backlog, its blackholed webhooks, and its redeliveries at its key's pace.
     let hole_url = format!("http://{hole}/hook");
     let mut a_ids = Vec::new();
-    for i in 0..A_JOBS {
+    for i in 0..a_jobs {
         a_ids.push(b.submit("tenant-a", &hole_url, i).await);
     }
     let (http, api, key) = (b.http.clone(), b.stack.api_url.clone(), b.key("tenant-a"));
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = accepted.clone();
     let redeliveries = tokio::spawn(async move {
         let (mut sent, mut refused) = (0u64, 0u64);
         loop {
             for id in a_ids.iter().take(50) {
                 match http.post(format!("{api}/jobs/{id}/webhook")).header(names::routes::API_KEY_HEADER, &key).send().await {
-                    Ok(r) if r.status().is_success() => sent += 1,
+                    Ok(r) if r.status().is_success() => {
+                        sent += 1;
+                        counted.store(sent, std::sync::atomic::Ordering::Relaxed);
+                    }
                     _ => refused += 1,
                 }
                 if (sent + refused) % 500 == 0 {
@@ -170,13 +178,19 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    tokio::time::sleep(Duration::from_secs(15)).await;
+    // A's redeliveries in full swing: a round is refused while the last is under a minute old and
+    // still sending (the cooldown), so they are accepted only a minute after A's first jobs ended.
+    let swing = Instant::now();
+    while accepted.load(std::sync::atomic::Ordering::Relaxed) < 20 && swing.elapsed() < Duration::from_secs(240) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    println!("noisy: {} of A's redeliveries accepted before B starts ({:.0} s on)", accepted.load(std::sync::atomic::Ordering::Relaxed), swing.elapsed().as_secs_f64());
     let (mut noisy_start, mut noisy_hook) = b.tenant_b("noisy").await;
     redeliveries.abort();
 
     let (s_alone, s_alone95, s_noisy, s_noisy95) = (pct(&mut alone_start, 0.5), pct(&mut alone_start, 0.95), pct(&mut noisy_start, 0.5), pct(&mut noisy_start, 0.95));
     let (h_alone, h_alone95, h_noisy, h_noisy95) = (pct(&mut alone_hook, 0.5), pct(&mut alone_hook, 0.95), pct(&mut noisy_hook, 0.5), pct(&mut noisy_hook, 0.95));
-    println!("noisy: tenant B, {B_JOBS} jobs with webhooks; alone, then beside tenant A ({A_JOBS} jobs at max_running {MAX_RUNNING}, webhooks to a blackhole, redeliveries as fast as its key allows)");
+    println!("noisy: tenant B, {B_JOBS} jobs with webhooks; alone, then beside tenant A ({a_jobs} jobs at max_running {MAX_RUNNING}, webhooks to a blackhole, redeliveries as fast as its key allows)");
     println!("noisy: B submit -> RUNNING: alone p50 {s_alone:.2} s p95 {s_alone95:.2} s; beside A p50 {s_noisy:.2} s p95 {s_noisy95:.2} s ({:.2}x, {:.2}x)", s_noisy / s_alone, s_noisy95 / s_alone95);
     println!("noisy: B finish -> webhook: alone p50 {h_alone:.2} s p95 {h_alone95:.2} s; beside A p50 {h_noisy:.2} s p95 {h_noisy95:.2} s ({:.2}x, {:.2}x)", h_noisy / h_alone, h_noisy95 / h_alone95);
     b.stack.stop(false).await;
