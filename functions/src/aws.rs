@@ -551,33 +551,16 @@ impl JobStore {
     /// `cutoff` (epoch seconds), oldest deadline first. Reads only what is in the index (the few
     /// unfinished jobs), never the table.
     pub async fn overdue(&self, cutoff: i64) -> Result<Vec<Overdue>, AwsError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let r = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(t::UNFINISHED_INDEX)
-                .key_condition_expression("#u = :u AND #dl < :cut")
-                .expression_attribute_names("#u", t::UNFINISHED)
-                .expression_attribute_names("#dl", t::DEADLINE_AT)
-                .expression_attribute_values(":u", s(t::UNFINISHED_PARTITION))
-                .expression_attribute_values(":cut", n(cutoff))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("dynamodb:Query", e))?;
-            out.extend(r.items().iter().filter_map(|m| {
+        Ok(self
+            .query_unfinished_before(t::UNFINISHED_PARTITION, Some(cutoff))
+            .await?
+            .iter()
+            .filter_map(|m| {
                 let task_id = TaskId::parse(m.get(t::TASK_ID)?.as_s().ok()?)?;
                 let options = m.get(t::OPTIONS).and_then(|o| o.as_s().ok()).and_then(|o| serde_json::from_str::<JobOptions>(o).ok()).unwrap_or_default();
                 Some(Overdue { task_id, timeout_seconds: options.timeout_seconds })
-            }));
-            match r.last_evaluated_key.filter(|k| !k.is_empty()) {
-                Some(k) => start = Some(k),
-                None => return Ok(out),
-            }
-        }
+            })
+            .collect())
     }
 }
 
@@ -647,16 +630,24 @@ pub struct Counter {
 impl JobStore {
     /// `dynamodb:Query` of the sparse index's partition `partition`, every page.
     pub(crate) async fn query_unfinished(&self, partition: &str) -> Result<Vec<HashMap<String, AttributeValue>>, AwsError> {
+        self.query_unfinished_before(partition, None).await
+    }
+
+    /// As [`Self::query_unfinished`], only the items due before `cutoff` (epoch seconds) when given:
+    /// the index's sort key is the deadline.
+    pub(crate) async fn query_unfinished_before(&self, partition: &str, cutoff: Option<i64>) -> Result<Vec<HashMap<String, AttributeValue>>, AwsError> {
         let mut out = Vec::new();
         let mut start = None;
         loop {
-            let r = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(t::UNFINISHED_INDEX)
-                .key_condition_expression("#u = :u")
-                .expression_attribute_names("#u", t::UNFINISHED)
+            let q = self.client.query().table_name(&self.table).index_name(t::UNFINISHED_INDEX).expression_attribute_names("#u", t::UNFINISHED);
+            let q = match cutoff {
+                Some(c) => q
+                    .key_condition_expression("#u = :u AND #dl < :cut")
+                    .expression_attribute_names("#dl", t::DEADLINE_AT)
+                    .expression_attribute_values(":cut", n(c)),
+                None => q.key_condition_expression("#u = :u"),
+            };
+            let r = q
                 .expression_attribute_values(":u", s(partition))
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -1055,12 +1046,9 @@ impl JobStore {
     /// sent that made no progress when an attempt was due (SENDING: stalled).
     pub async fn overdue_webhooks(&self, now: i64) -> Result<OverdueWebhooks, AwsError> {
         let mut overdue = OverdueWebhooks::default();
-        for m in self.query_unfinished(t::WEBHOOKS_PARTITION).await? {
-            let due = m.get(t::DEADLINE_AT).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+        // Only the overdue: rounds in flight stay in the partition for as long as they are sent.
+        for m in self.query_unfinished_before(t::WEBHOOKS_PARTITION, Some(now)).await? {
             let Some(id) = m.get(t::TASK_ID).and_then(|v| v.as_s().ok()).and_then(|v| TaskId::parse(v)) else { continue };
-            if !due.is_some_and(|d| d < now) {
-                continue;
-            }
             match m.get(t::WEBHOOK_STATE).and_then(|v| v.as_s().ok()).and_then(|v| names::webhook::DeliveryState::parse(v)) {
                 Some(names::webhook::DeliveryState::Sending) => {
                     let round = m.get(t::WEBHOOK_ROUND).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
