@@ -282,11 +282,17 @@ impl JobStore {
     /// Takes one entry off the tenant's parked set (`dynamodb:UpdateItem`, only while it is
     /// there: of two takers, one wins). True for the winner.
     async fn unpark(&self, tenant: &str, entry: &str) -> Result<bool, AwsError> {
+        self.take_from_set(&t::counter_key(tenant), entry).await
+    }
+
+    /// Takes `entry` off the parked set of the item `key` (`dynamodb:UpdateItem`, only while it is
+    /// there: of two takers, one wins). True for the winner.
+    async fn take_from_set(&self, key: &str, entry: &str) -> Result<bool, AwsError> {
         let r = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key(t::TASK_ID, s(&t::counter_key(tenant)))
+            .key(t::TASK_ID, s(key))
             .update_expression("DELETE #p :entry")
             .condition_expression("contains(#p, :one)")
             .expression_attribute_names("#p", t::PARKED)
@@ -916,10 +922,51 @@ pub struct Delivery {
     /// Why the last attempt failed (on a dead-lettered event).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
-    /// How many times this attempt waited for one of its tenant's webhook lanes: each wait is
-    /// twice the last, up to `names::webhook::MAX_LANE_WAIT_SECONDS`.
+    /// How many times this attempt's own message came back to find its tenant's webhook lanes
+    /// busy: each wait is twice the last, up to `names::webhook::MAX_LANE_WAIT_SECONDS`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub lane_waits: u32,
+    /// When the attempt was first parked (epoch milliseconds): its place among its tenant's
+    /// parked events, kept when it parks again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parked_at: Option<i64>,
+    /// Sent by the attempt that freed a lane, to the oldest parked event; the event's own message
+    /// is still to come, so a woken message that finds the lanes busy again sends none.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub woken: bool,
+}
+
+/// A webhook attempt waiting for one of its tenant's lanes, as its entry in the tenant's parked
+/// set (`names::table::webhook_parked_key`): `<parked at, ms>|<job>|<round>|<attempt>`, so the
+/// oldest sorts first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParkedRound {
+    pub parked_at: i64,
+    pub task_id: String,
+    pub round: i64,
+    pub attempt: u32,
+}
+
+impl ParkedRound {
+    pub fn entry(&self) -> String {
+        format!("{:013}|{}|{}|{}", self.parked_at, self.task_id, self.round, self.attempt)
+    }
+
+    pub fn parse(entry: &str) -> Option<Self> {
+        let mut parts = entry.split('|');
+        let p = ParkedRound {
+            parked_at: parts.next()?.parse().ok()?,
+            task_id: parts.next()?.to_owned(),
+            round: parts.next()?.parse().ok()?,
+            attempt: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(p)
+    }
+
+    /// The message that wakes it.
+    pub fn wake(&self) -> Delivery {
+        Delivery { parked_at: Some(self.parked_at), woken: true, attempt: self.attempt, ..Delivery::first(&self.task_id, self.round) }
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -929,7 +976,12 @@ fn is_zero(n: &u32) -> bool {
 impl Delivery {
     /// The first attempt of a round.
     pub fn first(task_id: &str, round: i64) -> Delivery {
-        Delivery { task_id: task_id.to_owned(), round, attempt: 1, not_before: 0, payload: None, last_error: None, lane_waits: 0 }
+        Delivery { task_id: task_id.to_owned(), round, attempt: 1, not_before: 0, payload: None, last_error: None, lane_waits: 0, parked_at: None, woken: false }
+    }
+
+    /// This message's entry in its tenant's parked set.
+    pub fn parked(&self, parked_at: i64) -> ParkedRound {
+        ParkedRound { parked_at, task_id: self.task_id.clone(), round: self.round, attempt: self.attempt }
     }
 }
 
@@ -1023,6 +1075,56 @@ impl JobStore {
         Ok(None)
     }
 
+    /// Parks a webhook attempt whose tenant holds every lane: its entry joins the tenant's parked
+    /// set (`dynamodb:UpdateItem`; adding an entry twice is one entry).
+    pub async fn park_round(&self, tenant: &str, parked: &ParkedRound) -> Result<(), AwsError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(t::TASK_ID, s(&t::webhook_parked_key(tenant)))
+            .update_expression("ADD #p :entry")
+            .expression_attribute_names("#p", t::PARKED)
+            .expression_attribute_values(":entry", AttributeValue::Ss(vec![parked.entry()]))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("dynamodb:UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// Takes a parked webhook attempt off its tenant's set (of two takers, one wins). True for
+    /// the winner.
+    pub async fn unpark_round(&self, tenant: &str, parked: &ParkedRound) -> Result<bool, AwsError> {
+        self.take_from_set(&t::webhook_parked_key(tenant), &parked.entry()).await
+    }
+
+    /// The tenant's parked webhook attempts, oldest first (`dynamodb:GetItem`).
+    pub async fn parked_rounds(&self, tenant: &str) -> Result<Vec<ParkedRound>, AwsError> {
+        let item = self.item(&t::webhook_parked_key(tenant)).await?;
+        Ok(parked_set(item.as_ref()).iter().filter_map(|e| ParkedRound::parse(e)).collect())
+    }
+
+    /// Puts off a round's stall deadline while it waits for a lane: its message is alive, it came
+    /// back (`dynamodb:UpdateItem`, only while `round` is the job's round and still being sent).
+    /// False when it is not.
+    pub async fn keep_waiting(&self, task_id: &TaskId, round: i64, deadline: i64) -> Result<bool, AwsError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(t::TASK_ID, s(task_id.as_str()))
+            .update_expression("SET #dl = :dl")
+            .condition_expression("#r = :r AND #unf = :webhooks")
+            .expression_attribute_names("#dl", t::DEADLINE_AT)
+            .expression_attribute_names("#r", t::WEBHOOK_ROUND)
+            .expression_attribute_names("#unf", t::UNFINISHED)
+            .expression_attribute_values(":dl", n(deadline))
+            .expression_attribute_values(":r", n(round))
+            .expression_attribute_values(":webhooks", s(t::WEBHOOKS_PARTITION))
+            .send()
+            .await;
+        written(r)
+    }
+
     /// Gives a lane back (`dynamodb:UpdateItem`, only while `holder` holds it: a lease that ran
     /// out and was taken by another attempt stays theirs).
     pub async fn free_lane(&self, tenant: &str, lane: u32, holder: &str) -> Result<(), AwsError> {
@@ -1090,7 +1192,10 @@ impl JobStore {
     }
 
     /// Appends an attempt to the job's current round and sets its delivery state
-    /// (`dynamodb:UpdateItem`, only while `round` is the job's round). False for an older round.
+    /// (`dynamodb:UpdateItem`, only while `round` is the job's round and the attempt is the next
+    /// one). False for an older round, or an attempt recorded already: two messages of one
+    /// attempt (an SQS duplicate, a parked event's wake and its own message) record it once, and
+    /// only the one recorded queues the next attempt (never two chains of retries).
     /// A round that ends (DELIVERED, FAILED) leaves the sweep's webhooks partition; one with a
     /// retry `next` seconds away (SENDING) stays, due when that retry would count as stalled.
     /// Either way the state is no longer PENDING: when the attempt lands before the announcing
@@ -1107,7 +1212,8 @@ impl JobStore {
             _ => u.update_expression("SET #a = list_append(if_not_exists(#a, :none), :one), #ws = :ws REMOVE #unf"),
         };
         let r = u
-            .condition_expression("#r = :r")
+            .condition_expression("#r = :r AND (attribute_not_exists(#a) OR size(#a) < :n)")
+            .expression_attribute_values(":n", n(i64::from(attempt.attempt)))
             .expression_attribute_names("#a", t::WEBHOOK_ATTEMPTS)
             .expression_attribute_names("#ws", t::WEBHOOK_STATE)
             .expression_attribute_names("#unf", t::UNFINISHED)
@@ -1162,13 +1268,7 @@ impl JobStore {
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
                 // Which condition refused it: read the job as it is now.
                 let Some(job) = self.get(task_id).await? else { return Ok(NewRound::NotEligible) };
-                let sending = job.webhook.as_ref().is_some_and(|w| matches!(w.state, Some(names::webhook::DeliveryState::Sending | names::webhook::DeliveryState::Pending)));
-                match job.webhook.as_ref().and_then(|w| w.round_at) {
-                    Some(at) if sending && job.status.is_terminal() && at >= now - names::webhook::REDELIVERY_COOLDOWN_SECONDS => {
-                        Ok(NewRound::InFlight { retry_after: u32::try_from(at + names::webhook::REDELIVERY_COOLDOWN_SECONDS - now).unwrap_or(1).max(1) })
-                    }
-                    _ => Ok(NewRound::NotEligible),
-                }
+                Ok(job.round_in_flight(now).map_or(NewRound::NotEligible, |retry_after| NewRound::InFlight { retry_after }))
             }
             Err(e) => Err(AwsError::from_sdk("dynamodb:UpdateItem", e)),
         }

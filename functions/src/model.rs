@@ -174,6 +174,17 @@ pub struct Job {
 }
 
 impl Job {
+    /// Seconds until a redelivery is taken, when the current webhook round of this finished job
+    /// began less than `REDELIVERY_COOLDOWN_SECONDS` before `now` (epoch seconds) and is still
+    /// being sent; None when a new round may start.
+    pub fn round_in_flight(&self, now: i64) -> Option<u32> {
+        let hook = self.webhook.as_ref()?;
+        let sending = matches!(hook.state, Some(names::webhook::DeliveryState::Sending | names::webhook::DeliveryState::Pending));
+        let at = hook.round_at?;
+        let cooldown = names::webhook::REDELIVERY_COOLDOWN_SECONDS;
+        (sending && self.status.is_terminal() && at >= now - cooldown).then(|| u32::try_from(at + cooldown - now).unwrap_or(1).max(1))
+    }
+
     pub fn request(&self) -> JobRequest {
         JobRequest {
             target: self.target.clone(),

@@ -32,6 +32,9 @@ pub enum Outcome {
     DeadLettered(String),
     /// Not yet due: queued again for the rest of its wait.
     Deferred(u32),
+    /// Every lane of its tenant is busy: parked until an attempt frees one; its own message
+    /// comes back after the seconds given (None: a wake, whose event's own message is to come).
+    Parked(Option<u32>),
     /// Nothing to send (an older round, a delivered event, a job that expired).
     Dropped(&'static str),
 }
@@ -92,18 +95,30 @@ async fn deliver_as_webhook(app: &App, d: Delivery) -> Result<Outcome, AwsError>
     if matches!(hook.state, Some(State::Delivered | State::Failed)) {
         return Ok(Outcome::Dropped("this round already ended"));
     }
+    if hook.attempts.len() >= d.attempt as usize {
+        // A second message of an attempt made already (an SQS duplicate, or a parked event's own
+        // message after its wake made it).
+        return Ok(Outcome::Dropped("this attempt was made already"));
+    }
     let tenant = job.tenant_id.as_str();
-    // One of the tenant's lanes, or a later try: a tenant whose receiver hangs holds its own
-    // lanes, not the invocations every tenant's deliveries share.
+    // One of the tenant's lanes, or parked until one frees: a tenant whose receiver hangs holds
+    // its own lanes, not the invocations every tenant's deliveries share.
     let holder = uuid::Uuid::new_v4();
     let hold_ms = i64::try_from(app.config.webhook_timeout.as_millis()).unwrap_or(i64::MAX / 2) + wh::LANE_LEASE_MARGIN_SECONDS as i64 * 1000;
-    let Some(lane) = app.store.take_lane(tenant, wh::TENANT_LANES, &holder.to_string(), hold_ms).await? else {
-        // Each wait twice the last (so a tenant's backlog behind a hanging receiver costs few
-        // tries), plus up to as much again at random (so they do not come back together).
-        let base = wh::LANE_WAIT_SECONDS.saturating_mul(1 << d.lane_waits.min(8)).min(wh::MAX_LANE_WAIT_SECONDS);
-        let wait = base + u32::from(u16::from_le_bytes([holder.as_bytes()[0], holder.as_bytes()[1]])) % (base + 1);
-        app.webhooks.send(&Delivery { lane_waits: d.lane_waits + 1, ..d }, wait).await?;
-        return Ok(Outcome::Deferred(wait));
+    let lane = match app.store.take_lane(tenant, wh::TENANT_LANES, &holder.to_string(), hold_ms).await? {
+        Some(lane) => {
+            // Its own message, parked before: its entry goes (a wake would find it made).
+            if let (Some(at), false) = (d.parked_at, d.woken) {
+                if let Err(e) = app.store.unpark_round(tenant, &d.parked(at)).await {
+                    tracing::warn!(tenant, error = %e, "could not take a parked entry off; a wake drops it");
+                }
+            }
+            lane
+        }
+        None => match park(app, &task_id, tenant, &d, &holder.to_string(), hold_ms).await? {
+            Parked::Lane(lane) => lane,
+            Parked::Waiting(outcome) => return Ok(outcome),
+        },
     };
     let started = std::time::Instant::now();
     let at = rfc3339(app.clock.now_millis());
@@ -125,10 +140,29 @@ async fn deliver_as_webhook(app: &App, d: Delivery) -> Result<Outcome, AwsError>
         Ok::<_, AwsError>((payload, result))
     }
     .await;
-    // Given back whatever came of it (a lane not given back is free when its lease runs out).
-    if let Err(e) = app.store.free_lane(tenant, lane, &holder.to_string()).await {
-        tracing::warn!(tenant, lane, error = %e, "could not give a webhook lane back; its lease runs out");
+    // Recorded first (a function that dies between the send and the record sends the attempt
+    // again: the narrower that gap, the rarer), then the lane is given back.
+    let recorded = record(app, &task_id, tenant, d, sent, at, started).await;
+    // Given back whatever came of it (a lane not given back is free when its lease runs out),
+    // and handed to the tenant's oldest parked event.
+    match app.store.free_lane(tenant, lane, &holder.to_string()).await {
+        Ok(()) => {
+            if let Err(e) = wake(app, tenant).await {
+                tracing::warn!(tenant, error = %e, "could not wake a parked webhook event; its own message comes back");
+            }
+        }
+        Err(e) => tracing::warn!(tenant, lane, error = %e, "could not give a webhook lane back; its lease runs out"),
     }
+    recorded
+}
+
+/// What an attempt came to: the body sent, and the receiver's status or why none came.
+type Sent = Result<(String, Result<u16, (Option<u16>, String)>), AwsError>;
+
+/// Records an attempt's result and queues what follows it: the next attempt, or the event to the
+/// dead-letter queue after the last.
+async fn record(app: &App, task_id: &TaskId, tenant: &str, d: Delivery, sent: Sent, at: String, started: std::time::Instant) -> Result<Outcome, AwsError> {
+    let now = app.clock.now_secs();
     let (payload, result) = sent?;
     let (status_code, error) = match &result {
         Ok(code) => (Some(*code), None),
@@ -144,14 +178,14 @@ async fn deliver_as_webhook(app: &App, d: Delivery) -> Result<Outcome, AwsError>
     // Recorded before the next message is queued: a failure here has SQS repeat this attempt,
     // never start a second chain of retries.
     let next = schedule.get(d.attempt as usize - 1).copied().filter(|_| result.is_err());
-    if !app.store.record_attempt(&task_id, d.round, &attempt, state, next).await? {
-        return Ok(Outcome::Dropped("a message of an earlier round"));
+    if !app.store.record_attempt(task_id, d.round, &attempt, state, next).await? {
+        return Ok(Outcome::Dropped("a message of an earlier round, or of an attempt recorded already"));
     }
     let error = error.unwrap_or_default();
     match (result, schedule.get(d.attempt as usize - 1)) {
         (Ok(code), _) => Ok(Outcome::Delivered(code)),
         (Err(_), Some(&wait)) => {
-            let next = Delivery { attempt: d.attempt + 1, not_before: now + i64::from(wait), payload: None, last_error: None, lane_waits: 0, ..d };
+            let next = Delivery { attempt: d.attempt + 1, not_before: now + i64::from(wait), ..Delivery::first(&d.task_id, d.round) };
             app.webhooks.send(&next, wait).await?;
             Ok(Outcome::Retrying { next: next.attempt, wait, error })
         }
@@ -161,6 +195,68 @@ async fn deliver_as_webhook(app: &App, d: Delivery) -> Result<Outcome, AwsError>
             Ok(Outcome::DeadLettered(error))
         }
     }
+}
+
+/// What parking an attempt came to.
+enum Parked {
+    /// A lane freed meanwhile, and is this attempt's.
+    Lane(u32),
+    /// Parked (or dropped: its round moved on).
+    Waiting(Outcome),
+}
+
+/// Parks an attempt whose tenant holds every lane: its entry joins the tenant's parked set, then
+/// (unless it is a wake, whose own message is still to come) its own message is queued again, in
+/// case no wake comes, and the round's stall deadline is put off past it.
+async fn park(app: &App, task_id: &TaskId, tenant: &str, d: &Delivery, holder: &str, hold_ms: i64) -> Result<Parked, AwsError> {
+    let parked = d.parked(d.parked_at.unwrap_or_else(|| app.clock.now_millis()));
+    app.store.park_round(tenant, &parked).await?;
+    // A lane freed between the refusal and the park found no entry to wake: look once more.
+    if let Some(lane) = app.store.take_lane(tenant, wh::TENANT_LANES, holder, hold_ms).await? {
+        // (Lost to a waker: its wake finds this attempt made.)
+        app.store.unpark_round(tenant, &parked).await?;
+        return Ok(Parked::Lane(lane));
+    }
+    if d.woken {
+        return Ok(Parked::Waiting(Outcome::Parked(None)));
+    }
+    // Each wait twice the last (a tenant's backlog behind a hanging receiver costs few messages),
+    // at most a quarter of the stall time, plus up to as much again at random (so they do not
+    // come back together).
+    let stall = app.config.webhook_stall_seconds;
+    let cap = wh::MAX_LANE_WAIT_SECONDS.min(u32::try_from(stall / 4).unwrap_or(u32::MAX)).max(1);
+    let base = wh::LANE_WAIT_SECONDS.saturating_mul(1 << d.lane_waits.min(8)).min(cap);
+    let wait = base + u32::from(u16::from_le_bytes([holder.as_bytes()[0], holder.as_bytes()[1]])) % (base + 1);
+    if !app.store.keep_waiting(task_id, d.round, app.clock.now_secs() + i64::from(wait) + stall).await? {
+        app.store.unpark_round(tenant, &parked).await?;
+        return Ok(Parked::Waiting(Outcome::Dropped("the round ended or moved on")));
+    }
+    app.webhooks.send(&Delivery { lane_waits: d.lane_waits + 1, parked_at: Some(parked.parked_at), woken: false, ..d.clone() }, wait).await?;
+    Ok(Parked::Waiting(Outcome::Parked(Some(wait))))
+}
+
+/// Hands a freed lane to the tenant's oldest parked attempt that still waits: takes its entry off
+/// the set (of two wakers, one wins) and queues its wake at once. Entries of attempts that no
+/// longer wait (made by their own message, or of a round redelivered since) are dropped on the
+/// way. A function that dies between the two leaves the attempt to its own message. True when
+/// one was woken.
+async fn wake(app: &App, tenant: &str) -> Result<bool, AwsError> {
+    for parked in app.store.parked_rounds(tenant).await?.into_iter().take(wh::WAKE_SCAN) {
+        if !app.store.unpark_round(tenant, &parked).await? {
+            continue;
+        }
+        let waits = match TaskId::parse(&parked.task_id) {
+            Some(id) => app.store.get(&id).await?.and_then(|j| j.webhook).is_some_and(|h| {
+                h.round == parked.round && !matches!(h.state, Some(State::Delivered | State::Failed)) && h.attempts.len() + 1 == parked.attempt as usize
+            }),
+            None => false,
+        };
+        if waits {
+            app.webhooks.send(&parked.wake(), 0).await?;
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The event's body: its type, when the job finished, and the job's status body (the one

@@ -542,6 +542,14 @@ pub mod table {
         format!("{WEBHOOK_LANE_PREFIX}{tenant}#{lane}")
     }
     pub const WEBHOOK_LANE_PREFIX: &str = "webhook-lane#";
+    /// The webhook rounds of a tenant waiting for one of its lanes: key `webhook-parked#<tenant>`,
+    /// its [`PARKED`] set holding one entry per round (`<parked at, ms>|<job>|<round>|<attempt>`,
+    /// so the oldest sorts first); a freed lane wakes the oldest (no `tenant_id`, no
+    /// `unfinished`: never listed, never in the index).
+    pub fn webhook_parked_key(tenant: &str) -> String {
+        format!("{WEBHOOK_PARKED_PREFIX}{tenant}")
+    }
+    pub const WEBHOOK_PARKED_PREFIX: &str = "webhook-parked#";
     pub const LANE_UNTIL: &str = "lane_until";
     pub const LANE_HOLDER: &str = "lane_holder";
     pub const COUNTERS_PARTITION: &str = "counters";
@@ -668,11 +676,17 @@ pub mod webhook {
     /// lanes (a leased item in the table). A tenant whose receiver hangs uses its own lanes, not
     /// the delivery capacity every tenant shares (the mapping's `maximum_concurrency` invocations).
     pub const TENANT_LANES: u32 = 2;
-    /// Seconds a message whose tenant holds every lane first waits before it is tried again; each
-    /// further wait is twice the last, up to [`MAX_LANE_WAIT_SECONDS`] (plus up to as much again,
-    /// at random, so waiting messages do not come back together). Not an attempt.
+    /// An event whose tenant holds every lane is parked (`names::table::webhook_parked_key`): the
+    /// attempt that frees a lane wakes the tenant's oldest parked event at once. Its own message
+    /// comes back too, in case a wake is lost (a function dying between the two writes): first
+    /// after this many seconds, each further wait twice the last, up to [`MAX_LANE_WAIT_SECONDS`]
+    /// or a quarter of the stall time, whichever is less (plus up to as much again, at random, so
+    /// waiting messages do not come back together). Neither is an attempt.
     pub const LANE_WAIT_SECONDS: u32 = 2;
-    pub const MAX_LANE_WAIT_SECONDS: u32 = 30;
+    pub const MAX_LANE_WAIT_SECONDS: u32 = 300;
+    /// Parked entries a wake looks at, oldest first, to find one whose event still waits (an
+    /// entry of a round that was redelivered or sent by its own message meanwhile is dropped).
+    pub const WAKE_SCAN: usize = 20;
     /// A lane is leased for the attempt's timeout and this much more: a function that died
     /// holding it gives it back then.
     pub const LANE_LEASE_MARGIN_SECONDS: u64 = 5;
@@ -685,7 +699,8 @@ pub mod webhook {
     /// Seconds a round being sent may go without progress (an attempt made, or its first message
     /// sent) past when its next attempt was due, before the sweep calls it FAILED: its message
     /// is gone, moved by SQS to the webhooks DLQ after the function failed (or died) on every
-    /// receive. Longer than any wait for a lane, so a busy tenant's event is not called stalled.
+    /// receive. A parked event's own message puts the deadline off each time it comes back, so an
+    /// event that waits long for its tenant's lanes is not called stalled.
     pub const STALL_SECONDS: i64 = 3600;
     /// The error of the attempt a stalled round ends with.
     pub const STALLED: &str = "no attempt came when one was due: the event's message was dead-lettered after the webhook function failed on every receive (an alarm says so); POST /jobs/{id}/webhook delivers it again";

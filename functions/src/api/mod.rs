@@ -272,6 +272,11 @@ async fn redeliver(ctx: &Ctx<'_>, task_id: &TaskId) -> Result<ApiResponse, ApiEr
     if !job.status.is_terminal() {
         return Err(ApiError::JobNotFinished(job.status));
     }
+    // Refused from the job as read, without a write (a tenant redelivering at its rate limit is
+    // mostly refused); the write's condition decides the rest.
+    if let Some(retry_after) = job.round_in_flight(ctx.app.clock.now_secs()) {
+        return Err(ApiError::WebhookInFlight { retry_after });
+    }
     match crate::webhook::redeliver(ctx.app, task_id).await.map_err(ctx.internal)? {
         crate::aws::NewRound::Started(job) => match job.view().webhook {
             Some(webhook) => ok(202, api::Redelivery { task_id: task_id.as_str().to_owned(), status: job.status, webhook }),
