@@ -29,10 +29,17 @@ its own in functions/tests/emulator.rs.
   bucket's fails with 403 AccessDenied. moto ignores the header. Every bucket here is the
   emulator's one account's (MOTO_ACCOUNT_ID, default 123456789012).
 
+Two changes are for speed only, answers unchanged, so that the emulator (one Python process) is not
+the bottleneck a benchmark measures: werkzeug's line per request is not formatted (its output went
+nowhere), the list of moto's services is read once instead of from disk at each request, and SQS's receive reads a queue's retention period directly, where moto built every
+attribute of the queue (counting its messages) for each message it handed out, and reads the clock
+with time.time() instead of through datetime.
+
 Usage: python moto_server.py [moto_server's arguments]
 """
 
 import json
+import logging
 import os
 import sys
 import threading
@@ -43,11 +50,39 @@ from moto.ecs.exceptions import ECSException
 from moto.ecs.responses import EC2ContainerServiceResponse
 import moto.ecs.models as ecs
 import moto.dynamodb.models as ddb
+import moto.sqs.models as sqs
+import moto.backends
 import moto.server
 from moto.server import main
 
 import iam_authorize
 import s3_presigned
+
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+# moto lists its package directory (a stat of each of some 200 entries) to route every request.
+_moto_modules = tuple(moto.backends.list_of_moto_modules())
+moto.backends.list_of_moto_modules = lambda: _moto_modules
+
+
+def _unix_time(dt=None):
+    return time.time() if dt is None else _moto_unix_time(dt)
+
+
+def _unix_time_millis(dt=None):
+    return time.time() * 1000.0 if dt is None else _moto_unix_time(dt) * 1000.0
+
+
+_moto_unix_time = sqs.unix_time
+sqs.unix_time = _unix_time
+sqs.unix_time_millis = _unix_time_millis
+
+
+def _retained(self, queue_name, message):
+    return message.sent_timestamp / 1000 + int(self.get_queue(queue_name).message_retention_period) > time.time()
+
+
+sqs.SQSBackend.is_message_valid_based_on_retention_period = _retained
 
 # How long ECS remembers a RunTask clientToken.
 TOKEN_TTL_SECONDS = 24 * 3600
