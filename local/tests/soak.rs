@@ -34,6 +34,10 @@ const TENANTS: [&str; 3] = ["t-one", "t-two", "t-three"];
 const JOBS_PER_ROUND: usize = 12;
 const MAX_RUNNING: u32 = 2;
 const WARM_POOL: u32 = 2;
+/// Seeds run on one stack before the next starts afresh (`SOAK_CHUNK` for another number): the
+/// emulator's tables, bucket and queues grow with every seed, and its scans with them, so a long
+/// run on one stack would measure the emulator's slowing down.
+const SEEDS_PER_STACK: usize = 50;
 /// The short run of `make test`: this many seeds, spread over the fault points and faults
 /// (seed i * 17: the points are taken in a stride, and the faults change as the seeds grow).
 const SHORT_SEEDS: u64 = 24;
@@ -91,9 +95,58 @@ async fn soak() {
     let seeds = seeds();
     let first = seeds.first().copied().unwrap_or(0);
     let plan = Arc::new(Plan::for_seed(first));
-    plan.set_enabled(false);
     let ledger = std::env::temp_dir().join(format!("soak-ledger-{}", std::process::id()));
     let _ = std::fs::remove_file(&ledger);
+    let chunk = std::env::var("SOAK_CHUNK").ok().and_then(|c| c.parse().ok()).unwrap_or(SEEDS_PER_STACK).max(1);
+    let mut struck: BTreeMap<String, usize> = BTreeMap::new();
+    let mut all_jobs = 0;
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    'stacks: for seeds in seeds.chunks(chunk) {
+        let h = harness(&root, &plan, &ledger, seeds[0]).await;
+        for &seed in seeds {
+            let aim = Aim::for_seed(seed);
+            let target = aim.target.clone().map(|(p, f)| format!("{p} {f:?}")).unwrap_or_default();
+            h.plan.aim_at(aim);
+            let t = Instant::now();
+            let outcome = round(&h, seed).await;
+            let injected = h.plan.injected();
+            for i in &injected {
+                *struck.entry(format!("{} {:?}", i.point, i.fault)).or_default() += 1;
+            }
+            match outcome {
+                Ok(n) => {
+                    all_jobs += n;
+                    println!("seed {seed}: {n} jobs, {} faults ({target}), {:.1} s", injected.len(), t.elapsed().as_secs_f64());
+                }
+                Err(e) => {
+                    println!("seed {seed}: FAILED ({target}): {e}");
+                    failures.push(format!("seed {seed} ({target}): {e}\n  faults struck: {injected:?}"));
+                    // The stack is in an unknown state: later seeds would report its leftovers.
+                    h.stack.stop(false).await;
+                    break 'stacks;
+                }
+            }
+        }
+        h.stack.stop(false).await;
+    }
+    let points = testenv::faults::points().len();
+    println!(
+        "soak: {} seeds from {first}, {all_jobs} jobs in {:.0} s; {} faults struck at {} point-and-fault pairs (of {points} points x 4 faults)",
+        seeds.len(),
+        started.elapsed().as_secs_f64(),
+        struck.values().sum::<usize>(),
+        struck.len()
+    );
+    let _ = std::fs::remove_file(&ledger);
+    assert!(failures.is_empty(), "invariants broken; rerun a seed alone with SOAK_SEEDS=<n>..<n+1>:\n{}", failures.join("\n"));
+    assert!(all_jobs > 0);
+}
+
+/// A stack of its own (its own emulator) for the seeds from `first` on, with the faults of
+/// `plan` (off until a seed aims it) and a webhook receiver.
+async fn harness(root: &std::path::Path, plan: &Arc<Plan>, ledger: &std::path::Path, first: u64) -> Harness {
+    plan.set_enabled(false);
     // A receiver that is slow or fails now and then; it verifies with every tenant's secret.
     let answers: Vec<&str> = (0..400).map(|i| match roll(first, "answer", i) % 10 { 0 | 1 => "500", 2 => "timeout:0.6", _ => "200" }).collect();
     // The receiver starts before the stack so its port can be allowed; its secrets come after.
@@ -122,57 +175,18 @@ async fn soak() {
     .await
     .expect("the local stack starts");
     let secrets: Vec<&str> = stack.signing_secrets.iter().map(|(_, s)| s.as_str()).collect();
-    let receiver = testenv::webhooks::Receiver::start_at(&root, port, &secrets, &answers).expect("the webhook receiver starts");
+    let receiver = testenv::webhooks::Receiver::start_at(root, port, &secrets, &answers).expect("the webhook receiver starts");
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let h = Harness {
+    Harness {
         http: reqwest::Client::new(),
         ddb: aws_sdk_dynamodb::Client::new(&sdk),
         s3: aws_sdk_s3::Client::new(&sdk),
         ecs: aws_sdk_ecs::Client::new(&sdk),
         stack,
-        plan,
-        ledger,
+        plan: plan.clone(),
+        ledger: ledger.to_path_buf(),
         receiver,
-    };
-    let mut struck: BTreeMap<String, usize> = BTreeMap::new();
-    let mut all_jobs = 0;
-    let started = Instant::now();
-    let mut failures = Vec::new();
-    for &seed in &seeds {
-        let aim = Aim::for_seed(seed);
-        let target = aim.target.clone().map(|(p, f)| format!("{p} {f:?}")).unwrap_or_default();
-        h.plan.aim_at(aim);
-        let t = Instant::now();
-        let outcome = round(&h, seed).await;
-        let injected = h.plan.injected();
-        for i in &injected {
-            *struck.entry(format!("{} {:?}", i.point, i.fault)).or_default() += 1;
-        }
-        match outcome {
-            Ok(n) => {
-                all_jobs += n;
-                println!("seed {seed}: {n} jobs, {} faults ({target}), {:.1} s", injected.len(), t.elapsed().as_secs_f64());
-            }
-            Err(e) => {
-                println!("seed {seed}: FAILED ({target}): {e}");
-                failures.push(format!("seed {seed} ({target}): {e}\n  faults struck: {injected:?}"));
-                // The stack is in an unknown state: later seeds would report its leftovers.
-                break;
-            }
-        }
     }
-    let points = testenv::faults::points().len();
-    println!(
-        "soak: {} seeds from {first}, {all_jobs} jobs in {:.0} s; {} faults struck at {} point-and-fault pairs (of {points} points x 4 faults)",
-        seeds.len(),
-        started.elapsed().as_secs_f64(),
-        struck.values().sum::<usize>(),
-        struck.len()
-    );
-    let _ = std::fs::remove_file(&h.ledger);
-    h.stack.stop(false).await;
-    assert!(failures.is_empty(), "invariants broken; rerun a seed alone with SOAK_SEEDS=<n>..<n+1>:\n{}", failures.join("\n"));
-    assert!(all_jobs > 0);
 }
 
 /// One seed's round: its jobs through the stack under its faults, then the invariants.

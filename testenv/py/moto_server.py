@@ -248,12 +248,17 @@ class _CheckedDispatcher(_Dispatcher):
         if environ.get("PATH_INFO") == ECS_STOPPED_PATH and environ.get("REQUEST_METHOD") == "POST":
             return _task_stopped(environ, start_response)
         iam_authorize.route(environ)
-        serve = _expected_owner(s3_presigned.checked(iam_authorize.authorized(super().__call__)))
+        moto_app = super().__call__
         if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
-            with _dynamodb_lock:
+
+            def moto_app(environ, start_response, serve=moto_app):
                 # The whole answer under the lock: moto builds it from the items as they are.
-                return list(serve(environ, start_response))
-        return serve(environ, start_response)
+                # (Authorization, before it, reads no item: requests wait only for each other's
+                # reads and writes.)
+                with _dynamodb_lock:
+                    return list(serve(environ, start_response))
+
+        return _expected_owner(s3_presigned.checked(iam_authorize.authorized(moto_app)))(environ, start_response)
 
 
 moto.server.DomainDispatcherApplication = _CheckedDispatcher
