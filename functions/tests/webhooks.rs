@@ -46,6 +46,17 @@ async fn put_signing_secret(app: &App, tenant: &str, value: &str) {
     put_secure(&names::ssm::webhook_secret(&app.config.webhook_secrets_path, tenant), value).await;
 }
 
+/// A tenant of its own (`name` made unique) with a webhook signing secret, its app (as
+/// `hook_app`), and a receiver that verifies with that secret and answers `answers` in turn.
+async fn signed_tenant(name: &str, answers: &[&str]) -> (String, App, testenv::webhooks::Receiver) {
+    let tenant = unique(name);
+    let app = hook_app(&tenant, false).await;
+    let secret = new_secret();
+    put_signing_secret(&app, &tenant, &secret).await;
+    let receiver = testenv::webhooks::Receiver::start(&testenv::root(), &[&secret], answers).unwrap();
+    (tenant, app, receiver)
+}
+
 /// The event source: receives the app's webhook messages (delays and all), delivers each, deletes
 /// the handled ones, until `done` says so of the outcomes or `timeout` passes.
 async fn pump(app: &App, timeout: Duration, done: impl Fn(&[Outcome]) -> bool) -> Vec<Outcome> {
@@ -89,11 +100,7 @@ async fn status_of(app: &App, tenant: &str, id: &str) -> Value {
 #[test]
 fn a_completed_job_is_delivered_signed_and_recorded() {
     run(async {
-        let tenant = unique("hooks");
-        let app = hook_app(&tenant, false).await;
-        let secret = new_secret();
-        put_signing_secret(&app, &tenant, &secret).await;
-        let receiver = testenv::webhooks::Receiver::start(&testenv::root(), &[&secret], &[]).unwrap();
+        let (tenant, app, receiver) = signed_tenant("hooks", &[]).await;
         let id = submit(&app, &tenant, &with_hook(&receiver.url("/hooks/jobs"))).await;
         // Before it ends: the webhook is shown, nothing is sent.
         let queued = status_of(&app, &tenant, &id).await;
@@ -318,11 +325,7 @@ fn refused_destinations_are_never_contacted() {
 #[test]
 fn redirects_are_not_followed() {
     run(async {
-        let tenant = unique("redirect");
-        let app = hook_app(&tenant, false).await;
-        let secret = new_secret();
-        put_signing_secret(&app, &tenant, &secret).await;
-        let receiver = testenv::webhooks::Receiver::start(&testenv::root(), &[&secret], &["redirect"]).unwrap();
+        let (tenant, app, receiver) = signed_tenant("redirect", &["redirect"]).await;
         let id = submit(&app, &tenant, &with_hook(&receiver.url("/moved"))).await;
         cancel(&app, &tenant, &id).await;
         let outcomes = pump(&app, Duration::from_secs(1), |o| !o.is_empty()).await;
@@ -345,11 +348,7 @@ fn signed_at(link: &str) -> String {
 #[test]
 fn each_attempt_carries_freshly_signed_output_links() {
     run(async {
-        let tenant = unique("fresh");
-        let app = hook_app(&tenant, false).await;
-        let secret = new_secret();
-        put_signing_secret(&app, &tenant, &secret).await;
-        let receiver = testenv::webhooks::Receiver::start(&testenv::root(), &[&secret], &["500", "200"]).unwrap();
+        let (tenant, app, receiver) = signed_tenant("fresh", &["500", "200"]).await;
         let id = submit(&app, &tenant, &with_hook(&receiver.url("/h"))).await;
         functions::process::batch(&app, sqs_event(&[(&job_message(&id), 1)])).await;
         let arn = app.store.get(&functions::model::TaskId::parse(&id).unwrap()).await.unwrap().unwrap().ecs_task_arn.unwrap();
@@ -677,11 +676,7 @@ impl Taken {
 #[test]
 fn events_waiting_for_a_lane_are_parked_and_a_freed_lane_wakes_the_oldest() {
     run(async {
-        let tenant = unique("parks");
-        let app = hook_app(&tenant, false).await;
-        let secret = new_secret();
-        put_signing_secret(&app, &tenant, &secret).await;
-        let receiver = testenv::webhooks::Receiver::start(&testenv::root(), &[&secret], &[]).unwrap();
+        let (tenant, app, receiver) = signed_tenant("parks", &[]).await;
         let mut taken = Taken::default();
         let hold = 60_000;
         let mut held = Vec::new();
@@ -747,11 +742,7 @@ fn events_waiting_for_a_lane_are_parked_and_a_freed_lane_wakes_the_oldest() {
 #[test]
 fn two_messages_of_one_attempt_start_one_chain_of_retries() {
     run(async {
-        let tenant = unique("twice");
-        let app = hook_app(&tenant, false).await;
-        let secret = new_secret();
-        put_signing_secret(&app, &tenant, &secret).await;
-        let receiver = testenv::webhooks::Receiver::start(&testenv::root(), &[&secret], &["500", "500"]).unwrap();
+        let (tenant, app, receiver) = signed_tenant("twice", &["500", "500"]).await;
         let (id, d) = Taken::default().first(&app, &tenant, &receiver.url("/h")).await;
         let (a, b) = tokio::join!(webhook::deliver(&app, d.clone()), webhook::deliver(&app, d));
         let mut outcomes = [a.unwrap(), b.unwrap()];
