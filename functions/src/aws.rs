@@ -473,21 +473,25 @@ impl JobStore {
             match written {
                 Written::JobChanged => continue,
                 Written::Yes(moved) => {
-                    if dr < 0 {
-                        // A running place freed: the tenant's oldest parked job goes first. Best
-                        // effort: a parked job's own message comes back later anyway.
-                        if let Err(e) = self.wake_parked(tenant).await {
-                            tracing::warn!(tenant, error = %e, "could not wake a parked job; its own message will");
+                    // Side by side, neither waiting for the other (each is a few calls): a freed
+                    // running place goes to the tenant's oldest parked job, and a finished job's
+                    // webhook event is queued. Both best effort: a parked job's own message comes
+                    // back later anyway, and the sweep queues an event this could not.
+                    let wake = async {
+                        if dr < 0 {
+                            if let Err(e) = self.wake_parked(tenant).await {
+                                tracing::warn!(tenant, error = %e, "could not wake a parked job; its own message will");
+                            }
                         }
-                    }
-                    if announce {
-                        if let Some(job) = &moved {
-                            // Best effort: the sweep queues what this could not.
+                    };
+                    let announced = async {
+                        if let (true, Some(job)) = (announce, &moved) {
                             if let Err(e) = self.announce(&job.task_id).await {
                                 tracing::warn!(task_id = task_id.as_str(), error = %e, "could not queue the job's webhook event; the sweep will");
                             }
                         }
-                    }
+                    };
+                    tokio::join!(wake, announced);
                     return Ok(moved.map_or(Moved::Refused, Moved::Moved));
                 }
             }
@@ -1077,18 +1081,21 @@ impl JobStore {
 
     /// Parks a webhook attempt whose tenant holds every lane: its entry joins the tenant's parked
     /// set (`dynamodb:UpdateItem`; adding an entry twice is one entry).
-    pub async fn park_round(&self, tenant: &str, parked: &ParkedRound) -> Result<(), AwsError> {
-        self.client
+    /// True when the entry was added, false when it was there already.
+    pub async fn park_round(&self, tenant: &str, parked: &ParkedRound) -> Result<bool, AwsError> {
+        let r = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key(t::TASK_ID, s(&t::webhook_parked_key(tenant)))
             .update_expression("ADD #p :entry")
+            .condition_expression("attribute_not_exists(#p) OR NOT contains(#p, :e)")
             .expression_attribute_names("#p", t::PARKED)
             .expression_attribute_values(":entry", AttributeValue::Ss(vec![parked.entry()]))
+            .expression_attribute_values(":e", s(parked.entry()))
             .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("dynamodb:UpdateItem", e))?;
-        Ok(())
+            .await;
+        written(r)
     }
 
     /// Takes a parked webhook attempt off its tenant's set (of two takers, one wins). True for

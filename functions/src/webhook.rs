@@ -126,8 +126,9 @@ async fn deliver_as_webhook(app: &App, d: Delivery) -> Result<Outcome, AwsError>
         // Built at each attempt, never carried from the first: its output links are signed for an
         // hour, and the later retries of the schedule come hours after the first attempt. (A
         // message of an older version that carries a body is rebuilt too.)
-        let payload = payload(app, &job).await?;
-        let result = match app.signing.read(tenant).await? {
+        // Both at once: the body's links (a listing of the outputs) and the tenant's secrets.
+        let (payload, secrets) = tokio::try_join!(payload(app, &job), app.signing.read(tenant))?;
+        let result = match secrets {
             None => Err((None, format!("tenant {tenant} has no webhook signing secret (scripts/webhook-secret.sh create {tenant})"))),
             Some(secrets) => {
                 let id = wh::event_id(task_id.as_str());
@@ -210,12 +211,16 @@ enum Parked {
 /// case no wake comes, and the round's stall deadline is put off past it.
 async fn park(app: &App, task_id: &TaskId, tenant: &str, d: &Delivery, holder: &str, hold_ms: i64) -> Result<Parked, AwsError> {
     let parked = d.parked(d.parked_at.unwrap_or_else(|| app.clock.now_millis()));
-    app.store.park_round(tenant, &parked).await?;
-    // A lane freed between the refusal and the park found no entry to wake: look once more.
-    if let Some(lane) = app.store.take_lane(tenant, wh::TENANT_LANES, holder, hold_ms).await? {
-        // (Lost to a waker: its wake finds this attempt made.)
-        app.store.unpark_round(tenant, &parked).await?;
-        return Ok(Parked::Lane(lane));
+    // A lane freed between the refusal and the park found no entry to wake: look once more. Not
+    // when the entry was there already (its own message back, a wake and its message both
+    // here): whoever added it looked after adding it, and a lane freed since then found it, or an
+    // older entry, waiting, and woke one.
+    if app.store.park_round(tenant, &parked).await? {
+        if let Some(lane) = app.store.take_lane(tenant, wh::TENANT_LANES, holder, hold_ms).await? {
+            // (Lost to a waker: its wake finds this attempt made.)
+            app.store.unpark_round(tenant, &parked).await?;
+            return Ok(Parked::Lane(lane));
+        }
     }
     if d.woken {
         return Ok(Parked::Waiting(Outcome::Parked(None)));

@@ -699,6 +699,11 @@ fn events_waiting_for_a_lane_are_parked_and_a_freed_lane_wakes_the_oldest() {
         }
         let waiting: Vec<String> = app.store.parked_rounds(&tenant).await.unwrap().into_iter().map(|p| p.task_id).collect();
         assert_eq!(waiting, parked, "oldest first");
+        // Parking an entry that is there already adds nothing and says so (its handler then skips
+        // the second look for a lane: whoever added the entry looked after adding it).
+        let again = app.store.parked_rounds(&tenant).await.unwrap().remove(0);
+        assert!(!app.store.park_round(&tenant, &again).await.unwrap());
+        assert_eq!(app.store.parked_rounds(&tenant).await.unwrap().len(), 3);
 
         // One lane frees; the next event takes it, and its attempt wakes the oldest parked one.
         app.store.free_lane(&tenant, held[0], "busy-1").await.unwrap();

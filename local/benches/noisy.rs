@@ -94,6 +94,17 @@ impl Bench {
         pct(&mut ms, 0.5)
     }
 
+    /// The emulator's requests served since the last reset, by caller, service and operation,
+    /// busiest (by CPU) first: (key, count, CPU seconds, seconds to answer).
+    async fn calls(&self, reset: bool) -> Vec<(String, u64, f64, f64)> {
+        let url = format!("{}/_testenv/calls{}", self.stack.endpoint, if reset { "?reset" } else { "" });
+        let Ok(r) = self.http.get(url).send().await else { return Vec::new() };
+        let all: HashMap<String, (u64, f64, f64)> = r.json().await.unwrap_or_default();
+        let mut calls: Vec<_> = all.into_iter().map(|(k, (n, cpu, wall))| (k, n, cpu, wall)).collect();
+        calls.sort_by(|a, b| b.2.total_cmp(&a.2));
+        calls
+    }
+
     /// B's 20 jobs: (submit -> RUNNING, finish -> webhook, finish -> its attempt began) in
     /// seconds, each.
     async fn tenant_b(&self, round: &str) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
@@ -229,16 +240,19 @@ async fn main() {
     }
     println!("noisy: {} of A's redeliveries accepted before B starts ({:.0} s on)", accepted.load(std::sync::atomic::Ordering::Relaxed), swing.elapsed().as_secs_f64());
     let probe_noisy = b.probe().await;
+    let _ = b.calls(true).await;
     let cpu_before = cpu_seconds();
     let measured = Instant::now();
     let (mut noisy_start, mut noisy_hook, mut noisy_picked) = b.tenant_b("noisy").await;
-    let busy = |(before, after): (f64, f64)| 100.0 * (after - before) / measured.elapsed().as_secs_f64();
+    let measured_s = measured.elapsed().as_secs_f64();
+    let busy = |(before, after): (f64, f64)| 100.0 * (after - before) / measured_s;
     let cpu_after = cpu_seconds();
     println!(
         "noisy: CPU while B ran beside A (of one core): the emulator {:.0}%, this process (stack, A's client) {:.0}%",
         busy((cpu_before.0, cpu_after.0)),
         busy((cpu_before.1, cpu_after.1))
     );
+    let calls = b.calls(false).await;
     redeliveries.abort();
 
     let (s_alone, s_alone95, s_noisy, s_noisy95) = (pct(&mut alone_start, 0.5), pct(&mut alone_start, 0.95), pct(&mut noisy_start, 0.5), pct(&mut noisy_start, 0.95));
@@ -251,6 +265,10 @@ async fn main() {
         pct(&mut alone_picked, 0.5),
         pct(&mut noisy_picked, 0.5)
     );
+    println!("noisy: the emulator's busiest requests while B ran beside A (caller service:operation: per second, CPU ms per second, ms each to answer):");
+    for (key, count, cpu, wall) in calls.iter().take(12) {
+        println!("noisy:   {key}: {:.1}/s, {:.0} ms/s CPU, {:.1} ms each", *count as f64 / measured_s, cpu * 1000.0 / measured_s, wall * 1000.0 / *count as f64);
+    }
     println!("noisy: the emulator's answer to one GetItem: p50 {probe_alone:.1} ms before A, {probe_noisy:.1} ms beside A (each function call waits as long)");
     b.stack.stop(false).await;
 }

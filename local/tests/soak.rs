@@ -297,6 +297,56 @@ async fn items(h: &Harness) -> Result<BTreeMap<String, HashMap<String, Attribute
     }
 }
 
+/// The items of `ids` (strongly consistent `BatchGetItem`), by key: what the waits poll. (A Scan
+/// of the whole table every 300 ms grows with every seed the stack ran, in the emulator's one
+/// DynamoDB lock, and slowed each later seed's functions.)
+async fn jobs(h: &Harness, ids: &[String]) -> Result<BTreeMap<String, HashMap<String, AttributeValue>>, String> {
+    let mut out = BTreeMap::new();
+    for chunk in ids.chunks(100) {
+        let mut keys: Vec<HashMap<String, AttributeValue>> = chunk.iter().map(|id| HashMap::from([(names::table::TASK_ID.to_string(), AttributeValue::S(id.clone()))])).collect();
+        while !keys.is_empty() {
+            let wanted = aws_sdk_dynamodb::types::KeysAndAttributes::builder().set_keys(Some(std::mem::take(&mut keys))).consistent_read(true).build().map_err(|e| e.to_string())?;
+            let r = h.ddb.batch_get_item().request_items(&h.stack.config.table, wanted).send().await.map_err(|e| format!("BatchGetItem: {e:?}"))?;
+            for item in r.responses.and_then(|mut r| r.remove(&h.stack.config.table)).unwrap_or_default() {
+                if let Some(k) = s(&item, names::table::TASK_ID) {
+                    out.insert(k, item);
+                }
+            }
+            keys = r.unprocessed_keys.and_then(|mut u| u.remove(&h.stack.config.table)).map(|k| k.keys).unwrap_or_default();
+        }
+    }
+    Ok(out)
+}
+
+/// The warm pool's slot items, by key (a Scan that answers only them).
+async fn slots(h: &Harness) -> Result<BTreeMap<String, HashMap<String, AttributeValue>>, String> {
+    let mut out = BTreeMap::new();
+    let mut start = None;
+    loop {
+        let page = h
+            .ddb
+            .scan()
+            .table_name(&h.stack.config.table)
+            .filter_expression("begins_with(#k, :slot)")
+            .expression_attribute_names("#k", names::table::TASK_ID)
+            .expression_attribute_values(":slot", AttributeValue::S(names::table::SLOT_PREFIX.into()))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| format!("Scan: {e:?}"))?;
+        for item in page.items.unwrap_or_default() {
+            if let Some(k) = s(&item, names::table::TASK_ID) {
+                out.insert(k, item);
+            }
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
 fn status(item: &HashMap<String, AttributeValue>) -> Option<JobStatus> {
     s(item, names::table::STATUS).and_then(|v| JobStatus::parse(&v))
 }
@@ -309,7 +359,7 @@ async fn wait_finished(h: &Harness, ids: &[String]) -> Result<BTreeMap<String, J
     let mut warped = false;
     let (mut last, mut changed) = (Vec::new(), Instant::now());
     loop {
-        let items = items(h).await?;
+        let items = jobs(h, ids).await?;
         let open: Vec<(&String, Option<JobStatus>)> =
             ids.iter().map(|id| (id, items.get(id).and_then(status))).filter(|(_, st)| !st.is_some_and(JobStatus::is_terminal)).collect();
         if open.is_empty() {
@@ -350,8 +400,9 @@ fn stalled(item: Option<&HashMap<String, AttributeValue>>) -> bool {
 
 async fn wait_webhooks(h: &Harness, hooks: &[&Sent]) -> Result<(), String> {
     let t = Instant::now();
+    let ids: Vec<String> = hooks.iter().map(|j| j.task_id.clone()).collect();
     loop {
-        let items = items(h).await?;
+        let items = jobs(h, &ids).await?;
         let open: Vec<String> = hooks
             .iter()
             .filter_map(|j| {
@@ -412,8 +463,8 @@ async fn settle_pool(h: &Harness) -> Result<(), String> {
     let t = Instant::now();
     loop {
         let running = running_tasks(h).await?;
-        let items = items(h).await?;
-        let idle: BTreeSet<String> = items
+        let slot_items = slots(h).await?;
+        let idle: BTreeSet<String> = slot_items
             .iter()
             .filter_map(|(k, i)| Some((k.strip_prefix(names::table::SLOT_PREFIX)?, i)))
             .filter(|(_, i)| s(i, names::table::SLOT_STATE).as_deref() != Some("GONE"))
@@ -423,13 +474,14 @@ async fn settle_pool(h: &Harness) -> Result<(), String> {
         let jobs: Vec<&String> = running.iter().filter(|r| names::pool::slot_of(r).is_none()).collect();
         // (A slot is CLAIMED from its job's start until its task's stop is handled: a job
         // cancelled at the end of a round may have its stop still on the way.)
-        let claimed = items.iter().any(|(k, i)| k.starts_with(names::table::SLOT_PREFIX) && s(i, names::table::SLOT_STATE).as_deref() == Some("CLAIMED"));
+        let claimed = slot_items.iter().any(|(k, i)| k.starts_with(names::table::SLOT_PREFIX) && s(i, names::table::SLOT_STATE).as_deref() == Some("CLAIMED"));
         if jobs.is_empty() && !claimed && idle == slot_tasks && idle.len() as u32 == WARM_POOL {
             return Ok(());
         }
         // A slot whose start died is given up the recovery grace after it was made.
         if t.elapsed() > Duration::from_secs(GRACE as u64 + 40) {
-            let pool: Vec<String> = items.iter().filter(|(k, _)| k.starts_with("seat#") || k.starts_with(names::table::SLOT_PREFIX)).map(|(k, i)| format!("{k} {i:?}")).collect();
+            let every = items(h).await?;
+            let pool: Vec<String> = every.iter().filter(|(k, _)| k.starts_with("seat#") || k.starts_with(names::table::SLOT_PREFIX)).map(|(k, i)| format!("{k} {i:?}")).collect();
             return Err(format!(
                 "the pool did not settle in {} s: slot items not gone {idle:?}, slot tasks {slot_tasks:?}, job tasks {jobs:?}\n  {}",
                 t.elapsed().as_secs(),

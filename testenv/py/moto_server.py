@@ -33,7 +33,9 @@ Two changes are for speed only, answers unchanged, so that the emulator (one Pyt
 the bottleneck a benchmark measures: werkzeug's line per request is not formatted (its output went
 nowhere), the list of moto's services is read once instead of from disk at each request, and SQS's receive reads a queue's retention period directly, where moto built every
 attribute of the queue (counting its messages) for each message it handed out, and reads the clock
-with time.time() instead of through datetime.
+with time.time() instead of through datetime, and S3's ListObjectVersions reads only the keys under
+its prefix. GET /_testenv/calls answers the requests served so far by caller and operation, with the
+CPU time each took (?reset starts afresh), so a benchmark can say where the emulator's time went.
 
 Usage: python moto_server.py [moto_server's arguments]
 """
@@ -50,6 +52,7 @@ from moto.ecs.exceptions import ECSException
 from moto.ecs.responses import EC2ContainerServiceResponse
 import moto.ecs.models as ecs
 import moto.dynamodb.models as ddb
+import moto.s3.models as s3
 import moto.sqs.models as sqs
 import moto.backends
 import moto.server
@@ -83,6 +86,49 @@ def _retained(self, queue_name, message):
 
 
 sqs.SQSBackend.is_message_valid_based_on_retention_period = _retained
+
+
+# S3's ListObjectVersions deep-copies every version of every key in the bucket, contents included,
+# before it looks at the prefix: a listing of one job's keys read the whole bucket (some 60 ms
+# with a few hundred jobs' outputs). Here the bucket it reads shows only the keys under the prefix;
+# every key it skipped failed the prefix test it applies anyway, so the answer is the same.
+class _KeysUnder:
+    def __init__(self, keys, prefix):
+        self._keys, self._prefix = keys, prefix
+
+    def iterlists(self):
+        return ((k, v) for k, v in self._keys.iterlists() if k.startswith(self._prefix))
+
+
+class _BucketUnder:
+    def __init__(self, bucket, prefix):
+        self._bucket, self.keys = bucket, _KeysUnder(bucket.keys, prefix)
+
+    def __getattr__(self, name):
+        return getattr(self._bucket, name)
+
+
+_listing = threading.local()
+_get_bucket = s3.S3Backend.get_bucket
+_list_object_versions = s3.S3Backend.list_object_versions
+
+
+def _get_bucket_listed(self, bucket_name):
+    bucket = _get_bucket(self, bucket_name)
+    prefix = getattr(_listing, "prefix", None)
+    return _BucketUnder(bucket, prefix) if prefix else bucket
+
+
+def _list_object_versions_under(self, bucket_name, *args, **kwargs):
+    _listing.prefix = kwargs.get("prefix") or None
+    try:
+        return _list_object_versions(self, bucket_name, *args, **kwargs)
+    finally:
+        _listing.prefix = None
+
+
+s3.S3Backend.get_bucket = _get_bucket_listed
+s3.S3Backend.list_object_versions = _list_object_versions_under
 
 # How long ECS remembers a RunTask clientToken.
 TOKEN_TTL_SECONDS = 24 * 3600
@@ -240,6 +286,48 @@ def _expected_owner(app):
     return serve
 
 
+CALLS_PATH = "/_testenv/calls"
+# Requests served, by (caller, service, operation): [count, CPU seconds of the serving thread,
+# seconds to answer]. GET CALLS_PATH answers them as JSON (and starts afresh with ?reset), so a
+# benchmark can say whose requests the emulator's time went to.
+_calls = {}
+_calls_lock = threading.Lock()
+
+
+def _caller(environ):
+    """(the calling role or "unsigned", the service, the operation) of a request."""
+    credential = iam_authorize._credential(environ)
+    principal = iam_authorize.PRINCIPALS.get(credential[0]) if credential else None
+    arn = (principal or {}).get("session_arn", "")
+    who = arn.split("/")[1] if ":assumed-role/" in arn else ("signed" if credential else "unsigned")
+    service = credential[2] if credential else "?"
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    operation = target.split(".")[-1] if target else environ.get("REQUEST_METHOD", "?")
+    return f"{who} {service}:{operation}"
+
+
+def _counted(app, environ, start_response):
+    key = _caller(environ)
+    wall, cpu = time.perf_counter(), time.thread_time()
+    body = list(app(environ, start_response))
+    cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+    with _calls_lock:
+        c = _calls.setdefault(key, [0, 0.0, 0.0])
+        c[0] += 1
+        c[1] += cpu
+        c[2] += wall
+    return body
+
+
+def _served_calls(environ, start_response):
+    with _calls_lock:
+        body = json.dumps(_calls).encode()
+        if "reset" in environ.get("QUERY_STRING", ""):
+            _calls.clear()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 class _CheckedDispatcher(_Dispatcher):
     """moto's application, behind S3's checks of pre-signed requests (authentication) and then
     IAM's authorization, as AWS orders them."""
@@ -247,6 +335,8 @@ class _CheckedDispatcher(_Dispatcher):
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") == ECS_STOPPED_PATH and environ.get("REQUEST_METHOD") == "POST":
             return _task_stopped(environ, start_response)
+        if environ.get("PATH_INFO") == CALLS_PATH and environ.get("REQUEST_METHOD") == "GET":
+            return _served_calls(environ, start_response)
         iam_authorize.route(environ)
         moto_app = super().__call__
         if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
@@ -258,7 +348,8 @@ class _CheckedDispatcher(_Dispatcher):
                 with _dynamodb_lock:
                     return list(serve(environ, start_response))
 
-        return _expected_owner(s3_presigned.checked(iam_authorize.authorized(moto_app)))(environ, start_response)
+        served = _expected_owner(s3_presigned.checked(iam_authorize.authorized(moto_app)))
+        return _counted(served, environ, start_response)
 
 
 moto.server.DomainDispatcherApplication = _CheckedDispatcher
