@@ -1,0 +1,33 @@
+pub const PROJECT_NAME: &str = "infra-demo";
+pub const ENVIRONMENT: &str = "dev";
+pub const AWS_REGION: &str = "us-east-1";
+pub const AGENT_CPU: u32 = 1024;
+pub const AGENT_MEMORY: u32 = 2048;
+pub const API_RATE_LIMIT: u32 = 10;
+pub const API_BURST_LIMIT: u32 = 20;
+pub const TENANTS: &[&str] = &["test-tenant"];
+pub const LOG_RETENTION_DAYS: u32 = 30;
+pub const OUTPUT_EXPIRY_DAYS: u32 = 30;
+pub const MAX_RECEIVE_COUNT: u32 = 3;
+/// Per tenant: jobs started at once, and jobs queued (a submit over it is answered 429).
+pub const TENANT_MAX_RUNNING: u32 = 5;
+pub const TENANT_MAX_QUEUED: u32 = 1000;
+/// A job whose tenant is at `max_running` is parked on its tenant's counter and woken (a new
+/// message at once) when one of the tenant's jobs ends; its own message comes back this many
+/// seconds later (SQS's longest delay) in case the wake-up was lost. A new message: its
+/// receive count starts again, so it never reaches the DLQ.
+pub const TENANT_WAIT_SECONDS: u32 = 900;
+pub const JOB_TTL_DAYS: u32 = 90;
+/// Warm slots: none by default (each costs a task running while it waits).
+pub const WARM_POOL_SIZE: u32 = 0;
+pub const MAX_WARM_POOL_SIZE: u32 = 100;
+/// Seconds the process function may run per batch; the queue's visibility timeout is 6x this.
+pub const PROCESS_TIMEOUT_SECONDS: u32 = 60;
+pub const PROCESS_MAX_CONCURRENCY: u32 = 5;
+/// Grace after a job's own timeout before the sweep stops it.
+pub const TIMEOUT_GRACE_SECONDS: u32 = 120;
+
+/// The name prefix every physical resource name starts with, for concrete values.
+pub fn name_prefix(project: &str, environment: &str) -> String {
+    format!("{project}-{environment}")
+}

@@ -1,0 +1,70 @@
+/// Set on every function: which handler the shared binary runs.
+pub const FUNCTION: &str = "JOB_FUNCTION";
+pub const TABLE_NAME: &str = "JOBS_TABLE";
+pub const QUEUE_URL: &str = "JOBS_QUEUE_URL";
+pub const BUCKET_NAME: &str = "OUTPUTS_BUCKET";
+pub const CLUSTER_ARN: &str = "ECS_CLUSTER_ARN";
+pub const TASK_DEFINITION: &str = "ECS_TASK_DEFINITION";
+/// The role whose session signs the links handed to agents (the process function's own): an
+/// `sts:AssumeRole` session has an expiry the function knows, Lambda's environment
+/// credentials have none.
+pub const LINK_SIGNER_ROLE_ARN: &str = "LINK_SIGNER_ROLE_ARN";
+pub const SUBNET_IDS: &str = "AGENT_SUBNET_IDS";
+pub const SECURITY_GROUP_IDS: &str = "AGENT_SECURITY_GROUP_IDS";
+pub const CONTAINER_NAME: &str = "AGENT_CONTAINER_NAME";
+pub const LOG_GROUP: &str = "AGENT_LOG_GROUP";
+/// API Gateway key ids to tenant ids: `id=tenant,id=tenant` (a JSON object is read too).
+pub const TENANT_KEYS: &str = "TENANT_API_KEYS";
+pub const MAX_ATTEMPTS: &str = "MAX_ATTEMPTS";
+pub const TIMEOUT_GRACE_SECONDS: &str = "TIMEOUT_GRACE_SECONDS";
+pub const JOB_TTL_DAYS: &str = "JOB_TTL_DAYS";
+/// The tenants' limits: `{"max_running": 5, "max_queued": 1000, "tenants": {"acme": {"max_running": 20}}}`
+/// (the reconciler, which writes each tenant's onto its counter).
+pub const TENANT_LIMITS: &str = "TENANT_LIMITS";
+/// The default limits alone, `{"max_running": 5, "max_queued": 1000}`, for a tenant whose
+/// counter carries none yet (submit and process: their environment has no room for a map).
+pub const TENANT_LIMIT_DEFAULTS: &str = "TENANT_LIMIT_DEFAULTS";
+/// Where the tenants' secrets live in SSM (`/<project>/<environment>/tenants/`).
+pub const TENANT_SECRETS_PATH: &str = "TENANT_SECRETS_PATH";
+/// The queue of webhook deliveries: every function that finishes a job announces it there.
+pub const WEBHOOK_QUEUE_URL: &str = "WEBHOOK_QUEUE_URL";
+pub const WEBHOOK_DLQ_URL: &str = "WEBHOOK_DLQ_URL";
+/// Where the tenants' signing secrets live in SSM (`/<project>/<environment>/webhooks/`).
+pub const WEBHOOK_SECRETS_PATH: &str = "WEBHOOK_SECRETS_PATH";
+/// Seconds before each retry, comma-separated (`5,300,1800,7200,18000,36000`).
+pub const WEBHOOK_RETRY_SECONDS: &str = "WEBHOOK_RETRY_SECONDS";
+/// Warm slots kept waiting for jobs (0: every job starts a cold task).
+pub const WARM_POOL_SIZE: &str = "WARM_POOL_SIZE";
+pub const LOG_LEVEL: &str = "RUST_LOG";
+
+/// Set on the agent container (by the task definition or the RunTask override).
+pub mod agent {
+    /// A pre-signed GET of the job's manifest (`names::manifest`): the job and its upload
+    /// forms. The only job data in the RunTask override, and so in DescribeTasks and task
+    /// events.
+    pub const MANIFEST_URL: &str = "AGENT_MANIFEST_URL";
+    /// The job's id, for the log lines written before the manifest is read.
+    pub const TASK_ID: &str = "AGENT_TASK_ID";
+    /// A task started before its job (a warm slot) gets, instead of [`MANIFEST_URL`], a
+    /// pre-signed GET of where its job's manifest will be written: the agent polls it until
+    /// the manifest is there.
+    pub const SLOT_MANIFEST_URL: &str = "AGENT_SLOT_MANIFEST_URL";
+    /// A pre-signed DELETE of that manifest: the agent deletes it once read, so the slot's
+    /// manifest left behind means the job was never taken.
+    pub const SLOT_RELEASE_URL: &str = "AGENT_SLOT_RELEASE_URL";
+    /// Epoch seconds when an idle slot gives up and exits 0 (before its links expire).
+    pub const SLOT_DEADLINE: &str = "AGENT_SLOT_DEADLINE";
+    /// Search URL template with a `{query}` placeholder.
+    pub const SEARCH_URL_TEMPLATE: &str = "AGENT_SEARCH_URL_TEMPLATE";
+    /// Comma-separated hosts/CIDRs (each with an optional `:port`) the egress guard lets
+    /// through: tests and local mode only; the agent refuses it in ECS.
+    pub const EGRESS_ALLOW: &str = "AGENT_EGRESS_ALLOW";
+    /// Comma-separated ports the browser may connect to (default 80,443).
+    pub const EGRESS_PORTS: &str = "AGENT_EGRESS_PORTS";
+    /// Set by ECS in every task's containers: how the agent knows it runs in AWS.
+    pub const ECS_METADATA: &str = "ECS_CONTAINER_METADATA_URI_V4";
+    pub const CHROMIUM_PATH: &str = "AGENT_CHROMIUM";
+    pub const CHROMEDRIVER_PATH: &str = "AGENT_CHROMEDRIVER";
+    /// The writable scratch directory (the root filesystem is read-only).
+    pub const SCRATCH_DIR: &str = "AGENT_SCRATCH_DIR";
+}

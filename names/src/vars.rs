@@ -1,0 +1,1 @@
+pub const AGENT_SEARCH_URL_TEMPLATE: &str = "agent_search_url_template";
