@@ -58,6 +58,7 @@ pub mod step;
 /// Which destinations the browser (and a webhook delivery) may reach.
 pub mod egress;
 
+/// A job's options, error codes, queued reasons and the rules a submitted job must meet.
 pub mod job;
 
 /// The job's manifest: what the process function hands the agent, as one S3 object the agent
@@ -68,11 +69,11 @@ pub mod manifest;
 /// Default Terraform variable values that other crates (the local stack) must agree with.
 pub mod defaults;
 
-/// The jobs table: its name pattern, key, index and attribute names.
 /// Terraform variables that code outside infra-gen sets (the local stack evaluates generated/
 /// with its own values for them).
 pub mod vars;
 
+/// The jobs table: its name pattern, key, index and attribute names.
 pub mod table;
 
 /// Queues: the job queue and its dead-letter queue.
