@@ -14,13 +14,14 @@ pub mod error;
 pub use names::egress as guard;
 pub mod job;
 pub mod log;
+pub mod page;
 pub mod manifest;
 pub mod proxy;
 pub mod steps;
 pub mod upload;
 
 use error::{AgentError, Stage};
-use job::Ctx;
+use page::Ctx;
 use log::Log;
 use names::agent::exit;
 use names::Output;
@@ -398,7 +399,7 @@ struct Failure {
 async fn finish(
     log: &Log,
     uploader: &Uploader,
-    artifacts: job::Artifacts,
+    artifacts: page::Artifacts,
     failure: Option<Failure>,
     deadline: tokio::time::Instant,
 ) -> i32 {

@@ -4,7 +4,7 @@
 
 use crate::browser::Browser;
 use crate::error::AgentError;
-use crate::job::{navigate, screenshot, Ctx, STEP_CAP};
+use crate::page::{navigate, screenshot, Ctx, STEP_CAP};
 use base64::Engine;
 use fantoccini::elements::Element;
 use fantoccini::key::Key;
