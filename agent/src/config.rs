@@ -2,7 +2,8 @@
 
 use crate::guard::EgressPolicy;
 use names::env::agent as env;
-use names::job::{self, JobSpec};
+use names::job;
+use names::spec::{self, JobSpec};
 use std::path::PathBuf;
 use std::time::Duration;
 use url::Url;
@@ -27,7 +28,7 @@ pub struct Config {
     pub task_id: String,
     /// The first navigation; none when the steps begin with a `goto`.
     pub target: Option<Target>,
-    pub steps: Vec<job::Step>,
+    pub steps: Vec<names::step::Step>,
     pub options: job::JobOptions,
     pub egress: EgressPolicy,
     pub chromium: PathBuf,
@@ -100,12 +101,12 @@ pub fn from_env(get: &dyn Fn(&str) -> Option<String>, job: &serde_json::Value) -
         .filter(|t| !t.trim().is_empty())
         .unwrap_or_else(|| names::agent::DEFAULT_SEARCH_URL_TEMPLATE.to_string());
     let target = match valid {
-        job::ValidTarget::Query(query) => {
+        spec::ValidTarget::Query(query) => {
             let url = search_url(&template, &query)?;
             Some(Target::Search { query, url })
         }
-        job::ValidTarget::Url(url) => Some(Target::Page { url }),
-        job::ValidTarget::Steps => None,
+        spec::ValidTarget::Url(url) => Some(Target::Page { url }),
+        spec::ValidTarget::Steps => None,
     };
     let Runtime { egress, chromium, chromedriver, scratch } = runtime_from_env(get)?;
     Ok(Config {

@@ -154,7 +154,7 @@ async fn capture(ctx: &Ctx, browser: &Browser, mut timings: Value, until: tokio:
     let requested = match &cfg.target {
         Some(t) => t.url().to_string(),
         None => match cfg.steps.first() {
-            Some(names::job::Step::Goto { url }) => url.clone(),
+            Some(names::step::Step::Goto { url }) => url.clone(),
             _ => String::new(),
         },
     };

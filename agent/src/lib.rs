@@ -211,7 +211,7 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
     for (name, value) in &secrets {
         log.redact(name, value);
     }
-    if let Some(missing) = config.steps.iter().filter_map(names::job::Step::secret).find(|n| !secrets.contains_key(*n)) {
+    if let Some(missing) = config.steps.iter().filter_map(names::step::Step::secret).find(|n| !secrets.contains_key(*n)) {
         return early(AgentError::SecretsUnavailable(format!("the secret `{missing}` the steps type was not handed to the job")), Stage::Config).await;
     }
     log.info(

@@ -9,7 +9,7 @@ use base64::Engine;
 use fantoccini::elements::Element;
 use fantoccini::key::Key;
 use fantoccini::Locator;
-use names::job::Step;
+use names::step::Step;
 use names::step::ScrollTo;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};

@@ -2,7 +2,9 @@
 //! accepted, and the job record as the table stores it.
 
 use names::api::{AttemptView, JobError, JobView, WebhookView};
-use names::job::{JobOptions, JobSpec, QueuedReason, Step};
+use names::job::{JobOptions, QueuedReason};
+use names::spec::JobSpec;
+use names::step::Step;
 use names::JobStatus;
 
 /// A job id: a UUID in its lowercase hyphenated form.

@@ -53,6 +53,9 @@ macro_rules! spelled_enum {
 pub mod api;
 
 /// The job as the API accepts it, the table stores it and the agent receives it (`AGENT_JOB`).
+pub mod spec;
+
+/// The steps of a scripted job and their rules.
 pub mod step;
 
 /// Which destinations the browser (and a webhook delivery) may reach.

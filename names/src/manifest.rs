@@ -7,12 +7,12 @@ pub const VERSION: u32 = 1;
 /// Every file a job may write, each of which gets an upload form: the outputs its options
 /// ask for and one per file a step writes. Its name below the job's prefix, content type
 /// and largest size.
-pub fn files(spec: &super::job::JobSpec) -> Vec<super::step::StepFile> {
+pub fn files(spec: &super::spec::JobSpec) -> Vec<super::step::StepFile> {
     let mut files: Vec<super::step::StepFile> = super::job::possible_outputs(&spec.options)
         .into_iter()
         .map(|o| super::step::StepFile { path: o.file_name().to_owned(), content_type: o.content_type(), max_bytes: o.max_bytes() })
         .collect();
-    files.extend(spec.steps.iter().filter_map(super::job::Step::file));
+    files.extend(spec.steps.iter().filter_map(super::step::Step::file));
     files
 }
 
@@ -20,7 +20,7 @@ pub fn files(spec: &super::job::JobSpec) -> Vec<super::step::StepFile> {
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub version: u32,
-    pub job: super::job::JobSpec,
+    pub job: super::spec::JobSpec,
     /// One upload form per file the job can produce, by its name below the job's prefix
     /// (`screenshot.png`, `files/invoice.pdf`).
     pub uploads: BTreeMap<String, Upload>,

@@ -120,7 +120,7 @@ impl Bucket {
     ) -> Result<String, S3Error> {
         // The forms the process function would make; every output's when the job is not valid
         // (the agent must still be able to write its error.json).
-        let files = match serde_json::from_value::<names::job::JobSpec>(job.clone()) {
+        let files = match serde_json::from_value::<names::spec::JobSpec>(job.clone()) {
             Ok(spec) => names::manifest::files(&spec),
             Err(_) => names::Output::ALL
                 .into_iter()

@@ -4,6 +4,7 @@
 use super::error::ApiError;
 use crate::model::{JobRequest, Target, TaskId};
 use names::job::{self, JobOptions, Viewport};
+use names::{spec, step};
 use serde_json::{Map, Value};
 
 /// What a submit body asks for, once valid.
@@ -53,11 +54,11 @@ pub fn parse_submit(body: &[u8], content_type: Option<&str>) -> Result<SubmitBod
         return Err(ApiError::MissingField { field: "query".into(), message: "`query`, `url` or `steps` is required".into() });
     }
     // The one set of rules (names::job): the target, then every step, by field.
-    let target = match job::target(query, url, &steps)? {
-        job::ValidTarget::Query(q) => Target::Query(q),
+    let target = match spec::target(query, url, &steps)? {
+        spec::ValidTarget::Query(q) => Target::Query(q),
         // Stored as the client wrote it; the agent parses it by the same rules.
-        job::ValidTarget::Url(_) => Target::Url(url.unwrap_or_default().to_owned()),
-        job::ValidTarget::Steps => Target::Script,
+        spec::ValidTarget::Url(_) => Target::Url(url.unwrap_or_default().to_owned()),
+        spec::ValidTarget::Steps => Target::Script,
     };
     let options = match obj.get("options") {
         None | Some(Value::Null) => JobOptions::default(),
@@ -80,9 +81,9 @@ pub fn parse_submit(body: &[u8], content_type: Option<&str>) -> Result<SubmitBod
 
 /// Each step: an object with a known `action` and that action's fields only (named with their
 /// path, `steps[3].selector`), of the right types. The rules come after, with the target's.
-fn parse_steps(raw: &[Value]) -> Result<Vec<job::Step>, ApiError> {
-    if raw.len() > job::MAX_STEPS {
-        return Err(ApiError::invalid("steps", format!("`steps` may hold at most {} steps", job::MAX_STEPS)));
+fn parse_steps(raw: &[Value]) -> Result<Vec<step::Step>, ApiError> {
+    if raw.len() > step::MAX_STEPS {
+        return Err(ApiError::invalid("steps", format!("`steps` may hold at most {} steps", step::MAX_STEPS)));
     }
     let mut steps = Vec::with_capacity(raw.len());
     for (i, v) in raw.iter().enumerate() {
@@ -116,7 +117,7 @@ fn parse_steps(raw: &[Value]) -> Result<Vec<job::Step>, ApiError> {
         if let Some(to) = o.get("to").and_then(Value::as_str).filter(|t| action == "scroll" && *t != "bottom") {
             return Err(ApiError::invalid(&format!("{at}.to"), format!("`{at}.to` can only be `bottom` (not `{to}`); use `selector` to scroll to an element")));
         }
-        let step: job::Step = serde_json::from_value(v.clone()).map_err(|e| {
+        let step: step::Step = serde_json::from_value(v.clone()).map_err(|e| {
             // serde names the field in backticks: `missing field `selector``, `unknown variant ...`.
             let text = e.to_string();
             let field = text.split('`').nth(1).filter(|f| fields.iter().any(|(k, _)| k == f)).map(|f| format!("{at}.{f}")).unwrap_or(at.clone());

@@ -60,7 +60,7 @@ pub fn to_item(job: &Job) -> HashMap<String, AttributeValue> {
 pub fn from_item(m: &HashMap<String, AttributeValue>) -> Option<Job> {
     let gs = |k: &str| m.get(k).and_then(|v| v.as_s().ok()).cloned();
     let gn = |k: &str| m.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
-    let steps: Vec<names::job::Step> = match gs(t::STEPS) {
+    let steps: Vec<names::step::Step> = match gs(t::STEPS) {
         Some(raw) => serde_json::from_str(&raw).ok()?,
         None => Vec::new(),
     };
