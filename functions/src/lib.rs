@@ -14,11 +14,14 @@ pub mod aws;
 pub mod config;
 pub mod identity;
 pub mod lambda;
+pub mod manifest;
 pub mod model;
 pub mod pool;
 pub mod process;
 pub mod reconcile;
+pub mod task_state;
 pub mod time;
+pub mod view;
 pub mod webhook;
 
 pub use config::Config;

@@ -343,7 +343,7 @@ pub enum Dispatch {
     Warm { slot_id: String, task_arn: String },
     /// No slot: start a cold task.
     Cold,
-    /// The job can never start (`Err` of [`crate::process::manifest`]).
+    /// The job can never start (`Err` of [`crate::manifest::manifest`]).
     Invalid(names::job::ErrorCode, String),
 }
 
@@ -408,7 +408,7 @@ pub async fn dispatch(app: &App, job: &Job) -> Result<Dispatch, AwsError> {
     // empty. Writing it again after the agent took it is harmless: the agent reads one
     // manifest, and its release (the delete marker) stays what the slot's end goes by.
     if slot.state == SlotState::Claimed {
-        let manifest = match crate::process::manifest(app, job).await? {
+        let manifest = match crate::manifest::manifest(app, job).await? {
             Ok(m) => m,
             Err((code, why)) => {
                 store.release_slot(&slot.id, task_id).await?;
@@ -594,8 +594,8 @@ pub async fn retire_left_claims(app: &App, slots: &[Slot]) -> Result<usize, AwsE
 /// A slot's task runs (the reconciler): the task of a slot whose refill died after RunTask is
 /// recorded on its slot here; a task whose slot was given up (or is unknown) is stopped, so the
 /// pool never runs more tasks than seats.
-pub async fn slot_running(app: &App, slot_id: &str, task_arn: &str) -> Result<crate::reconcile::Outcome, AwsError> {
-    use crate::reconcile::Outcome;
+pub async fn slot_running(app: &App, slot_id: &str, task_arn: &str) -> Result<crate::task_state::Outcome, AwsError> {
+    use crate::task_state::Outcome;
     let slot = app.store.slot(slot_id).await?;
     match slot {
         Some(s) if s.task_arn.as_deref() == Some(task_arn) => Ok(Outcome::Ignored("a warm slot's task")),
@@ -617,8 +617,8 @@ pub async fn slot_running(app: &App, slot_id: &str, task_arn: &str) -> Result<cr
 
 /// A slot's task stopped (the reconciler): its job ends, or goes back to the queue when it was
 /// never taken; the slot is retired and the pool asked to refill.
-pub async fn slot_stopped(app: &App, slot_id: &str, detail: &names::ecs::TaskStateChange) -> Result<crate::reconcile::Outcome, AwsError> {
-    use crate::reconcile::Outcome;
+pub async fn slot_stopped(app: &App, slot_id: &str, detail: &names::ecs::TaskStateChange) -> Result<crate::task_state::Outcome, AwsError> {
+    use crate::task_state::Outcome;
     let Some(slot) = app.store.slot(slot_id).await? else { return Ok(Outcome::Ignored("unknown slot")) };
     if slot.state == SlotState::Gone {
         // The same event again, after it was handled (the sweep refills what it missed).
@@ -644,7 +644,7 @@ pub async fn slot_stopped(app: &App, slot_id: &str, detail: &names::ecs::TaskSta
         if taken {
             // The job ends as a cold task's would.
             let as_job = names::ecs::TaskStateChange { started_by: Some(job_id.as_str().to_owned()), ..detail.clone() };
-            outcome = crate::reconcile::job_task_change(app, &as_job, Some(slot_id)).await?;
+            outcome = crate::task_state::job_task_change(app, &as_job, Some(slot_id)).await?;
         } else {
             // Never taken: back to the queue (not an attempt of the job's). Safe to repeat when
             // the event comes again: a job already queued by an earlier try is sent again (a

@@ -10,12 +10,7 @@ use crate::time::rfc3339;
 use names::job::{ErrorCode, QueuedReason};
 use crate::App;
 use names::{table as t, JobStatus};
-use serde_json::json;
-use std::collections::BTreeMap;
-use std::time::Duration;
 
-/// RunTask's limit on the overrides, JSON formatting included.
-pub const OVERRIDE_LIMIT_CHARS: usize = 8192;
 
 /// What happened to one message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -180,7 +175,7 @@ pub async fn dispatch_claimed(app: &App, job: &Job, receive_count: u32, fresh: b
         return Ok(Outcome::Retry("the job's dispatch kept changing under it".into()));
     }
     let job = &job;
-    let environment = match overrides(app, job).await? {
+    let environment = match crate::manifest::overrides(app, job).await? {
         Ok(env) => env,
         Err((code, why)) => return fail(app, task_id, code, &why).await,
     };
@@ -269,79 +264,4 @@ async fn fail(app: &App, task_id: &TaskId, code: ErrorCode, message: &str) -> Re
     ];
     app.store.transition(task_id, JobStatus::Failed, updates).await?;
     Ok(Outcome::Failed(message.to_owned()))
-}
-
-/// The job's manifest: the job spec and a POST form for each file the job can produce. The tenant
-/// secrets the steps name are read from SSM and written to an object of their own, which the
-/// manifest links to (a GET to read, a DELETE to remove). `Ok(Err(_))` when the job can never
-/// start: a secret that does not exist.
-pub async fn manifest(app: &App, job: &Job) -> Result<Result<names::manifest::Manifest, (ErrorCode, String)>, AwsError> {
-    crate::identity::acting_as(crate::Function::Process, Box::pin(manifest_as_process(app, job))).await
-}
-
-async fn manifest_as_process(app: &App, job: &Job) -> Result<Result<names::manifest::Manifest, (ErrorCode, String)>, AwsError> {
-    let expires = link_lifetime(app, job);
-    let mut uploads = BTreeMap::new();
-    for file in names::manifest::files(&job.spec()) {
-        let form = app.outputs.presign_post(&job.task_id, &file.path, file.content_type, file.max_bytes, expires).await?;
-        uploads.insert(file.path, form);
-    }
-    let spec = job.spec();
-    let wanted = spec.secrets();
-    let secrets = if wanted.is_empty() {
-        None
-    } else {
-        match app.secrets.read(job.tenant_id.as_str(), &wanted).await? {
-            Ok(values) => {
-                let version = app.outputs.put_secrets(&job.task_id, &values).await?;
-                Some(app.outputs.presign_secrets(&job.task_id, version.as_deref(), expires).await?)
-            }
-            Err(missing) => {
-                let list = missing.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
-                let path = names::ssm::tenant_secret(&app.config.tenant_secrets_path, job.tenant_id.as_str(), "");
-                return Ok(Err((ErrorCode::SecretNotFound, format!("the job's steps name secrets the tenant does not have: {list} (SSM parameters below {path})"))));
-            }
-        }
-    };
-    Ok(Ok(names::manifest::Manifest { version: names::manifest::VERSION, job: spec, uploads, secrets }))
-}
-
-/// How long a job's links last: its timeout, Fargate's provisioning and the grace.
-fn link_lifetime(app: &App, job: &Job) -> Duration {
-    Duration::from_secs(u64::from(job.options.timeout_seconds) + crate::PROVISIONING_ALLOWANCE_SECONDS as u64 + u64::from(app.config.timeout_grace_seconds))
-}
-
-/// Hands the job to a cold task: writes its [`manifest`] and returns the container's environment
-/// overrides, which carry only a pre-signed GET of it and the job's id. `Ok(Err(_))` when the
-/// job can never start: a secret that does not exist, or overrides that would not fit RunTask's
-/// limit (a custom endpoint of absurd length, say).
-pub async fn overrides(app: &App, job: &Job) -> Result<Result<Vec<(String, String)>, (ErrorCode, String)>, AwsError> {
-    crate::identity::acting_as(crate::Function::Process, Box::pin(overrides_as_process(app, job))).await
-}
-
-async fn overrides_as_process(app: &App, job: &Job) -> Result<Result<Vec<(String, String)>, (ErrorCode, String)>, AwsError> {
-    let manifest = match manifest(app, job).await? {
-        Ok(m) => m,
-        Err(e) => return Ok(Err(e)),
-    };
-    app.outputs.put_manifest(&job.task_id, &manifest).await?;
-    let link = app.outputs.presign_manifest(&job.task_id, link_lifetime(app, job)).await?;
-    let environment = vec![
-        (names::env::agent::MANIFEST_URL.to_owned(), link),
-        (names::env::agent::TASK_ID.to_owned(), job.task_id.as_str().to_owned()),
-    ];
-    let size = override_chars(&app.config.container_name, &environment);
-    if size > OVERRIDE_LIMIT_CHARS {
-        return Ok(Err((
-            ErrorCode::OverrideTooLarge,
-            format!("the job's task overrides would be {size} characters, over ECS's limit of {OVERRIDE_LIMIT_CHARS}"),
-        )));
-    }
-    Ok(Ok(environment))
-}
-
-/// The size of the overrides as ECS counts them: the JSON of the `overrides` structure.
-pub fn override_chars(container: &str, environment: &[(String, String)]) -> usize {
-    let env: Vec<_> = environment.iter().map(|(k, v)| json!({"name": k, "value": v})).collect();
-    json!({"containerOverrides": [{"name": container, "environment": env}]}).to_string().chars().count()
 }

@@ -3,11 +3,11 @@
 //! and out of order, so every write is conditional on the allowed predecessors; a refused write
 //! is a stale event, acknowledged.
 
-use crate::aws::{attr_n, attr_s, ecs_task_id, AgentReport, AwsError, Updates};
+use crate::aws::{attr_s, AwsError};
 use crate::model::TaskId;
 use crate::time::rfc3339;
 use crate::App;
-use names::ecs::{StopCode, TaskStatus};
+use names::ecs::TaskStatus;
 use names::job::ErrorCode;
 use names::{table as t, JobStatus};
 use serde_json::Value;
@@ -15,18 +15,12 @@ use serde_json::Value;
 /// `detail-type` of EventBridge scheduled events.
 pub const SCHEDULED_EVENT: &str = "Scheduled Event";
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Applied(JobStatus),
-    Ignored(&'static str),
-    /// The sweep: overdue jobs failed for their deadline (or `settled` as ECS reports their
-    /// stopped task), counters corrected, webhook events queued that their finishing function
-    /// could not, webhook rounds `stalled` (their message dead-lettered) ended FAILED.
-    Swept { failed: usize, settled: usize, corrected: usize, announced: usize, stalled: usize },
-}
 
 /// The `detail` of an `ECS Task State Change` event, the shape the Fargate stand-in writes too.
 pub use names::ecs::TaskStateChange as TaskDetail;
+/// What an event or a sweep came to (with `task_state`, which applies a task's change).
+pub use crate::task_state::Outcome;
+use crate::task_state::job_task_change;
 
 /// Handles one EventBridge event. An error (an AWS call failed) makes EventBridge retry it.
 pub async fn event(app: &App, event: &Value) -> Result<Outcome, AwsError> {
@@ -48,60 +42,6 @@ async fn event_as_reconcile(app: &App, event: &Value) -> Result<Outcome, AwsErro
     }
 }
 
-/// What a stopped task means for its job; `report` is the agent's `error.json`, if it wrote one.
-pub fn stopped_status(d: &TaskDetail, container: &str, now_millis: i64, report: Option<&AgentReport>) -> (JobStatus, Updates) {
-    let c = d.containers.iter().find(|c| c.name == container);
-    let exit = c.and_then(|c| c.exit_code);
-    let mut updates: Updates = vec![(t::FINISHED_AT, attr_s(rfc3339(now_millis)))];
-    if let Some(code) = exit {
-        updates.push((t::EXIT_CODE, attr_n(code)));
-    }
-    if exit == Some(0) {
-        return (JobStatus::Completed, updates);
-    }
-    let container_reason = c.and_then(|c| c.reason.clone()).unwrap_or_default();
-    let code = if d.stop_code == Some(StopCode::TaskFailedToStart) {
-        ErrorCode::TaskFailedToStart
-    } else if container_reason.contains("OutOfMemory") {
-        ErrorCode::OutOfMemory
-    } else if exit.is_some() {
-        ErrorCode::AgentFailed
-    } else {
-        ErrorCode::TaskStopped
-    };
-    let mut parts = Vec::new();
-    if let Some(sc) = d.stop_code {
-        parts.push(sc.as_str().to_string());
-    }
-    if let Some(r) = &d.stopped_reason {
-        parts.push(r.clone());
-    }
-    if !container_reason.is_empty() {
-        parts.push(container_reason);
-    }
-    if let Some(code) = exit {
-        parts.push(format!("exit code {code}"));
-    }
-    let mut message = parts.join("; ");
-    if message.is_empty() {
-        message = "the task stopped".into();
-    }
-    // The agent said why (a step's selector, the egress guard, ...): its code and words, which a
-    // client can act on, unless the task died of something the agent cannot see.
-    let (code, mut message) = match report {
-        Some(r) if code == ErrorCode::AgentFailed => {
-            if let Some(step) = r.step {
-                updates.push((t::ERROR_STEP, attr_n(step)));
-            }
-            (ErrorCode::parse(&r.code).unwrap_or(code), format!("{} ({message})", r.message))
-        }
-        _ => (code, message),
-    };
-    message.truncate(message.char_indices().nth(1000).map_or(message.len(), |(i, _)| i));
-    updates.push((t::ERROR_CODE, attr_s(code.as_str())));
-    updates.push((t::ERROR_MESSAGE, attr_s(message)));
-    (JobStatus::Failed, updates)
-}
 
 pub async fn task_change(app: &App, d: &TaskDetail) -> Result<Outcome, AwsError> {
     if let Some(cluster) = &d.cluster_arn {
@@ -119,46 +59,6 @@ pub async fn task_change(app: &App, d: &TaskDetail) -> Result<Outcome, AwsError>
     job_task_change(app, d, None).await
 }
 
-/// A job's task changed (a cold task's, or, `via_slot`, a warm slot's that took the job).
-pub async fn job_task_change(app: &App, d: &TaskDetail, via_slot: Option<&str>) -> Result<Outcome, AwsError> {
-    let Some(task_id) = d.started_by.as_deref().and_then(TaskId::parse) else {
-        return Ok(Outcome::Ignored("not a job's task"));
-    };
-    let Some(job) = app.store.get(&task_id).await? else { return Ok(Outcome::Ignored("unknown job")) };
-    // Only the job's own task moves it: a stray task of the job (a duplicate delivery's, stopped
-    // as soon as it was found) must not end a job that runs on another task or in a warm slot.
-    // A job handed to a slot whose dispatch died before recording the slot's task has no task
-    // yet: the slot it names is its task.
-    let stray = match job.ecs_task_arn.as_deref() {
-        Some(arn) => arn != d.task_arn,
-        None => job.warm_slot.is_some() && job.warm_slot.as_deref() != via_slot,
-    };
-    if stray {
-        return Ok(Outcome::Ignored("another task of the job"));
-    }
-    let task = vec![(t::ECS_TASK_ARN, attr_s(&d.task_arn)), (t::ECS_TASK_ID, attr_s(ecs_task_id(&d.task_arn)))];
-    let (to, mut updates) = match d.last_status {
-        TaskStatus::Running => {
-            let deadline = app.clock.now_secs() + i64::from(job.options.timeout_seconds);
-            (JobStatus::Running, vec![(t::STARTED_AT, attr_s(rfc3339(app.clock.now_millis()))), (t::DEADLINE_AT, attr_n(deadline))])
-        }
-        TaskStatus::Stopped => {
-            // Its secrets were the agent's to delete; a crashed agent leaves them.
-            if let Err(e) = app.outputs.purge_secrets(&task_id).await {
-                tracing::warn!(task_id = task_id.as_str(), error = %e, "could not delete the job's secrets");
-            }
-            let failed = d.containers.iter().find(|c| c.name == app.config.container_name).and_then(|c| c.exit_code).is_some_and(|c| c != 0);
-            let report = if failed { app.outputs.error_report(&task_id).await? } else { None };
-            stopped_status(d, &app.config.container_name, app.clock.now_millis(), report.as_ref())
-        }
-        _ => return Ok(Outcome::Ignored("intermediate task state")),
-    };
-    updates.extend(task);
-    Ok(match app.store.transition(&task_id, to, updates).await? {
-        Some(_) => Outcome::Applied(to),
-        None => Outcome::Ignored("stale event"),
-    })
-}
 
 /// Fails every unfinished job past its deadline plus grace, and stops its task.
 pub async fn sweep(app: &App) -> Result<Outcome, AwsError> {

@@ -267,7 +267,7 @@ async fn wake(app: &App, tenant: &str) -> Result<bool, AwsError> {
 /// The event's body: its type, when the job finished, and the job's status body (the one
 /// `GET /jobs/{id}` answers, with links to its outputs, without the webhook's own record).
 pub async fn payload(app: &App, job: &Job) -> Result<String, AwsError> {
-    let mut data = crate::api::status_body(app, job).await?;
+    let mut data = crate::view::status_body(app, job).await?;
     data.webhook = None;
     let event = names::api::WebhookEvent {
         kind: wh::event_type(job.status).unwrap_or("job.finished").to_owned(),

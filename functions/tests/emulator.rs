@@ -86,7 +86,7 @@ async fn pre_signed_requests_are_checked_as_s3_checks_them() {
     let app = app(&[tenant]).await;
     let id = submit(&app, tenant, r#"{"query": "links"}"#).await;
     let job = app.store.get(&TaskId::parse(&id).unwrap()).await.unwrap().unwrap();
-    let env = functions::process::overrides(&app, &job).await.unwrap().unwrap();
+    let env = functions::manifest::overrides(&app, &job).await.unwrap().unwrap();
     // The manifest link (a GET signed by the SDK) works, and refuses any change.
     let link = &env[0].1;
     let (code, raw) = http("GET", link, b"").await;
@@ -176,7 +176,7 @@ async fn calls_are_authorized_as_iam_authorizes_them() {
 
     // The agent's links and forms, signed by the process role: from inside the VPC they work; the
     // bucket policy refuses them from anywhere else.
-    let overrides = functions::process::overrides(&app, &job).await.unwrap().unwrap();
+    let overrides = functions::manifest::overrides(&app, &job).await.unwrap().unwrap();
     let (code, raw) = agent_http("GET", &overrides[0].1, b"").await;
     assert_eq!(code, 200, "{}", String::from_utf8_lossy(&raw));
     let manifest: names::manifest::Manifest = serde_json::from_slice(&raw).unwrap();

@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use common::*;
 use functions::aws::RunRequest;
 use functions::model::{TaskId, TenantId};
+use functions::manifest;
 use functions::process::{self, Outcome};
 use functions::reconcile;
 use functions::App;
@@ -589,8 +590,8 @@ async fn the_override_carries_only_the_manifest_link_whatever_the_job() {
     ] {
         let id = submit(&app, &tenant, &body.to_string()).await;
         let job = app.store.get(&TaskId::parse(&id).unwrap()).await.unwrap().unwrap();
-        let env = process::overrides(&app, &job).await.unwrap().expect("fits");
-        let size = process::override_chars(&app.config.container_name, &env);
+        let env = manifest::overrides(&app, &job).await.unwrap().expect("fits");
+        let size = manifest::override_chars(&app.config.container_name, &env);
         println!("{what}: override {size} chars");
         assert!(size <= 2048, "{what}: {size} chars: a link and an id, whatever the job");
         let (code, raw) = agent_http("GET", &env[0].1, b"").await;
@@ -619,7 +620,7 @@ async fn a_scripted_job_gets_a_form_per_file_and_lists_its_files() {
     assert!(shown.get("query").is_none() && shown.get("url").is_none());
 
     let job = app.store.get(&TaskId::parse(&id).unwrap()).await.unwrap().unwrap();
-    let env = process::overrides(&app, &job).await.unwrap().unwrap();
+    let env = manifest::overrides(&app, &job).await.unwrap().unwrap();
     let (_, raw) = agent_http("GET", &env[0].1, b"").await;
     let manifest: Manifest = serde_json::from_slice(&raw).unwrap();
     assert_eq!(serde_json::to_value(&manifest.job.steps).unwrap(), body["steps"]);
@@ -679,7 +680,7 @@ async fn the_secrets_a_job_names_reach_it_in_an_object_of_their_own_read_once() 
     put_secret(&app, &other, "password", "the-neighbours-secret").await;
     let id = submit(&app, &tenant, &login_steps("password").to_string()).await;
     let job = app.store.get(&TaskId::parse(&id).unwrap()).await.unwrap().unwrap();
-    let env = process::overrides(&app, &job).await.unwrap().unwrap();
+    let env = manifest::overrides(&app, &job).await.unwrap().unwrap();
     let overrides = serde_json::to_string(&env).unwrap();
     let (_, raw) = agent_http("GET", &env[0].1, b"").await;
     for (what, text) in [("the overrides", overrides), ("the manifest", String::from_utf8(raw.clone()).unwrap()), ("the job", status_of(&app, &id).await.to_string())] {
@@ -701,8 +702,8 @@ async fn the_secrets_a_job_names_reach_it_in_an_object_of_their_own_read_once() 
 
     // Left behind by an agent that died, after two attempts each wrote them: the reconciler
     // deletes every version when the task stops.
-    process::overrides(&app, &job).await.unwrap().unwrap();
-    let again = process::overrides(&app, &job).await.unwrap().unwrap();
+    manifest::overrides(&app, &job).await.unwrap().unwrap();
+    let again = manifest::overrides(&app, &job).await.unwrap().unwrap();
     assert_eq!(secret_versions(&app, &id).await.len(), 2);
     let (_, raw) = agent_http("GET", &again[0].1, b"").await;
     let links = serde_json::from_slice::<Manifest>(&raw).unwrap().secrets.unwrap();
@@ -749,7 +750,7 @@ async fn a_job_naming_a_secret_its_tenant_lacks_fails_before_a_task_starts() {
 async fn report(app: &App, tenant: &str, arn: &str, body: Value) -> Value {
     let id = submit(app, tenant, r#"{"steps": [{"action": "goto", "url": "https://example.org/"}, {"action": "assert", "text": "Welcome"}]}"#).await;
     let job = app.store.get(&TaskId::parse(&id).unwrap()).await.unwrap().unwrap();
-    let env = process::overrides(app, &job).await.unwrap().unwrap();
+    let env = manifest::overrides(app, &job).await.unwrap().unwrap();
     let (_, raw) = agent_http("GET", &env[0].1, b"").await;
     let manifest: Manifest = serde_json::from_slice(&raw).unwrap();
     let form = &manifest.uploads[Output::Error.file_name()];

@@ -12,7 +12,6 @@ pub use error::ApiError;
 use names::{api, routes, table as t, JobStatus};
 use request::Params;
 use serde_json::Value;
-use std::time::Duration;
 
 /// An HTTP request as the API sees it.
 #[derive(Clone, Debug, Default)]
@@ -44,8 +43,6 @@ pub struct ApiResponse {
     pub retry_after: Option<u32>,
 }
 
-/// Pre-signed GET links to outputs last this long.
-pub const OUTPUT_LINK_TTL: Duration = Duration::from_secs(3600);
 /// `Retry-After` of a submit over the tenant's queue limit: about the time a few jobs take to
 /// start and free their places.
 pub const QUEUE_FULL_RETRY_AFTER_SECONDS: u32 = 30;
@@ -237,31 +234,9 @@ fn accepted(job: &Job) -> api::Accepted {
 
 async fn status(ctx: &Ctx<'_>, task_id: &TaskId) -> Result<ApiResponse, ApiError> {
     let job = ctx.job(task_id).await?;
-    ok(200, status_body(ctx.app, &job).await.map_err(ctx.internal)?)
+    ok(200, crate::view::status_body(ctx.app, &job).await.map_err(ctx.internal)?)
 }
 
-/// The job as `GET /jobs/{id}` shows it, with pre-signed links to what it has uploaded (the
-/// webhook event's body too).
-pub async fn status_body(app: &App, job: &Job) -> Result<api::JobView, AwsError> {
-    let task_id = &job.task_id;
-    let mut view = job.view();
-    let mut outputs = api::Outputs::default();
-    // Nothing can exist before the agent runs: skip the listing for a job still queued.
-    if job.status != JobStatus::Queued {
-        let out = &app.outputs;
-        let existing = out.existing(task_id).await?;
-        for o in existing.outputs {
-            outputs.set(o, out.presign_get(task_id, o, OUTPUT_LINK_TTL).await?);
-        }
-        // The steps' named screenshots and PDFs.
-        for name in existing.files {
-            let url = out.presign_get_file(task_id, &name, OUTPUT_LINK_TTL).await?;
-            outputs.files.insert(name, url);
-        }
-    }
-    view.outputs = Some(outputs);
-    Ok(view)
-}
 
 /// `POST /jobs/{id}/webhook`: sends a finished job's event again.
 async fn redeliver(ctx: &Ctx<'_>, task_id: &TaskId) -> Result<ApiResponse, ApiError> {

@@ -1,0 +1,118 @@
+//! A task's state change applied to its job (a cold task's, or a warm slot's that took the job):
+//! RUNNING starts the job's clock, STOPPED ends the job as ECS and the agent's report tell it.
+//! The reconcile function's events and the pool's slot ends both come here.
+
+use crate::aws::{attr_n, attr_s, ecs_task_id, AgentReport, AwsError, Updates};
+use crate::model::TaskId;
+use names::ecs::TaskStateChange as TaskDetail;
+use crate::time::rfc3339;
+use crate::App;
+use names::ecs::{StopCode, TaskStatus};
+use names::job::ErrorCode;
+use names::{table as t, JobStatus};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Applied(JobStatus),
+    Ignored(&'static str),
+    /// The sweep: overdue jobs failed for their deadline (or `settled` as ECS reports their
+    /// stopped task), counters corrected, webhook events queued that their finishing function
+    /// could not, webhook rounds `stalled` (their message dead-lettered) ended FAILED.
+    Swept { failed: usize, settled: usize, corrected: usize, announced: usize, stalled: usize },
+}
+
+/// What a stopped task means for its job; `report` is the agent's `error.json`, if it wrote one.
+pub fn stopped_status(d: &TaskDetail, container: &str, now_millis: i64, report: Option<&AgentReport>) -> (JobStatus, Updates) {
+    let c = d.containers.iter().find(|c| c.name == container);
+    let exit = c.and_then(|c| c.exit_code);
+    let mut updates: Updates = vec![(t::FINISHED_AT, attr_s(rfc3339(now_millis)))];
+    if let Some(code) = exit {
+        updates.push((t::EXIT_CODE, attr_n(code)));
+    }
+    if exit == Some(0) {
+        return (JobStatus::Completed, updates);
+    }
+    let container_reason = c.and_then(|c| c.reason.clone()).unwrap_or_default();
+    let code = if d.stop_code == Some(StopCode::TaskFailedToStart) {
+        ErrorCode::TaskFailedToStart
+    } else if container_reason.contains("OutOfMemory") {
+        ErrorCode::OutOfMemory
+    } else if exit.is_some() {
+        ErrorCode::AgentFailed
+    } else {
+        ErrorCode::TaskStopped
+    };
+    let mut parts = Vec::new();
+    if let Some(sc) = d.stop_code {
+        parts.push(sc.as_str().to_string());
+    }
+    if let Some(r) = &d.stopped_reason {
+        parts.push(r.clone());
+    }
+    if !container_reason.is_empty() {
+        parts.push(container_reason);
+    }
+    if let Some(code) = exit {
+        parts.push(format!("exit code {code}"));
+    }
+    let mut message = parts.join("; ");
+    if message.is_empty() {
+        message = "the task stopped".into();
+    }
+    // The agent said why (a step's selector, the egress guard, ...): its code and words, which a
+    // client can act on, unless the task died of something the agent cannot see.
+    let (code, mut message) = match report {
+        Some(r) if code == ErrorCode::AgentFailed => {
+            if let Some(step) = r.step {
+                updates.push((t::ERROR_STEP, attr_n(step)));
+            }
+            (ErrorCode::parse(&r.code).unwrap_or(code), format!("{} ({message})", r.message))
+        }
+        _ => (code, message),
+    };
+    message.truncate(message.char_indices().nth(1000).map_or(message.len(), |(i, _)| i));
+    updates.push((t::ERROR_CODE, attr_s(code.as_str())));
+    updates.push((t::ERROR_MESSAGE, attr_s(message)));
+    (JobStatus::Failed, updates)
+}
+
+/// A job's task changed (a cold task's, or, `via_slot`, a warm slot's that took the job).
+pub async fn job_task_change(app: &App, d: &TaskDetail, via_slot: Option<&str>) -> Result<Outcome, AwsError> {
+    let Some(task_id) = d.started_by.as_deref().and_then(TaskId::parse) else {
+        return Ok(Outcome::Ignored("not a job's task"));
+    };
+    let Some(job) = app.store.get(&task_id).await? else { return Ok(Outcome::Ignored("unknown job")) };
+    // Only the job's own task moves it: a stray task of the job (a duplicate delivery's, stopped
+    // as soon as it was found) must not end a job that runs on another task or in a warm slot.
+    // A job handed to a slot whose dispatch died before recording the slot's task has no task
+    // yet: the slot it names is its task.
+    let stray = match job.ecs_task_arn.as_deref() {
+        Some(arn) => arn != d.task_arn,
+        None => job.warm_slot.is_some() && job.warm_slot.as_deref() != via_slot,
+    };
+    if stray {
+        return Ok(Outcome::Ignored("another task of the job"));
+    }
+    let task = vec![(t::ECS_TASK_ARN, attr_s(&d.task_arn)), (t::ECS_TASK_ID, attr_s(ecs_task_id(&d.task_arn)))];
+    let (to, mut updates) = match d.last_status {
+        TaskStatus::Running => {
+            let deadline = app.clock.now_secs() + i64::from(job.options.timeout_seconds);
+            (JobStatus::Running, vec![(t::STARTED_AT, attr_s(rfc3339(app.clock.now_millis()))), (t::DEADLINE_AT, attr_n(deadline))])
+        }
+        TaskStatus::Stopped => {
+            // Its secrets were the agent's to delete; a crashed agent leaves them.
+            if let Err(e) = app.outputs.purge_secrets(&task_id).await {
+                tracing::warn!(task_id = task_id.as_str(), error = %e, "could not delete the job's secrets");
+            }
+            let failed = d.containers.iter().find(|c| c.name == app.config.container_name).and_then(|c| c.exit_code).is_some_and(|c| c != 0);
+            let report = if failed { app.outputs.error_report(&task_id).await? } else { None };
+            stopped_status(d, &app.config.container_name, app.clock.now_millis(), report.as_ref())
+        }
+        _ => return Ok(Outcome::Ignored("intermediate task state")),
+    };
+    updates.extend(task);
+    Ok(match app.store.transition(&task_id, to, updates).await? {
+        Some(_) => Outcome::Applied(to),
+        None => Outcome::Ignored("stale event"),
+    })
+}
