@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use crate::model::iam::Statement;
 use crate::model::resources::compute::*;
 use crate::model::resources::observability::CloudwatchLogGroup;
-use crate::model::stack::{Condition, Lifecycle};
+use crate::model::block::{Condition, Lifecycle};
 use crate::model::{func, Error, File, Meta, Ref, Stack, Val, VarRef};
 
 use super::key::Key;

@@ -61,7 +61,7 @@ impl RestApiConstruct {
                 ..Default::default()
             },
             Meta {
-                lifecycle: Some(crate::model::stack::Lifecycle { create_before_destroy: Some(true), ..Default::default() }),
+                lifecycle: Some(crate::model::block::Lifecycle { create_before_destroy: Some(true), ..Default::default() }),
                 ..Meta::default()
             },
         )?;
@@ -182,7 +182,7 @@ impl RestApiConstruct {
             },
             Meta {
                 depends_on: depends,
-                lifecycle: Some(crate::model::stack::Lifecycle { create_before_destroy: Some(true), ..Default::default() }),
+                lifecycle: Some(crate::model::block::Lifecycle { create_before_destroy: Some(true), ..Default::default() }),
                 ..Meta::default()
             },
         )?;

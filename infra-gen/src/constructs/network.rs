@@ -7,7 +7,7 @@
 use crate::model::iam::{PolicyDocument, Statement};
 use crate::model::resources::network::*;
 use crate::model::resources::observability::CloudwatchLogGroup;
-use crate::model::stack::Condition;
+use crate::model::block::Condition;
 use crate::model::{func, Error, File, Ref, Stack, Val, VarRef};
 
 use super::key::Key;

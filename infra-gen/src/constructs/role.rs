@@ -92,7 +92,7 @@ impl Role {
     /// The address of the role's inline policy (which the stack writes from the grants), for
     /// `depends_on`.
     pub fn policy_address(&self) -> String {
-        format!("{}.{}", <crate::model::resources::iam::IamRolePolicy as crate::model::stack::Resource>::TYPE, self.grantee.logical)
+        format!("{}.{}", <crate::model::resources::iam::IamRolePolicy as crate::model::block::Resource>::TYPE, self.grantee.logical)
     }
 
     pub fn grant(&self, stack: &mut Stack, statement: Statement) -> Result<(), Error> {

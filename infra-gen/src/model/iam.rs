@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::stack::{exports, DataSource, Error};
+use super::block::{exports, DataSource, Error};
 use super::val::Val;
 
 /// `data.aws_iam_policy_document`: a policy as typed blocks, rendered to JSON by Terraform.

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::model::stack::{exports, Resource};
+use crate::model::block::{exports, Resource};
 use crate::model::val::{Val, ValMap};
 
 #[serde_with::skip_serializing_none]
