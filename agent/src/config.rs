@@ -1,6 +1,6 @@
 //! The agent's configuration, read from its environment and validated before anything starts.
 
-use crate::guard::EgressPolicy;
+use names::egress::EgressPolicy;
 use names::env::agent as env;
 use names::job;
 use names::spec::{self, JobSpec};

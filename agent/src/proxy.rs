@@ -4,7 +4,7 @@
 //! redirects, DNS answers pointing inside and subresources all meet the same rule. HTTPS arrives as
 //! `CONNECT host:port` and is tunnelled without being decrypted.
 
-use crate::guard::EgressPolicy;
+use names::egress::EgressPolicy;
 use crate::log::Log;
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
