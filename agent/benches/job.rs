@@ -77,7 +77,7 @@ fn main() {
 /// The bench's script: sign in, choose a plan, go to the invoices, pull values out.
 fn ten_steps(origin: &str) -> serde_json::Value {
     json!([
-        { "action": "goto", "url": format!("{origin}/login") },
+        { "action": "goto", "url": format!("{origin}/portal") },
         { "action": "type", "selector": "#user", "text": "ada" },
         { "action": "type", "selector": "#password", "text": support::LOGIN_PASSWORD },
         { "action": "select", "selector": "#plan", "value": "team" },
@@ -98,7 +98,7 @@ fn scripted(agent: &Path, chromium: &str, moto: u32) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/playwright_steps.py");
     let origin = format!("http://{}", support::fixture_origin());
     let steps = ten_steps(&origin);
-    println!("bench-agent: a 10-step script, {RUNS} runs each, alternating, on {origin}/login");
+    println!("bench-agent: a 10-step script, {RUNS} runs each, alternating, on {origin}/portal");
     println!("  agent:      the job {{\"steps\": [10 steps]}}: manifest, Chromium, steps, capture, uploads");
     println!("  playwright: {} (Python Playwright, the same Chromium)", script.display());
     let run_agent = || {

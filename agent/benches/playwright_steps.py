@@ -17,7 +17,7 @@ def main() -> None:
             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
         )
         page = browser.new_page(viewport={"width": 1280, "height": 800})
-        page.goto(f"{origin}/login")
+        page.goto(f"{origin}/portal")
         page.fill("#user", "ada")
         page.fill("#password", password)
         page.select_option("#plan", "team")

@@ -350,7 +350,7 @@ fn assert_steps_ok(result: &Value, count: usize) {
 #[test]
 fn a_script_signs_in_clicks_through_pages_and_keeps_what_it_extracts() {
     let run = run(steps(json!([
-        { "action": "goto", "url": env().page("/login") },
+        { "action": "goto", "url": env().page("/portal") },
         { "action": "type", "selector": "#user", "text": "ada" },
         { "action": "type", "selector": "#password", "text": support::LOGIN_PASSWORD },
         { "action": "select", "selector": "#plan", "value": "team" },
@@ -437,7 +437,7 @@ fn assert_step_failed(run: &Run, code: ErrorCode, step: usize) -> Value {
 #[test]
 fn a_failed_assertion_fails_the_job_at_its_step() {
     let run = run(steps(json!([
-        { "action": "goto", "url": env().page("/login") },
+        { "action": "goto", "url": env().page("/portal") },
         { "action": "type", "selector": "#user", "text": "ada" },
         { "action": "type", "selector": "#password", "text": "wrong" },
         { "action": "click", "selector": "#go" },
@@ -499,7 +499,7 @@ fn a_tenant_secret_is_typed_read_once_and_found_in_no_output() {
     let run = run_agent(
         agent(),
         json!({ "options": { "capture_html": true }, "steps": [
-            { "action": "goto", "url": env().page("/login") },
+            { "action": "goto", "url": env().page("/portal") },
             { "action": "type", "selector": "#user", "text": "ada" },
             { "action": "type", "selector": "#password", "secret": "portal-password" },
             { "action": "extract", "name": "echo", "selector": "#echo" },
@@ -532,7 +532,7 @@ fn a_tenant_secret_is_typed_read_once_and_found_in_no_output() {
 #[test]
 fn a_secret_that_was_not_handed_over_fails_before_the_browser_starts() {
     let run = run(steps(json!([
-        { "action": "goto", "url": env().page("/login") },
+        { "action": "goto", "url": env().page("/portal") },
         { "action": "type", "selector": "#password", "secret": "nowhere" },
     ])));
     let error = assert_failed(&run, ErrorCode::SecretNotFound, exit::INVALID_JOB, "config");

@@ -3,7 +3,6 @@
 //! stand-in that runs the agent as a local process. Every piece calls the same handler code as
 //! the Lambdas and reaches the emulator through the standard `AWS_ENDPOINT_URL`.
 
-pub mod fixture;
 pub mod gateway;
 pub mod poller;
 pub mod provision;

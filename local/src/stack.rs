@@ -162,7 +162,13 @@ impl LocalStack {
         say(v, &format!("emulator on {}", emulator.endpoint));
 
         say(v, "starting the fixture search page");
-        let (fixture, fixture_task) = crate::fixture::start(o.fixture_port).await.map_err(|e| format!("fixture server: {e}"))?;
+        let site = testenv::fixture::Fixture::start(o.fixture_port).map_err(|e| format!("fixture server: {e}"))?;
+        let fixture = site.addr();
+        // Stopped with the stack's other tasks: this one holds the site until it is aborted.
+        let fixture_task = tokio::spawn(async move {
+            let _site = site;
+            std::future::pending::<()>().await
+        });
         let template = names::agent::search_url_template(&format!("http://{fixture}"));
 
         say(v, "creating the table, queues, bucket, log group, parameters, cluster and task definition");

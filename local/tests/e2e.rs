@@ -205,7 +205,7 @@ async fn end_to_end() {
     assert_eq!(width, 1280, "the default viewport's width");
     let result: Value = client.get(outputs["result"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
     assert!(result.to_string().contains("Fixture Search"), "result.json names the fixture page: {result}");
-    assert!(result.to_string().contains("Result 1 for rust lang"), "result.json lists the results: {result}");
+    assert!(result.to_string().contains(testenv::fixture::SEARCH_RESULTS[0].0), "result.json lists the results: {result}");
     let html = client.get(outputs["html"].as_str().expect("an html link (capture_html)")).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("Results for rust lang"));
 

@@ -10,6 +10,7 @@
 pub mod container;
 pub mod events;
 pub mod faults;
+pub mod fixture;
 pub mod iam;
 pub mod moto;
 pub mod netns;

@@ -10,8 +10,8 @@ use names::agent::exit;
 use names::Output;
 use names::job::ErrorCode;
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Read;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -587,185 +587,14 @@ pub fn png_size(png: &[u8]) -> (u32, u32) {
 
 // ---- fixture pages -------------------------------------------------------------------------
 
-/// Serves the fixture pages on 127.0.0.1 from a thread of its own.
-/// A fixture server on a free loopback port (the shared one is `env().fixture`).
+/// A fixture site on a free loopback port (the shared one is `env().fixture`), for the test's
+/// whole run.
 pub fn start_fixture() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || serve(stream));
-        }
-    });
+    let fixture = testenv::fixture::Fixture::start(0).expect("the fixture site starts");
+    let addr = fixture.addr();
+    std::mem::forget(fixture);
     addr
 }
 
-/// The password the login page accepts.
-pub const LOGIN_PASSWORD: &str = "correct horse battery staple";
-
-pub const SEARCH_RESULTS: &[(&str, &str)] = &[
-    ("Rust Programming Language", "https://www.rust-lang.org/"),
-    ("The Rust Book", "https://doc.rust-lang.org/book/"),
-    ("crates.io: Rust Package Registry", "https://crates.io/"),
-];
-
-fn serve(mut s: TcpStream) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let head = String::from_utf8_lossy(&buf).to_string();
-    let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-    // A form's body (the login page posts one).
-    let header_end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
-        .unwrap_or(0);
-    while buf.len() < header_end + length {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let body = String::from_utf8_lossy(&buf[header_end.min(buf.len())..]).to_string();
-    let form = |name: &str| {
-        url::form_urlencoded::parse(body.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.to_string())
-    };
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let param = |name: &str| {
-        url::form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.to_string())
-    };
-    let html = |status: &str, body: String| {
-        format!(
-            "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-    };
-    let response = match path {
-        "/page" => html("200 OK", page("Fixture page", "<h1>Hello from the fixture</h1><p>A small page.</p>")),
-        "/search" => {
-            let q = param("q").unwrap_or_default();
-            let items: String = SEARCH_RESULTS
-                .iter()
-                .enumerate()
-                .map(|(i, (title, url))| {
-                    // The first link is wrapped like DuckDuckGo's HTML results.
-                    let href = if i == 0 {
-                        format!("//duckduckgo.com/l/?uddg={}&rut=x", url::form_urlencoded::byte_serialize(url.as_bytes()).collect::<String>())
-                    } else {
-                        url.to_string()
-                    };
-                    format!("<div class=\"result\"><h2><a class=\"result__a\" href=\"{href}\">{title}</a></h2><p>snippet {i}</p></div>")
-                })
-                .collect();
-            html("200 OK", page(&format!("{} at Fixture Search", escape(&q)), &format!("<form><input name=q value=\"{}\"></form>{items}", escape(&q))))
-        }
-        "/tall" => html(
-            "200 OK",
-            page("Tall page", "<div style=\"height:3000px;background:linear-gradient(#c33,#33c)\">top</div><p>bottom</p>"),
-        ),
-        "/slow" => {
-            std::thread::sleep(Duration::from_millis(1500));
-            html("200 OK", page("Slow page", "<p>finally</p>"))
-        }
-        "/hang" => {
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n<html><head><title>Hanging</title></head><body><p>loading");
-            // Never finishes: hold the connection until the agent gives up.
-            let _ = s.set_read_timeout(Some(Duration::from_secs(120)));
-            let _ = s.read(&mut chunk);
-            return;
-        }
-        "/loop" => "HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
-        "/redirect" => format!(
-            "HTTP/1.1 302 Found\r\nLocation: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            param("to").unwrap_or_else(|| "/page".into())
-        ),
-        "/subresource" => html(
-            "200 OK",
-            page("Page with a private image", "<img src=\"http://169.254.169.254/latest/meta-data/x.png\"><p>text</p>"),
-        ),
-        "/alert" => html("200 OK", page("Alert page", "<script>alert('hello from the fixture'); document.title = 'Alert done';</script><p>after</p>")),
-        // A page that reaches for private addresses itself; the slow image holds its load event
-        // until the requests have gone through the guard.
-        "/private-requests" => html(
-            "200 OK",
-            page(
-                "Private requests",
-                "<script>fetch('http://10.0.0.1/data').catch(() => {}); try { new WebSocket('ws://169.254.169.254/socket'); } catch (e) {}</script><img src=\"/slow\"><p>text</p>",
-            ),
-        ),
-        "/sw-page" => html(
-            "200 OK",
-            page("Service worker", "<script>navigator.serviceWorker.register('/sw.js').catch(e => document.title = 'no service worker: ' + e);</script><img src=\"/slow\"><p>text</p>"),
-        ),
-        "/sw.js" => {
-            let js = "self.addEventListener('install', e => e.waitUntil(fetch('http://10.0.0.2/from-service-worker').catch(() => {})));";
-            format!("HTTP/1.1 200 OK\r\nContent-Type: application/javascript\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{js}", js.len())
-        }
-        // ---- pages for scripted jobs ----
-        // A login form that posts to the server, which checks the password.
-        "/login" => html(
-            "200 OK",
-            page(
-                "Sign in",
-                "<form method=post action=/session><input id=user name=user><input id=password name=password type=password><select id=plan name=plan><option value=free>Free</option><option value=team>Team</option></select><button id=go type=submit>Sign in</button></form><div id=echo></div><div id=shout></div><a id=again href=/search>again</a><script>document.getElementById('password').addEventListener('input', (e) => { const v = e.target.value; document.getElementById('echo').textContent = v; document.getElementById('shout').textContent = v.toUpperCase(); document.getElementById('again').href = '/search?q=' + encodeURIComponent(v) + '&f=' + new URLSearchParams({p: v}); });</script>",
-            ),
-        ),
-        "/session" => {
-            if form("password").as_deref() == Some(LOGIN_PASSWORD) {
-                let user = escape(&form("user").unwrap_or_default());
-                let plan = escape(&form("plan").unwrap_or_default());
-                html("200 OK", page("Account", &format!("<h1 id=welcome>Welcome, {user}</h1><p id=plan>Plan: {plan}</p><a id=invoices href=/invoices?page=1>Invoices</a>")))
-            } else {
-                html("401 Unauthorized", page("Sign in failed", "<p id=error>Wrong password</p>"))
-            }
-        }
-        // Pages of invoices, a link to the next, and a box to shoot alone.
-        "/invoices" => {
-            let n: u32 = param("page").and_then(|p| p.parse().ok()).unwrap_or(1);
-            let rows: String = (1..=3).map(|i| format!("<tr><td class=number>INV-{n}{i:02}</td><td class=amount data-cents=\"{}\">{}.00</td></tr>", n * 1000 + i * 100, n * 10 + i)).collect();
-            let next = if n < 3 { format!("<a id=next href=/invoices?page={}>Next</a>", n + 1) } else { "<p id=last>Last page</p>".into() };
-            html("200 OK", page(&format!("Invoices, page {n}"), &format!("<div id=box style=\"width:200px;height:100px;background:#36c\">box</div><table>{rows}</table>{next}")))
-        }
-        // A list that grows as it is scrolled to its end (as infinite feeds do), up to 60 items.
-        "/lazy" => html(
-            "200 OK",
-            page(
-                "Lazy list",
-                "<ul id=feed></ul><script>\
-                 const feed = document.getElementById('feed'); let n = 0;\
-                 function more() { for (let i = 0; i < 12 && n < 60; i++) { const li = document.createElement('li'); li.className = 'item'; li.style.height = '120px'; li.textContent = 'item ' + (++n); feed.appendChild(li); } }\
-                 more();\
-                 addEventListener('scroll', () => { if (innerHeight + scrollY >= document.body.scrollHeight - 50) setTimeout(more, 150); });\
-                 </script>",
-            ),
-        ),
-        // Content that appears a while after the load event.
-        "/late" => html(
-            "200 OK",
-            page("Late content", "<div id=slot></div><script>setTimeout(() => { document.getElementById('slot').innerHTML = '<p id=ready>Ready now</p>'; }, 700);</script>"),
-        ),
-        _ => html("404 Not Found", page("Not found", "<h1>404</h1>")),
-    };
-    let _ = s.write_all(response.as_bytes());
-}
-
-fn page(title: &str, body: &str) -> String {
-    format!("<!doctype html><html><head><meta charset=utf-8><title>{title}</title></head><body style=\"margin:0\">{body}</body></html>")
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+#[allow(unused_imports)]
+pub use testenv::fixture::{LOGIN_PASSWORD, SEARCH_RESULTS};
