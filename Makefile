@@ -131,7 +131,7 @@ AWS_REGION ?= us-east-1
 LAMBDA_ARCH ?= arm64
 AGENT_ARCH ?= arm64
 # How the agent image's layers are compressed in ECR: zstd (faster to unpack at every cold start)
-# or gzip (what a SOCI index needs; see README, "Cold starts").
+# or gzip (what a SOCI index needs; see docs/operations.md, "Cold starts").
 IMAGE_COMPRESSION ?= zstd
 PROJECT_NAME ?= infra-demo
 ENVIRONMENT ?= dev

@@ -8,7 +8,7 @@
 # The generations live in KEYS_FILE (default: api-keys.tfvars.json at the repository root), as the
 # Terraform variable api_key_generations; `make deploy` and `make local` read it when it exists.
 # Commit it: it names generations, never a key's value. This script only edits the file;
-# `make rotate-key` / `make rotate-key-finish` run it and then deploy (see README, "Rotating a
+# `make rotate-key` / `make rotate-key-finish` run it and then deploy (see docs/security.md, "Rotating a
 # tenant's API key"). Exit codes: 0 done, 1 refused (the tenant is, or is not, rotating), 2 usage.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -21,7 +21,7 @@ pub enum Failure {
     WaitTimedOut { task_id: String, status: String },
 }
 
-/// The exit codes (README, "The command-line client").
+/// The exit codes (docs/api.md, "The command-line client").
 pub mod exit {
     pub const OK: u8 = 0;
     pub const JOB_FAILED: u8 = 1;

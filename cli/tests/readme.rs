@@ -1,4 +1,4 @@
-//! The README's local-mode commands, run as written: each `make local ...` line the README marks
+//! The local-mode commands of the README and docs/ (docs/local.md), run as written: each `make local ...` line the README marks
 //! (`<!-- readme-test: stack -->`) starts the stack that line starts (the command `make local`
 //! would run, printed by `make local-command`), the command the stack prints under `Try:` is run
 //! as pasted, and each marked client block (`<!-- readme-test: client -->`) runs in bash in a
@@ -138,8 +138,12 @@ fn checkout_like(root: &Path) -> PathBuf {
 fn the_readmes_local_mode_commands_work_as_written() {
     testenv::netns::enter_or_panic();
     let root = testenv::root();
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let blocks = marked_blocks(&readme);
+    // The README and every file of docs/, in that order (the local-mode blocks are docs/local.md's).
+    let mut files = vec![root.join("README.md")];
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(root.join("docs")).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "md")).collect();
+    docs.sort();
+    files.extend(docs);
+    let blocks: Vec<Block> = files.iter().flat_map(|f| marked_blocks(&std::fs::read_to_string(f).unwrap())).collect();
     let count = |kind: &str| blocks.iter().filter(|b| b.kind == kind).count();
     assert!(count("stack") >= 2 && count("client") >= 2, "the README marks its local-mode blocks: {blocks:?}");
     let work = checkout_like(&root);

@@ -549,14 +549,14 @@ fn a_round_whose_message_was_dead_lettered_is_ended_failed_by_the_sweep() {
     });
 }
 
-/// The README's Rust verification example, compiled and run against what the function signs.
+/// The Rust verification example of docs/api.md, compiled and run against what the function signs.
 mod readme {
     include!("readme_verify.rs.inc");
 
     #[test]
     fn the_readme_example_verifies_our_signatures() {
-        let readme = std::fs::read_to_string(testenv::root().join("README.md")).unwrap();
-        assert!(readme.contains(include_str!("readme_verify.rs.inc")), "README's Rust example differs from functions/tests/readme_verify.rs.inc");
+        let readme = std::fs::read_to_string(testenv::root().join("docs/api.md")).unwrap();
+        assert!(readme.contains(include_str!("readme_verify.rs.inc")), "docs/api.md's Rust example differs from functions/tests/readme_verify.rs.inc");
         let (secret, other) = (functions::webhook::new_secret(), functions::webhook::new_secret());
         let body = br#"{"type": "job.completed"}"#;
         let sig = functions::webhook::signature(&[other.clone(), secret.clone()], "msg_1", 1_700_000_000, std::str::from_utf8(body).unwrap()).unwrap();

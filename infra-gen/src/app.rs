@@ -238,7 +238,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         Variable::new(
             "number",
             names::defaults::WARM_POOL_SIZE,
-            "Agent tasks kept started and waiting for jobs, each taking one job (about a second from submit to RUNNING instead of Fargate's 30-60 s); each is a running task: see README, Warm starts, for the cost",
+            "Agent tasks kept started and waiting for jobs, each taking one job (about a second from submit to RUNNING instead of Fargate's 30-60 s); each is a running task: see docs/operations.md, Warm starts, for the cost",
         )
         .validate(
             &format!("{{v}} >= 0 && {{v}} <= {} && floor({{v}}) == {{v}}", names::defaults::MAX_WARM_POOL_SIZE),

@@ -128,7 +128,7 @@ fn serve(mut s: TcpStream) {
                     format!("<div class=\"result\"><h2><a class=\"result__a\" href=\"{href}\">{title}</a></h2><p>snippet {i}</p></div>")
                 })
                 .collect();
-            html("200 OK", page(&format!("{} at Fixture Search", escape(&q)), &format!("<form><input name=q value=\"{}\"></form>{items}", escape(&q))))
+            html("200 OK", page(&format!("{} at Fixture Search", escape(&q)), &format!("<h1>Results for {0}</h1><form><input name=q value=\"{0}\"></form>{items}", escape(&q))))
         }
         "/tall" => html(
             "200 OK",
