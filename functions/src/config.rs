@@ -2,7 +2,6 @@
 //! what it uses ([`env_vars`]); a missing required variable stops it at start-up with a message
 //! naming the variable, not on the first request.
 
-use crate::model::TenantId;
 use names::contract::EnvVar;
 #[cfg(test)]
 use names::env;
@@ -15,39 +14,10 @@ pub fn env_vars(f: Function) -> &'static [(EnvVar, bool)] {
     names::contract::env_vars(f)
 }
 
-/// Maps API Gateway API key ids to tenants.
-#[derive(Clone, Debug, Default)]
-pub struct Tenants(HashMap<String, String>);
-
-impl Tenants {
-    /// `id=tenant,id=tenant` (what infra-gen sets), or a JSON object of id -> tenant.
-    pub fn parse(s: &str) -> Result<Tenants, String> {
-        let name = EnvVar::TenantKeys.name();
-        if s.trim_start().starts_with('{') {
-            return serde_json::from_str::<HashMap<String, String>>(s)
-                .map(Tenants)
-                .map_err(|e| format!("{name} must be id=tenant pairs or a JSON object of API key id -> tenant id: {e}"));
-        }
-        let mut map = HashMap::new();
-        for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            match pair.split_once('=') {
-                Some((id, tenant)) if !id.is_empty() && !tenant.is_empty() => {
-                    map.insert(id.to_owned(), tenant.to_owned());
-                }
-                _ => return Err(format!("{name} must be comma-separated API key id=tenant pairs, got `{pair}`")),
-            }
-        }
-        Ok(Tenants(map))
-    }
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Tenants {
-        Tenants(pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
-    }
-    pub fn tenant_of(&self, api_key_id: &str) -> Option<TenantId> {
-        self.0.get(api_key_id).map(TenantId::new)
-    }
-}
-
-/// The tenants' limits (`TENANT_LIMITS`): defaults and per-tenant overrides.
+/// The tenants' limits: the defaults (`TENANT_LIMIT_DEFAULTS`) and, in the shape of the
+/// deployment's `tenant_limits` variable, per-tenant overrides. A function's own configuration has
+/// the defaults only: the overrides are items of the table (`names::table::limits_key`), which
+/// the reconciler writes onto each tenant's counter.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantLimits {
@@ -112,7 +82,6 @@ pub struct Config {
     pub security_group_ids: Vec<String>,
     pub container_name: String,
     pub log_group: String,
-    pub tenants: Tenants,
     pub max_attempts: u32,
     pub timeout_grace_seconds: u32,
     pub job_ttl_days: u32,
@@ -198,12 +167,11 @@ impl Config {
                     EnvVar::SecurityGroupIds => c.security_group_ids = list(&value),
                     EnvVar::ContainerName => c.container_name = value,
                     EnvVar::LogGroup => c.log_group = value,
-                    EnvVar::TenantKeys => c.tenants = Tenants::parse(&value)?,
                     EnvVar::MaxAttempts => c.max_attempts = number(&value)?.max(1),
                     EnvVar::TimeoutGraceSeconds => c.timeout_grace_seconds = number(&value)?,
                     EnvVar::JobTtlDays => c.job_ttl_days = number(&value)?.max(1),
                     EnvVar::TenantSecretsPath => c.tenant_secrets_path = value,
-                    EnvVar::TenantLimits | EnvVar::TenantLimitDefaults => c.limits = TenantLimits::from_json(name, &value)?,
+                    EnvVar::TenantLimitDefaults => c.limits = TenantLimits::from_json(name, &value)?,
                     EnvVar::WebhookQueueUrl => c.webhook_queue_url = value,
                     EnvVar::WebhookDlqUrl => c.webhook_dlq_url = value,
                     EnvVar::WebhookSecretsPath => c.webhook_secrets_path = value,
@@ -243,7 +211,7 @@ mod tests {
     #[test]
     fn reads_only_what_a_function_needs() {
         let err = Config::from_lookup(&[Function::List], |_| None).unwrap_err();
-        assert!(err.contains(env::TABLE_NAME) && err.contains(env::TENANT_KEYS), "{err}");
+        assert!(err.contains(env::TABLE_NAME), "{err}");
         let c = Config::from_lookup(&[Function::Process], |k| match k {
             env::SUBNET_IDS => Some("subnet-a, subnet-b".into()),
             env::MAX_ATTEMPTS => Some("5".into()),
@@ -275,12 +243,5 @@ mod tests {
         assert!(retry_schedule("W", "5,0").unwrap_err().contains("`0`"));
         assert!(retry_schedule("W", "5,x").is_err());
         assert!(retry_schedule("W", "86401").is_err());
-        assert!(Config::from_lookup(&[Function::Submit], |k| Some(if k == env::TENANT_KEYS { "[]".into() } else { "x".into() })).is_err());
-        let t = Tenants::parse("abc123=acme, def456=other-tenant").unwrap();
-        assert_eq!((t.tenant_of("abc123").unwrap().as_str(), t.tenant_of("def456").unwrap().as_str()), ("acme", "other-tenant"));
-        assert!(t.tenant_of("nope").is_none());
-        assert_eq!(Tenants::parse(r#"{"k": "t"}"#).unwrap().tenant_of("k").unwrap().as_str(), "t");
-        assert!(Tenants::parse("abc123").unwrap_err().contains("id=tenant"));
-        assert!(Tenants::parse("=acme").is_err());
     }
 }

@@ -20,6 +20,7 @@ pub mod pool;
 pub mod process;
 pub mod reconcile;
 pub mod task_state;
+pub mod tenants;
 pub mod time;
 pub mod view;
 pub mod webhook;
@@ -59,6 +60,8 @@ pub struct App {
     pub serves: Vec<Function>,
     /// "Now" for every timestamp and deadline the functions write.
     pub clock: time::Clock,
+    /// The tenants of the API keys seen (the API functions).
+    pub key_tenants: std::sync::Arc<tenants::KeyTenants>,
 }
 
 impl App {
@@ -95,6 +98,7 @@ impl App {
             config,
             serves,
             clock: time::Clock::system(),
+            key_tenants: Default::default(),
         }
     }
 

@@ -224,8 +224,11 @@ async fn wake_waiting(app: &App, only: Option<&str>, counters: &[crate::aws::Cou
     }
     let mut sent = 0;
     for (tenant, jobs) in waiting {
-        let running = counters.iter().find(|c| c.tenant == tenant).map_or(0, |c| c.running);
-        let free = (i64::from(app.config.limits.max_running(&tenant)) - running).max(0) as usize;
+        let counter = counters.iter().find(|c| c.tenant == tenant);
+        let running = counter.map_or(0, |c| c.running);
+        // The tenant's limit as its counter carries it (the recount writes it there).
+        let max_running = counter.and_then(|c| c.max_running).unwrap_or_else(|| i64::from(app.config.limits.max_running));
+        let free = (max_running - running).max(0) as usize;
         for id in jobs.iter().take(free) {
             app.queue.send_wake(id).await?;
             tracing::warn!(tenant = tenant.as_str(), task_id = id.as_str(), "sent a waiting job whose wake-up was lost");
@@ -272,8 +275,9 @@ pub async fn recount(app: &App) -> Result<usize, AwsError> {
 async fn recount_as_reconcile(app: &App) -> Result<usize, AwsError> {
     let actual = app.store.unfinished_counts().await?;
     let mut counters = app.store.counters().await?;
-    // Each tenant's limits onto its counter, where submit and process read them.
-    let limits = &app.config.limits;
+    // Each tenant's limits (the defaults, or its own from the table) onto its counter, where
+    // submit and process read them.
+    let limits = &crate::config::TenantLimits { tenants: app.store.limit_overrides().await?, ..app.config.limits.clone() };
     for c in &mut counters {
         let (mr, mq) = (limits.max_running(&c.tenant), limits.max_queued(&c.tenant));
         if (c.max_running, c.max_queued) != (Some(mr.into()), Some(mq.into())) {

@@ -267,10 +267,10 @@ async fn list_pages_newest_first_and_filters_by_status() {
 #[tokio::test]
 async fn enqueue_failure_fails_the_job_and_answers_500_with_request_id() {
     let t = unique("t");
-    let mut config = config(&[]);
-    config.tenants = functions::config::Tenants::from_pairs([(format!("key-{t}").as_str(), t.as_str())]);
+    let mut config = config();
     config.queue_url = format!("{}/{}/no-such-queue", emulator().endpoint, ACCOUNT);
     let app = app_with(config).await;
+    common::key_of(&app, &t).await;
     let r = call(&app, &request(&t, "POST", "/jobs", r#"{"query": "x"}"#)).await;
     assert_eq!(r.status, 500, "{}", r.body);
     assert_eq!(r.body["error"]["code"], "internal_error");
@@ -288,9 +288,8 @@ async fn enqueue_failure_fails_the_job_and_answers_500_with_request_id() {
 async fn bootstrap_binary_serves_api_gateway_events() {
     let t = unique("bin");
     let app = app(&[&t]).await;
-    let tenants = json!({ format!("key-{t}"): t }).to_string();
     let bin = env!("CARGO_BIN_EXE_functions");
-    let submit_env = runtime::function_env(functions::Function::Submit, &app.config, &tenants);
+    let submit_env = runtime::function_env(functions::Function::Submit, &app.config);
     let ev = runtime::api_gateway_event("POST", "/jobs", "/jobs", None, &format!("key-{t}"), Some(r#"{"query": "from the binary"}"#));
     let inv = runtime::invoke(bin, &submit_env, ev).await;
     assert!(inv.ok, "{}", inv.response);
@@ -298,7 +297,7 @@ async fn bootstrap_binary_serves_api_gateway_events() {
     let body: serde_json::Value = serde_json::from_str(inv.response["body"].as_str().unwrap()).unwrap();
     let id = body["task_id"].as_str().unwrap().to_owned();
 
-    let status_env = runtime::function_env(functions::Function::Status, &app.config, &tenants);
+    let status_env = runtime::function_env(functions::Function::Status, &app.config);
     let path = format!("/jobs/{id}");
     let ev = runtime::api_gateway_event("GET", names::routes::JOB, &path, Some(&id), &format!("key-{t}"), None);
     let inv = runtime::invoke(bin, &status_env, ev).await;
@@ -334,4 +333,36 @@ async fn an_idempotent_replay_queues_a_job_that_was_stored_but_never_queued() {
     assert_eq!((again.status, &again.body), (202, &first.body));
     let queued = sqs.receive_message().queue_url(&app.queue.url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
     assert!(queued.messages().iter().any(|m| m.body().is_some_and(|b| b.contains(&id))), "the replay queued the job");
+}
+
+/// A request's tenant is the one the item beside its API key names (what Terraform writes with
+/// the key), read once and kept: a key without one is refused 403 and remembered as such for
+/// half a minute (a key used before its item is written); a key's tenant is kept for minutes (a
+/// key never changes tenant: a rotation adds a key of its own, with its own item).
+#[tokio::test]
+async fn a_keys_tenant_is_the_item_beside_it_and_is_kept_for_minutes() {
+    use functions::tenants::{KEEP_MS, KEEP_UNKNOWN_MS};
+    let t = unique("keyed");
+    let clock = functions::time::Clock::manual(functions::time::now_millis());
+    let app = app(&[]).await.with_clock(clock.clone());
+    let req = request(&t, "GET", "/jobs", "");
+    let list = || call(&app, &req);
+    let r = list().await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (403, Some("forbidden")), "{}", r.body);
+    common::key_of(&app, &t).await;
+    assert_eq!(list().await.status, 403, "a key seen without a tenant is remembered as such");
+    clock.advance(KEEP_UNKNOWN_MS + 1);
+    let r = list().await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Kept: the item gone, the key is still the tenant's until it is read again.
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk().await);
+    ddb.delete_item()
+        .table_name(&app.config.table)
+        .key(names::table::TASK_ID, aws_sdk_dynamodb::types::AttributeValue::S(names::table::api_key_key(&format!("key-{t}"))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list().await.status, 200);
+    clock.advance(KEEP_MS + 1);
+    assert_eq!(list().await.status, 403);
 }

@@ -173,8 +173,8 @@ async fn handlers_call_exactly_what_their_roles_allow() {
     let limited = unique("limited");
     let mut limited_config = config.clone();
     limited_config.limits.tenants.insert(limited.clone(), functions::config::LimitOverride { max_running: Some(1), max_queued: None });
-    limited_config.tenants = functions::config::Tenants::from_pairs([(format!("key-{limited}").as_str(), limited.as_str())]);
     let limited_app = app_with(limited_config.clone()).await;
+    common::key_of(&limited_app, &limited).await;
     let (one, two) = (common::submit(&limited_app, &limited, r#"{"query": "a"}"#).await, common::submit(&limited_app, &limited, r#"{"query": "b"}"#).await);
     let limited_process = recording_app(Function::Process, limited_config, &rec(Function::Process)).await;
     process::batch(&limited_process, sqs_event(&[(&job_message(&one), 1)])).await;

@@ -206,12 +206,12 @@ async fn malformed_unknown_and_cancelled_messages_are_acknowledged() {
 #[tokio::test]
 async fn run_task_errors_retry_then_fail_on_the_last_attempt() {
     let tenant = unique("err");
-    let mut config = config(&[]);
-    config.tenants = functions::config::Tenants::from_pairs([(format!("key-{tenant}").as_str(), tenant.as_str())]);
+    let mut config = config();
     // A real fault from the emulator: a revision of the agent's family that does not exist (its
     // role may run any revision; another family's RunTask would be AccessDenied, as on AWS).
     config.task_definition = format!("{}:999", config.task_definition.rsplit_once(':').unwrap().0);
     let app = app_with(config).await;
+    common::key_of(&app, &tenant).await;
     let id = submit(&app, &tenant, r#"{"query": "x"}"#).await;
     let m = job_message(&id);
     let resp = process::batch(&app, sqs_event(&[(&m, 1)])).await;

@@ -18,15 +18,17 @@ use serde_json::Value;
 /// An app whose tenants get `max_running` / `max_queued` by default, over a queue of its own
 /// with the deployed redrive policy (3 receives, then the DLQ); waiting jobs come back at once.
 async fn limited_app(tenants: &[&str], max_running: u32, max_queued: u32) -> (App, Queue) {
-    let keys: Vec<(String, String)> = tenants.iter().map(|t| (format!("key-{t}"), t.to_string())).collect();
-    let pairs: Vec<(&str, &str)> = keys.iter().map(|(k, t)| (k.as_str(), t.as_str())).collect();
-    let mut config = config(&pairs);
+    let mut config = config();
     config.limits.max_running = max_running;
     config.limits.max_queued = max_queued;
     config.tenant_wait_seconds = 0;
     let queue = Queue::new(&unique("q")).await;
     config.queue_url = queue.url.clone();
-    (app_with(config).await, queue)
+    let app = app_with(config).await;
+    for t in tenants {
+        common::key_of(&app, t).await;
+    }
+    (app, queue)
 }
 
 /// A job queue and its DLQ in the emulator, consumed as the Lambda event source does: receive a

@@ -17,13 +17,14 @@ use names::JobStatus;
 
 /// An app with a pool of `size` over a job queue of its own (refill messages land there).
 async fn pool_app(tenant: &str, size: u32) -> App {
-    let key = format!("key-{tenant}");
-    let mut c = config(&[(key.as_str(), tenant)]);
+    let mut c = config();
     c.warm_pool_size = size;
     c.queue_url = own_queue("pool").await;
     // Each test's slots apart from the others': its own table would be cleaner, one prefix is
     // enough (slots are read from the shared index and filtered by what this test started).
-    app_with(c).await
+    let app = app_with(c).await;
+    common::key_of(&app, tenant).await;
+    app
 }
 
 /// The slots this app's refills started, by id.

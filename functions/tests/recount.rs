@@ -34,10 +34,8 @@ async fn drift_is_corrected_by_the_sweep_once_the_counter_is_quiet() {
     assert!(matches!(out, reconcile::Outcome::Swept { corrected, .. } if corrected >= 1), "{out:?}");
     assert_eq!(counts(&app, &tenant).await, (1, 1));
     // A tenant's own limits reach its counter through the sweep, and hold there.
-    let mut config = app.config.clone();
-    config.limits.tenants.insert(tenant.clone(), functions::config::LimitOverride { max_running: Some(1), max_queued: Some(1) });
-    let reconciler = app_with(config).await;
-    reconcile::event(&reconciler, &sweep).await.unwrap();
+    common::limits_of(&app, &tenant, Some(1), Some(1)).await;
+    reconcile::event(&app, &sweep).await.unwrap();
     let c = app.store.counter(&tenant).await.unwrap();
     assert_eq!((c.max_running, c.max_queued), (Some(1), Some(1)));
     let r = call(&app, &request(&tenant, "POST", "/jobs", r#"{"query": "over its own limit"}"#)).await;

@@ -29,8 +29,7 @@ use functions::webhook::new_secret;
 /// attempts), each attempt given 1 s; loopback allowed (as in local mode) unless `strict`.
 async fn hook_app(tenant: &str, strict: bool) -> App {
     let (queue, dlq) = webhook_queues(&unique("wh")).await;
-    let key = format!("key-{tenant}");
-    let mut c = config(&[(key.as_str(), tenant)]);
+    let mut c = config();
     c.webhook_queue_url = queue;
     c.webhook_dlq_url = dlq;
     c.webhook_retry_seconds = vec![1, 1];
@@ -39,7 +38,9 @@ async fn hook_app(tenant: &str, strict: bool) -> App {
     if !strict {
         c.webhook_egress = names::egress::EgressPolicy::parse("127.0.0.1").unwrap().with_any_port();
     }
-    app_with(c).await
+    let app = app_with(c).await;
+    common::key_of(&app, tenant).await;
+    app
 }
 
 async fn put_signing_secret(app: &App, tenant: &str, value: &str) {

@@ -18,6 +18,7 @@ use crate::constructs::table::JobTable;
 use crate::constructs::{events, Context};
 use crate::model::resources::iam::{CallerIdentity, Partition, Region};
 use crate::model::resources::observability::SnsTopic;
+use crate::model::resources::storage::{DynamodbTable, DynamodbTableItem};
 use crate::model::{func, Error, File, Output, Stack, Val, ValMap, Variable};
 
 /// Choices made when synthesizing (not Terraform variables: they change the resource graph).
@@ -35,18 +36,29 @@ impl Default for AppConfig {
     }
 }
 
-/// Most tenants the stack takes. Every API function carries the map of API key id to tenant in its
-/// environment, and Lambda caps an environment at 4 KB: 48 entries (40 tenants, 8 of them
-/// rotating) of the longest tenant id (63 characters) and key id (10) take 3,599 bytes as
-/// `id=tenant,...`, which leaves room for the other variables (a test computes every function's
-/// environment at this cap with the longest names: submit's is the largest).
-pub const MAX_TENANTS: usize = 40;
-
-/// Most tenants whose key rotates at once: each has two keys (two entries in that map) meanwhile.
-pub const MAX_ROTATING: usize = 8;
-/// Most tenants with limits of their own (`tenant_limits`): the reconciler's environment holds
-/// them, and Lambda caps it at 4 KB.
-pub const MAX_LIMIT_OVERRIDES: usize = 20;
+/// Each tenant's own limits (`tenant_limits`) as an item of the table (`names::table::limits_key`)
+/// in the sparse index's `limits` partition, which the reconciler lists and writes onto the
+/// tenant's counter: only the limits set, as numbers.
+fn tenant_limit_items(s: &mut Stack, table: &crate::model::Ref<DynamodbTable>, limits: &crate::model::VarRef) -> Result<(), Error> {
+    use names::table as t;
+    let base = func::object([
+        (t::TASK_ID, func::object([("S", Val::lit(t::LIMITS_PREFIX) + &Val::expr("each.key"))])),
+        (t::UNFINISHED, func::object([("S", Val::lit(t::LIMITS_PARTITION))])),
+        (t::DEADLINE_AT, func::object([("N", Val::lit("0"))])),
+    ]);
+    let set = Val::expr(format!(
+        "{{for k, v in {{ \"{}\" = each.value.max_running, \"{}\" = each.value.max_queued }} : k => {{ N = tostring(v) }} if v != null}}",
+        t::MAX_RUNNING,
+        t::MAX_QUEUED
+    ));
+    s.add_with(
+        File::Storage,
+        "tenant_limits",
+        DynamodbTableItem { table_name: table.name(), hash_key: t::TASK_ID.into(), item: func::jsonencode(&func::merge(&[base, set])) },
+        crate::model::Meta::for_each(limits.val()),
+    )?;
+    Ok(())
+}
 
 /// A name part AWS accepts everywhere the stack uses it: lower-case letters and digits in
 /// dash-separated words (ECR refuses `--`, S3 refuses `xn--` and a trailing dash).
@@ -122,8 +134,8 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         "tenants",
         Variable::new("list(string)", json!(config.tenants), "Tenant ids; each gets its own API key")
             .validate(
-                &format!("length({{v}}) > 0 && length({{v}}) <= {MAX_TENANTS} && alltrue([for t in {{v}} : can(regex(\"^[a-z0-9][a-z0-9-]{{0,62}}$\", t))])"),
-                &format!("tenants: 1 to {MAX_TENANTS} (the API functions' environment holds the key map, and Lambda caps it at 4 KB); each up to 63 lower-case letters, digits and dashes."),
+                "length({v}) > 0 && alltrue([for t in {v} : can(regex(\"^[a-z0-9][a-z0-9-]{0,62}$\", t))])",
+                "tenants: at least one (API Gateway's quota of API keys per region, 10,000 by default, is the limit; each rotation holds two); each up to 63 lower-case letters, digits and dashes.",
             ),
     )?;
     let max_running = s.variable(
@@ -144,10 +156,6 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
             "Per-tenant limits over tenant_max_running / tenant_max_queued, e.g. { acme = { max_running = 20 } }; they apply within a minute of a deploy (the reconciler writes them onto the tenant's counter)",
         )
         .validate("alltrue([for tenant, l in {v} : contains(var.tenants, tenant)])", "tenant_limits: every tenant named must be one of var.tenants.")
-        .validate(
-            &format!("length({{v}}) <= {MAX_LIMIT_OVERRIDES}"),
-            &format!("tenant_limits: at most {MAX_LIMIT_OVERRIDES} tenants have limits of their own (the reconciler's 4 KB environment holds them)."),
-        )
         .validate(
             "alltrue([for tenant, l in {v} : (l.max_running == null ? true : l.max_running >= 1 && l.max_running <= 1000 && floor(l.max_running) == l.max_running) && (l.max_queued == null ? true : l.max_queued >= 1 && l.max_queued <= 1000000 && floor(l.max_queued) == l.max_queued)])",
             "tenant_limits: max_running is a whole number from 1 to 1000, max_queued from 1 to 1000000.",
@@ -207,10 +215,6 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         .validate(
             "alltrue([for tenant, gens in {v} : length(gens) >= 1 && length(gens) <= 2 && alltrue([for g in gens : g >= 1 && floor(g) == g]) && (length(gens) == 1 || gens[length(gens) - 1] == gens[0] + 1)])",
             "api_key_generations: each tenant has one generation (a whole number from 1), or two consecutive ones while its key rotates.",
-        )
-        .validate(
-            &format!("length([for tenant, gens in {{v}} : tenant if length(gens) == 2]) <= {MAX_ROTATING}"),
-            &format!("api_key_generations: at most {MAX_ROTATING} tenants rotate at once (every key id is in the functions' 4 KB environment)."),
         ),
     )?;
     let manage_api_account = s.variable(
@@ -341,9 +345,11 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         },
     )?;
 
-    // The functions map a request's API key id to its tenant, so the keys come before them.
+    // Each API key's tenant, and each tenant's own limits, as items of the table the functions
+    // read (not their environment, whose 4 KB would cap how many tenants there may be).
     let keys = TenantKeys::new(&mut s, &ctx, &tenants, &generations)?;
-    let tenant_keys = s.local("tenant_by_api_key_id", keys.tenant_by_key_id())?;
+    keys.tenant_items(&mut s, &table.table)?;
+    tenant_limit_items(&mut s, &table.table, &tenant_limits)?;
 
     // Every value a function may read; each function gets exactly the variables the shared
     // contract (`names::contract::env_vars`) names for it.
@@ -353,7 +359,6 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         match var {
             EnvVar::TableName => table.table.name(),
             EnvVar::QueueUrl => queue.queue.url(),
-            EnvVar::TenantKeys => tenant_keys.val(),
             EnvVar::JobTtlDays => Val::Int(d::JOB_TTL_DAYS.into()),
             EnvVar::BucketName => bucket.bucket.bucket(),
             EnvVar::LogGroup => agent.log_group.name(),
@@ -367,11 +372,6 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
             EnvVar::MaxAttempts => max_attempts.val(),
             EnvVar::TimeoutGraceSeconds => Val::Int(d::TIMEOUT_GRACE_SECONDS.into()),
             EnvVar::TenantLimitDefaults => func::jsonencode(&func::object([("max_running", max_running.val()), ("max_queued", max_queued.val())])),
-            EnvVar::TenantLimits => func::jsonencode(&func::object([
-                ("max_running", max_running.val()),
-                ("max_queued", max_queued.val()),
-                ("tenants", tenant_limits.val()),
-            ])),
             EnvVar::TenantSecretsPath => crate::constructs::render_pattern2(names::ssm::tenants_path, &ctx.project, &ctx.environment),
             EnvVar::WebhookQueueUrl => webhooks.queue.url(),
             EnvVar::WebhookDlqUrl => webhooks.dlq.url(),

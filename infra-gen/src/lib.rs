@@ -5,6 +5,6 @@ pub mod model;
 pub mod app;
 pub mod constructs;
 
-pub use app::{build, synth, synth_files, AppConfig, MAX_LIMIT_OVERRIDES, MAX_ROTATING, MAX_TENANTS, TERRAFORM_MIN_VERSION};
+pub use app::{build, synth, synth_files, AppConfig, TERRAFORM_MIN_VERSION};
 pub mod output;
 pub mod review;

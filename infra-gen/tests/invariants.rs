@@ -397,9 +397,9 @@ fn infra_gen_spells_no_shared_name_itself() {
     use names::{env, table};
     let shared = [
         table::TASK_ID, table::TENANT_INDEX, table::TENANT_ID, table::CREATED_AT, table::EXPIRES_AT,
-        table::UNFINISHED, table::UNFINISHED_INDEX, table::DEADLINE_AT,
+        table::UNFINISHED, table::UNFINISHED_INDEX, table::DEADLINE_AT, table::KEY_TENANT, table::API_KEY_PREFIX, table::LIMITS_PREFIX,
         env::TABLE_NAME, env::QUEUE_URL, env::BUCKET_NAME, env::CLUSTER_ARN, env::TASK_DEFINITION,
-        env::SUBNET_IDS, env::SECURITY_GROUP_IDS, env::CONTAINER_NAME, env::LOG_GROUP, env::TENANT_KEYS,
+        env::SUBNET_IDS, env::SECURITY_GROUP_IDS, env::CONTAINER_NAME, env::LOG_GROUP,
         env::MAX_ATTEMPTS, env::FUNCTION, env::agent::SCRATCH_DIR, env::agent::SEARCH_URL_TEMPLATE,
         names::routes::JOBS, names::routes::JOB, names::routes::JOB_LOGS, names::routes::STAGE,
         names::agent::SCRATCH_MOUNT,

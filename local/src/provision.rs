@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use aws_sdk_ecs::types::{
     Compatibility, ContainerDefinition, KernelCapabilities, KeyValuePair, LinuxParameters, MountPoint, NetworkMode, Secret, Volume,
 };
-use functions::config::{Config, Tenants};
+use functions::config::Config;
 use names::{defaults as d, table as t};
 use testenv::taskdef::TaskDefinition;
 
@@ -163,6 +163,10 @@ pub async fn provision(root: &Path, sdk: &aws_config::SdkConfig, s: &Settings) -
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
     let table = t::name(p);
     testenv::table::create_jobs_table(&ddb, root, &table).await?;
+    // Each key's tenant, as Terraform writes it beside the key (the API functions read it).
+    for (tenant, _, id) in &s.tenants {
+        testenv::table::put_api_key(&ddb, &table, id, tenant).await?;
+    }
 
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let (queue_url, _) = queue_pair(&sqs, &names::queue::jobs_name(p), &names::queue::dlq_name(p), s.visibility_seconds).await?;
@@ -235,7 +239,6 @@ pub async fn provision(root: &Path, sdk: &aws_config::SdkConfig, s: &Settings) -
     config.subnet_ids = subnets;
     config.security_group_ids = vec![security_group];
     config.log_group = log_group;
-    config.tenants = Tenants::from_pairs(s.tenants.iter().map(|(t, _, id)| (id.as_str(), t.as_str())));
     Ok((config, td))
 }
 

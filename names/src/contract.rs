@@ -7,7 +7,6 @@ spelled_enum! {
     pub enum EnvVar {
         TableName = env::TABLE_NAME,
         QueueUrl = env::QUEUE_URL,
-        TenantKeys = env::TENANT_KEYS,
         JobTtlDays = env::JOB_TTL_DAYS,
         BucketName = env::BUCKET_NAME,
         LogGroup = env::LOG_GROUP,
@@ -20,7 +19,6 @@ spelled_enum! {
         MaxAttempts = env::MAX_ATTEMPTS,
         TimeoutGraceSeconds = env::TIMEOUT_GRACE_SECONDS,
         TenantSecretsPath = env::TENANT_SECRETS_PATH,
-        TenantLimits = env::TENANT_LIMITS,
         TenantLimitDefaults = env::TENANT_LIMIT_DEFAULTS,
         WebhookQueueUrl = env::WEBHOOK_QUEUE_URL,
         WebhookDlqUrl = env::WEBHOOK_DLQ_URL,
@@ -43,11 +41,11 @@ pub fn env_vars(f: Function) -> &'static [(EnvVar, bool)] {
     use EnvVar::*;
     use Function::*;
     match f {
-        Submit => &[(TableName, true), (QueueUrl, true), (TenantKeys, true), (JobTtlDays, false), (TenantLimitDefaults, false), (WebhookQueueUrl, true)],
-        Status => &[(TableName, true), (BucketName, true), (TenantKeys, true)],
-        Logs => &[(TableName, true), (LogGroup, true), (TenantKeys, true)],
-        List => &[(TableName, true), (TenantKeys, true)],
-        Cancel => &[(TableName, true), (ClusterArn, true), (TenantKeys, true), (WebhookQueueUrl, true), (QueueUrl, true)],
+        Submit => &[(TableName, true), (QueueUrl, true), (JobTtlDays, false), (TenantLimitDefaults, false), (WebhookQueueUrl, true)],
+        Status => &[(TableName, true), (BucketName, true)],
+        Logs => &[(TableName, true), (LogGroup, true)],
+        List => &[(TableName, true)],
+        Cancel => &[(TableName, true), (ClusterArn, true), (WebhookQueueUrl, true), (QueueUrl, true)],
         Process => &[
             (TableName, true),
             (BucketName, true),
@@ -71,7 +69,7 @@ pub fn env_vars(f: Function) -> &'static [(EnvVar, bool)] {
             (ClusterArn, true),
             (ContainerName, false),
             (TimeoutGraceSeconds, false),
-            (TenantLimits, false),
+            (TenantLimitDefaults, false),
             (WebhookQueueUrl, true),
             (WarmPoolSize, false),
             (QueueUrl, true),
@@ -185,7 +183,8 @@ pub fn calls(f: Function) -> &'static [(Action, Target)] {
         ],
         Status => &[(DynamodbGetItem, Table), (S3ListBucket, Bucket), (S3GetObject, JobObjects)],
         Logs => &[(DynamodbGetItem, Table), (LogsGetLogEvents, AgentLogStreams)],
-        List => &[(DynamodbQuery, TenantIndex)],
+        // (Every API function reads its caller's API key item: GetItem on the table.)
+        List => &[(DynamodbGetItem, Table), (DynamodbQuery, TenantIndex)],
         Cancel => &[(DynamodbGetItem, Table), (DynamodbUpdateItem, Table), (EcsStopTask, ClusterTasks), (SqsSendMessage, WebhookQueue), (SqsSendMessage, JobsQueue)],
         Process => &[
             (DynamodbGetItem, Table),

@@ -13,16 +13,12 @@ pub const SUBNET_IDS: &str = "AGENT_SUBNET_IDS";
 pub const SECURITY_GROUP_IDS: &str = "AGENT_SECURITY_GROUP_IDS";
 pub const CONTAINER_NAME: &str = "AGENT_CONTAINER_NAME";
 pub const LOG_GROUP: &str = "AGENT_LOG_GROUP";
-/// API Gateway key ids to tenant ids: `id=tenant,id=tenant` (a JSON object is read too).
-pub const TENANT_KEYS: &str = "TENANT_API_KEYS";
 pub const MAX_ATTEMPTS: &str = "MAX_ATTEMPTS";
 pub const TIMEOUT_GRACE_SECONDS: &str = "TIMEOUT_GRACE_SECONDS";
 pub const JOB_TTL_DAYS: &str = "JOB_TTL_DAYS";
-/// The tenants' limits: `{"max_running": 5, "max_queued": 1000, "tenants": {"acme": {"max_running": 20}}}`
-/// (the reconciler, which writes each tenant's onto its counter).
-pub const TENANT_LIMITS: &str = "TENANT_LIMITS";
-/// The default limits alone, `{"max_running": 5, "max_queued": 1000}`, for a tenant whose
-/// counter carries none yet (submit and process: their environment has no room for a map).
+/// The default limits, `{"max_running": 5, "max_queued": 1000}`, for a tenant without limits of
+/// its own (those are items of the table, `names::table::limits_key`, which the reconciler writes
+/// onto each tenant's counter).
 pub const TENANT_LIMIT_DEFAULTS: &str = "TENANT_LIMIT_DEFAULTS";
 /// Where the tenants' secrets live in SSM (`/<project>/<environment>/tenants/`).
 pub const TENANT_SECRETS_PATH: &str = "TENANT_SECRETS_PATH";

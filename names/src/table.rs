@@ -95,6 +95,26 @@ pub fn counter_key(tenant: &str) -> String {
     format!("{COUNTER_PREFIX}{tenant}")
 }
 pub const COUNTER_PREFIX: &str = "tenant#";
+/// An API key's tenant: item `apikey#<API Gateway key id>` with [`KEY_TENANT`], one per key and
+/// generation, written by Terraform beside the key (`aws_dynamodb_table_item`), read by the API
+/// functions for the `apiKeyId` API Gateway hands them (and kept for minutes). No `tenant_id`, no
+/// `unfinished`: never listed, never in an index. The tenants are not in the functions'
+/// environment, whose 4 KB would cap them.
+pub fn api_key_key(api_key_id: &str) -> String {
+    format!("{API_KEY_PREFIX}{api_key_id}")
+}
+pub const API_KEY_PREFIX: &str = "apikey#";
+/// The tenant of an API key item.
+pub const KEY_TENANT: &str = "key_tenant";
+/// A tenant's own limits (`tenant_limits` of the deployment): item `limits#<tenant>` with
+/// [`MAX_RUNNING`] and [`MAX_QUEUED`] when set, written by Terraform, and `unfinished` =
+/// [`LIMITS_PARTITION`] (with `deadline_at` 0), so the reconciler lists them all with one query of
+/// the sparse index and writes each onto its tenant's counter, where submit and process read it.
+pub fn limits_key(tenant: &str) -> String {
+    format!("{LIMITS_PREFIX}{tenant}")
+}
+pub const LIMITS_PREFIX: &str = "limits#";
+pub const LIMITS_PARTITION: &str = "limits";
 /// One of a tenant's webhook lanes (`names::webhook::TENANT_LANES`): key
 /// `webhook-lane#<tenant>#<n>`, held while [`LANE_UNTIL`] (epoch milliseconds) is ahead, by
 /// [`LANE_HOLDER`] (no `tenant_id`, no `unfinished`: never listed, never in the index).

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use aws_sdk_dynamodb::types::{
+    AttributeValue,
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
     ScalarAttributeType, TimeToLiveSpecification,
 };
@@ -114,6 +115,36 @@ impl TableSchema {
 /// Creates the jobs table `name` in moto exactly as `generated/` under `root` declares it.
 pub async fn create_jobs_table(ddb: &aws_sdk_dynamodb::Client, root: &Path, name: &str) -> Result<(), String> {
     TableSchema::from_dir(&root.join("generated"), "jobs")?.create(ddb, name).await
+}
+
+/// What Terraform writes beside each API key (and generation): the item naming its tenant
+/// (`names::table::api_key_key`), as `generated/` declares it.
+pub async fn put_api_key(ddb: &aws_sdk_dynamodb::Client, table: &str, api_key_id: &str, tenant: &str) -> Result<(), String> {
+    ddb.put_item()
+        .table_name(table)
+        .item(names::table::TASK_ID, AttributeValue::S(names::table::api_key_key(api_key_id)))
+        .item(names::table::KEY_TENANT, AttributeValue::S(tenant.to_owned()))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("PutItem of API key {api_key_id}'s tenant: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))
+}
+
+/// What Terraform writes for a tenant with limits of its own (`tenant_limits`): the item the
+/// reconciler lists in the `limits` partition of the sparse index (`names::table::limits_key`).
+pub async fn put_limits(ddb: &aws_sdk_dynamodb::Client, table: &str, tenant: &str, max_running: Option<u32>, max_queued: Option<u32>) -> Result<(), String> {
+    let mut req = ddb
+        .put_item()
+        .table_name(table)
+        .item(names::table::TASK_ID, AttributeValue::S(names::table::limits_key(tenant)))
+        .item(names::table::UNFINISHED, AttributeValue::S(names::table::LIMITS_PARTITION.into()))
+        .item(names::table::DEADLINE_AT, AttributeValue::N("0".into()));
+    for (name, value) in [(names::table::MAX_RUNNING, max_running), (names::table::MAX_QUEUED, max_queued)] {
+        if let Some(v) = value {
+            req = req.item(name, AttributeValue::N(v.to_string()));
+        }
+    }
+    req.send().await.map(|_| ()).map_err(|e| format!("PutItem of {tenant}'s limits: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))
 }
 
 #[cfg(test)]

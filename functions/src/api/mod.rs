@@ -97,11 +97,14 @@ async fn dispatch(app: &App, req: &ApiRequest) -> Result<ApiResponse, ApiError> 
     if !app.serves.contains(&route.function) {
         return Err(ApiError::NoRoute);
     }
-    let tenant = req
-        .api_key_id
-        .as_deref()
-        .and_then(|k| app.config.tenants.tenant_of(k))
-        .ok_or(ApiError::Forbidden("the API key is not assigned to a tenant"))?;
+    let tenant = match req.api_key_id.as_deref() {
+        Some(key) => app.key_tenants.tenant_of(&app.store, app.clock.now_millis(), key).await.map_err(|e| {
+            tracing::error!(request_id = ?req.request_id, error = %e, "AWS call failed reading the API key's tenant");
+            ApiError::Internal { request_id: req.request_id.clone() }
+        })?,
+        None => None,
+    };
+    let tenant = tenant.ok_or(ApiError::Forbidden("the API key is not assigned to a tenant"))?;
     let tenant_name = tenant.as_str().to_string();
     let internal = move |e: AwsError| {
         tracing::error!(request_id = ?req.request_id, tenant = tenant_name.as_str(), error = %e, "AWS call failed");

@@ -51,6 +51,21 @@ impl JobStore {
         }
     }
 
+    /// Every tenant's own limits, by tenant: the items of the `limits` partition of the sparse
+    /// index (`names::table::limits_key`, written by Terraform from `tenant_limits`).
+    pub async fn limit_overrides(&self) -> Result<HashMap<String, crate::config::LimitOverride>, AwsError> {
+        let num = |m: &HashMap<String, AttributeValue>, k: &str| m.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u32>().ok()).filter(|n| *n > 0);
+        Ok(self
+            .query_unfinished(t::LIMITS_PARTITION)
+            .await?
+            .iter()
+            .filter_map(|m| {
+                let tenant = m.get(t::TASK_ID)?.as_s().ok()?.strip_prefix(t::LIMITS_PREFIX)?.to_owned();
+                Some((tenant, crate::config::LimitOverride { max_running: num(m, t::MAX_RUNNING), max_queued: num(m, t::MAX_QUEUED) }))
+            })
+            .collect())
+    }
+
     /// Every tenant's counter (from the index: eventually consistent).
     pub async fn counters(&self) -> Result<Vec<Counter>, AwsError> {
         let num = |m: &HashMap<String, AttributeValue>, k: &str| m.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);

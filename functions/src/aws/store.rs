@@ -222,6 +222,13 @@ impl JobStore {
         written(r)
     }
 
+    /// The tenant of an API key: its item `apikey#<id>` (`dynamodb:GetItem`), None when it has
+    /// none.
+    pub async fn key_tenant(&self, api_key_id: &str) -> Result<Option<TenantId>, AwsError> {
+        let item = self.item(&t::api_key_key(api_key_id)).await?;
+        Ok(item.as_ref().and_then(|i| i.get(t::KEY_TENANT)).and_then(|v| v.as_s().ok()).filter(|s| !s.is_empty()).map(TenantId::new))
+    }
+
     /// A tenant's counter as the table holds it (consistent; zeros when there is none).
     pub async fn counter(&self, tenant: &str) -> Result<Counter, AwsError> {
         let item = self.item(&t::counter_key(tenant)).await?;

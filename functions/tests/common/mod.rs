@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use functions::api::{ApiRequest, ApiResponse};
-use functions::config::{Config, Tenants};
+use functions::config::Config;
 use functions::{App, Function};
 use names::ecs::{ContainerState, StopCode, TaskStateChange, TaskStatus};
 use std::process::Command;
@@ -172,7 +172,7 @@ async fn create_webhook_queues(prefix: &str) -> (String, String) {
 }
 
 /// The configuration infra-gen would set, pointing at the emulator's resources.
-pub fn config(tenants: &[(&str, &str)]) -> Config {
+pub fn config() -> Config {
     let e = emulator();
     Config {
         table: table(),
@@ -186,7 +186,6 @@ pub fn config(tenants: &[(&str, &str)]) -> Config {
         subnet_ids: vec![e.subnet.clone()],
         security_group_ids: vec![e.security_group.clone()],
         log_group: log_group(),
-        tenants: Tenants::from_pairs(tenants.iter().copied()),
         tenant_secrets_path: names::ssm::tenants_path(PROJECT, ENVIRONMENT),
         webhook_secrets_path: names::ssm::webhooks_path(PROJECT, ENVIRONMENT),
         ..Config::defaults()
@@ -237,13 +236,27 @@ pub async fn app(tenants: &[&str]) -> App {
 /// As [`app`], on the job queue `queue_url` when given (the roles are registered for the queue the
 /// app uses, as a deploy grants them for its own queue).
 pub async fn app_on_queue(tenants: &[&str], queue_url: Option<String>) -> App {
-    let keys: Vec<(String, String)> = tenants.iter().map(|t| (format!("key-{t}"), t.to_string())).collect();
-    let pairs: Vec<(&str, &str)> = keys.iter().map(|(k, t)| (k.as_str(), t.as_str())).collect();
-    let mut config = config(&pairs);
+    let mut config = config();
     if let Some(url) = queue_url {
         config.queue_url = url;
     }
-    app_with(config).await
+    let app = app_with(config).await;
+    for t in tenants {
+        key_of(&app, t).await;
+    }
+    app
+}
+
+/// Gives `tenant` the API key `key-<tenant>`: the item Terraform writes beside the key.
+pub async fn key_of(app: &App, tenant: &str) {
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk().await);
+    testenv::table::put_api_key(&ddb, &app.config.table, &format!("key-{tenant}"), tenant).await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Gives `tenant` limits of its own: the item Terraform writes from `tenant_limits`.
+pub async fn limits_of(app: &App, tenant: &str, max_running: Option<u32>, max_queued: Option<u32>) {
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk().await);
+    testenv::table::put_limits(&ddb, &app.config.table, tenant, max_running, max_queued).await.unwrap_or_else(|e| panic!("{e}"));
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);

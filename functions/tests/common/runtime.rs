@@ -17,7 +17,7 @@ pub struct Invocation {
 }
 
 /// The functions' environment as infra-gen sets it, from a test configuration.
-pub fn function_env(function: names::Function, c: &functions::Config, tenants_json: &str) -> Vec<(String, String)> {
+pub fn function_env(function: names::Function, c: &functions::Config) -> Vec<(String, String)> {
     use names::contract::EnvVar::*;
     // Every variable the contract names for the function, from the configuration (a new
     // variable is a compile error here, not a binary that exits at start-up).
@@ -26,7 +26,6 @@ pub fn function_env(function: names::Function, c: &functions::Config, tenants_js
         let value = match var {
             TableName => c.table.clone(),
             QueueUrl => c.queue_url.clone(),
-            TenantKeys => tenants_json.to_owned(),
             JobTtlDays => c.job_ttl_days.to_string(),
             BucketName => c.bucket.clone(),
             LogGroup => c.log_group.clone(),
@@ -39,7 +38,7 @@ pub fn function_env(function: names::Function, c: &functions::Config, tenants_js
             MaxAttempts => c.max_attempts.to_string(),
             TimeoutGraceSeconds => c.timeout_grace_seconds.to_string(),
             TenantSecretsPath => c.tenant_secrets_path.clone(),
-            TenantLimits | TenantLimitDefaults => format!(r#"{{"max_running": {}, "max_queued": {}}}"#, c.limits.max_running, c.limits.max_queued),
+            TenantLimitDefaults => format!(r#"{{"max_running": {}, "max_queued": {}}}"#, c.limits.max_running, c.limits.max_queued),
             WebhookQueueUrl => c.webhook_queue_url.clone(),
             WebhookDlqUrl => c.webhook_dlq_url.clone(),
             WebhookSecretsPath => c.webhook_secrets_path.clone(),

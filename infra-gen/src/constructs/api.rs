@@ -10,6 +10,7 @@ use crate::model::iam::Statement;
 use crate::model::resources::api::*;
 use crate::model::resources::compute::LambdaPermission;
 use crate::model::resources::observability::CloudwatchLogGroup;
+use crate::model::resources::storage::{DynamodbTable, DynamodbTableItem};
 use crate::model::{func, Error, File, Meta, Ref, Stack, Val, VarRef};
 
 use super::function::Function;
@@ -354,10 +355,22 @@ impl TenantKeys {
         Ok(TenantKeys { keys, for_each, newest: newest.val() })
     }
 
-    /// `id=tenant,id=tenant` of every API key: how the functions map a request's key to its
-    /// tenant (not JSON: at 48 keys its quotes alone are 192 of the API functions' 4 KB).
-    pub fn tenant_by_key_id(&self) -> Val {
-        Val::expr(format!("join(\",\", [for k, key in {} : \"${{key.id}}=${{{}[k].tenant}}\"])", self.keys.expr(), self.for_each.as_expr()))
+    /// Each key's tenant as an item of the jobs table (`names::table::api_key_key`), beside the
+    /// key: the API functions read it for the `apiKeyId` API Gateway hands them. (Not their
+    /// environment: Lambda caps it at 4 KB, which held 40 tenants.)
+    pub fn tenant_items(&self, stack: &mut Stack, table: &Ref<DynamodbTable>) -> Result<(), Error> {
+        let key_id = self.keys.at(&Val::expr("each.key")).id();
+        let item = func::object([
+            (names::table::TASK_ID, func::object([("S", Val::lit(names::table::API_KEY_PREFIX) + &key_id)])),
+            (names::table::KEY_TENANT, func::object([("S", Val::expr("each.value.tenant"))])),
+        ]);
+        stack.add_with(
+            File::Storage,
+            "api_key",
+            DynamodbTableItem { table_name: table.name(), hash_key: names::table::TASK_ID.into(), item: func::jsonencode(&item) },
+            Meta::for_each(self.for_each.clone()),
+        )?;
+        Ok(())
     }
 
     /// `{tenant: api key value}` of each tenant's newest key.

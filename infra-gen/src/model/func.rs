@@ -105,6 +105,11 @@ pub fn bound(name: &str) -> Val {
     Val::expr(name)
 }
 
+/// `merge(a, b, ...)`: objects or maps, later keys over earlier.
+pub fn merge(parts: &[Val]) -> Val {
+    call("merge", &parts.iter().collect::<Vec<_>>())
+}
+
 /// An object (`{key = value, ...}`) from pairs; keys are written quoted.
 pub fn object<'a>(entries: impl IntoIterator<Item = (&'a str, Val)>) -> Val {
     Val::Map(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>())

@@ -62,6 +62,18 @@ impl Resource for DynamodbTable {
 }
 exports!(DynamodbTable { arn, name });
 
+/// One item of a table, managed by Terraform (`item` is the item's DynamoDB JSON).
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DynamodbTableItem {
+    pub table_name: Val,
+    pub hash_key: Val,
+    pub item: Val,
+}
+impl Resource for DynamodbTableItem {
+    const TYPE: &'static str = "aws_dynamodb_table_item";
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct DynamodbAttribute {
     pub name: Val,
