@@ -49,9 +49,12 @@ test-tools: tools agent-tools
 ## and the image's package scheme against today's archive
 test: test-tools image
 	@if [ "$${TESTENV_IAM:-on}" = off ]; then echo "make test authorizes every AWS call as IAM would: unset TESTENV_IAM (off is for debugging only)" >&2; exit 1; fi
-	$(CARGO_WS)
-	AGENT_CHROMIUM=$(HEADLESS_SHELL) $(CARGO_WS) --test chromium
+	mkdir -p target
+	$(CARGO_WS) 2>&1 | tee target/test-log.txt
+	AGENT_CHROMIUM=$(HEADLESS_SHELL) $(CARGO_WS) --test chromium 2>&1 | tee -a target/test-log.txt
 	$(MAKE) --no-print-directory generated-checks lint-agent image-resolves
+	@echo "make test: the slowest test binaries (target/test-log.txt has every run):"
+	@scripts/slowest-tests.sh target/test-log.txt
 	@echo "make test: all suites passed"
 
 # The checks of generated/ beyond cargo's tests.
