@@ -552,13 +552,27 @@ async fn check(h: &Harness, seed: u64, sent: &[Sent], finished: &BTreeMap<String
             }
         }
         edges.sort();
-        let (mut now, mut most) = (0, 0);
-        for (_, d) in edges {
+        let (mut now, mut most, mut peak) = (0, 0, 0);
+        for (at, d) in edges {
             now += d;
-            most = most.max(now);
+            if now > most {
+                (most, peak) = (now, at);
+            }
         }
         if most > MAX_RUNNING as i32 {
-            broken.push(format!("{tenant} ran {most} jobs at once (max_running {MAX_RUNNING})"));
+            // The agents running at the peak: their jobs, how each ended, and their spans (ms
+            // from the first start) and last ledger words, so the interleaving can be read.
+            let first = spans.values().map(|(from, _)| *from).min().unwrap_or(0);
+            let at_peak: Vec<String> = spans
+                .iter()
+                .filter(|(task, (from, to))| job_of_task.get(*task).and_then(|j| tenant_of.get(j)) == Some(&tenant) && *from <= peak && to.is_none_or(|t| t > peak))
+                .map(|(task, (from, to))| {
+                    let job = job_of_task[task];
+                    let how = ledger.lines().filter(|l| l.starts_with("end ") && l.contains(task)).map(|l| l.rsplit(' ').next().unwrap_or("")).collect::<Vec<_>>().join(",");
+                    format!("job {job} ({:?}, {}) task {task}: {} -> {:?} ms ({how})", finished.get(job), items.get(job).and_then(|i| s(i, names::table::ERROR_CODE)).unwrap_or_default(), from - first, to.map(|t| t - first))
+                })
+                .collect();
+            broken.push(format!("{tenant} ran {most} jobs at once (max_running {MAX_RUNNING}), {} ms in:\n    {}", peak - first, at_peak.join("\n    ")));
         }
     }
     // Webhooks: the final event, once by its id, signed for the tenant.
