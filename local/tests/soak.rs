@@ -281,10 +281,27 @@ fn n(item: &HashMap<String, AttributeValue>, k: &str) -> i64 {
 
 /// Every item of the jobs table, by key.
 async fn items(h: &Harness) -> Result<BTreeMap<String, HashMap<String, AttributeValue>>, String> {
+    scan(h, None).await
+}
+
+/// The warm pool's slot items, by key (a Scan that answers only them).
+async fn slots(h: &Harness) -> Result<BTreeMap<String, HashMap<String, AttributeValue>>, String> {
+    scan(h, Some(names::table::SLOT_PREFIX)).await
+}
+
+/// The items of the jobs table whose key begins with `prefix` (every item without one), by key.
+async fn scan(h: &Harness, prefix: Option<&str>) -> Result<BTreeMap<String, HashMap<String, AttributeValue>>, String> {
     let mut out = BTreeMap::new();
     let mut start = None;
     loop {
-        let page = h.ddb.scan().table_name(&h.stack.config.table).set_exclusive_start_key(start).send().await.map_err(|e| format!("Scan: {e:?}"))?;
+        let mut req = h.ddb.scan().table_name(&h.stack.config.table).consistent_read(true).set_exclusive_start_key(start);
+        if let Some(p) = prefix {
+            req = req
+                .filter_expression("begins_with(#k, :p)")
+                .expression_attribute_names("#k", names::table::TASK_ID)
+                .expression_attribute_values(":p", AttributeValue::S(p.into()));
+        }
+        let page = req.send().await.map_err(|e| format!("Scan: {e:?}"))?;
         for item in page.items.unwrap_or_default() {
             if let Some(k) = s(&item, names::table::TASK_ID) {
                 out.insert(k, item);
@@ -316,35 +333,6 @@ async fn jobs(h: &Harness, ids: &[String]) -> Result<BTreeMap<String, HashMap<St
         }
     }
     Ok(out)
-}
-
-/// The warm pool's slot items, by key (a Scan that answers only them).
-async fn slots(h: &Harness) -> Result<BTreeMap<String, HashMap<String, AttributeValue>>, String> {
-    let mut out = BTreeMap::new();
-    let mut start = None;
-    loop {
-        let page = h
-            .ddb
-            .scan()
-            .table_name(&h.stack.config.table)
-            .filter_expression("begins_with(#k, :slot)")
-            .expression_attribute_names("#k", names::table::TASK_ID)
-            .expression_attribute_values(":slot", AttributeValue::S(names::table::SLOT_PREFIX.into()))
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| format!("Scan: {e:?}"))?;
-        for item in page.items.unwrap_or_default() {
-            if let Some(k) = s(&item, names::table::TASK_ID) {
-                out.insert(k, item);
-            }
-        }
-        start = page.last_evaluated_key;
-        if start.is_none() {
-            return Ok(out);
-        }
-    }
 }
 
 fn status(item: &HashMap<String, AttributeValue>) -> Option<JobStatus> {
