@@ -316,6 +316,8 @@ fn resources_in_generated() -> usize {
                         tenants
                     }
                     // `${var.<bool> ? 1 : 0}`: one instance when the variable's default is true.
+                    // One per tenant with limits of its own (tenant_limits defaults to {}).
+                    (Some(e), None) if e == "${var.tenant_limits}" => 0,
                     (None, Some(c)) if c.as_str().is_some_and(|c| c.ends_with(" ? 1 : 0}")) => {
                         let var = c.as_str().unwrap().trim_start_matches("${var.").split(' ').next().unwrap();
                         let default = files.iter().find_map(|f| f.pointer(&format!("/variable/{var}/default"))?.as_bool());
@@ -415,13 +417,19 @@ fn a_rotating_tenant_has_two_keys_and_the_plan_refuses_a_bad_rotation() {
         (vec![tenants, ("api_key_generations", "{acme = [1, 3]}")], "two consecutive ones"),
         (vec![tenants, ("api_key_generations", "{acme = [0]}")], "a whole number from 1"),
         (vec![tenants, ("api_key_generations", "{acme = [1, 2, 3]}")], "two consecutive ones"),
-        (vec![("tenants", nine_tenants.as_str()), ("api_key_generations", nine.as_str())], "at most 8 tenants rotate at once"),
     ] {
         let (run, _) = plan_generated(&vars, &[]);
         assert!(!run.ok, "{vars:?} must stop the plan:\n{}", run.output);
         let flat = run.output.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(flat.contains(message), "{vars:?}: expected {message:?} in:\n{}", run.output);
     }
+    // Any number of tenants may rotate at once (their keys' tenants are items, not environment):
+    // nine rotating, eighteen keys, each with its item.
+    let (run, plan) = plan_generated(&[("tenants", nine_tenants.as_str()), ("api_key_generations", nine.as_str())], &[]);
+    assert!(run.ok, "nine tenants rotating at once plan:\n{}", run.output);
+    let plan = plan.unwrap();
+    assert_eq!(planned(&plan, "aws_api_gateway_api_key").count(), 18);
+    assert_eq!(planned(&plan, "aws_dynamodb_table_item").filter(|r| r["name"] == "api_key").count(), 18, "each key's tenant, beside it");
 }
 
 #[test]
@@ -442,7 +450,6 @@ fn zones_are_the_first_two_available_and_fewer_than_two_stop_the_plan() {
 #[test]
 fn the_plan_refuses_what_aws_would_refuse_at_apply() {
     require_terraform!();
-    let forty_one = format!("[{}]", (0..41).map(|i| format!("\"t{i}\"")).collect::<Vec<_>>().join(","));
     let refused: Vec<(Vec<(&str, &str)>, &str)> = vec![
         (vec![("agent_cpu", "1024"), ("agent_memory", "1024")], "agent_memory does not fit agent_cpu on Fargate"),
         (vec![("agent_cpu", "256"), ("agent_memory", "4096")], "agent_memory does not fit agent_cpu on Fargate"),
@@ -455,7 +462,8 @@ fn the_plan_refuses_what_aws_would_refuse_at_apply() {
         (vec![("project_name", "a234567890123456789012")], "project_name: 2-21"),
         (vec![("environment", "dev-")], "environment: up to 10"),
         (vec![("environment", "prod--eu")], "environment: up to 10"),
-        (vec![("tenants", forty_one.as_str())], "tenants: 1 to 40"),
+        (vec![("tenants", "[]")], "tenants: at least one"),
+        (vec![("tenants", r#"["Acme"]"#)], "tenants: at least one"),
     ];
     // Three plans at a time: each is its own Terraform process and scratch folder.
     for chunk in refused.chunks(3) {
@@ -469,8 +477,10 @@ fn the_plan_refuses_what_aws_would_refuse_at_apply() {
             assert!(flat.contains(message), "{vars:?}: expected {message:?} in:\n{}", run.output);
         }
     }
-    // The edges of what is allowed still plan.
+    // The edges of what is allowed still plan (41 tenants: once over the old cap of 40).
+    let forty_one = format!("[{}]", (0..41).map(|i| format!("\"t{i}\"")).collect::<Vec<_>>().join(","));
     for vars in [
+        vec![("tenants", forty_one.as_str())],
         vec![("agent_cpu", "256"), ("agent_memory", "512")],
         vec![("agent_cpu", "16384"), ("agent_memory", "122880")],
         vec![("agent_cpu", "4096"), ("agent_memory", "30720")],

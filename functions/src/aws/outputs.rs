@@ -137,32 +137,28 @@ impl Outputs {
 
     /// `s3:PutObject` of the job's manifest.
     pub async fn put_manifest(&self, task_id: &TaskId, manifest: &names::manifest::Manifest) -> Result<(), AwsError> {
-        let body = serde_json::to_vec(manifest).map_err(|e| AwsError { op: "s3:PutObject", code: None, detail: e.to_string() })?;
-        self.client
+        self.put_json(names::bucket::manifest_key(task_id.as_str()), manifest).await.map(|_| ())
+    }
+
+    /// `s3:PutObject` of `value` as JSON at `key`: the version it made (the bucket is versioned).
+    async fn put_json<T: serde::Serialize>(&self, key: String, value: &T) -> Result<Option<String>, AwsError> {
+        let body = serde_json::to_vec(value).map_err(|e| AwsError { op: "s3:PutObject", code: None, detail: e.to_string() })?;
+        let put = self
+            .client
             .put_object()
             .bucket(&self.bucket)
-            .key(names::bucket::manifest_key(task_id.as_str()))
+            .key(key)
             .content_type("application/json")
             .body(body.into())
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("s3:PutObject", e))?;
-        Ok(())
+        Ok(put.version_id().map(str::to_owned))
     }
 
     /// The job's manifest at a warm slot's place (`s3:PutObject`), where the slot's agent polls.
     pub async fn put_slot_manifest(&self, slot_id: &str, manifest: &names::manifest::Manifest) -> Result<(), AwsError> {
-        let body = serde_json::to_vec(manifest).map_err(|e| AwsError { op: "s3:PutObject", code: None, detail: e.to_string() })?;
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(names::bucket::slot_manifest_key(slot_id))
-            .content_type("application/json")
-            .body(body.into())
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("s3:PutObject", e))?;
-        Ok(())
+        self.put_json(names::bucket::slot_manifest_key(slot_id), manifest).await.map(|_| ())
     }
 
     /// A slot's links: a pre-signed GET and DELETE of its manifest's place (signing needs
@@ -316,18 +312,7 @@ impl Outputs {
     /// value), encrypted by the bucket's key like every object. Returns the version the write
     /// made (the bucket is versioned), which the agent's DELETE removes for good.
     pub async fn put_secrets(&self, task_id: &TaskId, secrets: &BTreeMap<String, String>) -> Result<Option<String>, AwsError> {
-        let body = serde_json::to_vec(secrets).map_err(|e| AwsError { op: "s3:PutObject", code: None, detail: e.to_string() })?;
-        let put = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(names::bucket::secrets_key(task_id.as_str()))
-            .content_type("application/json")
-            .body(body.into())
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("s3:PutObject", e))?;
-        Ok(put.version_id().map(str::to_owned))
+        self.put_json(names::bucket::secrets_key(task_id.as_str()), secrets).await
     }
 
     /// Pre-signed links to the job's secrets: a GET to read them (the current version), a DELETE
