@@ -173,6 +173,11 @@ pub struct Job {
     pub webhook: Option<Webhook>,
     /// The warm slot the job was handed to, if one.
     pub warm_slot: Option<String>,
+    /// A delivery marked it to start cold (`names::table::COLD_START`): a RunTask may be under way.
+    pub cold_start: bool,
+    /// Ended while its task may still run: its entry in its tenant's `stopping` set, which keeps
+    /// the running place until the task has stopped (`names::table::STOPPING`).
+    pub stopping: Option<String>,
 }
 
 impl Job {

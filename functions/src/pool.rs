@@ -661,6 +661,10 @@ pub async fn slot_stopped(app: &App, slot_id: &str, detail: &names::ecs::TaskSta
                 app.store.clear_warm_slot(&job_id, slot_id).await?;
                 tracing::warn!(task_id = job_id.as_str(), slot = slot_id, "a warm slot ended before taking its job; the job is queued again");
                 outcome = Outcome::Applied(JobStatus::Queued);
+            } else if let Some(job) = app.store.get(&job_id).await?.filter(|j| j.warm_slot.as_deref() == Some(slot_id)) {
+                // Ended (cancelled, timed out) while this slot held it: the running place it
+                // kept is free now.
+                app.store.give_back_place(&job).await?;
             }
             app.outputs.delete_slot_manifest(slot_id).await?;
         }

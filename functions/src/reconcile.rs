@@ -81,7 +81,7 @@ async fn sweep_as_reconcile(app: &App) -> Result<Outcome, AwsError> {
             (t::ERROR_MESSAGE, attr_s(format!("the job did not finish within its timeout of {} seconds", job.timeout_seconds))),
             (t::FINISHED_AT, attr_s(rfc3339(app.clock.now_millis()))),
         ];
-        if let Some(j) = app.store.transition(&job.task_id, JobStatus::Failed, updates).await? {
+        if let Some(j) = app.store.end_while_task_may_run(&job.task_id, JobStatus::Failed, updates).await? {
             failed += 1;
             if let Some(arn) = &j.ecs_task_arn {
                 if let Err(e) = app.tasks.stop(arn, "job timed out").await {
@@ -90,6 +90,7 @@ async fn sweep_as_reconcile(app: &App) -> Result<Outcome, AwsError> {
             }
         }
     }
+    give_back_stopped(app).await?;
     let corrected = recount(app).await?;
     tend_waiting(app, None).await?;
     // Secrets no task will read: of a job that finished (a duplicate delivery that lost its race
@@ -178,6 +179,46 @@ async fn sweep_as_reconcile(app: &App) -> Result<Outcome, AwsError> {
         }
     }
     Ok(Outcome::Swept { failed, settled, corrected, announced, stalled })
+}
+
+/// Gives back the running places kept for tasks that have stopped (their STOPPED event was lost,
+/// or the function died before giving the place back): entries older than the recovery grace
+/// whose task ECS reports stopped or no longer knows, or whose job never got a task. A task still
+/// running that long after its job ended is asked to stop again, and keeps its place. The number
+/// given back.
+pub async fn give_back_stopped(app: &App) -> Result<usize, AwsError> {
+    let cutoff = app.clock.now_millis() - app.config.recovery_grace_seconds * 1000;
+    let mut given = 0;
+    for counter in app.store.counters().await? {
+        for entry in &counter.stopping {
+            let Some((since, task_id)) = crate::aws::stopping_entry(entry) else { continue };
+            if since > cutoff {
+                continue;
+            }
+            let job = app.store.get(&task_id).await?;
+            let arn = match job.as_ref().map(|j| (&j.ecs_task_arn, &j.warm_slot)) {
+                Some((Some(arn), _)) => Some(arn.clone()),
+                Some((None, Some(slot))) => app.store.slot(slot).await?.and_then(|s| s.task_arn),
+                _ => None,
+            };
+            let stopped = match &arn {
+                Some(arn) => app.tasks.describe(arn).await?.is_none_or(|d| d.last_status == TaskStatus::Stopped),
+                None => true,
+            };
+            if !stopped {
+                if let Some(arn) = &arn {
+                    tracing::warn!(task_id = task_id.as_str(), task_arn = arn.as_str(), "a task still runs well after its job ended; stopping it again");
+                    app.tasks.stop(arn, "job ended").await?;
+                }
+                continue;
+            }
+            if app.store.give_back_entry(&counter.tenant, entry).await? {
+                tracing::warn!(task_id = task_id.as_str(), tenant = counter.tenant.as_str(), "gave back the running place of an ended job whose task has stopped (its event was lost)");
+                given += 1;
+            }
+        }
+    }
+    Ok(given)
 }
 
 /// Ends an overdue job whose task ECS reports STOPPED as the task's STOPPED event would have
@@ -294,7 +335,9 @@ async fn recount_as_reconcile(app: &App) -> Result<usize, AwsError> {
     let mut seen = std::collections::HashSet::new();
     for c in &counters {
         seen.insert(c.tenant.clone());
+        // A place kept for a task that may still run counts as running.
         let (q, r) = actual.get(&c.tenant).copied().unwrap_or((0, 0));
+        let r = r + c.stopping.len() as i64;
         if (q, r) != (c.queued, c.running) && now - c.counts_at >= RECOUNT_QUIET_MILLIS && app.store.correct_counts(&c.tenant, q, r, Some(c.counts_at)).await? {
             tracing::warn!(tenant = c.tenant.as_str(), queued = q, running = r, was_queued = c.queued, was_running = c.running, "corrected a tenant's job counts");
             corrected += 1;

@@ -113,6 +113,17 @@ pub async fn job_task_change(app: &App, d: &TaskDetail, via_slot: Option<&str>) 
     updates.extend(task);
     Ok(match app.store.transition(&task_id, to, updates).await? {
         Some(_) => Outcome::Applied(to),
-        None => Outcome::Ignored("stale event"),
+        None => {
+            // Ended before its task stopped (a cancel, a timeout): the running place it kept
+            // is free now.
+            if d.last_status == TaskStatus::Stopped {
+                if let Some(job) = app.store.get(&task_id).await? {
+                    if app.store.give_back_place(&job).await? {
+                        return Ok(Outcome::Ignored("ended before its task stopped; its running place given back"));
+                    }
+                }
+            }
+            Outcome::Ignored("stale event")
+        }
     })
 }

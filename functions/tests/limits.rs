@@ -170,9 +170,13 @@ async fn a_job_at_the_running_limit_is_parked_and_woken_when_a_place_frees() {
     assert_eq!(woken.len(), 1, "{woken:?}");
     assert_eq!(&woken[0].0, waiting[0], "the oldest first");
     assert!(matches!(woken[0].1, Outcome::Started { .. }), "{woken:?}");
-    // A cancel of the running job frees its place too.
+    // A cancel of the running job frees its place too, once its task has stopped (until then
+    // its agent may still be at work: issue 24, soak seeds 3053 and 4176).
     let r = call(&app, &request(&tenant, "DELETE", &format!("/jobs/{}", waiting[0]), "")).await;
     assert_eq!(r.status, 200, "{}", r.body);
+    assert!(queue.round(&app).await.is_empty(), "woken while the cancelled job's task still ran");
+    assert_eq!(counts(&app, &tenant).await, (1, 1));
+    stop(&app, waiting[0], 143).await;
     let woken = queue.round(&app).await;
     assert_eq!(woken.iter().map(|(id, _)| id).collect::<Vec<_>>(), [waiting[1]]);
     assert!(matches!(woken[0].1, Outcome::Started { .. }), "{woken:?}");
@@ -318,8 +322,10 @@ async fn counts_stay_exact_under_duplicates_out_of_order_events_and_cancellation
     for id in [&two, &three, &two] {
         call(&app, &request(&tenant, "DELETE", &format!("/jobs/{id}"), "")).await;
     }
+    // The running one keeps its place until its task has stopped; then it is given back, once.
+    assert_eq!(counts(&app, &tenant).await, (0, 1));
+    stop(&app, &three, 143).await;
     assert_eq!(counts(&app, &tenant).await, (0, 0));
-    // The cancelled job's task stops later: nothing changes.
     stop(&app, &three, 143).await;
     assert_eq!(counts(&app, &tenant).await, (0, 0));
     assert_eq!(status_of(&app, &three).await["status"], JobStatus::Cancelled.as_str());

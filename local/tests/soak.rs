@@ -610,9 +610,25 @@ async fn check(h: &Harness, seed: u64, sent: &[Sent], finished: &BTreeMap<String
         };
         let queued = unfinished(&[JobStatus::Queued]);
         let running = unfinished(&[JobStatus::Provisioning, JobStatus::Provisioned, JobStatus::Running]);
+        // A job ended (cancelled, timed out) while its task may still run keeps its running place
+        // until the task has stopped.
+        let set = |item: Option<&HashMap<String, AttributeValue>>, attr: &str| item.and_then(|i| i.get(attr)).and_then(|p| p.as_ss().ok()).cloned().unwrap_or_default();
+        let stopping = set(Some(counter), names::table::STOPPING);
         let (q, r) = (n(counter, names::table::QUEUED_COUNT), n(counter, names::table::RUNNING_COUNT));
-        if (q, r) != (queued, running) {
-            broken.push(format!("{tenant}'s counts are queued {q}, running {r}; its jobs say {queued}, {running}"));
+        if (q, r) != (queued, running + stopping.len() as i64) {
+            broken.push(format!("{tenant}'s counts are queued {q}, running {r}; its jobs say {queued}, {running}, with {} places kept for stopping tasks", stopping.len()));
+        }
+        // And gives it back: the task's STOPPED event, or the sweep (every 3 s here) once the
+        // recovery grace has passed.
+        let mut stopping = stopping;
+        let t = Instant::now();
+        while !stopping.is_empty() && t.elapsed() < Duration::from_secs(GRACE as u64 + 10) {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = h.ddb.get_item().table_name(&h.stack.config.table).key(names::table::TASK_ID, AttributeValue::S(names::table::counter_key(tenant))).consistent_read(true).send().await;
+            stopping = set(now.map_err(|e| format!("GetItem: {e:?}"))?.item.as_ref(), names::table::STOPPING);
+        }
+        if !stopping.is_empty() {
+            broken.push(format!("{tenant} still keeps running places for stopped tasks: {stopping:?}"));
         }
         // (An entry of a job that no longer waits can outlive its job when the park lands late or
         // a job end dies before its waking: the sweep, every 3 s here, drops it.)

@@ -53,6 +53,12 @@ pub const WEBHOOK_ROUND_AT: &str = "webhook_round_at";
 /// On a tenant's counter: the jobs waiting for a running place (a string set of
 /// `<created_at>|<task id>`), the oldest woken first when a place frees.
 pub const PARKED: &str = "parked";
+/// On a tenant's counter: the running places kept by jobs that ended (cancelled, timed out)
+/// while their task may still run, a string set of `<ended at, ms>|<task id>`; on such a job,
+/// its entry. The place is given back when the task's STOPPED event comes (or the sweep finds
+/// the task stopped): until then the agent may still be at work, and the tenant's next job
+/// would run beside it, over its `max_running`.
+pub const STOPPING: &str = "stopping";
 /// The warm slot a job was handed to (absent: a cold task).
 pub const WARM_SLOT: &str = "warm_slot";
 /// Set (true) by a delivery that starts the job cold, before its RunTask, only while no slot

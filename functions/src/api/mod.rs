@@ -184,6 +184,8 @@ async fn submit(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError
         expires_at: now / 1000 + i64::from(ctx.app.config.job_ttl_days) * 86_400,
         webhook: body.request.webhook_url.clone().map(|url| crate::model::Webhook { url, ..Default::default() }),
         warm_slot: None,
+        cold_start: false,
+        stopping: None,
     };
     let store = &ctx.app.store;
     let max_queued = ctx.app.config.limits.max_queued(ctx.tenant.as_str());
@@ -279,7 +281,7 @@ async fn cancel(ctx: &Ctx<'_>, task_id: &TaskId) -> Result<ApiResponse, ApiError
             (t::ERROR_MESSAGE, attr_s("cancelled by the API caller")),
         ];
         let Some(cancelled) =
-            ctx.app.store.transition(task_id, JobStatus::Cancelled, updates).await.map_err(ctx.internal)?
+            ctx.app.store.end_while_task_may_run(task_id, JobStatus::Cancelled, updates).await.map_err(ctx.internal)?
         else {
             continue;
         };

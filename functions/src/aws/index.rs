@@ -15,6 +15,9 @@ pub struct Counter {
     pub max_queued: Option<i64>,
     /// The parked set's entries (`<created_at>|<task id>`).
     pub parked: Vec<String>,
+    /// The running places kept by jobs that ended while their task may still run
+    /// (`<ended at, ms>|<task id>`, `names::table::STOPPING`).
+    pub stopping: Vec<String>,
 }
 
 impl JobStore {
@@ -84,6 +87,7 @@ impl JobStore {
                     max_running: opt(t::MAX_RUNNING),
                     max_queued: opt(t::MAX_QUEUED),
                     parked: parked_set(Some(m)),
+                    stopping: string_set(Some(m), t::STOPPING),
                 })
             })
             .collect())

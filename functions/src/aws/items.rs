@@ -96,6 +96,8 @@ pub fn from_item(m: &HashMap<String, AttributeValue>) -> Option<Job> {
         deadline_at: gn(t::DEADLINE_AT),
         expires_at: gn(t::EXPIRES_AT).unwrap_or(0),
         warm_slot: gs(t::WARM_SLOT),
+        cold_start: m.get(t::COLD_START).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        stopping: gs(t::STOPPING),
         webhook: gs(t::WEBHOOK_URL).map(|url| Webhook {
             url,
             state: gs(t::WEBHOOK_STATE).and_then(|v| names::webhook::DeliveryState::parse(&v)),

@@ -43,9 +43,20 @@ fn parked_entry(job: &Job) -> String {
 
 /// A counter item's parked set, oldest first.
 pub(super) fn parked_set(item: Option<&HashMap<String, AttributeValue>>) -> Vec<String> {
-    let mut parked = item.and_then(|i| i.get(t::PARKED)).and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default();
-    parked.sort();
-    parked
+    string_set(item, t::PARKED)
+}
+
+/// The string set `attr` of an item, sorted (empty when it has none).
+pub(super) fn string_set(item: Option<&HashMap<String, AttributeValue>>, attr: &str) -> Vec<String> {
+    let mut set = item.and_then(|i| i.get(attr)).and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default();
+    set.sort();
+    set
+}
+
+/// The job of a `stopping` entry (`<ended at, ms>|<task id>`) and when it ended (epoch ms).
+pub fn stopping_entry(entry: &str) -> Option<(i64, TaskId)> {
+    let (at, id) = entry.split_once('|')?;
+    Some((at.parse().ok()?, TaskId::parse(id)?))
 }
 
 /// The job of a parked entry.
@@ -81,7 +92,7 @@ impl JobStore {
             .expression_attribute_names("#k", t::TASK_ID)
             .build()
             .map_err(|e| AwsError { op: "dynamodb:TransactWriteItems", code: None, detail: e.to_string() })?;
-        let count = self.count_update_limited(tenant, 1, 0, Some(("#q", t::MAX_QUEUED, max_queued)))?;
+        let count = self.count_update_limited(tenant, 1, 0, Some(("#q", t::MAX_QUEUED, max_queued)), None)?;
         let r = self
             .client
             .transact_write_items()
@@ -115,18 +126,20 @@ impl JobStore {
 
     /// The counter change of a move, as one update of a transaction: `tenant`'s counts by
     /// (`queued`, `running`); with `max_running`, only while the running count is below the
-    /// tenant's limit (the counter's, else `max_running`).
-    fn count_update(&self, tenant: &str, queued: i64, running: i64, max_running: Option<u32>) -> Result<aws_sdk_dynamodb::types::Update, AwsError> {
-        self.count_update_limited(tenant, queued, running, max_running.map(|m| ("#r", t::MAX_RUNNING, m)))
+    /// tenant's limit (the counter's, else `max_running`); with `stopping`, that entry joins the
+    /// set of places kept for tasks that may still run.
+    fn count_update(&self, tenant: &str, queued: i64, running: i64, max_running: Option<u32>, stopping: Option<&str>) -> Result<aws_sdk_dynamodb::types::Update, AwsError> {
+        self.count_update_limited(tenant, queued, running, max_running.map(|m| ("#r", t::MAX_RUNNING, m)), stopping)
     }
 
     /// As [`count_update`](Self::count_update), with `limit` = (the count's placeholder, `#q` or
     /// `#r`; the limit's attribute on the counter; the default when it carries none).
-    fn count_update_limited(&self, tenant: &str, queued: i64, running: i64, limit: Option<(&str, &str, u32)>) -> Result<aws_sdk_dynamodb::types::Update, AwsError> {
+    fn count_update_limited(&self, tenant: &str, queued: i64, running: i64, limit: Option<(&str, &str, u32)>, stopping: Option<&str>) -> Result<aws_sdk_dynamodb::types::Update, AwsError> {
+        let add_stopping = if stopping.is_some() { ", #stp :stp" } else { "" };
         let mut u = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.table)
             .key(t::TASK_ID, s(t::counter_key(tenant)))
-            .update_expression("SET #unf = :cp, #dl = if_not_exists(#dl, :zero), #ca = :now ADD #q :dq, #r :dr")
+            .update_expression(format!("SET #unf = :cp, #dl = if_not_exists(#dl, :zero), #ca = :now ADD #q :dq, #r :dr{add_stopping}"))
             .expression_attribute_names("#unf", t::UNFINISHED)
             .expression_attribute_names("#dl", t::DEADLINE_AT)
             .expression_attribute_names("#ca", t::COUNTS_AT)
@@ -137,6 +150,9 @@ impl JobStore {
             .expression_attribute_values(":now", n(self.clock.now_millis()))
             .expression_attribute_values(":dq", n(queued))
             .expression_attribute_values(":dr", n(running));
+        if let Some(entry) = stopping {
+            u = u.expression_attribute_names("#stp", t::STOPPING).expression_attribute_values(":stp", AttributeValue::Ss(vec![entry.to_owned()]));
+        }
         if let Some((count, limit, max)) = limit {
             u = u
                 .condition_expression(format!("attribute_not_exists({count}) OR (attribute_not_exists(#lim) AND {count} < :max) OR {count} < #lim"))
@@ -178,6 +194,42 @@ impl JobStore {
             }
         }
         Ok(false)
+    }
+
+    /// Gives back the running place a job kept when it ended while its task might still run
+    /// ([`end_while_task_may_run`](Self::end_while_task_may_run)), now that the task has stopped:
+    /// its entry leaves the tenant's `stopping` set and the running count drops, in one write
+    /// (`dynamodb:UpdateItem`, only while the entry is there: the task's event, a retry of it
+    /// and the sweep may all try; one gives it back), then the tenant's oldest parked job is
+    /// woken. True for the one that gave it back.
+    pub async fn give_back_place(&self, job: &Job) -> Result<bool, AwsError> {
+        match (&job.stopping, job.status.is_terminal()) {
+            (Some(entry), true) => self.give_back_entry(job.tenant_id.as_str(), entry).await,
+            _ => Ok(false),
+        }
+    }
+
+    /// As [`give_back_place`](Self::give_back_place), by the tenant and the entry.
+    pub async fn give_back_entry(&self, tenant: &str, entry: &str) -> Result<bool, AwsError> {
+        let r = self
+            .counter_item(tenant, "#ca = :now ADD #r :minus DELETE #stp :entry")
+            .condition_expression("contains(#stp, :one)")
+            .expression_attribute_names("#ca", t::COUNTS_AT)
+            .expression_attribute_names("#r", t::RUNNING_COUNT)
+            .expression_attribute_names("#stp", t::STOPPING)
+            .expression_attribute_values(":now", n(self.clock.now_millis()))
+            .expression_attribute_values(":minus", n(-1))
+            .expression_attribute_values(":entry", AttributeValue::Ss(vec![entry.to_owned()]))
+            .expression_attribute_values(":one", s(entry))
+            .send()
+            .await;
+        if !written(r)? {
+            return Ok(false);
+        }
+        if let Err(e) = self.wake_parked(tenant).await {
+            tracing::warn!(tenant, error = %e, "could not wake a parked job; its own message will");
+        }
+        Ok(true)
     }
 
     /// Drops the entries of jobs that no longer wait from the tenant's parked set (the sweep's
@@ -241,6 +293,7 @@ impl JobStore {
             max_running: get(t::MAX_RUNNING),
             max_queued: get(t::MAX_QUEUED),
             parked: parked_set(item.as_ref()),
+            stopping: string_set(item.as_ref(), t::STOPPING),
         })
     }
 
@@ -293,7 +346,23 @@ impl JobStore {
         Ok(self.transition_guarded(task_id, to, updates, None, SlotGuard::NoSlot).await?.job())
     }
 
+    /// As [`transition`](Self::transition), for an end that does not come from the job's task
+    /// (a cancel, a timeout): the task may still be at work (stopping takes ECS up to its stop
+    /// timeout; a RunTask may be under way), so a job that held a running place keeps it, as an
+    /// entry in its tenant's `stopping` set written with the move, until
+    /// [`give_back_place`](Self::give_back_place) when the task has stopped. Without that, the
+    /// tenant's next job starts beside the one still running, over `max_running` (soak seeds
+    /// 3053 and 4176). A job that cannot have a task (no task, no slot, not marked cold: no
+    /// delivery may start one any more) gives its place back at once.
+    pub async fn end_while_task_may_run(&self, task_id: &TaskId, to: JobStatus, updates: Updates) -> Result<Option<Job>, AwsError> {
+        Ok(self.transition_full(task_id, to, updates, None, SlotGuard::Any, true).await?.job())
+    }
+
     async fn transition_guarded(&self, task_id: &TaskId, to: JobStatus, updates: Updates, max_running: Option<u32>, slot: SlotGuard<'_>) -> Result<Moved, AwsError> {
+        self.transition_full(task_id, to, updates, max_running, slot, false).await
+    }
+
+    async fn transition_full(&self, task_id: &TaskId, to: JobStatus, updates: Updates, max_running: Option<u32>, slot: SlotGuard<'_>, keep_place: bool) -> Result<Moved, AwsError> {
         let from = to.allowed_predecessors();
         for _ in 0..5 {
             let Some(current) = self.get(task_id).await? else { return Ok(Moved::Refused) };
@@ -308,9 +377,19 @@ impl JobStore {
             if !holds {
                 return Ok(Moved::Refused);
             }
-            let (dq, dr) = (counted(to).0 - counted(current.status).0, counted(to).1 - counted(current.status).1);
+            let (dq, mut dr) = (counted(to).0 - counted(current.status).0, counted(to).1 - counted(current.status).1);
             let now = crate::time::rfc3339(self.clock.now_millis());
             let mut set = vec![(t::STATUS, s(to.as_str())), (t::UPDATED_AT, s(&now))];
+            // A running place kept for a task that may still run: no task can be started for a
+            // job neither marked cold nor in a slot once it has ended (both marks need it
+            // PROVISIONING), and the write is conditional on both staying absent.
+            let may_run = current.ecs_task_arn.is_some() || current.warm_slot.is_some() || current.cold_start;
+            let frees_place = keep_place && to.is_terminal() && dr < 0;
+            let stopping = (frees_place && may_run).then(|| format!("{}|{}", self.clock.now_millis(), task_id.as_str()));
+            if let Some(entry) = &stopping {
+                dr = 0;
+                set.push((t::STOPPING, s(entry)));
+            }
             // A job that finishes with a webhook moves to the index's partition of events to
             // announce, in the same write, so no event is lost to a crash before it is queued.
             let announce = to.is_terminal() && current.webhook.is_some();
@@ -333,6 +412,11 @@ impl JobStore {
             let mut values: HashMap<String, AttributeValue> = set.iter().enumerate().map(|(i, (_, v))| (format!(":u{i}"), v.clone())).collect();
             values.insert(":cur".into(), s(current.status.as_str()));
             let mut condition = "#st = :cur".to_owned();
+            if frees_place && !may_run {
+                names.insert("#hc".into(), t::COLD_START.into());
+                names.insert("#hw".into(), t::WARM_SLOT.into());
+                condition.push_str(" AND attribute_not_exists(#hc) AND attribute_not_exists(#hw)");
+            }
             match slot {
                 SlotGuard::Any => {}
                 SlotGuard::Is(id) => {
@@ -346,7 +430,7 @@ impl JobStore {
                 }
             }
             let tenant = current.tenant_id.as_str();
-            let written = if (dq, dr) == (0, 0) {
+            let written = if (dq, dr) == (0, 0) && stopping.is_none() {
                 let r = self
                     .client
                     .update_item()
@@ -383,7 +467,7 @@ impl JobStore {
                     .client
                     .transact_write_items()
                     .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(job_update).build())
-                    .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(self.count_update(tenant, dq, dr, limit)?).build())
+                    .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(self.count_update(tenant, dq, dr, limit, stopping.as_deref())?).build())
                     .send()
                     .await;
                 match r {
