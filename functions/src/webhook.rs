@@ -105,6 +105,13 @@ async fn deliver_as_webhook(app: &App, d: Delivery) -> Result<Outcome, AwsError>
     // its own lanes, not the invocations every tenant's deliveries share.
     let holder = uuid::Uuid::new_v4();
     let hold_ms = i64::try_from(app.config.webhook_timeout.as_millis()).unwrap_or(i64::MAX / 2) + wh::LANE_LEASE_MARGIN_SECONDS as i64 * 1000;
+    // Its own message back while it is still parked and every lane is held: it waits again, at
+    // the cost of one read (and a put-off of its stall deadline when that draws near).
+    if let (Some(at), false) = (d.parked_at, d.woken) {
+        if app.store.still_parked_behind_busy_lanes(tenant, wh::TENANT_LANES, &d.parked(at)).await? {
+            return wait_again(app, &task_id, tenant, &d, &holder.to_string(), job.deadline_at).await;
+        }
+    }
     let lane = match app.store.take_lane(tenant, wh::TENANT_LANES, &holder.to_string(), hold_ms).await? {
         Some(lane) => {
             // Its own message, parked before: its entry goes (a wake would find it made).
@@ -225,19 +232,29 @@ async fn park(app: &App, task_id: &TaskId, tenant: &str, d: &Delivery, holder: &
     if d.woken {
         return Ok(Parked::Waiting(Outcome::Parked(None)));
     }
-    // Each wait twice the last (a tenant's backlog behind a hanging receiver costs few messages),
-    // at most a quarter of the stall time, plus up to as much again at random (so they do not
-    // come back together).
+    Ok(Parked::Waiting(wait_again(app, task_id, tenant, &Delivery { parked_at: Some(parked.parked_at), ..d.clone() }, holder, None).await?))
+}
+
+/// Queues a parked attempt's own message again, in case no wake comes: each wait twice the last
+/// (a tenant's backlog behind a hanging receiver costs few messages), at most a quarter of the
+/// stall time, plus up to as much again at random (so they do not come back together). The
+/// round's stall deadline is put off past it, unless `deadline` (the round's, as read) is far
+/// enough ahead already: past the wait and half the stall time.
+async fn wait_again(app: &App, task_id: &TaskId, tenant: &str, d: &Delivery, holder: &str, deadline: Option<i64>) -> Result<Outcome, AwsError> {
     let stall = app.config.webhook_stall_seconds;
     let cap = wh::MAX_LANE_WAIT_SECONDS.min(u32::try_from(stall / 4).unwrap_or(u32::MAX)).max(1);
     let base = wh::LANE_WAIT_SECONDS.saturating_mul(1 << d.lane_waits.min(8)).min(cap);
     let wait = base + u32::from(u16::from_le_bytes([holder.as_bytes()[0], holder.as_bytes()[1]])) % (base + 1);
-    if !app.store.keep_waiting(task_id, d.round, app.clock.now_secs() + i64::from(wait) + stall).await? {
-        app.store.unpark_round(tenant, &parked).await?;
-        return Ok(Parked::Waiting(Outcome::Dropped("the round ended or moved on")));
+    let now = app.clock.now_secs();
+    let far_enough = deadline.is_some_and(|dl| dl >= now + i64::from(wait) + stall / 2);
+    if !far_enough && !app.store.keep_waiting(task_id, d.round, now + i64::from(wait) + stall).await? {
+        if let Some(at) = d.parked_at {
+            app.store.unpark_round(tenant, &d.parked(at)).await?;
+        }
+        return Ok(Outcome::Dropped("the round ended or moved on"));
     }
-    app.webhooks.send(&Delivery { lane_waits: d.lane_waits + 1, parked_at: Some(parked.parked_at), woken: false, ..d.clone() }, wait).await?;
-    Ok(Parked::Waiting(Outcome::Parked(Some(wait))))
+    app.webhooks.send(&Delivery { lane_waits: d.lane_waits + 1, woken: false, ..d.clone() }, wait).await?;
+    Ok(Outcome::Parked(Some(wait)))
 }
 
 /// Hands a freed lane to the tenant's oldest parked attempt that still waits: takes its entry off

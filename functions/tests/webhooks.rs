@@ -742,6 +742,77 @@ fn events_waiting_for_a_lane_are_parked_and_a_freed_lane_wakes_the_oldest() {
     });
 }
 
+/// Issue 24 (the noisy-tenant bench): a parked event's own message, back while its entry is still
+/// parked and every lane is held, tried both lanes, the set and the stall deadline again: five
+/// writes each time, the bulk of the emulator's work beside a noisy tenant. It now waits again
+/// after one read, writing nothing while its stall deadline is far enough ahead (here every
+/// UpdateItem of the webhook function fails, as if the table refused it); a lane whose lease ran
+/// out sends it the whole way, and it takes that lane.
+#[test]
+fn an_own_message_back_behind_busy_lanes_waits_again_after_one_read() {
+    use testenv::faults::{Aim, Fault, FaultyClient, Plan, Point};
+    run(async {
+        let (tenant, app, receiver) = signed_tenant("busylanes", &[]).await;
+        let mut taken = Taken::default();
+        for holder in ["busy-1", "busy-2"] {
+            app.store.take_lane(&tenant, 2, holder, 60_000).await.unwrap().unwrap();
+        }
+        let (id, d) = taken.first(&app, &tenant, &receiver.url("/own")).await;
+        assert!(matches!(webhook::deliver(&app, d).await.unwrap(), Outcome::Parked(Some(_))));
+        let deadline = |app: App, id: String| async move { app.store.get(&functions::model::TaskId::parse(&id).unwrap()).await.unwrap().unwrap().deadline_at.unwrap() };
+        let before = deadline(app.clone(), id.clone()).await;
+        let own = {
+            let start = std::time::Instant::now();
+            let mut own = Vec::new();
+            while own.is_empty() && start.elapsed() < Duration::from_secs(10) {
+                own = taken.of(&app, &id, |d| !d.woken).await;
+            }
+            own.remove(0)
+        };
+        assert_eq!(own.lane_waits, 1);
+        let aim = Aim {
+            seed: 1,
+            target: Some((Point { function: functions::Function::Webhook, operation: "dynamodb:UpdateItem".into() }, Fault::Fail)),
+            target_per_mille: 1000,
+            background_per_mille: 0,
+            duplicate_per_mille: 0,
+            most: None,
+        };
+        let plan = std::sync::Arc::new(Plan::new(aim));
+        let sdk = function_sdk(&app.config).await.to_builder().http_client(FaultyClient::new(plan, std::sync::Arc::new(functions::identity::current))).build();
+        let no_writes = App::new(&sdk, app.config.clone(), functions::Function::ALL.to_vec());
+        let out = webhook::deliver(&no_writes, own.clone()).await.unwrap();
+        let Outcome::Parked(Some(wait)) = out else { panic!("{out:?}") };
+        assert!((4..=8).contains(&wait), "the second wait is twice the first: {wait}");
+        assert_eq!(deadline(app.clone(), id.clone()).await, before, "its stall deadline is far enough ahead: not written");
+        assert_eq!(app.store.parked_rounds(&tenant).await.unwrap().len(), 1, "still parked");
+        let again = {
+            let start = std::time::Instant::now();
+            let mut again = Vec::new();
+            while again.is_empty() && start.elapsed() < Duration::from_secs(12) {
+                again = taken.of(&app, &id, |d| !d.woken && d.lane_waits == 2).await;
+            }
+            again
+        };
+        assert_eq!(again.len(), 1, "queued again, after its wait: {again:?}");
+        // Lane 0's holder died: its lease runs out, and the next own message takes the lane.
+        app.store
+            .client
+            .update_item()
+            .table_name(&app.store.table)
+            .key(names::table::TASK_ID, aws_sdk_dynamodb::types::AttributeValue::S(names::table::webhook_lane_key(&tenant, 0)))
+            .update_expression("SET #u = :past")
+            .expression_attribute_names("#u", names::table::LANE_UNTIL)
+            .expression_attribute_values(":past", aws_sdk_dynamodb::types::AttributeValue::N("1".into()))
+            .send()
+            .await
+            .unwrap();
+        assert!(webhook::deliver(&no_writes, again[0].clone()).await.is_err(), "the whole way: it writes");
+        assert_eq!(webhook::deliver(&app, again[0].clone()).await.unwrap(), Outcome::Delivered(200));
+        assert!(app.store.parked_rounds(&tenant).await.unwrap().is_empty());
+    });
+}
+
 /// Two messages of one attempt at once (an SQS duplicate, or a wake beside the event's own
 /// message): both may send (one event id: the receiver takes it once), but only one records
 /// the attempt and queues the next, so a failing receiver never gets two chains of retries.
