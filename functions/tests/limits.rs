@@ -407,20 +407,9 @@ async fn the_sweep_drops_parked_entries_of_jobs_that_no_longer_wait() {
 /// attempt's answer is lost here by the fault injection's HTTP client.
 #[tokio::test]
 async fn a_submit_whose_answer_was_lost_counts_its_job_once() {
-    use testenv::faults::{Aim, Fault, FaultyClient, Plan, Point};
     let tenant = unique("lostanswer");
     let (app, _queue) = limited_app(&[&tenant], 5, 100).await;
-    let aim = Aim {
-        seed: 1,
-        target: Some((Point { function: functions::Function::Submit, operation: "dynamodb:TransactWriteItems".into() }, Fault::LoseResponse)),
-        target_per_mille: 1000,
-        background_per_mille: 0,
-        duplicate_per_mille: 0,
-        most: Some(1),
-    };
-    let plan = std::sync::Arc::new(Plan::new(aim));
-    let sdk = function_sdk(&app.config).await.to_builder().http_client(FaultyClient::new(plan.clone(), std::sync::Arc::new(functions::identity::current))).build();
-    let faulty = App::new(&sdk, app.config.clone(), functions::Function::ALL.to_vec());
+    let (faulty, plan) = app_struck(&app, functions::Function::Submit, "dynamodb:TransactWriteItems", testenv::faults::Fault::LoseResponse, Some(1)).await;
     // Only the first attempt's answer is lost; its retry goes through.
     let r = call(&faulty, &request(&tenant, "POST", "/jobs", r#"{"query": "x"}"#)).await;
     assert_eq!(r.status, 202, "{}", r.body);

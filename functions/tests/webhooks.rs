@@ -750,7 +750,6 @@ fn events_waiting_for_a_lane_are_parked_and_a_freed_lane_wakes_the_oldest() {
 /// out sends it the whole way, and it takes that lane.
 #[test]
 fn an_own_message_back_behind_busy_lanes_waits_again_after_one_read() {
-    use testenv::faults::{Aim, Fault, FaultyClient, Plan, Point};
     run(async {
         let (tenant, app, receiver) = signed_tenant("busylanes", &[]).await;
         let mut taken = Taken::default();
@@ -770,17 +769,7 @@ fn an_own_message_back_behind_busy_lanes_waits_again_after_one_read() {
             own.remove(0)
         };
         assert_eq!(own.lane_waits, 1);
-        let aim = Aim {
-            seed: 1,
-            target: Some((Point { function: functions::Function::Webhook, operation: "dynamodb:UpdateItem".into() }, Fault::Fail)),
-            target_per_mille: 1000,
-            background_per_mille: 0,
-            duplicate_per_mille: 0,
-            most: None,
-        };
-        let plan = std::sync::Arc::new(Plan::new(aim));
-        let sdk = function_sdk(&app.config).await.to_builder().http_client(FaultyClient::new(plan, std::sync::Arc::new(functions::identity::current))).build();
-        let no_writes = App::new(&sdk, app.config.clone(), functions::Function::ALL.to_vec());
+        let (no_writes, _) = app_struck(&app, functions::Function::Webhook, "dynamodb:UpdateItem", testenv::faults::Fault::Fail, None).await;
         let out = webhook::deliver(&no_writes, own.clone()).await.unwrap();
         let Outcome::Parked(Some(wait)) = out else { panic!("{out:?}") };
         assert!((4..=8).contains(&wait), "the second wait is twice the first: {wait}");

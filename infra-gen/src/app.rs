@@ -410,7 +410,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
             event_source_arn: queue.queue.arn(),
             function_name: process.lambda.arn(),
             batch_size: Some(Val::Int(10)),
-            maximum_batching_window_in_seconds: Some(Val::Int(1)),
+            maximum_batching_window_in_seconds: Some(Val::Int(d::BATCHING_WINDOW_SECONDS.into())),
             function_response_types: vec!["ReportBatchItemFailures".into()],
             scaling_config: Some(crate::model::resources::compute::ScalingConfig {
                 maximum_concurrency: Val::Int(d::PROCESS_MAX_CONCURRENCY.into()),
@@ -436,7 +436,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
             event_source_arn: webhooks.queue.arn(),
             function_name: webhook.lambda.arn(),
             batch_size: Some(Val::Int(10)),
-            maximum_batching_window_in_seconds: Some(Val::Int(1)),
+            maximum_batching_window_in_seconds: Some(Val::Int(d::BATCHING_WINDOW_SECONDS.into())),
             function_response_types: vec!["ReportBatchItemFailures".into()],
             scaling_config: Some(crate::model::resources::compute::ScalingConfig {
                 maximum_concurrency: Val::Int(d::PROCESS_MAX_CONCURRENCY.into()),

@@ -1,7 +1,8 @@
 //! The SQS event source stand-in: long-polls a queue (the job queue, the webhooks queue) and hands
 //! batches to its function's handler as Lambda's event source mapping does: with the mapping's
-//! batch size and up to its maximum concurrency of invocations at once, each with a batch of its
-//! own (both read from `generated/`), in the same `SqsEvent` shape, receive counts included.
+//! batch size, batching window and up to its maximum concurrency of invocations at once, each with
+//! a batch of its own (all read from `generated/`), in the same `SqsEvent` shape, receive counts
+//! included.
 //! Messages the handler reports as failed, and every message of an invocation that crashed,
 //! stay on the queue, come back after the visibility timeout, and go to the dead-letter queue
 //! after the redrive policy's attempts — the emulator enforces that.
@@ -108,7 +109,7 @@ async fn poll(source: Source, queue_arn: String, mut stop: watch::Receiver<bool>
                 .send() => r,
             _ = stop.changed() => return,
         };
-        let messages = match received {
+        let mut messages = match received {
             Ok(r) => r.messages.unwrap_or_default(),
             Err(e) => {
                 eprintln!("local-stack: poller: receive failed: {e}");
@@ -118,6 +119,27 @@ async fn poll(source: Source, queue_arn: String, mut stop: watch::Receiver<bool>
         };
         if messages.is_empty() {
             continue;
+        }
+        // With a batching window, Lambda gathers records until the batch is full or the window
+        // has passed, and only then invokes: a lone message waits out the window.
+        let window = Duration::from_secs(mapping.batching_window_seconds.into());
+        let gathering = std::time::Instant::now();
+        while (messages.len() as u32) < mapping.batch_size && gathering.elapsed() < window {
+            let left = window.saturating_sub(gathering.elapsed());
+            let more = sqs
+                .receive_message()
+                .queue_url(&queue_url)
+                .max_number_of_messages((mapping.batch_size - messages.len() as u32).clamp(1, 10) as i32)
+                .wait_time_seconds(left.as_secs().min(20) as i32)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await;
+            match more.map(|r| r.messages.unwrap_or_default()) {
+                // (A long poll waits whole seconds; under one left, short polls.)
+                Ok(none) if none.is_empty() => tokio::time::sleep(left.min(Duration::from_millis(100))).await,
+                Ok(more) => messages.extend(more),
+                Err(_) => break,
+            }
         }
         let batch: Vec<Delivery> = messages
             .iter()

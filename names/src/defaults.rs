@@ -23,6 +23,11 @@ pub const WARM_POOL_SIZE: u32 = 0;
 pub const MAX_WARM_POOL_SIZE: u32 = 100;
 /// Seconds the process function may run per batch; the queue's visibility timeout is 6x this.
 pub const PROCESS_TIMEOUT_SECONDS: u32 = 60;
+/// The queues' event source mappings gather records for this long before invoking (SQS's default,
+/// none): with a window, Lambda waits up to that long for a fuller batch, and a lone job or
+/// webhook event waits with it (the 1 s window of earlier releases was up to a second on every
+/// dispatch and every delivery at low load). Under load batches fill without one.
+pub const BATCHING_WINDOW_SECONDS: u32 = 0;
 pub const PROCESS_MAX_CONCURRENCY: u32 = 5;
 /// Grace after a job's own timeout before the sweep stops it.
 pub const TIMEOUT_GRACE_SECONDS: u32 = 120;

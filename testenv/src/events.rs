@@ -218,6 +218,9 @@ pub struct Mapping {
     pub batch_size: u32,
     /// Invocations at once at most (`scaling_config.maximum_concurrency`).
     pub maximum_concurrency: u32,
+    /// Seconds spent gathering records before invoking, unless the batch fills first
+    /// (`maximum_batching_window_in_seconds`; absent: 0, SQS's default).
+    pub batching_window_seconds: u32,
 }
 
 /// The event source mappings of `generated/`, by the function they invoke (`process`, `webhook`).
@@ -234,7 +237,11 @@ pub fn mappings(root: &std::path::Path) -> Result<std::collections::BTreeMap<Str
         let number = |v: &serde_json::Value, what: &str| v.as_u64().map(|n| n as u32).ok_or_else(|| format!("event source mapping {name}: no {what}"));
         out.insert(
             function.to_string(),
-            Mapping { batch_size: number(&m["batch_size"], "batch_size")?, maximum_concurrency: number(&m["scaling_config"]["maximum_concurrency"], "maximum_concurrency")? },
+            Mapping {
+                batch_size: number(&m["batch_size"], "batch_size")?,
+                maximum_concurrency: number(&m["scaling_config"]["maximum_concurrency"], "maximum_concurrency")?,
+                batching_window_seconds: if m["maximum_batching_window_in_seconds"].is_null() { 0 } else { number(&m["maximum_batching_window_in_seconds"], "maximum_batching_window_in_seconds")? },
+            },
         );
     }
     Ok(out)
@@ -262,5 +269,9 @@ mod mapping_tests {
         let m = super::mappings(&crate::root()).unwrap();
         assert_eq!(m.keys().collect::<Vec<_>>(), ["process", "webhook"]);
         assert!(m.values().all(|m| m.batch_size >= 1 && m.maximum_concurrency >= 2), "{m:?}");
+        // No batching window: with one, Lambda holds a lone job or webhook event that long
+        // before invoking (the local pollers wait it out too).
+        assert!(m.values().all(|m| m.batching_window_seconds == names::defaults::BATCHING_WINDOW_SECONDS), "{m:?}");
+        assert_eq!(names::defaults::BATCHING_WINDOW_SECONDS, 0);
     }
 }

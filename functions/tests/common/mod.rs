@@ -228,6 +228,23 @@ pub async fn app_with(config: Config) -> App {
     App::new(&sdk, config, Function::ALL.to_vec())
 }
 
+/// `app` with every call `function` makes of `operation` struck by `fault` (at most `most`
+/// times, when given), through the fault injection's HTTP client; the plan says what struck.
+pub async fn app_struck(app: &App, function: Function, operation: &str, fault: testenv::faults::Fault, most: Option<usize>) -> (App, std::sync::Arc<testenv::faults::Plan>) {
+    use testenv::faults::{Aim, FaultyClient, Plan, Point};
+    let aim = Aim {
+        seed: 1,
+        target: Some((Point { function, operation: operation.into() }, fault)),
+        target_per_mille: 1000,
+        background_per_mille: 0,
+        duplicate_per_mille: 0,
+        most,
+    };
+    let plan = std::sync::Arc::new(Plan::new(aim));
+    let sdk = function_sdk(&app.config).await.to_builder().http_client(FaultyClient::new(plan.clone(), std::sync::Arc::new(functions::identity::current))).build();
+    (App::new(&sdk, app.config.clone(), Function::ALL.to_vec()), plan)
+}
+
 /// An app whose API keys `key-<tenant>` map to the given tenants.
 pub async fn app(tenants: &[&str]) -> App {
     app_on_queue(tenants, None).await
