@@ -100,10 +100,6 @@ pub async fn job_task_change(app: &App, d: &TaskDetail, via_slot: Option<&str>) 
             (JobStatus::Running, vec![(t::STARTED_AT, attr_s(rfc3339(app.clock.now_millis()))), (t::DEADLINE_AT, attr_n(deadline))])
         }
         TaskStatus::Stopped => {
-            // Its secrets were the agent's to delete; a crashed agent leaves them.
-            if let Err(e) = app.outputs.purge_secrets(&task_id).await {
-                tracing::warn!(task_id = task_id.as_str(), error = %e, "could not delete the job's secrets");
-            }
             let failed = d.containers.iter().find(|c| c.name == app.config.container_name).and_then(|c| c.exit_code).is_some_and(|c| c != 0);
             let report = if failed { app.outputs.error_report(&task_id).await? } else { None };
             stopped_status(d, &app.config.container_name, app.clock.now_millis(), report.as_ref())
@@ -111,7 +107,18 @@ pub async fn job_task_change(app: &App, d: &TaskDetail, via_slot: Option<&str>) 
         _ => return Ok(Outcome::Ignored("intermediate task state")),
     };
     updates.extend(task);
-    Ok(match app.store.transition(&task_id, to, updates).await? {
+    // A stopped task's secrets were its agent's to delete; a crashed agent leaves them. Deleted
+    // beside the move (a function that dies after the move leaves them to the sweep, which
+    // deletes the secrets of finished jobs).
+    let purge = async {
+        if d.last_status == TaskStatus::Stopped {
+            if let Err(e) = app.outputs.purge_secrets(&task_id).await {
+                tracing::warn!(task_id = task_id.as_str(), error = %e, "could not delete the job's secrets");
+            }
+        }
+    };
+    let (moved, ()) = tokio::join!(app.store.transition_seen(&job, to, updates), purge);
+    Ok(match moved? {
         Some(_) => Outcome::Applied(to),
         None => {
             // Ended before its task stopped (a cancel, a timeout): the running place it kept

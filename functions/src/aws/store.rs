@@ -25,6 +25,8 @@ pub struct JobStore {
 enum Written {
     /// Written: the job as it now is.
     Yes(Option<Job>),
+    /// Written by a transaction, which answers no attributes: to be read back.
+    Transacted,
     /// The job was not as read (another move got there first): read it again.
     JobChanged,
 }
@@ -355,17 +357,30 @@ impl JobStore {
     /// 3053 and 4176). A job that cannot have a task (no task, no slot, not marked cold: no
     /// delivery may start one any more) gives its place back at once.
     pub async fn end_while_task_may_run(&self, task_id: &TaskId, to: JobStatus, updates: Updates) -> Result<Option<Job>, AwsError> {
-        Ok(self.transition_full(task_id, to, updates, None, SlotGuard::Any, true).await?.job())
+        Ok(self.transition_full(task_id, to, updates, How { keep_place: true, ..How::default() }).await?.job())
     }
 
     async fn transition_guarded(&self, task_id: &TaskId, to: JobStatus, updates: Updates, max_running: Option<u32>, slot: SlotGuard<'_>) -> Result<Moved, AwsError> {
-        self.transition_full(task_id, to, updates, max_running, slot, false).await
+        self.transition_full(task_id, to, updates, How { max_running, slot, ..How::default() }).await
     }
 
-    async fn transition_full(&self, task_id: &TaskId, to: JobStatus, updates: Updates, max_running: Option<u32>, slot: SlotGuard<'_>, keep_place: bool) -> Result<Moved, AwsError> {
+    /// As [`transition`](Self::transition), from the job as the caller has just read it (`seen`,
+    /// consistent): one read fewer on the way of an event; a job changed since is read again.
+    pub async fn transition_seen(&self, seen: &Job, to: JobStatus, updates: Updates) -> Result<Option<Job>, AwsError> {
+        Ok(self.transition_full(&seen.task_id, to, updates, How { seen: Some(seen), ..How::default() }).await?.job())
+    }
+
+    async fn transition_full(&self, task_id: &TaskId, to: JobStatus, updates: Updates, how: How<'_>) -> Result<Moved, AwsError> {
+        let How { max_running, slot, keep_place, mut seen } = how;
         let from = to.allowed_predecessors();
         for _ in 0..5 {
-            let Some(current) = self.get(task_id).await? else { return Ok(Moved::Refused) };
+            let current = match seen.take() {
+                Some(job) => job.clone(),
+                None => match self.get(task_id).await? {
+                    Some(job) => job,
+                    None => return Ok(Moved::Refused),
+                },
+            };
             if !from.contains(&current.status) {
                 return Ok(Moved::Refused);
             }
@@ -471,8 +486,7 @@ impl JobStore {
                     .send()
                     .await;
                 match r {
-                    // The job as written (a transaction answers no attributes).
-                    Ok(_) => Written::Yes(self.get(task_id).await?),
+                    Ok(_) => Written::Transacted,
                     Err(e) => match cancelled_by(&e) {
                         Some((true, _)) => Written::JobChanged,
                         Some((false, true)) => return Ok(Moved::AtLimit),
@@ -480,31 +494,36 @@ impl JobStore {
                     },
                 }
             };
-            match written {
-                Written::JobChanged => continue,
-                Written::Yes(moved) => {
-                    // Side by side, neither waiting for the other (each is a few calls): a freed
-                    // running place goes to the tenant's oldest parked job, and a finished job's
-                    // webhook event is queued. Both best effort: a parked job's own message comes
-                    // back later anyway, and the sweep queues an event this could not.
-                    let wake = async {
-                        if dr < 0 {
-                            if let Err(e) = self.wake_parked(tenant).await {
-                                tracing::warn!(tenant, error = %e, "could not wake a parked job; its own message will");
-                            }
-                        }
-                    };
-                    let announced = async {
-                        if let (true, Some(job)) = (announce, &moved) {
-                            if let Err(e) = self.announce(&job.task_id).await {
-                                tracing::warn!(task_id = task_id.as_str(), error = %e, "could not queue the job's webhook event; the sweep will");
-                            }
-                        }
-                    };
-                    tokio::join!(wake, announced);
-                    return Ok(moved.map_or(Moved::Refused, Moved::Moved));
-                }
+            if let Written::JobChanged = written {
+                continue;
             }
+            // Side by side, none waiting for another (each is a call or a few): the job read back
+            // after a transaction, a freed running place given to the tenant's oldest parked job,
+            // and a finished job's webhook event queued. The last two best effort: a parked
+            // job's own message comes back later anyway, and the sweep queues an event this
+            // could not.
+            let read_back = async {
+                match written {
+                    Written::Yes(moved) => Ok(moved),
+                    _ => self.get(task_id).await,
+                }
+            };
+            let wake = async {
+                if dr < 0 {
+                    if let Err(e) = self.wake_parked(tenant).await {
+                        tracing::warn!(tenant, error = %e, "could not wake a parked job; its own message will");
+                    }
+                }
+            };
+            let announced = async {
+                if announce {
+                    if let Err(e) = self.announce(task_id).await {
+                        tracing::warn!(task_id = task_id.as_str(), error = %e, "could not queue the job's webhook event; the sweep will");
+                    }
+                }
+            };
+            let (moved, (), ()) = tokio::join!(read_back, wake, announced);
+            return Ok(moved?.map_or(Moved::Refused, Moved::Moved));
         }
         Err(AwsError { op: "dynamodb:UpdateItem", code: None, detail: format!("the job's status kept changing; {} not written", to.as_str()) })
     }
@@ -604,9 +623,22 @@ pub enum Moved {
     AtLimit,
 }
 
+/// How a move is made, besides its status change.
+#[derive(Clone, Copy, Debug, Default)]
+struct How<'a> {
+    /// A move that starts the job is refused while its tenant has this many started.
+    max_running: Option<u32>,
+    slot: SlotGuard<'a>,
+    /// An end that keeps the job's running place while its task may still run.
+    keep_place: bool,
+    /// The job as the caller just read it, for the first try.
+    seen: Option<&'a Job>,
+}
+
 /// What a move requires of the job's warm slot, besides its status.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 enum SlotGuard<'a> {
+    #[default]
     Any,
     /// The job's warm slot is this one.
     Is(&'a str),
