@@ -53,6 +53,9 @@ test: test-tools image
 	$(CARGO_WS) 2>&1 | tee target/test-log.txt
 	AGENT_CHROMIUM=$(HEADLESS_SHELL) $(CARGO_WS) --test chromium 2>&1 | tee -a target/test-log.txt
 	$(MAKE) --no-print-directory generated-checks lint-agent image-resolves
+	@# The benchmarks build (with the tests' profile: nothing new to compile but them), so a
+	@# change that breaks one is found here, not at the next `make bench`.
+	$(CARGO_WS) --benches --no-run -q
 	@echo "make test: the slowest test binaries (target/test-log.txt has every run):"
 	@scripts/slowest-tests.sh target/test-log.txt
 	@echo "make test: all suites passed"

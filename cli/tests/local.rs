@@ -135,7 +135,7 @@ async fn with_agents() {
 /// A submit over the tenant's queue limit, refused (exit 5) and retried after its Retry-After.
 async fn throttled() {
     // One job may start, one may wait; Fargate's start is slow enough that the first stays started.
-    let limits = functions::config::TenantLimits { max_running: 1, max_queued: 1, tenants: Default::default() };
+    let limits = functions::config::TenantLimits::uniform(1, 1);
     let stack = LocalStack::start(Options { tenant_limits: limits, provisioning_delay: Duration::from_secs(300), ..Options::quiet(&["acme"], AgentCommand::Trivial("true".into())) })
         .await
         .expect("the local stack starts");

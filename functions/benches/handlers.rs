@@ -43,7 +43,6 @@ fn main() {
         let tenant = unique("bench");
         let app = app(&[&tenant]).await;
         let key = format!("key-{tenant}");
-        let tenants = serde_json::json!({ key.clone(): tenant.clone() }).to_string();
         let id = submit(&app, &tenant, r#"{"query": "bench"}"#).await;
 
         println!("\n== cold start: process start -> first answered invocation (release binary, median of {COLD_RUNS}) ==");
@@ -57,7 +56,7 @@ fn main() {
             (Function::Reconcile, serde_json::json!({"detail-type": "unrelated", "source": "bench", "detail": {}})),
         ];
         for (f, event) in cases {
-            let env = runtime::function_env(f, &app.config, &tenants);
+            let env = runtime::function_env(f, &app.config);
             let mut times = Vec::new();
             for _ in 0..COLD_RUNS {
                 let inv = runtime::invoke(bin, &env, event.clone()).await;

@@ -14,16 +14,40 @@ pub fn env_vars(f: Function) -> &'static [(EnvVar, bool)] {
     names::contract::env_vars(f)
 }
 
-/// The tenants' limits: the defaults (`TENANT_LIMIT_DEFAULTS`) and, in the shape of the
-/// deployment's `tenant_limits` variable, per-tenant overrides. A function's own configuration has
-/// the defaults only: the overrides are items of the table (`names::table::limits_key`), which
-/// the reconciler writes onto each tenant's counter.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+/// Every tenant's limits unless it has its own (`TENANT_LIMIT_DEFAULTS`): all a function's own
+/// configuration holds. A tenant's own limits are items of the table
+/// (`names::table::limits_key`), which the reconciler writes onto each tenant's counter, where
+/// submit and process read them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TenantLimits {
+pub struct LimitDefaults {
     pub max_running: u32,
     pub max_queued: u32,
-    #[serde(default)]
+}
+
+impl Default for LimitDefaults {
+    fn default() -> LimitDefaults {
+        LimitDefaults { max_running: names::defaults::TENANT_MAX_RUNNING, max_queued: names::defaults::TENANT_MAX_QUEUED }
+    }
+}
+
+impl LimitDefaults {
+    /// Reads the JSON of the variable `var`.
+    pub fn from_json(var: &str, s: &str) -> Result<LimitDefaults, String> {
+        let limits: LimitDefaults = serde_json::from_str(s).map_err(|e| format!("{var} must be {{\"max_running\": n, \"max_queued\": n}}: {e}"))?;
+        if limits.max_running == 0 || limits.max_queued == 0 {
+            return Err(format!("{var}: limits must be at least 1"));
+        }
+        Ok(limits)
+    }
+}
+
+/// The tenants' limits as a whole: the defaults and each tenant's own (the shape of the
+/// deployment's `tenant_limits` variable). The reconciler reads them from the table; the local
+/// stack is given them and writes them there.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TenantLimits {
+    pub defaults: LimitDefaults,
     pub tenants: HashMap<String, LimitOverride>,
 }
 
@@ -37,33 +61,18 @@ pub struct LimitOverride {
     pub max_queued: Option<u32>,
 }
 
-impl Default for TenantLimits {
-    fn default() -> TenantLimits {
-        TenantLimits {
-            max_running: names::defaults::TENANT_MAX_RUNNING,
-            max_queued: names::defaults::TENANT_MAX_QUEUED,
-            tenants: HashMap::new(),
-        }
-    }
-}
-
 impl TenantLimits {
-    /// Reads the JSON of the variable `var`.
-    pub fn from_json(var: &str, s: &str) -> Result<TenantLimits, String> {
-        let limits: TenantLimits = serde_json::from_str(s)
-            .map_err(|e| format!("{var} must be {{\"max_running\": n, \"max_queued\": n, \"tenants\": {{...}}}}: {e}"))?;
-        if limits.max_running == 0 || limits.max_queued == 0 || limits.tenants.values().any(|o| o.max_running == Some(0) || o.max_queued == Some(0)) {
-            return Err(format!("{var}: limits must be at least 1"));
-        }
-        Ok(limits)
+    /// Every tenant with the same limits.
+    pub fn uniform(max_running: u32, max_queued: u32) -> TenantLimits {
+        TenantLimits { defaults: LimitDefaults { max_running, max_queued }, tenants: HashMap::new() }
     }
 
     pub fn max_running(&self, tenant: &str) -> u32 {
-        self.tenants.get(tenant).and_then(|o| o.max_running).unwrap_or(self.max_running).max(1)
+        self.tenants.get(tenant).and_then(|o| o.max_running).unwrap_or(self.defaults.max_running).max(1)
     }
 
     pub fn max_queued(&self, tenant: &str) -> u32 {
-        self.tenants.get(tenant).and_then(|o| o.max_queued).unwrap_or(self.max_queued).max(1)
+        self.tenants.get(tenant).and_then(|o| o.max_queued).unwrap_or(self.defaults.max_queued).max(1)
     }
 }
 
@@ -87,7 +96,7 @@ pub struct Config {
     pub job_ttl_days: u32,
     /// SSM path of the tenants' secrets (`/<project>/<environment>/tenants/`).
     pub tenant_secrets_path: String,
-    pub limits: TenantLimits,
+    pub limits: LimitDefaults,
     /// Seconds a job whose tenant is at its running limit waits before its message comes back.
     pub tenant_wait_seconds: u32,
     /// The queue of webhook deliveries, and its dead-letter queue.
@@ -171,7 +180,7 @@ impl Config {
                     EnvVar::TimeoutGraceSeconds => c.timeout_grace_seconds = number(&value)?,
                     EnvVar::JobTtlDays => c.job_ttl_days = number(&value)?.max(1),
                     EnvVar::TenantSecretsPath => c.tenant_secrets_path = value,
-                    EnvVar::TenantLimitDefaults => c.limits = TenantLimits::from_json(name, &value)?,
+                    EnvVar::TenantLimitDefaults => c.limits = LimitDefaults::from_json(name, &value)?,
                     EnvVar::WebhookQueueUrl => c.webhook_queue_url = value,
                     EnvVar::WebhookDlqUrl => c.webhook_dlq_url = value,
                     EnvVar::WebhookSecretsPath => c.webhook_secrets_path = value,
@@ -225,11 +234,13 @@ mod tests {
         assert_eq!(c.subnet_ids, ["subnet-a", "subnet-b"]);
         assert_eq!(c.max_attempts, 5);
         assert!(c.log_group.is_empty(), "process does not read the log group");
-        assert_eq!((c.limits.max_running("other"), c.limits.max_queued("other")), (3, 50));
-        let l = TenantLimits::from_json("X", r#"{"max_running": 3, "max_queued": 50, "tenants": {"acme": {"max_running": 10, "max_queued": null}}}"#).unwrap();
+        assert_eq!(c.limits, LimitDefaults { max_running: 3, max_queued: 50 });
+        let mut l = TenantLimits { defaults: c.limits, ..TenantLimits::default() };
+        l.tenants.insert("acme".into(), LimitOverride { max_running: Some(10), max_queued: None });
         assert_eq!((l.max_running("acme"), l.max_queued("acme"), l.max_running("other")), (10, 50, 3));
-        assert!(TenantLimits::from_json("X", r#"{"max_running": 0, "max_queued": 1}"#).unwrap_err().contains("at least 1"));
-        assert!(TenantLimits::from_json("X", r#"{"max_running": 1, "max_queued": 1, "tenant": {}}"#).unwrap_err().starts_with("X must be"));
+        assert!(LimitDefaults::from_json("X", r#"{"max_running": 0, "max_queued": 1}"#).unwrap_err().contains("at least 1"));
+        // A tenant's own limits are never in the environment (they are items of the table).
+        assert!(LimitDefaults::from_json("X", r#"{"max_running": 1, "max_queued": 1, "tenants": {}}"#).unwrap_err().starts_with("X must be"));
         assert_eq!(c.timeout_grace_seconds, names::defaults::TIMEOUT_GRACE_SECONDS);
         let w = Config::from_lookup(&[Function::Webhook], |k| match k {
             env::WEBHOOK_RETRY_SECONDS => Some("1, 2,3".into()),

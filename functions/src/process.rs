@@ -104,7 +104,7 @@ async fn start(app: &App, task_id: &TaskId, receive_count: u32, wake: bool) -> R
             let deadline = app.clock.now_secs() + crate::PROVISIONING_ALLOWANCE_SECONDS + i64::from(job.options.timeout_seconds);
             // The reason it waited is over (a later refusal of its task says CAPACITY).
             let claim = vec![(t::ATTEMPTS, attr_n(receive_count)), (t::DEADLINE_AT, attr_n(deadline)), (t::QUEUED_REASON, AttributeValue::Null(true))];
-            let max_running = app.config.limits.max_running(job.tenant_id.as_str());
+            let max_running = app.config.limits.max_running;
             match store.transition_limited(task_id, JobStatus::Provisioning, claim, Some(max_running)).await? {
                 Moved::Moved(job) => job,
                 Moved::Refused => return Ok(Outcome::Ignored("claimed by another delivery")),

@@ -318,7 +318,7 @@ async fn recount_as_reconcile(app: &App) -> Result<usize, AwsError> {
     let mut counters = app.store.counters().await?;
     // Each tenant's limits (the defaults, or its own from the table) onto its counter, where
     // submit and process read them.
-    let limits = &crate::config::TenantLimits { tenants: app.store.limit_overrides().await?, ..app.config.limits.clone() };
+    let limits = &crate::config::TenantLimits { defaults: app.config.limits, tenants: app.store.limit_overrides().await? };
     for c in &mut counters {
         let (mr, mq) = (limits.max_running(&c.tenant), limits.max_queued(&c.tenant));
         if (c.max_running, c.max_queued) != (Some(mr.into()), Some(mq.into())) {

@@ -172,7 +172,7 @@ async fn handlers_call_exactly_what_their_roles_allow() {
     // A tenant at its running limit: the job waits, its message sent again.
     let limited = unique("limited");
     let mut limited_config = config.clone();
-    limited_config.limits.tenants.insert(limited.clone(), functions::config::LimitOverride { max_running: Some(1), max_queued: None });
+    limited_config.limits.max_running = 1;
     let limited_app = app_with(limited_config.clone()).await;
     common::key_of(&limited_app, &limited).await;
     let (one, two) = (common::submit(&limited_app, &limited, r#"{"query": "a"}"#).await, common::submit(&limited_app, &limited, r#"{"query": "b"}"#).await);

@@ -18,7 +18,7 @@ const MAX_RUNNING: u32 = 3;
 async fn main() {
     let stack = LocalStack::start(Options {
         max_tasks: 20,
-        tenant_limits: functions::config::TenantLimits { max_running: MAX_RUNNING, max_queued: 1000, tenants: Default::default() },
+        tenant_limits: functions::config::TenantLimits::uniform(MAX_RUNNING, 1000),
         ..Options::quiet(&["tenant-a", "tenant-b"], AgentCommand::Trivial("true".into()))
     })
     .await

@@ -20,7 +20,7 @@ async fn main() {
     let stack = LocalStack::start(Options {
         max_tasks: 50,
         // One tenant sends every job: its limits are the stack's.
-        tenant_limits: functions::config::TenantLimits { max_running: 50, max_queued: 100_000, tenants: Default::default() },
+        tenant_limits: functions::config::TenantLimits::uniform(50, 100_000),
         ..Options::quiet(&["load-tenant"], AgentCommand::Trivial("true".into()))
     })
     .await

@@ -163,7 +163,7 @@ async fn main() {
     let port = testenv::free_port().unwrap();
     let stack = LocalStack::start(Options {
         max_tasks: 12,
-        tenant_limits: functions::config::TenantLimits { max_running: MAX_RUNNING, max_queued: 2 * a_jobs as u32, tenants: Default::default() },
+        tenant_limits: functions::config::TenantLimits::uniform(MAX_RUNNING, 2 * a_jobs as u32),
         webhook_allow: vec![format!("127.0.0.1:{port}"), hole.to_string()],
         // Each key at the deployed usage plan's pace: A's redeliveries come "as fast as its key allows".
         rate_limit: names::defaults::API_RATE_LIMIT,

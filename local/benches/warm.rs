@@ -73,7 +73,7 @@ async fn run(jobs: usize, delay: Duration, pool: u32) -> Figures {
     let command = AgentCommand::Container { podman, image: testenv::container::LOCAL_IMAGE.into() };
     let stack = LocalStack::start(Options {
         max_tasks: 4,
-        tenant_limits: functions::config::TenantLimits { max_running: 100, max_queued: 1000, tenants: Default::default() },
+        tenant_limits: functions::config::TenantLimits::uniform(100, 1000),
         provisioning_delay: delay,
         warm_pool: pool,
         ..Options::quiet(&["bench"], command)

@@ -186,11 +186,7 @@ async fn main() -> std::process::ExitCode {
         command,
         egress_allow: cli.egress_allow.clone(),
         tenant_secrets,
-        tenant_limits: functions::config::TenantLimits {
-            max_running: cli.tenant_max_running,
-            max_queued: cli.tenant_max_queued,
-            tenants: Default::default(),
-        },
+        tenant_limits: functions::config::TenantLimits::uniform(cli.tenant_max_running, cli.tenant_max_queued),
         webhook_allow: cli.webhook_allow.clone(),
         provisioning_delay: std::time::Duration::from_secs_f64(cli.provisioning_delay),
         warm_pool: cli.warm_pool,

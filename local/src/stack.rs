@@ -180,7 +180,7 @@ impl LocalStack {
         let (mut config, task_definition) = provision(&o.root, &sdk, &settings).await?;
         // The defaults in the functions' configuration; each tenant's own limits as Terraform
         // writes them, items of the table the reconciler puts onto the tenant's counter.
-        config.limits = functions::config::TenantLimits { tenants: Default::default(), ..o.tenant_limits.clone() };
+        config.limits = o.tenant_limits.defaults;
         let ddb = aws_sdk_dynamodb::Client::new(&sdk);
         for (tenant, own) in &o.tenant_limits.tenants {
             testenv::table::put_limits(&ddb, &config.table, tenant, own.max_running, own.max_queued).await?;

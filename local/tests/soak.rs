@@ -154,7 +154,7 @@ async fn harness(root: &std::path::Path, plan: &Arc<Plan>, ledger: &std::path::P
     let stack = LocalStack::start(Options {
         max_tasks: 8,
         warm_pool: WARM_POOL,
-        tenant_limits: functions::config::TenantLimits { max_running: MAX_RUNNING, max_queued: 100, tenants: Default::default() },
+        tenant_limits: functions::config::TenantLimits::uniform(MAX_RUNNING, 100),
         tenant_secrets: TENANTS.iter().map(|t| TenantSecret { tenant: t.to_string(), name: "pw".into(), value: format!("pw-of-{t}") }).collect(),
         webhook_allow: vec![format!("127.0.0.1:{port}")],
         faults: Some(plan.clone()),

@@ -188,7 +188,7 @@ async fn submit(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError
         stopping: None,
     };
     let store = &ctx.app.store;
-    let max_queued = ctx.app.config.limits.max_queued(ctx.tenant.as_str());
+    let max_queued = ctx.app.config.limits.max_queued;
     let admitted = store.put_new(&job, max_queued).await.map_err(ctx.internal)?;
     if admitted == Admit::QueueFull {
         // The tenant's own limit, as its counter carries it.
