@@ -48,3 +48,50 @@ pub const SLOTS_PREFIX: &str = "slots/";
 pub fn slot_manifest_key(slot_id: &str) -> String {
     format!("{SLOTS_PREFIX}{slot_id}/{MANIFEST_FILE}")
 }
+
+spelled_enum! {
+    /// One file a job can produce, by the name API responses and the agent's upload map use.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum Output {
+        Screenshot = "screenshot",
+        Result = "result",
+        Log = "logs",
+        Html = "html",
+        Error = "error",
+    }
+}
+
+impl Output {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Output::Screenshot => "screenshot.png",
+            Output::Result => "result.json",
+            Output::Log => "agent.log",
+            Output::Html => "page.html",
+            Output::Error => "error.json",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Output::Screenshot => "image/png",
+            Output::Result | Output::Error => "application/json",
+            Output::Log => "text/plain; charset=utf-8",
+            Output::Html => "text/html; charset=utf-8",
+        }
+    }
+
+    /// The largest file of this kind an upload form accepts: S3 refuses a larger one, and the
+    /// agent does not try. (A full-page PNG of 16,384 px at 3,840 px wide fits; a log or result
+    /// this large is a bug.)
+    pub fn max_bytes(self) -> u64 {
+        const MIB: u64 = 1024 * 1024;
+        match self {
+            Output::Screenshot => 40 * MIB,
+            Output::Result => 4 * MIB,
+            Output::Log => 8 * MIB,
+            Output::Html => 16 * MIB,
+            Output::Error => 256 * 1024,
+        }
+    }
+}

@@ -211,3 +211,46 @@ pub fn possible_outputs(options: &JobOptions) -> Vec<super::Output> {
     }
     outputs
 }
+
+spelled_enum! {
+    /// Job status values; the lifecycle between them is below.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum JobStatus {
+        Queued = "QUEUED",
+        Provisioning = "PROVISIONING",
+        Provisioned = "PROVISIONED",
+        Running = "RUNNING",
+        Completed = "COMPLETED",
+        Failed = "FAILED",
+        Cancelled = "CANCELLED",
+    }
+}
+
+impl JobStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled)
+    }
+
+    /// The states a job may be in for a write to move it to `self`. Terminal states have no
+    /// successors, so nothing ever leaves them.
+    pub fn allowed_predecessors(self) -> &'static [JobStatus] {
+        use JobStatus::*;
+        match self {
+            // Back to the queue: a warm slot's job whose slot ended before taking it.
+            Queued => &[Provisioning, Running],
+            Provisioning => &[Queued],
+            Provisioned => &[Provisioning],
+            // ECS events arrive out of order: RUNNING may be seen before the process function
+            // recorded PROVISIONED.
+            Running => &[Provisioning, Provisioned],
+            Completed => &[Provisioning, Provisioned, Running],
+            Failed => &[Queued, Provisioning, Provisioned, Running],
+            Cancelled => &[Queued, Provisioning, Provisioned, Running],
+        }
+    }
+
+    pub fn can_move_to(self, next: JobStatus) -> bool {
+        next.allowed_predecessors().contains(&self)
+    }
+}

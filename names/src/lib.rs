@@ -93,132 +93,15 @@ pub mod webhook;
 
 /// The outputs bucket and the key layout of a job's outputs.
 pub mod bucket;
-
-spelled_enum! {
-    /// One file a job can produce, by the name API responses and the agent's upload map use.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-    pub enum Output {
-        Screenshot = "screenshot",
-        Result = "result",
-        Log = "logs",
-        Html = "html",
-        Error = "error",
-    }
-}
-
-impl Output {
-    pub fn file_name(self) -> &'static str {
-        match self {
-            Output::Screenshot => "screenshot.png",
-            Output::Result => "result.json",
-            Output::Log => "agent.log",
-            Output::Html => "page.html",
-            Output::Error => "error.json",
-        }
-    }
-
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Output::Screenshot => "image/png",
-            Output::Result | Output::Error => "application/json",
-            Output::Log => "text/plain; charset=utf-8",
-            Output::Html => "text/html; charset=utf-8",
-        }
-    }
-
-    /// The largest file of this kind an upload form accepts: S3 refuses a larger one, and the
-    /// agent does not try. (A full-page PNG of 16,384 px at 3,840 px wide fits; a log or result
-    /// this large is a bug.)
-    pub fn max_bytes(self) -> u64 {
-        const MIB: u64 = 1024 * 1024;
-        match self {
-            Output::Screenshot => 40 * MIB,
-            Output::Result => 4 * MIB,
-            Output::Log => 8 * MIB,
-            Output::Html => 16 * MIB,
-            Output::Error => 256 * 1024,
-        }
-    }
-}
-
-spelled_enum! {
-    /// Job status values; the lifecycle between them is below.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-    pub enum JobStatus {
-        Queued = "QUEUED",
-        Provisioning = "PROVISIONING",
-        Provisioned = "PROVISIONED",
-        Running = "RUNNING",
-        Completed = "COMPLETED",
-        Failed = "FAILED",
-        Cancelled = "CANCELLED",
-    }
-}
-
-impl JobStatus {
-    pub fn is_terminal(self) -> bool {
-        matches!(self, JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled)
-    }
-
-    /// The states a job may be in for a write to move it to `self`. Terminal states have no
-    /// successors, so nothing ever leaves them.
-    pub fn allowed_predecessors(self) -> &'static [JobStatus] {
-        use JobStatus::*;
-        match self {
-            // Back to the queue: a warm slot's job whose slot ended before taking it.
-            Queued => &[Provisioning, Running],
-            Provisioning => &[Queued],
-            Provisioned => &[Provisioning],
-            // ECS events arrive out of order: RUNNING may be seen before the process function
-            // recorded PROVISIONED.
-            Running => &[Provisioning, Provisioned],
-            Completed => &[Provisioning, Provisioned, Running],
-            Failed => &[Queued, Provisioning, Provisioned, Running],
-            Cancelled => &[Queued, Provisioning, Provisioned, Running],
-        }
-    }
-
-    pub fn can_move_to(self, next: JobStatus) -> bool {
-        next.allowed_predecessors().contains(&self)
-    }
-}
+pub use bucket::Output;
+pub use job::JobStatus;
 
 /// API routes: the REST API's resource paths and path parameter.
 pub mod routes;
 
-spelled_enum! {
-    /// The Lambda functions of the stack.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-    pub enum Function {
-        Submit = "submit",
-        Status = "status",
-        Logs = "logs",
-        List = "list",
-        Cancel = "cancel",
-        Process = "process",
-        Reconcile = "reconcile",
-        /// Delivers the finished jobs' signed webhooks (fed by the webhooks queue).
-        Webhook = "webhook",
-    }
-}
-
-impl Function {
-    /// Physical function name.
-    pub fn name(self, prefix: &str) -> String {
-        format!("{prefix}-{}", self.as_str())
-    }
-
-    /// Name of the function's execution role.
-    pub fn role_name(self, prefix: &str) -> String {
-        format!("{}-function", self.name(prefix))
-    }
-
-    /// Where `make build` puts the function's deployment package, relative to the workspace root.
-    pub fn zip_path(self) -> String {
-        format!("target/lambda/{}/bootstrap.zip", self.as_str())
-    }
-}
+/// The Lambda functions of the stack.
+pub mod function;
+pub use function::Function;
 
 /// Environment variables: what infra-gen sets on each function and on the agent container.
 pub mod env;
