@@ -51,7 +51,9 @@ test: test-tools image
 	@if [ "$${TESTENV_IAM:-on}" = off ]; then echo "make test authorizes every AWS call as IAM would: unset TESTENV_IAM (off is for debugging only)" >&2; exit 1; fi
 	mkdir -p target
 	$(CARGO_WS) 2>&1 | tee target/test-log.txt
-	AGENT_CHROMIUM=$(HEADLESS_SHELL) $(CARGO_WS) --test chromium 2>&1 | tee -a target/test-log.txt
+	@# The Chromium suite again with the image's headless shell, under strace: it also checks that
+	@# nothing agent/Dockerfile removes from the image is loaded.
+	agent/trace.sh 2>&1 | tee -a target/test-log.txt
 	$(MAKE) --no-print-directory generated-checks lint-agent image-resolves
 	@# The benchmarks build (with the tests' profile: nothing new to compile but them), so a
 	@# change that breaks one is found here, not at the next `make bench`.

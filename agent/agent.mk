@@ -8,7 +8,7 @@ HADOLINT := .tools/venv/bin/hadolint
 HEADLESS_SHELL := /usr/lib/chromium/chromium-headless-shell
 
 BENCH_TARGETS += bench-agent bench-image
-.PHONY: test-agent bench-agent bench-image agent-tools lint-agent agent-image-size image image-resolves
+.PHONY: test-agent bench-agent bench-image agent-tools lint-agent agent-trace image image-resolves
 
 ## agent-tools: Debian chromium, chromium-driver and chromium-headless-shell (one version), podman,
 ## moto, hadolint (idempotent)
@@ -20,7 +20,12 @@ agent-tools: system-packages
 ## in the built image, the Dockerfile lint
 test-agent: agent-tools lint-agent image
 	$(CARGO) test -p agent
-	AGENT_CHROMIUM=$(HEADLESS_SHELL) $(CARGO) test -p agent --test chromium
+	agent/trace.sh
+
+## agent-trace: the Chromium suite with the image's headless shell under strace: every package
+## whose files it opens (--list), and a check that none is on agent/Dockerfile's UNLOADED list
+agent-trace: agent-tools
+	agent/trace.sh --list
 
 ## image: the agent image with podman for this machine's architecture (IMAGE_ARCH=arm64 for the
 ## other one), on a bookworm base made by mmdebstrap (no registry needed); prints its size and
@@ -48,6 +53,3 @@ bench-agent: agent-tools
 bench-image: agent-tools image
 	$(CARGO) bench -p agent --bench image
 
-## agent-image-size: installed size of the runtime image's packages on top of Debian slim
-agent-image-size:
-	agent/image-size.sh

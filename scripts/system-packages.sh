@@ -15,6 +15,7 @@ build       libprotobuf-dev          google/protobuf/*.proto, the well-known typ
 browser     chromium                 the agent's tests drive Debian's full Chromium
 browser     chromium-driver          chromedriver, which the agent drives Chromium through
 browser     chromium-headless-shell  the browser of the agent image, also tested on the host
+browser     strace                   agent/trace.sh: which packages the image's browser really loads (agent/Dockerfile's UNLOADED list)
 containers  podman                   builds and runs the agent image (no Docker engine here)
 containers  runc                     the OCI runtime podman uses here (crun fails: cgroups in hybrid mode)
 containers  catatonit                the container init process (the task definition sets initProcessEnabled)

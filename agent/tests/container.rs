@@ -51,6 +51,16 @@ fn search_job_in_the_image_uploads_through_presigned_puts() {
     assert_root_unchanged(&run);
 }
 
+/// Issue 28: the image keeps only what is loaded, and still renders the fonts pages ask for by
+/// name (Liberation, through fontconfig's aliases): three families, three widths.
+#[test]
+fn the_image_renders_the_fonts_pages_ask_for() {
+    let run = run(json!({ "url": support::env().page("/fonts") }));
+    let result = assert_completed(&run, 1280, 800);
+    assert_eq!(result["title"], "fonts: 3 distinct widths", "{result}");
+    assert_root_unchanged(&run);
+}
+
 #[test]
 fn full_page_screenshot_in_the_image() {
     let run = scenarios::full_page(run_container);

@@ -156,6 +156,23 @@ fn serve(mut s: TcpStream) {
             "200 OK",
             page("Page with a private image", "<img src=\"http://169.254.169.254/latest/meta-data/x.png\"><p>text</p>"),
         ),
+        // Whether the browser has the fonts pages ask for by name: the widths of one string in
+        // Arial, Times New Roman and Courier New (Liberation Sans, Serif and Mono through
+        // fontconfig's metric aliases) differ from each other only when each resolved to a font
+        // of its own; with none installed, all three fall back to the same one.
+        "/fonts" => html(
+            "200 OK",
+            page(
+                "Fonts",
+                "<p id=w></p><script>\
+                 const c = document.createElement('canvas').getContext('2d');\
+                 const w = f => { c.font = '40px ' + f; return Math.round(c.measureText('Hamburgefonstiv 0123456789').width); };\
+                 const all = ['Arial', '\"Times New Roman\"', '\"Courier New\"'].map(w);\
+                 document.title = 'fonts: ' + new Set(all).size + ' distinct widths';\
+                 document.getElementById('w').textContent = all.join(' ');\
+                 </script>",
+            ),
+        ),
         "/alert" => html("200 OK", page("Alert page", "<script>alert('hello from the fixture'); document.title = 'Alert done';</script><p>after</p>")),
         // A page that reaches for private addresses itself; the slow image holds its load event
         // until the requests have gone through the guard.
