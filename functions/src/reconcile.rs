@@ -195,28 +195,39 @@ pub async fn give_back_stopped(app: &App) -> Result<usize, AwsError> {
             if since > cutoff {
                 continue;
             }
-            let job = app.store.get(&task_id).await?;
-            let arn = match job.as_ref().map(|j| (&j.ecs_task_arn, &j.warm_slot)) {
-                Some((Some(arn), _)) => Some(arn.clone()),
-                Some((None, Some(slot))) => app.store.slot(slot).await?.and_then(|s| s.task_arn),
-                _ => None,
-            };
-            let stopped = match &arn {
-                Some(arn) => app.tasks.describe(arn).await?.is_none_or(|d| d.last_status == TaskStatus::Stopped),
-                None => true,
-            };
-            if !stopped {
-                if let Some(arn) = &arn {
-                    tracing::warn!(task_id = task_id.as_str(), task_arn = arn.as_str(), "a task still runs well after its job ended; stopping it again");
-                    app.tasks.stop(arn, "job ended").await?;
-                }
-                continue;
-            }
-            if app.store.give_back_entry(&counter.tenant, entry).await? {
-                tracing::warn!(task_id = task_id.as_str(), tenant = counter.tenant.as_str(), "gave back the running place of an ended job whose task has stopped (its event was lost)");
-                given += 1;
+            // One entry's trouble (an AWS call that failed) is its own: the others, and the rest
+            // of the sweep, go on; the next sweep tries it again.
+            match give_back_if_stopped(app, &counter.tenant, entry, &task_id).await {
+                Ok(true) => given += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(task_id = task_id.as_str(), error = %e, "could not settle a kept running place; the next sweep tries again"),
             }
         }
+    }
+    Ok(given)
+}
+
+async fn give_back_if_stopped(app: &App, tenant: &str, entry: &str, task_id: &TaskId) -> Result<bool, AwsError> {
+    let job = app.store.get(task_id).await?;
+    // The job's task: its own, or that of the slot it was handed to while the slot still holds
+    // it (a slot whose claim was given back runs another job, or none, and is not stopped here).
+    let arn = match job.as_ref().map(|j| (&j.ecs_task_arn, &j.warm_slot)) {
+        Some((Some(arn), _)) => Some(arn.clone()),
+        Some((None, Some(slot))) => app.store.slot(slot).await?.filter(|s| s.claimed_by.as_deref() == Some(task_id.as_str())).and_then(|s| s.task_arn),
+        _ => None,
+    };
+    let stopped = match &arn {
+        Some(arn) => app.tasks.describe(arn).await?.is_none_or(|d| d.last_status == TaskStatus::Stopped),
+        None => true,
+    };
+    if let (false, Some(arn)) = (stopped, &arn) {
+        tracing::warn!(task_id = task_id.as_str(), task_arn = arn.as_str(), "a task still runs well after its job ended; stopping it again");
+        app.tasks.stop(arn, "job ended").await?;
+        return Ok(false);
+    }
+    let given = app.store.give_back_entry(tenant, entry).await?;
+    if given {
+        tracing::warn!(task_id = task_id.as_str(), tenant, "gave back the running place of an ended job whose task has stopped (its event was lost)");
     }
     Ok(given)
 }

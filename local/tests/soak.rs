@@ -628,7 +628,27 @@ async fn check(h: &Harness, seed: u64, sent: &[Sent], finished: &BTreeMap<String
             stopping = set(now.map_err(|e| format!("GetItem: {e:?}"))?.item.as_ref(), names::table::STOPPING);
         }
         if !stopping.is_empty() {
-            broken.push(format!("{tenant} still keeps running places for stopped tasks: {stopping:?}"));
+            // Each job as it stands, and its task as ECS tells it.
+            let mut why = Vec::new();
+            for entry in &stopping {
+                let id = entry.rsplit('|').next().unwrap_or_default();
+                let item = h.ddb.get_item().table_name(&h.stack.config.table).key(names::table::TASK_ID, AttributeValue::S(id.into())).consistent_read(true).send().await.ok().and_then(|r| r.item);
+                let get = |k: &str| item.as_ref().and_then(|i| i.get(k)).map(|v| format!("{v:?}")).unwrap_or_else(|| "-".into());
+                let arn = item.as_ref().and_then(|i| i.get(names::table::ECS_TASK_ARN)).and_then(|v| v.as_s().ok()).cloned();
+                let task = match &arn {
+                    Some(arn) => h.ecs.describe_tasks().cluster(&h.stack.config.cluster_arn).tasks(arn).send().await.ok().map(|r| format!("{:?}", r.tasks().first().map(|t| (t.last_status(), t.stopped_reason())))),
+                    None => None,
+                };
+                why.push(format!(
+                    "{id}: status {}, task {}, slot {}, cold {}, error {}, ECS says {task:?}",
+                    get(names::table::STATUS),
+                    get(names::table::ECS_TASK_ARN),
+                    get(names::table::WARM_SLOT),
+                    get(names::table::COLD_START),
+                    get(names::table::ERROR_CODE)
+                ));
+            }
+            broken.push(format!("{tenant} still keeps running places for stopped tasks: {stopping:?}\n    {}", why.join("\n    ")));
         }
         // (An entry of a job that no longer waits can outlive its job when the park lands late or
         // a job end dies before its waking: the sweep, every 3 s here, drops it.)
