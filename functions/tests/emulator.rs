@@ -309,6 +309,48 @@ async fn conditional_writes_and_transactions_are_atomic_as_in_dynamodb() {
     }
 }
 
+/// TransactWriteItems' ClientRequestToken as DynamoDB honours it: an identical request with a
+/// token used before is answered as a success and applied no more; with other parameters it is
+/// IdempotentParameterMismatchException. moto ignored the token, so a retry of a transaction whose
+/// answer was lost (the SDK fills the token in and its retries share it) was refused by its own
+/// condition: a claim lost that way left its job PROVISIONING with no delivery (soak seed 5043).
+#[tokio::test]
+async fn a_transaction_sent_again_with_its_token_is_answered_not_applied_again() {
+    use aws_sdk_dynamodb::types::{AttributeValue as V, TransactWriteItem, Update};
+    emulator();
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk().await);
+    let table = table();
+    let k = unique("token");
+    let claim = |value: &str| {
+        TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(&table)
+                    .key(names::table::TASK_ID, V::S(k.clone()))
+                    .update_expression("SET #v = :v ADD #n :one")
+                    .condition_expression("attribute_not_exists(#v)")
+                    .expression_attribute_names("#v", "v")
+                    .expression_attribute_names("#n", "n")
+                    .expression_attribute_values(":v", V::S(value.into()))
+                    .expression_attribute_values(":one", V::N("1".into()))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    let token = unique("t");
+    for _ in 0..2 {
+        ddb.transact_write_items().client_request_token(&token).transact_items(claim("a")).send().await.expect("the same request, the same answer");
+    }
+    let got = ddb.get_item().table_name(&table).key(names::table::TASK_ID, V::S(k.clone())).consistent_read(true).send().await.unwrap();
+    assert_eq!(got.item().unwrap()["n"], V::N("1".into()), "applied once");
+    let err = ddb.transact_write_items().client_request_token(&token).transact_items(claim("b")).send().await.expect_err("other parameters");
+    assert!(err.as_service_error().is_some_and(|e| e.is_idempotent_parameter_mismatch_exception()), "{err:?}");
+    // Without the token it is a new request, which its condition refuses.
+    let err = ddb.transact_write_items().client_request_token(unique("other")).transact_items(claim("a")).send().await.expect_err("a new request");
+    assert!(err.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception()), "{err:?}");
+}
+
 /// STS's AssumeRole as IAM authorizes it: a principal assumes a role only when its identity
 /// policy allows it on the role and the role's trust policy allows the principal (a trust policy
 /// must allow explicitly, even a role assuming itself). The process role assumes itself (the

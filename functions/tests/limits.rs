@@ -417,6 +417,24 @@ async fn a_submit_whose_answer_was_lost_counts_its_job_once() {
     assert_eq!(counts(&app, &tenant).await, (1, 0), "counted once");
 }
 
+/// Issue 24, found by the fault-injection test (seed 5043): a delivery's claim (the move to
+/// PROVISIONING and the tenant's count, one transaction) whose answer was lost was retried by the
+/// SDK with the same token; DynamoDB answers such a retry, but the emulator refused it by the
+/// claim's own condition, and the delivery took the job for claimed by another and dropped its
+/// message: the job stayed PROVISIONING, holding its tenant's place, until its deadline. Now the
+/// retry is answered (as in DynamoDB), and the delivery goes on to start the job.
+#[tokio::test]
+async fn a_claim_whose_answer_was_lost_still_starts_the_job() {
+    let tenant = unique("lostclaim");
+    let (app, _queue) = limited_app(&[&tenant], 5, 100).await;
+    let id = submit(&app, &tenant, r#"{"query": "x"}"#).await;
+    let (faulty, plan) = app_struck(&app, functions::Function::Process, "dynamodb:TransactWriteItems", testenv::faults::Fault::LoseResponse, Some(1)).await;
+    let out = process::message(&faulty, &process::Message { body: Some(&job_message(&id)), receive_count: 1 }).await;
+    assert!(!plan.injected().is_empty(), "the claim's first answer was lost");
+    assert!(matches!(out, Outcome::Started { .. }), "{out:?}");
+    assert_eq!(counts(&app, &tenant).await, (0, 1), "counted once");
+}
+
 /// Issue 24, found by the fault-injection test (seed 1004): a delivery that wrote a job's secrets
 /// and then failed (its manifest write) left them when the job was cancelled before the next
 /// delivery, which ignored the cancelled job: no task would ever read or delete them. The

@@ -18,6 +18,12 @@ its own in functions/tests/emulator.rs.
   request started, starting none; with other parameters it fails with ConflictException, whose
   resourceIds are the ARNs of those tasks. moto ignores the token and starts a task every time.
 
+- DynamoDB TransactWriteItems' ClientRequestToken (API reference, TransactWriteItems): for 10
+  minutes an identical request with a token used before is answered as a success and applied no
+  more; with other parameters it fails with IdempotentParameterMismatchException. The SDKs fill the
+  token in and their retries share it. moto ignores it, so a retry of a transaction whose answer
+  was lost was refused by its own condition.
+
 - ECS's account of a stopped task (ECS API reference, DescribeTasks: a container's `exitCode` and
   `reason` "if the container has stopped"; the task's `stopCode` and `stoppedReason`): a running
   container has no exit code (moto reports 0 from the start, so a crashed agent would read as a
@@ -266,6 +272,52 @@ def _transact_write_items(self, transact_items):
 
 ddb.DynamoDBBackend.transact_write_items = _transact_write_items
 
+# TransactWriteItems' ClientRequestToken (DynamoDB API reference, TransactWriteItems): for 10 minutes
+# after a request that used a token completed, an identical request with that token has no effect
+# and is answered as a success; one with other parameters fails with
+# IdempotentParameterMismatchException. The SDKs fill the token in and their retries share it, so
+# a retry of a transaction whose answer was lost is an answer, not a second attempt that a
+# condition refuses. moto ignores the token. Kept here: token -> (request digest, until, answer).
+IDEMPOTENCY_SECONDS = 600
+_transaction_tokens = {}
+
+
+def _idempotent_transaction(environ, start_response, serve):
+    body = iam_authorize._read_body(environ)
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        request = {}
+    token = request.get("ClientRequestToken")
+    if not token:
+        return list(serve(environ, start_response))
+    digest = json.dumps({k: v for k, v in request.items() if k != "ClientRequestToken"}, sort_keys=True)
+    now = time.time()
+    for t in [t for t, seen in _transaction_tokens.items() if seen[1] < now]:
+        del _transaction_tokens[t]
+    seen = _transaction_tokens.get(token)
+    if seen is not None:
+        if seen[0] != digest:
+            answer = json.dumps({
+                "__type": "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException",
+                "message": "The request uses the same client token as a previous, but non-identical request.",
+            }).encode()
+            start_response("400 Bad Request", [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(answer)))])
+            return [answer]
+        status, headers, answer = seen[2]
+        start_response(status, headers)
+        return [answer]
+    captured = {}
+
+    def capture(status, headers, exc_info=None):
+        captured["status"], captured["headers"] = status, headers
+        return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+    answer = b"".join(serve(environ, capture))
+    if captured.get("status", "").startswith("200"):
+        _transaction_tokens[token] = (digest, time.time() + IDEMPOTENCY_SECONDS, (captured["status"], captured["headers"], answer))
+    return [answer]
+
 _Dispatcher = moto.server.DomainDispatcherApplication
 
 ACCOUNT_ID = os.environ.get("MOTO_ACCOUNT_ID", "123456789012")
@@ -346,6 +398,8 @@ class _CheckedDispatcher(_Dispatcher):
                 # (Authorization, before it, reads no item: requests wait only for each other's
                 # reads and writes.)
                 with _dynamodb_lock:
+                    if environ.get("HTTP_X_AMZ_TARGET", "").endswith(".TransactWriteItems"):
+                        return _idempotent_transaction(environ, start_response, serve)
                     return list(serve(environ, start_response))
 
         served = _expected_owner(s3_presigned.checked(iam_authorize.authorized(moto_app)))
