@@ -621,7 +621,16 @@ pub async fn slot_stopped(app: &App, slot_id: &str, detail: &names::ecs::TaskSta
     use crate::task_state::Outcome;
     let Some(slot) = app.store.slot(slot_id).await? else { return Ok(Outcome::Ignored("unknown slot")) };
     if slot.state == SlotState::Gone {
-        // The same event again, after it was handled (the sweep refills what it missed).
+        // The same event again, after it was handled (the sweep refills what it missed); or the
+        // first, for a slot the sweep retired when its job ended (timed out, cancelled) before
+        // the task stopped: that job's kept running place is free now.
+        if let Some(job_id) = slot.claimed_by.as_deref().and_then(TaskId::parse) {
+            if let Some(job) = app.store.get(&job_id).await?.filter(|j| j.warm_slot.as_deref() == Some(slot_id)) {
+                if app.store.give_back_place(&job).await? {
+                    return Ok(Outcome::Ignored("a retired slot's job ended before its task stopped; its running place given back"));
+                }
+            }
+        }
         return Ok(Outcome::Ignored("a slot already retired"));
     }
     let mut outcome = Outcome::Ignored("an idle slot ended");

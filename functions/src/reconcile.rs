@@ -51,7 +51,7 @@ pub async fn task_change(app: &App, d: &TaskDetail) -> Result<Outcome, AwsError>
     }
     if let Some(slot) = d.started_by.as_deref().and_then(names::pool::slot_of) {
         return match d.last_status {
-            TaskStatus::Stopped => crate::pool::slot_stopped(app, slot, d).await,
+            _ if crate::task_state::agent_ended(d, &app.config.container_name) => crate::pool::slot_stopped(app, slot, d).await,
             TaskStatus::Running => crate::pool::slot_running(app, slot, &d.task_arn).await,
             _ => Ok(Outcome::Ignored("a warm slot's task")),
         };
@@ -66,6 +66,40 @@ pub async fn sweep(app: &App) -> Result<Outcome, AwsError> {
 }
 
 async fn sweep_as_reconcile(app: &App) -> Result<Outcome, AwsError> {
+    // Each part on its own: one that fails (an AWS call) is logged and the others still run, so
+    // a lasting failure in one never starves the rest; the sweep then fails, and its next run
+    // (or EventBridge's retry) tries again.
+    let mut errors = Vec::new();
+    let (failed, settled) = noted(&mut errors, "overdue jobs", fail_overdue(app).await).unwrap_or_default();
+    noted(&mut errors, "kept running places", give_back_stopped(app).await);
+    let corrected = noted(&mut errors, "recount", recount(app).await).unwrap_or_default();
+    noted(&mut errors, "waiting jobs", tend_waiting(app, None).await);
+    noted(&mut errors, "secrets", purge_left_secrets(app).await);
+    if app.config.warm_pool_size > 0 {
+        noted(&mut errors, "warm pool", tend_pool(app).await);
+    }
+    let (announced, stalled) = noted(&mut errors, "webhooks", tend_webhooks(app).await).unwrap_or_default();
+    match errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(Outcome::Swept { failed, settled, corrected, announced, stalled }),
+    }
+}
+
+/// `r`'s value, or None with its error logged (as `part` of the sweep) and kept in `errors`.
+fn noted<T>(errors: &mut Vec<AwsError>, part: &str, r: Result<T, AwsError>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::error!(part, error = %e, "a part of the sweep failed; the rest goes on");
+            errors.push(e);
+            None
+        }
+    }
+}
+
+/// Fails every unfinished job past its deadline plus grace, and stops its task, unless ECS says
+/// its task has stopped (then it ends as that task's event would have). (failed, settled).
+async fn fail_overdue(app: &App) -> Result<(usize, usize), AwsError> {
     let cutoff = app.clock.now_secs() - i64::from(app.config.timeout_grace_seconds);
     let (mut failed, mut settled) = (0, 0);
     for job in app.store.overdue(cutoff).await? {
@@ -90,12 +124,13 @@ async fn sweep_as_reconcile(app: &App) -> Result<Outcome, AwsError> {
             }
         }
     }
-    give_back_stopped(app).await?;
-    let corrected = recount(app).await?;
-    tend_waiting(app, None).await?;
-    // Secrets no task will read: of a job that finished (a duplicate delivery that lost its race
-    // wrote them after the job's end had deleted its own). The lifecycle rule's day is the last
-    // resort, not the plan.
+    Ok((failed, settled))
+}
+
+/// Secrets no task will read: of a job that finished (a duplicate delivery that lost its race
+/// wrote them after the job's end had deleted its own). The lifecycle rule's day is the last
+/// resort, not the plan.
+async fn purge_left_secrets(app: &App) -> Result<(), AwsError> {
     for task_id in app.outputs.secret_holders().await? {
         if app.store.get(&task_id).await?.is_none_or(|j| j.status.is_terminal()) {
             let deleted = app.outputs.purge_secrets(&task_id).await?;
@@ -104,55 +139,63 @@ async fn sweep_as_reconcile(app: &App) -> Result<Outcome, AwsError> {
             }
         }
     }
-    // The pool: slots past their deadline whose task never said it stopped are stopped and
-    // retired; then the process function is asked to refill.
-    if app.config.warm_pool_size > 0 {
-        let now = app.clock.now_secs();
-        let slots = app.store.slots().await?;
-        crate::pool::retire_left_claims(app, &slots).await?;
-        let mut seated = std::collections::HashSet::new();
-        for n in 0..app.config.warm_pool_size {
-            seated.extend(app.store.seat(n).await?);
-        }
-        for slot in slots {
-            // Idle and in no seat, past the grace a new slot takes to take its seat: a slot given
-            // back after its claim (whose seat the refill gave another meanwhile). One over the
-            // pool: stopped and retired.
-            let unseated = slot.state == names::pool::SlotState::Idle
-                && slot.task_arn.is_some()
-                && !seated.contains(&slot.id)
-                && slot.created_at + app.config.recovery_grace_seconds * 1000 < app.clock.now_millis();
-            if unseated {
-                if app.store.retire_idle_slot(&slot.id).await? {
-                    if let Some(arn) = &slot.task_arn {
-                        app.tasks.stop(arn, "warm slot over the pool").await?;
-                    }
-                    tracing::warn!(slot = slot.id.as_str(), "a warm slot held no seat (given back after its seat was refilled); stopped");
-                }
-                continue;
-            }
-            // Made by a refill that died before its task was started or recorded, and held by
-            // no seat (a held one the next refill gives up itself): out of the index.
-            let never_started = slot.state == names::pool::SlotState::Idle
-                && slot.task_arn.is_none()
-                && slot.created_at + app.config.recovery_grace_seconds * 1000 < app.clock.now_millis();
-            if never_started {
-                if app.store.abandon_slot(&slot.id).await? {
-                    tracing::warn!(slot = slot.id.as_str(), "a warm slot never got its task; given up");
-                }
-                continue;
-            }
-            if slot.state == names::pool::SlotState::Idle && slot.deadline + STALE_SLOT_SECONDS < now {
-                if let Some(arn) = &slot.task_arn {
-                    if let Err(e) = app.tasks.stop(arn, "warm slot past its deadline").await {
-                        tracing::warn!(slot = slot.id.as_str(), error = %e, "could not stop a stale warm slot");
-                    }
-                }
-                app.store.retire_slot(&slot.id).await?;
-            }
-        }
-        app.queue.send_refill().await?;
+    Ok(())
+}
+
+/// The pool: slots past their deadline whose task never said it stopped are stopped and retired;
+/// then the process function is asked to refill.
+async fn tend_pool(app: &App) -> Result<(), AwsError> {
+    let now = app.clock.now_secs();
+    let slots = app.store.slots().await?;
+    crate::pool::retire_left_claims(app, &slots).await?;
+    let mut seated = std::collections::HashSet::new();
+    for n in 0..app.config.warm_pool_size {
+        seated.extend(app.store.seat(n).await?);
     }
+    for slot in slots {
+        // Idle and in no seat, past the grace a new slot takes to take its seat: a slot given
+        // back after its claim (whose seat the refill gave another meanwhile). One over the
+        // pool: stopped and retired.
+        let unseated = slot.state == names::pool::SlotState::Idle
+            && slot.task_arn.is_some()
+            && !seated.contains(&slot.id)
+            && slot.created_at + app.config.recovery_grace_seconds * 1000 < app.clock.now_millis();
+        if unseated {
+            if app.store.retire_idle_slot(&slot.id).await? {
+                if let Some(arn) = &slot.task_arn {
+                    app.tasks.stop(arn, "warm slot over the pool").await?;
+                }
+                tracing::warn!(slot = slot.id.as_str(), "a warm slot held no seat (given back after its seat was refilled); stopped");
+            }
+            continue;
+        }
+        // Made by a refill that died before its task was started or recorded, and held by
+        // no seat (a held one the next refill gives up itself): out of the index.
+        let never_started = slot.state == names::pool::SlotState::Idle
+            && slot.task_arn.is_none()
+            && slot.created_at + app.config.recovery_grace_seconds * 1000 < app.clock.now_millis();
+        if never_started {
+            if app.store.abandon_slot(&slot.id).await? {
+                tracing::warn!(slot = slot.id.as_str(), "a warm slot never got its task; given up");
+            }
+            continue;
+        }
+        if slot.state == names::pool::SlotState::Idle && slot.deadline + STALE_SLOT_SECONDS < now {
+            if let Some(arn) = &slot.task_arn {
+                if let Err(e) = app.tasks.stop(arn, "warm slot past its deadline").await {
+                    tracing::warn!(slot = slot.id.as_str(), error = %e, "could not stop a stale warm slot");
+                }
+            }
+            app.store.retire_slot(&slot.id).await?;
+        }
+    }
+    app.queue.send_refill().await?;
+    Ok(())
+}
+
+/// Webhook events their finishing function could not queue are queued; rounds that stalled
+/// (their message dead-lettered) are ended FAILED. (announced, stalled).
+async fn tend_webhooks(app: &App) -> Result<(usize, usize), AwsError> {
     let mut announced = 0;
     let now = app.clock.now_secs();
     let overdue = app.store.overdue_webhooks(now).await?;
@@ -178,7 +221,7 @@ async fn sweep_as_reconcile(app: &App) -> Result<Outcome, AwsError> {
             stalled += 1;
         }
     }
-    Ok(Outcome::Swept { failed, settled, corrected, announced, stalled })
+    Ok((announced, stalled))
 }
 
 /// Gives back the running places kept for tasks that have stopped (their STOPPED event was lost,
@@ -217,7 +260,7 @@ async fn give_back_if_stopped(app: &App, tenant: &str, entry: &str, task_id: &Ta
         _ => None,
     };
     let stopped = match &arn {
-        Some(arn) => app.tasks.describe(arn).await?.is_none_or(|d| d.last_status == TaskStatus::Stopped),
+        Some(arn) => app.tasks.describe(arn).await?.is_none_or(|d| crate::task_state::agent_ended(&d, &app.config.container_name)),
         None => true,
     };
     if let (false, Some(arn)) = (stopped, &arn) {
@@ -246,7 +289,7 @@ async fn settle_from_ecs(app: &App, task_id: &TaskId) -> Result<bool, AwsError> 
         (None, None) => return Ok(false),
     };
     let Some(detail) = app.tasks.describe(&arn).await? else { return Ok(false) };
-    if detail.last_status != TaskStatus::Stopped {
+    if !crate::task_state::agent_ended(&detail, &app.config.container_name) {
         return Ok(false);
     }
     let outcome = task_change(app, &detail).await?;

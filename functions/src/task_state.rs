@@ -76,6 +76,16 @@ pub fn stopped_status(d: &TaskDetail, container: &str, now_millis: i64, report: 
     (JobStatus::Failed, updates)
 }
 
+/// Whether `d` says the task's agent has ended: the task has STOPPED, or (earlier, while Fargate
+/// deprovisions the task, which takes a while after its one essential container exits) the
+/// agent's container has stopped with an exit code. ECS sends an event for a container's stop as
+/// well as for the task's (Developer Guide, "Amazon ECS task state change events"): the job ends
+/// at the first, and the task's STOPPED event after it is stale.
+pub fn agent_ended(d: &TaskDetail, container: &str) -> bool {
+    d.last_status == TaskStatus::Stopped
+        || d.containers.iter().any(|c| c.name == container && c.last_status == Some(TaskStatus::Stopped) && c.exit_code.is_some())
+}
+
 /// A job's task changed (a cold task's, or, `via_slot`, a warm slot's that took the job).
 pub async fn job_task_change(app: &App, d: &TaskDetail, via_slot: Option<&str>) -> Result<Outcome, AwsError> {
     let Some(task_id) = d.started_by.as_deref().and_then(TaskId::parse) else {
@@ -94,15 +104,16 @@ pub async fn job_task_change(app: &App, d: &TaskDetail, via_slot: Option<&str>) 
         return Ok(Outcome::Ignored("another task of the job"));
     }
     let task = vec![(t::ECS_TASK_ARN, attr_s(&d.task_arn)), (t::ECS_TASK_ID, attr_s(ecs_task_id(&d.task_arn)))];
+    let ended = agent_ended(d, &app.config.container_name);
     let (to, mut updates) = match d.last_status {
-        TaskStatus::Running => {
-            let deadline = app.clock.now_secs() + i64::from(job.options.timeout_seconds);
-            (JobStatus::Running, vec![(t::STARTED_AT, attr_s(rfc3339(app.clock.now_millis()))), (t::DEADLINE_AT, attr_n(deadline))])
-        }
-        TaskStatus::Stopped => {
+        _ if ended => {
             let failed = d.containers.iter().find(|c| c.name == app.config.container_name).and_then(|c| c.exit_code).is_some_and(|c| c != 0);
             let report = if failed { app.outputs.error_report(&task_id).await? } else { None };
             stopped_status(d, &app.config.container_name, app.clock.now_millis(), report.as_ref())
+        }
+        TaskStatus::Running => {
+            let deadline = app.clock.now_secs() + i64::from(job.options.timeout_seconds);
+            (JobStatus::Running, vec![(t::STARTED_AT, attr_s(rfc3339(app.clock.now_millis()))), (t::DEADLINE_AT, attr_n(deadline))])
         }
         _ => return Ok(Outcome::Ignored("intermediate task state")),
     };
@@ -111,7 +122,7 @@ pub async fn job_task_change(app: &App, d: &TaskDetail, via_slot: Option<&str>) 
     // beside the move (a function that dies after the move leaves them to the sweep, which
     // deletes the secrets of finished jobs).
     let purge = async {
-        if d.last_status == TaskStatus::Stopped {
+        if ended {
             if let Err(e) = app.outputs.purge_secrets(&task_id).await {
                 tracing::warn!(task_id = task_id.as_str(), error = %e, "could not delete the job's secrets");
             }
@@ -123,7 +134,7 @@ pub async fn job_task_change(app: &App, d: &TaskDetail, via_slot: Option<&str>) 
         None => {
             // Ended before its task stopped (a cancel, a timeout): the running place it kept
             // is free now.
-            if d.last_status == TaskStatus::Stopped {
+            if ended {
                 if let Some(job) = app.store.get(&task_id).await? {
                     if app.store.give_back_place(&job).await? {
                         return Ok(Outcome::Ignored("ended before its task stopped; its running place given back"));

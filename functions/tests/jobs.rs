@@ -315,6 +315,44 @@ async fn a_retry_after_a_lost_run_task_answer_takes_the_task_it_started() {
     assert_eq!(job["ecs_task_id"], functions::aws::ecs_task_id(&first).as_str(), "{job}");
 }
 
+/// Issue 28: Fargate deprovisions a task (its network interface released) for a while after its
+/// one essential container exits, and ECS sends the container's stop as an event of its own
+/// first (task DEPROVISIONING, the container STOPPED with its exit code). A job ended only at
+/// the task's STOPPED, that much later; it ends at the container's stop now, and the task's
+/// STOPPED after it is stale. Likewise a cancelled job's kept running place is given back there.
+#[tokio::test]
+async fn a_job_ends_when_its_agent_container_stops_not_when_the_task_is_deprovisioned() {
+    use reconcile::Outcome::*;
+    let tenant = unique("deprov");
+    let app = app(&[&tenant]).await;
+    let id = submit(&app, &tenant, r#"{"query": "x"}"#).await;
+    process::message(&app, &process::Message { body: Some(&job_message(&id)), receive_count: 1 }).await;
+    let arn = tasks_started_by(&app, &id).await.remove(0);
+    // Still running while the task deactivates with its container up: nothing to end.
+    assert_eq!(reconcile_event(&app, &id, &arn, TaskStatus::Deactivating, running_container(), None).await, Ignored("intermediate task state"));
+    let exited = Some(StopCode::EssentialContainerExited);
+    assert_eq!(reconcile_event(&app, &id, &arn, TaskStatus::Deprovisioning, container(Some(0), None), exited).await, Applied(JobStatus::Completed));
+    assert_eq!(reconcile_event(&app, &id, &arn, TaskStatus::Stopped, container(Some(0), None), exited).await, Ignored("stale event"));
+    assert_eq!(status_of(&app, &id).await["status"], "COMPLETED");
+    let counter = app.store.counter(&tenant).await.unwrap();
+    assert_eq!((counter.queued, counter.running), (0, 0));
+
+    // Cancelled while it runs: its place is kept until the container's stop, not the task's.
+    let two = submit(&app, &tenant, r#"{"query": "y"}"#).await;
+    process::message(&app, &process::Message { body: Some(&job_message(&two)), receive_count: 1 }).await;
+    let arn = tasks_started_by(&app, &two).await.remove(0);
+    assert_eq!(call(&app, &request(&tenant, "DELETE", &format!("/jobs/{two}"), "")).await.status, 200);
+    assert_eq!(app.store.counter(&tenant).await.unwrap().running, 1);
+    let stopped = Some(StopCode::UserInitiated);
+    assert_eq!(
+        reconcile_event(&app, &two, &arn, TaskStatus::Deprovisioning, container(Some(143), None), stopped).await,
+        Ignored("ended before its task stopped; its running place given back")
+    );
+    assert_eq!(app.store.counter(&tenant).await.unwrap().running, 0);
+    assert_eq!(reconcile_event(&app, &two, &arn, TaskStatus::Stopped, container(Some(143), None), stopped).await, Ignored("stale event"));
+    assert_eq!(app.store.counter(&tenant).await.unwrap().running, 0);
+}
+
 #[tokio::test]
 async fn out_of_order_and_repeated_events_never_move_a_finished_job() {
     let tenant = unique("ooo");

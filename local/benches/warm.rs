@@ -4,6 +4,8 @@
 //! (sized to cover the delay of its own refills at this rate) takes them. Reports p50 and p95 of
 //! submit -> RUNNING and submit -> COMPLETED from the jobs' own timestamps, and for cold starts the
 //! control plane's time beside the fixed delay. Not a timed test: it reports figures.
+//! Fargate's deprovisioning after a container exits is modelled too (`WARM_BENCH_DEPROVISION`, 10 s):
+//! a job ends at its container's stop, not at the task's STOPPED that long after.
 //! `WARM_BENCH_JOBS`, `WARM_BENCH_DELAY` (seconds) and `WARM_BENCH_POOL` change the run.
 
 use std::time::{Duration, Instant};
@@ -30,11 +32,16 @@ struct Figures {
 async fn bench() {
     let jobs = env_or("WARM_BENCH_JOBS", 50) as usize;
     let delay = Duration::from_secs(env_or("WARM_BENCH_DELAY", 30));
+    let deprovision = Duration::from_secs(env_or("WARM_BENCH_DEPROVISION", 10));
     // Slots taken at one a second are replaced one delay later: the pool covers that, and more.
     let pool = env_or("WARM_BENCH_POOL", delay.as_secs() + 4) as u32;
-    println!("bench-warm: {jobs} URL jobs, one a second; Fargate provisioning modelled as {} s on every task", delay.as_secs());
-    let cold = run(jobs, delay, 0).await;
-    let warm = run(jobs, delay, pool).await;
+    println!(
+        "bench-warm: {jobs} URL jobs, one a second; Fargate provisioning modelled as {} s on every task, deprovisioning (container exit to the task's STOPPED) as {} s",
+        delay.as_secs(),
+        deprovision.as_secs()
+    );
+    let cold = run(jobs, delay, deprovision, 0).await;
+    let warm = run(jobs, delay, deprovision, pool).await;
     let ms = |v: i64| format!("{:.2} s", v as f64 / 1000.0);
     println!("                      submit -> RUNNING        submit -> COMPLETED");
     println!("                      p50        p95           p50        p95");
@@ -67,7 +74,7 @@ fn pct(v: &[i64], p: usize) -> i64 {
     s[((s.len() - 1) * p).div_ceil(100)]
 }
 
-async fn run(jobs: usize, delay: Duration, pool: u32) -> Figures {
+async fn run(jobs: usize, delay: Duration, deprovision: Duration, pool: u32) -> Figures {
     let podman = testenv::container::Podman::detect().unwrap_or_else(|e| panic!("{e}"));
     podman.require_image(testenv::container::LOCAL_IMAGE).unwrap_or_else(|e| panic!("{e} (make image builds it)"));
     let command = AgentCommand::Container { podman, image: testenv::container::LOCAL_IMAGE.into() };
@@ -75,6 +82,7 @@ async fn run(jobs: usize, delay: Duration, pool: u32) -> Figures {
         max_tasks: 4,
         tenant_limits: functions::config::TenantLimits::uniform(100, 1000),
         provisioning_delay: delay,
+        deprovisioning_delay: deprovision,
         warm_pool: pool,
         ..Options::quiet(&["bench"], command)
     })

@@ -69,6 +69,11 @@ pub struct RunnerSettings {
     /// container runs: every task waits this long after RunTask, each on its own clock (zero: at
     /// once). Fargate's is 30-60 s.
     pub provisioning_delay: Duration,
+    /// How long Fargate takes to deprovision a task after its container exited (the ENI
+    /// released) before the task is STOPPED: its container's stop is an event of its own first
+    /// (task DEPROVISIONING, the container STOPPED with its exit code), the task's STOPPED event
+    /// this long after (zero: at once).
+    pub deprovisioning_delay: Duration,
     /// Faults for the functions' calls and duplicate events (testenv::faults).
     pub faults: Option<Arc<testenv::faults::Plan>>,
 }
@@ -128,7 +133,7 @@ impl Runner {
             task_arn: task.arn.clone(),
             cluster_arn: Some(self.app.config.cluster_arn.clone()),
             last_status: status,
-            desired_status: Some(if status == TaskStatus::Stopped { TaskStatus::Stopped } else { TaskStatus::Running }),
+            desired_status: Some(if status == TaskStatus::Stopped || stopped.is_some() { TaskStatus::Stopped } else { TaskStatus::Running }),
             started_by: task.started_by.clone(),
             group: task.group.clone(),
             launch_type: Some("FARGATE".into()),
@@ -136,7 +141,8 @@ impl Runner {
             stopped_reason: stopped.map(|(_, reason, _)| reason.to_string()),
             containers: vec![ContainerState {
                 name: self.app.config.container_name.clone(),
-                last_status: Some(status),
+                // (An exited container is STOPPED while its task deprovisions.)
+                last_status: Some(if stopped.is_some() { TaskStatus::Stopped } else { status }),
                 exit_code: stopped.and_then(|(_, _, code)| code).map(i64::from),
                 reason: None,
             }],
@@ -148,25 +154,7 @@ impl Runner {
     /// or crashes (Lambda's asynchronous retries, their minutes shortened), and under a fault
     /// plan sometimes delivered twice.
     fn deliver(&self, event: Value) {
-        let twice = self.settings.faults.as_ref().is_some_and(|p| p.duplicate(event["id"].as_str().unwrap_or_default()));
-        for _ in 0..if twice { 2 } else { 1 } {
-            let (app, event) = (self.app.clone(), event.clone());
-            tokio::spawn(async move {
-                for attempt in 0..ASYNC_ATTEMPTS {
-                    let failed = match testenv::faults::invoke(functions::reconcile::event(&app, &event)).await {
-                        Ok(Ok(_)) => return,
-                        Ok(Err(e)) => e.to_string(),
-                        Err(crashed) => crashed.to_string(),
-                    };
-                    if attempt + 1 < ASYNC_ATTEMPTS {
-                        eprintln!("local-stack: runner: reconcile failed ({failed}); retrying");
-                        tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
-                    } else {
-                        eprintln!("local-stack: runner: reconcile failed ({failed}); event dropped, as Lambda drops an asynchronous event after its retries");
-                    }
-                }
-            });
-        }
+        deliver(self.app.clone(), self.settings.faults.clone(), event);
     }
 
     /// Tasks the emulator wants running.
@@ -398,7 +386,8 @@ impl Runner {
                 } else {
                     (StopCode::EssentialContainerExited, "Essential container in task exited")
                 };
-                let detail = self.detail(&task, TaskStatus::Stopped, Some((stop_code, reason, code)));
+                let stopped = Some((stop_code, reason, code));
+                let (exited, detail) = (self.detail(&task, TaskStatus::Deprovisioning, stopped), self.detail(&task, TaskStatus::Stopped, stopped));
                 // ECS's own account of the task first (DescribeTasks answers it), then its event,
                 // which may be lost.
                 match &self.endpoint {
@@ -412,7 +401,19 @@ impl Runner {
                     }
                     None => {}
                 }
-                self.deliver(testenv::events::to_json(&testenv::events::task_state_change(detail)));
+                // The container's stop, then (once deprovisioned) the task's.
+                self.deliver(testenv::events::to_json(&testenv::events::task_state_change(exited)));
+                let stopped_event = testenv::events::to_json(&testenv::events::task_state_change(detail));
+                match self.settings.deprovisioning_delay {
+                    Duration::ZERO => self.deliver(stopped_event),
+                    delay => {
+                        let (app, faults) = (self.app.clone(), self.settings.faults.clone());
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            deliver(app, faults, stopped_event);
+                        });
+                    }
+                }
             }
             if *shutdown.borrow() {
                 break;
@@ -479,5 +480,28 @@ impl Runner {
                 }
             }
         }
+    }
+}
+
+/// Delivers an event to reconcile as EventBridge does (see `Runner::deliver`).
+fn deliver(app: Arc<functions::App>, faults: Option<Arc<testenv::faults::Plan>>, event: Value) {
+    let twice = faults.as_ref().is_some_and(|p| p.duplicate(event["id"].as_str().unwrap_or_default()));
+    for _ in 0..if twice { 2 } else { 1 } {
+        let (app, event) = (app.clone(), event.clone());
+        tokio::spawn(async move {
+            for attempt in 0..ASYNC_ATTEMPTS {
+                let failed = match testenv::faults::invoke(functions::reconcile::event(&app, &event)).await {
+                    Ok(Ok(_)) => return,
+                    Ok(Err(e)) => e.to_string(),
+                    Err(crashed) => crashed.to_string(),
+                };
+                if attempt + 1 < ASYNC_ATTEMPTS {
+                    eprintln!("local-stack: runner: reconcile failed ({failed}); retrying");
+                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                } else {
+                    eprintln!("local-stack: runner: reconcile failed ({failed}); event dropped, as Lambda drops an asynchronous event after its retries");
+                }
+            }
+        });
     }
 }

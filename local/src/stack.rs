@@ -35,6 +35,8 @@ pub struct Options {
     pub tenant_limits: functions::config::TenantLimits,
     /// Fargate's provisioning time, added to every task before its container starts.
     pub provisioning_delay: Duration,
+    /// Fargate's deprovisioning time, between a task's container exit and its STOPPED event.
+    pub deprovisioning_delay: Duration,
     /// Warm slots kept waiting for jobs (`warm_pool_size`); they run beside `max_tasks`.
     pub warm_pool: u32,
     /// Origins (`host:port`) or networks of this machine webhooks may go to (loopback and
@@ -79,6 +81,7 @@ impl Options {
             tenant_secrets: Vec::new(),
             tenant_limits: Default::default(),
             provisioning_delay: Duration::ZERO,
+            deprovisioning_delay: Duration::ZERO,
             warm_pool: 0,
             webhook_allow: Vec::new(),
             verbose: false,
@@ -280,6 +283,7 @@ impl LocalStack {
                 .collect(),
                 launches: launches.clone(),
                 provisioning_delay: o.provisioning_delay,
+                deprovisioning_delay: o.deprovisioning_delay,
                 faults: o.faults.clone(),
             },
         );

@@ -154,6 +154,9 @@ async fn harness(root: &std::path::Path, plan: &Arc<Plan>, ledger: &std::path::P
     let stack = LocalStack::start(Options {
         max_tasks: 8,
         warm_pool: WARM_POOL,
+        // A task's STOPPED comes a while after its container's stop, as Fargate deprovisions it:
+        // the job ends at the first, the second is stale (and a lost first is made up by it).
+        deprovisioning_delay: Duration::from_millis(700),
         tenant_limits: functions::config::TenantLimits::uniform(MAX_RUNNING, 100),
         tenant_secrets: TENANTS.iter().map(|t| TenantSecret { tenant: t.to_string(), name: "pw".into(), value: format!("pw-of-{t}") }).collect(),
         webhook_allow: vec![format!("127.0.0.1:{port}")],
