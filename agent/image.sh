@@ -7,7 +7,8 @@
 #
 # Usage:
 #   agent/image.sh build [ARCH]    podman image $AGENT_IMAGE (default infra-demo-agent:local), ARCH
-#                                  x86_64 (amd64) or arm64 (default: the host's)
+#                                  x86_64 (amd64) or arm64 (default: the host's); UNSLIMMED=1
+#                                  keeps what the image never loads (the image as before)
 #   agent/image.sh binary ARCH     just the stripped release binary; prints its path
 #   agent/image.sh base            the mmdebstrap base image (cached; REFRESH_BASE=1 remakes it)
 #   agent/image.sh packages        the packages the built image holds (name, version, arch)
@@ -133,6 +134,7 @@ build() {
     --platform "linux/$(oci_arch "$arch")" --build-arg "DEBIAN_IMAGE=$BASE_IMAGE" \
     ${CHROMIUM_VERSION:+--build-arg "CHROMIUM_VERSION=$CHROMIUM_VERSION"} \
     $([ "${NO_CACHE:-0}" = 1 ] && echo --no-cache) \
+    $([ "${UNSLIMMED:-0}" = 1 ] && echo --build-arg UNLOADED= --build-arg UNLOADED_FILES=) \
     --label "org.opencontainers.image.base.name=$BASE_IMAGE" \
     -f agent/Dockerfile -t "$AGENT_IMAGE" "$dir" >/dev/null \
     || die "podman build failed (the step that failed is printed above)"

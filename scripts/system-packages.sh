@@ -22,6 +22,7 @@ containers  catatonit                the container init process (the task defini
 containers  mmdebstrap               makes the bookworm base image from Debian's archive (no registry is reachable)
 containers  iproute2                 ip: loopback-only network namespaces for tests that aim at refused addresses
 containers  zstd                     make bench-image decompresses the image's zstd layers (what IMAGE_COMPRESSION=zstd pushes)
+containers  docker-registry          make bench-image pushes the image to a registry on loopback and times its pull
 EOF
 )
 
@@ -86,3 +87,8 @@ fi
 for pkg in "${missing[@]}"; do
   [ -n "$(installed "$pkg")" ] || { echo "system packages: $pkg did not install" >&2; exit 1; }
 done
+# docker-registry's package starts a registry on every interface (:5000) where an init system
+# runs; the benchmark starts its own on loopback, so the package's service stays off.
+if [[ " ${missing[*]} " == *" docker-registry "* ]] && [ -d /run/systemd/system ]; then
+  $sudo systemctl disable --now docker-registry >/dev/null 2>&1 || true
+fi
