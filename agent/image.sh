@@ -27,7 +27,8 @@ cd "$(dirname "$0")/.."
 AGENT_IMAGE=${AGENT_IMAGE:-infra-demo-agent:local}
 BASE_IMAGE=${BASE_IMAGE:-localhost/infra-demo-base:bookworm}
 PODMAN=(podman --runtime runc)
-ULIMITS=(--ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
+# As testenv::container::ULIMITS (why there).
+ULIMITS=(--ulimit nofile=1024:1024 --ulimit nproc=16384:16384)
 # The sources of debian:bookworm-slim: the release, its updates and the security archive.
 SOURCES=(
   "deb http://deb.debian.org/debian bookworm main"

@@ -49,7 +49,8 @@ fn main() {
         let size = podman.image_size(image).unwrap_or(0);
         let packages = podman
             .command()
-            .args(["run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"])
+            .args(["run", "--rm", "--network", "none"])
+            .args(testenv::container::ULIMITS)
             .args(["--entrypoint", "cat", image, "/usr/share/agent/packages.tsv"])
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())

@@ -104,11 +104,8 @@ fn image_packages() -> String {
             "--rm",
             "--network",
             "none",
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
         ])
+        .args(testenv::container::ULIMITS)
         .args([
             "--entrypoint",
             "cat",

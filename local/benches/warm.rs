@@ -27,7 +27,19 @@ struct Figures {
     running: Vec<i64>,
     completed: Vec<i64>,
     warm: usize,
+    /// Each warm job's phases (milliseconds), in `PHASES` order.
+    phases: Vec<[i64; PHASES.len()]>,
 }
+
+/// A warm job's time, phase by phase, from the job's timestamps and its agent's own log lines:
+/// each phase ends at the named mark.
+const PHASES: [(&str, &str); 5] = [
+    ("submit -> RUNNING (API, queue, dispatch, slot claimed)", "started_at"),
+    ("RUNNING -> the slot took its job (poll, read, release)", "the slot took its job"),
+    ("took -> page loaded (job set-up, viewport, navigation)", "page loaded"),
+    ("page loaded -> job completed (capture, uploads)", "job completed"),
+    ("job completed -> COMPLETED (agent.log, exit, stop event)", "finished_at"),
+];
 
 async fn bench() {
     let jobs = env_or("WARM_BENCH_JOBS", 50) as usize;
@@ -40,7 +52,12 @@ async fn bench() {
         delay.as_secs(),
         deprovision.as_secs()
     );
-    let cold = run(jobs, delay, deprovision, 0).await;
+    let cold = if env_or("WARM_BENCH_COLD", 1) == 0 {
+        println!("(WARM_BENCH_COLD=0: the cold run skipped)");
+        Figures { running: vec![0], completed: vec![0], warm: 0, phases: Vec::new() }
+    } else {
+        run(jobs, delay, deprovision, 0).await
+    };
     let warm = run(jobs, delay, deprovision, pool).await;
     let ms = |v: i64| format!("{:.2} s", v as f64 / 1000.0);
     println!("                      submit -> RUNNING        submit -> COMPLETED");
@@ -63,6 +80,41 @@ async fn bench() {
         ms(pct(&cold.running, 95) - fixed)
     );
     println!("warm pool of {pool}: {} of {jobs} jobs warm", warm.warm);
+    println!("warm submit -> COMPLETED, phase by phase ({} warm jobs):", warm.phases.len());
+    println!("  {:<58} {:>8} {:>8}", "", "p50", "p95");
+    for (i, (name, _)) in PHASES.iter().enumerate() {
+        let v: Vec<i64> = warm.phases.iter().map(|p| p[i]).collect();
+        println!("  {name:<58} {:>8} {:>8}", ms(pct(&v, 50)), ms(pct(&v, 95)));
+    }
+}
+
+/// How many of the pool's slots wait with their browser started (or given up starting it early).
+async fn pool_ready(stack: &LocalStack) -> usize {
+    let mut ready = 0;
+    for slot in stack.app.store.slots().await.unwrap_or_default() {
+        let Some(arn) = &slot.task_arn else { continue };
+        let stream = names::logs::agent_stream(&functions::aws::ecs_task_id(arn));
+        let Ok(page) = stack.app.logs.events(&stream, 0, 50, None).await else { continue };
+        if page.events.iter().any(|e| e.message.contains("the slot's browser is ready") || e.message.contains("cannot start its browser early")) {
+            ready += 1;
+        }
+    }
+    ready
+}
+
+/// A warm job's phases: the marks in `PHASES` order, each the time since the one before. None
+/// when a mark is missing (a job the pool did not take).
+fn phases(job: &Value, lines: &[Value]) -> Option<[i64; PHASES.len()]> {
+    let at = |k: &str| functions::time::parse_rfc3339(job[k].as_str()?);
+    let logged = |msg: &str| lines.iter().find(|l| l["msg"] == msg).and_then(|l| functions::time::parse_rfc3339(l["ts"].as_str()?));
+    let mut last = at("created_at")?;
+    let mut out = [0; PHASES.len()];
+    for (i, (_, mark)) in PHASES.iter().enumerate() {
+        let t = if mark.ends_with("_at") { at(mark)? } else { logged(mark)? };
+        out[i] = t - last;
+        last = t;
+    }
+    Some(out)
 }
 
 fn pct(v: &[i64], p: usize) -> i64 {
@@ -95,7 +147,12 @@ async fn run(jobs: usize, delay: Duration, deprovision: Duration, pool: u32) -> 
             assert!(started.elapsed() < delay + Duration::from_secs(120), "the pool did not fill");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // And each slot's browser started (30 Chromiums starting at once on a small machine
+        // take a while): jobs find the pool as they would after its first minutes.
+        while pool_ready(&stack).await < pool as usize {
+            assert!(started.elapsed() < delay + Duration::from_secs(300), "the pool's browsers did not start");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
     let client = reqwest::Client::new();
     let url = format!("{}/jobs", stack.api_url);
@@ -133,10 +190,18 @@ async fn run(jobs: usize, delay: Duration, deprovision: Duration, pool: u32) -> 
     }
     let at = |j: &Value, k: &str| functions::time::parse_rfc3339(j[k].as_str().unwrap_or_default()).unwrap_or(0);
     let jobs: Vec<Value> = done.into_iter().flatten().collect();
+    let mut split = Vec::new();
+    for job in jobs.iter().filter(|j| j["warm_start"] == true) {
+        let id = job["task_id"].as_str().unwrap_or_default();
+        let logs: Value = client.get(format!("{url}/{id}/logs")).header(names::routes::API_KEY_HEADER, &key).send().await.unwrap().json().await.unwrap_or_default();
+        let lines: Vec<Value> = logs["events"].as_array().into_iter().flatten().filter_map(|e| serde_json::from_str(e["message"].as_str()?).ok()).collect();
+        split.extend(phases(job, &lines));
+    }
     let figures = Figures {
         running: jobs.iter().map(|j| at(j, "started_at") - at(j, "created_at")).collect(),
         completed: jobs.iter().map(|j| at(j, "finished_at") - at(j, "created_at")).collect(),
         warm: jobs.iter().filter(|j| j["warm_start"] == true).count(),
+        phases: split,
     };
     stack.stop(false).await;
     figures

@@ -20,13 +20,17 @@ pub const LOCAL_IMAGE: &str = "infra-demo-agent:local";
 /// Arguments every podman command needs here: runc (crun fails with "cgroups in hybrid mode not
 /// supported").
 const RUNTIME_ARGS: [&str; 2] = ["--runtime", "runc"];
-/// The default ulimits exceed the host's hard limits ("setrlimit RLIMIT_NOFILE: Operation not
-/// permitted").
-const ULIMITS: [&str; 4] = [
+/// Every container's ulimits. podman's default nofile exceeds the host's hard limit ("setrlimit
+/// RLIMIT_NOFILE: Operation not permitted"). nproc is high: RLIMIT_NPROC counts every thread of a
+/// user on the whole host, and every agent container runs as one user, so a warm pool's 30 idle
+/// Chromiums reached 1024 together ("pthread_create: Resource temporarily unavailable"), where on
+/// Fargate each task has its own kernel and the operating system's default. 16384: above what this
+/// host lets runc set (32768 passes here, 50000 does not), far above what a pool here runs.
+pub const ULIMITS: [&str; 4] = [
     "--ulimit",
     "nofile=1024:1024",
     "--ulimit",
-    "nproc=1024:1024",
+    "nproc=16384:16384",
 ];
 
 #[derive(Debug, Clone, thiserror::Error)]
