@@ -289,6 +289,8 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
     }
     // Chromium's profile takes a while to delete: do it while the uploads run.
     let cleanup = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&run_dir));
+    let timings = artifacts.result.as_ref().map(|r| r["agent_timings_ms"].clone()).unwrap_or_default();
+    let uploads_started = Instant::now();
     let code = finish(
         &log,
         &uploader,
@@ -297,8 +299,27 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
         upload_deadline,
     )
     .await;
+    // After agent.log is uploaded: the metric lines go to stdout (CloudWatch) only.
+    phase_metrics(&get, &timings, uploads_started.elapsed());
     let _ = tokio::time::timeout_at(deadline, cleanup).await;
     code
+}
+
+/// The job's phases as metric lines (`names::metrics::AGENT_PHASE`): those its result timed,
+/// and the uploads.
+fn phase_metrics(get: &dyn Fn(&str) -> Option<String>, timings: &serde_json::Value, uploads: Duration) {
+    use names::metrics::{Phase, AGENT_PHASE};
+    let namespace = get(names::env::agent::METRICS_NAMESPACE).filter(|n| !n.is_empty()).unwrap_or_else(|| names::metrics::DEFAULT_NAMESPACE.into());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    for phase in Phase::ALL {
+        let ms = match phase {
+            Phase::Upload => Some(uploads.as_millis() as f64),
+            _ => timings.get(phase.as_str()).and_then(serde_json::Value::as_f64),
+        };
+        if let Some(ms) = ms {
+            logging::metrics::emit(AGENT_PHASE.line(&namespace, now, &[(names::metrics::dim::PHASE, phase.as_str())], ms));
+        }
+    }
 }
 
 /// A warm slot's guard, run directory and browser, started before its job.

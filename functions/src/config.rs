@@ -121,6 +121,8 @@ pub struct Config {
     /// How long a round being sent may go without progress past its next attempt's due time
     /// before the sweep ends it FAILED (`names::webhook::STALL_SECONDS`; tests shorten it).
     pub webhook_stall_seconds: i64,
+    /// The CloudWatch namespace of the metric lines (`names::metrics`).
+    pub metrics_namespace: String,
 }
 
 impl Config {
@@ -139,6 +141,7 @@ impl Config {
             webhook_egress: names::egress::EgressPolicy::default().with_any_port(),
             recovery_grace_seconds: names::pool::RECOVERY_GRACE_SECONDS,
             webhook_stall_seconds: names::webhook::STALL_SECONDS,
+            metrics_namespace: names::metrics::DEFAULT_NAMESPACE.to_owned(),
             ..Config::default()
         }
     }
@@ -186,6 +189,7 @@ impl Config {
                     EnvVar::WebhookSecretsPath => c.webhook_secrets_path = value,
                     EnvVar::WebhookRetrySeconds => c.webhook_retry_seconds = retry_schedule(name, &value)?,
                     EnvVar::WarmPoolSize => c.warm_pool_size = number(&value)?.min(names::defaults::MAX_WARM_POOL_SIZE),
+                    EnvVar::MetricsNamespace => c.metrics_namespace = value,
                 }
             }
         }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod identity;
 pub mod lambda;
 pub mod manifest;
+pub mod metrics;
 pub mod model;
 pub mod pool;
 pub mod process;
@@ -80,6 +81,7 @@ impl App {
                 jobs: (!config.queue_url.is_empty()).then(|| aws::JobQueue { client: aws_sdk_sqs::Client::new(sdk), url: config.queue_url.clone() }),
                 announce_grace_seconds: config.recovery_grace_seconds,
                 webhook_stall_seconds: config.webhook_stall_seconds,
+                metrics: metrics::Metrics { namespace: config.metrics_namespace.clone() },
             },
             webhooks,
             signing: aws::SigningSecrets { client: aws_sdk_ssm::Client::new(sdk), path: config.webhook_secrets_path.clone() },

@@ -486,6 +486,7 @@ pub async fn refill(app: &App) -> Result<usize, AwsError> {
         }
         if start_slot(app, &slot_id, link, deadline).await? {
             started += 1;
+            app.store.metrics.count(app.clock.now_millis(), names::metrics::POOL_REFILLS, &[]);
         }
     }
     Ok(started)

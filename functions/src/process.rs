@@ -193,6 +193,9 @@ pub async fn dispatch_claimed(app: &App, job: &Job, receive_count: u32, fresh: b
             }
         }
     };
+    if refused {
+        app.store.metrics.count(app.clock.now_millis(), names::metrics::RUN_TASK_REFUSED, &[]);
+    }
     if last_attempt {
         let msg = format!("the task could not be started after {receive_count} attempts: {reason}");
         fail(app, task_id, ErrorCode::RunTaskFailed, &msg).await

@@ -147,6 +147,10 @@ async fn purge_left_secrets(app: &App) -> Result<(), AwsError> {
 async fn tend_pool(app: &App) -> Result<(), AwsError> {
     let now = app.clock.now_secs();
     let slots = app.store.slots().await?;
+    let waiting = |state| slots.iter().filter(|s| s.state == state && s.task_arn.is_some()).count() as f64;
+    let now_ms = app.clock.now_millis();
+    app.store.metrics.emit(now_ms, names::metrics::POOL_IDLE, &[], waiting(names::pool::SlotState::Idle));
+    app.store.metrics.emit(now_ms, names::metrics::POOL_CLAIMED, &[], waiting(names::pool::SlotState::Claimed));
     crate::pool::retire_left_claims(app, &slots).await?;
     let mut seated = std::collections::HashSet::new();
     for n in 0..app.config.warm_pool_size {
@@ -397,6 +401,21 @@ async fn recount_as_reconcile(app: &App) -> Result<usize, AwsError> {
             corrected += 1;
         }
     }
+    // The counts as found, each minute: every tenant's (one with a counter and nothing
+    // unfinished counts 0), and the totals the alarms watch.
+    let (mut waiting, mut running) = (0, 0);
+    let stopping = |tenant: &str| counters.iter().find(|c| c.tenant == tenant).map_or(0, |c| c.stopping.len() as i64);
+    let metrics = &app.store.metrics;
+    let tenants: std::collections::BTreeSet<&String> = counters.iter().map(|c| &c.tenant).chain(actual.keys()).collect();
+    for tenant in tenants {
+        let (q, r) = actual.get(tenant).copied().unwrap_or((0, 0));
+        let r = r + stopping(tenant);
+        metrics.emit(now, names::metrics::TENANT_QUEUED, &[(names::metrics::dim::TENANT, tenant)], q as f64);
+        metrics.emit(now, names::metrics::TENANT_RUNNING, &[(names::metrics::dim::TENANT, tenant)], r as f64);
+        (waiting, running) = (waiting + q, running + r);
+    }
+    metrics.emit(now, names::metrics::JOBS_WAITING, &[], waiting as f64);
+    metrics.emit(now, names::metrics::JOBS_RUNNING, &[], running as f64);
     for (tenant, (q, r)) in actual {
         if !seen.contains(&tenant) && app.store.correct_counts(&tenant, q, r, None).await? {
             tracing::warn!(tenant = tenant.as_str(), queued = q, running = r, "counted a tenant's jobs that had no counter");

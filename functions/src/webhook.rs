@@ -189,6 +189,21 @@ async fn record(app: &App, task_id: &TaskId, tenant: &str, d: Delivery, sent: Se
     if !app.store.record_attempt(task_id, d.round, &attempt, state, next).await? {
         return Ok(Outcome::Dropped("a message of an earlier round, or of an attempt recorded already"));
     }
+    // Counted once recorded (an attempt recorded already is not counted again); a delivery's
+    // latency from the event's own time (the job's end).
+    let now_ms = app.clock.now_millis();
+    let outcome = match state {
+        State::Delivered => "delivered",
+        State::Failed => "gave_up",
+        _ => "failed",
+    };
+    app.store.metrics.count(now_ms, names::metrics::WEBHOOK_ATTEMPTS, &[(names::metrics::dim::OUTCOME, outcome)]);
+    if state == State::Delivered {
+        let finished = serde_json::from_str::<serde_json::Value>(&payload).ok().and_then(|v| v["timestamp"].as_str().and_then(crate::time::parse_rfc3339));
+        if let Some(f) = finished {
+            app.store.metrics.emit(now_ms, names::metrics::WEBHOOK_LATENCY, &[], (now_ms - f).max(0) as f64);
+        }
+    }
     let error = error.unwrap_or_default();
     match (result, schedule.get(d.attempt as usize - 1)) {
         (Ok(code), _) => Ok(Outcome::Delivered(code)),

@@ -378,6 +378,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
             EnvVar::WebhookSecretsPath => crate::constructs::render_pattern2(names::ssm::webhooks_path, &ctx.project, &ctx.environment),
             EnvVar::WebhookRetrySeconds => func::join(",", &retry_seconds.val()),
             EnvVar::WarmPoolSize => warm_pool.val(),
+            EnvVar::MetricsNamespace => crate::constructs::render_pattern2(names::metrics::namespace, &ctx.project, &ctx.environment),
         }
     };
     let function = |s: &mut Stack, f: Fn, description: &'static str, timeout: u32| -> Result<Function, Error> {

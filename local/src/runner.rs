@@ -290,6 +290,12 @@ impl Runner {
             tokio::spawn(async move {
                 let mut lines = BufReader::new(reader).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
+                    // A metric line: what CloudWatch Logs would extract from the agent's log.
+                    if line.contains("\"_aws\"") {
+                        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                            logging::metrics::collected(&v);
+                        }
+                    }
                     if tx.send(line).await.is_err() {
                         break;
                     }

@@ -1,7 +1,9 @@
 //! A warm start through the local stack, with the agent image run as Fargate runs it and
 //! Fargate's provisioning modelled (`--provisioning-delay`): a slot waits in its own container;
 //! a job submitted then runs in it well before a cold task could have been provisioned, completes
-//! with its outputs, and the pool is refilled. In the loopback-only network namespace.
+//! with its outputs, and the pool is refilled. In the loopback-only network namespace. Every
+//! metric line written on the way (the functions', and the agent's from its container) is
+//! valid Embedded Metric Format, and they count what happened.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,7 @@ fn a_job_runs_in_a_waiting_slot_long_before_a_cold_task_could_start() {
 }
 
 async fn warm_start() {
+    let metrics = logging::metrics::buffer();
     let podman = testenv::container::Podman::detect().unwrap_or_else(|e| panic!("{e}"));
     podman.require_image(testenv::container::LOCAL_IMAGE).unwrap_or_else(|e| panic!("{e} (make image builds it)"));
     let command = AgentCommand::Container { podman, image: testenv::container::LOCAL_IMAGE.into() };
@@ -66,5 +69,43 @@ async fn warm_start() {
         assert!(refill.elapsed() < Duration::from_secs(60), "the pool was not refilled");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // A sweep: the pool's and the tenants' counts.
+    functions::reconcile::sweep(&stack.app).await.expect("the sweep runs");
     stack.stop(false).await;
+
+    let lines = metrics.lock().unwrap().clone();
+    let mut seen = std::collections::BTreeMap::<String, Vec<(Value, f64)>>::new();
+    for line in &lines {
+        let names = names::metrics::validate(line).unwrap_or_else(|e| panic!("not valid EMF ({e}): {line}"));
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], names::metrics::DEFAULT_NAMESPACE, "{line}");
+        for n in names {
+            let m = names::metrics::by_name(&n).unwrap_or_else(|| panic!("{n} is not a metric of names::metrics"));
+            let dims: Value = m.dimensions.iter().map(|d| ((*d).to_string(), line[*d].clone())).collect::<serde_json::Map<_, _>>().into();
+            seen.entry(n.clone()).or_default().push((dims, line[n.as_str()].as_f64().unwrap()));
+        }
+    }
+    let values = |name: &str| seen.get(name).cloned().unwrap_or_default();
+    let one = |name: &str, dims: Value| {
+        let v = values(name);
+        assert_eq!(v.iter().filter(|(d, _)| *d == dims).count(), 1, "{name} {dims} once: {v:?}");
+        v.into_iter().find(|(d, _)| *d == dims).unwrap().1
+    };
+    assert_eq!(one("JobsSubmitted", json!({})), 1.0);
+    assert_eq!(one("JobsStarted", json!({"Start": "warm"})), 1.0);
+    assert_eq!(one("JobsFinished", json!({"Status": "COMPLETED"})), 1.0);
+    assert!(values("JobsFailed").is_empty(), "{:?}", values("JobsFailed"));
+    let to_running = one("TimeToRunning", json!({"Start": "warm"}));
+    assert!(to_running < PROVISIONING.as_millis() as f64 && to_running <= running_after.as_millis() as f64 + 50.0, "{to_running} ms to RUNNING");
+    let (run, total) = (one("RunTime", json!({})), one("TimeToFinish", json!({})));
+    assert!(run > 0.0 && total >= run + to_running - 1.0, "run {run} ms, total {total} ms");
+    assert!(one("QueueWait", json!({})) <= to_running);
+    // The agent's phases, from its container's output.
+    for phase in ["navigate", "capture", "upload"] {
+        assert!(one("AgentPhase", json!({"Phase": phase})) >= 0.0);
+    }
+    // The slot that took the job and its replacement started; the sweep's counts.
+    assert!(values("PoolRefills").len() >= 2, "{:?}", values("PoolRefills"));
+    assert!(values("PoolIdle").iter().any(|(_, v)| *v >= 1.0), "{:?}", values("PoolIdle"));
+    assert_eq!(one("TenantQueued", json!({"Tenant": "acme"})), 0.0);
+    assert_eq!(one("JobsWaiting", json!({})), 0.0);
 }

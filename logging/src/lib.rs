@@ -115,12 +115,61 @@ pub fn init<W>(level: tracing::Level, writer: W)
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let _ = tracing_subscriber::fmt()
-        .fmt_fields(JsonFields::new())
-        .event_format(FlatJson)
-        .with_max_level(level)
-        .with_writer(writer)
-        .try_init();
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    // Metric lines are written whatever the level: a quieter log must not lose the metrics.
+    let filter = tracing_subscriber::filter::Targets::new().with_default(level).with_target(metrics::TARGET, tracing::Level::INFO);
+    let layer = tracing_subscriber::fmt::layer().fmt_fields(JsonFields::new()).event_format(FlatJson).with_writer(writer).with_filter(filter);
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+}
+
+/// Metric values: CloudWatch Embedded Metric Format lines (built by `names::metrics`), written
+/// as log lines at any level (CloudWatch Logs turns them into metrics) and handed to the
+/// collector when one is installed: the local stack's, which has no CloudWatch to do it.
+pub mod metrics {
+    use serde_json::Value;
+    use std::sync::{Arc, Mutex, RwLock};
+
+    /// The `tracing` target of metric lines.
+    pub const TARGET: &str = "metrics";
+
+    type Sink = Arc<dyn Fn(&Value) + Send + Sync>;
+
+    fn sinks() -> &'static RwLock<Vec<Sink>> {
+        static SINKS: RwLock<Vec<Sink>> = RwLock::new(Vec::new());
+        &SINKS
+    }
+
+    /// Writes one EMF line.
+    pub fn emit(line: Value) {
+        collected(&line);
+        tracing::info!(target: TARGET, fields = %line, "metric");
+    }
+
+    /// Hands a line written elsewhere (an agent's, read from its output) to the collectors, as
+    /// CloudWatch Logs would extract it; writes nothing.
+    pub fn collected(line: &Value) {
+        let sinks: Vec<Sink> = sinks().read().map(|s| s.clone()).unwrap_or_default();
+        for s in sinks {
+            s(line);
+        }
+    }
+
+    /// From now on every line emitted in this process is also given to `f`.
+    pub fn collect_into(f: impl Fn(&Value) + Send + Sync + 'static) {
+        if let Ok(mut s) = sinks().write() {
+            s.push(Arc::new(f));
+        }
+    }
+
+    /// A collector that keeps every line: [`collect_into`] a buffer, for tests.
+    pub fn buffer() -> Arc<Mutex<Vec<Value>>> {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let b = buf.clone();
+        collect_into(move |l| b.lock().unwrap_or_else(|e| e.into_inner()).push(l.clone()));
+        buf
+    }
 }
 
 /// The level named by `RUST_LOG` (`error`, `warn`, `info`, `debug`, `trace`), else `info`.

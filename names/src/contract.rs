@@ -25,6 +25,7 @@ spelled_enum! {
         WebhookSecretsPath = env::WEBHOOK_SECRETS_PATH,
         WebhookRetrySeconds = env::WEBHOOK_RETRY_SECONDS,
         WarmPoolSize = env::WARM_POOL_SIZE,
+        MetricsNamespace = env::METRICS_NAMESPACE,
     }
 }
 
@@ -41,11 +42,11 @@ pub fn env_vars(f: Function) -> &'static [(EnvVar, bool)] {
     use EnvVar::*;
     use Function::*;
     match f {
-        Submit => &[(TableName, true), (QueueUrl, true), (JobTtlDays, false), (TenantLimitDefaults, false), (WebhookQueueUrl, true)],
+        Submit => &[(TableName, true), (QueueUrl, true), (JobTtlDays, false), (TenantLimitDefaults, false), (WebhookQueueUrl, true), (MetricsNamespace, false)],
         Status => &[(TableName, true), (BucketName, true)],
         Logs => &[(TableName, true), (LogGroup, true)],
         List => &[(TableName, true)],
-        Cancel => &[(TableName, true), (ClusterArn, true), (WebhookQueueUrl, true), (QueueUrl, true)],
+        Cancel => &[(TableName, true), (ClusterArn, true), (WebhookQueueUrl, true), (QueueUrl, true), (MetricsNamespace, false)],
         Process => &[
             (TableName, true),
             (BucketName, true),
@@ -62,6 +63,7 @@ pub fn env_vars(f: Function) -> &'static [(EnvVar, bool)] {
             (TenantLimitDefaults, false),
             (WebhookQueueUrl, true),
             (WarmPoolSize, false),
+            (MetricsNamespace, false),
         ],
         Reconcile => &[
             (TableName, true),
@@ -73,6 +75,7 @@ pub fn env_vars(f: Function) -> &'static [(EnvVar, bool)] {
             (WebhookQueueUrl, true),
             (WarmPoolSize, false),
             (QueueUrl, true),
+            (MetricsNamespace, false),
         ],
         Webhook => &[
             (TableName, true),
@@ -81,6 +84,7 @@ pub fn env_vars(f: Function) -> &'static [(EnvVar, bool)] {
             (WebhookDlqUrl, true),
             (WebhookSecretsPath, true),
             (WebhookRetrySeconds, false),
+            (MetricsNamespace, false),
         ],
     }
 }

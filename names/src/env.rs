@@ -32,6 +32,8 @@ pub const WEBHOOK_RETRY_SECONDS: &str = "WEBHOOK_RETRY_SECONDS";
 /// Warm slots kept waiting for jobs (0: every job starts a cold task).
 pub const WARM_POOL_SIZE: &str = "WARM_POOL_SIZE";
 pub const LOG_LEVEL: &str = "RUST_LOG";
+/// The CloudWatch namespace of the metrics the functions write (`names::metrics::namespace`).
+pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
 
 /// Set on the agent container (by the task definition or the RunTask override).
 pub mod agent {
@@ -63,4 +65,6 @@ pub mod agent {
     pub const CHROMEDRIVER_PATH: &str = "AGENT_CHROMEDRIVER";
     /// The writable scratch directory (the root filesystem is read-only).
     pub const SCRATCH_DIR: &str = "AGENT_SCRATCH_DIR";
+    /// The CloudWatch namespace of the agent's metric lines (`names::metrics::namespace`).
+    pub const METRICS_NAMESPACE: &str = "AGENT_METRICS_NAMESPACE";
 }

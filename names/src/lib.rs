@@ -124,5 +124,8 @@ pub mod ssm;
 /// ECS tags and `startedBy` that carry the job's id on its task.
 pub mod ecs;
 
+/// The metrics (CloudWatch Embedded Metric Format): names, units, dimensions.
+pub mod metrics;
+
 #[cfg(test)]
 mod tests;

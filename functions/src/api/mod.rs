@@ -113,7 +113,17 @@ async fn dispatch(app: &App, req: &ApiRequest) -> Result<ApiResponse, ApiError> 
     let ctx = Ctx { app, tenant, internal: &internal };
     match route.function {
         Function::Submit if route.path == routes::JOB_WEBHOOK => redeliver(&ctx, &request::task_id(id.as_deref())?).await,
-        Function::Submit => submit(&ctx, req).await,
+        Function::Submit => {
+            let answer = submit(&ctx, req).await;
+            // Refused (not failed: a 5xx is the service's error, not the caller's), by the
+            // API's error code.
+            if let Err(e) = &answer {
+                if e.status() < 500 {
+                    app.store.metrics.count(app.clock.now_millis(), names::metrics::JOBS_REFUSED, &[(names::metrics::dim::REASON, e.code())]);
+                }
+            }
+            answer
+        }
         Function::List => list(&ctx, req).await,
         Function::Status => status(&ctx, &request::task_id(id.as_deref())?).await,
         Function::Cancel => cancel(&ctx, &request::task_id(id.as_deref())?).await,
@@ -230,6 +240,7 @@ async fn submit(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError
         }
         return Err((ctx.internal)(e));
     }
+    ctx.app.store.metrics.count(ctx.app.clock.now_millis(), names::metrics::JOBS_SUBMITTED, &[]);
     ok(202, accepted(&job))
 }
 

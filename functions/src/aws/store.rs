@@ -16,6 +16,8 @@ pub struct JobStore {
     /// Seconds before the sweep queues a finished job's webhook event its finishing function did
     /// not (`Config::recovery_grace_seconds`).
     pub announce_grace_seconds: i64,
+    /// Where a job's start and end are counted.
+    pub metrics: crate::metrics::Metrics,
     /// Seconds a round being sent may go without progress past its next attempt's due time before
     /// the sweep ends it FAILED (`Config::webhook_stall_seconds`).
     pub webhook_stall_seconds: i64,
@@ -523,7 +525,12 @@ impl JobStore {
                 }
             };
             let (moved, (), ()) = tokio::join!(read_back, wake, announced);
-            return Ok(moved?.map_or(Moved::Refused, Moved::Moved));
+            let moved = moved?;
+            // Counted here, where the move applied: once per job, whichever function moved it.
+            if let Some(job) = &moved {
+                self.metrics.job_moved(self.clock.now_millis(), job, to);
+            }
+            return Ok(moved.map_or(Moved::Refused, Moved::Moved));
         }
         Err(AwsError { op: "dynamodb:UpdateItem", code: None, detail: format!("the job's status kept changing; {} not written", to.as_str()) })
     }

@@ -44,6 +44,7 @@ pub fn function_env(function: names::Function, c: &functions::Config) -> Vec<(St
             WebhookSecretsPath => c.webhook_secrets_path.clone(),
             WebhookRetrySeconds => c.webhook_retry_seconds.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
             WarmPoolSize => c.warm_pool_size.to_string(),
+            MetricsNamespace => c.metrics_namespace.clone(),
         };
         env.push((var.name(), value));
     }

@@ -214,6 +214,10 @@ impl AgentService {
                         ("name", names::env::agent::SEARCH_URL_TEMPLATE.into()),
                         ("value", props.search_url_template.val()),
                     ]),
+                    obj(vec![
+                        ("name", names::env::agent::METRICS_NAMESPACE.into()),
+                        ("value", super::render_pattern2(names::metrics::namespace, &ctx.project, &ctx.environment)),
+                    ]),
                 ]),
             ),
             ("secrets", secrets),
