@@ -194,6 +194,7 @@ pub async fn dispatch_claimed(app: &App, job: &Job, receive_count: u32, fresh: b
         }
     };
     if refused {
+        tracing::warn!(task_id = task_id.as_str(), reason = reason.as_str(), "RunTask refused");
         app.store.metrics.count(app.clock.now_millis(), names::metrics::RUN_TASK_REFUSED, &[]);
     }
     if last_attempt {

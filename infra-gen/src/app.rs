@@ -460,6 +460,32 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         ApiProps { keys: &keys, rate_limit: rate, burst_limit: burst, manage_account: manage_api_account },
     )?;
 
+    // What an operator watches: alarms to the topic (and an e-mail), and the dashboard.
+    let alarm_email = s.variable(
+        "alarm_email",
+        Variable::new("string", json!(""), "E-mail address subscribed to the alarms' SNS topic (empty: none; subscribe other endpoints to the alarm_topic_arn output). AWS e-mails a confirmation link first")
+            .validate(r#"{v} == "" || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", {v}))"#, "alarm_email must be empty or an e-mail address."),
+    )?;
+    let failed_jobs = s.variable(
+        "alarm_failed_jobs",
+        Variable::new("number", 10, "Failed jobs in 15 minutes above which the jobs-failing alarm fires (docs/runbook.md#jobs-failing)")
+            .validate("{v} >= 0 && floor({v}) == {v}", "alarm_failed_jobs must be a whole number, 0 or more."),
+    )?;
+    crate::constructs::monitoring::monitoring(
+        &mut s,
+        &ctx,
+        &crate::constructs::monitoring::MonitoringProps {
+            topic: &alarms,
+            alarm_email: alarm_email.val(),
+            failed_jobs_threshold: failed_jobs.val(),
+            warm_pool_size: warm_pool.val(),
+            jobs_queue: (queue.queue.name(), queue.dlq.name()),
+            webhooks_queue: (webhooks.queue.name(), webhooks.dlq.name()),
+            functions: [&submit, &status, &logs, &list, &cancel, &process, &reconcile, &webhook].into_iter().map(|f| (f.function.as_str(), f.lambda.function_name())).collect(),
+            cluster_name: agent.cluster.name(),
+        },
+    )?;
+
     let out = |s: &mut Stack, name: &str, value: Val, description: &str, sensitive: bool| {
         s.output(name, Output { value, description: description.into(), sensitive: sensitive.then_some(true) })
     };

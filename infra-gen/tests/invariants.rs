@@ -592,3 +592,120 @@ fn secret_links_delete_versions_and_work_only_through_the_endpoint() {
     let list = statement(doc("reconcile_function_policy"), "ListSlotVersions");
     assert_eq!(strings(&list["condition"][0]["values"]), ["slots/*"], "{list}");
 }
+
+/// Our metrics a metric line of a dashboard or an alarm names: (metric, its dimension names).
+fn our_metric(namespace: &str, name: &str, dims: BTreeSet<String>) -> Option<(names::metrics::Metric, BTreeSet<String>)> {
+    if namespace != "${var.project_name}/${var.environment}" {
+        return None;
+    }
+    let m = names::metrics::by_name(name).unwrap_or_else(|| panic!("{name} is in our namespace but not in names::metrics"));
+    Some((m, dims))
+}
+
+fn assert_dimensions(m: names::metrics::Metric, dims: &BTreeSet<String>, where_: &str) {
+    let want: BTreeSet<String> = m.dimensions.iter().map(|d| d.to_string()).collect();
+    assert_eq!(dims, &want, "{where_}: {} is emitted with dimensions {want:?}, never {dims:?}: CloudWatch would show no data", m.name);
+}
+
+/// The dashboard body as CloudWatch's dashboard body structure has it (widgets on the 24-column
+/// grid, metric widgets with a region, a view, valid statistics and periods, each line a metric
+/// or an expression with a unique id), and every metric of ours it or an alarm names is defined
+/// in `names::metrics` with exactly the dimensions its emitters give it.
+#[test]
+fn the_dashboard_and_the_alarms_read_metrics_the_code_writes() {
+    let docs = docs();
+    let dashboards = blocks(&docs, "resource", "aws_cloudwatch_dashboard");
+    assert_eq!(dashboards.len(), 1);
+    // Terraform renders the references inside the body's strings: stand-ins for the check.
+    let body = str_of(dashboards[0].1, "dashboard_body");
+    let body: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("the dashboard body is not JSON: {e}"));
+    let widgets = body["widgets"].as_array().expect("widgets");
+    assert!(widgets.len() >= 10);
+    let stat_ok = |s: &str| ["Sum", "Average", "Maximum", "Minimum", "SampleCount"].contains(&s) || s.strip_prefix('p').and_then(|p| p.parse::<f64>().ok()).is_some_and(|p| (0.0..=100.0).contains(&p));
+    let mut seen = BTreeSet::new();
+    for w in widgets {
+        let (x, y, width, height) = (w["x"].as_u64().unwrap(), w["y"].as_u64().unwrap(), w["width"].as_u64().unwrap(), w["height"].as_u64().unwrap());
+        assert!(x + width <= 24 && (1..=24).contains(&width) && (1..=1000).contains(&height) && y < 10_000, "{w}");
+        assert_eq!(w["type"], "metric", "{w}");
+        let p = &w["properties"];
+        assert!(p["title"].as_str().is_some_and(|t| !t.is_empty()) && p["region"].as_str().is_some_and(|r| r.contains("aws_region")), "{p}");
+        assert!(["timeSeries", "singleValue", "gauge", "bar", "pie"].contains(&p["view"].as_str().unwrap()), "{p}");
+        assert!(stat_ok(p["stat"].as_str().unwrap()), "{p}");
+        let period = p["period"].as_u64().unwrap();
+        assert!(period % 60 == 0 && period > 0, "{p}");
+        let mut ids = BTreeSet::new();
+        for line in p["metrics"].as_array().filter(|m| !m.is_empty()).unwrap_or_else(|| panic!("no metrics: {p}")) {
+            let parts = line.as_array().unwrap();
+            if let Some(expr) = parts[0].get("expression") {
+                let id = parts[0]["id"].as_str().unwrap();
+                assert!(id.starts_with(|c: char| c.is_ascii_lowercase()) && ids.insert(id.to_string()), "{line}");
+                // SEARCH('{namespace,Dimension} MetricName="Name"', 'stat', period)
+                let e = expr.as_str().unwrap();
+                let inner = e.strip_prefix("SEARCH('{").unwrap_or_else(|| panic!("{e}"));
+                let (schema, rest) = inner.split_once("} MetricName=\"").unwrap();
+                let (name, rest) = rest.split_once("\"', '").unwrap();
+                assert!(stat_ok(rest.split('\'').next().unwrap()), "{e}");
+                let mut schema = schema.rsplit(',');
+                let dim = schema.next().unwrap();
+                let ns: Vec<&str> = schema.collect();
+                let ns: String = ns.into_iter().rev().collect::<Vec<_>>().join(",");
+                let (m, dims) = our_metric(&ns, name, [dim.to_string()].into()).unwrap_or_else(|| panic!("a search of another namespace: {e}"));
+                assert_dimensions(m, &dims, "dashboard");
+                seen.insert(m.name);
+                continue;
+            }
+            let strs: Vec<&str> = parts.iter().filter_map(Value::as_str).collect();
+            assert!(strs.len() >= 2 && strs.len() % 2 == 0, "namespace, name, then dimension pairs: {line}");
+            if let Some(opts) = parts.last().filter(|v| v.is_object()) {
+                assert!(opts.as_object().unwrap().keys().all(|k| ["stat", "label", "id", "visible", "yAxis", "color", "period"].contains(&k.as_str())), "{line}");
+                assert!(stat_ok(opts["stat"].as_str().unwrap_or("Sum")), "{line}");
+            }
+            let dims: BTreeSet<String> = strs[2..].chunks(2).map(|c| c[0].to_string()).collect();
+            if let Some((m, dims)) = our_metric(strs[0], strs[1], dims) {
+                assert_dimensions(m, &dims, "dashboard");
+                seen.insert(m.name);
+            }
+        }
+    }
+    // Every metric the code writes is on the dashboard.
+    let all: BTreeSet<&str> = names::metrics::ALL.iter().map(|m| m.name).collect();
+    assert_eq!(seen, all, "metrics written but not on the dashboard");
+
+    // The alarms: one metric, or metric math whose lines are metrics of ours or AWS's.
+    let alarms = blocks(&docs, "resource", "aws_cloudwatch_metric_alarm");
+    let mut ours = 0;
+    for (name, a) in &alarms {
+        assert!(str_of(a, "alarm_description").contains("Runbook: docs/runbook.md#"), "{name} names no runbook section");
+        let lines: Vec<&Value> = match a.get("metric_query") {
+            Some(q) => q.as_array().unwrap().iter().filter_map(|q| q.get("metric")).collect(),
+            None => vec![*a],
+        };
+        for l in lines {
+            let dims: BTreeSet<String> = l.get("dimensions").and_then(Value::as_object).map(|d| d.keys().cloned().collect()).unwrap_or_default();
+            if let Some((m, dims)) = our_metric(str_of(l, "namespace"), str_of(l, "metric_name"), dims) {
+                assert_dimensions(m, &dims, name);
+                ours += 1;
+            }
+        }
+    }
+    assert!(ours >= 6, "{ours} alarm lines read our metrics");
+}
+
+/// Every runbook section an alarm names is a section of `docs/runbook.md` (its heading's anchor).
+#[test]
+fn every_alarm_names_a_section_of_the_runbook() {
+    let runbook = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/runbook.md")).unwrap();
+    let anchors: BTreeSet<String> = runbook
+        .lines()
+        .filter_map(|l| l.strip_prefix("## ").or_else(|| l.strip_prefix("### ")))
+        .map(|h| h.trim().to_lowercase().replace(' ', "-").chars().filter(|c| c.is_alphanumeric() || *c == '-').collect())
+        .collect();
+    let docs = docs();
+    let alarms = blocks(&docs, "resource", "aws_cloudwatch_metric_alarm");
+    assert!(alarms.len() >= 15);
+    for (name, a) in alarms {
+        let description = str_of(a, "alarm_description");
+        let anchor = description.split("docs/runbook.md#").nth(1).unwrap_or_else(|| panic!("{name}: no runbook section in {description:?}"));
+        assert!(anchors.contains(anchor), "{name}: docs/runbook.md has no section #{anchor}");
+    }
+}

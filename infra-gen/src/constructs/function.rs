@@ -102,6 +102,7 @@ impl Function {
                 logical: &format!("{id}_errors"),
                 name_suffix: &format!("{id}-errors"),
                 description: format!("The {id} function reported errors"),
+                runbook: "function-errors",
                 namespace: "AWS/Lambda",
                 metric: "Errors",
                 dimension: ("FunctionName", self.lambda.function_name()),

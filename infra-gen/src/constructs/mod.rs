@@ -7,6 +7,7 @@ pub mod bucket;
 pub mod events;
 pub mod function;
 pub mod key;
+pub mod monitoring;
 pub mod network;
 pub mod queue;
 pub mod role;
@@ -87,6 +88,8 @@ pub struct AlarmSpec<'a> {
     /// Appended to the name prefix: `<prefix>-<suffix>`.
     pub name_suffix: &'a str,
     pub description: String,
+    /// Its section of the runbook (an anchor of `docs/runbook.md`).
+    pub runbook: &'a str,
     pub namespace: &'a str,
     pub metric: &'a str,
     pub dimension: (&'a str, Val),
@@ -102,12 +105,12 @@ pub fn alarm_above_zero(stack: &mut Stack, ctx: &Context, topic: &Ref<SnsTopic>,
         spec.logical,
         MetricAlarm {
             alarm_name: ctx.prefix.clone() + "-" + spec.name_suffix,
-            alarm_description: Some(spec.description.into()),
-            namespace: spec.namespace.into(),
-            metric_name: spec.metric.into(),
+            alarm_description: Some(Val::lit(format!("{}. Runbook: {}#{}", spec.description.trim_end_matches('.'), monitoring::RUNBOOK, spec.runbook))),
+            namespace: Some(spec.namespace.into()),
+            metric_name: Some(spec.metric.into()),
             dimensions: [(spec.dimension.0.to_string(), spec.dimension.1)].into_iter().collect(),
-            statistic: spec.statistic.into(),
-            period: Val::Int(spec.period_seconds),
+            statistic: Some(spec.statistic.into()),
+            period: Some(Val::Int(spec.period_seconds)),
             evaluation_periods: Val::Int(1),
             threshold: Val::Int(0),
             comparison_operator: "GreaterThanThreshold".into(),

@@ -153,6 +153,7 @@ impl JobQueue {
                 logical: spec.alarm_logical,
                 name_suffix: spec.alarm_suffix,
                 description: spec.alarm_description.into(),
+                runbook: spec.alarm_logical.trim_end_matches("_not_empty").replace('_', "-").as_str(),
                 namespace: "AWS/SQS",
                 metric: "ApproximateNumberOfMessagesVisible",
                 dimension: ("QueueName", dlq.name()),

@@ -23,12 +23,18 @@ exports!(CloudwatchLogGroup { arn, name });
 pub struct MetricAlarm {
     pub alarm_name: Val,
     pub alarm_description: Option<Val>,
-    pub namespace: Val,
-    pub metric_name: Val,
+    /// One metric (these four), or `metric_query` (metric math): never both.
+    pub namespace: Option<Val>,
+    pub metric_name: Option<Val>,
+    #[serde(skip_serializing_if = "ValMap::is_empty")]
     pub dimensions: ValMap,
-    pub statistic: Val,
-    pub period: Val,
+    pub statistic: Option<Val>,
+    pub extended_statistic: Option<Val>,
+    pub period: Option<Val>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metric_query: Vec<MetricQuery>,
     pub evaluation_periods: Val,
+    pub datapoints_to_alarm: Option<Val>,
     pub threshold: Val,
     pub comparison_operator: Val,
     pub treat_missing_data: Option<Val>,
@@ -40,6 +46,48 @@ pub struct MetricAlarm {
 }
 impl Resource for MetricAlarm {
     const TYPE: &'static str = "aws_cloudwatch_metric_alarm";
+}
+
+/// One line of a metric-math alarm: a metric, or an expression over the others.
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct MetricQuery {
+    pub id: Val,
+    pub expression: Option<Val>,
+    pub label: Option<Val>,
+    pub return_data: Option<Val>,
+    pub metric: Option<QueryMetric>,
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct QueryMetric {
+    pub namespace: Val,
+    pub metric_name: Val,
+    #[serde(skip_serializing_if = "ValMap::is_empty")]
+    pub dimensions: ValMap,
+    pub period: Val,
+    pub stat: Val,
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SnsTopicSubscription {
+    pub topic_arn: Val,
+    pub protocol: Val,
+    pub endpoint: Val,
+}
+impl Resource for SnsTopicSubscription {
+    const TYPE: &'static str = "aws_sns_topic_subscription";
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CloudwatchDashboard {
+    pub dashboard_name: Val,
+    pub dashboard_body: Val,
+}
+impl Resource for CloudwatchDashboard {
+    const TYPE: &'static str = "aws_cloudwatch_dashboard";
 }
 
 #[serde_with::skip_serializing_none]
