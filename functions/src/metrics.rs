@@ -25,16 +25,23 @@ impl Metrics {
     /// A job that has just moved to `to` (the move applied, so once per job): its start (warm or
     /// cold, and how long it waited) or its end (status, error code, run time, time since
     /// submit).
-    pub fn job_moved(&self, now_ms: i64, job: &Job, to: JobStatus) {
+    pub fn job_moved(&self, now_ms: i64, job: &Job, from: JobStatus, to: JobStatus) {
         let at = |s: Option<&str>| s.and_then(crate::time::parse_rfc3339);
         let created = at(Some(job.created_at.as_str()));
         if to == JobStatus::Provisioning && job.started_at.is_none() {
             if let Some(c) = created {
                 self.emit(now_ms, names::metrics::QUEUE_WAIT, &[], (now_ms - c).max(0) as f64);
             }
+        } else if to == JobStatus::Provisioned {
+            // A cold task started for it (RunTask answered); it runs once the task is RUNNING.
+            self.count(now_ms, names::metrics::JOBS_STARTED, &[(dim::START, "cold")]);
         } else if to == JobStatus::Running {
             let start = if job.warm_slot.is_some() { "warm" } else { "cold" };
-            self.count(now_ms, names::metrics::JOBS_STARTED, &[(dim::START, start)]);
+            // A warm slot takes its job straight to RUNNING; so does a cold task's RUNNING event
+            // that came before its RunTask answer was recorded.
+            if job.warm_slot.is_some() || from == JobStatus::Provisioning {
+                self.count(now_ms, names::metrics::JOBS_STARTED, &[(dim::START, start)]);
+            }
             if let Some(c) = created {
                 let started = at(job.started_at.as_deref()).unwrap_or(now_ms);
                 self.emit(now_ms, names::metrics::TIME_TO_RUNNING, &[(dim::START, start)], (started - c).max(0) as f64);

@@ -275,6 +275,7 @@ async fn run_task_failures_are_retried_then_recorded() {
     let fake = fake_ecs_with_failures().await;
     let conf = aws_sdk_ecs::config::Builder::from(&sdk().await).endpoint_url(fake).build();
     app.tasks.client = aws_sdk_ecs::Client::from_conf(conf);
+    let metrics = MetricLines::of(&mut app);
     let id = submit(&app, &tenant, r#"{"query": "x"}"#).await;
     // Just accepted: waiting for the dispatcher, not for capacity.
     let job = status_of(&app, &id).await;
@@ -290,6 +291,15 @@ async fn run_task_failures_are_retried_then_recorded() {
     let job = status_of(&app, &id).await;
     assert_eq!(job["status"], "FAILED");
     assert!(job["error"]["message"].as_str().unwrap().contains("no Fargate capacity"), "{job}");
+    // Counted: the submit, each refusal, the job's wait for the dispatcher, its end and why.
+    use names::metrics as m;
+    assert_eq!(metrics.values(m::JOBS_SUBMITTED, json!({})), [1.0]);
+    assert_eq!(metrics.values(m::RUN_TASK_REFUSED, json!({})), [1.0; 3]);
+    assert_eq!(metrics.values(m::QUEUE_WAIT, json!({})).len(), 1);
+    assert_eq!(metrics.values(m::JOBS_FINISHED, json!({"Status": "FAILED"})), [1.0]);
+    assert_eq!(metrics.values(m::JOBS_FAILED, json!({"ErrorCode": "RUN_TASK_FAILED"})), [1.0]);
+    assert_eq!(metrics.values(m::TIME_TO_FINISH, json!({})).len(), 1);
+    assert!(metrics.values(m::RUN_TIME, json!({})).is_empty(), "it never ran");
 }
 
 /// An attempt whose RunTask started a task but whose answer was lost (the job stays PROVISIONING

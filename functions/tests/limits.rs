@@ -113,7 +113,8 @@ async fn stop(app: &App, id: &str, exit: i64) {
 #[tokio::test]
 async fn a_submit_over_the_queue_limit_is_429_with_retry_after_and_creates_nothing() {
     let tenant = unique("full");
-    let (app, _q) = limited_app(&[&tenant], 5, 3).await;
+    let (mut app, _q) = limited_app(&[&tenant], 5, 3).await;
+    let metrics = MetricLines::of(&mut app);
     let mut ids = Vec::new();
     for i in 0..3 {
         ids.push(submit(&app, &tenant, &format!(r#"{{"query": "q{i}"}}"#)).await);
@@ -132,6 +133,12 @@ async fn a_submit_over_the_queue_limit_is_429_with_retry_after_and_creates_nothi
     assert_eq!(counts(&app, &tenant).await, (2, 0));
     submit(&app, &tenant, r#"{"query": "now there is room"}"#).await;
     assert_eq!(counts(&app, &tenant).await, (3, 0));
+    // Counted by reason: the refusal, and a body the API refuses; the accepted ones.
+    assert_eq!(call(&app, &request(&tenant, "POST", "/jobs", r#"{"query": ""}"#)).await.status, 400);
+    use names::metrics as m;
+    assert_eq!(metrics.values(m::JOBS_REFUSED, serde_json::json!({"Reason": "TENANT_QUEUE_FULL"})), [1.0]);
+    assert_eq!(metrics.values(m::JOBS_REFUSED, serde_json::json!({"Reason": "invalid_value"})), [1.0]);
+    assert_eq!(metrics.values(m::JOBS_SUBMITTED, serde_json::json!({})), [1.0; 4]);
 }
 
 /// A job at its tenant's running limit is parked, not sent round the queue every few seconds

@@ -16,7 +16,7 @@ use functions::aws::Delivery;
 use functions::webhook::{self, Outcome};
 use functions::App;
 use names::webhook::DeliveryState as State;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn run(test: impl std::future::Future<Output = ()>) {
     testenv::netns::enter_or_panic();
@@ -101,7 +101,8 @@ async fn status_of(app: &App, tenant: &str, id: &str) -> Value {
 #[test]
 fn a_completed_job_is_delivered_signed_and_recorded() {
     run(async {
-        let (tenant, app, receiver) = signed_tenant("hooks", &[]).await;
+        let (tenant, mut app, receiver) = signed_tenant("hooks", &[]).await;
+        let metrics = MetricLines::of(&mut app);
         let id = submit(&app, &tenant, &with_hook(&receiver.url("/hooks/jobs"))).await;
         // Before it ends: the webhook is shown, nothing is sent.
         let queued = status_of(&app, &tenant, &id).await;
@@ -138,6 +139,13 @@ fn a_completed_job_is_delivered_signed_and_recorded() {
         let again = webhook::deliver(&app, Delivery::first(&id, 0)).await.unwrap();
         assert_eq!(again, Outcome::Dropped("this round already ended"));
         assert_eq!(receiver.requests().len(), 1);
+        // Counted once: the job's start and end, the attempt, its latency from the job's end.
+        use names::metrics as m;
+        assert_eq!(metrics.values(m::JOBS_STARTED, json!({"Start": "cold"})), [1.0]);
+        assert_eq!(metrics.values(m::JOBS_FINISHED, json!({"Status": "COMPLETED"})), [1.0]);
+        assert_eq!(metrics.values(m::WEBHOOK_ATTEMPTS, json!({"Outcome": "delivered"})), [1.0]);
+        let latency = metrics.values(m::WEBHOOK_LATENCY, json!({}));
+        assert!(latency.len() == 1 && latency[0] < 60_000.0, "{latency:?}");
     });
 }
 
@@ -145,7 +153,8 @@ fn a_completed_job_is_delivered_signed_and_recorded() {
 fn failures_are_retried_under_one_id_then_dead_lettered_and_can_be_redelivered() {
     run(async {
         let tenant = unique("retries");
-        let app = hook_app(&tenant, false).await;
+        let mut app = hook_app(&tenant, false).await;
+        let metrics = MetricLines::of(&mut app);
         let secret = new_secret();
         put_signing_secret(&app, &tenant, &secret).await;
         // 500, then no answer within the 1 s an attempt has, then 500: the schedule [1, 1] ends.
@@ -176,6 +185,10 @@ fn failures_are_retried_under_one_id_then_dead_lettered_and_can_be_redelivered()
         let dead = dlq(&app).await;
         assert_eq!(dead.len(), 1, "{dead:?}");
         assert_eq!((dead[0].task_id.as_str(), dead[0].attempt, dead[0].last_error.as_deref()), (id.as_str(), 3, Some("HTTP 500")));
+        use names::metrics as m;
+        assert_eq!(metrics.values(m::WEBHOOK_ATTEMPTS, json!({"Outcome": "failed"})), [1.0, 1.0]);
+        assert_eq!(metrics.values(m::WEBHOOK_ATTEMPTS, json!({"Outcome": "gave_up"})), [1.0]);
+        assert_eq!(metrics.values(m::JOBS_FINISHED, json!({"Status": "CANCELLED"})), [1.0]);
 
         // Redelivery: a new round, the same id, the schedule from its start; now answered 200.
         let r = call(&app, &request(&tenant, "POST", &format!("/jobs/{id}/webhook"), "")).await;

@@ -528,7 +528,7 @@ impl JobStore {
             let moved = moved?;
             // Counted here, where the move applied: once per job, whichever function moved it.
             if let Some(job) = &moved {
-                self.metrics.job_moved(self.clock.now_millis(), job, to);
+                self.metrics.job_moved(self.clock.now_millis(), job, current.status, to);
             }
             return Ok(moved.map_or(Moved::Refused, Moved::Moved));
         }

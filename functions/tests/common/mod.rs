@@ -414,3 +414,36 @@ pub async fn put_secure(name: &str, value: &str) {
         .await
         .unwrap();
 }
+
+/// The metric lines one app writes: its own namespace (unique), so tests running beside it in
+/// this process write none of them. Each line is checked against the EMF specification.
+pub struct MetricLines {
+    namespace: String,
+    all: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl MetricLines {
+    /// From now on, `app` writes its metric lines in a namespace of its own.
+    pub fn of(app: &mut App) -> MetricLines {
+        let namespace = format!("test/{}", unique("metrics"));
+        app.store.metrics.namespace = namespace.clone();
+        app.config.metrics_namespace = namespace.clone();
+        MetricLines { namespace, all: logging::metrics::buffer() }
+    }
+
+    /// The values of `metric` written with exactly `dimensions` (a JSON object).
+    pub fn values(&self, metric: names::metrics::Metric, dimensions: serde_json::Value) -> Vec<f64> {
+        let lines: Vec<serde_json::Value> = self.all.lock().unwrap().iter().filter(|l| l["_aws"]["CloudWatchMetrics"][0]["Namespace"] == self.namespace.as_str()).cloned().collect();
+        let mut out = Vec::new();
+        for l in lines {
+            let written = names::metrics::validate(&l).unwrap_or_else(|e| panic!("not valid EMF ({e}): {l}"));
+            if written.iter().any(|n| n == metric.name) {
+                let dims: serde_json::Map<String, serde_json::Value> = metric.dimensions.iter().map(|d| ((*d).to_string(), l[*d].clone())).collect();
+                if serde_json::Value::Object(dims) == dimensions {
+                    out.push(l[metric.name].as_f64().unwrap());
+                }
+            }
+        }
+        out
+    }
+}
