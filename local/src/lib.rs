@@ -4,6 +4,7 @@
 //! the Lambdas and reaches the emulator through the standard `AWS_ENDPOINT_URL`.
 
 pub mod gateway;
+pub mod metrics;
 pub mod poller;
 pub mod provision;
 pub mod runner;

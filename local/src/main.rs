@@ -221,6 +221,9 @@ async fn main() -> std::process::ExitCode {
         _ = tokio::signal::ctrl_c() => {}
         _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
     }
+    let metrics = stack.metrics.clone();
     stack.stop(true).await;
+    // What CloudWatch would have graphed: the metrics of this run (docs/operations.md, Metrics).
+    println!("Metrics of this run (the functions' and the agents' EMF lines):\n{}", metrics.render());
     std::process::ExitCode::SUCCESS
 }

@@ -116,6 +116,8 @@ pub struct LocalStack {
     scratch: PathBuf,
     /// Agent processes started per job id.
     pub launches: Arc<std::sync::Mutex<HashMap<String, u32>>>,
+    /// The metric lines written while it runs, as series (CloudWatch's part).
+    pub metrics: Arc<crate::metrics::Store>,
 }
 
 /// The provisioned stack as IAM names it (what Terraform would know after an apply).
@@ -148,6 +150,7 @@ fn say(verbose: bool, what: &str) {
 impl LocalStack {
     pub async fn start(o: Options) -> Result<LocalStack, String> {
         let v = o.verbose;
+        let metrics = crate::metrics::Store::install();
         say(v, "starting the AWS emulator (moto server)");
         let root = o.root.clone();
         let emulator = tokio::task::spawn_blocking(move || {
@@ -321,6 +324,7 @@ impl LocalStack {
             runner,
             scratch,
             launches,
+            metrics,
         })
     }
 
@@ -338,6 +342,7 @@ impl LocalStack {
         for t in &self.tasks {
             t.abort();
         }
+        self.metrics.uninstall();
         tokio::task::spawn_blocking(move || self.emulator.stop()).await.ok();
         let _ = std::fs::remove_dir_all(&self.scratch);
         say(verbose, "stopped; nothing left running");

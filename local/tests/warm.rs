@@ -71,7 +71,15 @@ async fn warm_start() {
     }
     // A sweep: the pool's and the tenants' counts.
     functions::reconcile::sweep(&stack.app).await.expect("the sweep runs");
+    let store = stack.metrics.clone();
     stack.stop(false).await;
+    // The stack's own store (what `make local` prints) has the same counts and figures.
+    assert!(store.invalid.lock().unwrap().is_empty(), "{:?}", store.invalid.lock().unwrap());
+    assert_eq!(store.stats("JobsFinished", "Status=COMPLETED").map(|s| s.count), Some(1));
+    assert_eq!(store.stats("JobsStarted", "Start=warm").map(|s| s.sum), Some(1.0));
+    let p50 = store.stats("TimeToRunning", "Start=warm").expect("a warm start's time").p50;
+    assert!(p50 > 0.0 && p50 < PROVISIONING.as_millis() as f64, "{p50}");
+    assert!(store.render().contains("AgentPhase Phase=navigate"), "{}", store.render());
 
     let lines = metrics.lock().unwrap().clone();
     let mut seen = std::collections::BTreeMap::<String, Vec<(Value, f64)>>::new();

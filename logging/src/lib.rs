@@ -136,8 +136,8 @@ pub mod metrics {
 
     type Sink = Arc<dyn Fn(&Value) + Send + Sync>;
 
-    fn sinks() -> &'static RwLock<Vec<Sink>> {
-        static SINKS: RwLock<Vec<Sink>> = RwLock::new(Vec::new());
+    fn sinks() -> &'static RwLock<Vec<(usize, Sink)>> {
+        static SINKS: RwLock<Vec<(usize, Sink)>> = RwLock::new(Vec::new());
         &SINKS
     }
 
@@ -150,16 +150,26 @@ pub mod metrics {
     /// Hands a line written elsewhere (an agent's, read from its output) to the collectors, as
     /// CloudWatch Logs would extract it; writes nothing.
     pub fn collected(line: &Value) {
-        let sinks: Vec<Sink> = sinks().read().map(|s| s.clone()).unwrap_or_default();
+        let sinks: Vec<Sink> = sinks().read().map(|s| s.iter().map(|(_, f)| f.clone()).collect()).unwrap_or_default();
         for s in sinks {
             s(line);
         }
     }
 
-    /// From now on every line emitted in this process is also given to `f`.
-    pub fn collect_into(f: impl Fn(&Value) + Send + Sync + 'static) {
+    /// From now on every line emitted in this process is also given to `f`, until
+    /// [`stop_collecting`] with the id returned.
+    pub fn collect_into(f: impl Fn(&Value) + Send + Sync + 'static) -> usize {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut s) = sinks().write() {
-            s.push(Arc::new(f));
+            s.push((id, Arc::new(f)));
+        }
+        id
+    }
+
+    pub fn stop_collecting(id: usize) {
+        if let Ok(mut s) = sinks().write() {
+            s.retain(|(i, _)| *i != id);
         }
     }
 
