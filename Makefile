@@ -10,7 +10,7 @@ export CARGO_TERM_COLOR ?= never
 CARGO_WS := $(CARGO) test --workspace
 
 # Crate fragments add their benchmarks here (agent/agent.mk, functions/functions.mk).
-BENCH_TARGETS := bench-infra bench-local bench-fairness bench-noisy bench-warm
+BENCH_TARGETS := bench-infra bench-functions bench-local bench-fairness bench-noisy bench-warm
 
 .PHONY: all gen check test test-tools test-infra soak bench tools system-packages local local-command e2e deploy destroy rotate-key rotate-key-finish $(BENCH_TARGETS)
 
@@ -111,6 +111,11 @@ bench: $(BENCH_TARGETS)
 
 bench-infra:
 	$(CARGO) run -q --release -p infra-gen --bin synth-bench
+
+# The functions: zip sizes (after make build), cold starts, handler times against moto, and what
+# the metric lines cost.
+bench-functions: tools
+	$(CARGO) bench -p functions --bench handlers
 
 # 1000 jobs through the local stack with the agent replaced by `true` (the runner's test mode).
 bench-local: tools

@@ -13,8 +13,12 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// One value of `metric`, with exactly its dimensions.
+    /// One value of `metric`, with exactly its dimensions. An empty namespace writes nothing
+    /// (the benchmark's "without").
     pub fn emit(&self, now_ms: i64, metric: Metric, dimensions: &[(&str, &str)], value: f64) {
+        if self.namespace.is_empty() {
+            return;
+        }
         logging::metrics::emit(metric.line(&self.namespace, now_ms, dimensions, value));
     }
 

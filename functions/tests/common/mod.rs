@@ -431,6 +431,13 @@ impl MetricLines {
         MetricLines { namespace, all: logging::metrics::buffer() }
     }
 
+    /// How many lines it wrote, and their bytes as log lines (JSON and a newline).
+    pub fn written(&self) -> (usize, usize) {
+        let all = self.all.lock().unwrap();
+        let mine: Vec<&serde_json::Value> = all.iter().filter(|l| l["_aws"]["CloudWatchMetrics"][0]["Namespace"] == self.namespace.as_str()).collect();
+        (mine.len(), mine.iter().map(|l| l.to_string().len() + 1).sum())
+    }
+
     /// The values of `metric` written with exactly `dimensions` (a JSON object).
     pub fn values(&self, metric: names::metrics::Metric, dimensions: serde_json::Value) -> Vec<f64> {
         let lines: Vec<serde_json::Value> = self.all.lock().unwrap().iter().filter(|l| l["_aws"]["CloudWatchMetrics"][0]["Namespace"] == self.namespace.as_str()).cloned().collect();
