@@ -25,7 +25,7 @@ const EXIT_CODES: &str = "Exit codes:
   8  --wait gave up after --wait-timeout; the job goes on";
 
 #[derive(Parser, Debug)]
-#[command(name = env!("CARGO_BIN_NAME"), version, about = "Browser jobs from the command line: submit, wait, download, status, logs, list, cancel", after_help = EXIT_CODES)]
+#[command(name = env!("CARGO_BIN_NAME"), version, about = "Browser jobs from the command line: submit, wait, download, status, logs, list, cancel, usage", after_help = EXIT_CODES)]
 struct Cli {
     /// The API's base URL, e.g. https://abc123.execute-api.us-east-1.amazonaws.com/v1 (default:
     /// `terraform output api_gateway_url` of --terraform-dir)
@@ -84,6 +84,15 @@ enum Command {
     },
     /// Cancel a job that has not finished
     Cancel { task_id: String },
+    /// The tenant's jobs, running time and estimated Fargate cost by day (UTC)
+    Usage {
+        /// The first day, YYYY-MM-DD (default: 29 days before --to)
+        #[arg(long)]
+        from: Option<String>,
+        /// The last day, YYYY-MM-DD (default: today); at most 93 days from --from
+        #[arg(long)]
+        to: Option<String>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -161,6 +170,16 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
         }
         Command::Logs { task_id, follow, limit } => logs(cli, &api, task_id, *follow, *limit),
         Command::List { status, limit, next_token, all } => list(cli, &api, status.as_deref(), *limit, next_token.clone(), *all),
+        Command::Usage { from, to } => {
+            let query: Vec<(&str, String)> = [("from", from), ("to", to)].into_iter().filter_map(|(k, v)| v.clone().map(|v| (k, v))).collect();
+            let usage = api.get(names::routes::USAGE, &query)?;
+            if cli.json {
+                print_json(&usage);
+            } else {
+                print_usage(&typed::<names::api::Usage>(usage)?);
+            }
+            Ok(exit::OK)
+        }
         Command::Cancel { task_id } => {
             let job = api.call(reqwest::Method::DELETE, &job_path(task_id)?, &[], None, &[])?;
             if cli.json {
@@ -172,6 +191,22 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
             Ok(exit::OK)
         }
     }
+}
+
+/// A usage table: a line a day, then the totals.
+fn print_usage(u: &names::api::Usage) {
+    println!("tenant {}, {} to {} (UTC)", u.tenant_id, u.from, u.to);
+    println!("{:<12} {:>6} {:>9} {:>6} {:>9} {:>11} {:>12} {:>11} {:>10}", "day", "jobs", "completed", "failed", "cancelled", "run (s)", "vCPU-s", "GB-s", "cost (USD)");
+    let line = |day: &str, t: &names::api::UsageTotals| {
+        println!(
+            "{day:<12} {:>6} {:>9} {:>6} {:>9} {:>11.1} {:>12.1} {:>11.1} {:>10.4}",
+            t.jobs, t.completed, t.failed, t.cancelled, t.run_seconds, t.vcpu_seconds, t.gb_seconds, t.estimated_cost_usd
+        )
+    };
+    for d in &u.days {
+        line(&d.day, &d.usage);
+    }
+    line("total", &u.total);
 }
 
 /// A flag's (or its variable's) value, else the deployed stack's Terraform output.

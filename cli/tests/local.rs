@@ -112,6 +112,18 @@ async fn with_agents() {
     assert_eq!(again.code, 4, "{again}");
     assert!(again.stderr.contains("409 job_finished"), "{again}");
 
+    // Usage: the two jobs of today, one completed, one cancelled, with their running time.
+    let usage = run(&stack, &["usage", "--json"]).await;
+    let u: Value = serde_json::from_str(&usage.stdout).unwrap_or_else(|e| panic!("{e}: {usage}"));
+    assert_eq!((u["total"]["jobs"].as_u64(), u["total"]["completed"].as_u64(), u["total"]["cancelled"].as_u64()), (Some(2), Some(1), Some(1)), "{usage}");
+    assert!(u["total"]["run_seconds"].as_f64().unwrap() > 0.0 && u["total"]["estimated_cost_usd"].as_f64().unwrap() > 0.0, "{usage}");
+    let table = run(&stack, &["usage"]).await;
+    assert_eq!(table.code, 0, "{table}");
+    assert!(table.stdout.lines().any(|l| l.starts_with("total ") && l.split_whitespace().nth(1) == Some("2")), "{table}");
+    let refused = run(&stack, &["usage", "--from", "yesterday"]).await;
+    assert_eq!(refused.code, 4, "{refused}");
+    assert!(refused.stderr.contains("from"), "{refused}");
+
     // Refusals: an unknown job, a wrong key, a body the API refuses, a malformed id.
     let missing = run(&stack, &["status", "00000000-0000-4000-8000-000000000000"]).await;
     assert_eq!(missing.code, 4, "{missing}");

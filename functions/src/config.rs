@@ -123,6 +123,43 @@ pub struct Config {
     pub webhook_stall_seconds: i64,
     /// The CloudWatch namespace of the metric lines (`names::metrics`).
     pub metrics_namespace: String,
+    /// A job's task size and Fargate's prices: what a job's usage records.
+    pub pricing: Pricing,
+}
+
+/// A job's task size and what Fargate charges for it (`FARGATE_PRICING`).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pricing {
+    pub vcpu: f64,
+    pub memory_gb: f64,
+    /// US dollars per vCPU-hour and per GB-hour.
+    pub vcpu_hour: f64,
+    pub gb_hour: f64,
+}
+
+impl Default for Pricing {
+    /// The default task (1 vCPU, 2 GB) at us-east-1's arm64 prices.
+    fn default() -> Pricing {
+        let (vcpu_hour, gb_hour) = names::defaults::FARGATE_PRICES_US_EAST_1_ARM64;
+        Pricing { vcpu: f64::from(names::defaults::AGENT_CPU) / 1024.0, memory_gb: f64::from(names::defaults::AGENT_MEMORY) / 1024.0, vcpu_hour, gb_hour }
+    }
+}
+
+impl Pricing {
+    /// (vCPU-seconds, GB-seconds, US dollars) of a task running `seconds`.
+    pub fn of(&self, seconds: f64) -> (f64, f64, f64) {
+        let (v, g) = (seconds * self.vcpu, seconds * self.memory_gb);
+        (v, g, v / 3600.0 * self.vcpu_hour + g / 3600.0 * self.gb_hour)
+    }
+
+    fn parse(var: &str, s: &str) -> Result<Pricing, String> {
+        let p: Pricing = serde_json::from_str(s).map_err(|e| format!("{var} must be {{\"vcpu\", \"memory_gb\", \"vcpu_hour\", \"gb_hour\"}}: {e}"))?;
+        if [p.vcpu, p.memory_gb, p.vcpu_hour, p.gb_hour].iter().any(|v| !v.is_finite() || *v < 0.0) {
+            return Err(format!("{var}: every figure must be a number, 0 or more"));
+        }
+        Ok(p)
+    }
 }
 
 impl Config {
@@ -190,6 +227,7 @@ impl Config {
                     EnvVar::WebhookRetrySeconds => c.webhook_retry_seconds = retry_schedule(name, &value)?,
                     EnvVar::WarmPoolSize => c.warm_pool_size = number(&value)?.min(names::defaults::MAX_WARM_POOL_SIZE),
                     EnvVar::MetricsNamespace => c.metrics_namespace = value,
+                    EnvVar::FargatePricing => c.pricing = Pricing::parse(name, &value)?,
                 }
             }
         }

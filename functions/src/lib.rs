@@ -82,6 +82,7 @@ impl App {
                 announce_grace_seconds: config.recovery_grace_seconds,
                 webhook_stall_seconds: config.webhook_stall_seconds,
                 metrics: metrics::Metrics { namespace: config.metrics_namespace.clone() },
+                pricing: config.pricing,
             },
             webhooks,
             signing: aws::SigningSecrets { client: aws_sdk_ssm::Client::new(sdk), path: config.webhook_secrets_path.clone() },

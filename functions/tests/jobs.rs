@@ -823,3 +823,64 @@ async fn a_failed_agent_s_error_report_becomes_the_job_s_error() {
     assert_eq!(job["error"]["code"], ErrorCode::AgentFailed.as_str(), "{job}");
     assert!(job["error"].get("step").is_none());
 }
+
+/// Runs a job of `tenant` to its end: started, RUNNING for `run`, then its container exits with
+/// `exit` (the STOPPED event delivered `deliveries` times). Its job as it ended.
+async fn run_to_end(app: &App, tenant: &str, run: std::time::Duration, exit: i64, deliveries: usize) -> Value {
+    let id = submit(app, tenant, r#"{"query": "usage"}"#).await;
+    let _ = process::message(app, &process::Message { body: Some(&job_message(&id)), receive_count: 1 }).await;
+    let arn = app.store.get(&TaskId::parse(&id).unwrap()).await.unwrap().unwrap().ecs_task_arn.expect("a task");
+    reconcile::event(app, &task_event(&app.config.cluster_arn, &arn, &id, names::ecs::TaskStatus::Running, running_container(), None)).await.unwrap();
+    tokio::time::sleep(run).await;
+    let stopped = task_event(&app.config.cluster_arn, &arn, &id, names::ecs::TaskStatus::Stopped, container(Some(exit), None), None);
+    for _ in 0..deliveries {
+        reconcile::event(app, &stopped).await.unwrap();
+    }
+    status_of(app, &id).await
+}
+
+/// `GET /usage`: a tenant's jobs, running time, vCPU- and GB-seconds and estimated cost by day,
+/// equal to the sums over the jobs it ran (a job's end counted once, however often its event
+/// comes), never another tenant's; bad days are refused.
+#[tokio::test]
+async fn usage_sums_each_tenants_jobs_by_day_and_never_shows_another_tenants() {
+    let (a, b) = (unique("usage-a"), unique("usage-b"));
+    let app = app(&[&a, &b]).await;
+    let mut ran = Vec::new();
+    ran.push(run_to_end(&app, &a, std::time::Duration::from_millis(1200), 0, 2).await);
+    ran.push(run_to_end(&app, &a, std::time::Duration::from_millis(300), 4, 1).await);
+    let queued = submit(&app, &a, r#"{"query": "never runs"}"#).await;
+    assert_eq!(call(&app, &request(&a, "DELETE", &format!("/jobs/{queued}"), "")).await.status, 200);
+    let b_job = run_to_end(&app, &b, std::time::Duration::from_millis(500), 0, 1).await;
+    let at = |j: &Value, k: &str| functions::time::parse_rfc3339(j[k].as_str().unwrap()).unwrap();
+    let seconds: f64 = ran.iter().map(|j| (at(j, "finished_at") - at(j, "started_at")) as f64 / 1000.0).sum();
+
+    let today = &functions::time::rfc3339(functions::time::now_millis())[..10];
+    let r = get(&app, &a, "/usage").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let usage: names::api::Usage = serde_json::from_value(r.body.clone()).unwrap();
+    assert_eq!((usage.tenant_id.as_str(), usage.to.as_str(), usage.days.len()), (a.as_str(), today, 1), "{}", r.body);
+    let t = &usage.total;
+    assert_eq!((t.jobs, t.completed, t.failed, t.cancelled), (3, 1, 1, 1), "{}", r.body);
+    assert!((t.run_seconds - seconds).abs() < 0.05, "{} s against {seconds} s from the jobs' own times", t.run_seconds);
+    let p = app.config.pricing;
+    assert!((t.vcpu_seconds - t.run_seconds * p.vcpu).abs() < 1e-5 && (t.gb_seconds - t.run_seconds * p.memory_gb).abs() < 1e-5, "{}", r.body);
+    let cost = t.vcpu_seconds / 3600.0 * p.vcpu_hour + t.gb_seconds / 3600.0 * p.gb_hour;
+    assert!(t.estimated_cost_usd > 0.0 && (t.estimated_cost_usd - cost).abs() < 1e-5, "{} against {cost}", t.estimated_cost_usd);
+    assert_eq!(usage.days[0].day, today);
+    assert_eq!(&usage.days[0].usage, t);
+
+    // B sees its one job, and nothing of A's.
+    let rb: names::api::Usage = serde_json::from_value(get(&app, &b, &format!("/usage?from={today}&to={today}")).await.body).unwrap();
+    let b_seconds = (at(&b_job, "finished_at") - at(&b_job, "started_at")) as f64 / 1000.0;
+    assert_eq!((rb.tenant_id.as_str(), rb.total.jobs, rb.total.completed), (b.as_str(), 1, 1));
+    assert!((rb.total.run_seconds - b_seconds).abs() < 0.05);
+    // A day without jobs is left out; bad days are refused.
+    let earlier: names::api::Usage = serde_json::from_value(get(&app, &a, "/usage?from=2026-01-01&to=2026-01-31").await.body).unwrap();
+    assert!(earlier.days.is_empty() && earlier.total.jobs == 0);
+    for (q, field) in [("from=2026-13-01", "from"), ("from=2026-02-01&to=2026-01-01", "from"), ("from=2026-01-01&to=2026-12-31", "to"), ("day=2026-01-01", "day")] {
+        let r = get(&app, &a, &format!("/usage?{q}")).await;
+        assert_eq!(r.status, 400, "{q}: {}", r.body);
+        assert_eq!(r.body["error"]["field"], field, "{q}: {}", r.body);
+    }
+}

@@ -187,6 +187,19 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         Variable::new("string", "arm64", "CPU architecture of the agent's Fargate tasks and image: arm64 (about 20% cheaper) or x86_64 (`make deploy AGENT_ARCH=`)")
             .validate("contains([\"arm64\", \"x86_64\"], {v})", "agent_architecture must be arm64 or x86_64."),
     )?;
+    let (x86, arm) = (d::FARGATE_PRICES_US_EAST_1_X86_64, d::FARGATE_PRICES_US_EAST_1_ARM64);
+    let fargate_prices = s.variable(
+        "fargate_prices",
+        Variable::new(
+            "map(object({ vcpu_hour = number, gb_hour = number }))",
+            json!({
+                "us-east-1/x86_64": { "vcpu_hour": x86.0, "gb_hour": x86.1 },
+                "us-east-1/arm64": { "vcpu_hour": arm.0, "gb_hour": arm.1 },
+            }),
+            "Fargate's Linux on-demand prices (US dollars per vCPU-hour and per GB-hour) by \"<region>/<architecture>\": what GET /usage estimates a job's cost with. The default has us-east-1's; add your region's (aws.amazon.com/fargate/pricing), or its jobs are priced 0",
+        )
+        .validate("alltrue([for k, p in {v} : can(regex(\"^[a-z0-9-]+/(arm64|x86_64)$\", k)) && p.vcpu_hour >= 0 && p.gb_hour >= 0])", "fargate_prices: keys \"<region>/<arm64|x86_64>\", prices 0 or more."),
+    )?;
     let max_attempts = s.variable(
         "max_receive_count",
         Variable::new("number", d::MAX_RECEIVE_COUNT, "Deliveries of a job message before it goes to the dead-letter queue")
@@ -281,6 +294,19 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
     let prefix = s.local("name_prefix", project.val() + "-" + &environment.val())?;
     let caller = s.data(File::Main, "current", CallerIdentity {})?;
     let region_data = s.data(File::Main, "current", Region {})?;
+    // A job's task size and its price in this region and architecture (0 where fargate_prices has
+    // none): what each job's end adds to its tenant's usage.
+    let price = func::lookup(
+        &fargate_prices.val(),
+        &(region_data.region() + "/" + &agent_architecture.val()),
+        &func::object([("vcpu_hour", Val::Int(0)), ("gb_hour", Val::Int(0))]),
+    );
+    let pricing = func::jsonencode(&func::object([
+        ("vcpu", Val::expr(format!("{} / 1024", agent_cpu.val().as_expr()))),
+        ("memory_gb", Val::expr(format!("{} / 1024", agent_memory.val().as_expr()))),
+        ("vcpu_hour", Val::expr(format!("{}.vcpu_hour", price.as_expr()))),
+        ("gb_hour", Val::expr(format!("{}.gb_hour", price.as_expr()))),
+    ]));
     let partition = s.data(File::Main, "current", Partition {})?;
     let ctx = Context {
         prefix: prefix.val(),
@@ -379,6 +405,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
             EnvVar::WebhookRetrySeconds => func::join(",", &retry_seconds.val()),
             EnvVar::WarmPoolSize => warm_pool.val(),
             EnvVar::MetricsNamespace => crate::constructs::render_pattern2(names::metrics::namespace, &ctx.project, &ctx.environment),
+            EnvVar::FargatePricing => pricing.clone(),
         }
     };
     let function = |s: &mut Stack, f: Fn, description: &'static str, timeout: u32| -> Result<Function, Error> {

@@ -196,6 +196,7 @@ fn longest_value(var: &str) -> usize {
         // 20 retries of at most 86400 s, comma-separated.
         v if v == names::env::WEBHOOK_RETRY_SECONDS => 20 * 6 - 1,
         v if v == names::env::WARM_POOL_SIZE => 3,
+        v if v == names::env::FARGATE_PRICING => r#"{"gb_hour":0.0044450001,"memory_gb":119.999023,"vcpu":16,"vcpu_hour":0.0404800001}"#.len(),
         v if v == names::env::METRICS_NAMESPACE => names::metrics::namespace("a23456789-123456789-1", "prod-eu-12").len(),
         other => panic!("teach this test the longest value of {other}"),
     }

@@ -224,6 +224,8 @@ async fn main() -> std::process::ExitCode {
     let metrics = stack.metrics.clone();
     stack.stop(true).await;
     // What CloudWatch would have graphed: the metrics of this run (docs/operations.md, Metrics).
-    println!("Metrics of this run (the functions' and the agents' EMF lines):\n{}", metrics.render());
+    // (Whoever ran it may have stopped reading: a closed stdout is not an error at exit.)
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "Metrics of this run (the functions' and the agents' EMF lines):\n{}", metrics.render());
     std::process::ExitCode::SUCCESS
 }

@@ -253,6 +253,55 @@ pub struct JobList {
     pub next_token: Option<String>,
 }
 
+/// The calling tenant's usage by day (UTC, the day each job ended), and the totals.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Usage {
+    pub tenant_id: String,
+    /// The first and last day asked for, `YYYY-MM-DD`.
+    pub from: String,
+    pub to: String,
+    /// Days with jobs, oldest first (a day without is left out).
+    pub days: Vec<UsageDay>,
+    pub total: UsageTotals,
+}
+
+/// One day's jobs and what their tasks used.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UsageDay {
+    pub day: String,
+    #[serde(flatten)]
+    pub usage: UsageTotals,
+}
+
+/// Jobs ended (by final status), their running time, their tasks' vCPU- and GB-seconds (running
+/// time times the task's size), and the estimated Fargate cost at the deployment's
+/// `fargate_prices` when each job ended (the running time only: Fargate also bills a task's image
+/// pull and start, which a warm slot's job does not pay for).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UsageTotals {
+    pub jobs: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub run_seconds: f64,
+    pub vcpu_seconds: f64,
+    pub gb_seconds: f64,
+    pub estimated_cost_usd: f64,
+}
+
+impl UsageTotals {
+    pub fn add(&mut self, o: &UsageTotals) {
+        self.jobs += o.jobs;
+        self.completed += o.completed;
+        self.failed += o.failed;
+        self.cancelled += o.cancelled;
+        self.run_seconds += o.run_seconds;
+        self.vcpu_seconds += o.vcpu_seconds;
+        self.gb_seconds += o.gb_seconds;
+        self.estimated_cost_usd += o.estimated_cost_usd;
+    }
+}
+
 /// A page of the agent's log lines.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LogPage {
@@ -367,6 +416,29 @@ mod doc {
         /// The `next_token` of the previous page.
         next_token: Option<String>,
     }
+
+    #[derive(utoipa::IntoParams)]
+    #[into_params(parameter_in = Query)]
+    #[allow(dead_code)]
+    struct UsageQuery {
+        /// The first day, `YYYY-MM-DD` (UTC): 29 days before `to` when absent.
+        from: Option<String>,
+        /// The last day, `YYYY-MM-DD` (UTC): today when absent. At most 93 days from `from`.
+        to: Option<String>,
+    }
+
+    /// The calling tenant's jobs, running time and estimated Fargate cost, by day.
+    #[utoipa::path(get, path = "/usage", operation_id = "getUsage", tag = "jobs",
+        params(UsageQuery),
+        responses(
+            (status = 200, description = "The tenant's usage by day.", body = Usage),
+            (status = 400, description = "`from` or `to` is not a day, `from` is after `to`, or they are more than 93 days apart.", body = ErrorBody),
+            (status = 403, description = "No or an unknown API key.", body = Refusal),
+            (status = 429, description = "API Gateway's throttle.", body = Refusal),
+            (status = 500, description = "An AWS call failed; quote `request_id`.", body = ErrorBody),
+        ))]
+    #[allow(dead_code)]
+    fn usage() {}
 
     /// Submit a job.
     #[utoipa::path(post, path = "/jobs", operation_id = "submitJob", tag = "jobs",
@@ -490,8 +562,8 @@ mod doc {
             description = "Browser-automation jobs, each in its own throw-away Fargate container: submit, poll the status and its pre-signed output links, read the logs, cancel. Deployed as the `v1` stage of an API Gateway REST API (`terraform output api_url`).",
             license(name = "Apache-2.0", identifier = "Apache-2.0"),
         ),
-        paths(submit, list, status, cancel, logs, redeliver),
-        components(schemas(SubmitRequest, Accepted, JobView, JobList, LogPage, Redelivery, ErrorBody, GatewayError, WebhookEvent)),
+        paths(submit, list, status, cancel, logs, redeliver, usage),
+        components(schemas(SubmitRequest, Accepted, JobView, JobList, LogPage, Redelivery, ErrorBody, GatewayError, WebhookEvent, Usage, UsageDay, UsageTotals)),
         modifiers(&ApiKeyScheme),
         security(("api_key" = [])),
         tags((name = "jobs", description = "Browser jobs")),

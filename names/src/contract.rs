@@ -26,6 +26,7 @@ spelled_enum! {
         WebhookRetrySeconds = env::WEBHOOK_RETRY_SECONDS,
         WarmPoolSize = env::WARM_POOL_SIZE,
         MetricsNamespace = env::METRICS_NAMESPACE,
+        FargatePricing = env::FARGATE_PRICING,
     }
 }
 
@@ -42,11 +43,11 @@ pub fn env_vars(f: Function) -> &'static [(EnvVar, bool)] {
     use EnvVar::*;
     use Function::*;
     match f {
-        Submit => &[(TableName, true), (QueueUrl, true), (JobTtlDays, false), (TenantLimitDefaults, false), (WebhookQueueUrl, true), (MetricsNamespace, false)],
+        Submit => &[(TableName, true), (QueueUrl, true), (JobTtlDays, false), (TenantLimitDefaults, false), (WebhookQueueUrl, true), (MetricsNamespace, false), (FargatePricing, false)],
         Status => &[(TableName, true), (BucketName, true)],
         Logs => &[(TableName, true), (LogGroup, true)],
         List => &[(TableName, true)],
-        Cancel => &[(TableName, true), (ClusterArn, true), (WebhookQueueUrl, true), (QueueUrl, true), (MetricsNamespace, false)],
+        Cancel => &[(TableName, true), (ClusterArn, true), (WebhookQueueUrl, true), (QueueUrl, true), (MetricsNamespace, false), (FargatePricing, false)],
         Process => &[
             (TableName, true),
             (BucketName, true),
@@ -64,6 +65,7 @@ pub fn env_vars(f: Function) -> &'static [(EnvVar, bool)] {
             (WebhookQueueUrl, true),
             (WarmPoolSize, false),
             (MetricsNamespace, false),
+            (FargatePricing, false),
         ],
         Reconcile => &[
             (TableName, true),
@@ -76,6 +78,7 @@ pub fn env_vars(f: Function) -> &'static [(EnvVar, bool)] {
             (WarmPoolSize, false),
             (QueueUrl, true),
             (MetricsNamespace, false),
+            (FargatePricing, false),
         ],
         Webhook => &[
             (TableName, true),

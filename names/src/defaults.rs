@@ -36,3 +36,11 @@ pub const TIMEOUT_GRACE_SECONDS: u32 = 120;
 pub fn name_prefix(project: &str, environment: &str) -> String {
     format!("{project}-{environment}")
 }
+
+/// `GET /usage`: days answered when `from` is not given, and the most one request may ask.
+pub const USAGE_DEFAULT_DAYS: i64 = 30;
+pub const USAGE_MAX_DAYS: i64 = 93;
+/// Fargate's on-demand prices in us-east-1 (per vCPU-hour, per GB-hour), Linux, as published for
+/// 2026: the default of `fargate_prices` (check your region's at aws.amazon.com/fargate/pricing).
+pub const FARGATE_PRICES_US_EAST_1_X86_64: (f64, f64) = (0.04048, 0.004445);
+pub const FARGATE_PRICES_US_EAST_1_ARM64: (f64, f64) = (0.03238, 0.00356);

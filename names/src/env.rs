@@ -34,6 +34,9 @@ pub const WARM_POOL_SIZE: &str = "WARM_POOL_SIZE";
 pub const LOG_LEVEL: &str = "RUST_LOG";
 /// The CloudWatch namespace of the metrics the functions write (`names::metrics::namespace`).
 pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
+/// What a job's task costs: `{"vcpu": 1, "memory_gb": 2, "vcpu_hour": 0.03238, "gb_hour": 0.00356}`
+/// (its size, and Fargate's prices for the region and architecture from `fargate_prices`).
+pub const FARGATE_PRICING: &str = "FARGATE_PRICING";
 
 /// Set on the agent container (by the task definition or the RunTask override).
 pub mod agent {

@@ -120,6 +120,22 @@ pub fn limits_key(tenant: &str) -> String {
     format!("{LIMITS_PREFIX}{tenant}")
 }
 pub const LIMITS_PREFIX: &str = "limits#";
+/// A tenant's usage on one day (UTC, `YYYY-MM-DD`, the day its jobs finished): key
+/// `usage#<tenant>#<day>`, added to in the transaction that ends each job (so once per job), read
+/// by `GET /usage` one item a day. No `tenant_id`, `created_at` or `unfinished`: in no index,
+/// never listed; no TTL: kept.
+pub fn usage_key(tenant: &str, day: &str) -> String {
+    format!("{USAGE_PREFIX}{tenant}#{day}")
+}
+pub const USAGE_PREFIX: &str = "usage#";
+/// Its numbers: jobs ended, by final status; seconds of running; vCPU- and GB-seconds of their
+/// tasks; the estimated Fargate cost in US dollars (at the prices of the day each job ended).
+pub const USAGE_DAY: &str = "day";
+pub const USAGE_JOBS: &str = "jobs";
+pub const USAGE_RUN_SECONDS: &str = "run_seconds";
+pub const USAGE_VCPU_SECONDS: &str = "vcpu_seconds";
+pub const USAGE_GB_SECONDS: &str = "gb_seconds";
+pub const USAGE_COST_USD: &str = "cost_usd";
 pub const LIMITS_PARTITION: &str = "limits";
 /// One of a tenant's webhook lanes (`names::webhook::TENANT_LANES`): key
 /// `webhook-lane#<tenant>#<n>`, held while [`LANE_UNTIL`] (epoch milliseconds) is ahead, by

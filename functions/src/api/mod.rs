@@ -124,6 +124,7 @@ async fn dispatch(app: &App, req: &ApiRequest) -> Result<ApiResponse, ApiError> 
             }
             answer
         }
+        Function::List if route.path == routes::USAGE => usage(&ctx, req).await,
         Function::List => list(&ctx, req).await,
         Function::Status => status(&ctx, &request::task_id(id.as_deref())?).await,
         Function::Cancel => cancel(&ctx, &request::task_id(id.as_deref())?).await,
@@ -368,6 +369,49 @@ async fn list(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError> 
     let page = ctx.app.store.list_tenant(&ctx.tenant, status, limit, start).await.map_err(ctx.internal)?;
     let jobs: Vec<api::JobView> = page.jobs.iter().map(Job::view).collect();
     ok(200, api::JobList { count: jobs.len(), jobs, next_token: page.last_key.as_ref().and_then(list_token::encode) })
+}
+
+/// `GET /usage`: the caller's jobs, running time and estimated cost by day, from its usage items
+/// (one a day, added to as each job ends), never from its jobs.
+async fn usage(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    use names::defaults::{USAGE_DEFAULT_DAYS, USAGE_MAX_DAYS};
+    let params = Params::new(&req.query, &["from", "to"])?;
+    let day = |name: &str| -> Result<Option<time::Date>, ApiError> {
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        match params.get(name)? {
+            None => Ok(None),
+            Some(v) => time::Date::parse(v, &format).map(Some).map_err(|_| ApiError::invalid(name, format!("`{name}` must be a day, YYYY-MM-DD"))),
+        }
+    };
+    let today = time::OffsetDateTime::from_unix_timestamp(ctx.app.clock.now_secs()).map(|t| t.date()).unwrap_or(time::Date::MIN);
+    let to = day("to")?.unwrap_or(today);
+    let from = day("from")?.unwrap_or(to - time::Duration::days(USAGE_DEFAULT_DAYS - 1));
+    if from > to {
+        return Err(ApiError::invalid("from", "`from` is after `to`"));
+    }
+    if (to - from).whole_days() >= USAGE_MAX_DAYS {
+        return Err(ApiError::invalid("to", format!("at most {USAGE_MAX_DAYS} days a request")));
+    }
+    let show = |d: time::Date| format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day());
+    let mut days = Vec::new();
+    let mut d = from;
+    while d <= to {
+        days.push(show(d));
+        d = d.next_day().unwrap_or(time::Date::MAX);
+        if d == time::Date::MAX {
+            break;
+        }
+    }
+    let found = ctx.app.store.usage(ctx.tenant.as_str(), &days).await.map_err(ctx.internal)?;
+    let mut total = api::UsageTotals::default();
+    let days: Vec<api::UsageDay> = found
+        .into_iter()
+        .map(|(day, usage)| {
+            total.add(&usage);
+            api::UsageDay { day, usage }
+        })
+        .collect();
+    ok(200, api::Usage { tenant_id: ctx.tenant.as_str().to_owned(), from: show(from), to: show(to), days, total })
 }
 
 /// The list route's `next_token`: DynamoDB's last evaluated key of the tenant index, as hex of

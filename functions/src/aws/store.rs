@@ -18,6 +18,8 @@ pub struct JobStore {
     pub announce_grace_seconds: i64,
     /// Where a job's start and end are counted.
     pub metrics: crate::metrics::Metrics,
+    /// What a job's task costs: its end adds its usage to its tenant's day.
+    pub pricing: crate::config::Pricing,
     /// Seconds a round being sent may go without progress past its next attempt's due time before
     /// the sweep ends it FAILED (`Config::webhook_stall_seconds`).
     pub webhook_stall_seconds: i64,
@@ -132,6 +134,42 @@ impl JobStore {
     /// (`queued`, `running`); with `max_running`, only while the running count is below the
     /// tenant's limit (the counter's, else `max_running`); with `stopping`, that entry joins the
     /// set of places kept for tasks that may still run.
+    /// The job's end added to its tenant's usage of the day (`names::table::usage_key`): one job
+    /// of its final status, its running time (from RUNNING to now) and what its task used.
+    fn usage_update(&self, job: &Job, to: JobStatus) -> Result<aws_sdk_dynamodb::types::Update, AwsError> {
+        let now = self.clock.now_millis();
+        let day = crate::time::rfc3339(now).get(..10).unwrap_or_default().to_owned();
+        let started = job.started_at.as_deref().and_then(crate::time::parse_rfc3339);
+        let seconds = started.map_or(0.0, |s| (now - s).max(0) as f64 / 1000.0);
+        let (vcpu, gb, cost) = self.pricing.of(seconds);
+        let status = match to {
+            JobStatus::Completed => "completed",
+            JobStatus::Failed => "failed",
+            _ => "cancelled",
+        };
+        // Six decimals: DynamoDB adds decimal numbers exactly.
+        let dec = |v: f64| AttributeValue::N(format!("{v:.6}"));
+        aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .key(t::TASK_ID, s(t::usage_key(job.tenant_id.as_str(), &day)))
+            .update_expression("SET #day = :day ADD #jobs :one, #st :one, #run :run, #vcpu :vcpu, #gb :gb, #cost :cost")
+            .expression_attribute_names("#day", t::USAGE_DAY)
+            .expression_attribute_names("#jobs", t::USAGE_JOBS)
+            .expression_attribute_names("#st", status)
+            .expression_attribute_names("#run", t::USAGE_RUN_SECONDS)
+            .expression_attribute_names("#vcpu", t::USAGE_VCPU_SECONDS)
+            .expression_attribute_names("#gb", t::USAGE_GB_SECONDS)
+            .expression_attribute_names("#cost", t::USAGE_COST_USD)
+            .expression_attribute_values(":day", s(&day))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":run", dec(seconds))
+            .expression_attribute_values(":vcpu", dec(vcpu))
+            .expression_attribute_values(":gb", dec(gb))
+            .expression_attribute_values(":cost", dec(cost))
+            .build()
+            .map_err(|e| AwsError { op: "dynamodb:TransactWriteItems", code: None, detail: e.to_string() })
+    }
+
     fn count_update(&self, tenant: &str, queued: i64, running: i64, max_running: Option<u32>, stopping: Option<&str>) -> Result<aws_sdk_dynamodb::types::Update, AwsError> {
         self.count_update_limited(tenant, queued, running, max_running.map(|m| ("#r", t::MAX_RUNNING, m)), stopping)
     }
@@ -447,7 +485,9 @@ impl JobStore {
                 }
             }
             let tenant = current.tenant_id.as_str();
-            let written = if (dq, dr) == (0, 0) && stopping.is_none() {
+            // An end adds the job to its tenant's usage of the day, in the same transaction: once.
+            let usage = if to.is_terminal() { Some(self.usage_update(&current, to)?) } else { None };
+            let written = if (dq, dr) == (0, 0) && stopping.is_none() && usage.is_none() {
                 let r = self
                     .client
                     .update_item()
@@ -480,13 +520,14 @@ impl JobStore {
                     .set_expression_attribute_values(Some(values))
                     .build()
                     .map_err(|e| AwsError { op: "dynamodb:TransactWriteItems", code: None, detail: e.to_string() })?;
-                let r = self
-                    .client
-                    .transact_write_items()
-                    .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(job_update).build())
-                    .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(self.count_update(tenant, dq, dr, limit, stopping.as_deref())?).build())
-                    .send()
-                    .await;
+                let mut tx = self.client.transact_write_items().transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(job_update).build());
+                if (dq, dr) != (0, 0) || stopping.is_some() {
+                    tx = tx.transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(self.count_update(tenant, dq, dr, limit, stopping.as_deref())?).build());
+                }
+                if let Some(u) = usage {
+                    tx = tx.transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(u).build());
+                }
+                let r = tx.send().await;
                 match r {
                     Ok(_) => Written::Transacted,
                     Err(e) => match cancelled_by(&e) {
@@ -669,5 +710,43 @@ pub fn counted(status: JobStatus) -> (i64, i64) {
         JobStatus::Queued => (1, 0),
         JobStatus::Provisioning | JobStatus::Provisioned | JobStatus::Running => (0, 1),
         JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled => (0, 0),
+    }
+}
+
+impl JobStore {
+    /// A tenant's usage on each of `days` that has any (`names::table::usage_key`), in the order
+    /// given: one GetItem a day, sixteen at a time.
+    pub async fn usage(&self, tenant: &str, days: &[String]) -> Result<Vec<(String, names::api::UsageTotals)>, AwsError> {
+        let mut out = Vec::new();
+        for chunk in days.chunks(16) {
+            let reads = chunk.iter().map(|day| async move {
+                let r = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key(t::TASK_ID, s(t::usage_key(tenant, day)))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("dynamodb:GetItem", e))?;
+                Ok::<_, AwsError>(r.item.map(|item| {
+                    let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+                    let u = names::api::UsageTotals {
+                        jobs: num(t::USAGE_JOBS) as u64,
+                        completed: num("completed") as u64,
+                        failed: num("failed") as u64,
+                        cancelled: num("cancelled") as u64,
+                        run_seconds: num(t::USAGE_RUN_SECONDS),
+                        vcpu_seconds: num(t::USAGE_VCPU_SECONDS),
+                        gb_seconds: num(t::USAGE_GB_SECONDS),
+                        estimated_cost_usd: num(t::USAGE_COST_USD),
+                    };
+                    (day.clone(), u)
+                }))
+            });
+            for r in futures_util::future::join_all(reads).await {
+                out.extend(r?);
+            }
+        }
+        Ok(out)
     }
 }

@@ -45,6 +45,7 @@ pub fn function_env(function: names::Function, c: &functions::Config) -> Vec<(St
             WebhookRetrySeconds => c.webhook_retry_seconds.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
             WarmPoolSize => c.warm_pool_size.to_string(),
             MetricsNamespace => c.metrics_namespace.clone(),
+            FargatePricing => serde_json::json!({"vcpu": c.pricing.vcpu, "memory_gb": c.pricing.memory_gb, "vcpu_hour": c.pricing.vcpu_hour, "gb_hour": c.pricing.gb_hour}).to_string(),
         };
         env.push((var.name(), value));
     }
