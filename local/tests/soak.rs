@@ -612,6 +612,18 @@ async fn check(h: &Harness, seed: u64, sent: &[Sent], finished: &BTreeMap<String
             _ => {}
         }
     }
+    // Usage: every ended job counted once in its tenant's usage, under its final status (every
+    // round's: the usage items add up across them, as the jobs do).
+    for tenant in TENANTS {
+        let prefix = format!("{}{tenant}#", names::table::USAGE_PREFIX);
+        let sum = |attr: &str| items.iter().filter(|(k, _)| k.starts_with(&prefix)).map(|(_, i)| n(i, attr)).sum::<i64>();
+        let ended = |st: JobStatus| items.values().filter(|i| s(i, names::table::TENANT_ID).as_deref() == Some(tenant) && status(i) == Some(st)).count() as i64;
+        let jobs = (ended(JobStatus::Completed), ended(JobStatus::Failed), ended(JobStatus::Cancelled));
+        let counted = (sum("completed"), sum("failed"), sum("cancelled"));
+        if counted != jobs || sum(names::table::USAGE_JOBS) != jobs.0 + jobs.1 + jobs.2 {
+            broken.push(format!("{tenant}'s usage counts {counted:?} completed, failed, cancelled ({} jobs); its jobs ended {jobs:?}", sum(names::table::USAGE_JOBS)));
+        }
+    }
     // Counters: equal to a recount of the jobs (nothing of this round is unfinished), none parked.
     for tenant in TENANTS {
         let Some(counter) = items.get(&names::table::counter_key(tenant)) else { continue };
