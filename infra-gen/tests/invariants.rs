@@ -632,7 +632,7 @@ fn the_dashboard_and_the_alarms_read_metrics_the_code_writes() {
         assert!(["timeSeries", "singleValue", "gauge", "bar", "pie"].contains(&p["view"].as_str().unwrap()), "{p}");
         assert!(stat_ok(p["stat"].as_str().unwrap()), "{p}");
         let period = p["period"].as_u64().unwrap();
-        assert!(period % 60 == 0 && period > 0, "{p}");
+        assert!(period.is_multiple_of(60) && period > 0, "{p}");
         let mut ids = BTreeSet::new();
         for line in p["metrics"].as_array().filter(|m| !m.is_empty()).unwrap_or_else(|| panic!("no metrics: {p}")) {
             let parts = line.as_array().unwrap();

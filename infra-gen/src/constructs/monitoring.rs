@@ -70,11 +70,14 @@ pub struct Alarm {
     pub only_if: Option<Val>,
 }
 
+/// A metric line of an alarm's math: (id, namespace, metric, dimensions, statistic).
+pub type MathLine = (&'static str, Val, Val, Vec<(String, Val)>, &'static str);
+
 pub enum AlarmQuery {
     /// (namespace, metric, dimensions, statistic).
     Metric(Val, Val, Vec<(String, Val)>, &'static str),
     /// Metrics by id, and the expression over them that is compared.
-    Math(Vec<(&'static str, Val, Val, Vec<(String, Val)>, &'static str)>, String),
+    Math(Vec<MathLine>, String),
 }
 
 impl Alarm {
