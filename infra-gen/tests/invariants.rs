@@ -655,7 +655,7 @@ fn the_dashboard_and_the_alarms_read_metrics_the_code_writes() {
                 continue;
             }
             let strs: Vec<&str> = parts.iter().filter_map(Value::as_str).collect();
-            assert!(strs.len() >= 2 && strs.len() % 2 == 0, "namespace, name, then dimension pairs: {line}");
+            assert!(strs.len() >= 2 && strs.len().is_multiple_of(2), "namespace, name, then dimension pairs: {line}");
             if let Some(opts) = parts.last().filter(|v| v.is_object()) {
                 assert!(opts.as_object().unwrap().keys().all(|k| ["stat", "label", "id", "visible", "yAxis", "color", "period"].contains(&k.as_str())), "{line}");
                 assert!(stat_ok(opts["stat"].as_str().unwrap_or("Sum")), "{line}");
