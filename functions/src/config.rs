@@ -269,9 +269,14 @@ mod tests {
             env::TIMEOUT_GRACE_SECONDS => None,
             env::TENANT_LIMIT_DEFAULTS => Some(r#"{"max_running": 3, "max_queued": 50}"#.into()),
             env::WARM_POOL_SIZE => Some("4".into()),
+            env::FARGATE_PRICING => Some(r#"{"vcpu": 0.5, "memory_gb": 1, "vcpu_hour": 0.04048, "gb_hour": 0.004445}"#.into()),
             _ => Some("x".into()),
         })
         .unwrap();
+        assert_eq!(c.pricing, Pricing { vcpu: 0.5, memory_gb: 1.0, vcpu_hour: 0.04048, gb_hour: 0.004445 });
+        let bad = |v: &str| Config::from_lookup(&[Function::Reconcile], |k| (k == env::FARGATE_PRICING).then(|| v.to_string())).unwrap_err();
+        assert!(bad(r#"{"vcpu": 1}"#).contains(env::FARGATE_PRICING));
+        assert!(bad(r#"{"vcpu": -1, "memory_gb": 1, "vcpu_hour": 1, "gb_hour": 1}"#).contains("0 or more"));
         assert_eq!(c.warm_pool_size, 4);
         assert_eq!(c.subnet_ids, ["subnet-a", "subnet-b"]);
         assert_eq!(c.max_attempts, 5);

@@ -128,7 +128,9 @@ pub async fn job_task_change(app: &App, d: &TaskDetail, via_slot: Option<&str>) 
             }
         }
     };
-    let (moved, ()) = tokio::join!(app.store.transition_seen(&job, to, updates), purge);
+    // The task's billed time, as its stop event reports it: what the job's usage counts.
+    let window = if ended { d.billed_window(crate::time::parse_rfc3339) } else { None };
+    let (moved, ()) = tokio::join!(app.store.end_from_task(&job, to, updates, window), purge);
     Ok(match moved? {
         Some(_) => Outcome::Applied(to),
         None => {

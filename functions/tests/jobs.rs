@@ -844,8 +844,8 @@ async fn run_to_end(app: &App, tenant: &str, run: std::time::Duration, exit: i64
 /// comes), never another tenant's; bad days are refused.
 #[tokio::test]
 async fn usage_sums_each_tenants_jobs_by_day_and_never_shows_another_tenants() {
-    let (a, b) = (unique("usage-a"), unique("usage-b"));
-    let app = app(&[&a, &b]).await;
+    let (a, b, c) = (unique("usage-a"), unique("usage-b"), unique("usage-c"));
+    let app = app(&[&a, &b, &c]).await;
     let mut ran = Vec::new();
     ran.push(run_to_end(&app, &a, std::time::Duration::from_millis(1200), 0, 2).await);
     ran.push(run_to_end(&app, &a, std::time::Duration::from_millis(300), 4, 1).await);
@@ -875,6 +875,29 @@ async fn usage_sums_each_tenants_jobs_by_day_and_never_shows_another_tenants() {
     let b_seconds = (at(&b_job, "finished_at") - at(&b_job, "started_at")) as f64 / 1000.0;
     assert_eq!((rb.tenant_id.as_str(), rb.total.jobs, rb.total.completed), (b.as_str(), 1, 1));
     assert!((rb.total.run_seconds - b_seconds).abs() < 0.05);
+    // A stop event that tells the task's times: its billed time (image pull to stop) is what counts.
+    let id = submit(&app, &c, r#"{"query": "billed"}"#).await;
+    let _ = process::message(&app, &process::Message { body: Some(&job_message(&id)), receive_count: 1 }).await;
+    let arn = app.store.get(&TaskId::parse(&id).unwrap()).await.unwrap().unwrap().ecs_task_arn.expect("a task");
+    let at = |ms: i64| functions::time::rfc3339(functions::time::now_millis() - ms);
+    let stopped = names::ecs::TaskStateChange {
+        task_arn: arn.clone(),
+        cluster_arn: Some(app.config.cluster_arn.clone()),
+        last_status: names::ecs::TaskStatus::Stopped,
+        started_by: Some(id.clone()),
+        containers: vec![container(Some(0), None)],
+        pull_started_at: Some(at(120_000)),
+        started_at: Some(at(100_000)),
+        execution_stopped_at: Some(at(40_000)),
+        stopped_at: Some(at(30_000)),
+        ..Default::default()
+    };
+    reconcile::event(&app, &testenv::events::to_json(&testenv::events::task_state_change(stopped))).await.unwrap();
+    let rc: names::api::Usage = serde_json::from_value(get(&app, &c, "/usage").await.body).unwrap();
+    assert_eq!((rc.total.jobs, rc.total.completed), (1, 1));
+    assert!((rc.total.run_seconds - 90.0).abs() < 1e-6, "pull to stop: {}", rc.total.run_seconds);
+    let (_, _, cost) = app.config.pricing.of(90.0);
+    assert!((rc.total.estimated_cost_usd - cost).abs() < 1e-6, "{} against {cost}", rc.total.estimated_cost_usd);
     // A day without jobs is left out; bad days are refused.
     let earlier: names::api::Usage = serde_json::from_value(get(&app, &a, "/usage?from=2026-01-01&to=2026-01-31").await.body).unwrap();
     assert!(earlier.days.is_empty() && earlier.total.jobs == 0);

@@ -104,6 +104,9 @@ pub struct Runner {
     ecs: aws_sdk_ecs::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
     settings: RunnerSettings,
+    /// Each task's times as ECS reports them (epoch ms): its pull began (when it was seen: the
+    /// provisioning delay models the pull), it started, its container stopped.
+    times: HashMap<String, (i64, Option<i64>, Option<i64>)>,
 }
 
 impl Runner {
@@ -114,6 +117,7 @@ impl Runner {
             ecs: aws_sdk_ecs::Client::new(sdk),
             logs: aws_sdk_cloudwatchlogs::Client::new(sdk),
             settings,
+            times: HashMap::new(),
         }
     }
 
@@ -129,6 +133,8 @@ impl Runner {
     }
 
     fn detail(&self, task: &Task, status: TaskStatus, stopped: Option<(StopCode, &str, Option<i32>)>) -> TaskStateChange {
+        let times = self.times.get(&task.arn);
+        let rfc = functions::time::rfc3339;
         TaskStateChange {
             task_arn: task.arn.clone(),
             cluster_arn: Some(self.app.config.cluster_arn.clone()),
@@ -146,6 +152,11 @@ impl Runner {
                 exit_code: stopped.and_then(|(_, _, code)| code).map(i64::from),
                 reason: None,
             }],
+            pull_started_at: times.map(|t| rfc(t.0)),
+            started_at: times.and_then(|t| t.1).map(rfc),
+            execution_stopped_at: times.and_then(|t| t.2).map(rfc),
+            // The STOPPED event is sent once the task has deprovisioned.
+            stopped_at: (status == TaskStatus::Stopped).then(|| times.and_then(|t| t.2)).flatten().map(|at| rfc(at + self.settings.deprovisioning_delay.as_millis() as i64)),
         }
     }
 
@@ -389,6 +400,9 @@ impl Runner {
             // Reap finished agents first.
             while let Some(Exit::Finished { arn, code, stopped_by_user }) = woke.take().or_else(|| exits_rx.try_recv().ok()) {
                 let Some((task, _)) = running.remove(&arn) else { continue };
+                if let Some(t) = self.times.get_mut(&arn) {
+                    t.2 = Some(functions::time::now_millis());
+                }
                 let (stop_code, reason) = if stopped_by_user {
                     (StopCode::UserInitiated, "Task stopped by user")
                 } else {
@@ -396,6 +410,7 @@ impl Runner {
                 };
                 let stopped = Some((stop_code, reason, code));
                 let (exited, detail) = (self.detail(&task, TaskStatus::Deprovisioning, stopped), self.detail(&task, TaskStatus::Stopped, stopped));
+                self.times.remove(&arn);
                 // ECS's own account of the task first (DescribeTasks answers it), then its event,
                 // which may be lost.
                 match &self.endpoint {
@@ -433,6 +448,7 @@ impl Runner {
                         let ready_at = tokio::time::Instant::now() + self.settings.provisioning_delay;
                         for task in self.describe(&fresh).await {
                             known.insert(task.arn.clone());
+                            self.times.insert(task.arn.clone(), (functions::time::now_millis(), None, None));
                             pending.push_back((task, ready_at));
                         }
                     }
@@ -444,6 +460,8 @@ impl Runner {
                         }
                     }
                     pending.retain(|(t, _)| wanted.contains(&t.arn));
+                    // (A task stopped before it ran leaves no times behind.)
+                    self.times.retain(|arn, _| wanted.contains(arn) || running.contains_key(arn));
                 }
                 Err(e) => eprintln!("local-stack: runner: {e}"),
             }
@@ -456,6 +474,9 @@ impl Runner {
                 let (stop_tx, stop_rx) = watch::channel(false);
                 if let Ok(mut l) = self.settings.launches.lock() {
                     *l.entry(task.started_by.clone().unwrap_or_else(|| task.id.clone())).or_default() += 1;
+                }
+                if let Some(t) = self.times.get_mut(&task.arn) {
+                    t.1 = Some(functions::time::now_millis());
                 }
                 self.launch(&task, exits_tx.clone(), stop_rx).await;
                 self.deliver(self.event(&task, TaskStatus::Running, None));

@@ -273,10 +273,11 @@ pub struct UsageDay {
     pub usage: UsageTotals,
 }
 
-/// Jobs ended (by final status), their running time, their tasks' vCPU- and GB-seconds (running
-/// time times the task's size), and the estimated Fargate cost at the deployment's
-/// `fargate_prices` when each job ended (the running time only: Fargate also bills a task's image
-/// pull and start, which a warm slot's job does not pay for).
+/// Jobs ended (by final status), the time their tasks ran for them (a task's billed time as its
+/// stop event reports it, image pull to stop; a warm slot's job from when the slot took it; a job
+/// ended without its task's word, from RUNNING to its end), that time times the task's size in
+/// vCPU- and GB-seconds, and the estimated Fargate cost at the deployment's `fargate_prices` when
+/// each job ended.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct UsageTotals {
     pub jobs: u64,

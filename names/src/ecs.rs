@@ -70,6 +70,23 @@ pub struct TaskStateChange {
     pub stopped_reason: Option<String>,
     #[serde(default)]
     pub containers: Vec<ContainerState>,
+    /// When the task began pulling its image, started, its containers stopped, and it stopped (RFC
+    /// 3339, as ECS sends them; each absent until it happened). Fargate bills from the pull to
+    /// the stop.
+    pub pull_started_at: Option<String>,
+    pub started_at: Option<String>,
+    pub execution_stopped_at: Option<String>,
+    pub stopped_at: Option<String>,
+}
+
+impl TaskStateChange {
+    /// The task's billed time as far as this change tells it, epoch milliseconds: from its image
+    /// pull (or its start) to its stop (or its containers' stop). None before it started.
+    pub fn billed_window(&self, parse: impl Fn(&str) -> Option<i64>) -> Option<(i64, Option<i64>)> {
+        let start = self.pull_started_at.as_deref().or(self.started_at.as_deref()).and_then(&parse)?;
+        let end = self.stopped_at.as_deref().or(self.execution_stopped_at.as_deref()).and_then(&parse);
+        Some((start, end))
+    }
 }
 
 #[serde_with::skip_serializing_none]

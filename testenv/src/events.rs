@@ -171,12 +171,17 @@ mod tests {
             stop_code: Some(StopCode::EssentialContainerExited),
             stopped_reason: Some("Essential container in task exited".into()),
             containers: vec![ContainerState { name: "agent".into(), last_status: Some(TaskStatus::Stopped), exit_code: Some(5), reason: None }],
+            pull_started_at: Some("2026-12-06T10:00:00.000Z".into()),
+            started_at: Some("2026-12-06T10:00:31.000Z".into()),
+            execution_stopped_at: Some("2026-12-06T10:01:31.000Z".into()),
+            stopped_at: Some("2026-12-06T10:01:41.000Z".into()),
         };
         let json = to_json(&task_state_change(detail.clone()));
         assert_eq!(json["detail-type"], names::ecs::TASK_STATE_CHANGE);
         assert_eq!(json["detail"]["lastStatus"], "STOPPED");
         assert_eq!(json["detail"]["stopCode"], StopCode::EssentialContainerExited.as_str());
         assert_eq!(json["detail"]["containers"][0]["exitCode"], 5);
+        assert_eq!((json["detail"]["pullStartedAt"].as_str(), json["detail"]["stoppedAt"].as_str()), (Some("2026-12-06T10:00:00.000Z"), Some("2026-12-06T10:01:41.000Z")));
         let back: EventBridgeEvent<TaskStateChange> = serde_json::from_value(json).unwrap();
         assert_eq!(back.detail, detail);
     }

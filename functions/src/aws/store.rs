@@ -135,12 +135,20 @@ impl JobStore {
     /// tenant's limit (the counter's, else `max_running`); with `stopping`, that entry joins the
     /// set of places kept for tasks that may still run.
     /// The job's end added to its tenant's usage of the day (`names::table::usage_key`): one job
-    /// of its final status, its running time (from RUNNING to now) and what its task used.
-    fn usage_update(&self, job: &Job, to: JobStatus) -> Result<aws_sdk_dynamodb::types::Update, AwsError> {
+    /// of its final status, the time its task ran for it and what that used. That time is the
+    /// task's billed time as its stop event reports it (from its image pull to its stop; for a warm
+    /// slot's job, from when the slot took it), else (a cancel, a timeout, an event without
+    /// times) from RUNNING to now.
+    fn usage_update(&self, job: &Job, to: JobStatus, task_window: Option<(i64, Option<i64>)>) -> Result<aws_sdk_dynamodb::types::Update, AwsError> {
         let now = self.clock.now_millis();
         let day = crate::time::rfc3339(now).get(..10).unwrap_or_default().to_owned();
         let started = job.started_at.as_deref().and_then(crate::time::parse_rfc3339);
-        let seconds = started.map_or(0.0, |s| (now - s).max(0) as f64 / 1000.0);
+        let (from, until) = match task_window {
+            Some((pull, stop)) if job.warm_slot.is_some() => (started.map(|s| s.max(pull)), stop.unwrap_or(now)),
+            Some((pull, stop)) => (Some(pull), stop.unwrap_or(now)),
+            None => (started, now),
+        };
+        let seconds = from.map_or(0.0, |s| (until - s).max(0) as f64 / 1000.0);
         let (vcpu, gb, cost) = self.pricing.of(seconds);
         let status = match to {
             JobStatus::Completed => "completed",
@@ -410,8 +418,14 @@ impl JobStore {
         Ok(self.transition_full(&seen.task_id, to, updates, How { seen: Some(seen), ..How::default() }).await?.job())
     }
 
+    /// As [`transition_seen`](Self::transition_seen), for an end its task's stop tells: the job's
+    /// usage counts the task's billed time as ECS reports it (`task_window`, epoch ms).
+    pub async fn end_from_task(&self, seen: &Job, to: JobStatus, updates: Updates, task_window: Option<(i64, Option<i64>)>) -> Result<Option<Job>, AwsError> {
+        Ok(self.transition_full(&seen.task_id, to, updates, How { seen: Some(seen), task_window, ..How::default() }).await?.job())
+    }
+
     async fn transition_full(&self, task_id: &TaskId, to: JobStatus, updates: Updates, how: How<'_>) -> Result<Moved, AwsError> {
-        let How { max_running, slot, keep_place, mut seen } = how;
+        let How { max_running, slot, keep_place, mut seen, task_window } = how;
         let from = to.allowed_predecessors();
         for _ in 0..5 {
             let current = match seen.take() {
@@ -486,7 +500,7 @@ impl JobStore {
             }
             let tenant = current.tenant_id.as_str();
             // An end adds the job to its tenant's usage of the day, in the same transaction: once.
-            let usage = if to.is_terminal() { Some(self.usage_update(&current, to)?) } else { None };
+            let usage = if to.is_terminal() { Some(self.usage_update(&current, to, task_window)?) } else { None };
             let written = if (dq, dr) == (0, 0) && stopping.is_none() && usage.is_none() {
                 let r = self
                     .client
@@ -681,6 +695,9 @@ struct How<'a> {
     keep_place: bool,
     /// The job as the caller just read it, for the first try.
     seen: Option<&'a Job>,
+    /// An end its task's stop tells: the task's billed time as ECS reports it (epoch ms: from its
+    /// image pull, to its stop if known), what the job's usage counts.
+    task_window: Option<(i64, Option<i64>)>,
 }
 
 /// What a move requires of the job's warm slot, besides its status.

@@ -143,6 +143,10 @@ impl Tasks {
                     reason: c.reason().map(str::to_owned),
                 })
                 .collect(),
+            pull_started_at: t.pull_started_at().map(|d| crate::time::rfc3339(d.to_millis().unwrap_or_default())),
+            started_at: t.started_at().map(|d| crate::time::rfc3339(d.to_millis().unwrap_or_default())),
+            execution_stopped_at: t.execution_stopped_at().map(|d| crate::time::rfc3339(d.to_millis().unwrap_or_default())),
+            stopped_at: t.stopped_at().map(|d| crate::time::rfc3339(d.to_millis().unwrap_or_default())),
         }))
     }
 
