@@ -161,6 +161,8 @@ pub struct Job {
     /// The failed step's index, when a step failed.
     pub error_step: Option<i64>,
     pub exit_code: Option<i64>,
+    /// Once ended: what its task used for it (written with the end).
+    pub usage: Option<names::api::JobUsage>,
     pub attempts: u32,
     pub idempotency_key: Option<String>,
     /// Why the job waits, while it is queued (`names::job::QueuedReason`).
@@ -249,6 +251,7 @@ impl Job {
             exit_code: self.exit_code,
             webhook,
             outputs: None,
+            usage: self.usage,
         }
     }
 }

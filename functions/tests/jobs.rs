@@ -869,6 +869,11 @@ async fn usage_sums_each_tenants_jobs_by_day_and_never_shows_another_tenants() {
     assert!(t.estimated_cost_usd > 0.0 && (t.estimated_cost_usd - cost).abs() < 1e-5, "{} against {cost}", t.estimated_cost_usd);
     assert_eq!(usage.days[0].day, today);
     assert_eq!(&usage.days[0].usage, t);
+    // Each job's status shows its own share, the same figures.
+    let own: f64 = ran.iter().map(|j| j["usage"]["run_seconds"].as_f64().unwrap_or_else(|| panic!("no usage on {j}"))).sum();
+    assert!((own - t.run_seconds).abs() < 1e-5, "{own} against {}", t.run_seconds);
+    let cancelled = status_of(&app, &queued).await;
+    assert_eq!((cancelled["usage"]["run_seconds"].as_f64(), cancelled["usage"]["estimated_cost_usd"].as_f64()), (Some(0.0), Some(0.0)), "{cancelled}");
 
     // B sees its one job, and nothing of A's.
     let rb: names::api::Usage = serde_json::from_value(get(&app, &b, &format!("/usage?from={today}&to={today}")).await.body).unwrap();
@@ -898,6 +903,8 @@ async fn usage_sums_each_tenants_jobs_by_day_and_never_shows_another_tenants() {
     assert!((rc.total.run_seconds - 90.0).abs() < 1e-6, "pull to stop: {}", rc.total.run_seconds);
     let (_, _, cost) = app.config.pricing.of(90.0);
     assert!((rc.total.estimated_cost_usd - cost).abs() < 1e-6, "{} against {cost}", rc.total.estimated_cost_usd);
+    let billed = status_of(&app, &id).await;
+    assert_eq!(billed["usage"]["run_seconds"].as_f64(), Some(90.0), "{billed}");
     // A day without jobs is left out; bad days are refused.
     let earlier: names::api::Usage = serde_json::from_value(get(&app, &a, "/usage?from=2026-01-01&to=2026-01-31").await.body).unwrap();
     assert!(earlier.days.is_empty() && earlier.total.jobs == 0);

@@ -120,7 +120,26 @@ pub struct JobView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub outputs: Option<Outputs>,
+    /// Once it has ended: what its task used for it, as `GET /usage` counts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub usage: Option<JobUsage>,
 }
+
+/// What a job's task used for it: the time (its billed time as its stop event reports it, image
+/// pull to stop; a warm slot's job from when the slot took it; a job ended without its task's
+/// word, from RUNNING to its end), that time in vCPU- and GB-seconds, and the estimated Fargate
+/// cost at the deployment's `fargate_prices` when it ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobUsage {
+    pub run_seconds: f64,
+    pub vcpu_seconds: f64,
+    pub gb_seconds: f64,
+    pub estimated_cost_usd: f64,
+}
+
+/// The figures are finite (never NaN): equality is total.
+impl Eq for JobUsage {}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct JobError {
@@ -273,11 +292,7 @@ pub struct UsageDay {
     pub usage: UsageTotals,
 }
 
-/// Jobs ended (by final status), the time their tasks ran for them (a task's billed time as its
-/// stop event reports it, image pull to stop; a warm slot's job from when the slot took it; a job
-/// ended without its task's word, from RUNNING to its end), that time times the task's size in
-/// vCPU- and GB-seconds, and the estimated Fargate cost at the deployment's `fargate_prices` when
-/// each job ended.
+/// Jobs ended (by final status) and the sums of their [`JobUsage`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct UsageTotals {
     pub jobs: u64,
@@ -564,7 +579,7 @@ mod doc {
             license(name = "Apache-2.0", identifier = "Apache-2.0"),
         ),
         paths(submit, list, status, cancel, logs, redeliver, usage),
-        components(schemas(SubmitRequest, Accepted, JobView, JobList, LogPage, Redelivery, ErrorBody, GatewayError, WebhookEvent, Usage, UsageDay, UsageTotals)),
+        components(schemas(SubmitRequest, Accepted, JobView, JobList, LogPage, Redelivery, ErrorBody, GatewayError, WebhookEvent, Usage, UsageDay, UsageTotals, JobUsage)),
         modifiers(&ApiKeyScheme),
         security(("api_key" = [])),
         tags((name = "jobs", description = "Browser jobs")),

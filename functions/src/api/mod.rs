@@ -187,6 +187,7 @@ async fn submit(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError
         error_message: None,
         error_step: None,
         exit_code: None,
+        usage: None,
         attempts: 0,
         idempotency_key: key,
         queued_reason: None,

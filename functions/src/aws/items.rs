@@ -88,6 +88,15 @@ pub fn from_item(m: &HashMap<String, AttributeValue>) -> Option<Job> {
         error_code: gs(t::ERROR_CODE),
         error_message: gs(t::ERROR_MESSAGE),
         exit_code: gn(t::EXIT_CODE),
+        usage: {
+            let gf = |k: &str| m.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<f64>().ok());
+            gf(t::USAGE_RUN_SECONDS).map(|run_seconds| names::api::JobUsage {
+                run_seconds,
+                vcpu_seconds: gf(t::USAGE_VCPU_SECONDS).unwrap_or(0.0),
+                gb_seconds: gf(t::USAGE_GB_SECONDS).unwrap_or(0.0),
+                estimated_cost_usd: gf(t::USAGE_COST_USD).unwrap_or(0.0),
+            })
+        },
         error_step: gn(t::ERROR_STEP),
         attempts: gn(t::ATTEMPTS).unwrap_or(0).clamp(0, u32::MAX as i64) as u32,
         idempotency_key: gs(t::IDEMPOTENCY_KEY),

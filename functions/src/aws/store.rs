@@ -139,7 +139,7 @@ impl JobStore {
     /// task's billed time as its stop event reports it (from its image pull to its stop; for a warm
     /// slot's job, from when the slot took it), else (a cancel, a timeout, an event without
     /// times) from RUNNING to now.
-    fn usage_update(&self, job: &Job, to: JobStatus, task_window: Option<(i64, Option<i64>)>) -> Result<aws_sdk_dynamodb::types::Update, AwsError> {
+    fn usage_update(&self, job: &Job, to: JobStatus, task_window: Option<(i64, Option<i64>)>) -> Result<(aws_sdk_dynamodb::types::Update, names::api::JobUsage), AwsError> {
         let now = self.clock.now_millis();
         let day = crate::time::rfc3339(now).get(..10).unwrap_or_default().to_owned();
         let started = job.started_at.as_deref().and_then(crate::time::parse_rfc3339);
@@ -155,9 +155,9 @@ impl JobStore {
             JobStatus::Failed => "failed",
             _ => "cancelled",
         };
-        // Six decimals: DynamoDB adds decimal numbers exactly.
-        let dec = |v: f64| AttributeValue::N(format!("{v:.6}"));
-        aws_sdk_dynamodb::types::Update::builder()
+        let dec = decimal;
+        let figures = names::api::JobUsage { run_seconds: seconds, vcpu_seconds: vcpu, gb_seconds: gb, estimated_cost_usd: cost };
+        let update = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.table)
             .key(t::TASK_ID, s(t::usage_key(job.tenant_id.as_str(), &day)))
             .update_expression("SET #day = :day ADD #jobs :one, #st :one, #run :run, #vcpu :vcpu, #gb :gb, #cost :cost")
@@ -175,7 +175,8 @@ impl JobStore {
             .expression_attribute_values(":gb", dec(gb))
             .expression_attribute_values(":cost", dec(cost))
             .build()
-            .map_err(|e| AwsError { op: "dynamodb:TransactWriteItems", code: None, detail: e.to_string() })
+            .map_err(|e| AwsError { op: "dynamodb:TransactWriteItems", code: None, detail: e.to_string() })?;
+        Ok((update, figures))
     }
 
     fn count_update(&self, tenant: &str, queued: i64, running: i64, max_running: Option<u32>, stopping: Option<&str>) -> Result<aws_sdk_dynamodb::types::Update, AwsError> {
@@ -469,6 +470,14 @@ impl JobStore {
                 set.push((t::WEBHOOK_ROUND_AT, n(self.clock.now_secs())));
             }
             set.extend(updates.iter().filter(|(k, _)| !(announce && [t::UNFINISHED, t::WEBHOOK_STATE, t::DEADLINE_AT].contains(k))).cloned());
+            // An end adds the job to its tenant's usage of the day, in the same transaction: once.
+            let usage = if to.is_terminal() { Some(self.usage_update(&current, to, task_window)?) } else { None };
+            // The job's own item records the same figures, in the same write.
+            if let Some((_, u)) = &usage {
+                for (k, v) in [(t::USAGE_RUN_SECONDS, u.run_seconds), (t::USAGE_VCPU_SECONDS, u.vcpu_seconds), (t::USAGE_GB_SECONDS, u.gb_seconds), (t::USAGE_COST_USD, u.estimated_cost_usd)] {
+                    set.push((k, decimal(v)));
+                }
+            }
             let expr: Vec<String> = (0..set.len()).map(|i| format!("#u{i} = :u{i}")).collect();
             // Any other finished job leaves the index of unfinished ones.
             let remove = to.is_terminal() && !announce;
@@ -499,8 +508,6 @@ impl JobStore {
                 }
             }
             let tenant = current.tenant_id.as_str();
-            // An end adds the job to its tenant's usage of the day, in the same transaction: once.
-            let usage = if to.is_terminal() { Some(self.usage_update(&current, to, task_window)?) } else { None };
             let written = if (dq, dr) == (0, 0) && stopping.is_none() && usage.is_none() {
                 let r = self
                     .client
@@ -538,7 +545,7 @@ impl JobStore {
                 if (dq, dr) != (0, 0) || stopping.is_some() {
                     tx = tx.transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(self.count_update(tenant, dq, dr, limit, stopping.as_deref())?).build());
                 }
-                if let Some(u) = usage {
+                if let Some((u, _)) = usage {
                     tx = tx.transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(u).build());
                 }
                 let r = tx.send().await;
@@ -766,4 +773,9 @@ impl JobStore {
         }
         Ok(out)
     }
+}
+
+/// A decimal figure of usage: six decimals, which DynamoDB adds exactly.
+fn decimal(v: f64) -> AttributeValue {
+    AttributeValue::N(format!("{v:.6}"))
 }

@@ -82,6 +82,9 @@ pub fn render_pattern2(pattern: impl Fn(&str, &str) -> String, a: &Val, b: &Val)
     out
 }
 
+/// The runbook every alarm names a section of (`docs/runbook.md#<anchor>`).
+pub const RUNBOOK: &str = "docs/runbook.md";
+
 /// A metric and what to call the alarm on it.
 pub struct AlarmSpec<'a> {
     pub logical: &'a str,
@@ -105,7 +108,7 @@ pub fn alarm_above_zero(stack: &mut Stack, ctx: &Context, topic: &Ref<SnsTopic>,
         spec.logical,
         MetricAlarm {
             alarm_name: ctx.prefix.clone() + "-" + spec.name_suffix,
-            alarm_description: Some(Val::lit(format!("{}. Runbook: {}#{}", spec.description.trim_end_matches('.'), monitoring::RUNBOOK, spec.runbook))),
+            alarm_description: Some(Val::lit(format!("{}. Runbook: {RUNBOOK}#{}", spec.description.trim_end_matches('.'), spec.runbook))),
             namespace: Some(spec.namespace.into()),
             metric_name: Some(spec.metric.into()),
             dimensions: [(spec.dimension.0.to_string(), spec.dimension.1)].into_iter().collect(),

@@ -10,7 +10,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::Context;
+use super::{Context, RUNBOOK};
 use crate::model::resources::observability::{CloudwatchDashboard, MetricAlarm, MetricQuery, QueryMetric, SnsTopic, SnsTopicSubscription};
 use crate::model::{func, Error, File, Meta, Ref, Stack, Val};
 use names::metrics::{self as m, dim, Metric};
@@ -32,8 +32,6 @@ pub struct MonitoringProps<'a> {
     pub cluster_name: Val,
 }
 
-/// The runbook's section of each alarm (`docs/runbook.md#<anchor>`).
-pub const RUNBOOK: &str = "docs/runbook.md";
 
 /// The alarms and the dashboard.
 pub fn monitoring(stack: &mut Stack, ctx: &Context, props: &MonitoringProps<'_>) -> Result<(), Error> {
