@@ -318,10 +318,20 @@ fn resources_in_generated() -> usize {
                     // `${var.<bool> ? 1 : 0}`: one instance when the variable's default is true.
                     // One per tenant with limits of its own (tenant_limits defaults to {}).
                     (Some(e), None) if e == "${var.tenant_limits}" => 0,
+                    // `${var.<x> >= N ? 1 : 0}` and `${var.<x> != "" ? 1 : 0}`: by the default too.
                     (None, Some(c)) if c.as_str().is_some_and(|c| c.ends_with(" ? 1 : 0}")) => {
-                        let var = c.as_str().unwrap().trim_start_matches("${var.").split(' ').next().unwrap();
-                        let default = files.iter().find_map(|f| f.pointer(&format!("/variable/{var}/default"))?.as_bool());
-                        usize::from(default.unwrap_or_else(|| panic!("{ty}.{name}: count on var.{var}, which has no bool default")))
+                        let cond = c.as_str().unwrap().trim_start_matches("${").trim_end_matches(" ? 1 : 0}");
+                        let parts: Vec<&str> = cond.split(' ').collect();
+                        let var = parts[0].trim_start_matches("var.");
+                        let default = files.iter().find_map(|f| f.pointer(&format!("/variable/{var}/default")).cloned());
+                        let default = default.unwrap_or_else(|| panic!("{ty}.{name}: count on var.{var}, which has no default"));
+                        let on = match parts[1..] {
+                            [] => default.as_bool(),
+                            [">=", n] => default.as_f64().zip(n.parse::<f64>().ok()).map(|(d, n)| d >= n),
+                            ["!=", "\"\""] => default.as_str().map(|d| !d.is_empty()),
+                            _ => None,
+                        };
+                        usize::from(on.unwrap_or_else(|| panic!("{ty}.{name}: teach this test the count {cond}")))
                     }
                     _ => panic!(
                         "{ty}.{name}: teach this test how many instances its count/for_each makes"
