@@ -49,17 +49,17 @@ test-tools: tools agent-tools
 ## and the image's package scheme against today's archive
 test: test-tools image
 	@if [ "$${TESTENV_IAM:-on}" = off ]; then echo "make test authorizes every AWS call as IAM would: unset TESTENV_IAM (off is for debugging only)" >&2; exit 1; fi
-	mkdir -p target
-	$(CARGO_WS) 2>&1 | tee target/test-log.txt
-	@# The Chromium suite again with the image's headless shell, under strace: it also checks that
-	@# nothing agent/Dockerfile removes from the image is loaded.
-	agent/trace.sh 2>&1 | tee -a target/test-log.txt
-	$(MAKE) --no-print-directory generated-checks lint-agent image-resolves
 	@# The benchmarks build (with the tests' profile: nothing new to compile but them), so a
 	@# change that breaks one is found here, not at the next `make bench`.
 	$(CARGO_WS) --benches --no-run -q
-	@echo "make test: the slowest test binaries (target/test-log.txt has every run):"
-	@scripts/slowest-tests.sh target/test-log.txt
+	@# Every test binary and the checks below, three at a time (TEST_JOBS), slowest first; ends
+	@# with the ten slowest (scripts/run-tests.sh says why binaries may run side by side).
+	@# agent-trace: the Chromium suite again with the image's headless shell, under strace: it also
+	@# checks that nothing agent/Dockerfile removes from the image is loaded.
+	CARGO=$(CARGO) scripts/run-tests.sh \
+	  'agent-trace=agent/trace.sh' \
+	  'generated-checks=$(MAKE) --no-print-directory generated-checks' \
+	  'lint-agent=$(MAKE) --no-print-directory lint-agent image-resolves'
 	@echo "make test: all suites passed"
 
 # The checks of generated/ beyond cargo's tests.

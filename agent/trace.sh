@@ -15,16 +15,15 @@ command -v strace >/dev/null || { echo "agent/trace.sh: strace is missing (make 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-bin=$(cargo test -q -p agent --test chromium --no-run --message-format=json 2>/dev/null \
+# (--workspace: the features `make test` built the binary with, so nothing is built again.)
+bin=$(cargo test -q --workspace --no-run --message-format=json 2>/dev/null \
   | python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "chromium":
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "chromium" and "/agent#" in m["package_id"]:
         print(m["executable"])')
 [ -n "$bin" ] || { echo "agent/trace.sh: the chromium test binary did not build" >&2; exit 1; }
 echo "agent/trace.sh: the Chromium suite under strace (headless shell)" >&2
-# (The header as cargo prints it, so scripts/slowest-tests.sh names this run in make test's log.)
-echo "     Running tests/chromium.rs ($bin, headless shell under strace)"
 (cd agent && AGENT_CHROMIUM=/usr/lib/chromium/chromium-headless-shell \
   strace -f -qq -e trace=openat,execve -e signal=none -o "$work/trace" "$bin" --test-threads 2) \
   || { echo "agent/trace.sh: the suite failed under strace" >&2; exit 1; }

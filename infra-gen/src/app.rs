@@ -13,7 +13,7 @@ use crate::constructs::bucket::OutputsBucket;
 use crate::constructs::function::{Function, FunctionProps};
 use crate::constructs::key::Key;
 use crate::constructs::network::{Network, NetworkProps};
-use crate::constructs::queue::{JobQueue, QueueProps};
+use crate::constructs::queue::{JobQueue, QueueProps, QueueSpec};
 use crate::constructs::table::JobTable;
 use crate::constructs::{events, Context};
 use crate::model::resources::iam::{CallerIdentity, Partition, Region};
@@ -346,14 +346,16 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
         &key,
         &alarms,
         QueueProps { consumer_timeout_seconds: d::PROCESS_TIMEOUT_SECONDS, max_receive_count: max_attempts.val() },
+        &QueueSpec::JOBS,
     )?;
     // A webhook attempt takes at most 10 s; a batch's attempts run at once.
-    let webhooks = JobQueue::webhooks(
+    let webhooks = JobQueue::new(
         &mut s,
         &ctx,
         &key,
         &alarms,
         QueueProps { consumer_timeout_seconds: WEBHOOK_TIMEOUT_SECONDS, max_receive_count: Val::Int(d::MAX_RECEIVE_COUNT.into()) },
+        &QueueSpec::WEBHOOKS,
     )?;
     let bucket = OutputsBucket::new(&mut s, &ctx, &key, expiry.val(), destroy_data.val(), &network.s3_endpoint, writers)?;
     let agent = AgentService::new(

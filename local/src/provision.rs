@@ -62,22 +62,9 @@ impl TenantSecret {
 pub async fn put_tenant_secrets(sdk: &aws_config::SdkConfig, config: &Config, secrets: &[TenantSecret]) -> Result<(), String> {
     let ssm = aws_sdk_ssm::Client::new(sdk);
     for s in secrets {
-        put_secure(&ssm, &names::ssm::tenant_secret(&config.tenant_secrets_path, &s.tenant, &s.name), &s.value).await.map_err(err("tenant secret"))?;
+        testenv::ssm::put_secure(&ssm, &names::ssm::tenant_secret(&config.tenant_secrets_path, &s.tenant, &s.name), &s.value).await.map_err(err("tenant secret"))?;
     }
     Ok(())
-}
-
-/// A SecureString parameter, written over any before it.
-async fn put_secure(ssm: &aws_sdk_ssm::Client, name: &str, value: &str) -> Result<(), impl std::fmt::Display> {
-    ssm.put_parameter()
-        .name(name)
-        .value(value)
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .overwrite(true)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| aws_sdk_ssm::error::DisplayErrorContext(e).to_string())
 }
 
 /// API key generations by tenant, as the Terraform variable `api_key_generations` holds them
@@ -277,7 +264,7 @@ pub async fn put_signing_secrets(sdk: &aws_config::SdkConfig, config: &Config, t
     let mut out = Vec::new();
     for tenant in tenants {
         let secret = functions::webhook::new_secret();
-        put_secure(&ssm, &names::ssm::webhook_secret(&config.webhook_secrets_path, tenant), &secret).await.map_err(err("webhook signing secret"))?;
+        testenv::ssm::put_secure(&ssm, &names::ssm::webhook_secret(&config.webhook_secrets_path, tenant), &secret).await.map_err(err("webhook signing secret"))?;
         out.push((tenant.clone(), secret));
     }
     Ok(out)

@@ -15,6 +15,7 @@ pub mod iam;
 pub mod moto;
 pub mod netns;
 pub mod s3;
+pub mod ssm;
 pub mod table;
 pub mod taskdef;
 pub mod webhooks;

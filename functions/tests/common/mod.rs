@@ -404,15 +404,7 @@ pub async fn make_overdue(app: &App, id: &str) {
 
 /// A SecureString in SSM, as an operator puts it (`aws ssm put-parameter --type SecureString`).
 pub async fn put_secure(name: &str, value: &str) {
-    aws_sdk_ssm::Client::new(&sdk().await)
-        .put_parameter()
-        .name(name)
-        .value(value)
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap();
+    testenv::ssm::put_secure(&aws_sdk_ssm::Client::new(&sdk().await), name, value).await.unwrap();
 }
 
 /// The metric lines one app writes: its own namespace (unique), so tests running beside it in

@@ -77,34 +77,13 @@ impl OutputsBucket {
             S3BucketLifecycle {
                 bucket: bucket.id(),
                 rule: vec![
-                    S3LifecycleRule {
-                        id: "expire-job-outputs".into(),
-                        status: "Enabled".into(),
-                        filter: vec![S3LifecycleFilter { prefix: Some(names::bucket::JOBS_PREFIX.into()) }],
-                        expiration: vec![S3Expiration { days: expiry_days }],
-                        noncurrent_version_expiration: vec![S3NoncurrentExpiration { noncurrent_days: Val::Int(1) }],
-                        abort_incomplete_multipart_upload: Vec::new(),
-                    },
+                    expire("expire-job-outputs", names::bucket::JOBS_PREFIX, expiry_days),
                     // A job's secrets are deleted by its agent once read (and by the reconciler when
-                        // the task stops); should both fail, they go after a day.
-                    S3LifecycleRule {
-                        id: "expire-job-secrets".into(),
-                        status: "Enabled".into(),
-                        filter: vec![S3LifecycleFilter { prefix: Some(names::bucket::SECRETS_PREFIX.into()) }],
-                        expiration: vec![S3Expiration { days: Val::Int(names::bucket::SECRETS_EXPIRY_DAYS.into()) }],
-                        noncurrent_version_expiration: vec![S3NoncurrentExpiration { noncurrent_days: Val::Int(1) }],
-                        abort_incomplete_multipart_upload: Vec::new(),
-                    },
+                    // the task stops); should both fail, they go after a day.
+                    expire("expire-job-secrets", names::bucket::SECRETS_PREFIX, Val::Int(names::bucket::SECRETS_EXPIRY_DAYS.into())),
                     // A warm slot's manifest is deleted by its agent once read (and by the reconciler
                     // when the slot ends); should both fail, it goes after a day.
-                    S3LifecycleRule {
-                        id: "expire-slot-manifests".into(),
-                        status: "Enabled".into(),
-                        filter: vec![S3LifecycleFilter { prefix: Some(names::bucket::SLOTS_PREFIX.into()) }],
-                        expiration: vec![S3Expiration { days: Val::Int(names::bucket::SECRETS_EXPIRY_DAYS.into()) }],
-                        noncurrent_version_expiration: vec![S3NoncurrentExpiration { noncurrent_days: Val::Int(1) }],
-                        abort_incomplete_multipart_upload: Vec::new(),
-                    },
+                    expire("expire-slot-manifests", names::bucket::SLOTS_PREFIX, Val::Int(names::bucket::SECRETS_EXPIRY_DAYS.into())),
                     S3LifecycleRule {
                         id: "abort-incomplete-uploads".into(),
                         status: "Enabled".into(),
@@ -248,5 +227,18 @@ impl OutputsBucket {
             ),
         )?;
         key.grant_decrypt(stack, role)
+    }
+}
+
+/// A lifecycle rule that deletes the objects under `prefix` `days` after they are written, and their
+/// noncurrent versions (the bucket is versioned) a day after they become noncurrent.
+fn expire(id: &str, prefix: &str, days: Val) -> S3LifecycleRule {
+    S3LifecycleRule {
+        id: id.into(),
+        status: "Enabled".into(),
+        filter: vec![S3LifecycleFilter { prefix: Some(prefix.into()) }],
+        expiration: vec![S3Expiration { days }],
+        noncurrent_version_expiration: vec![S3NoncurrentExpiration { noncurrent_days: Val::Int(1) }],
+        abort_incomplete_multipart_upload: Vec::new(),
     }
 }

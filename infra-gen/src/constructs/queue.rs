@@ -17,7 +17,7 @@ pub struct QueueProps {
 }
 
 /// Which queue: its logical names, physical names, what its statements and alarm say.
-struct QueueSpec {
+pub struct QueueSpec {
     logical: &'static str,
     dlq_logical: &'static str,
     name: fn(&str) -> String,
@@ -39,57 +39,44 @@ pub struct JobQueue {
 /// Queues keep messages for the longest SQS allows, so a stuck consumer loses nothing for 14 days.
 const RETENTION_SECONDS: i64 = 14 * 24 * 3600;
 
+impl QueueSpec {
+    /// The jobs queue.
+    pub const JOBS: QueueSpec = QueueSpec {
+        logical: "jobs",
+        dlq_logical: "jobs_dlq",
+        name: names::queue::jobs_name,
+        dlq_name: names::queue::dlq_name,
+        what: "Jobs",
+        alarm_logical: "jobs_dlq_not_empty",
+        alarm_suffix: "jobs-dlq-not-empty",
+        alarm_description: "Jobs failed processing after every attempt; inspect and redrive the DLQ",
+    };
+
+    /// The webhooks queue: one message per delivery attempt; its dead-letter queue holds the
+    /// events whose every attempt failed (the webhook function puts them there) and messages the
+    /// function could not handle `max_receive_count` times.
+    pub const WEBHOOKS: QueueSpec = QueueSpec {
+        logical: "webhooks",
+        dlq_logical: "webhooks_dlq",
+        name: names::queue::webhooks_name,
+        dlq_name: names::queue::webhooks_dlq_name,
+        what: "Webhooks",
+        alarm_logical: "webhooks_dlq_not_empty",
+        alarm_suffix: "webhooks-dlq-not-empty",
+        alarm_description: "Webhook events failed every delivery attempt; see GET /jobs/{id} for their attempts, redeliver with POST /jobs/{id}/webhook",
+    };
+}
+
 impl JobQueue {
+    /// The queue `spec` names (`QueueSpec::JOBS`, `QueueSpec::WEBHOOKS`) with its dead-letter queue,
+    /// its policies and its alarm.
     pub fn new(
         stack: &mut Stack,
         ctx: &Context,
         key: &Key,
         alarms: &Ref<SnsTopic>,
         props: QueueProps,
-    ) -> Result<JobQueue, Error> {
-        let spec = QueueSpec {
-            logical: "jobs",
-            dlq_logical: "jobs_dlq",
-            name: names::queue::jobs_name,
-            dlq_name: names::queue::dlq_name,
-            what: "Jobs",
-            alarm_logical: "jobs_dlq_not_empty",
-            alarm_suffix: "jobs-dlq-not-empty",
-            alarm_description: "Jobs failed processing after every attempt; inspect and redrive the DLQ",
-        };
-        Self::build(stack, ctx, key, alarms, props, spec)
-    }
-
-    /// The webhooks queue: one message per delivery attempt; its dead-letter queue holds the
-    /// events whose every attempt failed (the webhook function puts them there) and messages the
-    /// function could not handle `max_receive_count` times.
-    pub fn webhooks(
-        stack: &mut Stack,
-        ctx: &Context,
-        key: &Key,
-        alarms: &Ref<SnsTopic>,
-        props: QueueProps,
-    ) -> Result<JobQueue, Error> {
-        let spec = QueueSpec {
-            logical: "webhooks",
-            dlq_logical: "webhooks_dlq",
-            name: names::queue::webhooks_name,
-            dlq_name: names::queue::webhooks_dlq_name,
-            what: "Webhooks",
-            alarm_logical: "webhooks_dlq_not_empty",
-            alarm_suffix: "webhooks-dlq-not-empty",
-            alarm_description: "Webhook events failed every delivery attempt; see GET /jobs/{id} for their attempts, redeliver with POST /jobs/{id}/webhook",
-        };
-        Self::build(stack, ctx, key, alarms, props, spec)
-    }
-
-    fn build(
-        stack: &mut Stack,
-        ctx: &Context,
-        key: &Key,
-        alarms: &Ref<SnsTopic>,
-        props: QueueProps,
-        spec: QueueSpec,
+        spec: &QueueSpec,
     ) -> Result<JobQueue, Error> {
         let f = File::Storage;
         let dlq = stack.add(
