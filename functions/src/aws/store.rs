@@ -155,7 +155,6 @@ impl JobStore {
             JobStatus::Failed => "failed",
             _ => "cancelled",
         };
-        let dec = decimal;
         let figures = names::api::JobUsage { run_seconds: seconds, vcpu_seconds: vcpu, gb_seconds: gb, estimated_cost_usd: cost };
         let update = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.table)
@@ -170,10 +169,10 @@ impl JobStore {
             .expression_attribute_names("#cost", t::USAGE_COST_USD)
             .expression_attribute_values(":day", s(&day))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":run", dec(seconds))
-            .expression_attribute_values(":vcpu", dec(vcpu))
-            .expression_attribute_values(":gb", dec(gb))
-            .expression_attribute_values(":cost", dec(cost))
+            .expression_attribute_values(":run", decimal(seconds))
+            .expression_attribute_values(":vcpu", decimal(vcpu))
+            .expression_attribute_values(":gb", decimal(gb))
+            .expression_attribute_values(":cost", decimal(cost))
             .build()
             .map_err(|e| AwsError { op: "dynamodb:TransactWriteItems", code: None, detail: e.to_string() })?;
         Ok((update, figures))
@@ -508,16 +507,21 @@ impl JobStore {
                 }
             }
             let tenant = current.tenant_id.as_str();
+            // The job's move, on an UpdateItem or on a transaction's Update (two SDK builders with
+            // the same setters).
+            macro_rules! job_move {
+                ($builder:expr) => {
+                    $builder
+                        .table_name(&self.table)
+                        .key(t::TASK_ID, s(task_id.as_str()))
+                        .update_expression(update_expression)
+                        .condition_expression(condition)
+                        .set_expression_attribute_names(Some(names))
+                        .set_expression_attribute_values(Some(values))
+                };
+            }
             let written = if (dq, dr) == (0, 0) && stopping.is_none() && usage.is_none() {
-                let r = self
-                    .client
-                    .update_item()
-                    .table_name(&self.table)
-                    .key(t::TASK_ID, s(task_id.as_str()))
-                    .update_expression(update_expression)
-                    .condition_expression(condition)
-                    .set_expression_attribute_names(Some(names))
-                    .set_expression_attribute_values(Some(values))
+                let r = job_move!(self.client.update_item())
                     .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
                     .send()
                     .await;
@@ -532,13 +536,7 @@ impl JobStore {
                 // whole at the limit. The SDK gives the call a ClientRequestToken its retries
                 // share, so a retry of a transaction that was applied is answered, not applied again.
                 let limit = if dr > 0 { max_running } else { None };
-                let job_update = aws_sdk_dynamodb::types::Update::builder()
-                    .table_name(&self.table)
-                    .key(t::TASK_ID, s(task_id.as_str()))
-                    .update_expression(update_expression)
-                    .condition_expression(condition)
-                    .set_expression_attribute_names(Some(names))
-                    .set_expression_attribute_values(Some(values))
+                let job_update = job_move!(aws_sdk_dynamodb::types::Update::builder())
                     .build()
                     .map_err(|e| AwsError { op: "dynamodb:TransactWriteItems", code: None, detail: e.to_string() })?;
                 let mut tx = self.client.transact_write_items().transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(job_update).build());
