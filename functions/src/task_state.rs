@@ -109,11 +109,22 @@ pub async fn job_task_change(app: &App, d: &TaskDetail, via_slot: Option<&str>) 
         _ if ended => {
             let failed = d.containers.iter().find(|c| c.name == app.config.container_name).and_then(|c| c.exit_code).is_some_and(|c| c != 0);
             let report = if failed { app.outputs.error_report(&task_id).await? } else { None };
-            stopped_status(d, &app.config.container_name, app.clock.now_millis(), report.as_ref())
+            let (to, mut updates) = stopped_status(d, &app.config.container_name, app.clock.now_millis(), report.as_ref());
+            // EventBridge promises no order and may drop an event: the task's RUNNING event can
+            // come after this one, or never. A job whose task started has a start time all the
+            // same, the task's own.
+            if job.started_at.is_none() {
+                if let Some(at) = d.started_at.as_deref().and_then(crate::time::parse_rfc3339) {
+                    updates.push((t::STARTED_AT, attr_s(rfc3339(at))));
+                }
+            }
+            (to, updates)
         }
         TaskStatus::Running => {
             let deadline = app.clock.now_secs() + i64::from(job.options.timeout_seconds);
-            (JobStatus::Running, vec![(t::STARTED_AT, attr_s(rfc3339(app.clock.now_millis()))), (t::DEADLINE_AT, attr_n(deadline))])
+            // The task's own start, as ECS reports it (the event may come late, after retries).
+            let started = d.started_at.as_deref().and_then(crate::time::parse_rfc3339).unwrap_or_else(|| app.clock.now_millis());
+            (JobStatus::Running, vec![(t::STARTED_AT, attr_s(rfc3339(started))), (t::DEADLINE_AT, attr_n(deadline))])
         }
         _ => return Ok(Outcome::Ignored("intermediate task state")),
     };

@@ -531,6 +531,40 @@ async fn the_sweep_ends_a_job_whose_stop_event_was_lost_as_ecs_reports_its_task(
     assert!(failed["error"]["message"].as_str().unwrap().contains("exit code 3"), "{failed}");
 }
 
+/// EventBridge promises no order and may drop an event: a task's STOPPED event can come before its
+/// RUNNING event, or alone. The job ends as the stop says and still has a start time, the task's
+/// own (a job COMPLETED without `started_at` read as never started); the RUNNING event after it
+/// is stale and changes nothing.
+#[tokio::test]
+async fn a_stop_event_before_the_tasks_running_event_ends_the_job_with_the_tasks_start_time() {
+    let tenant = unique("order");
+    let app = app(&[&tenant]).await;
+    let id = submit(&app, &tenant, r#"{"query": "out of order"}"#).await;
+    let arn = start_task(&app, &id).await;
+    force(&app, &id, JobStatus::Provisioned, Some(&arn)).await;
+    let stopped = TaskStateChange {
+        task_arn: arn.clone(),
+        cluster_arn: Some(app.config.cluster_arn.clone()),
+        last_status: TaskStatus::Stopped,
+        started_by: Some(id.clone()),
+        stop_code: Some(StopCode::EssentialContainerExited),
+        stopped_reason: Some("Essential container in task exited".into()),
+        containers: vec![container(Some(0), None)],
+        pull_started_at: Some("2026-12-06T10:00:00Z".into()),
+        started_at: Some("2026-12-06T10:00:31.250Z".into()),
+        stopped_at: Some("2026-12-06T10:00:40Z".into()),
+        ..TaskStateChange::default()
+    };
+    let out = reconcile::event(&app, &testenv::events::to_json(&testenv::events::task_state_change(stopped))).await.unwrap();
+    assert!(matches!(out, reconcile::Outcome::Applied(JobStatus::Completed)), "{out:?}");
+    let job = status_of(&app, &id).await;
+    assert_eq!((job["status"].as_str(), job["started_at"].as_str()), (Some("COMPLETED"), Some("2026-12-06T10:00:31.250Z")), "{job}");
+    let late = reconcile_event(&app, &id, &arn, TaskStatus::Running, ContainerState { name: app.config.container_name.clone(), last_status: Some(TaskStatus::Running), exit_code: None, reason: None }, None).await;
+    assert!(!matches!(late, reconcile::Outcome::Applied(_)), "{late:?}");
+    let after = status_of(&app, &id).await;
+    assert_eq!((after["status"].as_str(), after["started_at"].as_str()), (Some("COMPLETED"), Some("2026-12-06T10:00:31.250Z")), "{after}");
+}
+
 /// Every job in the sparse index of unfinished jobs (what the sweep can see).
 async fn unfinished_jobs(app: &App) -> Vec<String> {
     let r = app

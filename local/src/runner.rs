@@ -394,9 +394,11 @@ impl Runner {
         let mut pending: VecDeque<(Task, tokio::time::Instant)> = VecDeque::new();
         let mut running: BTreeMap<String, (Task, watch::Sender<bool>)> = BTreeMap::new();
         let (exits_tx, mut exits_rx) = mpsc::channel::<Exit>(256);
+        // An agent's exit that woke the loop, reaped first.
+        let mut woke: Option<Exit> = None;
         loop {
             // Reap finished agents first.
-            while let Ok(Exit::Finished { arn, code, stopped_by_user }) = exits_rx.try_recv() {
+            while let Some(Exit::Finished { arn, code, stopped_by_user }) = woke.take().or_else(|| exits_rx.try_recv().ok()) {
                 let Some((task, _)) = running.remove(&arn) else { continue };
                 if let Some(t) = self.times.get_mut(&arn) {
                     t.2 = Some(functions::time::now_millis());
@@ -480,12 +482,14 @@ impl Runner {
                 self.deliver(self.event(&task, TaskStatus::Running, None));
                 running.insert(task.arn.clone(), (task, stop_tx));
             }
-            // (Reporting an exit at once, not at this tick, cut bench-warm's end by 0.10 s, but a
-            // task's RUNNING event, delivered asynchronously at its launch, then raced the stop of
-            // an agent that exits at once: jobs COMPLETED without ever being RUNNING.)
+            // An agent's exit is reported at once, as ECS reports a container's stop; the loop's
+            // tick is for the emulator's new and stopped tasks. (A task's RUNNING event, delivered
+            // asynchronously at its launch, may then be handled after its stop, as EventBridge
+            // may deliver them: the job ends with the task's start time all the same.)
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                 _ = shutdown.changed() => {}
+                exit = exits_rx.recv() => woke = exit,
             }
         }
         // Shutting down: stop every agent and wait for them, so nothing is left running.
