@@ -54,15 +54,15 @@ async fn bench() {
     );
     let cold = if env_or("WARM_BENCH_COLD", 1) == 0 {
         println!("(WARM_BENCH_COLD=0: the cold run skipped)");
-        Figures { running: vec![0], completed: vec![0], warm: 0, phases: Vec::new() }
+        None
     } else {
-        run(jobs, delay, deprovision, 0).await
+        Some(run(jobs, delay, deprovision, 0).await)
     };
     let warm = run(jobs, delay, deprovision, pool).await;
     let ms = |v: i64| format!("{:.2} s", v as f64 / 1000.0);
     println!("                      submit -> RUNNING        submit -> COMPLETED");
     println!("                      p50        p95           p50        p95");
-    for (name, f) in [("cold", &cold), ("warm", &warm)] {
+    for (name, f) in cold.iter().map(|c| ("cold", c)).chain([("warm", &warm)]) {
         println!(
             "{name:<6} ({:>2} warm)      {:<10} {:<13} {:<10} {}",
             f.warm,
@@ -73,12 +73,14 @@ async fn bench() {
         );
     }
     let fixed = delay.as_millis() as i64;
-    println!(
-        "cold, without the fixed {} s: the control plane's own time to RUNNING p50 {}, p95 {} (SQS, dispatch, RunTask, the task event)",
-        delay.as_secs(),
-        ms(pct(&cold.running, 50) - fixed),
-        ms(pct(&cold.running, 95) - fixed)
-    );
+    if let Some(cold) = &cold {
+        println!(
+            "cold, without the fixed {} s: the control plane's own time to RUNNING p50 {}, p95 {} (SQS, dispatch, RunTask, the task event)",
+            delay.as_secs(),
+            ms(pct(&cold.running, 50) - fixed),
+            ms(pct(&cold.running, 95) - fixed)
+        );
+    }
     println!("warm pool of {pool}: {} of {jobs} jobs warm", warm.warm);
     println!("warm submit -> COMPLETED, phase by phase ({} warm jobs):", warm.phases.len());
     println!("  {:<58} {:>8} {:>8}", "", "p50", "p95");
