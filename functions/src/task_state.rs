@@ -148,7 +148,11 @@ pub async fn job_task_change(app: &App, d: &TaskDetail, via_slot: Option<&str>) 
             // Ended before its task stopped (a cancel, a timeout): the running place it kept
             // is free now.
             if ended {
-                if let Some(job) = app.store.get(&task_id).await? {
+                // A job read finished is as it was (a finished job does not change but for its
+                // kept place, which the give-back's condition checks); one that was not has
+                // changed under the move: read again.
+                let current = if job.status.is_terminal() { Some(job) } else { app.store.get(&task_id).await? };
+                if let Some(job) = current {
                     if app.store.give_back_place(&job).await? {
                         return Ok(Outcome::Ignored("ended before its task stopped; its running place given back"));
                     }

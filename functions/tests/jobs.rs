@@ -565,6 +565,29 @@ async fn a_stop_event_before_the_tasks_running_event_ends_the_job_with_the_tasks
     assert_eq!((after["status"].as_str(), after["started_at"].as_str()), (Some("COMPLETED"), Some("2026-12-06T10:00:31.250Z")), "{after}");
 }
 
+/// A task's end brings two events: its container's stop, then, once Fargate has deprovisioned the
+/// task, its STOPPED. The second finds the job the first finished and, having read it finished,
+/// does not read it again (a finished job does not change but for its kept place, whose give-back
+/// is conditional): one GetItem, no write.
+#[tokio::test]
+async fn the_tasks_stopped_event_after_its_containers_stop_reads_the_job_once() {
+    let tenant = unique("twoends");
+    let app = app(&[&tenant]).await;
+    let id = submit(&app, &tenant, r#"{"query": "two ends"}"#).await;
+    let arn = start_task(&app, &id).await;
+    force(&app, &id, JobStatus::Running, Some(&arn)).await;
+    let first = reconcile_event(&app, &id, &arn, TaskStatus::Deprovisioning, container(Some(0), None), Some(StopCode::EssentialContainerExited)).await;
+    assert!(matches!(first, reconcile::Outcome::Applied(JobStatus::Completed)), "{first:?}");
+    // Counted, never struck (at most 0 faults).
+    let (counted, plan) = app_struck(&app, functions::Function::Reconcile, "dynamodb:GetItem", testenv::faults::Fault::Fail, Some(0)).await;
+    let second = reconcile_event(&counted, &id, &arn, TaskStatus::Stopped, container(Some(0), None), Some(StopCode::EssentialContainerExited)).await;
+    assert!(!matches!(second, reconcile::Outcome::Applied(_)), "{second:?}");
+    let table_calls: Vec<(String, u64)> =
+        plan.calls().into_iter().filter(|(p, _)| p.operation.starts_with("dynamodb:")).map(|(p, n)| (p.to_string(), n)).collect();
+    assert_eq!(table_calls, vec![("reconcile dynamodb:GetItem".to_string(), 1)], "{table_calls:?}");
+    assert_eq!(status_of(&app, &id).await["status"], "COMPLETED");
+}
+
 /// Every job in the sparse index of unfinished jobs (what the sweep can see).
 async fn unfinished_jobs(app: &App) -> Vec<String> {
     let r = app
