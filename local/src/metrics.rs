@@ -51,24 +51,17 @@ impl Store {
     }
 
     pub fn add(&self, line: &Value) {
-        let names = match names::metrics::validate(line) {
-            Ok(n) => n,
+        let data = match names::metrics::data(line) {
+            Ok(d) => d,
             Err(e) => {
                 self.invalid.lock().unwrap_or_else(|p| p.into_inner()).push(format!("{e}: {line}"));
                 return;
             }
         };
         let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        for name in names {
-            let dims: Vec<String> = line["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .map(|d| format!("{d}={}", line[d].as_str().unwrap_or_default()))
-                .collect();
-            let value = line[name.as_str()].as_f64().unwrap_or_default();
-            series.entry(Series { metric: name, dimensions: dims.join(",") }).or_default().push(value);
+        for d in data {
+            let dims: Vec<String> = d.dimensions.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            series.entry(Series { metric: d.metric, dimensions: dims.join(",") }).or_default().push(d.value);
         }
     }
 

@@ -240,6 +240,44 @@ pub fn validate(line: &Value) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
+/// One value a metric line records, as CloudWatch extracts it: the metric, one of its dimension
+/// sets with the line's values of those dimensions, in the set's order (empty: no dimensions).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Datum {
+    pub metric: String,
+    pub dimensions: Vec<(String, String)>,
+    pub value: f64,
+}
+
+/// Every value `line` records, once it is valid ([`validate`]): for each directive, each metric
+/// under each of its dimension sets (a metric's array of values gives one datum a value).
+pub fn data(line: &Value) -> Result<Vec<Datum>, String> {
+    validate(line)?;
+    let mut out = Vec::new();
+    for directive in line["_aws"]["CloudWatchMetrics"].as_array().into_iter().flatten() {
+        let sets: Vec<Vec<(String, String)>> = match directive["Dimensions"].as_array() {
+            Some(sets) if !sets.is_empty() => sets
+                .iter()
+                .map(|set| set.as_array().into_iter().flatten().filter_map(Value::as_str).map(|d| (d.to_string(), line[d].as_str().unwrap_or_default().to_string())).collect())
+                .collect(),
+            _ => vec![Vec::new()],
+        };
+        for metric in directive["Metrics"].as_array().into_iter().flatten() {
+            let name = metric["Name"].as_str().unwrap_or_default();
+            let values: Vec<f64> = match &line[name] {
+                Value::Array(values) => values.iter().filter_map(Value::as_f64).collect(),
+                v => v.as_f64().into_iter().collect(),
+            };
+            for dimensions in &sets {
+                for value in &values {
+                    out.push(Datum { metric: name.to_string(), dimensions: dimensions.clone(), value: *value });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn only(o: &Map<String, Value>, allowed: &[&str], what: &str) -> Result<(), String> {
     match o.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(k) => Err(format!("{what} has a member the specification does not define: {k:?}")),
@@ -250,6 +288,23 @@ fn only(o: &Map<String, Value>, allowed: &[&str], what: &str) -> Result<(), Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lines_data_are_each_metric_under_each_dimension_set() {
+        let line = json!({
+            "_aws": {"Timestamp": 1_765_000_000_000_i64, "CloudWatchMetrics": [
+                {"Namespace": "p/e", "Dimensions": [["Status"], []], "Metrics": [{"Name": "JobsFinished", "Unit": "Count"}]},
+                {"Namespace": "p/e", "Dimensions": [], "Metrics": [{"Name": "RunTime", "Unit": "Milliseconds"}]}
+            ]},
+            "Status": "COMPLETED", "JobsFinished": 1, "RunTime": [200, 300]
+        });
+        let d = |m: &str, dims: &[(&str, &str)], value: f64| Datum { metric: m.into(), dimensions: dims.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), value };
+        assert_eq!(
+            data(&line),
+            Ok(vec![d("JobsFinished", &[("Status", "COMPLETED")], 1.0), d("JobsFinished", &[], 1.0), d("RunTime", &[], 200.0), d("RunTime", &[], 300.0)])
+        );
+        assert!(data(&json!({"_aws": {}})).is_err());
+    }
 
     #[test]
     fn a_line_of_each_metric_is_valid_emf() {

@@ -433,13 +433,15 @@ impl MetricLines {
     /// The values of `metric` written with exactly `dimensions` (a JSON object).
     pub fn values(&self, metric: names::metrics::Metric, dimensions: serde_json::Value) -> Vec<f64> {
         let lines: Vec<serde_json::Value> = self.all.lock().unwrap().iter().filter(|l| l["_aws"]["CloudWatchMetrics"][0]["Namespace"] == self.namespace.as_str()).cloned().collect();
+        let mut want: Vec<(String, String)> = dimensions.as_object().into_iter().flatten().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect();
+        want.sort();
         let mut out = Vec::new();
         for l in lines {
-            let written = names::metrics::validate(&l).unwrap_or_else(|e| panic!("not valid EMF ({e}): {l}"));
-            if written.iter().any(|n| n == metric.name) {
-                let dims: serde_json::Map<String, serde_json::Value> = metric.dimensions.iter().map(|d| ((*d).to_string(), l[*d].clone())).collect();
-                if serde_json::Value::Object(dims) == dimensions {
-                    out.push(l[metric.name].as_f64().unwrap());
+            for d in names::metrics::data(&l).unwrap_or_else(|e| panic!("not valid EMF ({e}): {l}")) {
+                let mut dims = d.dimensions.clone();
+                dims.sort();
+                if d.metric == metric.name && dims == want {
+                    out.push(d.value);
                 }
             }
         }
