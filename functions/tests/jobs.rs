@@ -57,6 +57,20 @@ async fn start_task(app: &App, id: &str) -> String {
     }
 }
 
+/// Job `id`'s task `arn` STOPPED because its agent exited with `exit`, as ECS reports it.
+fn agent_exited(app: &App, arn: &str, id: &str, exit: i64) -> TaskStateChange {
+    TaskStateChange {
+        task_arn: arn.into(),
+        cluster_arn: Some(app.config.cluster_arn.clone()),
+        last_status: TaskStatus::Stopped,
+        started_by: Some(id.into()),
+        stop_code: Some(StopCode::EssentialContainerExited),
+        stopped_reason: Some("Essential container in task exited".into()),
+        containers: vec![container(Some(exit), None)],
+        ..TaskStateChange::default()
+    }
+}
+
 async fn desired_status(app: &App, arn: &str) -> String {
     let r = app.tasks.client.describe_tasks().cluster(&app.tasks.cluster).tasks(arn).send().await.unwrap();
     r.tasks()[0].desired_status().unwrap_or("").to_owned()
@@ -507,16 +521,7 @@ async fn the_sweep_ends_a_job_whose_stop_event_was_lost_as_ecs_reports_its_task(
         let running = app.tasks.describe(&arn).await.unwrap().unwrap();
         assert!(running.containers.iter().all(|c| c.exit_code.is_none()), "{running:?}");
         // It stops; ECS records how, and the event that says so never arrives.
-        let detail = TaskStateChange {
-            task_arn: arn.clone(),
-            cluster_arn: Some(app.config.cluster_arn.clone()),
-            last_status: TaskStatus::Stopped,
-            started_by: Some(id.clone()),
-            stop_code: Some(StopCode::EssentialContainerExited),
-            stopped_reason: Some("Essential container in task exited".into()),
-            containers: vec![container(Some(exit), None)],
-            ..TaskStateChange::default()
-        };
+        let detail = agent_exited(&app, &arn, &id, exit);
         testenv::events::record_stopped(&emulator().endpoint, &detail).await.unwrap();
         make_overdue(&app, &id).await;
         ids.push((id, exit));
@@ -543,17 +548,10 @@ async fn a_stop_event_before_the_tasks_running_event_ends_the_job_with_the_tasks
     let arn = start_task(&app, &id).await;
     force(&app, &id, JobStatus::Provisioned, Some(&arn)).await;
     let stopped = TaskStateChange {
-        task_arn: arn.clone(),
-        cluster_arn: Some(app.config.cluster_arn.clone()),
-        last_status: TaskStatus::Stopped,
-        started_by: Some(id.clone()),
-        stop_code: Some(StopCode::EssentialContainerExited),
-        stopped_reason: Some("Essential container in task exited".into()),
-        containers: vec![container(Some(0), None)],
         pull_started_at: Some("2026-12-06T10:00:00Z".into()),
         started_at: Some("2026-12-06T10:00:31.250Z".into()),
         stopped_at: Some("2026-12-06T10:00:40Z".into()),
-        ..TaskStateChange::default()
+        ..agent_exited(&app, &arn, &id, 0)
     };
     let out = reconcile::event(&app, &testenv::events::to_json(&testenv::events::task_state_change(stopped))).await.unwrap();
     assert!(matches!(out, reconcile::Outcome::Applied(JobStatus::Completed)), "{out:?}");
