@@ -8,6 +8,7 @@
 //! 9 internal error; 101 panic outside the job; 143 stopped by SIGTERM.
 
 pub mod browser;
+pub mod computer;
 pub mod config;
 pub mod error;
 /// The egress policy is shared with the functions' webhook delivery (`names::egress`).

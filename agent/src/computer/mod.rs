@@ -1,0 +1,22 @@
+//! Computer-use jobs (issue 26), the model's side: a goal in words, a model that looks at the page
+//! and decides each action. This is the protocol layer, free of the browser and the network so
+//! each rule is tested on its own; the job's loop (capture, send, execute, answer) is built on it.
+//!
+//! - [`models`]: which computer-use tool version each model takes, in one table.
+//! - [`screen`]: the size a screenshot is sent at, and the mapping of the model's coordinates
+//!   back to the page (the model answers in the pixel space of the image it was sent).
+//! - [`action`]: the model's actions, parsed and checked, in the page's coordinates.
+//! - [`messages`]: the conversation as Anthropic's Messages API carries it (directly, or as an
+//!   Amazon Bedrock InvokeModel body): requests, the model's turns kept verbatim (thinking blocks
+//!   included), tool results with screenshots, old screenshots pruned, tokens counted.
+//!
+//! Sources (read 2026-12-06): Anthropic's computer-use tool documentation,
+//! <https://platform.claude.com/docs/en/agents-and-tools/tool-use/computer-use-tool>; its vision
+//! documentation (image limits, resizing), <https://platform.claude.com/docs/en/build-with-claude/vision>;
+//! Amazon Bedrock's Anthropic Messages request format,
+//! <https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-anthropic-claude-messages-request-response.html>.
+
+pub mod action;
+pub mod messages;
+pub mod models;
+pub mod screen;
