@@ -6,6 +6,8 @@
 //! - [`screen`]: the size a screenshot is sent at, and the mapping of the model's coordinates
 //!   back to the page (the model answers in the pixel space of the image it was sent).
 //! - [`action`]: the model's actions, parsed and checked, in the page's coordinates.
+//! - [`execute`]: the actions done in the browser (DevTools input events), secrets typed by name,
+//!   and the screenshots the model sees, captured by Chromium at the size they are sent at.
 //! - [`messages`]: the conversation as Anthropic's Messages API carries it (directly, or as an
 //!   Amazon Bedrock InvokeModel body): requests, the model's turns kept verbatim (thinking blocks
 //!   included), tool results with screenshots, old screenshots pruned, tokens counted.
@@ -17,6 +19,7 @@
 //! <https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-anthropic-claude-messages-request-response.html>.
 
 pub mod action;
+pub mod execute;
 pub mod messages;
 pub mod models;
 pub mod screen;

@@ -1,0 +1,309 @@
+//! The model's actions, done in the browser through the DevTools protocol (chromedriver's CDP
+//! endpoint), and the screenshots it sees: captured at the size [`Scale`] sends, by Chromium
+//! itself (a clip with a scale), so no image is decoded or resized in the agent.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::action::{Action, Button, Direction};
+use super::screen::{Point, Scale};
+use crate::browser::Browser;
+
+/// Pixels one step of `scroll_amount` scrolls (a mouse wheel's notch).
+pub const SCROLL_STEP: f64 = 100.0;
+
+/// CDP's modifier bits.
+const ALT: u32 = 1;
+const CTRL: u32 = 2;
+const META: u32 = 4;
+const SHIFT: u32 = 8;
+
+/// Acts for one job: where the pointer is, the job's secrets for `{{secret:NAME}}`.
+pub struct Executor<'a> {
+    pub browser: &'a Browser,
+    pub scale: Scale,
+    secrets: &'a BTreeMap<String, String>,
+    pointer: Point,
+}
+
+/// What an action came to: a line for the model, and whether a screenshot of the region (a zoom)
+/// replaces the usual one after it.
+#[derive(Debug, Default)]
+pub struct Done {
+    pub text: Option<String>,
+    pub zoomed_png_base64: Option<String>,
+}
+
+impl<'a> Executor<'a> {
+    pub fn new(browser: &'a Browser, scale: Scale, secrets: &'a BTreeMap<String, String>) -> Executor<'a> {
+        Executor { browser, scale, secrets, pointer: Point { x: 0.0, y: 0.0 } }
+    }
+
+    async fn cdp(&self, cmd: &'static str, params: Value) -> Result<Value, String> {
+        self.browser.cdp(cmd, params).await.map_err(|e| format!("{cmd}: {e}"))
+    }
+
+    async fn mouse(&self, kind: &str, at: Point, button: &str, clicks: u8, modifiers: u32) -> Result<(), String> {
+        let mut p = json!({ "type": kind, "x": at.x, "y": at.y, "modifiers": modifiers });
+        if button != "none" {
+            p["button"] = json!(button);
+            p["clickCount"] = json!(clicks);
+        }
+        self.cdp("Input.dispatchMouseEvent", p).await.map(drop)
+    }
+
+    /// Does `action`. An error is the model's to read (a key it named that does not exist, a
+    /// secret the job does not have) or the browser's.
+    pub async fn run(&mut self, action: &Action) -> Result<Done, String> {
+        match action {
+            Action::Screenshot => Ok(Done::default()),
+            Action::CursorPosition => {
+                let (x, y) = self.scale.to_image(self.pointer);
+                Ok(Done { text: Some(format!("X={x},Y={y}")), ..Done::default() })
+            }
+            Action::Click { button, count, at, hold } => {
+                let modifiers = hold.as_deref().map(modifiers_of).transpose()?.unwrap_or(0);
+                let at = self.move_to(*at).await?;
+                let button = match button {
+                    Button::Left => "left",
+                    Button::Right => "right",
+                    Button::Middle => "middle",
+                };
+                for n in 1..=*count {
+                    self.mouse("mousePressed", at, button, n, modifiers).await?;
+                    self.mouse("mouseReleased", at, button, n, modifiers).await?;
+                }
+                Ok(Done::default())
+            }
+            Action::MouseDown => self.mouse("mousePressed", self.pointer, "left", 1, 0).await.map(|()| Done::default()),
+            Action::MouseUp => self.mouse("mouseReleased", self.pointer, "left", 1, 0).await.map(|()| Done::default()),
+            Action::Move { to } => self.move_to(Some(*to)).await.map(|_| Done::default()),
+            Action::Drag { from, to } => {
+                let from = self.move_to(*from).await?;
+                self.mouse("mousePressed", from, "left", 1, 0).await?;
+                self.move_to(Some(*to)).await?;
+                self.mouse("mouseReleased", *to, "left", 1, 0).await?;
+                Ok(Done::default())
+            }
+            Action::Scroll { at, direction, amount, hold } => {
+                let modifiers = hold.as_deref().map(modifiers_of).transpose()?.unwrap_or(0);
+                let at = self.move_to(*at).await?;
+                let d = f64::from(*amount) * SCROLL_STEP;
+                let (dx, dy) = match direction {
+                    Direction::Up => (0.0, -d),
+                    Direction::Down => (0.0, d),
+                    Direction::Left => (-d, 0.0),
+                    Direction::Right => (d, 0.0),
+                };
+                self.cdp("Input.dispatchMouseEvent", json!({ "type": "mouseWheel", "x": at.x, "y": at.y, "deltaX": dx, "deltaY": dy, "modifiers": modifiers }))
+                    .await?;
+                // The wheel scrolls asynchronously: wait for the page to have moved (or not).
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(Done::default())
+            }
+            Action::Type { text } => {
+                let text = with_secrets(text, self.secrets)?;
+                self.cdp("Input.insertText", json!({ "text": text })).await.map(|_| Done::default())
+            }
+            Action::Key { keys } => {
+                let (modifiers, key) = combination(keys)?;
+                self.key("rawKeyDown", &key, modifiers).await?;
+                self.key("keyUp", &key, modifiers).await?;
+                Ok(Done::default())
+            }
+            Action::HoldKey { key, seconds } => {
+                let (modifiers, key) = combination(key)?;
+                self.key("rawKeyDown", &key, modifiers).await?;
+                tokio::time::sleep(Duration::from_secs_f64(*seconds)).await;
+                self.key("keyUp", &key, modifiers).await?;
+                Ok(Done::default())
+            }
+            Action::Wait { seconds } => {
+                tokio::time::sleep(Duration::from_secs_f64(*seconds)).await;
+                Ok(Done::default())
+            }
+            Action::Zoom { from, to } => {
+                let region = Scale::for_viewport((to.x - from.x).round().max(1.0) as u32, (to.y - from.y).round().max(1.0) as u32);
+                let png = self.capture(*from, region).await?;
+                Ok(Done { zoomed_png_base64: Some(png), ..Done::default() })
+            }
+        }
+    }
+
+    async fn move_to(&mut self, at: Option<Point>) -> Result<Point, String> {
+        let Some(at) = at else { return Ok(self.pointer) };
+        self.mouse("mouseMoved", at, "none", 0, 0).await?;
+        self.pointer = at;
+        Ok(at)
+    }
+
+    async fn key(&self, kind: &str, key: &Key, modifiers: u32) -> Result<(), String> {
+        let mut p = json!({ "type": kind, "key": key.key, "code": key.code, "windowsVirtualKeyCode": key.code_number, "modifiers": modifiers });
+        // A key that types (with no modifier but shift) sends its text with the key down.
+        if kind == "rawKeyDown" && modifiers & !SHIFT == 0 {
+            if let Some(text) = &key.text {
+                p["type"] = json!("keyDown");
+                p["text"] = json!(text);
+            }
+        }
+        self.cdp("Input.dispatchKeyEvent", p).await.map(drop)
+    }
+
+    /// The screenshot the model sees: the viewport at the scale's sent size, a base64 PNG.
+    pub async fn screenshot(&self) -> Result<String, String> {
+        self.capture(Point { x: 0.0, y: 0.0 }, self.scale).await
+    }
+
+    /// The region of the viewport from `origin` of `region.viewport`'s size, at `region.sent`'s.
+    async fn capture(&self, origin: Point, region: Scale) -> Result<String, String> {
+        // A clip is in the page's coordinates: the viewport's origin is where the page is scrolled.
+        let metrics = self.cdp("Page.getLayoutMetrics", json!({})).await?;
+        let page = &metrics["cssVisualViewport"];
+        let (page_x, page_y) = (page["pageX"].as_f64().unwrap_or(0.0), page["pageY"].as_f64().unwrap_or(0.0));
+        let shot = self
+            .cdp(
+                "Page.captureScreenshot",
+                json!({
+                    "format": "png",
+                    "clip": {
+                        "x": page_x + origin.x,
+                        "y": page_y + origin.y,
+                        "width": region.viewport.0,
+                        "height": region.viewport.1,
+                        "scale": f64::from(region.sent.0) / f64::from(region.viewport.0),
+                    },
+                }),
+            )
+            .await?;
+        shot["data"].as_str().map(str::to_owned).ok_or_else(|| "Page.captureScreenshot gave no data".into())
+    }
+}
+
+/// `text` with each `{{secret:NAME}}` replaced by the job's secret: the model names secrets, it
+/// never sees them.
+pub fn with_secrets(text: &str, secrets: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{secret:") {
+        let after = &rest[start + "{{secret:".len()..];
+        let end = after.find("}}").ok_or("`{{secret:` without its closing `}}`")?;
+        let name = &after[..end];
+        let value = secrets.get(name).ok_or_else(|| {
+            let names: Vec<&str> = secrets.keys().map(String::as_str).collect();
+            format!("the job has no secret `{name}` (its secrets: {})", if names.is_empty() { "none".into() } else { names.join(", ") })
+        })?;
+        out.push_str(&rest[..start]);
+        out.push_str(value);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A key as CDP takes it.
+#[derive(Debug, PartialEq)]
+struct Key {
+    key: String,
+    code: String,
+    code_number: u32,
+    text: Option<String>,
+}
+
+fn modifiers_of(names: &str) -> Result<u32, String> {
+    names.split('+').filter(|n| !n.is_empty()).try_fold(0, |m, n| modifier(n).map(|b| m | b).ok_or_else(|| format!("`{n}` is not a modifier key (ctrl, alt, shift, super)")))
+}
+
+fn modifier(name: &str) -> Option<u32> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "ctrl" | "control" | "control_l" | "control_r" => CTRL,
+        "alt" | "alt_l" | "alt_r" => ALT,
+        "shift" | "shift_l" | "shift_r" => SHIFT,
+        "super" | "super_l" | "super_r" | "meta" | "cmd" | "win" => META,
+        _ => return None,
+    })
+}
+
+/// An xdotool key combination (`ctrl+shift+Tab`, `Return`, `a`): its modifiers and its key.
+fn combination(keys: &str) -> Result<(u32, Key), String> {
+    let parts: Vec<&str> = keys.split('+').map(str::trim).collect();
+    let (last, mods) = parts.split_last().ok_or("no key")?;
+    let modifiers = mods.iter().try_fold(0, |m, n| modifier(n).map(|b| m | b).ok_or_else(|| format!("`{n}` in `{keys}` is not a modifier key")))?;
+    // A modifier alone (`shift`) is a key too.
+    if let Some(bit) = modifier(last) {
+        let (key, code, number) = match bit {
+            CTRL => ("Control", "ControlLeft", 17),
+            ALT => ("Alt", "AltLeft", 18),
+            SHIFT => ("Shift", "ShiftLeft", 16),
+            _ => ("Meta", "MetaLeft", 91),
+        };
+        return Ok((modifiers | bit, Key { key: key.into(), code: code.into(), code_number: number, text: None }));
+    }
+    let named = |key: &str, code: &str, number: u32, text: Option<&str>| Key { key: key.into(), code: code.into(), code_number: number, text: text.map(str::to_owned) };
+    let key = match *last {
+        "Return" | "Enter" | "KP_Enter" => named("Enter", "Enter", 13, Some("\r")),
+        "Tab" => named("Tab", "Tab", 9, None),
+        "BackSpace" | "Backspace" => named("Backspace", "Backspace", 8, None),
+        "Escape" | "Esc" => named("Escape", "Escape", 27, None),
+        "Delete" => named("Delete", "Delete", 46, None),
+        "space" | "Space" => named(" ", "Space", 32, Some(" ")),
+        "Home" => named("Home", "Home", 36, None),
+        "End" => named("End", "End", 35, None),
+        "Page_Up" | "Prior" => named("PageUp", "PageUp", 33, None),
+        "Page_Down" | "Next" => named("PageDown", "PageDown", 34, None),
+        "Left" => named("ArrowLeft", "ArrowLeft", 37, None),
+        "Up" => named("ArrowUp", "ArrowUp", 38, None),
+        "Right" => named("ArrowRight", "ArrowRight", 39, None),
+        "Down" => named("ArrowDown", "ArrowDown", 40, None),
+        k if k.chars().count() == 1 => {
+            let c = k.chars().next().unwrap_or(' ');
+            let upper = c.to_ascii_uppercase();
+            let code = if c.is_ascii_alphabetic() {
+                format!("Key{upper}")
+            } else if c.is_ascii_digit() {
+                format!("Digit{c}")
+            } else {
+                String::new()
+            };
+            let text = if modifiers & SHIFT != 0 { upper.to_string() } else { c.to_string() };
+            Key { key: text.clone(), code, code_number: u32::from(upper), text: Some(text) }
+        }
+        k if k.len() > 1 && k.starts_with('F') && k[1..].parse::<u32>().is_ok_and(|n| (1..=12).contains(&n)) => {
+            let n: u32 = k[1..].parse().unwrap_or(1);
+            named(k, k, 111 + n, None)
+        }
+        other => return Err(format!("`{other}` is not a key this agent knows (xdotool names: Return, Tab, BackSpace, Escape, Delete, space, Home, End, Page_Up, Page_Down, Left, Up, Right, Down, F1-F12, a character)")),
+    };
+    Ok((modifiers, key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_is_typed_by_its_name() {
+        let secrets = BTreeMap::from([("pw".to_string(), "s3cret".to_string())]);
+        assert_eq!(with_secrets("user {{secret:pw}}!", &secrets).unwrap(), "user s3cret!");
+        assert_eq!(with_secrets("no secret", &secrets).unwrap(), "no secret");
+        assert!(with_secrets("{{secret:other}}", &secrets).unwrap_err().contains("no secret `other` (its secrets: pw)"));
+        assert!(with_secrets("{{secret:pw", &secrets).unwrap_err().contains("closing"));
+    }
+
+    #[test]
+    fn xdotool_key_names_become_cdp_keys() {
+        let (m, k) = combination("ctrl+a").unwrap();
+        assert_eq!((m, k.key.as_str(), k.code.as_str(), k.code_number), (CTRL, "a", "KeyA", 65));
+        let (m, k) = combination("Return").unwrap();
+        assert_eq!((m, k.key.as_str(), k.text.as_deref()), (0, "Enter", Some("\r")));
+        let (m, k) = combination("shift+Tab").unwrap();
+        assert_eq!((m, k.key.as_str()), (SHIFT, "Tab"));
+        let (m, k) = combination("shift").unwrap();
+        assert_eq!((m, k.key.as_str()), (SHIFT, "Shift"));
+        assert_eq!(combination("F5").unwrap().1.code_number, 116);
+        assert!(combination("hyper+x").unwrap_err().contains("not a modifier"));
+        assert!(combination("Launch_Rockets").unwrap_err().contains("not a key this agent knows"));
+        assert_eq!(modifiers_of("ctrl+shift"), Ok(CTRL | SHIFT));
+    }
+}

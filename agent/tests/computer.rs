@@ -1,0 +1,115 @@
+//! Computer-use actions in real Chromium (issue 26): what the model points at in the screenshot
+//! it was sent is what the page gets. The viewport is 1920x1080, so screenshots are sent at
+//! 1456x819 and every coordinate is scaled: a screenshot captured at the wrong size or place, or a
+//! coordinate mapped back wrongly, misses its target here. The page is a `data:` URL, and the
+//! browser runs in the loopback-only network namespace (Chromium's own calls home go nowhere).
+//!
+//! One test: a browser's drop ends every process the test process started.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use agent::browser::{Browser, BrowserConfig};
+use agent::computer::action::{self, Action};
+use agent::computer::execute::Executor;
+use agent::computer::models::COMPUTER_20251124;
+use agent::computer::screen::{Point, Scale};
+use base64::Engine;
+use serde_json::{json, Value};
+
+const PAGE: &str = r#"<!doctype html><html><body style="margin:0;height:4000px;background:#fff">
+<input id="name" style="position:absolute;left:100px;top:100px;width:300px;height:40px">
+<div id="target" style="position:absolute;left:960px;top:1500px;width:200px;height:100px;background:#f00"
+     onclick="document.title = 'clicked at ' + event.clientX + ',' + event.clientY"></div>
+</body></html>"#;
+
+/// The RGB of pixel (x, y) of a PNG.
+fn pixel(png: &[u8], x: u32, y: u32) -> (u8, u8, u8) {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png)).read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let i = (y as usize * info.width as usize + x as usize) * channels;
+    (buf[i], buf[i + 1], buf[i + 2])
+}
+
+async fn js(browser: &Browser, script: &str) -> Value {
+    browser.client.execute(script, vec![]).await.unwrap()
+}
+
+/// Where the model would point at the middle of `#id`: its box's centre in the screenshot's pixels.
+async fn aim(browser: &Browser, scale: &Scale, id: &str) -> (i64, i64) {
+    let r = js(browser, &format!("const r = document.getElementById('{id}').getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2];")).await;
+    scale.to_image(Point { x: r[0].as_f64().unwrap(), y: r[1].as_f64().unwrap() })
+}
+
+#[test]
+fn actions_land_where_the_model_pointed_in_the_screenshot_it_was_sent() {
+    // This thread (the runtime's only one) and the browser it starts: loopback only.
+    testenv::netns::enter_or_panic();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let log = Arc::new(agent::log::Log::new(""));
+        let guard = agent::proxy::start(names::egress::EgressPolicy::default(), log.clone()).await.unwrap();
+        let scratch = agent::browser::tempdir(&std::env::temp_dir(), "computer-").unwrap();
+        let chromium = std::env::var("AGENT_CHROMIUM").unwrap_or_else(|_| agent::config::DEFAULT_CHROMIUM.into());
+        let chromedriver = std::env::var("AGENT_CHROMEDRIVER").unwrap_or_else(|_| agent::config::DEFAULT_CHROMEDRIVER.into());
+        let viewport = names::job::Viewport { width: 1920, height: 1080 };
+        let cfg = BrowserConfig { chromium: chromium.as_ref(), chromedriver: chromedriver.as_ref(), scratch: &scratch, proxy: guard.addr, viewport };
+        let browser = Browser::launch(&cfg, &log).await.unwrap();
+        let url = format!("data:text/html;base64,{}", base64::engine::general_purpose::STANDARD.encode(PAGE));
+        browser.cdp("Page.navigate", json!({ "url": url })).await.unwrap();
+        for _ in 0..50 {
+            if js(&browser, "return document.readyState").await == "complete" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+
+        let scale = Scale::for_viewport(1920, 1080);
+        assert_eq!(scale.sent, (1456, 819));
+        let secrets = BTreeMap::from([("pw".to_string(), "s3cret".to_string())]);
+        let mut exec = Executor::new(&browser, scale, &secrets);
+        let act = |input: Value| action::parse(&input, &COMPUTER_20251124, &scale).unwrap();
+
+        // Click into the field the screenshot shows, type, a secret by its name, a key.
+        let (x, y) = aim(&browser, &scale, "name").await;
+        exec.run(&act(json!({"action": "left_click", "coordinate": [x, y]}))).await.unwrap();
+        assert_eq!(js(&browser, "return document.activeElement.id").await, "name");
+        exec.run(&act(json!({"action": "type", "text": "user {{secret:pw}}!"}))).await.unwrap();
+        exec.run(&act(json!({"action": "key", "text": "BackSpace"}))).await.unwrap();
+        assert_eq!(js(&browser, "return document.getElementById('name').value").await, "user s3cret");
+        assert!(exec.run(&act(json!({"action": "type", "text": "{{secret:token}}"}))).await.unwrap_err().contains("no secret `token`"));
+
+        // Scroll the target into view: 10 notches of 100 px.
+        exec.run(&act(json!({"action": "scroll", "coordinate": [728, 409], "scroll_direction": "down", "scroll_amount": 10}))).await.unwrap();
+        assert_eq!(js(&browser, "return window.scrollY").await, 1000);
+
+        // The screenshot is the scrolled viewport at the sent size: the red target, 500 px down
+        // the viewport now, is at 0.758 of that in the image.
+        let png = base64::engine::general_purpose::STANDARD.decode(exec.screenshot().await.unwrap()).unwrap();
+        assert_eq!(agent::page::png_size(&png), Some((1456, 819)));
+        let (tx, ty) = scale.to_image(Point { x: 1060.0, y: 550.0 });
+        assert_eq!(pixel(&png, tx as u32, ty as u32), (255, 0, 0), "the target's middle at ({tx}, {ty}) of the screenshot");
+        assert_eq!(pixel(&png, tx as u32, (ty - 60) as u32), (255, 255, 255), "above the target");
+
+        // A click where the screenshot shows it lands on it, at the page's coordinates.
+        let (x, y) = aim(&browser, &scale, "target").await;
+        exec.run(&act(json!({"action": "left_click", "coordinate": [x, y]}))).await.unwrap();
+        let title = js(&browser, "return document.title").await;
+        let at: Vec<f64> = title.as_str().unwrap().trim_start_matches("clicked at ").split(',').map(|v| v.parse().unwrap()).collect();
+        assert!((at[0] - 1060.0).abs() <= 2.0 && (at[1] - 550.0).abs() <= 2.0, "{title}");
+
+        // The pointer is where the model put it, in its pixels.
+        let done = exec.run(&Action::CursorPosition).await.unwrap();
+        assert_eq!(done.text, Some(format!("X={x},Y={y}")));
+
+        // A zoom is the region at the page's full resolution (within the image limits).
+        let zoom = exec.run(&act(json!({"action": "zoom", "region": [tx - 20, ty - 20, tx + 20, ty + 20]}))).await.unwrap();
+        let zoomed = base64::engine::general_purpose::STANDARD.decode(zoom.zoomed_png_base64.unwrap()).unwrap();
+        let (zw, zh) = agent::page::png_size(&zoomed).unwrap();
+        assert!((52..=54).contains(&zw) && (52..=54).contains(&zh), "{zw}x{zh}: 40 screenshot pixels are 53 of the page's");
+        drop(browser);
+        let _ = std::fs::remove_dir_all(&scratch);
+    });
+}
