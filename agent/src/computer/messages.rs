@@ -122,6 +122,16 @@ impl Conversation {
         }))
     }
 
+    /// The tool version the model was declared.
+    pub fn tool(&self) -> &'static ToolVersion {
+        self.tool
+    }
+
+    /// The size screenshots are sent at.
+    pub fn scale(&self) -> Scale {
+        self.scale
+    }
+
     /// The beta the requests name.
     pub fn beta(&self) -> &'static str {
         self.tool.beta

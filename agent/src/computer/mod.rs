@@ -8,6 +8,9 @@
 //! - [`action`]: the model's actions, parsed and checked, in the page's coordinates.
 //! - [`execute`]: the actions done in the browser (DevTools input events), secrets typed by name,
 //!   and the screenshots the model sees, captured by Chromium at the size they are sent at.
+//! - [`model`]: the model service (Anthropic's API, or Bedrock's InvokeModel with a bearer
+//!   token), retried with backoff within the job's time.
+//! - [`run`]: the loop: turns, actions in order, budgets (steps, tokens, cost), the trajectory.
 //! - [`messages`]: the conversation as Anthropic's Messages API carries it (directly, or as an
 //!   Amazon Bedrock InvokeModel body): requests, the model's turns kept verbatim (thinking blocks
 //!   included), tool results with screenshots, old screenshots pruned, tokens counted.
@@ -21,5 +24,7 @@
 pub mod action;
 pub mod execute;
 pub mod messages;
+pub mod model;
 pub mod models;
+pub mod run;
 pub mod screen;
