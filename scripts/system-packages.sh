@@ -16,6 +16,7 @@ browser     chromium                 the agent's tests drive Debian's full Chrom
 browser     chromium-driver          chromedriver, which the agent drives Chromium through
 browser     chromium-headless-shell  the browser of the agent image, also tested on the host
 browser     strace                   agent/trace.sh: which packages the image's browser really loads (agent/Dockerfile's UNLOADED list)
+browser     tesseract-ocr            the stand-in model of the computer-use tests reads the screenshots it is sent (OCR), as a model would
 containers  podman                   builds and runs the agent image (no Docker engine here)
 containers  runc                     the OCI runtime podman uses here (crun fails: cgroups in hybrid mode)
 containers  catatonit                the container init process (the task definition sets initProcessEnabled)

@@ -4,7 +4,7 @@
 //! coordinate mapped back wrongly, misses its target here. The page is a `data:` URL, and the
 //! browser runs in the loopback-only network namespace (Chromium's own calls home go nowhere).
 //!
-//! One test: a browser's drop ends every process the test process started.
+//! The tests run one at a time: a browser's drop ends every process the test process started.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +12,10 @@ use std::sync::Arc;
 use agent::browser::{Browser, BrowserConfig};
 use agent::computer::action::{self, Action};
 use agent::computer::execute::Executor;
-use agent::computer::models::COMPUTER_20251124;
+use agent::computer::messages::Conversation;
+use agent::computer::model::{Endpoint, Model};
+use agent::computer::models::{self, COMPUTER_20251124};
+use agent::computer::run::{run, Budget, Ended, Limits, Prices};
 use agent::computer::screen::{Point, Scale};
 use base64::Engine;
 use serde_json::{json, Value};
@@ -43,28 +46,46 @@ async fn aim(browser: &Browser, scale: &Scale, id: &str) -> (i64, i64) {
     scale.to_image(Point { x: r[0].as_f64().unwrap(), y: r[1].as_f64().unwrap() })
 }
 
+/// One test at a time (see the module's doc).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `test` on this thread in the loopback-only network namespace (the browser, the servers
+/// and the guard it starts with it), one test at a time.
+fn isolated<F: std::future::Future<Output = ()>>(test: impl FnOnce() -> F) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    testenv::netns::enter_or_panic();
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(test());
+}
+
+/// A browser at 1920x1080 behind an egress guard that allows `allow` (`host:port`, ...).
+async fn browser(allow: &str) -> (Browser, agent::proxy::Guard, std::path::PathBuf) {
+    let log = Arc::new(agent::log::Log::new(""));
+    let guard = agent::proxy::start(names::egress::EgressPolicy::parse(allow).unwrap(), log.clone()).await.unwrap();
+    let scratch = agent::browser::tempdir(&std::env::temp_dir(), "computer-").unwrap();
+    let chromium = std::env::var("AGENT_CHROMIUM").unwrap_or_else(|_| agent::config::DEFAULT_CHROMIUM.into());
+    let chromedriver = std::env::var("AGENT_CHROMEDRIVER").unwrap_or_else(|_| agent::config::DEFAULT_CHROMEDRIVER.into());
+    let viewport = names::job::Viewport { width: 1920, height: 1080 };
+    let cfg = BrowserConfig { chromium: chromium.as_ref(), chromedriver: chromedriver.as_ref(), scratch: &scratch, proxy: guard.addr, viewport };
+    (Browser::launch(&cfg, &log).await.unwrap(), guard, scratch)
+}
+
+async fn open(browser: &Browser, url: &str) {
+    browser.cdp("Page.navigate", json!({ "url": url })).await.unwrap();
+    for _ in 0..100 {
+        if js(browser, "return document.readyState").await == "complete" && js(browser, "return location.href").await == url {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{url} did not load");
+}
+
 #[test]
 fn actions_land_where_the_model_pointed_in_the_screenshot_it_was_sent() {
-    // This thread (the runtime's only one) and the browser it starts: loopback only.
-    testenv::netns::enter_or_panic();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let log = Arc::new(agent::log::Log::new(""));
-        let guard = agent::proxy::start(names::egress::EgressPolicy::default(), log.clone()).await.unwrap();
-        let scratch = agent::browser::tempdir(&std::env::temp_dir(), "computer-").unwrap();
-        let chromium = std::env::var("AGENT_CHROMIUM").unwrap_or_else(|_| agent::config::DEFAULT_CHROMIUM.into());
-        let chromedriver = std::env::var("AGENT_CHROMEDRIVER").unwrap_or_else(|_| agent::config::DEFAULT_CHROMEDRIVER.into());
-        let viewport = names::job::Viewport { width: 1920, height: 1080 };
-        let cfg = BrowserConfig { chromium: chromium.as_ref(), chromedriver: chromedriver.as_ref(), scratch: &scratch, proxy: guard.addr, viewport };
-        let browser = Browser::launch(&cfg, &log).await.unwrap();
+    isolated(|| async {
+        let (browser, _guard, scratch) = browser("").await;
         let url = format!("data:text/html;base64,{}", base64::engine::general_purpose::STANDARD.encode(PAGE));
-        browser.cdp("Page.navigate", json!({ "url": url })).await.unwrap();
-        for _ in 0..50 {
-            if js(&browser, "return document.readyState").await == "complete" {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        open(&browser, &url).await;
 
         let scale = Scale::for_viewport(1920, 1080);
         assert_eq!(scale.sent, (1456, 819));
@@ -109,6 +130,76 @@ fn actions_land_where_the_model_pointed_in_the_screenshot_it_was_sent() {
         let zoomed = base64::engine::general_purpose::STANDARD.decode(zoom.zoomed_png_base64.unwrap()).unwrap();
         let (zw, zh) = agent::page::png_size(&zoomed).unwrap();
         assert!((52..=54).contains(&zw) && (52..=54).contains(&zh), "{zw}x{zh}: 40 screenshot pixels are 53 of the page's");
+        drop(browser);
+        let _ = std::fs::remove_dir_all(&scratch);
+    });
+}
+
+/// A short-term Bedrock API key's form (`bedrock-api-key-` and the base64 of a pre-signed
+/// CallWithBearerToken request), signed `age` seconds ago for 15 minutes.
+fn bedrock_key(age: u64) -> String {
+    let signed = std::time::SystemTime::now() - std::time::Duration::from_secs(age);
+    let date = time_of(signed);
+    let url = format!("bedrock.amazonaws.com/?Action=CallWithBearerToken&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date={date}&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Signature=abc123&Version=1");
+    format!("bedrock-api-key-{}", base64::engine::general_purpose::STANDARD.encode(url))
+}
+
+fn time_of(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let d = ::time::OffsetDateTime::from_unix_timestamp(secs).unwrap();
+    format!("{:04}{:02}{:02}T{:02}{:02}{:02}Z", d.year(), u8::from(d.month()), d.day(), d.hour(), d.minute(), d.second())
+}
+
+/// The whole loop against the stand-in model, which finds the form by reading the screenshots
+/// (OCR) and answers in their pixels: it signs in with a secret it never sees, through
+/// Anthropic's API (throttled once first) and through Bedrock's with a bearer token; an expired
+/// token ends the job with the service's refusal.
+#[test]
+fn a_model_signs_in_by_reading_the_screenshots_with_a_secret_it_never_sees() {
+    isolated(|| async {
+        let root = testenv::root();
+        let fixture = testenv::fixture::Fixture::start(0).unwrap();
+        let stand_in = testenv::model::ModelServer::start(&root, "sign-in", 1).unwrap();
+        let allow = format!("{},127.0.0.1:{}", fixture.addr(), stand_in.server.port);
+        let (browser, guard, scratch) = browser(&allow).await;
+        let secrets = BTreeMap::from([("pw".to_string(), testenv::fixture::LOGIN_PASSWORD.to_string())]);
+        let base = url::Url::parse(&stand_in.server.url("/")).unwrap();
+        let limits = Limits { max_steps: 8, max_tokens: 100_000, max_cost_usd: 1.0 };
+        let prices = Prices { input: 5.0, output: 25.0, cache_write: 6.25, cache_read: 0.5 };
+        for (endpoint, model) in [
+            (Endpoint::Anthropic { base: base.clone(), api_key: stand_in.key.clone() }, "claude-opus-4-6"),
+            (Endpoint::Bedrock { base: base.clone(), bearer: bedrock_key(60) }, "us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        ] {
+            open(&browser, &fixture.page("/desk")).await;
+            let tool = models::tool_for(model).unwrap();
+            let scale = Scale::for_viewport(1920, 1080);
+            let mut conversation = Conversation::new("Sign in as alice with the password `pw`, then tell me the greeting as JSON.", tool, scale, &["pw"]);
+            let model = Model::new(endpoint, model, 2048, Some(guard.addr)).unwrap();
+            let mut exec = Executor::new(&browser, scale, &secrets);
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+            let (ended, steps) = run(&mut conversation, &model, &mut exec, Budget { limits, prices, deadline }).await;
+            let records = stand_in.server.records();
+            assert_eq!(ended, Ended::Answered(r#"{"greeting": "Welcome, alice"}"#.into()), "{steps:#?}\n{records:#?}");
+            // Look, sign in (five actions in one turn), read the greeting.
+            assert_eq!(steps.iter().map(|s| s.actions.len()).collect::<Vec<_>>(), vec![1, 5, 0]);
+            assert_eq!(js(&browser, "return document.getElementById('welcome').textContent").await, "Welcome, alice");
+            // The model named the secret; its value went nowhere near the model.
+            let sent = conversation.request("m", 1).unwrap().to_string();
+            assert!(sent.contains("{{secret:pw}}") && !sent.contains(testenv::fixture::LOGIN_PASSWORD));
+            assert_eq!((conversation.usage.input_tokens, conversation.usage.output_tokens), (4500, 360));
+        }
+        let records = stand_in.server.records();
+        assert_eq!(records[0]["throttled"], true, "{records:#?}");
+        assert!(records[1..].iter().all(|r| r["accepted"] == true), "{records:#?}");
+
+        // An expired Bedrock key is refused: the job ends with the service's words.
+        let model = Model::new(Endpoint::Bedrock { base, bearer: bedrock_key(3600) }, "anthropic.claude-opus-4-6-v1", 2048, Some(guard.addr)).unwrap();
+        let scale = Scale::for_viewport(1920, 1080);
+        let mut conversation = Conversation::new("goal", models::tool_for("claude-opus-4-6").unwrap(), scale, &[]);
+        let mut exec = Executor::new(&browser, scale, &secrets);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let (ended, _) = run(&mut conversation, &model, &mut exec, Budget { limits, prices, deadline }).await;
+        assert_eq!(ended, Ended::ModelFailed("the model refused the request: HTTP 403: the Bedrock API key has expired".into()));
         drop(browser);
         let _ = std::fs::remove_dir_all(&scratch);
     });

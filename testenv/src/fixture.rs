@@ -9,6 +9,9 @@
 //!   addresses themselves.
 //! - `/portal` posts to `/session`, which checks [`LOGIN_PASSWORD`], then `/invoices?page=n`
 //!   (three pages); `/lazy` grows as it is scrolled; `/late` fills in after its load.
+//! - `/desk`: a sign-in form with visible labels far from the page's origin, for the computer-use
+//!   tests' stand-in model, which finds what to click by reading the screenshot; it posts to
+//!   `/session` too.
 //! - `/login` posts to `/account`, which takes any password and shows its length and two
 //!   invoices (the local stack's demo, with a tenant secret of the user's own).
 
@@ -198,6 +201,18 @@ fn serve(mut s: TcpStream) {
             page(
                 "Sign in",
                 "<form method=post action=/session><input id=user name=user><input id=password name=password type=password><select id=plan name=plan><option value=free>Free</option><option value=team>Team</option></select><button id=go type=submit>Sign in</button></form><div id=echo></div><div id=shout></div><a id=again href=/search>again</a><script>document.getElementById('password').addEventListener('input', (e) => { const v = e.target.value; document.getElementById('echo').textContent = v; document.getElementById('shout').textContent = v.toUpperCase(); document.getElementById('again').href = '/search?q=' + encodeURIComponent(v) + '&f=' + new URLSearchParams({p: v}); });</script>",
+            ),
+        ),
+        // Labels a model can read and click (a label focuses its field), at 1100 px by 500 px: a
+        // click not scaled back from the screenshot's pixels to the page's misses them.
+        "/desk" => html(
+            "200 OK",
+            page(
+                "Desk",
+                "<form method=post action=/session style=\"position:absolute;left:1100px;top:500px;font:28px sans-serif\">\
+                 <p><label for=user>Username</label><br><input id=user name=user style=\"font:24px sans-serif\"></p>\
+                 <p><label for=password>Password</label><br><input id=password name=password type=password style=\"font:24px sans-serif\"></p>\
+                 <input type=hidden name=plan value=team><button id=go type=submit style=\"font:28px sans-serif\">Continue</button></form>",
             ),
         ),
         "/session" => {

@@ -11,6 +11,11 @@ use super::action::{Action, Button, Direction};
 use super::screen::{Point, Scale};
 use crate::browser::Browser;
 
+/// How long an action has to start a navigation before the page is looked at again.
+pub const SETTLE_PAUSE: Duration = Duration::from_millis(50);
+/// The longest wait for the page to settle after an action.
+pub const SETTLE_CAP: Duration = Duration::from_secs(5);
+
 /// Pixels one step of `scroll_amount` scrolls (a mouse wheel's notch).
 pub const SCROLL_STEP: f64 = 100.0;
 
@@ -54,9 +59,36 @@ impl<'a> Executor<'a> {
         self.cdp("Input.dispatchMouseEvent", p).await.map(drop)
     }
 
-    /// Does `action`. An error is the model's to read (a key it named that does not exist, a
-    /// secret the job does not have) or the browser's.
+    /// Does `action`, then waits for the page to settle (see [`Executor::settle`]). An error is
+    /// the model's to read (a key it named that does not exist, a secret the job does not have) or
+    /// the browser's.
     pub async fn run(&mut self, action: &Action) -> Result<Done, String> {
+        let done = self.act(action).await?;
+        if !matches!(action, Action::Screenshot | Action::CursorPosition | Action::Wait { .. } | Action::Zoom { .. } | Action::Move { .. }) {
+            self.settle().await;
+        }
+        Ok(done)
+    }
+
+    /// Lets what an action started finish before the model looks again: a click or a key that
+    /// submits a form starts a navigation a moment later, and a screenshot taken at once shows the
+    /// page before it. After a short pause, a WebDriver call waits for any navigation in flight
+    /// (chromedriver holds commands while one is pending), then the document must be loaded;
+    /// at most [`SETTLE_CAP`].
+    pub async fn settle(&self) {
+        tokio::time::sleep(SETTLE_PAUSE).await;
+        let until = tokio::time::Instant::now() + SETTLE_CAP;
+        while tokio::time::Instant::now() < until {
+            let ready = tokio::time::timeout_at(until, self.browser.client.execute("return document.readyState", vec![])).await;
+            match ready {
+                Ok(Ok(state)) if state == "complete" => return,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(_) => return,
+            }
+        }
+    }
+
+    async fn act(&mut self, action: &Action) -> Result<Done, String> {
         match action {
             Action::Screenshot => Ok(Done::default()),
             Action::CursorPosition => {
@@ -99,8 +131,6 @@ impl<'a> Executor<'a> {
                 };
                 self.cdp("Input.dispatchMouseEvent", json!({ "type": "mouseWheel", "x": at.x, "y": at.y, "deltaX": dx, "deltaY": dy, "modifiers": modifiers }))
                     .await?;
-                // The wheel scrolls asynchronously: wait for the page to have moved (or not).
-                tokio::time::sleep(Duration::from_millis(100)).await;
                 Ok(Done::default())
             }
             Action::Type { text } => {
