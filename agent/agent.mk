@@ -7,8 +7,8 @@ HADOLINT := .tools/venv/bin/hadolint
 # Debian's full chromium.
 HEADLESS_SHELL := /usr/lib/chromium/chromium-headless-shell
 
-BENCH_TARGETS += bench-agent bench-image
-.PHONY: test-agent bench-agent bench-image agent-tools lint-agent agent-trace image image-resolves
+BENCH_TARGETS += bench-agent bench-image bench-computer
+.PHONY: test-agent bench-agent bench-image bench-computer agent-tools lint-agent agent-trace image image-resolves
 
 ## agent-tools: Debian chromium, chromium-driver and chromium-headless-shell (one version), podman,
 ## moto, hadolint (idempotent)
@@ -47,6 +47,11 @@ lint-agent:
 bench-agent: agent-tools
 	scripts/tools.sh bench
 	$(CARGO) bench -p agent --bench job
+
+## bench-computer: a computer-use turn's own time (capture, act, settle, request) with a model that
+## answers at once, against a bare DevTools screenshot, and the request's size per turn
+bench-computer: agent-tools
+	$(CARGO) bench -p agent --bench computer
 
 ## bench-image: the image's size and packages, container start to first log line, and a job in
 ## the container against the same job as a bare process

@@ -7,9 +7,8 @@
 //! The tests run one at a time: a browser's drop ends every process the test process started.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use agent::browser::{Browser, BrowserConfig};
+use agent::browser::Browser;
 use agent::computer::action::{self, Action};
 use agent::computer::execute::Executor;
 use agent::computer::messages::Conversation;
@@ -19,6 +18,10 @@ use agent::computer::run::{run, Budget, Ended, Limits, Prices};
 use agent::computer::screen::{Point, Scale};
 use base64::Engine;
 use serde_json::{json, Value};
+
+#[path = "support/computer.rs"]
+mod computer_support;
+use computer_support::{browser, isolated, js, open};
 
 const PAGE: &str = r#"<!doctype html><html><body style="margin:0;height:4000px;background:#fff">
 <input id="name" style="position:absolute;left:100px;top:100px;width:300px;height:40px">
@@ -36,48 +39,11 @@ fn pixel(png: &[u8], x: u32, y: u32) -> (u8, u8, u8) {
     (buf[i], buf[i + 1], buf[i + 2])
 }
 
-async fn js(browser: &Browser, script: &str) -> Value {
-    browser.client.execute(script, vec![]).await.unwrap()
-}
 
 /// Where the model would point at the middle of `#id`: its box's centre in the screenshot's pixels.
 async fn aim(browser: &Browser, scale: &Scale, id: &str) -> (i64, i64) {
     let r = js(browser, &format!("const r = document.getElementById('{id}').getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2];")).await;
     scale.to_image(Point { x: r[0].as_f64().unwrap(), y: r[1].as_f64().unwrap() })
-}
-
-/// One test at a time (see the module's doc).
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Runs `test` on this thread in the loopback-only network namespace (the browser, the servers
-/// and the guard it starts with it), one test at a time.
-fn isolated<F: std::future::Future<Output = ()>>(test: impl FnOnce() -> F) {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    testenv::netns::enter_or_panic();
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(test());
-}
-
-/// A browser at 1920x1080 behind an egress guard that allows `allow` (`host:port`, ...).
-async fn browser(allow: &str) -> (Browser, agent::proxy::Guard, std::path::PathBuf) {
-    let log = Arc::new(agent::log::Log::new(""));
-    let guard = agent::proxy::start(names::egress::EgressPolicy::parse(allow).unwrap(), log.clone()).await.unwrap();
-    let scratch = agent::browser::tempdir(&std::env::temp_dir(), "computer-").unwrap();
-    let chromium = std::env::var("AGENT_CHROMIUM").unwrap_or_else(|_| agent::config::DEFAULT_CHROMIUM.into());
-    let chromedriver = std::env::var("AGENT_CHROMEDRIVER").unwrap_or_else(|_| agent::config::DEFAULT_CHROMEDRIVER.into());
-    let viewport = names::job::Viewport { width: 1920, height: 1080 };
-    let cfg = BrowserConfig { chromium: chromium.as_ref(), chromedriver: chromedriver.as_ref(), scratch: &scratch, proxy: guard.addr, viewport };
-    (Browser::launch(&cfg, &log).await.unwrap(), guard, scratch)
-}
-
-async fn open(browser: &Browser, url: &str) {
-    browser.cdp("Page.navigate", json!({ "url": url })).await.unwrap();
-    for _ in 0..100 {
-        if js(browser, "return document.readyState").await == "complete" && js(browser, "return location.href").await == url {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("{url} did not load");
 }
 
 #[test]

@@ -215,10 +215,16 @@ class Handler(BaseHTTPRequestHandler):
         with lock:
             requests[0] += 1
             n = requests[0]
+        status, answer, headers = self.handle_request(n, raw, record)
+        # The record first: a client that has the answer may send again at once.
+        print(json.dumps(record), flush=True)
+        self.answer(status, answer, headers)
+
+    def handle_request(self, n, raw, record):
         try:
             if n <= args.throttle:
                 record["throttled"] = True
-                return self.answer(529, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}, [("retry-after", "0")])
+                return 529, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}, [("retry-after", "0")]
             try:
                 body = json.loads(raw)
             except ValueError:
@@ -249,13 +255,12 @@ class Handler(BaseHTTPRequestHandler):
             content = [{"type": "thinking", "thinking": thinking, "signature": sig}] + content
             given[mid] = content
             record.update({"accepted": True, "stop_reason": stop, "read": read, "actions": [b["input"] for b in content if b["type"] == "tool_use"]})
-            self.answer(200, {"id": mid, "type": "message", "role": "assistant", "model": body.get("model", "bedrock"), "content": content,
-                              "stop_reason": stop, "usage": {"input_tokens": 1500, "output_tokens": 120, "cache_read_input_tokens": 0}})
+            return 200, {"id": mid, "type": "message", "role": "assistant", "model": body.get("model", "bedrock"), "content": content,
+                         "stop_reason": stop, "usage": {"input_tokens": 1500, "output_tokens": 120, "cache_read_input_tokens": 0}}, []
         except Refused as e:
             record.update({"accepted": False, "status": e.status, "why": str(e)})
-            self.answer(e.status, {"type": "error", "error": {"type": "invalid_request_error" if e.status == 400 else "authentication_error", "message": str(e)}})
-        finally:
-            print(json.dumps(record), flush=True)
+            kind = "invalid_request_error" if e.status == 400 else "authentication_error"
+            return e.status, {"type": "error", "error": {"type": kind, "message": str(e)}}, []
 
 
 server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)

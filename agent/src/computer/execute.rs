@@ -11,8 +11,6 @@ use super::action::{Action, Button, Direction};
 use super::screen::{Point, Scale};
 use crate::browser::Browser;
 
-/// How long an action has to start a navigation before the page is looked at again.
-pub const SETTLE_PAUSE: Duration = Duration::from_millis(50);
 /// The longest wait for the page to settle after an action.
 pub const SETTLE_CAP: Duration = Duration::from_secs(5);
 
@@ -70,19 +68,21 @@ impl<'a> Executor<'a> {
         Ok(done)
     }
 
-    /// Lets what an action started finish before the model looks again: a click or a key that
-    /// submits a form starts a navigation a moment later, and a screenshot taken at once shows the
-    /// page before it. After a short pause, a WebDriver call waits for any navigation in flight
-    /// (chromedriver holds commands while one is pending), then the document must be loaded;
-    /// at most [`SETTLE_CAP`].
+    /// Lets what an action started finish before the model looks again: a wheel scrolls and a
+    /// click that submits a form navigates a moment later, and a screenshot taken at once shows the
+    /// page before. An animation frame lets the page apply its input (the scroll, the click's
+    /// handlers, a navigation's start); then a WebDriver call waits for any navigation in flight
+    /// (chromedriver holds commands while one is pending), and the document must be loaded; all
+    /// within [`SETTLE_CAP`].
     pub async fn settle(&self) {
-        tokio::time::sleep(SETTLE_PAUSE).await;
         let until = tokio::time::Instant::now() + SETTLE_CAP;
+        let frames = "const done = arguments[arguments.length - 1]; requestAnimationFrame(() => done(true));";
+        let _ = tokio::time::timeout_at(until, self.browser.client.execute_async(frames, vec![])).await;
         while tokio::time::Instant::now() < until {
             let ready = tokio::time::timeout_at(until, self.browser.client.execute("return document.readyState", vec![])).await;
             match ready {
                 Ok(Ok(state)) if state == "complete" => return,
-                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                 Err(_) => return,
             }
         }
@@ -188,6 +188,11 @@ impl<'a> Executor<'a> {
 
     /// The region of the viewport from `origin` of `region.viewport`'s size, at `region.sent`'s.
     async fn capture(&self, origin: Point, region: Scale) -> Result<String, String> {
+        // The whole viewport as it is: no clip to place.
+        if region.is_identity() && origin == (Point { x: 0.0, y: 0.0 }) && region.viewport == self.scale.viewport {
+            let shot = self.cdp("Page.captureScreenshot", json!({ "format": "png" })).await?;
+            return shot["data"].as_str().map(str::to_owned).ok_or_else(|| "Page.captureScreenshot gave no data".into());
+        }
         // A clip is in the page's coordinates: the viewport's origin is where the page is scrolled.
         let metrics = self.cdp("Page.getLayoutMetrics", json!({})).await?;
         let page = &metrics["cssVisualViewport"];
