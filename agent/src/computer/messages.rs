@@ -194,7 +194,11 @@ impl Conversation {
                 if let Some(png) = r.screenshot_png_base64 {
                     content.push(json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}}));
                 }
-                let mut block = json!({"type": "tool_result", "tool_use_id": r.tool_use_id, "content": content});
+                // (`content` is optional: an action with nothing to say has none.)
+                let mut block = json!({"type": "tool_result", "tool_use_id": r.tool_use_id});
+                if !content.is_empty() {
+                    block["content"] = json!(content);
+                }
                 if is_error {
                     block["is_error"] = json!(true);
                 }
