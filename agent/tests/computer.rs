@@ -24,7 +24,8 @@ mod computer_support;
 use computer_support::{browser, isolated, js, open};
 
 const PAGE: &str = r#"<!doctype html><html><body style="margin:0;height:4000px;background:#fff">
-<input id="name" style="position:absolute;left:100px;top:100px;width:300px;height:40px">
+<input id="name" style="position:absolute;left:100px;top:100px;width:300px;height:40px;color:#f00;background:#fff">
+<div id="note" style="position:absolute;left:600px;top:300px;font:32px sans-serif;color:#f00">key: s3cret</div>
 <div id="target" style="position:absolute;left:960px;top:1500px;width:200px;height:100px;background:#f00"
      onclick="document.title = 'clicked at ' + event.clientX + ',' + event.clientY"></div>
 </body></html>"#;
@@ -67,6 +68,19 @@ fn actions_land_where_the_model_pointed_in_the_screenshot_it_was_sent() {
         exec.run(&act(json!({"action": "key", "text": "BackSpace"}))).await.unwrap();
         assert_eq!(js(&browser, "return document.getElementById('name').value").await, "user s3cret");
         assert!(exec.run(&act(json!({"action": "type", "text": "{{secret:token}}"}))).await.unwrap_err().contains("no secret `token`"));
+
+        // The secret's value on screen, in the field and in the page's text, is painted over in
+        // what the model is sent (and only there: the page is as it was after).
+        let secret_box = js(&browser, "const n = document.getElementById('note').firstChild; const r = document.createRange(); r.setStart(n, 5); r.setEnd(n, 11); const b = r.getBoundingClientRect(); return [b.x + b.width / 2, b.y + b.height / 2];").await;
+        let in_image = |v: &Value| scale.to_image(Point { x: v[0].as_f64().unwrap(), y: v[1].as_f64().unwrap() });
+        let (sx, sy) = in_image(&secret_box);
+        let (fx, fy) = aim(&browser, &scale, "name").await;
+        let masked = base64::engine::general_purpose::STANDARD.decode(exec.screenshot().await.unwrap()).unwrap();
+        assert_eq!((pixel(&masked, sx as u32, sy as u32), pixel(&masked, fx as u32, fy as u32)), ((0, 0, 0), (0, 0, 0)), "the secret is covered");
+        assert_eq!(js(&browser, "return document.querySelectorAll('[data-agent-mask]').length").await, 0);
+        let no_secrets = BTreeMap::new();
+        let plain = base64::engine::general_purpose::STANDARD.decode(Executor::new(&browser, scale, &no_secrets).screenshot().await.unwrap()).unwrap();
+        assert_ne!(pixel(&plain, fx as u32, fy as u32), (0, 0, 0), "without secrets nothing is covered");
 
         // Scroll the target into view: 10 notches of 100 px.
         exec.run(&act(json!({"action": "scroll", "coordinate": [728, 409], "scroll_direction": "down", "scroll_amount": 10}))).await.unwrap();

@@ -181,13 +181,47 @@ impl<'a> Executor<'a> {
         self.cdp("Input.dispatchKeyEvent", p).await.map(drop)
     }
 
-    /// The screenshot the model sees: the viewport at the scale's sent size, a base64 PNG.
+    /// The screenshot the model sees: the viewport at the scale's sent size, a base64 PNG, with
+    /// every secret's value on screen painted over.
     pub async fn screenshot(&self) -> Result<String, String> {
         self.capture(Point { x: 0.0, y: 0.0 }, self.scale).await
     }
 
+    /// Covers each place the page shows a secret's value (text, and fields that are not password
+    /// fields, which the browser masks itself) with a black box, until [`Executor::unmask`]. The
+    /// search runs in an isolated world of its own: the page's scripts share the DOM but not its
+    /// JavaScript, so a page cannot watch the values being looked for. Returns the boxes drawn.
+    async fn mask(&self) -> Result<Option<(i64, u64)>, String> {
+        let values: Vec<&String> = self.secrets.values().filter(|v| !v.is_empty()).collect();
+        if values.is_empty() {
+            return Ok(None);
+        }
+        let tree = self.cdp("Page.getFrameTree", json!({})).await?;
+        let frame = tree["frameTree"]["frame"]["id"].as_str().ok_or("Page.getFrameTree gave no frame")?.to_owned();
+        let world = self.cdp("Page.createIsolatedWorld", json!({ "frameId": frame, "worldName": "agent-secret-mask" })).await?;
+        let context = world["executionContextId"].as_i64().ok_or("Page.createIsolatedWorld gave no context")?;
+        let expression = format!("({MASK})({})", serde_json::to_string(&values).map_err(|e| e.to_string())?);
+        let out = self.cdp("Runtime.evaluate", json!({ "expression": expression, "contextId": context, "returnByValue": true })).await?;
+        let boxes = out["result"]["value"].as_u64().ok_or_else(|| format!("the secret mask failed: {}", out["exceptionDetails"]["text"]))?;
+        Ok(Some((context, boxes)))
+    }
+
+    async fn unmask(&self, context: i64) -> Result<(), String> {
+        let expression = "document.querySelectorAll('[data-agent-mask]').forEach((e) => e.remove())";
+        self.cdp("Runtime.evaluate", json!({ "expression": expression, "contextId": context })).await.map(drop)
+    }
+
     /// The region of the viewport from `origin` of `region.viewport`'s size, at `region.sent`'s.
     async fn capture(&self, origin: Point, region: Scale) -> Result<String, String> {
+        let masked = self.mask().await?;
+        let shot = self.capture_as_is(origin, region).await;
+        if let Some((context, _)) = masked {
+            self.unmask(context).await?;
+        }
+        shot
+    }
+
+    async fn capture_as_is(&self, origin: Point, region: Scale) -> Result<String, String> {
         // The whole viewport as it is: no clip to place.
         if region.is_identity() && origin == (Point { x: 0.0, y: 0.0 }) && region.viewport == self.scale.viewport {
             let shot = self.cdp("Page.captureScreenshot", json!({ "format": "png" })).await?;
@@ -215,6 +249,36 @@ impl<'a> Executor<'a> {
         shot["data"].as_str().map(str::to_owned).ok_or_else(|| "Page.captureScreenshot gave no data".into())
     }
 }
+
+/// Draws a black box over each place the page shows one of the values it is given, and returns
+/// how many: each occurrence in a text node (its own boxes, through a range), and each field whose
+/// value holds one (a password field is masked by the browser already). The boxes are fixed,
+/// above everything and take no clicks; they hold no text.
+const MASK: &str = r#"(values) => {
+  const rects = [];
+  const walker = document.createTreeWalker(document.body || document.documentElement, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const text = node.nodeValue;
+    for (const v of values) {
+      for (let at = text.indexOf(v); at >= 0; at = text.indexOf(v, at + 1)) {
+        const range = document.createRange();
+        range.setStart(node, at);
+        range.setEnd(node, at + v.length);
+        rects.push(...range.getClientRects());
+      }
+    }
+  }
+  for (const field of document.querySelectorAll('input, textarea')) {
+    if (field.type !== 'password' && values.some((v) => field.value.includes(v))) rects.push(field.getBoundingClientRect());
+  }
+  for (const r of rects) {
+    const box = document.createElement('div');
+    box.setAttribute('data-agent-mask', '');
+    box.style.cssText = `position:fixed;left:${r.left - 2}px;top:${r.top - 2}px;width:${r.width + 4}px;height:${r.height + 4}px;background:#000;z-index:2147483647;pointer-events:none`;
+    document.documentElement.appendChild(box);
+  }
+  return rects.length;
+}"#;
 
 /// `text` with each `{{secret:NAME}}` replaced by the job's secret: the model names secrets, it
 /// never sees them.
