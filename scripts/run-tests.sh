@@ -59,11 +59,15 @@ for a in "${extra[@]}"; do
   names+=("$n"); dir[$n]=$root; pkg[$n]=; crate[$n]=; cmd[$n]=${a#*=}
 done
 
-# The slowest of the last run first (a job not timed yet counts as slow: it may be).
+# The slowest of the last run first (a job not timed yet counts as slow: it may be). A new clone
+# has no last run: it takes the times scripts/test-times.tsv records (a fresh clone's, refreshed by
+# hand now and then), so the soak still starts first.
 declare -A last
-if [ -f "$times" ]; then
-  while IFS=$'\t' read -r n s _; do last[$n]=$s; done <"$times"
-fi
+for f in scripts/test-times.tsv "$times"; do
+  if [ -f "$f" ]; then
+    while IFS=$'\t' read -r n s _; do last[$n]=$s; done <"$f"
+  fi
+done
 order=$(for n in "${names[@]}"; do printf '%s\t%s\n' "${last[$n]:-99999}" "$n"; done | sort -t$'\t' -k1,1 -rn | cut -f2)
 
 rm -rf "$logs"
