@@ -24,8 +24,12 @@ for line in sys.stdin:
         print(m["executable"])')
 [ -n "$bin" ] || { echo "agent/trace.sh: the chromium test binary did not build" >&2; exit 1; }
 echo "agent/trace.sh: the Chromium suite under strace (headless shell)" >&2
+# Every test but the one that times the agent's exit against its deadline to the millisecond:
+# strace slows each system call (and make test runs this beside other suites), and that timing is
+# checked by the suite's own run and in the container.
 (cd agent && AGENT_CHROMIUM=/usr/lib/chromium/chromium-headless-shell \
-  strace -f -qq -e trace=openat,execve -e signal=none -o "$work/trace" "$bin" --test-threads 2) \
+  strace -f -qq -e trace=openat,execve -e signal=none -o "$work/trace" "$bin" --test-threads 2 \
+    --skip page_that_never_loads_hits_the_deadline) \
   || { echo "agent/trace.sh: the suite failed under strace" >&2; exit 1; }
 
 arg() { # the value of agent/Dockerfile's ARG $1, its lines joined
