@@ -29,6 +29,10 @@ pub struct Config {
     /// The first navigation; none when the steps begin with a `goto`.
     pub target: Option<Target>,
     pub steps: Vec<names::step::Step>,
+    /// A computer-use job's goal (its `start_url` is the first navigation).
+    pub goal: Option<names::goal::Goal>,
+    /// Its model, as the manifest grants it.
+    pub model: Option<names::manifest::ModelGrant>,
     pub options: job::JobOptions,
     pub egress: EgressPolicy,
     pub chromium: PathBuf,
@@ -107,12 +111,21 @@ pub fn from_env(get: &dyn Fn(&str) -> Option<String>, job: &serde_json::Value) -
         }
         spec::ValidTarget::Url(url) => Some(Target::Page { url }),
         spec::ValidTarget::Steps => None,
+        spec::ValidTarget::Goal => match spec.computer.as_ref().and_then(|g| g.start_url.as_deref()) {
+            Some(u) => Some(Target::Page { url: names::job::rules::url_field("start_url", u).map_err(|e| e.message)? }),
+            None => None,
+        },
     };
-    let Runtime { egress, chromium, chromedriver, scratch } = runtime_from_env(get)?;
+    let Runtime { mut egress, chromium, chromedriver, scratch } = runtime_from_env(get)?;
+    if let Some(goal) = &spec.computer {
+        egress = egress.within_domains(&goal.allowed_domains);
+    }
     Ok(Config {
         task_id: spec.task_id,
         target,
         steps: spec.steps,
+        goal: spec.computer,
+        model: None,
         options,
         egress,
         chromium,

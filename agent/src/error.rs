@@ -61,6 +61,16 @@ pub enum AgentError {
     StepFailed(String),
     #[error("{0}")]
     SecretsUnavailable(String),
+    #[error("the model took its {0} turns (`limits.max_steps`) without ending the task")]
+    StepLimit(u32),
+    #[error("the model's turns spent the job's {0} tokens (`limits.max_tokens`)")]
+    TokenLimit(u64),
+    #[error("the model's estimated cost passed the job's {0} US dollars (`limits.max_cost_usd`)")]
+    CostLimit(f64),
+    #[error("{0}")]
+    AnswerInvalid(String),
+    #[error("the model failed: {0}")]
+    ModelFailed(String),
     #[error("the agent was asked to stop")]
     Terminated,
     #[error("internal error: {0}")]
@@ -86,6 +96,11 @@ impl AgentError {
             AgentError::SecretsUnavailable(_) => ErrorCode::SecretNotFound,
             AgentError::Terminated => ErrorCode::Terminated,
             AgentError::Internal(_) => ErrorCode::InternalError,
+            AgentError::StepLimit(_) => ErrorCode::StepLimit,
+            AgentError::TokenLimit(_) => ErrorCode::TokenLimit,
+            AgentError::CostLimit(_) => ErrorCode::CostLimit,
+            AgentError::AnswerInvalid(_) => ErrorCode::AnswerInvalid,
+            AgentError::ModelFailed(_) => ErrorCode::ModelFailed,
         }
     }
 
@@ -101,6 +116,7 @@ impl AgentError {
             AgentError::SelectorNotFound(_) | AgentError::AssertionFailed(_) | AgentError::StepTimeout(_) | AgentError::StepFailed(_) => exit::STEP,
             AgentError::Terminated => exit::TERMINATED,
             AgentError::Internal(_) => exit::INTERNAL,
+            AgentError::StepLimit(_) | AgentError::TokenLimit(_) | AgentError::CostLimit(_) | AgentError::AnswerInvalid(_) | AgentError::ModelFailed(_) => exit::GOAL,
         }
     }
 }

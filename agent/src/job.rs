@@ -52,7 +52,10 @@ pub async fn run(ctx: Arc<Ctx>) -> Result<(), AgentError> {
         navigate_ms = nav_started.elapsed().as_millis() as u64;
     }
     let steps_started = Instant::now();
-    let steps = if cfg.steps.is_empty() {
+    let steps = if let Some(goal) = &cfg.goal {
+        ctx.enter(Stage::Steps);
+        crate::computer::job::run(&ctx, &browser, goal).await
+    } else if cfg.steps.is_empty() {
         Ok(())
     } else {
         ctx.enter(Stage::Steps);
@@ -160,7 +163,12 @@ async fn capture(ctx: &Ctx, browser: &Browser, mut timings: Value, until: tokio:
     };
     let mut result = json!({
         "task_id": cfg.task_id,
-        "kind": match cfg.target { Some(Target::Search { .. }) => "search", Some(Target::Page { .. }) => "url", None => "script" },
+        "kind": match (&cfg.goal, &cfg.target) {
+            (Some(_), _) => "goal",
+            (None, Some(Target::Search { .. })) => "search",
+            (None, Some(Target::Page { .. })) => "url",
+            (None, None) => "script",
+        },
         "requested_url": requested,
         "final_url": facts["href"],
         "title": facts["title"],
@@ -185,6 +193,12 @@ async fn capture(ctx: &Ctx, browser: &Browser, mut timings: Value, until: tokio:
     if !cfg.steps.is_empty() {
         result["steps"] = json!(artifacts.steps);
         result["extracted"] = Value::Object(artifacts.extracted.clone());
+    }
+    // A computer-use job's answer, usage and trajectory.
+    if let Some(Value::Object(computer)) = &artifacts.computer {
+        for (k, v) in computer {
+            result[k] = v.clone();
+        }
     }
     artifacts.result = Some(result);
     Ok(())

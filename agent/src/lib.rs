@@ -197,10 +197,19 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
             deadline,
         )
     };
-    let config = match config {
+    let mut config = match config {
         Ok(c) => c,
         Err(e) => return early(AgentError::InvalidJob(e), Stage::Config).await,
     };
+    // A computer-use job's model, reached through the guard even when the job narrows it.
+    config.model = manifest.model.clone();
+    if config.goal.is_some() {
+        match config.model.as_ref().map(|m| url::Url::parse(&m.endpoint).map(|u| u.host_str().unwrap_or_default().to_owned())) {
+            Some(Ok(host)) => config.egress = config.egress.clone().also_host(&host),
+            Some(Err(e)) => return early(AgentError::InvalidJob(format!("the model's endpoint is not a URL: {e}")), Stage::Config).await,
+            None => return early(AgentError::InvalidJob("a computer-use job's manifest must grant its model".into()), Stage::Config).await,
+        }
+    }
     // The secrets the steps type: redacted from every line and text output from here on.
     let secrets = match &manifest.secrets {
         None => Default::default(),
@@ -226,7 +235,10 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
         }),
     );
     let (guard, run_dir, warm) = match warm {
-        Some(Warm { guard, run_dir, browser }) => (guard, run_dir, Some(browser)),
+        Some(Warm { guard, run_dir, browser }) => {
+            guard.set_policy(config.egress.clone());
+            (guard, run_dir, Some(browser))
+        }
         None => match start_guard_and_scratch(&config.egress, &config.scratch, &log).await {
             Ok((guard, run_dir)) => (guard, run_dir, None),
             Err((error, stage)) => return early(error, stage).await,

@@ -19,6 +19,8 @@ pub struct Received {
     pub job: Value,
     pub uploads: BTreeMap<String, Upload>,
     pub secrets: Option<SecretLinks>,
+    /// A computer-use job's model.
+    pub model: Option<names::manifest::ModelGrant>,
 }
 
 pub fn parse(raw: &[u8]) -> Result<Received, String> {
@@ -37,7 +39,11 @@ fn parse_manifest(raw: &[u8]) -> Result<Received, String> {
         None | Some(Value::Null) => None,
         Some(s) => Some(serde_json::from_value(s.clone()).map_err(|e| format!("the manifest's secrets are not links: {e}"))?),
     };
-    Ok(Received { job: v.get("job").cloned().unwrap_or(Value::Null), uploads, secrets })
+    let model = match v.get("model") {
+        None | Some(Value::Null) => None,
+        Some(m) => Some(serde_json::from_value(m.clone()).map_err(|e| format!("the manifest's model is not a model grant: {e}"))?),
+    };
+    Ok(Received { job: v.get("job").cloned().unwrap_or(Value::Null), uploads, secrets, model })
 }
 
 /// GETs the manifest (retrying transport errors and 5xx), then parses it.

@@ -32,6 +32,8 @@ pub struct Artifacts {
     pub steps: Vec<Value>,
     /// The `extract` steps' values by name.
     pub extracted: serde_json::Map<String, Value>,
+    /// A computer-use job's answer, usage and trajectory (`computer::job`).
+    pub computer: Option<Value>,
 }
 
 /// State shared between the job task and the supervisor that may stop it.

@@ -46,9 +46,16 @@ pub struct GuardEvent {
 pub struct Guard {
     pub addr: SocketAddr,
     events: Arc<Mutex<Vec<GuardEvent>>>,
+    policy: Arc<std::sync::RwLock<EgressPolicy>>,
 }
 
 impl Guard {
+    /// The job's policy from now on (a warm slot's guard starts before its job is known; a
+    /// computer-use job narrows it to its `allowed_domains`).
+    pub fn set_policy(&self, policy: EgressPolicy) {
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = policy;
+    }
+
     /// A position in the event list, to ask later what happened since.
     pub fn mark(&self) -> usize {
         self.events.lock().unwrap_or_else(|e| e.into_inner()).len()
@@ -64,7 +71,7 @@ impl Guard {
 }
 
 struct State {
-    policy: EgressPolicy,
+    policy: Arc<std::sync::RwLock<EgressPolicy>>,
     events: Arc<Mutex<Vec<GuardEvent>>>,
     log: Arc<Log>,
 }
@@ -113,7 +120,7 @@ impl State {
         let mut refusals = Vec::new();
         let allowed: Vec<SocketAddr> = addrs
             .into_iter()
-            .filter(|a| match self.policy.check(bare, a.ip(), a.port()) {
+            .filter(|a| match self.policy.read().unwrap_or_else(|e| e.into_inner()).check(bare, a.ip(), a.port()) {
                 Ok(()) => true,
                 Err(why) => {
                     refusals.push(why);
@@ -150,8 +157,9 @@ pub async fn start(policy: EgressPolicy, log: Arc<Log>) -> std::io::Result<Guard
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let events = Arc::new(Mutex::new(Vec::new()));
+    let policy = Arc::new(std::sync::RwLock::new(policy));
     let state = Arc::new(State {
-        policy,
+        policy: policy.clone(),
         events: events.clone(),
         log,
     });
@@ -172,7 +180,7 @@ pub async fn start(policy: EgressPolicy, log: Arc<Log>) -> std::io::Result<Guard
             });
         }
     });
-    Ok(Guard { addr, events })
+    Ok(Guard { addr, events, policy })
 }
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, hyper::Error> {

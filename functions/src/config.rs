@@ -87,6 +87,8 @@ pub struct Config {
     /// The role whose `sts:AssumeRole` session signs the agents' links (empty: the function's
     /// own credentials sign them, as outside AWS).
     pub link_signer_role_arn: String,
+    /// The role whose sessions mint computer-use jobs' Bedrock keys (empty: none).
+    pub model_role_arn: String,
     pub subnet_ids: Vec<String>,
     pub security_group_ids: Vec<String>,
     pub container_name: String,
@@ -125,6 +127,8 @@ pub struct Config {
     pub metrics_namespace: String,
     /// A job's task size and Fargate's prices: what a job's usage records.
     pub pricing: Pricing,
+    /// Computer-use jobs' models and limits (no models: such jobs are refused).
+    pub computer: names::goal::Settings,
 }
 
 /// A job's task size and what Fargate charges for it (`FARGATE_PRICING`).
@@ -212,6 +216,7 @@ impl Config {
                     EnvVar::ClusterArn => c.cluster_arn = value,
                     EnvVar::TaskDefinition => c.task_definition = value,
                     EnvVar::LinkSignerRoleArn => c.link_signer_role_arn = value,
+                    EnvVar::ModelRoleArn => c.model_role_arn = value,
                     EnvVar::SubnetIds => c.subnet_ids = list(&value),
                     EnvVar::SecurityGroupIds => c.security_group_ids = list(&value),
                     EnvVar::ContainerName => c.container_name = value,
@@ -228,6 +233,7 @@ impl Config {
                     EnvVar::WarmPoolSize => c.warm_pool_size = number(&value)?.min(names::defaults::MAX_WARM_POOL_SIZE),
                     EnvVar::MetricsNamespace => c.metrics_namespace = value,
                     EnvVar::FargatePricing => c.pricing = Pricing::parse(name, &value)?,
+                    EnvVar::ComputerUse => c.computer = computer_use(name, &value)?,
                 }
             }
         }
@@ -237,6 +243,33 @@ impl Config {
             Err(format!("missing environment variables: {}", missing.join(", ")))
         }
     }
+}
+
+/// The computer-use settings, each model's prices and each limit checked.
+fn computer_use(var: &str, s: &str) -> Result<names::goal::Settings, String> {
+    use names::goal;
+    let c: goal::Settings = serde_json::from_str(s).map_err(|e| format!("{var} must be the computer-use settings as JSON: {e}"))?;
+    if c.models.len() > goal::MAX_MODELS {
+        return Err(format!("{var}: at most {} models", goal::MAX_MODELS));
+    }
+    for (key, p) in &c.models {
+        let provider = key.split_once('/').and_then(|(p, id)| (!id.is_empty()).then_some(p)).and_then(goal::Provider::parse);
+        if provider.is_none() {
+            return Err(format!("{var}: model `{key}` must be `bedrock/<model id>` or `anthropic/<model id>`"));
+        }
+        if [p.input, p.output, p.cache_write, p.cache_read].iter().any(|v| !v.0.is_finite() || v.0 < 0.0) {
+            return Err(format!("{var}: model `{key}`'s prices must be numbers, 0 or more"));
+        }
+    }
+    if !c.default_model.is_empty() && !c.models.contains_key(&c.default_model) {
+        return Err(format!("{var}: the default model `{}` is not one of the models", c.default_model));
+    }
+    for l in [c.default_limits, c.max_limits] {
+        if !goal::STEPS.contains(&l.max_steps) || !goal::TOKENS.contains(&l.max_tokens) || !goal::COST_USD.contains(&l.max_cost_usd.0) {
+            return Err(format!("{var}: limits must be within max_steps {:?}, max_tokens {:?}, max_cost_usd {:?}", goal::STEPS, goal::TOKENS, goal::COST_USD));
+        }
+    }
+    Ok(c)
 }
 
 /// A retry schedule: comma-separated seconds, each from 1 to a day, at most 20 of them.
@@ -259,6 +292,22 @@ pub fn retry_schedule(var: &str, s: &str) -> Result<Vec<u32>, String> {
 mod tests {
     use super::*;
 
+    /// As Terraform's jsonencode writes it (whole numbers without a fraction).
+    const COMPUTER_USE: &str = r#"{"models": {"bedrock/m": {"input": 3, "output": 15, "cache_write": 3.75, "cache_read": 0.3}}, "default_model": "bedrock/m",
+        "default_limits": {"max_steps": 30, "max_tokens": 1000000, "max_cost_usd": 5}, "max_limits": {"max_steps": 50, "max_tokens": 2000000, "max_cost_usd": 10}, "endpoints": {}}"#;
+
+    #[test]
+    fn computer_use_settings_are_checked() {
+        let parse = |v: &str| computer_use("COMPUTER_USE", v);
+        assert_eq!(parse(COMPUTER_USE).unwrap().models["bedrock/m"].output.0, 15.0);
+        let bad = |from: &str, to: &str| parse(&COMPUTER_USE.replace(from, to)).unwrap_err();
+        assert!(bad("\"bedrock/m\": {", "\"openai/m\": {").contains("must be `bedrock/<model id>`"));
+        assert!(bad("\"input\": 3", "\"input\": -3").contains("0 or more"));
+        assert!(bad("\"default_model\": \"bedrock/m\"", "\"default_model\": \"bedrock/n\"").contains("not one of the models"));
+        assert!(bad("\"max_steps\": 50", "\"max_steps\": 0").contains("limits must be within"));
+        assert!(parse("x").unwrap_err().starts_with("COMPUTER_USE must be"));
+    }
+
     #[test]
     fn reads_only_what_a_function_needs() {
         let err = Config::from_lookup(&[Function::List], |_| None).unwrap_err();
@@ -270,9 +319,12 @@ mod tests {
             env::TENANT_LIMIT_DEFAULTS => Some(r#"{"max_running": 3, "max_queued": 50}"#.into()),
             env::WARM_POOL_SIZE => Some("4".into()),
             env::FARGATE_PRICING => Some(r#"{"vcpu": 0.5, "memory_gb": 1, "vcpu_hour": 0.04048, "gb_hour": 0.004445}"#.into()),
+            env::COMPUTER_USE => Some(COMPUTER_USE.into()),
             _ => Some("x".into()),
         })
         .unwrap();
+        assert_eq!(c.computer.default_model, "bedrock/m");
+        assert_eq!(c.computer.max_limits.max_steps, 50);
         assert_eq!(c.pricing, Pricing { vcpu: 0.5, memory_gb: 1.0, vcpu_hour: 0.04048, gb_hour: 0.004445 });
         let bad = |v: &str| Config::from_lookup(&[Function::Reconcile], |k| (k == env::FARGATE_PRICING).then(|| v.to_string())).unwrap_err();
         assert!(bad(r#"{"vcpu": 1}"#).contains(env::FARGATE_PRICING));

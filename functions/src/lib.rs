@@ -54,6 +54,8 @@ pub struct App {
     pub tasks: aws::Tasks,
     pub logs: aws::AgentLogs,
     pub secrets: aws::TenantSecrets,
+    /// Computer-use jobs' model keys.
+    pub models: aws::Models,
     pub webhooks: aws::WebhookQueue,
     pub signing: aws::SigningSecrets,
     /// The functions this process serves; an HTTP route of another function is answered 404
@@ -98,6 +100,7 @@ impl App {
             },
             logs: aws::AgentLogs { client: aws_sdk_cloudwatchlogs::Client::new(sdk), group: config.log_group.clone() },
             secrets: aws::TenantSecrets { client: aws_sdk_ssm::Client::new(sdk), path: config.tenant_secrets_path.clone() },
+            models: aws::Models { sdk: sdk.clone(), role: config.model_role_arn.clone() },
             config,
             serves,
             clock: time::Clock::system(),

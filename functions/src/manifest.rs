@@ -30,22 +30,42 @@ async fn manifest_as_process(app: &App, job: &Job) -> Result<Result<names::manif
     }
     let spec = job.spec();
     let wanted = spec.secrets();
-    let secrets = if wanted.is_empty() {
-        None
+    let mut values = if wanted.is_empty() {
+        BTreeMap::new()
     } else {
         match app.secrets.read(job.tenant_id.as_str(), &wanted).await? {
-            Ok(values) => {
-                let version = app.outputs.put_secrets(&job.task_id, &values).await?;
-                Some(app.outputs.presign_secrets(&job.task_id, version.as_deref(), expires).await?)
-            }
+            Ok(values) => values,
             Err(missing) => {
                 let list = missing.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
                 let path = names::ssm::tenant_secret(&app.config.tenant_secrets_path, job.tenant_id.as_str(), "");
-                return Ok(Err((ErrorCode::SecretNotFound, format!("the job's steps name secrets the tenant does not have: {list} (SSM parameters below {path})"))));
+                let whose = if spec.computer.is_some() { "job" } else { "job's steps" };
+                return Ok(Err((ErrorCode::SecretNotFound, format!("the {whose} name secrets the tenant does not have: {list} (SSM parameters below {path})"))));
             }
         }
     };
-    Ok(Ok(names::manifest::Manifest { version: names::manifest::VERSION, job: spec, uploads, secrets }))
+    let model = match &spec.computer {
+        None => None,
+        Some(goal) => {
+            let settings = &app.config.computer;
+            // Allowed when it was submitted; a deploy since may have removed it.
+            let Some(prices) = settings.models.get(&goal.model.key()).copied() else {
+                return Ok(Err((ErrorCode::InvalidJob, format!("model `{}` is no longer one this deployment allows", goal.model.key()))));
+            };
+            if goal.model.provider == names::goal::Provider::Bedrock {
+                let key = app.models.bedrock_key(job, &goal.model.id, expires).await?;
+                values.insert(names::goal::BEDROCK_KEY_SECRET.to_owned(), key);
+            }
+            let region = app.outputs.region.as_deref().unwrap_or("us-east-1");
+            Some(names::manifest::ModelGrant { endpoint: settings.endpoint(goal.model.provider, region), prices })
+        }
+    };
+    let secrets = if values.is_empty() {
+        None
+    } else {
+        let version = app.outputs.put_secrets(&job.task_id, &values).await?;
+        Some(app.outputs.presign_secrets(&job.task_id, version.as_deref(), expires).await?)
+    };
+    Ok(Ok(names::manifest::Manifest { version: names::manifest::VERSION, job: spec, uploads, secrets, model }))
 }
 
 /// How long a job's links last: its timeout, Fargate's provisioning and the grace.

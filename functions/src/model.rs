@@ -57,12 +57,31 @@ impl TenantId {
 }
 
 /// What the job opens first: a search for a query or a URL (never both), or nothing when its
-/// steps begin with a `goto`.
+/// steps begin with a `goto`; or a goal a model works towards.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
     Query(String),
     Url(String),
     Script,
+    Goal(Box<names::goal::Goal>),
+}
+
+impl Target {
+    /// `query` and `url` as a spec and a view carry them.
+    fn query_url(&self) -> (Option<String>, Option<String>) {
+        match self {
+            Target::Query(q) => (Some(q.clone()), None),
+            Target::Url(u) => (None, Some(u.clone())),
+            Target::Script | Target::Goal(_) => (None, None),
+        }
+    }
+
+    pub fn goal(&self) -> Option<&names::goal::Goal> {
+        match self {
+            Target::Goal(g) => Some(g),
+            _ => None,
+        }
+    }
 }
 
 /// A submit request after validation.
@@ -117,12 +136,9 @@ impl Attempt {
 
 impl JobRequest {
     pub fn spec(&self, task_id: &TaskId) -> JobSpec {
-        let (query, url) = match &self.target {
-            Target::Query(q) => (Some(q.clone()), None),
-            Target::Url(u) => (None, Some(u.clone())),
-            Target::Script => (None, None),
-        };
-        JobSpec { task_id: task_id.as_str().to_owned(), query, url, options: self.options, steps: self.steps.clone() }
+        let (query, url) = self.target.query_url();
+        let computer = self.target.goal().cloned();
+        JobSpec { task_id: task_id.as_str().to_owned(), query, url, options: self.options, steps: self.steps.clone(), computer }
     }
 
 
@@ -209,11 +225,7 @@ impl Job {
 
     /// The job as the API shows it (without outputs, which the status route adds).
     pub fn view(&self) -> JobView {
-        let (query, url) = match &self.target {
-            Target::Query(q) => (Some(q.clone()), None),
-            Target::Url(u) => (None, Some(u.clone())),
-            Target::Script => (None, None),
-        };
+        let (query, url) = self.target.query_url();
         let reason = self.queued_reason.as_deref().and_then(QueuedReason::parse);
         let queued_reason = match self.status {
             JobStatus::Queued => Some(reason.filter(|r| *r != QueuedReason::Capacity).unwrap_or(QueuedReason::Dispatch)),
@@ -239,6 +251,7 @@ impl Job {
             query,
             url,
             steps: self.steps.clone(),
+            computer: self.target.goal().cloned(),
             options: self.options,
             created_at: self.created_at.clone(),
             updated_at: self.updated_at.clone(),

@@ -1,6 +1,7 @@
 //! The app: every resource of the stack wired together. Variables keep the seed's names and
 //! defaults; every shared name comes from the `names` crate.
 
+use crate::constructs::role::Role;
 use std::collections::BTreeMap;
 
 use names::contract::{Action, EnvVar, Target};
@@ -274,6 +275,56 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
             &format!("webhook_retry_seconds: at most 20 retries, each a whole number of seconds from 1 to {}.", names::webhook::MAX_RETRY_SECONDS),
         ),
     )?;
+    let prices = |p: &names::goal::Prices| json!({ "input": p.input.0, "output": p.output.0, "cache_write": p.cache_write.0, "cache_read": p.cache_read.0 });
+    let computer_models = s.variable(
+        names::vars::COMPUTER_USE_MODELS,
+        Variable::new(
+            "map(object({ input = number, output = number, cache_write = number, cache_read = number }))",
+            json!({ names::goal::DEFAULT_BEDROCK_MODEL: prices(&names::goal::SONNET_4_5_PRICES) }),
+            "Computer-use jobs' models: \"bedrock/<model or inference profile id>\" (called with a key minted per job; enable the model in Bedrock's model access) or \"anthropic/<model id>\" (the tenant's own key, a tenant secret the job names), each with its prices in US dollars per million tokens (what a job's estimated cost and max_cost_usd count). Empty: no computer-use jobs",
+        )
+        .validate(
+            &format!(
+                "length({{v}}) <= {} && alltrue([for k, p in {{v}} : can(regex(\"^(bedrock|anthropic)/[A-Za-z0-9._:/-]{{1,{}}}$\", k)) && p.input >= 0 && p.output >= 0 && p.cache_write >= 0 && p.cache_read >= 0])",
+                names::goal::MAX_MODELS,
+                names::goal::MODEL_ID_MAX_CHARS
+            ),
+            &format!(
+                "computer_use_models: at most {} models, keys \"bedrock/<id>\" or \"anthropic/<id>\" (ids of at most {} letters, digits and ._:/-), prices 0 or more.",
+                names::goal::MAX_MODELS,
+                names::goal::MODEL_ID_MAX_CHARS
+            ),
+        ),
+    )?;
+    let computer_default_model = s.variable(
+        "computer_use_default_model",
+        Variable::new("string", names::goal::DEFAULT_BEDROCK_MODEL, "The model of a computer-use job that names none (one of computer_use_models; empty: jobs must name one)")
+            .validate("{v} == \"\" || contains(keys(var.computer_use_models), {v})", "computer_use_default_model must be empty or one of computer_use_models."),
+    )?;
+    let limits = |l: &names::goal::Limits| json!({ "max_steps": l.max_steps, "max_tokens": l.max_tokens, "max_cost_usd": l.max_cost_usd.0 });
+    let computer_limits = s.variable(
+        "computer_use_limits",
+        Variable::new(
+            "object({ default = object({ max_steps = number, max_tokens = number, max_cost_usd = number }), max = object({ max_steps = number, max_tokens = number, max_cost_usd = number }) })",
+            json!({ "default": limits(&names::goal::DEFAULT_LIMITS), "max": limits(&names::goal::MAX_LIMITS) }),
+            "Computer-use jobs' limits: what a job gets when it asks for none (default) and the most it may ask for (max): model turns, tokens, estimated model cost in US dollars",
+        )
+        .validate(
+            &format!(
+                "alltrue([for l in [{{v}}.default, {{v}}.max] : l.max_steps >= {} && l.max_steps <= {} && floor(l.max_steps) == l.max_steps && l.max_tokens >= {} && l.max_tokens <= {} && l.max_cost_usd >= {} && l.max_cost_usd <= {}])",
+                names::goal::STEPS.start(), names::goal::STEPS.end(), names::goal::TOKENS.start(), names::goal::TOKENS.end(), names::goal::COST_USD.start(), names::goal::COST_USD.end()
+            ),
+            "computer_use_limits: max_steps a whole number from 1 to 500, max_tokens from 1000 to 100000000, max_cost_usd from 0.001 to 1000.",
+        ),
+    )?;
+    let computer_endpoints = s.variable(
+        names::vars::COMPUTER_USE_ENDPOINTS,
+        Variable::new("map(string)", json!({}), "Base URLs of the model services by provider (bedrock, anthropic) over their own: for a local stand-in; leave empty in AWS")
+            .validate(
+                &format!("alltrue([for k, u in {{v}} : contains([\"bedrock\", \"anthropic\"], k) && can(regex(\"^https?://\", u)) && length(u) <= {}])", names::goal::ENDPOINT_MAX_CHARS),
+                &format!("computer_use_endpoints: keys bedrock or anthropic, values http(s) URLs of at most {} characters.", names::goal::ENDPOINT_MAX_CHARS),
+            ),
+    )?;
     let search_template = s.variable(
         names::vars::AGENT_SEARCH_URL_TEMPLATE,
         Variable::new("string", names::agent::DEFAULT_SEARCH_URL_TEMPLATE, "Search page the agent opens; {query} is replaced"),
@@ -379,6 +430,38 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
     keys.tenant_items(&mut s, &table.table)?;
     tenant_limit_items(&mut s, &table.table, &tenant_limits)?;
 
+    // Computer-use jobs' Bedrock keys come from sessions of this role, which the process function
+    // assumes with a session policy that names one job's model (functions::aws::Models); the
+    // role itself may invoke any Bedrock model (the session narrows it), nothing else.
+    let model_role_name = ctx.name(names::goal::model_role_name);
+    let process_role_name = ctx.name(|p| Fn::Process.role_name(p));
+    let model_role = Role::with_trust(
+        &mut s,
+        File::Functions,
+        "model_access",
+        model_role_name,
+        vec![Role::trust_role(&ctx, "TrustTheProcessFunction", &process_role_name)],
+        "Computer-use jobs: sessions of it, narrowed to one job's model, mint the job's short-term Bedrock API key",
+    )?;
+    model_role.grant(
+        &mut s,
+        crate::model::iam::Statement::allow(
+            "InvokeModels",
+            &["bedrock:InvokeModel"],
+            vec![
+                Val::lit("arn:") + &ctx.partition + ":bedrock:*::foundation-model/*",
+                Val::lit("arn:") + &ctx.partition + ":bedrock:*:" + &ctx.account_id + ":inference-profile/*",
+            ],
+        ),
+    )?;
+    model_role.grant(&mut s, crate::model::iam::Statement::allow_unscoped("UseBedrockApiKeys", &["bedrock:CallWithBearerToken"])?)?;
+    let computer_use = func::jsonencode(&func::object([
+        ("models", computer_models.val()),
+        ("default_model", computer_default_model.val()),
+        ("default_limits", Val::expr(format!("{}.default", computer_limits.val().as_expr()))),
+        ("max_limits", Val::expr(format!("{}.max", computer_limits.val().as_expr()))),
+        ("endpoints", computer_endpoints.val()),
+    ]));
     // Every value a function may read; each function gets exactly the variables the shared
     // contract (`names::contract::env_vars`) names for it.
     let subnets = func::join(",", &Val::List(network.private_subnets.iter().map(|s| s.id()).collect()));
@@ -408,6 +491,8 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
             EnvVar::WarmPoolSize => warm_pool.val(),
             EnvVar::MetricsNamespace => crate::constructs::render_pattern2(names::metrics::namespace, &ctx.project, &ctx.environment),
             EnvVar::FargatePricing => pricing.clone(),
+            EnvVar::ComputerUse => computer_use.clone(),
+            EnvVar::ModelRoleArn => model_role.arn(),
         }
     };
     let function = |s: &mut Stack, f: Fn, description: &'static str, timeout: u32| -> Result<Function, Error> {
@@ -421,7 +506,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
             &key,
             FunctionProps { function: f, description, timeout_seconds: timeout, memory_mb: 256, architecture: architecture.clone(), environment },
         )?;
-        grant_contract(s, &ctx, &function, Grantors { table: &table, queue: &queue, webhooks: &webhooks, bucket: &bucket, agent: &agent, key: &key })?;
+        grant_contract(s, &ctx, &function, Grantors { model_role: &model_role, table: &table, queue: &queue, webhooks: &webhooks, bucket: &bucket, agent: &agent, key: &key })?;
         Ok(function)
     };
 
@@ -541,6 +626,8 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
 
 /// The constructs that grant what a function's contract asks for.
 struct Grantors<'a> {
+    /// The role computer-use jobs' Bedrock keys are minted from.
+    model_role: &'a Role,
     table: &'a JobTable,
     queue: &'a JobQueue,
     webhooks: &'a JobQueue,
@@ -648,6 +735,9 @@ fn grant_contract(s: &mut Stack, ctx: &Context, function: &Function, g: Grantors
     if take(&[(StsAssumeRole, OwnRole)]) {
         // Its own role, assumed again (the role's trust allows it: constructs::Role::trust_itself).
         role.grant(s, crate::model::iam::Statement::allow("AssumeOwnRoleForLinks", &["sts:AssumeRole"], vec![role.arn()]))?;
+    }
+    if take(&[(StsAssumeRole, ModelRole)]) {
+        role.grant(s, crate::model::iam::Statement::allow("MintModelKeys", &["sts:AssumeRole"], vec![g.model_role.arn()]))?;
     }
     if take(&[(LogsGetLogEvents, AgentLogStreams)]) {
         g.agent.grant_read_logs(s, role)?;

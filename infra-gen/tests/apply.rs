@@ -198,6 +198,24 @@ fn longest_value(var: &str) -> usize {
         v if v == names::env::WARM_POOL_SIZE => 3,
         v if v == names::env::FARGATE_PRICING => r#"{"gb_hour":0.0044450001,"memory_gb":119.999023,"vcpu":16,"vcpu_hour":0.0404800001}"#.len(),
         v if v == names::env::METRICS_NAMESPACE => names::metrics::namespace("a23456789-123456789-1", "prod-eu-12").len(),
+        // The most models with the longest ids, prices of many digits, both endpoints at their longest.
+        v if v == names::env::COMPUTER_USE => {
+            use names::goal::{self, Usd};
+            let price = Usd(1000.000_001);
+            let prices = goal::Prices { input: price, output: price, cache_write: price, cache_read: price };
+            let models = (0..goal::MAX_MODELS).map(|i| (format!("anthropic/{i}{}", "m".repeat(goal::MODEL_ID_MAX_CHARS - 1)), prices)).collect();
+            let limits = goal::Limits { max_steps: 500, max_tokens: 100_000_000, max_cost_usd: Usd(999.999_999) };
+            let endpoint = format!("https://{}", "e".repeat(goal::ENDPOINT_MAX_CHARS - 8));
+            let s = goal::Settings {
+                models,
+                default_model: format!("anthropic/0{}", "m".repeat(goal::MODEL_ID_MAX_CHARS - 1)),
+                default_limits: limits,
+                max_limits: limits,
+                endpoints: [("bedrock".into(), endpoint.clone()), ("anthropic".into(), endpoint)].into(),
+            };
+            serde_json::to_string(&s).unwrap().len()
+        }
+        v if v == names::env::MODEL_ROLE_ARN => format!("arn:{partition}:iam::{account}:role/{}", names::goal::model_role_name(&p)).len(),
         other => panic!("teach this test the longest value of {other}"),
     }
 }

@@ -141,6 +141,21 @@ fn each_role_trusts_only_the_service_that_uses_it_and_has_a_policy() {
             let physical = str_of(role, "name");
             assert!(own.len() == 1 && own[0].ends_with(&format!(":role/{physical}")), "{name}: trusts {own:?}, not itself ({physical})");
         }
+        if name == "model_access" {
+            // No service uses it: sessions of it are the process function's (its contract
+            // assumes it), trusted as the account narrowed to that function's role.
+            assert!(names::contract::calls(names::Function::Process).contains(&(names::contract::Action::StsAssumeRole, names::contract::Target::ModelRole)));
+            assert_eq!(statements.len(), 1, "{name}: one trust statement");
+            let s = statements[0];
+            assert_eq!((s["sid"].as_str(), strings(&s["actions"])), (Some("TrustTheProcessFunction"), vec!["sts:AssumeRole".to_string()]));
+            assert!(strings(&s["principals"][0]["identifiers"])[0].ends_with(":root"), "{name}: {s}");
+            assert_eq!((s["condition"][0]["test"].as_str(), s["condition"][0]["variable"].as_str()), (Some("ArnEquals"), Some("aws:PrincipalArn")));
+            let process = names::Function::Process.role_name("");
+            let trusted = strings(&s["condition"][0]["values"]);
+            assert!(trusted.len() == 1 && trusted[0].ends_with(&process), "{name} trusts {trusted:?}");
+            assert!(policies.contains(&format!("${{aws_iam_role.{name}.id}}")), "{name} has no policy");
+            continue;
+        }
         assert_eq!(statements.len(), 1, "{name}: one trust statement for its service");
         assert_eq!(strings(&statements[0]["actions"]), ["sts:AssumeRole"], "{name}");
         let principals = statements[0]["principals"].as_array().unwrap();
@@ -470,6 +485,7 @@ fn functions_get_exactly_their_contract() {
             Target::WebhookSecrets => ":parameter/var.project_name/var.environment/webhooks/*".into(),
             Target::SlotObjects => format!("aws_s3_bucket.outputs.arn/{}*", names::bucket::SLOTS_PREFIX),
             Target::OwnRole => format!("aws_iam_role.{}_function.arn", f.as_str()),
+            Target::ModelRole => "aws_iam_role.model_access.arn".into(),
         }
     };
     for f in names::Function::ALL {

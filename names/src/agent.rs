@@ -16,6 +16,8 @@ pub mod exit {
     pub const INTERNAL: i32 = 9;
     /// A step failed (its selector, assertion, timeout or action).
     pub const STEP: i32 = 10;
+    /// A computer-use task did not end in a valid answer: a limit, the model, or the answer.
+    pub const GOAL: i32 = 11;
     /// Rust's exit code after a panic the agent could not turn into an error.
     pub const PANIC: i32 = 101;
     /// Stopped by SIGTERM (ECS StopTask), 128 + 15.
@@ -33,6 +35,7 @@ pub mod exit {
             UPLOAD => "upload failed",
             INTERNAL => "internal error",
             STEP => "a step failed",
+            GOAL => "the model's task did not end in a valid answer",
             PANIC => "agent crashed",
             TERMINATED => "stopped",
             _ => "unknown failure",

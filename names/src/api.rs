@@ -41,7 +41,37 @@ pub struct SubmitRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub webhook: Option<WebhookRequest>,
+    /// A computer-use job: what to do, in words; a model decides each action. Never with
+    /// `query`, `url` or `steps`; the fields below are for it alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 4000, nullable = false)]
+    pub goal: Option<String>,
+    /// The page the browser shows first (else a blank page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = Uri, nullable = false)]
+    pub start_url: Option<String>,
+    /// The only domains (each with its subdomains) the browser may reach in this job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 20)]
+    pub allowed_domains: Vec<String>,
+    /// Tenant secrets the model may type by name; it never sees their values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 20)]
+    pub secrets: Vec<String>,
+    /// A JSON Schema the answer must satisfy (else the job ends `ANSWER_INVALID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, nullable = false)]
+    pub output_schema: Option<serde_json::Value>,
+    /// The model, from those the deployment allows (default: the deployment's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub model: Option<crate::goal::ModelChoice>,
+    /// Each limit up to the deployment's ceiling (default: the deployment's defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub limits: Option<crate::goal::AskedLimits>,
 }
+
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -82,6 +112,10 @@ pub struct JobView {
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Step>,
+    /// A computer-use job: its goal and fields, with the model and limits it got.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    #[schema(inline)]
+    pub computer: Option<crate::goal::Goal>,
     pub options: JobOptions,
     pub created_at: String,
     pub updated_at: String,

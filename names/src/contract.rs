@@ -27,6 +27,8 @@ spelled_enum! {
         WarmPoolSize = env::WARM_POOL_SIZE,
         MetricsNamespace = env::METRICS_NAMESPACE,
         FargatePricing = env::FARGATE_PRICING,
+        ComputerUse = env::COMPUTER_USE,
+        ModelRoleArn = env::MODEL_ROLE_ARN,
     }
 }
 
@@ -43,7 +45,7 @@ pub fn env_vars(f: Function) -> &'static [(EnvVar, bool)] {
     use EnvVar::*;
     use Function::*;
     match f {
-        Submit => &[(TableName, true), (QueueUrl, true), (JobTtlDays, false), (TenantLimitDefaults, false), (WebhookQueueUrl, true), (MetricsNamespace, false), (FargatePricing, false)],
+        Submit => &[(TableName, true), (QueueUrl, true), (JobTtlDays, false), (TenantLimitDefaults, false), (WebhookQueueUrl, true), (MetricsNamespace, false), (FargatePricing, false), (ComputerUse, false)],
         Status => &[(TableName, true), (BucketName, true)],
         Logs => &[(TableName, true), (LogGroup, true)],
         List => &[(TableName, true)],
@@ -66,6 +68,8 @@ pub fn env_vars(f: Function) -> &'static [(EnvVar, bool)] {
             (WarmPoolSize, false),
             (MetricsNamespace, false),
             (FargatePricing, false),
+            (ComputerUse, false),
+            (ModelRoleArn, false),
         ],
         Reconcile => &[
             (TableName, true),
@@ -172,6 +176,8 @@ pub enum Target {
     /// handed to agents are signed with it, so they never outlive their credentials
     /// unnoticed (Lambda's environment credentials carry no expiry).
     OwnRole,
+    /// The role whose sessions (narrowed to one job's model) mint computer-use jobs' Bedrock keys.
+    ModelRole,
 }
 
 /// `(IAM action, target)`: every AWS call a function makes, including those its event source
@@ -219,6 +225,8 @@ pub fn calls(f: Function) -> &'static [(Action, Target)] {
             (S3DeleteObject, SlotObjects),
             // The agents' links, signed by a session of its own role.
             (StsAssumeRole, OwnRole),
+            // A computer-use job's Bedrock key, from a session of the model role.
+            (StsAssumeRole, ModelRole),
         ],
         Reconcile => &[
             (DynamodbGetItem, Table),

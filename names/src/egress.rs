@@ -159,11 +159,14 @@ pub struct EgressPolicy {
     allowed: Vec<Allowed>,
     /// Empty: any port.
     ports: Vec<u16>,
+    /// Empty: any host; else only these domains and their subdomains (a computer-use job's
+    /// `allowed_domains`, plus the hosts the agent itself must reach, `also_host`).
+    domains: Vec<String>,
 }
 
 impl Default for EgressPolicy {
     fn default() -> Self {
-        EgressPolicy { allowed: Vec::new(), ports: DEFAULT_PORTS.to_vec() }
+        EgressPolicy { allowed: Vec::new(), ports: DEFAULT_PORTS.to_vec(), domains: Vec::new() }
     }
 }
 
@@ -200,6 +203,20 @@ impl EgressPolicy {
         self
     }
 
+    /// Only `domains` and their subdomains (none: any host), by the names the browser uses.
+    pub fn within_domains(mut self, domains: &[String]) -> EgressPolicy {
+        self.domains = domains.to_vec();
+        self
+    }
+
+    /// `host` too, whatever the domains (the model's endpoint, which the agent itself calls).
+    pub fn also_host(mut self, host: &str) -> EgressPolicy {
+        if !self.domains.is_empty() {
+            self.domains.push(host.to_ascii_lowercase());
+        }
+        self
+    }
+
     pub fn is_empty(&self) -> bool {
         self.allowed.is_empty()
     }
@@ -210,6 +227,9 @@ impl EgressPolicy {
             return Err(format!("{ip} is link-local (incl. instance and task metadata)"));
         }
         let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        if !crate::goal::allows(&self.domains, &host) {
+            return Err(format!("{host} is not within the job's allowed_domains ({})", self.domains.join(", ")));
+        }
         // Every entry that names this destination counts, in any order: it is allowed when one of
         // them allows it (`127.0.0.1:8081` and `127.0.0.1:3000` both stand).
         let ports_listed: Vec<Option<u16>> = self

@@ -9,6 +9,9 @@ pub const TASK_DEFINITION: &str = "ECS_TASK_DEFINITION";
 /// `sts:AssumeRole` session has an expiry the function knows, Lambda's environment
 /// credentials have none.
 pub const LINK_SIGNER_ROLE_ARN: &str = "LINK_SIGNER_ROLE_ARN";
+/// The role whose sessions, narrowed to one job's model, mint the short-term Bedrock API keys
+/// of computer-use jobs (`bedrock:InvokeModel` on the deployment's models).
+pub const MODEL_ROLE_ARN: &str = "MODEL_ROLE_ARN";
 pub const SUBNET_IDS: &str = "AGENT_SUBNET_IDS";
 pub const SECURITY_GROUP_IDS: &str = "AGENT_SECURITY_GROUP_IDS";
 pub const CONTAINER_NAME: &str = "AGENT_CONTAINER_NAME";
@@ -37,6 +40,9 @@ pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
 /// What a job's task costs: `{"vcpu": 1, "memory_gb": 2, "vcpu_hour": 0.03238, "gb_hour": 0.00356}`
 /// (its size, and Fargate's prices for the region and architecture from `fargate_prices`).
 pub const FARGATE_PRICING: &str = "FARGATE_PRICING";
+/// Computer-use jobs' models, prices, default and largest limits and endpoints
+/// (`names::goal::Settings` as JSON; absent: such jobs are refused).
+pub const COMPUTER_USE: &str = "COMPUTER_USE";
 
 /// Set on the agent container (by the task definition or the RunTask override).
 pub mod agent {

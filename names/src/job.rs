@@ -76,6 +76,17 @@ spelled_enum! {
         UploadFailed = "UPLOAD_FAILED",
         /// The agent was stopped (StopTask) before the job ended.
         Terminated = "TERMINATED",
+        /// A computer-use job's model took its `max_steps` turns without ending the task.
+        StepLimit = "STEP_LIMIT",
+        /// A computer-use job spent its `max_tokens`.
+        TokenLimit = "TOKEN_LIMIT",
+        /// A computer-use job's estimated model cost passed its `max_cost_usd`.
+        CostLimit = "COST_LIMIT",
+        /// The model's answer does not satisfy the job's `output_schema` (the message says why).
+        AnswerInvalid = "ANSWER_INVALID",
+        /// The model service refused the job's requests, declined the task, or did not answer
+        /// in the job's time.
+        ModelFailed = "MODEL_FAILED",
         /// A bug in the agent.
         InternalError = "INTERNAL_ERROR",
     }

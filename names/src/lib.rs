@@ -58,6 +58,9 @@ pub mod spec;
 /// The steps of a scripted job and their rules.
 pub mod step;
 
+/// Computer-use jobs: a goal in words, the model, its limits and the rules.
+pub mod goal;
+
 /// Which destinations the browser (and a webhook delivery) may reach.
 pub mod egress;
 

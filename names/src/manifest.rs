@@ -13,6 +13,7 @@ pub fn files(spec: &super::spec::JobSpec) -> Vec<super::step::StepFile> {
         .map(|o| super::step::StepFile { path: o.file_name().to_owned(), content_type: o.content_type(), max_bytes: o.max_bytes() })
         .collect();
     files.extend(spec.steps.iter().filter_map(super::step::Step::file));
+    files.extend(spec.computer.iter().flat_map(super::goal::Goal::files));
     files
 }
 
@@ -27,6 +28,20 @@ pub struct Manifest {
     /// The tenant secrets the job names: an object of their own, read once and deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<SecretLinks>,
+    /// A computer-use job's model: where to reach it and its prices (its key is in the
+    /// secrets object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelGrant>,
+}
+
+/// How a computer-use job reaches its model.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelGrant {
+    /// The service's base URL (`https://bedrock-runtime.<region>.amazonaws.com`,
+    /// `https://api.anthropic.com`).
+    pub endpoint: String,
+    pub prices: super::goal::Prices,
 }
 
 /// A pre-signed S3 POST form: the policy binds the key, the content type and the size.

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::job::{rules, JobOptions, SpecError};
+use crate::goal::Goal;
 use crate::step::{check_all, Step};
 
 /// What a valid spec asks the browser to open first.
@@ -13,6 +14,8 @@ pub enum ValidTarget {
     Url(url::Url),
     /// No first navigation: the steps begin with a `goto`.
     Steps,
+    /// A computer-use job: a model decides each action.
+    Goal,
 }
 
 /// `query`/`url` and `steps` together: one navigation first (or a script that begins with
@@ -38,12 +41,22 @@ impl JobSpec {
             return Err(SpecError::new("task_id", "`task_id` must not be empty"));
         }
         rules::options(&self.options)?;
-        target(self.query.as_deref(), self.url.as_deref(), &self.steps)
+        match &self.computer {
+            Some(goal) => {
+                if self.query.is_some() || self.url.is_some() || !self.steps.is_empty() {
+                    let field = if self.query.is_some() { "query" } else if self.url.is_some() { "url" } else { "steps" };
+                    return Err(SpecError::new(field, format!("`goal` takes no `{field}`: the model decides what to open (`start_url` sets the first page)")));
+                }
+                goal.check().map(|()| ValidTarget::Goal)
+            }
+            None => target(self.query.as_deref(), self.url.as_deref(), &self.steps),
+        }
     }
 
-    /// The secrets the job's steps name, each once.
+    /// The secrets the job names (its steps', or its goal's and its model's key), each once.
     pub fn secrets(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.steps.iter().filter_map(Step::secret).collect();
+        names.extend(self.computer.iter().flat_map(Goal::secret_names));
         names.sort();
         names.dedup();
         names
@@ -65,4 +78,7 @@ pub struct JobSpec {
     pub options: JobOptions,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Step>,
+    /// A computer-use job (never with `query`, `url` or `steps`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub computer: Option<Goal>,
 }

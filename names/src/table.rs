@@ -11,6 +11,8 @@ pub const UPDATED_AT: &str = "updated_at";
 pub const STATUS: &str = "status";
 pub const QUERY: &str = "query";
 pub const URL: &str = "url";
+/// A computer-use job's goal and fields (`names::goal::Goal` as JSON).
+pub const GOAL: &str = "goal";
 pub const OPTIONS: &str = "options";
 /// The job's steps, as JSON (absent without steps).
 pub const STEPS: &str = "steps";

@@ -48,6 +48,8 @@ ENABLED = os.environ.get("TESTENV_IAM", "on") != "off"
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 EVALUATOR = os.environ.get("TESTENV_IAM_EVALUATOR", os.path.join(ROOT, ".tools", "iam", "authorize.mjs"))
 CONTROL_PATH = "/_testenv/iam"
+# Where the stand-in model service asks whether a Bedrock API key may invoke a model.
+BEDROCK_PATH = "/_testenv/bedrock"
 # A file every denial is appended to (for reading why a test was refused).
 DENIAL_LOG = os.environ.get("TESTENV_IAM_LOG")
 
@@ -396,6 +398,13 @@ def _simulation(principal, check, via_endpoint, account):
 
 def _authorize(principal, check, via_endpoint, account):
     answer = EVALUATE.evaluate(_simulation(principal, check, via_endpoint, account))
+    if answer["decision"] == "Allowed" and principal.get("session_policy") and not check.trust:
+        # A session of sts:AssumeRole with a policy: its permissions are the role's and the
+        # session policy's intersection, so the session policy must allow too.
+        narrowed = dict(principal, policies=[{"name": "session-policy", "policy": principal["session_policy"]}])
+        answer = EVALUATE.evaluate(_simulation(narrowed, check, via_endpoint, account))
+        if answer["decision"] != "Allowed" and answer["decision"] != "Error":
+            answer["why"] = "because no session policy allows the action"
     if answer["decision"] == "Allowed":
         return
     if answer["decision"] == "Error":
@@ -482,6 +491,7 @@ def _assume_role(app, environ, start_response, account):
     role (with the role's policies, as registered for the role's own keys)."""
     role = _query_body(environ).get("RoleArn", "")
     session_name = _query_body(environ).get("RoleSessionName", "session")
+    session_policy = _query_body(environ).get("Policy")
     status, headers, body = _served(app, environ)
     if status.startswith("200"):
         text = body.decode(errors="replace")
@@ -504,6 +514,8 @@ def _assume_role(app, environ, start_response, account):
                     "policies": policies,
                     "expires": at,
                 }
+                if session_policy:
+                    PRINCIPALS[key]["session_policy"] = json.loads(session_policy)
             s3_presigned.SECRETS[key] = secret
             s3_presigned.EXPIRES[key] = at
     start_response(status, headers)
@@ -555,6 +567,8 @@ def authorized(app):
         via_endpoint = environ.get("testenv.via_endpoint", False)
         if environ.get("PATH_INFO") == CONTROL_PATH and environ.get("REQUEST_METHOD") == "POST":
             return _register(environ, start_response)
+        if environ.get("PATH_INFO") == BEDROCK_PATH and environ.get("REQUEST_METHOD") == "POST":
+            return _bedrock(environ, start_response)
         credential = _credential(environ)
         principal = PRINCIPALS.get(credential[0]) if credential else None
         if not ENABLED or principal is None:
@@ -588,6 +602,81 @@ def authorized(app):
         return app(environ, start_response)
 
     return serve
+
+
+# Bedrock API keys ------------------------------------------------------------------------------
+
+BEDROCK_KEY_PREFIX = "bedrock-api-key-"
+BEDROCK_KEY_HOST = "bedrock.amazonaws.com"
+
+
+def _bedrock(environ, start_response):
+    """Bedrock's authorization of an InvokeModel called with a short-term API key, for the
+    stand-in model service: POST {"token", "model"} answers 200 {"principal"} or 403 {"message"}.
+
+    The key is `bedrock-api-key-` + base64 of a query-signed request of CallWithBearerToken to
+    bedrock.amazonaws.com (without its scheme) and `&Version=1`: its signature is recomputed with
+    the signing session's secret (botocore), it must not have expired (its own X-Amz-Expires, and
+    its session's expiry), and the session must be allowed bedrock:CallWithBearerToken and
+    bedrock:InvokeModel on the model: for an inference profile, on the profile and on its
+    foundation model (AWS checks both)."""
+    import base64
+    import datetime
+
+    import s3_presigned
+    from botocore.auth import SigV4QueryAuth
+
+    spec = _json_body(environ)
+
+    def answer(status, body):
+        data = json.dumps(body).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        return [data]
+
+    try:
+        token, model = spec.get("token", ""), spec.get("model", "")
+        if not token.startswith(BEDROCK_KEY_PREFIX):
+            raise Denied("the bearer token is not a Bedrock API key")
+        try:
+            raw = base64.b64decode(token[len(BEDROCK_KEY_PREFIX):], validate=True).decode()
+        except Exception:
+            raise Denied("the Bedrock API key is not base64")
+        if not raw.endswith("&Version=1") or not raw.startswith(BEDROCK_KEY_HOST + "/?"):
+            raise Denied("the Bedrock API key is not a signed request to bedrock.amazonaws.com of version 1")
+        query = raw[len(BEDROCK_KEY_HOST + "/?"):-len("&Version=1")]
+        params = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        if params.get("Action") != "CallWithBearerToken" or params.get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256":
+            raise Denied("the Bedrock API key is not a SigV4-signed CallWithBearerToken")
+        try:
+            key, day, region, service, _ = params["X-Amz-Credential"].split("/")
+            signed_at = datetime.datetime.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
+            expires = int(params["X-Amz-Expires"])
+        except (KeyError, ValueError):
+            raise Denied("the Bedrock API key lacks its signature's parameters")
+        principal = PRINCIPALS.get(key)
+        if principal is None or service != "bedrock":
+            raise Denied("The security token included in the request is invalid")
+        now = time.time()
+        if now > signed_at.timestamp() + expires or (principal.get("expires") is not None and now >= principal["expires"]):
+            raise Denied("The security token included in the request is expired")
+        if not s3_presigned.signature_matches(SigV4QueryAuth, "POST", f"https://{BEDROCK_KEY_HOST}/", query, {"host": BEDROCK_KEY_HOST}, principal["secret"]):
+            raise Denied("The request signature we calculated does not match the signature you provided")
+        account = principal.get("account", "123456789012")
+        parts = model.split(".", 1)
+        checks = [Check("bedrock:CallWithBearerToken", "*")]
+        if len(parts) == 2 and len(parts[0]) <= 4 and "." in parts[1]:
+            checks.append(Check("bedrock:InvokeModel", f"arn:aws:bedrock:{region}:{account}:inference-profile/{model}"))
+            checks.append(Check("bedrock:InvokeModel", f"arn:aws:bedrock:{region}::foundation-model/{parts[1]}"))
+        else:
+            checks.append(Check("bedrock:InvokeModel", f"arn:aws:bedrock:{region}::foundation-model/{model}"))
+        for check in checks:
+            _authorize(principal, check, False, account)
+    except Denied as denied:
+        if DENIAL_LOG:
+            with open(DENIAL_LOG, "a") as log:
+                log.write(denied.message + "\n")
+        return answer("403 Forbidden", {"message": denied.message})
+    return answer("200 OK", {"principal": principal["session_arn"]})
 
 
 def _missing_key_is_forbidden(app, environ, start_response, principal, check, via_endpoint, account):

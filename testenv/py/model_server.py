@@ -20,7 +20,11 @@ resized wrongly, or a click not scaled back, misses. Scenarios (`--scenario`):
 
 `--throttle N` answers the first N requests 529 (overloaded, `retry-after: 0`).
 
-    model_server.py --key KEY [--scenario sign-in] [--throttle N] [--port 0]
+`--authorize URL` (the emulator's): a Bedrock request's key is authorized as Bedrock does, by the
+emulator's IAM (`/_testenv/bedrock`: the key's signature, its session's expiry and policies, the
+model); refused, the answer is Bedrock's 403 AccessDeniedException.
+
+    model_server.py --key KEY [--scenario sign-in] [--throttle N] [--port 0] [--authorize URL]
 
 The first line printed is `PORT <n>` (127.0.0.1); then a JSON line per request: its path, whether
 it was accepted, why not, and what the policy read and did.
@@ -37,7 +41,9 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TOOLS = {"computer_20250124": "computer-use-2025-01-24", "computer_20251124": "computer-use-2025-11-24"}
@@ -50,6 +56,7 @@ parser.add_argument("--key", required=True)
 parser.add_argument("--scenario", default="sign-in")
 parser.add_argument("--throttle", type=int, default=0)
 parser.add_argument("--port", type=int, default=0)
+parser.add_argument("--authorize", default="")
 args = parser.parse_args()
 lock = threading.Lock()
 count = [0]  # tool_use ids
@@ -242,6 +249,14 @@ class Handler(BaseHTTPRequestHandler):
                 if not auth.startswith("Bearer "):
                     raise Refused(401, "Authorization: Bearer <Bedrock API key>")
                 check_bearer(auth[len("Bearer "):])
+                if args.authorize:
+                    model = urllib.parse.unquote(self.path.split("/")[2])
+                    ask = urllib.request.Request(f"{args.authorize.rstrip('/')}/_testenv/bedrock", data=json.dumps({"token": auth[len("Bearer "):], "model": model}).encode(), method="POST")
+                    try:
+                        with urllib.request.urlopen(ask, timeout=30) as r:
+                            record["principal"] = json.loads(r.read())["principal"]
+                    except urllib.error.HTTPError as e:
+                        raise Refused(403, json.loads(e.read() or b"{}").get("message", "access denied"))
                 if body.get("anthropic_version") != "bedrock-2023-05-31" or "model" in body:
                     raise Refused(400, "a Bedrock body: anthropic_version bedrock-2023-05-31, no model")
                 beta = body.get("anthropic_beta") or []
@@ -259,6 +274,10 @@ class Handler(BaseHTTPRequestHandler):
                          "stop_reason": stop, "usage": {"input_tokens": 1500, "output_tokens": 120, "cache_read_input_tokens": 0}}, []
         except Refused as e:
             record.update({"accepted": False, "status": e.status, "why": str(e)})
+            if self.path.startswith("/model/"):
+                # Bedrock's errors: {"message"}, the type in a header.
+                kind = {400: "ValidationException", 401: "UnrecognizedClientException", 403: "AccessDeniedException"}.get(e.status, "ValidationException")
+                return e.status, {"message": str(e)}, [("x-amzn-errortype", kind)]
             kind = "invalid_request_error" if e.status == 400 else "authentication_error"
             return e.status, {"type": "error", "error": {"type": kind, "message": str(e)}}, []
 

@@ -93,14 +93,22 @@ def check_query_signature(environ):
     # Recompute over the request as received: the raw path and query, less the signature.
     raw_uri = environ.get("REQUEST_URI") or environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
     path = raw_uri.split("?", 1)[0]
-    query = "&".join(p for p in raw_query.split("&") if not p.startswith("X-Amz-Signature="))
     headers = {h: _header(environ, h) for h in signed_headers}
-    request = AWSRequest(method=environ["REQUEST_METHOD"], url=f"http://{headers.get('host', '')}{path}?{query}", headers=headers)
-    request.context["timestamp"] = params["X-Amz-Date"]
-    auth = S3SigV4QueryAuth(Credentials(access_key, secret), service, region)
-    expected = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
-    if day != params["X-Amz-Date"][:8] or not hmac.compare_digest(expected, signature):
+    if not signature_matches(S3SigV4QueryAuth, environ["REQUEST_METHOD"], f"http://{headers.get('host', '')}{path}", raw_query, headers, secret):
         raise Refused(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.")
+
+
+def signature_matches(auth_class, method, url, raw_query, headers, secret):
+    """Whether a query-signed request's `X-Amz-Signature` is the one botocore's `auth_class`
+    computes over it as received (`url` without its query, which is `raw_query`)."""
+    params = {k: v[0] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
+    access_key, day, region, service, _ = params["X-Amz-Credential"].split("/")
+    query = "&".join(p for p in raw_query.split("&") if not p.startswith("X-Amz-Signature="))
+    request = AWSRequest(method=method, url=f"{url}?{query}", headers=headers)
+    request.context["timestamp"] = params["X-Amz-Date"]
+    auth = auth_class(Credentials(access_key, secret), service, region)
+    expected = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
+    return day == params["X-Amz-Date"][:8] and hmac.compare_digest(expected, params.get("X-Amz-Signature", ""))
 
 
 def _signing_key(secret, day, region, service):

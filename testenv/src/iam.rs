@@ -120,6 +120,7 @@ impl Stack {
             ("aws_ecs_cluster.main.name", cluster_name),
             ("aws_ecs_task_definition.agent.arn_without_revision", without_revision),
             ("aws_iam_role.agent_execution.arn", self.agent_execution_role_arn()),
+            ("aws_iam_role.model_access.arn", self.role_arn(&names::goal::model_role_name(&prefix))),
             ("aws_kms_key.main.arn", self.kms_key_arn()),
             ("aws_vpc_endpoint.s3.id", S3_ENDPOINT_ID.to_owned()),
             ("aws_ecr_repository.agent.arn", format!("arn:aws:ecr:{}:{}:repository/{prefix}-agent", self.region, self.account)),
@@ -143,6 +144,9 @@ impl Stack {
 pub struct Policies {
     /// Each function's role: its ARN and its identity policy.
     pub roles: BTreeMap<names::Function, (String, Value)>,
+    /// The role computer-use jobs' Bedrock keys are minted from (sessions of it, narrowed by a
+    /// session policy): its ARN and identity policy.
+    pub model_role: (String, Value),
     /// Resource ARN (bucket, queue, key) -> its resource policy.
     pub resource_policies: BTreeMap<String, Value>,
     /// Bucket or queue ARN -> the KMS key it encrypts with.
@@ -210,6 +214,11 @@ impl Policies {
             let trust = document(&format!("aws_iam_role.{name}"), resource("aws_iam_role", &name)?.get("assume_role_policy").unwrap_or(&Value::Null))?;
             resource_policies.insert(stack.role_arn(&f.role_name(&stack.name_prefix())), trust);
         }
+        let model_arn = stack.role_arn(&names::goal::model_role_name(&stack.name_prefix()));
+        let model_policy = document("aws_iam_role_policy.model_access", resource("aws_iam_role_policy", "model_access")?.get("policy").unwrap_or(&Value::Null))?;
+        let model_trust = document("aws_iam_role.model_access", resource("aws_iam_role", "model_access")?.get("assume_role_policy").unwrap_or(&Value::Null))?;
+        resource_policies.insert(model_arn.clone(), model_trust);
+        let model_role = (model_arn, model_policy);
         let bucket_arn = format!("arn:aws:s3:::{}", stack.bucket);
         let bucket_policy = resource("aws_s3_bucket_policy", "outputs")?;
         resource_policies.insert(bucket_arn.clone(), document("aws_s3_bucket_policy.outputs", &bucket_policy["policy"])?);
@@ -239,7 +248,7 @@ impl Policies {
         resource_policies.insert(stack.kms_key_arn(), document("aws_kms_key.main", &key["policy"])?);
         let endpoint = resource("aws_vpc_endpoint", "s3")?;
         let s3_endpoint_policy = document("aws_vpc_endpoint.s3", &endpoint["policy"])?;
-        Ok(Policies { roles, resource_policies, kms_keys, s3_endpoint_policy })
+        Ok(Policies { roles, model_role, resource_policies, kms_keys, s3_endpoint_policy })
     }
 
     /// What the emulator is told: each function's access key and principal, the resource and
@@ -268,6 +277,20 @@ impl Policies {
             );
             keys.insert(*f, key);
         }
+        // The model role: its sessions sign as it (no function holds its own key).
+        let (arn, policy) = &self.model_role;
+        let digest = fnv(&format!("{arn}{policy}"));
+        let role = names::goal::model_role_name(&prefix);
+        principals.insert(
+            format!("AROAMODELACCESS{digest:016X}"),
+            json!({
+                "arn": arn,
+                "session_arn": format!("arn:aws:sts::{}:assumed-role/{role}/{role}", stack.account),
+                "account": stack.account,
+                "secret": format!("testenv-secret-model-access-{digest:016x}"),
+                "policies": [{"name": role, "policy": policy}],
+            }),
+        );
         let registration = json!({
             "principals": principals,
             "resource_policies": self.resource_policies,

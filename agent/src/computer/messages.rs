@@ -93,6 +93,12 @@ impl Conversation {
         Conversation { tool, scale, system, messages: vec![json!({"role": "user", "content": [{"type": "text", "text": goal}]})], unanswered: Vec::new(), usage: Usage::default() }
     }
 
+    /// Adds `text` to the system prompt (what the answer must be, say).
+    pub fn instruct(&mut self, text: &str) {
+        self.system.push(' ');
+        self.system.push_str(text);
+    }
+
     /// The tool's declaration: the display is the size screenshots are sent at.
     pub fn tool_declaration(&self) -> Value {
         let mut t = json!({

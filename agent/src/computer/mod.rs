@@ -11,6 +11,8 @@
 //! - [`model`]: the model service (Anthropic's API, or Bedrock's InvokeModel with a bearer
 //!   token), retried with backoff within the job's time.
 //! - [`run`]: the loop: turns, actions in order, budgets (steps, tokens, cost), the trajectory.
+//! - [`job`]: the job: the granted model and its key, the loop on the job's browser, and what the
+//!   client gets (the answer checked against `output_schema`, usage, the trajectory).
 //! - [`messages`]: the conversation as Anthropic's Messages API carries it (directly, or as an
 //!   Amazon Bedrock InvokeModel body): requests, the model's turns kept verbatim (thinking blocks
 //!   included), tool results with screenshots, old screenshots pruned, tokens counted.
@@ -23,6 +25,7 @@
 
 pub mod action;
 pub mod execute;
+pub mod job;
 pub mod messages;
 pub mod model;
 pub mod models;

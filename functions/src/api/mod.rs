@@ -156,7 +156,7 @@ fn ok(status: u16, body: impl serde::Serialize) -> Result<ApiResponse, ApiError>
 }
 
 async fn submit(ctx: &Ctx<'_>, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-    let body = request::parse_submit(&req.body, req.header("content-type"))?;
+    let body = request::parse_submit(&req.body, req.header("content-type"), &ctx.app.config.computer)?;
     if let Some(url) = &body.request.webhook_url {
         crate::webhook::check_url(&ctx.app.config, url).map_err(|m| ApiError::invalid("webhook.url", m))?;
     }

@@ -15,7 +15,13 @@ pub struct SubmitBody {
     pub tenant_id: Option<String>,
 }
 
-const BODY_FIELDS: &[&str] = &["query", "tenant_id", "url", "options", "steps", "webhook"];
+const BODY_FIELDS: &[&str] = &[
+    "query", "tenant_id", "url", "options", "steps", "webhook", "goal", "start_url", "allowed_domains", "secrets", "output_schema", "model", "limits",
+];
+/// The fields of a computer-use job, beside `goal`.
+const GOAL_FIELDS: &[&str] = &["start_url", "allowed_domains", "secrets", "output_schema", "model", "limits"];
+const MODEL_FIELDS: &[&str] = &["provider", "id", "api_key_secret"];
+const LIMIT_FIELDS: &[&str] = &["max_steps", "max_tokens", "max_cost_usd"];
 const WEBHOOK_FIELDS: &[&str] = &["url"];
 const OPTION_FIELDS: &[&str] = &["full_page", "viewport", "timeout_seconds", "capture_html"];
 const VIEWPORT_FIELDS: &[&str] = &["width", "height"];
@@ -23,7 +29,9 @@ const VIEWPORT_FIELDS: &[&str] = &["width", "height"];
 /// The longest Idempotency-Key accepted.
 pub const IDEMPOTENCY_KEY_MAX: usize = 255;
 
-pub fn parse_submit(body: &[u8], content_type: Option<&str>) -> Result<SubmitBody, ApiError> {
+/// A submit body, by the rules of `names` and, for a computer-use job, the deployment's models
+/// and limits (`computer`).
+pub fn parse_submit(body: &[u8], content_type: Option<&str>, computer: &names::goal::Settings) -> Result<SubmitBody, ApiError> {
     if body.len() > job::BODY_MAX_BYTES {
         return Err(ApiError::PayloadTooLarge { limit: job::BODY_MAX_BYTES });
     }
@@ -45,20 +53,35 @@ pub fn parse_submit(body: &[u8], content_type: Option<&str>) -> Result<SubmitBod
     let query = opt_string(&obj, "query")?;
     let url = opt_string(&obj, "url")?;
     let tenant_id = opt_string(&obj, "tenant_id")?;
+    let computer_job = match opt_string(&obj, "goal")? {
+        Some(goal) => Some(parse_goal(&obj, goal, computer)?),
+        None => match GOAL_FIELDS.iter().find(|f| present(&obj, f).is_some()) {
+            Some(f) => return Err(ApiError::invalid(f, format!("`{f}` is for computer-use jobs: it needs a `goal`"))),
+            None => None,
+        },
+    };
     let steps = match obj.get("steps") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(a)) => parse_steps(a)?,
         Some(_) => return Err(ApiError::InvalidType { field: "steps".into(), expected: "an array of steps" }),
     };
-    if query.is_none() && url.is_none() && steps.is_empty() {
-        return Err(ApiError::MissingField { field: "query".into(), message: "`query`, `url` or `steps` is required".into() });
+    if query.is_none() && url.is_none() && steps.is_empty() && computer_job.is_none() {
+        return Err(ApiError::MissingField { field: "query".into(), message: "`query`, `url`, `steps` or `goal` is required".into() });
     }
-    // The one set of rules (names::job): the target, then every step, by field.
-    let target = match spec::target(query, url, &steps)? {
+    let target = if let Some(goal) = computer_job {
+        if let Some(f) = [("query", query.is_some()), ("url", url.is_some()), ("steps", !steps.is_empty())].iter().find(|(_, given)| *given).map(|(f, _)| *f) {
+            return Err(ApiError::invalid(f, format!("`goal` takes no `{f}`: the model decides what to open (`start_url` sets the first page)")));
+        }
+        Target::Goal(Box::new(goal))
+    } else {
+        // The one set of rules (names::job): the target, then every step, by field.
+        match spec::target(query, url, &steps)? {
         spec::ValidTarget::Query(q) => Target::Query(q),
         // Stored as the client wrote it; the agent parses it by the same rules.
         spec::ValidTarget::Url(_) => Target::Url(url.unwrap_or_default().to_owned()),
         spec::ValidTarget::Steps => Target::Script,
+        spec::ValidTarget::Goal => unreachable!("a spec without a goal is no goal job"),
+        }
     };
     let options = match obj.get("options") {
         None | Some(Value::Null) => JobOptions::default(),
@@ -77,6 +100,75 @@ pub fn parse_submit(body: &[u8], content_type: Option<&str>) -> Result<SubmitBod
         Some(_) => return Err(ApiError::InvalidType { field: "webhook".into(), expected: "an object with a `url`" }),
     };
     Ok(SubmitBody { request: JobRequest { target, options, steps, webhook_url }, tenant_id: tenant_id.map(str::to_owned) })
+}
+
+/// A computer-use job's fields: each of the right type, the model and limits resolved from the
+/// deployment's, then the rules (`names::goal`) and the schema compiled.
+fn parse_goal(obj: &Map<String, Value>, goal: &str, computer: &names::goal::Settings) -> Result<names::goal::Goal, ApiError> {
+    use names::goal;
+    let strings = |field: &str| -> Result<Vec<String>, ApiError> {
+        match present(obj, field) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(a)) => a
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v.as_str().map(str::to_owned).ok_or_else(|| ApiError::InvalidType { field: format!("{field}[{i}]"), expected: "a string" }))
+                .collect(),
+            Some(_) => Err(ApiError::InvalidType { field: field.into(), expected: "an array of strings" }),
+        }
+    };
+    let model = match present(obj, "model") {
+        None => None,
+        Some(Value::Object(m)) => {
+            reject_unknown(m, MODEL_FIELDS, "model.")?;
+            let text = |f: &str| opt_string(m, f).map_err(|_| ApiError::InvalidType { field: format!("model.{f}"), expected: "a string" });
+            let provider = match text("provider")? {
+                Some(p) => goal::Provider::parse(p).ok_or_else(|| ApiError::invalid("model.provider", "`model.provider` must be `bedrock` or `anthropic`"))?,
+                None => return Err(ApiError::MissingField { field: "model.provider".into(), message: "`model.provider` is required".into() }),
+            };
+            let Some(id) = text("id")? else {
+                return Err(ApiError::MissingField { field: "model.id".into(), message: "`model.id` is required".into() });
+            };
+            Some(goal::ModelChoice { provider, id: id.to_owned(), api_key_secret: text("api_key_secret")?.map(str::to_owned) })
+        }
+        Some(_) => return Err(ApiError::InvalidType { field: "model".into(), expected: "an object with `provider` and `id`" }),
+    };
+    let mut asked = goal::AskedLimits::default();
+    match present(obj, "limits") {
+        None => {}
+        Some(Value::Object(l)) => {
+            reject_unknown(l, LIMIT_FIELDS, "limits.")?;
+            let whole = |f: &str| -> Result<Option<u64>, ApiError> {
+                present(l, f).map(|v| v.as_u64().ok_or_else(|| ApiError::InvalidType { field: format!("limits.{f}"), expected: "a whole number" })).transpose()
+            };
+            asked.max_steps = whole("max_steps")?.map(|v| u32::try_from(v).unwrap_or(u32::MAX));
+            asked.max_tokens = whole("max_tokens")?;
+            asked.max_cost_usd = present(l, "max_cost_usd")
+                .map(|v| v.as_f64().map(goal::Usd).ok_or_else(|| ApiError::InvalidType { field: "limits.max_cost_usd".into(), expected: "a number" }))
+                .transpose()?;
+        }
+        Some(_) => return Err(ApiError::InvalidType { field: "limits".into(), expected: "an object" }),
+    }
+    let (model, limits, _) = computer.resolve(model, asked)?;
+    let output_schema = match present(obj, "output_schema") {
+        None => None,
+        Some(v @ Value::Object(_)) => Some(v.clone()),
+        Some(_) => return Err(ApiError::InvalidType { field: "output_schema".into(), expected: "a JSON Schema object" }),
+    };
+    let g = goal::Goal {
+        goal: goal.to_owned(),
+        start_url: opt_string(obj, "start_url")?.map(str::to_owned),
+        allowed_domains: strings("allowed_domains")?,
+        secrets: strings("secrets")?,
+        output_schema,
+        model,
+        limits,
+    };
+    g.check()?;
+    if let Some(schema) = &g.output_schema {
+        jsonschema::validator_for(schema).map_err(|e| ApiError::invalid("output_schema", format!("`output_schema` is not a valid JSON Schema: {e}")))?;
+    }
+    Ok(g)
 }
 
 /// Each step: an object with a known `action` and that action's fields only (named with their

@@ -11,6 +11,7 @@ pub fn to_item(job: &Job) -> HashMap<String, AttributeValue> {
         Target::Query(q) => m.insert(t::QUERY.into(), s(q)),
         Target::Url(u) => m.insert(t::URL.into(), s(u)),
         Target::Script => None,
+        Target::Goal(g) => m.insert(t::GOAL.into(), s(serde_json::to_string(g).unwrap_or_default())),
     };
     if !job.steps.is_empty() {
         m.insert(t::STEPS.into(), s(serde_json::to_string(&job.steps).unwrap_or_default()));
@@ -65,6 +66,7 @@ pub fn from_item(m: &HashMap<String, AttributeValue>) -> Option<Job> {
         None => Vec::new(),
     };
     let target = match (gs(t::QUERY), gs(t::URL)) {
+        (None, None) if gs(t::GOAL).is_some() => Target::Goal(Box::new(serde_json::from_str(&gs(t::GOAL)?).ok()?)),
         (Some(q), _) => Target::Query(q),
         (None, Some(u)) => Target::Url(u),
         (None, None) if !steps.is_empty() => Target::Script,

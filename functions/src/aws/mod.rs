@@ -100,6 +100,7 @@ mod outputs;
 mod secrets;
 mod tasks;
 mod logs;
+mod models;
 
 pub use store::*;
 pub use index::*;
@@ -110,3 +111,4 @@ pub use outputs::*;
 pub use secrets::*;
 pub use tasks::*;
 pub use logs::*;
+pub use models::*;

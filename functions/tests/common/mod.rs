@@ -188,6 +188,8 @@ pub fn config() -> Config {
         log_group: log_group(),
         tenant_secrets_path: names::ssm::tenants_path(PROJECT, ENVIRONMENT),
         webhook_secrets_path: names::ssm::webhooks_path(PROJECT, ENVIRONMENT),
+        model_role_arn: format!("arn:aws:iam::{ACCOUNT}:role/{}", names::goal::model_role_name(&names::defaults::name_prefix(PROJECT, ENVIRONMENT))),
+        computer: testenv::model::settings(None),
         ..Config::defaults()
     }
 }

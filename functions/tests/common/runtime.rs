@@ -46,6 +46,8 @@ pub fn function_env(function: names::Function, c: &functions::Config) -> Vec<(St
             WarmPoolSize => c.warm_pool_size.to_string(),
             MetricsNamespace => c.metrics_namespace.clone(),
             FargatePricing => serde_json::json!({"vcpu": c.pricing.vcpu, "memory_gb": c.pricing.memory_gb, "vcpu_hour": c.pricing.vcpu_hour, "gb_hour": c.pricing.gb_hour}).to_string(),
+            ComputerUse => serde_json::to_string(&c.computer).unwrap(),
+            ModelRoleArn => c.model_role_arn.clone(),
         };
         env.push((var.name(), value));
     }

@@ -30,8 +30,13 @@ impl Role {
     /// to the role by `aws:PrincipalArn`, because a trust policy may not name a role that does
     /// not exist yet, as the role being created.
     pub fn trust_itself(ctx: &super::Context, name: &Val) -> Statement {
+        Role::trust_role(ctx, "TrustItself", name)
+    }
+
+    /// The trust statement that lets sessions of the role `name` (of this account) assume a role.
+    pub fn trust_role(ctx: &super::Context, sid: &str, name: &Val) -> Statement {
         Statement {
-            sid: Some("TrustItself".into()),
+            sid: Some(sid.into()),
             effect: Some("Allow".into()),
             actions: vec!["sts:AssumeRole".into()],
             resources: Vec::new(),

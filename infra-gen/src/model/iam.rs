@@ -57,6 +57,10 @@ pub const UNSCOPABLE_ACTIONS: &[(&str, &str)] = &[
     ("xray:PutTraceSegments", "X-Ray trace ingestion has no resource type"),
     ("xray:PutTelemetryRecords", "X-Ray telemetry ingestion has no resource type"),
     ("logs:DescribeLogGroups", "listing log groups has no resource type (a scoped grant never matches)"),
+    (
+        "bedrock:CallWithBearerToken",
+        "using a Bedrock API key has no resource type (its condition key bedrock:BearerTokenType says which kind); what the key may call is the session's bedrock:InvokeModel grant",
+    ),
 ];
 
 impl Statement {
