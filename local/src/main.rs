@@ -76,6 +76,11 @@ struct Cli {
     /// Jobs of one tenant queued at once; a submit over it is 429 (Terraform `tenant_max_queued`).
     #[arg(long, default_value_t = names::defaults::TENANT_MAX_QUEUED, value_parser = clap::value_parser!(u32).range(1..))]
     tenant_max_queued: u32,
+    /// Computer-use jobs (`goal`) are served by a stand-in model service here (no model service
+    /// is reachable offline), which plays this scenario: `sign-in` (signs in on the fixture's
+    /// /desk page and answers the greeting), `never-stops`, `gives-up`; `off` refuses such jobs.
+    #[arg(long, default_value = "sign-in", value_parser = ["sign-in", "never-stops", "gives-up", "off"])]
+    model_scenario: String,
 }
 
 /// One entry of an allow-list, refused at start when malformed (a URL where an origin is meant, say)
@@ -193,6 +198,7 @@ async fn main() -> std::process::ExitCode {
         verbose: true,
         // The schedule rule's sweep, as deployed (rate(5 minutes)) but every minute.
         sweep_every: Some(std::time::Duration::from_secs(60)),
+        model_scenario: (cli.model_scenario != "off").then(|| cli.model_scenario.clone()),
         ..Options::quiet(&[], AgentCommand::Trivial(String::new()))
     };
     let stack = match LocalStack::start(options).await {
@@ -213,6 +219,17 @@ async fn main() -> std::process::ExitCode {
     println!("Emulator:  {}", stack.endpoint);
     println!("Agents:    {}", stack.agents);
     println!("Fixtures:  http://{}/search?q=rust", stack.fixture);
+    if let Some(model) = &stack.model {
+        println!(
+            "Model:     stand-in at {} for goal jobs (Bedrock by default; `anthropic` with \"api_key_secret\": \"{}\")",
+            model.server.url(""),
+            local_stack::stack::STAND_IN_KEY_SECRET
+        );
+        println!(
+            "Goal job:  curl -s -X POST {}/jobs -H 'x-api-key: {}' -H 'content-type: application/json' -d '{{\"goal\": \"Sign in as alice and tell me the greeting\", \"start_url\": \"http://{}/desk\", \"secrets\": [\"pw\"]}}'   (start with '--tenant-secret={}:pw={}', the desk's password)",
+            stack.api_url, stack.keys[0].1, stack.fixture, stack.keys[0].0, testenv::fixture::LOGIN_PASSWORD
+        );
+    }
     println!("Try:       {}", try_command(&root, &stack.api_url, &stack.keys[0].1));
     println!("Or curl:   curl -s -X POST {}/jobs -H 'x-api-key: {}' -H 'content-type: application/json' -d '{{\"query\": \"rust\"}}'", stack.api_url, stack.keys[0].1);
     println!("Ctrl-C stops everything.");

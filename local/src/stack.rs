@@ -61,7 +61,14 @@ pub struct Options {
     /// How long a webhook round may stall before the sweep ends it FAILED
     /// (`Config::webhook_stall_seconds`), when not the default.
     pub webhook_stall_seconds: Option<i64>,
+    /// Computer-use jobs' model: the stand-in model service playing this scenario (`sign-in`,
+    /// `never-stops`, `gives-up`), or none (such jobs are refused).
+    pub model_scenario: Option<String>,
 }
+
+/// The tenant secret that holds the stand-in model service's Anthropic API key, for a job's
+/// `model.api_key_secret` (Bedrock jobs need none: their key is minted per job).
+pub const STAND_IN_KEY_SECRET: &str = "anthropic-api-key";
 
 impl Options {
     /// A quiet stack for tests and benchmarks: free ports, no limits to speak of, no pool, no
@@ -92,6 +99,7 @@ impl Options {
             webhook_retry_seconds: None,
             recovery_grace_seconds: None,
             webhook_stall_seconds: None,
+            model_scenario: None,
         }
     }
 }
@@ -118,6 +126,8 @@ pub struct LocalStack {
     pub launches: Arc<std::sync::Mutex<HashMap<String, u32>>>,
     /// The metric lines written while it runs, as series (CloudWatch's part).
     pub metrics: Arc<crate::metrics::Store>,
+    /// The stand-in model service of computer-use jobs, when it runs.
+    pub model: Option<testenv::model::ModelServer>,
 }
 
 /// The provisioned stack as IAM names it (what Terraform would know after an apply).
@@ -210,6 +220,27 @@ impl LocalStack {
         // As infra-gen sets it: the process function signs the agents' links with a session of
         // its own role.
         config.link_signer_role_arn = stack.role_arn(&names::Function::Process.role_name(&stack.name_prefix()));
+        // Computer-use jobs: the stand-in model service as both providers, Bedrock's keys minted
+        // from sessions of the model role and authorized by the emulator's IAM, as Bedrock would.
+        config.model_role_arn = stack.role_arn(&names::goal::model_role_name(&stack.name_prefix()));
+        let mut tenant_secrets = o.tenant_secrets.clone();
+        let model = match &o.model_scenario {
+            None => None,
+            Some(scenario) => {
+                say(v, &format!("starting the stand-in model service (scenario {scenario})"));
+                let (root, scenario, endpoint) = (o.root.clone(), scenario.clone(), emulator.endpoint.clone());
+                let m = tokio::task::spawn_blocking(move || testenv::model::ModelServer::start_with(&root, &scenario, 0, Some(&endpoint)))
+                    .await
+                    .map_err(|e| e.to_string())??;
+                config.computer = m.settings();
+                for tenant in &o.tenants {
+                    if !tenant_secrets.iter().any(|s| s.tenant == *tenant && s.name == STAND_IN_KEY_SECRET) {
+                        tenant_secrets.push(crate::provision::TenantSecret { tenant: tenant.clone(), name: STAND_IN_KEY_SECRET.into(), value: m.key.clone() });
+                    }
+                }
+                Some(m)
+            }
+        };
         let keys = testenv::iam::register(&o.root, &emulator.endpoint, &stack).await.map_err(|e| e.to_string())?;
         let keys = keys.into_iter().map(|(f, k)| (f, (k.id, k.secret))).collect();
         let (id, secret) = testenv::moto::HARNESS_KEY;
@@ -219,12 +250,13 @@ impl LocalStack {
             function_sdk = function_sdk.to_builder().http_client(testenv::faults::FaultyClient::new(plan.clone(), caller)).build();
         }
         let app = Arc::new(functions::App::new(&function_sdk, config.clone(), names::Function::ALL.to_vec()));
-        crate::provision::put_tenant_secrets(&sdk, &config, &o.tenant_secrets).await?;
+        crate::provision::put_tenant_secrets(&sdk, &config, &tenant_secrets).await?;
         let signing_secrets = crate::provision::put_signing_secrets(&sdk, &config, &o.tenants).await?;
 
         let (stop, stop_rx) = watch::channel(false);
         // The agents read the same list; a malformed entry would fail every job, so it fails here.
-        let egress_allow: Vec<String> = std::iter::once(fixture.to_string()).chain(o.egress_allow.iter().cloned()).collect();
+        let egress_allow: Vec<String> =
+            std::iter::once(fixture.to_string()).chain(model.as_ref().map(|m| m.addr())).chain(o.egress_allow.iter().cloned()).collect();
         names::egress::EgressPolicy::parse(&egress_allow.join(",")).map_err(|e| format!("--egress-allow: {e}"))?;
 
         say(v, "starting the SQS pollers (jobs, webhooks), as generated/'s event source mappings poll");
@@ -325,6 +357,7 @@ impl LocalStack {
             scratch,
             launches,
             metrics,
+            model,
         })
     }
 
