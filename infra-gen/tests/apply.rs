@@ -201,7 +201,7 @@ fn longest_value(var: &str) -> usize {
         // The most models with the longest ids, prices of many digits, both endpoints at their longest.
         v if v == names::env::COMPUTER_USE => {
             use names::goal::{self, Usd};
-            let price = Usd(1000.000_001);
+            let price = Usd(1_000.000_001);
             let prices = goal::Prices { input: price, output: price, cache_write: price, cache_read: price };
             let models = (0..goal::MAX_MODELS).map(|i| (format!("anthropic/{i}{}", "m".repeat(goal::MODEL_ID_MAX_CHARS - 1)), prices)).collect();
             let limits = goal::Limits { max_steps: 500, max_tokens: 100_000_000, max_cost_usd: Usd(999.999_999) };

@@ -96,6 +96,20 @@ async fn goal_jobs() {
         assert!(!text.contains("bedrock-api-key-"), "{what} holds the model's key");
     }
 
+    // The run as a script, which an ordinary job replays without the model to the same page.
+    let script = &result["script"];
+    assert_eq!(script["robust"], true, "{script}");
+    let steps = script["job"]["steps"].as_array().unwrap();
+    assert_eq!(steps[1], json!({"action": "click", "selector": "label[for=\"user\"]"}), "{script}");
+    assert!(steps.contains(&json!({"action": "type", "selector": "#password", "secret": "pw"})), "the secret by its name: {script}");
+    let replay = finished(&stack, script["job"].clone()).await;
+    assert_eq!(replay["status"], "COMPLETED", "{replay}");
+    let replayed: Value = serde_json::from_slice(&fetch(&replay["outputs"]["result"]).await).unwrap();
+    assert_eq!((&replayed["final_url"], &replayed["title"]), (&result["final_url"], &result["title"]), "{replayed}");
+    assert_eq!(result["title"], "Account", "{result}");
+    let calls = stack.model.as_ref().unwrap().server.records().len();
+    assert_eq!(calls, 3, "the replay called no model");
+
     // On Anthropic, with the tenant's own key, one turn allowed: the model only looked.
     let job = finished(
         &stack,

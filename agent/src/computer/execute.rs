@@ -31,12 +31,14 @@ pub struct Executor<'a> {
     pointer: Point,
 }
 
-/// What an action came to: a line for the model, and whether a screenshot of the region (a zoom)
-/// replaces the usual one after it.
+/// What an action came to: a line for the model, whether a screenshot of the region (a zoom)
+/// replaces the usual one after it, and the element it acted on (a click's, the field typed
+/// into) as a CSS selector a script can find it by (`script`).
 #[derive(Debug, Default)]
 pub struct Done {
     pub text: Option<String>,
     pub zoomed_png_base64: Option<String>,
+    pub target: Option<Value>,
 }
 
 impl<'a> Executor<'a> {
@@ -98,6 +100,8 @@ impl<'a> Executor<'a> {
             Action::Click { button, count, at, hold } => {
                 let modifiers = hold.as_deref().map(modifiers_of).transpose()?.unwrap_or(0);
                 let at = self.move_to(*at).await?;
+                // What is under the pointer before the click (the click may navigate away).
+                let target = self.target(Some(at)).await;
                 let button = match button {
                     Button::Left => "left",
                     Button::Right => "right",
@@ -107,7 +111,7 @@ impl<'a> Executor<'a> {
                     self.mouse("mousePressed", at, button, n, modifiers).await?;
                     self.mouse("mouseReleased", at, button, n, modifiers).await?;
                 }
-                Ok(Done::default())
+                Ok(Done { target, ..Done::default() })
             }
             Action::MouseDown => self.mouse("mousePressed", self.pointer, "left", 1, 0).await.map(|()| Done::default()),
             Action::MouseUp => self.mouse("mouseReleased", self.pointer, "left", 1, 0).await.map(|()| Done::default()),
@@ -135,7 +139,8 @@ impl<'a> Executor<'a> {
             }
             Action::Type { text } => {
                 let text = with_secrets(text, self.secrets)?;
-                self.cdp("Input.insertText", json!({ "text": text })).await.map(|_| Done::default())
+                let target = self.target(None).await;
+                self.cdp("Input.insertText", json!({ "text": text })).await.map(|_| Done { target, ..Done::default() })
             }
             Action::Key { keys } => {
                 let (modifiers, key) = combination(keys)?;
@@ -160,6 +165,18 @@ impl<'a> Executor<'a> {
                 Ok(Done { zoomed_png_base64: Some(png), ..Done::default() })
             }
         }
+    }
+
+    /// The element at `at` (the focused one when none) as [`TARGET`] describes it; None when
+    /// there is none or the page would not say.
+    async fn target(&self, at: Option<Point>) -> Option<Value> {
+        let args = match at {
+            Some(p) => vec![json!(p.x), json!(p.y)],
+            None => vec![Value::Null, Value::Null],
+        };
+        let script = format!("return ({TARGET})(arguments[0], arguments[1]);");
+        let found = tokio::time::timeout(SETTLE_CAP, self.browser.client.execute(&script, args)).await.ok()?.ok()?;
+        found.is_object().then_some(found)
     }
 
     async fn move_to(&mut self, at: Option<Point>) -> Result<Point, String> {
@@ -249,6 +266,37 @@ impl<'a> Executor<'a> {
         shot["data"].as_str().map(str::to_owned).ok_or_else(|| "Page.captureScreenshot gave no data".into())
     }
 }
+
+/// The element at the viewport's point (x, y), or the focused one when x is null, as the control a
+/// person would say they used (the nearest link, button, label or field around what was hit): a
+/// CSS selector that finds it alone in the page, by the most lasting handle it has (its id unless
+/// the id looks generated, a test id, its name, the field a label is for, its ARIA label, a
+/// link's address), `robust`; else its position in the document (`robust: false`).
+const TARGET: &str = r#"(x, y) => {
+  let el = x === null ? document.activeElement : document.elementFromPoint(x, y);
+  if (!el || el === document.body || el === document.documentElement) return null;
+  el = el.closest('a, button, label, input, select, textarea, summary, [role=button], [role=link], [onclick]') || el;
+  const tag = el.tagName.toLowerCase();
+  const quote = (v) => '"' + v.replace(/\\/g, '\\\\').replace(/"/g, '\\"') + '"';
+  const only = (sel) => { try { const all = document.querySelectorAll(sel); return all.length === 1 && all[0] === el; } catch (e) { return false; } };
+  const tries = [];
+  if (el.id && !/[0-9]{3,}|^[0-9a-f-]{16,}$|^:/i.test(el.id)) tries.push(['id', '#' + CSS.escape(el.id)]);
+  for (const a of ['data-testid', 'data-test-id', 'data-test', 'data-qa', 'data-cy']) if (el.getAttribute(a)) tries.push(['test id', `[${a}=${quote(el.getAttribute(a))}]`]);
+  if (el.getAttribute('name')) tries.push(['name', `${tag}[name=${quote(el.getAttribute('name'))}]`]);
+  if (tag === 'label' && el.htmlFor) tries.push(['label', `label[for=${quote(el.htmlFor)}]`]);
+  if (el.getAttribute('aria-label')) tries.push(['aria label', `${tag}[aria-label=${quote(el.getAttribute('aria-label'))}]`]);
+  if (tag === 'a' && el.getAttribute('href')) tries.push(['link', `a[href=${quote(el.getAttribute('href'))}]`]);
+  for (const [by, selector] of tries) if (only(selector)) return { selector, robust: true, by };
+  const path = [];
+  for (let e = el; e && e.nodeType === 1 && e !== document.documentElement; e = e.parentElement) {
+    if (e !== el && e.id && only('#' + CSS.escape(e.id))) { path.unshift('#' + CSS.escape(e.id)); break; }
+    let n = 1;
+    for (let s = e.previousElementSibling; s; s = s.previousElementSibling) if (s.tagName === e.tagName) n++;
+    path.unshift(`${e.tagName.toLowerCase()}:nth-of-type(${n})`);
+  }
+  const selector = path.join(' > ');
+  return only(selector) ? { selector, robust: false, by: 'position' } : null;
+}"#;
 
 /// Draws a black box over each place the page shows one of the values it is given, and returns
 /// how many: each occurrence in a text node (its own boxes, through a range), and each field whose

@@ -66,9 +66,15 @@ pub async fn run(ctx: &Ctx, browser: &Browser, goal: &Goal) -> Result<(), AgentE
             trajectory.push(json!({
                 "turn": step.turn,
                 "text": step.text,
-                "actions": step.actions.iter().map(|(input, outcome)| match outcome {
-                    Ok(()) => json!({ "input": input, "ok": true }),
-                    Err(e) => json!({ "input": input, "ok": false, "error": e }),
+                "actions": step.actions.iter().map(|a| {
+                    let mut v = match &a.outcome {
+                        Ok(()) => json!({ "input": a.input, "ok": true }),
+                        Err(e) => json!({ "input": a.input, "ok": false, "error": e }),
+                    };
+                    if let Some(t) = &a.target {
+                        v["target"] = t.clone();
+                    }
+                    v
                 }).collect::<Vec<_>>(),
                 "usage": usage_json(&step.usage),
                 "model_ms": step.model_ms,
@@ -96,6 +102,7 @@ pub async fn run(ctx: &Ctx, browser: &Browser, goal: &Goal) -> Result<(), AgentE
             "estimated_cost_usd": (cost * 1e6).round() / 1e6,
         },
         "trajectory": trajectory,
+        "script": super::script::script(goal.start_url.as_deref(), viewport, &steps),
     });
     if let Ok(a) = &outcome {
         computer["answer"] = a.clone();

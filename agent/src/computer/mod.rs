@@ -11,6 +11,7 @@
 //! - [`model`]: the model service (Anthropic's API, or Bedrock's InvokeModel with a bearer
 //!   token), retried with backoff within the job's time.
 //! - [`run`]: the loop: turns, actions in order, budgets (steps, tokens, cost), the trajectory.
+//! - [`script`]: the finished run as a scripted job that redoes it without the model.
 //! - [`job`]: the job: the granted model and its key, the loop on the job's browser, and what the
 //!   client gets (the answer checked against `output_schema`, usage, the trajectory).
 //! - [`messages`]: the conversation as Anthropic's Messages API carries it (directly, or as an
@@ -31,3 +32,4 @@ pub mod model;
 pub mod models;
 pub mod run;
 pub mod screen;
+pub mod script;

@@ -89,13 +89,22 @@ pub struct Step {
     pub turn: u32,
     /// The model's visible text.
     pub text: String,
-    /// Each action asked for (its input as sent) and what it came to.
-    pub actions: Vec<(Value, Result<(), String>)>,
+    /// Each action asked for and what it came to.
+    pub actions: Vec<Acted>,
     /// Tokens of this turn's response.
     pub usage: Usage,
     pub model_ms: u64,
     /// The screenshots sent back after this turn (base64 PNG), in order.
     pub screenshots: Vec<String>,
+}
+
+/// An action of a turn: its input as the model sent it, what it came to, and the element it
+/// acted on, when it found one (`execute::Done::target`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Acted {
+    pub input: Value,
+    pub outcome: Result<(), String>,
+    pub target: Option<Value>,
 }
 
 fn delta(after: &Usage, before: &Usage) -> Usage {
@@ -166,9 +175,9 @@ pub async fn run<M: ModelApi, S: Screen>(conversation: &mut Conversation, model:
                 Err(e) => Err(e.clone()),
             };
             let wants_picture = matches!(parsed, Ok(Action::Screenshot | Action::Zoom { .. })) || i == last;
-            let (outcome, zoomed) = match outcome {
-                Ok(done) => (Ok(done.text), done.zoomed_png_base64),
-                Err(e) => (Err(e), None),
+            let (outcome, zoomed, target) = match outcome {
+                Ok(done) => (Ok(done.text), done.zoomed_png_base64, done.target),
+                Err(e) => (Err(e), None, None),
             };
             let picture = match zoomed {
                 Some(z) => Some(z),
@@ -181,7 +190,7 @@ pub async fn run<M: ModelApi, S: Screen>(conversation: &mut Conversation, model:
                 },
                 None => None,
             };
-            step.actions.push((used.input.clone(), outcome.as_ref().map(drop).map_err(Clone::clone)));
+            step.actions.push(Acted { input: used.input.clone(), outcome: outcome.as_ref().map(drop).map_err(Clone::clone), target });
             step.screenshots.extend(picture.clone());
             results.push(ToolResult { tool_use_id: used.id.clone(), outcome, screenshot_png_base64: picture });
         }
@@ -316,7 +325,7 @@ mod tests {
         .await;
         assert_eq!(ended, Ended::Answered("done".into()));
         assert!(page.done.is_empty());
-        assert!(steps[0].actions[0].1.as_ref().unwrap_err().contains("outside the 1280x800 screenshot"));
+        assert!(steps[0].actions[0].outcome.as_ref().unwrap_err().contains("outside the 1280x800 screenshot"));
         let sent = model.seen.lock().unwrap();
         assert_eq!(sent[1]["messages"][2]["content"][0]["is_error"], true);
         assert!(sent[2]["messages"][4]["content"][0]["content"][0]["text"].as_str().unwrap().contains("there is no tool `browser`"));
