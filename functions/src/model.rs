@@ -265,6 +265,9 @@ impl Job {
             webhook,
             outputs: None,
             usage: self.usage,
+            answer: None,
+            model_usage: None,
+            cost: None,
         }
     }
 }

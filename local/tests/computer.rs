@@ -75,8 +75,13 @@ async fn goal_jobs() {
     assert_eq!(trajectory.len(), 3, "{result}");
     assert_eq!(trajectory[1]["actions"].as_array().unwrap().len(), 5);
     assert!(trajectory[1]["actions"].as_array().unwrap().iter().all(|a| a["ok"] == true), "{result}");
-    assert_eq!(result["usage"]["tokens"]["input_tokens"], 3 * 1500);
+    assert_eq!(result["usage"]["input_tokens"], 3 * 1500);
     assert_eq!(result["usage"]["estimated_cost_usd"], 0.0189, "3 turns of 1,500 tokens in at $3 and 120 out at $15 per million");
+    // The status shows the answer, the model's usage and the cost item by item.
+    assert_eq!(job["answer"], result["answer"]);
+    assert_eq!((job["model_usage"]["turns"].as_u64(), job["model_usage"]["estimated_cost_usd"].as_f64()), (Some(3), Some(0.0189)), "{job}");
+    let cost = &job["cost"];
+    assert!(cost["task_usd"].as_f64().unwrap() > 0.0 && (cost["total_usd"].as_f64().unwrap() - cost["task_usd"].as_f64().unwrap() - 0.0189).abs() < 1e-6, "{cost}");
     // Each turn's screenshot, a PNG through its link.
     let files = job["outputs"]["files"].as_object().unwrap();
     for turn in trajectory.iter().take(2) {

@@ -158,6 +158,44 @@ pub struct JobView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub usage: Option<JobUsage>,
+    /// A computer-use job's answer (valid against its `output_schema`), once it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, nullable = false)]
+    pub answer: Option<serde_json::Value>,
+    /// A computer-use job's model: its turns, tokens and estimated cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub model_usage: Option<ModelUsage>,
+    /// A computer-use job's estimated cost, item by item (its task's and its model's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub cost: Option<JobCost>,
+}
+
+/// A computer-use job's model usage, as its agent counted the model's answers (`result.json`'s
+/// `usage`): tokens, and their estimated cost at the deployment's prices for the model.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ModelUsage {
+    /// `provider/id`.
+    pub model: String,
+    pub turns: u32,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_creation_input_tokens: u64,
+    pub cache_read_input_tokens: u64,
+    #[schema(value_type = f64)]
+    pub estimated_cost_usd: crate::goal::Usd,
+}
+
+/// A job's estimated cost in US dollars, item by item: its task's (Fargate) and its model's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct JobCost {
+    #[schema(value_type = f64)]
+    pub task_usd: crate::goal::Usd,
+    #[schema(value_type = f64)]
+    pub model_usd: crate::goal::Usd,
+    #[schema(value_type = f64)]
+    pub total_usd: crate::goal::Usd,
 }
 
 /// What a job's task used for it: the time (its billed time as its stop event reports it, image

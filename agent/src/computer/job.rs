@@ -96,10 +96,14 @@ pub async fn run(ctx: &Ctx, browser: &Browser, goal: &Goal) -> Result<(), AgentE
         "model": goal.model.key(),
         "tool": tool.tool_type,
         "turns": steps.len(),
-        "usage": {
-            "model": goal.model.key(),
-            "tokens": usage_json(&usage),
-            "estimated_cost_usd": (cost * 1e6).round() / 1e6,
+        "usage": names::api::ModelUsage {
+            model: goal.model.key(),
+            turns: steps.len() as u32,
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cache_creation_input_tokens: usage.cache_creation_input_tokens,
+            cache_read_input_tokens: usage.cache_read_input_tokens,
+            estimated_cost_usd: names::goal::Usd((cost * 1e6).round() / 1e6),
         },
         "trajectory": trajectory,
         "script": super::script::script(goal.start_url.as_deref(), viewport, &steps),

@@ -363,6 +363,19 @@ impl Outputs {
         Ok(ids.len())
     }
 
+    /// The job's `result.json` as JSON, when it is there and is JSON (written by the agent, which
+    /// runs pages of the internet: read, never trusted).
+    pub async fn result(&self, task_id: &TaskId) -> Result<Option<serde_json::Value>, AwsError> {
+        let key = names::bucket::output_key(task_id.as_str(), Output::Result);
+        let body = match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
+            Ok(o) if o.content_length().is_some_and(|n| n as u64 > Output::Result.max_bytes()) => return Ok(None),
+            Ok(o) => o.body.collect().await.map_err(|e| AwsError { op: "s3:GetObject", code: None, detail: e.to_string() })?.into_bytes(),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(AwsError::from_sdk("s3:GetObject", e)),
+        };
+        Ok(serde_json::from_slice(&body).ok())
+    }
+
     /// The agent's `error.json` of the job, when it wrote one that reads as a report.
     pub async fn error_report(&self, task_id: &TaskId) -> Result<Option<AgentReport>, AwsError> {
         let key = names::bucket::output_key(task_id.as_str(), Output::Error);
