@@ -96,8 +96,38 @@ enum Command {
 }
 
 #[derive(clap::Args, Debug)]
-#[command(group(ArgGroup::new("target").required(true).multiple(true).args(["query", "url", "steps"])))]
+#[command(group(ArgGroup::new("target").required(true).multiple(true).args(["query", "url", "steps", "goal"])))]
 struct SubmitArgs {
+    /// A computer-use job: what to do, in words; a model decides each action
+    #[arg(long, conflicts_with_all = ["query", "url", "steps"])]
+    goal: Option<String>,
+    /// With --goal: the page the browser shows first
+    #[arg(long, requires = "goal", value_name = "URL")]
+    start_url: Option<String>,
+    /// With --goal: the only domains (and their subdomains) the browser may reach
+    #[arg(long, requires = "goal", value_delimiter = ',', value_name = "DOMAIN")]
+    allowed_domains: Vec<String>,
+    /// With --goal: tenant secrets the model may type by name (it never sees their values)
+    #[arg(long, requires = "goal", value_delimiter = ',', value_name = "NAME")]
+    secrets: Vec<String>,
+    /// With --goal: a JSON Schema file the answer must satisfy
+    #[arg(long, requires = "goal", value_name = "FILE")]
+    output_schema: Option<PathBuf>,
+    /// With --goal: the model, PROVIDER/ID (`bedrock/...`, or `anthropic/...` with --api-key-secret)
+    #[arg(long, requires = "goal", value_name = "PROVIDER/ID")]
+    model: Option<String>,
+    /// With an `anthropic/` model: the tenant secret that holds its API key
+    #[arg(long, requires = "model", value_name = "NAME")]
+    api_key_secret: Option<String>,
+    /// With --goal: the most model turns
+    #[arg(long, requires = "goal", value_name = "N")]
+    max_steps: Option<u32>,
+    /// With --goal: the most tokens, in and out
+    #[arg(long, requires = "goal", value_name = "N")]
+    max_tokens: Option<u64>,
+    /// With --goal: the most estimated model cost, US dollars
+    #[arg(long, requires = "goal", value_name = "USD")]
+    max_cost_usd: Option<f64>,
     /// Search for this
     #[arg(long, conflicts_with = "url")]
     query: Option<String>,
@@ -134,6 +164,19 @@ struct SubmitArgs {
     /// Stop waiting after this many seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 900)]
     wait_timeout: u64,
+}
+
+/// `PROVIDER/ID` as the API's `model`.
+fn parse_model(s: &str, api_key_secret: Option<String>) -> Result<names::goal::ModelChoice, Failure> {
+    let (provider, id) = s.split_once('/').ok_or_else(|| Failure::Usage(format!("--model `{s}` is not PROVIDER/ID, e.g. bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0")))?;
+    let provider = names::goal::Provider::parse(provider).ok_or_else(|| Failure::Usage(format!("--model: the provider `{provider}` is not bedrock or anthropic")))?;
+    Ok(names::goal::ModelChoice { provider, id: id.to_owned(), api_key_secret })
+}
+
+/// A JSON Schema file, as JSON (the API checks that it is a schema).
+fn read_schema(path: &std::path::Path) -> Result<Value, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| Failure::Usage(format!("--output-schema {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| Failure::Usage(format!("--output-schema {}: not JSON ({e})", path.display())))
 }
 
 fn parse_viewport(s: &str) -> Result<Viewport, String> {
@@ -257,6 +300,17 @@ fn submit(cli: &Cli, api: &Api, args: &SubmitArgs) -> Result<u8, Failure> {
             capture_html: args.html,
         }),
         webhook: args.webhook.clone().map(|url| names::api::WebhookRequest { url }),
+        goal: args.goal.clone(),
+        start_url: args.start_url.clone(),
+        allowed_domains: args.allowed_domains.clone(),
+        secrets: args.secrets.clone(),
+        output_schema: args.output_schema.as_deref().map(read_schema).transpose()?,
+        model: args.model.as_deref().map(|m| parse_model(m, args.api_key_secret.clone())).transpose()?,
+        limits: (args.max_steps.is_some() || args.max_tokens.is_some() || args.max_cost_usd.is_some()).then(|| names::goal::AskedLimits {
+            max_steps: args.max_steps,
+            max_tokens: args.max_tokens,
+            max_cost_usd: args.max_cost_usd.map(names::goal::Usd),
+        }),
         ..Default::default()
     };
     let mut body = serde_json::to_value(&request).expect("a request serializes");
@@ -383,6 +437,10 @@ fn print_job(job: &JobView) {
     if !job.steps.is_empty() {
         println!("steps        {}", job.steps.len());
     }
+    if let Some(g) = &job.computer {
+        println!("goal         {:?}", g.goal);
+        println!("model        {}", g.model.key());
+    }
     println!("created_at   {}", job.created_at);
     for (k, v) in [("started_at", &job.started_at), ("finished_at", &job.finished_at)] {
         if let Some(v) = v {
@@ -401,6 +459,15 @@ fn print_job(job: &JobView) {
     }
     if let Some(w) = &job.webhook {
         println!("webhook      {} {}", w.url, w.state.map(|s| s.as_str()).unwrap_or("not sent yet"));
+    }
+    if let Some(a) = &job.answer {
+        println!("answer       {a}");
+    }
+    if let Some(u) = &job.model_usage {
+        println!("model_usage  {} turns, {} tokens in, {} out, ~${}", u.turns, u.input_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens, u.output_tokens, u.estimated_cost_usd.0);
+    }
+    if let Some(c) = &job.cost {
+        println!("cost         ~${} (task ${}, model ${})", c.total_usd.0, c.task_usd.0, c.model_usd.0);
     }
     if let Some(outputs) = &job.outputs {
         for (name, link) in outputs.files() {

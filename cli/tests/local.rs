@@ -52,7 +52,13 @@ async fn with_agents() {
     let podman = testenv::container::Podman::detect().unwrap_or_else(|e| panic!("{e}"));
     podman.require_image(testenv::container::LOCAL_IMAGE).unwrap_or_else(|e| panic!("{e} (make image builds it)"));
     let command = AgentCommand::Container { podman, image: testenv::container::LOCAL_IMAGE.into() };
-    let stack = LocalStack::start(Options::quiet(&["acme"], command)).await.expect("the local stack starts");
+    let stack = LocalStack::start(Options {
+        model_scenario: Some("sign-in".into()),
+        tenant_secrets: vec![local_stack::provision::TenantSecret { tenant: "acme".into(), name: "pw".into(), value: testenv::fixture::LOGIN_PASSWORD.into() }],
+        ..Options::quiet(&["acme"], command)
+    })
+    .await
+    .expect("the local stack starts");
     let dir = std::env::temp_dir().join(format!("jobsctl-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
 
@@ -139,6 +145,20 @@ async fn with_agents() {
     let none = tokio::process::Command::new(env!("CARGO_BIN_EXE_jobsctl")).args(["list", "--terraform-dir", "/nonexistent"]).env_remove("JOBS_API_URL").env_remove("JOBS_API_KEY").output().await.unwrap();
     assert_eq!(none.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&none.stderr).contains("--api-url"), "{}", String::from_utf8_lossy(&none.stderr));
+
+    // A computer-use job: its goal, a secret by name, a schema for the answer; the answer, the
+    // model's usage and the cost shown.
+    let schema = dir.join("schema.json");
+    std::fs::write(&schema, r#"{"type": "object", "required": ["greeting"]}"#).unwrap();
+    let desk = format!("http://{}/desk", stack.fixture);
+    let args = ["submit", "--goal", "Sign in as alice and tell me the greeting", "--start-url", &desk, "--secrets", "pw", "--max-steps", "5"];
+    let goal = run(&stack, &[&args[..], &["--output-schema", schema.to_str().unwrap(), "--viewport", "1920x1080", "--wait"]].concat()).await;
+    assert_eq!(goal.code, 0, "{goal}");
+    assert!(goal.stdout.contains(r#"answer       {"greeting":"Welcome, alice"}"#), "{goal}");
+    assert!(goal.stdout.contains("model_usage  3 turns") && goal.stdout.contains("cost         ~$"), "{goal}");
+    let unknown = run(&stack, &[&args[..], &["--model", "bedrock/no-such-model"]].concat()).await;
+    assert_eq!(unknown.code, 4, "{unknown}");
+    assert!(unknown.stderr.contains("model") && unknown.stderr.contains("allows"), "{unknown}");
 
     let _ = std::fs::remove_dir_all(&dir);
     stack.stop(false).await;
