@@ -226,7 +226,7 @@ async fn main() -> std::process::ExitCode {
             local_stack::stack::STAND_IN_KEY_SECRET
         );
         println!(
-            "Goal job:  curl -s -X POST {}/jobs -H 'x-api-key: {}' -H 'content-type: application/json' -d '{{\"goal\": \"Sign in as alice and tell me the greeting\", \"start_url\": \"http://{}/desk\", \"secrets\": [\"pw\"]}}'   (start with '--tenant-secret={}:pw={}', the desk's password)",
+            "Goal job:  curl -s -X POST {}/jobs -H 'x-api-key: {}' -H 'content-type: application/json' -d '{{\"goal\": \"Sign in as alice and tell me the greeting\", \"start_url\": \"http://{}/desk\", \"secrets\": [\"pw\"], \"options\": {{\"viewport\": {{\"width\": 1920, \"height\": 1080}}}}}}'   (start with --tenant-secret={}:pw={}, the desk's password)",
             stack.api_url, stack.keys[0].1, stack.fixture, stack.keys[0].0, testenv::fixture::LOGIN_PASSWORD
         );
     }

@@ -64,7 +64,7 @@ impl Drop for Fixture {
 }
 
 /// The password `/portal` accepts.
-pub const LOGIN_PASSWORD: &str = "correct horse battery staple";
+pub const LOGIN_PASSWORD: &str = "correct-horse-battery-staple";
 
 /// What `/search` lists, in order.
 pub const SEARCH_RESULTS: &[(&str, &str)] = &[
