@@ -289,6 +289,7 @@ impl Settings {
                 ModelChoice { provider, id: id.to_owned(), api_key_secret: None }
             }
         };
+        crate::tools::tool_for(&model.id).map_err(|e| SpecError::new("model", e))?;
         let prices = *self.models.get(&model.key()).ok_or_else(|| {
             let allowed: Vec<&str> = self.models.keys().map(String::as_str).collect();
             SpecError::new("model", format!("model `{}` is not one this deployment allows ({})", model.key(), allowed.join(", ")))
@@ -412,6 +413,28 @@ mod tests {
             assert!(got.starts_with(want), "{v}: {got}");
         }
         assert_eq!(goal(json!({"allowed_domains": ["example.com"], "start_url": "https://shop.example.com/a"})), Ok(()));
+    }
+
+    #[test]
+    fn a_job_gets_an_allowed_model_with_a_known_tool_and_limits_within_the_ceilings() {
+        let settings = Settings {
+            models: [(DEFAULT_BEDROCK_MODEL.to_owned(), SONNET_4_5_PRICES), ("anthropic/claude-next-1".to_owned(), SONNET_4_5_PRICES)].into(),
+            default_model: DEFAULT_BEDROCK_MODEL.to_owned(),
+            ..Settings::default()
+        };
+        let (m, l, p) = settings.resolve(None, AskedLimits { max_steps: Some(7), ..AskedLimits::default() }).unwrap();
+        assert_eq!((m.key().as_str(), l.max_steps, l.max_tokens, p), (DEFAULT_BEDROCK_MODEL, 7, DEFAULT_LIMITS.max_tokens, SONNET_4_5_PRICES));
+        let err = |model: Option<ModelChoice>, asked: AskedLimits| settings.resolve(model, asked).unwrap_err();
+        let anthropic = |id: &str| Some(ModelChoice { provider: Provider::Anthropic, id: id.into(), api_key_secret: Some("k".into()) });
+        // Allowed by the deployment, but no tool version is known for it: refused, not guessed.
+        let e = err(anthropic("claude-next-1"), AskedLimits::default());
+        assert!(e.field == "model" && e.message.contains("no computer-use tool"), "{e:?}");
+        let e = err(anthropic("claude-opus-4-6"), AskedLimits::default());
+        assert!(e.field == "model" && e.message.contains("not one this deployment allows"), "{e:?}");
+        let e = err(None, AskedLimits { max_cost_usd: Some(Usd(MAX_LIMITS.max_cost_usd.0 + 1.0)), ..AskedLimits::default() });
+        assert_eq!(e.field, "limits.max_cost_usd");
+        let off = Settings::default().resolve(None, AskedLimits::default()).unwrap_err();
+        assert!(off.message.contains("not enabled"), "{off:?}");
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub mod step;
 /// Computer-use jobs: a goal in words, the model, its limits and the rules.
 pub mod goal;
 
+/// The computer-use tool version each model takes.
+pub mod tools;
+
 /// Which destinations the browser (and a webhook delivery) may reach.
 pub mod egress;
 

@@ -29,7 +29,8 @@ pub mod execute;
 pub mod job;
 pub mod messages;
 pub mod model;
-pub mod models;
+/// The tool versions by model (`names::tools`: the API refuses a model the table lacks).
+pub use names::tools as models;
 pub mod run;
 pub mod screen;
 pub mod script;

@@ -1,5 +1,6 @@
-//! Which computer-use tool each model takes: one table, which the request builder reads. A
-//! model the table does not name is refused with the names it does (a new model is a line here).
+//! Which computer-use tool each model takes: one table, which the API reads to refuse a model no
+//! tool is known for and the agent's request builder reads to declare it. A model the table does
+//! not name is refused with the names it does (a new model is a line here).
 
 /// A version of Anthropic's `computer` tool: its `type`, the beta its requests must name (the
 /// `anthropic-beta` header, or Bedrock's `anthropic_beta` body list), and whether it has the
