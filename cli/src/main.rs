@@ -377,9 +377,17 @@ fn wait(api: &Api, task_id: &str, timeout: Duration) -> Result<(Value, JobView),
     spinner.enable_steady_tick(Duration::from_millis(120));
     let mut last: Option<String> = None;
     let path = job_path(task_id)?;
+    // A computer-use job's turns, from its log as they happen.
+    let mut turns = TurnFollower { token: None, path: format!("{path}/logs") };
     let result = loop {
         let raw = api.get(&path, &[])?;
         let job: JobView = typed(raw.clone())?;
+        if job.computer.is_some() && job.status >= JobStatus::Running {
+            for line in turns.new_turns(api)? {
+                let at = started.elapsed().as_secs_f64();
+                spinner.suspend(|| eprintln!("{at:>7.1}s  {line}"));
+            }
+        }
         let mut now = job.status.as_str().to_string();
         if let Some(r) = job.queued_reason {
             now.push_str(&format!(" ({r})"));
@@ -404,6 +412,46 @@ fn wait(api: &Api, task_id: &str, timeout: Duration) -> Result<(Value, JobView),
     };
     spinner.finish_and_clear();
     result
+}
+
+/// Follows a job's log for its model turns (`names::logs::MODEL_TURN` lines).
+struct TurnFollower {
+    token: Option<String>,
+    path: String,
+}
+
+impl TurnFollower {
+    /// The turns logged since the last call, a line each: `turn 2: Signing in. (left_click, type)`.
+    fn new_turns(&mut self, api: &Api) -> Result<Vec<String>, Failure> {
+        let mut lines = Vec::new();
+        loop {
+            let mut query = vec![("limit", "100".to_string())];
+            if let Some(t) = &self.token {
+                query.push(("next_token", t.clone()));
+            }
+            let page: LogPage = typed(api.get(&self.path, &query)?)?;
+            for e in &page.events {
+                let Ok(line) = serde_json::from_str::<Value>(&e.message) else { continue };
+                if line["msg"] != names::logs::MODEL_TURN {
+                    continue;
+                }
+                let actions: Vec<&str> = line["actions"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                let text = line["text"].as_str().unwrap_or("").trim();
+                let did = if actions.is_empty() { "answered".to_string() } else { actions.join(", ") };
+                let failed = line["failed"].as_u64().filter(|n| *n > 0).map(|n| format!(", {n} failed")).unwrap_or_default();
+                lines.push(format!("turn {}: {text} ({did}{failed})", line["turn"]));
+            }
+            match page.next_token {
+                Some(t) if page.count > 0 => self.token = Some(t),
+                Some(t) => {
+                    self.token = Some(t);
+                    break;
+                }
+                None => break,
+            }
+        }
+        Ok(lines)
+    }
 }
 
 /// Saves every output of the job below `dir` (`screenshot.png`, `files/after-login.png`, ...).
@@ -531,7 +579,13 @@ fn list(cli: &Cli, api: &Api, status: Option<&str>, limit: u32, mut token: Optio
             pages.push(raw);
         } else {
             for j in &page.jobs {
-                let target = j.query.as_deref().map(|q| format!("query {q:?}")).or(j.url.clone()).unwrap_or_else(|| format!("{} steps", j.steps.len()));
+                let target = j
+                    .query
+                    .as_deref()
+                    .map(|q| format!("query {q:?}"))
+                    .or(j.url.clone())
+                    .or(j.computer.as_ref().map(|g| format!("goal {:?}", g.goal)))
+                    .unwrap_or_else(|| format!("{} steps", j.steps.len()));
                 println!("{}  {:<12}  {}  {target}", j.task_id, j.status.as_str(), j.created_at);
             }
         }

@@ -156,7 +156,10 @@ async fn with_agents() {
     assert_eq!(goal.code, 0, "{goal}");
     assert!(goal.stdout.contains(r#"answer       {"greeting":"Welcome, alice"}"#), "{goal}");
     assert!(goal.stdout.contains("model_usage  3 turns") && goal.stdout.contains("cost         ~$"), "{goal}");
-    let unknown = run(&stack, &[&args[..], &["--model", "bedrock/no-such-model"]].concat()).await;
+    // Each turn as it happened, from the job's log.
+    assert!(goal.stderr.contains("turn 1:  (screenshot)") && goal.stderr.contains("turn 2: Signing in. (left_click, type, left_click, type, left_click)"), "{goal}");
+    assert!(goal.stderr.contains(r#"turn 3: {"greeting": "Welcome, alice"} (answered)"#), "{goal}");
+    let unknown = run(&stack, &[&args[..], &["--model", "bedrock/anthropic.claude-opus-4-1-20250805-v1:0"]].concat()).await;
     assert_eq!(unknown.code, 4, "{unknown}");
     assert!(unknown.stderr.contains("model") && unknown.stderr.contains("allows"), "{unknown}");
 

@@ -39,3 +39,7 @@ pub fn stack_groups(prefix: &str) -> Vec<String> {
         api_execution_group("*", super::routes::STAGE),
     ]
 }
+
+/// The `msg` of the agent's log line for each model turn of a computer-use job (its `turn`,
+/// `text`, `actions`, `failed`, `tokens`, `model_ms`): what `jobsctl submit --goal --wait` follows.
+pub const MODEL_TURN: &str = "model turn";

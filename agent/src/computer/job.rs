@@ -51,7 +51,16 @@ pub async fn run(ctx: &Ctx, browser: &Browser, goal: &Goal) -> Result<(), AgentE
         deadline: ctx.work_deadline,
     };
     ctx.log.info("the model takes the job", json!({ "model": goal.model.key(), "tool": tool.tool_type, "sent_size": [scale.sent.0, scale.sent.1] }));
-    let (ended, steps) = run::run(&mut conversation, &model, &mut screen, budget).await;
+    // Each turn in the job's log as it ends: what a client following the logs sees happen.
+    let mut on_turn = |step: &run::Step| {
+        let actions: Vec<&str> = step.actions.iter().map(|a| a.input["action"].as_str().unwrap_or("?")).collect();
+        let failed = step.actions.iter().filter(|a| a.outcome.is_err()).count();
+        ctx.log.info(
+            names::logs::MODEL_TURN,
+            json!({ "turn": step.turn, "text": clip(&step.text), "actions": actions, "failed": failed, "tokens": usage_json(&step.usage), "model_ms": step.model_ms }),
+        );
+    };
+    let (ended, steps) = run::run_with(&mut conversation, &model, &mut screen, budget, &mut on_turn).await;
     let usage = conversation.usage;
     let cost = budget.prices.cost(&usage);
     let mut trajectory = Vec::new();

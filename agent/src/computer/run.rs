@@ -124,6 +124,11 @@ pub const PRUNE_BATCH: usize = 10;
 /// is answered with its error (the model may correct it); after a turn's last action (and for a
 /// `screenshot` or `zoom`) the answer carries the page as it is now.
 pub async fn run<M: ModelApi, S: Screen>(conversation: &mut Conversation, model: &M, screen: &mut S, budget: Budget) -> (Ended, Vec<Step>) {
+    run_with(conversation, model, screen, budget, &mut |_| ()).await
+}
+
+/// [`run`], telling `on_turn` of each turn as soon as its actions are done (the job's log).
+pub async fn run_with<M: ModelApi, S: Screen>(conversation: &mut Conversation, model: &M, screen: &mut S, budget: Budget, on_turn: &mut (dyn FnMut(&Step) + Send)) -> (Ended, Vec<Step>) {
     let Budget { limits, prices, deadline } = budget;
     let (tool, scale) = (conversation.tool(), conversation.scale());
     let mut steps: Vec<Step> = Vec::new();
@@ -151,6 +156,7 @@ pub async fn run<M: ModelApi, S: Screen>(conversation: &mut Conversation, model:
             None
         };
         if t.tool_uses.is_empty() {
+            on_turn(&step);
             steps.push(step);
             let ended = match t.stop_reason.as_str() {
                 "refusal" => Ended::Refused(t.text),
@@ -184,6 +190,7 @@ pub async fn run<M: ModelApi, S: Screen>(conversation: &mut Conversation, model:
                 None if wants_picture => match screen.screenshot().await {
                     Ok(png) => Some(png),
                     Err(e) => {
+                        on_turn(&step);
                         steps.push(step);
                         return (Ended::ScreenFailed(format!("the screenshot failed: {e}")), steps);
                     }
@@ -194,6 +201,7 @@ pub async fn run<M: ModelApi, S: Screen>(conversation: &mut Conversation, model:
             step.screenshots.extend(picture.clone());
             results.push(ToolResult { tool_use_id: used.id.clone(), outcome, screenshot_png_base64: picture });
         }
+        on_turn(&step);
         steps.push(step);
         if let Some(o) = over {
             return (o, steps);
