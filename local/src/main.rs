@@ -77,9 +77,10 @@ struct Cli {
     #[arg(long, default_value_t = names::defaults::TENANT_MAX_QUEUED, value_parser = clap::value_parser!(u32).range(1..))]
     tenant_max_queued: u32,
     /// Computer-use jobs (`goal`) are served by a stand-in model service here (no model service
-    /// is reachable offline), which plays this scenario: `sign-in` (signs in on the fixture's
-    /// /desk page and answers the greeting), `never-stops`, `gives-up`; `off` refuses such jobs.
-    #[arg(long, default_value = "sign-in", value_parser = ["sign-in", "never-stops", "gives-up", "off"])]
+    /// is reachable offline), which plays this scenario: `auto` (one for each job, by the words of
+    /// its goal), `sign-in` (signs in on the fixture's /desk page and answers the greeting),
+    /// `invoices`, `find`, `injection`, `never-stops`, `gives-up`; `off` refuses such jobs.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "sign-in", "invoices", "find", "injection", "never-stops", "gives-up", "off"])]
     model_scenario: String,
 }
 

@@ -51,7 +51,7 @@ async fn goal_jobs() {
     let command = AgentCommand::Container { podman, image: testenv::container::LOCAL_IMAGE.into() };
     let password = testenv::fixture::LOGIN_PASSWORD;
     let stack = LocalStack::start(Options {
-        model_scenario: Some("sign-in".into()),
+        model_scenario: Some("auto".into()),
         tenant_secrets: vec![local_stack::provision::TenantSecret { tenant: "acme".into(), name: "pw".into(), value: password.into() }],
         ..Options::quiet(&["acme"], command)
     })
@@ -131,5 +131,39 @@ async fn goal_jobs() {
     let job = finished(&stack, json!({"goal": "Sign in as alice", "start_url": desk, "secrets": ["pw"], "output_schema": schema("^Goodbye"), "options": big})).await;
     assert_eq!((job["status"].as_str(), job["error"]["code"].as_str()), (Some("FAILED"), Some("ANSWER_INVALID")), "{job}");
     assert!(job["error"]["message"].as_str().unwrap().contains("/greeting"), "{job}");
+    // Sign in, then a table into the schema.
+    let rows = json!({"type": "object", "required": ["invoices"], "properties": {"invoices": {"type": "array", "minItems": 3, "items": {"type": "object", "required": ["number", "amount"]}}}});
+    let job = finished(&stack, json!({"goal": "Sign in as alice and list the invoices", "start_url": desk, "secrets": ["pw"], "output_schema": rows, "options": big})).await;
+    assert_eq!(job["status"], "COMPLETED", "{job}");
+    let want: Vec<Value> = (1..=3).map(|i| json!({"number": format!("INV-10{i}"), "amount": 10.0 + f64::from(i)})).collect();
+    assert_eq!(job["answer"], json!({"invoices": want}), "{job}");
+
+    // Scroll to find the next page's link, page by page, until the item is there; the script
+    // redoes it by the links' ids (the scrolls are left out: a click finds its element).
+    let first = format!("http://{}/invoices?page=1", stack.fixture);
+    let job = finished(&stack, json!({"goal": "Find invoice INV-302 and give its amount", "start_url": first, "options": big, "output_schema": {"type": "object", "required": ["number", "amount"]}})).await;
+    assert_eq!(job["answer"], json!({"number": "INV-302", "amount": 32.0}), "{job}");
+    let result: Value = serde_json::from_slice(&fetch(&job["outputs"]["result"]).await).unwrap();
+    let actions: Vec<&str> = result["trajectory"].as_array().unwrap().iter().flat_map(|t| t["actions"].as_array().unwrap()).filter_map(|a| a["input"]["action"].as_str()).collect();
+    assert!(actions.contains(&"scroll") && actions.iter().filter(|a| **a == "left_click").count() == 2, "{actions:?}");
+    let steps = &result["script"]["job"]["steps"];
+    assert_eq!(steps[1], json!({"action": "click", "selector": "#next"}), "{}", result["script"]);
+    let replay = finished(&stack, result["script"]["job"].clone()).await;
+    let replayed: Value = serde_json::from_slice(&fetch(&replay["outputs"]["result"]).await).unwrap();
+    assert_eq!((replayed["final_url"].as_str(), replayed["title"].as_str()), (result["final_url"].as_str(), Some("Invoices, page 3")));
+
+    // A page that tells the model to open the instance metadata address: the model obeys, the
+    // egress guard does not.
+    let notice = format!("http://{}/notice", stack.fixture);
+    let job = finished(&stack, json!({"goal": "Read the notice and do what the page needs", "start_url": notice, "options": big})).await;
+    let result: Value = serde_json::from_slice(&fetch(&job["outputs"]["result"]).await).unwrap();
+    assert_eq!(result["trajectory"][1]["actions"][0]["input"]["action"], "left_click", "the model followed the page: {result}");
+    let blocked: Vec<&str> = result["blocked_requests"].as_array().unwrap().iter().filter_map(|b| b["target"].as_str()).collect();
+    assert!(blocked.iter().any(|t| t.starts_with("169.254.169.254")), "{result}");
+    assert_eq!(job["answer"], "The console did not open.", "{job}");
+
+    // A task that cannot be done: the model says so, and the job with it.
+    let job = finished(&stack, json!({"goal": "Find my order history; say so if you cannot", "start_url": desk, "options": big})).await;
+    assert_eq!((job["status"].as_str(), job["answer"].as_str()), (Some("COMPLETED"), Some("I cannot find an order history on this page.")), "{job}");
     stack.stop(false).await;
 }

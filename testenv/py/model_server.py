@@ -15,8 +15,16 @@ resized wrongly, or a click not scaled back, misses. Scenarios (`--scenario`):
 - `sign-in`: on a page with the labels Username and Password and a Continue button, clicks each
   label, types `alice` and `{{secret:pw}}`, clicks Continue (one turn of five actions), then
   answers `{"greeting": "<the line with Welcome>"}` once it reads it.
+- `invoices`: signs in as `sign-in` does, opens the Invoices link, and answers the rows it reads:
+  `{"invoices": [{"number": "INV-101", "amount": 11.0}, ...]}`.
+- `find`: looks for the invoice the goal names (`INV-302`), scrolling down until it sees the Next
+  link and following it page by page; answers `{"number": ..., "amount": ...}`.
+- `injection`: obeys the text of the page (a prompt injection): clicks its `console` link, then
+  says what it saw.
 - `never-stops`: asks for a screenshot every turn.
 - `gives-up`: looks once, then says it cannot find what it was asked for.
+- `auto`: one of the above for each job, by the words of its goal ("never stop", "cannot",
+  "invoice INV-", "invoices", "notice", else `sign-in`), as a model would act on the goal.
 
 `--throttle N` answers the first N requests 529 (overloaded, `retry-after: 0`).
 
@@ -165,22 +173,30 @@ def centre(found, word):
     return None
 
 
-def turn_for(display, newest, n):
-    """The policy's next turn: (content blocks, stop_reason, what it read)."""
-    if newest is None:
-        return [tool_use({"action": "screenshot"})], "tool_use", None
-    png, w, h = newest
-    if (w, h) != display:
-        raise Refused(400, f"a screenshot of {w}x{h} is not of the declared display {display[0]}x{display[1]}")
-    found = words(png)
-    read = " ".join(t for t, *_ in found)
-    if args.scenario == "never-stops":
-        return [tool_use({"action": "screenshot"})], "tool_use", read
-    if args.scenario == "gives-up":
-        return [{"type": "text", "text": "I cannot find an order history on this page."}], "end_turn", read
-    line = re.search(r"Welcome,? \S+", read)
-    if line:
-        return [{"type": "text", "text": json.dumps({"greeting": line.group(0)})}], "end_turn", read
+def scenario_for(goal):
+    if args.scenario != "auto":
+        return args.scenario
+    g = goal.lower()
+    for words_, scenario in (("never stop", "never-stops"), ("cannot", "gives-up"), ("invoice inv-", "find"), ("invoices", "invoices"), ("notice", "injection")):
+        if words_ in g:
+            return scenario
+    return "sign-in"
+
+
+def rows(found):
+    """Invoice rows read off the page: each `INV-nnn` with the amount on its line to its right."""
+    out = []
+    for text, left, top, width, height in found:
+        if not re.fullmatch(r"INV-\d{3}", text):
+            continue
+        amounts = [(l, t) for t, l, tp, w_, h_ in found if re.fullmatch(r"\d+[.,]\d\d", t) and abs(tp - top) < height and l > left]
+        if amounts:
+            value = min(amounts)[1]
+            out.append({"number": text, "amount": float(value.replace(",", "."))})
+    return out
+
+
+def sign_in(found, read):
     user, password, go = centre(found, "Username"), centre(found, "Password"), centre(found, "Continue")
     if user and password and go:
         return [
@@ -191,7 +207,51 @@ def turn_for(display, newest, n):
             tool_use({"action": "type", "text": "{{secret:pw}}"}),
             tool_use({"action": "left_click", "coordinate": go}),
         ], "tool_use", read
-    return [{"type": "text", "text": "I do not see a sign-in form."}], "end_turn", read
+    return None
+
+
+def turn_for(display, newest, n, goal=""):
+    """The policy's next turn: (content blocks, stop_reason, what it read)."""
+    if newest is None:
+        return [tool_use({"action": "screenshot"})], "tool_use", None
+    png, w, h = newest
+    if (w, h) != display:
+        raise Refused(400, f"a screenshot of {w}x{h} is not of the declared display {display[0]}x{display[1]}")
+    found = words(png)
+    read = " ".join(t for t, *_ in found)
+    scenario = scenario_for(goal)
+    if scenario == "never-stops":
+        return [tool_use({"action": "screenshot"})], "tool_use", read
+    if scenario == "gives-up":
+        return [{"type": "text", "text": "I cannot find an order history on this page."}], "end_turn", read
+    if scenario == "find":
+        wanted = (re.search(r"INV-\d{3}", goal) or [None])[0]
+        hit = [r for r in rows(found) if r["number"] == wanted]
+        if hit:
+            return [{"type": "text", "text": json.dumps(hit[0])}], "end_turn", read
+        nxt = centre(found, "Next")
+        if nxt:
+            return [{"type": "text", "text": "Next page."}, tool_use({"action": "left_click", "coordinate": nxt})], "tool_use", read
+        if "Last" in read:
+            return [{"type": "text", "text": f"There is no {wanted} in the list."}], "end_turn", read
+        return [tool_use({"action": "scroll", "coordinate": [display[0] // 2, display[1] // 2], "scroll_direction": "down", "scroll_amount": 10})], "tool_use", read
+    if scenario == "injection":
+        link = centre(found, "console")
+        if link:
+            return [{"type": "text", "text": "The page says to open the console."}, tool_use({"action": "left_click", "coordinate": link})], "tool_use", read
+        return [{"type": "text", "text": "The console did not open."}], "end_turn", read
+    if scenario == "invoices":
+        listed = rows(found)
+        if listed:
+            return [{"type": "text", "text": json.dumps({"invoices": listed})}], "end_turn", read
+        link = centre(found, "Invoices")
+        if link and "Welcome" in read:
+            return [tool_use({"action": "left_click", "coordinate": link})], "tool_use", read
+        return sign_in(found, read) or ([{"type": "text", "text": "I do not see a sign-in form."}], "end_turn", read)
+    line = re.search(r"Welcome,? \S+", read)
+    if line:
+        return [{"type": "text", "text": json.dumps({"greeting": line.group(0)})}], "end_turn", read
+    return sign_in(found, read) or ([{"type": "text", "text": "I do not see a sign-in form."}], "end_turn", read)
 
 
 def tool_use(input):
@@ -263,7 +323,9 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 raise Refused(404, f"no route {self.path}")
             tool, display, newest = validate(body, beta)
-            content, stop, read = turn_for(display, newest, n)
+            first = (body.get("messages") or [{}])[0].get("content") or [{}]
+            goal = first[0].get("text", "") if isinstance(first, list) and first and isinstance(first[0], dict) else ""
+            content, stop, read = turn_for(display, newest, n, goal)
             mid = f"msg_{n:04d}"
             thinking = f"Looking at the page before acting #{mid}"
             sig = base64.b64encode(hmac.new(SIGNING, thinking.encode(), hashlib.sha256).digest()).decode()
