@@ -35,6 +35,18 @@ pub fn venv_bin(root: &Path) -> PathBuf {
     root.join(".tools/venv/bin")
 }
 
+/// The virtualenv's Python for a cross-check against botocore (`what` names it in the note), or
+/// None when there is no virtualenv (a missing one fails in CI, where `make test` installs it).
+pub fn botocore_python(what: &str) -> Option<PathBuf> {
+    let python = venv_bin(&root()).join("python");
+    if python.exists() {
+        return Some(python);
+    }
+    assert!(!is_ci(), "no {} (CI=true)", python.display());
+    eprintln!("note: no project virtualenv; {what} skipped");
+    None
+}
+
 /// A free TCP port on 127.0.0.1 (the listener is dropped; the port is free a moment later).
 pub fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

@@ -147,12 +147,7 @@ mod tests {
     /// token generator for Python does), from the project's virtualenv.
     #[test]
     fn the_signature_is_the_one_botocore_computes() {
-        let python = testenv::venv_bin(&testenv::root()).join("python");
-        if !python.exists() {
-            assert!(!testenv::is_ci(), "no {} (CI=true)", python.display());
-            eprintln!("note: no project virtualenv; botocore cross-check skipped");
-            return;
-        }
+        let Some(python) = testenv::botocore_python("the botocore cross-check") else { return };
         let creds = aws_credential_types::Credentials::new(AKID, SECRET, Some("tok".into()), None, "test");
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_173_323);
         let ours = decode(&bearer_key(&creds, "us-west-2", now, Duration::from_secs(900)).unwrap());
