@@ -382,7 +382,7 @@ fn wait(api: &Api, task_id: &str, timeout: Duration) -> Result<(Value, JobView),
     let result = loop {
         let raw = api.get(&path, &[])?;
         let job: JobView = typed(raw.clone())?;
-        if job.computer.is_some() && job.status >= JobStatus::Running {
+        if job.goal.is_some() && job.status >= JobStatus::Running {
             for line in turns.new_turns(api)? {
                 let at = started.elapsed().as_secs_f64();
                 spinner.suspend(|| eprintln!("{at:>7.1}s  {line}"));
@@ -485,9 +485,11 @@ fn print_job(job: &JobView) {
     if !job.steps.is_empty() {
         println!("steps        {}", job.steps.len());
     }
-    if let Some(g) = &job.computer {
-        println!("goal         {:?}", g.goal);
-        println!("model        {}", g.model.key());
+    if let Some(goal) = &job.goal {
+        println!("goal         {goal:?}");
+    }
+    if let Some(model) = &job.model {
+        println!("model        {}", model.key());
     }
     println!("created_at   {}", job.created_at);
     for (k, v) in [("started_at", &job.started_at), ("finished_at", &job.finished_at)] {
@@ -584,7 +586,7 @@ fn list(cli: &Cli, api: &Api, status: Option<&str>, limit: u32, mut token: Optio
                     .as_deref()
                     .map(|q| format!("query {q:?}"))
                     .or(j.url.clone())
-                    .or(j.computer.as_ref().map(|g| format!("goal {:?}", g.goal)))
+                    .or(j.goal.as_ref().map(|g| format!("goal {g:?}")))
                     .unwrap_or_else(|| format!("{} steps", j.steps.len()));
                 println!("{}  {:<12}  {}  {target}", j.task_id, j.status.as_str(), j.created_at);
             }

@@ -112,10 +112,27 @@ pub struct JobView {
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Step>,
-    /// A computer-use job: its goal and fields, with the model and limits it got.
-    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
-    #[schema(inline)]
-    pub computer: Option<crate::goal::Goal>,
+    /// A computer-use job's goal; its fields as asked (`start_url` to `output_schema`), and the
+    /// model and limits it got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub goal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub start_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_domains: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, nullable = false)]
+    pub output_schema: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub model: Option<crate::goal::ModelChoice>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub limits: Option<crate::goal::Limits>,
     pub options: JobOptions,
     pub created_at: String,
     pub updated_at: String,
