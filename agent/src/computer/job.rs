@@ -72,24 +72,12 @@ pub async fn run(ctx: &Ctx, browser: &Browser, goal: &Goal) -> Result<(), AgentE
                 artifacts.files.push((path.clone(), "image/png", bytes));
                 path
             });
-            trajectory.push(json!({
-                "turn": step.turn,
-                "text": step.text,
-                "actions": step.actions.iter().map(|a| {
-                    let mut v = match &a.outcome {
-                        Ok(()) => json!({ "input": a.input, "ok": true }),
-                        Err(e) => json!({ "input": a.input, "ok": false, "error": e }),
-                    };
-                    if let Some(t) = &a.target {
-                        v["target"] = t.clone();
-                    }
-                    v
-                }).collect::<Vec<_>>(),
-                "usage": usage_json(&step.usage),
-                "model_ms": step.model_ms,
-                "screenshot": file,
-            }));
+            trajectory.push(turn_record(step, file));
         }
+    }
+    let trimmed = fit(&mut trajectory, TRAJECTORY_MAX_BYTES);
+    if trimmed > 0 {
+        ctx.log.warn("the trajectory is long: its oldest turns keep their action names only", json!({ "turns_trimmed": trimmed }));
     }
     let outcome = match ended {
         Ended::Answered(text) => answer(&text, goal.output_schema.as_ref()),
@@ -176,17 +164,108 @@ fn json_in(text: &str) -> Option<Value> {
 }
 
 fn clip(text: &str) -> String {
-    let t: String = text.chars().take(200).collect();
-    if t.len() < text.len() {
-        format!("{t}...")
-    } else {
-        t
+    clip_to(text, 200)
+}
+
+/// `text`, cut after `max` characters (marked so).
+fn clip_to(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}... ({} characters in all)", &text[..at], text.chars().count()),
+        None => text.to_owned(),
     }
+}
+
+/// The longest model text, and the longest text of an action's input or error, a turn of the
+/// trajectory keeps.
+pub const TURN_TEXT_MAX_CHARS: usize = 2000;
+pub const ACTION_TEXT_MAX_CHARS: usize = 500;
+/// The most the trajectory may take of `result.json`'s 4 MiB; past it, the oldest turns are
+/// trimmed to their action names (`fit`).
+pub const TRAJECTORY_MAX_BYTES: usize = 3 * 1024 * 1024;
+
+/// Trims the oldest turns (their text to 100 characters, their actions to their names, marked
+/// `trimmed`) until the trajectory takes at most `budget` bytes as JSON; how many were trimmed.
+fn fit(trajectory: &mut [Value], budget: usize) -> usize {
+    let size = |v: &Value| v.to_string().len();
+    let mut total: usize = trajectory.iter().map(size).sum();
+    let mut trimmed = 0;
+    for turn in trajectory.iter_mut() {
+        if total <= budget {
+            break;
+        }
+        let before = size(turn);
+        turn["text"] = json!(clip_to(turn["text"].as_str().unwrap_or(""), 100));
+        let names: Vec<Value> = turn["actions"].as_array().into_iter().flatten().map(|a| a["input"]["action"].clone()).collect();
+        turn["actions"] = json!(names);
+        turn["trimmed"] = json!(true);
+        total = total - before + size(turn);
+        trimmed += 1;
+    }
+    trimmed
+}
+
+/// One turn of `result.json`'s trajectory: the model's text, each action (its input, whether it
+/// worked, the element it acted on), tokens, time and its screenshot's file.
+fn turn_record(step: &run::Step, screenshot: Option<String>) -> Value {
+    let actions: Vec<Value> = step
+        .actions
+        .iter()
+        .map(|a| {
+            let mut input = a.input.clone();
+            if let Some(t) = input.get("text").and_then(Value::as_str).map(|t| clip_to(t, ACTION_TEXT_MAX_CHARS)) {
+                input["text"] = json!(t);
+            }
+            let mut v = match &a.outcome {
+                Ok(()) => json!({ "input": input, "ok": true }),
+                Err(e) => json!({ "input": input, "ok": false, "error": clip_to(e, ACTION_TEXT_MAX_CHARS) }),
+            };
+            if let Some(t) = &a.target {
+                v["target"] = t.clone();
+            }
+            v
+        })
+        .collect();
+    json!({
+        "turn": step.turn,
+        "text": clip_to(&step.text, TURN_TEXT_MAX_CHARS),
+        "actions": actions,
+        "usage": usage_json(&step.usage),
+        "model_ms": step.model_ms,
+        "screenshot": screenshot,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The most turns a job may take, each with the longest text a model turn can have and ten
+    /// actions typing the most an action may: the result stays within its upload's limit.
+    #[test]
+    fn the_longest_trajectory_fits_result_json() {
+        let long = "x".repeat(super::super::action::MAX_TEXT);
+        let step = run::Step {
+            turn: 1,
+            text: "y".repeat(4 * TURN_MAX_TOKENS as usize * 4),
+            actions: (0..10).map(|_| run::Acted { input: json!({"action": "type", "text": long}), outcome: Err(long.clone()), target: Some(json!({"selector": "#a", "robust": true, "by": "id"})) }).collect(),
+            usage: Usage::default(),
+            model_ms: 1,
+            screenshots: Vec::new(),
+        };
+        let one = turn_record(&step, Some("files/turn-001.png".into()));
+        assert!(one["text"].as_str().unwrap().ends_with("(65536 characters in all)"));
+        assert_eq!(one["actions"][0]["input"]["text"].as_str().unwrap().chars().count(), ACTION_TEXT_MAX_CHARS + "... (10000 characters in all)".len());
+        let mut all: Vec<Value> = (0..*names::goal::STEPS.end()).map(|_| one.clone()).collect();
+        let trimmed = fit(&mut all, TRAJECTORY_MAX_BYTES);
+        let total: usize = all.iter().map(|t| t.to_string().len()).sum();
+        assert!(total <= TRAJECTORY_MAX_BYTES && TRAJECTORY_MAX_BYTES < names::Output::Result.max_bytes() as usize, "{total} bytes");
+        assert!(trimmed > 0 && all[0]["trimmed"] == true && all[0]["actions"][0] == "type", "{}", all[0]);
+        assert!(all[all.len() - 1].get("trimmed").is_none(), "the newest turns are kept whole");
+        // A run of ordinary size is kept whole.
+        let mut short = vec![turn_record(&run::Step { text: "Signing in.".into(), ..step.clone() }, None); 30];
+        short.iter_mut().for_each(|t| t["actions"] = json!([]));
+        assert_eq!(fit(&mut short, TRAJECTORY_MAX_BYTES), 0);
+    }
 
     #[test]
     fn an_answer_is_checked_against_the_schema() {
