@@ -199,7 +199,9 @@ impl<'a> Executor<'a> {
     }
 
     /// The screenshot the model sees: the viewport at the scale's sent size, a base64 PNG, with
-    /// every secret's value on screen painted over.
+    /// every secret's value on screen painted over. Encoded for speed (`optimizeForSpeed`: about
+    /// 15 ms less a turn at 1280x800, the PNG about a third larger; the model's tokens depend on
+    /// its size in pixels, not in bytes).
     pub async fn screenshot(&self) -> Result<String, String> {
         self.capture(Point { x: 0.0, y: 0.0 }, self.scale).await
     }
@@ -241,7 +243,7 @@ impl<'a> Executor<'a> {
     async fn capture_as_is(&self, origin: Point, region: Scale) -> Result<String, String> {
         // The whole viewport as it is: no clip to place.
         if region.is_identity() && origin == (Point { x: 0.0, y: 0.0 }) && region.viewport == self.scale.viewport {
-            let shot = self.cdp("Page.captureScreenshot", json!({ "format": "png" })).await?;
+            let shot = self.cdp("Page.captureScreenshot", json!({ "format": "png", "optimizeForSpeed": true })).await?;
             return shot["data"].as_str().map(str::to_owned).ok_or_else(|| "Page.captureScreenshot gave no data".into());
         }
         // A clip is in the page's coordinates: the viewport's origin is where the page is scrolled.
@@ -253,6 +255,7 @@ impl<'a> Executor<'a> {
                 "Page.captureScreenshot",
                 json!({
                     "format": "png",
+                    "optimizeForSpeed": true,
                     "clip": {
                         "x": page_x + origin.x,
                         "y": page_y + origin.y,
