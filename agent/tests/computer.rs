@@ -184,3 +184,40 @@ fn a_model_signs_in_by_reading_the_screenshots_with_a_secret_it_never_sees() {
         let _ = std::fs::remove_dir_all(&scratch);
     });
 }
+
+/// A click that submits a form is done when the page it loads is: the next screenshot shows that
+/// page, not the one before (the form posts to a page that answers 1.5 s late). What the click hit
+/// is found in the agent's own world, which the page's scripts cannot reach: a page that redefines
+/// `elementFromPoint` does not change the recorded target. Pressing Enter in the form, a key the
+/// page handles with its own submit, waits the same way.
+#[test]
+fn a_click_waits_for_the_page_it_loads_and_the_page_cannot_steer_its_target() {
+    isolated(|| async {
+        let fixture = testenv::fixture::Fixture::start(0).unwrap();
+        let (browser, _guard, scratch) = browser(&fixture.addr().to_string()).await;
+        let scale = Scale::for_viewport(1920, 1080);
+        let secrets = BTreeMap::new();
+        let mut exec = Executor::new(&browser, scale, &secrets);
+        let act = |input: Value| action::parse(&input, &COMPUTER_20251124, &scale).unwrap();
+        for key in [false, true] {
+            open(&browser, &fixture.page("/page/1")).await;
+            js(&browser, "document.body.insertAdjacentHTML('beforeend', '<form method=post action=/slow><input id=q name=q style=\"font:24px sans-serif\"><button id=go type=submit style=\"font:28px sans-serif\">Send</button></form><p id=decoy>decoy</p>');
+                const decoy = document.getElementById('decoy');
+                Document.prototype.elementFromPoint = () => decoy;
+                Element.prototype.closest = function () { return decoy; };").await;
+            let (x, y) = aim(&browser, &scale, if key { "q" } else { "go" }).await;
+            let done = exec.run(&act(json!({"action": "left_click", "coordinate": [x, y]}))).await.unwrap();
+            let target = done.target.expect("the click's target");
+            if key {
+                assert_eq!(target["selector"], "#q", "{target}");
+                exec.run(&act(json!({"action": "key", "text": "Return"}))).await.unwrap();
+            } else {
+                assert_eq!((target["selector"].as_str(), target["robust"].as_bool()), (Some("#go"), Some(true)), "{target}");
+            }
+            assert_eq!(js(&browser, "return document.title").await, "Slow page", "the action returned before the page it loaded (Enter: {key})");
+            assert_eq!(js(&browser, "return document.readyState").await, "complete");
+        }
+        drop(browser);
+        let _ = std::fs::remove_dir_all(&scratch);
+    });
+}

@@ -2,6 +2,7 @@
 //! endpoint), and the screenshots it sees: captured at the size [`Scale`] sends, by Chromium
 //! itself (a clip with a scale), so no image is decoded or resized in the agent.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -17,6 +18,9 @@ pub const SETTLE_CAP: Duration = Duration::from_secs(5);
 /// Pixels one step of `scroll_amount` scrolls (a mouse wheel's notch).
 pub const SCROLL_STEP: f64 = 100.0;
 
+/// No isolated world yet (CDP's context ids are positive).
+const NO_WORLD: i64 = 0;
+
 /// CDP's modifier bits.
 const ALT: u32 = 1;
 const CTRL: u32 = 2;
@@ -29,6 +33,11 @@ pub struct Executor<'a> {
     pub scale: Scale,
     secrets: &'a BTreeMap<String, String>,
     pointer: Point,
+    /// The agent's isolated world in the page's document (see [`Executor::evaluate`]), until a
+    /// navigation ends it.
+    world: AtomicI64,
+    /// What marks that world as this executor's.
+    token: String,
 }
 
 /// What an action came to: a line for the model, whether a screenshot of the region (a zoom)
@@ -43,7 +52,7 @@ pub struct Done {
 
 impl<'a> Executor<'a> {
     pub fn new(browser: &'a Browser, scale: Scale, secrets: &'a BTreeMap<String, String>) -> Executor<'a> {
-        Executor { browser, scale, secrets, pointer: Point { x: 0.0, y: 0.0 } }
+        Executor { browser, scale, secrets, pointer: Point { x: 0.0, y: 0.0 }, world: AtomicI64::new(NO_WORLD), token: world_token() }
     }
 
     async fn cdp(&self, cmd: &'static str, params: Value) -> Result<Value, String> {
@@ -65,21 +74,30 @@ impl<'a> Executor<'a> {
     pub async fn run(&mut self, action: &Action) -> Result<Done, String> {
         let done = self.act(action).await?;
         if !matches!(action, Action::Screenshot | Action::CursorPosition | Action::Wait { .. } | Action::Zoom { .. } | Action::Move { .. }) {
-            self.settle().await;
+            self.settle(matches!(action, Action::Scroll { .. })).await;
         }
         Ok(done)
     }
 
-    /// Lets what an action started finish before the model looks again: a wheel scrolls and a
-    /// click that submits a form navigates a moment later, and a screenshot taken at once shows the
-    /// page before. An animation frame lets the page apply its input (the scroll, the click's
-    /// handlers, a navigation's start); then a WebDriver call waits for any navigation in flight
-    /// (chromedriver holds commands while one is pending), and the document must be loaded; all
-    /// within [`SETTLE_CAP`].
-    pub async fn settle(&self) {
+    /// Lets what an action started finish before the model looks again: a click that submits a
+    /// form navigates a moment later, from a task the click queued, and a screenshot taken at once
+    /// shows the page before. A WebDriver call whose script answers from a task queued after the
+    /// action's (a zero timeout: the page's scheduler runs tasks of one priority in the order they
+    /// were queued) lets those run; chromedriver then holds its answer and every command after it
+    /// while a navigation they started is pending, and the document must be loaded; all within
+    /// [`SETTLE_CAP`]. A wheel's scroll is applied at the next animation frame (and the page's
+    /// scroll handlers run then), so after a `scroll` (`frame`) the script answers from that
+    /// frame's callback instead; other actions do not wait for a frame (about 10 ms a turn): the
+    /// screenshot that follows is taken from a new one.
+    pub async fn settle(&self, frame: bool) {
         let until = tokio::time::Instant::now() + SETTLE_CAP;
-        let frames = "const done = arguments[arguments.length - 1]; requestAnimationFrame(() => done(true));";
-        let _ = tokio::time::timeout_at(until, self.browser.client.execute_async(frames, vec![])).await;
+        let after = if frame { "requestAnimationFrame(() => setTimeout(answer, 0))" } else { "setTimeout(answer, 0)" };
+        let script = format!("const done = arguments[arguments.length - 1]; const answer = () => done(document.readyState); {after};");
+        if let Ok(Ok(state)) = tokio::time::timeout_at(until, self.browser.client.execute_async(&script, vec![])).await {
+            if state == "complete" {
+                return;
+            }
+        }
         while tokio::time::Instant::now() < until {
             let ready = tokio::time::timeout_at(until, self.browser.client.execute("return document.readyState", vec![])).await;
             match ready {
@@ -170,13 +188,48 @@ impl<'a> Executor<'a> {
     /// The element at `at` (the focused one when none) as [`TARGET`] describes it; None when
     /// there is none or the page would not say.
     async fn target(&self, at: Option<Point>) -> Option<Value> {
-        let args = match at {
-            Some(p) => vec![json!(p.x), json!(p.y)],
-            None => vec![Value::Null, Value::Null],
+        let (x, y) = match at {
+            Some(p) => (json!(p.x), json!(p.y)),
+            None => (Value::Null, Value::Null),
         };
-        let script = format!("return ({TARGET})(arguments[0], arguments[1]);");
-        let found = tokio::time::timeout(SETTLE_CAP, self.browser.client.execute(&script, args)).await.ok()?.ok()?;
+        let found = tokio::time::timeout(SETTLE_CAP, self.evaluate(&format!("({TARGET})({x}, {y})"))).await.ok()?.ok()?;
         found.is_object().then_some(found)
+    }
+
+    /// `expression`'s value, evaluated in the agent's own isolated world of the page: it shares
+    /// the DOM with the page's scripts but not their JavaScript, so a page can neither watch what
+    /// the agent looks for nor change what it finds (by redefining `elementFromPoint`, say). The
+    /// world is made once per document and marked with this executor's token: a navigation ends
+    /// it, and a context id is only unique within a renderer process, so a call that finds no
+    /// world by its id, or one without the token, makes a new world and tries again.
+    async fn evaluate(&self, expression: &str) -> Result<Value, String> {
+        let token = &self.token;
+        let marked = format!("globalThis.agentWorld === {token:?} ? [({expression})] : null");
+        for _ in 0..2 {
+            let context = match self.world.load(Ordering::Relaxed) {
+                NO_WORLD => {
+                    let tree = self.cdp("Page.getFrameTree", json!({})).await?;
+                    let frame = tree["frameTree"]["frame"]["id"].as_str().ok_or("Page.getFrameTree gave no frame")?.to_owned();
+                    let world = self.cdp("Page.createIsolatedWorld", json!({ "frameId": frame, "worldName": "agent" })).await?;
+                    let context = world["executionContextId"].as_i64().ok_or("Page.createIsolatedWorld gave no context")?;
+                    let mark = format!("globalThis.agentWorld = {token:?}");
+                    self.cdp("Runtime.evaluate", json!({ "expression": mark, "contextId": context })).await?;
+                    self.world.store(context, Ordering::Relaxed);
+                    context
+                }
+                context => context,
+            };
+            match self.cdp("Runtime.evaluate", json!({ "expression": marked, "contextId": context, "returnByValue": true })).await {
+                Ok(out) if out.get("exceptionDetails").is_some() => return Err(format!("the page's script failed: {}", out["exceptionDetails"]["text"])),
+                Ok(out) => match &out["result"]["value"] {
+                    Value::Array(v) => return Ok(v.first().cloned().unwrap_or(Value::Null)),
+                    // Another context now has the id: the world went with its document.
+                    _ => self.world.store(NO_WORLD, Ordering::Relaxed),
+                },
+                Err(_) => self.world.store(NO_WORLD, Ordering::Relaxed),
+            }
+        }
+        Err("the page has no document to evaluate in".into())
     }
 
     async fn move_to(&mut self, at: Option<Point>) -> Result<Point, String> {
@@ -210,32 +263,27 @@ impl<'a> Executor<'a> {
     /// fields, which the browser masks itself) with a black box, until [`Executor::unmask`]. The
     /// search runs in an isolated world of its own: the page's scripts share the DOM but not its
     /// JavaScript, so a page cannot watch the values being looked for. Returns the boxes drawn.
-    async fn mask(&self) -> Result<Option<(i64, u64)>, String> {
+    async fn mask(&self) -> Result<Option<u64>, String> {
         let values: Vec<&String> = self.secrets.values().filter(|v| !v.is_empty()).collect();
         if values.is_empty() {
             return Ok(None);
         }
-        let tree = self.cdp("Page.getFrameTree", json!({})).await?;
-        let frame = tree["frameTree"]["frame"]["id"].as_str().ok_or("Page.getFrameTree gave no frame")?.to_owned();
-        let world = self.cdp("Page.createIsolatedWorld", json!({ "frameId": frame, "worldName": "agent-secret-mask" })).await?;
-        let context = world["executionContextId"].as_i64().ok_or("Page.createIsolatedWorld gave no context")?;
         let expression = format!("({MASK})({})", serde_json::to_string(&values).map_err(|e| e.to_string())?);
-        let out = self.cdp("Runtime.evaluate", json!({ "expression": expression, "contextId": context, "returnByValue": true })).await?;
-        let boxes = out["result"]["value"].as_u64().ok_or_else(|| format!("the secret mask failed: {}", out["exceptionDetails"]["text"]))?;
-        Ok(Some((context, boxes)))
+        let boxes = self.evaluate(&expression).await.map_err(|e| format!("the secret mask failed: {e}"))?;
+        let boxes = boxes.as_u64().ok_or("the secret mask gave no count")?;
+        Ok(Some(boxes))
     }
 
-    async fn unmask(&self, context: i64) -> Result<(), String> {
-        let expression = "document.querySelectorAll('[data-agent-mask]').forEach((e) => e.remove())";
-        self.cdp("Runtime.evaluate", json!({ "expression": expression, "contextId": context })).await.map(drop)
+    async fn unmask(&self) -> Result<(), String> {
+        self.evaluate("document.querySelectorAll('[data-agent-mask]').forEach((e) => e.remove())").await.map(drop)
     }
 
     /// The region of the viewport from `origin` of `region.viewport`'s size, at `region.sent`'s.
     async fn capture(&self, origin: Point, region: Scale) -> Result<String, String> {
         let masked = self.mask().await?;
         let shot = self.capture_as_is(origin, region).await;
-        if let Some((context, _)) = masked {
-            self.unmask(context).await?;
+        if masked.is_some() {
+            self.unmask().await?;
         }
         shot
     }
@@ -268,6 +316,14 @@ impl<'a> Executor<'a> {
             .await?;
         shot["data"].as_str().map(str::to_owned).ok_or_else(|| "Page.captureScreenshot gave no data".into())
     }
+}
+
+/// A token no page can guess, from the process's random hash keys.
+fn world_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    format!("{:016x}", h.finish())
 }
 
 /// The element at the viewport's point (x, y), or the focused one when x is null, as the control a
