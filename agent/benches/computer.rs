@@ -2,8 +2,9 @@
 //! 1280x800, against a bare DevTools screenshot of the same page, in one run. A turn here is what
 //! the agent does around the model: capture the screenshot the model is sent (at the sent size,
 //! base64), do the turn's action (a click, and the wait for the page to settle), record the turn,
-//! answer it and build the next request. Also the request's size per turn, with old screenshots
-//! pruned. Medians and p95; not a timed test.
+//! answer it and build the next request. The bare screenshot is taken on the agent's own DevTools
+//! connection, as the turn's is (chromedriver's relay of it is shown beside). Also the request's
+//! size per turn, with old screenshots pruned. Medians and p95; not a timed test.
 
 #[path = "../tests/support/computer.rs"]
 #[allow(dead_code)]
@@ -46,14 +47,19 @@ fn main() {
         let mut exec = Executor::new(&browser, scale, &secrets);
         // Warm up both paths.
         for _ in 0..3 {
-            browser.cdp("Page.captureScreenshot", json!({"format": "png"})).await.unwrap();
+            browser.devtools.call("Page.captureScreenshot", json!({"format": "png"})).await.unwrap();
             exec.screenshot().await.unwrap();
         }
-        let mut bare = Vec::new();
+        // The bare screenshot on the connection the agent's own go on (its DevTools WebSocket),
+        // and, for reference, through chromedriver's relay.
+        let (mut bare, mut relayed) = (Vec::new(), Vec::new());
         for _ in 0..TURNS {
             let t = Instant::now();
-            browser.cdp("Page.captureScreenshot", json!({"format": "png"})).await.unwrap();
+            browser.devtools.call("Page.captureScreenshot", json!({"format": "png"})).await.unwrap();
             bare.push(t.elapsed().as_secs_f64() * 1000.0);
+            let t = Instant::now();
+            browser.cdp("Page.captureScreenshot", json!({"format": "png"})).await.unwrap();
+            relayed.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         let mut conversation = Conversation::new("Find the invoice of March and download it.", &COMPUTER_20251124, scale, &[]);
         let (mut turns, mut capture, mut act, mut sizes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -87,6 +93,7 @@ fn main() {
         println!("bench-computer: {TURNS} turns at 1280x800 (screenshots sent at {}x{}), the model answering at once", scale.sent.0, scale.sent.1);
         println!("                                          p50        p95");
         println!("  bare CDP screenshot (PNG)            {:>7.1} ms {:>7.1} ms", bare50, pct(&mut bare, 95));
+        println!("    the same through chromedriver      {:>7.1} ms {:>7.1} ms", pct(&mut relayed, 50), pct(&mut relayed, 95));
         println!("  agent turn overhead                  {:>7.1} ms {:>7.1} ms   ({:.2}x the bare screenshot)", turn50, pct(&mut turns, 95), turn50 / bare50);
         println!("    of which the action and its settle {:>7.1} ms {:>7.1} ms", pct(&mut act, 50), pct(&mut act, 95));
         println!("    of which the screenshot sent       {:>7.1} ms {:>7.1} ms", pct(&mut capture, 50), pct(&mut capture, 95));

@@ -1,6 +1,7 @@
 //! Chromium through chromedriver: starting both, talking WebDriver and CDP, and making sure neither
 //! outlives the agent.
 
+use crate::devtools::Devtools;
 use crate::log::Log;
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder};
@@ -23,6 +24,8 @@ pub struct BrowserConfig<'a> {
 
 pub struct Browser {
     pub client: Client,
+    /// The agent's own connection to the page, beside chromedriver's (see [`crate::devtools`]).
+    pub devtools: Devtools,
     pub version: String,
     _driver: tokio::process::Child,
     _chromium: tokio::process::Child,
@@ -135,8 +138,10 @@ impl Browser {
                 log.error("chromedriver log", json!({ "tail": tail }));
                 format!("chromedriver could not attach to Chromium: {e}")
             })?;
+        let devtools = Devtools::connect(devtools).await?;
         let mut browser = Browser {
             client,
+            devtools,
             version: String::new(),
             _driver: driver,
             _chromium: chromium,

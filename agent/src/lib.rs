@@ -10,6 +10,7 @@
 pub mod browser;
 pub mod computer;
 pub mod config;
+pub mod devtools;
 pub mod error;
 /// The egress policy is shared with the functions' webhook delivery (`names::egress`).
 pub use names::egress as guard;

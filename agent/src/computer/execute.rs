@@ -18,6 +18,16 @@ pub const SETTLE_CAP: Duration = Duration::from_secs(5);
 /// Pixels one step of `scroll_amount` scrolls (a mouse wheel's notch).
 pub const SCROLL_STEP: f64 = 100.0;
 
+/// `Input.dispatchMouseEvent`'s parameters (`button` "none" for a move).
+fn mouse_event(kind: &str, at: Point, button: &str, clicks: u8, modifiers: u32) -> Value {
+    let mut p = json!({ "type": kind, "x": at.x, "y": at.y, "modifiers": modifiers });
+    if button != "none" {
+        p["button"] = json!(button);
+        p["clickCount"] = json!(clicks);
+    }
+    p
+}
+
 /// No isolated world yet (CDP's context ids are positive).
 const NO_WORLD: i64 = 0;
 
@@ -55,17 +65,13 @@ impl<'a> Executor<'a> {
         Executor { browser, scale, secrets, pointer: Point { x: 0.0, y: 0.0 }, world: AtomicI64::new(NO_WORLD), token: world_token() }
     }
 
+    /// A DevTools command, on the agent's own connection to the page (see [`crate::devtools`]).
     async fn cdp(&self, cmd: &'static str, params: Value) -> Result<Value, String> {
-        self.browser.cdp(cmd, params).await.map_err(|e| format!("{cmd}: {e}"))
+        self.browser.devtools.call(cmd, params).await
     }
 
     async fn mouse(&self, kind: &str, at: Point, button: &str, clicks: u8, modifiers: u32) -> Result<(), String> {
-        let mut p = json!({ "type": kind, "x": at.x, "y": at.y, "modifiers": modifiers });
-        if button != "none" {
-            p["button"] = json!(button);
-            p["clickCount"] = json!(clicks);
-        }
-        self.cdp("Input.dispatchMouseEvent", p).await.map(drop)
+        self.cdp("Input.dispatchMouseEvent", mouse_event(kind, at, button, clicks, modifiers)).await.map(drop)
     }
 
     /// Does `action`, then waits for the page to settle (see [`Executor::settle`]). An error is
@@ -117,17 +123,33 @@ impl<'a> Executor<'a> {
             }
             Action::Click { button, count, at, hold } => {
                 let modifiers = hold.as_deref().map(modifiers_of).transpose()?.unwrap_or(0);
-                let at = self.move_to(*at).await?;
-                // What is under the pointer before the click (the click may navigate away).
-                let target = self.target(Some(at)).await;
                 let button = match button {
                     Button::Left => "left",
                     Button::Right => "right",
                     Button::Middle => "middle",
                 };
-                for n in 1..=*count {
-                    self.mouse("mousePressed", at, button, n, modifiers).await?;
-                    self.mouse("mouseReleased", at, button, n, modifiers).await?;
+                // The move and the first press go into the page's input queue together, as
+                // DevTools clients send a click: the press has the move dispatched at once, where
+                // a move alone waits for the next animation frame (about 10 ms).
+                let to = at.unwrap_or(self.pointer);
+                let devtools = &self.browser.devtools;
+                let moved = match *at {
+                    Some(at) => Some(devtools.send("Input.dispatchMouseEvent", mouse_event("mouseMoved", at, "none", 0, 0)).await?),
+                    None => None,
+                };
+                let pressed = devtools.send("Input.dispatchMouseEvent", mouse_event("mousePressed", to, button, 1, modifiers)).await?;
+                if let Some(moved) = moved {
+                    moved.answer().await?;
+                }
+                self.pointer = to;
+                pressed.answer().await?;
+                // What the press landed on, which the click is on: found before the release (the
+                // click may navigate away) and after the move (a hover may have shown it).
+                let target = self.target(Some(to)).await;
+                self.mouse("mouseReleased", to, button, 1, modifiers).await?;
+                for n in 2..=*count {
+                    self.mouse("mousePressed", to, button, n, modifiers).await?;
+                    self.mouse("mouseReleased", to, button, n, modifiers).await?;
                 }
                 Ok(Done { target, ..Done::default() })
             }
