@@ -23,6 +23,25 @@ impl Target {
     }
 }
 
+/// A computer-use job's model as the manifest grants it, its endpoint a URL.
+#[derive(Clone, Debug)]
+pub struct Granted {
+    pub endpoint: url::Url,
+    pub prices: names::goal::Prices,
+}
+
+impl Granted {
+    /// The grant of a manifest with a goal: there must be one, at a URL with a host.
+    pub fn of(grant: Option<&names::manifest::ModelGrant>) -> Result<Granted, String> {
+        let grant = grant.ok_or("a computer-use job's manifest must grant its model")?;
+        let endpoint = url::Url::parse(&grant.endpoint).map_err(|e| format!("the model's endpoint `{}` is not a URL: {e}", grant.endpoint))?;
+        if endpoint.host_str().is_none_or(str::is_empty) {
+            return Err(format!("the model's endpoint `{}` has no host", grant.endpoint));
+        }
+        Ok(Granted { endpoint, prices: grant.prices })
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub task_id: String,
@@ -31,8 +50,8 @@ pub struct Config {
     pub steps: Vec<names::step::Step>,
     /// A computer-use job's goal (its `start_url` is the first navigation).
     pub goal: Option<names::goal::Goal>,
-    /// Its model, as the manifest grants it.
-    pub model: Option<names::manifest::ModelGrant>,
+    /// Its model, as the manifest grants it: checked once, when the manifest is read.
+    pub model: Option<Granted>,
     pub options: job::JobOptions,
     pub egress: EgressPolicy,
     pub chromium: PathBuf,
@@ -157,6 +176,16 @@ pub fn search_url(template: &str, query: &str) -> Result<Url, String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_goal_jobs_model_grant_is_checked_once_when_the_manifest_is_read() {
+        let grant = |endpoint: &str| names::manifest::ModelGrant { endpoint: endpoint.into(), prices: names::goal::SONNET_4_5_PRICES };
+        let ok = Granted::of(Some(&grant("https://bedrock-runtime.eu-west-1.amazonaws.com"))).unwrap();
+        assert_eq!(ok.endpoint.host_str(), Some("bedrock-runtime.eu-west-1.amazonaws.com"));
+        assert_eq!(Granted::of(None).unwrap_err(), "a computer-use job's manifest must grant its model");
+        assert!(Granted::of(Some(&grant("bedrock"))).unwrap_err().starts_with("the model's endpoint `bedrock` is not a URL"));
+        assert_eq!(Granted::of(Some(&grant("mailto:x@example.com"))).unwrap_err(), "the model's endpoint `mailto:x@example.com` has no host");
+    }
     use super::*;
     use std::collections::BTreeMap;
 

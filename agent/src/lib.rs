@@ -203,12 +203,13 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
         Err(e) => return early(AgentError::InvalidJob(e), Stage::Config).await,
     };
     // A computer-use job's model, reached through the guard even when the job narrows it.
-    config.model = manifest.model.clone();
     if config.goal.is_some() {
-        match config.model.as_ref().map(|m| url::Url::parse(&m.endpoint).map(|u| u.host_str().unwrap_or_default().to_owned())) {
-            Some(Ok(host)) => config.egress = config.egress.clone().also_host(&host),
-            Some(Err(e)) => return early(AgentError::InvalidJob(format!("the model's endpoint is not a URL: {e}")), Stage::Config).await,
-            None => return early(AgentError::InvalidJob("a computer-use job's manifest must grant its model".into()), Stage::Config).await,
+        match config::Granted::of(manifest.model.as_ref()) {
+            Ok(granted) => {
+                config.egress = config.egress.clone().also_host(granted.endpoint.host_str().unwrap_or_default());
+                config.model = Some(granted);
+            }
+            Err(e) => return early(AgentError::InvalidJob(e), Stage::Config).await,
         }
     }
     // The secrets the steps type: redacted from every line and text output from here on.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use names::goal::{Goal, Provider};
-use names::manifest::ModelGrant;
+use crate::config::Granted;
 use serde_json::{json, Value};
 
 use super::execute::Executor;
@@ -123,8 +123,8 @@ fn usage_json(u: &Usage) -> Value {
 }
 
 /// The model at the granted endpoint, with the key the job's secrets carry, through the guard.
-fn model(ctx: &Ctx, goal: &Goal, grant: &ModelGrant) -> Result<Model, AgentError> {
-    let base = url::Url::parse(&grant.endpoint).map_err(|e| AgentError::InvalidJob(format!("the model's endpoint `{}` is not a URL: {e}", grant.endpoint)))?;
+fn model(ctx: &Ctx, goal: &Goal, grant: &Granted) -> Result<Model, AgentError> {
+    let base = grant.endpoint.clone();
     let secret = |name: &str| ctx.secrets.get(name).cloned().ok_or_else(|| AgentError::SecretsUnavailable(format!("the model's key (`{name}`) was not handed to the job")));
     let endpoint = match goal.model.provider {
         Provider::Bedrock => Endpoint::Bedrock { base, bearer: secret(names::goal::BEDROCK_KEY_SECRET)? },
