@@ -138,7 +138,8 @@ impl Browser {
                 log.error("chromedriver log", json!({ "tail": tail }));
                 format!("chromedriver could not attach to Chromium: {e}")
             })?;
-        let devtools = Devtools::connect(devtools).await?;
+        let window = client.window().await.map_err(|e| format!("chromedriver's window: {e}"))?;
+        let devtools = Devtools::connect(devtools, &String::from(window)).await?;
         let mut browser = Browser {
             client,
             devtools,

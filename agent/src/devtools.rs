@@ -47,15 +47,16 @@ impl Pending {
 }
 
 impl Devtools {
-    /// Connects to the page Chromium shows (its one tab) through the DevTools port `port`.
-    pub async fn connect(port: u16) -> Result<Devtools, String> {
+    /// Connects to the page `target` (chromedriver's window handle is the page's DevTools target
+    /// id) through the DevTools port `port`.
+    pub async fn connect(port: u16, target: &str) -> Result<Devtools, String> {
         let listing = async {
             let client = reqwest::Client::builder().no_proxy().build()?;
             client.get(format!("http://127.0.0.1:{port}/json/list")).send().await?.error_for_status()?.bytes().await
         };
         let body = listing.await.map_err(|e| format!("listing the browser's pages: {e}"))?;
         let list: Value = serde_json::from_slice(&body).map_err(|e| format!("listing the browser's pages: {e}"))?;
-        let page = list.as_array().into_iter().flatten().find(|t| t["type"] == "page").ok_or("the browser shows no page")?;
+        let page = list.as_array().into_iter().flatten().find(|t| t["id"] == target).ok_or_else(|| format!("the browser has no page `{target}`"))?;
         let url = page["webSocketDebuggerUrl"].as_str().ok_or("the page has no DevTools address")?;
         Devtools::open(url).await
     }
