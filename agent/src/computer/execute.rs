@@ -1,9 +1,10 @@
-//! The model's actions, done in the browser through the DevTools protocol (chromedriver's CDP
-//! endpoint), and the screenshots it sees: captured at the size [`Scale`] sends, by Chromium
-//! itself (a clip with a scale), so no image is decoded or resized in the agent.
+//! The model's actions, done in the browser through the DevTools protocol (the agent's own
+//! connection to the page, [`crate::devtools`]; waits for navigations on WebDriver), and the
+//! screenshots it sees: captured at the size [`Scale`] sends, by Chromium itself (a clip with a
+//! scale), so no image is decoded or resized in the agent.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use serde_json::{json, Value};
