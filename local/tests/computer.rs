@@ -4,8 +4,8 @@
 //! stand-in has the emulator's IAM authorize every call with it; on Anthropic, the tenant's own
 //! key. A job signs in on the fixture's /desk with a secret the model types by name and never
 //! sees, answers as its `output_schema` asks, and yields its usage, trajectory and one screenshot
-//! per turn; a step limit and an answer that breaks the schema end jobs with their own codes.
-//! In the loopback-only network namespace.
+//! per turn; a step limit and an answer that breaks the schema end jobs with their own codes; a
+//! warm slot runs one as a cold task does. In the loopback-only network namespace.
 
 use std::time::{Duration, Instant};
 
@@ -165,5 +165,32 @@ async fn goal_jobs() {
     // A task that cannot be done: the model says so, and the job with it.
     let job = finished(&stack, json!({"goal": "Find my order history; say so if you cannot", "start_url": desk, "options": big})).await;
     assert_eq!((job["status"].as_str(), job["answer"].as_str()), (Some("COMPLETED"), Some("I cannot find an order history on this page.")), "{job}");
+    stack.stop(false).await;
+
+    // On a warm slot: its browser started before the job, at the default viewport, behind a guard
+    // that knew no job; the job's viewport, egress policy (with the model's host) and secrets
+    // reach it at the hand-over.
+    let podman = testenv::container::Podman::detect().unwrap_or_else(|e| panic!("{e}"));
+    let command = AgentCommand::Container { podman, image: testenv::container::LOCAL_IMAGE.into() };
+    let stack = LocalStack::start(Options {
+        model_scenario: Some("auto".into()),
+        warm_pool: 1,
+        provisioning_delay: Duration::from_secs(2),
+        tenant_secrets: vec![local_stack::provision::TenantSecret { tenant: "acme".into(), name: "pw".into(), value: password.into() }],
+        ..Options::quiet(&["acme"], command)
+    })
+    .await
+    .expect("the local stack starts");
+    let started = Instant::now();
+    while stack.slots_launched() < 1 {
+        assert!(started.elapsed() < Duration::from_secs(60), "the warm slot never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Its browser up and waiting.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let desk = format!("http://{}/desk", stack.fixture);
+    let job = finished(&stack, json!({"goal": "Sign in as alice and tell me the greeting", "start_url": desk, "secrets": ["pw"], "output_schema": schema("^Welcome"), "options": big})).await;
+    assert_eq!((job["status"].as_str(), job["warm_start"].as_bool()), (Some("COMPLETED"), Some(true)), "{job}");
+    assert_eq!(job["answer"], json!({"greeting": "Welcome, alice"}), "{job}");
     stack.stop(false).await;
 }
