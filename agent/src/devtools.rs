@@ -4,10 +4,10 @@
 //! chromedriver answers one command at a time and relays each answer through its own JSON (a
 //! screenshot's megabyte of base64 is parsed and written again on its way). Here a command is
 //! written as soon as it is sent and its answer awaited apart ([`Devtools::send`]), so commands
-//! can be pipelined as DevTools clients do: a click's pointer move, press and release are in the
-//! page's input queue at once, and the move does not wait for an animation frame of its own
-//! (the press behind it has it dispatched at once). Commands on one connection reach the page in
-//! the order they were sent.
+//! can be pipelined as DevTools clients do: a click's pointer move and press are in the page's
+//! input queue at once, and the move does not wait for an animation frame of its own (the press
+//! behind it has it dispatched at once). Commands one task sends on the connection reach the page
+//! in the order it sent them.
 //!
 //! What needs chromedriver's knowledge of navigations (waiting for a page to load) stays on
 //! WebDriver; this connection only acts and looks.
