@@ -47,7 +47,7 @@ fn main() {
         let mut exec = Executor::new(&browser, scale, &secrets);
         // Warm up both paths.
         for _ in 0..3 {
-            browser.devtools.call("Page.captureScreenshot", json!({"format": "png"})).await.unwrap();
+            browser.devtools().await.unwrap().call("Page.captureScreenshot", json!({"format": "png"})).await.unwrap();
             exec.screenshot().await.unwrap();
         }
         // The bare screenshot on the connection the agent's own go on (its DevTools WebSocket),
@@ -55,7 +55,7 @@ fn main() {
         let (mut bare, mut relayed) = (Vec::new(), Vec::new());
         for _ in 0..TURNS {
             let t = Instant::now();
-            browser.devtools.call("Page.captureScreenshot", json!({"format": "png"})).await.unwrap();
+            browser.devtools().await.unwrap().call("Page.captureScreenshot", json!({"format": "png"})).await.unwrap();
             bare.push(t.elapsed().as_secs_f64() * 1000.0);
             let t = Instant::now();
             browser.cdp("Page.captureScreenshot", json!({"format": "png"})).await.unwrap();

@@ -24,8 +24,13 @@ pub struct BrowserConfig<'a> {
 
 pub struct Browser {
     pub client: Client,
-    /// The agent's own connection to the page, beside chromedriver's (see [`crate::devtools`]).
-    pub devtools: Devtools,
+    /// The agent's own connection to the page, beside chromedriver's (see [`crate::devtools`]),
+    /// made when a computer-use job first asks for it ([`Browser::devtools`]): other jobs run on
+    /// chromedriver's alone.
+    devtools: tokio::sync::OnceCell<Devtools>,
+    devtools_port: u16,
+    /// chromedriver's window: its handle is the page's DevTools target id.
+    window: String,
     pub version: String,
     _driver: tokio::process::Child,
     _chromium: tokio::process::Child,
@@ -139,10 +144,11 @@ impl Browser {
                 format!("chromedriver could not attach to Chromium: {e}")
             })?;
         let window = client.window().await.map_err(|e| format!("chromedriver's window: {e}"))?;
-        let devtools = Devtools::connect(devtools, &String::from(window)).await?;
         let mut browser = Browser {
             client,
-            devtools,
+            devtools: tokio::sync::OnceCell::new(),
+            devtools_port: devtools,
+            window: window.into(),
             version: String::new(),
             _driver: driver,
             _chromium: chromium,
@@ -165,6 +171,11 @@ impl Browser {
             json!({ "version": browser.version, "ms": started.elapsed().as_millis() as u64 }),
         );
         Ok(browser)
+    }
+
+    /// The agent's own DevTools connection to the page, made on first use.
+    pub async fn devtools(&self) -> Result<&Devtools, String> {
+        self.devtools.get_or_try_init(|| Devtools::connect(self.devtools_port, &self.window)).await
     }
 
     /// The page's viewport (a warm slot's browser, started before its job, gets the job's here).

@@ -216,7 +216,7 @@ fn a_click_waits_for_the_page_it_loads_and_the_page_cannot_steer_its_target() {
             }
             // Read as the next screenshot sees the page: on the agent's own connection (a WebDriver
             // call would itself wait for the navigation).
-            let title = browser.devtools.call("Runtime.evaluate", json!({"expression": "document.title", "returnByValue": true})).await.unwrap();
+            let title = browser.devtools().await.unwrap().call("Runtime.evaluate", json!({"expression": "document.title", "returnByValue": true})).await.unwrap();
             assert_eq!(title["result"]["value"], "Slow page", "the action returned before the page it loaded (Enter: {key})");
             assert_eq!(js(&browser, "return document.readyState").await, "complete");
         }

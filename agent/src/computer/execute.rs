@@ -68,7 +68,7 @@ impl<'a> Executor<'a> {
 
     /// A DevTools command, on the agent's own connection to the page (see [`crate::devtools`]).
     async fn cdp(&self, cmd: &'static str, params: Value) -> Result<Value, String> {
-        self.browser.devtools.call(cmd, params).await
+        self.browser.devtools().await?.call(cmd, params).await
     }
 
     async fn mouse(&self, kind: &str, at: Point, button: &str, clicks: u8, modifiers: u32) -> Result<(), String> {
@@ -133,7 +133,7 @@ impl<'a> Executor<'a> {
                 // DevTools clients send a click: the press has the move dispatched at once, where
                 // a move alone waits for the next animation frame (about 10 ms).
                 let to = at.unwrap_or(self.pointer);
-                let devtools = &self.browser.devtools;
+                let devtools = self.browser.devtools().await?;
                 let moved = match *at {
                     Some(at) => Some(devtools.send("Input.dispatchMouseEvent", mouse_event("mouseMoved", at, "none", 0, 0)).await?),
                     None => None,
