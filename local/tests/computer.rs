@@ -181,11 +181,7 @@ async fn goal_jobs() {
     })
     .await
     .expect("the local stack starts");
-    let started = Instant::now();
-    while stack.slots_launched() < 1 {
-        assert!(started.elapsed() < Duration::from_secs(60), "the warm slot never started");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::first_slot(&stack).await;
     // Its browser up and waiting.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let desk = format!("http://{}/desk", stack.fixture);

@@ -34,11 +34,7 @@ async fn warm_start() {
     .await
     .expect("the local stack starts");
     // The slot is provisioned like any task, then waits.
-    let started = Instant::now();
-    while stack.slots_launched() < 1 {
-        assert!(started.elapsed() < Duration::from_secs(60), "the warm slot never started");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::first_slot(&stack).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let submitted = Instant::now();
