@@ -173,6 +173,16 @@ impl Browser {
         Ok(browser)
     }
 
+    /// Lets the tasks an input queued run (a click's form submission is one), from a script that
+    /// answers from a task queued after them (a zero timeout; `frame`: after the next animation
+    /// frame, when a wheel's scroll lands). chromedriver holds the answer while a navigation they
+    /// started is pending. The document's `readyState` then, if the page said.
+    pub async fn after_input(&self, frame: bool) -> Option<String> {
+        let after = if frame { "requestAnimationFrame(() => setTimeout(answer, 0))" } else { "setTimeout(answer, 0)" };
+        let script = format!("const done = arguments[arguments.length - 1]; const answer = () => done(document.readyState); {after};");
+        self.client.execute_async(&script, vec![]).await.ok().and_then(|v| v.as_str().map(str::to_owned))
+    }
+
     /// The agent's own DevTools connection to the page, made on first use.
     pub async fn devtools(&self) -> Result<&Devtools, String> {
         self.devtools.get_or_try_init(|| Devtools::connect(self.devtools_port, &self.window)).await

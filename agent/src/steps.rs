@@ -95,7 +95,11 @@ async fn one(ctx: &Ctx, browser: &Browser, step: &Step, deadline: Deadline) -> R
         }
         Step::Click { selector } => {
             let el = find(browser, selector, deadline).await?;
-            el.click().await.map_err(|e| failed(&format!("clicking `{selector}`"), e))
+            el.click().await.map_err(|e| failed(&format!("clicking `{selector}`"), e))?;
+            // A form the click submits navigates from a task it queued: wait for it to start
+            // (and load), or the next step, or the capture, sees the page before.
+            let _ = timeout_at(deadline, browser.after_input(false)).await;
+            Ok(())
         }
         Step::Type { selector, text, secret } => {
             let value = match (text, secret) {

@@ -98,9 +98,7 @@ impl<'a> Executor<'a> {
     /// screenshot that follows is taken from a new one.
     pub async fn settle(&self, frame: bool) {
         let until = tokio::time::Instant::now() + SETTLE_CAP;
-        let after = if frame { "requestAnimationFrame(() => setTimeout(answer, 0))" } else { "setTimeout(answer, 0)" };
-        let script = format!("const done = arguments[arguments.length - 1]; const answer = () => done(document.readyState); {after};");
-        if let Ok(Ok(state)) = tokio::time::timeout_at(until, self.browser.client.execute_async(&script, vec![])).await {
+        if let Ok(Some(state)) = tokio::time::timeout_at(until, self.browser.after_input(frame)).await {
             if state == "complete" {
                 return;
             }
