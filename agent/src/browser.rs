@@ -29,8 +29,6 @@ pub struct Browser {
     /// chromedriver's alone.
     devtools: tokio::sync::OnceCell<Devtools>,
     devtools_port: u16,
-    /// chromedriver's window: its handle is the page's DevTools target id.
-    window: String,
     pub version: String,
     _driver: tokio::process::Child,
     _chromium: tokio::process::Child,
@@ -143,12 +141,10 @@ impl Browser {
                 log.error("chromedriver log", json!({ "tail": tail }));
                 format!("chromedriver could not attach to Chromium: {e}")
             })?;
-        let window = client.window().await.map_err(|e| format!("chromedriver's window: {e}"))?;
         let mut browser = Browser {
             client,
             devtools: tokio::sync::OnceCell::new(),
             devtools_port: devtools,
-            window: window.into(),
             version: String::new(),
             _driver: driver,
             _chromium: chromium,
@@ -185,7 +181,13 @@ impl Browser {
 
     /// The agent's own DevTools connection to the page, made on first use.
     pub async fn devtools(&self) -> Result<&Devtools, String> {
-        self.devtools.get_or_try_init(|| Devtools::connect(self.devtools_port, &self.window)).await
+        self.devtools
+            .get_or_try_init(|| async {
+                // chromedriver's window: its handle is the page's DevTools target id.
+                let window = self.client.window().await.map_err(|e| format!("chromedriver's window: {e}"))?;
+                Devtools::connect(self.devtools_port, &String::from(window)).await
+            })
+            .await
     }
 
     /// The page's viewport (a warm slot's browser, started before its job, gets the job's here).
