@@ -79,15 +79,15 @@ impl Browser {
         let _ = std::fs::remove_dir_all(&profile);
         std::fs::create_dir_all(&profile)
             .map_err(|e| format!("cannot create {}: {e}", profile.display()))?;
-        let port = free_port().map_err(|e| format!("no free loopback port: {e}"))?;
         let driver_log = cfg.scratch.join("chromedriver.log");
-        let driver = spawn(
+        // chromedriver binds a port of its own choosing and says which: a port picked here and
+        // bound by it later could be taken meanwhile by another process, even another
+        // chromedriver, whose session this browser would then share and lose with it.
+        let mut driver = spawn(
             cfg.chromedriver,
-            &[
-                format!("--port={port}"),
-                format!("--log-path={}", driver_log.display()),
-            ],
+            &["--port=0".to_string(), format!("--log-path={}", driver_log.display())],
             cfg.scratch,
+            Stdio::piped(),
             Stdio::null(),
         )?;
         // Chromium starts alongside chromedriver, which then attaches to it instead of launching
@@ -101,10 +101,9 @@ impl Browser {
             "--remote-debugging-port=0".to_string(),
             "about:blank".to_string(),
         ]);
-        let mut chromium = spawn(cfg.chromium, &args, cfg.scratch, stderr)?;
-        let base = format!("http://127.0.0.1:{port}");
+        let mut chromium = spawn(cfg.chromium, &args, cfg.scratch, Stdio::null(), stderr)?;
         let (ready, devtools) =
-            tokio::join!(wait_ready(&base), wait_devtools(&profile, &mut chromium));
+            tokio::join!(wait_driver(&mut driver), wait_devtools(&profile, &mut chromium));
         let devtools = devtools.inspect_err(|_| {
             let text = std::fs::read_to_string(&chromium_log).unwrap_or_default();
             let tail: Vec<&str> = text
@@ -115,7 +114,7 @@ impl Browser {
                 .collect();
             log.error("chromium log", json!({ "tail": tail }));
         })?;
-        ready?;
+        let base = ready?;
         log.info(
             "chromium and chromedriver ready",
             json!({ "ms": started.elapsed().as_millis() as u64 }),
@@ -289,6 +288,7 @@ fn spawn(
     program: &Path,
     args: &[String],
     scratch: &Path,
+    stdout: Stdio,
     stderr: Stdio,
 ) -> Result<tokio::process::Child, String> {
     let mut cmd = tokio::process::Command::new(program);
@@ -304,7 +304,7 @@ fn spawn(
         .env("XDG_CACHE_HOME", scratch.join(".cache"))
         .envs(BROWSER_ENV_PASSED.iter().filter_map(|k| std::env::var_os(k).map(|v| (*k, v))))
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(stderr)
         .kill_on_drop(true);
     // SAFETY: prctl is async-signal-safe; between fork and exec it only sets the death signal.
@@ -337,6 +337,39 @@ async fn wait_devtools(
     }
 }
 
+/// The port chromedriver says it bound (its first lines on stdout), once it answers ready there:
+/// its base URL.
+async fn wait_driver(driver: &mut tokio::process::Child) -> Result<String, String> {
+    use tokio::io::AsyncBufReadExt;
+    let stdout = driver.stdout.take().ok_or("chromedriver's stdout is not piped")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let port = loop {
+        match lines.next_line().await {
+            Ok(Some(line)) => {
+                if let Some(port) = driver_port(&line) {
+                    break port;
+                }
+            }
+            Ok(None) | Err(_) => {
+                let status = driver.wait().await.map(|s| s.to_string()).unwrap_or_default();
+                return Err(format!("chromedriver exited while starting ({status})"));
+            }
+        }
+    };
+    // What else it prints is read and dropped: a full pipe would stall it.
+    let mut rest = lines.into_inner();
+    tokio::spawn(async move { tokio::io::copy(&mut rest, &mut tokio::io::sink()).await });
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base).await?;
+    Ok(base)
+}
+
+/// The port in chromedriver's "ChromeDriver was started successfully on port 37813."
+fn driver_port(line: &str) -> Option<u16> {
+    let rest = line.split("started successfully on port ").nth(1)?;
+    rest.trim_end().trim_end_matches('.').parse().ok()
+}
+
 async fn wait_ready(base: &str) -> Result<(), String> {
     let http = reqwest::Client::builder()
         .no_proxy()
@@ -355,12 +388,6 @@ async fn wait_ready(base: &str) -> Result<(), String> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// A fresh directory under `parent` (the scratch volume; the root filesystem is read-only).
@@ -484,4 +511,17 @@ pub fn descendants(root: i32) -> Vec<i32> {
     }
     found.remove(0);
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::driver_port;
+
+    #[test]
+    fn chromedriver_says_which_port_it_bound() {
+        assert_eq!(driver_port("ChromeDriver was started successfully on port 37813."), Some(37813));
+        assert_eq!(driver_port("ChromeDriver was started successfully on port 9515.\r"), Some(9515));
+        assert_eq!(driver_port("Starting ChromeDriver 148.0.7778.167 (65db666a) on port 0"), None);
+        assert_eq!(driver_port("Only local connections are allowed."), None);
+    }
 }

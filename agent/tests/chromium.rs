@@ -574,7 +574,7 @@ fn a_warm_slot_runs_the_job_handed_over_to_it_and_takes_it_once() {
     let run = run_agent(agent(), job, slot(Some(Duration::from_secs(3)), Duration::from_secs(120), Duration::from_secs(600)));
     let result = assert_completed(&run, 1000, 700);
     assert_eq!(result["title"], "Tall page");
-    assert_eq!(result["agent_timings_ms"]["warm_browser"], true, "{result}");
+    assert_eq!(result["agent_timings_ms"]["warm_browser"], true, "{result}\n{}", run.stdout);
     assert_eq!(run.slot_manifest_left, Some(false), "the slot deleted its manifest once read (the job was taken)");
     let at = |line: &str| run.stdout.find(line).unwrap_or_else(|| panic!("no `{line}` in {}", run.stdout));
     assert!(at("the slot's browser is ready") < at("waiting for a job"), "the browser starts before the wait");

@@ -116,14 +116,19 @@ async fn call(client: &reqwest::Client, method: reqwest::Method, url: &str, key:
 }
 
 async fn wait_for(client: &reqwest::Client, url: &str, key: &str, want: &[&str], within: Duration) -> Value {
+    wait_for_at(client, url, key, "/status", want, within).await
+}
+
+/// Polls the job until the field at `pointer` holds one of `want`.
+async fn wait_for_at(client: &reqwest::Client, url: &str, key: &str, pointer: &str, want: &[&str], within: Duration) -> Value {
     let started = Instant::now();
     loop {
         let (status, job) = call(client, reqwest::Method::GET, url, Some(key), None).await;
         assert_eq!(status, 200, "{job}");
-        if want.contains(&job["status"].as_str().unwrap_or("")) {
+        if want.contains(&job.pointer(pointer).and_then(Value::as_str).unwrap_or("")) {
             return job;
         }
-        assert!(started.elapsed() < within, "job did not reach {want:?} within {within:?}: {job}");
+        assert!(started.elapsed() < within, "the job's {pointer} did not reach {want:?} within {within:?}: {job}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
@@ -180,7 +185,8 @@ async fn end_to_end() {
     let got = receiver.wait_for(1, Duration::from_secs(20));
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!((got[0]["verified"].clone(), got[0]["type"].as_str(), got[0]["task_id"].as_str()), (json!([true]), Some("job.completed"), Some(id.as_str())), "{}", got[0]);
-    let (_, recorded) = call(&client, reqwest::Method::GET, &job_url, Some(&key), None).await;
+    // The sender records the answer after the receiver has seen the request.
+    let recorded = wait_for_at(&client, &job_url, &key, "/webhook/state", &["DELIVERED", "FAILED"], Duration::from_secs(20)).await;
     assert_eq!(recorded["webhook"]["state"], "DELIVERED", "{recorded}");
     assert_eq!(recorded["webhook"]["attempts"][0]["status_code"], 200, "{recorded}");
     let at = |v: &Value| functions::time::parse_rfc3339(v.as_str().unwrap_or_default()).unwrap_or(0);
