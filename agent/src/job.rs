@@ -122,25 +122,29 @@ async fn capture(ctx: &Ctx, browser: &Browser, mut timings: Value, until: tokio:
     let cfg = &ctx.config;
     let capture_started = Instant::now();
     let cap = |d: Duration| (tokio::time::Instant::now() + d).min(until);
-    let facts = timeout_at(cap(STEP_CAP), browser.client.execute(FACTS_SCRIPT, vec![]))
+    let capped = cap(STEP_CAP);
+    let facts = timeout_at(capped, browser.client.execute(FACTS_SCRIPT, vec![]))
         .await
-        .map_err(|_| ctx.deadline_error())?
+        .map_err(|_| ctx.silent(capped, "a script reading the page"))?
         .map_err(|e| AgentError::Capture(format!("reading the page: {e}")))?;
     let (png, shot) = timeout_at(until, screenshot(ctx, browser, cfg.options.full_page)).await.map_err(|_| ctx.deadline_error())??;
     ctx.artifacts().screenshot = Some(png);
     let results = match &cfg.target {
-        Some(Target::Search { .. }) => Some(search_results(
-            timeout_at(cap(STEP_CAP), browser.client.execute(RESULTS_SCRIPT, vec![]))
+        Some(Target::Search { .. }) => {
+            let capped = cap(STEP_CAP);
+            let found = timeout_at(capped, browser.client.execute(RESULTS_SCRIPT, vec![]))
                 .await
-                .map_err(|_| ctx.deadline_error())?
-                .map_err(|e| AgentError::Capture(format!("reading the results: {e}")))?,
-        )),
+                .map_err(|_| ctx.silent(capped, "a script reading the results"))?
+                .map_err(|e| AgentError::Capture(format!("reading the results: {e}")))?;
+            Some(search_results(found))
+        }
         _ => None,
     };
     if cfg.options.capture_html {
-        let html = timeout_at(cap(STEP_CAP), browser.client.source())
+        let capped = cap(STEP_CAP);
+        let html = timeout_at(capped, browser.client.source())
             .await
-            .map_err(|_| ctx.deadline_error())?
+            .map_err(|_| ctx.silent(capped, "reading the HTML"))?
             .map_err(|e| AgentError::Capture(format!("reading the HTML: {e}")))?;
         ctx.artifacts().html = Some(html);
     }

@@ -79,6 +79,17 @@ impl Ctx {
         AgentError::Deadline(self.config.options.timeout_seconds)
     }
 
+    /// Why a browser call given until `until` (from [`Ctx::step_deadline`]) did not answer: the
+    /// job's deadline when that was the limit, otherwise a capture error naming `what` and the
+    /// step cap (a page that wedges its browser is not a job that ran out of time).
+    pub(crate) fn silent(&self, until: tokio::time::Instant, what: &str) -> AgentError {
+        if until >= self.work_deadline {
+            self.deadline_error()
+        } else {
+            AgentError::Capture(format!("the browser did not answer {what} within {} s", STEP_CAP.as_secs()))
+        }
+    }
+
     pub(crate) fn artifacts(&self) -> std::sync::MutexGuard<'_, Artifacts> {
         self.artifacts.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -180,12 +191,10 @@ fn check_navigation(
 }
 
 pub(crate) async fn script(ctx: &Ctx, browser: &Browser, source: &str) -> Result<Value, AgentError> {
-    timeout_at(
-        ctx.step_deadline(STEP_CAP),
-        browser.client.execute(source, vec![]),
-    )
-    .await
-    .map_err(|_| ctx.deadline_error())?
+    let until = ctx.step_deadline(STEP_CAP);
+    timeout_at(until, browser.client.execute(source, vec![]))
+        .await
+        .map_err(|_| ctx.silent(until, "a script reading the page"))?
     .map_err(|e| AgentError::Capture(format!("reading the page: {e}")))
 }
 
@@ -203,9 +212,10 @@ return {
 pub(crate) async fn screenshot(ctx: &Ctx, browser: &Browser, full_page: bool) -> Result<(Vec<u8>, Value), AgentError> {
     let viewport = ctx.config.options.viewport;
     let cdp = |cmd, params| async move {
-        timeout_at(ctx.step_deadline(STEP_CAP), browser.cdp(cmd, params))
+        let until = ctx.step_deadline(STEP_CAP);
+        timeout_at(until, browser.cdp(cmd, params))
             .await
-            .map_err(|_| ctx.deadline_error())?
+            .map_err(|_| ctx.silent(until, cmd))?
             .map_err(|e| AgentError::Capture(format!("{cmd}: {e}")))
     };
     let mut truncated = false;

@@ -529,6 +529,21 @@ fn a_tenant_secret_is_typed_read_once_and_found_in_no_output() {
     assert!(env().get(&names::bucket::secrets_key(&run.task_id)).is_none(), "the secrets object is still there");
 }
 
+/// A page that wedges its browser fails the job at the step cap with what went unanswered, well
+/// before its deadline, and not as a job that ran out of time.
+#[test]
+fn a_page_that_wedges_its_browser_fails_at_the_step_cap_and_says_so() {
+    let run = run(json!({ "url": env().page("/wedged"), "options": { "timeout_seconds": 120 } }));
+    run.assert_code(exit::CAPTURE);
+    let error = run.json(Output::Error);
+    assert_eq!(error["code"], ErrorCode::CaptureFailed.as_str(), "{error}");
+    // Where the page stopped answering: reading it after its load, or capturing it.
+    assert!(matches!(error["stage"].as_str(), Some("navigate" | "capture")), "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("did not answer") && message.contains("within 20 s"), "{error}");
+    assert!(run.elapsed < Duration::from_secs(100), "{:?}", run.elapsed);
+}
+
 #[test]
 fn a_secret_that_was_not_handed_over_fails_before_the_browser_starts() {
     let run = run(steps(json!([
