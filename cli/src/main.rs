@@ -239,11 +239,25 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
 /// A usage table: a line a day, then the totals.
 fn print_usage(u: &names::api::Usage) {
     println!("tenant {}, {} to {} (UTC)", u.tenant_id, u.from, u.to);
-    println!("{:<12} {:>6} {:>9} {:>6} {:>9} {:>11} {:>12} {:>11} {:>10}", "day", "jobs", "completed", "failed", "cancelled", "run (s)", "vCPU-s", "GB-s", "cost (USD)");
+    println!(
+        "{:<12} {:>6} {:>9} {:>6} {:>9} {:>11} {:>12} {:>11} {:>10} {:>12} {:>11} {:>11} {:>11}",
+        "day", "jobs", "completed", "failed", "cancelled", "run (s)", "vCPU-s", "GB-s", "task (USD)", "model in", "model out", "model (USD)", "total (USD)"
+    );
     let line = |day: &str, t: &names::api::UsageTotals| {
         println!(
-            "{day:<12} {:>6} {:>9} {:>6} {:>9} {:>11.1} {:>12.1} {:>11.1} {:>10.4}",
-            t.jobs, t.completed, t.failed, t.cancelled, t.run_seconds, t.vcpu_seconds, t.gb_seconds, t.estimated_cost_usd
+            "{day:<12} {:>6} {:>9} {:>6} {:>9} {:>11.1} {:>12.1} {:>11.1} {:>10.4} {:>12} {:>11} {:>11.4} {:>11.4}",
+            t.jobs,
+            t.completed,
+            t.failed,
+            t.cancelled,
+            t.run_seconds,
+            t.vcpu_seconds,
+            t.gb_seconds,
+            t.estimated_cost_usd,
+            t.model_input_tokens,
+            t.model_output_tokens,
+            t.model_cost_usd,
+            t.estimated_cost_usd + t.model_cost_usd
         )
     };
     for d in &u.days {
@@ -514,7 +528,7 @@ fn print_job(job: &JobView) {
         println!("answer       {a}");
     }
     if let Some(u) = &job.model_usage {
-        println!("model_usage  {} turns, {} tokens in, {} out, ~${}", u.turns, u.input_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens, u.output_tokens, u.estimated_cost_usd.0);
+        println!("model_usage  {} turns, {} tokens in, {} out, ~${}", u.turns, u.all_input_tokens(), u.output_tokens, u.estimated_cost_usd.0);
     }
     if let Some(c) = &job.cost {
         println!("cost         ~${} (task ${}, model ${})", c.total_usd.0, c.task_usd.0, c.model_usd.0);

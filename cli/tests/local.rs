@@ -159,6 +159,16 @@ async fn with_agents() {
     // Each turn as it happened, from the job's log.
     assert!(goal.stderr.contains("turn 1:  (screenshot)") && goal.stderr.contains("turn 2: Signing in. (left_click, type, left_click, type, left_click)"), "{goal}");
     assert!(goal.stderr.contains(r#"turn 3: {"greeting": "Welcome, alice"} (answered)"#), "{goal}");
+    // Its model usage counts in the tenant's day, beside its task's: in the JSON and the table.
+    let shown = goal.stdout.lines().find(|l| l.starts_with("model_usage")).unwrap();
+    let tokens_in: u64 = shown.split(", ").nth(1).and_then(|p| p.strip_suffix(" tokens in")).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{shown}"));
+    let usage = run(&stack, &["usage", "--json"]).await;
+    let u: Value = serde_json::from_str(&usage.stdout).unwrap_or_else(|e| panic!("{e}: {usage}"));
+    assert_eq!(u["total"]["model_input_tokens"].as_u64(), Some(tokens_in), "{usage}");
+    assert!(u["total"]["model_cost_usd"].as_f64().unwrap() > 0.0, "{usage}");
+    let table = run(&stack, &["usage"]).await;
+    let total = table.stdout.lines().find(|l| l.starts_with("total ")).unwrap_or_else(|| panic!("{table}"));
+    assert_eq!(total.split_whitespace().nth(9), Some(tokens_in.to_string().as_str()), "model in: {table}");
     let unknown = run(&stack, &[&args[..], &["--model", "bedrock/anthropic.claude-opus-4-1-20250805-v1:0"]].concat()).await;
     assert_eq!(unknown.code, 4, "{unknown}");
     assert!(unknown.stderr.contains("model") && unknown.stderr.contains("allows"), "{unknown}");

@@ -35,7 +35,7 @@ pub async fn status_body(app: &App, job: &Job) -> Result<api::JobView, AwsError>
         if job.target.goal().is_some() && existing.outputs.contains(&names::Output::Result) {
             if let Some(result) = out.result(task_id).await? {
                 view.answer = result.get("answer").filter(|a| a.to_string().len() <= ANSWER_MAX_BYTES).cloned();
-                view.model_usage = result.get("usage").and_then(|u| serde_json::from_value::<api::ModelUsage>(u.clone()).ok()).filter(|u| u.estimated_cost_usd.0.is_finite());
+                view.model_usage = crate::aws::model_usage_of(&result);
             }
         }
     }

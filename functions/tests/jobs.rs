@@ -894,6 +894,45 @@ async fn run_to_end(app: &App, tenant: &str, run: std::time::Duration, exit: i64
     status_of(app, &id).await
 }
 
+/// A computer-use job's end adds the model usage its agent's `result.json` reports to its
+/// tenant's day, once however often the end is delivered (the reconciler reads the result under
+/// the emulator's IAM, which grants it `result.json` alone). A usage that does not read as one,
+/// or no result at all, adds nothing and fails nothing.
+#[tokio::test]
+async fn a_goal_jobs_model_usage_is_added_to_its_tenants_day_once() {
+    let tenant = unique("usage-model");
+    let app = app(&[&tenant]).await;
+    let usage = |cost: f64| json!({"model": "bedrock/m", "turns": 3, "input_tokens": 4500, "output_tokens": 360, "cache_creation_input_tokens": 200, "cache_read_input_tokens": 1000, "estimated_cost_usd": cost});
+    let runs = [(Some(usage(0.0189)), 0, 2), (Some(usage(-1.0)), 0, 1), (None, names::agent::exit::STEP, 1)];
+    let mut ended = Vec::new();
+    for (n, (result, exit, deliveries)) in runs.into_iter().enumerate() {
+        let id = submit(&app, &tenant, r#"{"goal": "Read the page"}"#).await;
+        let job = app.store.get(&TaskId::parse(&id).unwrap()).await.unwrap().unwrap();
+        let env = manifest::overrides(&app, &job).await.unwrap().unwrap();
+        let (_, raw) = agent_http("GET", &env[0].1, b"").await;
+        let manifest: Manifest = serde_json::from_slice(&raw).unwrap();
+        if let Some(usage) = result {
+            let body: &'static [u8] = Box::leak(json!({"kind": "goal", "usage": usage}).to_string().into_bytes().into_boxed_slice());
+            assert_eq!(post_form(&manifest.uploads[Output::Result.file_name()], Output::Result.content_type(), body).await, 204);
+        }
+        let arn = format!("arn:aws:ecs:us-east-1:123456789012:task/c/model-usage-{n}");
+        force(&app, &id, JobStatus::Running, Some(&arn)).await;
+        for _ in 0..deliveries {
+            reconcile_event(&app, &id, &arn, TaskStatus::Stopped, container(Some(exit.into()), None), Some(StopCode::EssentialContainerExited)).await;
+        }
+        ended.push(status_of(&app, &id).await);
+    }
+    assert_eq!(ended.iter().map(|j| j["status"].as_str().unwrap()).collect::<Vec<_>>(), ["COMPLETED", "COMPLETED", "FAILED"]);
+    let r = get(&app, &tenant, "/usage").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let total: names::api::UsageTotals = serde_json::from_value(r.body["total"].clone()).unwrap();
+    assert_eq!((total.jobs, total.model_input_tokens, total.model_output_tokens), (3, 4500 + 200 + 1000, 360), "{}", r.body);
+    assert!((total.model_cost_usd - 0.0189).abs() < 1e-9, "{}", r.body);
+    // The task's cost stays apart: the model's is not in `estimated_cost_usd`.
+    let task: f64 = ended.iter().map(|j| j["usage"]["estimated_cost_usd"].as_f64().unwrap()).sum();
+    assert!((total.estimated_cost_usd - task).abs() < 1e-5, "{} against {task}", total.estimated_cost_usd);
+}
+
 /// `GET /usage`: a tenant's jobs, running time, vCPU- and GB-seconds and estimated cost by day,
 /// equal to the sums over the jobs it ran (a job's end counted once, however often its event
 /// comes), never another tenant's; bad days are refused.

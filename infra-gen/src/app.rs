@@ -701,6 +701,9 @@ fn grant_contract(s: &mut Stack, ctx: &Context, function: &Function, g: Grantors
     if take(&[(S3GetObject, ErrorReports)]) {
         g.bucket.grant_read_error_reports(s, role, g.key)?;
     }
+    if take(&[(S3GetObject, Results)]) {
+        g.bucket.grant_read_results(s, role, g.key)?;
+    }
     let secret_objects: Vec<&str> =
         calls(function.function).iter().filter(|(_, t)| *t == SecretObjects).map(|(a, _)| a.as_str()).collect();
     if !secret_objects.is_empty() {

@@ -469,6 +469,7 @@ fn functions_get_exactly_their_contract() {
             Target::JobObjects => format!("aws_s3_bucket.outputs.arn/{}*", names::bucket::JOBS_PREFIX),
             Target::Manifests => format!("aws_s3_bucket.outputs.arn/{}", names::bucket::manifests_pattern()),
             Target::ErrorReports => format!("aws_s3_bucket.outputs.arn/{}", names::bucket::error_reports_pattern()),
+            Target::Results => format!("aws_s3_bucket.outputs.arn/{}", names::bucket::results_pattern()),
             Target::SecretObjects => format!("aws_s3_bucket.outputs.arn/{}*", names::bucket::SECRETS_PREFIX),
             // The bucket, listed only under secrets/ (the grant's s3:prefix condition).
             Target::SecretVersions => "aws_s3_bucket.outputs.arn".into(),

@@ -204,6 +204,13 @@ pub struct ModelUsage {
     pub estimated_cost_usd: crate::goal::Usd,
 }
 
+impl ModelUsage {
+    /// Tokens in, of every kind (plain, written to the cache, read from it).
+    pub fn all_input_tokens(&self) -> u64 {
+        self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
+    }
+}
+
 /// A job's estimated cost in US dollars, item by item: its task's (Fargate) and its model's.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct JobCost {
@@ -381,7 +388,9 @@ pub struct UsageDay {
     pub usage: UsageTotals,
 }
 
-/// Jobs ended (by final status) and the sums of their [`JobUsage`].
+/// Jobs ended (by final status), the sums of their [`JobUsage`] (`estimated_cost_usd` is their
+/// tasks' Fargate cost), and of the computer-use jobs' [`ModelUsage`]: tokens in (of every kind),
+/// out, and the model's estimated cost.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct UsageTotals {
     pub jobs: u64,
@@ -392,6 +401,12 @@ pub struct UsageTotals {
     pub vcpu_seconds: f64,
     pub gb_seconds: f64,
     pub estimated_cost_usd: f64,
+    #[serde(default)]
+    pub model_input_tokens: u64,
+    #[serde(default)]
+    pub model_output_tokens: u64,
+    #[serde(default)]
+    pub model_cost_usd: f64,
 }
 
 impl UsageTotals {
@@ -404,6 +419,9 @@ impl UsageTotals {
         self.vcpu_seconds += o.vcpu_seconds;
         self.gb_seconds += o.gb_seconds;
         self.estimated_cost_usd += o.estimated_cost_usd;
+        self.model_input_tokens += o.model_input_tokens;
+        self.model_output_tokens += o.model_output_tokens;
+        self.model_cost_usd += o.model_cost_usd;
     }
 }
 

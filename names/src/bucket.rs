@@ -19,6 +19,11 @@ pub fn error_reports_pattern() -> String {
     format!("{JOBS_PREFIX}*/{}", super::Output::Error.file_name())
 }
 
+/// Every job's `result.json`, as an IAM resource pattern below the bucket.
+pub fn results_pattern() -> String {
+    format!("{JOBS_PREFIX}*/{}", super::Output::Result.file_name())
+}
+
 pub fn job_prefix(task_id: &str) -> String {
     format!("{JOBS_PREFIX}{task_id}/")
 }

@@ -143,6 +143,9 @@ pub enum Target {
     Manifests,
     /// What the agents report when a job fails (`jobs/*/error.json`).
     ErrorReports,
+    /// What the agents report when a job ends (`jobs/*/result.json`): a computer-use job's
+    /// model usage, which its end adds to its tenant's day.
+    Results,
     /// The tenants' secrets in SSM (`/<project>/<environment>/tenants/*`).
     TenantSecrets,
     /// A job's secrets handed to its agent (`secrets/*`): written, read once through a link,
@@ -236,6 +239,7 @@ pub fn calls(f: Function) -> &'static [(Action, Target)] {
             // An overdue job's task: stopped, whose event was lost?
             (EcsDescribeTasks, ClusterTasks),
             (S3GetObject, ErrorReports),
+            (S3GetObject, Results),
             (S3DeleteObjectVersion, SecretObjects),
             (S3ListBucketVersions, SecretVersions),
             (SqsSendMessage, WebhookQueue),

@@ -131,13 +131,17 @@ pub fn usage_key(tenant: &str, day: &str) -> String {
 }
 pub const USAGE_PREFIX: &str = "usage#";
 /// Its numbers: jobs ended, by final status; seconds of running; vCPU- and GB-seconds of their
-/// tasks; the estimated Fargate cost in US dollars (at the prices of the day each job ended).
+/// tasks; the estimated Fargate cost in US dollars (at the prices of the day each job ended); the
+/// computer-use jobs' model tokens (in, all kinds; out) and estimated model cost.
 pub const USAGE_DAY: &str = "day";
 pub const USAGE_JOBS: &str = "jobs";
 pub const USAGE_RUN_SECONDS: &str = "run_seconds";
 pub const USAGE_VCPU_SECONDS: &str = "vcpu_seconds";
 pub const USAGE_GB_SECONDS: &str = "gb_seconds";
 pub const USAGE_COST_USD: &str = "cost_usd";
+pub const USAGE_MODEL_INPUT_TOKENS: &str = "model_input_tokens";
+pub const USAGE_MODEL_OUTPUT_TOKENS: &str = "model_output_tokens";
+pub const USAGE_MODEL_COST_USD: &str = "model_cost_usd";
 pub const LIMITS_PARTITION: &str = "limits";
 /// One of a tenant's webhook lanes (`names::webhook::TENANT_LANES`): key
 /// `webhook-lane#<tenant>#<n>`, held while [`LANE_UNTIL`] (epoch milliseconds) is ahead, by

@@ -376,6 +376,17 @@ impl Outputs {
         Ok(serde_json::from_slice(&body).ok())
     }
 
+    /// A computer-use job's model usage as its agent reports it in `result.json`, when it wrote
+    /// one (a crashed agent, a job cancelled before its end, may not). Written by the agent, which
+    /// runs pages of the internet: only counts that read as counts are taken.
+    pub async fn model_usage(&self, task_id: &TaskId) -> Result<Option<names::api::ModelUsage>, AwsError> {
+        // Asked first, as `error_report` does: without the listing, S3 answers a missing key 403.
+        if !self.exists(&names::bucket::output_key(task_id.as_str(), Output::Result)).await? {
+            return Ok(None);
+        }
+        Ok(self.result(task_id).await?.and_then(|r| model_usage_of(&r)))
+    }
+
     /// The agent's `error.json` of the job, when it wrote one that reads as a report.
     pub async fn error_report(&self, task_id: &TaskId) -> Result<Option<AgentReport>, AwsError> {
         let key = names::bucket::output_key(task_id.as_str(), Output::Error);
@@ -392,6 +403,14 @@ impl Outputs {
         // unknown code or a malformed file is as if there were none).
         Ok(serde_json::from_slice::<AgentReport>(&body).ok().filter(|r| names::job::ErrorCode::parse(&r.code).is_some()))
     }
+}
+
+/// `result.json`'s `usage`, when it reads as a model's usage (a cost that is a finite amount, not
+/// below zero).
+pub fn model_usage_of(result: &serde_json::Value) -> Option<names::api::ModelUsage> {
+    let usage = serde_json::from_value::<names::api::ModelUsage>(result.get("usage")?.clone()).ok()?;
+    let cost = usage.estimated_cost_usd.0;
+    (cost.is_finite() && cost >= 0.0).then_some(usage)
 }
 
 /// What the agent reports in `error.json`: an error code of `names::job::ErrorCode`, a message

@@ -139,7 +139,13 @@ impl JobStore {
     /// task's billed time as its stop event reports it (from its image pull to its stop; for a warm
     /// slot's job, from when the slot took it), else (a cancel, a timeout, an event without
     /// times) from RUNNING to now.
-    fn usage_update(&self, job: &Job, to: JobStatus, task_window: Option<(i64, Option<i64>)>) -> Result<(aws_sdk_dynamodb::types::Update, names::api::JobUsage), AwsError> {
+    fn usage_update(
+        &self,
+        job: &Job,
+        to: JobStatus,
+        task_window: Option<(i64, Option<i64>)>,
+        model: Option<&names::api::ModelUsage>,
+    ) -> Result<(aws_sdk_dynamodb::types::Update, names::api::JobUsage), AwsError> {
         let now = self.clock.now_millis();
         let day = crate::time::rfc3339(now).get(..10).unwrap_or_default().to_owned();
         let started = job.started_at.as_deref().and_then(crate::time::parse_rfc3339);
@@ -156,10 +162,11 @@ impl JobStore {
             _ => "cancelled",
         };
         let figures = names::api::JobUsage { run_seconds: seconds, vcpu_seconds: vcpu, gb_seconds: gb, estimated_cost_usd: cost };
+        let (model_in, model_out, model_cost) = model.map_or((0, 0, 0.0), |m| (m.all_input_tokens(), m.output_tokens, m.estimated_cost_usd.0));
         let update = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.table)
             .key(t::TASK_ID, s(t::usage_key(job.tenant_id.as_str(), &day)))
-            .update_expression("SET #day = :day ADD #jobs :one, #st :one, #run :run, #vcpu :vcpu, #gb :gb, #cost :cost")
+            .update_expression("SET #day = :day ADD #jobs :one, #st :one, #run :run, #vcpu :vcpu, #gb :gb, #cost :cost, #min :min, #mout :mout, #mcost :mcost")
             .expression_attribute_names("#day", t::USAGE_DAY)
             .expression_attribute_names("#jobs", t::USAGE_JOBS)
             .expression_attribute_names("#st", status)
@@ -167,12 +174,18 @@ impl JobStore {
             .expression_attribute_names("#vcpu", t::USAGE_VCPU_SECONDS)
             .expression_attribute_names("#gb", t::USAGE_GB_SECONDS)
             .expression_attribute_names("#cost", t::USAGE_COST_USD)
+            .expression_attribute_names("#min", t::USAGE_MODEL_INPUT_TOKENS)
+            .expression_attribute_names("#mout", t::USAGE_MODEL_OUTPUT_TOKENS)
+            .expression_attribute_names("#mcost", t::USAGE_MODEL_COST_USD)
             .expression_attribute_values(":day", s(&day))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":run", decimal(seconds))
             .expression_attribute_values(":vcpu", decimal(vcpu))
             .expression_attribute_values(":gb", decimal(gb))
             .expression_attribute_values(":cost", decimal(cost))
+            .expression_attribute_values(":min", n(model_in))
+            .expression_attribute_values(":mout", n(model_out))
+            .expression_attribute_values(":mcost", decimal(model_cost))
             .build()
             .map_err(|e| AwsError { op: "dynamodb:TransactWriteItems", code: None, detail: e.to_string() })?;
         Ok((update, figures))
@@ -419,13 +432,21 @@ impl JobStore {
     }
 
     /// As [`transition_seen`](Self::transition_seen), for an end its task's stop tells: the job's
-    /// usage counts the task's billed time as ECS reports it (`task_window`, epoch ms).
-    pub async fn end_from_task(&self, seen: &Job, to: JobStatus, updates: Updates, task_window: Option<(i64, Option<i64>)>) -> Result<Option<Job>, AwsError> {
-        Ok(self.transition_full(&seen.task_id, to, updates, How { seen: Some(seen), task_window, ..How::default() }).await?.job())
+    /// usage counts the task's billed time as ECS reports it (`task_window`, epoch ms), and the
+    /// model usage its agent reported (`model`).
+    pub async fn end_from_task(
+        &self,
+        seen: &Job,
+        to: JobStatus,
+        updates: Updates,
+        task_window: Option<(i64, Option<i64>)>,
+        model: Option<&names::api::ModelUsage>,
+    ) -> Result<Option<Job>, AwsError> {
+        Ok(self.transition_full(&seen.task_id, to, updates, How { seen: Some(seen), task_window, model, ..How::default() }).await?.job())
     }
 
     async fn transition_full(&self, task_id: &TaskId, to: JobStatus, updates: Updates, how: How<'_>) -> Result<Moved, AwsError> {
-        let How { max_running, slot, keep_place, mut seen, task_window } = how;
+        let How { max_running, slot, keep_place, mut seen, task_window, model } = how;
         let from = to.allowed_predecessors();
         for _ in 0..5 {
             let current = match seen.take() {
@@ -470,7 +491,7 @@ impl JobStore {
             }
             set.extend(updates.iter().filter(|(k, _)| !(announce && [t::UNFINISHED, t::WEBHOOK_STATE, t::DEADLINE_AT].contains(k))).cloned());
             // An end adds the job to its tenant's usage of the day, in the same transaction: once.
-            let usage = if to.is_terminal() { Some(self.usage_update(&current, to, task_window)?) } else { None };
+            let usage = if to.is_terminal() { Some(self.usage_update(&current, to, task_window, model)?) } else { None };
             // The job's own item records the same figures, in the same write.
             if let Some((_, u)) = &usage {
                 for (k, v) in [(t::USAGE_RUN_SECONDS, u.run_seconds), (t::USAGE_VCPU_SECONDS, u.vcpu_seconds), (t::USAGE_GB_SECONDS, u.gb_seconds), (t::USAGE_COST_USD, u.estimated_cost_usd)] {
@@ -703,6 +724,9 @@ struct How<'a> {
     /// An end its task's stop tells: the task's billed time as ECS reports it (epoch ms: from its
     /// image pull, to its stop if known), what the job's usage counts.
     task_window: Option<(i64, Option<i64>)>,
+    /// A computer-use job's model usage, as its agent's result reports it: added to its
+    /// tenant's day with the rest of its usage.
+    model: Option<&'a names::api::ModelUsage>,
 }
 
 /// What a move requires of the job's warm slot, besides its status.
@@ -761,6 +785,9 @@ impl JobStore {
                         vcpu_seconds: num(t::USAGE_VCPU_SECONDS),
                         gb_seconds: num(t::USAGE_GB_SECONDS),
                         estimated_cost_usd: num(t::USAGE_COST_USD),
+                        model_input_tokens: num(t::USAGE_MODEL_INPUT_TOKENS) as u64,
+                        model_output_tokens: num(t::USAGE_MODEL_OUTPUT_TOKENS) as u64,
+                        model_cost_usd: num(t::USAGE_MODEL_COST_USD),
                     };
                     (day.clone(), u)
                 }))

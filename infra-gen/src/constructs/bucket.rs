@@ -215,6 +215,12 @@ impl OutputsBucket {
         key.grant_decrypt(stack, role)
     }
 
+    /// Read the agents' results (`jobs/*/result.json`).
+    pub fn grant_read_results(&self, stack: &mut Stack, role: &Role, key: &Key) -> Result<(), Error> {
+        role.grant(stack, Statement::allow("ReadResults", &["s3:GetObject"], vec![self.bucket.arn() + "/" + &names::bucket::results_pattern()]))?;
+        key.grant_decrypt(stack, role)
+    }
+
     /// Read objects under `prefix`, and list it so a missing object is a 404, not a 403.
     pub fn grant_read(&self, stack: &mut Stack, role: &Role, key: &Key, prefix: &str) -> Result<(), Error> {
         role.grant(stack, Statement::allow("ReadOutputs", &["s3:GetObject"], vec![self.objects(prefix)]))?;
