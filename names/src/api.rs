@@ -207,7 +207,7 @@ pub struct ModelUsage {
 impl ModelUsage {
     /// Tokens in, of every kind (plain, written to the cache, read from it).
     pub fn all_input_tokens(&self) -> u64 {
-        self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
+        self.input_tokens.saturating_add(self.cache_creation_input_tokens).saturating_add(self.cache_read_input_tokens)
     }
 }
 
@@ -411,16 +411,17 @@ pub struct UsageTotals {
 
 impl UsageTotals {
     pub fn add(&mut self, o: &UsageTotals) {
-        self.jobs += o.jobs;
-        self.completed += o.completed;
-        self.failed += o.failed;
-        self.cancelled += o.cancelled;
+        // Saturating: the model's counts are its agent's word, and a day's are sums of them.
+        self.jobs = self.jobs.saturating_add(o.jobs);
+        self.completed = self.completed.saturating_add(o.completed);
+        self.failed = self.failed.saturating_add(o.failed);
+        self.cancelled = self.cancelled.saturating_add(o.cancelled);
         self.run_seconds += o.run_seconds;
         self.vcpu_seconds += o.vcpu_seconds;
         self.gb_seconds += o.gb_seconds;
         self.estimated_cost_usd += o.estimated_cost_usd;
-        self.model_input_tokens += o.model_input_tokens;
-        self.model_output_tokens += o.model_output_tokens;
+        self.model_input_tokens = self.model_input_tokens.saturating_add(o.model_input_tokens);
+        self.model_output_tokens = self.model_output_tokens.saturating_add(o.model_output_tokens);
         self.model_cost_usd += o.model_cost_usd;
     }
 }
@@ -725,6 +726,15 @@ mod tests {
 
     fn doc() -> Value {
         serde_json::to_value(openapi()).unwrap()
+    }
+
+    #[test]
+    fn usage_sums_saturate_instead_of_overflowing() {
+        let huge = ModelUsage { input_tokens: u64::MAX, cache_read_input_tokens: 5, ..ModelUsage::default() };
+        assert_eq!(huge.all_input_tokens(), u64::MAX);
+        let mut total = UsageTotals { jobs: 2, model_input_tokens: 7, ..UsageTotals::default() };
+        total.add(&UsageTotals { jobs: 1, model_input_tokens: u64::MAX, ..UsageTotals::default() });
+        assert_eq!((total.jobs, total.model_input_tokens), (3, u64::MAX));
     }
 
     #[test]
