@@ -537,7 +537,8 @@ fn a_page_that_wedges_its_browser_fails_at_the_step_cap_and_says_so() {
     run.assert_code(exit::CAPTURE);
     let error = run.json(Output::Error);
     assert_eq!(error["code"], ErrorCode::CaptureFailed.as_str(), "{error}");
-    // Where the page stopped answering: reading it after its load, or capturing it.
+    // The page stops answering once the agent has first read it after the load: in its check of
+    // the navigation, or in the capture.
     assert!(matches!(error["stage"].as_str(), Some("navigate" | "capture")), "{error}");
     let message = error["message"].as_str().unwrap();
     assert!(message.contains("did not answer") && message.contains("within 20 s"), "{error}");

@@ -150,9 +150,13 @@ fn serve(mut s: TcpStream) {
             let _ = s.read(&mut chunk);
             return;
         }
-        // Loads, then keeps its renderer's main thread busy for good: nothing run in the page
-        // (a script, a screenshot) answers again.
-        "/wedged" => html("200 OK", page("Wedged page", "<p>busy</p><script>addEventListener('load', () => setTimeout(() => { for (;;) {} }, 100));</script>")),
+        // Loads, and once a script has read its title (the agent's first look after the load),
+        // keeps its renderer's main thread busy for good: nothing run in the page after that (a
+        // script, a screenshot) answers again.
+        "/wedged" => html(
+            "200 OK",
+            page("Wedged page", "<p>busy</p><script>Object.defineProperty(document, 'title', { get() { setTimeout(() => { for (;;) {} }, 0); return 'Wedged page'; } });</script>"),
+        ),
         "/loop" => "HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
         "/redirect" => format!(
             "HTTP/1.1 302 Found\r\nLocation: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
