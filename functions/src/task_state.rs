@@ -142,7 +142,8 @@ pub async fn job_task_change(app: &App, d: &TaskDetail, via_slot: Option<&str>) 
     // The task's billed time, as its stop event reports it: what the job's usage counts, with a
     // computer-use job's model usage as its agent reported it.
     let window = if ended { d.billed_window(crate::time::parse_rfc3339) } else { None };
-    let model = if ended && job.target.goal().is_some() && to.is_terminal() { app.outputs.model_usage(&task_id).await? } else { None };
+    // Read only for a move that can still happen: a repeated stop of a finished job is refused.
+    let model = if ended && job.target.goal().is_some() && !job.status.is_terminal() { app.outputs.model_usage(&task_id).await? } else { None };
     let (moved, ()) = tokio::join!(app.store.end_from_task(&job, to, updates, window, model.as_ref()), purge);
     Ok(match moved? {
         Some(_) => Outcome::Applied(to),
