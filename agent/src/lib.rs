@@ -134,9 +134,9 @@ async fn supervise(started: Instant, log: Arc<Log>) -> i32 {
         };
         let (prepared, waited) = waited;
         match waited {
-            Ok(manifest::Slot::Job(m)) => {
+            Ok(manifest::Slot::Job(m, waited)) => {
                 started = Instant::now();
-                log.info("the slot took its job", json!({}));
+                log.info("the slot took its job", json!(waited));
                 warm = prepared;
                 Ok(m)
             }

@@ -95,12 +95,22 @@ pub const SLOT_LINK_MARGIN: Duration = Duration::from_secs(30);
 /// What a warm slot's wait came to.
 #[derive(Debug)]
 pub enum Slot {
-    /// Its job's manifest, read and deleted.
-    Job(Received),
+    /// Its job's manifest, read and deleted, and how the wait went.
+    Job(Received, Waited),
     /// Its deadline (or its link's expiry) came first: it exits without a job.
     Expired,
     /// Its job's manifest was read but could not be deleted (why): the job is not this slot's.
     NotReleased(String),
+}
+
+/// How a slot's wait for its job went (logged when it takes the job).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Waited {
+    /// Looks at the manifest's place, the one that found it included.
+    pub looks: u32,
+    /// Whether the look that found it followed a wake (else a long poll's end or a poll's
+    /// interval).
+    pub woken: bool,
 }
 
 /// Whether the task is a warm slot: it has a slot link (and then must not have a job's link).
@@ -108,10 +118,12 @@ pub fn is_slot(get: &dyn Fn(&str) -> Option<String>) -> bool {
     get(env::SLOT_MANIFEST_URL).is_some_and(|u| !u.is_empty())
 }
 
-/// A warm slot's wait: polls the slot's manifest link until the manifest is there (403 and 404
+/// A warm slot's wait: looks at the slot's manifest link until the manifest is there (403 and 404
 /// mean not yet), reads it, deletes it through the release link (which tells the dispatcher the
 /// job was taken) and returns it; or gives up at the slot's deadline or before its link expires,
-/// whichever is first.
+/// whichever is first. Between two looks it long-polls its wake link when it has one (the
+/// dispatcher sends a message there once the manifest is written: the next look is at once),
+/// else, or when the wake link fails, it waits [`SLOT_POLL`].
 pub async fn wait_in_slot(get: &dyn Fn(&str) -> Option<String>, log: &crate::log::Log) -> Result<Slot, String> {
     let parse = |var: &str| -> Result<url::Url, String> {
         let raw = get(var).filter(|u| !u.is_empty()).ok_or_else(|| format!("{var} is not set"))?;
@@ -122,6 +134,10 @@ pub async fn wait_in_slot(get: &dyn Fn(&str) -> Option<String>, log: &crate::log
     }
     let manifest = parse(env::SLOT_MANIFEST_URL)?;
     let release = parse(env::SLOT_RELEASE_URL)?;
+    let wake = match get(env::SLOT_WAKE_URL).filter(|u| !u.is_empty()) {
+        Some(_) => Some(parse(env::SLOT_WAKE_URL)?),
+        None => None,
+    };
     let deadline: i64 = get(env::SLOT_DEADLINE)
         .and_then(|d| d.trim().parse().ok())
         .ok_or_else(|| format!("{} must be epoch seconds", env::SLOT_DEADLINE))?;
@@ -130,13 +146,16 @@ pub async fn wait_in_slot(get: &dyn Fn(&str) -> Option<String>, log: &crate::log
         None => deadline,
     };
     let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    log.info("waiting for a job", serde_json::json!({ "until": deadline, "seconds": deadline - now() }));
+    log.info("waiting for a job", serde_json::json!({ "until": deadline, "seconds": deadline - now(), "wake_link": wake.is_some() }));
     let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(2)).build().map_err(|e| e.to_string())?;
     let mut errors = 0u32;
+    let mut wake_errors = 0u32;
+    let mut waited = Waited::default();
     loop {
         if now() >= deadline {
             return Ok(Slot::Expired);
         }
+        waited.looks += 1;
         match http.get(manifest.clone()).timeout(Duration::from_secs(5)).send().await {
             Ok(r) if r.status().is_success() => {
                 let raw = r.bytes().await.map_err(|e| e.without_url().to_string())?;
@@ -150,7 +169,7 @@ pub async fn wait_in_slot(get: &dyn Fn(&str) -> Option<String>, log: &crate::log
                 if let Err(e) = delete_link(&release).await {
                     return Ok(Slot::NotReleased(e));
                 }
-                return Ok(Slot::Job(received));
+                return Ok(Slot::Job(received, waited));
             }
             Ok(r) if matches!(r.status().as_u16(), 403 | 404) => errors = 0,
             Ok(r) => {
@@ -166,7 +185,33 @@ pub async fn wait_in_slot(get: &dyn Fn(&str) -> Option<String>, log: &crate::log
                 }
             }
         }
-        tokio::time::sleep(SLOT_POLL).await;
+        waited.woken = false;
+        let Some(wake) = &wake else {
+            tokio::time::sleep(SLOT_POLL).await;
+            continue;
+        };
+        // The long poll, cut short by the slot's deadline (its link outlives that by 30 s).
+        let left = Duration::from_secs((deadline - now()).max(1) as u64);
+        let most = Duration::from_secs(u64::from(names::pool::WAKE_WAIT_SECONDS) + 5);
+        match http.get(wake.clone()).timeout(left.min(most)).send().await {
+            Ok(r) if r.status().is_success() => {
+                // A message (the dispatcher's wake) or none (20 s passed): look either way.
+                waited.woken = r.text().await.is_ok_and(|body| body.contains("<Message>"));
+                wake_errors = 0;
+            }
+            Err(e) if e.is_timeout() => {}
+            answer => {
+                wake_errors += 1;
+                if wake_errors % 20 == 1 {
+                    let why = match answer {
+                        Ok(r) => serde_json::json!({ "status": r.status().as_u16() }),
+                        Err(e) => serde_json::json!({ "error": e.without_url().to_string() }),
+                    };
+                    log.warn("the slot's wake link failed; it looks at its manifest every 250 ms", why);
+                }
+                tokio::time::sleep(SLOT_POLL).await;
+            }
+        }
     }
 }
 

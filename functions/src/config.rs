@@ -89,6 +89,9 @@ pub struct Config {
     pub link_signer_role_arn: String,
     /// The role whose sessions mint computer-use jobs' Bedrock keys (empty: none).
     pub model_role_arn: String,
+    /// The deployment's name prefix, which names the warm slots' wake queues (empty: slots get
+    /// none and poll their manifest).
+    pub name_prefix: String,
     pub subnet_ids: Vec<String>,
     pub security_group_ids: Vec<String>,
     pub container_name: String,
@@ -217,6 +220,7 @@ impl Config {
                     EnvVar::TaskDefinition => c.task_definition = value,
                     EnvVar::LinkSignerRoleArn => c.link_signer_role_arn = value,
                     EnvVar::ModelRoleArn => c.model_role_arn = value,
+                    EnvVar::NamePrefix => c.name_prefix = value,
                     EnvVar::SubnetIds => c.subnet_ids = list(&value),
                     EnvVar::SecurityGroupIds => c.security_group_ids = list(&value),
                     EnvVar::ContainerName => c.container_name = value,

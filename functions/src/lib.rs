@@ -57,6 +57,8 @@ pub struct App {
     /// Computer-use jobs' model keys.
     pub models: aws::Models,
     pub webhooks: aws::WebhookQueue,
+    /// The warm slots' wake queues.
+    pub wakes: aws::WakeQueues,
     pub signing: aws::SigningSecrets,
     /// The functions this process serves; an HTTP route of another function is answered 404
     /// (each deployed function's role allows only its own calls).
@@ -89,6 +91,7 @@ impl App {
             webhooks,
             signing: aws::SigningSecrets { client: aws_sdk_ssm::Client::new(sdk), path: config.webhook_secrets_path.clone() },
             queue: aws::JobQueue { client: aws_sdk_sqs::Client::new(sdk), url: config.queue_url.clone() },
+            wakes: aws::WakeQueues { client: aws_sdk_sqs::Client::new(sdk), prefix: config.name_prefix.clone() },
             outputs: aws::Outputs::new(sdk, &config.bucket, &config.link_signer_role_arn, longest_link(&config)),
             tasks: aws::Tasks {
                 client: aws_sdk_ecs::Client::new(sdk),

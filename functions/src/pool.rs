@@ -49,6 +49,8 @@ pub struct Slot {
     /// The task definition (with its revision) its task runs; None for a slot made before
     /// slots recorded it.
     pub task_definition: Option<String>,
+    /// Its wake queue's URL (none: made before slots had one, or without a name prefix).
+    pub wake_url: Option<String>,
 }
 
 fn slot_from(m: &HashMap<String, AttributeValue>) -> Option<Slot> {
@@ -64,6 +66,7 @@ fn slot_from(m: &HashMap<String, AttributeValue>) -> Option<Slot> {
         claimed_at: m.get(t::CLAIMED_AT).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0),
         taken: m.get(t::SLOT_TAKEN).and_then(|v| v.as_bool().ok()).copied(),
         task_definition: gs(t::SLOT_TASK_DEFINITION),
+        wake_url: gs(t::SLOT_WAKE_URL),
     })
 }
 
@@ -138,6 +141,22 @@ impl crate::aws::JobStore {
             .expression_attribute_names("#arn", t::ECS_TASK_ARN)
             .expression_attribute_names("#st", t::SLOT_STATE)
             .expression_attribute_values(":arn", attr_s(task_arn))
+            .expression_attribute_values(":idle", attr_s(SlotState::Idle.as_str()))
+            .send()
+            .await;
+        Ok(conditional(r)?)
+    }
+
+    /// Records a slot's wake queue, before its task is started, only while the slot waits
+    /// without a task: false when it was given up meanwhile.
+    pub async fn set_slot_wake(&self, slot_id: &str, wake_url: &str) -> Result<bool, AwsError> {
+        let r = self
+            .slot_update(slot_id, "SET #wake = :wake")
+            .condition_expression("#st = :idle AND attribute_not_exists(#arn)")
+            .expression_attribute_names("#wake", t::SLOT_WAKE_URL)
+            .expression_attribute_names("#arn", t::ECS_TASK_ARN)
+            .expression_attribute_names("#st", t::SLOT_STATE)
+            .expression_attribute_values(":wake", attr_s(wake_url))
             .expression_attribute_values(":idle", attr_s(SlotState::Idle.as_str()))
             .send()
             .await;
@@ -423,6 +442,13 @@ pub async fn dispatch(app: &App, job: &Job) -> Result<Dispatch, AwsError> {
             return Ok(Dispatch::Cold);
         }
         app.outputs.put_slot_manifest(&slot.id, &manifest).await?;
+        // The slot reads its manifest as soon as this arrives. Without it (a failed send, a
+        // slot without a queue), at its long poll's end: later, never wrong.
+        if let Some(url) = &slot.wake_url {
+            if let Err(e) = app.wakes.wake(url).await {
+                tracing::warn!(slot = slot.id.as_str(), error = %e, "a warm slot could not be woken; it finds its job at its next look");
+            }
+        }
     }
     Ok(Dispatch::Warm { slot_id: slot.id, task_arn })
 }
@@ -461,6 +487,9 @@ pub async fn refill(app: &App) -> Result<usize, AwsError> {
             } else if never_started {
                 if app.store.abandon_slot(slot_id).await? {
                     tracing::warn!(slot = slot_id.as_str(), "a warm slot never got its task; its seat is free again");
+                    if let Some(url) = slot.as_ref().and_then(|s| s.wake_url.as_deref()) {
+                        app.wakes.delete(url).await?;
+                    }
                 } else {
                     continue;
                 }
@@ -519,12 +548,35 @@ async fn start_slot(app: &App, id: &str, link: u64, deadline: i64) -> Result<boo
     let id = id.to_owned();
     let (get, release) = app.outputs.presign_slot(&id, Duration::from_secs(link)).await?;
     let env = names::env::agent::SLOT_MANIFEST_URL;
-    let environment = vec![
+    let mut environment = vec![
         (env.to_owned(), get),
         (names::env::agent::SLOT_RELEASE_URL.to_owned(), release),
         (names::env::agent::SLOT_DEADLINE.to_owned(), deadline.to_string()),
         (names::env::agent::TASK_ID.to_owned(), p::started_by(&id)),
     ];
+    // Its wake queue, recorded on the slot before its task exists: whatever ends the slot
+    // from here (its task's stop, a failed start) knows what to delete.
+    let wake = if app.wakes.enabled() {
+        let url = app.wakes.create(&id).await?;
+        if !app.store.set_slot_wake(&id, &url).await? {
+            app.wakes.delete(&url).await?;
+            return Ok(false);
+        }
+        let creds = app.outputs.signing_credentials().await?;
+        let region = app.outputs.region.clone().unwrap_or_else(|| names::defaults::AWS_REGION.to_owned());
+        let link = crate::aws::presign_receive(&creds, &region, &url, std::time::SystemTime::now(), Duration::from_secs(link))
+            .map_err(|detail| AwsError { op: "sqs:ReceiveMessage (presign)", code: None, detail })?;
+        environment.push((names::env::agent::SLOT_WAKE_URL.to_owned(), link));
+        Some(url)
+    } else {
+        None
+    };
+    let unmake = |wake: Option<String>| async move {
+        match wake {
+            Some(url) => app.wakes.delete(&url).await,
+            None => Ok(()),
+        }
+    };
     let req = RunRequest { started_by: p::started_by(&id), tags: vec![(names::ecs::SLOT_TAG, id.clone())], environment };
     match app.tasks.run(&req).await {
         Ok(RunOutcome::Started { task_arn }) => {
@@ -541,10 +593,12 @@ async fn start_slot(app: &App, id: &str, link: u64, deadline: i64) -> Result<boo
         Ok(RunOutcome::Refused { reason }) => {
             tracing::warn!(slot = id.as_str(), reason = reason.as_str(), "a warm slot could not be started");
             app.store.retire_slot(&id).await?;
+            unmake(wake).await?;
             Ok(false)
         }
         Err(e) => {
             app.store.retire_slot(&id).await?;
+            unmake(wake).await?;
             Err(e)
         }
     }
@@ -621,6 +675,11 @@ pub async fn slot_running(app: &App, slot_id: &str, task_arn: &str) -> Result<cr
 pub async fn slot_stopped(app: &App, slot_id: &str, detail: &names::ecs::TaskStateChange) -> Result<crate::task_state::Outcome, AwsError> {
     use crate::task_state::Outcome;
     let Some(slot) = app.store.slot(slot_id).await? else { return Ok(Outcome::Ignored("unknown slot")) };
+    // Nothing waits on its wake queue any more (first: a slot retired before its task stopped
+    // still has one).
+    if let Some(url) = &slot.wake_url {
+        app.wakes.delete(url).await?;
+    }
     if slot.state == SlotState::Gone {
         // The same event again, after it was handled (the sweep refills what it missed); or the
         // first, for a slot the sweep retired when its job ended (timed out, cancelled) before

@@ -104,6 +104,7 @@ async fn recording_app(f: Function, config: functions::config::Config, rec: &Rec
     app.secrets.client = aws_sdk_ssm::Client::from_conf(aws_sdk_ssm::config::Builder::from(&sdk).interceptor(rec.clone()).build());
     app.signing.client = app.secrets.client.clone();
     app.webhooks.client = app.queue.client.clone();
+    app.wakes.client = app.queue.client.clone();
     if let Some(w) = app.store.webhooks.as_mut() {
         w.client = app.queue.client.clone();
     }
@@ -124,6 +125,10 @@ fn not_recordable(f: Function, action: &str) -> Option<&'static str> {
         (Function::Process, "ecs:StopTask") => Some("a race: cancelled while RunTask was under way"),
         // The SDK's AssumeRoleProvider makes it with an STS client of its own, which takes no
         // interceptor; pool.rs's links_are_signed_by_a_session_... shows the links carry its key.
+        // A slot's wake queue is deleted by the process function only when the slot's task
+        // never started (RunTask refused, or its refill died): pool.rs's
+        // a_slot_whose_refill_died_is_given_up_... deletes one as the process function.
+        (Function::Process, "sqs:DeleteQueue") => Some("a slot whose task never started (the reconciler deletes the others)"),
         (Function::Process, "sts:AssumeRole") => Some("made by the SDK's AssumeRoleProvider when the links' signing session starts"),
         _ => None,
     }
@@ -181,7 +186,12 @@ async fn handlers_call_exactly_what_their_roles_allow() {
     assert_eq!(process::message(&limited_process, &process::Message { body: Some(&job_message(&two)), receive_count: 1 }).await, process::Outcome::Waiting);
     // A job handed to a warm slot: its manifest written at the slot's place, the slot's links (a
     // GET to poll, a DELETE to release) signed.
-    functions::pool::refill(&app_with(config.clone()).await).await.unwrap();
+    // (Idle slots other tests left would fill the pool: out of the way, so this refill starts
+    // one, with its wake queue.)
+    for s in base.store.slots().await.unwrap() {
+        base.store.retire_slot(&s.id).await.unwrap();
+    }
+    assert_eq!(functions::pool::refill(&process).await.unwrap(), 1);
     let warm = common::submit(&base, &tenant, r#"{"query": "warm"}"#).await;
     let handed = process::message(&process, &process::Message { body: Some(&job_message(&warm)), receive_count: 1 }).await;
     assert!(matches!(handed, process::Outcome::Started { .. }), "{handed:?}");

@@ -395,3 +395,49 @@ async fn assuming_a_role_needs_both_the_grant_and_the_trust() {
     let text = format!("{refused:?}");
     assert!(text.contains("AccessDenied") && text.contains("fn-test-status-function") && text.contains("no policy allows"), "{text}");
 }
+
+/// SQS's checks of a query-signed request (a warm slot's wake link: a `ReceiveMessage` GET signed
+/// by the process function's session), which moto does not make: the signature over the action,
+/// queue and wait; the link's expiry (400 RequestExpired); the access key (403
+/// InvalidClientTokenId); and IAM, by the signer's policies: the process role may receive from
+/// the wake queues alone, the status role from none. A valid link is answered in the query
+/// protocol's XML, as SQS answers a GET.
+#[tokio::test]
+async fn a_query_signed_sqs_link_is_checked_as_sqs_checks_it() {
+    use aws_credential_types::provider::ProvideCredentials;
+    let app = app(&[]).await;
+    let sdk = function_sdk(&app.config).await;
+    let provider = sdk.credentials_provider().unwrap();
+    let (process, status) = (
+        acting_as(Function::Process, async { provider.provide_credentials().await }).await.unwrap(),
+        acting_as(Function::Status, async { provider.provide_credentials().await }).await.unwrap(),
+    );
+    let slot = uuid::Uuid::new_v4().simple().to_string();
+    let queue = acting_as(Function::Process, app.wakes.create(&slot)).await.expect("the process role makes a wake queue");
+    let link = |creds: &aws_credential_types::Credentials, url: &str, seconds: u64| {
+        functions::aws::presign_receive(creds, names::defaults::AWS_REGION, url, std::time::SystemTime::now(), std::time::Duration::from_secs(seconds)).unwrap()
+    };
+    let error = |body: &[u8]| s3_error(body).0;
+    assert_ne!(process.access_key_id(), status.access_key_id(), "each role's own key");
+
+    acting_as(Function::Process, app.wakes.wake(&queue)).await.unwrap();
+    let (code, body) = http("GET", &link(&process, &queue, 60), b"").await;
+    let text = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(code, 200, "{text}");
+    assert!(text.contains("<ReceiveMessageResponse") && text.contains("<Body>wake</Body>"), "the query protocol's answer: {text}");
+
+    let (code, body) = http("GET", &link(&status, &queue, 60), b"").await;
+    assert_eq!((code, error(&body).as_str()), (403, "AccessDenied"), "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("sqs:ReceiveMessage"), "{}", String::from_utf8_lossy(&body));
+    let (code, body) = http("GET", &link(&process, &app.config.webhook_queue_url, 60), b"").await;
+    assert_eq!((code, error(&body).as_str()), (403, "AccessDenied"), "the process role receives from no other queue through a link");
+    let unknown = aws_credential_types::Credentials::new("AKIAUNKNOWNUNKNOWN00", "secret", None, None, "test");
+    let (code, body) = http("GET", &link(&unknown, &queue, 60), b"").await;
+    assert_eq!((code, error(&body).as_str()), (403, "InvalidClientTokenId"));
+    let short = link(&process, &queue, 1);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (code, body) = http("GET", &short, b"").await;
+    assert_eq!((code, error(&body).as_str()), (400, "RequestExpired"), "{}", String::from_utf8_lossy(&body));
+    acting_as(Function::Process, app.wakes.delete(&queue)).await.unwrap();
+    acting_as(Function::Process, app.wakes.delete(&queue)).await.expect("a queue already gone is deleted");
+}

@@ -482,11 +482,16 @@ async fn a_slot_whose_refill_died_is_given_up_and_its_late_task_stopped() {
     assert!(app.store.create_slot(&orphan, deadline, &app.config.task_definition).await.unwrap());
     let held = app.store.seat(0).await.unwrap();
     assert!(app.store.take_seat(0, held.as_deref(), &orphan).await.unwrap());
+    // It had made the slot's wake queue and recorded it (issue 28).
+    let queue = app.wakes.create(&orphan).await.unwrap();
+    assert!(app.store.set_slot_wake(&orphan, &queue).await.unwrap());
     let refill = |app: App| async move { refill_as_process(&app).await.unwrap() };
     assert_eq!(refill(app.clone()).await, 0, "a slot being started is not given up at once");
     let later = app.clone().with_clock(functions::time::Clock::manual(app.clock.now_millis() + (app.config.recovery_grace_seconds + 5) * 1000));
     assert_eq!(refill(later).await, 1, "a minute on, its seat is refilled");
     assert_eq!(app.store.slot(&orphan).await.unwrap().unwrap().state, SlotState::Gone);
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    assert!(sqs.get_queue_attributes().queue_url(&queue).send().await.is_err(), "the given-up slot's wake queue is deleted (as the process function)");
     // Its task started after all (the refill died after RunTask): stopped when it runs.
     let req = functions::aws::RunRequest { started_by: names::pool::started_by(&orphan), tags: vec![], environment: vec![] };
     let functions::aws::RunOutcome::Started { task_arn } = app.tasks.run(&req).await.unwrap() else { panic!("RunTask refused") };
@@ -778,4 +783,65 @@ async fn links_are_signed_by_a_session_whose_expiry_is_known_under_lambdas_crede
     let (code, body) = agent_http("GET", &get, b"").await;
     assert_eq!(code, 400, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("ExpiredToken"), "{}", String::from_utf8_lossy(&body));
+}
+
+/// The environment a slot's task was started with (RunTask's override, as DescribeTasks says).
+async fn task_env(app: &App, task_arn: &str) -> std::collections::BTreeMap<String, String> {
+    let described = app.tasks.client.describe_tasks().cluster(&app.tasks.cluster).tasks(task_arn).send().await.unwrap();
+    described.tasks()[0].overrides().unwrap().container_overrides()[0]
+        .environment()
+        .iter()
+        .map(|kv| (kv.name().unwrap().to_owned(), kv.value().unwrap().to_owned()))
+        .collect()
+}
+
+/// Issue 28: a slot is woken when its job is handed over, instead of finding it at its next look
+/// (every 250 ms). Its own queue is made as its task is started (as the process function, under
+/// its grants), its task gets a pre-signed long poll of it (the emulator checks the signature as
+/// SQS does: any change of the link is refused), the hand-over sends one message, which the link
+/// then answers at once, and the queue is deleted when the slot's task stops.
+#[tokio::test]
+async fn a_slot_is_woken_through_its_own_queue_at_its_hand_over_and_the_queue_goes_with_its_task() {
+    let _one = SERIAL.lock().await;
+    let tenant = unique("wake");
+    let app = pool_app(&tenant, 1).await;
+    for s in app.store.slots().await.unwrap() {
+        app.store.retire_slot(&s.id).await.unwrap();
+    }
+    assert_eq!(refill_as_process(&app).await.unwrap(), 1);
+    let slot = app.store.slots().await.unwrap().into_iter().find(|s| s.state == SlotState::Idle).expect("the slot started");
+    let queue = slot.wake_url.clone().expect("the slot records its wake queue");
+    assert!(queue.ends_with(&format!("/{ACCOUNT}/{}", names::queue::wake_name(PREFIX, &slot.id))), "{queue}");
+    let env = task_env(&app, slot.task_arn.as_deref().unwrap()).await;
+    let link = env.get(names::env::agent::SLOT_WAKE_URL).expect("the task gets its wake link").clone();
+    assert!(link.starts_with(&queue) && link.contains("Action=ReceiveMessage") && link.contains("WaitTimeSeconds=20"), "{link}");
+    assert!(!link.contains(&format!("X-Amz-Credential={}", testenv::moto::HARNESS_KEY.0)), "signed by the function's session, not the harness");
+
+    // Any change of the link is refused (its signature covers the wait, the queue, the action).
+    for tampered in [link.replace("WaitTimeSeconds=20", "WaitTimeSeconds=1"), link.replace("Action=ReceiveMessage", "Action=DeleteQueue")] {
+        let (code, body) = http("GET", &tampered, b"").await;
+        assert_eq!(code, 403, "{tampered}: {}", String::from_utf8_lossy(&body));
+        assert!(String::from_utf8_lossy(&body).contains("<Code>SignatureDoesNotMatch</Code>"), "{}", String::from_utf8_lossy(&body));
+    }
+
+    // The hand-over wakes it: the long poll answers the message at once.
+    let id = submit(&app, &tenant, r#"{"query": "wake"}"#).await;
+    assert!(matches!(deliver(&app, &id).await, Outcome::Started { .. }));
+    assert_eq!(job(&app, &id).await.warm_slot.as_deref(), Some(slot.id.as_str()));
+    let asked = std::time::Instant::now();
+    let (code, body) = http("GET", &link, b"").await;
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("<Message>") && body.contains("<Body>wake</Body>"), "a wake message: {body}");
+    assert!(asked.elapsed() < std::time::Duration::from_secs(15), "answered by the message, not at the long poll's end");
+
+    // Its task stops: the queue is deleted with it (a second stop event deletes nothing more).
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    assert!(sqs.get_queue_attributes().queue_url(&queue).send().await.is_ok(), "the queue is there while the slot lives");
+    app.outputs.delete_slot_manifest(&slot.id).await.unwrap();
+    let claimed = app.store.slot(&slot.id).await.unwrap().unwrap();
+    slot_stopped(&app, &claimed, Some(0)).await;
+    slot_stopped(&app, &claimed, Some(0)).await;
+    let gone = sqs.get_queue_attributes().queue_url(&queue).send().await;
+    assert!(gone.is_err(), "the slot's queue is deleted with its task: {gone:?}");
 }

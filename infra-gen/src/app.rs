@@ -493,6 +493,7 @@ pub fn build(config: &AppConfig) -> Result<Stack, Error> {
             EnvVar::FargatePricing => pricing.clone(),
             EnvVar::ComputerUse => computer_use.clone(),
             EnvVar::ModelRoleArn => model_role.arn(),
+            EnvVar::NamePrefix => ctx.prefix.clone(),
         }
     };
     let function = |s: &mut Stack, f: Fn, description: &'static str, timeout: u32| -> Result<Function, Error> {
@@ -683,6 +684,15 @@ fn grant_contract(s: &mut Stack, ctx: &Context, function: &Function, g: Grantors
         let group: Vec<(Action, Target)> = calls(function.function).iter().copied().filter(|(_, t)| *t == SlotObjects).collect();
         take(&group);
         g.bucket.grant_slots(s, role, g.key, &slot_objects)?;
+    }
+    let wake: Vec<&str> = calls(function.function).iter().filter(|(_, t)| *t == WakeQueues).map(|(a, _)| a.as_str()).collect();
+    if !wake.is_empty() {
+        let group: Vec<(Action, Target)> = calls(function.function).iter().copied().filter(|(_, t)| *t == WakeQueues).collect();
+        take(&group);
+        // Made at run time, one per warm slot, so named by pattern; encrypted with SQS's own key
+        // (SSE-SQS, set at CreateQueue): a wake message is empty, and no KMS grant is needed.
+        let queues = ctx.arn("sqs", ctx.name(|p| names::queue::wake_name(p, "*")));
+        role.grant(s, crate::model::iam::Statement::allow("WarmSlotWakeQueues", &wake, vec![queues]))?;
     }
     if take(&[(SsmGetParameters, WebhookSecrets)]) {
         // One SecureString per tenant directly below the path (no deeper parameter).

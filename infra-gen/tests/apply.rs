@@ -180,6 +180,7 @@ fn longest_value(var: &str) -> usize {
         v if v == names::env::CLUSTER_ARN => arn("ecs", &format!("cluster/{}", names::agent::cluster_name(&p))),
         // With its revision (ECS keeps up to 1,000,000 per family).
         v if v == names::env::TASK_DEFINITION => arn("ecs", &format!("task-definition/{}:1000000", names::agent::task_family(&p))),
+        v if v == names::env::NAME_PREFIX => p.len(),
         v if v == names::env::LINK_SIGNER_ROLE_ARN => format!("arn:{partition}:iam::{account}:role/{}", names::Function::Process.role_name(&p)).len(),
         v if v == names::env::SUBNET_IDS => 2 * "subnet-0123456789abcdef0".len() + 1,
         v if v == names::env::SECURITY_GROUP_IDS => "sg-0123456789abcdef0".len(),

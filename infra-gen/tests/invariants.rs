@@ -487,6 +487,7 @@ fn functions_get_exactly_their_contract() {
             Target::SlotObjects => format!("aws_s3_bucket.outputs.arn/{}*", names::bucket::SLOTS_PREFIX),
             Target::OwnRole => format!("aws_iam_role.{}_function.arn", f.as_str()),
             Target::ModelRole => "aws_iam_role.model_access.arn".into(),
+            Target::WakeQueues => format!(":local.name_prefix{}*", names::queue::WAKE_INFIX),
         }
     };
     for f in names::Function::ALL {

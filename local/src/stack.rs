@@ -223,6 +223,8 @@ impl LocalStack {
         // Computer-use jobs: the stand-in model service as both providers, Bedrock's keys minted
         // from sessions of the model role and authorized by the emulator's IAM, as Bedrock would.
         config.model_role_arn = stack.role_arn(&names::goal::model_role_name(&stack.name_prefix()));
+        // As infra-gen sets it: the warm slots' wake queues are named (and granted) by it.
+        config.name_prefix = stack.name_prefix();
         let mut tenant_secrets = o.tenant_secrets.clone();
         let model = match &o.model_scenario {
             None => None,

@@ -29,6 +29,7 @@ spelled_enum! {
         FargatePricing = env::FARGATE_PRICING,
         ComputerUse = env::COMPUTER_USE,
         ModelRoleArn = env::MODEL_ROLE_ARN,
+        NamePrefix = env::NAME_PREFIX,
     }
 }
 
@@ -70,6 +71,7 @@ pub fn env_vars(f: Function) -> &'static [(EnvVar, bool)] {
             (FargatePricing, false),
             (ComputerUse, false),
             (ModelRoleArn, false),
+            (NamePrefix, false),
         ],
         Reconcile => &[
             (TableName, true),
@@ -108,6 +110,8 @@ spelled_enum! {
         SqsReceiveMessage = "sqs:ReceiveMessage",
         SqsDeleteMessage = "sqs:DeleteMessage",
         SqsGetQueueAttributes = "sqs:GetQueueAttributes",
+        SqsCreateQueue = "sqs:CreateQueue",
+        SqsDeleteQueue = "sqs:DeleteQueue",
         S3ListBucket = "s3:ListBucket",
         S3GetObject = "s3:GetObject",
         S3PutObject = "s3:PutObject",
@@ -181,6 +185,11 @@ pub enum Target {
     OwnRole,
     /// The role whose sessions (narrowed to one job's model) mint computer-use jobs' Bedrock keys.
     ModelRole,
+    /// The warm slots' wake queues (`<prefix>-wake-*`, `names::queue::wake_name`): made when a
+    /// slot's task is started, sent one message when its job's manifest is written, long-polled
+    /// by its agent through a link (signed by the function's own session, so the role receives),
+    /// deleted when its task stops.
+    WakeQueues,
 }
 
 /// `(IAM action, target)`: every AWS call a function makes, including those its event source
@@ -226,6 +235,12 @@ pub fn calls(f: Function) -> &'static [(Action, Target)] {
             (S3PutObject, SlotObjects),
             (S3GetObject, SlotObjects),
             (S3DeleteObject, SlotObjects),
+            // A slot's wake queue: made with its task (deleted again when the task cannot
+            // start), its link signed, woken at its hand-over.
+            (SqsCreateQueue, WakeQueues),
+            (SqsReceiveMessage, WakeQueues),
+            (SqsSendMessage, WakeQueues),
+            (SqsDeleteQueue, WakeQueues),
             // The agents' links, signed by a session of its own role.
             (StsAssumeRole, OwnRole),
             // A computer-use job's Bedrock key, from a session of the model role.
@@ -249,6 +264,8 @@ pub fn calls(f: Function) -> &'static [(Action, Target)] {
             (S3DeleteObject, SlotObjects),
             (S3ListBucketVersions, SlotVersions),
             (SqsSendMessage, JobsQueue),
+            // Its wake queue goes with the slot's task.
+            (SqsDeleteQueue, WakeQueues),
         ],
         // Reads only the job it delivers, its links and its tenant's signing secret.
         Webhook => &[

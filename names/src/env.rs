@@ -12,6 +12,10 @@ pub const LINK_SIGNER_ROLE_ARN: &str = "LINK_SIGNER_ROLE_ARN";
 /// The role whose sessions, narrowed to one job's model, mint the short-term Bedrock API keys
 /// of computer-use jobs (`bedrock:InvokeModel` on the deployment's models).
 pub const MODEL_ROLE_ARN: &str = "MODEL_ROLE_ARN";
+/// The deployment's name prefix (`<project>-<environment>`): the process function names each
+/// warm slot's wake queue with it (`names::queue::wake_name`), as its grant does. Unset: slots
+/// get no wake queue and look at their manifest every 250 ms.
+pub const NAME_PREFIX: &str = "NAME_PREFIX";
 pub const SUBNET_IDS: &str = "AGENT_SUBNET_IDS";
 pub const SECURITY_GROUP_IDS: &str = "AGENT_SECURITY_GROUP_IDS";
 pub const CONTAINER_NAME: &str = "AGENT_CONTAINER_NAME";
@@ -59,6 +63,11 @@ pub mod agent {
     /// A pre-signed DELETE of that manifest: the agent deletes it once read, so the slot's
     /// manifest left behind means the job was never taken.
     pub const SLOT_RELEASE_URL: &str = "AGENT_SLOT_RELEASE_URL";
+    /// A pre-signed SQS `ReceiveMessage` of the slot's wake queue (a long poll of
+    /// `names::pool::WAKE_WAIT_SECONDS`): the dispatcher sends a message there once the
+    /// manifest is written, so the slot reads it at once instead of at its next look. Optional:
+    /// without it the slot looks every `SLOT_POLL`.
+    pub const SLOT_WAKE_URL: &str = "AGENT_SLOT_WAKE_URL";
     /// Epoch seconds when an idle slot gives up and exits 0 (before its links expire).
     pub const SLOT_DEADLINE: &str = "AGENT_SLOT_DEADLINE";
     /// Search URL template with a `{query}` placeholder.

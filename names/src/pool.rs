@@ -16,6 +16,16 @@ pub const IDLE_SECONDS: i64 = 900;
 /// Seconds its links last (they are signed with the dispatcher's role credentials: a slot
 /// leaves before they can stop working).
 pub const LINK_SECONDS: u64 = 1200;
+/// The long poll of a slot's wake link (SQS's longest `WaitTimeSeconds`): an idle slot makes one
+/// `ReceiveMessage` and one manifest GET per this many seconds, where it looked at its manifest
+/// every 250 ms.
+pub const WAKE_WAIT_SECONDS: u32 = 20;
+/// A wake message, once received, stays hidden this long (SQS's longest visibility timeout,
+/// 12 hours): the agent has no link to delete it, and its queue goes with its task.
+pub const WAKE_VISIBILITY_SECONDS: u32 = 43_200;
+/// A wake queue keeps a message this long (SQS's shortest retention): a wake not received by
+/// then found its manifest at the slot's next look anyway.
+pub const WAKE_RETENTION_SECONDS: u32 = 60;
 /// A slot this close to its deadline is not given a job.
 pub const CLAIM_MARGIN_SECONDS: i64 = 60;
 /// The default of the functions' recovery grace (`Config::recovery_grace_seconds`): a step

@@ -24,3 +24,15 @@ pub fn webhooks_name(prefix: &str) -> String {
 pub fn webhooks_dlq_name(prefix: &str) -> String {
     format!("{prefix}-webhooks-dlq")
 }
+
+/// A warm slot's wake queue, one per slot, made when its task is started and deleted when the
+/// task stops (the functions' calls, not Terraform's: slots come and go at run time). The slot's
+/// agent long-polls it through a pre-signed `ReceiveMessage`; the dispatcher sends one message
+/// once the slot's manifest is written. `prefix` is at most 32 characters (project and
+/// environment), the slot's id 32 hex digits: at most 70 of SQS's 80.
+pub fn wake_name(prefix: &str, slot_id: &str) -> String {
+    format!("{prefix}{WAKE_INFIX}{slot_id}")
+}
+/// What follows the prefix in every wake queue's name (the functions' grants name
+/// `<prefix>-wake-*`).
+pub const WAKE_INFIX: &str = "-wake-";

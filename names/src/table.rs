@@ -89,6 +89,9 @@ pub const SLOT_TAKEN: &str = "taken";
 /// given only jobs of a dispatch whose own task definition is the same, so an agent never
 /// reads a manifest of a newer (or older) release.
 pub const SLOT_TASK_DEFINITION: &str = "task_definition";
+/// The URL of a slot's wake queue (`names::queue::wake_name`), recorded before its task is
+/// started: the dispatcher sends to it, the slot's end deletes it.
+pub const SLOT_WAKE_URL: &str = "wake_url";
 /// The sparse index's partition of finished jobs whose event is not yet queued for delivery
 /// (the sweep queues those the finishing function could not, once their `deadline_at` passed).
 pub const WEBHOOKS_PARTITION: &str = "webhooks";

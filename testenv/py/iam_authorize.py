@@ -261,13 +261,18 @@ def _queue_arn(url_or_name, region, account):
 
 def _sqs_checks(environ, region, account):
     op, body = _target(environ), _json_body(environ)
-    if not op:  # the query protocol
-        form = {k: v[0] for k, v in parse_qs(_read_body(environ).decode()).items()}
+    if not op:  # the query protocol: its parameters in the body, or in the query of a GET (a link)
+        raw = _read_body(environ).decode() if environ.get("REQUEST_METHOD") != "GET" else environ.get("QUERY_STRING", "")
+        form = {k: v[0] for k, v in parse_qs(raw).items()}
         op, body = form.get("Action", ""), form
     action = {"SendMessageBatch": "SendMessage", "DeleteMessageBatch": "DeleteMessage", "ChangeMessageVisibilityBatch": "ChangeMessageVisibility"}.get(op, op)
     if op in ("ListQueues",):
         return [Check("sqs:ListQueues", "*")]
-    arn = _queue_arn(body.get("QueueUrl") or body.get("QueueName", ""), region, account)
+    queue = body.get("QueueUrl") or body.get("QueueName", "")
+    path = environ.get("PATH_INFO", "/").strip("/")
+    if not queue and path.count("/") == 1:  # the query API at the queue's own URL (a link)
+        queue = f"http://queue/{path}"
+    arn = _queue_arn(queue, region, account)
     checks = [Check(f"sqs:{action}", arn, {}, arn)]
     if action == "SendMessage":
         checks += _kms(arn, "kms:GenerateDataKey", "sqs", region) + _kms(arn, "kms:Decrypt", "sqs", region)
@@ -422,10 +427,18 @@ def _allowed(principal, check, via_endpoint, account):
         return False
 
 
-def _deny(start_response, service, message):
+def _deny(start_response, service, message, query_protocol=False):
     if DENIAL_LOG:
         with open(DENIAL_LOG, "a") as log:
             log.write(message + "\n")
+    if service == "sqs" and query_protocol:
+        # SQS's query API (a pre-signed link's GET) is answered in its XML.
+        body = (
+            '<ErrorResponse xmlns="http://queue.amazonaws.com/doc/2012-11-05/"><Error><Type>Sender</Type><Code>AccessDenied</Code>'
+            f"<Message>{_xml(message)}</Message></Error><RequestId>testenv</RequestId></ErrorResponse>"
+        ).encode()
+        start_response("403 Forbidden", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+        return [body]
     if service == "s3":
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -590,7 +603,7 @@ def authorized(app):
             for check in checks:
                 _authorize(principal, check, via_endpoint, account)
         except Denied as denied:
-            return _deny(start_response, service, denied.message)
+            return _deny(start_response, service, denied.message, query_protocol=not environ.get("HTTP_X_AMZ_TARGET"))
         except Exception as e:  # a fault of this module: loud, never an allow
             import traceback
 

@@ -52,6 +52,7 @@ import os
 import sys
 import threading
 import time
+from urllib.parse import parse_qs
 
 from moto.core.responses import ActionResult
 from moto.ecs.exceptions import ECSException
@@ -384,12 +385,27 @@ class _CheckedDispatcher(_Dispatcher):
     """moto's application, behind S3's checks of pre-signed requests (authentication) and then
     IAM's authorization, as AWS orders them."""
 
+    def infer_service_region_host(self, environ, path):
+        # moto routes a request by its Authorization header and takes any other for S3's; a
+        # request signed in its query string to another service (SQS's query API through a
+        # pre-signed link) is routed by its credential scope, as its header would be.
+        if not environ.get("HTTP_AUTHORIZATION") and s3_presigned.query_service(environ) != "s3":
+            credential = parse_qs(environ.get("QUERY_STRING", "")).get("X-Amz-Credential", [""])[0]
+            routed = dict(environ, HTTP_AUTHORIZATION=f"AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host, Signature=0")
+            return super().infer_service_region_host(routed, path)
+        return super().infer_service_region_host(environ, path)
+
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") == ECS_STOPPED_PATH and environ.get("REQUEST_METHOD") == "POST":
             return _task_stopped(environ, start_response)
         if environ.get("PATH_INFO") == CALLS_PATH and environ.get("REQUEST_METHOD") == "GET":
             return _served_calls(environ, start_response)
         iam_authorize.route(environ)
+        if environ.get("REQUEST_METHOD") == "GET" and not environ.get("CONTENT_TYPE") and "X-Amz-Credential=" in environ.get("QUERY_STRING", "") and s3_presigned.query_service(environ) != "s3":
+            # A GET of another service's query API (a pre-signed link) is its query protocol,
+            # answered in XML; moto takes a request without a content type for the service's
+            # default protocol (SQS's is JSON now).
+            environ["CONTENT_TYPE"] = "application/x-www-form-urlencoded"
         moto_app = super().__call__
         if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
 

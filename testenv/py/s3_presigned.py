@@ -1,5 +1,9 @@
 """S3's checks of pre-signed requests, which moto does not make (it serves any pre-signed URL and any
-POST form): applied by moto_server.py to every request before moto sees it.
+POST form): applied by moto_server.py to every request before moto sees it. The same checks of a
+query-signed request to another service (SQS's query API: a warm slot's wake link, a
+`ReceiveMessage` GET), answered as that service answers (AWS's common errors: 403
+SignatureDoesNotMatch, 403 InvalidClientTokenId, 400 RequestExpired, as the query API's
+ErrorResponse XML).
 
 - A query-string-signed request (a pre-signed GET, PUT or DELETE: X-Amz-Algorithm, -Credential,
   -Date, -Expires, -SignedHeaders, -Signature in the query): the signature is recomputed (SigV4 with
@@ -23,7 +27,7 @@ import json
 import os
 from urllib.parse import parse_qs
 
-from botocore.auth import S3SigV4QueryAuth
+from botocore.auth import S3SigV4QueryAuth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from werkzeug.formparser import parse_form_data
@@ -87,15 +91,35 @@ def check_query_signature(environ):
         raise Refused(400, "AuthorizationQueryParametersError", "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.")
     if not 1 <= expires <= MAX_EXPIRES:
         raise Refused(400, "AuthorizationQueryParametersError", "X-Amz-Expires must be less than a week (in seconds) that is; 604800 seconds")
-    secret = _secret(access_key)
+    try:
+        secret = _secret(access_key)
+    except Refused as refused:
+        if service == "s3":
+            raise
+        if refused.code == "InvalidAccessKeyId":
+            raise Refused(403, "InvalidClientTokenId", "The security token included in the request is invalid.")
+        raise Refused(400, "ExpiredToken", "The security token included in the request is expired")
     if _now() > signed_at + datetime.timedelta(seconds=expires):
+        if service != "s3":
+            raise Refused(400, "RequestExpired", "Request has expired.")
         raise Refused(403, "AccessDenied", "Request has expired")
     # Recompute over the request as received: the raw path and query, less the signature.
     raw_uri = environ.get("REQUEST_URI") or environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
     path = raw_uri.split("?", 1)[0]
     headers = {h: _header(environ, h) for h in signed_headers}
+    if service != "s3":
+        # Another service's query API: the payload is hashed (S3 alone signs UNSIGNED-PAYLOAD).
+        if not signature_matches(SigV4QueryAuth, environ["REQUEST_METHOD"], f"http://{headers.get('host', '')}{path}", raw_query, headers, secret):
+            raise Refused(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.")
+        return
     if not signature_matches(S3SigV4QueryAuth, environ["REQUEST_METHOD"], f"http://{headers.get('host', '')}{path}", raw_query, headers, secret):
         raise Refused(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.")
+
+
+def query_service(environ):
+    """The service a query-signed request's credential scope names ("s3" when it names none)."""
+    parts = parse_qs(environ.get("QUERY_STRING", "")).get("X-Amz-Credential", [""])[0].split("/")
+    return parts[3] if len(parts) == 5 else "s3"
 
 
 def signature_matches(auth_class, method, url, raw_query, headers, secret):
@@ -167,7 +191,15 @@ def check_post_policy(environ, body):
         raise Refused(403, "AccessDenied", f"Invalid according to Policy: Extra input fields: {', '.join(extra)}")
 
 
-def _error(start_response, refused):
+def _error(start_response, refused, service="s3"):
+    status = f"{refused.status} {'Forbidden' if refused.status == 403 else 'Bad Request'}"
+    if service != "s3":
+        body = (
+            '<?xml version="1.0"?>\n'
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{refused.code}</Code><Message>{refused.message}</Message></Error><RequestId>testenv</RequestId></ErrorResponse>"
+        ).encode()
+        start_response(status, [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+        return [body]
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f"<Error><Code>{refused.code}</Code><Message>{refused.message}</Message><RequestId>testenv</RequestId></Error>"
@@ -180,9 +212,11 @@ def checked(app):
     """`app` (moto's WSGI application) behind S3's checks of pre-signed requests."""
 
     def serve(environ, start_response):
+        service = "s3"
         try:
             query = environ.get("QUERY_STRING", "")
             if "X-Amz-Signature=" in query and "X-Amz-Credential=" in query:
+                service = query_service(environ)
                 check_query_signature(environ)
             elif environ.get("REQUEST_METHOD") == "POST" and environ.get("CONTENT_TYPE", "").startswith("multipart/form-data"):
                 length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -191,7 +225,7 @@ def checked(app):
                 check_post_policy(environ, body)
                 environ["wsgi.input"] = io.BytesIO(body)
         except Refused as refused:
-            return _error(start_response, refused)
+            return _error(start_response, refused, service)
         return app(environ, start_response)
 
     return serve

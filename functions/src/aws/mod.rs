@@ -101,6 +101,7 @@ mod secrets;
 mod tasks;
 mod logs;
 mod models;
+mod wake;
 
 pub use store::*;
 pub use index::*;
@@ -112,3 +113,4 @@ pub use secrets::*;
 pub use tasks::*;
 pub use logs::*;
 pub use models::*;
+pub use wake::*;

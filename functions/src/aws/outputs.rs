@@ -172,6 +172,14 @@ impl Outputs {
         Ok((get.uri().to_owned(), delete.uri().to_owned()))
     }
 
+    /// The credentials the agents' links are signed with now (the wake links are signed by
+    /// hand with them: the SQS client has no pre-signing).
+    pub async fn signing_credentials(&self) -> Result<aws_credential_types::Credentials, AwsError> {
+        use aws_sdk_s3::config::ProvideCredentials;
+        let provider = self.credentials.as_ref().ok_or_else(|| AwsError { op: "sqs:ReceiveMessage (presign)", code: None, detail: "no credentials to sign with".into() })?;
+        provider.provide_credentials().await.map_err(|e| AwsError { op: "sqs:ReceiveMessage (presign)", code: None, detail: e.to_string() })
+    }
+
     /// Seconds until the credentials this client signs with expire (None: they do not, as
     /// static keys). A pre-signed link stops working when they do, whatever its own expiry.
     pub async fn signing_seconds_left(&self) -> Option<u64> {

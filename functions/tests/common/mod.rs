@@ -190,6 +190,7 @@ pub fn config() -> Config {
         webhook_secrets_path: names::ssm::webhooks_path(PROJECT, ENVIRONMENT),
         model_role_arn: format!("arn:aws:iam::{ACCOUNT}:role/{}", names::goal::model_role_name(&names::defaults::name_prefix(PROJECT, ENVIRONMENT))),
         computer: testenv::model::settings(None),
+        name_prefix: PREFIX.into(),
         ..Config::defaults()
     }
 }

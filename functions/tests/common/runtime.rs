@@ -48,6 +48,7 @@ pub fn function_env(function: names::Function, c: &functions::Config) -> Vec<(St
             FargatePricing => serde_json::json!({"vcpu": c.pricing.vcpu, "memory_gb": c.pricing.memory_gb, "vcpu_hour": c.pricing.vcpu_hour, "gb_hour": c.pricing.gb_hour}).to_string(),
             ComputerUse => serde_json::to_string(&c.computer).unwrap(),
             ModelRoleArn => c.model_role_arn.clone(),
+            NamePrefix => c.name_prefix.clone(),
         };
         env.push((var.name(), value));
     }

@@ -55,7 +55,10 @@ async fn run(task: String, log: Arc<Log>) -> i32 {
     let received = if manifest::is_slot(&get) {
         tokio::select! {
             waited = manifest::wait_in_slot(&get, &log) => match waited {
-                Ok(Slot::Job(m)) => Ok(m),
+                Ok(Slot::Job(m, waited)) => {
+                    log.info("the slot took its job", json!(waited));
+                    Ok(m)
+                }
                 Ok(Slot::Expired | Slot::NotReleased(_)) => return 0,
                 Err(e) => Err(e),
             },
