@@ -6,6 +6,9 @@
 //! control plane's time beside the fixed delay. Not a timed test: it reports figures.
 //! Fargate's deprovisioning after a container exits is modelled too (`WARM_BENCH_DEPROVISION`, 10 s):
 //! a job ends at its container's stop, not at the task's STOPPED that long after.
+//! The warm run is made twice: slots that look at their manifest every 250 ms (before issue 28)
+//! and slots woken through their wake queue (after), each warm job's time phase by phase, side
+//! by side. `WARM_BENCH_POLLED=0` skips the polled run, `WARM_BENCH_COLD=0` the cold one.
 //! `WARM_BENCH_JOBS`, `WARM_BENCH_DELAY` (seconds) and `WARM_BENCH_POOL` change the run.
 
 use std::time::{Duration, Instant};
@@ -56,13 +59,19 @@ async fn bench() {
         println!("(WARM_BENCH_COLD=0: the cold run skipped)");
         None
     } else {
-        Some(run(jobs, delay, deprovision, 0).await)
+        Some(run(jobs, delay, deprovision, 0, false).await)
     };
-    let warm = run(jobs, delay, deprovision, pool).await;
+    let polled = if env_or("WARM_BENCH_POLLED", 1) == 0 {
+        println!("(WARM_BENCH_POLLED=0: the polled warm run skipped)");
+        None
+    } else {
+        Some(run(jobs, delay, deprovision, pool, true).await)
+    };
+    let warm = run(jobs, delay, deprovision, pool, false).await;
     let ms = |v: i64| format!("{:.2} s", v as f64 / 1000.0);
     println!("                      submit -> RUNNING        submit -> COMPLETED");
     println!("                      p50        p95           p50        p95");
-    for (name, f) in cold.iter().map(|c| ("cold", c)).chain([("warm", &warm)]) {
+    for (name, f) in cold.iter().map(|c| ("cold", c)).chain(polled.iter().map(|p| ("polled", p))).chain([("woken", &warm)]) {
         println!(
             "{name:<6} ({:>2} warm)      {:<10} {:<13} {:<10} {}",
             f.warm,
@@ -82,11 +91,31 @@ async fn bench() {
         );
     }
     println!("warm pool of {pool}: {} of {jobs} jobs warm", warm.warm);
-    println!("warm submit -> COMPLETED, phase by phase ({} warm jobs):", warm.phases.len());
-    println!("  {:<58} {:>8} {:>8}", "", "p50", "p95");
-    for (i, (name, _)) in PHASES.iter().enumerate() {
-        let v: Vec<i64> = warm.phases.iter().map(|p| p[i]).collect();
-        println!("  {name:<58} {:>8} {:>8}", ms(pct(&v, 50)), ms(pct(&v, 95)));
+    println!(
+        "warm submit -> COMPLETED, phase by phase (polled: slots look every 250 ms, {} warm jobs; woken: through their wake queue, {} warm jobs):",
+        polled.as_ref().map_or(0, |p| p.phases.len()),
+        warm.phases.len()
+    );
+    println!("  {:<58} {:>8} {:>8}   {:>8} {:>8}", "", "polled", "p95", "woken", "p95");
+    let column = |f: Option<&Figures>, i: Option<usize>, p: usize| match f {
+        Some(f) => {
+            let v: Vec<i64> = match i {
+                Some(i) => f.phases.iter().map(|ph| ph[i]).collect(),
+                None => f.phases.iter().map(|ph| ph.iter().sum()).collect(),
+            };
+            ms(pct(&v, p))
+        }
+        None => "-".into(),
+    };
+    let rows = PHASES.iter().enumerate().map(|(i, (name, _))| (*name, Some(i))).chain([("submit -> COMPLETED (warm jobs)", None)]);
+    for (name, i) in rows {
+        println!(
+            "  {name:<58} {:>8} {:>8}   {:>8} {:>8}",
+            column(polled.as_ref(), i, 50),
+            column(polled.as_ref(), i, 95),
+            column(Some(&warm), i, 50),
+            column(Some(&warm), i, 95)
+        );
     }
 }
 
@@ -128,7 +157,7 @@ fn pct(v: &[i64], p: usize) -> i64 {
     s[((s.len() - 1) * p).div_ceil(100)]
 }
 
-async fn run(jobs: usize, delay: Duration, deprovision: Duration, pool: u32) -> Figures {
+async fn run(jobs: usize, delay: Duration, deprovision: Duration, pool: u32, poll_slots: bool) -> Figures {
     let podman = testenv::container::Podman::detect().unwrap_or_else(|e| panic!("{e}"));
     podman.require_image(testenv::container::LOCAL_IMAGE).unwrap_or_else(|e| panic!("{e} (make image builds it)"));
     let command = AgentCommand::Container { podman, image: testenv::container::LOCAL_IMAGE.into() };
@@ -138,6 +167,7 @@ async fn run(jobs: usize, delay: Duration, deprovision: Duration, pool: u32) -> 
         provisioning_delay: delay,
         deprovisioning_delay: deprovision,
         warm_pool: pool,
+        poll_slots,
         ..Options::quiet(&["bench"], command)
     })
     .await

@@ -64,6 +64,9 @@ pub struct Options {
     /// Computer-use jobs' model: the stand-in model service playing this scenario (`sign-in`,
     /// `never-stops`, `gives-up`), or none (such jobs are refused).
     pub model_scenario: Option<String>,
+    /// Warm slots without wake queues, each looking at its manifest every 250 ms, as before
+    /// issue 28 (a benchmark's baseline).
+    pub poll_slots: bool,
 }
 
 /// The tenant secret that holds the stand-in model service's Anthropic API key, for a job's
@@ -100,6 +103,7 @@ impl Options {
             recovery_grace_seconds: None,
             webhook_stall_seconds: None,
             model_scenario: None,
+            poll_slots: false,
         }
     }
 }
@@ -224,7 +228,7 @@ impl LocalStack {
         // from sessions of the model role and authorized by the emulator's IAM, as Bedrock would.
         config.model_role_arn = stack.role_arn(&names::goal::model_role_name(&stack.name_prefix()));
         // As infra-gen sets it: the warm slots' wake queues are named (and granted) by it.
-        config.name_prefix = stack.name_prefix();
+        config.name_prefix = if o.poll_slots { String::new() } else { stack.name_prefix() };
         let mut tenant_secrets = o.tenant_secrets.clone();
         let model = match &o.model_scenario {
             None => None,

@@ -59,6 +59,12 @@ async fn warm_start() {
     // A cold task would have waited the whole provisioning delay first.
     assert!(running_after < PROVISIONING, "RUNNING {running_after:?} after submit, not before a cold task's provisioning ({PROVISIONING:?})");
     println!("warm: submit -> RUNNING {} ms, -> COMPLETED {} ms (provisioning {} s)", running_after.as_millis(), submitted.elapsed().as_millis(), PROVISIONING.as_secs());
+    // The slot was woken through its wake queue (issue 28), not found its job at a look of its
+    // own: the wait long-polls, and the look that found the job followed the hand-over's message.
+    let logs = call(&stack, reqwest::Method::GET, &format!("/jobs/{id}/logs"), None).await;
+    let lines: Vec<Value> = logs["events"].as_array().into_iter().flatten().filter_map(|e| serde_json::from_str(e["message"].as_str()?).ok()).collect();
+    let took = lines.iter().find(|l| l["msg"] == "the slot took its job").unwrap_or_else(|| panic!("no line of the take: {lines:?}"));
+    assert_eq!(took["woken"], true, "woken by its wake message: {took}");
     // The pool is refilled: a second slot was started.
     let refill = Instant::now();
     while stack.slots_launched() < 2 {
