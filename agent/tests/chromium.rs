@@ -556,7 +556,7 @@ fn a_secret_that_was_not_handed_over_fails_before_the_browser_starts() {
 }
 
 fn slot(hand_over: Option<Duration>, deadline: Duration, link: Duration) -> Options {
-    Options { slot: Some(support::SlotOptions { hand_over, deadline, link, release_refused: false }), ..Options::default() }
+    Options { slot: Some(support::SlotOptions { hand_over, deadline, link, release_refused: false, wake_refused: false }), ..Options::default() }
 }
 
 /// A slot that read its job's manifest but cannot delete it (the release) has not taken the job:
@@ -570,6 +570,7 @@ fn a_slot_that_cannot_release_its_manifest_leaves_the_job_untouched() {
             deadline: Duration::from_secs(120),
             link: Duration::from_secs(600),
             release_refused: true,
+            wake_refused: false,
         }),
         ..Options::default()
     };
@@ -597,6 +598,28 @@ fn a_warm_slot_runs_the_job_handed_over_to_it_and_takes_it_once() {
     assert!(at("the slot took its job") < at("the slot's browser takes the job"));
     assert_eq!(run.stdout.matches("chromium and chromedriver ready").count(), 1, "one browser start: {}", run.stdout);
     assert!(run.elapsed >= Duration::from_secs(3), "{:?}", run.elapsed);
+}
+
+/// A slot whose wake link fails (here every call is refused; on AWS an SQS outage, an expired
+/// session) still takes its job: it looks at its manifest every 250 ms instead, and says so.
+#[test]
+fn a_slot_whose_wake_link_fails_looks_at_its_manifest_and_takes_its_job() {
+    let opts = Options {
+        slot: Some(support::SlotOptions {
+            hand_over: Some(Duration::from_secs(2)),
+            deadline: Duration::from_secs(120),
+            link: Duration::from_secs(600),
+            release_refused: false,
+            wake_refused: true,
+        }),
+        ..Options::default()
+    };
+    let run = run_agent(agent(), json!({ "url": env().page("/tall") }), opts);
+    assert_completed(&run, 1280, 800);
+    assert_eq!(run.stdout.matches("the slot's wake link failed").count(), 1, "said once, not at every look: {}", run.stdout);
+    let took = run.stdout.lines().find(|l| l.contains("the slot took its job")).expect("the take");
+    assert!(took.contains(r#""woken":false"#) && !took.contains(r#""looks":1,"#), "found by a look of its own: {took}");
+    assert_eq!(run.slot_manifest_left, Some(false));
 }
 
 #[test]

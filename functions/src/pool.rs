@@ -675,12 +675,17 @@ pub async fn slot_running(app: &App, slot_id: &str, task_arn: &str) -> Result<cr
 pub async fn slot_stopped(app: &App, slot_id: &str, detail: &names::ecs::TaskStateChange) -> Result<crate::task_state::Outcome, AwsError> {
     use crate::task_state::Outcome;
     let Some(slot) = app.store.slot(slot_id).await? else { return Ok(Outcome::Ignored("unknown slot")) };
-    // Nothing waits on its wake queue any more (first: a slot retired before its task stopped
-    // still has one).
-    if let Some(url) = &slot.wake_url {
-        app.wakes.delete(url).await?;
-    }
+    // Nothing waits on its wake queue any more; deleted after the job's end (which a client
+    // waits for), before the slot's retirement (a retried event finds it still to do).
+    let unwake = || async {
+        match &slot.wake_url {
+            Some(url) => app.wakes.delete(url).await,
+            None => Ok(()),
+        }
+    };
     if slot.state == SlotState::Gone {
+        // (A slot retired before its task stopped still has its queue.)
+        unwake().await?;
         // The same event again, after it was handled (the sweep refills what it missed); or the
         // first, for a slot the sweep retired when its job ended (timed out, cancelled) before
         // the task stopped: that job's kept running place is free now.
@@ -738,6 +743,7 @@ pub async fn slot_stopped(app: &App, slot_id: &str, detail: &names::ecs::TaskSta
             app.outputs.delete_slot_manifest(slot_id).await?;
         }
     }
+    unwake().await?;
     app.store.retire_slot(slot_id).await?;
     app.queue.send_refill().await?;
     Ok(outcome)

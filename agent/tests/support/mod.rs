@@ -163,6 +163,9 @@ pub struct SlotOptions {
     /// The release link (the DELETE of the slot's manifest) is refused: its signature altered,
     /// which the emulator refuses as S3 does.
     pub release_refused: bool,
+    /// The slot gets a wake link that every call refuses (a link with its signature altered):
+    /// it must still find its job, looking at its manifest every 250 ms.
+    pub wake_refused: bool,
 }
 
 impl Default for Options {
@@ -344,6 +347,10 @@ pub fn run_agent(agent: &Path, mut job: Value, opts: Options) -> Run {
                 if slot.release_refused { link.replace("X-Amz-Signature=", "X-Amz-Signature=0") } else { link }
             })
             .env(var::SLOT_DEADLINE, (now + slot.deadline.as_secs()).to_string());
+        if slot.wake_refused {
+            let link = bucket.presign_get_for(&format!("{slot_key}.wake"), slot.link.as_secs()).unwrap();
+            cmd.env(var::SLOT_WAKE_URL, link.replace("X-Amz-Signature=", "X-Amz-Signature=0"));
+        }
         let (key, task, job) = (slot_key.clone(), task_id.clone(), job.clone());
         slot.hand_over.map(|after| {
             std::thread::spawn(move || {
