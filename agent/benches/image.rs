@@ -114,6 +114,7 @@ fn run_container(image: &str, url: &str) -> Sample {
         labels: Vec::new(),
         hosts: Vec::new(),
         remove: true,
+        cidfile: None,
     };
     let args = testenv::container::run_args(td, &spec).unwrap_or_else(|e| panic!("{e}"));
     let mut cmd = support::podman().command();

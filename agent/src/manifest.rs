@@ -185,11 +185,13 @@ pub async fn wait_in_slot(get: &dyn Fn(&str) -> Option<String>, log: &crate::log
                 }
             }
         }
-        waited.woken = false;
-        let Some(wake) = &wake else {
+        // Without a wake link, or when the look failed (a wake may have been spent on it), the
+        // next look is soon.
+        let Some(wake) = wake.as_ref().filter(|_| errors == 0) else {
             tokio::time::sleep(SLOT_POLL).await;
             continue;
         };
+        waited.woken = false;
         // The long poll, cut short by the slot's deadline (its link outlives that by 30 s).
         let left = Duration::from_secs((deadline - now()).max(1) as u64);
         let most = Duration::from_secs(u64::from(names::pool::WAKE_WAIT_SECONDS) + 5);
@@ -202,7 +204,8 @@ pub async fn wait_in_slot(get: &dyn Fn(&str) -> Option<String>, log: &crate::log
             Err(e) if e.is_timeout() => {}
             answer => {
                 wake_errors += 1;
-                if wake_errors % 20 == 1 {
+                // Once a minute at most while it keeps failing.
+                if wake_errors % 240 == 1 {
                     let why = match answer {
                         Ok(r) => serde_json::json!({ "status": r.status().as_u16() }),
                         Err(e) => serde_json::json!({ "error": e.without_url().to_string() }),

@@ -249,9 +249,14 @@ impl Runner {
         env.extend(self.settings.secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.extend(self.settings.extra_env.iter().cloned());
         let container = format!("ls{}-{}", self.settings.stack_id, task.id);
+        // A container's id, written by podman: its exit is read from the runtime's record.
+        let cidfile = matches!(self.settings.command, AgentCommand::Container { .. }).then(|| std::env::temp_dir().join(format!("{container}.cid")));
         let mut cmd = match &self.settings.command {
             AgentCommand::Container { podman, image } => {
                 env.extend(task.overrides.iter().cloned());
+                if let Some(path) = &cidfile {
+                    let _ = std::fs::remove_file(path);
+                }
                 let spec = RunSpec {
                     name: container.clone(),
                     image: image.clone(),
@@ -260,6 +265,7 @@ impl Runner {
                     labels: vec![(CONTAINER_LABEL.to_string(), self.settings.stack_id.clone())],
                     hosts: Vec::new(),
                     remove: true,
+                    cidfile: cidfile.clone(),
                 };
                 match testenv::container::run_args(td, &spec) {
                     Ok(args) => {
@@ -314,27 +320,54 @@ impl Runner {
             });
         }
         drop(lines_tx);
-        // Ships log lines in batches, like the awslogs driver.
+        // Ships log lines in batches, like the awslogs driver; at once when asked (the
+        // container exited: what it wrote is shipped before its exit is reported).
         let logs = self.logs.clone();
         let group = self.app.config.log_group.clone();
+        let (flush_tx, mut flush_rx) = mpsc::channel::<tokio::sync::oneshot::Sender<()>>(1);
         let shipper = tokio::spawn(async move {
+            enum Next {
+                Line(String),
+                Quiet,
+                Closed,
+                Flush(tokio::sync::oneshot::Sender<()>),
+            }
             let mut batch = Vec::new();
+            let event = |line: String| InputLogEvent::builder().timestamp(functions::time::now_millis()).message(line).build().ok();
             loop {
-                let next = tokio::time::timeout(Duration::from_millis(300), lines_rx.recv()).await;
-                let closed = matches!(next, Ok(None));
-                if let Ok(Some(line)) = next {
-                    if let Ok(ev) = InputLogEvent::builder().timestamp(functions::time::now_millis()).message(line).build() {
-                        batch.push(ev);
+                let next = tokio::select! {
+                    next = tokio::time::timeout(Duration::from_millis(300), lines_rx.recv()) => match next {
+                        Ok(Some(line)) => Next::Line(line),
+                        Ok(None) => Next::Closed,
+                        Err(_) => Next::Quiet,
+                    },
+                    Some(done) = flush_rx.recv() => Next::Flush(done),
+                };
+                let mut flushed = None;
+                let closed = matches!(next, Next::Closed);
+                match next {
+                    Next::Line(line) => {
+                        batch.extend(event(line));
+                        if batch.len() < 500 {
+                            continue;
+                        }
                     }
-                    if batch.len() < 500 {
-                        continue;
+                    Next::Flush(done) => {
+                        while let Ok(line) = lines_rx.try_recv() {
+                            batch.extend(event(line));
+                        }
+                        flushed = Some(done);
                     }
+                    Next::Quiet | Next::Closed => {}
                 }
                 if !batch.is_empty() {
                     let events = std::mem::take(&mut batch);
                     if let Err(e) = logs.put_log_events().log_group_name(&group).log_stream_name(&stream).set_log_events(Some(events)).send().await {
                         eprintln!("local-stack: runner: PutLogEvents: {e}");
                     }
+                }
+                if let Some(done) = flushed {
+                    let _ = done.send(());
                 }
                 if closed {
                     return;
@@ -345,9 +378,30 @@ impl Runner {
         let grace = self.stop_grace();
         let mut stop = stop;
         tokio::spawn(async move {
+            use std::os::unix::process::ExitStatusExt;
+            let code_of = |s: Option<std::process::ExitStatus>| s.and_then(|s| s.code().or_else(|| s.signal().map(|sig| 128 + sig)));
             let mut stopped_by_user = false;
-            let status = tokio::select! {
-                s = child.wait() => s.ok(),
+            // A container's exit as its runtime records it, within milliseconds (the ECS agent
+            // reports it from the runtime's exit event); `podman run` returns after its
+            // clean-up, some 50 ms later. A process's exit is its own.
+            let recorded = async {
+                match &cidfile {
+                    Some(path) => loop {
+                        if let Some(code) = Podman::exit_code(path) {
+                            break code;
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    },
+                    None => std::future::pending().await,
+                }
+            };
+            let mut early = false;
+            let code = tokio::select! {
+                s = child.wait() => code_of(s.ok()),
+                code = recorded => {
+                    early = true;
+                    Some(code)
+                }
                 _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => {
                     stopped_by_user = true;
                     if let Some(podman) = &podman {
@@ -361,13 +415,13 @@ impl Runner {
                         unsafe { libc::kill(-pg, libc::SIGTERM); }
                     }
                     match tokio::time::timeout(grace + Duration::from_secs(5), child.wait()).await {
-                        Ok(s) => s.ok(),
+                        Ok(s) => code_of(s.ok()),
                         Err(_) => {
                             if let Some(pg) = pgid {
                                 // SAFETY: as above; the grace period is over.
                                 unsafe { libc::kill(-pg, libc::SIGKILL); }
                             }
-                            child.wait().await.ok()
+                            code_of(child.wait().await.ok())
                         }
                     }
                 }
@@ -377,12 +431,24 @@ impl Runner {
                 // SAFETY: as above; the group may already be gone (ESRCH is harmless).
                 unsafe { libc::kill(-pg, libc::SIGKILL); }
             }
-            let _ = shipper.await;
-            let code = status.and_then(|s| {
-                use std::os::unix::process::ExitStatusExt;
-                s.code().or_else(|| s.signal().map(|sig| 128 + sig))
-            });
-            let _ = exits.send(Exit::Finished { arn, code, stopped_by_user }).await;
+            if early {
+                // What the container wrote is shipped first (a line still on its way through
+                // podman follows, as CloudWatch Logs' lines may come late), then the exit is
+                // reported; podman's clean-up (the container's removal) is waited for after.
+                let (done, flushed) = tokio::sync::oneshot::channel();
+                if flush_tx.send(done).await.is_ok() {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), flushed).await;
+                }
+                let _ = exits.send(Exit::Finished { arn, code, stopped_by_user }).await;
+                let _ = child.wait().await;
+                let _ = shipper.await;
+            } else {
+                let _ = shipper.await;
+                let _ = exits.send(Exit::Finished { arn, code, stopped_by_user }).await;
+            }
+            if let Some(path) = &cidfile {
+                let _ = std::fs::remove_file(path);
+            }
         });
         pgid
     }

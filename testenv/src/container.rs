@@ -9,7 +9,7 @@
 //! hard limits (1024) rather than Fargate's 65535.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::taskdef::TaskDefinition;
@@ -92,6 +92,24 @@ impl Podman {
         cmd
     }
 
+    /// The exit code of the container whose id is in `cidfile`, once it has exited: conmon
+    /// records it (in podman's tmp dir, `exits/<id>`) within milliseconds of the exit, where
+    /// `podman run` returns only after its clean-up, some 50 ms later here. This is how the ECS
+    /// agent learns a container's exit (from the runtime's exit event), so the Fargate stand-in
+    /// reports it from here. None while it runs, or where the record is not found (podman's
+    /// default tmp dir: `/run/libpod` as root, `$XDG_RUNTIME_DIR/libpod/tmp` rootless); the caller
+    /// then waits for `podman run`.
+    pub fn exit_code(cidfile: &Path) -> Option<i32> {
+        let id = std::fs::read_to_string(cidfile).ok()?;
+        let id = id.trim();
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        // SAFETY: geteuid has no preconditions.
+        let tmp = if unsafe { libc::geteuid() } == 0 { PathBuf::from("/run/libpod") } else { PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR")?).join("libpod/tmp") };
+        std::fs::read_to_string(tmp.join("exits").join(id)).ok()?.trim().parse().ok()
+    }
+
     /// The same as a tokio command, for async callers.
     pub fn tokio_command(&self) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.program);
@@ -172,6 +190,9 @@ pub struct RunSpec {
     pub hosts: Vec<(String, String)>,
     /// `--rm`: remove the container when it exits (off when a test inspects it afterwards).
     pub remove: bool,
+    /// `--cidfile`: where podman writes the container's id (a file that must not exist yet), so
+    /// its exit can be read from [`Podman::exit_code`].
+    pub cidfile: Option<PathBuf>,
 }
 
 /// `podman run` arguments (after `podman --runtime runc`) for `spec` as `td` declares it.
@@ -185,6 +206,9 @@ pub fn run_args(td: &TaskDefinition, spec: &RunSpec) -> Result<Vec<String>, Cont
     ];
     if spec.remove {
         a.push("--rm".into());
+    }
+    if let Some(path) = &spec.cidfile {
+        a.extend(["--cidfile".into(), path.display().to_string()]);
     }
     a.extend(["--network", "host"].map(String::from));
     a.extend(ULIMITS.map(String::from));
@@ -273,6 +297,7 @@ mod tests {
             labels: vec![("stack".into(), "x".into())],
             hosts: Vec::new(),
             remove: true,
+            cidfile: None,
         }
     }
 

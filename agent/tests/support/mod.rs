@@ -436,6 +436,7 @@ pub fn run_container(mut job: Value, opts: Options) -> Run {
         labels: vec![("infra-demo-test".into(), std::process::id().to_string())],
         hosts: opts.hosts.clone(),
         remove: false,
+        cidfile: None,
     };
     let args = testenv::container::run_args(td, &spec).unwrap_or_else(|e| panic!("{e}"));
     let mut cmd = podman.command();
@@ -491,6 +492,7 @@ fn runtime_root_changes() -> &'static Vec<String> {
             labels: Vec::new(),
             hosts: Vec::new(),
             remove: false,
+            cidfile: None,
         };
         let mut args = testenv::container::run_args(task_definition(), &spec)
             .unwrap_or_else(|e| panic!("{e}"));
