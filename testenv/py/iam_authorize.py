@@ -431,14 +431,6 @@ def _deny(start_response, service, message, query_protocol=False):
     if DENIAL_LOG:
         with open(DENIAL_LOG, "a") as log:
             log.write(message + "\n")
-    if service == "sqs" and query_protocol:
-        # SQS's query API (a pre-signed link's GET) is answered in its XML.
-        body = (
-            '<ErrorResponse xmlns="http://queue.amazonaws.com/doc/2012-11-05/"><Error><Type>Sender</Type><Code>AccessDenied</Code>'
-            f"<Message>{_xml(message)}</Message></Error><RequestId>testenv</RequestId></ErrorResponse>"
-        ).encode()
-        start_response("403 Forbidden", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
-        return [body]
     if service == "s3":
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -446,9 +438,11 @@ def _deny(start_response, service, message, query_protocol=False):
         ).encode()
         start_response("403 Forbidden", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
         return [body]
-    if service == "sts":
+    # A query API's XML (STS; SQS's query protocol, a pre-signed link's GET).
+    namespace = {"sts": "https://sts.amazonaws.com/doc/2011-06-15/", "sqs": "http://queue.amazonaws.com/doc/2012-11-05/"}.get(service)
+    if namespace and (service == "sts" or query_protocol):
         body = (
-            '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>AccessDenied</Code>'
+            f'<ErrorResponse xmlns="{namespace}"><Error><Type>Sender</Type><Code>AccessDenied</Code>'
             f"<Message>{_xml(message)}</Message></Error><RequestId>testenv</RequestId></ErrorResponse>"
         ).encode()
         start_response("403 Forbidden", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])

@@ -88,28 +88,9 @@ pub fn session_policy(model_id: &str, region: &str) -> serde_json::Value {
 
 /// The short-term key for `creds`, valid in `region` for `expires` from `now`.
 pub fn bearer_key(creds: &aws_credential_types::Credentials, region: &str, now: SystemTime, expires: Duration) -> Result<String, String> {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SignatureLocation, SigningSettings};
     use base64::Engine;
-    let identity: aws_smithy_runtime_api::client::identity::Identity = creds.clone().into();
-    let mut settings = SigningSettings::default();
-    settings.signature_location = SignatureLocation::QueryParams;
-    settings.expires_in = Some(expires);
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("bedrock")
-        .time(now)
-        .settings(settings)
-        .build()
-        .map_err(|e| e.to_string())?
-        .into();
-    let url = format!("https://{TOKEN_HOST}/?Action={TOKEN_ACTION}");
-    let request = SignableRequest::new("POST", &url, std::iter::once(("host", TOKEN_HOST)), SignableBody::Bytes(&[])).map_err(|e| e.to_string())?;
-    let (instructions, _) = sign(request, &params).map_err(|e| e.to_string())?.into_parts();
-    let mut signed = url::Url::parse(&url).map_err(|e| e.to_string())?;
-    for (name, value) in instructions.params() {
-        signed.query_pairs_mut().append_pair(name, value);
-    }
+    let mut signed = url::Url::parse(&format!("https://{TOKEN_HOST}/?Action={TOKEN_ACTION}")).map_err(|e| e.to_string())?;
+    sign_query(creds, region, "bedrock", "POST", &mut signed, now, expires)?;
     let without_scheme = signed.as_str().trim_start_matches("https://");
     Ok(format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::STANDARD.encode(format!("{without_scheme}&Version=1"))))
 }

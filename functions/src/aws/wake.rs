@@ -72,7 +72,6 @@ impl WakeQueues {
 /// with a long poll of `names::pool::WAKE_WAIT_SECONDS`, signed in its query string (SigV4) by
 /// `creds` at `now`, valid for `expires`.
 pub fn presign_receive(creds: &aws_credential_types::Credentials, region: &str, queue_url: &str, now: std::time::SystemTime, expires: Duration) -> Result<String, String> {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SignatureLocation, SigningSettings};
     let mut url = url::Url::parse(queue_url).map_err(|e| format!("the queue URL {queue_url:?}: {e}"))?;
     url.query_pairs_mut()
         .append_pair("Action", "ReceiveMessage")
@@ -80,10 +79,19 @@ pub fn presign_receive(creds: &aws_credential_types::Credentials, region: &str, 
         .append_pair("MaxNumberOfMessages", "1")
         .append_pair("WaitTimeSeconds", &p::WAKE_WAIT_SECONDS.to_string())
         .append_pair("VisibilityTimeout", &p::WAKE_VISIBILITY_SECONDS.to_string());
+    sign_query(creds, region, "sqs", "GET", &mut url, now, expires)?;
+    Ok(url.into())
+}
+
+/// Signs `url` (its query as it is) for a `method` request to `service` in `region` by `creds` at
+/// `now`, valid for `expires`, in its query string (SigV4, an empty payload): the signing
+/// parameters are appended to it. The agents' links and keys that no SDK pre-signs.
+pub(crate) fn sign_query(creds: &aws_credential_types::Credentials, region: &str, service: &str, method: &str, url: &mut url::Url, now: std::time::SystemTime, expires: Duration) -> Result<(), String> {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SignatureLocation, SigningSettings};
     let host = match (url.host_str(), url.port()) {
         (Some(h), Some(port)) => format!("{h}:{port}"),
         (Some(h), None) => h.to_owned(),
-        (None, _) => return Err(format!("the queue URL {queue_url:?} has no host")),
+        (None, _) => return Err(format!("{url} has no host")),
     };
     let identity: aws_smithy_runtime_api::client::identity::Identity = creds.clone().into();
     let mut settings = SigningSettings::default();
@@ -92,18 +100,18 @@ pub fn presign_receive(creds: &aws_credential_types::Credentials, region: &str, 
     let params = aws_sigv4::sign::v4::SigningParams::builder()
         .identity(&identity)
         .region(region)
-        .name("sqs")
+        .name(service)
         .time(now)
         .settings(settings)
         .build()
         .map_err(|e| e.to_string())?
         .into();
-    let request = SignableRequest::new("GET", url.as_str(), std::iter::once(("host", host.as_str())), SignableBody::Bytes(&[])).map_err(|e| e.to_string())?;
+    let request = SignableRequest::new(method, url.as_str(), std::iter::once(("host", host.as_str())), SignableBody::Bytes(&[])).map_err(|e| e.to_string())?;
     let (instructions, _) = sign(request, &params).map_err(|e| e.to_string())?.into_parts();
     for (name, value) in instructions.params() {
         url.query_pairs_mut().append_pair(name, value);
     }
-    Ok(url.into())
+    Ok(())
 }
 
 #[cfg(test)]
