@@ -604,16 +604,8 @@ fn a_warm_slot_runs_the_job_handed_over_to_it_and_takes_it_once() {
 /// session) still takes its job: it looks at its manifest every 250 ms instead, and says so.
 #[test]
 fn a_slot_whose_wake_link_fails_looks_at_its_manifest_and_takes_its_job() {
-    let opts = Options {
-        slot: Some(support::SlotOptions {
-            hand_over: Some(Duration::from_secs(2)),
-            deadline: Duration::from_secs(120),
-            link: Duration::from_secs(600),
-            release_refused: false,
-            wake_refused: true,
-        }),
-        ..Options::default()
-    };
+    let mut opts = slot(Some(Duration::from_secs(2)), Duration::from_secs(120), Duration::from_secs(600));
+    opts.slot.as_mut().unwrap().wake_refused = true;
     let run = run_agent(agent(), json!({ "url": env().page("/tall") }), opts);
     assert_completed(&run, 1280, 800);
     assert_eq!(run.stdout.matches("the slot's wake link failed").count(), 1, "said once, not at every look: {}", run.stdout);

@@ -36,14 +36,17 @@ async fn slots_of(app: &App, ids: &[String]) -> Vec<Slot> {
     out
 }
 
+/// Retires every slot of the shared table: other tests' idle slots would count toward this pool.
+async fn retire_others(app: &App) {
+    for s in app.store.slots().await.unwrap() {
+        app.store.retire_slot(&s.id).await.unwrap();
+    }
+}
+
 /// Fills the pool and returns the new slots' ids (the slots of other tests are not this one's:
 /// the pool counts every idle slot of the table, so each test drains the others' first).
 async fn fill(app: &App) -> Vec<String> {
-    let before: Vec<String> = app.store.slots().await.unwrap().into_iter().map(|s| s.id).collect();
-    // Other tests' idle slots would count toward this pool: take them out of the way.
-    for id in &before {
-        app.store.retire_slot(id).await.unwrap();
-    }
+    retire_others(app).await;
     pool::refill(app).await.unwrap();
     app.store.slots().await.unwrap().into_iter().filter(|s| s.state == SlotState::Idle).map(|s| s.id).collect()
 }
@@ -180,9 +183,7 @@ async fn refills_at_once_never_start_more_slots_than_the_pool_has_places() {
     let _one = SERIAL.lock().await;
     let tenant = unique("overshoot");
     let app = pool_app(&tenant, 2).await;
-    for s in app.store.slots().await.unwrap() {
-        app.store.retire_slot(&s.id).await.unwrap();
-    }
+    retire_others(&app).await;
     let refill = || functions::identity::acting_as(functions::Function::Process, pool::refill(&app));
     let started: usize = futures_util::future::join_all((0..5).map(|_| refill())).await.into_iter().map(|r| r.unwrap()).sum();
     assert_eq!(started, 2, "one slot per place");
@@ -473,9 +474,7 @@ async fn a_slot_whose_refill_died_is_given_up_and_its_late_task_stopped() {
     let _one = SERIAL.lock().await;
     let tenant = unique("orphan");
     let app = pool_app(&tenant, 1).await;
-    for s in app.store.slots().await.unwrap() {
-        app.store.retire_slot(&s.id).await.unwrap();
-    }
+    retire_others(&app).await;
     // What the dead refill left: the item and the seat, no task.
     let orphan = uuid::Uuid::new_v4().simple().to_string();
     let deadline = app.clock.now_secs() + 900;
@@ -805,9 +804,7 @@ async fn a_slot_is_woken_through_its_own_queue_at_its_hand_over_and_the_queue_go
     let _one = SERIAL.lock().await;
     let tenant = unique("wake");
     let app = pool_app(&tenant, 1).await;
-    for s in app.store.slots().await.unwrap() {
-        app.store.retire_slot(&s.id).await.unwrap();
-    }
+    retire_others(&app).await;
     assert_eq!(refill_as_process(&app).await.unwrap(), 1);
     let slot = app.store.slots().await.unwrap().into_iter().find(|s| s.state == SlotState::Idle).expect("the slot started");
     let queue = slot.wake_url.clone().expect("the slot records its wake queue");
