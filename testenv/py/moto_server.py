@@ -7,6 +7,10 @@ its own in functions/tests/emulator.rs.
   and S3's 403 for a missing key to a principal that may not list the bucket.
 - S3's checks of pre-signed requests (s3_presigned.py): the signature, expiry and access key of
   query-string-signed links, and the signature, expiration and conditions of POST policies.
+- SQS's checks of a query-signed request (a warm slot's wake link, a `ReceiveMessage` GET): the
+  same checks, answered as SQS answers (s3_presigned.py); the request routed by its credential
+  scope (moto takes an unsigned GET for S3's) and answered in the query protocol's XML (moto
+  answers a request without a content type in SQS's JSON).
 - DynamoDB's atomic writes: a conditional write, and a transaction, is one indivisible step (AWS
   Developer Guide, "Condition expressions", "TransactWriteItems"). moto's threaded server checks a
   condition and writes in two steps another request can come between (two conditional claims of one
