@@ -385,14 +385,20 @@ impl Runner {
             // reports it from the runtime's exit event); `podman run` returns after its
             // clean-up, some 50 ms later. A process's exit is its own.
             let recorded = async {
-                match &cidfile {
-                    Some(path) => loop {
-                        if let Some(code) = Podman::exit_code(path) {
-                            break code;
-                        }
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    },
-                    None => std::future::pending().await,
+                let Some(path) = &cidfile else { return std::future::pending().await };
+                // The id is written once, at the container's creation; then only its record is
+                // looked at.
+                let record = loop {
+                    if let Some(record) = Podman::exit_record(path) {
+                        break record;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                };
+                loop {
+                    if let Some(code) = Podman::recorded_exit(&record) {
+                        break code;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             };
             let mut early = false;

@@ -92,14 +92,14 @@ impl Podman {
         cmd
     }
 
-    /// The exit code of the container whose id is in `cidfile`, once it has exited: conmon
-    /// records it (in podman's tmp dir, `exits/<id>`) within milliseconds of the exit, where
-    /// `podman run` returns only after its clean-up, some 50 ms later here. This is how the ECS
-    /// agent learns a container's exit (from the runtime's exit event), so the Fargate stand-in
-    /// reports it from here. None while it runs, or where the record is not found (podman's
-    /// default tmp dir: `/run/libpod` as root, `$XDG_RUNTIME_DIR/libpod/tmp` rootless); the caller
-    /// then waits for `podman run`.
-    pub fn exit_code(cidfile: &Path) -> Option<i32> {
+    /// Where conmon will record the exit code of the container whose id is in `cidfile` (podman's
+    /// tmp dir, `exits/<id>`), once podman has written the id: the record appears within
+    /// milliseconds of the exit, where `podman run` returns only after its clean-up, some 50 ms
+    /// later here. This is how the ECS agent learns a container's exit (from the runtime's exit
+    /// event), so the Fargate stand-in reports it from there ([`Podman::recorded_exit`]). None
+    /// before the id is written, or where podman's default tmp dir is not found (`/run/libpod`
+    /// as root, `$XDG_RUNTIME_DIR/libpod/tmp` rootless); the caller then waits for `podman run`.
+    pub fn exit_record(cidfile: &Path) -> Option<PathBuf> {
         let id = std::fs::read_to_string(cidfile).ok()?;
         let id = id.trim();
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -107,7 +107,12 @@ impl Podman {
         }
         // SAFETY: geteuid has no preconditions.
         let tmp = if unsafe { libc::geteuid() } == 0 { PathBuf::from("/run/libpod") } else { PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR")?).join("libpod/tmp") };
-        std::fs::read_to_string(tmp.join("exits").join(id)).ok()?.trim().parse().ok()
+        Some(tmp.join("exits").join(id))
+    }
+
+    /// The exit code an [`exit_record`](Self::exit_record) holds, once the container has exited.
+    pub fn recorded_exit(record: &Path) -> Option<i32> {
+        std::fs::read_to_string(record).ok()?.trim().parse().ok()
     }
 
     /// The same as a tokio command, for async callers.
