@@ -608,9 +608,13 @@ fn a_slot_whose_wake_link_fails_looks_at_its_manifest_and_takes_its_job() {
     opts.slot.as_mut().unwrap().wake_refused = true;
     let run = run_agent(agent(), json!({ "url": env().page("/tall") }), opts);
     assert_completed(&run, 1280, 800);
-    assert_eq!(run.stdout.matches("the slot's wake link failed").count(), 1, "said once, not at every look: {}", run.stdout);
     let took = run.stdout.lines().find(|l| l.contains("the slot took its job")).expect("the take");
-    assert!(took.contains(r#""woken":false"#) && !took.contains(r#""looks":1,"#), "found by a look of its own: {took}");
+    assert!(took.contains(r#""woken":false"#), "found by a look of its own: {took}");
+    // A slot whose browser started slowly (under strace) finds its job at its first look, having
+    // never waited on the link; one that waited says so once, not at every look.
+    let warned = run.stdout.matches("the slot's wake link failed").count();
+    let waited = !took.contains(r#""looks":1,"#);
+    assert_eq!(warned, usize::from(waited), "{}", run.stdout);
     assert_eq!(run.slot_manifest_left, Some(false));
 }
 
